@@ -1,0 +1,138 @@
+# Parley build. `make run` and `make test` are the two commands a newcomer needs;
+# both install missing Debian packages first (scripts/install-deps.sh).
+#
+# Variants share the sources and differ in compiler and flags; each builds into
+# build/<variant>/:  release (gcc -O2 -g; the binary is copied to bin/parley),
+# asan (clang, AddressSanitizer + UndefinedBehaviorSanitizer), fuzz (clang,
+# libFuzzer + ASan + UBSan).
+
+BUILD ?= release
+PYTHON := /usr/bin/python3
+
+ifeq ($(BUILD),release)
+  CC := gcc
+  OPT := -O2 -g
+  SAN :=
+else ifeq ($(BUILD),asan)
+  CC := clang
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(BUILD),fuzz)
+  CC := clang
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+else
+  $(error BUILD must be release, asan or fuzz)
+endif
+
+OUT := build/$(BUILD)
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(OPT) $(WARN) $(SAN) -pthread -MMD -MP $(CFLAGS)
+LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -lgnutls -pthread $(LDLIBS)
+
+LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_ASM := src/http/openapi_blob.S
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(LIB_ASM:%.S=$(OUT)/%.o)
+MAIN_OBJ := $(OUT)/src/main.o
+UNIT_SRC := tests/test_main.c $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
+
+.PHONY: all build run test unit e2e asan asan-test fuzz fuzz-smoke bench deps test-deps clean
+.DEFAULT_GOAL := all
+
+all: bin/parley
+
+# ---- build -------------------------------------------------------------------
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(OUT)/%.o: %.S docs/openapi.json
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -c $< -o $@
+
+$(OUT)/libparley.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/parley: $(MAIN_OBJ) $(OUT)/libparley.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(OUT)/unit_tests: $(UNIT_OBJ) $(OUT)/libparley.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a
+	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+bin/parley: build/release/parley
+	@mkdir -p bin
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+build: bin/parley
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- set-up and running ------------------------------------------------------
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
+
+run: deps
+	@$(MAKE) --no-print-directory bin/parley
+	./bin/parley serve --bind 0.0.0.0 --port 7575 --data-dir ./data
+
+# ---- tests -------------------------------------------------------------------
+
+# Everything but long fuzzing: unit and e2e tests on the release build, the
+# same under ASan/UBSan, and a short fuzz run of every harness.
+test: test-deps
+	@$(MAKE) --no-print-directory unit e2e
+	@$(MAKE) --no-print-directory asan-test
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@echo "make test: all suites passed"
+
+unit: build/release/unit_tests
+	build/release/unit_tests
+
+e2e: bin/parley
+	PARLEY_BIN=bin/parley $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=asan build/asan/parley build/asan/unit_tests
+
+# The sanitizers make any memory error, leak or undefined behaviour fatal,
+# and the e2e fixture fails a test whose server did not exit cleanly.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+asan-test: asan
+	$(SAN_ENV) build/asan/unit_tests
+	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 10
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
+	scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+
+bench: deps bin/parley
+	scripts/bench/run.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,17 @@
+/*
+ * The server-wide state handlers reach through ctx->app. It grows with the
+ * server: the store, the log and the event bus join it as they are built.
+ */
+#ifndef PARLEY_APP_H
+#define PARLEY_APP_H
+
+#include <stdint.h>
+
+#include "parley/config.h"
+
+typedef struct parley_app {
+    const parley_config_t *config;
+    int64_t started_mono_ns; /* clock_mono_ns() at start-up */
+} parley_app_t;
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * Server configuration: one table of settings, read from (highest first)
+ * command-line flags, environment variables, an optional JSON config file,
+ * and built-in defaults.
+ */
+#ifndef PARLEY_CONFIG_H
+#define PARLEY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_ERR_MAX 512
+
+enum log_level {
+    LOG_LEVEL_ERROR,
+    LOG_LEVEL_WARNING,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG,
+};
+
+typedef struct parley_config {
+    char bind[64];               /* IPv4 or IPv6 literal */
+    uint16_t port;
+    char data_dir[4096];
+    unsigned threads;            /* HTTP worker pool size */
+    size_t max_body_bytes;       /* largest request body (JSON) accepted */
+    unsigned idle_timeout;       /* seconds before an idle connection is closed */
+    unsigned max_connections;
+    enum log_level log_level;
+    char config_file[4096];      /* "" when none was given */
+} parley_config_t;
+
+/* Fills *cfg with the built-in defaults. */
+void config_defaults(parley_config_t *cfg);
+
+/*
+ * Builds the configuration of `parley serve` from argv (the arguments after
+ * the command word), the environment `envp` (NULL-terminated "NAME=value"
+ * strings; NULL means none) and the config file named by --config or
+ * PARLEY_CONFIG.
+ *
+ * Returns 0 on success. On a bad flag, value or file returns -1 and writes a
+ * one-line message naming the setting into err (CONFIG_ERR_MAX bytes); *cfg
+ * is then unspecified.
+ */
+int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
+                char err[CONFIG_ERR_MAX]);
+
+/* Prints the table of settings (flag, environment, default, meaning). */
+void config_print_help(FILE *out);
+
+/* Parses "error" | "warning" | "info" | "debug". Returns 0 or -1. */
+int config_parse_log_level(const char *text, enum log_level *out);
+
+const char *config_log_level_name(enum log_level level);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * The shared layer every HTTP handler stands on: the route table, the
+ * per-request context, JSON body access and validation, and JSON answers and
+ * errors in the shape of shared/API.md.
+ *
+ * A handler is a function of one http_ctx_t. By the time it runs, the router
+ * has matched the route, checked the method, assigned the request id and,
+ * when a body came, checked its type and parsed it into ctx->body. The
+ * handler answers exactly once with http_reply_json(), http_reply_empty() or
+ * http_reply_error(); a handler that returns without answering gets a 500.
+ *
+ * Handlers run on libmicrohttpd's worker threads. They may block (on the
+ * log's fsync, on password hashing); each such wait holds one pool thread.
+ */
+#ifndef PARLEY_HTTP_H
+#define PARLEY_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <ulfius.h>
+
+/* Error codes of the API; http_error_status() maps each to its status. */
+enum http_error {
+    HTTP_ERR_BAD_REQUEST,
+    HTTP_ERR_AUTHENTICATION_REQUIRED,
+    HTTP_ERR_INVALID_CREDENTIALS,
+    HTTP_ERR_TOKEN_EXPIRED,
+    HTTP_ERR_TOKEN_INVALID,
+    HTTP_ERR_INSUFFICIENT_PERMISSIONS,
+    HTTP_ERR_ACCOUNT_BANNED,
+    HTTP_ERR_IP_BLOCKED,
+    HTTP_ERR_NOT_FOUND,
+    HTTP_ERR_METHOD_NOT_ALLOWED,
+    HTTP_ERR_CONFLICT,
+    HTTP_ERR_PAYLOAD_TOO_LARGE,
+    HTTP_ERR_UNSUPPORTED_MEDIA_TYPE,
+    HTTP_ERR_VALIDATION,
+    HTTP_ERR_RATE_LIMITED,
+    HTTP_ERR_INTERNAL,
+    HTTP_ERR_UNAVAILABLE,
+    HTTP_ERR_COUNT_
+};
+
+/* The code string ("VALIDATION_ERROR") and the HTTP status of an error. */
+const char *http_error_code(enum http_error err);
+int http_error_status(enum http_error err);
+
+#define HTTP_MAX_PARAMS 4
+#define HTTP_REQUEST_ID_MAX 72
+
+typedef struct http_ctx {
+    const struct _u_request *req;  /* ulfius's; valid for the handler's run */
+    struct _u_response *resp;      /* ulfius's; filled by the http_reply_* calls */
+    const char *request_id;        /* "req_..." or the client's sane X-Request-Id */
+    json_t *body;                  /* parsed JSON object body, or NULL; owned by the router */
+    const char *params[HTTP_MAX_PARAMS]; /* decoded ":name" path segments, in order */
+    size_t n_params;
+    int status;                    /* 0 until the handler has answered */
+    void *app;                     /* server-wide state, given to router_new */
+    char _param_buf[1024];
+} http_ctx_t;
+
+typedef void (*http_handler_fn)(http_ctx_t *ctx);
+
+/* Route flags. */
+#define HTTP_ROUTE_UPLOAD 0x1u /* takes multipart/form-data bodies */
+
+typedef struct http_route {
+    const char *method;   /* "GET", "POST", ... (a GET route also answers HEAD) */
+    const char *pattern;  /* "/api/v1/channels/:id/messages" */
+    http_handler_fn handler;
+    unsigned flags;
+} http_route_t;
+
+/* ---- answers ----------------------------------------------------------- */
+
+/* Answers `status` with the JSON value `body` (the reference is stolen). */
+void http_reply_json(http_ctx_t *ctx, int status, json_t *body);
+
+/* Answers `status` with `len` bytes of `data` (copied) as `content_type`. */
+void http_reply_bytes(http_ctx_t *ctx, int status, const char *content_type, const void *data,
+                      size_t len);
+
+/* Answers `status` (204, 202...) with no body. */
+void http_reply_empty(http_ctx_t *ctx, int status);
+
+/*
+ * Answers the error `err` with a printf-style message. `details` (stolen, may
+ * be NULL) becomes error.details; it defaults to {}.
+ */
+void http_reply_error(http_ctx_t *ctx, enum http_error err, json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* http_reply_error(VALIDATION_ERROR) with details {"field": field}. */
+void http_reply_invalid(http_ctx_t *ctx, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adds a response header (copied). */
+void http_set_header(http_ctx_t *ctx, const char *name, const char *value);
+
+/*
+ * Builds the error body of shared/API.md as a string the caller frees.
+ * Used by the router and by the connection gate, which answers before any
+ * handler runs.
+ */
+char *http_error_body(enum http_error err, const char *message, json_t *details,
+                      const char *request_id);
+
+/* ---- request input ----------------------------------------------------- */
+
+/* A request header, case-insensitively; NULL when absent. */
+const char *http_header(const http_ctx_t *ctx, const char *name);
+
+/* A query parameter; NULL when absent. */
+const char *http_query(const http_ctx_t *ctx, const char *name);
+
+/*
+ * Field readers for the JSON body. Each returns 0 and sets *out when the
+ * field is valid, 0 and leaves *out alone when it is absent and not
+ * required, and -1 after answering 422 VALIDATION_ERROR (details.field =
+ * name) when it is missing, of the wrong type or out of bounds. Lengths count
+ * Unicode code points; strings are checked to hold no control characters
+ * except, when allow_newlines, '\n', '\r' and '\t'. *out points into
+ * ctx->body and lives as long as the request.
+ */
+int http_field_string(http_ctx_t *ctx, const char *name, bool required, size_t min_len,
+                      size_t max_len, bool allow_newlines, const char **out);
+int http_field_bool(http_ctx_t *ctx, const char *name, bool required, bool *out);
+int http_field_int(http_ctx_t *ctx, const char *name, bool required, long long min,
+                   long long max, long long *out);
+
+/* ---- pieces the router and its tests share ----------------------------- */
+
+/* Number of code points in valid UTF-8 `s` (jansson strings are valid). */
+size_t http_utf8_length(const char *s, size_t bytes);
+
+/*
+ * The router's body check, exposed for tests and fuzzing. Given the
+ * Content-Type header (may be NULL) and a non-empty raw body: returns 0 and
+ * sets *out to the parsed JSON object (caller owns), or to NULL when the body
+ * is multipart and the route takes uploads; or returns -1 and sets *err and a
+ * message in msg (msg_size bytes).
+ */
+#define HTTP_JSON_MAX_DEPTH 32
+int http_parse_json_body(const char *content_type, const void *body, size_t len,
+                         bool accepts_upload, json_t **out, enum http_error *err, char *msg,
+                         size_t msg_size);
+
+/* True when the client's X-Request-Id is safe to reuse: 1-64 of [A-Za-z0-9._:-]. */
+bool http_request_id_acceptable(const char *id);
+
+#endif

@@ -1,0 +1,348 @@
+/*
+ * Configuration of `parley serve`.
+ *
+ * Every setting is one row of `settings[]`: its JSON key, its flag, its
+ * environment variable, its type and bounds, and its help text. The same row
+ * drives the three sources (defaults < config file < environment < flags),
+ * the validation and `parley --help`, so a setting cannot be documented under
+ * one name and read under another. Values from every source pass through one
+ * text parser per type; a config-file number is printed back to text first,
+ * so a file and a flag accept exactly the same values.
+ *
+ * A bad value is fatal: the caller prints the one-line message (which names
+ * the setting and where it came from) and exits.
+ */
+#include "parley/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum setting_type {
+    SET_ADDRESS,   /* IP literal */
+    SET_PATH,      /* non-empty string */
+    SET_UNSIGNED,  /* unsigned within [min, max] */
+    SET_LOG_LEVEL,
+};
+
+typedef struct setting {
+    const char *key;
+    const char *flag;
+    const char *env;
+    enum setting_type type;
+    size_t offset;      /* into parley_config_t */
+    size_t size;        /* of the field */
+    unsigned long long min, max;
+    const char *help;
+} setting_t;
+
+#define FIELD(name) offsetof(parley_config_t, name), sizeof(((parley_config_t *)0)->name)
+
+static const setting_t settings[] = {
+    {"bind", "--bind", "PARLEY_BIND", SET_ADDRESS, FIELD(bind), 0, 0,
+     "IP address to listen on (IPv4 or IPv6 literal)"},
+    {"port", "--port", "PARLEY_PORT", SET_UNSIGNED, FIELD(port), 1, 65535,
+     "TCP port to listen on"},
+    {"data_dir", "--data-dir", "PARLEY_DATA_DIR", SET_PATH, FIELD(data_dir), 0, 0,
+     "directory for the log, snapshots and files (created if missing)"},
+    {"threads", "--threads", "PARLEY_THREADS", SET_UNSIGNED, FIELD(threads), 1, 1024,
+     "HTTP worker threads (handlers block on fsync, so more than the cores)"},
+    {"max_body_bytes", "--max-body-bytes", "PARLEY_MAX_BODY_BYTES", SET_UNSIGNED,
+     FIELD(max_body_bytes), 1024, 1ULL << 30, "largest JSON request body, in bytes"},
+    {"idle_timeout", "--idle-timeout", "PARLEY_IDLE_TIMEOUT", SET_UNSIGNED,
+     FIELD(idle_timeout), 1, 86400, "seconds before an idle connection is closed"},
+    {"max_connections", "--max-connections", "PARLEY_MAX_CONNECTIONS", SET_UNSIGNED,
+     FIELD(max_connections), 16, 1000000, "most simultaneous client connections"},
+    {"log_level", "--log-level", "PARLEY_LOG_LEVEL", SET_LOG_LEVEL, FIELD(log_level), 0, 0,
+     "error | warning | info | debug"},
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+void config_defaults(parley_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    strcpy(cfg->bind, "0.0.0.0");
+    cfg->port = 7575;
+    strcpy(cfg->data_dir, "./data");
+    /* See docs/architecture.md, "Worker pool": handlers wait on fdatasync
+     * and password hashing, and group commit batches at most as many
+     * records as there are waiting threads. */
+    cfg->threads = 32;
+    cfg->max_body_bytes = 1 << 20;
+    cfg->idle_timeout = 60;
+    cfg->max_connections = 4096;
+    cfg->log_level = LOG_LEVEL_INFO;
+}
+
+int config_parse_log_level(const char *text, enum log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcasecmp(text, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *config_log_level_name(enum log_level level)
+{
+    return (unsigned)level < 4 ? level_names[level] : "?";
+}
+
+static void fail(char err[CONFIG_ERR_MAX], const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, CONFIG_ERR_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* Parses a decimal number with nothing before or after it. */
+static int parse_unsigned(const char *text, unsigned long long *out)
+{
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/*
+ * Stores `text` into the field of `s`. `origin` names where the value came
+ * from ("--port", "PARLEY_PORT", "config file x.json") for the message.
+ */
+static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
+                 const char *origin, char err[CONFIG_ERR_MAX])
+{
+    char *field = (char *)cfg + s->offset;
+
+    switch (s->type) {
+    case SET_ADDRESS: {
+        unsigned char buf[sizeof(struct in6_addr)];
+        if (strlen(text) >= s->size || (inet_pton(AF_INET, text, buf) != 1 &&
+                                        inet_pton(AF_INET6, text, buf) != 1)) {
+            fail(err, "invalid %s (from %s): '%.64s' is not an IPv4 or IPv6 address",
+                 s->key, origin, text);
+            return -1;
+        }
+        strcpy(field, text);
+        return 0;
+    }
+    case SET_PATH:
+        if (text[0] == '\0' || strlen(text) >= s->size - 64) {
+            fail(err, "invalid %s (from %s): the path is empty or too long", s->key, origin);
+            return -1;
+        }
+        strcpy(field, text);
+        return 0;
+    case SET_UNSIGNED: {
+        unsigned long long v;
+        if (parse_unsigned(text, &v) != 0 || v < s->min || v > s->max) {
+            fail(err, "invalid %s (from %s): '%.64s' is not a whole number from %llu to %llu",
+                 s->key, origin, text, s->min, s->max);
+            return -1;
+        }
+        if (s->size == sizeof(uint16_t))
+            *(uint16_t *)field = (uint16_t)v;
+        else if (s->size == sizeof(unsigned))
+            *(unsigned *)field = (unsigned)v;
+        else
+            *(size_t *)field = (size_t)v;
+        return 0;
+    }
+    case SET_LOG_LEVEL:
+        if (config_parse_log_level(text, (enum log_level *)field) != 0) {
+            fail(err, "invalid %s (from %s): '%.64s' is not one of error, warning, info, debug",
+                 s->key, origin, text);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    }
+    return NULL;
+}
+
+static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR_MAX])
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        fail(err, "config file %s: %s (line %d)", path, jerr.text, jerr.line);
+        return -1;
+    }
+    int rc = -1;
+    if (!json_is_object(root)) {
+        fail(err, "config file %s: the top level must be a JSON object", path);
+        goto out;
+    }
+    char origin[CONFIG_ERR_MAX / 2];
+    snprintf(origin, sizeof(origin), "config file %s", path);
+
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        const setting_t *s = NULL;
+        for (size_t i = 0; i < N_SETTINGS; i++) {
+            if (strcmp(settings[i].key, key) == 0)
+                s = &settings[i];
+        }
+        if (s == NULL) {
+            fail(err, "config file %s: unknown setting '%.64s'", path, key);
+            goto out;
+        }
+        char text[64];
+        const char *as_text;
+        if (json_is_string(value)) {
+            as_text = json_string_value(value);
+        } else if (json_is_integer(value) && s->type == SET_UNSIGNED) {
+            snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+            as_text = text;
+        } else {
+            fail(err, "invalid %s (from %s): expected a %s", s->key, origin,
+                 s->type == SET_UNSIGNED ? "whole number" : "string");
+            goto out;
+        }
+        if (apply(cfg, s, as_text, origin, err) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/*
+ * Matches argv[*i] against `flag` in the forms "--flag value" and
+ * "--flag=value". On a match sets *value, advances *i past a separate value,
+ * and returns 1; returns 0 when argv[*i] is another flag, -1 when the value
+ * is missing.
+ */
+static int match_flag(int argc, char **argv, int *i, const char *flag, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(arg, flag, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
+                char err[CONFIG_ERR_MAX])
+{
+    config_defaults(cfg);
+    err[0] = '\0';
+
+    /* The config file is named first (flag over environment), since its
+     * values rank below both. */
+    const char *file = env_get(envp, "PARLEY_CONFIG");
+    for (int i = 0; i < argc; i++) {
+        const char *value;
+        int m = match_flag(argc, argv, &i, "--config", &value);
+        if (m < 0) {
+            fail(err, "--config needs a value");
+            return -1;
+        }
+        if (m > 0)
+            file = value;
+    }
+    if (file != NULL && file[0] != '\0') {
+        if (strlen(file) >= sizeof(cfg->config_file)) {
+            fail(err, "invalid config (from --config or PARLEY_CONFIG): the path is too long");
+            return -1;
+        }
+        strcpy(cfg->config_file, file);
+        if (load_file(cfg, file, err) != 0)
+            return -1;
+    }
+
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        const char *value = env_get(envp, settings[k].env);
+        if (value != NULL && apply(cfg, &settings[k], value, settings[k].env, err) != 0)
+            return -1;
+    }
+
+    for (int i = 0; i < argc; i++) {
+        const char *value;
+        int m = match_flag(argc, argv, &i, "--config", &value);
+        if (m != 0)
+            continue;
+        for (size_t k = 0; k < N_SETTINGS && m == 0; k++) {
+            m = match_flag(argc, argv, &i, settings[k].flag, &value);
+            if (m < 0) {
+                fail(err, "%s needs a value", settings[k].flag);
+                return -1;
+            }
+            if (m > 0 && apply(cfg, &settings[k], value, settings[k].flag, err) != 0)
+                return -1;
+        }
+        if (m == 0) {
+            fail(err, "unknown argument '%.64s' (see parley --help)", argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out)
+{
+    parley_config_t d;
+    config_defaults(&d);
+    fprintf(out, "Settings (flag > environment > config file > default):\n");
+    fprintf(out, "  %-20s %-24s %s\n", "--config PATH", "PARLEY_CONFIG",
+            "JSON config file whose keys are the setting names below");
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        const setting_t *s = &settings[k];
+        const char *field = (const char *)&d + s->offset;
+        char def[64];
+        switch (s->type) {
+        case SET_ADDRESS:
+        case SET_PATH:
+            snprintf(def, sizeof(def), "%s", field);
+            break;
+        case SET_UNSIGNED:
+            if (s->size == sizeof(uint16_t))
+                snprintf(def, sizeof(def), "%u", *(const uint16_t *)field);
+            else if (s->size == sizeof(unsigned))
+                snprintf(def, sizeof(def), "%u", *(const unsigned *)field);
+            else
+                snprintf(def, sizeof(def), "%zu", *(const size_t *)field);
+            break;
+        case SET_LOG_LEVEL:
+            snprintf(def, sizeof(def), "%s", config_log_level_name(*(const enum log_level *)field));
+            break;
+        }
+        fprintf(out, "  %-20s %-24s %s (default %s; file key \"%s\")\n", s->flag, s->env,
+                s->help, def, s->key);
+    }
+}

@@ -1,0 +1,303 @@
+/*
+ * The connection gate: Parley's code in front of ulfius's request dispatcher.
+ *
+ * ulfius reads a whole request body before any endpoint runs, and its only
+ * limit (max_post_body_size) silently truncates. So a client could make the
+ * server read a gigabyte before it may say 413. libmicrohttpd, though, calls
+ * its access handler as soon as the headers are in, and lets that handler
+ * answer before the body is read. ulfius installs its own (static) access
+ * handler when it calls MHD_start_daemon(), so this file defines
+ * MHD_start_daemon itself: the executable's definition takes precedence over
+ * libmicrohttpd's for libulfius's call (an ordinary ELF symbol interposition,
+ * checked by the e2e test of an oversized Content-Length), records ulfius's
+ * handler, and starts the daemon through MHD_start_daemon_va() with
+ * gate_access() in its place. gate_access() then:
+ *   - assigns the request id (a sane client X-Request-Id, or a new one);
+ *   - answers 413 from the headers when Content-Length is over the limit,
+ *     without reading the body, and closes the connection;
+ *   - counts the bytes of a body without Content-Length (chunked); once they
+ *     pass the limit it discards the rest and answers 413 when the body ends
+ *     (libmicrohttpd accepts an answer only before the body or after it),
+ *     dropping the connection if the client sends more than
+ *     OVERFLOW_DROP_BYTES beyond the limit;
+ *   - counts requests in flight, so shutdown can wait for them;
+ *   - hands everything else to ulfius's handler unchanged.
+ * It also wraps ulfius's URI-log and completion callbacks to keep its own
+ * per-request state beside ulfius's, and writes the access log line when a
+ * request completes, so every request is logged exactly once with its final
+ * status and duration, whoever answered it.
+ *
+ * The handler running on a thread finds its request through a thread-local
+ * pointer: ulfius calls endpoints synchronously inside gate_access().
+ */
+#include "gate.h"
+
+#include <arpa/inet.h>
+#include <gnutls/crypto.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ulfius.h>
+
+#include "parley/clock.h"
+#include "parley/http.h"
+#include "parley/log.h"
+
+typedef struct gate_request {
+    void *inner;                  /* ulfius's per-request state */
+    int64_t start_ns;
+    uint64_t body_bytes;
+    int status;                   /* answered status; 0 = none yet */
+    bool started;                 /* gate_access has seen the headers */
+    bool rejected;                /* the gate answered; the body is ignored */
+    bool overflowed;              /* a body without Content-Length passed the limit */
+    char method[16];
+    char path[200];               /* without the query string: no tokens in logs */
+    char request_id[HTTP_REQUEST_ID_MAX];
+} gate_request_t;
+
+typedef struct gate_daemon {
+    MHD_AccessHandlerCallback inner;
+    void *inner_cls;
+} gate_daemon_t;
+
+#define OVERFLOW_DROP_BYTES (64u << 20)
+
+static size_t max_body = 1 << 20;
+static atomic_uint in_flight;
+static atomic_bool draining;
+static atomic_uint_fast64_t next_request_number;
+static uint32_t request_id_prefix;
+static _Thread_local gate_request_t *current;
+
+#define MAX_DAEMONS 4
+static gate_daemon_t daemons[MAX_DAEMONS];
+static atomic_int n_daemons;
+
+void gate_configure(size_t max_body_bytes)
+{
+    max_body = max_body_bytes;
+    gnutls_rnd(GNUTLS_RND_NONCE, &request_id_prefix, sizeof(request_id_prefix));
+}
+
+unsigned gate_in_flight(void)
+{
+    return atomic_load(&in_flight);
+}
+
+void gate_begin_drain(void)
+{
+    atomic_store(&draining, true);
+}
+
+bool gate_draining(void)
+{
+    return atomic_load(&draining);
+}
+
+const char *gate_request_id(void)
+{
+    return current ? current->request_id : NULL;
+}
+
+void gate_note_status(int status)
+{
+    if (current)
+        current->status = status;
+}
+
+void *gate_uri_logger(void *cls, const char *uri)
+{
+    gate_request_t *gr = calloc(1, sizeof(*gr));
+    if (gr == NULL)
+        return NULL;
+    gr->inner = ulfius_uri_logger(cls, uri);
+    if (gr->inner == NULL) {
+        free(gr);
+        return NULL;
+    }
+    gr->start_ns = clock_mono_ns();
+    size_t n = strcspn(uri, "?");
+    if (n >= sizeof(gr->path))
+        n = sizeof(gr->path) - 1;
+    memcpy(gr->path, uri, n);
+    gr->path[n] = '\0';
+    return gr;
+}
+
+static void assign_request_id(gate_request_t *gr, struct MHD_Connection *conn)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given != NULL && http_request_id_acceptable(given)) {
+        snprintf(gr->request_id, sizeof(gr->request_id), "%s", given);
+        return;
+    }
+    uint64_t n = atomic_fetch_add(&next_request_number, 1) + 1;
+    snprintf(gr->request_id, sizeof(gr->request_id), "req_%08x%012llx",
+             (unsigned)request_id_prefix, (unsigned long long)n);
+}
+
+static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
+                       enum MHD_RequestTerminationCode toe)
+{
+    if (log_current_level < LOG_LEVEL_INFO)
+        return;
+    char addr[64] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+                      sizeof(addr));
+    }
+    double ms = (double)(clock_mono_ns() - gr->start_ns) / 1e6;
+    const char *end = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)";
+    log_info("http %s %s %d %.3fms id=%s ip=%s%s", gr->method[0] ? gr->method : "-", gr->path,
+             gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr, end);
+}
+
+void gate_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    gate_request_t *gr = *con_cls;
+    if (gr == NULL)
+        return;
+    mhd_request_completed(cls, connection, &gr->inner, toe);
+    access_log(gr, connection, toe);
+    if (gr->started)
+        atomic_fetch_sub(&in_flight, 1);
+    free(gr);
+    *con_cls = NULL;
+}
+
+/* Answers 413 and closes the connection. Returns MHD_NO when the answer can
+ * no longer be queued, which makes libmicrohttpd drop the connection. */
+static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_request_t *gr)
+{
+    char message[96];
+    snprintf(message, sizeof(message), "the request body is larger than %zu bytes", max_body);
+    char *body = http_error_body(HTTP_ERR_PAYLOAD_TOO_LARGE, message,
+                                 json_pack("{s:I}", "max_bytes", (json_int_t)max_body),
+                                 gr->request_id);
+    gr->rejected = true;
+    gr->status = 413;
+    if (body == NULL)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(resp, "X-Request-Id", gr->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ok = MHD_queue_response(conn, 413, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload_data, size_t *upload_data_size,
+                                   void **con_cls)
+{
+    gate_daemon_t *gd = cls;
+    gate_request_t *gr = *con_cls;
+    if (gr == NULL)
+        return MHD_NO;
+
+    if (!gr->started) {
+        gr->started = true;
+        atomic_fetch_add(&in_flight, 1);
+        snprintf(gr->method, sizeof(gr->method), "%s", method);
+        assign_request_id(gr, conn);
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length != NULL && strtoull(length, NULL, 10) > max_body)
+            return reject_too_large(conn, gr);
+    } else if (gr->rejected) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    } else if (*upload_data_size != 0) {
+        gr->body_bytes += *upload_data_size;
+        if (gr->body_bytes > max_body) {
+            gr->overflowed = true;
+            *upload_data_size = 0;
+            return gr->body_bytes - max_body > OVERFLOW_DROP_BYTES ? MHD_NO : MHD_YES;
+        }
+    } else if (gr->overflowed) {
+        return reject_too_large(conn, gr);
+    }
+
+    current = gr;
+    enum MHD_Result ret =
+        gd->inner(gd->inner_cls, conn, url, method, version, upload_data, upload_data_size,
+                  &gr->inner);
+    current = NULL;
+    return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warning("libmicrohttpd: %s", line);
+}
+
+static struct MHD_Daemon *start_daemon_with(unsigned int flags, uint16_t port,
+                                            MHD_AcceptPolicyCallback apc, void *apc_cls,
+                                            gate_daemon_t *gd, ...)
+{
+    va_list ap;
+    va_start(ap, gd);
+    struct MHD_Daemon *d = MHD_start_daemon_va(flags, port, apc, apc_cls, gate_access, gd, ap);
+    va_end(ap);
+    return d;
+}
+
+/*
+ * ulfius calls this with its options as (MHD_OPTION_ARRAY, items,
+ * MHD_OPTION_END). The logger must be the very first option for
+ * libmicrohttpd to use it from the start, so it is put in front here; any
+ * other form of call is passed on as it is.
+ */
+struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
+                                    MHD_AcceptPolicyCallback apc, void *apc_cls,
+                                    MHD_AccessHandlerCallback dh, void *dh_cls, ...)
+{
+    int slot = atomic_fetch_add(&n_daemons, 1);
+    if (slot >= MAX_DAEMONS) {
+        log_error("gate: too many HTTP daemons");
+        return NULL;
+    }
+    daemons[slot].inner = dh;
+    daemons[slot].inner_cls = dh_cls;
+    va_list ap;
+    va_start(ap, dh_cls);
+    struct MHD_Daemon *d;
+    va_list peek;
+    va_copy(peek, ap);
+    enum MHD_OPTION first = va_arg(peek, enum MHD_OPTION);
+    if (first == MHD_OPTION_ARRAY) {
+        struct MHD_OptionItem *items = va_arg(peek, struct MHD_OptionItem *);
+        d = start_daemon_with(flags, port, apc, apc_cls, &daemons[slot],
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
+                              items, MHD_OPTION_END);
+    } else {
+        d = MHD_start_daemon_va(flags, port, apc, apc_cls, gate_access, &daemons[slot], ap);
+    }
+    va_end(peek);
+    va_end(ap);
+    return d;
+}

@@ -1,0 +1,23 @@
+/*
+ * GET /api/health: liveness for load balancers and container health checks.
+ * Unauthenticated and cheap: it reads two numbers and touches no lock.
+ */
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/http.h"
+#include "parley/version.h"
+#include "routes.h"
+
+static void get_health(http_ctx_t *ctx)
+{
+    const parley_app_t *app = ctx->app;
+    int64_t uptime = (clock_mono_ns() - app->started_mono_ns) / 1000000000;
+    http_reply_json(ctx, 200,
+                    json_pack("{s:s, s:s, s:I}", "status", "ok", "version", PARLEY_VERSION,
+                              "uptime_seconds", (json_int_t)uptime));
+}
+
+const http_route_t health_routes[] = {
+    {"GET", "/api/health", get_health, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,333 @@
+/*
+ * The router. ulfius is given a single catch-all endpoint whose callback is
+ * router_dispatch(); matching happens here, for three reasons:
+ *   - ulfius matches by splitting and copying every registered pattern on
+ *     every request (several allocations per route per request);
+ *   - a 405 needs to know that the path exists under other methods, which
+ *     ulfius's first-match cannot say;
+ *   - every request must pass the same steps in the same order, whatever the
+ *     route: request id, body checks, route, method, handler.
+ *
+ * Patterns are split into segments once at start-up. A request path is
+ * walked in place (no allocation); empty segments are skipped, so a trailing
+ * slash does not matter. ":name" segments are captured, percent-decoded into
+ * the context, and must be non-empty UTF-8 with no control characters.
+ *
+ * Order of checks (docs/architecture.md): body size (the gate, 413) → body
+ * type and JSON syntax (400) → route (404) → method (405, with Allow) →
+ * handler (authentication, permissions, values). A body is judged before the
+ * route because it is part of the request's form, not of what it asks for.
+ */
+#include "router.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gate.h"
+#include "parley/log.h"
+
+#define MAX_SEGMENTS 12
+
+typedef struct compiled_route {
+    const http_route_t *def;
+    size_t n_segments;
+    const char *segment[MAX_SEGMENTS]; /* point into def->pattern copies */
+    size_t segment_len[MAX_SEGMENTS];
+    bool is_param[MAX_SEGMENTS];
+} compiled_route_t;
+
+struct router {
+    compiled_route_t *routes;
+    size_t n_routes;
+    void *app;
+};
+
+typedef struct path_view {
+    size_t n;
+    const char *segment[MAX_SEGMENTS];
+    size_t segment_len[MAX_SEGMENTS];
+} path_view_t;
+
+/* Splits `path` (stopping at '?') into segments; false when too many. */
+static bool split_path(const char *path, path_view_t *view)
+{
+    view->n = 0;
+    const char *p = path;
+    while (*p && *p != '?') {
+        while (*p == '/')
+            p++;
+        if (*p == '\0' || *p == '?')
+            break;
+        const char *start = p;
+        while (*p && *p != '/' && *p != '?')
+            p++;
+        if (view->n == MAX_SEGMENTS)
+            return false;
+        view->segment[view->n] = start;
+        view->segment_len[view->n] = (size_t)(p - start);
+        view->n++;
+    }
+    return true;
+}
+
+router_t *router_new(const http_route_t *const *tables, void *app)
+{
+    router_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    r->app = app;
+    for (size_t t = 0; tables[t]; t++)
+        for (const http_route_t *d = tables[t]; d->method; d++)
+            r->n_routes++;
+    r->routes = calloc(r->n_routes ? r->n_routes : 1, sizeof(*r->routes));
+    if (r->routes == NULL)
+        abort();
+    size_t i = 0;
+    for (size_t t = 0; tables[t]; t++) {
+        for (const http_route_t *d = tables[t]; d->method; d++, i++) {
+            compiled_route_t *c = &r->routes[i];
+            c->def = d;
+            path_view_t view;
+            if (d->pattern[0] != '/' || !split_path(d->pattern, &view)) {
+                log_error("router: malformed route pattern '%s'", d->pattern);
+                abort();
+            }
+            c->n_segments = view.n;
+            for (size_t s = 0; s < view.n; s++) {
+                c->is_param[s] = view.segment[s][0] == ':';
+                c->segment[s] = view.segment[s];
+                c->segment_len[s] = view.segment_len[s];
+            }
+        }
+    }
+    return r;
+}
+
+void router_free(router_t *router)
+{
+    if (router == NULL)
+        return;
+    free(router->routes);
+    free(router);
+}
+
+static bool path_matches(const compiled_route_t *c, const path_view_t *view)
+{
+    if (c->n_segments != view->n)
+        return false;
+    for (size_t s = 0; s < view->n; s++) {
+        if (c->is_param[s])
+            continue;
+        if (c->segment_len[s] != view->segment_len[s] ||
+            memcmp(c->segment[s], view->segment[s], view->segment_len[s]) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool method_matches(const char *route_method, const char *method)
+{
+    return strcmp(route_method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
+static void allow_add(char *allow, size_t size, const char *method)
+{
+    if (strstr(allow, method) != NULL)
+        return;
+    size_t n = strlen(allow);
+    snprintf(allow + n, size - n, "%s%s", n ? ", " : "", method);
+}
+
+/* Finds the route for method+path. When none matches but the path exists,
+ * fills `allow` with the methods it takes. */
+static const compiled_route_t *match(const router_t *r, const char *method,
+                                     const path_view_t *view, char *allow, size_t allow_size)
+{
+    allow[0] = '\0';
+    for (size_t i = 0; i < r->n_routes; i++) {
+        const compiled_route_t *c = &r->routes[i];
+        if (!path_matches(c, view))
+            continue;
+        if (method_matches(c->def->method, method))
+            return c;
+        allow_add(allow, allow_size, c->def->method);
+        if (strcmp(c->def->method, "GET") == 0)
+            allow_add(allow, allow_size, "HEAD");
+    }
+    return NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Checks that s[0..len) is UTF-8 without control characters. */
+static bool clean_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t extra;
+        uint32_t cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            extra = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            extra = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + extra >= len)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+/* Decodes the route's parameters into ctx. False on a malformed one. */
+static bool capture_params(http_ctx_t *ctx, const compiled_route_t *c, const path_view_t *view)
+{
+    char *out = ctx->_param_buf;
+    char *end = ctx->_param_buf + sizeof(ctx->_param_buf);
+    for (size_t s = 0; s < view->n; s++) {
+        if (!c->is_param[s])
+            continue;
+        if (ctx->n_params == HTTP_MAX_PARAMS)
+            return false;
+        char *start = out;
+        const char *in = view->segment[s];
+        for (size_t k = 0; k < view->segment_len[s]; k++) {
+            if (out + 1 >= end)
+                return false;
+            if (in[k] == '%') {
+                if (k + 2 >= view->segment_len[s])
+                    return false;
+                int hi = hex_value(in[k + 1]), lo = hex_value(in[k + 2]);
+                if (hi < 0 || lo < 0)
+                    return false;
+                *out++ = (char)(hi * 16 + lo);
+                k += 2;
+            } else {
+                *out++ = in[k];
+            }
+        }
+        if (out == start || !clean_utf8((const unsigned char *)start, (size_t)(out - start)))
+            return false;
+        *out++ = '\0';
+        ctx->params[ctx->n_params++] = start;
+    }
+    return true;
+}
+
+bool http_request_id_acceptable(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok || n >= 64)
+            return false;
+    }
+    return n > 0;
+}
+
+static bool method_has_body(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data)
+{
+    const router_t *r = user_data;
+    http_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.req = req;
+    ctx.resp = resp;
+    ctx.app = r->app;
+    ctx.request_id = gate_request_id();
+    if (ctx.request_id == NULL)
+        ctx.request_id = "req_none";
+    u_map_put(resp->map_header, "X-Request-Id", ctx.request_id);
+    if (gate_draining())
+        u_map_put(resp->map_header, "Connection", "close");
+
+    const char *method = req->http_verb;
+    path_view_t view;
+    char allow[96];
+    const compiled_route_t *route = NULL;
+    bool path_ok = split_path(req->url_path, &view);
+    if (path_ok)
+        route = match(r, method, &view, allow, sizeof(allow));
+    else
+        allow[0] = '\0';
+
+    if (method_has_body(method) && req->binary_body_length > 0) {
+        enum http_error err;
+        char msg[256];
+        bool upload = route && (route->def->flags & HTTP_ROUTE_UPLOAD);
+        if (http_parse_json_body(http_header(&ctx, "Content-Type"), req->binary_body,
+                                 req->binary_body_length, upload, &ctx.body, &err, msg,
+                                 sizeof(msg)) != 0) {
+            http_reply_error(&ctx, err, NULL, "%s", msg);
+            goto done;
+        }
+    }
+
+    if (route == NULL) {
+        if (allow[0] != '\0') {
+            http_set_header(&ctx, "Allow", allow);
+            http_reply_error(&ctx, HTTP_ERR_METHOD_NOT_ALLOWED,
+                             json_pack("{s:s}", "allow", allow),
+                             "this endpoint does not take %s", method);
+        } else {
+            http_reply_error(&ctx, HTTP_ERR_NOT_FOUND, NULL, "there is no endpoint at this path");
+        }
+        goto done;
+    }
+    if (!capture_params(&ctx, route, &view)) {
+        http_reply_error(&ctx, HTTP_ERR_BAD_REQUEST, NULL, "a path parameter is malformed");
+        goto done;
+    }
+
+    route->def->handler(&ctx);
+    if (ctx.status == 0) {
+        log_error("request %s: the handler of %s %s did not answer", ctx.request_id,
+                  route->def->method, route->def->pattern);
+        http_reply_error(&ctx, HTTP_ERR_INTERNAL, NULL, "internal error");
+    }
+
+done:
+    gate_note_status(ctx.status);
+    json_decref(ctx.body);
+    return U_CALLBACK_COMPLETE;
+}

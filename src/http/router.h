@@ -1,0 +1,26 @@
+/* The router: matches a request to a route and runs its handler. */
+#ifndef PARLEY_HTTP_ROUTER_H
+#define PARLEY_HTTP_ROUTER_H
+
+#include <ulfius.h>
+
+#include "parley/http.h"
+
+typedef struct router router_t;
+
+/*
+ * Builds a router over `tables`, a NULL-terminated list of route tables each
+ * ending with an entry whose method is NULL. The tables must outlive the
+ * router. `app` is handed to every handler as ctx->app. Aborts on a malformed
+ * pattern (a programming error).
+ */
+router_t *router_new(const http_route_t *const *tables, void *app);
+void router_free(router_t *router);
+
+/* The ulfius callback; user_data is the router. Always U_CALLBACK_COMPLETE. */
+int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data);
+
+/* Every route table of the server (src/http/routes.c). */
+extern const http_route_t *const http_route_tables[];
+
+#endif

@@ -1,0 +1,12 @@
+/*
+ * Every route of the server, by resource. A new resource file adds its
+ * table here and nowhere else.
+ */
+#include "router.h"
+#include "routes.h"
+
+const http_route_t *const http_route_tables[] = {
+    health_routes,
+    openapi_routes,
+    NULL,
+};

@@ -1,0 +1,10 @@
+/* The route table of each resource; routes.c lists them all. */
+#ifndef PARLEY_HTTP_ROUTES_H
+#define PARLEY_HTTP_ROUTES_H
+
+#include "parley/http.h"
+
+extern const http_route_t health_routes[];
+extern const http_route_t openapi_routes[];
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * parley: the command line. `serve` runs the server; `version` and `help`
+ * answer and exit. Each command owns its arguments; exit codes are 0 (done),
+ * 1 (could not do it) and 2 (the command line or configuration is wrong).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "parley/config.h"
+#include "parley/log.h"
+#include "parley/server.h"
+#include "parley/version.h"
+
+extern char **environ;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Parley %s: a self-hosted chat server.\n"
+            "\n"
+            "Usage:\n"
+            "  parley serve [settings]   run the server\n"
+            "  parley version            print the version\n"
+            "  parley help               print this help\n"
+            "\n",
+            PARLEY_VERSION);
+    config_print_help(out);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    static parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    if (config_load(&cfg, argc, argv, environ, err) != 0) {
+        fprintf(stderr, "parley: %s\n", err);
+        return 2;
+    }
+    log_init(cfg.log_level);
+    int rc = server_run(&cfg);
+    log_close();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("parley %s\n", PARLEY_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "parley: unknown command '%s' (see parley --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,166 @@
+/*
+ * The server's life: lock the data directory, start ulfius on libmicrohttpd,
+ * wait for a signal, drain, stop.
+ *
+ * libmicrohttpd runs in thread-pool mode: an internal polling thread per
+ * pool member, each with its own epoll set over the connections it accepted
+ * (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL + THREAD_POOL_SIZE), so
+ * the thread count is fixed by --threads however many clients connect. ulfius
+ * needs its URI-log and completion callbacks among the options; the gate
+ * (http/gate.c) wraps both. In this mode ulfius ignores its own bind address
+ * and timeout fields, so the socket address and timeout go to libmicrohttpd
+ * directly.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
+ * before any thread starts) and taken synchronously by the main thread with
+ * sigwait(), so no code runs in a signal handler. Shutdown stops accepting
+ * (MHD_quiesce_daemon), marks every further answer "Connection: close",
+ * waits for requests in flight to finish (bounded), then stops the daemon,
+ * which closes idle keep-alive connections.
+ */
+#include "parley/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <ulfius.h>
+#include <unistd.h>
+
+#include "http/gate.h"
+#include "http/router.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/datadir.h"
+#include "parley/log.h"
+#include "parley/version.h"
+
+#define DRAIN_TIMEOUT_NS (30LL * 1000000000)
+
+/* Lets the process hold as many descriptors as its hard limit allows:
+ * every connection is one, and the log and files need a few more. */
+static void raise_fd_limit(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want + 64)
+        log_warning("the descriptor limit (%llu) is below max_connections (%u)",
+                    (unsigned long long)rl.rlim_cur, want);
+}
+
+typedef union listen_addr {
+    struct sockaddr sa;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+} listen_addr_t;
+
+static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bool *is_v6)
+{
+    memset(addr, 0, sizeof(*addr));
+    if (inet_pton(AF_INET, cfg->bind, &addr->v4.sin_addr) == 1) {
+        addr->v4.sin_family = AF_INET;
+        addr->v4.sin_port = htons(cfg->port);
+        *is_v6 = false;
+    } else {
+        /* config_load accepted it, so it is an IPv6 literal. */
+        inet_pton(AF_INET6, cfg->bind, &addr->v6.sin6_addr);
+        addr->v6.sin6_family = AF_INET6;
+        addr->v6.sin6_port = htons(cfg->port);
+        *is_v6 = true;
+    }
+}
+
+static void drain(struct MHD_Daemon *daemon)
+{
+    gate_begin_drain();
+    MHD_socket listener = MHD_quiesce_daemon(daemon);
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
+    int64_t deadline = clock_mono_ns() + DRAIN_TIMEOUT_NS;
+    while (gate_in_flight() > 0 && clock_mono_ns() < deadline)
+        usleep(5000);
+    if (gate_in_flight() > 0)
+        log_warning("stopping with %u requests still in flight", gate_in_flight());
+}
+
+int server_run(const parley_config_t *cfg)
+{
+    parley_app_t app = {.config = cfg, .started_mono_ns = clock_mono_ns()};
+    int rc = 1;
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
+    if (lock_fd < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    raise_fd_limit(cfg->max_connections);
+    gate_configure(cfg->max_body_bytes);
+
+    router_t *router = router_new(http_route_tables, &app);
+    struct _u_instance instance;
+    if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
+        log_error("cannot initialise ulfius");
+        goto out_router;
+    }
+    instance.max_post_body_size = cfg->max_body_bytes;
+    instance.allowed_post_processor = U_POST_PROCESS_NONE;
+    u_map_put(instance.default_headers, "X-Content-Type-Options", "nosniff");
+    u_map_put(instance.default_headers, "Cache-Control", "no-store");
+    ulfius_add_endpoint_by_val(&instance, "*", NULL, "*", 0, router_dispatch, router);
+
+    listen_addr_t addr;
+    bool is_v6;
+    make_listen_addr(cfg, &addr, &is_v6);
+    struct MHD_OptionItem options[] = {
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)gate_request_completed, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)gate_uri_logger, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->idle_timeout, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &addr.sa},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (is_v6)
+        flags |= MHD_USE_IPv6;
+    if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
+        log_error("cannot listen on %s port %u (is the port in use?)", cfg->bind, cfg->port);
+        goto out_instance;
+    }
+    log_info("parley %s listening on %s port %u with %u worker threads, data in %s",
+             PARLEY_VERSION, cfg->bind, cfg->port, cfg->threads, cfg->data_dir);
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0)
+        ;
+    log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    drain(instance.mhd_daemon);
+    ulfius_stop_framework(&instance);
+    log_info("stopped");
+    rc = 0;
+
+out_instance:
+    ulfius_clean_instance(&instance);
+out_router:
+    router_free(router);
+    datadir_unlock(lock_fd);
+    return rc;
+}
