@@ -41,6 +41,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
 .PHONY: all build run test unit e2e asan asan-test fuzz fuzz-smoke bench deps test-deps clean
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: bin/parley
 

@@ -98,7 +98,8 @@ const char *config_log_level_name(enum log_level level)
     return (unsigned)level < 4 ? level_names[level] : "?";
 }
 
-static void fail(char err[CONFIG_ERR_MAX], const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void fail(char err[CONFIG_ERR_MAX],
+                                                    const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -91,7 +91,7 @@ int http_parse_json_body(const char *content_type, const void *body, size_t len,
         return -1;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         *err = HTTP_ERR_BAD_REQUEST;
         snprintf(msg, msg_size, "malformed JSON at line %d, column %d: %s", jerr.line,

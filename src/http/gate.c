@@ -246,7 +246,8 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     return ret;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's logger callback: its format strings are libmicrohttpd's own. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[512];

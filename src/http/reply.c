@@ -76,8 +76,8 @@ void http_reply_empty(http_ctx_t *ctx, int status)
     ctx->resp->binary_body_length = 0;
 }
 
-static void reply_error_va(http_ctx_t *ctx, enum http_error err, json_t *details,
-                           const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+reply_error_va(http_ctx_t *ctx, enum http_error err, json_t *details, const char *fmt, va_list ap)
 {
     if (already_answered(ctx)) {
         json_decref(details);

@@ -1,0 +1,163 @@
+/* Configuration: precedence (flag > env > file > default), every bad value
+ * refused with a message naming the setting. */
+#include <unistd.h>
+
+#include "../test.h"
+#include "parley/config.h"
+
+static int load(parley_config_t *cfg, char **argv, char **envp, char *err)
+{
+    int argc = 0;
+    while (argv && argv[argc])
+        argc++;
+    return config_load(cfg, argc, argv, envp, err);
+}
+
+static const char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/parley-config-test-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+TEST(config_defaults_when_nothing_given)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, NULL, err), 0);
+    ASSERT_STREQ(cfg.bind, "0.0.0.0");
+    ASSERT_EQ(cfg.port, 7575);
+    ASSERT_STREQ(cfg.data_dir, "./data");
+    ASSERT_EQ(cfg.log_level, LOG_LEVEL_INFO);
+    ASSERT_TRUE(cfg.threads > 2);
+}
+
+TEST(config_flag_beats_env_beats_file)
+{
+    const char *path = write_file("{\"port\": 1111, \"threads\": 3, \"bind\": \"127.0.0.1\"}");
+    char cfgarg[128];
+    snprintf(cfgarg, sizeof(cfgarg), "--config=%s", path);
+    char *argv[] = {cfgarg, "--port", "3333", NULL};
+    char *envp[] = {"PARLEY_PORT=2222", "PARLEY_THREADS=5", "OTHER=1", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, argv, envp, err), 0);
+    ASSERT_EQ(cfg.port, 3333);          /* flag */
+    ASSERT_EQ(cfg.threads, 5);          /* env over file */
+    ASSERT_STREQ(cfg.bind, "127.0.0.1"); /* file over default */
+    unlink(path);
+}
+
+TEST(config_file_named_by_environment)
+{
+    const char *path = write_file("{\"log_level\": \"debug\", \"data_dir\": \"/tmp/x\"}");
+    char env[128];
+    snprintf(env, sizeof(env), "PARLEY_CONFIG=%s", path);
+    char *envp[] = {env, NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, envp, err), 0);
+    ASSERT_EQ(cfg.log_level, LOG_LEVEL_DEBUG);
+    ASSERT_STREQ(cfg.data_dir, "/tmp/x");
+    unlink(path);
+}
+
+TEST(config_bad_values_name_the_setting)
+{
+    struct {
+        char *arg;
+        const char *expect;
+    } cases[] = {
+        {"--port=0", "port"},
+        {"--port=65536", "port"},
+        {"--port=12ab", "port"},
+        {"--port=-1", "port"},
+        {"--port=", "port"},
+        {"--threads=0", "threads"},
+        {"--threads=99999", "threads"},
+        {"--bind=localhost", "bind"},
+        {"--bind=1.2.3.4.5", "bind"},
+        {"--log-level=loud", "log_level"},
+        {"--max-body-bytes=10", "max_body_bytes"},
+        {"--data-dir=", "data_dir"},
+        {"--idle-timeout=0", "idle_timeout"},
+        {"--nonsense=1", "unknown argument"},
+        {"--port", "needs a value"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[] = {cases[i].arg, NULL};
+        parley_config_t cfg;
+        char err[CONFIG_ERR_MAX];
+        if (load(&cfg, argv, NULL, err) == 0)
+            TEST_FAIL_("%s was accepted", cases[i].arg);
+        ASSERT_CONTAINS(err, cases[i].expect);
+        ASSERT_TRUE(strchr(err, '\n') == NULL);
+    }
+}
+
+TEST(config_bad_env_names_variable)
+{
+    char *envp[] = {"PARLEY_PORT=http", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, envp, err), -1);
+    ASSERT_CONTAINS(err, "PARLEY_PORT");
+}
+
+TEST(config_bad_files_refused)
+{
+    const char *bodies[][2] = {
+        {"{\"port\": \"x\"}", "port"},
+        {"{\"port\": true}", "port"},
+        {"{\"port\": 1.5}", "port"},
+        {"{\"colour\": 1}", "unknown setting 'colour'"},
+        {"[1,2]", "JSON object"},
+        {"{\"port\": 1", "config file"},
+        {"{\"port\": 1, \"port\": 2}", "config file"},
+        {"{\"bind\": 5}", "bind"},
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        const char *path = write_file(bodies[i][0]);
+        char arg[128];
+        snprintf(arg, sizeof(arg), "--config=%s", path);
+        char *argv[] = {arg, NULL};
+        parley_config_t cfg;
+        char err[CONFIG_ERR_MAX];
+        if (load(&cfg, argv, NULL, err) == 0)
+            TEST_FAIL_("config file %s was accepted", bodies[i][0]);
+        ASSERT_CONTAINS(err, bodies[i][1]);
+        unlink(path);
+    }
+    char *argv[] = {"--config=/nonexistent/parley.json", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, argv, NULL, err), -1);
+    ASSERT_CONTAINS(err, "/nonexistent/parley.json");
+}
+
+TEST(config_ipv6_bind_accepted)
+{
+    char *argv[] = {"--bind", "::1", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, argv, NULL, err), 0);
+    ASSERT_STREQ(cfg.bind, "::1");
+}
+
+TEST(config_help_lists_every_flag_and_variable)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print_help(f);
+    fclose(f);
+    const char *names[] = {"--bind", "PARLEY_BIND", "--port", "PARLEY_PORT", "--data-dir",
+                           "PARLEY_DATA_DIR", "--threads", "PARLEY_THREADS", "--log-level",
+                           "PARLEY_LOG_LEVEL", "--max-body-bytes", "--config", "PARLEY_CONFIG"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ASSERT_CONTAINS(buf, names[i]);
+    free(buf);
+}

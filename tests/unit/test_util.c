@@ -1,0 +1,72 @@
+/* Clock formatting and the data-directory lock. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../test.h"
+#include "parley/clock.h"
+#include "parley/datadir.h"
+
+TEST(clock_formats_rfc3339_with_millis)
+{
+    char buf[CLOCK_RFC3339_LEN];
+    clock_format_rfc3339(0, buf);
+    ASSERT_STREQ(buf, "1970-01-01T00:00:00.000Z");
+    clock_format_rfc3339(1767960000123LL, buf);
+    ASSERT_STREQ(buf, "2026-01-09T12:00:00.123Z");
+    clock_format_rfc3339(-1, buf);
+    ASSERT_STREQ(buf, "1969-12-31T23:59:59.999Z");
+}
+
+TEST(clock_monotonic_moves_forward)
+{
+    int64_t a = clock_mono_ns();
+    usleep(2000);
+    ASSERT_TRUE(clock_mono_ns() - a >= 2000000);
+}
+
+TEST(datadir_lock_is_exclusive_and_released)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/parley-lock-test-%d/nested/data", (int)getpid());
+    char err[256];
+    int fd = datadir_lock(dir, err, sizeof(err));
+    ASSERT_TRUE(fd >= 0);
+    struct stat st;
+    ASSERT_EQ(stat(dir, &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0700);
+
+    /* flock is per open file: a second open in another process conflicts. */
+    pid_t child = fork();
+    if (child == 0) {
+        char e2[256];
+        int fd2 = datadir_lock(dir, e2, sizeof(e2));
+        if (fd2 >= 0 || strstr(e2, "in use by another parley process") == NULL)
+            _exit(1);
+        char pid[32];
+        snprintf(pid, sizeof(pid), "(pid %d)", (int)getppid());
+        _exit(strstr(e2, pid) ? 0 : 2);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+
+    datadir_unlock(fd);
+    fd = datadir_lock(dir, err, sizeof(err));
+    ASSERT_TRUE(fd >= 0);
+    datadir_unlock(fd);
+}
+
+TEST(datadir_refuses_a_file_in_the_way)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/parley-lock-file-%d", (int)getpid());
+    int f = open(path, O_CREAT | O_WRONLY, 0600);
+    close(f);
+    char err[256];
+    ASSERT_EQ(datadir_lock(path, err, sizeof(err)), -1);
+    ASSERT_CONTAINS(err, "cannot create data directory");
+    unlink(path);
+}
