@@ -17,10 +17,13 @@ else ifeq ($(BUILD),asan)
   CC := clang
   OPT := -O1 -g -fno-omit-frame-pointer
   SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  # The test builds treat warnings as errors, so none can slip into main.
+  OPT += -Werror
 else ifeq ($(BUILD),fuzz)
   CC := clang
   OPT := -O1 -g -fno-omit-frame-pointer
   SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  OPT += -Werror
 else
   $(error BUILD must be release, asan or fuzz)
 endif
@@ -39,7 +42,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit e2e asan asan-test fuzz fuzz-smoke bench deps test-deps clean
+.PHONY: all build run test unit e2e asan asan-test fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -132,8 +135,15 @@ fuzz-smoke:
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BIN)
 
-bench: deps bin/parley
+bench:
+	@scripts/install-deps.sh --bench
+	@$(MAKE) --no-print-directory bin/parley
 	scripts/bench/run.sh
+
+# Builds the production image with podman and checks it end to end (about a
+# minute the first time; not part of `make test`).
+container-test:
+	scripts/container-test.sh
 
 clean:
 	rm -rf build bin

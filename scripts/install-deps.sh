@@ -2,6 +2,7 @@
 # Installs, with apt-get, the Debian packages Parley needs that are not installed yet.
 #   scripts/install-deps.sh          build and run dependencies
 #   scripts/install-deps.sh --test   the same plus what the test suites need
+#   scripts/install-deps.sh --bench  the same plus the load generators of make bench
 # Idempotent: when everything is present it says so and touches nothing.
 set -euo pipefail
 
@@ -16,13 +17,17 @@ test_pkgs=(
   python3 python3-pytest python3-requests python3-websocket
 )
 
+bench_pkgs=(
+  wrk curl
+)
+
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--test" ]; then
-  want+=("${test_pkgs[@]}")
-elif [ -n "${1:-}" ]; then
-  echo "usage: $0 [--test]" >&2
-  exit 2
-fi
+case "${1:-}" in
+  "") ;;
+  --test) want+=("${test_pkgs[@]}") ;;
+  --bench) want+=("${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [--test|--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for pkg in "${want[@]}"; do

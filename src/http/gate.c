@@ -29,6 +29,16 @@
  *
  * The handler running on a thread finds its request through a thread-local
  * pointer: ulfius calls endpoints synchronously inside gate_access().
+ *
+ * One more answer never reaches Parley's code: when a request is not valid
+ * HTTP (a malformed header line, headers or URL beyond libmicrohttpd's
+ * memory limit), libmicrohttpd answers by itself with a built-in HTML page.
+ * It creates that page with MHD_create_response_from_buffer(), which it calls
+ * through its PLT, so this file defines that function too: a buffer that is
+ * one of libmicrohttpd's static HTML pages (MHD_RESPMEM_PERSISTENT, starting
+ * with "<html>") is replaced by a JSON error body of the same status; every
+ * other buffer passes through unchanged. Parley itself never creates
+ * persistent HTML buffers, so nothing else can match.
  */
 #include "gate.h"
 
@@ -128,16 +138,20 @@ void *gate_uri_logger(void *cls, const char *uri)
     return gr;
 }
 
+static void new_request_id(char out[HTTP_REQUEST_ID_MAX])
+{
+    uint64_t n = atomic_fetch_add(&next_request_number, 1) + 1;
+    snprintf(out, HTTP_REQUEST_ID_MAX, "req_%08x%012llx", (unsigned)request_id_prefix,
+             (unsigned long long)n);
+}
+
 static void assign_request_id(gate_request_t *gr, struct MHD_Connection *conn)
 {
     const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-    if (given != NULL && http_request_id_acceptable(given)) {
+    if (given != NULL && http_request_id_acceptable(given))
         snprintf(gr->request_id, sizeof(gr->request_id), "%s", given);
-        return;
-    }
-    uint64_t n = atomic_fetch_add(&next_request_number, 1) + 1;
-    snprintf(gr->request_id, sizeof(gr->request_id), "req_%08x%012llx",
-             (unsigned)request_id_prefix, (unsigned long long)n);
+    else
+        new_request_id(gr->request_id);
 }
 
 static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
@@ -157,7 +171,9 @@ static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
                       sizeof(addr));
     }
     double ms = (double)(clock_mono_ns() - gr->start_ns) / 1e6;
-    const char *end = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)";
+    const char *end = !gr->started ? " (refused by the HTTP parser)"
+                      : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                                    : " (connection ended early)";
     log_info("http %s %s %d %.3fms id=%s ip=%s%s", gr->method[0] ? gr->method : "-", gr->path,
              gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr, end);
 }
@@ -253,6 +269,21 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     line[strcspn(line, "\n")] = '\0';
+    /* What a client does wrong is the client's problem: at warning level
+     * these would let any client flood the log. */
+    static const char *const client_caused[] = {
+        "Error processing request",
+        "Failed to parse",
+        "Connection was closed by remote side",
+        "Application reported internal error",
+        "Received malformed",
+    };
+    for (size_t i = 0; i < sizeof(client_caused) / sizeof(client_caused[0]); i++) {
+        if (strncmp(line, client_caused[i], strlen(client_caused[i])) == 0) {
+            log_debug("libmicrohttpd: %s", line);
+            return;
+        }
+    }
     log_warning("libmicrohttpd: %s", line);
 }
 
@@ -301,4 +332,44 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
     va_end(peek);
     va_end(ap);
     return d;
+}
+
+/* See the file comment: libmicrohttpd's own HTML error pages become JSON. */
+struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
+                                                     enum MHD_ResponseMemoryMode mode)
+{
+    if (mode == MHD_RESPMEM_PERSISTENT && buffer != NULL && size >= 6 &&
+        memcmp(buffer, "<html>", 6) == 0) {
+        bool too_big = memmem(buffer, size, "too big", 7) != NULL;
+        char request_id[HTTP_REQUEST_ID_MAX];
+        new_request_id(request_id);
+        char *body = http_error_body(HTTP_ERR_BAD_REQUEST,
+                                     too_big ? "the request's headers or URL are too large"
+                                             : "the request is not valid HTTP",
+                                     NULL, request_id);
+        if (body != NULL) {
+            struct MHD_Response *r =
+                MHD_create_response_from_buffer_with_free_callback(strlen(body), body, free);
+            if (r == NULL) {
+                free(body);
+                return NULL;
+            }
+            MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+            MHD_add_response_header(r, "X-Request-Id", request_id);
+            MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+            return r;
+        }
+    }
+    if (mode == MHD_RESPMEM_MUST_COPY && size > 0) {
+        void *copy = malloc(size);
+        if (copy == NULL)
+            return NULL;
+        memcpy(copy, buffer, size);
+        struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(size, copy, free);
+        if (r == NULL)
+            free(copy);
+        return r;
+    }
+    return MHD_create_response_from_buffer_with_free_callback(
+        size, buffer, mode == MHD_RESPMEM_MUST_FREE ? free : NULL);
 }

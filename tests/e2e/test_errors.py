@@ -62,6 +62,13 @@ def test_wrong_content_type_is_400(server):
     assert_error(parse_raw_response(raw), 400, "BAD_REQUEST")
 
 
+def test_header_names_are_case_insensitive(server):
+    raw = raw_http(server.port, b"PUT /api/health HTTP/1.1\r\nhost: x\r\n"
+                   b"content-type: application/json\r\ncontent-length: 2\r\n"
+                   b"connection: close\r\n\r\n{}")
+    assert_error(parse_raw_response(raw), 405, "METHOD_NOT_ALLOWED")
+
+
 def test_body_over_the_limit_is_413_before_it_is_read(start_server):
     server = start_server(["--max-body-bytes", "4096"])
     started = time.time()
@@ -125,3 +132,24 @@ def test_server_survives_garbage_on_the_wire(server):
                  b"POST /api/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
         raw_http(server.port, junk, timeout=2)
     assert requests.get(server.url("/api/health")).status_code == 200
+
+
+def test_protocol_errors_from_libmicrohttpd_are_json_too(server):
+    cases = [
+        (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431),
+        (b"GET /" + b"a" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /api/health HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n", 400),
+        (b"POST /api/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         b"Content-Type: application/json\r\n\r\nzz\r\n", 400),
+    ]
+    for data, status in cases:
+        raw = raw_http(server.port, data)
+        got, headers, body = parse_raw_response(raw)
+        assert got == status, raw[:200]
+        assert headers["content-type"].startswith("application/json")
+        payload = json.loads(body)
+        assert payload["error"]["code"] == "BAD_REQUEST"
+        assert payload["error"]["request_id"] == headers["x-request-id"]
+    assert requests.get(server.url("/api/health")).status_code == 200
+    # Client mistakes do not reach the log at the default level.
+    assert "libmicrohttpd" not in server.log()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in scripts/bench/, one after the other.
+# Results are printed; docs/benchmarks.md records the latest figures.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+echo "== HTTP worker pool size (GET /api/health, wrk -t2 -c64) =="
+scripts/bench/pool-size.sh "${BENCH_SECONDS:-5}"
