@@ -42,7 +42,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit e2e asan asan-test fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit e2e asan asan-test asan-unit asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -94,12 +94,10 @@ run: deps
 # ---- tests -------------------------------------------------------------------
 
 # Everything but long fuzzing: unit and e2e tests on the release build, the
-# same under ASan/UBSan, and a short fuzz run of every harness.
+# same under ASan/UBSan, and a short fuzz run of every harness; the last line
+# adds them up (scripts/run-tests.sh).
 test: test-deps
-	@$(MAKE) --no-print-directory unit e2e
-	@$(MAKE) --no-print-directory asan-test
-	@$(MAKE) --no-print-directory fuzz-smoke
-	@echo "make test: all suites passed"
+	@scripts/run-tests.sh
 
 unit: build/release/unit_tests
 	build/release/unit_tests
@@ -116,8 +114,12 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-asan-test: asan
+asan-test: asan-unit asan-e2e
+
+asan-unit: asan
 	$(SAN_ENV) build/asan/unit_tests
+
+asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 

@@ -57,7 +57,8 @@ static const setting_t settings[] = {
     {"idle_timeout", "--idle-timeout", "PARLEY_IDLE_TIMEOUT", SET_UNSIGNED,
      FIELD(idle_timeout), 1, 86400, "seconds before an idle connection is closed"},
     {"max_connections", "--max-connections", "PARLEY_MAX_CONNECTIONS", SET_UNSIGNED,
-     FIELD(max_connections), 16, 1000000, "most simultaneous client connections"},
+     FIELD(max_connections), 16, 1000000,
+     "most simultaneous client connections (shared evenly by the threads)"},
     {"log_level", "--log-level", "PARLEY_LOG_LEVEL", SET_LOG_LEVEL, FIELD(log_level), 0, 0,
      "error | warning | info | debug"},
 };
@@ -311,6 +312,14 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
             fail(err, "unknown argument '%.64s' (see parley --help)", argv[i]);
             return -1;
         }
+    }
+
+    /* libmicrohttpd gives each pool thread an equal share of the connection
+     * limit; a share of zero would leave a thread unable to accept. */
+    if (cfg->max_connections < cfg->threads) {
+        fail(err, "invalid max_connections: %u is less than threads (%u)", cfg->max_connections,
+             cfg->threads);
+        return -1;
     }
     return 0;
 }

@@ -88,6 +88,7 @@ def test_idle_keepalive_connections_do_not_delay_shutdown(start_server):
 
 
 @pytest.mark.parametrize("args,env,setting", [
+    (["--threads", "64", "--max-connections", "32"], {}, "max_connections"),
     (["--port", "99999"], {}, "port"),
     (["--threads", "many"], {}, "threads"),
     (["--log-level", "chatty"], {}, "log_level"),
@@ -147,3 +148,37 @@ def test_command_line():
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = run([])
     assert r.returncode == 2
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout(start_server):
+    server = start_server(["--idle-timeout", "1"])
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200")
+    started = time.time()
+    # The server closes the idle keep-alive connection: recv returns b"".
+    assert s.recv(65536) == b""
+    assert time.time() - started < 8
+    s.close()
+
+
+def test_connections_over_the_limit_wait_for_a_free_slot(start_server):
+    # libmicrohttpd divides the limit evenly among the pool's threads and each
+    # thread accepts on its own, so the limit is exact with one thread.
+    server = start_server(["--max-connections", "16", "--threads", "1"])
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(16)]
+    for s in held:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+    extra = socket.create_connection(("127.0.0.1", server.port), timeout=1)
+    extra.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    # At the limit the server does not accept the 17th connection: no answer.
+    with pytest.raises(socket.timeout):
+        extra.recv(65536)
+    for s in held:
+        s.close()
+    # A slot is free: the waiting connection is served.
+    extra.settimeout(5)
+    assert extra.recv(65536).startswith(b"HTTP/1.1 200")
+    extra.close()

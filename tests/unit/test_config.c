@@ -98,6 +98,17 @@ TEST(config_bad_values_name_the_setting)
     }
 }
 
+TEST(config_connection_limit_must_cover_the_threads)
+{
+    char *argv[] = {"--threads=64", "--max-connections=32", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, argv, NULL, err), -1);
+    ASSERT_CONTAINS(err, "max_connections");
+    char *ok[] = {"--threads=16", "--max-connections=16", NULL};
+    ASSERT_EQ(load(&cfg, ok, NULL, err), 0);
+}
+
 TEST(config_bad_env_names_variable)
 {
     char *envp[] = {"PARLEY_PORT=http", NULL};
