@@ -192,6 +192,28 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     *con_cls = NULL;
 }
 
+/*
+ * Wraps an error body (from http_error_body, taken over) in a response with
+ * the headers every Parley error carries. NULL (and the body freed) when
+ * there is no memory.
+ */
+static struct MHD_Response *json_error_response(char *body, const char *request_id)
+{
+    if (body == NULL)
+        return NULL;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback(strlen(body), body, free);
+    if (r == NULL) {
+        free(body);
+        return NULL;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(r, "X-Request-Id", request_id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    return r;
+}
+
 /* Answers 413 and closes the connection. Returns MHD_NO when the answer can
  * no longer be queued, which makes libmicrohttpd drop the connection. */
 static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_request_t *gr)
@@ -203,18 +225,9 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
                                  gr->request_id);
     gr->rejected = true;
     gr->status = 413;
-    if (body == NULL)
+    struct MHD_Response *resp = json_error_response(body, gr->request_id);
+    if (resp == NULL)
         return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (resp == NULL) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(resp, "X-Request-Id", gr->request_id);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(conn, 413, resp);
     MHD_destroy_response(resp);
@@ -347,18 +360,8 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
                                      too_big ? "the request's headers or URL are too large"
                                              : "the request is not valid HTTP",
                                      NULL, request_id);
-        if (body != NULL) {
-            struct MHD_Response *r =
-                MHD_create_response_from_buffer_with_free_callback(strlen(body), body, free);
-            if (r == NULL) {
-                free(body);
-                return NULL;
-            }
-            MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
-            MHD_add_response_header(r, "X-Request-Id", request_id);
-            MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-            return r;
-        }
+        if (body != NULL)
+            return json_error_response(body, request_id);
     }
     if (mode == MHD_RESPMEM_MUST_COPY && size > 0) {
         void *copy = malloc(size);
