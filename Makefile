@@ -31,18 +31,22 @@ endif
 OUT := build/$(BUILD)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(OPT) $(WARN) $(SAN) -pthread -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -lgnutls -pthread $(LDLIBS)
+LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -lgnutls -lzstd -pthread $(LDLIBS)
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_ASM := src/http/openapi_blob.S
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(LIB_ASM:%.S=$(OUT)/%.o)
 MAIN_OBJ := $(OUT)/src/main.o
+WAL_SRC := $(sort $(wildcard wal/*.c))
+WAL_OBJ := $(WAL_SRC:%.c=$(OUT)/%.o)
+WAL_TEST_SRC := tests/test_main.c $(sort $(wildcard tests/wal/*.c))
+WAL_TEST_OBJ := $(WAL_TEST_SRC:%.c=$(OUT)/%.o)
 UNIT_SRC := tests/test_main.c $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit e2e asan asan-test asan-unit asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test e2e asan asan-test asan-unit asan-wal asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -62,13 +66,21 @@ $(OUT)/libparley.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(OUT)/parley: $(MAIN_OBJ) $(OUT)/libparley.a
+# wal/ is its own library: it includes nothing from src/.
+$(OUT)/libwal.a: $(WAL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/parley: $(MAIN_OBJ) $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
-$(OUT)/unit_tests: $(UNIT_OBJ) $(OUT)/libparley.a
+$(OUT)/unit_tests: $(UNIT_OBJ) $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
-$(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a
+$(OUT)/wal_tests: $(WAL_TEST_OBJ) $(OUT)/libwal.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
 bin/parley: build/release/parley
@@ -102,11 +114,15 @@ test: test-deps
 unit: build/release/unit_tests
 	build/release/unit_tests
 
+wal-test: build/release/wal_tests
+	build/release/wal_tests
+
 e2e: bin/parley
 	PARLEY_BIN=bin/parley $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=asan build/asan/parley build/asan/unit_tests
+	@$(MAKE) --no-print-directory BUILD=asan build/asan/parley build/asan/unit_tests \
+	  build/asan/wal_tests
 
 # The sanitizers make any memory error, leak or undefined behaviour fatal,
 # and the e2e fixture fails a test whose server did not exit cleanly.
@@ -114,10 +130,13 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-asan-test: asan-unit asan-e2e
+asan-test: asan-unit asan-wal asan-e2e
 
 asan-unit: asan
 	$(SAN_ENV) build/asan/unit_tests
+
+asan-wal: asan
+	$(SAN_ENV) build/asan/wal_tests
 
 asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \

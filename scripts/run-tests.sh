@@ -45,8 +45,10 @@ run_suite() {
 }
 
 run_suite unit make --no-print-directory unit
+run_suite wal make --no-print-directory wal-test
 run_suite e2e make --no-print-directory e2e
 run_suite asan-unit make --no-print-directory asan-unit
+run_suite asan-wal make --no-print-directory asan-wal
 run_suite asan-e2e make --no-print-directory asan-e2e
 run_suite fuzz make --no-print-directory fuzz-smoke
 

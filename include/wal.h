@@ -1,0 +1,231 @@
+/*
+ * wal: a write-ahead log and snapshot-file library.
+ *
+ * It stores opaque records — a type byte (1-255) and up to WAL_RECORD_MAX
+ * bytes — numbered by a log sequence number (LSN) that starts at 1 and grows
+ * by one per record. It knows nothing of what the records mean. The byte
+ * format is docs/wal-format.md.
+ *
+ * Layout inside a directory <dir>:
+ *   <dir>/wal/<first-lsn, 20 digits>.wal         log segments
+ *   <dir>/snapshots/<lsn, 20 digits>.snap         snapshots (state as of lsn)
+ *
+ * Life cycle:
+ *   wal_open()      recovers (newest valid snapshot, then every later record,
+ *                   through the callbacks) and starts a new segment for appends;
+ *   wal_append()    numbers a record and queues it (fast; no I/O);
+ *   wal_wait()      blocks until that record is durable (group commit);
+ *   wal_snapshot_*  writes a snapshot beside the running log and trims it;
+ *   wal_close()     flushes, syncs and closes.
+ *
+ * Errors: functions return 0 or a negative value: -errno for system errors,
+ * WAL_E* for the library's own. A failed write or sync is sticky: every later
+ * append and wait returns the same error until the log is reopened.
+ *
+ * Threads: wal_append, wal_wait, wal_last_lsn, wal_durable_lsn and the
+ * snapshot functions may be called from any thread at once. One writer
+ * thread inside the library does all writes and syncs of the log.
+ */
+#ifndef WAL_H
+#define WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WAL_RECORD_MAX (16u << 20) /* largest record payload */
+#define WAL_FORMAT_VERSION 1       /* written; files of a higher version are refused */
+
+/* Errors of the library (below -1000, so never an errno). */
+#define WAL_E_CORRUPT (-1001)   /* a checksum or structure check failed */
+#define WAL_E_VERSION (-1002)   /* written by a newer format version */
+#define WAL_E_FAILED (-1003)    /* an earlier write or sync failed (sticky) */
+#define WAL_E_CLOSED (-1004)    /* the log is closing */
+#define WAL_E_TOO_LARGE (-1005) /* a record over WAL_RECORD_MAX */
+#define WAL_E_GAP (-1006)       /* records missing between snapshot and log */
+#define WAL_E_ARG (-1007)       /* a bad argument (type 0, NULL pointer...) */
+#define WAL_E_CALLBACK (-1008)  /* a replay callback returned non-zero */
+
+/* A short English description of an error code (never NULL). */
+const char *wal_strerror(int err);
+
+enum wal_fsync {
+    WAL_FSYNC_ALWAYS, /* wal_wait returns after fdatasync (the default) */
+    WAL_FSYNC_BATCH,  /* after write(); fdatasync at most every batch_ms */
+    WAL_FSYNC_NONE,   /* after write(); the OS syncs when it likes */
+};
+
+/*
+ * The file operations the log's writer uses, so tests can inject failures.
+ * Each behaves like the POSIX call of the same name.
+ */
+typedef struct wal_io {
+    ssize_t (*write)(int fd, const void *buf, size_t len);
+    int (*fdatasync)(int fd);
+} wal_io_t;
+
+/* A message from the library: level 0 error, 1 warning, 2 info. */
+typedef void (*wal_log_fn)(void *ctx, int level, const char *message);
+
+typedef struct wal_options {
+    enum wal_fsync fsync;
+    unsigned batch_ms;         /* WAL_FSYNC_BATCH interval; 0 means 10 */
+    uint64_t segment_bytes;    /* roll to a new segment past this; 0 means 64 MiB */
+    int compression_level;     /* zstd level; 0 means 1; negative disables compression */
+    bool repair;               /* cut the log at the first bad record instead of failing */
+    wal_log_fn log;            /* may be NULL */
+    void *log_ctx;
+    const wal_io_t *io;        /* NULL: the POSIX calls */
+} wal_options_t;
+
+/* What recovery found, filled by wal_open and wal_check. */
+typedef struct wal_recovery {
+    uint64_t snapshot_lsn;       /* 0 when no snapshot was loaded */
+    uint64_t snapshot_records;
+    uint64_t first_lsn;          /* first log record replayed (0: none) */
+    uint64_t last_lsn;           /* last LSN recovered (snapshot or log) */
+    uint64_t records_replayed;   /* log records given to on_record */
+    uint64_t segments;
+    uint64_t bytes_dropped;      /* cut from a torn tail (or by repair) */
+    char cut_file[4200];         /* where a cut happened, "" when none */
+    uint64_t cut_offset;
+    char error_file[4200];       /* where corruption was found, "" when none */
+    uint64_t error_offset;
+} wal_recovery_t;
+
+/*
+ * Callbacks of recovery. Each returns 0 to go on; anything else stops
+ * recovery with WAL_E_CALLBACK. `data` is valid only during the call.
+ *   on_snapshot_begin  a snapshot at `lsn` is about to be loaded (may be NULL)
+ *   on_snapshot_record one record of that snapshot
+ *   on_record          one log record with lsn > the snapshot's lsn, in order
+ * When a snapshot turns out bad part-way, the library logs it and starts over
+ * with an older one (or none): on_snapshot_begin is called again, and the
+ * caller must discard what it loaded.
+ */
+typedef struct wal_replay {
+    int (*on_snapshot_begin)(void *ctx, uint64_t lsn);
+    int (*on_snapshot_record)(void *ctx, uint8_t type, const void *data, size_t len);
+    int (*on_record)(void *ctx, uint64_t lsn, uint8_t type, const void *data, size_t len);
+    void *ctx;
+} wal_replay_t;
+
+typedef struct wal wal_t;
+
+/*
+ * Opens the log in `dir` (creating <dir>/wal and <dir>/snapshots), recovers
+ * through `replay` (may be NULL), and starts the writer on a new segment.
+ * The caller must hold the directory (Parley's data-directory lock).
+ *
+ * A torn or zero-filled tail of the last segment is cut off and logged.
+ * Corruption anywhere else — or a bad record followed by a valid one, even in
+ * the last segment — fails with WAL_E_CORRUPT (file and offset in *report)
+ * unless opts->repair, which cuts the log at the last good record and drops
+ * every later segment. A file of a newer format fails with WAL_E_VERSION.
+ *
+ * Returns 0 and sets *out, or an error; *report (may be NULL) says what
+ * happened either way.
+ */
+int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *replay,
+             wal_t **out, wal_recovery_t *report);
+
+/*
+ * Flushes what is queued, syncs it (whatever the policy), stops the writer
+ * and frees the log. Returns the sticky error if there was one. NULL is a
+ * no-op.
+ */
+int wal_close(wal_t *w);
+
+/*
+ * Numbers a record and queues it for the writer; copies `data`. Returns 0
+ * and sets *lsn, WAL_E_TOO_LARGE, WAL_E_ARG (type 0), WAL_E_CLOSED, or the
+ * sticky error. Blocks only when the queue is full (the writer is behind by
+ * more than 64 MiB).
+ */
+int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *lsn);
+
+/*
+ * Blocks until record `lsn` is durable under the fsync policy (synced for
+ * ALWAYS; written for BATCH and NONE). Returns 0, or the sticky error when
+ * the write or sync that carried it failed.
+ */
+int wal_wait(wal_t *w, uint64_t lsn);
+
+/* The last LSN handed out by wal_append (or recovered). */
+uint64_t wal_last_lsn(wal_t *w);
+
+/* The last LSN that is synced to disk. */
+uint64_t wal_durable_lsn(wal_t *w);
+
+/* Bytes of log on disk (all segments), and the number of segments. */
+void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments);
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+typedef struct wal_snapshot wal_snapshot_t;
+
+/*
+ * Starts a snapshot of the state as of `lsn` (normally wal_last_lsn() read
+ * before the state is serialised; the state may already include later
+ * records, which replay must tolerate). Writes <dir>/snapshots/<lsn>.tmp.
+ */
+int wal_snapshot_begin(wal_t *w, uint64_t lsn, wal_snapshot_t **out);
+
+/* Adds one record (type 1-255) to the snapshot; copies `data`. */
+int wal_snapshot_add(wal_snapshot_t *s, uint8_t type, const void *data, size_t len);
+
+/*
+ * Finishes the snapshot: waits until the log is durable up to the last LSN
+ * handed out (so the snapshot holds nothing that could be lost), writes the
+ * end record, syncs, renames to <lsn>.snap, syncs the directory. Then removes
+ * snapshots older than the previous one, and the log segments wholly covered
+ * by the previous one, so that the previous snapshot and the log after it
+ * stay a complete fallback. Frees `s` in every case.
+ */
+int wal_snapshot_commit(wal_snapshot_t *s);
+
+/* Abandons a snapshot and removes its temporary file. NULL is a no-op. */
+void wal_snapshot_abort(wal_snapshot_t *s);
+
+/* The LSN of the newest committed snapshot (0: none). */
+uint64_t wal_snapshot_lsn(wal_t *w);
+
+/* ---- offline tools (the directory must not be open for writing) --------- */
+
+/* One record as seen by wal_inspect. */
+typedef struct wal_inspect_record {
+    const char *file;     /* segment or snapshot file name */
+    uint64_t offset;      /* offset of the frame that holds it */
+    uint64_t lsn;         /* 0 for snapshot records */
+    uint8_t type;
+    uint32_t raw_len;     /* the record's length */
+    uint32_t frame_stored; /* the whole frame's stored (compressed) length */
+    uint32_t frame_raw;    /* the whole frame's raw length */
+    bool checksum_ok;
+} wal_inspect_record_t;
+
+/*
+ * Walks every snapshot and segment in `dir` and calls `fn` once per record;
+ * a frame whose checksum fails is reported once with checksum_ok false and
+ * ends that file. Returns 0 or an error.
+ */
+int wal_inspect(const char *dir, void (*fn)(void *ctx, const wal_inspect_record_t *rec),
+                void *ctx);
+
+/*
+ * Verifies every snapshot and the whole log without changing anything, as
+ * recovery would (a torn tail of the last segment is reported in *report,
+ * not an error; a damaged snapshot is an error even though recovery could
+ * fall back to an older one). Messages go to opts->log (opts may be NULL).
+ * Returns 0, or the error with the place in *report.
+ */
+int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report);
+
+/*
+ * Scans one file image (a segment or snapshot) from memory, as recovery
+ * does; used by the fuzz harness. Returns 0, WAL_E_CORRUPT or WAL_E_VERSION.
+ */
+int wal_scan_image(const void *data, size_t len, bool is_snapshot);
+
+#endif

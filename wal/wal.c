@@ -1,0 +1,484 @@
+/*
+ * The log: numbering, queueing, group commit, segments.
+ *
+ * DESIGN
+ * wal_append() takes the mutex, hands out the next LSN, copies the record
+ * into the `pending` buffer and signals the writer; it does no I/O, so
+ * callers can hold their own locks around it (Parley holds a store shard
+ * lock, so that LSN order and apply order agree). One writer thread loops:
+ * it swaps `pending` with its own `inflight` buffer (so appenders keep going
+ * while it works), cuts the records into frames of about 1 MiB, compresses
+ * each frame as the next piece of the segment's zstd stream, writes all of
+ * them with one write(), calls fdatasync() once (policy `always`), then
+ * publishes the new written/durable LSN and wakes every waiter. Everything
+ * that arrived while it was busy forms the next batch: that is the group
+ * commit, LevelDB's leader-writes-for-the-followers made into a thread.
+ *
+ * Why one zstd stream per segment, flushed per batch (measured by
+ * scripts/bench/wal_bench.c, figures in docs/benchmarks.md): chat records
+ * are small and alike; compressed one by one they barely shrink (x1.1),
+ * while a stream that keeps its history across batches shrinks them x2.5 or
+ * more even when each batch holds one record. ZSTD_e_flush makes every batch
+ * decodable on its own terms once the earlier ones are, so a torn last batch
+ * costs only itself. The price is that a segment can only be appended to by
+ * the process that started it: every open starts a new segment.
+ *
+ * Failures: a failed write or sync sets `err` for good. The batch's waiters
+ * and every later append get WAL_E_FAILED; nothing retries a sync and then
+ * believes it (fsyncgate: the kernel may have dropped the dirty pages).
+ *
+ * Lock order: callers' locks → mu. No I/O under mu, except that wal_open
+ * and wal_close run before and after the writer exists.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wal_internal.h"
+
+#define QUEUE_LIMIT (64u << 20)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
+               const char *suffix)
+{
+    snprintf(out, size, "%s/%s/%020llu%s", dir, sub, (unsigned long long)n, suffix);
+}
+
+/* Appends a segment to the list. REQUIRES: mu held (or no writer yet). */
+static void segments_push(wal_t *w, uint64_t first_lsn, uint64_t bytes)
+{
+    if (w->n_segments == w->cap_segments) {
+        w->cap_segments = w->cap_segments ? w->cap_segments * 2 : 16;
+        walf_segment_t *s = realloc(w->segments, w->cap_segments * sizeof(*s));
+        if (s == NULL)
+            abort();
+        w->segments = s;
+    }
+    w->segments[w->n_segments].first_lsn = first_lsn;
+    w->segments[w->n_segments].bytes = bytes;
+    w->n_segments++;
+}
+
+/*
+ * Creates segment <first_lsn>.wal with its header, synced along with the
+ * directory entry, and restarts the compression stream. Writer thread (or
+ * open, before it exists).
+ */
+static int open_segment(wal_t *w, uint64_t first_lsn)
+{
+    char path[PATH_MAX + 32];
+    walf_path(path, sizeof(path), w->dir, "wal", first_lsn, ".wal");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = -errno;
+        walf_log(&w->opts, 0, "cannot create %s: %s", path, strerror(errno));
+        return e;
+    }
+    uint8_t header[WALF_FILE_HEADER];
+    walf_file_header(header, false, first_lsn);
+    int rc = walf_write_all(w->io, fd, header, sizeof(header));
+    if (rc == 0 && w->io->fdatasync(fd) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = walf_sync_dir(w->wal_dir);
+    if (rc != 0) {
+        walf_log(&w->opts, 0, "cannot start segment %s: %s", path, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    if (w->cctx)
+        ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+    w->seg_fd = fd;
+    pthread_mutex_lock(&w->mu);
+    segments_push(w, first_lsn, WALF_FILE_HEADER);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* Encodes the records of `inflight` as frames into `out`. Writer thread. */
+static int build_frames(wal_t *w, uint64_t first_lsn, uint32_t count)
+{
+    w->out.len = 0;
+    const uint8_t *p = w->inflight.data;
+    size_t left = w->inflight.len;
+    uint64_t lsn = first_lsn;
+    while (count > 0) {
+        size_t frame_len = 0;
+        uint32_t n = 0;
+        while (n < count) {
+            uint32_t len = walf_get32(p + frame_len);
+            size_t rec = WALF_RECORD_HEADER + len;
+            if (n > 0 && frame_len + rec > WALF_FRAME_TARGET)
+                break;
+            frame_len += rec;
+            n++;
+        }
+        int rc = walf_emit_frame(&w->out, w->cctx, p, frame_len, lsn, n, WALF_KIND_RECORDS);
+        if (rc != 0)
+            return rc;
+        p += frame_len;
+        left -= frame_len;
+        lsn += n;
+        count -= n;
+    }
+    return left == 0 ? 0 : WAL_E_CORRUPT;
+}
+
+static int sync_segment(wal_t *w)
+{
+    if (w->io->fdatasync(w->seg_fd) != 0)
+        return -errno;
+    w->last_sync_ns = now_ns();
+    return 0;
+}
+
+/* Records a failure for good. REQUIRES: mu held. */
+static void fail(wal_t *w, int rc, const char *what)
+{
+    if (w->err == 0) {
+        w->err = rc;
+        walf_log(&w->opts, 0, "%s failed: %s; the log refuses all writes until restart", what,
+                 rc < 0 && rc > -1000 ? strerror(-rc) : wal_strerror(rc));
+    }
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_cond_broadcast(&w->space_cv);
+}
+
+static bool batch_sync_due(const wal_t *w)
+{
+    return w->opts.fsync == WAL_FSYNC_BATCH && w->written_lsn > w->durable_lsn &&
+           now_ns() - w->last_sync_ns >= (int64_t)w->opts.batch_ms * 1000000;
+}
+
+static void *writer_main(void *arg)
+{
+    wal_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->pending.len == 0 && !w->closing && !batch_sync_due(w)) {
+            if (w->opts.fsync == WAL_FSYNC_BATCH && w->written_lsn > w->durable_lsn &&
+                w->err == 0) {
+                int64_t due = w->last_sync_ns + (int64_t)w->opts.batch_ms * 1000000;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                int64_t wait = due - now_ns();
+                if (wait < 0)
+                    wait = 0;
+                ts.tv_sec += wait / 1000000000;
+                ts.tv_nsec += wait % 1000000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+            } else {
+                pthread_cond_wait(&w->work_cv, &w->mu);
+            }
+        }
+        if (w->err != 0) {
+            /* Nothing more is written; drop what is queued and wait to close. */
+            w->pending.len = 0;
+            w->pending_count = 0;
+            if (w->closing)
+                break;
+            pthread_cond_wait(&w->work_cv, &w->mu);
+            continue;
+        }
+        if (w->pending.len == 0) {
+            if (batch_sync_due(w)) {
+                uint64_t target = w->written_lsn;
+                pthread_mutex_unlock(&w->mu);
+                int rc = sync_segment(w);
+                pthread_mutex_lock(&w->mu);
+                if (rc != 0)
+                    fail(w, rc, "fdatasync of the log");
+                else if (target > w->durable_lsn)
+                    w->durable_lsn = target;
+                pthread_cond_broadcast(&w->done_cv);
+                continue;
+            }
+            if (w->closing)
+                break;
+            continue;
+        }
+
+        walf_buf_t taken = w->pending;
+        w->pending = w->inflight;
+        w->pending.len = 0;
+        w->inflight = taken;
+        uint64_t first = w->pending_first;
+        uint32_t count = w->pending_count;
+        w->pending_count = 0;
+        pthread_cond_broadcast(&w->space_cv);
+        pthread_mutex_unlock(&w->mu);
+
+        const char *what = "write of the log";
+        int rc = build_frames(w, first, count);
+        if (rc == 0)
+            rc = walf_write_all(w->io, w->seg_fd, w->out.data, w->out.len);
+        bool synced = false;
+        if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
+                        (w->opts.fsync == WAL_FSYNC_BATCH &&
+                         now_ns() - w->last_sync_ns >= (int64_t)w->opts.batch_ms * 1000000))) {
+            what = "fdatasync of the log";
+            rc = sync_segment(w);
+            synced = rc == 0;
+        }
+
+        pthread_mutex_lock(&w->mu);
+        if (rc != 0) {
+            fail(w, rc, what);
+            continue;
+        }
+        uint64_t last = first + count - 1;
+        w->written_lsn = last;
+        if (synced)
+            w->durable_lsn = last;
+        w->segments[w->n_segments - 1].bytes += w->out.len;
+        pthread_cond_broadcast(&w->done_cv);
+
+        if (w->segments[w->n_segments - 1].bytes >= w->opts.segment_bytes) {
+            pthread_mutex_unlock(&w->mu);
+            /* The old segment must be synced before the log moves on. */
+            rc = synced ? 0 : sync_segment(w);
+            if (rc == 0) {
+                close(w->seg_fd);
+                w->seg_fd = -1;
+                rc = open_segment(w, last + 1);
+            }
+            pthread_mutex_lock(&w->mu);
+            if (rc != 0) {
+                fail(w, rc, "rolling to a new segment");
+                continue;
+            }
+            if (last > w->durable_lsn)
+                w->durable_lsn = last;
+            pthread_cond_broadcast(&w->done_cv);
+        }
+    }
+    /* Closing: make what was written durable whatever the policy. */
+    if (w->err == 0 && w->written_lsn > w->durable_lsn) {
+        uint64_t target = w->written_lsn;
+        pthread_mutex_unlock(&w->mu);
+        int rc = sync_segment(w);
+        pthread_mutex_lock(&w->mu);
+        if (rc != 0)
+            fail(w, rc, "fdatasync of the log");
+        else
+            w->durable_lsn = target;
+    }
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int make_dir(const char *path, bool *created)
+{
+    if (mkdir(path, 0700) == 0) {
+        *created = true;
+        return 0;
+    }
+    return errno == EEXIST ? 0 : -errno;
+}
+
+int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *replay,
+             wal_t **out, wal_recovery_t *report)
+{
+    wal_recovery_t scratch;
+    if (report == NULL)
+        report = &scratch;
+    memset(report, 0, sizeof(*report));
+    if (dir == NULL || out == NULL || strlen(dir) >= sizeof(((wal_t *)0)->dir))
+        return WAL_E_ARG;
+
+    wal_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        abort();
+    if (opts)
+        w->opts = *opts;
+    if (w->opts.batch_ms == 0)
+        w->opts.batch_ms = 10;
+    if (w->opts.segment_bytes == 0)
+        w->opts.segment_bytes = 64ull << 20;
+    w->io = w->opts.io ? w->opts.io : &walf_posix_io;
+    w->seg_fd = -1;
+    snprintf(w->dir, sizeof(w->dir), "%s", dir);
+    snprintf(w->wal_dir, sizeof(w->wal_dir), "%s/wal", dir);
+    snprintf(w->snap_dir, sizeof(w->snap_dir), "%s/snapshots", dir);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work_cv, NULL);
+    pthread_cond_init(&w->done_cv, NULL);
+    pthread_cond_init(&w->space_cv, NULL);
+
+    bool created = false;
+    int rc = make_dir(w->wal_dir, &created);
+    if (rc == 0)
+        rc = make_dir(w->snap_dir, &created);
+    if (rc == 0 && created)
+        rc = walf_sync_dir(dir);
+    if (rc != 0) {
+        walf_log(&w->opts, 0, "cannot create the log directories in %s: %s", dir, strerror(-rc));
+        goto fail;
+    }
+
+    walf_state_t st = {0};
+    rc = walf_recover(dir, &w->opts, replay, true, report, &st);
+    if (rc != 0) {
+        free(st.segments);
+        goto fail;
+    }
+    w->last_lsn = w->written_lsn = w->durable_lsn = st.last_lsn;
+    w->snap_lsn = st.snap_lsn;
+    w->prev_snap_lsn = st.prev_snap_lsn;
+    /* An empty last segment that starts where the new one would is replaced. */
+    size_t keep = st.n_segments;
+    if (keep > 0 && st.last_segment_empty && st.segments[keep - 1].first_lsn == st.last_lsn + 1)
+        keep--;
+    for (size_t i = 0; i < keep; i++)
+        segments_push(w, st.segments[i].first_lsn, st.segments[i].bytes);
+    free(st.segments);
+
+    if (w->opts.compression_level >= 0) {
+        w->cctx = ZSTD_createCCtx();
+        if (w->cctx == NULL)
+            abort();
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
+                               w->opts.compression_level ? w->opts.compression_level : 1);
+    }
+    rc = open_segment(w, w->last_lsn + 1);
+    if (rc != 0)
+        goto fail;
+    w->last_sync_ns = now_ns();
+    if (pthread_create(&w->writer, NULL, writer_main, w) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    *out = w;
+    return 0;
+
+fail:
+    if (w->seg_fd >= 0)
+        close(w->seg_fd);
+    ZSTD_freeCCtx(w->cctx);
+    free(w->segments);
+    free(w);
+    return rc;
+}
+
+int wal_close(wal_t *w)
+{
+    if (w == NULL)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    w->closing = true;
+    pthread_cond_broadcast(&w->work_cv);
+    pthread_cond_broadcast(&w->space_cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->writer, NULL);
+    int rc = w->err ? WAL_E_FAILED : 0;
+    if (w->seg_fd >= 0)
+        close(w->seg_fd);
+    ZSTD_freeCCtx(w->cctx);
+    walf_buf_free(&w->pending);
+    walf_buf_free(&w->inflight);
+    walf_buf_free(&w->out);
+    free(w->segments);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work_cv);
+    pthread_cond_destroy(&w->done_cv);
+    pthread_cond_destroy(&w->space_cv);
+    free(w);
+    return rc;
+}
+
+int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *lsn)
+{
+    if (w == NULL || lsn == NULL || type == 0 || (data == NULL && len > 0))
+        return WAL_E_ARG;
+    if (len > WAL_RECORD_MAX)
+        return WAL_E_TOO_LARGE;
+    pthread_mutex_lock(&w->mu);
+    while (w->err == 0 && !w->closing && w->pending.len > 0 &&
+           w->pending.len + WALF_RECORD_HEADER + len > QUEUE_LIMIT)
+        pthread_cond_wait(&w->space_cv, &w->mu);
+    int rc = 0;
+    if (w->err != 0) {
+        rc = WAL_E_FAILED;
+    } else if (w->closing) {
+        rc = WAL_E_CLOSED;
+    } else {
+        *lsn = ++w->last_lsn;
+        if (w->pending_count == 0)
+            w->pending_first = *lsn;
+        w->pending_count++;
+        walf_buf_add_record(&w->pending, type, data, len);
+        pthread_cond_signal(&w->work_cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int wal_wait(wal_t *w, uint64_t lsn)
+{
+    if (w == NULL)
+        return WAL_E_ARG;
+    pthread_mutex_lock(&w->mu);
+    int rc;
+    if (lsn > w->last_lsn) {
+        rc = WAL_E_ARG;
+    } else {
+        for (;;) {
+            uint64_t done = w->opts.fsync == WAL_FSYNC_ALWAYS ? w->durable_lsn : w->written_lsn;
+            if (done >= lsn) {
+                rc = 0;
+                break;
+            }
+            if (w->err != 0) {
+                rc = WAL_E_FAILED;
+                break;
+            }
+            pthread_cond_wait(&w->done_cv, &w->mu);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+uint64_t wal_last_lsn(wal_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->last_lsn;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+uint64_t wal_durable_lsn(wal_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->durable_lsn;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->n_segments; i++)
+        total += w->segments[i].bytes;
+    *bytes = total;
+    *segments = w->n_segments;
+    pthread_mutex_unlock(&w->mu);
+}

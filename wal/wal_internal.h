@@ -1,0 +1,172 @@
+/* Declarations shared by the files of wal/ (not part of the public API). */
+#ifndef WAL_INTERNAL_H
+#define WAL_INTERNAL_H
+
+#include <stdarg.h>
+#include <zstd.h>
+
+#include "wal.h"
+#include "wal_format.h"
+
+/* ---- scan.c: reading one file image ---- */
+
+typedef enum {
+    WALF_SCAN_CLEAN,   /* every frame good up to the end (or a zero tail) */
+    WALF_SCAN_TORN,    /* a bad frame with nothing valid after it */
+    WALF_SCAN_CORRUPT, /* a bad frame followed by a valid one, or a structural error */
+    WALF_SCAN_VERSION, /* a newer format version */
+} walf_scan_status_t;
+
+typedef struct walf_scan_result {
+    walf_scan_status_t status;
+    bool header_ok;
+    uint64_t base_lsn;
+    uint64_t good_end;    /* offset just past the last good frame */
+    uint64_t bad_offset;  /* where the first problem is (TORN/CORRUPT) */
+    uint64_t next_lsn;    /* segments: the LSN after the last good record */
+    uint64_t frames;
+    uint64_t records;
+    uint64_t zero_tail;   /* bytes of zeros after good_end (a clean end) */
+    bool has_end;         /* snapshots: the end frame was seen */
+    uint32_t version;
+    const char *why;      /* a static description of the problem */
+} walf_scan_result_t;
+
+typedef struct walf_sink {
+    /* Decompress and parse records (else checksums and structure only). */
+    bool decode;
+    /* One record of the frame `f` at `frame_offset`; non-zero stops the
+     * scan with WAL_E_CALLBACK. */
+    int (*record)(void *ctx, uint64_t frame_offset, const walf_frame_t *f, uint64_t lsn,
+                  uint8_t type, const uint8_t *data, uint32_t len);
+    /* One frame, good or bad (for inspection); may be NULL. */
+    void (*frame)(void *ctx, uint64_t offset, const walf_frame_t *f, bool ok);
+    void *ctx;
+} walf_sink_t;
+
+/*
+ * Scans a whole file image. Returns 0 with the outcome in *res, or
+ * WAL_E_CALLBACK when a callback stopped it. `dctx` is reset and reused.
+ */
+int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
+              ZSTD_DCtx *dctx, walf_scan_result_t *res);
+
+/* ---- util.c ---- */
+
+/* A file read into memory (mmap); len 0 and data NULL for an empty file. */
+typedef struct walf_map {
+    const uint8_t *data;
+    size_t len;
+} walf_map_t;
+
+int walf_map_file(const char *path, walf_map_t *m);
+void walf_unmap(walf_map_t *m);
+
+/* fsync of a directory, so a created, renamed or removed name is durable. */
+int walf_sync_dir(const char *path);
+
+/* Lists <dir> entries named <20 digits><suffix>, sorted by number. *out is
+ * malloc'd (caller frees); returns the count or a negative errno. */
+int walf_list(const char *dir, const char *suffix, uint64_t **out);
+
+void walf_log(const wal_options_t *o, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A growable byte buffer; allocation failure aborts. */
+typedef struct walf_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} walf_buf_t;
+
+void walf_buf_reserve(walf_buf_t *b, size_t extra);
+void walf_buf_free(walf_buf_t *b);
+
+/* Appends one record (header + data) to a raw payload buffer. */
+void walf_buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t len);
+
+/*
+ * Turns raw payload bytes into one frame appended to `out`: compressed as
+ * the next piece of `cctx`'s stream (or stored raw when cctx is NULL),
+ * header filled in. Returns 0 or WAL_E_* on a compression failure.
+ */
+int walf_emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
+                    uint64_t first_lsn, uint32_t count, uint8_t kind);
+
+/* Writes all of buf with `io` (retrying short writes). */
+int walf_write_all(const wal_io_t *io, int fd, const void *buf, size_t len);
+
+extern const wal_io_t walf_posix_io;
+
+#endif
+
+/* ---- the log object (wal.c), shared with recover.c and snapshot.c ---- */
+
+#include <limits.h>
+#include <pthread.h>
+
+typedef struct walf_segment {
+    uint64_t first_lsn;
+    uint64_t bytes;
+} walf_segment_t;
+
+/* What recovery leaves for the writer. */
+typedef struct walf_state {
+    uint64_t last_lsn;
+    uint64_t snap_lsn;       /* newest valid snapshot (0: none) */
+    uint64_t prev_snap_lsn;  /* the one before it (0: none) */
+    walf_segment_t *segments; /* ascending; malloc'd */
+    size_t n_segments;
+    bool last_segment_empty;  /* the last segment holds no frame */
+} walf_state_t;
+
+/*
+ * Recovery of <dir>: snapshots, then segments, as wal_open describes. With
+ * `modify` false nothing on disk changes (wal_check). Fills *st (caller frees
+ * st->segments) and *rep.
+ */
+int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *replay,
+                 bool modify, wal_recovery_t *rep, walf_state_t *st);
+
+void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
+               const char *suffix);
+
+struct wal {
+    char dir[PATH_MAX - 64];
+    char wal_dir[PATH_MAX];
+    char snap_dir[PATH_MAX];
+    wal_options_t opts;
+    const wal_io_t *io;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* the writer waits for records */
+    pthread_cond_t done_cv;  /* waiters wait for written/durable LSNs */
+    pthread_cond_t space_cv; /* appenders wait for room in the queue */
+    pthread_t writer;
+
+    /* guarded by mu */
+    walf_buf_t pending;      /* encoded records not yet taken by the writer */
+    uint32_t pending_count;
+    uint64_t pending_first;
+    uint64_t last_lsn;       /* handed out */
+    uint64_t written_lsn;    /* written to the file */
+    uint64_t durable_lsn;    /* synced */
+    int err;                 /* sticky: the first write/sync failure (-errno) */
+    bool closing;
+    walf_segment_t *segments; /* on disk, ascending; the last is the active one */
+    size_t n_segments;
+    size_t cap_segments;
+    uint64_t snap_lsn;
+    uint64_t prev_snap_lsn;
+    bool snapshot_running;
+
+    /* writer thread only */
+    walf_buf_t inflight;
+    walf_buf_t out;
+    ZSTD_CCtx *cctx;         /* NULL when compression is off */
+    int seg_fd;
+    int64_t last_sync_ns;
+};
+
+/* Removes the files that the previous snapshot makes unnecessary (snapshot.c). */
+void walf_trim(wal_t *w);
