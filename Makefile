@@ -46,7 +46,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test e2e asan asan-test asan-unit asan-wal asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e asan asan-test asan-unit asan-wal asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -78,6 +78,12 @@ $(OUT)/unit_tests: $(UNIT_OBJ) $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
 $(OUT)/wal_tests: $(WAL_TEST_OBJ) $(OUT)/libwal.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(OUT)/wal_crash_writer: $(OUT)/tests/crash/wal_writer.o $(OUT)/libwal.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(OUT)/wal_bench: $(OUT)/scripts/bench/wal_bench.o $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
 $(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
@@ -156,9 +162,26 @@ fuzz-smoke:
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BIN)
 
+# The log under SIGKILL at random moments: every acknowledged record must
+# survive (scripts/crash-wal.sh). `make test` runs a short version.
+CRASH_ROUNDS ?= 300
+CRASH_SMOKE_ROUNDS ?= 25
+
+crash: build/release/wal_crash_writer
+	scripts/crash-wal.sh $(CRASH_ROUNDS)
+
+crash-smoke: build/release/wal_crash_writer
+	scripts/crash-wal.sh $(CRASH_SMOKE_ROUNDS)
+
+# Durable appends per second with 1, 8 and 64 appenders against the raw
+# write+fdatasync rate of the same disk, and the compression ratio.
+bench-wal: build/release/wal_bench
+	build/release/wal_bench
+
 bench:
 	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory bin/parley
+	@$(MAKE) --no-print-directory build/release/wal_bench
 	scripts/bench/run.sh
 
 # Builds the production image with podman and checks it end to end (about a

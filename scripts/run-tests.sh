@@ -50,6 +50,7 @@ run_suite e2e make --no-print-directory e2e
 run_suite asan-unit make --no-print-directory asan-unit
 run_suite asan-wal make --no-print-directory asan-wal
 run_suite asan-e2e make --no-print-directory asan-e2e
+run_suite crash make --no-print-directory crash-smoke
 run_suite fuzz make --no-print-directory fuzz-smoke
 
 echo "==== summary"

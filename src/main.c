@@ -1,6 +1,6 @@
 /*
- * parley: the command line. `serve` runs the server; `version` and `help`
- * answer and exit. Each command owns its arguments; exit codes are 0 (done),
+ * parley: the command line. `serve` runs the server; `wal` inspects, checks
+ * or repairs a data directory's log; `version` and `help` answer and exit. Each command owns its arguments; exit codes are 0 (done),
  * 1 (could not do it) and 2 (the command line or configuration is wrong).
  */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "parley/config.h"
 #include "parley/log.h"
 #include "parley/server.h"
+#include "parley/tools.h"
 #include "parley/version.h"
 
 extern char **environ;
@@ -20,6 +21,9 @@ static void usage(FILE *out)
             "\n"
             "Usage:\n"
             "  parley serve [settings]   run the server\n"
+            "  parley wal inspect DIR    one line per record of DIR's log and snapshots\n"
+            "  parley wal check DIR      verify DIR's log and snapshots (exit 1 when damaged)\n"
+            "  parley wal repair DIR     cut DIR's log at its last good record (server stopped)\n"
             "  parley version            print the version\n"
             "  parley help               print this help\n"
             "\n",
@@ -56,6 +60,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "wal") == 0)
+        return wal_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

@@ -261,7 +261,7 @@ int wal_scan_image(const void *data, size_t len, bool is_snapshot)
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (dctx == NULL)
         abort();
-    ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 24);
+    ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 27);
     walf_sink_t sink = {.decode = true};
     walf_scan_result_t res;
     walf_scan(data, len, is_snapshot, &sink, dctx, &res);

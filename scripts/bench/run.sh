@@ -5,3 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 echo "== HTTP worker pool size (GET /api/health, wrk -t2 -c64) =="
 scripts/bench/pool-size.sh "${BENCH_SECONDS:-5}"
+echo
+echo "== Write-ahead log (build/release/wal_bench) =="
+build/release/wal_bench

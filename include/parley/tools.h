@@ -1,0 +1,9 @@
+/* Offline commands of the parley binary (run on a data directory). */
+#ifndef PARLEY_TOOLS_H
+#define PARLEY_TOOLS_H
+
+/* `parley wal inspect|check|repair <data-dir>`; argv starts after "wal".
+ * Returns the exit code. */
+int wal_command(int argc, char **argv);
+
+#endif
