@@ -7,12 +7,16 @@
  * callers can hold their own locks around it (Parley holds a store shard
  * lock, so that LSN order and apply order agree). One writer thread loops:
  * it swaps `pending` with its own `inflight` buffer (so appenders keep going
- * while it works), cuts the records into frames of about 1 MiB, compresses
- * each frame as the next piece of the segment's zstd stream, writes all of
- * them with one write(), calls fdatasync() once (policy `always`), then
- * publishes the new written/durable LSN and wakes every waiter. Everything
- * that arrived while it was busy forms the next batch: that is the group
- * commit, LevelDB's leader-writes-for-the-followers made into a thread.
+ * while it works), encodes them as one frame (up to 1 MiB of records; a
+ * larger backlog becomes several frames, each handled in turn), compresses
+ * it as the next piece of the segment's zstd stream, writes it with one
+ * write(), calls fdatasync() once (policy `always`), then publishes the new
+ * written/durable LSN and wakes every waiter. Everything that arrived while
+ * it was busy forms the next batch: that is the group commit, LevelDB's
+ * leader-writes-for-the-followers made into a thread. Because a frame is
+ * synced before the next one is written, a crash can only tear the last
+ * frame of the last segment; a bad frame followed by a good one is never
+ * the trace of a crash, and recovery treats it as corruption.
  *
  * Why one zstd stream per segment, flushed per batch (measured by
  * scripts/bench/wal_bench.c, figures in docs/benchmarks.md): chat records
@@ -107,33 +111,27 @@ static int open_segment(wal_t *w, uint64_t first_lsn)
     return 0;
 }
 
-/* Encodes the records of `inflight` as frames into `out`. Writer thread. */
-static int build_frames(wal_t *w, uint64_t first_lsn, uint32_t count)
+/*
+ * Encodes into `out` one frame of the records of `inflight` that start at
+ * byte `*pos`: as many as fit in WALF_FRAME_TARGET bytes, at least one.
+ * Advances *pos and returns the number of records. Writer thread.
+ */
+static uint32_t build_frame(wal_t *w, size_t *pos, uint64_t first_lsn, uint32_t left, int *rc)
 {
     w->out.len = 0;
-    const uint8_t *p = w->inflight.data;
-    size_t left = w->inflight.len;
-    uint64_t lsn = first_lsn;
-    while (count > 0) {
-        size_t frame_len = 0;
-        uint32_t n = 0;
-        while (n < count) {
-            uint32_t len = walf_get32(p + frame_len);
-            size_t rec = WALF_RECORD_HEADER + len;
-            if (n > 0 && frame_len + rec > WALF_FRAME_TARGET)
-                break;
-            frame_len += rec;
-            n++;
-        }
-        int rc = walf_emit_frame(&w->out, w->cctx, p, frame_len, lsn, n, WALF_KIND_RECORDS);
-        if (rc != 0)
-            return rc;
-        p += frame_len;
-        left -= frame_len;
-        lsn += n;
-        count -= n;
+    const uint8_t *p = w->inflight.data + *pos;
+    size_t frame_len = 0;
+    uint32_t n = 0;
+    while (n < left) {
+        size_t rec = WALF_RECORD_HEADER + walf_get32(p + frame_len);
+        if (n > 0 && frame_len + rec > WALF_FRAME_TARGET)
+            break;
+        frame_len += rec;
+        n++;
     }
-    return left == 0 ? 0 : WAL_E_CORRUPT;
+    *rc = walf_emit_frame(&w->out, w->cctx, p, frame_len, first_lsn, n, WALF_KIND_RECORDS);
+    *pos += frame_len;
+    return n;
 }
 
 static int sync_segment(wal_t *w)
@@ -224,49 +222,61 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&w->space_cv);
         pthread_mutex_unlock(&w->mu);
 
-        const char *what = "write of the log";
-        int rc = build_frames(w, first, count);
-        if (rc == 0)
-            rc = walf_write_all(w->io, w->seg_fd, w->out.data, w->out.len);
-        bool synced = false;
-        if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
-                        (w->opts.fsync == WAL_FSYNC_BATCH &&
-                         now_ns() - w->last_sync_ns >= (int64_t)w->opts.batch_ms * 1000000))) {
-            what = "fdatasync of the log";
-            rc = sync_segment(w);
-            synced = rc == 0;
-        }
-
-        pthread_mutex_lock(&w->mu);
-        if (rc != 0) {
-            fail(w, rc, what);
-            continue;
-        }
-        uint64_t last = first + count - 1;
-        w->written_lsn = last;
-        if (synced)
-            w->durable_lsn = last;
-        w->segments[w->n_segments - 1].bytes += w->out.len;
-        pthread_cond_broadcast(&w->done_cv);
-
-        if (w->segments[w->n_segments - 1].bytes >= w->opts.segment_bytes) {
-            pthread_mutex_unlock(&w->mu);
-            /* The old segment must be synced before the log moves on. */
-            rc = synced ? 0 : sync_segment(w);
-            if (rc == 0) {
-                close(w->seg_fd);
-                w->seg_fd = -1;
-                rc = open_segment(w, last + 1);
+        /* One frame at a time: each is written, synced and acknowledged
+         * before the next is written, so only the last frame of a segment
+         * can ever be torn by a crash. */
+        size_t pos = 0;
+        int rc = 0;
+        while (count > 0 && rc == 0) {
+            uint32_t n = build_frame(w, &pos, first, count, &rc);
+            const char *what = "write of the log";
+            if (rc == 0)
+                rc = walf_write_all(w->io, w->seg_fd, w->out.data, w->out.len);
+            bool synced = false;
+            if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
+                            (w->opts.fsync == WAL_FSYNC_BATCH &&
+                             now_ns() - w->last_sync_ns >= (int64_t)w->opts.batch_ms * 1000000))) {
+                what = "fdatasync of the log";
+                rc = sync_segment(w);
+                synced = rc == 0;
             }
+            uint64_t last = first + n - 1;
             pthread_mutex_lock(&w->mu);
             if (rc != 0) {
-                fail(w, rc, "rolling to a new segment");
-                continue;
+                fail(w, rc, what);
+                break;
             }
-            if (last > w->durable_lsn)
+            w->written_lsn = last;
+            if (synced)
                 w->durable_lsn = last;
+            w->segments[w->n_segments - 1].bytes += w->out.len;
+            bool roll = w->segments[w->n_segments - 1].bytes >= w->opts.segment_bytes;
             pthread_cond_broadcast(&w->done_cv);
+            pthread_mutex_unlock(&w->mu);
+            first += n;
+            count -= n;
+
+            if (roll) {
+                /* The old segment must be synced before the log moves on. */
+                rc = synced ? 0 : sync_segment(w);
+                if (rc == 0) {
+                    close(w->seg_fd);
+                    w->seg_fd = -1;
+                    rc = open_segment(w, last + 1);
+                }
+                pthread_mutex_lock(&w->mu);
+                if (rc != 0) {
+                    fail(w, rc, "rolling to a new segment");
+                    break;
+                }
+                if (last > w->durable_lsn)
+                    w->durable_lsn = last;
+                pthread_cond_broadcast(&w->done_cv);
+                pthread_mutex_unlock(&w->mu);
+            }
         }
+        if (rc == 0)
+            pthread_mutex_lock(&w->mu);
     }
     /* Closing: make what was written durable whatever the policy. */
     if (w->err == 0 && w->written_lsn > w->durable_lsn) {
