@@ -123,12 +123,13 @@ unit: build/release/unit_tests
 wal-test: build/release/wal_tests
 	build/release/wal_tests
 
-e2e: bin/parley
-	PARLEY_BIN=bin/parley $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+e2e: bin/parley build/release/wal_crash_writer
+	PARLEY_BIN=bin/parley PARLEY_WAL_WRITER=build/release/wal_crash_writer \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=asan build/asan/parley build/asan/unit_tests \
-	  build/asan/wal_tests
+	  build/asan/wal_tests build/asan/wal_crash_writer
 
 # The sanitizers make any memory error, leak or undefined behaviour fatal,
 # and the e2e fixture fails a test whose server did not exit cleanly.
@@ -146,6 +147,7 @@ asan-wal: asan
 
 asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \
+	  PARLEY_WAL_WRITER=build/asan/wal_crash_writer \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 FUZZ_SECONDS ?= 600
