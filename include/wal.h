@@ -101,8 +101,9 @@ typedef struct wal_recovery {
  *   on_snapshot_record one record of that snapshot
  *   on_record          one log record with lsn > the snapshot's lsn, in order
  * When a snapshot turns out bad part-way, the library logs it and starts over
- * with an older one (or none): on_snapshot_begin is called again, and the
- * caller must discard what it loaded.
+ * with an older one: on_snapshot_begin is called again, and the caller must
+ * discard what it loaded. When none is left it is called with lsn 0, which
+ * means: discard, recovery goes on from the log alone.
  */
 typedef struct wal_replay {
     int (*on_snapshot_begin)(void *ctx, uint64_t lsn);

@@ -112,6 +112,7 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
     if (n < 0)
         return n;
     int rc = 0;
+    bool begun = false; /* on_snapshot_begin was called for a snapshot */
     for (int i = n - 1; i >= 0; i--) {
         char path[PATH_MAX + 32];
         walf_path(path, sizeof(path), dir, "snapshots", lsns[i], ".snap");
@@ -135,6 +136,7 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
         bool good = res.status == WALF_SCAN_CLEAN && res.base_lsn == lsns[i];
         replay_ctx_t ctx = {.replay = replay};
         if (good) {
+            begun = true;
             if (replay && replay->on_snapshot_begin &&
                 replay->on_snapshot_begin(replay->ctx, lsns[i]) != 0) {
                 walf_unmap(&m);
@@ -166,6 +168,11 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
         }
     }
     free(lsns);
+    /* Records of a snapshot that failed part-way must be discarded even when
+     * no older snapshot is left to start over with. */
+    if (rc == 0 && begun && *snap_lsn == 0 && replay && replay->on_snapshot_begin &&
+        replay->on_snapshot_begin(replay->ctx, 0) != 0)
+        rc = WAL_E_CALLBACK;
     return rc;
 }
 
@@ -288,9 +295,12 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
             keep = res.good_end;
             rep->bytes_dropped += file_len - keep;
             note_place(rep->cut_file, sizeof(rep->cut_file), &rep->cut_offset, path, keep);
-            walf_log(o, 1, "%s: torn tail at offset %llu (%s): %llu bytes dropped", path,
+            walf_log(o, 1, "%s: torn tail at offset %llu (%s): %llu bytes dropped%s", path,
                      (unsigned long long)res.bad_offset, res.why,
-                     (unsigned long long)(file_len - keep));
+                     (unsigned long long)(file_len - keep),
+                     res.unsynced ? " (written under fsync policy batch or none: records after "
+                                    "the last sync may be lost)"
+                                  : "");
             if (modify) {
                 rc = cut_file(path, keep);
                 if (rc != 0)

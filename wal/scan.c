@@ -110,7 +110,12 @@ static bool decode_payload(const uint8_t *payload, const walf_frame_t *f, ZSTD_D
     return !ZSTD_isError(rc) && probe.pos == 0;
 }
 
-/* Walks the records of a decoded payload; false when they do not add up. */
+/*
+ * Walks the records of a decoded payload; *ok false when they do not add up.
+ * All of them are checked before the first is handed to the sink: a frame is
+ * good or bad as a whole, and no record of a bad one may reach recovery's
+ * callbacks (after a repair cut there, its LSNs are handed out again).
+ */
 static int parse_records(const uint8_t *raw, const walf_frame_t *f, uint64_t frame_offset,
                          const walf_sink_t *sink, bool *ok)
 {
@@ -124,25 +129,38 @@ static int parse_records(const uint8_t *raw, const walf_frame_t *f, uint64_t fra
         if (type == 0 || !all_zero(raw + pos + 5, 3) || len > WAL_RECORD_MAX ||
             len > f->raw_len - pos - WALF_RECORD_HEADER)
             return 0;
-        pos += WALF_RECORD_HEADER;
-        if (sink && sink->record) {
-            uint64_t lsn = f->first_lsn ? f->first_lsn + i : 0;
-            if (sink->record(sink->ctx, frame_offset, f, lsn, type, raw + pos, len) != 0)
-                return WAL_E_CALLBACK;
-        }
-        pos += len;
+        pos += WALF_RECORD_HEADER + len;
     }
-    *ok = pos == f->raw_len;
+    if (pos != f->raw_len)
+        return 0;
+    *ok = true;
+    if (sink == NULL || sink->record == NULL)
+        return 0;
+    pos = 0;
+    for (uint32_t i = 0; i < f->count; i++) {
+        uint32_t len = walf_get32(raw + pos);
+        uint64_t lsn = f->first_lsn ? f->first_lsn + i : 0;
+        if (sink->record(sink->ctx, frame_offset, f, lsn, raw[pos + 4],
+                         raw + pos + WALF_RECORD_HEADER, len) != 0)
+            return WAL_E_CALLBACK;
+        pos += WALF_RECORD_HEADER + len;
+    }
     return 0;
 }
 
+/*
+ * Classifies a bad frame. In a segment written under the fsync policies
+ * batch or none (WALF_FILE_UNSYNCED), frames were written without a sync
+ * between them, and a crash may have kept a later frame while losing an
+ * earlier one; there a valid frame after a bad one is still a torn tail.
+ */
 static void bad(walf_scan_result_t *res, const uint8_t *img, size_t len, size_t off,
                 bool snapshot, const char *why, bool certain)
 {
     res->bad_offset = off;
     res->why = why;
-    res->status = certain || valid_frame_after(img, len, off + 1, snapshot) ? WALF_SCAN_CORRUPT
-                                                                           : WALF_SCAN_TORN;
+    bool later_valid = !res->unsynced && valid_frame_after(img, len, off + 1, snapshot);
+    res->status = certain || later_valid ? WALF_SCAN_CORRUPT : WALF_SCAN_TORN;
 }
 
 int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
@@ -166,6 +184,14 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         res->why = "written by a newer format version";
         return 0;
     }
+    uint32_t flags = walf_get32(img + 12);
+    if ((flags & ~WALF_FILE_UNSYNCED) != 0 || (snapshot && flags != 0)) {
+        res->bad_offset = 12;
+        res->why = "unknown file flags";
+        res->status = WALF_SCAN_CORRUPT;
+        return 0;
+    }
+    res->unsynced = flags & WALF_FILE_UNSYNCED;
     res->header_ok = true;
     res->base_lsn = walf_get64(img + 16);
     res->next_lsn = res->base_lsn;

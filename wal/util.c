@@ -43,9 +43,15 @@ const char *wal_strerror(int err)
 
 void walf_file_header(uint8_t *out, bool snapshot, uint64_t base_lsn)
 {
+    walf_file_header_flags(out, snapshot, base_lsn, 0);
+}
+
+void walf_file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags)
+{
     memset(out, 0, WALF_FILE_HEADER);
     memcpy(out, snapshot ? WALF_MAGIC_SNAPSHOT : WALF_MAGIC_SEGMENT, 8);
     walf_put32(out + 8, WAL_FORMAT_VERSION);
+    walf_put32(out + 12, flags);
     walf_put64(out + 16, base_lsn);
     walf_put32(out + 28, walf_mask(walf_crc32c(0, out, 28)));
 }

@@ -18,7 +18,9 @@
 /* ---- file header (32 bytes) ----
  *   0  8  magic: "PRLYWAL\0" (segment) or "PRLYSNP\0" (snapshot)
  *   8  4  format version (WAL_FORMAT_VERSION)
- *  12  4  flags (0; reserved)
+ *  12  4  flags: bit 0 WALF_FILE_UNSYNCED (segments written under the
+ *           fsync policies batch or none, whose frames were not each synced
+ *           before the next was written)
  *  16  8  base LSN: a segment's first LSN; a snapshot's LSN
  *  24  4  zero
  *  28  4  masked CRC32C of bytes 0-27
@@ -26,6 +28,7 @@
 #define WALF_FILE_HEADER 32
 #define WALF_MAGIC_SEGMENT "PRLYWAL"
 #define WALF_MAGIC_SNAPSHOT "PRLYSNP"
+#define WALF_FILE_UNSYNCED 0x1u
 
 /* ---- frame header (32 bytes) ----
  *   0  4  masked CRC32C of bytes 4-31 of this header and the stored payload
@@ -101,8 +104,9 @@ typedef struct walf_frame {
     uint8_t flags;
 } walf_frame_t;
 
-/* Encodes a file header into out[32]. */
+/* Encodes a file header into out[32]; walf_file_header() has flags 0. */
 void walf_file_header(uint8_t *out, bool snapshot, uint64_t base_lsn);
+void walf_file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags);
 
 /* Encodes a frame header into out[32]; the payload must follow it in memory
  * (out + 32), as the CRC covers it. */

@@ -29,6 +29,7 @@ typedef struct walf_scan_result {
     uint64_t zero_tail;   /* bytes of zeros after good_end (a clean end) */
     bool has_end;         /* snapshots: the end frame was seen */
     uint32_t version;
+    bool unsynced;        /* the file header has WALF_FILE_UNSYNCED */
     const char *why;      /* a static description of the problem */
 } walf_scan_result_t;
 
@@ -140,7 +141,6 @@ struct wal {
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;  /* the writer waits for records */
-    pthread_cond_t done_cv;  /* waiters wait for written/durable LSNs */
     pthread_cond_t space_cv; /* appenders wait for room in the queue */
     pthread_t writer;
 
@@ -153,6 +153,8 @@ struct wal {
     uint64_t durable_lsn;    /* synced */
     int err;                 /* sticky: the first write/sync failure (-errno) */
     bool closing;
+    bool writer_idle;        /* the writer sleeps on work_cv */
+    struct walf_waiter *waiters; /* threads in wal_wait, each with its own condvar */
     walf_segment_t *segments; /* on disk, ascending; the last is the active one */
     size_t n_segments;
     size_t cap_segments;

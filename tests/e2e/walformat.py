@@ -79,9 +79,10 @@ def read_file(data):
     magic, version, flags, base, zero, crc = struct.unpack("<8sIIQII", data[:32])
     if crc != masked_crc(data[:28]) or magic not in (SEGMENT_MAGIC, SNAPSHOT_MAGIC):
         raise FormatError("bad file header")
-    if version != VERSION or flags or zero:
-        raise FormatError("unknown version or flags")
     snapshot = magic == SNAPSHOT_MAGIC
+    allowed_flags = 0 if snapshot else 1  # bit 0: unsynced segment
+    if version != VERSION or flags & ~allowed_flags or zero:
+        raise FormatError("unknown version or flags")
     stream = zstandard.ZstdDecompressor().decompressobj()
     records, lsn, off, ended = [], base, 32, False
     while off < len(data):
