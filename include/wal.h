@@ -153,6 +153,12 @@ int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *l
  */
 int wal_wait(wal_t *w, uint64_t lsn);
 
+/*
+ * Blocks until every record handed out so far is synced to disk, whatever
+ * the fsync policy. Returns 0 or WAL_E_FAILED.
+ */
+int wal_sync(wal_t *w);
+
 /* The last LSN handed out by wal_append (or recovered). */
 uint64_t wal_last_lsn(wal_t *w);
 
@@ -177,8 +183,9 @@ int wal_snapshot_begin(wal_t *w, uint64_t lsn, wal_snapshot_t **out);
 int wal_snapshot_add(wal_snapshot_t *s, uint8_t type, const void *data, size_t len);
 
 /*
- * Finishes the snapshot: waits until the log is durable up to the last LSN
- * handed out (so the snapshot holds nothing that could be lost), writes the
+ * Finishes the snapshot: waits until the log is synced up to the last LSN
+ * handed out, whatever the fsync policy (so the snapshot holds nothing that
+ * could be lost), writes the
  * end record, syncs, renames to <lsn>.snap, syncs the directory. Then removes
  * snapshots older than the previous one, and the log segments wholly covered
  * by the previous one, so that the previous snapshot and the log after it

@@ -225,8 +225,11 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
     uint64_t snap = st->snap_lsn;
     uint64_t next = snap + 1; /* the LSN the next record must have */
     int start = 0;
-    while (start + 1 < n && firsts[start + 1] <= snap + 1)
-        start++; /* wholly covered by the snapshot */
+    /* Segments wholly covered by the snapshot are not needed to recover; a
+     * check (modify false) reads them anyway, since they are the fallback
+     * should the snapshot be lost. */
+    while (modify && start + 1 < n && firsts[start + 1] <= snap + 1)
+        start++;
     if (n > 0 && firsts[start] > snap + 1) {
         char path[PATH_MAX + 32];
         walf_path(path, sizeof(path), dir, "wal", firsts[start], ".wal");

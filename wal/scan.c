@@ -179,7 +179,13 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         return 0;
     }
     res->version = walf_get32(img + 8);
-    if (res->version > WAL_FORMAT_VERSION || res->version == 0) {
+    if (res->version == 0) {
+        res->bad_offset = 8;
+        res->why = "format version 0";
+        res->status = WALF_SCAN_CORRUPT;
+        return 0;
+    }
+    if (res->version > WAL_FORMAT_VERSION) {
         res->status = WALF_SCAN_VERSION;
         res->why = "written by a newer format version";
         return 0;

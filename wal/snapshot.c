@@ -150,7 +150,7 @@ int wal_snapshot_commit(wal_snapshot_t *s)
     wal_t *w = s->w;
     int rc = flush_frame(s);
     if (rc == 0)
-        rc = wal_wait(w, wal_last_lsn(w));
+        rc = wal_sync(w);
     if (rc == 0) {
         uint8_t end[WALF_FRAME_HEADER + WALF_END_PAYLOAD];
         walf_put64(end + WALF_FRAME_HEADER, s->count);

@@ -154,6 +154,7 @@ struct wal {
     int err;                 /* sticky: the first write/sync failure (-errno) */
     bool closing;
     bool writer_idle;        /* the writer sleeps on work_cv */
+    uint64_t sync_request;   /* wal_sync(): sync through this LSN whatever the policy */
     struct walf_waiter *waiters; /* threads in wal_wait, each with its own condvar */
     walf_segment_t *segments; /* on disk, ascending; the last is the active one */
     size_t n_segments;
