@@ -3,8 +3,8 @@
 #
 # Variants share the sources and differ in compiler and flags; each builds into
 # build/<variant>/:  release (gcc -O2 -g; the binary is copied to bin/parley),
-# asan (clang, AddressSanitizer + UndefinedBehaviorSanitizer), fuzz (clang,
-# libFuzzer + ASan + UBSan).
+# asan (clang, AddressSanitizer + UndefinedBehaviorSanitizer), tsan (clang,
+# ThreadSanitizer, for the log's tests), fuzz (clang, libFuzzer + ASan + UBSan).
 
 BUILD ?= release
 PYTHON := /usr/bin/python3
@@ -19,13 +19,17 @@ else ifeq ($(BUILD),asan)
   SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
   # The test builds treat warnings as errors, so none can slip into main.
   OPT += -Werror
+else ifeq ($(BUILD),tsan)
+  CC := clang
+  OPT := -O1 -g -fno-omit-frame-pointer -Werror
+  SAN := -fsanitize=thread
 else ifeq ($(BUILD),fuzz)
   CC := clang
   OPT := -O1 -g -fno-omit-frame-pointer
   SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
   OPT += -Werror
 else
-  $(error BUILD must be release, asan or fuzz)
+  $(error BUILD must be release, asan, tsan or fuzz)
 endif
 
 OUT := build/$(BUILD)
@@ -46,7 +50,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e asan asan-test asan-unit asan-wal asan-e2e fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e asan asan-test asan-unit asan-wal asan-e2e tsan-wal fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -137,13 +141,19 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-asan-test: asan-unit asan-wal asan-e2e
+asan-test: asan-unit asan-wal asan-e2e tsan-wal
 
 asan-unit: asan
 	$(SAN_ENV) build/asan/unit_tests
 
 asan-wal: asan
 	$(SAN_ENV) build/asan/wal_tests
+
+# The log's threads (appenders, writer, waiters, snapshots) under
+# ThreadSanitizer: any data race fails the test it happens in.
+tsan-wal:
+	@$(MAKE) --no-print-directory BUILD=tsan build/tsan/wal_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/tsan/wal_tests
 
 asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \

@@ -3,8 +3,10 @@
 # suite's output in build/test-logs/, and ends with one line that adds them
 # up: "total: N passed, N failed". Exit status 1 when any suite failed.
 #
-# Suites: unit and e2e on the release build, unit and e2e on the ASan/UBSan
-# build, a short run of every fuzz harness (each harness counts as one test).
+# Suites: unit, wal and e2e on the release build; the same on the ASan/UBSan
+# build; the wal tests under ThreadSanitizer; a short crash test of the log
+# (each kill-and-verify round counts as one test); a short run of every fuzz
+# harness (each harness counts as one test).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=build/test-logs
@@ -49,6 +51,7 @@ run_suite wal make --no-print-directory wal-test
 run_suite e2e make --no-print-directory e2e
 run_suite asan-unit make --no-print-directory asan-unit
 run_suite asan-wal make --no-print-directory asan-wal
+run_suite tsan-wal make --no-print-directory tsan-wal
 run_suite asan-e2e make --no-print-directory asan-e2e
 run_suite crash make --no-print-directory crash-smoke
 run_suite fuzz make --no-print-directory fuzz-smoke
