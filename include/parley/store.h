@@ -1,0 +1,172 @@
+/*
+ * The store: Parley's state in memory, kept durable by the write-ahead log.
+ *
+ * Every change goes through one path: the caller builds the entity's new
+ * full state, a store_*_put/create function turns it into a log record
+ * ("user U now is {...}"), appends it, applies it to the tables (the same
+ * store_apply() that replays the log at start-up), and returns the record's
+ * LSN; the caller then calls store_wait(lsn) and only answers 2xx when that
+ * returns 0. Records set whole states, never increments, so replaying one
+ * twice changes nothing (snapshots are taken while writes go on).
+ *
+ * Reads copy entities out (store_*_get fill a caller's struct; strings in it
+ * are malloc'd and freed by the matching *_clear), so no pointer into the
+ * tables ever leaves a lock.
+ *
+ * Errors: 0, or STORE_E_* below; STORE_E_UNAVAILABLE means the log refuses
+ * writes (a failed write or sync earlier: answer 503).
+ */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wal.h"
+
+#define STORE_E_CONFLICT_USERNAME (-2001)
+#define STORE_E_CONFLICT_EMAIL (-2002)
+#define STORE_E_NOT_FOUND (-2003)
+#define STORE_E_UNAVAILABLE (-2004)
+#define STORE_E_CORRUPT (-2005) /* a record that does not parse (recovery) */
+
+#define STORE_ID_MAX 40
+#define STORE_USERNAME_MAX 33 /* 32 + NUL */
+#define STORE_EMAIL_MAX 255
+#define STORE_HASH_MAX 160
+
+/* Record types in the log (the wal's type byte). Payloads are JSON objects
+ * with "v": the schema version of that record type. */
+enum store_record_type {
+    STORE_REC_USER = 1,
+    STORE_REC_SESSION = 2,
+    STORE_REC_API_KEY = 3,
+};
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store_user {
+    char id[STORE_ID_MAX];
+    char username[STORE_USERNAME_MAX];
+    char email[STORE_EMAIL_MAX];
+    char password_hash[STORE_HASH_MAX];
+    char *display_name; /* malloc'd or NULL */
+    char *bio;          /* malloc'd or NULL */
+    char *avatar_url;   /* malloc'd or NULL */
+    char *preferences;  /* JSON object text, malloc'd or NULL */
+    bool is_admin;
+    bool is_active;
+    int64_t created_at; /* ms since the epoch */
+    int64_t updated_at;
+    int64_t last_seen;
+} store_user_t;
+
+typedef struct store_session {
+    char id[STORE_ID_MAX];
+    char user_id[STORE_ID_MAX];
+    char salt[40];        /* per-session secret of the refresh MAC (hex) */
+    uint64_t generation;  /* of the current refresh token */
+    int64_t created_at;   /* ms */
+    int64_t expires_at;   /* ms: the refresh token's end */
+    bool revoked;
+} store_session_t;
+
+typedef struct store_api_key {
+    char id[STORE_ID_MAX];
+    char user_id[STORE_ID_MAX];
+    char name[129];
+    char hash[65];        /* hex SHA-256 of the key */
+    bool can_read;
+    bool can_write;
+    int64_t created_at;   /* ms */
+    int64_t expires_at;   /* ms; 0 = never */
+    bool revoked;
+} store_api_key_t;
+
+void store_user_clear(store_user_t *u);
+/* Deep copy; dst must be clear (or zeroed). */
+void store_user_copy(store_user_t *dst, const store_user_t *src);
+
+typedef struct store store_t;
+
+typedef struct store_options {
+    enum wal_fsync fsync;
+    unsigned snapshot_every_records; /* 0: never by count */
+    unsigned snapshot_every_seconds; /* 0: never by time */
+} store_options_t;
+
+/*
+ * Opens the log in data_dir, recovers the state (snapshot + log), and starts
+ * the snapshot thread. Logs what it replayed and how long it took. Returns 0
+ * or an error with a one-line reason in err.
+ */
+int store_open(store_t **out, const char *data_dir, const store_options_t *opts, char *err,
+               size_t err_size);
+
+/* Takes a snapshot (when anything changed since the last), closes the log and
+ * frees the store. Returns 0 or the log's error. */
+int store_close(store_t *s);
+
+/* Blocks until record `lsn` is durable. 0 or STORE_E_UNAVAILABLE. */
+int store_wait(store_t *s, uint64_t lsn);
+
+/* Writes a snapshot now and trims the log. */
+int store_snapshot(store_t *s);
+
+/* Applies one record (live or from the log); used by recovery and tests. */
+int store_apply(store_t *s, uint8_t type, const void *data, size_t len);
+
+/* ---- users ---- */
+
+/*
+ * Creates a user whose username and email (compared case-insensitively) are
+ * free. When `first_is_admin`, the user is made admin if no user exists yet
+ * (decided atomically with the insert). Sets *lsn. STORE_E_CONFLICT_*.
+ */
+int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn);
+
+/* Replaces an existing user's state (email uniqueness checked).
+ * STORE_E_NOT_FOUND, STORE_E_CONFLICT_EMAIL. */
+int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn);
+
+bool store_user_get(store_t *s, const char *id, store_user_t *out);
+/* By username or email, case-insensitively. */
+bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out);
+size_t store_user_count(store_t *s);
+
+/*
+ * Users whose username or display name contains `query` (case-insensitive;
+ * NULL or "" for all), ordered by username. Fills up to `limit` users from
+ * index `offset` into out (caller clears each) and returns how many matched
+ * in all.
+ */
+size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
+                         store_user_t *out, size_t *n_out);
+
+/* ---- sessions (a login: its refresh token family) ---- */
+
+int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn);
+bool store_session_get(store_t *s, const char *id, store_session_t *out);
+/* Revokes every session of user_id except `keep` (may be NULL). */
+int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, uint64_t *lsn);
+
+/* ---- API keys ---- */
+
+int store_api_key_put(store_t *s, const store_api_key_t *k, uint64_t *lsn);
+bool store_api_key_get(store_t *s, const char *id, store_api_key_t *out);
+bool store_api_key_find_hash(store_t *s, const char *hash, store_api_key_t *out);
+/* The keys of a user, newest first: fills up to max, returns the count. */
+size_t store_api_key_list(store_t *s, const char *user_id, store_api_key_t *out, size_t max);
+
+/* ---- ids and facts ---- */
+
+/* A new id "<prefix>_<12 hex ms><8 hex random>": unique, sorts by time. */
+void store_new_id(const char *prefix, char out[STORE_ID_MAX]);
+
+typedef struct store_stats {
+    size_t users, sessions, api_keys;
+    uint64_t wal_bytes, wal_segments, last_lsn, snapshot_lsn;
+} store_stats_t;
+void store_get_stats(store_t *s, store_stats_t *out);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * Records of the store: each entity's full state as a JSON object with the
+ * schema version "v", the payload of the log records and of the snapshot
+ * records alike. JSON keeps the records readable with `parley wal inspect`
+ * and lets later versions add fields: a reader fills what it knows, treats a
+ * missing optional field as empty, and refuses a record of a newer "v".
+ * (The log compresses the repeated keys away; docs/benchmarks.md.)
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+    json_object_set_new(o, key, v ? json_string(v) : json_null());
+}
+
+/* Copies a string field into a fixed buffer; false when missing, not a
+ * string or too long. */
+static bool get_fixed(json_t *o, const char *key, char *out, size_t size)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || json_string_length(v) >= size)
+        return false;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+/* A nullable string field as a malloc'd copy (NULL when null or absent). */
+static bool get_dup(json_t *o, const char *key, char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v))
+        return false;
+    *out = strdup(json_string_value(v));
+    if (*out == NULL)
+        abort();
+    return true;
+}
+
+static bool get_i64(json_t *o, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL) {
+        *out = 0;
+        return true;
+    }
+    if (!json_is_integer(v))
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *key, bool *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL) {
+        *out = false;
+        return true;
+    }
+    if (!json_is_boolean(v))
+        return false;
+    *out = json_is_true(v);
+    return true;
+}
+
+/* Parses a record and checks its version. NULL on failure. */
+static json_t *open_record(const void *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    if (o == NULL)
+        return NULL;
+    json_t *v = json_object_get(o, "v");
+    if (!json_is_object(o) || !json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > STORE_SCHEMA_VERSION) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static char *close_record(json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text == NULL)
+        abort();
+    return text;
+}
+
+char *codec_user_encode(const store_user_t *u)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
+    set_str(o, "id", u->id);
+    set_str(o, "username", u->username);
+    set_str(o, "email", u->email);
+    set_str(o, "password_hash", u->password_hash);
+    set_str(o, "display_name", u->display_name);
+    set_str(o, "bio", u->bio);
+    set_str(o, "avatar_url", u->avatar_url);
+    set_str(o, "preferences", u->preferences);
+    json_object_set_new(o, "is_admin", json_boolean(u->is_admin));
+    json_object_set_new(o, "is_active", json_boolean(u->is_active));
+    json_object_set_new(o, "created_at", json_integer(u->created_at));
+    json_object_set_new(o, "updated_at", json_integer(u->updated_at));
+    json_object_set_new(o, "last_seen", json_integer(u->last_seen));
+    return close_record(o);
+}
+
+int codec_user_decode(const void *data, size_t len, store_user_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    json_t *o = open_record(data, len);
+    if (o == NULL)
+        return STORE_E_CORRUPT;
+    bool ok = get_fixed(o, "id", u->id, sizeof(u->id)) &&
+              get_fixed(o, "username", u->username, sizeof(u->username)) &&
+              get_fixed(o, "email", u->email, sizeof(u->email)) &&
+              get_fixed(o, "password_hash", u->password_hash, sizeof(u->password_hash)) &&
+              get_dup(o, "display_name", &u->display_name) && get_dup(o, "bio", &u->bio) &&
+              get_dup(o, "avatar_url", &u->avatar_url) &&
+              get_dup(o, "preferences", &u->preferences) &&
+              get_bool(o, "is_admin", &u->is_admin) && get_bool(o, "is_active", &u->is_active) &&
+              get_i64(o, "created_at", &u->created_at) &&
+              get_i64(o, "updated_at", &u->updated_at) && get_i64(o, "last_seen", &u->last_seen);
+    json_decref(o);
+    if (!ok) {
+        store_user_clear(u);
+        return STORE_E_CORRUPT;
+    }
+    return 0;
+}
+
+char *codec_session_encode(const store_session_t *ss)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
+    set_str(o, "id", ss->id);
+    set_str(o, "user_id", ss->user_id);
+    set_str(o, "salt", ss->salt);
+    json_object_set_new(o, "generation", json_integer((json_int_t)ss->generation));
+    json_object_set_new(o, "created_at", json_integer(ss->created_at));
+    json_object_set_new(o, "expires_at", json_integer(ss->expires_at));
+    json_object_set_new(o, "revoked", json_boolean(ss->revoked));
+    return close_record(o);
+}
+
+int codec_session_decode(const void *data, size_t len, store_session_t *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    json_t *o = open_record(data, len);
+    if (o == NULL)
+        return STORE_E_CORRUPT;
+    int64_t gen = 0;
+    bool ok = get_fixed(o, "id", ss->id, sizeof(ss->id)) &&
+              get_fixed(o, "user_id", ss->user_id, sizeof(ss->user_id)) &&
+              get_fixed(o, "salt", ss->salt, sizeof(ss->salt)) &&
+              get_i64(o, "generation", &gen) && gen >= 0 &&
+              get_i64(o, "created_at", &ss->created_at) &&
+              get_i64(o, "expires_at", &ss->expires_at) && get_bool(o, "revoked", &ss->revoked);
+    ss->generation = (uint64_t)gen;
+    json_decref(o);
+    return ok ? 0 : STORE_E_CORRUPT;
+}
+
+char *codec_api_key_encode(const store_api_key_t *k)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
+    set_str(o, "id", k->id);
+    set_str(o, "user_id", k->user_id);
+    set_str(o, "name", k->name);
+    set_str(o, "hash", k->hash);
+    json_object_set_new(o, "can_read", json_boolean(k->can_read));
+    json_object_set_new(o, "can_write", json_boolean(k->can_write));
+    json_object_set_new(o, "created_at", json_integer(k->created_at));
+    json_object_set_new(o, "expires_at", json_integer(k->expires_at));
+    json_object_set_new(o, "revoked", json_boolean(k->revoked));
+    return close_record(o);
+}
+
+int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    json_t *o = open_record(data, len);
+    if (o == NULL)
+        return STORE_E_CORRUPT;
+    bool ok = get_fixed(o, "id", k->id, sizeof(k->id)) &&
+              get_fixed(o, "user_id", k->user_id, sizeof(k->user_id)) &&
+              get_fixed(o, "name", k->name, sizeof(k->name)) &&
+              get_fixed(o, "hash", k->hash, sizeof(k->hash)) &&
+              get_bool(o, "can_read", &k->can_read) && get_bool(o, "can_write", &k->can_write) &&
+              get_i64(o, "created_at", &k->created_at) &&
+              get_i64(o, "expires_at", &k->expires_at) && get_bool(o, "revoked", &k->revoked);
+    json_decref(o);
+    return ok ? 0 : STORE_E_CORRUPT;
+}

@@ -1,0 +1,17 @@
+/* JSON records of the store's entities (codec.c). Encoders return malloc'd
+ * text; decoders fill a zeroed struct and return 0 or STORE_E_CORRUPT. */
+#ifndef PARLEY_STORE_CODEC_H
+#define PARLEY_STORE_CODEC_H
+
+#include <stddef.h>
+
+#include "parley/store.h"
+
+char *codec_user_encode(const store_user_t *u);
+int codec_user_decode(const void *data, size_t len, store_user_t *u);
+char *codec_session_encode(const store_session_t *s);
+int codec_session_decode(const void *data, size_t len, store_session_t *s);
+char *codec_api_key_encode(const store_api_key_t *k);
+int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k);
+
+#endif

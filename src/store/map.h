@@ -1,0 +1,67 @@
+/*
+ * A string-keyed hash map split into shards, each with its own rwlock: the
+ * building block of the store's tables and indexes. Values are owned by the
+ * map and freed through its `free_value` function.
+ */
+#ifndef PARLEY_STORE_MAP_H
+#define PARLEY_STORE_MAP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAP_SHARDS 64
+
+typedef struct map_entry {
+    struct map_entry *next;
+    uint64_t hash;
+    void *value;
+    char key[]; /* NUL-terminated */
+} map_entry_t;
+
+typedef struct map_shard {
+    pthread_rwlock_t lock;
+    map_entry_t **buckets; /* guarded by lock */
+    size_t n_buckets;
+    size_t count;
+} map_shard_t;
+
+typedef struct map {
+    map_shard_t shards[MAP_SHARDS];
+    void (*free_value)(void *value);
+} map_t;
+
+void map_init(map_t *m, void (*free_value)(void *value));
+void map_deinit(map_t *m);
+
+uint64_t map_hash(const char *key);
+map_shard_t *map_shard_of(map_t *m, uint64_t hash);
+
+/* Lookup inside a shard. REQUIRES: the shard's lock held (read or write). */
+void *map_find_locked(map_shard_t *sh, uint64_t hash, const char *key);
+
+/*
+ * Sets key -> value; the map owns value from now on. Returns the value it
+ * replaces (the caller owns it now), or NULL. REQUIRES: the shard's write
+ * lock held.
+ */
+void *map_put_locked(map_shard_t *sh, uint64_t hash, const char *key, void *value);
+
+/* Removes key and returns its value (the caller owns it), or NULL when
+ * absent. REQUIRES: the shard's write lock held. */
+void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key);
+
+/* Removes everything. Takes every shard's write lock in order. */
+void map_clear(map_t *m);
+
+/* Total number of entries (a moment's sum over the shards). */
+size_t map_count(map_t *m);
+
+/*
+ * Calls fn for every entry, shard by shard, each shard under its read lock.
+ * fn returns false to stop. fn must not take this map's locks.
+ */
+void map_each(map_t *m, bool (*fn)(void *ctx, const char *key, void *value), void *ctx);
+
+#endif

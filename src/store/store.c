@@ -1,0 +1,748 @@
+/*
+ * The store: tables in memory, each change a record in the write-ahead log.
+ *
+ * DESIGN
+ * Tables are sharded maps (map.c): users by id, with indexes from the
+ * lower-cased username and email to the id; sessions by id; API keys by id,
+ * with an index from the key's hash. Readers take one shard's read lock at a
+ * time and copy what they need out.
+ *
+ * Writers are serialised by `write_mu`, held across wal_append() and the
+ * apply, so LSN order is apply order and a uniqueness check and its insert
+ * are one step; the wait for durability (store_wait) happens after it is
+ * released, so the group commit batches every writer that came meanwhile.
+ * Accounts change rarely; when chat messages arrive, their hot path gets
+ * finer locks, and this mutex stays for the tables that need uniqueness.
+ *
+ * The apply functions are the only code that changes the tables, live and in
+ * replay (Redis replays its AOF through the live command code the same way).
+ * They set whole states, so a record applied twice (a snapshot taken while
+ * writes go on may already hold a record the log then replays) is harmless.
+ *
+ * Snapshots: a thread wakes every second and writes one when enough records
+ * (or time) have passed; close writes a last one. The snapshot's LSN is read
+ * under write_mu, when every record up to it has been applied.
+ */
+#include "parley/store.h"
+
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "codec.h"
+#include "map.h"
+#include "parley/clock.h"
+#include "parley/log.h"
+
+struct store {
+    wal_t *wal;
+    store_options_t opts;
+    pthread_mutex_t write_mu; /* serialises append + apply */
+    map_t users;              /* id -> store_user_t* */
+    map_t user_by_name;       /* lower(username) -> id (char*) */
+    map_t user_by_email;      /* lower(email) -> id (char*) */
+    map_t sessions;           /* id -> store_session_t* */
+    map_t api_keys;           /* id -> store_api_key_t* */
+    map_t api_key_by_hash;    /* hash -> id (char*) */
+
+    pthread_mutex_t snap_mu;  /* one snapshot at a time */
+    pthread_mutex_t thread_mu;
+    pthread_cond_t thread_cv;
+    bool stop;
+    pthread_t snap_thread;
+    bool snap_thread_started;
+    _Atomic uint64_t snapshot_lsn;
+    int64_t last_snapshot_ns;
+};
+
+/* ---- entities ------------------------------------------------------------ */
+
+void store_user_clear(store_user_t *u)
+{
+    free(u->display_name);
+    free(u->bio);
+    free(u->avatar_url);
+    free(u->preferences);
+    u->display_name = u->bio = u->avatar_url = u->preferences = NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        abort();
+    return d;
+}
+
+void store_user_copy(store_user_t *dst, const store_user_t *src)
+{
+    *dst = *src;
+    dst->display_name = dup_or_null(src->display_name);
+    dst->bio = dup_or_null(src->bio);
+    dst->avatar_url = dup_or_null(src->avatar_url);
+    dst->preferences = dup_or_null(src->preferences);
+}
+
+static void free_user(void *v)
+{
+    if (v) {
+        store_user_clear(v);
+        free(v);
+    }
+}
+
+static void *xmemdup(const void *p, size_t n)
+{
+    void *d = malloc(n);
+    if (d == NULL)
+        abort();
+    memcpy(d, p, n);
+    return d;
+}
+
+/* ASCII lower-casing into out (size bytes); usernames are ASCII, and an
+ * email's non-ASCII bytes are kept as they are. */
+static void lower(const char *in, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < size; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+    out[i] = '\0';
+}
+
+void store_new_id(const char *prefix, char out[STORE_ID_MAX])
+{
+    uint32_t rnd;
+    gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd));
+    snprintf(out, STORE_ID_MAX, "%s_%012llx%08x", prefix,
+             (unsigned long long)clock_wall_ms() & 0xffffffffffffull, rnd);
+}
+
+/* ---- index helpers ------------------------------------------------------- */
+
+static bool index_get(map_t *m, const char *key, char *id_out)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const char *id = map_find_locked(sh, h, key);
+    if (id)
+        snprintf(id_out, STORE_ID_MAX, "%s", id);
+    pthread_rwlock_unlock(&sh->lock);
+    return id != NULL;
+}
+
+static void index_set(map_t *m, const char *key, const char *id)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    free(map_put_locked(sh, h, key, dup_or_null(id)));
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+/* Removes key only while it still points at id. */
+static void index_unset(map_t *m, const char *key, const char *id)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    const char *cur = map_find_locked(sh, h, key);
+    if (cur && strcmp(cur, id) == 0)
+        free(map_remove_locked(sh, h, key));
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+/* ---- apply: the only code that changes the tables ---------------------- */
+
+/* Takes ownership of *u's strings (u is consumed). */
+static void apply_user(store_t *s, store_user_t *u)
+{
+    store_user_t *nu = xmemdup(u, sizeof(*u));
+    uint64_t h = map_hash(nu->id);
+    map_shard_t *sh = map_shard_of(&s->users, h);
+    char old_name[STORE_USERNAME_MAX] = "", old_email[STORE_EMAIL_MAX] = "";
+    pthread_rwlock_wrlock(&sh->lock);
+    store_user_t *old = map_put_locked(sh, h, nu->id, nu);
+    if (old) {
+        lower(old->username, old_name, sizeof(old_name));
+        lower(old->email, old_email, sizeof(old_email));
+        free_user(old);
+    }
+    pthread_rwlock_unlock(&sh->lock);
+
+    char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX];
+    lower(nu->username, name, sizeof(name));
+    lower(nu->email, email, sizeof(email));
+    if (old_name[0] && strcmp(old_name, name) != 0)
+        index_unset(&s->user_by_name, old_name, nu->id);
+    if (old_email[0] && strcmp(old_email, email) != 0)
+        index_unset(&s->user_by_email, old_email, nu->id);
+    index_set(&s->user_by_name, name, nu->id);
+    index_set(&s->user_by_email, email, nu->id);
+    memset(u, 0, sizeof(*u));
+}
+
+static void apply_session(store_t *s, const store_session_t *ss)
+{
+    uint64_t h = map_hash(ss->id);
+    map_shard_t *sh = map_shard_of(&s->sessions, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    free(map_put_locked(sh, h, ss->id, xmemdup(ss, sizeof(*ss))));
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+static void apply_api_key(store_t *s, const store_api_key_t *k)
+{
+    uint64_t h = map_hash(k->id);
+    map_shard_t *sh = map_shard_of(&s->api_keys, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    free(map_put_locked(sh, h, k->id, xmemdup(k, sizeof(*k))));
+    pthread_rwlock_unlock(&sh->lock);
+    index_set(&s->api_key_by_hash, k->hash, k->id);
+}
+
+int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
+{
+    switch (type) {
+    case STORE_REC_USER: {
+        store_user_t u;
+        int rc = codec_user_decode(data, len, &u);
+        if (rc == 0)
+            apply_user(s, &u);
+        return rc;
+    }
+    case STORE_REC_SESSION: {
+        store_session_t ss;
+        int rc = codec_session_decode(data, len, &ss);
+        if (rc == 0)
+            apply_session(s, &ss);
+        return rc;
+    }
+    case STORE_REC_API_KEY: {
+        store_api_key_t k;
+        int rc = codec_api_key_decode(data, len, &k);
+        if (rc == 0)
+            apply_api_key(s, &k);
+        return rc;
+    }
+    default:
+        return STORE_E_CORRUPT;
+    }
+}
+
+/* Appends a record. REQUIRES: write_mu held. */
+static int append(store_t *s, uint8_t type, char *text /* freed */, uint64_t *lsn)
+{
+    int rc = wal_append(s->wal, type, text, strlen(text), lsn);
+    free(text);
+    if (rc != 0) {
+        log_error("store: the log refused a record: %s", wal_strerror(rc));
+        return STORE_E_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int store_wait(store_t *s, uint64_t lsn)
+{
+    return wal_wait(s->wal, lsn) == 0 ? 0 : STORE_E_UNAVAILABLE;
+}
+
+/* ---- users ---------------------------------------------------------------- */
+
+int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
+{
+    char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
+    lower(u->username, name, sizeof(name));
+    lower(u->email, email, sizeof(email));
+    pthread_mutex_lock(&s->write_mu);
+    int rc = 0;
+    if (index_get(&s->user_by_name, name, other))
+        rc = STORE_E_CONFLICT_USERNAME;
+    else if (index_get(&s->user_by_email, email, other))
+        rc = STORE_E_CONFLICT_EMAIL;
+    if (rc == 0) {
+        if (first_is_admin && map_count(&s->users) == 0)
+            u->is_admin = true;
+        rc = append(s, STORE_REC_USER, codec_user_encode(u), lsn);
+    }
+    if (rc == 0) {
+        store_user_t copy;
+        store_user_copy(&copy, u);
+        apply_user(s, &copy);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn)
+{
+    char email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
+    lower(u->email, email, sizeof(email));
+    pthread_mutex_lock(&s->write_mu);
+    int rc = 0;
+    store_user_t cur;
+    if (!store_user_get(s, u->id, &cur)) {
+        rc = STORE_E_NOT_FOUND;
+    } else {
+        store_user_clear(&cur);
+        if (index_get(&s->user_by_email, email, other) && strcmp(other, u->id) != 0)
+            rc = STORE_E_CONFLICT_EMAIL;
+    }
+    if (rc == 0)
+        rc = append(s, STORE_REC_USER, codec_user_encode(u), lsn);
+    if (rc == 0) {
+        store_user_t copy;
+        store_user_copy(&copy, u);
+        apply_user(s, &copy);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+bool store_user_get(store_t *s, const char *id, store_user_t *out)
+{
+    uint64_t h = map_hash(id);
+    map_shard_t *sh = map_shard_of(&s->users, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const store_user_t *u = map_find_locked(sh, h, id);
+    if (u)
+        store_user_copy(out, u);
+    pthread_rwlock_unlock(&sh->lock);
+    return u != NULL;
+}
+
+bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out)
+{
+    char key[STORE_EMAIL_MAX], id[STORE_ID_MAX];
+    if (strlen(name_or_email) >= sizeof(key))
+        return false;
+    lower(name_or_email, key, sizeof(key));
+    if (!index_get(&s->user_by_name, key, id) && !index_get(&s->user_by_email, key, id))
+        return false;
+    return store_user_get(s, id, out);
+}
+
+size_t store_user_count(store_t *s)
+{
+    return map_count(&s->users);
+}
+
+typedef struct search_ctx {
+    char query[128];
+    store_user_t *hits;
+    size_t n, cap;
+} search_ctx_t;
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    return hay && strcasestr(hay, needle) != NULL;
+}
+
+static bool collect_user(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    search_ctx_t *sc = ctx;
+    const store_user_t *u = value;
+    if (sc->query[0] && !contains_ci(u->username, sc->query) &&
+        !contains_ci(u->display_name, sc->query))
+        return true;
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 64;
+        sc->hits = realloc(sc->hits, sc->cap * sizeof(*sc->hits));
+        if (sc->hits == NULL)
+            abort();
+    }
+    store_user_copy(&sc->hits[sc->n++], u);
+    return true;
+}
+
+static int by_username(const void *a, const void *b)
+{
+    return strcasecmp(((const store_user_t *)a)->username, ((const store_user_t *)b)->username);
+}
+
+size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
+                         store_user_t *out, size_t *n_out)
+{
+    search_ctx_t sc = {0};
+    snprintf(sc.query, sizeof(sc.query), "%s", query ? query : "");
+    map_each(&s->users, collect_user, &sc);
+    if (sc.n > 1)
+        qsort(sc.hits, sc.n, sizeof(*sc.hits), by_username);
+    *n_out = 0;
+    for (size_t i = 0; i < sc.n; i++) {
+        if (i >= offset && *n_out < limit)
+            out[(*n_out)++] = sc.hits[i]; /* strings move to the caller */
+        else
+            store_user_clear(&sc.hits[i]);
+    }
+    free(sc.hits);
+    return sc.n;
+}
+
+/* ---- sessions --------------------------------------------------------------- */
+
+int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn)
+{
+    pthread_mutex_lock(&s->write_mu);
+    int rc = append(s, STORE_REC_SESSION, codec_session_encode(ss), lsn);
+    if (rc == 0)
+        apply_session(s, ss);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+bool store_session_get(store_t *s, const char *id, store_session_t *out)
+{
+    uint64_t h = map_hash(id);
+    map_shard_t *sh = map_shard_of(&s->sessions, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const store_session_t *ss = map_find_locked(sh, h, id);
+    if (ss)
+        *out = *ss;
+    pthread_rwlock_unlock(&sh->lock);
+    return ss != NULL;
+}
+
+typedef struct revoke_ctx {
+    const char *user_id;
+    const char *keep;
+    store_session_t *list;
+    size_t n, cap;
+} revoke_ctx_t;
+
+static bool collect_live_session(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    revoke_ctx_t *rc = ctx;
+    const store_session_t *ss = value;
+    if (ss->revoked || strcmp(ss->user_id, rc->user_id) != 0 ||
+        (rc->keep && strcmp(ss->id, rc->keep) == 0))
+        return true;
+    if (rc->n == rc->cap) {
+        rc->cap = rc->cap ? rc->cap * 2 : 16;
+        rc->list = realloc(rc->list, rc->cap * sizeof(*rc->list));
+        if (rc->list == NULL)
+            abort();
+    }
+    rc->list[rc->n++] = *ss;
+    return true;
+}
+
+int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, uint64_t *lsn)
+{
+    revoke_ctx_t rc = {.user_id = user_id, .keep = keep};
+    int err = 0;
+    *lsn = 0;
+    pthread_mutex_lock(&s->write_mu);
+    map_each(&s->sessions, collect_live_session, &rc);
+    for (size_t i = 0; i < rc.n && err == 0; i++) {
+        rc.list[i].revoked = true;
+        err = append(s, STORE_REC_SESSION, codec_session_encode(&rc.list[i]), lsn);
+        if (err == 0)
+            apply_session(s, &rc.list[i]);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    free(rc.list);
+    if (err == 0 && *lsn == 0)
+        *lsn = wal_last_lsn(s->wal); /* nothing to revoke: nothing to wait for */
+    return err;
+}
+
+/* ---- API keys --------------------------------------------------------------- */
+
+int store_api_key_put(store_t *s, const store_api_key_t *k, uint64_t *lsn)
+{
+    pthread_mutex_lock(&s->write_mu);
+    int rc = append(s, STORE_REC_API_KEY, codec_api_key_encode(k), lsn);
+    if (rc == 0)
+        apply_api_key(s, k);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+bool store_api_key_get(store_t *s, const char *id, store_api_key_t *out)
+{
+    uint64_t h = map_hash(id);
+    map_shard_t *sh = map_shard_of(&s->api_keys, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const store_api_key_t *k = map_find_locked(sh, h, id);
+    if (k)
+        *out = *k;
+    pthread_rwlock_unlock(&sh->lock);
+    return k != NULL;
+}
+
+bool store_api_key_find_hash(store_t *s, const char *hash, store_api_key_t *out)
+{
+    char id[STORE_ID_MAX];
+    return index_get(&s->api_key_by_hash, hash, id) && store_api_key_get(s, id, out);
+}
+
+typedef struct key_list_ctx {
+    const char *user_id;
+    store_api_key_t *out;
+    size_t n, max;
+} key_list_ctx_t;
+
+static bool collect_key(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    key_list_ctx_t *kc = ctx;
+    const store_api_key_t *k = value;
+    if (strcmp(k->user_id, kc->user_id) == 0 && !k->revoked && kc->n < kc->max)
+        kc->out[kc->n++] = *k;
+    return true;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const store_api_key_t *x = a, *y = b;
+    return x->created_at < y->created_at ? 1 : x->created_at > y->created_at ? -1 : 0;
+}
+
+size_t store_api_key_list(store_t *s, const char *user_id, store_api_key_t *out, size_t max)
+{
+    key_list_ctx_t kc = {.user_id = user_id, .out = out, .max = max};
+    map_each(&s->api_keys, collect_key, &kc);
+    if (kc.n > 1)
+        qsort(out, kc.n, sizeof(*out), newest_first);
+    return kc.n;
+}
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+typedef struct snap_ctx {
+    wal_snapshot_t *snap;
+    uint8_t type;
+    int rc;
+} snap_ctx_t;
+
+static bool snap_entity(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    snap_ctx_t *sc = ctx;
+    char *text;
+    switch (sc->type) {
+    case STORE_REC_USER:
+        text = codec_user_encode(value);
+        break;
+    case STORE_REC_SESSION:
+        text = codec_session_encode(value);
+        break;
+    default:
+        text = codec_api_key_encode(value);
+        break;
+    }
+    sc->rc = wal_snapshot_add(sc->snap, sc->type, text, strlen(text));
+    free(text);
+    return sc->rc == 0;
+}
+
+int store_snapshot(store_t *s)
+{
+    pthread_mutex_lock(&s->snap_mu);
+    /* Every record up to `lsn` is applied while write_mu is held. */
+    pthread_mutex_lock(&s->write_mu);
+    uint64_t lsn = wal_last_lsn(s->wal);
+    pthread_mutex_unlock(&s->write_mu);
+    int64_t started = clock_mono_ns();
+    wal_snapshot_t *snap;
+    int rc = wal_snapshot_begin(s->wal, lsn, &snap);
+    if (rc == 0) {
+        snap_ctx_t sc = {.snap = snap};
+        sc.type = STORE_REC_USER;
+        map_each(&s->users, snap_entity, &sc);
+        if (sc.rc == 0) {
+            sc.type = STORE_REC_SESSION;
+            map_each(&s->sessions, snap_entity, &sc);
+        }
+        if (sc.rc == 0) {
+            sc.type = STORE_REC_API_KEY;
+            map_each(&s->api_keys, snap_entity, &sc);
+        }
+        if (sc.rc == 0) {
+            rc = wal_snapshot_commit(snap);
+        } else {
+            rc = sc.rc;
+            wal_snapshot_abort(snap);
+        }
+    }
+    if (rc == 0) {
+        atomic_store(&s->snapshot_lsn, lsn);
+        s->last_snapshot_ns = clock_mono_ns();
+        log_info("snapshot at lsn %llu written in %.1f ms", (unsigned long long)lsn,
+                 (double)(clock_mono_ns() - started) / 1e6);
+    } else {
+        log_error("snapshot at lsn %llu failed: %s", (unsigned long long)lsn, wal_strerror(rc));
+    }
+    pthread_mutex_unlock(&s->snap_mu);
+    return rc == 0 ? 0 : STORE_E_UNAVAILABLE;
+}
+
+static void *snapshot_main(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->thread_mu);
+    while (!s->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->thread_cv, &s->thread_mu, &ts);
+        if (s->stop)
+            break;
+        uint64_t since = wal_last_lsn(s->wal) - atomic_load(&s->snapshot_lsn);
+        bool by_count = s->opts.snapshot_every_records && since >= s->opts.snapshot_every_records;
+        bool by_time = s->opts.snapshot_every_seconds && since > 0 &&
+                       clock_mono_ns() - s->last_snapshot_ns >=
+                           (int64_t)s->opts.snapshot_every_seconds * 1000000000;
+        if (by_count || by_time) {
+            pthread_mutex_unlock(&s->thread_mu);
+            store_snapshot(s);
+            pthread_mutex_lock(&s->thread_mu);
+        }
+    }
+    pthread_mutex_unlock(&s->thread_mu);
+    return NULL;
+}
+
+/* ---- open and close ------------------------------------------------------------- */
+
+static void wal_message(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    if (level == 0)
+        log_error("wal: %s", message);
+    else if (level == 1)
+        log_warning("wal: %s", message);
+    else
+        log_info("wal: %s", message);
+}
+
+static void clear_tables(store_t *s)
+{
+    map_clear(&s->users);
+    map_clear(&s->user_by_name);
+    map_clear(&s->user_by_email);
+    map_clear(&s->sessions);
+    map_clear(&s->api_keys);
+    map_clear(&s->api_key_by_hash);
+}
+
+static int on_snapshot_begin(void *ctx, uint64_t lsn)
+{
+    (void)lsn;
+    clear_tables(ctx);
+    return 0;
+}
+
+static int on_snapshot_record(void *ctx, uint8_t type, const void *data, size_t len)
+{
+    return store_apply(ctx, type, data, len) == 0 ? 0 : 1;
+}
+
+static int on_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, size_t len)
+{
+    if (store_apply(ctx, type, data, len) != 0) {
+        log_error("store: record %llu (type %u) does not parse", (unsigned long long)lsn, type);
+        return 1;
+    }
+    return 0;
+}
+
+int store_open(store_t **out, const char *data_dir, const store_options_t *opts, char *err,
+               size_t err_size)
+{
+    store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        abort();
+    s->opts = *opts;
+    pthread_mutex_init(&s->write_mu, NULL);
+    pthread_mutex_init(&s->snap_mu, NULL);
+    pthread_mutex_init(&s->thread_mu, NULL);
+    pthread_cond_init(&s->thread_cv, NULL);
+    map_init(&s->users, free_user);
+    map_init(&s->user_by_name, free);
+    map_init(&s->user_by_email, free);
+    map_init(&s->sessions, free);
+    map_init(&s->api_keys, free);
+    map_init(&s->api_key_by_hash, free);
+
+    wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
+    wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, s};
+    wal_recovery_t rep;
+    int64_t started = clock_mono_ns();
+    int rc = wal_open(data_dir, &wo, &replay, &s->wal, &rep);
+    if (rc != 0) {
+        if (rep.error_file[0])
+            snprintf(err, err_size, "cannot recover the log: %s (%s at offset %llu)",
+                     wal_strerror(rc), rep.error_file, (unsigned long long)rep.error_offset);
+        else
+            snprintf(err, err_size, "cannot recover the log: %s", wal_strerror(rc));
+        clear_tables(s);
+        store_close(s);
+        return -1;
+    }
+    double ms = (double)(clock_mono_ns() - started) / 1e6;
+    log_info("recovered in %.1f ms: snapshot at lsn %llu (%llu records), %llu log records "
+             "replayed, last lsn %llu; %zu users",
+             ms, (unsigned long long)rep.snapshot_lsn, (unsigned long long)rep.snapshot_records,
+             (unsigned long long)rep.records_replayed, (unsigned long long)rep.last_lsn,
+             map_count(&s->users));
+    atomic_store(&s->snapshot_lsn, rep.snapshot_lsn);
+    s->last_snapshot_ns = clock_mono_ns();
+    if (pthread_create(&s->snap_thread, NULL, snapshot_main, s) == 0)
+        s->snap_thread_started = true;
+    *out = s;
+    return 0;
+}
+
+int store_close(store_t *s)
+{
+    if (s == NULL)
+        return 0;
+    if (s->snap_thread_started) {
+        pthread_mutex_lock(&s->thread_mu);
+        s->stop = true;
+        pthread_cond_signal(&s->thread_cv);
+        pthread_mutex_unlock(&s->thread_mu);
+        pthread_join(s->snap_thread, NULL);
+    }
+    int rc = 0;
+    if (s->wal) {
+        if (wal_last_lsn(s->wal) > atomic_load(&s->snapshot_lsn))
+            store_snapshot(s);
+        rc = wal_close(s->wal) == 0 ? 0 : STORE_E_UNAVAILABLE;
+    }
+    map_deinit(&s->users);
+    map_deinit(&s->user_by_name);
+    map_deinit(&s->user_by_email);
+    map_deinit(&s->sessions);
+    map_deinit(&s->api_keys);
+    map_deinit(&s->api_key_by_hash);
+    pthread_mutex_destroy(&s->write_mu);
+    pthread_mutex_destroy(&s->snap_mu);
+    pthread_mutex_destroy(&s->thread_mu);
+    pthread_cond_destroy(&s->thread_cv);
+    free(s);
+    return rc;
+}
+
+void store_get_stats(store_t *s, store_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->users = map_count(&s->users);
+    out->sessions = map_count(&s->sessions);
+    out->api_keys = map_count(&s->api_keys);
+    wal_disk_usage(s->wal, &out->wal_bytes, &out->wal_segments);
+    out->last_lsn = wal_last_lsn(s->wal);
+    out->snapshot_lsn = atomic_load(&s->snapshot_lsn);
+}

@@ -1,0 +1,327 @@
+/*
+ * The store: uniqueness, the mutation path through the log, replay
+ * idempotence, recovery after reopening (with and without a snapshot), and
+ * concurrent inserts and lookups across shards.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "../test.h"
+#include "parley/store.h"
+
+static void tmpdir(char *dir, size_t size, const char *tag)
+{
+    snprintf(dir, size, "/tmp/parley-store-%s-XXXXXX", tag);
+    if (mkdtemp(dir) == NULL)
+        TEST_FAIL_("mkdtemp");
+}
+
+static void rmrf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        TEST_FAIL_("rm -rf");
+}
+
+static store_t *open_store(const char *dir)
+{
+    store_t *s;
+    char err[256];
+    store_options_t o = {.fsync = WAL_FSYNC_ALWAYS};
+    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
+        TEST_FAIL_("store_open: %s", err);
+    return s;
+}
+
+static void make_user(store_user_t *u, const char *name, const char *email)
+{
+    memset(u, 0, sizeof(*u));
+    store_new_id("usr", u->id);
+    snprintf(u->username, sizeof(u->username), "%s", name);
+    snprintf(u->email, sizeof(u->email), "%s", email);
+    snprintf(u->password_hash, sizeof(u->password_hash), "$argon2id$fake");
+    u->display_name = strdup(name);
+    u->is_active = true;
+    u->created_at = u->updated_at = 1767960000000;
+}
+
+static uint64_t create(store_t *s, const char *name, const char *email, int expect)
+{
+    store_user_t u;
+    make_user(&u, name, email);
+    uint64_t lsn = 0;
+    int rc = store_user_create(s, &u, true, &lsn);
+    if (rc != expect)
+        TEST_FAIL_("create %s: %d, expected %d", name, rc, expect);
+    if (rc == 0)
+        ASSERT_EQ(store_wait(s, lsn), 0);
+    store_user_clear(&u);
+    return lsn;
+}
+
+TEST(store_usernames_and_emails_are_unique_case_insensitively)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "unique");
+    store_t *s = open_store(dir);
+    create(s, "Alice", "Alice@Example.com", 0);
+    create(s, "alice", "other@example.com", STORE_E_CONFLICT_USERNAME);
+    create(s, "ALICE", "x@example.com", STORE_E_CONFLICT_USERNAME);
+    create(s, "bob", "alice@EXAMPLE.com", STORE_E_CONFLICT_EMAIL);
+    create(s, "bob", "bob@example.com", 0);
+    ASSERT_EQ(store_user_count(s), 2);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "ALICE", &u));
+    ASSERT_STREQ(u.username, "Alice");
+    ASSERT_TRUE(u.is_admin); /* the first account */
+    store_user_clear(&u);
+    ASSERT_TRUE(store_user_find(s, "alice@example.COM", &u));
+    ASSERT_STREQ(u.username, "Alice");
+    store_user_clear(&u);
+    ASSERT_TRUE(store_user_find(s, "bob", &u));
+    ASSERT_TRUE(!u.is_admin);
+    store_user_clear(&u);
+    ASSERT_TRUE(!store_user_find(s, "carol", &u));
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
+
+TEST(store_update_moves_the_email_index)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "update");
+    store_t *s = open_store(dir);
+    create(s, "alice", "a@example.com", 0);
+    create(s, "bob", "b@example.com", 0);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "alice", &u));
+    snprintf(u.email, sizeof(u.email), "b@example.com");
+    uint64_t lsn;
+    ASSERT_EQ(store_user_update(s, &u, &lsn), STORE_E_CONFLICT_EMAIL);
+    snprintf(u.email, sizeof(u.email), "new@example.com");
+    free(u.bio);
+    u.bio = strdup("hello");
+    ASSERT_EQ(store_user_update(s, &u, &lsn), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    store_user_clear(&u);
+    ASSERT_TRUE(!store_user_find(s, "a@example.com", &u));
+    ASSERT_TRUE(store_user_find(s, "new@example.com", &u));
+    ASSERT_STREQ(u.bio, "hello");
+    store_user_clear(&u);
+    /* The old email is free again. */
+    create(s, "carol", "a@example.com", 0);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
+
+TEST(store_state_survives_reopen_with_and_without_snapshot)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "reopen");
+    store_t *s = open_store(dir);
+    for (int i = 0; i < 50; i++) {
+        char name[32], email[64];
+        snprintf(name, sizeof(name), "user%d", i);
+        snprintf(email, sizeof(email), "u%d@example.com", i);
+        create(s, name, email, 0);
+    }
+    store_session_t ss = {0};
+    store_new_id("ses", ss.id);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "user7", &u));
+    snprintf(ss.user_id, sizeof(ss.user_id), "%s", u.id);
+    store_user_clear(&u);
+    snprintf(ss.salt, sizeof(ss.salt), "00112233");
+    ss.generation = 3;
+    uint64_t lsn;
+    ASSERT_EQ(store_session_put(s, &ss, &lsn), 0);
+    store_api_key_t k = {0};
+    store_new_id("key", k.id);
+    snprintf(k.user_id, sizeof(k.user_id), "%s", ss.user_id);
+    snprintf(k.name, sizeof(k.name), "ci");
+    memset(k.hash, 'a', 64);
+    k.can_read = true;
+    ASSERT_EQ(store_api_key_put(s, &k, &lsn), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    /* store_close writes a snapshot (the first: nothing is trimmed yet). */
+    ASSERT_EQ(store_close(s), 0);
+    char cmd[512];
+
+    /* 1. The log alone: remove the snapshot. */
+    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/*", dir);
+    ASSERT_EQ(system(cmd), 0);
+    s = open_store(dir);
+    ASSERT_EQ(store_user_count(s), 50);
+    store_session_t got;
+    ASSERT_TRUE(store_session_get(s, ss.id, &got));
+    ASSERT_EQ(got.generation, 3);
+    store_api_key_t gk;
+    ASSERT_TRUE(store_api_key_find_hash(s, k.hash, &gk));
+    ASSERT_STREQ(gk.name, "ci");
+    ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
+
+    /* 2. From snapshot S1, plus one record; close writes S2 and trims. */
+    s = open_store(dir);
+    ASSERT_EQ(store_user_count(s), 50);
+    ASSERT_TRUE(store_user_find(s, "USER42", &u));
+    ASSERT_STREQ(u.email, "u42@example.com");
+    store_user_clear(&u);
+    create(s, "late", "late@example.com", 0);
+    ASSERT_EQ(store_close(s), 0);
+
+    /* 3. Lose the newest snapshot: S1 plus the log still hold everything. */
+    FILE *ls;
+    snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
+    ls = popen(cmd, "r");
+    char newest[128] = "";
+    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
+    pclose(ls);
+    newest[strcspn(newest, "\n")] = '\0';
+    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
+    ASSERT_EQ(system(cmd), 0);
+    s = open_store(dir);
+    ASSERT_EQ(store_user_count(s), 51);
+    ASSERT_TRUE(store_user_find(s, "late", &u));
+    store_user_clear(&u);
+    ASSERT_TRUE(store_session_get(s, ss.id, &got));
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
+
+TEST(store_replaying_a_record_twice_changes_nothing)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "idem");
+    store_t *s = open_store(dir);
+    const char *rec = "{\"v\":1,\"id\":\"usr_1\",\"username\":\"Zed\",\"email\":\"z@example.com\","
+                      "\"password_hash\":\"h\",\"display_name\":\"Z\",\"is_admin\":false,"
+                      "\"is_active\":true,\"created_at\":1,\"updated_at\":2,\"last_seen\":0}";
+    const char *renamed = "{\"v\":1,\"id\":\"usr_1\",\"username\":\"Zed\",\"email\":\"zz@example.com\","
+                          "\"password_hash\":\"h\",\"is_admin\":false,\"is_active\":true,"
+                          "\"created_at\":1,\"updated_at\":3}";
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(store_apply(s, STORE_REC_USER, rec, strlen(rec)), 0);
+    ASSERT_EQ(store_user_count(s), 1);
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(store_apply(s, STORE_REC_USER, renamed, strlen(renamed)), 0);
+    store_user_t u;
+    ASSERT_TRUE(!store_user_find(s, "z@example.com", &u));
+    ASSERT_TRUE(store_user_find(s, "zz@example.com", &u));
+    ASSERT_EQ(u.updated_at, 3);
+    ASSERT_TRUE(u.display_name == NULL);
+    store_user_clear(&u);
+    /* Records that do not parse, or of a newer schema, are refused. */
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, "{", 1), STORE_E_CORRUPT);
+    const char *future = "{\"v\":99,\"id\":\"usr_2\",\"username\":\"n\",\"email\":\"n@x\","
+                         "\"password_hash\":\"h\"}";
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, future, strlen(future)), STORE_E_CORRUPT);
+    ASSERT_EQ(store_apply(s, 200, "{}", 2), STORE_E_CORRUPT);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
+
+typedef struct worker {
+    store_t *s;
+    int id;
+    int failures;
+} worker_t;
+
+static void *insert_and_read(void *arg)
+{
+    worker_t *w = arg;
+    for (int i = 0; i < 100; i++) {
+        char name[32], email[64];
+        snprintf(name, sizeof(name), "w%d_%d", w->id, i);
+        snprintf(email, sizeof(email), "w%d_%d@example.com", w->id, i);
+        store_user_t u;
+        make_user(&u, name, email);
+        uint64_t lsn;
+        if (store_user_create(w->s, &u, false, &lsn) != 0 || store_wait(w->s, lsn) != 0)
+            w->failures++;
+        store_user_clear(&u);
+        store_user_t got;
+        if (!store_user_find(w->s, name, &got))
+            w->failures++;
+        else
+            store_user_clear(&got);
+        /* Everyone races for the same name: exactly one wins it. */
+        store_user_t dup;
+        snprintf(name, sizeof(name), "shared%d", i);
+        snprintf(email, sizeof(email), "shared%d_%d@example.com", i, w->id);
+        make_user(&dup, name, email);
+        store_user_create(w->s, &dup, false, &lsn);
+        store_user_clear(&dup);
+    }
+    return NULL;
+}
+
+TEST(store_concurrent_inserts_and_lookups_across_shards)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "conc");
+    store_t *s = open_store(dir);
+    enum { THREADS = 8 };
+    pthread_t t[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){.s = s, .id = i};
+        pthread_create(&t[i], NULL, insert_and_read, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ASSERT_EQ(w[i].failures, 0);
+    }
+    ASSERT_EQ(store_user_count(s), THREADS * 100 + 100);
+    ASSERT_EQ(store_close(s), 0);
+    s = open_store(dir);
+    ASSERT_EQ(store_user_count(s), THREADS * 100 + 100);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "w7_99@example.com", &u));
+    store_user_clear(&u);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
+
+TEST(store_search_and_revocation)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "search");
+    store_t *s = open_store(dir);
+    create(s, "zoe", "zoe@example.com", 0);
+    create(s, "adam", "adam@example.com", 0);
+    create(s, "Zack", "zack@example.com", 0);
+    store_user_t out[10];
+    size_t n;
+    ASSERT_EQ(store_user_search(s, "z", 0, 10, out, &n), 2);
+    ASSERT_EQ(n, 2);
+    ASSERT_STREQ(out[0].username, "Zack");
+    ASSERT_STREQ(out[1].username, "zoe");
+    for (size_t i = 0; i < n; i++)
+        store_user_clear(&out[i]);
+    ASSERT_EQ(store_user_search(s, NULL, 1, 1, out, &n), 3);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(out[0].username, "Zack");
+    store_user_clear(&out[0]);
+
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "adam", &u));
+    store_session_t a = {0}, b = {0};
+    store_new_id("ses", a.id);
+    store_new_id("ses", b.id);
+    if (strcmp(a.id, b.id) == 0)
+        b.id[strlen(b.id) - 1] ^= 1;
+    snprintf(a.user_id, sizeof(a.user_id), "%s", u.id);
+    snprintf(b.user_id, sizeof(b.user_id), "%s", u.id);
+    store_user_clear(&u);
+    uint64_t lsn;
+    ASSERT_EQ(store_session_put(s, &a, &lsn), 0);
+    ASSERT_EQ(store_session_put(s, &b, &lsn), 0);
+    ASSERT_EQ(store_session_revoke_all(s, a.user_id, a.id, &lsn), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    store_session_t got;
+    ASSERT_TRUE(store_session_get(s, a.id, &got) && !got.revoked);
+    ASSERT_TRUE(store_session_get(s, b.id, &got) && got.revoked);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
