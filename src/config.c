@@ -28,6 +28,7 @@ enum setting_type {
     SET_PATH,      /* non-empty string */
     SET_UNSIGNED,  /* unsigned within [min, max] */
     SET_LOG_LEVEL,
+    SET_FSYNC,
 };
 
 typedef struct setting {
@@ -61,11 +62,26 @@ static const setting_t settings[] = {
      "most simultaneous client connections (shared evenly by the threads)"},
     {"log_level", "--log-level", "PARLEY_LOG_LEVEL", SET_LOG_LEVEL, FIELD(log_level), 0, 0,
      "error | warning | info | debug"},
+    {"fsync", "--fsync", "PARLEY_FSYNC", SET_FSYNC, FIELD(fsync), 0, 0,
+     "always (answer after fdatasync) | batch (sync every 10 ms) | none"},
+    {"access_token_ttl", "--access-token-ttl", "PARLEY_ACCESS_TOKEN_TTL", SET_UNSIGNED,
+     FIELD(access_token_ttl), 1, 30 * 86400, "lifetime of an access token, in seconds"},
+    {"refresh_token_ttl", "--refresh-token-ttl", "PARLEY_REFRESH_TOKEN_TTL", SET_UNSIGNED,
+     FIELD(refresh_token_ttl), 60, 365 * 86400, "lifetime of a login (refresh token), in seconds"},
+    {"snapshot_every_records", "--snapshot-every-records", "PARLEY_SNAPSHOT_EVERY_RECORDS",
+     SET_UNSIGNED, FIELD(snapshot_every_records), 0, 1000000000,
+     "take a snapshot after this many changes (0: not by count)"},
+    {"snapshot_every_seconds", "--snapshot-every-seconds", "PARLEY_SNAPSHOT_EVERY_SECONDS",
+     SET_UNSIGNED, FIELD(snapshot_every_seconds), 0, 30 * 86400,
+     "take a snapshot this often when anything changed (0: not by time)"},
+    {"rate_limit", "--rate-limit", "PARLEY_RATE_LIMIT", SET_UNSIGNED, FIELD(rate_limit), 0,
+     1000000, "requests per user per minute (0: off)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
+static const char *const fsync_names[] = {"always", "batch", "none"};
 
 void config_defaults(parley_config_t *cfg)
 {
@@ -81,6 +97,12 @@ void config_defaults(parley_config_t *cfg)
     cfg->idle_timeout = 60;
     cfg->max_connections = 4096;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->fsync = FSYNC_ALWAYS;
+    cfg->access_token_ttl = 900;
+    cfg->refresh_token_ttl = 30 * 86400;
+    cfg->snapshot_every_records = 100000;
+    cfg->snapshot_every_seconds = 600;
+    cfg->rate_limit = 600;
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)
@@ -172,6 +194,16 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
             return -1;
         }
         return 0;
+    case SET_FSYNC:
+        for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
+            if (strcasecmp(text, fsync_names[i]) == 0) {
+                *(enum fsync_policy *)field = (enum fsync_policy)i;
+                return 0;
+            }
+        }
+        fail(err, "invalid %s (from %s): '%.64s' is not one of always, batch, none", s->key,
+             origin, text);
+        return -1;
     }
     return -1;
 }
@@ -350,6 +382,9 @@ void config_print_help(FILE *out)
             break;
         case SET_LOG_LEVEL:
             snprintf(def, sizeof(def), "%s", config_log_level_name(*(const enum log_level *)field));
+            break;
+        case SET_FSYNC:
+            snprintf(def, sizeof(def), "%s", fsync_names[*(const enum fsync_policy *)field]);
             break;
         }
         fprintf(out, "  %-20s %-24s %s (default %s; file key \"%s\")\n", s->flag, s->env,

@@ -1,6 +1,7 @@
 /*
- * The server's life: lock the data directory, start ulfius on libmicrohttpd,
- * wait for a signal, drain, stop.
+ * The server's life: lock the data directory, recover the store from its
+ * snapshot and log, start ulfius on libmicrohttpd, wait for a signal, drain,
+ * stop, and close the store (which writes a last snapshot).
  *
  * libmicrohttpd runs in thread-pool mode: an internal polling thread per
  * pool member, each with its own epoll set over the connections it accepted
@@ -112,6 +113,22 @@ int server_run(const parley_config_t *cfg)
     raise_fd_limit(cfg->max_connections);
     gate_configure(cfg->max_body_bytes);
 
+    static const enum wal_fsync policies[] = {
+        [FSYNC_ALWAYS] = WAL_FSYNC_ALWAYS,
+        [FSYNC_BATCH] = WAL_FSYNC_BATCH,
+        [FSYNC_NONE] = WAL_FSYNC_NONE,
+    };
+    store_options_t so = {
+        .fsync = policies[cfg->fsync],
+        .snapshot_every_records = cfg->snapshot_every_records,
+        .snapshot_every_seconds = cfg->snapshot_every_seconds,
+    };
+    if (store_open(&app.store, cfg->data_dir, &so, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        datadir_unlock(lock_fd);
+        return 1;
+    }
+
     router_t *router = router_new(http_route_tables, &app);
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
@@ -163,6 +180,8 @@ out_instance:
     ulfius_clean_instance(&instance);
 out_router:
     router_free(router);
+    if (store_close(app.store) != 0)
+        rc = 1;
     datadir_unlock(lock_fd);
     return rc;
 }

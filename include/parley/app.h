@@ -8,10 +8,12 @@
 #include <stdint.h>
 
 #include "parley/config.h"
+#include "parley/store.h"
 
 typedef struct parley_app {
     const parley_config_t *config;
     int64_t started_mono_ns; /* clock_mono_ns() at start-up */
+    store_t *store;          /* recovered before the port opens */
 } parley_app_t;
 
 #endif

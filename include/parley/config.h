@@ -19,6 +19,12 @@ enum log_level {
     LOG_LEVEL_DEBUG,
 };
 
+enum fsync_policy {
+    FSYNC_ALWAYS,
+    FSYNC_BATCH,
+    FSYNC_NONE,
+};
+
 typedef struct parley_config {
     char bind[64];               /* IPv4 or IPv6 literal */
     uint16_t port;
@@ -28,6 +34,12 @@ typedef struct parley_config {
     unsigned idle_timeout;       /* seconds before an idle connection is closed */
     unsigned max_connections;
     enum log_level log_level;
+    enum fsync_policy fsync;     /* when a change counts as durable */
+    unsigned access_token_ttl;   /* seconds */
+    unsigned refresh_token_ttl;  /* seconds */
+    unsigned snapshot_every_records; /* 0: not by count */
+    unsigned snapshot_every_seconds; /* 0: not by time */
+    unsigned rate_limit;         /* requests per user per minute; 0: off */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

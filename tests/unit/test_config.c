@@ -85,6 +85,10 @@ TEST(config_bad_values_name_the_setting)
         {"--data-dir=", "data_dir"},
         {"--idle-timeout=0", "idle_timeout"},
         {"--nonsense=1", "unknown argument"},
+        {"--fsync=sometimes", "fsync"},
+        {"--access-token-ttl=0", "access_token_ttl"},
+        {"--refresh-token-ttl=5", "refresh_token_ttl"},
+        {"--rate-limit=-1", "rate_limit"},
         {"--port", "needs a value"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -147,6 +151,22 @@ TEST(config_bad_files_refused)
     char err[CONFIG_ERR_MAX];
     ASSERT_EQ(load(&cfg, argv, NULL, err), -1);
     ASSERT_CONTAINS(err, "/nonexistent/parley.json");
+}
+
+TEST(config_store_and_token_settings)
+{
+    char *argv[] = {"--fsync=batch", "--access-token-ttl=2", "--snapshot-every-records=0",
+                    "--rate-limit=0", NULL};
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, argv, NULL, err), 0);
+    ASSERT_EQ(cfg.fsync, FSYNC_BATCH);
+    ASSERT_EQ(cfg.access_token_ttl, 2);
+    ASSERT_EQ(cfg.snapshot_every_records, 0);
+    ASSERT_EQ(cfg.rate_limit, 0);
+    config_defaults(&cfg);
+    ASSERT_EQ(cfg.fsync, FSYNC_ALWAYS);
+    ASSERT_EQ(cfg.access_token_ttl, 900);
 }
 
 TEST(config_ipv6_bind_accepted)
