@@ -24,6 +24,10 @@ static void usage(FILE *out)
             "  parley wal inspect DIR    one line per record of DIR's log and snapshots\n"
             "  parley wal check DIR      verify DIR's log and snapshots (exit 1 when damaged)\n"
             "  parley wal repair DIR     cut DIR's log at its last good record (server stopped)\n"
+            "  parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
+            "                            create an account (password on standard input)\n"
+            "  parley user promote --data-dir DIR NAME\n"
+            "                            make an account an admin (server stopped)\n"
             "  parley version            print the version\n"
             "  parley help               print this help\n"
             "\n",
@@ -62,6 +66,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "wal") == 0)
         return wal_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "user") == 0)
+        return user_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

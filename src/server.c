@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -123,11 +124,19 @@ int server_run(const parley_config_t *cfg)
         .snapshot_every_records = cfg->snapshot_every_records,
         .snapshot_every_seconds = cfg->snapshot_every_seconds,
     };
+    if (auth_keys_load(cfg->data_dir, getenv("PARLEY_JWT_SECRET"), &app.keys, err,
+                       sizeof(err)) != AUTH_OK) {
+        log_error("%s", err);
+        datadir_unlock(lock_fd);
+        return 1;
+    }
     if (store_open(&app.store, cfg->data_dir, &so, err, sizeof(err)) != 0) {
         log_error("%s", err);
         datadir_unlock(lock_fd);
         return 1;
     }
+    app.login_limiter = auth_login_limiter_new(0);
+    app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
 
     router_t *router = router_new(http_route_tables, &app);
     struct _u_instance instance;
@@ -182,6 +191,9 @@ out_router:
     router_free(router);
     if (store_close(app.store) != 0)
         rc = 1;
+    auth_login_limiter_free(app.login_limiter);
+    auth_rate_limiter_free(app.rate_limiter);
+    auth_keys_wipe(&app.keys);
     datadir_unlock(lock_fd);
     return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "parley/auth.h"
 #include "parley/config.h"
 #include "parley/store.h"
 
@@ -14,6 +15,9 @@ typedef struct parley_app {
     const parley_config_t *config;
     int64_t started_mono_ns; /* clock_mono_ns() at start-up */
     store_t *store;          /* recovered before the port opens */
+    auth_keys_t keys;        /* signing keys; read-only once loaded */
+    auth_login_limiter_t *login_limiter;
+    auth_rate_limiter_t *rate_limiter;
 } parley_app_t;
 
 #endif

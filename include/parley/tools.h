@@ -6,4 +6,7 @@
  * Returns the exit code. */
 int wal_command(int argc, char **argv);
 
+/* `parley user create|promote ...`; argv starts after "user". */
+int user_command(int argc, char **argv);
+
 #endif

@@ -67,6 +67,7 @@ typedef struct gate_request {
     char method[16];
     char path[200];               /* without the query string: no tokens in logs */
     char request_id[HTTP_REQUEST_ID_MAX];
+    char client_ip[64];           /* "" until the headers are in */
 } gate_request_t;
 
 typedef struct gate_daemon {
@@ -154,22 +155,37 @@ static void assign_request_id(gate_request_t *gr, struct MHD_Connection *conn)
         new_request_id(gr->request_id);
 }
 
+/* The peer's address as text (ulfius keeps only a truncated sockaddr). */
+static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
+{
+    snprintf(addr, size, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+                  (socklen_t)size);
+}
+
+const char *gate_client_ip(void)
+{
+    return current ? current->client_ip : "";
+}
+
 static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
                        enum MHD_RequestTerminationCode toe)
 {
     if (log_current_level < LOG_LEVEL_INFO)
         return;
-    char addr[64] = "-";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL && ci->client_addr != NULL) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-                      sizeof(addr));
-    }
+    char addr[64];
+    if (gr->client_ip[0])
+        snprintf(addr, sizeof(addr), "%s", gr->client_ip);
+    else
+        client_address(conn, addr, sizeof(addr));
     double ms = (double)(clock_mono_ns() - gr->start_ns) / 1e6;
     const char *end = !gr->started ? " (refused by the HTTP parser)"
                       : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
@@ -249,6 +265,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         atomic_fetch_add(&in_flight, 1);
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
+        client_address(conn, gr->client_ip, sizeof(gr->client_ip));
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length != NULL && strtoull(length, NULL, 10) > max_body)

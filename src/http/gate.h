@@ -23,6 +23,10 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
 const char *gate_request_id(void);
 void gate_note_status(int status);
 
+/* The client's IP address as text ("127.0.0.1", "::1"), or "" outside a
+ * request. */
+const char *gate_client_ip(void);
+
 /* Requests that have started and not yet completed. */
 unsigned gate_in_flight(void);
 

@@ -8,5 +8,7 @@
 const http_route_t *const http_route_tables[] = {
     health_routes,
     openapi_routes,
+    auth_routes,
+    users_routes,
     NULL,
 };

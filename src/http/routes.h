@@ -6,5 +6,7 @@
 
 extern const http_route_t health_routes[];
 extern const http_route_t openapi_routes[];
+extern const http_route_t auth_routes[];
+extern const http_route_t users_routes[];
 
 #endif

@@ -70,3 +70,34 @@ TEST(datadir_refuses_a_file_in_the_way)
     ASSERT_CONTAINS(err, "cannot create data directory");
     unlink(path);
 }
+
+#include "parley/rules.h"
+
+TEST(rules_usernames_emails_passwords)
+{
+    ASSERT_TRUE(rules_username_ok("abc"));
+    ASSERT_TRUE(rules_username_ok("A.b_c-9"));
+    ASSERT_TRUE(rules_username_ok("abcdefghijabcdefghijabcdefghij12"));
+    ASSERT_TRUE(!rules_username_ok("ab"));
+    ASSERT_TRUE(!rules_username_ok("abcdefghijabcdefghijabcdefghij123"));
+    ASSERT_TRUE(!rules_username_ok("a b c"));
+    ASSERT_TRUE(!rules_username_ok("caf\xc3\xa9"));
+    ASSERT_TRUE(!rules_username_ok("a/b"));
+    ASSERT_TRUE(rules_email_ok("a@b.co"));
+    ASSERT_TRUE(!rules_email_ok("a@b"));
+    ASSERT_TRUE(!rules_email_ok("@b.co"));
+    ASSERT_TRUE(!rules_email_ok("a@@b.co"));
+    ASSERT_TRUE(!rules_email_ok("a b@c.de"));
+    ASSERT_TRUE(!rules_email_ok("a@b.co\n"));
+    ASSERT_TRUE(!rules_email_ok("a@.co"));
+    ASSERT_TRUE(!rules_email_ok("a@b."));
+    ASSERT_TRUE(rules_password_ok("12345678"));
+    ASSERT_TRUE(!rules_password_ok("1234567"));
+    ASSERT_TRUE(rules_password_ok("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
+    char long_pw[200];
+    memset(long_pw, 'x', 129);
+    long_pw[129] = '\0';
+    ASSERT_TRUE(!rules_password_ok(long_pw));
+    long_pw[128] = '\0';
+    ASSERT_TRUE(rules_password_ok(long_pw));
+}

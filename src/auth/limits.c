@@ -1,0 +1,513 @@
+/*
+ * In-memory limits: the login throttle and the per-user request limiter.
+ * Nothing here is logged or persisted; a restart forgets it, which costs an
+ * attacker at most one free burst per restart.
+ *
+ * DESIGN, storage. Both are built on one bounded table: a fixed array of
+ * slots allocated once (calloc, so pages a quiet server never touches are
+ * never backed by memory), hash chains through 32-bit slot indices, and a
+ * doubly linked list in order of last use. Slots are handed out in order
+ * until the array is full; after that an insert takes over the least
+ * recently used slot (the head of the list). So memory is fixed at start,
+ * inserts never allocate, and eviction is O(chain length).
+ *
+ * DESIGN, login throttle. Two maps, accounts (the name typed, ASCII
+ * lower-cased) and client IPs, each entry holding a failure count and the
+ * time of the last failure. An entry is forgotten 15 minutes after its last
+ * failure. Below the free allowance (5 per account, 20 per IP) attempts are
+ * not delayed; from there each attempt must come at least 2^(n - free)
+ * seconds after the last failure (1 s, 2 s, 4 s ... capped at 300 s). An
+ * attacker is slowed to one guess per 5 minutes per account and per IP,
+ * while the real owner waits at most 5 minutes, never a lockout. Measuring
+ * the window from the last failure rather than the first means an attacker
+ * at the cap never gets a fresh burst of free guesses; quiet for 15 minutes
+ * and the slate is clean.
+ *   check() counts the attempt in advance, so 100 parallel requests cannot
+ * all pass while the first few are still hashing (each takes ~60 ms); a
+ * success then clears the account and gives the IP its attempt back.
+ *   Keys are HMAC-SHA256 under a random per-process key, truncated to 16
+ * bytes: fixed-size slots, no names in memory, and an attacker cannot aim
+ * many names at one hash chain. Eviction drops the least recently used
+ * entry (last counted attempt or failure). To push out the entry of an
+ * account under attack, an attacker would need 100k other attempts within
+ * that entry's delay (<= 300 s), i.e. 333 password verifications a second,
+ * while argon2's gate allows about 40 a second on two cores (each allowed
+ * attempt costs one verification, real or dummy, if the handler follows
+ * check() with one): in practice only entries already stale get evicted.
+ * One mutex for both maps: it is taken a few times per login, which costs
+ * 60 ms of argon2 anyway.
+ *
+ * DESIGN, request limiter. Fixed windows aligned on the minute (reset =
+ * next multiple of 60), matching X-RateLimit-Reset. It runs on every
+ * authenticated request, so the table is split into 16 shards, each with its
+ * own mutex and its own LRU, keyed by the user id itself (ids are ours and
+ * at most 63 bytes; the bucket hash is seeded FNV-1a). An evicted user
+ * restarts their window count: lenient, and only once more than 100k users
+ * are active at once. The limit is an atomic so the admin can change it.
+ */
+#include "parley/auth.h"
+
+#include <assert.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+
+/* ---- bounded LRU table ---------------------------------------------------- */
+
+struct slot {
+    uint32_t chain;      /* next slot in the same bucket, or NIL */
+    uint32_t prev, next; /* use order: prev is older; NIL at the ends */
+    uint32_t hash;
+    int64_t t;      /* login: time of the last failure; rate: window start */
+    uint32_t count; /* login: failures; rate: requests in the window */
+    unsigned char key[];
+};
+
+struct table {
+    unsigned char *slots; /* cap slots of `stride` bytes */
+    size_t stride, key_size;
+    uint32_t cap, used;
+    uint32_t *buckets; /* slot index or NIL */
+    uint32_t mask;
+    uint32_t head, tail; /* least and most recently used */
+};
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void table_init(struct table *t, size_t cap, size_t key_size)
+{
+    if (cap < 1)
+        cap = 1;
+    if (cap > (1u << 28))
+        cap = 1u << 28;
+    size_t nb = 1;
+    while (nb < cap)
+        nb <<= 1;
+    t->key_size = key_size;
+    t->stride = (sizeof(struct slot) + key_size + alignof(struct slot) - 1) &
+                ~(alignof(struct slot) - 1);
+    t->cap = (uint32_t)cap;
+    t->used = 0;
+    t->slots = xcalloc(cap, t->stride);
+    t->buckets = xcalloc(nb, sizeof(uint32_t));
+    memset(t->buckets, 0xff, nb * sizeof(uint32_t));
+    t->mask = (uint32_t)(nb - 1);
+    t->head = t->tail = NIL;
+}
+
+static void table_deinit(struct table *t)
+{
+    free(t->slots);
+    free(t->buckets);
+}
+
+static struct slot *slot_at(const struct table *t, uint32_t i)
+{
+    return (struct slot *)(void *)(t->slots + (size_t)i * t->stride);
+}
+
+static void lru_unlink(struct table *t, uint32_t i)
+{
+    struct slot *s = slot_at(t, i);
+    if (s->prev != NIL)
+        slot_at(t, s->prev)->next = s->next;
+    else
+        t->head = s->next;
+    if (s->next != NIL)
+        slot_at(t, s->next)->prev = s->prev;
+    else
+        t->tail = s->prev;
+}
+
+static void lru_append(struct table *t, uint32_t i)
+{
+    struct slot *s = slot_at(t, i);
+    s->prev = t->tail;
+    s->next = NIL;
+    if (t->tail != NIL)
+        slot_at(t, t->tail)->next = i;
+    else
+        t->head = i;
+    t->tail = i;
+}
+
+/* Marks slot i as the most recently used. */
+static void table_touch(struct table *t, uint32_t i)
+{
+    if (t->tail == i)
+        return;
+    lru_unlink(t, i);
+    lru_append(t, i);
+}
+
+/* The slot holding `key` (key_size bytes), or NULL. */
+static struct slot *table_find(struct table *t, uint32_t hash, const unsigned char *key,
+                               uint32_t *index)
+{
+    for (uint32_t i = t->buckets[hash & t->mask]; i != NIL;) {
+        struct slot *s = slot_at(t, i);
+        if (s->hash == hash && memcmp(s->key, key, t->key_size) == 0) {
+            *index = i;
+            return s;
+        }
+        i = s->chain;
+    }
+    return NULL;
+}
+
+/* Removes slot i from its hash chain. */
+static void chain_unlink(struct table *t, uint32_t i)
+{
+    uint32_t *link = &t->buckets[slot_at(t, i)->hash & t->mask];
+    while (*link != i) {
+        assert(*link != NIL);
+        link = &slot_at(t, *link)->chain;
+    }
+    *link = slot_at(t, i)->chain;
+}
+
+/* A zeroed slot for `key`, most recently used; evicts the least recently
+ * used slot when the table is full. */
+static struct slot *table_insert(struct table *t, uint32_t hash, const unsigned char *key,
+                                 uint32_t *index)
+{
+    uint32_t i;
+    if (t->used < t->cap) {
+        i = t->used++;
+    } else {
+        i = t->head;
+        chain_unlink(t, i);
+        lru_unlink(t, i);
+    }
+    struct slot *s = slot_at(t, i);
+    memset(s, 0, t->stride);
+    s->hash = hash;
+    memcpy(s->key, key, t->key_size);
+    s->chain = t->buckets[hash & t->mask];
+    t->buckets[hash & t->mask] = i;
+    lru_append(t, i);
+    *index = i;
+    return s;
+}
+
+static struct slot *table_get(struct table *t, uint32_t hash, const unsigned char *key)
+{
+    uint32_t i;
+    struct slot *s = table_find(t, hash, key, &i);
+    if (!s)
+        s = table_insert(t, hash, key, &i);
+    else
+        table_touch(t, i);
+    return s;
+}
+
+/* ---- login throttle ------------------------------------------------------- */
+
+#define DIGEST_LEN 16
+
+struct auth_login_limiter {
+    pthread_mutex_t mu;
+    unsigned char hkey[32]; /* HMAC key of the map keys; set once */
+    struct table accounts;  /* guarded by mu */
+    struct table ips;       /* guarded by mu */
+};
+
+/* What one map says about an attempt. */
+struct verdict {
+    bool present;
+    int retry_after; /* 0: allowed */
+};
+
+auth_login_limiter_t *auth_login_limiter_new(size_t max_entries)
+{
+    if (max_entries == 0)
+        max_entries = AUTH_LOGIN_MAX_ENTRIES;
+    auth_login_limiter_t *l = xcalloc(1, sizeof(*l));
+    if (pthread_mutex_init(&l->mu, NULL) != 0 || gnutls_rnd(GNUTLS_RND_KEY, l->hkey, sizeof(l->hkey)) != 0)
+        abort();
+    table_init(&l->accounts, max_entries, DIGEST_LEN);
+    table_init(&l->ips, max_entries, DIGEST_LEN);
+    return l;
+}
+
+void auth_login_limiter_free(auth_login_limiter_t *l)
+{
+    if (!l)
+        return;
+    table_deinit(&l->accounts);
+    table_deinit(&l->ips);
+    pthread_mutex_destroy(&l->mu);
+    explicit_bzero(l->hkey, sizeof(l->hkey));
+    free(l);
+}
+
+/* HMAC of `s` (ASCII lower-cased when `fold`) into `d`; false when `s` is
+ * NULL or empty, i.e. this map does not apply. */
+static bool login_key(const auth_login_limiter_t *l, const char *s, bool fold,
+                      unsigned char d[DIGEST_LEN], uint32_t *hash)
+{
+    if (!s || !*s)
+        return false;
+    gnutls_hmac_hd_t h;
+    if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA256, l->hkey, sizeof(l->hkey)) != 0)
+        abort();
+    char chunk[64];
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        chunk[n++] = (fold && c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        if (n == sizeof(chunk)) {
+            gnutls_hmac(h, chunk, n);
+            n = 0;
+        }
+    }
+    gnutls_hmac(h, chunk, n);
+    unsigned char full[32];
+    gnutls_hmac_deinit(h, full);
+    memcpy(d, full, DIGEST_LEN);
+    memcpy(hash, full + DIGEST_LEN, sizeof(*hash));
+    return true;
+}
+
+/* Seconds to wait after the last failure once `count` failures are on
+ * record: 0 below the allowance, then 1, 2, 4 ... up to the cap. */
+static int64_t login_delay(uint32_t count, uint32_t free_n)
+{
+    if (count < free_n)
+        return 0;
+    uint32_t e = count - free_n;
+    if (e >= 9) /* 2^9 = 512 > 300 */
+        return AUTH_LOGIN_MAX_DELAY;
+    int64_t d = (int64_t)1 << e;
+    return d < AUTH_LOGIN_MAX_DELAY ? d : AUTH_LOGIN_MAX_DELAY;
+}
+
+static bool expired(const struct slot *s, int64_t now)
+{
+    return now - s->t >= AUTH_LOGIN_WINDOW;
+}
+
+/* REQUIRES: l->mu held. How long an attempt must still wait in one map. */
+static int login_wait(struct table *t, const unsigned char *key, uint32_t hash, uint32_t free_n,
+                      int64_t now)
+{
+    uint32_t i;
+    struct slot *s = table_find(t, hash, key, &i);
+    if (!s || expired(s, now))
+        return 0;
+    int64_t d = login_delay(s->count, free_n);
+    if (d == 0)
+        return 0;
+    int64_t wait = s->t + d - now;
+    if (wait <= 0)
+        return 0;
+    return (int)(wait < d ? wait : d); /* a clock that went back waits no longer than d */
+}
+
+/* REQUIRES: l->mu held. Counts one failure at `now` in one map. */
+static void login_count(struct table *t, const unsigned char *key, uint32_t hash, int64_t now)
+{
+    struct slot *s = table_get(t, hash, key);
+    if (expired(s, now))
+        s->count = 0;
+    if (s->count < UINT32_MAX)
+        s->count++;
+    s->t = now;
+}
+
+int auth_login_check(auth_login_limiter_t *l, const char *account_key, const char *ip, int64_t now,
+                     int *retry_after)
+{
+    unsigned char ak[DIGEST_LEN], ik[DIGEST_LEN];
+    uint32_t ah = 0, ih = 0;
+    bool use_a = login_key(l, account_key, true, ak, &ah);
+    bool use_i = login_key(l, ip, false, ik, &ih);
+
+    pthread_mutex_lock(&l->mu);
+    int wa = use_a ? login_wait(&l->accounts, ak, ah, AUTH_LOGIN_FREE_ACCOUNT, now) : 0;
+    int wi = use_i ? login_wait(&l->ips, ik, ih, AUTH_LOGIN_FREE_IP, now) : 0;
+    if (wa == 0 && wi == 0) {
+        if (use_a)
+            login_count(&l->accounts, ak, ah, now);
+        if (use_i)
+            login_count(&l->ips, ik, ih, now);
+    }
+    pthread_mutex_unlock(&l->mu);
+
+    if (wa == 0 && wi == 0)
+        return AUTH_OK;
+    if (retry_after)
+        *retry_after = wa > wi ? wa : wi;
+    return AUTH_ELIMITED;
+}
+
+/* REQUIRES: l->mu held. The failure was counted by check() unless the entry
+ * is gone (evicted, expired, or check() was not called): count it then. */
+static void login_failed(struct table *t, const unsigned char *key, uint32_t hash, int64_t now)
+{
+    uint32_t i;
+    struct slot *s = table_find(t, hash, key, &i);
+    if (!s || expired(s, now) || s->count == 0) {
+        login_count(t, key, hash, now);
+        return;
+    }
+    table_touch(t, i);
+    if (now > s->t)
+        s->t = now;
+}
+
+void auth_login_failure(auth_login_limiter_t *l, const char *account_key, const char *ip,
+                        int64_t now)
+{
+    unsigned char ak[DIGEST_LEN], ik[DIGEST_LEN];
+    uint32_t ah = 0, ih = 0;
+    bool use_a = login_key(l, account_key, true, ak, &ah);
+    bool use_i = login_key(l, ip, false, ik, &ih);
+    pthread_mutex_lock(&l->mu);
+    if (use_a)
+        login_failed(&l->accounts, ak, ah, now);
+    if (use_i)
+        login_failed(&l->ips, ik, ih, now);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void auth_login_success(auth_login_limiter_t *l, const char *account_key, const char *ip,
+                        int64_t now)
+{
+    (void)now;
+    unsigned char ak[DIGEST_LEN], ik[DIGEST_LEN];
+    uint32_t ah = 0, ih = 0, i;
+    bool use_a = login_key(l, account_key, true, ak, &ah);
+    bool use_i = login_key(l, ip, false, ik, &ih);
+    pthread_mutex_lock(&l->mu);
+    struct slot *s;
+    if (use_a && (s = table_find(&l->accounts, ah, ak, &i)) != NULL)
+        s->count = 0;
+    if (use_i && (s = table_find(&l->ips, ih, ik, &i)) != NULL && s->count > 0)
+        s->count--;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- per-user request limiter --------------------------------------------- */
+
+#define RATE_SHARDS 16
+
+struct rate_shard {
+    alignas(64) pthread_mutex_t mu;
+    struct table t; /* guarded by mu */
+};
+
+struct auth_rate_limiter {
+    atomic_int limit;
+    uint32_t seed; /* set once */
+    struct rate_shard shards[RATE_SHARDS];
+};
+
+auth_rate_limiter_t *auth_rate_limiter_new(int limit, size_t max_entries)
+{
+    if (max_entries == 0)
+        max_entries = AUTH_RATE_MAX_ENTRIES;
+    auth_rate_limiter_t *l = aligned_alloc(64, (sizeof(*l) + 63) & ~(size_t)63);
+    if (!l)
+        abort();
+    memset(l, 0, sizeof(*l));
+    atomic_init(&l->limit, limit > 0 ? limit : 0);
+    if (gnutls_rnd(GNUTLS_RND_NONCE, &l->seed, sizeof(l->seed)) != 0)
+        abort();
+    size_t per_shard = (max_entries + RATE_SHARDS - 1) / RATE_SHARDS;
+    for (int i = 0; i < RATE_SHARDS; i++) {
+        if (pthread_mutex_init(&l->shards[i].mu, NULL) != 0)
+            abort();
+        table_init(&l->shards[i].t, per_shard, AUTH_ID_MAX);
+    }
+    return l;
+}
+
+void auth_rate_limiter_free(auth_rate_limiter_t *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < RATE_SHARDS; i++) {
+        table_deinit(&l->shards[i].t);
+        pthread_mutex_destroy(&l->shards[i].mu);
+    }
+    free(l);
+}
+
+void auth_rate_set_limit(auth_rate_limiter_t *l, int limit)
+{
+    atomic_store(&l->limit, limit > 0 ? limit : 0);
+}
+
+/* Seeded FNV-1a with a final avalanche (murmur3's fmix32), so both the
+ * high bits (shard) and the low bits (bucket) are mixed. */
+static uint32_t rate_hash(uint32_t seed, const unsigned char *key, size_t len)
+{
+    uint32_t h = 2166136261u ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= key[i];
+        h *= 16777619u;
+    }
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+int auth_rate_check(auth_rate_limiter_t *l, const char *user_id, int64_t now,
+                    auth_rate_info_t *out)
+{
+    auth_rate_info_t info = {0};
+    int limit = atomic_load(&l->limit);
+    if (limit <= 0 || !user_id || !*user_id) {
+        if (out)
+            *out = info;
+        return AUTH_OK;
+    }
+    int64_t rem = now % AUTH_RATE_WINDOW;
+    if (rem < 0)
+        rem += AUTH_RATE_WINDOW;
+    int64_t window = now - rem;
+
+    /* Ids are at most 63 bytes; a longer one is keyed by its first 63. */
+    unsigned char key[AUTH_ID_MAX] = {0};
+    size_t len = strnlen(user_id, AUTH_ID_MAX - 1);
+    memcpy(key, user_id, len);
+    uint32_t hash = rate_hash(l->seed, key, len);
+    struct rate_shard *sh = &l->shards[hash >> 28];
+
+    pthread_mutex_lock(&sh->mu);
+    struct slot *s = table_get(&sh->t, hash, key);
+    if (s->t != window) {
+        s->t = window;
+        s->count = 0;
+    }
+    bool limited = s->count >= (uint32_t)limit;
+    if (!limited)
+        s->count++;
+    uint32_t count = s->count;
+    pthread_mutex_unlock(&sh->mu);
+
+    info.enabled = true;
+    info.limit = limit;
+    info.remaining = count >= (uint32_t)limit ? 0 : limit - (int)count;
+    info.reset = window + AUTH_RATE_WINDOW;
+    info.retry_after = limited ? (int)(info.reset - now) : 0;
+    if (out)
+        *out = info;
+    return limited ? AUTH_ELIMITED : AUTH_OK;
+}

@@ -1,0 +1,27 @@
+/* Account logic shared by the auth and users resources (account.c). */
+#ifndef PARLEY_HTTP_ACCOUNT_H
+#define PARLEY_HTTP_ACCOUNT_H
+
+#include "parley/http.h"
+#include "parley/store.h"
+
+/*
+ * Reads and validates username, email, password and display_name from the
+ * body, hashes the password and creates the user (the first account ever is
+ * made admin when first_is_admin; `admin` makes it one anyway). Answers the
+ * error itself and returns false, or returns true with *out (caller clears)
+ * once the user is durable.
+ */
+bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out);
+
+/*
+ * Starts a login for `u`: a new session, durable, and answers `status` with
+ * the token pair {access_token, token_type, expires_in, refresh_token, user}.
+ */
+void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status);
+
+/* Answers the token pair of an existing session at its current generation. */
+void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_session_t *ss,
+                          int status);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * /api/v1/auth: register, login, refresh, logout, change-password, API keys
+ * (shared/API.md, "Auth").
+ *
+ * Login is throttled per account and per client address before the password
+ * is checked (auth_login_check counts the attempt in advance, so parallel
+ * guesses cannot slip through), and an unknown account costs the same hash
+ * time as a known one. Refresh tokens rotate: each use makes the session's
+ * next generation; a token of an older generation coming back means it was
+ * stolen or replayed, and the whole login is revoked.
+ */
+#include <string.h>
+
+#include "account.h"
+#include "gate.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "principal.h"
+#include "routes.h"
+
+static void post_register(http_ctx_t *ctx)
+{
+    store_user_t u;
+    if (!account_create(ctx, true, false, &u))
+        return;
+    account_start_session(ctx, &u, 201);
+    store_user_clear(&u);
+}
+
+static void post_login(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    const char *name = NULL, *password = NULL;
+    bool remember = false;
+    if (http_field_string(ctx, "username", false, 1, 254, false, &name) != 0 ||
+        (name == NULL && http_field_string(ctx, "email", false, 1, 254, false, &name) != 0) ||
+        (name == NULL &&
+         http_field_string(ctx, "username_or_email", false, 1, 254, false, &name) != 0))
+        return;
+    if (name == NULL) {
+        http_reply_invalid(ctx, "username", "username, email or username_or_email is required");
+        return;
+    }
+    if (http_field_string(ctx, "password", true, 1, 1024, false, &password) != 0 ||
+        http_field_bool(ctx, "remember_me", false, &remember) != 0)
+        return;
+
+    int64_t now = clock_wall_ms() / 1000;
+    const char *ip = gate_client_ip();
+    int retry = 0;
+    if (auth_login_check(app->login_limiter, name, ip, now, &retry) != AUTH_OK) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry);
+        http_set_header(ctx, "Retry-After", v);
+        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED, json_pack("{s:i}", "retry_after", retry),
+                         "too many failed logins; try again in %d seconds", retry);
+        return;
+    }
+    store_user_t u;
+    bool found = store_user_find(app->store, name, &u);
+    bool ok = found ? auth_password_verify(password, u.password_hash)
+                    : auth_password_verify_dummy(password);
+    if (!ok || !u.is_active) {
+        auth_login_failure(app->login_limiter, name, ip, now);
+        if (found)
+            store_user_clear(&u);
+        http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, NULL,
+                         "the username or password is wrong");
+        return;
+    }
+    auth_login_success(app->login_limiter, name, ip, now);
+    account_start_session(ctx, &u, 200);
+    store_user_clear(&u);
+}
+
+static void post_refresh(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    const char *token = NULL;
+    if (http_field_string(ctx, "refresh_token", true, 1, AUTH_REFRESH_MAX, false, &token) != 0)
+        return;
+    char sid[AUTH_ID_MAX];
+    uint64_t gen;
+    const char *mac;
+    store_session_t ss;
+    store_user_t u;
+    if (auth_refresh_parse(token, sid, &gen, &mac) != AUTH_OK ||
+        !store_session_get(app->store, sid, &ss) || ss.revoked ||
+        ss.expires_at <= clock_wall_ms()) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
+        return;
+    }
+    int rc = auth_refresh_check(&app->keys, token, ss.id, ss.salt, ss.generation);
+    uint64_t lsn;
+    if (rc == AUTH_EREUSED) {
+        ss.revoked = true;
+        if (store_session_put(app->store, &ss, &lsn) == 0)
+            store_wait(app->store, lsn);
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
+                         "this refresh token was already used; the login is revoked");
+        return;
+    }
+    if (rc != AUTH_OK || !store_user_get(app->store, ss.user_id, &u)) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
+        return;
+    }
+    if (!u.is_active) {
+        store_user_clear(&u);
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
+        return;
+    }
+    ss.generation++;
+    rc = store_session_put(app->store, &ss, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        account_reply_tokens(ctx, &u, &ss, 200);
+    store_user_clear(&u);
+}
+
+static void post_logout(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    store_session_t ss;
+    if (p.via_api_key || !store_session_get(app->store, p.session_id, &ss)) {
+        principal_clear(&p);
+        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
+                         "logout ends a login made with a password; API keys are revoked with "
+                         "DELETE /api/v1/auth/api-keys/{id}");
+        return;
+    }
+    principal_clear(&p);
+    ss.revoked = true;
+    uint64_t lsn;
+    int rc = store_session_put(app->store, &ss, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_empty(ctx, 204);
+}
+
+static void put_change_password(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *current = NULL, *fresh = NULL;
+    if (http_field_string(ctx, "current_password", true, 1, 1024, false, &current) != 0 ||
+        http_field_string(ctx, "new_password", true, 8, 128, false, &fresh) != 0)
+        goto out;
+    if (!auth_password_verify(current, p.user.password_hash)) {
+        http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, json_pack("{s:s}", "field",
+                         "current_password"), "the current password is wrong");
+        goto out;
+    }
+    if (auth_password_hash(fresh, p.user.password_hash, sizeof(p.user.password_hash)) !=
+        AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not hash the password");
+        goto out;
+    }
+    p.user.updated_at = clock_wall_ms();
+    uint64_t lsn;
+    int rc = store_user_update(app->store, &p.user, &lsn);
+    if (rc == 0)
+        rc = store_session_revoke_all(app->store, p.user.id,
+                                      p.session_id[0] ? p.session_id : NULL, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_empty(ctx, 204);
+out:
+    principal_clear(&p);
+}
+
+static json_t *api_key_json(const store_api_key_t *k)
+{
+    json_t *perms = json_array();
+    if (k->can_read)
+        json_array_append_new(perms, json_string("read"));
+    if (k->can_write)
+        json_array_append_new(perms, json_string("write"));
+    return json_pack("{s:s, s:s, s:o, s:o, s:o}", "id", k->id, "name", k->name, "permissions",
+                     perms, "expires_at", time_json(k->expires_at), "created_at",
+                     time_json(k->created_at));
+}
+
+/* Parses an RFC 3339 UTC time ("2026-01-09T12:00:00Z", optional
+ * milliseconds) into ms; false when malformed. */
+static bool parse_time(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == NULL)
+        return false;
+    int millis = 0;
+    if (*rest == '.') {
+        rest++;
+        int digits = 0;
+        while (*rest >= '0' && *rest <= '9') {
+            if (digits < 3)
+                millis = millis * 10 + (*rest - '0');
+            digits++;
+            rest++;
+        }
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            millis *= 10;
+    }
+    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *ms = (int64_t)t * 1000 + millis;
+    return true;
+}
+
+static void post_api_key(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *name = NULL, *expires = NULL;
+    store_api_key_t k;
+    memset(&k, 0, sizeof(k));
+    if (http_field_string(ctx, "name", true, 1, 100, false, &name) != 0 ||
+        http_field_string(ctx, "expires_at", false, 1, 40, false, &expires) != 0)
+        goto out;
+    json_t *perms = json_object_get(ctx->body, "permissions");
+    if (!json_is_array(perms) || json_array_size(perms) == 0 || json_array_size(perms) > 2) {
+        http_reply_invalid(ctx, "permissions", "permissions must be a list of \"read\", \"write\"");
+        goto out;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(perms, i, v) {
+        const char *perm = json_string_value(v);
+        if (perm && strcmp(perm, "read") == 0)
+            k.can_read = true;
+        else if (perm && strcmp(perm, "write") == 0)
+            k.can_write = true;
+        else {
+            http_reply_invalid(ctx, "permissions",
+                               "permissions must be a list of \"read\", \"write\"");
+            goto out;
+        }
+    }
+    k.created_at = clock_wall_ms();
+    if (expires && (!parse_time(expires, &k.expires_at) || k.expires_at <= k.created_at)) {
+        http_reply_invalid(ctx, "expires_at", "expires_at must be a future RFC 3339 UTC time");
+        goto out;
+    }
+    char key[AUTH_API_KEY_MAX], short_id[AUTH_API_KEY_ID_MAX];
+    if (auth_api_key_new(key, short_id, k.hash) != AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
+        goto out;
+    }
+    snprintf(k.id, sizeof(k.id), "key_%s", short_id);
+    snprintf(k.user_id, sizeof(k.user_id), "%s", p.user.id);
+    snprintf(k.name, sizeof(k.name), "%s", name);
+    uint64_t lsn;
+    int rc = store_api_key_put(app->store, &k, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        goto out;
+    }
+    json_t *body = api_key_json(&k);
+    json_object_set_new(body, "key", json_string(key));
+    http_reply_json(ctx, 201, body);
+out:
+    principal_clear(&p);
+}
+
+#define MAX_KEYS_LISTED 1000
+
+static void get_api_keys(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    store_api_key_t *keys = calloc(MAX_KEYS_LISTED, sizeof(*keys));
+    if (keys == NULL)
+        abort();
+    size_t n = store_api_key_list(app->store, p.user.id, keys, MAX_KEYS_LISTED);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, api_key_json(&keys[i]));
+    free(keys);
+    http_reply_json(ctx, 200, json_pack("{s:o}", "api_keys", list));
+    principal_clear(&p);
+}
+
+static void delete_api_key(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    store_api_key_t k;
+    if (!store_api_key_get(app->store, ctx->params[0], &k) || k.revoked ||
+        strcmp(k.user_id, p.user.id) != 0) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such API key");
+        principal_clear(&p);
+        return;
+    }
+    principal_clear(&p);
+    k.revoked = true;
+    uint64_t lsn;
+    int rc = store_api_key_put(app->store, &k, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_empty(ctx, 204);
+}
+
+const http_route_t auth_routes[] = {
+    {"POST", "/api/v1/auth/register", post_register, 0},
+    {"POST", "/api/v1/auth/login", post_login, 0},
+    {"POST", "/api/v1/auth/refresh", post_refresh, 0},
+    {"POST", "/api/v1/auth/logout", post_logout, 0},
+    {"PUT", "/api/v1/auth/change-password", put_change_password, 0},
+    {"POST", "/api/v1/auth/api-keys", post_api_key, 0},
+    {"GET", "/api/v1/auth/api-keys", get_api_keys, 0},
+    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,244 @@
+/*
+ * /api/v1/users: the caller's own profile, other users' public profiles,
+ * search with pagination, and account creation by an admin (shared/API.md,
+ * "Users"). Email addresses are shown only to their owner and to admins;
+ * preferences only to their owner.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/rules.h"
+#include "principal.h"
+#include "routes.h"
+
+static void get_me(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    http_reply_json(ctx, 200, user_json(&p.user, true, true));
+    principal_clear(&p);
+}
+
+/* Replaces *slot with a copy of value ("" clears it to NULL). */
+static void set_text(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = (value && value[0]) ? strdup(value) : NULL;
+}
+
+static bool url_ok(const char *s)
+{
+    return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0 ||
+           strncmp(s, "/api/v1/files/", 14) == 0;
+}
+
+static void put_me(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *display_name = NULL, *bio = NULL, *email = NULL, *avatar = NULL;
+    if (http_field_string(ctx, "display_name", false, 1, 64, false, &display_name) != 0 ||
+        http_field_string(ctx, "bio", false, 0, 500, true, &bio) != 0 ||
+        http_field_string(ctx, "email", false, 1, 254, false, &email) != 0 ||
+        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &avatar) != 0)
+        goto out;
+    if (email && !rules_email_ok(email)) {
+        http_reply_invalid(ctx, "email", "email is not a valid address");
+        goto out;
+    }
+    if (avatar && avatar[0] && !url_ok(avatar)) {
+        http_reply_invalid(ctx, "avatar_url", "avatar_url must be an http(s) URL or a file URL");
+        goto out;
+    }
+    json_t *prefs = json_object_get(ctx->body, "preferences");
+    char *prefs_text = NULL;
+    if (prefs && !json_is_null(prefs)) {
+        if (!json_is_object(prefs)) {
+            http_reply_invalid(ctx, "preferences", "preferences must be an object");
+            goto out;
+        }
+        /* Merge into what the user has: a PUT of one preference keeps the others. */
+        json_t *merged = p.user.preferences ? json_loads(p.user.preferences, 0, NULL) : NULL;
+        if (!json_is_object(merged)) {
+            json_decref(merged);
+            merged = json_object();
+        }
+        json_object_update(merged, prefs);
+        prefs_text = json_dumps(merged, JSON_COMPACT);
+        json_decref(merged);
+        if (prefs_text == NULL || strlen(prefs_text) > 4096) {
+            free(prefs_text);
+            http_reply_invalid(ctx, "preferences", "preferences are limited to 4 KiB");
+            goto out;
+        }
+    }
+    if (display_name)
+        set_text(&p.user.display_name, display_name);
+    if (bio)
+        set_text(&p.user.bio, bio);
+    if (avatar)
+        set_text(&p.user.avatar_url, avatar);
+    if (email)
+        snprintf(p.user.email, sizeof(p.user.email), "%s", email);
+    if (prefs_text) {
+        free(p.user.preferences);
+        p.user.preferences = prefs_text;
+    }
+    p.user.updated_at = clock_wall_ms();
+    uint64_t lsn;
+    int rc = store_user_update(app->store, &p.user, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_json(ctx, 200, user_json(&p.user, true, true));
+out:
+    principal_clear(&p);
+}
+
+static void reply_profile(http_ctx_t *ctx, const principal_t *p, bool found, store_user_t *u)
+{
+    if (!found) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such user");
+        return;
+    }
+    bool self = strcmp(u->id, p->user.id) == 0;
+    http_reply_json(ctx, 200, user_json(u, self || p->user.is_admin, self));
+    store_user_clear(u);
+}
+
+static void get_user(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    store_user_t u;
+    reply_profile(ctx, &p, store_user_get(app->store, ctx->params[0], &u), &u);
+    principal_clear(&p);
+}
+
+static void get_user_by_name(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    store_user_t u;
+    bool found = rules_username_ok(ctx->params[0]) &&
+                 store_user_find(app->store, ctx->params[0], &u) &&
+                 (strcasecmp(u.username, ctx->params[0]) == 0 || (store_user_clear(&u), false));
+    reply_profile(ctx, &p, found, &u);
+    principal_clear(&p);
+}
+
+/* Reads ?page= and ?limit= (1.., 1..100; defaults 1 and 50). */
+static bool paging(http_ctx_t *ctx, long *page, long *limit)
+{
+    const char *names[2] = {"page", "limit"};
+    long *out[2] = {page, limit};
+    long max[2] = {1000000, 100};
+    *page = 1;
+    *limit = 50;
+    for (int i = 0; i < 2; i++) {
+        const char *v = http_query(ctx, names[i]);
+        if (v == NULL)
+            continue;
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 || n > max[i]) {
+            http_reply_invalid(ctx, names[i], "%s must be a whole number from 1 to %ld",
+                               names[i], max[i]);
+            return false;
+        }
+        *out[i] = n;
+    }
+    return true;
+}
+
+static void get_users(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long page, limit;
+    const char *q = http_query(ctx, "search");
+    if (q == NULL)
+        q = http_query(ctx, "q");
+    if (q && strlen(q) > 100) {
+        http_reply_invalid(ctx, "search", "search is limited to 100 characters");
+        goto out;
+    }
+    if (!paging(ctx, &page, &limit))
+        goto out;
+    store_user_t *hits = calloc((size_t)limit, sizeof(*hits));
+    if (hits == NULL)
+        abort();
+    size_t n;
+    size_t total =
+        store_user_search(app->store, q, (size_t)(page - 1) * (size_t)limit, (size_t)limit, hits, &n);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        bool self = strcmp(hits[i].id, p.user.id) == 0;
+        json_array_append_new(list, user_json(&hits[i], self || p.user.is_admin, self));
+        store_user_clear(&hits[i]);
+    }
+    free(hits);
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:I, s:I}", "users", list, "total", (json_int_t)total,
+                              "page", (json_int_t)page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+out:
+    principal_clear(&p);
+}
+
+static void post_user(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate_admin(ctx, &p))
+        return;
+    principal_clear(&p);
+    bool admin = false;
+    json_t *roles = json_object_get(ctx->body, "roles");
+    if (roles && !json_is_null(roles)) {
+        size_t i;
+        json_t *v;
+        bool ok = json_is_array(roles);
+        if (ok) {
+            json_array_foreach(roles, i, v) {
+                const char *r = json_string_value(v);
+                if (r && strcmp(r, "admin") == 0)
+                    admin = true;
+                else if (!r || strcmp(r, "user") != 0)
+                    ok = false;
+            }
+        }
+        if (!ok) {
+            http_reply_invalid(ctx, "roles", "roles must be a list of \"user\", \"admin\"");
+            return;
+        }
+    }
+    store_user_t u;
+    if (!account_create(ctx, false, admin, &u))
+        return;
+    http_reply_json(ctx, 201, user_json(&u, true, false));
+    store_user_clear(&u);
+}
+
+const http_route_t users_routes[] = {
+    {"GET", "/api/v1/users/me", get_me, 0},
+    {"PUT", "/api/v1/users/me", put_me, 0},
+    {"GET", "/api/v1/users/by-username/:username", get_user_by_name, 0},
+    {"GET", "/api/v1/users/:id", get_user, 0},
+    {"GET", "/api/v1/users", get_users, 0},
+    {"POST", "/api/v1/users", post_user, 0},
+    {NULL, NULL, NULL, 0},
+};

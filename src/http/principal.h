@@ -1,0 +1,44 @@
+/* Who is calling: authentication of a request, shared by every handler
+ * that needs a user (principal.c). */
+#ifndef PARLEY_HTTP_PRINCIPAL_H
+#define PARLEY_HTTP_PRINCIPAL_H
+
+#include <jansson.h>
+
+#include "parley/http.h"
+#include "parley/store.h"
+
+typedef struct principal {
+    store_user_t user;                  /* a copy; principal_clear frees it */
+    char session_id[STORE_ID_MAX];      /* "" when called with an API key */
+    bool via_api_key;
+    bool can_write;
+} principal_t;
+
+/*
+ * Authenticates the request by `Authorization: Bearer <access token>` or
+ * `X-API-Key: plx_...`, then counts it against the user's rate limit and sets
+ * the X-RateLimit-* headers. Returns true with *p filled, or false after
+ * answering: 401 AUTHENTICATION_REQUIRED (no credentials), TOKEN_EXPIRED,
+ * TOKEN_INVALID (bad, revoked or for a deactivated user; also a bad API key),
+ * 403 INSUFFICIENT_PERMISSIONS (a read-only API key on a write), 429
+ * RATE_LIMIT_EXCEEDED.
+ */
+bool http_authenticate(http_ctx_t *ctx, principal_t *p);
+
+/* Like http_authenticate and the caller must be an admin (else 403). */
+bool http_authenticate_admin(http_ctx_t *ctx, principal_t *p);
+
+void principal_clear(principal_t *p);
+
+/* The API's user object (shared/API.md): email only when `full` (self or an
+ * admin), preferences only when `self`. */
+json_t *user_json(const store_user_t *u, bool full, bool self);
+
+/* An RFC 3339 string value for a time in ms, or null for 0. */
+json_t *time_json(int64_t ms);
+
+/* Answers the error for a store failure (conflicts, unavailable...). */
+void reply_store_error(http_ctx_t *ctx, int rc);
+
+#endif
