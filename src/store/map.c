@@ -139,6 +139,18 @@ void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key)
     return NULL;
 }
 
+bool map_get_copy(map_t *m, const char *key, void *out, size_t size)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const void *v = map_find_locked(sh, h, key);
+    if (v)
+        memcpy(out, v, size);
+    pthread_rwlock_unlock(&sh->lock);
+    return v != NULL;
+}
+
 void map_clear(map_t *m)
 {
     for (size_t i = 0; i < MAP_SHARDS; i++) {

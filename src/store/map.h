@@ -52,6 +52,10 @@ void *map_put_locked(map_shard_t *sh, uint64_t hash, const char *key, void *valu
  * absent. REQUIRES: the shard's write lock held. */
 void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key);
 
+/* Copies `size` bytes of key's value into out under the shard's read lock
+ * (for values that are plain structs). False when absent. */
+bool map_get_copy(map_t *m, const char *key, void *out, size_t size);
+
 /* Removes everything. Takes every shard's write lock in order. */
 void map_clear(map_t *m);
 

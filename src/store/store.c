@@ -402,14 +402,7 @@ int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn)
 
 bool store_session_get(store_t *s, const char *id, store_session_t *out)
 {
-    uint64_t h = map_hash(id);
-    map_shard_t *sh = map_shard_of(&s->sessions, h);
-    pthread_rwlock_rdlock(&sh->lock);
-    const store_session_t *ss = map_find_locked(sh, h, id);
-    if (ss)
-        *out = *ss;
-    pthread_rwlock_unlock(&sh->lock);
-    return ss != NULL;
+    return map_get_copy(&s->sessions, id, out, sizeof(*out));
 }
 
 typedef struct revoke_ctx {
@@ -471,14 +464,7 @@ int store_api_key_put(store_t *s, const store_api_key_t *k, uint64_t *lsn)
 
 bool store_api_key_get(store_t *s, const char *id, store_api_key_t *out)
 {
-    uint64_t h = map_hash(id);
-    map_shard_t *sh = map_shard_of(&s->api_keys, h);
-    pthread_rwlock_rdlock(&sh->lock);
-    const store_api_key_t *k = map_find_locked(sh, h, id);
-    if (k)
-        *out = *k;
-    pthread_rwlock_unlock(&sh->lock);
-    return k != NULL;
+    return map_get_copy(&s->api_keys, id, out, sizeof(*out));
 }
 
 bool store_api_key_find_hash(store_t *s, const char *hash, store_api_key_t *out)
