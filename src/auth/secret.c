@@ -24,6 +24,7 @@
  * plain SHA-256: a key has 256 bits of entropy, so nothing can be guessed
  * from the hash and a slow hash would only slow every API request down.
  */
+#include "parley/hex.h"
 #include "parley/auth.h"
 
 #include <errno.h>
@@ -54,22 +55,11 @@ void auth__hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes exactly 2*n hex characters. Returns 0, or -1 on a non-hex one. */
 static int unhex(const char *in, size_t n, unsigned char *out)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+        int hi = hex_digit(in[2 * i]), lo = hex_digit(in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);

@@ -18,6 +18,7 @@
  * handler (authentication, permissions, values). A body is judged before the
  * route because it is part of the request's form, not of what it asks for.
  */
+#include "parley/hex.h"
 #include "router.h"
 
 #include <stdint.h>
@@ -161,17 +162,6 @@ static const compiled_route_t *match(const router_t *r, const char *method,
     return NULL;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Checks that s[0..len) is UTF-8 without control characters. */
 static bool clean_utf8(const unsigned char *s, size_t len)
 {
@@ -230,7 +220,7 @@ static bool capture_params(http_ctx_t *ctx, const compiled_route_t *c, const pat
             if (in[k] == '%') {
                 if (k + 2 >= view->segment_len[s])
                     return false;
-                int hi = hex_value(in[k + 1]), lo = hex_value(in[k + 2]);
+                int hi = hex_digit(in[k + 1]), lo = hex_digit(in[k + 2]);
                 if (hi < 0 || lo < 0)
                     return false;
                 *out++ = (char)(hi * 16 + lo);
