@@ -233,6 +233,45 @@ int auth_api_key_new(char key_out[AUTH_API_KEY_MAX], char id_out[AUTH_API_KEY_ID
  * needed), AUTH_ECRYPTO. */
 int auth_api_key_hash(const char *key, char hash_out[AUTH_SHA256_HEX]);
 
+/* ---- two-factor codes (TOTP, RFC 6238) ------------------------------------ */
+
+#define AUTH_TOTP_SECRET_HEX 41  /* 20 bytes as hex */
+#define AUTH_TOTP_BASE32 33      /* 20 bytes as base32, no padding */
+#define AUTH_MFA_TOKEN_MAX 160   /* "<user_id>.<exp>.<64 hex>" */
+
+/* A new 20-byte TOTP secret as hex (what the store keeps) and base32 (what an
+ * authenticator app reads). AUTH_OK or AUTH_ECRYPTO. */
+int auth_totp_new_secret(char hex_out[AUTH_TOTP_SECRET_HEX], char base32_out[AUTH_TOTP_BASE32]);
+
+/* The base32 form of a hex secret. AUTH_OK or AUTH_EINVALID. */
+int auth_totp_base32(const char *hex_secret, char base32_out[AUTH_TOTP_BASE32]);
+
+/*
+ * Checks a 6-digit code against the secret at `now` (Unix seconds), allowing
+ * one 30-second step of drift either way, and only for a step later than
+ * `last_step` (the last one accepted: no replay). Returns AUTH_OK with
+ * *matched_step (OUT, may be NULL) to store as the new last_step, or
+ * AUTH_EINVALID (wrong, replayed or malformed), AUTH_ECRYPTO.
+ */
+int auth_totp_check(const char *hex_secret, const char *code, int64_t now, int64_t last_step,
+                    int64_t *matched_step);
+
+/* The RFC 6238 code of `step` for raw key bytes, `digits` 6-8 (for tests
+ * against the RFC's vectors). */
+int auth_totp_code_raw(const unsigned char *key, size_t key_len, int64_t step, int digits,
+                       char *out);
+
+/*
+ * The token a login with the right password but no code gets back
+ * (MFA_REQUIRED): "<user_id>.<exp>.<HMAC>", valid `ttl` seconds, carrying
+ * nothing but the user. verify returns AUTH_OK with user_id (OUT),
+ * AUTH_EEXPIRED, or AUTH_EINVALID.
+ */
+int auth_mfa_token_issue(const auth_keys_t *k, const char *user_id, int64_t now, int ttl,
+                         char out[AUTH_MFA_TOKEN_MAX]);
+int auth_mfa_token_verify(const auth_keys_t *k, const char *token, int64_t now,
+                          char user_id[AUTH_ID_MAX]);
+
 /* ---- login throttle ------------------------------------------------------- */
 
 #define AUTH_LOGIN_FREE_ACCOUNT 5   /* failures before delays start, per account */

@@ -59,6 +59,10 @@ typedef struct store_user {
     int64_t created_at; /* ms since the epoch */
     int64_t updated_at;
     int64_t last_seen;
+    bool mfa_enabled;
+    char mfa_secret[41];  /* TOTP secret (hex) while enabled, else "" */
+    char mfa_pending[41]; /* secret of a setup not yet confirmed, else "" */
+    int64_t mfa_last_step; /* last TOTP step accepted (no replay) */
 } store_user_t;
 
 typedef struct store_session {

@@ -24,4 +24,14 @@ void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status);
 void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_session_t *ss,
                           int status);
 
+/*
+ * Accepts a two-factor code for `u` (updated in place and in the store: the
+ * step it used can never be used again). Returns true, or false after
+ * answering (401 INVALID_CREDENTIALS for a wrong or replayed code, 503).
+ */
+bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code);
+
+/* Seconds a login has to give its code after the password (MFA_REQUIRED). */
+#define ACCOUNT_MFA_TOKEN_TTL 300
+
 #endif

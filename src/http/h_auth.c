@@ -5,10 +5,32 @@
  * Login is throttled per account and per client address before the password
  * is checked (auth_login_check counts the attempt in advance, so parallel
  * guesses cannot slip through), and an unknown account costs the same hash
- * time as a known one. Refresh tokens rotate: each use makes the session's
- * next generation; a token of an older generation coming back means it was
- * stolen or replayed, and the whole login is revoked.
+ * time as a known one. The throttle counts the account, not the spelling:
+ * once the name typed is found, it is keyed by the user's id, so failures by
+ * username and by email (in any case) add up. A failure restarts the delay
+ * from when it happened, after the ~60 ms hash, not from when the request
+ * came: dated at the start, a failure whose hash crossed a second boundary
+ * let the next guess through at once.
+ *
+ * Refresh tokens rotate: each use makes the session's next generation; a
+ * token of an older generation coming back means it was stolen or replayed,
+ * and the whole login is revoked. Any string that is not a live refresh
+ * token is TOKEN_INVALID, whatever its length: the token is opaque to
+ * clients.
+ *
+ * Sessions are changed by read-modify-write of their whole state (refresh,
+ * reuse revocation, logout, change-password's revocation of the others), so
+ * those run under session_mu: otherwise a refresh that read a session just
+ * before a logout would write it back un-revoked. The lock covers the read
+ * and the store's in-memory apply, not the wait for the log's fsync.
+ * change-password hashes for ~100 ms; it then re-reads the user and changes
+ * only the hash, so a profile update made meanwhile is kept.
+ *
+ * API keys are created from a login, never with another API key: a
+ * write-only key could otherwise mint itself a read key, and any key a
+ * successor that outlives its revocation.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "account.h"
@@ -17,6 +39,11 @@
 #include "parley/clock.h"
 #include "principal.h"
 #include "routes.h"
+
+/* Longest refresh_token value read before it is judged (and refused). */
+#define REFRESH_FIELD_MAX 4096
+
+static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void post_register(http_ctx_t *ctx)
 {
@@ -30,7 +57,7 @@ static void post_register(http_ctx_t *ctx)
 static void post_login(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    const char *name = NULL, *password = NULL;
+    const char *name = NULL, *password = NULL, *mfa_code = NULL;
     bool remember = false;
     if (http_field_string(ctx, "username", false, 1, 254, false, &name) != 0 ||
         (name == NULL && http_field_string(ctx, "email", false, 1, 254, false, &name) != 0) ||
@@ -42,13 +69,20 @@ static void post_login(http_ctx_t *ctx)
         return;
     }
     if (http_field_string(ctx, "password", true, 1, 1024, false, &password) != 0 ||
-        http_field_bool(ctx, "remember_me", false, &remember) != 0)
+        http_field_bool(ctx, "remember_me", false, &remember) != 0 ||
+        http_field_string(ctx, "mfa_code", false, 1, 16, false, &mfa_code) != 0)
         return;
 
     int64_t now = clock_wall_ms() / 1000;
     const char *ip = gate_client_ip();
     int retry = 0;
-    if (auth_login_check(app->login_limiter, name, ip, now, &retry) != AUTH_OK) {
+    store_user_t u;
+    memset(&u, 0, sizeof(u));
+    bool found = store_user_find(app->store, name, &u);
+    /* One throttle entry per account, however it was named. */
+    const char *account = found ? u.id : name;
+    if (auth_login_check(app->login_limiter, account, ip, now, &retry) != AUTH_OK) {
+        store_user_clear(&u);
         char v[16];
         snprintf(v, sizeof(v), "%d", retry);
         http_set_header(ctx, "Retry-After", v);
@@ -56,19 +90,43 @@ static void post_login(http_ctx_t *ctx)
                          "too many failed logins; try again in %d seconds", retry);
         return;
     }
-    store_user_t u;
-    bool found = store_user_find(app->store, name, &u);
     bool ok = found ? auth_password_verify(password, u.password_hash)
                     : auth_password_verify_dummy(password);
-    if (!ok || !u.is_active) {
-        auth_login_failure(app->login_limiter, name, ip, now);
-        if (found)
-            store_user_clear(&u);
+    if (!ok) {
+        /* Dated after the hash: a second boundary passing while it ran
+         * must not eat the delay that this failure starts. */
+        auth_login_failure(app->login_limiter, account, ip, clock_wall_ms() / 1000);
+        store_user_clear(&u);
         http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, NULL,
                          "the username or password is wrong");
         return;
     }
-    auth_login_success(app->login_limiter, name, ip, now);
+    if (!u.is_active) {
+        /* Said only after the right password, so it tells a guesser nothing. */
+        auth_login_success(app->login_limiter, account, ip, now);
+        store_user_clear(&u);
+        http_reply_error(ctx, HTTP_ERR_ACCOUNT_BANNED, NULL, "this account is deactivated");
+        return;
+    }
+    if (u.mfa_enabled && mfa_code == NULL) {
+        /* The password was right; the second factor comes with verify. */
+        auth_login_success(app->login_limiter, account, ip, now);
+        char temp[AUTH_MFA_TOKEN_MAX];
+        if (auth_mfa_token_issue(&app->keys, u.id, now, ACCOUNT_MFA_TOKEN_TTL, temp) != AUTH_OK)
+            http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not issue a token");
+        else
+            http_reply_error(ctx, HTTP_ERR_MFA_REQUIRED, json_pack("{s:s}", "temp_token", temp),
+                             "a two-factor code is required: POST it with the temp_token to "
+                             "/api/v1/auth/mfa/verify, or log in again with mfa_code");
+        store_user_clear(&u);
+        return;
+    }
+    if (u.mfa_enabled && !account_mfa_accept(ctx, &u, mfa_code)) {
+        auth_login_failure(app->login_limiter, account, ip, clock_wall_ms() / 1000);
+        store_user_clear(&u);
+        return;
+    }
+    auth_login_success(app->login_limiter, account, ip, now);
     account_start_session(ctx, &u, 200);
     store_user_clear(&u);
 }
@@ -77,43 +135,45 @@ static void post_refresh(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const char *token = NULL;
-    if (http_field_string(ctx, "refresh_token", true, 1, AUTH_REFRESH_MAX, false, &token) != 0)
+    if (http_field_string(ctx, "refresh_token", true, 1, REFRESH_FIELD_MAX, false, &token) != 0)
         return;
     char sid[AUTH_ID_MAX];
     uint64_t gen;
     const char *mac;
+    if (auth_refresh_parse(token, sid, &gen, &mac) != AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
+        return;
+    }
+    enum { REFRESH_INVALID, REFRESH_REUSED, REFRESH_OK } outcome = REFRESH_INVALID;
     store_session_t ss;
     store_user_t u;
-    if (auth_refresh_parse(token, sid, &gen, &mac) != AUTH_OK ||
-        !store_session_get(app->store, sid, &ss) || ss.revoked ||
-        ss.expires_at <= clock_wall_ms()) {
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
-        return;
+    memset(&u, 0, sizeof(u));
+    uint64_t lsn = 0;
+    int rc = 0;
+    pthread_mutex_lock(&session_mu);
+    if (store_session_get(app->store, sid, &ss) && !ss.revoked &&
+        ss.expires_at > clock_wall_ms()) {
+        int check = auth_refresh_check(&app->keys, token, ss.id, ss.salt, ss.generation);
+        if (check == AUTH_EREUSED) {
+            ss.revoked = true;
+            rc = store_session_put(app->store, &ss, &lsn);
+            outcome = REFRESH_REUSED;
+        } else if (check == AUTH_OK && store_user_get(app->store, ss.user_id, &u) &&
+                   u.is_active) {
+            ss.generation++;
+            rc = store_session_put(app->store, &ss, &lsn);
+            outcome = REFRESH_OK;
+        }
     }
-    int rc = auth_refresh_check(&app->keys, token, ss.id, ss.salt, ss.generation);
-    uint64_t lsn;
-    if (rc == AUTH_EREUSED) {
-        ss.revoked = true;
-        if (store_session_put(app->store, &ss, &lsn) == 0)
-            store_wait(app->store, lsn);
+    pthread_mutex_unlock(&session_mu);
+    if (rc == 0 && lsn != 0)
+        rc = store_wait(app->store, lsn);
+    if (outcome == REFRESH_REUSED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "this refresh token was already used; the login is revoked");
-        return;
-    }
-    if (rc != AUTH_OK || !store_user_get(app->store, ss.user_id, &u)) {
+    else if (outcome == REFRESH_INVALID)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
-        return;
-    }
-    if (!u.is_active) {
-        store_user_clear(&u);
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
-        return;
-    }
-    ss.generation++;
-    rc = store_session_put(app->store, &ss, &lsn);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
-    if (rc != 0)
+    else if (rc != 0)
         reply_store_error(ctx, rc);
     else
         account_reply_tokens(ctx, &u, &ss, 200);
@@ -126,21 +186,29 @@ static void post_logout(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    store_session_t ss;
-    if (p.via_api_key || !store_session_get(app->store, p.session_id, &ss)) {
+    if (p.via_api_key) {
         principal_clear(&p);
         http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
                          "logout ends a login made with a password; API keys are revoked with "
                          "DELETE /api/v1/auth/api-keys/{id}");
         return;
     }
+    store_session_t ss;
+    uint64_t lsn = 0;
+    int rc = 0;
+    pthread_mutex_lock(&session_mu);
+    bool found = store_session_get(app->store, p.session_id, &ss);
+    if (found && !ss.revoked) {
+        ss.revoked = true;
+        rc = store_session_put(app->store, &ss, &lsn);
+    }
+    pthread_mutex_unlock(&session_mu);
     principal_clear(&p);
-    ss.revoked = true;
-    uint64_t lsn;
-    int rc = store_session_put(app->store, &ss, &lsn);
-    if (rc == 0)
+    if (rc == 0 && lsn != 0)
         rc = store_wait(app->store, lsn);
-    if (rc != 0)
+    if (!found)
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the access token is not valid");
+    else if (rc != 0)
         reply_store_error(ctx, rc);
     else
         http_reply_empty(ctx, 204);
@@ -161,17 +229,36 @@ static void put_change_password(http_ctx_t *ctx)
                          "current_password"), "the current password is wrong");
         goto out;
     }
-    if (auth_password_hash(fresh, p.user.password_hash, sizeof(p.user.password_hash)) !=
-        AUTH_OK) {
+    char fresh_hash[STORE_HASH_MAX];
+    if (auth_password_hash(fresh, fresh_hash, sizeof(fresh_hash)) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not hash the password");
         goto out;
     }
-    p.user.updated_at = clock_wall_ms();
+    /* The hashing took a while: change only the hash of the user as it is
+     * now, unless the password itself changed meanwhile. */
+    store_user_t u;
+    if (!store_user_get(app->store, p.user.id, &u)) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the account no longer exists");
+        goto out;
+    }
+    if (strcmp(u.password_hash, p.user.password_hash) != 0) {
+        store_user_clear(&u);
+        http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS,
+                         json_pack("{s:s}", "field", "current_password"),
+                         "the password was changed meanwhile");
+        goto out;
+    }
+    snprintf(u.password_hash, sizeof(u.password_hash), "%s", fresh_hash);
+    u.updated_at = clock_wall_ms();
     uint64_t lsn;
-    int rc = store_user_update(app->store, &p.user, &lsn);
-    if (rc == 0)
+    int rc = store_user_update(app->store, &u, &lsn);
+    store_user_clear(&u);
+    if (rc == 0) {
+        pthread_mutex_lock(&session_mu);
         rc = store_session_revoke_all(app->store, p.user.id,
                                       p.session_id[0] ? p.session_id : NULL, &lsn);
+        pthread_mutex_unlock(&session_mu);
+    }
     if (rc == 0)
         rc = store_wait(app->store, lsn);
     if (rc != 0)
@@ -233,6 +320,12 @@ static void post_api_key(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
+    if (p.via_api_key) {
+        principal_clear(&p);
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "API keys are created with an access token, not with an API key");
+        return;
+    }
     const char *name = NULL, *expires = NULL;
     store_api_key_t k;
     memset(&k, 0, sizeof(k));

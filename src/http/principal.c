@@ -7,7 +7,9 @@
  * once, not when its token expires), and the user (a deactivated account
  * stops working too). API keys are looked up by their SHA-256. Then the
  * user's per-minute limit; the X-RateLimit-* headers go on every
- * authenticated answer, errors included.
+ * authenticated answer, errors included. A key without the permission the
+ * method needs (read for GET/HEAD, write for the rest) is refused after
+ * that count: the caller is known, so its 403 carries the headers too.
  */
 #include "principal.h"
 
@@ -52,7 +54,10 @@ static bool by_token(http_ctx_t *ctx, parley_app_t *app, const char *token, prin
     return true;
 }
 
-static bool by_api_key(http_ctx_t *ctx, parley_app_t *app, const char *key, principal_t *p)
+/* Authenticates an API key; *allowed (OUT) says whether it holds the
+ * permission the request's method needs. */
+static bool by_api_key(http_ctx_t *ctx, parley_app_t *app, const char *key, principal_t *p,
+                       bool *allowed)
 {
     char hash[AUTH_SHA256_HEX];
     store_api_key_t k;
@@ -71,13 +76,7 @@ static bool by_api_key(http_ctx_t *ctx, parley_app_t *app, const char *key, prin
     }
     p->via_api_key = true;
     p->can_write = k.can_write;
-    if (!(is_write(ctx->req->http_verb) ? k.can_write : k.can_read)) {
-        store_user_clear(&p->user);
-        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
-                         "this API key does not have the %s permission",
-                         is_write(ctx->req->http_verb) ? "write" : "read");
-        return false;
-    }
+    *allowed = is_write(ctx->req->http_verb) ? k.can_write : k.can_read;
     return true;
 }
 
@@ -100,7 +99,7 @@ bool http_authenticate(http_ctx_t *ctx, principal_t *p)
     memset(p, 0, sizeof(*p));
     const char *authz = http_header(ctx, "Authorization");
     const char *api_key = http_header(ctx, "X-API-Key");
-    bool ok;
+    bool ok, allowed = true;
     if (authz != NULL) {
         if (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
             http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
@@ -109,7 +108,7 @@ bool http_authenticate(http_ctx_t *ctx, principal_t *p)
         }
         ok = by_token(ctx, app, authz + 7, p);
     } else if (api_key != NULL) {
-        ok = by_api_key(ctx, app, api_key, p);
+        ok = by_api_key(ctx, app, api_key, p, &allowed);
     } else {
         http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
                          "this endpoint needs an access token or an API key");
@@ -130,6 +129,13 @@ bool http_authenticate(http_ctx_t *ctx, principal_t *p)
         return false;
     }
     set_rate_headers(ctx, &ri);
+    if (!allowed) {
+        principal_clear(p);
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "this API key does not have the %s permission",
+                         is_write(ctx->req->http_verb) ? "write" : "read");
+        return false;
+    }
     return true;
 }
 
@@ -175,6 +181,7 @@ json_t *user_json(const store_user_t *u, bool full, bool self)
     if (full)
         json_object_set_new(o, "email", json_string(u->email));
     if (self) {
+        json_object_set_new(o, "mfa_enabled", json_boolean(u->mfa_enabled));
         json_t *prefs = u->preferences ? json_loads(u->preferences, 0, NULL) : NULL;
         json_object_set_new(o, "preferences", prefs ? prefs : json_object());
     }

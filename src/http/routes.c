@@ -9,6 +9,7 @@ const http_route_t *const http_route_tables[] = {
     health_routes,
     openapi_routes,
     auth_routes,
+    mfa_routes,
     users_routes,
     NULL,
 };

@@ -8,5 +8,6 @@ extern const http_route_t health_routes[];
 extern const http_route_t openapi_routes[];
 extern const http_route_t auth_routes[];
 extern const http_route_t users_routes[];
+extern const http_route_t mfa_routes[];
 
 #endif

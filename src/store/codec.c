@@ -28,6 +28,17 @@ static bool get_fixed(json_t *o, const char *key, char *out, size_t size)
     return true;
 }
 
+/* Like get_fixed, but a missing or null field is "" (fields added after v1). */
+static bool get_fixed_opt(json_t *o, const char *key, char *out, size_t size)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v)) {
+        out[0] = '\0';
+        return true;
+    }
+    return get_fixed(o, key, out, size);
+}
+
 /* A nullable string field as a malloc'd copy (NULL when null or absent). */
 static bool get_dup(json_t *o, const char *key, char **out)
 {
@@ -110,6 +121,10 @@ char *codec_user_encode(const store_user_t *u)
     json_object_set_new(o, "created_at", json_integer(u->created_at));
     json_object_set_new(o, "updated_at", json_integer(u->updated_at));
     json_object_set_new(o, "last_seen", json_integer(u->last_seen));
+    json_object_set_new(o, "mfa_enabled", json_boolean(u->mfa_enabled));
+    set_str(o, "mfa_secret", u->mfa_secret[0] ? u->mfa_secret : NULL);
+    set_str(o, "mfa_pending", u->mfa_pending[0] ? u->mfa_pending : NULL);
+    json_object_set_new(o, "mfa_last_step", json_integer(u->mfa_last_step));
     return close_record(o);
 }
 
@@ -128,7 +143,11 @@ int codec_user_decode(const void *data, size_t len, store_user_t *u)
               get_dup(o, "preferences", &u->preferences) &&
               get_bool(o, "is_admin", &u->is_admin) && get_bool(o, "is_active", &u->is_active) &&
               get_i64(o, "created_at", &u->created_at) &&
-              get_i64(o, "updated_at", &u->updated_at) && get_i64(o, "last_seen", &u->last_seen);
+              get_i64(o, "updated_at", &u->updated_at) && get_i64(o, "last_seen", &u->last_seen) &&
+              get_bool(o, "mfa_enabled", &u->mfa_enabled) &&
+              get_fixed_opt(o, "mfa_secret", u->mfa_secret, sizeof(u->mfa_secret)) &&
+              get_fixed_opt(o, "mfa_pending", u->mfa_pending, sizeof(u->mfa_pending)) &&
+              get_i64(o, "mfa_last_step", &u->mfa_last_step);
     json_decref(o);
     if (!ok) {
         store_user_clear(u);

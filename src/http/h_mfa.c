@@ -1,0 +1,185 @@
+/*
+ * /api/v1/auth/mfa: two-factor authentication with TOTP codes (RFC 6238),
+ * as authenticator apps make them.
+ *
+ * setup   makes a secret and keeps it as *pending*; the answer carries it in
+ *         base32 and as an otpauth:// URL (for a QR code);
+ * enable  turns it on once the user proves the app has it (a valid code);
+ * disable turns it off, again with a valid code;
+ * verify  finishes a login: a login with the right password but no code is
+ *         answered 401 MFA_REQUIRED with a short-lived temp_token that names
+ *         the user and nothing else; verify takes it with a code and starts
+ *         the session.
+ * Each accepted code's time step is stored, so no code works twice.
+ */
+#include <string.h>
+
+#include "account.h"
+#include "gate.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "principal.h"
+#include "routes.h"
+
+bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
+{
+    parley_app_t *app = ctx->app;
+    int64_t step;
+    if (auth_totp_check(u->mfa_secret, code, clock_wall_ms() / 1000, u->mfa_last_step, &step) !=
+        AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, json_pack("{s:s}", "field",
+                         "mfa_code"), "the two-factor code is wrong or already used");
+        return false;
+    }
+    u->mfa_last_step = step;
+    uint64_t lsn;
+    int rc = store_user_update(app->store, u, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        return false;
+    }
+    return true;
+}
+
+static bool save_user(http_ctx_t *ctx, store_user_t *u)
+{
+    parley_app_t *app = ctx->app;
+    u->updated_at = clock_wall_ms();
+    uint64_t lsn;
+    int rc = store_user_update(app->store, u, &lsn);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    return rc == 0;
+}
+
+static void post_setup(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (p.user.mfa_enabled) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
+                         "two-factor authentication is already on; disable it first");
+        goto out;
+    }
+    char hex[AUTH_TOTP_SECRET_HEX], b32[AUTH_TOTP_BASE32];
+    if (auth_totp_new_secret(hex, b32) != AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
+        goto out;
+    }
+    snprintf(p.user.mfa_pending, sizeof(p.user.mfa_pending), "%s", hex);
+    if (!save_user(ctx, &p.user))
+        goto out;
+    char url[256];
+    snprintf(url, sizeof(url),
+             "otpauth://totp/Parley:%s?secret=%s&issuer=Parley&algorithm=SHA1&digits=6&period=30",
+             p.user.username, b32);
+    http_reply_json(ctx, 200, json_pack("{s:s, s:s, s:b}", "secret", b32, "otpauth_url", url,
+                                        "mfa_enabled", false));
+out:
+    principal_clear(&p);
+}
+
+static void post_enable(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *code = NULL;
+    if (http_field_string(ctx, "code", true, 1, 16, false, &code) != 0)
+        goto out;
+    if (p.user.mfa_enabled || !p.user.mfa_pending[0]) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
+                         p.user.mfa_enabled ? "two-factor authentication is already on"
+                                            : "call /api/v1/auth/mfa/setup first");
+        goto out;
+    }
+    /* The code must come from the pending secret. */
+    snprintf(p.user.mfa_secret, sizeof(p.user.mfa_secret), "%s", p.user.mfa_pending);
+    p.user.mfa_last_step = 0;
+    int64_t step;
+    if (auth_totp_check(p.user.mfa_secret, code, clock_wall_ms() / 1000, 0, &step) != AUTH_OK) {
+        http_reply_invalid(ctx, "code", "the code does not match the new secret");
+        goto out;
+    }
+    p.user.mfa_enabled = true;
+    p.user.mfa_pending[0] = '\0';
+    p.user.mfa_last_step = step;
+    if (save_user(ctx, &p.user))
+        http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", true));
+out:
+    principal_clear(&p);
+}
+
+static void post_disable(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *code = NULL;
+    if (http_field_string(ctx, "code", true, 1, 16, false, &code) != 0)
+        goto out;
+    if (!p.user.mfa_enabled) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "two-factor authentication is off");
+        goto out;
+    }
+    if (!account_mfa_accept(ctx, &p.user, code))
+        goto out;
+    p.user.mfa_enabled = false;
+    p.user.mfa_secret[0] = '\0';
+    if (save_user(ctx, &p.user))
+        http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", false));
+out:
+    principal_clear(&p);
+}
+
+static void post_verify(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    const char *temp = NULL, *code = NULL;
+    if (http_field_string(ctx, "temp_token", true, 1, AUTH_MFA_TOKEN_MAX, false, &temp) != 0 ||
+        http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0)
+        return;
+    char uid[AUTH_ID_MAX];
+    int64_t now = clock_wall_ms() / 1000;
+    int rc = auth_mfa_token_verify(&app->keys, temp, now, uid);
+    if (rc == AUTH_EEXPIRED) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_EXPIRED, NULL, "log in again: the step expired");
+        return;
+    }
+    store_user_t u;
+    if (rc != AUTH_OK || !store_user_get(app->store, uid, &u)) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the temp_token is not valid");
+        return;
+    }
+    /* Codes are guessed like passwords: the same throttle, keyed by the user. */
+    const char *ip = gate_client_ip();
+    int retry = 0;
+    if (!u.is_active || !u.mfa_enabled) {
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the temp_token is not valid");
+    } else if (auth_login_check(app->login_limiter, u.id, ip, now, &retry) != AUTH_OK) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry);
+        http_set_header(ctx, "Retry-After", v);
+        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED, json_pack("{s:i}", "retry_after", retry),
+                         "too many wrong codes; try again in %d seconds", retry);
+    } else if (account_mfa_accept(ctx, &u, code)) {
+        auth_login_success(app->login_limiter, u.id, ip, now);
+        account_start_session(ctx, &u, 200);
+    } else {
+        auth_login_failure(app->login_limiter, u.id, ip, clock_wall_ms() / 1000);
+    }
+    store_user_clear(&u);
+}
+
+const http_route_t mfa_routes[] = {
+    {"POST", "/api/v1/auth/mfa/setup", post_setup, 0},
+    {"POST", "/api/v1/auth/mfa/enable", post_enable, 0},
+    {"POST", "/api/v1/auth/mfa/disable", post_disable, 0},
+    {"POST", "/api/v1/auth/mfa/verify", post_verify, 0},
+    {NULL, NULL, NULL, 0},
+};
