@@ -133,6 +133,18 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
  * STORE_E_NOT_FOUND, STORE_E_CONFLICT_EMAIL. */
 int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn);
 
+/*
+ * Read-modify-write of one user, atomic with every other change: `fn` gets
+ * a copy of the user as it is now and changes it in place; when it returns 0
+ * the new state is checked (email uniqueness), logged and applied. `fn` runs
+ * under the store's write lock: it must be quick and do no I/O. Returns 0,
+ * STORE_E_NOT_FOUND, STORE_E_CONFLICT_EMAIL, STORE_E_UNAVAILABLE, or fn's own
+ * non-zero result (nothing changed). On success *out (may be NULL; caller
+ * clears) gets the new state.
+ */
+int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_user_t *u),
+                      void *ctx, store_user_t *out, uint64_t *lsn);
+
 bool store_user_get(store_t *s, const char *id, store_user_t *out);
 /* By username or email, case-insensitively. */
 bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out);

@@ -214,6 +214,23 @@ static void post_logout(http_ctx_t *ctx)
         http_reply_empty(ctx, 204);
 }
 
+typedef struct password_change {
+    const char *expected; /* the hash the caller's current password matched */
+    const char *fresh;
+} password_change_t;
+
+#define PASSWORD_CHANGED_MEANWHILE 1
+
+static int set_password(void *ctx, store_user_t *u)
+{
+    password_change_t *c = ctx;
+    if (strcmp(u->password_hash, c->expected) != 0)
+        return PASSWORD_CHANGED_MEANWHILE;
+    snprintf(u->password_hash, sizeof(u->password_hash), "%s", c->fresh);
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
 static void put_change_password(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -236,23 +253,15 @@ static void put_change_password(http_ctx_t *ctx)
     }
     /* The hashing took a while: change only the hash of the user as it is
      * now, unless the password itself changed meanwhile. */
-    store_user_t u;
-    if (!store_user_get(app->store, p.user.id, &u)) {
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the account no longer exists");
-        goto out;
-    }
-    if (strcmp(u.password_hash, p.user.password_hash) != 0) {
-        store_user_clear(&u);
+    password_change_t change = {.expected = p.user.password_hash, .fresh = fresh_hash};
+    uint64_t lsn;
+    int rc = store_user_modify(app->store, p.user.id, set_password, &change, NULL, &lsn);
+    if (rc == PASSWORD_CHANGED_MEANWHILE) {
         http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS,
                          json_pack("{s:s}", "field", "current_password"),
                          "the password was changed meanwhile");
         goto out;
     }
-    snprintf(u.password_hash, sizeof(u.password_hash), "%s", fresh_hash);
-    u.updated_at = clock_wall_ms();
-    uint64_t lsn;
-    int rc = store_user_update(app->store, &u, &lsn);
-    store_user_clear(&u);
     if (rc == 0) {
         pthread_mutex_lock(&session_mu);
         rc = store_session_revoke_all(app->store, p.user.id,

@@ -21,39 +21,115 @@
 #include "principal.h"
 #include "routes.h"
 
-bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
+/* Outcomes of the changes below (positive: never a store error). */
+enum {
+    MFA_CODE_WRONG = 1, /* wrong or already used code */
+    MFA_ALREADY_ON,
+    MFA_NOT_SET_UP,
+    MFA_OFF,
+};
+
+typedef struct mfa_change {
+    const char *code;
+    const char *new_secret; /* setup */
+} mfa_change_t;
+
+/* Accepts a code of the active secret and moves the last used step, in one
+ * step with every other change of the user (two requests racing with one
+ * code cannot both pass). */
+static int accept_code(void *ctx, store_user_t *u)
 {
-    parley_app_t *app = ctx->app;
+    mfa_change_t *c = ctx;
     int64_t step;
-    if (auth_totp_check(u->mfa_secret, code, clock_wall_ms() / 1000, u->mfa_last_step, &step) !=
-        AUTH_OK) {
-        http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, json_pack("{s:s}", "field",
-                         "mfa_code"), "the two-factor code is wrong or already used");
-        return false;
-    }
+    if (!u->mfa_enabled ||
+        auth_totp_check(u->mfa_secret, c->code, clock_wall_ms() / 1000, u->mfa_last_step,
+                        &step) != AUTH_OK)
+        return MFA_CODE_WRONG;
     u->mfa_last_step = step;
-    uint64_t lsn;
-    int rc = store_user_update(app->store, u, &lsn);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
-    if (rc != 0) {
-        reply_store_error(ctx, rc);
-        return false;
-    }
-    return true;
+    return 0;
 }
 
-static bool save_user(http_ctx_t *ctx, store_user_t *u)
+static int begin_setup(void *ctx, store_user_t *u)
+{
+    mfa_change_t *c = ctx;
+    if (u->mfa_enabled)
+        return MFA_ALREADY_ON;
+    snprintf(u->mfa_pending, sizeof(u->mfa_pending), "%s", c->new_secret);
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
+static int enable(void *ctx, store_user_t *u)
+{
+    mfa_change_t *c = ctx;
+    if (u->mfa_enabled)
+        return MFA_ALREADY_ON;
+    if (!u->mfa_pending[0])
+        return MFA_NOT_SET_UP;
+    int64_t step;
+    if (auth_totp_check(u->mfa_pending, c->code, clock_wall_ms() / 1000, 0, &step) != AUTH_OK)
+        return MFA_CODE_WRONG;
+    u->mfa_enabled = true;
+    snprintf(u->mfa_secret, sizeof(u->mfa_secret), "%s", u->mfa_pending);
+    u->mfa_pending[0] = '\0';
+    u->mfa_last_step = step;
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
+static int disable(void *ctx, store_user_t *u)
+{
+    if (!u->mfa_enabled)
+        return MFA_OFF;
+    int rc = accept_code(ctx, u);
+    if (rc != 0)
+        return rc;
+    u->mfa_enabled = false;
+    u->mfa_secret[0] = '\0';
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
+/* Runs one change and answers its failure; true when it is durable. */
+static bool change(http_ctx_t *ctx, const char *user_id, int (*fn)(void *, store_user_t *),
+                   mfa_change_t *c, bool code_is_field)
 {
     parley_app_t *app = ctx->app;
-    u->updated_at = clock_wall_ms();
     uint64_t lsn;
-    int rc = store_user_update(app->store, u, &lsn);
+    int rc = store_user_modify(app->store, user_id, fn, c, NULL, &lsn);
     if (rc == 0)
         rc = store_wait(app->store, lsn);
-    if (rc != 0)
+    switch (rc) {
+    case 0:
+        return true;
+    case MFA_CODE_WRONG:
+        if (code_is_field)
+            http_reply_invalid(ctx, "code", "the code does not match the new secret");
+        else
+            http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS,
+                             json_pack("{s:s}", "field", "mfa_code"),
+                             "the two-factor code is wrong or already used");
+        return false;
+    case MFA_ALREADY_ON:
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
+                         "two-factor authentication is already on; disable it first");
+        return false;
+    case MFA_NOT_SET_UP:
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "call /api/v1/auth/mfa/setup first");
+        return false;
+    case MFA_OFF:
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "two-factor authentication is off");
+        return false;
+    default:
         reply_store_error(ctx, rc);
-    return rc == 0;
+        return false;
+    }
+}
+
+bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
+{
+    mfa_change_t c = {.code = code};
+    return change(ctx, u->id, accept_code, &c, false);
 }
 
 static void post_setup(http_ctx_t *ctx)
@@ -61,26 +137,19 @@ static void post_setup(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    if (p.user.mfa_enabled) {
-        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
-                         "two-factor authentication is already on; disable it first");
-        goto out;
-    }
     char hex[AUTH_TOTP_SECRET_HEX], b32[AUTH_TOTP_BASE32];
+    mfa_change_t c = {.new_secret = hex};
     if (auth_totp_new_secret(hex, b32) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
-        goto out;
+    } else if (change(ctx, p.user.id, begin_setup, &c, true)) {
+        char url[256];
+        snprintf(url, sizeof(url),
+                 "otpauth://totp/Parley:%s?secret=%s&issuer=Parley&algorithm=SHA1&digits=6&"
+                 "period=30",
+                 p.user.username, b32);
+        http_reply_json(ctx, 200, json_pack("{s:s, s:s, s:b}", "secret", b32, "otpauth_url", url,
+                                            "mfa_enabled", false));
     }
-    snprintf(p.user.mfa_pending, sizeof(p.user.mfa_pending), "%s", hex);
-    if (!save_user(ctx, &p.user))
-        goto out;
-    char url[256];
-    snprintf(url, sizeof(url),
-             "otpauth://totp/Parley:%s?secret=%s&issuer=Parley&algorithm=SHA1&digits=6&period=30",
-             p.user.username, b32);
-    http_reply_json(ctx, 200, json_pack("{s:s, s:s, s:b}", "secret", b32, "otpauth_url", url,
-                                        "mfa_enabled", false));
-out:
     principal_clear(&p);
 }
 
@@ -89,29 +158,10 @@ static void post_enable(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    const char *code = NULL;
-    if (http_field_string(ctx, "code", true, 1, 16, false, &code) != 0)
-        goto out;
-    if (p.user.mfa_enabled || !p.user.mfa_pending[0]) {
-        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
-                         p.user.mfa_enabled ? "two-factor authentication is already on"
-                                            : "call /api/v1/auth/mfa/setup first");
-        goto out;
-    }
-    /* The code must come from the pending secret. */
-    snprintf(p.user.mfa_secret, sizeof(p.user.mfa_secret), "%s", p.user.mfa_pending);
-    p.user.mfa_last_step = 0;
-    int64_t step;
-    if (auth_totp_check(p.user.mfa_secret, code, clock_wall_ms() / 1000, 0, &step) != AUTH_OK) {
-        http_reply_invalid(ctx, "code", "the code does not match the new secret");
-        goto out;
-    }
-    p.user.mfa_enabled = true;
-    p.user.mfa_pending[0] = '\0';
-    p.user.mfa_last_step = step;
-    if (save_user(ctx, &p.user))
+    mfa_change_t c = {0};
+    if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
+        change(ctx, p.user.id, enable, &c, true))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", true));
-out:
     principal_clear(&p);
 }
 
@@ -120,20 +170,10 @@ static void post_disable(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    const char *code = NULL;
-    if (http_field_string(ctx, "code", true, 1, 16, false, &code) != 0)
-        goto out;
-    if (!p.user.mfa_enabled) {
-        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "two-factor authentication is off");
-        goto out;
-    }
-    if (!account_mfa_accept(ctx, &p.user, code))
-        goto out;
-    p.user.mfa_enabled = false;
-    p.user.mfa_secret[0] = '\0';
-    if (save_user(ctx, &p.user))
+    mfa_change_t c = {0};
+    if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
+        change(ctx, p.user.id, disable, &c, false))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", false));
-out:
     principal_clear(&p);
 }
 

@@ -36,69 +36,89 @@ static bool url_ok(const char *s)
            strncmp(s, "/api/v1/files/", 14) == 0;
 }
 
+/* The change PUT /users/me asks for, applied to the user as it is when the
+ * store runs apply_me (under its write lock: no lost updates). */
+typedef struct me_change {
+    const char *display_name, *bio, *email, *avatar;
+    json_t *prefs; /* borrowed from the body, or NULL */
+} me_change_t;
+
+#define PREFS_TOO_LARGE 1
+
+static int apply_me(void *ctx, store_user_t *u)
+{
+    me_change_t *c = ctx;
+    if (c->prefs) {
+        /* Merge into what the user has: a PUT of one preference keeps the others. */
+        json_t *merged = u->preferences ? json_loads(u->preferences, 0, NULL) : NULL;
+        if (!json_is_object(merged)) {
+            json_decref(merged);
+            merged = json_object();
+        }
+        json_object_update(merged, c->prefs);
+        char *text = json_dumps(merged, JSON_COMPACT);
+        json_decref(merged);
+        if (text == NULL || strlen(text) > 4096) {
+            free(text);
+            return PREFS_TOO_LARGE;
+        }
+        free(u->preferences);
+        u->preferences = text;
+    }
+    if (c->display_name)
+        set_text(&u->display_name, c->display_name);
+    if (c->bio)
+        set_text(&u->bio, c->bio);
+    if (c->avatar)
+        set_text(&u->avatar_url, c->avatar);
+    if (c->email)
+        snprintf(u->email, sizeof(u->email), "%s", c->email);
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
 static void put_me(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    const char *display_name = NULL, *bio = NULL, *email = NULL, *avatar = NULL;
-    if (http_field_string(ctx, "display_name", false, 1, 64, false, &display_name) != 0 ||
-        http_field_string(ctx, "bio", false, 0, 500, true, &bio) != 0 ||
-        http_field_string(ctx, "email", false, 1, 254, false, &email) != 0 ||
-        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &avatar) != 0)
+    me_change_t c = {0};
+    if (http_field_string(ctx, "display_name", false, 1, 64, false, &c.display_name) != 0 ||
+        http_field_string(ctx, "bio", false, 0, 500, true, &c.bio) != 0 ||
+        http_field_string(ctx, "email", false, 1, 254, false, &c.email) != 0 ||
+        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &c.avatar) != 0)
         goto out;
-    if (email && !rules_email_ok(email)) {
+    if (c.email && !rules_email_ok(c.email)) {
         http_reply_invalid(ctx, "email", "email is not a valid address");
         goto out;
     }
-    if (avatar && avatar[0] && !url_ok(avatar)) {
+    if (c.avatar && c.avatar[0] && !url_ok(c.avatar)) {
         http_reply_invalid(ctx, "avatar_url", "avatar_url must be an http(s) URL or a file URL");
         goto out;
     }
-    json_t *prefs = json_object_get(ctx->body, "preferences");
-    char *prefs_text = NULL;
-    if (prefs && !json_is_null(prefs)) {
-        if (!json_is_object(prefs)) {
-            http_reply_invalid(ctx, "preferences", "preferences must be an object");
-            goto out;
-        }
-        /* Merge into what the user has: a PUT of one preference keeps the others. */
-        json_t *merged = p.user.preferences ? json_loads(p.user.preferences, 0, NULL) : NULL;
-        if (!json_is_object(merged)) {
-            json_decref(merged);
-            merged = json_object();
-        }
-        json_object_update(merged, prefs);
-        prefs_text = json_dumps(merged, JSON_COMPACT);
-        json_decref(merged);
-        if (prefs_text == NULL || strlen(prefs_text) > 4096) {
-            free(prefs_text);
-            http_reply_invalid(ctx, "preferences", "preferences are limited to 4 KiB");
-            goto out;
-        }
+    c.prefs = json_object_get(ctx->body, "preferences");
+    if (json_is_null(c.prefs))
+        c.prefs = NULL;
+    if (c.prefs && !json_is_object(c.prefs)) {
+        http_reply_invalid(ctx, "preferences", "preferences must be an object");
+        goto out;
     }
-    if (display_name)
-        set_text(&p.user.display_name, display_name);
-    if (bio)
-        set_text(&p.user.bio, bio);
-    if (avatar)
-        set_text(&p.user.avatar_url, avatar);
-    if (email)
-        snprintf(p.user.email, sizeof(p.user.email), "%s", email);
-    if (prefs_text) {
-        free(p.user.preferences);
-        p.user.preferences = prefs_text;
-    }
-    p.user.updated_at = clock_wall_ms();
+    store_user_t now;
     uint64_t lsn;
-    int rc = store_user_update(app->store, &p.user, &lsn);
-    if (rc == 0)
+    int rc = store_user_modify(app->store, p.user.id, apply_me, &c, &now, &lsn);
+    if (rc == PREFS_TOO_LARGE) {
+        http_reply_invalid(ctx, "preferences", "preferences are limited to 4 KiB");
+        goto out;
+    }
+    if (rc == 0) {
         rc = store_wait(app->store, lsn);
+        if (rc == 0)
+            http_reply_json(ctx, 200, user_json(&now, true, true));
+        store_user_clear(&now);
+    }
     if (rc != 0)
         reply_store_error(ctx, rc);
-    else
-        http_reply_json(ctx, 200, user_json(&p.user, true, true));
 out:
     principal_clear(&p);
 }

@@ -307,6 +307,38 @@ int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn)
     return rc;
 }
 
+int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_user_t *u),
+                      void *ctx, store_user_t *out, uint64_t *lsn)
+{
+    char email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
+    store_user_t u;
+    pthread_mutex_lock(&s->write_mu);
+    int rc = 0;
+    if (!store_user_get(s, id, &u)) {
+        pthread_mutex_unlock(&s->write_mu);
+        return STORE_E_NOT_FOUND;
+    }
+    rc = fn(ctx, &u);
+    if (rc == 0) {
+        lower(u.email, email, sizeof(email));
+        if (index_get(&s->user_by_email, email, other) && strcmp(other, u.id) != 0)
+            rc = STORE_E_CONFLICT_EMAIL;
+    }
+    if (rc == 0)
+        rc = append(s, STORE_REC_USER, codec_user_encode(&u), lsn);
+    if (rc == 0) {
+        store_user_t copy;
+        store_user_copy(&copy, &u);
+        apply_user(s, &copy);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    if (rc == 0 && out)
+        *out = u;
+    else
+        store_user_clear(&u);
+    return rc;
+}
+
 bool store_user_get(store_t *s, const char *id, store_user_t *out)
 {
     uint64_t h = map_hash(id);

@@ -117,6 +117,14 @@ static int cmd_create(const char *dir, const char *username, const char *email, 
     return close_dir(lock, store, rc == 0 ? 0 : 1);
 }
 
+static int make_admin(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->is_admin = true;
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
 static int cmd_promote(const char *dir, const char *username)
 {
     int lock;
@@ -132,10 +140,8 @@ static int cmd_promote(const char *dir, const char *username)
     if (u.is_admin) {
         printf("%s is already an admin\n", u.username);
     } else {
-        u.is_admin = true;
-        u.updated_at = clock_wall_ms();
         uint64_t lsn;
-        rc = store_user_update(store, &u, &lsn);
+        rc = store_user_modify(store, u.id, make_admin, NULL, NULL, &lsn);
         if (rc == 0)
             rc = store_wait(store, lsn);
         if (rc == 0)

@@ -325,3 +325,85 @@ TEST(store_search_and_revocation)
     ASSERT_EQ(store_close(s), 0);
     rmrf(dir);
 }
+
+static int append_x(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    size_t n = u->bio ? strlen(u->bio) : 0;
+    char *b = malloc(n + 2);
+    if (n)
+        memcpy(b, u->bio, n);
+    b[n] = 'x';
+    b[n + 1] = '\0';
+    free(u->bio);
+    u->bio = b;
+    return 0;
+}
+
+static int refuse(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->is_admin = true; /* must not stick */
+    return 7;
+}
+
+typedef struct modify_worker {
+    store_t *s;
+    const char *id;
+    int failures;
+} modify_worker_t;
+
+static void *modify_many(void *arg)
+{
+    modify_worker_t *w = arg;
+    for (int i = 0; i < 50; i++) {
+        uint64_t lsn;
+        if (store_user_modify(w->s, w->id, append_x, NULL, NULL, &lsn) != 0 ||
+            store_wait(w->s, lsn) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+TEST(store_user_modify_loses_no_update)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "modify");
+    store_t *s = open_store(dir);
+    create(s, "first", "first@example.com", 0);
+    create(s, "target", "target@example.com", 0);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "target", &u));
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof(id), "%s", u.id);
+    store_user_clear(&u);
+
+    enum { THREADS = 8 };
+    pthread_t t[THREADS];
+    modify_worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (modify_worker_t){.s = s, .id = id};
+        pthread_create(&t[i], NULL, modify_many, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ASSERT_EQ(w[i].failures, 0);
+    }
+    ASSERT_TRUE(store_user_get(s, id, &u));
+    ASSERT_EQ(strlen(u.bio), THREADS * 50);
+    store_user_clear(&u);
+
+    uint64_t lsn;
+    ASSERT_EQ(store_user_modify(s, id, refuse, NULL, NULL, &lsn), 7);
+    ASSERT_TRUE(store_user_get(s, id, &u));
+    ASSERT_TRUE(!u.is_admin);
+    store_user_clear(&u);
+    ASSERT_EQ(store_user_modify(s, "usr_missing", append_x, NULL, NULL, &lsn), STORE_E_NOT_FOUND);
+    ASSERT_EQ(store_close(s), 0);
+    s = open_store(dir);
+    ASSERT_TRUE(store_user_get(s, id, &u));
+    ASSERT_EQ(strlen(u.bio), THREADS * 50);
+    store_user_clear(&u);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+}
