@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "parley/chat.h"
 #include "parley/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,8 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    static const uint8_t types[] = {STORE_REC_USER, STORE_REC_SESSION, STORE_REC_API_KEY, 99};
-    uint8_t type = types[data[0] % 4];
+    static const uint8_t types[] = {STORE_REC_USER,    STORE_REC_SESSION,    STORE_REC_API_KEY,
+                                    STORE_REC_CHANNEL, STORE_REC_MEMBERSHIP, STORE_REC_MESSAGE,
+                                    99};
+    uint8_t type = types[data[0] % (sizeof(types) / sizeof(types[0]))];
     int rc = store_apply(store, type, data + 1, size - 1);
     if (rc != 0 && rc != STORE_E_CORRUPT)
         abort();

@@ -131,6 +131,17 @@ int http_field_bool(http_ctx_t *ctx, const char *name, bool required, bool *out)
 int http_field_int(http_ctx_t *ctx, const char *name, bool required, long long min,
                    long long max, long long *out);
 
+/*
+ * Reads ?page= (1-1000000, default 1) and ?limit= (1-100, default 50) for
+ * lists. Returns true, or false after answering 422 naming the parameter.
+ */
+bool http_paging(http_ctx_t *ctx, long *page, long *limit);
+
+/* Parses an RFC 3339 UTC time ("2026-01-09T12:00:00Z", optional
+ * milliseconds, "Z" or "+00:00") into ms since the epoch; false when
+ * malformed. */
+bool http_parse_time(const char *s, int64_t *ms);
+
 /* ---- pieces the router and its tests share ----------------------------- */
 
 /* Number of code points in valid UTF-8 `s` (jansson strings are valid). */

@@ -290,39 +290,6 @@ static json_t *api_key_json(const store_api_key_t *k)
                      time_json(k->created_at));
 }
 
-/* Parses an RFC 3339 UTC time ("2026-01-09T12:00:00Z", optional
- * milliseconds) into ms; false when malformed. */
-static bool parse_time(const char *s, int64_t *ms)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (rest == NULL)
-        return false;
-    int millis = 0;
-    if (*rest == '.') {
-        rest++;
-        int digits = 0;
-        while (*rest >= '0' && *rest <= '9') {
-            if (digits < 3)
-                millis = millis * 10 + (*rest - '0');
-            digits++;
-            rest++;
-        }
-        if (digits == 0)
-            return false;
-        for (; digits < 3; digits++)
-            millis *= 10;
-    }
-    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
-        return false;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return false;
-    *ms = (int64_t)t * 1000 + millis;
-    return true;
-}
-
 static void post_api_key(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -361,7 +328,7 @@ static void post_api_key(http_ctx_t *ctx)
         }
     }
     k.created_at = clock_wall_ms();
-    if (expires && (!parse_time(expires, &k.expires_at) || k.expires_at <= k.created_at)) {
+    if (expires && (!http_parse_time(expires, &k.expires_at) || k.expires_at <= k.created_at)) {
         http_reply_invalid(ctx, "expires_at", "expires_at must be a future RFC 3339 UTC time");
         goto out;
     }

@@ -159,30 +159,6 @@ static void get_user_by_name(http_ctx_t *ctx)
     principal_clear(&p);
 }
 
-/* Reads ?page= and ?limit= (1.., 1..100; defaults 1 and 50). */
-static bool paging(http_ctx_t *ctx, long *page, long *limit)
-{
-    const char *names[2] = {"page", "limit"};
-    long *out[2] = {page, limit};
-    long max[2] = {1000000, 100};
-    *page = 1;
-    *limit = 50;
-    for (int i = 0; i < 2; i++) {
-        const char *v = http_query(ctx, names[i]);
-        if (v == NULL)
-            continue;
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 || n > max[i]) {
-            http_reply_invalid(ctx, names[i], "%s must be a whole number from 1 to %ld",
-                               names[i], max[i]);
-            return false;
-        }
-        *out[i] = n;
-    }
-    return true;
-}
-
 static void get_users(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -197,7 +173,7 @@ static void get_users(http_ctx_t *ctx)
         http_reply_invalid(ctx, "search", "search is limited to 100 characters");
         goto out;
     }
-    if (!paging(ctx, &page, &limit))
+    if (!http_paging(ctx, &page, &limit))
         goto out;
     store_user_t *hits = calloc((size_t)limit, sizeof(*hits));
     if (hits == NULL)

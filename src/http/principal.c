@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "parley/app.h"
+#include "parley/chat.h"
 #include "parley/clock.h"
 
 void principal_clear(principal_t *p)
@@ -201,6 +202,10 @@ void reply_store_error(http_ctx_t *ctx, int rc)
         break;
     case STORE_E_NOT_FOUND:
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not found");
+        break;
+    case STORE_E_INVALID:
+        http_reply_error(ctx, HTTP_ERR_VALIDATION, NULL,
+                         "a value is outside what the server can store");
         break;
     default:
         http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL,

@@ -5,6 +5,7 @@
  * the way into ulfius.
  */
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,3 +122,58 @@ const char *http_query(const http_ctx_t *ctx, const char *name)
 {
     return u_map_get(ctx->req->map_url, name);
 }
+
+bool http_paging(http_ctx_t *ctx, long *page, long *limit)
+{
+    const char *names[2] = {"page", "limit"};
+    long *out[2] = {page, limit};
+    long max[2] = {1000000, 100};
+    *page = 1;
+    *limit = 50;
+    for (int i = 0; i < 2; i++) {
+        const char *v = http_query(ctx, names[i]);
+        if (v == NULL)
+            continue;
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 || n > max[i]) {
+            http_reply_invalid(ctx, names[i], "%s must be a whole number from 1 to %ld",
+                               names[i], max[i]);
+            return false;
+        }
+        *out[i] = n;
+    }
+    return true;
+}
+
+bool http_parse_time(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == NULL)
+        return false;
+    int millis = 0;
+    if (*rest == '.') {
+        rest++;
+        int digits = 0;
+        while (*rest >= '0' && *rest <= '9') {
+            if (digits < 3)
+                millis = millis * 10 + (*rest - '0');
+            digits++;
+            rest++;
+        }
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            millis *= 10;
+    }
+    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *ms = (int64_t)t * 1000 + millis;
+    return true;
+}
+

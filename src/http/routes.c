@@ -11,5 +11,8 @@ const http_route_t *const http_route_tables[] = {
     auth_routes,
     mfa_routes,
     users_routes,
+    channels_routes,
+    messages_routes,
+    search_routes,
     NULL,
 };

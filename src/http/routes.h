@@ -9,5 +9,8 @@ extern const http_route_t openapi_routes[];
 extern const http_route_t auth_routes[];
 extern const http_route_t users_routes[];
 extern const http_route_t mfa_routes[];
+extern const http_route_t channels_routes[];
+extern const http_route_t messages_routes[];
+extern const http_route_t search_routes[];
 
 #endif

@@ -35,30 +35,10 @@
 #include <time.h>
 
 #include "codec.h"
-#include "map.h"
+#include "internal.h"
 #include "parley/clock.h"
 #include "parley/log.h"
 
-struct store {
-    wal_t *wal;
-    store_options_t opts;
-    pthread_mutex_t write_mu; /* serialises append + apply */
-    map_t users;              /* id -> store_user_t* */
-    map_t user_by_name;       /* lower(username) -> id (char*) */
-    map_t user_by_email;      /* lower(email) -> id (char*) */
-    map_t sessions;           /* id -> store_session_t* */
-    map_t api_keys;           /* id -> store_api_key_t* */
-    map_t api_key_by_hash;    /* hash -> id (char*) */
-
-    pthread_mutex_t snap_mu;  /* one snapshot at a time */
-    pthread_mutex_t thread_mu;
-    pthread_cond_t thread_cv;
-    bool stop;
-    pthread_t snap_thread;
-    bool snap_thread_started;
-    _Atomic uint64_t snapshot_lsn;
-    int64_t last_snapshot_ns;
-};
 
 /* ---- entities ------------------------------------------------------------ */
 
@@ -109,7 +89,7 @@ static void *xmemdup(const void *p, size_t n)
 
 /* ASCII lower-casing into out (size bytes); usernames are ASCII, and an
  * email's non-ASCII bytes are kept as they are. */
-static void lower(const char *in, char *out, size_t size)
+void store__lower(const char *in, char *out, size_t size)
 {
     size_t i = 0;
     for (; in[i] && i + 1 < size; i++)
@@ -172,15 +152,15 @@ static void apply_user(store_t *s, store_user_t *u)
     pthread_rwlock_wrlock(&sh->lock);
     store_user_t *old = map_put_locked(sh, h, nu->id, nu);
     if (old) {
-        lower(old->username, old_name, sizeof(old_name));
-        lower(old->email, old_email, sizeof(old_email));
+        store__lower(old->username, old_name, sizeof(old_name));
+        store__lower(old->email, old_email, sizeof(old_email));
         free_user(old);
     }
     pthread_rwlock_unlock(&sh->lock);
 
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX];
-    lower(nu->username, name, sizeof(name));
-    lower(nu->email, email, sizeof(email));
+    store__lower(nu->username, name, sizeof(name));
+    store__lower(nu->email, email, sizeof(email));
     if (old_name[0] && strcmp(old_name, name) != 0)
         index_unset(&s->user_by_name, old_name, nu->id);
     if (old_email[0] && strcmp(old_email, email) != 0)
@@ -234,12 +214,11 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
         return rc;
     }
     default:
-        return STORE_E_CORRUPT;
+        return chat__apply(s, type, data, len);
     }
 }
 
-/* Appends a record. REQUIRES: write_mu held. */
-static int append(store_t *s, uint8_t type, char *text /* freed */, uint64_t *lsn)
+int store__append(store_t *s, uint8_t type, char *text /* freed */, uint64_t *lsn)
 {
     int rc = wal_append(s->wal, type, text, strlen(text), lsn);
     free(text);
@@ -260,8 +239,8 @@ int store_wait(store_t *s, uint64_t lsn)
 int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
 {
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
-    lower(u->username, name, sizeof(name));
-    lower(u->email, email, sizeof(email));
+    store__lower(u->username, name, sizeof(name));
+    store__lower(u->email, email, sizeof(email));
     pthread_mutex_lock(&s->write_mu);
     int rc = 0;
     if (index_get(&s->user_by_name, name, other))
@@ -271,7 +250,7 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
     if (rc == 0) {
         if (first_is_admin && map_count(&s->users) == 0)
             u->is_admin = true;
-        rc = append(s, STORE_REC_USER, codec_user_encode(u), lsn);
+        rc = store__append(s, STORE_REC_USER, codec_user_encode(u), lsn);
     }
     if (rc == 0) {
         store_user_t copy;
@@ -285,7 +264,7 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
 int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn)
 {
     char email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
-    lower(u->email, email, sizeof(email));
+    store__lower(u->email, email, sizeof(email));
     pthread_mutex_lock(&s->write_mu);
     int rc = 0;
     store_user_t cur;
@@ -297,7 +276,7 @@ int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn)
             rc = STORE_E_CONFLICT_EMAIL;
     }
     if (rc == 0)
-        rc = append(s, STORE_REC_USER, codec_user_encode(u), lsn);
+        rc = store__append(s, STORE_REC_USER, codec_user_encode(u), lsn);
     if (rc == 0) {
         store_user_t copy;
         store_user_copy(&copy, u);
@@ -320,12 +299,12 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
     }
     rc = fn(ctx, &u);
     if (rc == 0) {
-        lower(u.email, email, sizeof(email));
+        store__lower(u.email, email, sizeof(email));
         if (index_get(&s->user_by_email, email, other) && strcmp(other, u.id) != 0)
             rc = STORE_E_CONFLICT_EMAIL;
     }
     if (rc == 0)
-        rc = append(s, STORE_REC_USER, codec_user_encode(&u), lsn);
+        rc = store__append(s, STORE_REC_USER, codec_user_encode(&u), lsn);
     if (rc == 0) {
         store_user_t copy;
         store_user_copy(&copy, &u);
@@ -356,7 +335,7 @@ bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out)
     char key[STORE_EMAIL_MAX], id[STORE_ID_MAX];
     if (strlen(name_or_email) >= sizeof(key))
         return false;
-    lower(name_or_email, key, sizeof(key));
+    store__lower(name_or_email, key, sizeof(key));
     if (!index_get(&s->user_by_name, key, id) && !index_get(&s->user_by_email, key, id))
         return false;
     return store_user_get(s, id, out);
@@ -425,7 +404,7 @@ size_t store_user_search(store_t *s, const char *query, size_t offset, size_t li
 int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn)
 {
     pthread_mutex_lock(&s->write_mu);
-    int rc = append(s, STORE_REC_SESSION, codec_session_encode(ss), lsn);
+    int rc = store__append(s, STORE_REC_SESSION, codec_session_encode(ss), lsn);
     if (rc == 0)
         apply_session(s, ss);
     pthread_mutex_unlock(&s->write_mu);
@@ -471,7 +450,7 @@ int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, 
     map_each(&s->sessions, collect_live_session, &rc);
     for (size_t i = 0; i < rc.n && err == 0; i++) {
         rc.list[i].revoked = true;
-        err = append(s, STORE_REC_SESSION, codec_session_encode(&rc.list[i]), lsn);
+        err = store__append(s, STORE_REC_SESSION, codec_session_encode(&rc.list[i]), lsn);
         if (err == 0)
             apply_session(s, &rc.list[i]);
     }
@@ -487,7 +466,7 @@ int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, 
 int store_api_key_put(store_t *s, const store_api_key_t *k, uint64_t *lsn)
 {
     pthread_mutex_lock(&s->write_mu);
-    int rc = append(s, STORE_REC_API_KEY, codec_api_key_encode(k), lsn);
+    int rc = store__append(s, STORE_REC_API_KEY, codec_api_key_encode(k), lsn);
     if (rc == 0)
         apply_api_key(s, k);
     pthread_mutex_unlock(&s->write_mu);
@@ -587,6 +566,8 @@ int store_snapshot(store_t *s)
             sc.type = STORE_REC_API_KEY;
             map_each(&s->api_keys, snap_entity, &sc);
         }
+        if (sc.rc == 0)
+            sc.rc = chat__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -653,6 +634,7 @@ static void clear_tables(store_t *s)
     map_clear(&s->sessions);
     map_clear(&s->api_keys);
     map_clear(&s->api_key_by_hash);
+    chat__clear(s->chat);
 }
 
 static int on_snapshot_begin(void *ctx, uint64_t lsn)
@@ -693,6 +675,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->sessions, free);
     map_init(&s->api_keys, free);
     map_init(&s->api_key_by_hash, free);
+    s->chat = chat__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, s};
@@ -746,6 +729,7 @@ int store_close(store_t *s)
     map_deinit(&s->sessions);
     map_deinit(&s->api_keys);
     map_deinit(&s->api_key_by_hash);
+    chat__free(s->chat);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);
@@ -760,6 +744,7 @@ void store_get_stats(store_t *s, store_stats_t *out)
     out->users = map_count(&s->users);
     out->sessions = map_count(&s->sessions);
     out->api_keys = map_count(&s->api_keys);
+    chat__stats(s, &out->channels, &out->messages);
     wal_disk_usage(s->wal, &out->wal_bytes, &out->wal_segments);
     out->last_lsn = wal_last_lsn(s->wal);
     out->snapshot_lsn = atomic_load(&s->snapshot_lsn);

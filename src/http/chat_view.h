@@ -1,0 +1,47 @@
+/* Who may do what in a channel, and the JSON of channels and messages
+ * (chat_view.c), shared by the channel, message and search resources. */
+#ifndef PARLEY_HTTP_CHAT_VIEW_H
+#define PARLEY_HTTP_CHAT_VIEW_H
+
+#include <jansson.h>
+
+#include "parley/chat.h"
+#include "parley/http.h"
+#include "principal.h"
+
+/* What the caller may do in one channel. */
+typedef struct channel_access {
+    chat_channel_t channel;     /* a copy; access_clear frees it */
+    chat_membership_t member;   /* zeroed when the caller never was one */
+    bool exists;                /* and is not deleted */
+    bool can_see;               /* public, or a member (admins see everything) */
+    bool can_read;              /* same as can_see */
+    bool can_post;              /* can read and is not banned (public: anyone) */
+    bool can_moderate;          /* owner, moderator or admin */
+    bool is_owner;              /* owner or admin */
+    bool banned;
+} channel_access_t;
+
+/*
+ * Loads the channel and the caller's relation to it. Returns true when the
+ * caller may see it; otherwise answers 404 (a channel one may not see does
+ * not exist, for that caller) and returns false. access_clear() in both
+ * cases.
+ */
+bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                         channel_access_t *a);
+void channel_access_clear(channel_access_t *a);
+
+/* The same decision without answering (search filters, listings). */
+bool channel_readable(store_t *s, const store_user_t *u, const char *channel_id);
+
+/* {id, name, description, type, is_private, owner_id, member_count, created_at, updated_at} */
+json_t *channel_json(store_t *s, const chat_channel_t *c);
+
+/* The API's message object, with the sender's public profile. */
+json_t *message_json(store_t *s, const chat_message_t *m);
+
+/* {id, username, display_name, avatar_url} of a user, or nulls when gone. */
+json_t *sender_json(store_t *s, const char *user_id);
+
+#endif

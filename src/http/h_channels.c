@@ -1,0 +1,763 @@
+/*
+ * /api/v1/channels: channels, membership, moderation, direct channels and
+ * read markers (shared/API.md, "Channels"). Permissions come from
+ * chat_view.c; every change is one or more durable store records made by a
+ * read-modify-write under the store's lock, then waited for.
+ *
+ * A direct channel is its set of users: opening it again (POST /direct)
+ * answers the same channel and makes those of the set who left it members
+ * again, so that it never answers a channel its caller cannot see.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_view.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/rules.h"
+#include "routes.h"
+
+/* Answers a store failure, or waits for lsn; true when durable. */
+static bool durable(http_ctx_t *ctx, int rc, uint64_t lsn)
+{
+    parley_app_t *app = ctx->app;
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc == STORE_E_CONFLICT_NAME) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, json_pack("{s:s}", "field", "name"),
+                         "a channel with that name exists");
+        return false;
+    }
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        return false;
+    }
+    return true;
+}
+
+/* Channel names: 1-80 characters, no control characters, not only spaces. */
+static bool read_channel_fields(http_ctx_t *ctx, bool require_name, const char **name,
+                                const char **description, int *is_private)
+{
+    bool priv = false;
+    *is_private = -1;
+    if (http_field_string(ctx, "name", require_name, 1, 80, false, name) != 0 ||
+        http_field_string(ctx, "description", false, 0, 500, true, description) != 0 ||
+        http_field_bool(ctx, "is_private", false, &priv) != 0)
+        return false;
+    if (*name && strspn(*name, " ") == strlen(*name)) {
+        http_reply_invalid(ctx, "name", "name must not be blank");
+        return false;
+    }
+    if (json_object_get(ctx->body, "is_private") && !json_is_null(json_object_get(ctx->body, "is_private")))
+        *is_private = priv;
+    return true;
+}
+
+static void post_channel(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *name = NULL, *description = NULL;
+    int is_private;
+    if (!read_channel_fields(ctx, true, &name, &description, &is_private))
+        goto out;
+    chat_channel_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    c.description = description && description[0] ? strdup(description) : NULL;
+    c.is_private = is_private == 1;
+    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p.user.id);
+    c.created_at = c.updated_at = clock_wall_ms();
+    const char *members[1] = {p.user.id};
+    bool created;
+    uint64_t lsn;
+    int rc = chat_channel_create(app->store, &c, members, 1, &created, &lsn);
+    if (durable(ctx, rc, lsn))
+        http_reply_json(ctx, 201, channel_json(app->store, &c));
+    chat_channel_clear(&c);
+out:
+    principal_clear(&p);
+}
+
+static json_t *channel_with_state(store_t *s, const chat_channel_t *c, const char *user_id)
+{
+    json_t *o = channel_json(s, c);
+    chat_membership_t m;
+    const char *last_read = chat_membership_get(s, c->id, user_id, &m) ? m.last_read : "";
+    json_object_set_new(o, "unread_count",
+                        json_integer((json_int_t)chat_unread(s, c->id, user_id, last_read, 1000)));
+    chat_message_t last;
+    if (chat_last_message(s, c->id, &last)) {
+        json_object_set_new(o, "last_message", message_json(s, &last));
+        chat_message_clear(&last);
+    } else {
+        json_object_set_new(o, "last_message", json_null());
+    }
+    return o;
+}
+
+static void get_channels(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long page, limit;
+    if (!http_paging(ctx, &page, &limit))
+        goto out;
+    const char *q = http_query(ctx, "search");
+    chat_channel_t *list = calloc((size_t)limit, sizeof(*list));
+    if (list == NULL)
+        abort();
+    size_t n;
+    size_t total = chat_channel_list(app->store, p.user.id, q, (size_t)(page - 1) * (size_t)limit,
+                                     (size_t)limit, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, channel_with_state(app->store, &list[i], p.user.id));
+        chat_channel_clear(&list[i]);
+    }
+    free(list);
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:I, s:I}", "channels", arr, "total", (json_int_t)total,
+                              "page", (json_int_t)page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+out:
+    principal_clear(&p);
+}
+
+static void get_channel(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (channel_access_load(ctx, &p, ctx->params[0], &a))
+        http_reply_json(ctx, 200, channel_with_state(app->store, &a.channel, p.user.id));
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+typedef struct channel_change {
+    const char *name, *description;
+    int is_private; /* -1: unchanged */
+    bool delete;
+} channel_change_t;
+
+static int change_channel(void *ctx, chat_channel_t *c)
+{
+    channel_change_t *ch = ctx;
+    if (ch->delete) {
+        c->is_deleted = true;
+    } else {
+        if (ch->name)
+            snprintf(c->name, sizeof(c->name), "%s", ch->name);
+        if (ch->description) {
+            free(c->description);
+            c->description = ch->description[0] ? strdup(ch->description) : NULL;
+        }
+        if (ch->is_private >= 0)
+            c->is_private = ch->is_private;
+    }
+    c->updated_at = clock_wall_ms();
+    return 0;
+}
+
+static void patch_channel(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+        goto out;
+    channel_change_t ch = {0};
+    if (!read_channel_fields(ctx, false, &ch.name, &ch.description, &ch.is_private))
+        goto out;
+    if (!a.is_owner) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the owner or an admin may change this channel");
+        goto out;
+    }
+    if (a.channel.is_direct && (ch.name || ch.is_private == 0)) {
+        http_reply_invalid(ctx, ch.name ? "name" : "is_private",
+                           "a direct channel has no name and stays private");
+        goto out;
+    }
+    chat_channel_t now;
+    uint64_t lsn;
+    int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, &now, &lsn);
+    if (durable(ctx, rc, lsn)) {
+        http_reply_json(ctx, 200, channel_json(app->store, &now));
+        chat_channel_clear(&now);
+    }
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void delete_channel(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+        goto out;
+    if (!a.is_owner) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the owner or an admin may delete this channel");
+        goto out;
+    }
+    channel_change_t ch = {.is_private = -1, .delete = true};
+    uint64_t lsn;
+    int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, NULL, &lsn);
+    if (durable(ctx, rc, lsn))
+        http_reply_empty(ctx, 204);
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+/* ---- membership ----------------------------------------------------------- */
+
+typedef struct member_change {
+    enum { JOIN, LEAVE, SET_ROLE, BAN, UNBAN, READ } what;
+    int role;
+    const char *message_id;
+} member_change_t;
+
+#define ROLE_UNCHANGED 1 /* fn result: nothing to write */
+
+static int change_member(void *ctx, chat_membership_t *m)
+{
+    member_change_t *c = ctx;
+    int64_t now = clock_wall_ms();
+    switch (c->what) {
+    case JOIN:
+        if (m->role > CHAT_ROLE_NONE)
+            return ROLE_UNCHANGED;
+        m->role = c->role ? c->role : CHAT_ROLE_MEMBER;
+        m->joined_at = now;
+        return 0;
+    case LEAVE:
+        if (m->role == CHAT_ROLE_NONE)
+            return ROLE_UNCHANGED;
+        m->role = CHAT_ROLE_NONE;
+        return 0;
+    case SET_ROLE:
+        if (m->role == CHAT_ROLE_NONE || m->role == CHAT_ROLE_OWNER)
+            return ROLE_UNCHANGED;
+        m->role = c->role;
+        return 0;
+    case BAN:
+        if (m->banned_at == 0)
+            m->banned_at = now;
+        m->role = CHAT_ROLE_NONE;
+        return 0;
+    case UNBAN:
+        if (m->banned_at == 0)
+            return ROLE_UNCHANGED;
+        m->banned_at = 0;
+        return 0;
+    case READ:
+        /* Read markers only move forward (ids sort in creation order). */
+        if (strcmp(c->message_id, m->last_read) <= 0)
+            return ROLE_UNCHANGED;
+        snprintf(m->last_read, sizeof(m->last_read), "%s", c->message_id);
+        return 0;
+    }
+    return ROLE_UNCHANGED;
+}
+
+/* Runs a membership change; true when done (or nothing was needed, then
+ * *changed, when given, is false). */
+static bool member_change_ex(http_ctx_t *ctx, const char *channel_id, const char *user_id,
+                             member_change_t *c, bool *changed)
+{
+    parley_app_t *app = ctx->app;
+    uint64_t lsn;
+    int rc = chat_membership_modify(app->store, channel_id, user_id, change_member, c, NULL, &lsn);
+    if (changed)
+        *changed = rc != ROLE_UNCHANGED;
+    if (rc == ROLE_UNCHANGED)
+        return true;
+    return durable(ctx, rc, lsn);
+}
+
+static bool member_change(http_ctx_t *ctx, const char *channel_id, const char *user_id,
+                          member_change_t *c)
+{
+    return member_change_ex(ctx, channel_id, user_id, c, NULL);
+}
+
+static void post_join(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    /* A private channel one is not in cannot be joined, nor seen. */
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+        goto out;
+    if (a.banned) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "you are banned from this channel");
+        goto out;
+    }
+    if (a.channel.is_private && a.member.role == CHAT_ROLE_NONE) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "a private channel is joined by invitation");
+        goto out;
+    }
+    member_change_t c = {.what = JOIN};
+    if (member_change(ctx, a.channel.id, p.user.id, &c))
+        http_reply_json(ctx, 200, channel_json(app->store, &a.channel));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void post_leave(http_ctx_t *ctx)
+{
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+        goto out;
+    if (a.member.role == CHAT_ROLE_NONE) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "you are not a member of this channel");
+        goto out;
+    }
+    if (a.member.role == CHAT_ROLE_OWNER && !a.channel.is_direct) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL,
+                         "the owner cannot leave; delete the channel instead");
+        goto out;
+    }
+    member_change_t c = {.what = LEAVE};
+    if (member_change(ctx, a.channel.id, p.user.id, &c))
+        http_reply_empty(ctx, 204);
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static const char *role_name(int role)
+{
+    switch (role) {
+    case CHAT_ROLE_OWNER:
+        return "owner";
+    case CHAT_ROLE_MODERATOR:
+        return "moderator";
+    default:
+        return "member";
+    }
+}
+
+static json_t *member_json(store_t *s, const chat_membership_t *m)
+{
+    store_user_t u;
+    bool found = store_user_get(s, m->user_id, &u);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "user_id", m->user_id, "username",
+                          found ? u.username : "", "role", role_name(m->role), "joined_at",
+                          time_json(m->joined_at));
+    if (found)
+        store_user_clear(&u);
+    return o;
+}
+
+static void get_members(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long page, limit;
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a) || !http_paging(ctx, &page, &limit))
+        goto out;
+    chat_membership_t *list = calloc((size_t)limit, sizeof(*list));
+    if (list == NULL)
+        abort();
+    size_t n;
+    size_t total = chat_members(app->store, a.channel.id, (size_t)(page - 1) * (size_t)limit,
+                                (size_t)limit, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, member_json(app->store, &list[i]));
+    free(list);
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:I, s:I}", "members", arr, "total", (json_int_t)total,
+                              "page", (json_int_t)page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+/* Loads the channel for a moderator action; answers 403/404 itself. */
+static bool moderate(http_ctx_t *ctx, const principal_t *p, channel_access_t *a)
+{
+    if (!channel_access_load(ctx, p, ctx->params[0], a))
+        return false;
+    if (!a->can_moderate) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the owner, a moderator or an admin may do this");
+        return false;
+    }
+    if (a->channel.is_direct) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "direct channels have no moderation");
+        return false;
+    }
+    return true;
+}
+
+static void post_member(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *user_id = NULL;
+    if (!moderate(ctx, &p, &a) ||
+        http_field_string(ctx, "user_id", true, 1, STORE_ID_MAX - 1, false, &user_id) != 0)
+        goto out;
+    store_user_t u;
+    if (!store_user_get(app->store, user_id, &u)) {
+        http_reply_invalid(ctx, "user_id", "no such user");
+        goto out;
+    }
+    store_user_clear(&u);
+    chat_membership_t m;
+    if (chat_membership_get(app->store, a.channel.id, user_id, &m) && m.banned_at) {
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "that user is banned; unban first");
+        goto out;
+    }
+    member_change_t c = {.what = JOIN};
+    bool added;
+    if (!member_change_ex(ctx, a.channel.id, user_id, &c, &added))
+        goto out;
+    if (chat_membership_get(app->store, a.channel.id, user_id, &m))
+        http_reply_json(ctx, added ? 201 : 200, member_json(app->store, &m));
+    else
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "membership vanished");
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void delete_member(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!moderate(ctx, &p, &a))
+        goto out;
+    chat_membership_t m;
+    if (!chat_membership_get(app->store, a.channel.id, ctx->params[1], &m) ||
+        m.role == CHAT_ROLE_NONE) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not a member of this channel");
+        goto out;
+    }
+    if (m.role == CHAT_ROLE_OWNER) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "the owner cannot be removed");
+        goto out;
+    }
+    if (m.role == CHAT_ROLE_MODERATOR && !a.is_owner) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the owner or an admin may remove a moderator");
+        goto out;
+    }
+    member_change_t c = {.what = LEAVE};
+    if (member_change(ctx, a.channel.id, m.user_id, &c))
+        http_reply_empty(ctx, 204);
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void patch_member(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *role = NULL;
+    if (!moderate(ctx, &p, &a) ||
+        http_field_string(ctx, "role", true, 1, 16, false, &role) != 0)
+        goto out;
+    int r = strcmp(role, "moderator") == 0 ? CHAT_ROLE_MODERATOR
+            : strcmp(role, "member") == 0  ? CHAT_ROLE_MEMBER
+                                           : CHAT_ROLE_NONE;
+    if (r == CHAT_ROLE_NONE) {
+        http_reply_invalid(ctx, "role", "role must be \"moderator\" or \"member\"");
+        goto out;
+    }
+    if (!a.is_owner) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the owner or an admin may change roles");
+        goto out;
+    }
+    chat_membership_t m;
+    if (!chat_membership_get(app->store, a.channel.id, ctx->params[1], &m) ||
+        m.role == CHAT_ROLE_NONE) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not a member of this channel");
+        goto out;
+    }
+    if (m.role == CHAT_ROLE_OWNER) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "the owner's role cannot change");
+        goto out;
+    }
+    member_change_t c = {.what = SET_ROLE, .role = r};
+    if (member_change(ctx, a.channel.id, m.user_id, &c) &&
+        chat_membership_get(app->store, a.channel.id, m.user_id, &m))
+        http_reply_json(ctx, 200, member_json(app->store, &m));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static json_t *channel_with_bans(store_t *s, const chat_channel_t *c)
+{
+    json_t *o = channel_json(s, c);
+    chat_membership_t list[100];
+    size_t n;
+    chat_banned(s, c->id, 0, 100, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "user_id", list[i].user_id,
+                                             "created_at", time_json(list[i].banned_at)));
+    json_object_set_new(o, "member_exceptions", arr);
+    return o;
+}
+
+static void ban_or_unban(http_ctx_t *ctx, bool ban)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!moderate(ctx, &p, &a))
+        goto out;
+    store_user_t u;
+    if (!rules_username_ok(ctx->params[1]) || !store_user_find(app->store, ctx->params[1], &u) ||
+        (strcasecmp(u.username, ctx->params[1]) != 0 && (store_user_clear(&u), true))) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such user");
+        goto out;
+    }
+    chat_membership_t m;
+    bool is_member = chat_membership_get(app->store, a.channel.id, u.id, &m);
+    if (ban && (strcmp(u.id, p.user.id) == 0 || (is_member && m.role == CHAT_ROLE_OWNER) ||
+                (is_member && m.role == CHAT_ROLE_MODERATOR && !a.is_owner))) {
+        store_user_clear(&u);
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "you cannot ban that user from this channel");
+        goto out;
+    }
+    member_change_t c = {.what = ban ? BAN : UNBAN};
+    bool ok = member_change(ctx, a.channel.id, u.id, &c);
+    store_user_clear(&u);
+    if (ok)
+        http_reply_json(ctx, 200, channel_with_bans(app->store, &a.channel));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void post_ban(http_ctx_t *ctx)
+{
+    ban_or_unban(ctx, true);
+}
+
+static void post_unban(http_ctx_t *ctx)
+{
+    ban_or_unban(ctx, false);
+}
+
+static void get_banned(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long page, limit;
+    if (!moderate(ctx, &p, &a) || !http_paging(ctx, &page, &limit))
+        goto out;
+    chat_membership_t *list = calloc((size_t)limit, sizeof(*list));
+    if (list == NULL)
+        abort();
+    size_t n;
+    size_t total = chat_banned(app->store, a.channel.id, (size_t)(page - 1) * (size_t)limit,
+                               (size_t)limit, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = sender_json(app->store, list[i].user_id);
+        json_array_append_new(arr, json_pack("{s:O, s:O, s:O}", "id", json_object_get(s, "id"),
+                                             "username", json_object_get(s, "username"),
+                                             "display_name",
+                                             json_object_get(s, "display_name")));
+        json_decref(s);
+    }
+    free(list);
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void post_direct(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    json_t *ids = json_object_get(ctx->body, "user_ids");
+    const char *members[CHAT_DIRECT_MAX];
+    size_t n = 0;
+    members[n++] = p.user.id;
+    if (!json_is_array(ids) || json_array_size(ids) == 0 ||
+        json_array_size(ids) >= CHAT_DIRECT_MAX) {
+        http_reply_invalid(ctx, "user_ids", "user_ids must list 1-%d other users",
+                           CHAT_DIRECT_MAX - 1);
+        goto out;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        store_user_t u;
+        if (id == NULL || strlen(id) >= STORE_ID_MAX || !store_user_get(app->store, id, &u)) {
+            http_reply_invalid(ctx, "user_ids", "user_ids must be ids of existing users");
+            goto out;
+        }
+        store_user_clear(&u);
+        bool dup = false;
+        for (size_t k = 0; k < n; k++)
+            dup = dup || strcmp(members[k], id) == 0;
+        if (!dup)
+            members[n++] = id;
+    }
+    if (n < 2) {
+        http_reply_invalid(ctx, "user_ids", "a direct channel needs at least one other user");
+        goto out;
+    }
+    const char *sorted[CHAT_DIRECT_MAX];
+    memcpy(sorted, members, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_ids);
+    size_t key_len = 0;
+    for (size_t k = 0; k < n; k++)
+        key_len += strlen(sorted[k]) + 1;
+    chat_channel_t c;
+    memset(&c, 0, sizeof(c));
+    c.direct_key = malloc(key_len);
+    if (c.direct_key == NULL)
+        abort();
+    c.direct_key[0] = '\0';
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            strcat(c.direct_key, ",");
+        strcat(c.direct_key, sorted[k]);
+    }
+    c.is_direct = true;
+    c.is_private = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p.user.id);
+    c.created_at = c.updated_at = clock_wall_ms();
+    bool created;
+    uint64_t lsn;
+    int rc = chat_channel_create(app->store, &c, members, n, &created, &lsn);
+    bool ok = durable(ctx, rc, lsn);
+    /* The set of users is the channel: opening it again brings back those
+     * of them who left it (else it would answer a channel they cannot see). */
+    for (size_t k = 0; ok && !created && k < n; k++) {
+        member_change_t join = {.what = JOIN,
+                                .role = strcmp(members[k], c.owner_id) == 0 ? CHAT_ROLE_OWNER
+                                                                            : CHAT_ROLE_MEMBER};
+        ok = member_change(ctx, c.id, members[k], &join);
+    }
+    if (ok)
+        http_reply_json(ctx, created ? 201 : 200, channel_json(app->store, &c));
+    chat_channel_clear(&c);
+out:
+    principal_clear(&p);
+}
+
+static void post_read(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *message_id = NULL;
+    if (!channel_access_load(ctx, &p, ctx->params[0], &a) ||
+        http_field_string(ctx, "message_id", true, 1, STORE_ID_MAX - 1, false, &message_id) != 0)
+        goto out;
+    chat_message_t m;
+    if (!chat_message_get(app->store, message_id, &m)) {
+        http_reply_invalid(ctx, "message_id", "no such message in this channel");
+        goto out;
+    }
+    bool here = strcmp(m.channel_id, a.channel.id) == 0;
+    chat_message_clear(&m);
+    if (!here) {
+        http_reply_invalid(ctx, "message_id", "no such message in this channel");
+        goto out;
+    }
+    member_change_t c = {.what = READ, .message_id = message_id};
+    if (member_change(ctx, a.channel.id, p.user.id, &c)) {
+        chat_membership_t mm;
+        const char *last = chat_membership_get(app->store, a.channel.id, p.user.id, &mm)
+                               ? mm.last_read
+                               : "";
+        http_reply_json(ctx, 200,
+                        json_pack("{s:s, s:I}", "last_read", last, "unread_count",
+                                  (json_int_t)chat_unread(app->store, a.channel.id, p.user.id,
+                                                          last, 1000)));
+    }
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+const http_route_t channels_routes[] = {
+    {"POST", "/api/v1/channels", post_channel, 0},
+    {"GET", "/api/v1/channels", get_channels, 0},
+    {"POST", "/api/v1/channels/direct", post_direct, 0},
+    {"GET", "/api/v1/channels/:id", get_channel, 0},
+    {"PATCH", "/api/v1/channels/:id", patch_channel, 0},
+    {"DELETE", "/api/v1/channels/:id", delete_channel, 0},
+    {"POST", "/api/v1/channels/:id/join", post_join, 0},
+    {"POST", "/api/v1/channels/:id/leave", post_leave, 0},
+    {"GET", "/api/v1/channels/:id/members", get_members, 0},
+    {"POST", "/api/v1/channels/:id/members", post_member, 0},
+    {"PATCH", "/api/v1/channels/:id/members/:user_id", patch_member, 0},
+    {"DELETE", "/api/v1/channels/:id/members/:user_id", delete_member, 0},
+    {"POST", "/api/v1/channels/:id/ban-by-username/:username", post_ban, 0},
+    {"POST", "/api/v1/channels/:id/unban-by-username/:username", post_unban, 0},
+    {"GET", "/api/v1/channels/:id/banned-users", get_banned, 0},
+    {"POST", "/api/v1/channels/:id/read", post_read, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,554 @@
+/*
+ * Messages (shared/API.md, "Messages"): posting (with replies, mentions and
+ * idempotency keys), history with cursors, one message, edit, delete,
+ * threads and reactions.
+ *
+ * A post is answered 201 once its record is durable; the same
+ * idempotency_key from the same user answers 200 with the first message
+ * (the key lives in the message record, so this holds across restarts;
+ * keys are 1-128 bytes, refused rather than cut, so two keys never meet).
+ * Mentions are the union of the `mentions` ids given and the @usernames
+ * found in the content. A deleted message keeps its place in the history
+ * with is_deleted true and no content.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_view.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/rules.h"
+#include "routes.h"
+
+#define EMOJI_MAX_CHARS 32
+
+static bool durable(http_ctx_t *ctx, int rc, uint64_t lsn)
+{
+    parley_app_t *app = ctx->app;
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        return false;
+    }
+    return true;
+}
+
+/* Trimmed length in code points, without copying. */
+static size_t trimmed_chars(const char *s, size_t *start, size_t *len)
+{
+    size_t n = strlen(s), a = 0, b = n;
+    while (a < b && (s[a] == ' ' || s[a] == '\n' || s[a] == '\r' || s[a] == '\t'))
+        a++;
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\n' || s[b - 1] == '\r' || s[b - 1] == '\t'))
+        b--;
+    *start = a;
+    *len = b - a;
+    return http_utf8_length(s + a, b - a);
+}
+
+/* Reads and checks `content`: 1-4000 characters after trimming. Returns a
+ * malloc'd trimmed copy, or NULL after answering. */
+static char *read_content(http_ctx_t *ctx)
+{
+    const char *content = NULL;
+    if (http_field_string(ctx, "content", true, 0, 100000, true, &content) != 0)
+        return NULL;
+    size_t start, len;
+    size_t chars = trimmed_chars(content, &start, &len);
+    if (chars < 1 || chars > CHAT_CONTENT_MAX) {
+        http_reply_invalid(ctx, "content", "content must be 1-%d characters", CHAT_CONTENT_MAX);
+        return NULL;
+    }
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        abort();
+    memcpy(out, content + start, len);
+    out[len] = '\0';
+    return out;
+}
+
+static void add_mention(chat_message_t *m, const char *user_id)
+{
+    for (size_t i = 0; i < m->n_mentions; i++)
+        if (strcmp(m->mentions[i], user_id) == 0)
+            return;
+    m->mentions = realloc(m->mentions, (m->n_mentions + 1) * sizeof(*m->mentions));
+    if (m->mentions == NULL)
+        abort();
+    snprintf(m->mentions[m->n_mentions++], STORE_ID_MAX, "%s", user_id);
+}
+
+/* @username in the content, at the start or after a space. */
+static void mentions_in_text(store_t *s, chat_message_t *m)
+{
+    for (const char *p = strchr(m->content, '@'); p && m->n_mentions < 50; p = strchr(p + 1, '@')) {
+        if (p != m->content && p[-1] != ' ' && p[-1] != '\n' && p[-1] != '(')
+            continue;
+        char name[STORE_USERNAME_MAX];
+        size_t n = 0;
+        for (const char *q = p + 1; n + 1 < sizeof(name) &&
+                                    ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                                     (*q >= '0' && *q <= '9') || *q == '_' || *q == '.' ||
+                                     *q == '-');
+             q++)
+            name[n++] = *q;
+        name[n] = '\0';
+        while (n > 0 && name[n - 1] == '.')
+            name[--n] = '\0'; /* "@bob." ends a sentence */
+        store_user_t u;
+        if (rules_username_ok(name) && store_user_find(s, name, &u)) {
+            if (strcasecmp(u.username, name) == 0)
+                add_mention(m, u.id);
+            store_user_clear(&u);
+        }
+    }
+}
+
+/* Posts into channel_id, or into the body's channel_id when NULL (read
+ * after authentication, so a caller without credentials learns nothing). */
+static void post_in(http_ctx_t *ctx, const char *channel_id)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    memset(&a, 0, sizeof(a));
+    if (!http_authenticate(ctx, &p))
+        return;
+    chat_message_t m;
+    memset(&m, 0, sizeof(m));
+    if (channel_id == NULL &&
+        http_field_string(ctx, "channel_id", true, 1, STORE_ID_MAX - 1, false, &channel_id) != 0)
+        goto out;
+    if (!channel_access_load(ctx, &p, channel_id, &a))
+        goto out;
+    if (!a.can_post) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         a.banned ? "you are banned from this channel"
+                                  : "only members may post in this channel");
+        goto out;
+    }
+    const char *reply_to = NULL, *key = NULL;
+    if ((m.content = read_content(ctx)) == NULL ||
+        http_field_string(ctx, "reply_to", false, 1, STORE_ID_MAX - 1, false, &reply_to) != 0 ||
+        http_field_string(ctx, "idempotency_key", false, 1, CHAT_IDEMPOTENCY_MAX - 1, false,
+                          &key) != 0)
+        goto out;
+    /* The limits above count characters; the record's fields are bytes. */
+    if (reply_to && strlen(reply_to) >= STORE_ID_MAX) {
+        http_reply_invalid(ctx, "reply_to", "reply_to must be a message of this channel");
+        goto out;
+    }
+    if (key && strlen(key) >= CHAT_IDEMPOTENCY_MAX) {
+        http_reply_invalid(ctx, "idempotency_key", "idempotency_key must be 1-%d bytes of UTF-8",
+                           CHAT_IDEMPOTENCY_MAX - 1);
+        goto out;
+    }
+    json_t *att = json_object_get(ctx->body, "attachments");
+    if (att && !json_is_null(att) && (!json_is_array(att) || json_array_size(att) > 0)) {
+        http_reply_invalid(ctx, "attachments", "attachments must be ids of uploaded files");
+        goto out;
+    }
+    json_t *mentions = json_object_get(ctx->body, "mentions");
+    if (mentions && !json_is_null(mentions)) {
+        if (!json_is_array(mentions) || json_array_size(mentions) > 50) {
+            http_reply_invalid(ctx, "mentions", "mentions must be a list of up to 50 user ids");
+            goto out;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(mentions, i, v) {
+            const char *id = json_string_value(v);
+            store_user_t u;
+            if (id == NULL || strlen(id) >= STORE_ID_MAX || !store_user_get(app->store, id, &u)) {
+                http_reply_invalid(ctx, "mentions", "mentions must be ids of existing users");
+                goto out;
+            }
+            store_user_clear(&u);
+            add_mention(&m, id);
+        }
+    }
+    mentions_in_text(app->store, &m);
+    snprintf(m.channel_id, sizeof(m.channel_id), "%s", a.channel.id);
+    snprintf(m.user_id, sizeof(m.user_id), "%s", p.user.id);
+    if (reply_to)
+        snprintf(m.reply_to, sizeof(m.reply_to), "%s", reply_to);
+    if (key)
+        snprintf(m.idempotency_key, sizeof(m.idempotency_key), "%s", key);
+    m.created_at = m.updated_at = clock_wall_ms();
+    bool existing = false;
+    uint64_t lsn;
+    int rc = chat_message_post(app->store, &m, &existing, &lsn);
+    if (rc == STORE_E_NOT_FOUND) {
+        http_reply_invalid(ctx, "reply_to", "reply_to must be a message of this channel");
+        goto out;
+    }
+    if (durable(ctx, rc, lsn))
+        http_reply_json(ctx, existing ? 200 : 201, message_json(app->store, &m));
+out:
+    chat_message_clear(&m);
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void post_channel_message(http_ctx_t *ctx)
+{
+    post_in(ctx, ctx->params[0]);
+}
+
+static void post_message(http_ctx_t *ctx)
+{
+    post_in(ctx, NULL);
+}
+
+/* History of channel_id, or of ?channel_id= when NULL (read after
+ * authentication). */
+static void history(http_ctx_t *ctx, const char *channel_id)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    memset(&a, 0, sizeof(a));
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (channel_id == NULL && (channel_id = http_query(ctx, "channel_id")) == NULL) {
+        http_reply_invalid(ctx, "channel_id", "channel_id is required");
+        goto out;
+    }
+    if (!channel_access_load(ctx, &p, channel_id, &a))
+        goto out;
+    long limit = 50;
+    const char *lim = http_query(ctx, "limit");
+    if (lim) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (lim[0] < '0' || lim[0] > '9' || *end != '\0' || limit < 1 || limit > 100) {
+            http_reply_invalid(ctx, "limit", "limit must be a whole number from 1 to 100");
+            goto out;
+        }
+    }
+    const char *before = http_query(ctx, "before"), *after = http_query(ctx, "after");
+    if (before && after) {
+        http_reply_invalid(ctx, "before", "give before or after, not both");
+        goto out;
+    }
+    chat_message_t list[100];
+    size_t n = 0;
+    bool more = false;
+    int rc = chat_history(app->store, a.channel.id, before, after, (size_t)limit, list, &n, &more);
+    if (rc == STORE_E_NOT_FOUND) {
+        http_reply_invalid(ctx, before ? "before" : "after",
+                           "the cursor is not a message of this channel");
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, message_json(app->store, &list[i]));
+    }
+    /* Paging goes back in time by default (before), forward with after. */
+    json_t *cursor = json_null();
+    if (more && n > 0)
+        cursor = json_string(after ? list[n - 1].id : list[0].id);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&list[i]);
+    http_reply_json(ctx, 200, json_pack("{s:o, s:b, s:o}", "messages", arr, "has_more", more,
+                                        "next_cursor", cursor));
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void get_channel_messages(http_ctx_t *ctx)
+{
+    history(ctx, ctx->params[0]);
+}
+
+static void get_messages(http_ctx_t *ctx)
+{
+    history(ctx, NULL);
+}
+
+/* Loads a message the caller may read, with its channel's access. */
+static bool load_message(http_ctx_t *ctx, const principal_t *p, chat_message_t *m,
+                         channel_access_t *a)
+{
+    parley_app_t *app = ctx->app;
+    memset(a, 0, sizeof(*a));
+    if (!chat_message_get(app->store, ctx->params[0], m)) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such message");
+        return false;
+    }
+    if (!channel_access_load(ctx, p, m->channel_id, a)) {
+        chat_message_clear(m);
+        return false;
+    }
+    return true;
+}
+
+static void get_message(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    chat_message_t m;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (load_message(ctx, &p, &m, &a)) {
+        http_reply_json(ctx, 200, message_json(app->store, &m));
+        chat_message_clear(&m);
+    }
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+/* Changes made by chat_message_modify under the store's lock. */
+typedef struct message_change {
+    enum { EDIT, DELETE, REACT, UNREACT } what;
+    char *content;
+    const char *emoji;
+    const char *user_id;
+} message_change_t;
+
+enum { GONE = 1, NO_SUCH_REACTION, UNCHANGED };
+
+static int change_message(void *ctx, chat_message_t *m)
+{
+    message_change_t *c = ctx;
+    if (m->is_deleted)
+        return GONE;
+    switch (c->what) {
+    case EDIT:
+        free(m->content);
+        m->content = strdup(c->content);
+        m->is_edited = true;
+        break;
+    case DELETE:
+        free(m->content);
+        m->content = NULL;
+        m->is_deleted = true;
+        break;
+    case REACT:
+    case UNREACT: {
+        chat_reaction_t *r = NULL;
+        for (size_t i = 0; i < m->n_reactions && !r; i++)
+            if (strcmp(m->reactions[i].emoji, c->emoji) == 0)
+                r = &m->reactions[i];
+        size_t at = r ? r->n_users : 0;
+        for (size_t i = 0; r && i < r->n_users; i++)
+            if (strcmp(r->users[i], c->user_id) == 0)
+                at = i;
+        bool has = r && at < r->n_users;
+        if (c->what == REACT) {
+            if (has)
+                return UNCHANGED; /* already there: nothing to write */
+            if (r == NULL) {
+                m->reactions = realloc(m->reactions, (m->n_reactions + 1) * sizeof(*r));
+                if (m->reactions == NULL)
+                    abort();
+                r = &m->reactions[m->n_reactions++];
+                memset(r, 0, sizeof(*r));
+                snprintf(r->emoji, sizeof(r->emoji), "%s", c->emoji);
+            }
+            r->users = realloc(r->users, (r->n_users + 1) * sizeof(*r->users));
+            if (r->users == NULL)
+                abort();
+            snprintf(r->users[r->n_users++], STORE_ID_MAX, "%s", c->user_id);
+        } else {
+            if (!has)
+                return NO_SUCH_REACTION;
+            memmove(&r->users[at], &r->users[at + 1], (r->n_users - at - 1) * sizeof(*r->users));
+            if (--r->n_users == 0) {
+                free(r->users);
+                size_t idx = (size_t)(r - m->reactions);
+                memmove(r, r + 1, (m->n_reactions - idx - 1) * sizeof(*r));
+                m->n_reactions--;
+            }
+        }
+        return 0;
+    }
+    }
+    m->updated_at = clock_wall_ms();
+    return 0;
+}
+
+static void put_message(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    chat_message_t m, now;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    message_change_t c = {.what = EDIT};
+    if (!load_message(ctx, &p, &m, &a))
+        goto out_access;
+    if (strcmp(m.user_id, p.user.id) != 0) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the author may edit a message");
+        goto out;
+    }
+    if (!a.can_post) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         a.banned ? "you are banned from this channel"
+                                  : "only members may edit in this channel");
+        goto out;
+    }
+    if ((c.content = read_content(ctx)) == NULL)
+        goto out;
+    uint64_t lsn;
+    int rc = chat_message_modify(app->store, m.id, change_message, &c, &now, &lsn);
+    if (rc == GONE)
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
+    else if (durable(ctx, rc, lsn)) {
+        http_reply_json(ctx, 200, message_json(app->store, &now));
+        chat_message_clear(&now);
+    }
+out:
+    free(c.content);
+    chat_message_clear(&m);
+out_access:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void delete_message(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    chat_message_t m;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!load_message(ctx, &p, &m, &a))
+        goto out_access;
+    if (strcmp(m.user_id, p.user.id) != 0 && !a.can_moderate) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the author, a moderator or an admin may delete a message");
+        goto out;
+    }
+    message_change_t c = {.what = DELETE};
+    uint64_t lsn;
+    int rc = chat_message_modify(app->store, m.id, change_message, &c, NULL, &lsn);
+    if (rc == GONE)
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
+    else if (durable(ctx, rc, lsn))
+        http_reply_empty(ctx, 204);
+out:
+    chat_message_clear(&m);
+out_access:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void get_thread(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    chat_message_t m;
+    channel_access_t a;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!load_message(ctx, &p, &m, &a))
+        goto out_access;
+    /* The thread of any message in it is its root's. */
+    const char *root = m.thread_id[0] ? m.thread_id : m.id;
+    chat_message_t *list = calloc(100, sizeof(*list));
+    if (list == NULL)
+        abort();
+    size_t n;
+    size_t total = chat_thread(app->store, root, 100, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, message_json(app->store, &list[i]));
+        chat_message_clear(&list[i]);
+    }
+    free(list);
+    http_reply_json(ctx, 200, json_pack("{s:s, s:o, s:I}", "thread_id", root, "messages", arr,
+                                        "total", (json_int_t)total));
+    chat_message_clear(&m);
+out_access:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static bool emoji_ok(const char *e)
+{
+    size_t bytes = strlen(e);
+    size_t chars = http_utf8_length(e, bytes);
+    if (chars < 1 || chars > EMOJI_MAX_CHARS || bytes >= CHAT_EMOJI_MAX)
+        return false;
+    for (const unsigned char *q = (const unsigned char *)e; *q; q++)
+        if (*q <= 0x20 || *q == 0x7f || *q == '/')
+            return false;
+    return true;
+}
+
+/* Adds or removes a reaction; `emoji` NULL means the body's (read after
+ * authentication). */
+static void react(http_ctx_t *ctx, bool add, const char *emoji)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    chat_message_t m, now;
+    channel_access_t a;
+    memset(&a, 0, sizeof(a));
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!load_message(ctx, &p, &m, &a))
+        goto out_access;
+    if (emoji == NULL && http_field_string(ctx, "emoji", true, 0, 1000, false, &emoji) != 0)
+        goto out;
+    if (!a.can_post) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         a.banned ? "you are banned from this channel"
+                                  : "only members may react in this channel");
+        goto out;
+    }
+    if (!emoji_ok(emoji)) {
+        http_reply_invalid(ctx, "emoji", "emoji must be 1-%d characters without spaces",
+                           EMOJI_MAX_CHARS);
+        goto out;
+    }
+    message_change_t c = {.what = add ? REACT : UNREACT, .emoji = emoji, .user_id = p.user.id};
+    uint64_t lsn;
+    int rc = chat_message_modify(app->store, m.id, change_message, &c, &now, &lsn);
+    if (rc == GONE)
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
+    else if (rc == NO_SUCH_REACTION)
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "you have not reacted with that emoji");
+    else if (rc == UNCHANGED)
+        http_reply_json(ctx, 200, message_json(app->store, &m));
+    else if (durable(ctx, rc, lsn)) {
+        http_reply_json(ctx, add ? 201 : 200, message_json(app->store, &now));
+        chat_message_clear(&now);
+    }
+out:
+    chat_message_clear(&m);
+out_access:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+static void post_reaction(http_ctx_t *ctx)
+{
+    react(ctx, true, NULL);
+}
+
+static void delete_reaction(http_ctx_t *ctx)
+{
+    react(ctx, false, ctx->params[1]);
+}
+
+const http_route_t messages_routes[] = {
+    {"POST", "/api/v1/channels/:id/messages", post_channel_message, 0},
+    {"GET", "/api/v1/channels/:id/messages", get_channel_messages, 0},
+    {"POST", "/api/v1/messages", post_message, 0},
+    {"GET", "/api/v1/messages", get_messages, 0},
+    {"GET", "/api/v1/messages/:id", get_message, 0},
+    {"PUT", "/api/v1/messages/:id", put_message, 0},
+    {"DELETE", "/api/v1/messages/:id", delete_message, 0},
+    {"GET", "/api/v1/messages/:id/thread", get_thread, 0},
+    {"POST", "/api/v1/messages/:id/reactions", post_reaction, 0},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, 0},
+    {NULL, NULL, NULL, 0},
+};

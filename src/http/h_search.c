@@ -1,0 +1,345 @@
+/*
+ * /api/v1/search: messages (GET with query parameters, POST with the same
+ * fields in a JSON body), users and channels (shared/API.md, "Search").
+ *
+ * Message search runs on the store's inverted index (chat_search) with a
+ * per-channel permission callback, so a result can only come from a channel
+ * the caller may read. The content of each hit is HTML-escaped and the
+ * words that matched are wrapped in <mark>…</mark>, using the index's own
+ * tokenizer and its rules (chat.h: the first 32 query words count, the last
+ * as a prefix; words compare by their first 64 bytes) so that highlighting
+ * and matching agree.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_view.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "routes.h"
+
+#define MAX_QUERY_WORDS 32  /* the index reads no more (chat_search) */
+#define INDEX_WORD_BYTES 64 /* the index keeps a word's first 64 bytes */
+#define QUERY_MAX_CHARS 200
+
+typedef struct query_words {
+    char *word[MAX_QUERY_WORDS];
+    size_t n;
+} query_words_t;
+
+/* The bytes of a lower-cased word the index compares: its first 64, cut at
+ * a code point boundary. */
+static size_t indexed_len(const char *lower)
+{
+    size_t len = strlen(lower);
+    if (len <= INDEX_WORD_BYTES)
+        return len;
+    len = INDEX_WORD_BYTES;
+    while (len > 0 && ((unsigned char)lower[len] & 0xc0) == 0x80)
+        len--;
+    return len;
+}
+
+static void collect_word(void *ctx, size_t off, size_t len, const char *lower)
+{
+    (void)off;
+    (void)len;
+    query_words_t *q = ctx;
+    if (q->n < MAX_QUERY_WORDS) {
+        q->word[q->n] = strndup(lower, indexed_len(lower));
+        if (q->word[q->n] == NULL)
+            abort();
+        q->n++;
+    }
+}
+
+static void free_words(query_words_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        free(q->word[i]);
+    q->n = 0;
+}
+
+typedef struct highlight {
+    const query_words_t *q;
+    const char *text;
+    size_t done;       /* bytes of text already copied */
+    char *out;
+    size_t len, cap;
+} highlight_t;
+
+static void put(highlight_t *h, const char *s, size_t n)
+{
+    if (h->len + n + 1 > h->cap) {
+        h->cap = (h->len + n + 1) * 2;
+        h->out = realloc(h->out, h->cap);
+        if (h->out == NULL)
+            abort();
+    }
+    memcpy(h->out + h->len, s, n);
+    h->len += n;
+    h->out[h->len] = '\0';
+}
+
+/* Copies text[from, to) HTML-escaped. */
+static void put_escaped(highlight_t *h, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        switch (h->text[i]) {
+        case '&':
+            put(h, "&amp;", 5);
+            break;
+        case '<':
+            put(h, "&lt;", 4);
+            break;
+        case '>':
+            put(h, "&gt;", 4);
+            break;
+        case '"':
+            put(h, "&quot;", 6);
+            break;
+        case '\'':
+            put(h, "&#39;", 5);
+            break;
+        default:
+            put(h, &h->text[i], 1);
+        }
+    }
+}
+
+static bool word_matches(const query_words_t *q, const char *lower)
+{
+    size_t len = indexed_len(lower);
+    for (size_t i = 0; i < q->n; i++) {
+        size_t qlen = strlen(q->word[i]);
+        bool last = i + 1 == q->n;
+        if (last ? qlen <= len && memcmp(lower, q->word[i], qlen) == 0
+                 : qlen == len && memcmp(lower, q->word[i], len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void mark_word(void *ctx, size_t off, size_t len, const char *lower)
+{
+    highlight_t *h = ctx;
+    if (!word_matches(h->q, lower))
+        return;
+    put_escaped(h, h->done, off);
+    put(h, "<mark>", 6);
+    put_escaped(h, off, off + len);
+    put(h, "</mark>", 7);
+    h->done = off + len;
+}
+
+static char *highlighted(const query_words_t *q, const char *text)
+{
+    highlight_t h = {.q = q, .text = text};
+    put(&h, "", 0);
+    chat_words(text, mark_word, &h);
+    put_escaped(&h, h.done, strlen(text));
+    return h.out;
+}
+
+typedef struct read_ctx {
+    store_t *store;
+    const store_user_t *user;
+} read_ctx_t;
+
+static bool can_read(void *ctx, const char *channel_id)
+{
+    read_ctx_t *rc = ctx;
+    return channel_readable(rc->store, rc->user, channel_id);
+}
+
+/* Parses a date filter: RFC 3339, or a day "YYYY-MM-DD" (its start, or its
+ * end when end_of_day). */
+static bool parse_date(const char *s, bool end_of_day, int64_t *ms)
+{
+    if (http_parse_time(s, ms))
+        return true;
+    char full[40];
+    if (strlen(s) != 10 || snprintf(full, sizeof(full), "%sT00:00:00Z", s) < 0 ||
+        !http_parse_time(full, ms))
+        return false;
+    if (end_of_day)
+        *ms += 86400000 - 1;
+    return true;
+}
+
+/* The search itself, from values read out of the query string or body. */
+static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *text,
+                            const char *channel_id, const char *sender_id, const char *from,
+                            const char *to, long limit)
+{
+    parley_app_t *app = ctx->app;
+    int64_t started = clock_mono_ns();
+    if (text == NULL || text[0] == '\0' || http_utf8_length(text, strlen(text)) > QUERY_MAX_CHARS) {
+        http_reply_invalid(ctx, "q", "q must be 1-%d characters", QUERY_MAX_CHARS);
+        return;
+    }
+    int64_t from_ms = 0, to_ms = 0;
+    if (from && !parse_date(from, false, &from_ms)) {
+        http_reply_invalid(ctx, "date_from", "date_from must be an RFC 3339 time or a date");
+        return;
+    }
+    if (to && !parse_date(to, true, &to_ms)) {
+        http_reply_invalid(ctx, "date_to", "date_to must be an RFC 3339 time or a date");
+        return;
+    }
+    if (channel_id && !channel_readable(app->store, &p->user, channel_id)) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
+        return;
+    }
+    query_words_t words = {0};
+    chat_words(text, collect_word, &words);
+    chat_search_hit_t *hits = calloc((size_t)limit, sizeof(*hits));
+    if (hits == NULL)
+        abort();
+    size_t n = 0, total = 0;
+    if (words.n > 0) {
+        read_ctx_t rc = {app->store, &p->user};
+        chat_search_query_t q = {.text = text,
+                                 .channel_id = channel_id,
+                                 .sender_id = sender_id,
+                                 .from_ms = from_ms,
+                                 .to_ms = to_ms,
+                                 .limit = (size_t)limit,
+                                 .can_read = can_read,
+                                 .ctx = &rc};
+        total = chat_search(app->store, &q, hits, &n);
+    }
+    json_t *results = json_array();
+    for (size_t i = 0; i < n; i++) {
+        chat_message_t *m = &hits[i].message;
+        chat_channel_t c;
+        bool has_channel = chat_channel_get(app->store, m->channel_id, &c);
+        char *content = highlighted(&words, m->content ? m->content : "");
+        json_array_append_new(
+            results,
+            json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:f}", "message_id", m->id, "channel_id",
+                      m->channel_id, "channel_name", has_channel ? c.name : "", "content",
+                      content, "sender", sender_json(app->store, m->user_id), "created_at",
+                      time_json(m->created_at), "score", hits[i].score));
+        free(content);
+        if (has_channel)
+            chat_channel_clear(&c);
+        chat_message_clear(m);
+    }
+    free(hits);
+    free_words(&words);
+    double ms = (double)(clock_mono_ns() - started) / 1e6;
+    http_reply_json(ctx, 200, json_pack("{s:o, s:I, s:f}", "results", results, "total",
+                                        (json_int_t)total, "processing_time_ms", ms));
+}
+
+static bool read_limit(http_ctx_t *ctx, const char *text, long *limit)
+{
+    *limit = 50;
+    if (text == NULL)
+        return true;
+    char *end;
+    *limit = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || *limit < 1 || *limit > 100) {
+        http_reply_invalid(ctx, "limit", "limit must be a whole number from 1 to 100");
+        return false;
+    }
+    return true;
+}
+
+static void get_search_messages(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long limit;
+    const char *q = http_query(ctx, "q");
+    if (q == NULL)
+        q = http_query(ctx, "query");
+    if (read_limit(ctx, http_query(ctx, "limit"), &limit))
+        search_messages(ctx, &p, q, http_query(ctx, "channel_id"), http_query(ctx, "sender_id"),
+                        http_query(ctx, "date_from"), http_query(ctx, "date_to"), limit);
+    principal_clear(&p);
+}
+
+static void post_search_messages(http_ctx_t *ctx)
+{
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    const char *q = NULL, *channel = NULL, *sender = NULL, *from = NULL, *to = NULL;
+    long long limit = 50;
+    if (http_field_string(ctx, "q", false, 0, 1000, false, &q) == 0 &&
+        (q != NULL || http_field_string(ctx, "query", false, 0, 1000, false, &q) == 0) &&
+        http_field_string(ctx, "channel_id", false, 1, STORE_ID_MAX - 1, false, &channel) == 0 &&
+        http_field_string(ctx, "sender_id", false, 1, STORE_ID_MAX - 1, false, &sender) == 0 &&
+        http_field_string(ctx, "date_from", false, 1, 40, false, &from) == 0 &&
+        http_field_string(ctx, "date_to", false, 1, 40, false, &to) == 0 &&
+        http_field_int(ctx, "limit", false, 1, 100, &limit) == 0)
+        search_messages(ctx, &p, q, channel, sender, from, to, (long)limit);
+    principal_clear(&p);
+}
+
+static void get_search_users(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long limit;
+    const char *q = http_query(ctx, "q");
+    if (q && http_utf8_length(q, strlen(q)) > 100) {
+        http_reply_invalid(ctx, "q", "q is limited to 100 characters");
+    } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
+        store_user_t *list = calloc((size_t)limit, sizeof(*list));
+        if (list == NULL)
+            abort();
+        size_t n;
+        size_t total = store_user_search(app->store, q, 0, (size_t)limit, list, &n);
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            bool self = strcmp(list[i].id, p.user.id) == 0;
+            json_array_append_new(arr, user_json(&list[i], self || p.user.is_admin, self));
+            store_user_clear(&list[i]);
+        }
+        free(list);
+        http_reply_json(ctx, 200, json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
+    }
+    principal_clear(&p);
+}
+
+static void get_search_channels(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long limit;
+    const char *q = http_query(ctx, "q");
+    if (q && http_utf8_length(q, strlen(q)) > 100) {
+        http_reply_invalid(ctx, "q", "q is limited to 100 characters");
+    } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
+        chat_channel_t *list = calloc((size_t)limit, sizeof(*list));
+        if (list == NULL)
+            abort();
+        size_t n;
+        size_t total = chat_channel_list(app->store, p.user.id, q, 0, (size_t)limit, list, &n);
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(arr, channel_json(app->store, &list[i]));
+            chat_channel_clear(&list[i]);
+        }
+        free(list);
+        http_reply_json(ctx, 200,
+                        json_pack("{s:o, s:I}", "channels", arr, "total", (json_int_t)total));
+    }
+    principal_clear(&p);
+}
+
+const http_route_t search_routes[] = {
+    {"GET", "/api/v1/search/messages", get_search_messages, 0},
+    {"POST", "/api/v1/search/messages", post_search_messages, 0},
+    {"GET", "/api/v1/search/users", get_search_users, 0},
+    {"GET", "/api/v1/search/channels", get_search_channels, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,190 @@
+/*
+ * The insides of the chat tables, shared by chat.c (channels, memberships,
+ * messages, apply, snapshots), chat_codec.c (records), chat_ds.c (small
+ * containers) and search.c (the word index). Not for use outside src/store/.
+ * The design and the locking are described at the top of chat.c.
+ */
+#ifndef PARLEY_STORE_CHAT_INTERNAL_H
+#define PARLEY_STORE_CHAT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* ---- small containers (chat_ds.c): no locks of their own ------------------ */
+
+/* String -> pointer, open addressing with linear probing and backward-shift
+ * deletion. Keys are copied (and freed) by the table; values are the
+ * caller's. */
+typedef struct smap_slot {
+    uint64_t hash;
+    char *key; /* NULL: empty */
+    void *val;
+} smap_slot_t;
+
+typedef struct smap {
+    smap_slot_t *slots;
+    size_t cap, n; /* cap: 0 or a power of two */
+} smap_t;
+
+void *chat__smap_get(const smap_t *m, const char *key);
+/* Sets key -> val; returns the value it replaces (NULL when new). */
+void *chat__smap_put(smap_t *m, const char *key, void *val);
+/* The table's own copy of key, inserted (with val NULL) when absent; stable
+ * until the key is removed (used to intern user ids). */
+const char *chat__smap_intern(smap_t *m, const char *key);
+/* Removes key; returns its value (NULL when absent). */
+void *chat__smap_del(smap_t *m, const char *key);
+/* Empties the table, calling free_val (may be NULL) on each value. */
+void chat__smap_free(smap_t *m, void (*free_val)(void *val));
+
+/* uint64_t -> object, for objects whose first member is their (non-zero)
+ * uint64_t key: 8 bytes a slot. No removal (messages are never removed). */
+typedef struct ptab {
+    void **slots;
+    size_t cap, n;
+} ptab_t;
+
+void *chat__ptab_get(const ptab_t *t, uint64_t key);
+/* Inserts obj; its key must be absent. */
+void chat__ptab_put(ptab_t *t, void *obj);
+void chat__ptab_free(ptab_t *t, void (*free_obj)(void *obj));
+
+/* A sorted set of strings (copies). */
+typedef struct idset {
+    char **v;
+    size_t n, cap;
+} idset_t;
+
+bool chat__idset_has(const idset_t *s, const char *id);
+void chat__idset_add(idset_t *s, const char *id);
+void chat__idset_del(idset_t *s, const char *id);
+void chat__idset_free(idset_t *s);
+
+void *chat__xmalloc(size_t n);
+void *chat__xrealloc(void *p, size_t n);
+char *chat__xstrdup(const char *s);
+
+/* ---- messages in memory ------------------------------------------------------ */
+
+struct msg_list;
+
+/* What few messages have: kept out of msg_t to keep it small. */
+typedef struct msg_extra {
+    char *idem; /* idempotency key or NULL */
+    size_t n_mentions;
+    char (*mentions)[STORE_ID_MAX];
+    size_t n_attachments;
+    char (*attachments)[STORE_ID_MAX];
+    size_t n_reactions;
+    chat_reaction_t *reactions;
+} msg_extra_t;
+
+/* One message: ~80 bytes plus its content. */
+typedef struct msg {
+    uint64_t seq;            /* the number in its id; first member (ptab key) */
+    uint64_t reply_seq;      /* 0: not a reply */
+    uint64_t thread_seq;     /* 0: not in a thread */
+    int64_t created_at, updated_at;
+    struct msg_list *list;   /* its channel's list */
+    const char *user;        /* interned in chat_tables.users */
+    char *content;           /* NULL once deleted */
+    msg_extra_t *extra;      /* NULL when it has none */
+    bool is_edited, is_deleted;
+} msg_t;
+
+/* Messages in id order: a channel's history or a thread's replies. */
+typedef struct mvec {
+    msg_t **v;
+    size_t n, cap;
+} mvec_t;
+
+typedef struct msg_list {
+    mvec_t msgs;
+    char id[STORE_ID_MAX]; /* the channel */
+} msg_list_t;
+
+typedef struct thread {
+    uint64_t root; /* first member (ptab key) */
+    mvec_t msgs;
+} thread_t;
+
+/* The members and the banned of one channel (idx_lock). */
+typedef struct people {
+    idset_t members; /* role > NONE */
+    idset_t banned;  /* banned_at > 0 */
+} people_t;
+
+struct chat_tables {
+    /* Entities: sharded maps, each shard with its rwlock (map.c). */
+    map_t channels;          /* id -> chat_channel_t* */
+    map_t channel_by_name;   /* folded name -> id (char*), named and not deleted */
+    map_t channel_by_direct; /* direct_key -> id (char*), not deleted */
+    map_t memberships;       /* "<channel_id>/<user_id>" -> chat_membership_t* */
+
+    pthread_rwlock_t idx_lock; /* guards people and joined */
+    smap_t people;             /* channel id -> people_t* */
+    smap_t joined;             /* user id -> idset_t* of channel ids (role > NONE) */
+
+    pthread_rwlock_t msg_lock; /* guards everything below (writer-preferring) */
+    ptab_t msgs;               /* seq -> msg_t* */
+    smap_t lists;              /* channel id -> msg_list_t* */
+    ptab_t threads;            /* root seq -> thread_t* */
+    smap_t idem;               /* "<user_id>/<key>" -> msg_t* */
+    smap_t users;              /* interned user ids (values unused) */
+    smap_t words;              /* word -> posting (search.c) */
+    uint64_t next_seq;         /* max seq applied + 1 */
+};
+
+/* Position of the first message with seq >= `seq` in v. */
+size_t chat__mvec_lower(const mvec_t *v, uint64_t seq);
+
+/* Copies a message out. REQUIRES: msg_lock held (read or write). */
+void chat__msg_export(const msg_t *g, chat_message_t *out);
+
+/* ---- ids and records (chat_codec.c) -------------------------------------------- */
+
+#define CHAT_SEQ_MAX 9999999999999999ull /* 16 digits */
+
+/* 1-39 characters of [A-Za-z0-9_-]. */
+bool chat__valid_id(const char *s);
+/* The seq of "msg_" + 16 digits (>= 1); 0 for anything else. */
+uint64_t chat__msg_seq(const char *id);
+void chat__msg_id(uint64_t seq, char out[STORE_ID_MAX]);
+
+/* The checks every record passes, written or read: true when valid. They
+ * may normalise (a deleted message drops its content). */
+bool chat__channel_valid(chat_channel_t *c);
+bool chat__membership_valid(const chat_membership_t *m);
+bool chat__message_valid(chat_message_t *m);
+
+/* Encoders: malloc'd JSON text, or NULL when a string is not valid UTF-8. */
+char *chat__channel_encode(const chat_channel_t *c);
+char *chat__membership_encode(const chat_membership_t *m);
+char *chat__message_encode(const chat_message_t *m);
+
+/* Decoders: 0 (the struct filled; caller clears) or STORE_E_CORRUPT (the
+ * struct zeroed, nothing to free). */
+int chat__channel_decode(const void *data, size_t len, chat_channel_t *c);
+int chat__membership_decode(const void *data, size_t len, chat_membership_t *m);
+int chat__message_decode(const void *data, size_t len, chat_message_t *m);
+
+/* ---- the word index (search.c) ------------------------------------------------- */
+
+/* Replaces the words of message `seq`: those of old_text (NULL: none) by
+ * those of new_text (NULL: none). REQUIRES: msg_lock held for writing. */
+void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
+                        const char *new_text);
+/* Frees the whole index. REQUIRES: msg_lock held for writing. */
+void chat__index_free(struct chat_tables *t);
+/* Bytes held by the index (for tests and benchmarks). REQUIRES: msg_lock. */
+size_t chat__index_bytes(struct chat_tables *t);
+
+/* Case folding of one UTF-8 string (as the index folds words) into out
+ * (size bytes; truncated at a code point). Used for channel names. */
+void chat__fold(const char *in, char *out, size_t size);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * The store's insides, shared by the files of src/store/ (store.c: users,
+ * sessions, API keys, the log and snapshots; chat.c: channels, memberships,
+ * messages and search). Not for use outside src/store/.
+ */
+#ifndef PARLEY_STORE_INTERNAL_H
+#define PARLEY_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "map.h"
+#include "parley/chat.h"
+#include "parley/store.h"
+
+struct store {
+    wal_t *wal;
+    store_options_t opts;
+    pthread_mutex_t write_mu; /* serialises append + apply */
+    map_t users;              /* id -> store_user_t* */
+    map_t user_by_name;       /* lower(username) -> id (char*) */
+    map_t user_by_email;      /* lower(email) -> id (char*) */
+    map_t sessions;           /* id -> store_session_t* */
+    map_t api_keys;           /* id -> store_api_key_t* */
+    map_t api_key_by_hash;    /* hash -> id (char*) */
+
+    pthread_mutex_t snap_mu;  /* one snapshot at a time */
+    pthread_mutex_t thread_mu;
+    pthread_cond_t thread_cv;
+    bool stop;
+    pthread_t snap_thread;
+    bool snap_thread_started;
+    _Atomic uint64_t snapshot_lsn;
+    int64_t last_snapshot_ns;
+
+    struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
+};
+
+/* Appends a record (text is freed). REQUIRES: write_mu held. 0 or
+ * STORE_E_UNAVAILABLE. */
+int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);
+
+/* ASCII lower-casing into out (size bytes). */
+void store__lower(const char *in, char *out, size_t size);
+
+/* ---- the chat tables (chat.c) ---- */
+
+struct chat_tables *chat__new(void);
+void chat__free(struct chat_tables *t);
+void chat__clear(struct chat_tables *t);
+/* Applies a record of a chat type; STORE_E_CORRUPT for anything else. */
+int chat__apply(store_t *s, uint8_t type, const void *data, size_t len);
+/* Adds every chat entity to a snapshot. */
+int chat__snapshot(store_t *s, wal_snapshot_t *snap);
+/* Counts for the admin view. */
+void chat__stats(store_t *s, size_t *channels, size_t *messages);
+
+#endif

@@ -1,0 +1,781 @@
+/*
+ * Full-text search of messages: the tokenizer, the inverted index and the
+ * query.
+ *
+ * DESIGN
+ * Words. A word is a run of letters and digits: ASCII ones, and non-ASCII
+ * code points the C.UTF-8 locale classes as alphanumeric, plus combining
+ * marks (so decomposed "é" stays one word). Without that locale every
+ * non-ASCII code point is a letter but the punctuation, symbol and emoji
+ * blocks. Words are case-folded: ASCII by hand, the rest with towlower_l()
+ * on a locale made once with newlocale() (no global setlocale), plus
+ * final sigma -> sigma. Invalid UTF-8 separates words. The index keeps a
+ * word's first 64 bytes (WORD_MAX): a long URL or hash costs no more.
+ * The locale never changes within a process, and the index is rebuilt from
+ * the records at every start, so a different rule next release is harmless.
+ *
+ * Index. chat_tables.words maps each word to a posting list: the messages
+ * that hold it, as (seq, occurrences) pairs sorted by seq, delta-encoded as
+ * two LEB128 varints (Lucene's layout): ~2-4 bytes a pair instead of 16, so
+ * the index costs ~40 bytes for a 100-byte message. A new message has the
+ * largest seq, so its pairs append at the end in O(1); an edit diffs the old
+ * and new words and rewrites only the lists of words that changed (decode,
+ * change, encode: O(list length)); a delete removes its words. Deleted
+ * messages hold no words, so matches are never deleted ones.
+ *
+ * Query. Every word of the text must match (AND); the last one as a prefix
+ * (the vocabulary is scanned for it: O(V), small for a community). Lists are
+ * decoded and intersected from the shortest, O(sum of their lengths), with
+ * the score accumulated: sum over query words of 1 + ln(1 + occurrences),
+ * plus 1 / (1 + age in days). Then filters (channel, sender, time, not
+ * deleted), a sort (score desc, id desc) and the top `limit` copied out.
+ *
+ * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
+ * changed by apply (write lock, through chat__index_update) and read by
+ * chat_search (read lock). chat_search calls the caller's can_read with no
+ * lock held, once per distinct channel of the candidates (the caller may
+ * call back into the store from it): phase 1 collects candidates under the
+ * read lock, phase 2 asks can_read, phase 3 takes the read lock again to
+ * copy the winners (one that was deleted in between is skipped).
+ */
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wctype.h>
+
+#include "chat_internal.h"
+#include "parley/clock.h"
+
+#define WORD_MAX 64       /* bytes of a word the index keeps */
+#define QUERY_WORDS_MAX 32
+#define BAD_CP 0xffffffffu
+
+/* ---- code points ------------------------------------------------------------- */
+
+static locale_t utf8_locale;
+static pthread_once_t locale_once = PTHREAD_ONCE_INIT;
+
+static void locale_init(void)
+{
+    utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    if (utf8_locale == (locale_t)0)
+        utf8_locale = newlocale(LC_CTYPE_MASK, "C.utf8", (locale_t)0);
+}
+
+/* Decodes one code point of s (n > 0 bytes); BAD_CP and 1 for an invalid
+ * sequence (overlong, surrogate, truncated, out of range). */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, v = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, v = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        *cp = BAD_CP;
+        return 1;
+    }
+    if (len > n)
+        goto bad;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            goto bad;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        goto bad;
+    *cp = v;
+    return len;
+bad:
+    *cp = BAD_CP;
+    return 1;
+}
+
+/* Writes cp as UTF-8 (at most 4 bytes); returns the length. */
+static size_t utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    } else if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    } else if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+static bool is_combining(uint32_t c)
+{
+    return (c >= 0x300 && c <= 0x36f) || (c >= 0x1ab0 && c <= 0x1aff) ||
+           (c >= 0x1dc0 && c <= 0x1dff) || (c >= 0x20d0 && c <= 0x20ff) ||
+           (c >= 0xfe20 && c <= 0xfe2f);
+}
+
+/* Without a UTF-8 locale: the punctuation, symbol and emoji blocks. */
+static bool fallback_separator(uint32_t c)
+{
+    return (c <= 0xbf && c != 0xaa && c != 0xb5 && c != 0xba) || c == 0xd7 || c == 0xf7 ||
+           (c >= 0x2000 && c <= 0x2bff && !is_combining(c)) || (c >= 0x3000 && c <= 0x303f) ||
+           (c >= 0xfe00 && c <= 0xfe0f) || (c >= 0xfe30 && c <= 0xfe4f) || c == 0xfeff ||
+           (c >= 0xff00 && c <= 0xff0f) || (c >= 0x1f000 && c <= 0x1faff);
+}
+
+static bool is_word_cp(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (c == BAD_CP)
+        return false;
+    if (utf8_locale != (locale_t)0)
+        return iswalnum_l((wint_t)c, utf8_locale) || is_combining(c);
+    return !fallback_separator(c);
+}
+
+static uint32_t fold_cp(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    if (c == 0x3c2) /* final sigma */
+        return 0x3c3;
+    if (utf8_locale != (locale_t)0) {
+        uint32_t l = (uint32_t)towlower_l((wint_t)c, utf8_locale);
+        return (l <= 0x10ffff && !(l >= 0xd800 && l <= 0xdfff)) ? l : c;
+    }
+    if ((c >= 0xc0 && c <= 0xde && c != 0xd7) || (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) ||
+        (c >= 0x410 && c <= 0x42f))
+        return c + 32;
+    if (c >= 0x400 && c <= 0x40f)
+        return c + 80;
+    return c;
+}
+
+/* ---- words -------------------------------------------------------------------- */
+
+typedef void (*word_fn)(void *ctx, size_t off, size_t len, const char *lower, size_t lower_len);
+
+/* Calls fn for every word of text: its byte range and its folded form. */
+static void each_word(const char *text, word_fn fn, void *ctx)
+{
+    pthread_once(&locale_once, locale_init);
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    char small[256], *buf = small;
+    size_t cap = sizeof(small);
+    while (i < n) {
+        uint32_t c;
+        size_t k = utf8_next(s + i, n - i, &c);
+        if (!is_word_cp(c)) {
+            i += k;
+            continue;
+        }
+        size_t start = i, len = 0;
+        while (i < n) {
+            k = utf8_next(s + i, n - i, &c);
+            if (!is_word_cp(c))
+                break;
+            if (len + 5 > cap) {
+                cap *= 2;
+                if (buf == small) {
+                    buf = chat__xmalloc(cap);
+                    memcpy(buf, small, len);
+                } else {
+                    buf = chat__xrealloc(buf, cap);
+                }
+            }
+            len += utf8_put(fold_cp(c), buf + len);
+            i += k;
+        }
+        buf[len] = '\0';
+        fn(ctx, start, i - start, buf, len);
+    }
+    if (buf != small)
+        free(buf);
+}
+
+typedef struct words_ctx {
+    void (*fn)(void *ctx, size_t off, size_t len, const char *lower);
+    void *ctx;
+} words_ctx_t;
+
+static void words_trampoline(void *ctx, size_t off, size_t len, const char *lower,
+                             size_t lower_len)
+{
+    (void)lower_len;
+    words_ctx_t *wc = ctx;
+    wc->fn(wc->ctx, off, len, lower);
+}
+
+void chat_words(const char *text, void (*fn)(void *ctx, size_t off, size_t len, const char *lower),
+                void *ctx)
+{
+    words_ctx_t wc = {fn, ctx};
+    if (text)
+        each_word(text, words_trampoline, &wc);
+}
+
+void chat__fold(const char *in, char *out, size_t size)
+{
+    pthread_once(&locale_once, locale_init);
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = strlen(in), i = 0, o = 0;
+    while (i < n) {
+        uint32_t c;
+        size_t k = utf8_next(s + i, n - i, &c);
+        char tmp[4];
+        size_t w;
+        if (c == BAD_CP) {
+            tmp[0] = (char)s[i];
+            w = 1;
+        } else {
+            w = utf8_put(fold_cp(c), tmp);
+        }
+        if (o + w >= size)
+            break;
+        memcpy(out + o, tmp, w);
+        o += w;
+        i += k;
+    }
+    if (size)
+        out[o] = '\0';
+}
+
+/* The length of w cut to WORD_MAX bytes at a code point boundary. */
+static size_t index_len(const char *w, size_t len)
+{
+    if (len <= WORD_MAX)
+        return len;
+    len = WORD_MAX;
+    while (len > 0 && ((unsigned char)w[len] & 0xc0) == 0x80)
+        len--;
+    return len;
+}
+
+/* The distinct words of a text with their counts, sorted. */
+typedef struct bag {
+    char *buf;          /* the words, each NUL-terminated */
+    size_t len, cap;
+    size_t *offs;
+    size_t n, ncap;
+    const char **w;     /* after bag_finish: distinct words, sorted */
+    uint32_t *tf;
+    size_t nw;
+} bag_t;
+
+static void bag_add(void *ctx, size_t off, size_t len, const char *lower, size_t lower_len)
+{
+    (void)off;
+    (void)len;
+    bag_t *b = ctx;
+    size_t l = index_len(lower, lower_len);
+    if (b->len + l + 1 > b->cap) {
+        b->cap = (b->len + l + 1) * 2;
+        b->buf = chat__xrealloc(b->buf, b->cap);
+    }
+    if (b->n == b->ncap) {
+        b->ncap = b->ncap ? b->ncap * 2 : 16;
+        b->offs = chat__xrealloc(b->offs, b->ncap * sizeof(*b->offs));
+    }
+    memcpy(b->buf + b->len, lower, l);
+    b->buf[b->len + l] = '\0';
+    b->offs[b->n++] = b->len;
+    b->len += l + 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void bag_fill(bag_t *b, const char *text)
+{
+    memset(b, 0, sizeof(*b));
+    if (text == NULL)
+        return;
+    each_word(text, bag_add, b);
+    if (b->n == 0)
+        return;
+    b->w = chat__xmalloc(b->n * sizeof(*b->w));
+    b->tf = chat__xmalloc(b->n * sizeof(*b->tf));
+    for (size_t i = 0; i < b->n; i++)
+        b->w[i] = b->buf + b->offs[i];
+    qsort(b->w, b->n, sizeof(*b->w), cmp_str);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->nw && strcmp(b->w[b->nw - 1], b->w[i]) == 0) {
+            b->tf[b->nw - 1]++;
+        } else {
+            b->w[b->nw] = b->w[i];
+            b->tf[b->nw++] = 1;
+        }
+    }
+}
+
+static void bag_free(bag_t *b)
+{
+    free(b->buf);
+    free(b->offs);
+    free(b->w);
+    free(b->tf);
+}
+
+/* ---- posting lists ---------------------------------------------------------------- */
+
+typedef struct posting {
+    uint8_t *buf;
+    uint32_t len, cap;
+    uint32_t count;     /* pairs */
+    uint64_t last;      /* seq of the last pair */
+} posting_t;
+
+typedef struct pent {
+    uint64_t seq;
+    uint32_t tf;
+} pent_t;
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint(uint8_t *b, uint32_t *len, uint64_t v)
+{
+    while (v >= 0x80) {
+        b[(*len)++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b[(*len)++] = (uint8_t)v;
+}
+
+static uint64_t get_varint(const uint8_t *b, uint32_t *at)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t c = b[(*at)++];
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            break;
+    }
+    return v;
+}
+
+/* Appends (seq, tf); seq > p->last. */
+static void posting_append(posting_t *p, uint64_t seq, uint32_t tf)
+{
+    uint64_t delta = seq - p->last;
+    uint32_t need = (uint32_t)(varint_len(delta) + varint_len(tf));
+    if (p->cap - p->len < need) {
+        uint32_t cap = p->cap + p->cap / 2;
+        if (cap < p->len + need)
+            cap = p->len + need;
+        if (cap < 8)
+            cap = 8;
+        p->buf = chat__xrealloc(p->buf, cap);
+        p->cap = cap;
+    }
+    put_varint(p->buf, &p->len, delta);
+    put_varint(p->buf, &p->len, tf);
+    p->last = seq;
+    p->count++;
+}
+
+/* Decodes every pair into out (p->count entries). */
+static void posting_decode(const posting_t *p, pent_t *out)
+{
+    uint32_t at = 0;
+    uint64_t seq = 0;
+    for (uint32_t i = 0; i < p->count; i++) {
+        seq += get_varint(p->buf, &at);
+        out[i].seq = seq;
+        out[i].tf = (uint32_t)get_varint(p->buf, &at);
+    }
+}
+
+static void free_posting(void *v)
+{
+    posting_t *p = v;
+    if (p) {
+        free(p->buf);
+        free(p);
+    }
+}
+
+/* Sets the count of `word` in message seq (0: removes it). */
+static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, uint32_t tf)
+{
+    posting_t *p = chat__smap_get(&t->words, word);
+    if (p == NULL) {
+        if (tf == 0)
+            return;
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            abort();
+        chat__smap_put(&t->words, word, p);
+    }
+    if (tf && seq > p->last) {
+        posting_append(p, seq, tf);
+        return;
+    }
+    pent_t *v = chat__xmalloc(((size_t)p->count + 1) * sizeof(*v));
+    posting_decode(p, v);
+    size_t n = p->count, lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && v[lo].seq == seq) {
+        if (tf) {
+            v[lo].tf = tf;
+        } else {
+            memmove(&v[lo], &v[lo + 1], (n - lo - 1) * sizeof(*v));
+            n--;
+        }
+    } else if (tf) {
+        memmove(&v[lo + 1], &v[lo], (n - lo) * sizeof(*v));
+        v[lo] = (pent_t){seq, tf};
+        n++;
+    }
+    p->len = 0;
+    p->count = 0;
+    p->last = 0;
+    for (size_t i = 0; i < n; i++)
+        posting_append(p, v[i].seq, v[i].tf);
+    free(v);
+    if (p->count == 0)
+        free_posting(chat__smap_del(&t->words, word));
+}
+
+void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
+                        const char *new_text)
+{
+    bag_t a, b;
+    bag_fill(&a, old_text);
+    bag_fill(&b, new_text);
+    size_t i = 0, j = 0;
+    while (i < a.nw || j < b.nw) {
+        int c = i == a.nw ? 1 : j == b.nw ? -1 : strcmp(a.w[i], b.w[j]);
+        if (c < 0) {
+            posting_set(t, a.w[i++], seq, 0);
+        } else if (c > 0) {
+            posting_set(t, b.w[j], seq, b.tf[j]);
+            j++;
+        } else {
+            if (a.tf[i] != b.tf[j])
+                posting_set(t, b.w[j], seq, b.tf[j]);
+            i++;
+            j++;
+        }
+    }
+    bag_free(&a);
+    bag_free(&b);
+}
+
+void chat__index_free(struct chat_tables *t)
+{
+    chat__smap_free(&t->words, free_posting);
+}
+
+size_t chat__index_bytes(struct chat_tables *t)
+{
+    size_t bytes = t->words.cap * sizeof(smap_slot_t);
+    for (size_t i = 0; i < t->words.cap; i++) {
+        const smap_slot_t *sl = &t->words.slots[i];
+        if (sl->key) {
+            const posting_t *p = sl->val;
+            bytes += strlen(sl->key) + 1 + sizeof(*p) + p->cap;
+        }
+    }
+    return bytes;
+}
+
+/* ---- the query ------------------------------------------------------------------------ */
+
+/* ln(x) for x >= 1 without libm (the build links none): x = m * 2^e with
+ * m in [1, 2), ln m = 2 atanh((m - 1) / (m + 1)) by its series. */
+static double ln(double x)
+{
+    int e = 0;
+    while (x >= 2.0) {
+        x /= 2.0;
+        e++;
+    }
+    double z = (x - 1.0) / (x + 1.0), z2 = z * z, term = z, sum = 0.0;
+    for (int k = 1; k < 40; k += 2) {
+        sum += term / k;
+        term *= z2;
+    }
+    return 2.0 * sum + e * 0.69314718055994530942;
+}
+
+static double weight(uint32_t tf)
+{
+    return 1.0 + ln(1.0 + tf);
+}
+
+typedef struct qwords {
+    char w[QUERY_WORDS_MAX][WORD_MAX + 1];
+    size_t n;
+} qwords_t;
+
+static void query_word(void *ctx, size_t off, size_t len, const char *lower, size_t lower_len)
+{
+    (void)off;
+    (void)len;
+    qwords_t *q = ctx;
+    if (q->n == QUERY_WORDS_MAX)
+        return;
+    size_t l = index_len(lower, lower_len);
+    memcpy(q->w[q->n], lower, l);
+    q->w[q->n++][l] = '\0';
+}
+
+typedef struct plist {
+    pent_t *v;
+    size_t n;
+} plist_t;
+
+static int by_seq(const void *a, const void *b)
+{
+    const pent_t *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Every word starting with prefix, merged (occurrences summed per message). */
+static plist_t prefix_list(struct chat_tables *t, const char *prefix)
+{
+    plist_t out = {0};
+    size_t plen = strlen(prefix), cap = 0;
+    for (size_t i = 0; i < t->words.cap; i++) {
+        const smap_slot_t *sl = &t->words.slots[i];
+        if (sl->key == NULL || strncmp(sl->key, prefix, plen) != 0)
+            continue;
+        const posting_t *p = sl->val;
+        if (out.n + p->count > cap) {
+            cap = (out.n + p->count) * 2;
+            out.v = chat__xrealloc(out.v, cap * sizeof(*out.v));
+        }
+        posting_decode(p, out.v + out.n);
+        out.n += p->count;
+    }
+    if (out.n > 1) {
+        qsort(out.v, out.n, sizeof(*out.v), by_seq);
+        size_t k = 0;
+        for (size_t i = 0; i < out.n; i++) {
+            if (k && out.v[k - 1].seq == out.v[i].seq)
+                out.v[k - 1].tf += out.v[i].tf;
+            else
+                out.v[k++] = out.v[i];
+        }
+        out.n = k;
+    }
+    return out;
+}
+
+typedef struct cand {
+    uint64_t seq;
+    double score;
+    msg_list_t *list;
+} cand_t;
+
+static int by_count(const void *a, const void *b)
+{
+    const plist_t *x = a, *y = b;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* Intersects the lists into (seq, score) candidates. */
+static cand_t *intersect(plist_t *lists, size_t nl, size_t *n_out)
+{
+    qsort(lists, nl, sizeof(*lists), by_count);
+    size_t n = lists[0].n;
+    cand_t *c = chat__xmalloc((n ? n : 1) * sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        c[i] = (cand_t){lists[0].v[i].seq, weight(lists[0].v[i].tf), NULL};
+    for (size_t l = 1; l < nl && n; l++) {
+        size_t i = 0, j = 0, k = 0;
+        const plist_t *p = &lists[l];
+        while (i < n && j < p->n) {
+            if (c[i].seq < p->v[j].seq) {
+                i++;
+            } else if (c[i].seq > p->v[j].seq) {
+                j++;
+            } else {
+                c[k] = c[i];
+                c[k++].score += weight(p->v[j].tf);
+                i++;
+                j++;
+            }
+        }
+        n = k;
+    }
+    *n_out = n;
+    return c;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    const cand_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->seq > y->seq ? -1 : x->seq < y->seq;
+}
+
+typedef struct chan_ok {
+    msg_list_t *list;
+    char id[STORE_ID_MAX];
+    bool ok;
+} chan_ok_t;
+
+static int by_list(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const chan_ok_t *)a)->list, y = (uintptr_t)((const chan_ok_t *)b)->list;
+    return x < y ? -1 : x > y;
+}
+
+/* Phase 1, under the read lock: the candidates that pass every filter but
+ * can_read, scored. */
+static cand_t *match(struct chat_tables *t, const chat_search_query_t *q, const qwords_t *qw,
+                     int64_t now, size_t *n_out)
+{
+    *n_out = 0;
+    msg_list_t *only = NULL;
+    if (q->channel_id && (only = chat__smap_get(&t->lists, q->channel_id)) == NULL)
+        return NULL;
+    plist_t lists[QUERY_WORDS_MAX];
+    size_t nl = 0;
+    bool none = false;
+    const char *prefix = qw->w[qw->n - 1];
+    for (size_t i = 0; i + 1 < qw->n && !none; i++) {
+        bool dup = strcmp(qw->w[i], prefix) == 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(qw->w[i], qw->w[j]) == 0;
+        if (dup)
+            continue;
+        const posting_t *p = chat__smap_get(&t->words, qw->w[i]);
+        if (p == NULL) {
+            none = true;
+            break;
+        }
+        lists[nl].v = chat__xmalloc(p->count * sizeof(pent_t));
+        lists[nl].n = p->count;
+        posting_decode(p, lists[nl++].v);
+    }
+    if (!none) {
+        lists[nl] = prefix_list(t, prefix);
+        none = lists[nl++].n == 0;
+    }
+    cand_t *c = NULL;
+    size_t n = 0;
+    if (!none)
+        c = intersect(lists, nl, &n);
+    for (size_t i = 0; i < nl; i++)
+        free(lists[i].v);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const msg_t *g = chat__ptab_get(&t->msgs, c[i].seq);
+        if (g == NULL || g->is_deleted || (only && g->list != only) ||
+            (q->sender_id && strcmp(g->user, q->sender_id) != 0) ||
+            (q->from_ms && g->created_at < q->from_ms) || (q->to_ms && g->created_at > q->to_ms))
+            continue;
+        double age_days = (double)(now > g->created_at ? now - g->created_at : 0) / 86400000.0;
+        c[k] = c[i];
+        c[k].score += 1.0 / (1.0 + age_days);
+        c[k++].list = g->list;
+    }
+    *n_out = k;
+    return c;
+}
+
+size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *out,
+                   size_t *n_out)
+{
+    struct chat_tables *t = s->chat;
+    *n_out = 0;
+    if (q->text == NULL)
+        return 0;
+    qwords_t *qw = chat__xmalloc(sizeof(*qw));
+    qw->n = 0;
+    each_word(q->text, query_word, qw);
+    size_t n = 0;
+    cand_t *c = NULL;
+    chan_ok_t *chans = NULL;
+    size_t nch = 0;
+    if (qw->n == 0 || (q->channel_id && q->can_read && !q->can_read(q->ctx, q->channel_id)))
+        goto out;
+
+    pthread_rwlock_rdlock(&t->msg_lock);
+    c = match(t, q, qw, clock_wall_ms(), &n);
+    if (q->can_read && !q->channel_id && n) {
+        /* The distinct channels, ids copied while the lock is held. */
+        chans = chat__xmalloc(n * sizeof(*chans));
+        for (size_t i = 0; i < n; i++)
+            chans[i].list = c[i].list;
+        qsort(chans, n, sizeof(*chans), by_list);
+        for (size_t i = 0; i < n; i++)
+            if (nch == 0 || chans[nch - 1].list != chans[i].list)
+                chans[nch++].list = chans[i].list;
+        for (size_t i = 0; i < nch; i++)
+            memcpy(chans[i].id, chans[i].list->id, sizeof(chans[i].id));
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+
+    /* Phase 2: can_read, once per channel, no lock held. */
+    if (nch) {
+        for (size_t i = 0; i < nch; i++)
+            chans[i].ok = q->can_read(q->ctx, chans[i].id);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            chan_ok_t key = {.list = c[i].list};
+            const chan_ok_t *ch = bsearch(&key, chans, nch, sizeof(*chans), by_list);
+            if (ch && ch->ok)
+                c[k++] = c[i];
+        }
+        n = k;
+    }
+    if (n > 1)
+        qsort(c, n, sizeof(*c), by_score);
+
+    /* Phase 3: copy the best out. */
+    pthread_rwlock_rdlock(&t->msg_lock);
+    size_t gone = 0;
+    for (size_t i = 0; i < n && *n_out < q->limit; i++) {
+        const msg_t *g = chat__ptab_get(&t->msgs, c[i].seq);
+        if (g == NULL || g->is_deleted) { /* deleted since phase 1 */
+            gone++;
+            continue;
+        }
+        chat__msg_export(g, &out[*n_out].message);
+        out[(*n_out)++].score = c[i].score;
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+    n -= gone;
+out:
+    free(chans);
+    free(c);
+    free(qw);
+    return n;
+}

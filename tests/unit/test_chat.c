@@ -1,0 +1,2018 @@
+/*
+ * The chat tables (src/store/chat*.c, search.c): channels and their names,
+ * direct channels, memberships, messages and history cursors, edits,
+ * reactions, threads, idempotency, unread counts, replay after reopening
+ * (with and without a snapshot), idempotent apply, concurrent posters, the
+ * search index, the record decoders on bad input, and memory per message.
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "../test.h"
+#include "parley/chat.h"
+#include "parley/clock.h"
+#include "store/chat_internal.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
+#define UNDER_ASAN 1
+#endif
+
+#ifdef UNDER_ASAN
+void __lsan_do_leak_check(void);
+#define LEAK_CHECK() __lsan_do_leak_check()
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static void tmpdir(char *dir, size_t size, const char *tag)
+{
+    snprintf(dir, size, "/tmp/parley-chat-%s-XXXXXX", tag);
+    if (mkdtemp(dir) == NULL)
+        TEST_FAIL_("mkdtemp");
+}
+
+static void rmrf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        TEST_FAIL_("rm -rf");
+}
+
+static void rm_snapshots(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/*", dir);
+    ASSERT_EQ(system(cmd), 0);
+}
+
+static store_t *open_mode(const char *dir, enum wal_fsync f)
+{
+    store_t *s;
+    char err[256];
+    store_options_t o = {.fsync = f};
+    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
+        TEST_FAIL_("store_open: %s", err);
+    return s;
+}
+
+static store_t *open_store(const char *dir)
+{
+    return open_mode(dir, WAL_FSYNC_ALWAYS);
+}
+
+static int make_channel(store_t *s, const char *name, const char *owner, bool is_private,
+                        char id[STORE_ID_MAX])
+{
+    chat_channel_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(c.owner_id, sizeof(c.owner_id), "%s", owner);
+    c.description = strdup("about it");
+    c.is_private = is_private;
+    const char *members[1] = {owner};
+    bool created = false;
+    uint64_t lsn = 0;
+    int rc = chat_channel_create(s, &c, members, 1, &created, &lsn);
+    if (rc == 0) {
+        ASSERT_TRUE(created);
+        ASSERT_TRUE(lsn > 0);
+        ASSERT_EQ(store_wait(s, lsn), 0);
+        if (id)
+            snprintf(id, STORE_ID_MAX, "%s", c.id);
+    }
+    chat_channel_clear(&c);
+    return rc;
+}
+
+static void channel(store_t *s, const char *name, const char *owner, bool is_private,
+                    char id[STORE_ID_MAX])
+{
+    ASSERT_EQ(make_channel(s, name, owner, is_private, id), 0);
+}
+
+static int post_full(store_t *s, const char *ch, const char *user, const char *text,
+                     const char *reply_to, const char *key, char id[STORE_ID_MAX], bool *existing)
+{
+    chat_message_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.channel_id, sizeof(m.channel_id), "%s", ch);
+    snprintf(m.user_id, sizeof(m.user_id), "%s", user);
+    m.content = text ? strdup(text) : NULL;
+    if (reply_to)
+        snprintf(m.reply_to, sizeof(m.reply_to), "%s", reply_to);
+    if (key)
+        snprintf(m.idempotency_key, sizeof(m.idempotency_key), "%s", key);
+    uint64_t lsn = 0;
+    bool ex = false;
+    int rc = chat_message_post(s, &m, &ex, &lsn);
+    if (rc == 0) {
+        ASSERT_TRUE(lsn > 0 || ex); /* an existing message: the last LSN, 0 for none */
+        if (id)
+            snprintf(id, STORE_ID_MAX, "%s", m.id);
+        if (existing)
+            *existing = ex;
+    }
+    chat_message_clear(&m);
+    return rc;
+}
+
+static void post(store_t *s, const char *ch, const char *user, const char *text,
+                 char id[STORE_ID_MAX])
+{
+    ASSERT_EQ(post_full(s, ch, user, text, NULL, NULL, id, NULL), 0);
+}
+
+typedef struct member_change {
+    int role;
+    int64_t joined_at, banned_at;
+    const char *last_read;
+    bool check_fresh; /* expect a zeroed struct with the ids */
+    const char *ch, *user;
+} member_change_t;
+
+static int change_member(void *ctx, chat_membership_t *m)
+{
+    member_change_t *c = ctx;
+    if (c->check_fresh) {
+        if (m->role != 0 || m->joined_at != 0 || m->banned_at != 0 || m->last_read[0] ||
+            strcmp(m->channel_id, c->ch) != 0 || strcmp(m->user_id, c->user) != 0)
+            return 99;
+    }
+    m->role = c->role;
+    if (c->joined_at >= 0)
+        m->joined_at = c->joined_at;
+    if (c->banned_at >= 0)
+        m->banned_at = c->banned_at;
+    if (c->last_read)
+        snprintf(m->last_read, sizeof(m->last_read), "%s", c->last_read);
+    snprintf(m->user_id, sizeof(m->user_id), "hijack"); /* must not stick */
+    return 0;
+}
+
+static int set_member(store_t *s, const char *ch, const char *user, int role, int64_t joined,
+                      int64_t banned)
+{
+    member_change_t c = {.role = role, .joined_at = joined, .banned_at = banned};
+    uint64_t lsn;
+    int rc = chat_membership_modify(s, ch, user, change_member, &c, NULL, &lsn);
+    if (rc == 0)
+        ASSERT_EQ(store_wait(s, lsn), 0);
+    return rc;
+}
+
+/* A growing string, for dumps. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void dump_message(sbuf_t *b, const chat_message_t *m)
+{
+    sb_printf(b, "%s ch=%s u=%s c=%s r=%s t=%s k=%s e=%d d=%d at=%lld/%lld", m->id,
+              m->channel_id, m->user_id, m->content ? m->content : "(null)", m->reply_to,
+              m->thread_id, m->idempotency_key, m->is_edited, m->is_deleted,
+              (long long)m->created_at, (long long)m->updated_at);
+    for (size_t i = 0; i < m->n_mentions; i++)
+        sb_printf(b, " @%s", m->mentions[i]);
+    for (size_t i = 0; i < m->n_attachments; i++)
+        sb_printf(b, " +%s", m->attachments[i]);
+    for (size_t i = 0; i < m->n_reactions; i++) {
+        sb_printf(b, " [%s", m->reactions[i].emoji);
+        for (size_t j = 0; j < m->reactions[i].n_users; j++)
+            sb_printf(b, " %s", m->reactions[i].users[j]);
+        sb_printf(b, "]");
+    }
+    sb_printf(b, "\n");
+}
+
+static void dump_search(sbuf_t *b, store_t *s, const char *text)
+{
+    chat_search_query_t q = {.text = text, .limit = 50};
+    chat_search_hit_t hits[50];
+    size_t n;
+    size_t total = chat_search(s, &q, hits, &n);
+    sb_printf(b, "search %s: %zu:", text, total);
+    for (size_t i = 0; i < n; i++) {
+        sb_printf(b, " %s", hits[i].message.id);
+        chat_message_clear(&hits[i].message);
+    }
+    sb_printf(b, "\n");
+}
+
+/* Everything a user of the store can see, as text. */
+static char *dump_state(store_t *s, const char *const *users, size_t n_users)
+{
+    sbuf_t b = {0};
+    for (size_t u = 0; u < n_users; u++) {
+        chat_channel_t list[64];
+        size_t n;
+        size_t total = chat_channel_list(s, users[u], NULL, 0, 64, list, &n);
+        sb_printf(&b, "user %s sees %zu\n", users[u], total);
+        for (size_t i = 0; i < n; i++) {
+            chat_channel_t *c = &list[i];
+            sb_printf(&b, " %s '%s' desc=%s d=%d p=%d o=%s k=%s at=%lld/%lld\n", c->id, c->name,
+                      c->description ? c->description : "(null)", c->is_direct, c->is_private,
+                      c->owner_id, c->direct_key ? c->direct_key : "-",
+                      (long long)c->created_at, (long long)c->updated_at);
+            chat_membership_t mm[64];
+            size_t nm;
+            size_t tm = chat_members(s, c->id, 0, 64, mm, &nm);
+            sb_printf(&b, "  members %zu/%zu:", tm, chat_member_count(s, c->id));
+            for (size_t k = 0; k < nm; k++)
+                sb_printf(&b, " %s:%d:%lld:%s", mm[k].user_id, mm[k].role,
+                          (long long)mm[k].joined_at, mm[k].last_read);
+            tm = chat_banned(s, c->id, 0, 64, mm, &nm);
+            sb_printf(&b, "\n  banned %zu:", tm);
+            for (size_t k = 0; k < nm; k++)
+                sb_printf(&b, " %s:%lld", mm[k].user_id, (long long)mm[k].banned_at);
+            sb_printf(&b, "\n  unread %zu\n", chat_unread(s, c->id, users[u], "", 1000));
+            chat_message_t *h = calloc(2000, sizeof(*h));
+            size_t nh;
+            bool more;
+            ASSERT_EQ(chat_history(s, c->id, NULL, NULL, 2000, h, &nh, &more), 0);
+            for (size_t k = 0; k < nh; k++) {
+                dump_message(&b, &h[k]);
+                chat_message_t th[16];
+                size_t nt;
+                size_t tt = chat_thread(s, h[k].id, 16, th, &nt);
+                if (tt)
+                    sb_printf(&b, "   thread %zu:", tt);
+                for (size_t x = 0; x < nt; x++) {
+                    sb_printf(&b, " %s", th[x].id);
+                    chat_message_clear(&th[x]);
+                }
+                if (tt)
+                    sb_printf(&b, "\n");
+                chat_message_clear(&h[k]);
+            }
+            free(h);
+            chat_channel_clear(c);
+        }
+    }
+    return b.p;
+}
+
+static const char *const queries[] = {"apples", "APPLES", "pears", "ωmega", "ünïcödé",
+                                      "mess", "number 1", "welcome lob"};
+
+static char *full_dump(store_t *s, const char *const *users, size_t n_users)
+{
+    sbuf_t sb = {0};
+    char *state = dump_state(s, users, n_users);
+    sb_printf(&sb, "%s", state);
+    free(state);
+    for (size_t i = 0; i < sizeof(queries) / sizeof(*queries); i++)
+        dump_search(&sb, s, queries[i]);
+    return sb.p;
+}
+
+static void expect_dump(store_t *s, const char *const *users, const char *want, const char *what)
+{
+    char *got = full_dump(s, users, 3);
+    if (strcmp(got, want) != 0)
+        TEST_FAIL_("%s differs:\n--- want\n%s\n--- got\n%s", what, want, got);
+    free(got);
+}
+
+/* ---- channels ------------------------------------------------------------------- */
+
+TEST(chat_channels_create_get_and_list_by_visibility)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "chan");
+    store_t *s = open_store(dir);
+    char general[STORE_ID_MAX], secret[STORE_ID_MAX], rnd[STORE_ID_MAX];
+    channel(s, "General", "usr_alice", false, general);
+    channel(s, "Secret", "usr_alice", true, secret);
+    channel(s, "random", "usr_bob", false, rnd);
+    ASSERT_TRUE(strncmp(general, "ch_", 3) == 0);
+
+    chat_channel_t c;
+    ASSERT_TRUE(chat_channel_get(s, secret, &c));
+    ASSERT_STREQ(c.name, "Secret");
+    ASSERT_STREQ(c.description, "about it");
+    ASSERT_STREQ(c.owner_id, "usr_alice");
+    ASSERT_TRUE(c.is_private && !c.is_direct && !c.is_deleted && c.direct_key == NULL);
+    ASSERT_TRUE(c.created_at > 0 && c.updated_at == c.created_at);
+    chat_channel_clear(&c);
+    ASSERT_TRUE(!chat_channel_get(s, "ch_missing", &c));
+
+    chat_membership_t m;
+    ASSERT_TRUE(chat_membership_get(s, general, "usr_alice", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_OWNER);
+    ASSERT_EQ(chat_member_count(s, general), 1);
+
+    chat_channel_t list[8];
+    size_t n;
+    ASSERT_EQ(chat_channel_list(s, "usr_alice", NULL, 0, 8, list, &n), 3);
+    ASSERT_EQ(n, 3);
+    ASSERT_STREQ(list[0].name, "General");
+    ASSERT_STREQ(list[1].name, "random");
+    ASSERT_STREQ(list[2].name, "Secret");
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    /* Private channels only to members. */
+    ASSERT_EQ(chat_channel_list(s, "usr_carol", NULL, 0, 8, list, &n), 2);
+    ASSERT_STREQ(list[0].name, "General");
+    ASSERT_STREQ(list[1].name, "random");
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    ASSERT_EQ(chat_channel_list(s, NULL, NULL, 0, 8, list, &n), 2);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    ASSERT_EQ(chat_channel_list(s, "usr_carol", "ENER", 0, 8, list, &n), 1);
+    ASSERT_STREQ(list[0].name, "General");
+    chat_channel_clear(&list[0]);
+    ASSERT_EQ(chat_channel_list(s, "usr_alice", NULL, 1, 1, list, &n), 3);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(list[0].name, "random");
+    chat_channel_clear(&list[0]);
+
+    /* A member of a private channel sees it; after leaving, no more. */
+    ASSERT_EQ(set_member(s, secret, "usr_carol", CHAT_ROLE_MEMBER, 5, -1), 0);
+    ASSERT_EQ(chat_channel_list(s, "usr_carol", NULL, 0, 8, list, &n), 3);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    ASSERT_EQ(set_member(s, secret, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
+    ASSERT_EQ(chat_channel_list(s, "usr_carol", NULL, 0, 8, list, &n), 2);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+
+    /* Direct channels come last, newest first. */
+    const char *pair1[] = {"usr_alice", "usr_bob"}, *pair2[] = {"usr_alice", "usr_carol"};
+    char d1[STORE_ID_MAX], d2[STORE_ID_MAX];
+    chat_channel_t dc;
+    bool created;
+    uint64_t lsn;
+    memset(&dc, 0, sizeof(dc));
+    dc.is_direct = true;
+    snprintf(dc.owner_id, sizeof(dc.owner_id), "usr_alice");
+    dc.created_at = 1000;
+    ASSERT_EQ(chat_channel_create(s, &dc, pair1, 2, &created, &lsn), 0);
+    snprintf(d1, sizeof(d1), "%s", dc.id);
+    chat_channel_clear(&dc);
+    memset(&dc, 0, sizeof(dc));
+    dc.is_direct = true;
+    snprintf(dc.owner_id, sizeof(dc.owner_id), "usr_alice");
+    dc.created_at = 2000;
+    ASSERT_EQ(chat_channel_create(s, &dc, pair2, 2, &created, &lsn), 0);
+    snprintf(d2, sizeof(d2), "%s", dc.id);
+    chat_channel_clear(&dc);
+    ASSERT_EQ(chat_channel_list(s, "usr_alice", NULL, 0, 8, list, &n), 5);
+    ASSERT_STREQ(list[3].id, d2);
+    ASSERT_STREQ(list[4].id, d1);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    /* A query leaves direct channels out. */
+    ASSERT_EQ(chat_channel_list(s, "usr_alice", "e", 0, 8, list, &n), 2);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+    ASSERT_EQ(chat_channel_list(s, "usr_bob", NULL, 0, 8, list, &n), 3);
+    ASSERT_STREQ(list[2].id, d1);
+    for (size_t i = 0; i < n; i++)
+        chat_channel_clear(&list[i]);
+
+    size_t nch, nmsg;
+    chat__stats(s, &nch, &nmsg);
+    ASSERT_EQ(nch, 5);
+    ASSERT_EQ(nmsg, 0);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+typedef struct chan_change {
+    const char *name;
+    bool delete_it;
+    int result;
+} chan_change_t;
+
+static int change_channel(void *ctx, chat_channel_t *c)
+{
+    chan_change_t *cc = ctx;
+    if (cc->result)
+        return cc->result;
+    if (cc->name)
+        snprintf(c->name, sizeof(c->name), "%s", cc->name);
+    if (cc->delete_it)
+        c->is_deleted = true;
+    free(c->description);
+    c->description = strdup("changed");
+    snprintf(c->id, sizeof(c->id), "ch_hijack"); /* must not stick */
+    c->updated_at++;
+    return 0;
+}
+
+static int rename_channel(store_t *s, const char *id, const char *name, bool del)
+{
+    chan_change_t cc = {.name = name, .delete_it = del};
+    chat_channel_t out;
+    uint64_t lsn;
+    int rc = chat_channel_modify(s, id, change_channel, &cc, &out, &lsn);
+    if (rc == 0) {
+        ASSERT_STREQ(out.id, id);
+        ASSERT_STREQ(out.description, "changed");
+        chat_channel_clear(&out);
+        ASSERT_EQ(store_wait(s, lsn), 0);
+    }
+    return rc;
+}
+
+TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "names");
+    store_t *s = open_store(dir);
+    char dev[STORE_ID_MAX], uber[STORE_ID_MAX], other[STORE_ID_MAX];
+    channel(s, "Dev", "usr_a", false, dev);
+    ASSERT_EQ(make_channel(s, "dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+    ASSERT_EQ(make_channel(s, "DEV", "usr_b", true, NULL), STORE_E_CONFLICT_NAME);
+    channel(s, "Über", "usr_a", false, uber);
+    ASSERT_EQ(make_channel(s, "über", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+    ASSERT_EQ(make_channel(s, "ÜBER", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+    ASSERT_EQ(make_channel(s, "", "usr_b", false, NULL), STORE_E_INVALID);
+    ASSERT_EQ(make_channel(s, "x", "", false, NULL), STORE_E_INVALID);
+    ASSERT_EQ(make_channel(s, "x", "bad id!", false, NULL), STORE_E_INVALID);
+
+    /* A rename moves the name. */
+    ASSERT_EQ(rename_channel(s, dev, "Ops", false), 0);
+    channel(s, "dev", "usr_b", false, other);
+    ASSERT_EQ(make_channel(s, "ops", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+    ASSERT_EQ(rename_channel(s, other, "OPS", false), STORE_E_CONFLICT_NAME);
+    ASSERT_EQ(rename_channel(s, dev, "ops", false), 0); /* its own name, new case */
+    ASSERT_EQ(rename_channel(s, dev, "", false), STORE_E_INVALID);
+    chat_channel_t c;
+    ASSERT_TRUE(chat_channel_get(s, dev, &c));
+    ASSERT_STREQ(c.name, "ops");
+    chat_channel_clear(&c);
+
+    /* A delete frees it. */
+    ASSERT_EQ(rename_channel(s, dev, NULL, true), 0);
+    ASSERT_TRUE(chat_channel_get(s, dev, &c));
+    ASSERT_TRUE(c.is_deleted);
+    chat_channel_clear(&c);
+    channel(s, "OPS", "usr_b", false, NULL);
+    chat_channel_t list[8];
+    size_t n;
+    ASSERT_EQ(chat_channel_list(s, "usr_a", NULL, 0, 8, list, &n), 3);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_TRUE(strcmp(list[i].id, dev) != 0);
+        chat_channel_clear(&list[i]);
+    }
+
+    /* fn's refusal, a missing channel. */
+    chan_change_t refuse = {.name = "zzz", .result = 42};
+    uint64_t lsn;
+    ASSERT_EQ(chat_channel_modify(s, uber, change_channel, &refuse, NULL, &lsn), 42);
+    ASSERT_TRUE(chat_channel_get(s, uber, &c));
+    ASSERT_STREQ(c.name, "Über");
+    chat_channel_clear(&c);
+    ASSERT_EQ(rename_channel(s, "ch_nope", "a", false), STORE_E_NOT_FOUND);
+
+    /* The names survive a reopen (log only, then the snapshot). */
+    ASSERT_EQ(store_close(s), 0);
+    rm_snapshots(dir);
+    for (int round = 0; round < 2; round++) {
+        s = open_store(dir);
+        ASSERT_EQ(make_channel(s, "über", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+        ASSERT_EQ(make_channel(s, "Ops", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+        ASSERT_EQ(make_channel(s, "Dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
+        ASSERT_EQ(store_close(s), 0);
+    }
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_direct_channels_are_one_per_set_of_users)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "direct");
+    store_t *s = open_store(dir);
+    const char *ids[] = {"usr_b", "usr_a", "usr_b", "usr_c"};
+    char *key = chat_direct_key(ids, 4);
+    ASSERT_STREQ(key, "usr_a,usr_b,usr_c");
+    free(key);
+
+    const char *abc[] = {"usr_a", "usr_b", "usr_c"}, *cba[] = {"usr_c", "usr_b", "usr_a"};
+    chat_channel_t c;
+    memset(&c, 0, sizeof(c));
+    c.is_direct = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "usr_a");
+    c.direct_key = chat_direct_key(abc, 3);
+    bool created = false;
+    uint64_t lsn = 0;
+    ASSERT_EQ(chat_channel_create(s, &c, abc, 3, &created, &lsn), 0);
+    ASSERT_TRUE(created && c.is_private && c.name[0] == '\0');
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof(id), "%s", c.id);
+    chat_channel_clear(&c);
+
+    /* The same set, another order, another creator, no key given. */
+    memset(&c, 0, sizeof(c));
+    c.is_direct = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "usr_c");
+    uint64_t lsn2 = 0;
+    ASSERT_EQ(chat_channel_create(s, &c, cba, 3, &created, &lsn2), 0);
+    ASSERT_TRUE(!created);
+    ASSERT_STREQ(c.id, id);
+    ASSERT_STREQ(c.owner_id, "usr_a");
+    ASSERT_STREQ(c.direct_key, "usr_a,usr_b,usr_c");
+    ASSERT_TRUE(lsn2 >= lsn);
+    ASSERT_EQ(store_wait(s, lsn2), 0);
+    chat_channel_clear(&c);
+
+    chat_membership_t m;
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_a", &m) && m.role == CHAT_ROLE_OWNER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_b", &m) && m.role == CHAT_ROLE_MEMBER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_c", &m) && m.role == CHAT_ROLE_MEMBER);
+    ASSERT_EQ(chat_member_count(s, id), 3);
+
+    /* Another set, another channel; too many users are refused. */
+    const char *ab[] = {"usr_a", "usr_b"};
+    memset(&c, 0, sizeof(c));
+    c.is_direct = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
+    ASSERT_EQ(chat_channel_create(s, &c, ab, 2, &created, &lsn), 0);
+    ASSERT_TRUE(created && strcmp(c.id, id) != 0);
+    ASSERT_STREQ(c.direct_key, "usr_a,usr_b");
+    chat_channel_clear(&c);
+    const char *many[11] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10"};
+    memset(&c, 0, sizeof(c));
+    c.is_direct = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "u0");
+    ASSERT_EQ(chat_channel_create(s, &c, many, 11, &created, &lsn), STORE_E_INVALID);
+    chat_channel_clear(&c);
+
+    /* It survives a reopen. */
+    ASSERT_EQ(store_close(s), 0);
+    s = open_store(dir);
+    memset(&c, 0, sizeof(c));
+    c.is_direct = true;
+    snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
+    ASSERT_EQ(chat_channel_create(s, &c, cba, 3, &created, &lsn), 0);
+    ASSERT_TRUE(!created);
+    ASSERT_STREQ(c.id, id);
+    chat_channel_clear(&c);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- memberships ----------------------------------------------------------------- */
+
+TEST(chat_memberships_roles_bans_and_counts)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "members");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX];
+    channel(s, "room", "usr_alice", false, ch);
+    int64_t t0 = 2000000000000;
+
+    /* A fresh membership: fn sees zeros and the ids; ids cannot change. */
+    member_change_t c = {.role = CHAT_ROLE_MEMBER, .joined_at = t0 + 1, .banned_at = -1,
+                         .check_fresh = true, .ch = ch, .user = "usr_bob"};
+    chat_membership_t out;
+    uint64_t lsn;
+    ASSERT_EQ(chat_membership_modify(s, ch, "usr_bob", change_member, &c, &out, &lsn), 0);
+    ASSERT_STREQ(out.user_id, "usr_bob");
+    ASSERT_STREQ(out.channel_id, ch);
+    ASSERT_EQ(out.role, CHAT_ROLE_MEMBER);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(chat_member_count(s, ch), 2);
+    ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_MEMBER, t0 + 2, -1), 0);
+    ASSERT_EQ(set_member(s, ch, "usr_bob", CHAT_ROLE_MODERATOR, -1, -1), 0);
+    chat_membership_t m;
+    ASSERT_TRUE(chat_membership_get(s, ch, "usr_bob", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_MODERATOR);
+    ASSERT_EQ(m.joined_at, t0 + 1);
+    ASSERT_EQ(chat_member_count(s, ch), 3);
+
+    chat_membership_t list[8];
+    size_t n;
+    ASSERT_EQ(chat_members(s, ch, 0, 8, list, &n), 3);
+    ASSERT_STREQ(list[0].user_id, "usr_alice"); /* by joined_at */
+    ASSERT_STREQ(list[1].user_id, "usr_bob");
+    ASSERT_STREQ(list[2].user_id, "usr_carol");
+    ASSERT_EQ(chat_members(s, ch, 2, 8, list, &n), 3);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(list[0].user_id, "usr_carol");
+
+    /* Leaving: role NONE, the membership stays. */
+    ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
+    ASSERT_EQ(chat_member_count(s, ch), 2);
+    ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+    ASSERT_EQ(chat_members(s, ch, 0, 8, list, &n), 2);
+    /* Leaving twice is harmless. */
+    ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
+    ASSERT_EQ(chat_member_count(s, ch), 2);
+
+    /* Bans. */
+    ASSERT_EQ(set_member(s, ch, "usr_dave", CHAT_ROLE_NONE, -1, 5), 0);
+    ASSERT_EQ(set_member(s, ch, "usr_bob", CHAT_ROLE_NONE, -1, 6), 0);
+    ASSERT_EQ(chat_member_count(s, ch), 1);
+    ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 2);
+    ASSERT_STREQ(list[0].user_id, "usr_dave");
+    ASSERT_STREQ(list[1].user_id, "usr_bob");
+    ASSERT_EQ(set_member(s, ch, "usr_dave", CHAT_ROLE_NONE, -1, 0), 0);
+    ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 1);
+    ASSERT_STREQ(list[0].user_id, "usr_bob");
+
+    /* Refusals. */
+    ASSERT_EQ(set_member(s, "ch_missing", "usr_x", CHAT_ROLE_MEMBER, 1, -1), STORE_E_NOT_FOUND);
+    ASSERT_EQ(set_member(s, ch, "usr_x", 9, 1, -1), STORE_E_INVALID);
+    member_change_t bad = {.role = 1, .joined_at = 1, .banned_at = -1, .last_read = "garbage"};
+    ASSERT_EQ(chat_membership_modify(s, ch, "usr_x", change_member, &bad, NULL, &lsn),
+              STORE_E_INVALID);
+    ASSERT_TRUE(!chat_membership_get(s, ch, "usr_x", &m));
+    ASSERT_EQ(chat_member_count(s, "ch_missing"), 0);
+    ASSERT_EQ(chat_members(s, "ch_missing", 0, 8, list, &n), 0);
+
+    /* The sets are rebuilt on reopen. */
+    ASSERT_EQ(store_close(s), 0);
+    rm_snapshots(dir);
+    for (int round = 0; round < 2; round++) {
+        s = open_store(dir);
+        ASSERT_EQ(chat_member_count(s, ch), 1);
+        ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 1);
+        ASSERT_STREQ(list[0].user_id, "usr_bob");
+        ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+        ASSERT_EQ(store_close(s), 0);
+    }
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+static void expect_history(store_t *s, const char *ch, const char *before, const char *after,
+                           size_t limit, char (*ids)[STORE_ID_MAX], size_t first, size_t count,
+                           bool more)
+{
+    chat_message_t *out = calloc(limit ? limit : 1, sizeof(*out));
+    size_t n = 99;
+    bool has_more = !more;
+    ASSERT_EQ(chat_history(s, ch, before, after, limit, out, &n, &has_more), 0);
+    if (n != count || has_more != more)
+        TEST_FAIL_("history before=%s after=%s limit=%zu: %zu messages (more %d), expected %zu "
+                   "(more %d)",
+                   before ? before : "-", after ? after : "-", limit, n, has_more, count, more);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STREQ(out[i].id, ids[first + i]);
+        chat_message_clear(&out[i]);
+    }
+    free(out);
+}
+
+TEST(chat_history_cursors_limits_and_edges)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "history");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], other[STORE_ID_MAX], foreign[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    channel(s, "other", "usr_a", false, other);
+
+    /* An empty channel. */
+    chat_message_t out[4];
+    size_t n;
+    bool more;
+    ASSERT_EQ(chat_history(s, ch, NULL, NULL, 10, out, &n, &more), 0);
+    ASSERT_EQ(n, 0);
+    ASSERT_TRUE(!more);
+    ASSERT_EQ(chat_history(s, ch, "msg_0000000000000001", NULL, 10, out, &n, &more),
+              STORE_E_NOT_FOUND);
+    ASSERT_TRUE(!chat_last_message(s, ch, &out[0]));
+
+    post(s, other, "usr_a", "elsewhere", foreign);
+    enum { N = 1000 };
+    char (*ids)[STORE_ID_MAX] = calloc(N, STORE_ID_MAX);
+    for (int i = 0; i < N; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "message %d", i);
+        post(s, ch, i % 2 ? "usr_a" : "usr_b", text, ids[i]);
+        ASSERT_EQ(strlen(ids[i]), 20);
+        ASSERT_TRUE(strncmp(ids[i], "msg_", 4) == 0);
+        if (i)
+            ASSERT_TRUE(strcmp(ids[i - 1], ids[i]) < 0);
+        else
+            ASSERT_TRUE(strcmp(foreign, ids[i]) < 0);
+    }
+
+    expect_history(s, ch, NULL, NULL, 1, ids, N - 1, 1, true);
+    expect_history(s, ch, NULL, NULL, 50, ids, N - 50, 50, true);
+    expect_history(s, ch, NULL, NULL, N, ids, 0, N, false);
+    expect_history(s, ch, NULL, NULL, N + 5, ids, 0, N, false);
+    expect_history(s, ch, NULL, NULL, 0, ids, 0, 0, true);
+    expect_history(s, ch, ids[950], NULL, 50, ids, 900, 50, true);
+    expect_history(s, ch, ids[10], NULL, 50, ids, 0, 10, false);
+    expect_history(s, ch, ids[50], NULL, 50, ids, 0, 50, false);
+    expect_history(s, ch, ids[1], NULL, 1, ids, 0, 1, false);
+    expect_history(s, ch, ids[0], NULL, 50, ids, 0, 0, false);
+    expect_history(s, ch, NULL, ids[990], 50, ids, 991, 9, false);
+    expect_history(s, ch, NULL, ids[900], 50, ids, 901, 50, true);
+    expect_history(s, ch, NULL, ids[N - 1], 50, ids, 0, 0, false);
+    expect_history(s, ch, NULL, ids[N - 2], 1, ids, N - 1, 1, false);
+    expect_history(s, ch, NULL, ids[0], 1, ids, 1, 1, true);
+    expect_history(s, ch, ids[20], ids[10], 5, ids, 11, 5, true);
+    expect_history(s, ch, ids[20], ids[10], 9, ids, 11, 9, false);
+    expect_history(s, ch, ids[10], ids[20], 5, ids, 0, 0, false);
+
+    /* Cursors that are not messages of this channel. */
+    const char *bad[] = {"nope", "msg_", "msg_9999999999999999", "msg_00000000000000001", foreign,
+                         ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        ASSERT_EQ(chat_history(s, ch, bad[i], NULL, 10, out, &n, &more), STORE_E_NOT_FOUND);
+        ASSERT_EQ(chat_history(s, ch, NULL, bad[i], 10, out, &n, &more), STORE_E_NOT_FOUND);
+    }
+    ASSERT_EQ(chat_history(s, "ch_missing", ids[3], NULL, 10, out, &n, &more), STORE_E_NOT_FOUND);
+
+    chat_message_t m;
+    ASSERT_TRUE(chat_last_message(s, ch, &m));
+    ASSERT_STREQ(m.id, ids[N - 1]);
+    ASSERT_STREQ(m.content, "message 999");
+    chat_message_clear(&m);
+    ASSERT_TRUE(chat_message_get(s, ids[7], &m));
+    ASSERT_STREQ(m.content, "message 7");
+    ASSERT_STREQ(m.user_id, "usr_a");
+    ASSERT_STREQ(m.channel_id, ch);
+    ASSERT_TRUE(m.created_at > 0 && m.updated_at == m.created_at && !m.is_edited);
+    chat_message_clear(&m);
+    ASSERT_TRUE(!chat_message_get(s, "msg_x", &m));
+
+    /* Refused posts write nothing. */
+    size_t nch, before_count, after_count;
+    chat__stats(s, &nch, &before_count);
+    ASSERT_EQ(post_full(s, "ch_missing", "usr_a", "x", NULL, NULL, NULL, NULL), STORE_E_NOT_FOUND);
+    ASSERT_EQ(post_full(s, ch, "usr_a", "x", foreign, NULL, NULL, NULL), STORE_E_NOT_FOUND);
+    ASSERT_EQ(post_full(s, ch, "usr_a", "x", "msg_0000000077777777", NULL, NULL, NULL),
+              STORE_E_NOT_FOUND);
+    char *big = malloc(CHAT_CONTENT_BYTES_MAX + 2);
+    memset(big, 'a', CHAT_CONTENT_BYTES_MAX + 1);
+    big[CHAT_CONTENT_BYTES_MAX + 1] = '\0';
+    ASSERT_EQ(post_full(s, ch, "usr_a", big, NULL, NULL, NULL, NULL), STORE_E_INVALID);
+    free(big);
+    ASSERT_EQ(post_full(s, ch, "usr_a", "bad \xff utf-8", NULL, NULL, NULL, NULL),
+              STORE_E_INVALID);
+    ASSERT_EQ(post_full(s, ch, "not an id", "x", NULL, NULL, NULL, NULL), STORE_E_INVALID);
+    chat__stats(s, &nch, &after_count);
+    ASSERT_EQ(after_count, before_count);
+    expect_history(s, ch, NULL, NULL, 1, ids, N - 1, 1, true);
+
+    /* A deleted channel takes no posts. */
+    ASSERT_EQ(rename_channel(s, other, NULL, true), 0);
+    ASSERT_EQ(post_full(s, other, "usr_a", "x", NULL, NULL, NULL, NULL), STORE_E_NOT_FOUND);
+    free(ids);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+typedef struct msg_change {
+    enum { EDIT, DELETE, REACT, UNREACT, REFUSE } what;
+    const char *text, *emoji, *user;
+} msg_change_t;
+
+static int change_message(void *ctx, chat_message_t *m)
+{
+    msg_change_t *c = ctx;
+    snprintf(m->channel_id, sizeof(m->channel_id), "ch_hijack"); /* must not stick */
+    snprintf(m->user_id, sizeof(m->user_id), "usr_hijack");
+    m->created_at = 1;
+    switch (c->what) {
+    case EDIT:
+        free(m->content);
+        m->content = strdup(c->text);
+        m->is_edited = true;
+        break;
+    case DELETE:
+        m->is_deleted = true;
+        break;
+    case REACT:
+    case UNREACT: {
+        chat_reaction_t *r = NULL;
+        for (size_t i = 0; i < m->n_reactions; i++)
+            if (strcmp(m->reactions[i].emoji, c->emoji) == 0)
+                r = &m->reactions[i];
+        if (c->what == REACT) {
+            if (r == NULL) {
+                m->reactions = realloc(m->reactions, (m->n_reactions + 1) * sizeof(*r));
+                r = &m->reactions[m->n_reactions++];
+                memset(r, 0, sizeof(*r));
+                snprintf(r->emoji, sizeof(r->emoji), "%s", c->emoji);
+            }
+            r->users = realloc(r->users, (r->n_users + 1) * STORE_ID_MAX);
+            snprintf(r->users[r->n_users++], STORE_ID_MAX, "%s", c->user);
+        } else if (r) {
+            for (size_t i = 0; i < r->n_users; i++) {
+                if (strcmp(r->users[i], c->user) == 0) {
+                    memmove(&r->users[i], &r->users[i + 1], (r->n_users - i - 1) * STORE_ID_MAX);
+                    r->n_users--;
+                    break;
+                }
+            }
+        }
+        break;
+    }
+    case REFUSE:
+        m->is_deleted = true;
+        return 77;
+    }
+    m->updated_at = m->updated_at + 1;
+    return 0;
+}
+
+static int modify(store_t *s, const char *id, msg_change_t c)
+{
+    uint64_t lsn;
+    chat_message_t out;
+    int rc = chat_message_modify(s, id, change_message, &c, &out, &lsn);
+    if (rc == 0) {
+        ASSERT_STREQ(out.id, id);
+        ASSERT_TRUE(strcmp(out.user_id, "usr_hijack") != 0);
+        chat_message_clear(&out);
+        ASSERT_EQ(store_wait(s, lsn), 0);
+    }
+    return rc;
+}
+
+TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "edit");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], ids[3][STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    post(s, ch, "usr_a", "first", ids[0]);
+    post(s, ch, "usr_b", "second", ids[1]);
+    post(s, ch, "usr_a", "third", ids[2]);
+    chat_message_t before;
+    ASSERT_TRUE(chat_message_get(s, ids[1], &before));
+
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){EDIT, "second, edited", NULL, NULL}), 0);
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){REACT, NULL, "👍", "usr_a"}), 0);
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){REACT, NULL, "👍", "usr_c"}), 0);
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){REACT, NULL, "🎉", "usr_c"}), 0);
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){UNREACT, NULL, "👍", "usr_a"}), 0);
+
+    chat_message_t h[3];
+    size_t n;
+    bool more;
+    ASSERT_EQ(chat_history(s, ch, NULL, NULL, 3, h, &n, &more), 0);
+    ASSERT_EQ(n, 3);
+    ASSERT_STREQ(h[1].id, ids[1]);
+    ASSERT_STREQ(h[1].content, "second, edited");
+    ASSERT_STREQ(h[1].channel_id, ch);
+    ASSERT_STREQ(h[1].user_id, "usr_b");
+    ASSERT_TRUE(h[1].is_edited && !h[1].is_deleted);
+    ASSERT_EQ(h[1].created_at, before.created_at);
+    ASSERT_TRUE(h[1].updated_at > before.updated_at);
+    ASSERT_EQ(h[1].n_reactions, 2);
+    ASSERT_STREQ(h[1].reactions[0].emoji, "👍");
+    ASSERT_EQ(h[1].reactions[0].n_users, 1);
+    ASSERT_STREQ(h[1].reactions[0].users[0], "usr_c");
+    ASSERT_STREQ(h[1].reactions[1].emoji, "🎉");
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&h[i]);
+    chat_message_clear(&before);
+
+    /* The last user of a reaction leaves: the reaction goes. */
+    ASSERT_EQ(modify(s, ids[1], (msg_change_t){UNREACT, NULL, "🎉", "usr_c"}), 0);
+    chat_message_t m;
+    ASSERT_TRUE(chat_message_get(s, ids[1], &m));
+    ASSERT_EQ(m.n_reactions, 1);
+    chat_message_clear(&m);
+
+    /* Refused and missing. */
+    ASSERT_EQ(modify(s, ids[0], (msg_change_t){REFUSE, NULL, NULL, NULL}), 77);
+    ASSERT_TRUE(chat_message_get(s, ids[0], &m));
+    ASSERT_TRUE(!m.is_deleted);
+    chat_message_clear(&m);
+    ASSERT_EQ(modify(s, "msg_0000000000099999", (msg_change_t){DELETE, NULL, NULL, NULL}),
+              STORE_E_NOT_FOUND);
+    ASSERT_EQ(modify(s, ids[0], (msg_change_t){EDIT, "\xc3\x28", NULL, NULL}), STORE_E_INVALID);
+
+    /* A delete keeps the place and drops the content. */
+    ASSERT_EQ(modify(s, ids[0], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_EQ(chat_history(s, ch, NULL, NULL, 3, h, &n, &more), 0);
+    ASSERT_EQ(n, 3);
+    ASSERT_STREQ(h[0].id, ids[0]);
+    ASSERT_TRUE(h[0].is_deleted && h[0].content == NULL);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&h[i]);
+
+    /* Identical after a reopen. */
+    const char *users[] = {"usr_a"};
+    char *want = dump_state(s, users, 1);
+    ASSERT_EQ(store_close(s), 0);
+    s = open_store(dir);
+    char *got = dump_state(s, users, 1);
+    ASSERT_STREQ(got, want);
+    free(got);
+    free(want);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_threads_follow_reply_to)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "thread");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], other[STORE_ID_MAX], root[STORE_ID_MAX], a[STORE_ID_MAX],
+        b[STORE_ID_MAX], c[STORE_ID_MAX], x[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    channel(s, "other", "usr_a", false, other);
+    post(s, ch, "usr_a", "root", root);
+    post(s, other, "usr_a", "elsewhere", x);
+    ASSERT_EQ(post_full(s, ch, "usr_b", "reply a", root, NULL, a, NULL), 0);
+    ASSERT_EQ(post_full(s, ch, "usr_c", "reply to a", a, NULL, b, NULL), 0);
+    ASSERT_EQ(post_full(s, ch, "usr_b", "reply c", root, NULL, c, NULL), 0);
+    ASSERT_EQ(post_full(s, ch, "usr_b", "cross", x, NULL, NULL, NULL), STORE_E_NOT_FOUND);
+
+    chat_message_t m;
+    ASSERT_TRUE(chat_message_get(s, b, &m));
+    ASSERT_STREQ(m.reply_to, a);
+    ASSERT_STREQ(m.thread_id, root);
+    chat_message_clear(&m);
+    ASSERT_TRUE(chat_message_get(s, root, &m));
+    ASSERT_STREQ(m.thread_id, "");
+    chat_message_clear(&m);
+
+    chat_message_t t[4];
+    size_t n;
+    ASSERT_EQ(chat_thread(s, root, 4, t, &n), 3);
+    ASSERT_EQ(n, 3);
+    ASSERT_STREQ(t[0].id, a);
+    ASSERT_STREQ(t[1].id, b);
+    ASSERT_STREQ(t[2].id, c);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&t[i]);
+    ASSERT_EQ(chat_thread(s, root, 2, t, &n), 3);
+    ASSERT_EQ(n, 2);
+    ASSERT_STREQ(t[1].id, b);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&t[i]);
+    ASSERT_EQ(chat_thread(s, a, 4, t, &n), 0);
+    ASSERT_EQ(chat_thread(s, "garbage", 4, t, &n), 0);
+    ASSERT_EQ(n, 0);
+
+    ASSERT_EQ(store_close(s), 0);
+    rm_snapshots(dir);
+    s = open_store(dir);
+    ASSERT_EQ(chat_thread(s, root, 4, t, &n), 3);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&t[i]);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_idempotency_keys_survive_reopen)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "idem");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], first[STORE_ID_MAX], again[STORE_ID_MAX], other[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    bool existing = true;
+    ASSERT_EQ(post_full(s, ch, "usr_a", "hello", NULL, "k1", first, &existing), 0);
+    ASSERT_TRUE(!existing);
+    ASSERT_EQ(post_full(s, ch, "usr_a", "hello again", NULL, "k1", again, &existing), 0);
+    ASSERT_TRUE(existing);
+    ASSERT_STREQ(again, first);
+    ASSERT_EQ(post_full(s, ch, "usr_b", "hello", NULL, "k1", other, &existing), 0);
+    ASSERT_TRUE(!existing && strcmp(other, first) != 0);
+
+    /* The returned message is the first one, content included. */
+    chat_message_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.channel_id, sizeof(m.channel_id), "%s", ch);
+    snprintf(m.user_id, sizeof(m.user_id), "usr_a");
+    snprintf(m.idempotency_key, sizeof(m.idempotency_key), "k1");
+    m.content = strdup("ignored");
+    uint64_t lsn = 0;
+    ASSERT_EQ(chat_message_post(s, &m, &existing, &lsn), 0);
+    ASSERT_TRUE(existing && lsn > 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_STREQ(m.id, first);
+    ASSERT_STREQ(m.content, "hello");
+    ASSERT_STREQ(m.idempotency_key, "k1");
+    chat_message_clear(&m);
+    size_t nch, nmsg;
+    chat__stats(s, &nch, &nmsg);
+    ASSERT_EQ(nmsg, 2);
+
+    ASSERT_EQ(store_close(s), 0);
+    rm_snapshots(dir);
+    for (int round = 0; round < 2; round++) { /* the log alone, then the snapshot */
+        s = open_store(dir);
+        ASSERT_EQ(post_full(s, ch, "usr_a", "later", NULL, "k1", again, &existing), 0);
+        ASSERT_TRUE(existing);
+        ASSERT_STREQ(again, first);
+        ASSERT_EQ(post_full(s, ch, "usr_b", "later", NULL, "k1", again, &existing), 0);
+        ASSERT_TRUE(existing);
+        ASSERT_STREQ(again, other);
+        ASSERT_EQ(store_close(s), 0);
+    }
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_unread_counts)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "unread");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], ids[10][STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    ASSERT_EQ(chat_unread(s, ch, "usr_b", "", 100), 0);
+    for (int i = 0; i < 10; i++)
+        post(s, ch, i < 6 ? "usr_a" : "usr_b", "text", ids[i]);
+    ASSERT_EQ(modify(s, ids[2], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_EQ(chat_unread(s, ch, "usr_b", "", 100), 5);   /* a's six, one deleted */
+    ASSERT_EQ(chat_unread(s, ch, "usr_a", "", 100), 4);
+    ASSERT_EQ(chat_unread(s, ch, "usr_c", "", 100), 9);
+    ASSERT_EQ(chat_unread(s, ch, "usr_c", NULL, 100), 9);
+    ASSERT_EQ(chat_unread(s, ch, "usr_c", "", 3), 3);
+    ASSERT_EQ(chat_unread(s, ch, "usr_b", ids[3], 100), 2);
+    ASSERT_EQ(chat_unread(s, ch, "usr_a", ids[3], 100), 4);
+    ASSERT_EQ(chat_unread(s, ch, "usr_c", ids[9], 100), 0);
+    ASSERT_EQ(chat_unread(s, ch, "usr_c", ids[8], 100), 1);
+    ASSERT_EQ(chat_unread(s, "ch_none", "usr_c", "", 100), 0);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- replay ------------------------------------------------------------------------------ */
+
+TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "replay");
+    store_t *s = open_store(dir);
+    char pub[STORE_ID_MAX], priv[STORE_ID_MAX], id[STORE_ID_MAX], root[STORE_ID_MAX];
+    channel(s, "Lobby", "usr_a", false, pub);
+    channel(s, "Staff", "usr_a", true, priv);
+    ASSERT_EQ(set_member(s, priv, "usr_b", CHAT_ROLE_MODERATOR, 10, -1), 0);
+    ASSERT_EQ(set_member(s, pub, "usr_c", CHAT_ROLE_NONE, -1, 99), 0);
+    const char *dm[] = {"usr_a", "usr_b"};
+    chat_channel_t dc;
+    memset(&dc, 0, sizeof(dc));
+    dc.is_direct = true;
+    snprintf(dc.owner_id, sizeof(dc.owner_id), "usr_a");
+    bool created;
+    uint64_t lsn;
+    ASSERT_EQ(chat_channel_create(s, &dc, dm, 2, &created, &lsn), 0);
+    post(s, dc.id, "usr_b", "psst, Ünïcödé secret", NULL);
+    chat_channel_clear(&dc);
+    post(s, pub, "usr_a", "Welcome to the lobby", root);
+    for (int i = 0; i < 60; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "message number %d about apples and Ωmega", i);
+        ASSERT_EQ(post_full(s, i % 3 ? pub : priv, i % 2 ? "usr_a" : "usr_b", text,
+                            i % 3 == 1 ? root : NULL, i % 7 ? NULL : "key", id, NULL),
+                  0);
+        if (i % 5 == 0)
+            ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, "edited pears", NULL, NULL}), 0);
+        if (i % 11 == 0)
+            ASSERT_EQ(modify(s, id, (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+        if (i % 4 == 0)
+            ASSERT_EQ(modify(s, id, (msg_change_t){REACT, NULL, "🍎", "usr_c"}), 0);
+    }
+    member_change_t read = {.role = CHAT_ROLE_OWNER, .joined_at = -1, .banned_at = -1,
+                            .last_read = root};
+    ASSERT_EQ(chat_membership_modify(s, pub, "usr_a", change_member, &read, NULL, &lsn), 0);
+    ASSERT_EQ(rename_channel(s, priv, "Staff room", false), 0);
+
+    const char *users[] = {"usr_a", "usr_b", "usr_c"};
+    char *want = full_dump(s, users, 3);
+    ASSERT_TRUE(strstr(want, "search pears: 0:") == NULL);
+    ASSERT_CONTAINS(want, "search ünïcödé: 1:");
+    ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
+
+    /* 1. The log alone. */
+    rm_snapshots(dir);
+    s = open_store(dir);
+    expect_dump(s, users, want, "log only");
+    ASSERT_EQ(store_close(s), 0); /* snapshot S2 */
+
+    /* 2. The snapshot alone; then more records, and close (S3). */
+    s = open_store(dir);
+    expect_dump(s, users, want, "snapshot");
+    char next[STORE_ID_MAX];
+    post(s, pub, "usr_a", "after reopen apples", next);
+    ASSERT_TRUE(strcmp(next, id) > 0);
+    ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, "pears again", NULL, NULL}), 0);
+    ASSERT_EQ(set_member(s, pub, "usr_b", CHAT_ROLE_MEMBER, 77, -1), 0);
+    free(want);
+    want = full_dump(s, users, 3);
+    ASSERT_EQ(store_close(s), 0);
+
+    /* 3. Lose S3: S2 plus the log after it. */
+    FILE *ls;
+    char cmd[256], newest[128] = "";
+    snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
+    ls = popen(cmd, "r");
+    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
+    pclose(ls);
+    newest[strcspn(newest, "\n")] = '\0';
+    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
+    ASSERT_EQ(system(cmd), 0);
+    s = open_store(dir);
+    expect_dump(s, users, want, "snapshot + log");
+    ASSERT_EQ(store_close(s), 0);
+    free(want);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+static void apply_ok(store_t *s, uint8_t type, const char *rec)
+{
+    int rc = store_apply(s, type, rec, strlen(rec));
+    if (rc != 0)
+        TEST_FAIL_("apply type %u: %d: %s", type, rc, rec);
+}
+
+TEST(chat_applying_a_record_twice_changes_nothing)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "twice");
+    store_t *s = open_store(dir);
+    const char *ch = "{\"v\":1,\"id\":\"ch_1\",\"name\":\"Twice\",\"owner_id\":\"usr_a\","
+                     "\"created_at\":5,\"updated_at\":5}";
+    const char *mem = "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\",\"role\":3,"
+                      "\"joined_at\":5}";
+    const char *msg = "{\"v\":1,\"id\":\"msg_0000000000000007\",\"channel_id\":\"ch_1\","
+                      "\"user_id\":\"usr_a\",\"content\":\"hello hello world\","
+                      "\"idempotency_key\":\"k\",\"created_at\":6,\"updated_at\":6}";
+    const char *reply = "{\"v\":1,\"id\":\"msg_0000000000000008\",\"channel_id\":\"ch_1\","
+                        "\"user_id\":\"usr_b\",\"content\":\"re\",\"reply_to\":"
+                        "\"msg_0000000000000007\",\"thread_id\":\"msg_0000000000000007\","
+                        "\"mentions\":[\"usr_a\"],\"reactions\":[{\"emoji\":\"x\",\"users\":"
+                        "[\"usr_a\"]}],\"created_at\":7,\"updated_at\":7}";
+    const char *edit = "{\"v\":1,\"id\":\"msg_0000000000000007\",\"channel_id\":\"ch_1\","
+                       "\"user_id\":\"usr_a\",\"content\":\"goodbye\",\"idempotency_key\":\"k\","
+                       "\"is_edited\":true,\"created_at\":6,\"updated_at\":9}";
+    const char *leave = "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\",\"role\":0,"
+                        "\"joined_at\":5,\"banned_at\":3}";
+    const char *users[] = {"usr_a"};
+    char *first = NULL;
+    for (int i = 0; i < 2; i++) {
+        apply_ok(s, STORE_REC_CHANNEL, ch);
+        apply_ok(s, STORE_REC_MEMBERSHIP, mem);
+        apply_ok(s, STORE_REC_MESSAGE, msg);
+        apply_ok(s, STORE_REC_MESSAGE, reply);
+        char *d = dump_state(s, users, 1);
+        sbuf_t sb = {0};
+        sb_printf(&sb, "%s", d);
+        free(d);
+        dump_search(&sb, s, "hello");
+        if (i == 0)
+            first = sb.p;
+        else {
+            ASSERT_STREQ(sb.p, first);
+            free(sb.p);
+        }
+    }
+    ASSERT_CONTAINS(first, "members 1/1");
+    ASSERT_CONTAINS(first, "search hello: 1:");
+    ASSERT_CONTAINS(first, "thread 1: msg_0000000000000008");
+    free(first);
+    for (int i = 0; i < 2; i++) {
+        apply_ok(s, STORE_REC_MESSAGE, edit);
+        apply_ok(s, STORE_REC_MEMBERSHIP, leave);
+        ASSERT_EQ(chat_member_count(s, "ch_1"), 0);
+        chat_membership_t b[2];
+        size_t n;
+        ASSERT_EQ(chat_banned(s, "ch_1", 0, 2, b, &n), 1);
+        chat_message_t h[4];
+        bool more;
+        ASSERT_EQ(chat_history(s, "ch_1", NULL, NULL, 4, h, &n, &more), 0);
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(h[0].content, "goodbye");
+        for (size_t k = 0; k < n; k++)
+            chat_message_clear(&h[k]);
+        chat_search_query_t q = {.text = "hello", .limit = 4};
+        chat_search_hit_t hits[4];
+        ASSERT_EQ(chat_search(s, &q, hits, &n), 0);
+        q.text = "goodbye";
+        ASSERT_EQ(chat_search(s, &q, hits, &n), 1);
+        chat_message_clear(&hits[0].message);
+    }
+    /* The idempotency key still leads to the message, and the next id
+     * follows the highest applied. */
+    char id[STORE_ID_MAX];
+    bool existing;
+    ASSERT_EQ(post_full(s, "ch_1", "usr_a", "x", NULL, "k", id, &existing), 0);
+    ASSERT_TRUE(existing);
+    ASSERT_STREQ(id, "msg_0000000000000007");
+    post(s, "ch_1", "usr_a", "x", id);
+    ASSERT_STREQ(id, "msg_0000000000000009");
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- bad records ------------------------------------------------------------------------- */
+
+static void expect_corrupt(store_t *s, uint8_t type, const char *rec)
+{
+    int rc = store_apply(s, type, rec, strlen(rec));
+    if (rc != STORE_E_CORRUPT)
+        TEST_FAIL_("type %u: %d instead of STORE_E_CORRUPT: %.200s", type, rc, rec);
+}
+
+TEST(chat_records_that_do_not_validate_are_corrupt)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "corrupt");
+    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    char longname[CHAT_NAME_MAX + 1], longid[80];
+    memset(longname, 'n', CHAT_NAME_MAX);
+    longname[CHAT_NAME_MAX] = '\0';
+    memset(longid, 'i', 45);
+    longid[45] = '\0';
+    char rec[100000];
+
+    /* Channels. */
+    expect_corrupt(s, STORE_REC_CHANNEL, "{");
+    expect_corrupt(s, STORE_REC_CHANNEL, "[]");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":2,\"id\":\"ch_1\",\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":0,\"id\":\"ch_1\",\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":\"1\",\"id\":\"ch_1\",\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":5,\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch 1\",\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"\",\"name\":\"x\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"id\":\"ch_2\"}");
+    snprintf(rec, sizeof(rec), "{\"v\":1,\"id\":\"ch_1\",\"name\":\"%s\"}", longname);
+    expect_corrupt(s, STORE_REC_CHANNEL, rec);
+    snprintf(rec, sizeof(rec), "{\"v\":1,\"id\":\"%s\",\"name\":\"x\"}", longid);
+    expect_corrupt(s, STORE_REC_CHANNEL, rec);
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"is_private\":1}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"created_at\":1.5}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"description\":[]}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"is_direct\":true,"
+                                         "\"is_private\":true}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"is_direct\":true,"
+                                         "\"is_private\":true,\"direct_key\":\"a;b\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"direct_key\":\"a,b\"}");
+    expect_corrupt(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\",\"name\":\"a\\u0000b\"}");
+    char *desc = malloc(CHAT_DESCRIPTION_MAX + 100);
+    memset(desc, 'd', CHAT_DESCRIPTION_MAX + 1);
+    desc[CHAT_DESCRIPTION_MAX + 1] = '\0';
+    snprintf(rec, sizeof(rec), "{\"v\":1,\"id\":\"ch_1\",\"name\":\"x\",\"description\":\"%s\"}",
+             desc);
+    expect_corrupt(s, STORE_REC_CHANNEL, rec);
+    free(desc);
+
+    /* Memberships. */
+    expect_corrupt(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\"}");
+    expect_corrupt(s, STORE_REC_MEMBERSHIP,
+                   "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\",\"role\":4}");
+    expect_corrupt(s, STORE_REC_MEMBERSHIP,
+                   "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\",\"role\":-1}");
+    expect_corrupt(s, STORE_REC_MEMBERSHIP,
+                   "{\"v\":1,\"channel_id\":\"ch/1\",\"user_id\":\"u\",\"role\":1}");
+    expect_corrupt(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\","
+                                            "\"last_read\":\"msg_1\"}");
+    expect_corrupt(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\","
+                                            "\"role\":99999999999999999999}");
+
+    /* Messages. */
+    chat_message_t m0;
+    const char *head = "\"v\":1,\"id\":\"msg_0000000000000001\",\"channel_id\":\"ch_1\","
+                       "\"user_id\":\"usr_a\"";
+    const char *bad_msgs[] = {
+        "\"content\":5",
+        "\"content\":\"a\",\"reply_to\":\"msg_x\"",
+        "\"thread_id\":\"ch_1\"",
+        "\"mentions\":\"usr_a\"",
+        "\"mentions\":[5]",
+        "\"mentions\":[\"bad id\"]",
+        "\"attachments\":[{}]",
+        "\"reactions\":{}",
+        "\"reactions\":[5]",
+        "\"reactions\":[{\"users\":[\"usr_a\"]}]",
+        "\"reactions\":[{\"emoji\":\"\",\"users\":[]}]",
+        "\"reactions\":[{\"emoji\":\"x\",\"users\":[1]}]",
+        "\"is_edited\":null",
+        "\"updated_at\":\"now\"",
+    };
+    for (size_t i = 0; i < sizeof(bad_msgs) / sizeof(*bad_msgs); i++) {
+        snprintf(rec, sizeof(rec), "{%s,%s}", head, bad_msgs[i]);
+        expect_corrupt(s, STORE_REC_MESSAGE, rec);
+    }
+    char emoji[CHAT_EMOJI_MAX + 1];
+    memset(emoji, 'e', CHAT_EMOJI_MAX);
+    emoji[CHAT_EMOJI_MAX] = '\0';
+    snprintf(rec, sizeof(rec), "{%s,\"reactions\":[{\"emoji\":\"%s\"}]}", head, emoji);
+    expect_corrupt(s, STORE_REC_MESSAGE, rec);
+    emoji[CHAT_EMOJI_MAX - 1] = '\0'; /* 64 bytes: fine */
+    snprintf(rec, sizeof(rec), "{%s,\"reactions\":[{\"emoji\":\"%s\",\"users\":[\"u\"]}]}",
+             head, emoji);
+    ASSERT_EQ(store_apply(s, STORE_REC_MESSAGE, rec, strlen(rec)), 0);
+    ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m0));
+    ASSERT_EQ(strlen(m0.reactions[0].emoji), 64);
+    chat_message_clear(&m0);
+    chat__clear(s->chat);
+    expect_corrupt(s, STORE_REC_MESSAGE, "{\"v\":1,\"id\":\"msg_0000000000000000\","
+                                         "\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\"}");
+    expect_corrupt(s, STORE_REC_MESSAGE, "{\"v\":1,\"id\":\"msg_000000000000001\","
+                                         "\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\"}");
+    /* Too many mentions, too long a content, idempotency key. */
+    size_t at = (size_t)snprintf(rec, sizeof(rec), "{%s,\"mentions\":[", head);
+    for (int i = 0; i <= CHAT_MENTIONS_MAX; i++)
+        at += (size_t)snprintf(rec + at, sizeof(rec) - at, "%s\"u%d\"", i ? "," : "", i);
+    snprintf(rec + at, sizeof(rec) - at, "]}");
+    expect_corrupt(s, STORE_REC_MESSAGE, rec);
+    at = (size_t)snprintf(rec, sizeof(rec), "{%s,\"content\":\"", head);
+    memset(rec + at, 'c', CHAT_CONTENT_BYTES_MAX + 1);
+    at += CHAT_CONTENT_BYTES_MAX + 1;
+    snprintf(rec + at, sizeof(rec) - at, "\"}");
+    expect_corrupt(s, STORE_REC_MESSAGE, rec);
+    at = (size_t)snprintf(rec, sizeof(rec), "{%s,\"idempotency_key\":\"", head);
+    memset(rec + at, 'k', CHAT_IDEMPOTENCY_MAX);
+    at += CHAT_IDEMPOTENCY_MAX;
+    snprintf(rec + at, sizeof(rec) - at, "\"}");
+    expect_corrupt(s, STORE_REC_MESSAGE, rec);
+
+    /* More (emoji, user) pairs than a message may hold. */
+    size_t cap = 2 * 60000 * 8 + 1024;
+    char *big = malloc(cap);
+    at = (size_t)snprintf(big, cap, "{%s,\"reactions\":[", head);
+    for (int r = 0; r < 2; r++) {
+        at += (size_t)snprintf(big + at, cap - at, "%s{\"emoji\":\"e%d\",\"users\":[", r ? "," : "",
+                               r);
+        for (int i = 0; i < 60000; i++)
+            at += (size_t)snprintf(big + at, cap - at, "%s\"u\"", i ? "," : "");
+        at += (size_t)snprintf(big + at, cap - at, "]}");
+    }
+    snprintf(big + at, cap - at, "]}");
+    expect_corrupt(s, STORE_REC_MESSAGE, big);
+    free(big);
+
+    /* Unknown types, deep nesting, random bytes. */
+    expect_corrupt(s, 99, "{\"v\":1}");
+    expect_corrupt(s, 13, "{\"v\":1}");
+    at = (size_t)snprintf(rec, sizeof(rec), "{%s,\"mentions\":", head);
+    for (int i = 0; i < 5000; i++)
+        rec[at++] = '[';
+    rec[at] = '\0';
+    expect_corrupt(s, STORE_REC_MESSAGE, rec);
+    unsigned seed = 12345;
+    for (int i = 0; i < 3000; i++) {
+        size_t len = (size_t)(rand_r(&seed) % 64);
+        char junk[64];
+        for (size_t k = 0; k < len; k++)
+            junk[k] = (char)(rand_r(&seed) % 8 == 0 ? "{}[]\":,"[rand_r(&seed) % 7] : rand_r(&seed));
+        int rc = store_apply(s, (uint8_t)(10 + i % 3), junk, len);
+        ASSERT_TRUE(rc == 0 || rc == STORE_E_CORRUPT);
+    }
+
+    /* Nothing was applied; minimal records with defaults are fine. */
+    size_t nch, nmsg;
+    chat__stats(s, &nch, &nmsg);
+    ASSERT_EQ(nch, 0);
+    ASSERT_EQ(nmsg, 0);
+    snprintf(rec, sizeof(rec), "{%s}", head);
+    apply_ok(s, STORE_REC_MESSAGE, rec);
+    apply_ok(s, STORE_REC_CHANNEL, "{\"v\":1,\"id\":\"ch_1\"}");
+    apply_ok(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\"}");
+    chat_message_t m;
+    ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
+    ASSERT_TRUE(m.content == NULL && m.n_reactions == 0 && !m.is_deleted);
+    chat_message_clear(&m);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_records_round_trip_through_the_codec)
+{
+    chat_message_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.id, sizeof(m.id), "msg_0000000000000042");
+    snprintf(m.channel_id, sizeof(m.channel_id), "ch_x");
+    snprintf(m.user_id, sizeof(m.user_id), "usr_y");
+    m.content = strdup("héllo \"quoted\" \\ back\nslash");
+    snprintf(m.reply_to, sizeof(m.reply_to), "msg_0000000000000041");
+    snprintf(m.thread_id, sizeof(m.thread_id), "msg_0000000000000040");
+    m.n_mentions = 2;
+    m.mentions = calloc(2, STORE_ID_MAX);
+    snprintf(m.mentions[0], STORE_ID_MAX, "usr_a");
+    snprintf(m.mentions[1], STORE_ID_MAX, "usr_b");
+    m.n_attachments = 1;
+    m.attachments = calloc(1, STORE_ID_MAX);
+    snprintf(m.attachments[0], STORE_ID_MAX, "file_1");
+    m.n_reactions = 1;
+    m.reactions = calloc(1, sizeof(*m.reactions));
+    snprintf(m.reactions[0].emoji, sizeof(m.reactions[0].emoji), "❤️");
+    m.reactions[0].n_users = 2;
+    m.reactions[0].users = calloc(2, STORE_ID_MAX);
+    snprintf(m.reactions[0].users[0], STORE_ID_MAX, "usr_b");
+    snprintf(m.reactions[0].users[1], STORE_ID_MAX, "usr_a");
+    snprintf(m.idempotency_key, sizeof(m.idempotency_key), "key-1");
+    m.is_edited = true;
+    m.created_at = 1767960000000;
+    m.updated_at = 1767960000001;
+    ASSERT_TRUE(chat__message_valid(&m));
+    char *text = chat__message_encode(&m);
+    chat_message_t d;
+    ASSERT_EQ(chat__message_decode(text, strlen(text), &d), 0);
+    sbuf_t a = {0}, b = {0};
+    dump_message(&a, &m);
+    dump_message(&b, &d);
+    ASSERT_STREQ(b.p, a.p);
+    free(a.p);
+    free(b.p);
+    free(text);
+    chat_message_clear(&d);
+    chat_message_t copy;
+    chat_message_copy(&copy, &m);
+    chat_message_clear(&m);
+    ASSERT_EQ(copy.reactions[0].n_users, 2);
+    ASSERT_STREQ(copy.reactions[0].users[1], "usr_a");
+    chat_message_clear(&copy);
+
+    chat_channel_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "ch_d");
+    c.is_direct = c.is_private = true;
+    c.direct_key = strdup("usr_a,usr_b");
+    snprintf(c.owner_id, sizeof(c.owner_id), "usr_a");
+    c.created_at = 3;
+    text = chat__channel_encode(&c);
+    chat_channel_t cd;
+    ASSERT_EQ(chat__channel_decode(text, strlen(text), &cd), 0);
+    ASSERT_STREQ(cd.direct_key, "usr_a,usr_b");
+    ASSERT_TRUE(cd.is_direct && cd.is_private && cd.description == NULL && cd.created_at == 3);
+    free(text);
+    chat_channel_clear(&cd);
+    chat_channel_clear(&c);
+
+    chat_membership_t mm = {.role = 2, .joined_at = 4, .banned_at = 5};
+    snprintf(mm.channel_id, sizeof(mm.channel_id), "ch_d");
+    snprintf(mm.user_id, sizeof(mm.user_id), "usr_a");
+    snprintf(mm.last_read, sizeof(mm.last_read), "msg_0000000000000001");
+    text = chat__membership_encode(&mm);
+    chat_membership_t md;
+    ASSERT_EQ(chat__membership_decode(text, strlen(text), &md), 0);
+    ASSERT_STREQ(md.channel_id, mm.channel_id);
+    ASSERT_STREQ(md.user_id, mm.user_id);
+    ASSERT_STREQ(md.last_read, mm.last_read);
+    ASSERT_TRUE(md.role == 2 && md.joined_at == 4 && md.banned_at == 5);
+    free(text);
+    LEAK_CHECK();
+}
+
+/* ---- concurrency ------------------------------------------------------------------------ */
+
+typedef struct poster {
+    store_t *s;
+    char (*channels)[STORE_ID_MAX];
+    int id;
+    int failures;
+} poster_t;
+
+enum { POSTERS = 8, PER_POSTER = 200, CHANNELS = 4 };
+
+static void *post_many(void *arg)
+{
+    poster_t *p = arg;
+    char user[16];
+    snprintf(user, sizeof(user), "usr_%d", p->id);
+    for (int i = 0; i < PER_POSTER; i++) {
+        chat_message_t m;
+        memset(&m, 0, sizeof(m));
+        snprintf(m.channel_id, sizeof(m.channel_id), "%s", p->channels[(p->id + i) % CHANNELS]);
+        snprintf(m.user_id, sizeof(m.user_id), "%s", user);
+        char text[64];
+        snprintf(text, sizeof(text), "poster%d item%d shared words", p->id, i);
+        m.content = strdup(text);
+        uint64_t lsn;
+        bool existing;
+        if (chat_message_post(p->s, &m, &existing, &lsn) != 0 || store_wait(p->s, lsn) != 0 ||
+            existing)
+            p->failures++;
+        chat_message_clear(&m);
+    }
+    return NULL;
+}
+
+typedef struct reader {
+    store_t *s;
+    char (*channels)[STORE_ID_MAX];
+    _Atomic bool stop;
+    int failures;
+    long rounds;
+    long checks;
+} reader_t;
+
+/* A can_read that reads the store itself, while posters wait for the
+ * (writer-preferring) message lock: a lock held across it would hang. */
+static bool reenter(void *ctx, const char *channel_id)
+{
+    reader_t *r = ctx;
+    chat_message_t out[2];
+    size_t n;
+    bool more;
+    if (chat_history(r->s, channel_id, NULL, NULL, 2, out, &n, &more) != 0)
+        r->failures++;
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&out[i]);
+    chat_membership_t m;
+    chat_membership_get(r->s, channel_id, "usr_owner", &m);
+    r->checks++;
+    return true;
+}
+
+static void *read_while_posting(void *arg)
+{
+    reader_t *r = arg;
+    chat_message_t out[20];
+    while (!r->stop) {
+        for (int c = 0; c < CHANNELS; c++) {
+            size_t n;
+            bool more;
+            if (chat_history(r->s, r->channels[c], NULL, NULL, 20, out, &n, &more) != 0)
+                r->failures++;
+            for (size_t i = 0; i < n; i++) {
+                if (i && strcmp(out[i - 1].id, out[i].id) >= 0)
+                    r->failures++;
+                chat_message_clear(&out[i]);
+            }
+        }
+        chat_search_query_t q = {.text = "shared wor", .limit = 5, .can_read = reenter, .ctx = r};
+        chat_search_hit_t hits[5];
+        size_t n;
+        chat_search(r->s, &q, hits, &n);
+        for (size_t i = 0; i < n; i++)
+            chat_message_clear(&hits[i].message);
+        r->rounds++;
+    }
+    return NULL;
+}
+
+TEST(chat_concurrent_posters_each_message_once_in_order)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "conc");
+    store_t *s = open_store(dir);
+    char channels[CHANNELS][STORE_ID_MAX];
+    for (int i = 0; i < CHANNELS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%d", i);
+        channel(s, name, "usr_owner", false, channels[i]);
+    }
+    pthread_t t[POSTERS], rt;
+    poster_t p[POSTERS];
+    reader_t r = {.s = s, .channels = channels};
+    pthread_create(&rt, NULL, read_while_posting, &r);
+    for (int i = 0; i < POSTERS; i++) {
+        p[i] = (poster_t){.s = s, .channels = channels, .id = i};
+        pthread_create(&t[i], NULL, post_many, &p[i]);
+    }
+    for (int i = 0; i < POSTERS; i++) {
+        pthread_join(t[i], NULL);
+        ASSERT_EQ(p[i].failures, 0);
+    }
+    r.stop = true;
+    pthread_join(rt, NULL);
+    ASSERT_EQ(r.failures, 0);
+    ASSERT_TRUE(r.rounds > 0 && r.checks > 0);
+
+    for (int round = 0; round < 2; round++) {
+        static bool seen[POSTERS][PER_POSTER];
+        memset(seen, 0, sizeof(seen));
+        size_t total = 0;
+        chat_message_t *out = calloc(POSTERS * PER_POSTER, sizeof(*out));
+        for (int c = 0; c < CHANNELS; c++) {
+            size_t n;
+            bool more;
+            ASSERT_EQ(chat_history(s, channels[c], NULL, NULL, POSTERS * PER_POSTER, out, &n,
+                                   &more),
+                      0);
+            ASSERT_EQ(n, POSTERS * PER_POSTER / CHANNELS);
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    ASSERT_TRUE(strcmp(out[i - 1].id, out[i].id) < 0);
+                int who, item;
+                ASSERT_EQ(sscanf(out[i].content, "poster%d item%d", &who, &item), 2);
+                ASSERT_TRUE(!seen[who][item]);
+                seen[who][item] = true;
+                chat_message_clear(&out[i]);
+            }
+            total += n;
+        }
+        free(out);
+        ASSERT_EQ(total, POSTERS * PER_POSTER);
+        chat_search_query_t q = {.text = "shared", .limit = 1};
+        chat_search_hit_t hit;
+        size_t n;
+        ASSERT_EQ(chat_search(s, &q, &hit, &n), POSTERS * PER_POSTER);
+        chat_message_clear(&hit.message);
+        ASSERT_EQ(store_close(s), 0);
+        s = open_store(dir);
+    }
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- search ----------------------------------------------------------------------------- */
+
+static size_t search_ids(store_t *s, const chat_search_query_t *q, char (*ids)[STORE_ID_MAX],
+                         size_t max)
+{
+    chat_search_hit_t *hits = calloc(max ? max : 1, sizeof(*hits));
+    chat_search_query_t qq = *q;
+    qq.limit = max;
+    size_t n;
+    size_t total = chat_search(s, &qq, hits, &n);
+    ASSERT_TRUE(n <= max && n <= total);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], STORE_ID_MAX, "%s", hits[i].message.id);
+        ASSERT_TRUE(!hits[i].message.is_deleted);
+        if (i)
+            ASSERT_TRUE(hits[i - 1].score >= hits[i].score);
+        chat_message_clear(&hits[i].message);
+    }
+    free(hits);
+    return total;
+}
+
+static size_t count(store_t *s, const char *text)
+{
+    chat_search_query_t q = {.text = text};
+    char ids[1][STORE_ID_MAX];
+    return search_ids(s, &q, ids, 0);
+}
+
+typedef struct word_list {
+    char text[512];
+} word_list_t;
+
+static void list_word(void *ctx, size_t off, size_t len, const char *lower)
+{
+    word_list_t *w = ctx;
+    size_t at = strlen(w->text);
+    snprintf(w->text + at, sizeof(w->text) - at, "%s%zu+%zu:%s", at ? " " : "", off, len, lower);
+}
+
+TEST(chat_words_split_and_fold_like_the_index)
+{
+    word_list_t w = {""};
+    chat_words("Hello, Wörld! ÇA va? x2 don't — ΣΊΣΥΦΟΣ Привет_Мир 中文", list_word, &w);
+    ASSERT_STREQ(w.text, "0+5:hello 7+6:wörld 15+3:ça 19+2:va 23+2:x2 26+3:don 30+1:t "
+                         "36+14:σίσυφοσ 51+12:привет 64+6:мир 71+6:中文");
+    w.text[0] = '\0';
+    chat_words("bad\xff" "utf\xc3(8 e\xcc\x81t\xc3\xa9", list_word, &w);
+    ASSERT_STREQ(w.text, "0+3:bad 4+3:utf 9+1:8 11+6:e\xcc\x81t\xc3\xa9");
+    w.text[0] = '\0';
+    chat_words("", list_word, &w);
+    chat_words("  ,.;  ", list_word, &w);
+    ASSERT_STREQ(w.text, "");
+    char out[64];
+    chat__fold("ÜBER Straße ΑΘΗΝΑ", out, sizeof(out));
+    ASSERT_STREQ(out, "über straße αθηνα");
+    chat__fold("ÜÜÜ", out, 4); /* truncated at a code point */
+    ASSERT_STREQ(out, "ü");
+}
+
+TEST(chat_search_words_case_scripts_prefix_and_and)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "search");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], ids[8][STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    post(s, ch, "usr_a", "Hello World", ids[0]);
+    post(s, ch, "usr_b", "hello there, friend", ids[1]);
+    post(s, ch, "usr_a", "HELLO again, world!", ids[2]);
+    post(s, ch, "usr_b", "Ünïcödé test with ümlauts", ids[3]);
+    post(s, ch, "usr_a", "Καλημέρα κόσμε and Привет мир", ids[4]);
+    post(s, ch, "usr_b", "worldwide helpers", ids[5]);
+
+    ASSERT_EQ(count(s, "hello"), 3);
+    ASSERT_EQ(count(s, "HeLLo"), 3);
+    ASSERT_EQ(count(s, "hello world"), 2);   /* AND */
+    ASSERT_EQ(count(s, "world hello"), 2);   /* "hello" as a prefix: no "helpers" */
+    ASSERT_EQ(count(s, "world hel"), 2);
+    ASSERT_EQ(count(s, "worldwide hel"), 1); /* "hel" matches helpers */
+    ASSERT_EQ(count(s, "wor"), 3);           /* prefix of the last word */
+    ASSERT_EQ(count(s, "wor hello"), 0);     /* only the last word is a prefix */
+    ASSERT_EQ(count(s, "hello, world!!"), 2);
+    ASSERT_EQ(count(s, "nothing"), 0);
+    ASSERT_EQ(count(s, ""), 0);
+    ASSERT_EQ(count(s, " ,;; "), 0);
+    ASSERT_EQ(count(s, "ünïcödé"), 1);
+    ASSERT_EQ(count(s, "ÜNÏCÖDÉ"), 1);
+    ASSERT_EQ(count(s, "Ünï"), 1);
+    ASSERT_EQ(count(s, "ü"), 1);             /* ümlauts, Ünïcödé: one message */
+    ASSERT_EQ(count(s, "καλημέρα"), 1);
+    ASSERT_EQ(count(s, "ΚΑΛΗΜΈΡΑ"), 1);
+    ASSERT_EQ(count(s, "κόσμ"), 1);
+    ASSERT_EQ(count(s, "ПРИВЕТ"), 1);
+    ASSERT_EQ(count(s, "привет мир"), 1);
+    ASSERT_EQ(count(s, "hello мир"), 0);
+    ASSERT_EQ(count(s, "hello hello hello"), 3);
+
+    chat_search_query_t q = {.text = "hello"};
+    char got[8][STORE_ID_MAX];
+    ASSERT_EQ(search_ids(s, &q, got, 2), 3); /* the total, two returned */
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+typedef struct read_rule {
+    const char *deny;
+    int calls;
+    store_t *s;
+} read_rule_t;
+
+static bool can_read(void *ctx, const char *channel_id)
+{
+    read_rule_t *r = ctx;
+    r->calls++;
+    /* Calling back into the store must be fine. */
+    chat_channel_t c;
+    if (r->s && chat_channel_get(r->s, channel_id, &c))
+        chat_channel_clear(&c);
+    chat_membership_t m;
+    if (r->s)
+        chat_membership_get(r->s, channel_id, "usr_a", &m);
+    return r->deny == NULL || strcmp(channel_id, r->deny) != 0;
+}
+
+TEST(chat_search_filters_and_can_read)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "filters");
+    store_t *s = open_store(dir);
+    char c1[STORE_ID_MAX], c2[STORE_ID_MAX], c3[STORE_ID_MAX], ids[6][STORE_ID_MAX];
+    channel(s, "one", "usr_a", false, c1);
+    channel(s, "two", "usr_a", false, c2);
+    channel(s, "three", "usr_a", true, c3);
+    post(s, c1, "usr_a", "deploy today", ids[0]);
+    post(s, c2, "usr_b", "deploy tomorrow", ids[1]);
+    post(s, c3, "usr_a", "deploy secretly", ids[2]);
+    usleep(20000);
+    int64_t mid = clock_wall_ms();
+    usleep(20000);
+    post(s, c1, "usr_b", "deploy again", ids[3]);
+    post(s, c2, "usr_a", "deploy later", ids[4]);
+
+    char got[8][STORE_ID_MAX];
+    chat_search_query_t q = {.text = "deploy"};
+    ASSERT_EQ(search_ids(s, &q, got, 8), 5);
+    q.channel_id = c1;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 2);
+    q.channel_id = "ch_missing";
+    ASSERT_EQ(search_ids(s, &q, got, 8), 0);
+    q.channel_id = NULL;
+    q.sender_id = "usr_b";
+    ASSERT_EQ(search_ids(s, &q, got, 8), 2);
+    q.sender_id = "usr_a";
+    q.from_ms = mid;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 1);
+    ASSERT_STREQ(got[0], ids[4]);
+    q.sender_id = NULL;
+    q.from_ms = 0;
+    q.to_ms = mid;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 3);
+
+    /* can_read: once per channel, no lock held (it calls the store). */
+    read_rule_t rule = {.deny = c3, .s = s};
+    q = (chat_search_query_t){.text = "deploy", .can_read = can_read, .ctx = &rule};
+    ASSERT_EQ(search_ids(s, &q, got, 8), 4);
+    ASSERT_EQ(rule.calls, 3);
+    for (int i = 0; i < 4; i++)
+        ASSERT_TRUE(strcmp(got[i], ids[2]) != 0);
+    rule.calls = 0;
+    q.channel_id = c3;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 0);
+    ASSERT_EQ(rule.calls, 1);
+    rule.calls = 0;
+    q.channel_id = c2;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 2);
+    ASSERT_EQ(rule.calls, 1);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_search_index_follows_edits_and_deletes)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "reindex");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], a[STORE_ID_MAX], b[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    post(s, ch, "usr_a", "the quick brown fox", a);
+    post(s, ch, "usr_a", "a lazy brown dog", b);
+    ASSERT_EQ(count(s, "brown"), 2);
+    ASSERT_EQ(modify(s, a, (msg_change_t){EDIT, "the slow red fox", NULL, NULL}), 0);
+    ASSERT_EQ(count(s, "brown"), 1);
+    ASSERT_EQ(count(s, "quick"), 0);
+    ASSERT_EQ(count(s, "slow red"), 1);
+    ASSERT_EQ(count(s, "fox"), 1);
+    /* An edit of an older message while newer ones exist. */
+    for (int i = 0; i < 20; i++)
+        post(s, ch, "usr_b", "brown noise", NULL);
+    ASSERT_EQ(modify(s, a, (msg_change_t){EDIT, "brown brown fox", NULL, NULL}), 0);
+    ASSERT_EQ(count(s, "brown"), 22);
+    ASSERT_EQ(modify(s, b, (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_EQ(count(s, "brown"), 21);
+    ASSERT_EQ(count(s, "lazy"), 0);
+    ASSERT_EQ(count(s, "dog"), 0);
+    ASSERT_EQ(count(s, "l"), 0); /* "lazy" left the vocabulary */
+    ASSERT_EQ(store_close(s), 0);
+    s = open_store(dir);
+    ASSERT_EQ(count(s, "brown"), 21);
+    ASSERT_EQ(count(s, "lazy"), 0);
+    ASSERT_EQ(count(s, "slow"), 0);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_search_ranks_by_occurrences_then_recency)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "rank");
+    store_t *s = open_store(dir);
+    char ch[STORE_ID_MAX], once[STORE_ID_MAX], thrice[STORE_ID_MAX], later[STORE_ID_MAX],
+        both[STORE_ID_MAX], old[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    /* An old message, written as a record with a created_at a year ago. */
+    char rec[512];
+    snprintf(rec, sizeof(rec),
+             "{\"v\":1,\"id\":\"msg_0000000000000001\",\"channel_id\":\"%s\",\"user_id\":"
+             "\"usr_a\",\"content\":\"apple pie\",\"created_at\":%lld}",
+             ch, (long long)(clock_wall_ms() - 365LL * 86400000));
+    apply_ok(s, STORE_REC_MESSAGE, rec);
+    snprintf(old, sizeof(old), "msg_0000000000000001");
+    post(s, ch, "usr_a", "apple", once);
+    post(s, ch, "usr_a", "apple apple apple", thrice);
+    post(s, ch, "usr_a", "an apple", later);
+    post(s, ch, "usr_a", "apple banana", both);
+
+    char got[8][STORE_ID_MAX];
+    chat_search_query_t q = {.text = "apple"};
+    ASSERT_EQ(search_ids(s, &q, got, 8), 5);
+    ASSERT_STREQ(got[0], thrice);
+    ASSERT_STREQ(got[1], both); /* equal score: newest first */
+    ASSERT_STREQ(got[2], later);
+    ASSERT_STREQ(got[3], once);
+    ASSERT_STREQ(got[4], old);  /* no recency bonus left */
+    q.text = "apple ban";
+    ASSERT_EQ(search_ids(s, &q, got, 8), 1);
+    ASSERT_STREQ(got[0], both);
+
+    chat_search_hit_t hit;
+    size_t n;
+    q = (chat_search_query_t){.text = "apple", .limit = 1};
+    chat_search(s, &q, &hit, &n);
+    /* 1 + ln 4 + a bonus of ~1 for a message of now. */
+    ASSERT_TRUE(hit.score > 3.38 && hit.score < 3.39);
+    chat_message_clear(&hit.message);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+TEST(chat_recovery_of_many_channels_is_fast_and_exact)
+{
+    /* The snapshot holds the messages in id order across channels, so
+     * replay appends to the word index; per channel it would rewrite whole
+     * posting lists for every word (quadratic). */
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "recover");
+    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    enum { CH = 16, MSGS = 20000 };
+    char chans[CH][STORE_ID_MAX];
+    for (int i = 0; i < CH; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "r%d", i);
+        channel(s, name, "usr_a", false, chans[i]);
+    }
+    for (int i = 0; i < MSGS; i++) {
+        char text[96];
+        snprintf(text, sizeof(text), "common words in every message, number %d of %s", i % 97,
+                 i % 2 ? "odd" : "even");
+        post(s, chans[i % CH], "usr_a", text, NULL);
+    }
+    ASSERT_EQ(count(s, "common"), MSGS);
+    ASSERT_EQ(store_close(s), 0); /* the snapshot */
+    int64_t t0 = clock_mono_ns();
+    s = open_mode(dir, WAL_FSYNC_NONE);
+    double ms = (double)(clock_mono_ns() - t0) / 1e6;
+    printf("  %d messages in %d channels recovered in %.0f ms\n", MSGS, CH, ms);
+    ASSERT_TRUE(ms < 5000);
+    ASSERT_EQ(count(s, "common"), MSGS);
+    ASSERT_EQ(count(s, "odd"), MSGS / 2);
+    ASSERT_EQ(count(s, "number 42"), MSGS / 97 + (MSGS % 97 > 42));
+    chat_message_t *h = calloc(MSGS / CH, sizeof(*h));
+    size_t n;
+    bool more;
+    ASSERT_EQ(chat_history(s, chans[3], NULL, NULL, MSGS / CH, h, &n, &more), 0);
+    ASSERT_EQ(n, MSGS / CH);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            ASSERT_TRUE(strcmp(h[i - 1].id, h[i].id) < 0);
+        chat_message_clear(&h[i]);
+    }
+    free(h);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+TEST(chat_memory_per_message)
+{
+#if defined(UNDER_ASAN) || defined(UNDER_TSAN)
+    return; /* the sanitizer's allocator has its own accounting */
+#else
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "mem");
+    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    char ch[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    /* ~2,000 distinct words of 3-9 letters; messages of ~100 bytes. */
+    static const char *syl[] = {"ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "pa",
+                                "qu", "de", "fo", "gi", "hu", "ja", "be", "co", "xi", "wy"};
+    enum { N = 50000 };
+    unsigned seed = 7;
+    char content[160], rec[512];
+    size_t content_bytes = 0;
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 1; i <= N; i++) {
+        size_t len = 0;
+        while (len < 95) {
+            unsigned w = (unsigned)rand_r(&seed) % 2000;
+            int parts = 2 + (int)(w % 3);
+            if (len)
+                content[len++] = ' ';
+            for (int p = 0; p < parts; p++) {
+                memcpy(content + len, syl[(w >> (p * 3)) % 20], 2);
+                len += 2;
+            }
+        }
+        content[len] = '\0';
+        content_bytes += len;
+        snprintf(rec, sizeof(rec),
+                 "{\"v\":1,\"id\":\"msg_%016d\",\"channel_id\":\"%s\",\"user_id\":\"usr_%d\","
+                 "\"content\":\"%s\",\"created_at\":1767960000000}",
+                 i, ch, i % 50, content);
+        apply_ok(s, STORE_REC_MESSAGE, rec);
+    }
+    struct mallinfo2 after = mallinfo2();
+    double per = (double)(after.uordblks - before.uordblks) / N;
+    double content_per = (double)content_bytes / N;
+    pthread_rwlock_rdlock(&s->chat->msg_lock);
+    double index_per = (double)chat__index_bytes(s->chat) / N;
+    pthread_rwlock_unlock(&s->chat->msg_lock);
+    printf("  %.0f bytes per message of %.0f bytes: %.0f overhead (index %.0f)\n", per,
+           content_per, per - content_per, index_per);
+    ASSERT_TRUE(per - content_per <= 300);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+#endif
+}
