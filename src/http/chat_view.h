@@ -17,7 +17,7 @@ typedef struct channel_access {
     bool can_see;               /* public, or a member (admins see everything) */
     bool can_read;              /* same as can_see */
     bool can_post;              /* can read and is not banned (public: anyone) */
-    bool can_moderate;          /* owner, moderator or admin */
+    bool can_moderate;          /* owner, moderator or admin (direct channels: admin only) */
     bool is_owner;              /* owner or admin */
     bool banned;
 } channel_access_t;
