@@ -160,38 +160,6 @@ char *chat_direct_key(const char *const *user_ids, size_t n)
 
 /* ---- index helpers (maps of key -> id) ---------------------------------------------- */
 
-static bool index_get(map_t *m, const char *key, char *id_out)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_rdlock(&sh->lock);
-    const char *id = map_find_locked(sh, h, key);
-    if (id)
-        snprintf(id_out, STORE_ID_MAX, "%s", id);
-    pthread_rwlock_unlock(&sh->lock);
-    return id != NULL;
-}
-
-static void index_set(map_t *m, const char *key, const char *id)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_wrlock(&sh->lock);
-    free(map_put_locked(sh, h, key, chat__xstrdup(id)));
-    pthread_rwlock_unlock(&sh->lock);
-}
-
-/* Removes key only while it still points at id. */
-static void index_unset(map_t *m, const char *key, const char *id)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_wrlock(&sh->lock);
-    const char *cur = map_find_locked(sh, h, key);
-    if (cur && strcmp(cur, id) == 0)
-        free(map_remove_locked(sh, h, key));
-    pthread_rwlock_unlock(&sh->lock);
-}
 
 /* The name index key of a channel; "" when it holds no name. */
 static void name_key(const chat_channel_t *c, char out[NAME_KEY_MAX])
@@ -396,13 +364,13 @@ static void apply_channel(store_t *s, chat_channel_t *c)
     pthread_rwlock_unlock(&sh->lock);
 
     if (old_name[0] && strcmp(old_name, new_name) != 0)
-        index_unset(&t->channel_by_name, old_name, id);
+        map_index_unset(&t->channel_by_name, old_name, id);
     if (new_name[0])
-        index_set(&t->channel_by_name, new_name, id);
+        map_index_set(&t->channel_by_name, new_name, id);
     if (old_direct && (new_direct == NULL || strcmp(old_direct, new_direct) != 0))
-        index_unset(&t->channel_by_direct, old_direct, id);
+        map_index_unset(&t->channel_by_direct, old_direct, id);
     if (new_direct)
-        index_set(&t->channel_by_direct, new_direct, id);
+        map_index_set(&t->channel_by_direct, new_direct, id);
     free(old_direct);
     free(new_direct);
 }
@@ -717,7 +685,7 @@ int chat_channel_create(store_t *s, chat_channel_t *c, const char *const *member
 
     pthread_mutex_lock(&s->write_mu);
     int rc = 0;
-    if (nc.is_direct && index_get(&t->channel_by_direct, nc.direct_key, other)) {
+    if (nc.is_direct && map_index_get(&t->channel_by_direct, nc.direct_key, other, STORE_ID_MAX)) {
         chat_channel_t found;
         if (chat_channel_get(s, other, &found)) {
             *lsn = wal_last_lsn(s->wal);
@@ -728,7 +696,7 @@ int chat_channel_create(store_t *s, chat_channel_t *c, const char *const *member
             return 0;
         }
     }
-    if (key[0] && index_get(&t->channel_by_name, key, other))
+    if (key[0] && map_index_get(&t->channel_by_name, key, other, STORE_ID_MAX))
         rc = STORE_E_CONFLICT_NAME;
     while (rc == 0 && channel_exists(s, nc.id, NULL)) /* a clash of 32 random bits */
         store_new_id("ch", nc.id);
@@ -799,7 +767,8 @@ int chat_channel_modify(store_t *s, const char *id, int (*fn)(void *ctx, chat_ch
     if (rc == 0) {
         char key[NAME_KEY_MAX], other[STORE_ID_MAX];
         name_key(&c, key);
-        if (key[0] && index_get(&t->channel_by_name, key, other) && strcmp(other, c.id) != 0)
+        if (key[0] && map_index_get(&t->channel_by_name, key, other, STORE_ID_MAX) &&
+            strcmp(other, c.id) != 0)
             rc = STORE_E_CONFLICT_NAME;
     }
     if (rc == 0)

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "chat_internal.h"
+#include "codec.h"
 
 /* ---- ids ------------------------------------------------------------------- */
 
@@ -242,19 +243,6 @@ char *chat__message_encode(const chat_message_t *m)
 
 /* ---- decoding ----------------------------------------------------------------- */
 
-static json_t *open_record(const void *data, size_t len)
-{
-    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
-    if (o == NULL)
-        return NULL;
-    json_t *v = json_object_get(o, "v");
-    if (!json_is_object(o) || !json_is_integer(v) || json_integer_value(v) < 1 ||
-        json_integer_value(v) > STORE_SCHEMA_VERSION) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 static bool str_into(json_t *v, char *out, size_t size)
 {
@@ -375,7 +363,7 @@ static bool get_reactions(json_t *o, chat_message_t *m)
 int chat__channel_decode(const void *data, size_t len, chat_channel_t *c)
 {
     memset(c, 0, sizeof(*c));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", c->id, sizeof(c->id)) &&
@@ -400,7 +388,7 @@ int chat__channel_decode(const void *data, size_t len, chat_channel_t *c)
 int chat__membership_decode(const void *data, size_t len, chat_membership_t *m)
 {
     memset(m, 0, sizeof(*m));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t role = 0;
@@ -423,7 +411,7 @@ int chat__membership_decode(const void *data, size_t len, chat_membership_t *m)
 int chat__message_decode(const void *data, size_t len, chat_message_t *m)
 {
     memset(m, 0, sizeof(*m));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", m->id, sizeof(m->id)) &&

@@ -80,8 +80,7 @@ static bool get_bool(json_t *o, const char *key, bool *out)
     return true;
 }
 
-/* Parses a record and checks its version. NULL on failure. */
-static json_t *open_record(const void *data, size_t len)
+json_t *codec_open_record(const void *data, size_t len)
 {
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     if (o == NULL)
@@ -131,7 +130,7 @@ char *codec_user_encode(const store_user_t *u)
 int codec_user_decode(const void *data, size_t len, store_user_t *u)
 {
     memset(u, 0, sizeof(*u));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", u->id, sizeof(u->id)) &&
@@ -173,7 +172,7 @@ char *codec_session_encode(const store_session_t *ss)
 int codec_session_decode(const void *data, size_t len, store_session_t *ss)
 {
     memset(ss, 0, sizeof(*ss));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t gen = 0;
@@ -207,7 +206,7 @@ char *codec_api_key_encode(const store_api_key_t *k)
 int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)
 {
     memset(k, 0, sizeof(*k));
-    json_t *o = open_record(data, len);
+    json_t *o = codec_open_record(data, len);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", k->id, sizeof(k->id)) &&

@@ -9,6 +9,7 @@
  */
 #include "map.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,41 @@ bool map_get_copy(map_t *m, const char *key, void *out, size_t size)
         memcpy(out, v, size);
     pthread_rwlock_unlock(&sh->lock);
     return v != NULL;
+}
+
+bool map_index_get(map_t *m, const char *key, char *id_out, size_t id_size)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const char *id = map_find_locked(sh, h, key);
+    if (id)
+        snprintf(id_out, id_size, "%s", id);
+    pthread_rwlock_unlock(&sh->lock);
+    return id != NULL;
+}
+
+void map_index_set(map_t *m, const char *key, const char *id)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    char *copy = strdup(id);
+    if (copy == NULL)
+        abort();
+    pthread_rwlock_wrlock(&sh->lock);
+    free(map_put_locked(sh, h, key, copy));
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+void map_index_unset(map_t *m, const char *key, const char *id)
+{
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    const char *cur = map_find_locked(sh, h, key);
+    if (cur && strcmp(cur, id) == 0)
+        free(map_remove_locked(sh, h, key));
+    pthread_rwlock_unlock(&sh->lock);
 }
 
 void map_clear(map_t *m)

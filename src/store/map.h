@@ -56,6 +56,15 @@ void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key);
  * (for values that are plain structs). False when absent. */
 bool map_get_copy(map_t *m, const char *key, void *out, size_t size);
 
+/* Index maps (key -> id string, the map owning its copies). */
+
+/* Copies the id of key into id_out (id_size bytes); false when absent. */
+bool map_index_get(map_t *m, const char *key, char *id_out, size_t id_size);
+/* Sets key -> a copy of id. */
+void map_index_set(map_t *m, const char *key, const char *id);
+/* Removes key only while it still points at id. */
+void map_index_unset(map_t *m, const char *key, const char *id);
+
 /* Removes everything. Takes every shard's write lock in order. */
 void map_clear(map_t *m);
 

@@ -107,38 +107,6 @@ void store_new_id(const char *prefix, char out[STORE_ID_MAX])
 
 /* ---- index helpers ------------------------------------------------------- */
 
-static bool index_get(map_t *m, const char *key, char *id_out)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_rdlock(&sh->lock);
-    const char *id = map_find_locked(sh, h, key);
-    if (id)
-        snprintf(id_out, STORE_ID_MAX, "%s", id);
-    pthread_rwlock_unlock(&sh->lock);
-    return id != NULL;
-}
-
-static void index_set(map_t *m, const char *key, const char *id)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_wrlock(&sh->lock);
-    free(map_put_locked(sh, h, key, dup_or_null(id)));
-    pthread_rwlock_unlock(&sh->lock);
-}
-
-/* Removes key only while it still points at id. */
-static void index_unset(map_t *m, const char *key, const char *id)
-{
-    uint64_t h = map_hash(key);
-    map_shard_t *sh = map_shard_of(m, h);
-    pthread_rwlock_wrlock(&sh->lock);
-    const char *cur = map_find_locked(sh, h, key);
-    if (cur && strcmp(cur, id) == 0)
-        free(map_remove_locked(sh, h, key));
-    pthread_rwlock_unlock(&sh->lock);
-}
 
 /* ---- apply: the only code that changes the tables ---------------------- */
 
@@ -162,11 +130,11 @@ static void apply_user(store_t *s, store_user_t *u)
     store__lower(nu->username, name, sizeof(name));
     store__lower(nu->email, email, sizeof(email));
     if (old_name[0] && strcmp(old_name, name) != 0)
-        index_unset(&s->user_by_name, old_name, nu->id);
+        map_index_unset(&s->user_by_name, old_name, nu->id);
     if (old_email[0] && strcmp(old_email, email) != 0)
-        index_unset(&s->user_by_email, old_email, nu->id);
-    index_set(&s->user_by_name, name, nu->id);
-    index_set(&s->user_by_email, email, nu->id);
+        map_index_unset(&s->user_by_email, old_email, nu->id);
+    map_index_set(&s->user_by_name, name, nu->id);
+    map_index_set(&s->user_by_email, email, nu->id);
     memset(u, 0, sizeof(*u));
 }
 
@@ -186,7 +154,7 @@ static void apply_api_key(store_t *s, const store_api_key_t *k)
     pthread_rwlock_wrlock(&sh->lock);
     free(map_put_locked(sh, h, k->id, xmemdup(k, sizeof(*k))));
     pthread_rwlock_unlock(&sh->lock);
-    index_set(&s->api_key_by_hash, k->hash, k->id);
+    map_index_set(&s->api_key_by_hash, k->hash, k->id);
 }
 
 int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
@@ -243,9 +211,9 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
     store__lower(u->email, email, sizeof(email));
     pthread_mutex_lock(&s->write_mu);
     int rc = 0;
-    if (index_get(&s->user_by_name, name, other))
+    if (map_index_get(&s->user_by_name, name, other, STORE_ID_MAX))
         rc = STORE_E_CONFLICT_USERNAME;
-    else if (index_get(&s->user_by_email, email, other))
+    else if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX))
         rc = STORE_E_CONFLICT_EMAIL;
     if (rc == 0) {
         if (first_is_admin && map_count(&s->users) == 0)
@@ -272,7 +240,8 @@ int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn)
         rc = STORE_E_NOT_FOUND;
     } else {
         store_user_clear(&cur);
-        if (index_get(&s->user_by_email, email, other) && strcmp(other, u->id) != 0)
+        if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX) &&
+            strcmp(other, u->id) != 0)
             rc = STORE_E_CONFLICT_EMAIL;
     }
     if (rc == 0)
@@ -300,7 +269,8 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
     rc = fn(ctx, &u);
     if (rc == 0) {
         store__lower(u.email, email, sizeof(email));
-        if (index_get(&s->user_by_email, email, other) && strcmp(other, u.id) != 0)
+        if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX) &&
+            strcmp(other, u.id) != 0)
             rc = STORE_E_CONFLICT_EMAIL;
     }
     if (rc == 0)
@@ -336,7 +306,8 @@ bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out)
     if (strlen(name_or_email) >= sizeof(key))
         return false;
     store__lower(name_or_email, key, sizeof(key));
-    if (!index_get(&s->user_by_name, key, id) && !index_get(&s->user_by_email, key, id))
+    if (!map_index_get(&s->user_by_name, key, id, STORE_ID_MAX) &&
+        !map_index_get(&s->user_by_email, key, id, STORE_ID_MAX))
         return false;
     return store_user_get(s, id, out);
 }
@@ -481,7 +452,8 @@ bool store_api_key_get(store_t *s, const char *id, store_api_key_t *out)
 bool store_api_key_find_hash(store_t *s, const char *hash, store_api_key_t *out)
 {
     char id[STORE_ID_MAX];
-    return index_get(&s->api_key_by_hash, hash, id) && store_api_key_get(s, id, out);
+    return map_index_get(&s->api_key_by_hash, hash, id, STORE_ID_MAX) &&
+           store_api_key_get(s, id, out);
 }
 
 typedef struct key_list_ctx {
