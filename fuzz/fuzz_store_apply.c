@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "parley/chat.h"
+#include "parley/files.h"
 #include "parley/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     static const uint8_t types[] = {STORE_REC_USER,    STORE_REC_SESSION,    STORE_REC_API_KEY,
                                     STORE_REC_CHANNEL, STORE_REC_MEMBERSHIP, STORE_REC_MESSAGE,
-                                    99};
+                                    STORE_REC_FILE,    99};
     uint8_t type = types[data[0] % (sizeof(types) / sizeof(types[0]))];
     int rc = store_apply(store, type, data + 1, size - 1);
     if (rc != 0 && rc != STORE_E_CORRUPT)

@@ -15,6 +15,7 @@
 #include "parley/config.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -29,6 +30,7 @@ enum setting_type {
     SET_UNSIGNED,  /* unsigned within [min, max] */
     SET_LOG_LEVEL,
     SET_FSYNC,
+    SET_TEXT,      /* a non-empty string of printable ASCII */
 };
 
 typedef struct setting {
@@ -76,6 +78,10 @@ static const setting_t settings[] = {
      "take a snapshot this often when anything changed (0: not by time)"},
     {"rate_limit", "--rate-limit", "PARLEY_RATE_LIMIT", SET_UNSIGNED, FIELD(rate_limit), 0,
      1000000, "requests per user per minute (0: off)"},
+    {"max_upload_bytes", "--max-upload-bytes", "PARLEY_MAX_UPLOAD_BYTES", SET_UNSIGNED,
+     FIELD(max_upload_bytes), 1, 1ULL << 40, "largest uploaded file, in bytes"},
+    {"allowed_types", "--allowed-types", "PARLEY_ALLOWED_TYPES", SET_TEXT, FIELD(allowed_types),
+     0, 0, "MIME types an upload may have, as comma-separated globs"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -103,6 +109,8 @@ void config_defaults(parley_config_t *cfg)
     cfg->snapshot_every_records = 100000;
     cfg->snapshot_every_seconds = 600;
     cfg->rate_limit = 600;
+    cfg->max_upload_bytes = 25u << 20;
+    strcpy(cfg->allowed_types, "*/*");
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)
@@ -184,7 +192,7 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
         else if (s->size == sizeof(unsigned))
             *(unsigned *)field = (unsigned)v;
         else
-            *(size_t *)field = (size_t)v;
+            *(uint64_t *)field = (uint64_t)v;
         return 0;
     }
     case SET_LOG_LEVEL:
@@ -194,6 +202,19 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
             return -1;
         }
         return 0;
+    case SET_TEXT: {
+        size_t n = strlen(text);
+        bool printable = n > 0 && n < s->size;
+        for (size_t i = 0; printable && i < n; i++)
+            printable = text[i] >= 0x20 && text[i] < 0x7f;
+        if (!printable) {
+            fail(err, "invalid %s (from %s): give 1-%zu printable ASCII characters", s->key,
+                 origin, s->size - 1);
+            return -1;
+        }
+        strcpy(field, text);
+        return 0;
+    }
     case SET_FSYNC:
         for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
             if (strcasecmp(text, fsync_names[i]) == 0) {
@@ -370,6 +391,7 @@ void config_print_help(FILE *out)
         switch (s->type) {
         case SET_ADDRESS:
         case SET_PATH:
+        case SET_TEXT:
             snprintf(def, sizeof(def), "%s", field);
             break;
         case SET_UNSIGNED:
@@ -378,7 +400,7 @@ void config_print_help(FILE *out)
             else if (s->size == sizeof(unsigned))
                 snprintf(def, sizeof(def), "%u", *(const unsigned *)field);
             else
-                snprintf(def, sizeof(def), "%zu", *(const size_t *)field);
+                snprintf(def, sizeof(def), "%llu", (unsigned long long)*(const uint64_t *)field);
             break;
         case SET_LOG_LEVEL:
             snprintf(def, sizeof(def), "%s", config_log_level_name(*(const enum log_level *)field));

@@ -26,6 +26,7 @@ static void usage(FILE *out)
             "  parley wal repair DIR     cut DIR's log at its last good record (server stopped)\n"
             "  parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
             "                            create an account (password on standard input)\n"
+            "  parley files check DIR    verify DIR's uploaded files (server stopped)\n"
             "  parley user promote --data-dir DIR NAME\n"
             "                            make an account an admin (server stopped)\n"
             "  parley version            print the version\n"
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
         return wal_command(argc - 2, argv + 2);
     if (strcmp(cmd, "user") == 0)
         return user_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "files") == 0)
+        return files_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

@@ -34,6 +34,7 @@
 
 #include "http/gate.h"
 #include "http/router.h"
+#include "http/upload.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
@@ -112,7 +113,6 @@ int server_run(const parley_config_t *cfg)
         return 1;
     }
     raise_fd_limit(cfg->max_connections);
-    gate_configure(cfg->max_body_bytes);
 
     static const enum wal_fsync policies[] = {
         [FSYNC_ALWAYS] = WAL_FSYNC_ALWAYS,
@@ -135,17 +135,30 @@ int server_run(const parley_config_t *cfg)
         datadir_unlock(lock_fd);
         return 1;
     }
+    app.blobs = blobs_open(cfg->data_dir, err, sizeof(err));
+    if (app.blobs == NULL) {
+        log_error("%s", err);
+        store_close(app.store);
+        datadir_unlock(lock_fd);
+        return 1;
+    }
     app.login_limiter = auth_login_limiter_new(0);
     app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
 
     router_t *router = router_new(http_route_tables, &app);
+    gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
         log_error("cannot initialise ulfius");
         goto out_router;
     }
     instance.max_post_body_size = cfg->max_body_bytes;
-    instance.allowed_post_processor = U_POST_PROCESS_NONE;
+    /* Multipart bodies go through ulfius's post processor: file parts to
+     * upload_chunk (streamed to disk), other fields to map_post_body. */
+    instance.allowed_post_processor = U_POST_PROCESS_MULTIPART_FORMDATA;
+    instance.max_post_param_size = 64 * 1024;
+    upload_ctx_t upload_ctx = {.app = &app, .router = router};
+    ulfius_set_upload_file_callback_function(&instance, upload_chunk, &upload_ctx);
     u_map_put(instance.default_headers, "X-Content-Type-Options", "nosniff");
     u_map_put(instance.default_headers, "Cache-Control", "no-store");
     ulfius_add_endpoint_by_val(&instance, "*", NULL, "*", 0, router_dispatch, router);
@@ -191,6 +204,7 @@ out_router:
     router_free(router);
     if (store_close(app.store) != 0)
         rc = 1;
+    blobs_close(app.blobs);
     auth_login_limiter_free(app.login_limiter);
     auth_rate_limiter_free(app.rate_limiter);
     auth_keys_wipe(&app.keys);

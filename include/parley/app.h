@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "parley/auth.h"
+#include "parley/blobs.h"
 #include "parley/config.h"
 #include "parley/store.h"
 
@@ -15,6 +16,7 @@ typedef struct parley_app {
     const parley_config_t *config;
     int64_t started_mono_ns; /* clock_mono_ns() at start-up */
     store_t *store;          /* recovered before the port opens */
+    blobs_t *blobs;          /* uploaded files' bytes, by SHA-256 */
     auth_keys_t keys;        /* signing keys; read-only once loaded */
     auth_login_limiter_t *login_limiter;
     auth_rate_limiter_t *rate_limiter;

@@ -40,6 +40,8 @@ typedef struct parley_config {
     unsigned snapshot_every_records; /* 0: not by count */
     unsigned snapshot_every_seconds; /* 0: not by time */
     unsigned rate_limit;         /* requests per user per minute; 0: off */
+    uint64_t max_upload_bytes;   /* largest uploaded file */
+    char allowed_types[1024];    /* MIME globs, comma-separated, e.g. image/png,text/plain */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

@@ -180,7 +180,7 @@ size_t store_api_key_list(store_t *s, const char *user_id, store_api_key_t *out,
 void store_new_id(const char *prefix, char out[STORE_ID_MAX]);
 
 typedef struct store_stats {
-    size_t users, sessions, api_keys, channels, messages;
+    size_t users, sessions, api_keys, channels, messages, files;
     uint64_t wal_bytes, wal_segments, last_lsn, snapshot_lsn;
 } store_stats_t;
 void store_get_stats(store_t *s, store_stats_t *out);

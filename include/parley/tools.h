@@ -9,4 +9,7 @@ int wal_command(int argc, char **argv);
 /* `parley user create|promote ...`; argv starts after "user". */
 int user_command(int argc, char **argv);
 
+/* `parley files check <data-dir>`; argv starts after "files". */
+int files_command(int argc, char **argv);
+
 #endif

@@ -13,9 +13,11 @@
  */
 #include "chat_view.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "parley/app.h"
+#include "parley/files.h"
 
 void channel_access_clear(channel_access_t *a)
 {
@@ -103,6 +105,33 @@ static json_t *str_or_null(const char *s)
     return s && s[0] ? json_string(s) : json_null();
 }
 
+json_t *file_view_json(const struct store_file *f)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "/api/v1/files/%s/download", f->id);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:s, s:o, s:o}", "id", f->id,
+                     "filename", f->filename, "size", (json_int_t)f->size, "content_type",
+                     f->content_type, "sha256", f->sha256, "url", url, "channel_id",
+                     f->channel_id[0] ? json_string(f->channel_id) : json_null(), "uploaded_by",
+                     f->uploaded_by, "uploaded_at", time_json(f->uploaded_at), "description",
+                     f->description ? json_string(f->description) : json_null());
+}
+
+/* The file objects of a message's attachments (deleted files left out). */
+static json_t *attachments_json(store_t *s, const chat_message_t *m)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        store_file_t f;
+        if (!store_file_get(s, m->attachments[i], &f))
+            continue;
+        if (!f.is_deleted)
+            json_array_append_new(a, file_view_json(&f));
+        store_file_clear(&f);
+    }
+    return a;
+}
+
 json_t *message_json(store_t *s, const chat_message_t *m)
 {
     json_t *reactions = json_array();
@@ -122,6 +151,6 @@ json_t *message_json(store_t *s, const chat_message_t *m)
                      "updated_at", time_json(m->updated_at), "is_edited", m->is_edited,
                      "is_deleted", m->is_deleted, "reply_to", str_or_null(m->reply_to),
                      "thread_id", str_or_null(m->thread_id), "mentions",
-                     id_list(m->mentions, m->n_mentions), "attachments", json_array(),
+                     id_list(m->mentions, m->n_mentions), "attachments", attachments_json(s, m),
                      "reactions", reactions);
 }

@@ -41,6 +41,11 @@ json_t *channel_json(store_t *s, const chat_channel_t *c);
 /* The API's message object, with the sender's public profile. */
 json_t *message_json(store_t *s, const chat_message_t *m);
 
+/* The API's file object {id, filename, size, content_type, sha256, url,
+ * channel_id, uploaded_by, uploaded_at, description}. */
+struct store_file;
+json_t *file_view_json(const struct store_file *f);
+
 /* {id, username, display_name, avatar_url} of a user, or nulls when gone. */
 json_t *sender_json(store_t *s, const char *user_id);
 

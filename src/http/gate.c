@@ -14,7 +14,9 @@
  * gate_access() in its place. gate_access() then:
  *   - assigns the request id (a sane client X-Request-Id, or a new one);
  *   - answers 413 from the headers when Content-Length is over the limit,
- *     without reading the body, and closes the connection;
+ *     without reading the body, and closes the connection; the limit is
+ *     max_body_bytes, or max_upload_bytes (plus a little for the form) for a
+ *     multipart body sent to a route that takes uploads;
  *   - counts the bytes of a body without Content-Length (chunked); once they
  *     pass the limit it discards the rest and answers 413 when the body ends
  *     (libmicrohttpd accepts an answer only before the body or after it),
@@ -22,8 +24,10 @@
  *     OVERFLOW_DROP_BYTES beyond the limit;
  *   - counts requests in flight, so shutdown can wait for them;
  *   - hands everything else to ulfius's handler unchanged.
- * It also wraps ulfius's URI-log and completion callbacks to keep its own
- * per-request state beside ulfius's, and writes the access log line when a
+ * It also keeps per-request state for others (gate_attach: an upload being
+ * written to disk), freed when the request ends however it ends (ulfius never
+ * calls the endpoint of an aborted upload). It also wraps ulfius's URI-log
+ * and completion callbacks to keep its own per-request state beside ulfius's, and writes the access log line when a
  * request completes, so every request is logged exactly once with its final
  * status and duration, whoever answered it.
  *
@@ -50,11 +54,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <ulfius.h>
 
 #include "parley/clock.h"
 #include "parley/http.h"
 #include "parley/log.h"
+
+#define OVERFLOW_DROP_BYTES (64u << 20)
+/* RFC 2046 caps a boundary at 70 characters; the tail holds the closing
+ * delimiter of the longest boundary kept plus room for a short epilogue. */
+#define MULTIPART_BOUNDARY_MAX 200
+#define MULTIPART_TAIL 512
 
 typedef struct gate_request {
     void *inner;                  /* ulfius's per-request state */
@@ -64,10 +75,18 @@ typedef struct gate_request {
     bool started;                 /* gate_access has seen the headers */
     bool rejected;                /* the gate answered; the body is ignored */
     bool overflowed;              /* a body without Content-Length passed the limit */
+    bool seen_by_inner;           /* ulfius's handler has been called */
     char method[16];
     char path[200];               /* without the query string: no tokens in logs */
     char request_id[HTTP_REQUEST_ID_MAX];
     char client_ip[64];           /* "" until the headers are in */
+    uint64_t limit;               /* the largest body this request may send */
+    bool multipart_upload;        /* a multipart body to an upload route */
+    char boundary[MULTIPART_BOUNDARY_MAX + 1]; /* "" when unknown */
+    char tail[MULTIPART_TAIL];    /* the body's last bytes */
+    size_t tail_len;
+    void *attached;               /* gate_attach() */
+    void (*attached_free)(void *);
 } gate_request_t;
 
 typedef struct gate_daemon {
@@ -75,9 +94,11 @@ typedef struct gate_daemon {
     void *inner_cls;
 } gate_daemon_t;
 
-#define OVERFLOW_DROP_BYTES (64u << 20)
 
 static size_t max_body = 1 << 20;
+static uint64_t max_upload = 25u << 20;
+static bool (*takes_upload)(void *ctx, const char *method, const char *path);
+static void *takes_upload_ctx;
 static atomic_uint in_flight;
 static atomic_bool draining;
 static atomic_uint_fast64_t next_request_number;
@@ -88,10 +109,90 @@ static _Thread_local gate_request_t *current;
 static gate_daemon_t daemons[MAX_DAEMONS];
 static atomic_int n_daemons;
 
-void gate_configure(size_t max_body_bytes)
+void gate_configure(size_t max_body_bytes, uint64_t max_upload_bytes,
+                    bool (*upload_route)(void *ctx, const char *method, const char *path),
+                    void *ctx)
 {
     max_body = max_body_bytes;
+    max_upload = max_upload_bytes;
+    takes_upload = upload_route;
+    takes_upload_ctx = ctx;
     gnutls_rnd(GNUTLS_RND_NONCE, &request_id_prefix, sizeof(request_id_prefix));
+}
+
+void gate_attach(void *state, void (*free_fn)(void *state))
+{
+    if (current == NULL) {
+        if (free_fn)
+            free_fn(state);
+        return;
+    }
+    if (current->attached && current->attached_free)
+        current->attached_free(current->attached);
+    current->attached = state;
+    current->attached_free = free_fn;
+}
+
+void *gate_attached(void)
+{
+    return current ? current->attached : NULL;
+}
+
+/* The boundary parameter of a multipart Content-Type (quoted or not), or
+ * "" when it is missing or longer than MULTIPART_BOUNDARY_MAX. */
+static void multipart_boundary(const char *type, char out[MULTIPART_BOUNDARY_MAX + 1])
+{
+    out[0] = '\0';
+    const char *p = type;
+    while ((p = strchr(p, ';')) != NULL) {
+        p++;
+        p += strspn(p, " \t");
+        if (strncasecmp(p, "boundary=", 9) != 0)
+            continue;
+        p += 9;
+        size_t n = *p == '"' ? strcspn(++p, "\"") : strcspn(p, "; \t");
+        if (n > MULTIPART_BOUNDARY_MAX)
+            return;
+        memcpy(out, p, n);
+        out[n] = '\0';
+        return;
+    }
+}
+
+static void keep_tail(gate_request_t *gr, const char *data, size_t size)
+{
+    if (size >= MULTIPART_TAIL) {
+        memcpy(gr->tail, data + size - MULTIPART_TAIL, MULTIPART_TAIL);
+        gr->tail_len = MULTIPART_TAIL;
+        return;
+    }
+    if (gr->tail_len + size > MULTIPART_TAIL) {
+        size_t drop = gr->tail_len + size - MULTIPART_TAIL;
+        memmove(gr->tail, gr->tail + drop, gr->tail_len - drop);
+        gr->tail_len -= drop;
+    }
+    memcpy(gr->tail + gr->tail_len, data, size);
+    gr->tail_len += size;
+}
+
+bool gate_multipart_closed(void)
+{
+    if (current == NULL || !current->multipart_upload)
+        return true;
+    if (current->boundary[0] == '\0')
+        return false;
+    char delimiter[MULTIPART_BOUNDARY_MAX + 6];
+    int n = snprintf(delimiter, sizeof(delimiter), "\n--%s--", current->boundary);
+    for (size_t i = 0; i + (size_t)n <= current->tail_len; i++)
+        if (memcmp(current->tail + i, delimiter, (size_t)n) == 0)
+            return true;
+    return false;
+}
+
+void gate_refuse_body(void)
+{
+    if (current)
+        current->overflowed = true;
 }
 
 unsigned gate_in_flight(void)
@@ -201,6 +302,8 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     if (gr == NULL)
         return;
     mhd_request_completed(cls, connection, &gr->inner, toe);
+    if (gr->attached && gr->attached_free)
+        gr->attached_free(gr->attached);
     access_log(gr, connection, toe);
     if (gr->started)
         atomic_fetch_sub(&in_flight, 1);
@@ -235,9 +338,12 @@ static struct MHD_Response *json_error_response(char *body, const char *request_
 static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_request_t *gr)
 {
     char message[96];
-    snprintf(message, sizeof(message), "the request body is larger than %zu bytes", max_body);
+    bool upload = gr->limit != max_body;
+    uint64_t shown = upload ? max_upload : max_body;
+    snprintf(message, sizeof(message), "the %s is larger than %llu bytes",
+             upload ? "upload" : "request body", (unsigned long long)shown);
     char *body = http_error_body(HTTP_ERR_PAYLOAD_TOO_LARGE, message,
-                                 json_pack("{s:I}", "max_bytes", (json_int_t)max_body),
+                                 json_pack("{s:I}", "max_bytes", (json_int_t)shown),
                                  gr->request_id);
     gr->rejected = true;
     gr->status = 413;
@@ -246,6 +352,22 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
         return MHD_NO;
     MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(conn, 413, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* Answers 400 with a JSON error and closes the connection. */
+static enum MHD_Result reject_malformed(struct MHD_Connection *conn, gate_request_t *gr,
+                                        const char *message)
+{
+    char *body = http_error_body(HTTP_ERR_BAD_REQUEST, message, NULL, gr->request_id);
+    gr->rejected = true;
+    gr->status = 400;
+    struct MHD_Response *resp = json_error_response(body, gr->request_id);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ok = MHD_queue_response(conn, 400, resp);
     MHD_destroy_response(resp);
     return ok;
 }
@@ -266,29 +388,54 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
         client_address(conn, gr->client_ip, sizeof(gr->client_ip));
+        gr->limit = max_body;
+        const char *type =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (type != NULL && strncasecmp(type, "multipart/form-data", 19) == 0 && takes_upload &&
+            takes_upload(takes_upload_ctx, method, gr->path)) {
+            gr->limit = max_upload + GATE_UPLOAD_SLACK;
+            gr->multipart_upload = true;
+            multipart_boundary(type, gr->boundary);
+        }
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length != NULL && strtoull(length, NULL, 10) > max_body)
+        if (length != NULL && strtoull(length, NULL, 10) > gr->limit)
             return reject_too_large(conn, gr);
     } else if (gr->rejected) {
         *upload_data_size = 0;
         return MHD_YES;
     } else if (*upload_data_size != 0) {
         gr->body_bytes += *upload_data_size;
-        if (gr->body_bytes > max_body) {
+        if (gr->overflowed || gr->body_bytes > gr->limit) {
             gr->overflowed = true;
             *upload_data_size = 0;
-            return gr->body_bytes - max_body > OVERFLOW_DROP_BYTES ? MHD_NO : MHD_YES;
+            bool flood = gr->body_bytes > gr->limit &&
+                         gr->body_bytes - gr->limit > OVERFLOW_DROP_BYTES;
+            return flood ? MHD_NO : MHD_YES;
         }
+        if (gr->multipart_upload)
+            keep_tail(gr, upload_data, *upload_data_size);
     } else if (gr->overflowed) {
         return reject_too_large(conn, gr);
     }
 
+    bool first = gr->body_bytes == 0 && *upload_data_size == 0 && !gr->seen_by_inner;
+    gr->seen_by_inner = true;
     current = gr;
     enum MHD_Result ret =
         gd->inner(gd->inner_cls, conn, url, method, version, upload_data, upload_data_size,
                   &gr->inner);
     current = NULL;
+    if (ret == MHD_NO && first) {
+        /* ulfius refuses a request it cannot set up (a multipart body whose
+         * boundary libmicrohttpd rejects) by dropping the connection: answer
+         * it instead, as every malformed request is answered. */
+        return reject_malformed(conn, gr,
+                                gr->limit != max_body
+                                    ? "the Content-Type of this multipart/form-data body has "
+                                      "no usable boundary"
+                                    : "the body must be sent as Content-Type: application/json");
+    }
     return ret;
 }
 

@@ -8,9 +8,39 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-/* Sets the largest body accepted (before any request is served). */
-void gate_configure(size_t max_body_bytes);
+/*
+ * Sets the largest body accepted (before any request is served): max_body
+ * for every request, max_upload (plus GATE_UPLOAD_SLACK for the multipart
+ * framing and the form's other fields) for multipart/form-data requests to
+ * which takes_upload(ctx, method, path) says yes. takes_upload may be NULL.
+ */
+#define GATE_UPLOAD_SLACK (1u << 20)
+void gate_configure(size_t max_body, uint64_t max_upload,
+                    bool (*takes_upload)(void *ctx, const char *method, const char *path),
+                    void *ctx);
+
+/*
+ * Attaches state to the request being served on this thread (an upload in
+ * progress); free_fn(state) runs when the request ends, however it ends.
+ * One state per request; attaching again replaces (and frees) the previous.
+ */
+void gate_attach(void *state, void (*free_fn)(void *state));
+
+/* The state attached to the current request, or NULL. */
+void *gate_attached(void);
+
+/* From now on the current request's body is discarded and the request is
+ * answered 413 when it ends (an upload went over its limit). */
+void gate_refuse_body(void);
+
+/* Whether the current request's multipart upload body ended with its closing
+ * delimiter ("--boundary--", then at most a short epilogue). libmicrohttpd
+ * holds back the last bytes of a part until it sees the next delimiter and
+ * never reports a part cut short, so an upload endpoint asks this before it
+ * keeps a file. True when the request is not a multipart upload. */
+bool gate_multipart_closed(void);
 
 /* MHD_OPTION_URI_LOG_CALLBACK and MHD_OPTION_NOTIFY_COMPLETED for the daemon;
  * they wrap ulfius's own, which ulfius requires. */

@@ -17,6 +17,7 @@
 #include "chat_view.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/files.h"
 #include "parley/rules.h"
 #include "routes.h"
 
@@ -47,16 +48,19 @@ static size_t trimmed_chars(const char *s, size_t *start, size_t *len)
     return http_utf8_length(s + a, b - a);
 }
 
-/* Reads and checks `content`: 1-4000 characters after trimming. Returns a
- * malloc'd trimmed copy, or NULL after answering. */
-static char *read_content(http_ctx_t *ctx)
+/* Reads and checks `content`: 1-4000 characters after trimming (0-4000
+ * when allow_empty: a message of attachments only). Returns a malloc'd
+ * trimmed copy, or NULL after answering. */
+static char *read_content(http_ctx_t *ctx, bool allow_empty)
 {
     const char *content = NULL;
-    if (http_field_string(ctx, "content", true, 0, 100000, true, &content) != 0)
+    if (http_field_string(ctx, "content", !allow_empty, 0, 100000, true, &content) != 0)
         return NULL;
+    if (content == NULL)
+        content = "";
     size_t start, len;
     size_t chars = trimmed_chars(content, &start, &len);
-    if (chars < 1 || chars > CHAT_CONTENT_MAX) {
+    if ((chars < 1 && !allow_empty) || chars > CHAT_CONTENT_MAX) {
         http_reply_invalid(ctx, "content", "content must be 1-%d characters", CHAT_CONTENT_MAX);
         return NULL;
     }
@@ -107,6 +111,80 @@ static void mentions_in_text(store_t *s, chat_message_t *m)
 
 /* Posts into channel_id, or into the body's channel_id when NULL (read
  * after authentication, so a caller without credentials learns nothing). */
+#define MAX_ATTACHMENTS 10
+
+/*
+ * Checks the attachments of a post and records them in m: each must be a
+ * live file the poster uploaded (outside channels or in this one) or a file
+ * of this channel. A file uploaded outside channels joins this channel, so
+ * the members who see the message can open it. Answers 422 and returns
+ * false on a bad one.
+ */
+/* Checks the attachments of a new message (each an id of a live file of the
+ * channel, or of one the poster uploaded outside channels) and lists them in
+ * m, without changing anything. */
+static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                         json_t *att, chat_message_t *m)
+{
+    parley_app_t *app = ctx->app;
+    size_t i;
+    json_t *v;
+    json_array_foreach(att, i, v) {
+        const char *id = json_string_value(v);
+        store_file_t f;
+        if (id == NULL || strlen(id) >= STORE_ID_MAX || !store_file_get(app->store, id, &f)) {
+            http_reply_invalid(ctx, "attachments", "attachments must be ids of uploaded files");
+            return false;
+        }
+        bool ok = !f.is_deleted &&
+                  (strcmp(f.channel_id, channel_id) == 0 ||
+                   (f.channel_id[0] == '\0' && strcmp(f.uploaded_by, p->user.id) == 0));
+        store_file_clear(&f);
+        if (!ok) {
+            http_reply_invalid(ctx, "attachments",
+                               "attachments must be your uploads or files of this channel");
+            return false;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < m->n_attachments; k++)
+            dup = dup || strcmp(m->attachments[k], id) == 0;
+        if (dup)
+            continue;
+        m->attachments = realloc(m->attachments, (m->n_attachments + 1) * sizeof(*m->attachments));
+        if (m->attachments == NULL)
+            abort();
+        snprintf(m->attachments[m->n_attachments++], STORE_ID_MAX, "%s", id);
+    }
+    return true;
+}
+
+/* Moves the attachments uploaded outside channels into the message's channel,
+ * so they become readable by whoever reads the message. Runs once the message
+ * is known to be valid, just before it is posted. */
+static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
+{
+    parley_app_t *app = ctx->app;
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        store_file_t f;
+        if (!store_file_get(app->store, m->attachments[i], &f))
+            continue;
+        int rc = 0;
+        uint64_t lsn;
+        if (!f.is_deleted && f.channel_id[0] == '\0') {
+            snprintf(f.channel_id, sizeof(f.channel_id), "%s", m->channel_id);
+            rc = store_file_put(app->store, &f, &lsn, NULL);
+            if (rc == 0)
+                rc = store_wait(app->store, lsn);
+        }
+        store_file_clear(&f);
+        if (rc != 0) {
+            reply_store_error(ctx, rc);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void post_in(http_ctx_t *ctx, const char *channel_id)
 {
     parley_app_t *app = ctx->app;
@@ -128,8 +206,16 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
                                   : "only members may post in this channel");
         goto out;
     }
+    json_t *att = json_object_get(ctx->body, "attachments");
+    if (json_is_null(att))
+        att = NULL;
+    if (att && (!json_is_array(att) || json_array_size(att) > MAX_ATTACHMENTS)) {
+        http_reply_invalid(ctx, "attachments", "attachments must be a list of up to %d file ids",
+                           MAX_ATTACHMENTS);
+        goto out;
+    }
     const char *reply_to = NULL, *key = NULL;
-    if ((m.content = read_content(ctx)) == NULL ||
+    if ((m.content = read_content(ctx, att && json_array_size(att) > 0)) == NULL ||
         http_field_string(ctx, "reply_to", false, 1, STORE_ID_MAX - 1, false, &reply_to) != 0 ||
         http_field_string(ctx, "idempotency_key", false, 1, CHAT_IDEMPOTENCY_MAX - 1, false,
                           &key) != 0)
@@ -144,11 +230,8 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
                            CHAT_IDEMPOTENCY_MAX - 1);
         goto out;
     }
-    json_t *att = json_object_get(ctx->body, "attachments");
-    if (att && !json_is_null(att) && (!json_is_array(att) || json_array_size(att) > 0)) {
-        http_reply_invalid(ctx, "attachments", "attachments must be ids of uploaded files");
+    if (att && !attach_files(ctx, &p, a.channel.id, att, &m))
         goto out;
-    }
     json_t *mentions = json_object_get(ctx->body, "mentions");
     if (mentions && !json_is_null(mentions)) {
         if (!json_is_array(mentions) || json_array_size(mentions) > 50) {
@@ -176,6 +259,8 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
     if (key)
         snprintf(m.idempotency_key, sizeof(m.idempotency_key), "%s", key);
     m.created_at = m.updated_at = clock_wall_ms();
+    if (!share_attachments(ctx, &m))
+        goto out;
     bool existing = false;
     uint64_t lsn;
     int rc = chat_message_post(app->store, &m, &existing, &lsn);
@@ -393,7 +478,7 @@ static void put_message(http_ctx_t *ctx)
                                   : "only members may edit in this channel");
         goto out;
     }
-    if ((c.content = read_content(ctx)) == NULL)
+    if ((c.content = read_content(ctx, m.n_attachments > 0)) == NULL)
         goto out;
     uint64_t lsn;
     int rc = chat_message_modify(app->store, m.id, change_message, &c, &now, &lsn);

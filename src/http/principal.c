@@ -140,6 +140,40 @@ bool http_authenticate(http_ctx_t *ctx, principal_t *p)
     return true;
 }
 
+bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write)
+{
+    const char *authz = u_map_get_case(req->map_header, "Authorization");
+    const char *key = u_map_get_case(req->map_header, "X-API-Key");
+    int64_t now_ms = clock_wall_ms();
+    char user_id[AUTH_ID_MAX] = "";
+    if (authz != NULL) {
+        auth_claims_t claims;
+        store_session_t ss;
+        if (strncasecmp(authz, "Bearer ", 7) != 0 ||
+            auth_token_verify(&app->keys, authz + 7, now_ms / 1000, &claims) != AUTH_OK ||
+            !store_session_get(app->store, claims.sid, &ss) || ss.revoked ||
+            ss.expires_at <= now_ms || strcmp(ss.user_id, claims.sub) != 0)
+            return false;
+        snprintf(user_id, sizeof(user_id), "%s", claims.sub);
+    } else if (key != NULL) {
+        char hash[AUTH_SHA256_HEX];
+        store_api_key_t k;
+        if (auth_api_key_hash(key, hash) != AUTH_OK ||
+            !store_api_key_find_hash(app->store, hash, &k) || k.revoked ||
+            (k.expires_at != 0 && k.expires_at <= now_ms) || (write && !k.can_write))
+            return false;
+        snprintf(user_id, sizeof(user_id), "%s", k.user_id);
+    } else {
+        return false;
+    }
+    store_user_t u;
+    if (!store_user_get(app->store, user_id, &u))
+        return false;
+    bool active = u.is_active;
+    store_user_clear(&u);
+    return active;
+}
+
 bool http_authenticate_admin(http_ctx_t *ctx, principal_t *p)
 {
     if (!http_authenticate(ctx, p))

@@ -31,6 +31,15 @@ bool http_authenticate_admin(http_ctx_t *ctx, principal_t *p);
 
 void principal_clear(principal_t *p);
 
+/*
+ * Whether a request carries valid credentials (for `write`: allowing
+ * writes), decided without answering or counting anything. For code that
+ * runs before the handler, such as the upload callback, which must not write
+ * a stranger's bytes to disk; the handler still calls http_authenticate.
+ */
+struct parley_app;
+bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write);
+
 /* The API's user object (shared/API.md): email only when `full` (self or an
  * admin), preferences only when `self`. */
 json_t *user_json(const store_user_t *u, bool full, bool self);

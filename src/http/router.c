@@ -237,6 +237,17 @@ static bool capture_params(http_ctx_t *ctx, const compiled_route_t *c, const pat
     return true;
 }
 
+bool router_takes_upload(void *router, const char *method, const char *path)
+{
+    const router_t *r = router;
+    path_view_t view;
+    char allow[96];
+    if (!split_path(path, &view))
+        return false;
+    const compiled_route_t *c = match(r, method, &view, allow, sizeof(allow));
+    return c != NULL && (c->def->flags & HTTP_ROUTE_UPLOAD) != 0;
+}
+
 bool http_request_id_acceptable(const char *id)
 {
     size_t n = 0;

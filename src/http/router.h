@@ -17,6 +17,10 @@ typedef struct router router_t;
 router_t *router_new(const http_route_t *const *tables, void *app);
 void router_free(router_t *router);
 
+/* True when a route takes uploads (HTTP_ROUTE_UPLOAD) at method + path;
+ * `router` is a router_t (the signature fits gate_configure). */
+bool router_takes_upload(void *router, const char *method, const char *path);
+
 /* The ulfius callback; user_data is the router. Always U_CALLBACK_COMPLETE. */
 int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data);
 

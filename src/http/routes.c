@@ -14,5 +14,6 @@ const http_route_t *const http_route_tables[] = {
     channels_routes,
     messages_routes,
     search_routes,
+    files_routes,
     NULL,
 };

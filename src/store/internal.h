@@ -34,6 +34,7 @@ struct store {
     int64_t last_snapshot_ns;
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
+    struct file_tables *files; /* file records and blob reference counts (files.c) */
 };
 
 /* Appends a record (text is freed). REQUIRES: write_mu held. 0 or
@@ -54,5 +55,14 @@ int chat__apply(store_t *s, uint8_t type, const void *data, size_t len);
 int chat__snapshot(store_t *s, wal_snapshot_t *snap);
 /* Counts for the admin view. */
 void chat__stats(store_t *s, size_t *channels, size_t *messages);
+
+/* ---- the file tables (files.c) ---- */
+
+struct file_tables *files__new(void);
+void files__free(struct file_tables *t);
+void files__clear(struct file_tables *t);
+int files__apply(store_t *s, const void *data, size_t len);
+int files__snapshot(store_t *s, wal_snapshot_t *snap);
+size_t files__count(store_t *s);
 
 #endif

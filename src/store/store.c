@@ -36,6 +36,7 @@
 
 #include "codec.h"
 #include "internal.h"
+#include "parley/files.h"
 #include "parley/clock.h"
 #include "parley/log.h"
 
@@ -181,6 +182,8 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
             apply_api_key(s, &k);
         return rc;
     }
+    case STORE_REC_FILE:
+        return files__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -540,6 +543,8 @@ int store_snapshot(store_t *s)
         }
         if (sc.rc == 0)
             sc.rc = chat__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = files__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -607,6 +612,7 @@ static void clear_tables(store_t *s)
     map_clear(&s->api_keys);
     map_clear(&s->api_key_by_hash);
     chat__clear(s->chat);
+    files__clear(s->files);
 }
 
 static int on_snapshot_begin(void *ctx, uint64_t lsn)
@@ -648,6 +654,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->api_keys, free);
     map_init(&s->api_key_by_hash, free);
     s->chat = chat__new();
+    s->files = files__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, s};
@@ -702,6 +709,7 @@ int store_close(store_t *s)
     map_deinit(&s->api_keys);
     map_deinit(&s->api_key_by_hash);
     chat__free(s->chat);
+    files__free(s->files);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);
@@ -717,6 +725,7 @@ void store_get_stats(store_t *s, store_stats_t *out)
     out->sessions = map_count(&s->sessions);
     out->api_keys = map_count(&s->api_keys);
     chat__stats(s, &out->channels, &out->messages);
+    out->files = files__count(s);
     wal_disk_usage(s->wal, &out->wal_bytes, &out->wal_segments);
     out->last_lsn = wal_last_lsn(s->wal);
     out->snapshot_lsn = atomic_load(&s->snapshot_lsn);

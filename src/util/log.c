@@ -8,6 +8,7 @@
  */
 #include "parley/log.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,12 +30,23 @@ static const char *level_tag(unsigned long level)
     }
 }
 
-static void log_line(void *cls, const char *app, const time_t date, const unsigned long level,
+/* ulfius reports some client mistakes as errors; they are the client's. */
+static bool client_caused(const char *message)
+{
+    return strncmp(message, "Ulfius - Error allocating post_processor", 40) == 0;
+}
+
+static void log_line(void *cls, const char *app, const time_t date, unsigned long level,
                      const char *message)
 {
     (void)cls;
     (void)app;
     (void)date;
+    if (client_caused(message)) {
+        if (log_current_level < LOG_LEVEL_DEBUG)
+            return;
+        level = Y_LOG_LEVEL_DEBUG;
+    }
     char line[2048];
     clock_format_rfc3339(clock_wall_ms(), line);
     size_t n = strlen(line);

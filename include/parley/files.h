@@ -1,0 +1,53 @@
+/*
+ * Files in the store: the metadata of uploaded files, whose bytes live in
+ * the blob store (include/parley/blobs.h) under their SHA-256. Several file
+ * records may name the same blob (identical uploads are stored once); the
+ * store counts the live records of each blob, so the blob can be removed
+ * when the last one goes.
+ */
+#ifndef PARLEY_FILES_H
+#define PARLEY_FILES_H
+
+#include "parley/store.h"
+
+#define STORE_REC_FILE 20 /* the wal's type byte of file records */
+#define FILE_NAME_MAX 256 /* bytes of a stored filename (255 + NUL) */
+#define FILE_TYPE_MAX 128
+
+typedef struct store_file {
+    char id[STORE_ID_MAX];          /* "file_..." */
+    char sha256[65];
+    uint64_t size;
+    char content_type[FILE_TYPE_MAX]; /* detected from the bytes */
+    char filename[FILE_NAME_MAX];   /* made safe by the caller */
+    char *description;              /* malloc'd or NULL */
+    char uploaded_by[STORE_ID_MAX];
+    char channel_id[STORE_ID_MAX];  /* "" = not in a channel */
+    int64_t uploaded_at;            /* ms */
+    bool is_deleted;
+} store_file_t;
+
+void store_file_clear(store_file_t *f);
+
+/*
+ * Writes a file's whole state (a new file, or a deletion). *refs_left gets
+ * how many live files name the same blob afterwards (0 after the last one
+ * is deleted: the caller removes the blob once the record is durable).
+ */
+int store_file_put(store_t *s, const store_file_t *f, uint64_t *lsn, uint64_t *refs_left);
+
+bool store_file_get(store_t *s, const char *id, store_file_t *out);
+
+/* Live files of a channel (channel_id set) or every live upload of a user
+ * (uploaded_by set), newest first; returns the total. */
+size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_by,
+                       size_t offset, size_t limit, store_file_t *out, size_t *n_out);
+
+/* Live files naming a blob. */
+uint64_t store_blob_refs(store_t *s, const char *sha256);
+
+/* Calls fn for every blob named by a live file (for `parley files check`). */
+void store_blob_each(store_t *s, void (*fn)(void *ctx, const char *sha256, uint64_t refs),
+                     void *ctx);
+
+#endif

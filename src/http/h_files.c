@@ -1,0 +1,510 @@
+/*
+ * /api/v1/files: uploads, file objects, listings, downloads and deletion
+ * (shared/API.md, "Files").
+ *
+ * An upload arrives streamed (upload.c) into a temporary blob; here the
+ * blob is finished (fsynced and moved to its content address, or dropped
+ * when identical bytes are stored already), its type checked against
+ * allowed_types, and a file record written through the log. Blob and record
+ * are made under `blob_mu`, and so is every removal of a blob whose last
+ * record went away, so a blob can never disappear between an upload that
+ * found it already stored and the record that will refer to it.
+ *
+ * Downloads stream from the blob's file (ulfius stream responses), with the
+ * detected type, a Content-Disposition whose filename is safe (RFC 6266 and
+ * RFC 5987 for non-ASCII names), nosniff, the SHA-256 as ETag, and single
+ * byte ranges (206/416). Only images are shown inline; everything else is an
+ * attachment, so a script that says it is a PNG is never rendered.
+ */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat_view.h"
+#include "gate.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/files.h"
+#include "routes.h"
+#include "upload.h"
+
+static pthread_mutex_t blob_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most
+ * U+10FFFF), or 0 when there is none. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    unsigned cp, min;
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xE0) == 0xC0) {
+        n = 2, cp = p[0] & 0x1Fu, min = 0x80;
+    } else if ((p[0] & 0xF0) == 0xE0) {
+        n = 3, cp = p[0] & 0x0Fu, min = 0x800;
+    } else if ((p[0] & 0xF8) == 0xF0) {
+        n = 4, cp = p[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) /* the NUL that ends the string, too */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* The last path component of a client's filename: 1 to size - 1 bytes of
+ * valid UTF-8 without control characters (C0, DEL, C1), neither "." nor
+ * "..". False when nothing usable is left. The store and every JSON answer
+ * need valid UTF-8 (jansson refuses anything else). */
+static bool safe_filename(const char *raw, char *out, size_t size)
+{
+    const char *base = raw;
+    for (const char *p = raw; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    size_t len = strlen(base);
+    if (len == 0 || len >= size)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)base; *p;) {
+        size_t n = utf8_sequence(p);
+        if (n == 0 || *p < 0x20 || *p == 0x7f || (p[0] == 0xC2 && p[1] < 0xA0))
+            return false;
+        p += n;
+    }
+    memcpy(out, base, len + 1);
+    return strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
+}
+
+static bool type_allowed(const char *allowed, const char *type)
+{
+    char list[1024];
+    snprintf(list, sizeof(list), "%s", allowed);
+    char *save = NULL;
+    for (char *g = strtok_r(list, ", ", &save); g; g = strtok_r(NULL, ", ", &save))
+        if (fnmatch(g, type, 0) == 0)
+            return true;
+    return false;
+}
+
+/* Removes a blob if no live file names it any more. REQUIRES: blob_mu. */
+static void release_blob(parley_app_t *app, const char *sha)
+{
+    if (store_blob_refs(app->store, sha) == 0)
+        blobs_remove(app->blobs, sha);
+}
+
+static void post_file(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    channel_access_t a;
+    memset(&a, 0, sizeof(a));
+    if (!http_authenticate(ctx, &p))
+        return;
+    upload_t *up = upload_current();
+    const char *channel_id = u_map_get(ctx->req->map_post_body, "channel_id");
+    const char *description = u_map_get(ctx->req->map_post_body, "description");
+    char filename[FILE_NAME_MAX];
+    if (up == NULL || !up->got_file) {
+        http_reply_invalid(ctx, "file", "send the file as multipart/form-data in a field named file");
+        goto out;
+    }
+    if (!gate_multipart_closed()) {
+        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
+                         "the multipart body ended before its closing boundary");
+        goto out;
+    }
+    if (up->failed || up->writer == NULL) {
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
+        goto out;
+    }
+    if (up->filename_truncated || !safe_filename(up->filename, filename, sizeof(filename))) {
+        http_reply_invalid(ctx, "filename",
+                           "the filename must be 1-255 bytes of UTF-8 without control "
+                           "characters");
+        goto out;
+    }
+    if (description && http_utf8_length(description, strlen(description)) > 500) {
+        http_reply_invalid(ctx, "description", "description is limited to 500 characters");
+        goto out;
+    }
+    if (channel_id && channel_id[0]) {
+        if (!channel_access_load(ctx, &p, channel_id, &a))
+            goto out;
+        if (!a.can_post) {
+            http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                             "you may not share files in this channel");
+            goto out;
+        }
+    }
+
+    store_file_t f;
+    memset(&f, 0, sizeof(f));
+    blob_info_t info;
+    pthread_mutex_lock(&blob_mu);
+    blob_writer_t *w = up->writer;
+    up->writer = NULL;
+    int rc = blob_writer_finish(w, &info);
+    if (rc != 0) {
+        pthread_mutex_unlock(&blob_mu);
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
+        goto out;
+    }
+    if (info.size == 0 || !type_allowed(app->config->allowed_types, info.mime)) {
+        release_blob(app, info.sha256);
+        pthread_mutex_unlock(&blob_mu);
+        if (info.size == 0)
+            http_reply_invalid(ctx, "file", "the file is empty");
+        else
+            http_reply_error(ctx, HTTP_ERR_UNSUPPORTED_MEDIA_TYPE,
+                             json_pack("{s:s}", "content_type", info.mime),
+                             "files of type %s are not accepted here", info.mime);
+        goto out;
+    }
+    store_new_id("file", f.id);
+    snprintf(f.sha256, sizeof(f.sha256), "%s", info.sha256);
+    f.size = info.size;
+    snprintf(f.content_type, sizeof(f.content_type), "%s", info.mime);
+    snprintf(f.filename, sizeof(f.filename), "%s", filename);
+    f.description = description && description[0] ? strdup(description) : NULL;
+    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p.user.id);
+    if (a.exists)
+        snprintf(f.channel_id, sizeof(f.channel_id), "%s", a.channel.id);
+    f.uploaded_at = clock_wall_ms();
+    uint64_t lsn, refs;
+    rc = store_file_put(app->store, &f, &lsn, &refs);
+    if (rc != 0)
+        release_blob(app, info.sha256);
+    pthread_mutex_unlock(&blob_mu);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+    } else {
+        json_t *o = file_view_json(&f);
+        json_object_set_new(o, "deduplicated", json_boolean(info.deduplicated));
+        http_reply_json(ctx, 201, o);
+    }
+    store_file_clear(&f);
+out:
+    channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+/* Loads a file the caller may read: its own, or one of a channel it can
+ * read (admins: any). Answers 404 otherwise. */
+static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f)
+{
+    parley_app_t *app = ctx->app;
+    if (!store_file_get(app->store, ctx->params[0], f) || f->is_deleted) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
+        return false;
+    }
+    bool ok = p->user.is_admin || strcmp(f->uploaded_by, p->user.id) == 0 ||
+              (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id));
+    if (!ok) {
+        store_file_clear(f);
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
+    }
+    return ok;
+}
+
+static void get_file(http_ctx_t *ctx)
+{
+    principal_t p;
+    store_file_t f;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (load_file(ctx, &p, &f)) {
+        http_reply_json(ctx, 200, file_view_json(&f));
+        store_file_clear(&f);
+    }
+    principal_clear(&p);
+}
+
+static void get_files(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    long page, limit;
+    const char *channel_id = http_query(ctx, "channel_id");
+    if (!http_paging(ctx, &page, &limit))
+        goto out;
+    if (channel_id && !channel_readable(app->store, &p.user, channel_id)) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
+        goto out;
+    }
+    store_file_t *list = calloc((size_t)limit, sizeof(*list));
+    if (list == NULL)
+        abort();
+    size_t n;
+    size_t total = store_file_list(app->store, channel_id, channel_id ? NULL : p.user.id,
+                                   (size_t)(page - 1) * (size_t)limit, (size_t)limit, list, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, file_view_json(&list[i]));
+        store_file_clear(&list[i]);
+    }
+    free(list);
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:I, s:I}", "files", arr, "total", (json_int_t)total,
+                              "page", (json_int_t)page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+out:
+    principal_clear(&p);
+}
+
+/* ---- downloads ------------------------------------------------------------- */
+
+typedef struct stream {
+    int fd;
+    uint64_t pos, end; /* bytes [pos, end) remain */
+} stream_t;
+
+static ssize_t read_stream(void *cls, uint64_t off, char *buf, size_t max)
+{
+    (void)off;
+    stream_t *s = cls;
+    if (s->pos >= s->end)
+        return U_STREAM_END;
+    size_t want = max < s->end - s->pos ? max : (size_t)(s->end - s->pos);
+    ssize_t n = pread(s->fd, buf, want, (off_t)s->pos);
+    if (n <= 0)
+        return U_STREAM_ERROR;
+    s->pos += (uint64_t)n;
+    return n;
+}
+
+static void free_stream(void *cls)
+{
+    stream_t *s = cls;
+    close(s->fd);
+    free(s);
+}
+
+/*
+ * Parses a single range "bytes=a-b", "bytes=a-" or "bytes=-n" against size.
+ * Returns 1 with [*from, *to] (inclusive), 0 when the header is malformed or
+ * asks for several ranges (the whole file is sent, as RFC 9110 allows), -1
+ * when it cannot be satisfied (416).
+ */
+static int parse_range(const char *h, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+        return 0;
+    const char *p = h + 6;
+    char *end;
+    if (*p == '-') {
+        if (p[1] < '0' || p[1] > '9')
+            return 0;
+        unsigned long long n = strtoull(p + 1, &end, 10);
+        if (*end != '\0')
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        *from = n >= size ? 0 : size - n;
+        *to = size - 1;
+        return 1;
+    }
+    if (*p < '0' || *p > '9')
+        return 0;
+    unsigned long long a = strtoull(p, &end, 10);
+    if (*end != '-')
+        return 0;
+    unsigned long long b = size ? size - 1 : 0;
+    if (end[1] != '\0') {
+        if (end[1] < '0' || end[1] > '9')
+            return 0;
+        char *end2;
+        b = strtoull(end + 1, &end2, 10);
+        if (*end2 != '\0' || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    *from = a;
+    *to = b >= size ? size - 1 : b;
+    return 1;
+}
+
+/*
+ * Whether an If-None-Match value lists `etag` (RFC 9110 13.1.2): "*", or a
+ * comma-separated list of entity tags compared weakly (W/"x" matches "x").
+ */
+static bool etag_listed(const char *inm, const char *etag)
+{
+    size_t n = strlen(etag);
+    const char *p = inm;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return false;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (*p != '"')
+            return false; /* not an entity tag: ignore the header */
+        const char *close = strchr(p + 1, '"');
+        if (close == NULL)
+            return false;
+        if ((size_t)(close + 1 - p) == n && strncmp(p, etag, n) == 0)
+            return true;
+        p = close + 1;
+    }
+}
+
+/* Content-Disposition with an ASCII fallback and the RFC 5987 UTF-8 name. */
+static void disposition(const store_file_t *f, char *out, size_t size)
+{
+    bool inline_ok = strncmp(f->content_type, "image/", 6) == 0 &&
+                     strcmp(f->content_type, "image/svg+xml") != 0;
+    char ascii[FILE_NAME_MAX], encoded[FILE_NAME_MAX * 3 + 1];
+    size_t a = 0, e = 0;
+    for (const unsigned char *p = (const unsigned char *)f->filename; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_';
+        ascii[a++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? (char)*p : '_';
+        if (plain) {
+            encoded[e++] = (char)*p;
+        } else {
+            e += (size_t)snprintf(encoded + e, sizeof(encoded) - e, "%%%02X", *p);
+        }
+    }
+    ascii[a] = '\0';
+    encoded[e] = '\0';
+    snprintf(out, size, "%s; filename=\"%s\"; filename*=UTF-8''%s",
+             inline_ok ? "inline" : "attachment", ascii, encoded);
+}
+
+static void get_download(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    store_file_t f;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!load_file(ctx, &p, &f))
+        goto out_principal;
+    char etag[72];
+    snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
+    const char *inm = http_header(ctx, "If-None-Match");
+    if (inm && etag_listed(inm, etag)) {
+        http_set_header(ctx, "ETag", etag);
+        http_reply_empty(ctx, 304);
+        goto out;
+    }
+    int fd;
+    uint64_t size;
+    if (blobs_open_read(app->blobs, f.sha256, &fd, &size) != 0) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "the file's bytes are missing");
+        goto out;
+    }
+    uint64_t from = 0, to = size ? size - 1 : 0;
+    int range = 0;
+    const char *rh = http_header(ctx, "Range");
+    if (rh)
+        range = parse_range(rh, size, &from, &to);
+    /* Room for the longest Content-Disposition: the ASCII fallback and a
+     * filename* of up to three characters per byte. */
+    char v[FILE_NAME_MAX * 4 + 64];
+    if (range < 0) {
+        close(fd);
+        snprintf(v, sizeof(v), "bytes */%llu", (unsigned long long)size);
+        http_set_header(ctx, "Content-Range", v);
+        http_reply_error(ctx, HTTP_ERR_RANGE_NOT_SATISFIABLE,
+                         json_pack("{s:I}", "size", (json_int_t)size),
+                         "the range is outside the file");
+        goto out;
+    }
+    stream_t *st = malloc(sizeof(*st));
+    if (st == NULL)
+        abort();
+    st->fd = fd;
+    st->pos = from;
+    st->end = size ? to + 1 : 0;
+    http_set_header(ctx, "Content-Type", f.content_type);
+    http_set_header(ctx, "X-Content-Type-Options", "nosniff");
+    http_set_header(ctx, "ETag", etag);
+    http_set_header(ctx, "Accept-Ranges", "bytes");
+    http_set_header(ctx, "Cache-Control", "private, max-age=31536000, immutable");
+    disposition(&f, v, sizeof(v));
+    http_set_header(ctx, "Content-Disposition", v);
+    if (range > 0) {
+        snprintf(v, sizeof(v), "bytes %llu-%llu/%llu", (unsigned long long)from,
+                 (unsigned long long)to, (unsigned long long)size);
+        http_set_header(ctx, "Content-Range", v);
+    }
+    int status = range > 0 ? 206 : 200;
+    if (ulfius_set_stream_response(ctx->resp, (unsigned)status, read_stream, free_stream,
+                                   st->end - st->pos, 64 * 1024, st) != U_OK) {
+        free_stream(st);
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not stream the file");
+        goto out;
+    }
+    ctx->status = status;
+out:
+    store_file_clear(&f);
+out_principal:
+    principal_clear(&p);
+}
+
+static void delete_file(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    store_file_t f;
+    if (!http_authenticate(ctx, &p))
+        return;
+    if (!load_file(ctx, &p, &f))
+        goto out_principal;
+    if (strcmp(f.uploaded_by, p.user.id) != 0 && !p.user.is_admin) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the uploader or an admin may delete a file");
+        goto out;
+    }
+    f.is_deleted = true;
+    uint64_t lsn, refs = 1;
+    pthread_mutex_lock(&blob_mu);
+    int rc = store_file_put(app->store, &f, &lsn, &refs);
+    pthread_mutex_unlock(&blob_mu);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        goto out;
+    }
+    if (refs == 0) {
+        /* The record is durable: the bytes may go, unless an upload of
+         * the same bytes came meanwhile. */
+        pthread_mutex_lock(&blob_mu);
+        release_blob(app, f.sha256);
+        pthread_mutex_unlock(&blob_mu);
+    }
+    http_reply_empty(ctx, 204);
+out:
+    store_file_clear(&f);
+out_principal:
+    principal_clear(&p);
+}
+
+const http_route_t files_routes[] = {
+    {"POST", "/api/v1/files", post_file, HTTP_ROUTE_UPLOAD},
+    {"POST", "/api/v1/files/upload", post_file, HTTP_ROUTE_UPLOAD},
+    {"GET", "/api/v1/files", get_files, 0},
+    {"GET", "/api/v1/files/:id", get_file, 0},
+    {"GET", "/api/v1/files/:id/download", get_download, 0},
+    {"DELETE", "/api/v1/files/:id", delete_file, 0},
+    {NULL, NULL, NULL, 0},
+};

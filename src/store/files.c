@@ -1,0 +1,339 @@
+/*
+ * File records (include/parley/files.h): the metadata of uploads, one
+ * record per file state, and the count of live files per blob.
+ *
+ * Like every table of the store: a change is one record with the file's
+ * whole state, appended and applied under the store's write lock (store.c),
+ * replayed by the same apply. The blob reference counts are derived, never
+ * logged: apply recomputes them from the change of one file's liveness
+ * (deleted or not), so replaying a record twice leaves them right. The
+ * bytes themselves are the blob store's; a blob is written and synced before
+ * its first record is appended, and removed only after the record that
+ * dropped its last reference is durable (h_files.c).
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "internal.h"
+#include "parley/files.h"
+
+struct file_tables {
+    map_t files;     /* id -> store_file_t* */
+    map_t blob_refs; /* sha256 -> uint64_t* live files naming it */
+};
+
+void store_file_clear(store_file_t *f)
+{
+    free(f->description);
+    f->description = NULL;
+}
+
+static void free_file(void *v)
+{
+    if (v) {
+        store_file_clear(v);
+        free(v);
+    }
+}
+
+struct file_tables *files__new(void)
+{
+    struct file_tables *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        abort();
+    map_init(&t->files, free_file);
+    map_init(&t->blob_refs, free);
+    return t;
+}
+
+void files__free(struct file_tables *t)
+{
+    if (t == NULL)
+        return;
+    map_deinit(&t->files);
+    map_deinit(&t->blob_refs);
+    free(t);
+}
+
+void files__clear(struct file_tables *t)
+{
+    map_clear(&t->files);
+    map_clear(&t->blob_refs);
+}
+
+/* ---- records ---------------------------------------------------------------- */
+
+static char *encode(const store_file_t *f)
+{
+    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:I, s:b}", "v",
+                          STORE_SCHEMA_VERSION, "id", f->id, "sha256", f->sha256, "size",
+                          (json_int_t)f->size, "content_type", f->content_type, "filename",
+                          f->filename, "description",
+                          f->description ? json_string(f->description) : json_null(),
+                          "uploaded_by", f->uploaded_by, "channel_id", f->channel_id,
+                          "uploaded_at", (json_int_t)f->uploaded_at, "is_deleted", f->is_deleted);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL)
+        abort();
+    return text;
+}
+
+static bool fixed(json_t *o, const char *key, char *out, size_t size)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || json_string_length(v) >= size ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return false;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+static bool sha_ok(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static int decode(const void *data, size_t len, store_file_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    json_t *o = codec_open_record(data, len);
+    if (o == NULL)
+        return STORE_E_CORRUPT;
+    json_t *size = json_object_get(o, "size"), *at = json_object_get(o, "uploaded_at");
+    json_t *deleted = json_object_get(o, "is_deleted"), *desc = json_object_get(o, "description");
+    bool ok = fixed(o, "id", f->id, sizeof(f->id)) && f->id[0] &&
+              fixed(o, "sha256", f->sha256, sizeof(f->sha256)) && sha_ok(f->sha256) &&
+              json_is_integer(size) && json_integer_value(size) >= 0 &&
+              fixed(o, "content_type", f->content_type, sizeof(f->content_type)) &&
+              fixed(o, "filename", f->filename, sizeof(f->filename)) &&
+              fixed(o, "uploaded_by", f->uploaded_by, sizeof(f->uploaded_by)) &&
+              fixed(o, "channel_id", f->channel_id, sizeof(f->channel_id)) &&
+              json_is_integer(at) && json_is_boolean(deleted) &&
+              (desc == NULL || json_is_null(desc) || json_is_string(desc));
+    if (ok) {
+        f->size = (uint64_t)json_integer_value(size);
+        f->uploaded_at = json_integer_value(at);
+        f->is_deleted = json_is_true(deleted);
+        if (json_is_string(desc)) {
+            f->description = strdup(json_string_value(desc));
+            if (f->description == NULL)
+                abort();
+        }
+    }
+    json_decref(o);
+    return ok ? 0 : STORE_E_CORRUPT;
+}
+
+/* ---- apply ------------------------------------------------------------------ */
+
+/* Adds delta to a blob's count (removing it at zero); returns the new count. */
+static uint64_t adjust_refs(struct file_tables *t, const char *sha, int delta)
+{
+    uint64_t h = map_hash(sha);
+    map_shard_t *sh = map_shard_of(&t->blob_refs, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    uint64_t *n = map_find_locked(sh, h, sha);
+    if (n == NULL && delta > 0) {
+        n = calloc(1, sizeof(*n));
+        if (n == NULL)
+            abort();
+        free(map_put_locked(sh, h, sha, n));
+    }
+    uint64_t now = 0;
+    if (n) {
+        if (delta < 0 && *n < (uint64_t)-delta)
+            *n = 0;
+        else
+            *n = (uint64_t)((int64_t)*n + delta);
+        now = *n;
+        if (now == 0)
+            free(map_remove_locked(sh, h, sha));
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    return now;
+}
+
+/* Takes f's strings. Returns the live count of f's blob afterwards. */
+static uint64_t apply_file(store_t *s, store_file_t *f)
+{
+    struct file_tables *t = s->files;
+    store_file_t *nf = malloc(sizeof(*nf));
+    if (nf == NULL)
+        abort();
+    *nf = *f;
+    memset(f, 0, sizeof(*f));
+    uint64_t h = map_hash(nf->id);
+    map_shard_t *sh = map_shard_of(&t->files, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    store_file_t *old = map_put_locked(sh, h, nf->id, nf);
+    bool was_live = old && !old->is_deleted;
+    char old_sha[65] = "";
+    if (old)
+        memcpy(old_sha, old->sha256, sizeof(old_sha));
+    free_file(old);
+    pthread_rwlock_unlock(&sh->lock);
+
+    bool live = !nf->is_deleted;
+    if (was_live && (!live || strcmp(old_sha, nf->sha256) != 0))
+        adjust_refs(t, old_sha, -1);
+    if (live && (!was_live || strcmp(old_sha, nf->sha256) != 0))
+        adjust_refs(t, nf->sha256, +1);
+    return store_blob_refs(s, nf->sha256);
+}
+
+int files__apply(store_t *s, const void *data, size_t len)
+{
+    store_file_t f;
+    int rc = decode(data, len, &f);
+    if (rc == 0)
+        apply_file(s, &f);
+    return rc;
+}
+
+int store_file_put(store_t *s, const store_file_t *f, uint64_t *lsn, uint64_t *refs_left)
+{
+    if (!sha_ok(f->sha256) || f->id[0] == '\0')
+        return STORE_E_INVALID;
+    pthread_mutex_lock(&s->write_mu);
+    int rc = store__append(s, STORE_REC_FILE, encode(f), lsn);
+    if (rc == 0) {
+        store_file_t copy = *f;
+        copy.description = f->description ? strdup(f->description) : NULL;
+        uint64_t refs = apply_file(s, &copy);
+        if (refs_left)
+            *refs_left = refs;
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+bool store_file_get(store_t *s, const char *id, store_file_t *out)
+{
+    struct file_tables *t = s->files;
+    uint64_t h = map_hash(id);
+    map_shard_t *sh = map_shard_of(&t->files, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    const store_file_t *f = map_find_locked(sh, h, id);
+    if (f) {
+        *out = *f;
+        out->description = f->description ? strdup(f->description) : NULL;
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    return f != NULL;
+}
+
+uint64_t store_blob_refs(store_t *s, const char *sha256)
+{
+    uint64_t n = 0;
+    return map_get_copy(&s->files->blob_refs, sha256, &n, sizeof(n)) ? n : 0;
+}
+
+typedef struct list_ctx {
+    const char *channel_id, *uploaded_by;
+    store_file_t *hits;
+    size_t n, cap;
+} list_ctx_t;
+
+static bool collect(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    list_ctx_t *lc = ctx;
+    const store_file_t *f = value;
+    if (f->is_deleted)
+        return true;
+    if (lc->channel_id ? strcmp(f->channel_id, lc->channel_id) != 0
+                       : strcmp(f->uploaded_by, lc->uploaded_by) != 0)
+        return true;
+    if (lc->n == lc->cap) {
+        lc->cap = lc->cap ? lc->cap * 2 : 32;
+        lc->hits = realloc(lc->hits, lc->cap * sizeof(*lc->hits));
+        if (lc->hits == NULL)
+            abort();
+    }
+    lc->hits[lc->n] = *f;
+    lc->hits[lc->n].description = f->description ? strdup(f->description) : NULL;
+    lc->n++;
+    return true;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const store_file_t *x = a, *y = b;
+    if (x->uploaded_at != y->uploaded_at)
+        return x->uploaded_at < y->uploaded_at ? 1 : -1;
+    return strcmp(y->id, x->id);
+}
+
+size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_by,
+                       size_t offset, size_t limit, store_file_t *out, size_t *n_out)
+{
+    list_ctx_t lc = {.channel_id = channel_id, .uploaded_by = uploaded_by ? uploaded_by : ""};
+    map_each(&s->files->files, collect, &lc);
+    if (lc.n > 1)
+        qsort(lc.hits, lc.n, sizeof(*lc.hits), newest_first);
+    *n_out = 0;
+    for (size_t i = 0; i < lc.n; i++) {
+        if (i >= offset && *n_out < limit)
+            out[(*n_out)++] = lc.hits[i];
+        else
+            store_file_clear(&lc.hits[i]);
+    }
+    free(lc.hits);
+    return lc.n;
+}
+
+typedef struct each_ctx {
+    void (*fn)(void *ctx, const char *sha256, uint64_t refs);
+    void *ctx;
+} each_ctx_t;
+
+static bool each_blob(void *ctx, const char *key, void *value)
+{
+    each_ctx_t *ec = ctx;
+    ec->fn(ec->ctx, key, *(const uint64_t *)value);
+    return true;
+}
+
+void store_blob_each(store_t *s, void (*fn)(void *ctx, const char *sha256, uint64_t refs),
+                     void *ctx)
+{
+    each_ctx_t ec = {fn, ctx};
+    map_each(&s->files->blob_refs, each_blob, &ec);
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+typedef struct snap_ctx {
+    wal_snapshot_t *snap;
+    int rc;
+} snap_ctx_t;
+
+static bool snap_file(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    snap_ctx_t *sc = ctx;
+    char *text = encode(value);
+    sc->rc = wal_snapshot_add(sc->snap, STORE_REC_FILE, text, strlen(text));
+    free(text);
+    return sc->rc == 0;
+}
+
+int files__snapshot(store_t *s, wal_snapshot_t *snap)
+{
+    snap_ctx_t sc = {.snap = snap};
+    map_each(&s->files->files, snap_file, &sc);
+    return sc.rc;
+}
+
+size_t files__count(store_t *s)
+{
+    return map_count(&s->files->files);
+}
