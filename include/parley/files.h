@@ -23,6 +23,7 @@ typedef struct store_file {
     char *description;              /* malloc'd or NULL */
     char uploaded_by[STORE_ID_MAX];
     char channel_id[STORE_ID_MAX];  /* "" = not in a channel */
+    char message_id[STORE_ID_MAX];  /* the message it is attached to; "" = none */
     int64_t uploaded_at;            /* ms */
     bool is_deleted;
 } store_file_t;

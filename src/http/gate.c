@@ -22,6 +22,9 @@
  *     (libmicrohttpd accepts an answer only before the body or after it),
  *     dropping the connection if the client sends more than
  *     OVERFLOW_DROP_BYTES beyond the limit;
+ *   - keeps the last bytes of a multipart upload body, so the endpoint can
+ *     tell a body that ended with its closing delimiter from one cut short
+ *     (libmicrohttpd reports neither the end of a part nor a missing one);
  *   - counts requests in flight, so shutdown can wait for them;
  *   - hands everything else to ulfius's handler unchanged.
  * It also keeps per-request state for others (gate_attach: an upload being

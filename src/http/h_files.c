@@ -25,6 +25,7 @@
 
 #include "chat_view.h"
 #include "gate.h"
+#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/files.h"
@@ -460,6 +461,25 @@ out_principal:
     principal_clear(&p);
 }
 
+int file_remove(parley_app_t *app, store_file_t *f)
+{
+    f->is_deleted = true;
+    uint64_t lsn, refs = 1;
+    pthread_mutex_lock(&blob_mu);
+    int rc = store_file_put(app->store, f, &lsn, &refs);
+    pthread_mutex_unlock(&blob_mu);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc == 0 && refs == 0) {
+        /* The record is durable: the bytes may go, unless an upload of
+         * the same bytes came meanwhile. */
+        pthread_mutex_lock(&blob_mu);
+        release_blob(app, f->sha256);
+        pthread_mutex_unlock(&blob_mu);
+    }
+    return rc;
+}
+
 static void delete_file(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -474,23 +494,10 @@ static void delete_file(http_ctx_t *ctx)
                          "only the uploader or an admin may delete a file");
         goto out;
     }
-    f.is_deleted = true;
-    uint64_t lsn, refs = 1;
-    pthread_mutex_lock(&blob_mu);
-    int rc = store_file_put(app->store, &f, &lsn, &refs);
-    pthread_mutex_unlock(&blob_mu);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
+    int rc = file_remove(app, &f);
     if (rc != 0) {
         reply_store_error(ctx, rc);
         goto out;
-    }
-    if (refs == 0) {
-        /* The record is durable: the bytes may go, unless an upload of
-         * the same bytes came meanwhile. */
-        pthread_mutex_lock(&blob_mu);
-        release_blob(app, f.sha256);
-        pthread_mutex_unlock(&blob_mu);
     }
     http_reply_empty(ctx, 204);
 out:

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "chat_view.h"
+#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/files.h"
@@ -120,11 +121,25 @@ static void mentions_in_text(store_t *s, chat_message_t *m)
  * the members who see the message can open it. Answers 422 and returns
  * false on a bad one.
  */
+/* Whether a file already attached to a message may be attached again by
+ * this post: only when the post is a retry of that very message (same user,
+ * same idempotency key), which then answers the first message. */
+static bool retry_of_holder(store_t *s, const store_file_t *f, const char *user_id,
+                            const char *key)
+{
+    chat_message_t held;
+    if (key == NULL || !chat_message_get(s, f->message_id, &held))
+        return false;
+    bool same = strcmp(held.user_id, user_id) == 0 && strcmp(held.idempotency_key, key) == 0;
+    chat_message_clear(&held);
+    return same;
+}
+
 /* Checks the attachments of a new message (each an id of a live file of the
- * channel, or of one the poster uploaded outside channels) and lists them in
- * m, without changing anything. */
+ * channel, or of one the poster uploaded outside channels, and attached to no
+ * other message) and lists them in m, without changing anything. */
 static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
-                         json_t *att, chat_message_t *m)
+                         const char *key, json_t *att, chat_message_t *m)
 {
     parley_app_t *app = ctx->app;
     size_t i;
@@ -139,10 +154,16 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *chan
         bool ok = !f.is_deleted &&
                   (strcmp(f.channel_id, channel_id) == 0 ||
                    (f.channel_id[0] == '\0' && strcmp(f.uploaded_by, p->user.id) == 0));
+        bool held = ok && f.message_id[0] && !retry_of_holder(app->store, &f, p->user.id, key);
         store_file_clear(&f);
         if (!ok) {
             http_reply_invalid(ctx, "attachments",
                                "attachments must be your uploads or files of this channel");
+            return false;
+        }
+        if (held) {
+            http_reply_invalid(ctx, "attachments",
+                               "a file is attached to one message only; upload it again");
             return false;
         }
         bool dup = false;
@@ -158,9 +179,10 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *chan
     return true;
 }
 
-/* Moves the attachments uploaded outside channels into the message's channel,
- * so they become readable by whoever reads the message. Runs once the message
- * is known to be valid, just before it is posted. */
+/* Ties the attachments of a posted message to it: each names the message
+ * (so deleting the message deletes it), and one uploaded outside channels
+ * moves into the message's channel, readable by whoever reads the message.
+ * Runs once the message is durable. */
 static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
 {
     parley_app_t *app = ctx->app;
@@ -170,8 +192,10 @@ static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
             continue;
         int rc = 0;
         uint64_t lsn;
-        if (!f.is_deleted && f.channel_id[0] == '\0') {
+        if (!f.is_deleted && (strcmp(f.channel_id, m->channel_id) != 0 ||
+                              strcmp(f.message_id, m->id) != 0)) {
             snprintf(f.channel_id, sizeof(f.channel_id), "%s", m->channel_id);
+            snprintf(f.message_id, sizeof(f.message_id), "%s", m->id);
             rc = store_file_put(app->store, &f, &lsn, NULL);
             if (rc == 0)
                 rc = store_wait(app->store, lsn);
@@ -230,7 +254,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
                            CHAT_IDEMPOTENCY_MAX - 1);
         goto out;
     }
-    if (att && !attach_files(ctx, &p, a.channel.id, att, &m))
+    if (att && !attach_files(ctx, &p, a.channel.id, key, att, &m))
         goto out;
     json_t *mentions = json_object_get(ctx->body, "mentions");
     if (mentions && !json_is_null(mentions)) {
@@ -259,8 +283,6 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
     if (key)
         snprintf(m.idempotency_key, sizeof(m.idempotency_key), "%s", key);
     m.created_at = m.updated_at = clock_wall_ms();
-    if (!share_attachments(ctx, &m))
-        goto out;
     bool existing = false;
     uint64_t lsn;
     int rc = chat_message_post(app->store, &m, &existing, &lsn);
@@ -268,7 +290,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         http_reply_invalid(ctx, "reply_to", "reply_to must be a message of this channel");
         goto out;
     }
-    if (durable(ctx, rc, lsn))
+    if (durable(ctx, rc, lsn) && share_attachments(ctx, &m))
         http_reply_json(ctx, existing ? 200 : 201, message_json(app->store, &m));
 out:
     chat_message_clear(&m);
@@ -496,6 +518,27 @@ out_access:
     principal_clear(&p);
 }
 
+/* Deletes the files attached to a deleted message (those naming it), and
+ * with them their blobs when nothing else refers to them. */
+static bool delete_attachments(http_ctx_t *ctx, const chat_message_t *m)
+{
+    parley_app_t *app = ctx->app;
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        store_file_t f;
+        if (!store_file_get(app->store, m->attachments[i], &f))
+            continue;
+        int rc = 0;
+        if (!f.is_deleted && strcmp(f.message_id, m->id) == 0)
+            rc = file_remove(app, &f);
+        store_file_clear(&f);
+        if (rc != 0) {
+            reply_store_error(ctx, rc);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void delete_message(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -516,7 +559,7 @@ static void delete_message(http_ctx_t *ctx)
     int rc = chat_message_modify(app->store, m.id, change_message, &c, NULL, &lsn);
     if (rc == GONE)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
-    else if (durable(ctx, rc, lsn))
+    else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m))
         http_reply_empty(ctx, 204);
 out:
     chat_message_clear(&m);

@@ -67,12 +67,13 @@ void files__clear(struct file_tables *t)
 
 static char *encode(const store_file_t *f)
 {
-    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:I, s:b}", "v",
+    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:b}", "v",
                           STORE_SCHEMA_VERSION, "id", f->id, "sha256", f->sha256, "size",
                           (json_int_t)f->size, "content_type", f->content_type, "filename",
                           f->filename, "description",
                           f->description ? json_string(f->description) : json_null(),
                           "uploaded_by", f->uploaded_by, "channel_id", f->channel_id,
+                          "message_id", f->message_id,
                           "uploaded_at", (json_int_t)f->uploaded_at, "is_deleted", f->is_deleted);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -116,6 +117,8 @@ static int decode(const void *data, size_t len, store_file_t *f)
               fixed(o, "filename", f->filename, sizeof(f->filename)) &&
               fixed(o, "uploaded_by", f->uploaded_by, sizeof(f->uploaded_by)) &&
               fixed(o, "channel_id", f->channel_id, sizeof(f->channel_id)) &&
+              (json_object_get(o, "message_id") == NULL ||
+               fixed(o, "message_id", f->message_id, sizeof(f->message_id))) &&
               json_is_integer(at) && json_is_boolean(deleted) &&
               (desc == NULL || json_is_null(desc) || json_is_string(desc));
     if (ok) {

@@ -2,12 +2,16 @@
 message posted with `attachments: [file_id]` answers and lists full file
 objects; a file uploaded outside channels moves into the channel it is
 attached in (so the channel's members may read it); only one's own uploads or
-files of the same channel may be attached; and a refused post changes
-nothing, neither the message list nor where any file lives."""
+files of the same channel may be attached, each to one message; a refused
+post changes nothing, neither the message list nor where any file lives; and
+deleting a message deletes its files (and their blobs when nothing else
+refers to them), also after a restart."""
 import pytest
 
 from conftest import Server, assert_error
-from test_files import (FILE_FIELDS, new_channel, png, register, text)
+import os
+
+from test_files import (FILE_FIELDS, blob_path, blobs, new_channel, png, register, sha, text)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +123,58 @@ def test_deleted_file_drops_out_of_the_message(srv, u):
                  422, "VALIDATION_ERROR")
 
 
+def post(who, channel, **body):
+    return who.call("POST", "/channels/%s/messages" % channel["id"], json=body)
+
+
+def test_a_file_is_attached_to_one_message_only(srv, u):
+    channel = new_channel(u.alice)
+    f = u.alice.uploaded("once.png", png())
+    first = post(u.alice, channel, content="first", attachments=[f["id"]])
+    assert first.status_code == 201, first.text
+    before = messages(u.alice, channel)
+    err = assert_error(post(u.alice, channel, content="again", attachments=[f["id"]]),
+                       422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "attachments"
+    assert messages(u.alice, channel) == before
+
+
+def test_a_retried_post_with_attachments_answers_the_first_message(srv, u):
+    channel = new_channel(u.alice)
+    f = u.alice.uploaded("retry.png", png())
+    body = dict(content="retry", attachments=[f["id"]], idempotency_key="k-%s" % f["id"])
+    first = post(u.alice, channel, **body)
+    assert first.status_code == 201, first.text
+    again = post(u.alice, channel, **body)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    # The key is the author's: another user's retry is no retry.
+    u.bob.ok("POST", "/channels/%s/join" % channel["id"])
+    assert_error(post(u.bob, channel, **body), 422, "VALIDATION_ERROR")
+
+
+def test_deleting_a_message_deletes_its_files_and_unshared_blobs(srv, u):
+    channel = new_channel(u.alice)
+    u.bob.ok("POST", "/channels/%s/join" % channel["id"])
+    only, shared = png(), png()
+    f1 = u.bob.uploaded("only.png", only)
+    f2 = u.bob.uploaded("shared.png", shared)
+    kept = u.alice.uploaded("kept.png", shared)      # the same bytes, not attached
+    loose = u.bob.uploaded("loose.txt", text(), channel_id=channel["id"])
+    m = post(u.bob, channel, content="two files", attachments=[f1["id"], f2["id"]]).json()
+    assert {sha(only), sha(shared)} <= set(blobs(srv.data_dir))
+    # A moderator (the owner) deletes the message: its files go with it.
+    u.alice.ok("DELETE", "/messages/" + m["id"], status=204)
+    for f in (f1, f2):
+        assert_error(u.bob.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert not os.path.exists(blob_path(srv.data_dir, sha(only)))
+    assert os.path.isfile(blob_path(srv.data_dir, sha(shared)))
+    assert u.alice.download(kept).content == shared
+    assert u.bob.ok("GET", "/files/" + loose["id"])["id"] == loose["id"]
+    listed = [x for x in messages(u.bob, channel) if x["id"] == m["id"]][0]
+    assert listed["is_deleted"] is True and listed["attachments"] == []
+
+
 def test_attachments_survive_a_restart(start_server):
     srv = start_server()
     alice = register(srv, "alice")
@@ -134,3 +190,7 @@ def test_attachments_survive_a_restart(start_server):
     assert [a["id"] for a in listed["attachments"]] == [f["id"]]
     assert listed["attachments"][0]["channel_id"] == channel["id"]
     assert alice.download(listed["attachments"][0]).content == data
+    # The tie to the message survives too: deleting it deletes the file.
+    alice.ok("DELETE", "/messages/" + m["id"], status=204)
+    assert_error(alice.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert not os.path.exists(blob_path(srv.data_dir, sha(data)))

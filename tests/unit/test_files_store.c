@@ -38,6 +38,8 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     make_file(&a, "a", "usr_1");
     make_file(&b, "a", "usr_2");
     make_file(&c, "b", "usr_1");
+    snprintf(c.channel_id, sizeof(c.channel_id), "chn_7");
+    snprintf(c.message_id, sizeof(c.message_id), "msg_9");
     if (strcmp(a.id, b.id) == 0)
         b.id[strlen(b.id) - 1] ^= 1;
     uint64_t lsn, refs;
@@ -71,6 +73,10 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_EQ(store_blob_refs(s, c.sha256), 1);
     store_file_t got;
     ASSERT_TRUE(store_file_get(s, a.id, &got) && got.is_deleted);
+    store_file_clear(&got);
+    ASSERT_TRUE(store_file_get(s, c.id, &got) && !got.is_deleted);
+    ASSERT_STREQ(got.channel_id, "chn_7");
+    ASSERT_STREQ(got.message_id, "msg_9");
     store_file_clear(&got);
     b.is_deleted = true;
     ASSERT_EQ(store_file_put(s, &b, &lsn, &refs), 0);
