@@ -25,6 +25,7 @@ typedef struct store_file {
     char channel_id[STORE_ID_MAX];  /* "" = not in a channel */
     char message_id[STORE_ID_MAX];  /* the message it is attached to; "" = none */
     int64_t uploaded_at;            /* ms */
+    bool is_avatar;                 /* a user's avatar: readable by every user */
     bool is_deleted;
 } store_file_t;
 

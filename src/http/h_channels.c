@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chat_view.h"
+#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/rules.h"
@@ -218,7 +219,13 @@ static void delete_channel(http_ctx_t *ctx)
     channel_change_t ch = {.is_private = -1, .delete = true};
     uint64_t lsn;
     int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, NULL, &lsn);
-    if (durable(ctx, rc, lsn))
+    if (!durable(ctx, rc, lsn))
+        goto out;
+    /* The channel's files (its messages' attachments among them) go with it. */
+    rc = file_remove_channel_files(app, a.channel.id);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
         http_reply_empty(ctx, 204);
 out:
     channel_access_clear(&a);

@@ -29,6 +29,8 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/files.h"
+#include "parley/log.h"
+#include "principal.h"
 #include "routes.h"
 #include "upload.h"
 
@@ -102,9 +104,94 @@ static void release_blob(parley_app_t *app, const char *sha)
         blobs_remove(app->blobs, sha);
 }
 
-static void post_file(http_ctx_t *ctx)
+/* The checks every upload passes before its bytes are kept: a file part,
+ * a body that ended properly, and a safe filename (written to filename). */
+static bool upload_complete(http_ctx_t *ctx, const upload_t *up, char filename[FILE_NAME_MAX])
+{
+    if (up == NULL || !up->got_file) {
+        http_reply_invalid(ctx, "file", "send the file as multipart/form-data in a field named file");
+        return false;
+    }
+    if (!gate_multipart_closed()) {
+        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
+                         "the multipart body ended before its closing boundary");
+        return false;
+    }
+    if (up->failed || up->writer == NULL) {
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
+        return false;
+    }
+    if (up->filename_truncated || !safe_filename(up->filename, filename, FILE_NAME_MAX)) {
+        http_reply_invalid(ctx, "filename",
+                           "the filename must be 1-255 bytes of UTF-8 without control "
+                           "characters");
+        return false;
+    }
+    return true;
+}
+
+static bool is_avatar_type(const char *mime)
+{
+    return strncmp(mime, "image/", 6) == 0 && strcmp(mime, "image/svg+xml") != 0;
+}
+
+/*
+ * Finishes the upload's blob and writes the durable record of file f (whose
+ * id, sha256, size and content_type this fills; the caller filled the rest).
+ * The detected type must pass allowed_types, and be an image other than SVG
+ * for an avatar. On failure it has answered and kept nothing.
+ */
+static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *deduplicated)
 {
     parley_app_t *app = ctx->app;
+    blob_info_t info;
+    pthread_mutex_lock(&blob_mu);
+    blob_writer_t *w = up->writer;
+    up->writer = NULL;
+    int rc = blob_writer_finish(w, &info);
+    if (rc != 0) {
+        pthread_mutex_unlock(&blob_mu);
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
+        return false;
+    }
+    bool empty = info.size == 0;
+    bool allowed = type_allowed(app->config->allowed_types, info.mime) &&
+                   (!f->is_avatar || is_avatar_type(info.mime));
+    if (empty || !allowed) {
+        release_blob(app, info.sha256);
+        pthread_mutex_unlock(&blob_mu);
+        if (empty)
+            http_reply_invalid(ctx, "file", "the file is empty");
+        else
+            http_reply_error(ctx, HTTP_ERR_UNSUPPORTED_MEDIA_TYPE,
+                             json_pack("{s:s}", "content_type", info.mime),
+                             f->is_avatar ? "an avatar must be an image (not SVG), not %s"
+                                          : "files of type %s are not accepted here",
+                             info.mime);
+        return false;
+    }
+    store_new_id("file", f->id);
+    snprintf(f->sha256, sizeof(f->sha256), "%s", info.sha256);
+    f->size = info.size;
+    snprintf(f->content_type, sizeof(f->content_type), "%s", info.mime);
+    f->uploaded_at = clock_wall_ms();
+    uint64_t lsn, refs;
+    rc = store_file_put(app->store, f, &lsn, &refs);
+    if (rc != 0)
+        release_blob(app, info.sha256);
+    pthread_mutex_unlock(&blob_mu);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        return false;
+    }
+    *deduplicated = info.deduplicated;
+    return true;
+}
+
+static void post_file(http_ctx_t *ctx)
+{
     principal_t p;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
@@ -113,26 +200,10 @@ static void post_file(http_ctx_t *ctx)
     upload_t *up = upload_current();
     const char *channel_id = u_map_get(ctx->req->map_post_body, "channel_id");
     const char *description = u_map_get(ctx->req->map_post_body, "description");
-    char filename[FILE_NAME_MAX];
-    if (up == NULL || !up->got_file) {
-        http_reply_invalid(ctx, "file", "send the file as multipart/form-data in a field named file");
+    store_file_t f;
+    memset(&f, 0, sizeof(f));
+    if (!upload_complete(ctx, up, f.filename))
         goto out;
-    }
-    if (!gate_multipart_closed()) {
-        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
-                         "the multipart body ended before its closing boundary");
-        goto out;
-    }
-    if (up->failed || up->writer == NULL) {
-        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
-        goto out;
-    }
-    if (up->filename_truncated || !safe_filename(up->filename, filename, sizeof(filename))) {
-        http_reply_invalid(ctx, "filename",
-                           "the filename must be 1-255 bytes of UTF-8 without control "
-                           "characters");
-        goto out;
-    }
     if (description && http_utf8_length(description, strlen(description)) > 500) {
         http_reply_invalid(ctx, "description", "description is limited to 500 characters");
         goto out;
@@ -146,57 +217,98 @@ static void post_file(http_ctx_t *ctx)
             goto out;
         }
     }
-
-    store_file_t f;
-    memset(&f, 0, sizeof(f));
-    blob_info_t info;
-    pthread_mutex_lock(&blob_mu);
-    blob_writer_t *w = up->writer;
-    up->writer = NULL;
-    int rc = blob_writer_finish(w, &info);
-    if (rc != 0) {
-        pthread_mutex_unlock(&blob_mu);
-        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
-        goto out;
-    }
-    if (info.size == 0 || !type_allowed(app->config->allowed_types, info.mime)) {
-        release_blob(app, info.sha256);
-        pthread_mutex_unlock(&blob_mu);
-        if (info.size == 0)
-            http_reply_invalid(ctx, "file", "the file is empty");
-        else
-            http_reply_error(ctx, HTTP_ERR_UNSUPPORTED_MEDIA_TYPE,
-                             json_pack("{s:s}", "content_type", info.mime),
-                             "files of type %s are not accepted here", info.mime);
-        goto out;
-    }
-    store_new_id("file", f.id);
-    snprintf(f.sha256, sizeof(f.sha256), "%s", info.sha256);
-    f.size = info.size;
-    snprintf(f.content_type, sizeof(f.content_type), "%s", info.mime);
-    snprintf(f.filename, sizeof(f.filename), "%s", filename);
     f.description = description && description[0] ? strdup(description) : NULL;
     snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p.user.id);
     if (a.exists)
         snprintf(f.channel_id, sizeof(f.channel_id), "%s", a.channel.id);
-    f.uploaded_at = clock_wall_ms();
-    uint64_t lsn, refs;
-    rc = store_file_put(app->store, &f, &lsn, &refs);
-    if (rc != 0)
-        release_blob(app, info.sha256);
-    pthread_mutex_unlock(&blob_mu);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
-    if (rc != 0) {
-        reply_store_error(ctx, rc);
-    } else {
+    bool deduplicated;
+    if (keep_upload(ctx, up, &f, &deduplicated)) {
         json_t *o = file_view_json(&f);
-        json_object_set_new(o, "deduplicated", json_boolean(info.deduplicated));
+        json_object_set_new(o, "deduplicated", json_boolean(deduplicated));
         http_reply_json(ctx, 201, o);
     }
-    store_file_clear(&f);
 out:
+    store_file_clear(&f);
     channel_access_clear(&a);
+    principal_clear(&p);
+}
+
+#define FILE_URL_PREFIX "/api/v1/files/"
+#define FILE_URL_SUFFIX "/download"
+
+/* Sets the user's avatar_url, keeping the one it replaces in ctx->old. */
+typedef struct avatar_change {
+    const char *url;
+    char *old;
+} avatar_change_t;
+
+static int apply_avatar(void *ctx, store_user_t *u)
+{
+    avatar_change_t *c = ctx;
+    c->old = u->avatar_url;
+    u->avatar_url = strdup(c->url);
+    if (u->avatar_url == NULL)
+        abort();
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
+void file_drop_avatar(parley_app_t *app, const char *user_id, const char *url)
+{
+    size_t pre = strlen(FILE_URL_PREFIX), post = strlen(FILE_URL_SUFFIX);
+    if (url == NULL || strncmp(url, FILE_URL_PREFIX, pre) != 0 || strlen(url) <= pre + post ||
+        strcmp(url + strlen(url) - post, FILE_URL_SUFFIX) != 0 ||
+        strlen(url) - pre - post >= STORE_ID_MAX)
+        return;
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - pre - post), url + pre);
+    store_file_t f;
+    if (!store_file_get(app->store, id, &f))
+        return;
+    if (f.is_avatar && !f.is_deleted && strcmp(f.uploaded_by, user_id) == 0 &&
+        file_remove(app, &f) != 0)
+        log_warning("the replaced avatar %s stays until it is deleted", id);
+    store_file_clear(&f);
+}
+
+static void put_avatar(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    principal_t p;
+    if (!http_authenticate(ctx, &p))
+        return;
+    upload_t *up = upload_current();
+    store_file_t f;
+    memset(&f, 0, sizeof(f));
+    bool deduplicated;
+    if (!upload_complete(ctx, up, f.filename))
+        goto out;
+    f.is_avatar = true;
+    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p.user.id);
+    if (!keep_upload(ctx, up, &f, &deduplicated))
+        goto out;
+    char url[STORE_ID_MAX + 32];
+    snprintf(url, sizeof(url), FILE_URL_PREFIX "%s" FILE_URL_SUFFIX, f.id);
+    avatar_change_t c = {url, NULL};
+    store_user_t now;
+    uint64_t lsn;
+    int rc = store_user_modify(app->store, p.user.id, apply_avatar, &c, &now, &lsn);
+    if (rc == 0) {
+        rc = store_wait(app->store, lsn);
+        if (rc == 0) {
+            file_drop_avatar(app, p.user.id, c.old);
+            http_reply_json(ctx, 200, user_json(&now, true, true));
+        }
+        store_user_clear(&now);
+    }
+    free(c.old);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        if (file_remove(app, &f) != 0)
+            log_warning("the unused avatar %s stays until it is deleted", f.id);
+    }
+out:
+    store_file_clear(&f);
     principal_clear(&p);
 }
 
@@ -209,7 +321,7 @@ static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
         return false;
     }
-    bool ok = p->user.is_admin || strcmp(f->uploaded_by, p->user.id) == 0 ||
+    bool ok = p->user.is_admin || f->is_avatar || strcmp(f->uploaded_by, p->user.id) == 0 ||
               (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id));
     if (!ok) {
         store_file_clear(f);
@@ -480,6 +592,24 @@ int file_remove(parley_app_t *app, store_file_t *f)
     return rc;
 }
 
+int file_remove_channel_files(parley_app_t *app, const char *channel_id)
+{
+    enum { BATCH = 64 };
+    store_file_t batch[BATCH];
+    for (;;) {
+        size_t n;
+        store_file_list(app->store, channel_id, NULL, 0, BATCH, batch, &n);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0)
+                rc = file_remove(app, &batch[i]);
+            store_file_clear(&batch[i]);
+        }
+        if (rc != 0 || n < BATCH)
+            return rc;
+    }
+}
+
 static void delete_file(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -513,5 +643,6 @@ const http_route_t files_routes[] = {
     {"GET", "/api/v1/files/:id", get_file, 0},
     {"GET", "/api/v1/files/:id/download", get_download, 0},
     {"DELETE", "/api/v1/files/:id", delete_file, 0},
+    {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_ROUTE_UPLOAD},
     {NULL, NULL, NULL, 0},
 };

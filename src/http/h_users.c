@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/rules.h"
@@ -40,7 +41,8 @@ static bool url_ok(const char *s)
  * store runs apply_me (under its write lock: no lost updates). */
 typedef struct me_change {
     const char *display_name, *bio, *email, *avatar;
-    json_t *prefs; /* borrowed from the body, or NULL */
+    json_t *prefs;     /* borrowed from the body, or NULL */
+    char *old_avatar;  /* the avatar_url replaced (malloc'd), or NULL */
 } me_change_t;
 
 #define PREFS_TOO_LARGE 1
@@ -69,8 +71,11 @@ static int apply_me(void *ctx, store_user_t *u)
         set_text(&u->display_name, c->display_name);
     if (c->bio)
         set_text(&u->bio, c->bio);
-    if (c->avatar)
+    if (c->avatar) {
+        free(c->old_avatar);
+        c->old_avatar = u->avatar_url ? strdup(u->avatar_url) : NULL;
         set_text(&u->avatar_url, c->avatar);
+    }
     if (c->email)
         snprintf(u->email, sizeof(u->email), "%s", c->email);
     u->updated_at = clock_wall_ms();
@@ -113,13 +118,17 @@ static void put_me(http_ctx_t *ctx)
     }
     if (rc == 0) {
         rc = store_wait(app->store, lsn);
-        if (rc == 0)
+        if (rc == 0) {
+            if (c.old_avatar && strcmp(c.old_avatar, now.avatar_url ? now.avatar_url : "") != 0)
+                file_drop_avatar(app, p.user.id, c.old_avatar);
             http_reply_json(ctx, 200, user_json(&now, true, true));
+        }
         store_user_clear(&now);
     }
     if (rc != 0)
         reply_store_error(ctx, rc);
 out:
+    free(c.old_avatar);
     principal_clear(&p);
 }
 

@@ -67,14 +67,15 @@ void files__clear(struct file_tables *t)
 
 static char *encode(const store_file_t *f)
 {
-    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:b}", "v",
+    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:b}", "v",
                           STORE_SCHEMA_VERSION, "id", f->id, "sha256", f->sha256, "size",
                           (json_int_t)f->size, "content_type", f->content_type, "filename",
                           f->filename, "description",
                           f->description ? json_string(f->description) : json_null(),
                           "uploaded_by", f->uploaded_by, "channel_id", f->channel_id,
                           "message_id", f->message_id,
-                          "uploaded_at", (json_int_t)f->uploaded_at, "is_deleted", f->is_deleted);
+                          "uploaded_at", (json_int_t)f->uploaded_at, "is_avatar", f->is_avatar,
+                          "is_deleted", f->is_deleted);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL)
@@ -110,6 +111,7 @@ static int decode(const void *data, size_t len, store_file_t *f)
         return STORE_E_CORRUPT;
     json_t *size = json_object_get(o, "size"), *at = json_object_get(o, "uploaded_at");
     json_t *deleted = json_object_get(o, "is_deleted"), *desc = json_object_get(o, "description");
+    json_t *avatar = json_object_get(o, "is_avatar");
     bool ok = fixed(o, "id", f->id, sizeof(f->id)) && f->id[0] &&
               fixed(o, "sha256", f->sha256, sizeof(f->sha256)) && sha_ok(f->sha256) &&
               json_is_integer(size) && json_integer_value(size) >= 0 &&
@@ -120,11 +122,13 @@ static int decode(const void *data, size_t len, store_file_t *f)
               (json_object_get(o, "message_id") == NULL ||
                fixed(o, "message_id", f->message_id, sizeof(f->message_id))) &&
               json_is_integer(at) && json_is_boolean(deleted) &&
+              (avatar == NULL || json_is_boolean(avatar)) &&
               (desc == NULL || json_is_null(desc) || json_is_string(desc));
     if (ok) {
         f->size = (uint64_t)json_integer_value(size);
         f->uploaded_at = json_integer_value(at);
         f->is_deleted = json_is_true(deleted);
+        f->is_avatar = json_is_true(avatar);
         if (json_is_string(desc)) {
             f->description = strdup(json_string_value(desc));
             if (f->description == NULL)

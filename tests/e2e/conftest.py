@@ -142,6 +142,17 @@ def server(start_server):
     return start_server()
 
 
+def module_server(tmp_path_factory, name, args=("--rate-limit", "0")):
+    """Body of a module-scoped server fixture (`yield from module_server(...)`):
+    one server for a whole test module, which must exit 0 without sanitizer
+    reports when the module is done."""
+    s = Server(tmp_path_factory.mktemp(name) / "data", args=list(args))
+    s.start()
+    yield s
+    code = s.stop()
+    assert code == 0 and not s.sanitizer_report(), s.log()
+
+
 def raw_http(port, data, timeout=5.0, read_until_close=True):
     """Sends raw bytes and returns what the server answered (until it closes
     the connection or the timeout passes)."""

@@ -6,31 +6,23 @@ files of the same channel may be attached, each to one message; a refused
 post changes nothing, neither the message list nor where any file lives; and
 deleting a message deletes its files (and their blobs when nothing else
 refers to them), also after a restart."""
-import pytest
-
-from conftest import Server, assert_error
 import os
 
-from test_files import (FILE_FIELDS, blob_path, blobs, new_channel, png, register, sha, text)
+import pytest
+
+from conftest import assert_error, module_server
+from test_files import (FILE_FIELDS, accounts, blob_path, blobs, new_channel, png, register, sha,
+                        text)
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("attachments") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "attachments")
 
 
 @pytest.fixture(scope="module")
 def u(srv):
-    class Users:
-        pass
-    users = Users()
-    for name in ("admin", "alice", "bob"):
-        setattr(users, name, register(srv, name))
-    return users
+    return accounts(srv, "admin", "alice", "bob")
 
 
 def messages(who, channel):
@@ -194,3 +186,18 @@ def test_attachments_survive_a_restart(start_server):
     alice.ok("DELETE", "/messages/" + m["id"], status=204)
     assert_error(alice.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
     assert not os.path.exists(blob_path(srv.data_dir, sha(data)))
+
+
+def test_deleting_a_channel_deletes_its_files(srv, u):
+    channel = new_channel(u.alice)
+    elsewhere = new_channel(u.alice)
+    data, other = png(), png()
+    uploads = [u.alice.uploaded("c%d.png" % i, data, channel_id=channel["id"]) for i in range(70)]
+    attached = u.alice.uploaded("att.png", png())
+    post(u.alice, channel, content="with file", attachments=[attached["id"]])
+    survivor = u.alice.uploaded("other.png", other, channel_id=elsewhere["id"])
+    u.alice.ok("DELETE", "/channels/" + channel["id"], status=204)
+    for f in uploads[:3] + uploads[-3:] + [attached]:
+        assert_error(u.alice.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert not os.path.exists(blob_path(srv.data_dir, sha(data)))
+    assert u.alice.download(survivor).content == other

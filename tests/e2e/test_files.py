@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import time
+import types
 import urllib.parse
 import uuid
 import zlib
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import Server, assert_error, parse_raw_response
+from conftest import assert_error, module_server, parse_raw_response
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -189,6 +190,14 @@ def register(server, username):
 _names = itertools.count()
 
 
+def accounts(server, *names):
+    """A namespace of registered Clients, one attribute per name."""
+    users = types.SimpleNamespace()
+    for name in names:
+        setattr(users, name, register(server, name))
+    return users
+
+
 def new_channel(who, **fields):
     return who.ok("POST", "/channels", dict({"name": "files-%d" % next(_names)}, **fields), 201)
 
@@ -231,22 +240,13 @@ def disposition_parts(value):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("files") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "files")
 
 
 @pytest.fixture(scope="module")
 def u(srv):
     """admin (the first account), alice, bob, carol."""
-    class Users:
-        pass
-    users = Users()
-    for name in ("admin", "alice", "bob", "carol"):
-        setattr(users, name, register(srv, name))
-    return users
+    return accounts(srv, "admin", "alice", "bob", "carol")
 
 
 # ---- uploads and the file object -------------------------------------------------------

@@ -40,6 +40,7 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     make_file(&c, "b", "usr_1");
     snprintf(c.channel_id, sizeof(c.channel_id), "chn_7");
     snprintf(c.message_id, sizeof(c.message_id), "msg_9");
+    c.is_avatar = true;
     if (strcmp(a.id, b.id) == 0)
         b.id[strlen(b.id) - 1] ^= 1;
     uint64_t lsn, refs;
@@ -77,6 +78,9 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_TRUE(store_file_get(s, c.id, &got) && !got.is_deleted);
     ASSERT_STREQ(got.channel_id, "chn_7");
     ASSERT_STREQ(got.message_id, "msg_9");
+    ASSERT_TRUE(got.is_avatar);
+    store_file_clear(&got);
+    ASSERT_TRUE(store_file_get(s, b.id, &got) && !got.is_avatar && got.message_id[0] == '\0');
     store_file_clear(&got);
     b.is_deleted = true;
     ASSERT_EQ(store_file_put(s, &b, &lsn, &refs), 0);
