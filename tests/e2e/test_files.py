@@ -884,3 +884,21 @@ def test_upload_over_the_limit_is_413(start_server):
     r = alice.call("POST", "/files", data=_chunked_multipart(100000), headers=ctype)
     assert r.status_code == 201 and r.json()["deduplicated"] is True
     assert_tmp_empty(s.data_dir)
+
+
+def test_direct_channel_files_are_for_its_two_members(srv, u):
+    r = u.alice.call("POST", "/channels/direct", json={"user_ids": [u.bob.id]})
+    assert r.status_code in (200, 201), r.text
+    direct = r.json()
+    data = png()
+    f = u.bob.uploaded("dm.png", data, channel_id=direct["id"])
+    assert u.alice.download(f).content == data
+    assert u.admin.download(f).content == data
+    assert_error(u.carol.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.carol.download(f), 404, "RESOURCE_NOT_FOUND")
+    assert f["id"] not in {x["id"] for x in u.carol.ok("GET", "/files?limit=100")["files"]}
+    assert_error(u.carol.get("/files?channel_id=" + direct["id"]), 404, "RESOURCE_NOT_FOUND")
+    before, total = blobs(srv.data_dir), own_total(u.carol)
+    assert_error(u.carol.upload("x.png", png(), channel_id=direct["id"]), 404,
+                 "RESOURCE_NOT_FOUND")
+    assert_nothing_stored(u.carol, srv.data_dir, before, total)
