@@ -35,7 +35,7 @@ endif
 OUT := build/$(BUILD)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(OPT) $(WARN) $(SAN) -pthread -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -ljwt -largon2 -lgnutls -lzstd -lmagic -pthread $(LDLIBS)
+LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -ljwt -largon2 -lgnutls -lzstd -lmagic -lwslay -pthread $(LDLIBS)
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_ASM := src/http/openapi_blob.S

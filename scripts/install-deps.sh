@@ -10,7 +10,7 @@ build_pkgs=(
   gcc make libc6-dev
   libulfius-dev liborcania-dev libyder-dev libmicrohttpd-dev
   libjansson-dev libjwt-dev libgnutls28-dev libzstd-dev libmagic-dev
-  libargon2-dev
+  libargon2-dev libwslay-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev

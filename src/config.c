@@ -82,6 +82,23 @@ static const setting_t settings[] = {
      FIELD(max_upload_bytes), 1, 1ULL << 40, "largest uploaded file, in bytes"},
     {"allowed_types", "--allowed-types", "PARLEY_ALLOWED_TYPES", SET_TEXT, FIELD(allowed_types),
      0, 0, "MIME types an upload may have, as comma-separated globs"},
+    {"ws_max_frame_bytes", "--ws-max-frame-bytes", "PARLEY_WS_MAX_FRAME_BYTES", SET_UNSIGNED,
+     FIELD(ws_max_frame_bytes), 1024, 16u << 20, "largest WebSocket message a client may send"},
+    {"ws_queue_bytes", "--ws-queue-bytes", "PARLEY_WS_QUEUE_BYTES", SET_UNSIGNED,
+     FIELD(ws_queue_bytes), 4096, 1u << 30,
+     "bytes queued to a WebSocket that does not read before it is closed"},
+    {"ws_ping_interval", "--ws-ping-interval", "PARLEY_WS_PING_INTERVAL", SET_UNSIGNED,
+     FIELD(ws_ping_interval), 1, 3600, "seconds between WebSocket pings"},
+    {"ws_idle_timeout", "--ws-idle-timeout", "PARLEY_WS_IDLE_TIMEOUT", SET_UNSIGNED,
+     FIELD(ws_idle_timeout), 2, 86400,
+     "seconds without any frame (pongs count) before a WebSocket is closed"},
+    {"ws_frame_rate", "--ws-frame-rate", "PARLEY_WS_FRAME_RATE", SET_UNSIGNED,
+     FIELD(ws_frame_rate), 0, 1000000,
+     "frames a second a WebSocket client may send, bursts of twice that (0: off)"},
+    {"sse_ping_interval", "--sse-ping-interval", "PARLEY_SSE_PING_INTERVAL", SET_UNSIGNED,
+     FIELD(sse_ping_interval), 1, 3600, "seconds between event-stream pings"},
+    {"event_ring", "--event-ring", "PARLEY_EVENT_RING", SET_UNSIGNED, FIELD(event_ring), 16,
+     10000000, "recent events kept for clients that reconnect (resume)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -111,6 +128,13 @@ void config_defaults(parley_config_t *cfg)
     cfg->rate_limit = 600;
     cfg->max_upload_bytes = 25u << 20;
     strcpy(cfg->allowed_types, "*/*");
+    cfg->ws_max_frame_bytes = 64 * 1024;
+    cfg->ws_queue_bytes = 1u << 20;
+    cfg->ws_ping_interval = 25;
+    cfg->ws_idle_timeout = 60;
+    cfg->ws_frame_rate = 20;
+    cfg->sse_ping_interval = 15;
+    cfg->event_ring = 8192;
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)

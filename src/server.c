@@ -17,7 +17,9 @@
  * sigwait(), so no code runs in a signal handler. Shutdown stops accepting
  * (MHD_quiesce_daemon), marks every further answer "Connection: close",
  * waits for requests in flight to finish (bounded), then stops the daemon,
- * which closes idle keep-alive connections.
+ * which closes idle keep-alive connections. WebSockets and event streams
+ * are ended (realtime_shutdown) before the wait: they never end by
+ * themselves, and libmicrohttpd needs their sockets back before it stops.
  */
 #include "parley/server.h"
 
@@ -39,6 +41,7 @@
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/log.h"
+#include "parley/realtime.h"
 #include "parley/version.h"
 
 #define DRAIN_TIMEOUT_NS (30LL * 1000000000)
@@ -81,12 +84,15 @@ static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bo
     }
 }
 
-static void drain(struct MHD_Daemon *daemon)
+static void drain(struct MHD_Daemon *daemon, realtime_t *rt)
 {
     gate_begin_drain();
     MHD_socket listener = MHD_quiesce_daemon(daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
+    /* WebSockets and event streams never end by themselves; libmicrohttpd
+     * must get their sockets back before it stops. */
+    realtime_shutdown(rt);
     int64_t deadline = clock_mono_ns() + DRAIN_TIMEOUT_NS;
     while (gate_in_flight() > 0 && clock_mono_ns() < deadline)
         usleep(5000);
@@ -147,6 +153,12 @@ int server_run(const parley_config_t *cfg)
 
     router_t *router = router_new(http_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
+    app.realtime = realtime_start(&app, router, err, sizeof(err));
+    if (app.realtime == NULL) {
+        log_error("%s", err);
+        goto out_router;
+    }
+    gate_set_takeover(realtime_claims, realtime_accept, app.realtime);
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
         log_error("cannot initialise ulfius");
@@ -179,7 +191,7 @@ int server_run(const parley_config_t *cfg)
         {MHD_OPTION_END, 0, NULL},
     };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (is_v6)
         flags |= MHD_USE_IPv6;
     if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
@@ -193,14 +205,16 @@ int server_run(const parley_config_t *cfg)
     while (sigwait(&stop_signals, &sig) != 0)
         ;
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    drain(instance.mhd_daemon);
+    drain(instance.mhd_daemon, app.realtime);
     ulfius_stop_framework(&instance);
     log_info("stopped");
     rc = 0;
 
 out_instance:
+    realtime_shutdown(app.realtime);
     ulfius_clean_instance(&instance);
 out_router:
+    realtime_free(app.realtime);
     router_free(router);
     if (store_close(app.store) != 0)
         rc = 1;

@@ -20,6 +20,7 @@ typedef struct parley_app {
     auth_keys_t keys;        /* signing keys; read-only once loaded */
     auth_login_limiter_t *login_limiter;
     auth_rate_limiter_t *rate_limiter;
+    struct realtime *realtime; /* the event bus and its connections; NULL in tools */
 } parley_app_t;
 
 #endif

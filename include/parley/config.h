@@ -42,6 +42,13 @@ typedef struct parley_config {
     unsigned rate_limit;         /* requests per user per minute; 0: off */
     uint64_t max_upload_bytes;   /* largest uploaded file */
     char allowed_types[1024];    /* MIME globs, comma-separated, e.g. image/png,text/plain */
+    size_t ws_max_frame_bytes;   /* largest WebSocket message accepted */
+    size_t ws_queue_bytes;       /* outbound bytes queued per WebSocket before it is dropped */
+    unsigned ws_ping_interval;   /* seconds between WebSocket pings */
+    unsigned ws_idle_timeout;    /* seconds without a frame before a WebSocket is closed */
+    unsigned ws_frame_rate;      /* frames per second a WebSocket may send; 0: off */
+    unsigned sse_ping_interval;  /* seconds between event-stream pings */
+    unsigned event_ring;         /* events kept for resuming */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

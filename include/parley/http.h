@@ -60,6 +60,11 @@ typedef struct http_ctx {
     size_t n_params;
     int status;                    /* 0 until the handler has answered */
     void *app;                     /* server-wide state, given to router_new */
+    /* Set for a request made inside the server on behalf of a caller already
+     * authenticated elsewhere (a WebSocket send_message): a principal_t whose
+     * user.id, session_id, via_api_key and can_write stand for the request's
+     * credentials. NULL for every request from the network. */
+    const void *preauth;
     char _param_buf[1024];
 } http_ctx_t;
 

@@ -25,6 +25,9 @@
  *   - keeps the last bytes of a multipart upload body, so the endpoint can
  *     tell a body that ended with its closing delimiter from one cut short
  *     (libmicrohttpd reports neither the end of a part nor a missing one);
+ *   - hands the real-time endpoints (WebSocket upgrade, event streams) to
+ *     their own code (gate_set_takeover), which answers from
+ *     libmicrohttpd directly;
  *   - counts requests in flight, so shutdown can wait for them;
  *   - hands everything else to ulfius's handler unchanged.
  * It also keeps per-request state for others (gate_attach: an upload being
@@ -102,6 +105,10 @@ static size_t max_body = 1 << 20;
 static uint64_t max_upload = 25u << 20;
 static bool (*takes_upload)(void *ctx, const char *method, const char *path);
 static void *takes_upload_ctx;
+static bool (*takeover_claims)(void *ctx, const char *method, const char *path);
+static enum MHD_Result (*takeover_take)(void *ctx, struct MHD_Connection *conn, const char *path,
+                                        const char *request_id, int *status);
+static void *takeover_ctx;
 static atomic_uint in_flight;
 static atomic_bool draining;
 static atomic_uint_fast64_t next_request_number;
@@ -121,6 +128,17 @@ void gate_configure(size_t max_body_bytes, uint64_t max_upload_bytes,
     takes_upload = upload_route;
     takes_upload_ctx = ctx;
     gnutls_rnd(GNUTLS_RND_NONCE, &request_id_prefix, sizeof(request_id_prefix));
+}
+
+void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char *path),
+                       enum MHD_Result (*take)(void *ctx, struct MHD_Connection *conn,
+                                               const char *path, const char *request_id,
+                                               int *status),
+                       void *ctx)
+{
+    takeover_claims = claims;
+    takeover_take = take;
+    takeover_ctx = ctx;
 }
 
 void gate_attach(void *state, void (*free_fn)(void *state))
@@ -336,6 +354,12 @@ static struct MHD_Response *json_error_response(char *body, const char *request_
     return r;
 }
 
+struct MHD_Response *gate_error_response(enum http_error err, const char *message,
+                                         const char *request_id)
+{
+    return json_error_response(http_error_body(err, message, NULL, request_id), request_id);
+}
+
 /* Answers 413 and closes the connection. Returns MHD_NO when the answer can
  * no longer be queued, which makes libmicrohttpd drop the connection. */
 static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_request_t *gr)
@@ -404,6 +428,15 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length != NULL && strtoull(length, NULL, 10) > gr->limit)
             return reject_too_large(conn, gr);
+        if (takeover_claims && takeover_claims(takeover_ctx, method, gr->path)) {
+            /* Answered here; a body, if any, is read and ignored. */
+            gr->rejected = true;
+            current = gr;
+            enum MHD_Result ret =
+                takeover_take(takeover_ctx, conn, gr->path, gr->request_id, &gr->status);
+            current = NULL;
+            return ret;
+        }
     } else if (gr->rejected) {
         *upload_data_size = 0;
         return MHD_YES;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parley/http.h"
+
 /*
  * Sets the largest body accepted (before any request is served): max_body
  * for every request, max_upload (plus GATE_UPLOAD_SLACK for the multipart
@@ -20,6 +22,19 @@
 void gate_configure(size_t max_body, uint64_t max_upload,
                     bool (*takes_upload)(void *ctx, const char *method, const char *path),
                     void *ctx);
+
+/*
+ * Hands requests to which claims(ctx, method, path) says yes to
+ * take(ctx, ...) as soon as their headers are in, instead of ulfius: the
+ * real-time endpoints, which answer straight from libmicrohttpd (an upgrade
+ * to WebSocket, an event stream). take answers the request itself and sets
+ * *status for the access log; gate_attach works inside it.
+ */
+void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char *path),
+                       enum MHD_Result (*take)(void *ctx, struct MHD_Connection *conn,
+                                               const char *path, const char *request_id,
+                                               int *status),
+                       void *ctx);
 
 /*
  * Attaches state to the request being served on this thread (an upload in
@@ -41,6 +56,12 @@ void gate_refuse_body(void);
  * never reports a part cut short, so an upload endpoint asks this before it
  * keeps a file. True when the request is not a multipart upload. */
 bool gate_multipart_closed(void);
+
+/* A JSON error response (shared/API.md) with the headers every error
+ * carries, for answers made straight from libmicrohttpd; NULL when out of
+ * memory. */
+struct MHD_Response *gate_error_response(enum http_error err, const char *message,
+                                         const char *request_id);
 
 /* MHD_OPTION_URI_LOG_CALLBACK and MHD_OPTION_NOTIFY_COMPLETED for the daemon;
  * they wrap ulfius's own, which ulfius requires. */

@@ -15,6 +15,7 @@
 #include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/realtime.h"
 #include "parley/rules.h"
 #include "routes.h"
 
@@ -194,7 +195,9 @@ static void patch_channel(http_ctx_t *ctx)
     uint64_t lsn;
     int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, &now, &lsn);
     if (durable(ctx, rc, lsn)) {
-        http_reply_json(ctx, 200, channel_json(app->store, &now));
+        json_t *view = channel_json(app->store, &now);
+        realtime_publish(app->realtime, "channel.updated", now.id, NULL, json_incref(view));
+        http_reply_json(ctx, 200, view);
         chat_channel_clear(&now);
     }
 out:
@@ -218,9 +221,24 @@ static void delete_channel(http_ctx_t *ctx)
     }
     channel_change_t ch = {.is_private = -1, .delete = true};
     uint64_t lsn;
+    size_t n_members = chat_member_count(app->store, a.channel.id), n_got = 0;
+    chat_membership_t *members = calloc(n_members ? n_members : 1, sizeof(*members));
+    if (members != NULL)
+        chat_members(app->store, a.channel.id, 0, n_members, members, &n_got);
     int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, NULL, &lsn);
-    if (!durable(ctx, rc, lsn))
+    if (!durable(ctx, rc, lsn)) {
+        free(members);
         goto out;
+    }
+    /* Once deleted, nobody may read the channel: its members are named. */
+    const char **audience = calloc(n_got ? n_got : 1, sizeof(*audience));
+    for (size_t i = 0; audience && i < n_got; i++)
+        audience[i] = members[i].user_id;
+    if (audience)
+        realtime_publish_to(app->realtime, "channel.deleted", audience, n_got,
+                            json_pack("{s:s}", "channel_id", a.channel.id));
+    free(audience);
+    free(members);
     /* The channel's files (its messages' attachments among them) go with it. */
     rc = file_remove_channel_files(app, a.channel.id);
     if (rc != 0)
@@ -238,6 +256,8 @@ typedef struct member_change {
     enum { JOIN, LEAVE, SET_ROLE, BAN, UNBAN, READ } what;
     int role;
     const char *message_id;
+    const char *by;      /* who made the change (for the event) */
+    bool was_member;     /* set by change_member: the state before */
 } member_change_t;
 
 #define ROLE_UNCHANGED 1 /* fn result: nothing to write */
@@ -246,6 +266,7 @@ static int change_member(void *ctx, chat_membership_t *m)
 {
     member_change_t *c = ctx;
     int64_t now = clock_wall_ms();
+    c->was_member = m->role > CHAT_ROLE_NONE;
     switch (c->what) {
     case JOIN:
         if (m->role > CHAT_ROLE_NONE)
@@ -283,6 +304,24 @@ static int change_member(void *ctx, chat_membership_t *m)
     return ROLE_UNCHANGED;
 }
 
+/* The event of a durable membership change: member.joined, or member.left
+ * (to the channel, and to the user who left, who may no longer read it). */
+static void publish_member_change(parley_app_t *app, const char *channel_id, const char *user_id,
+                                  const member_change_t *c)
+{
+    const char *reason = c->what == BAN                          ? "banned"
+                         : c->by && strcmp(c->by, user_id) != 0 ? "removed"
+                                                                 : "left";
+    if (c->what == JOIN)
+        realtime_publish(app->realtime, "member.joined", channel_id, NULL,
+                         json_pack("{s:s, s:s, s:o}", "channel_id", channel_id, "user_id",
+                                   user_id, "user", sender_json(app->store, user_id)));
+    else if ((c->what == LEAVE || c->what == BAN) && c->was_member)
+        realtime_publish(app->realtime, "member.left", channel_id, user_id,
+                         json_pack("{s:s, s:s, s:s}", "channel_id", channel_id, "user_id",
+                                   user_id, "reason", reason));
+}
+
 /* Runs a membership change; true when done (or nothing was needed, then
  * *changed, when given, is false). */
 static bool member_change_ex(http_ctx_t *ctx, const char *channel_id, const char *user_id,
@@ -295,7 +334,10 @@ static bool member_change_ex(http_ctx_t *ctx, const char *channel_id, const char
         *changed = rc != ROLE_UNCHANGED;
     if (rc == ROLE_UNCHANGED)
         return true;
-    return durable(ctx, rc, lsn);
+    if (!durable(ctx, rc, lsn))
+        return false;
+    publish_member_change(app, channel_id, user_id, c);
+    return true;
 }
 
 static bool member_change(http_ctx_t *ctx, const char *channel_id, const char *user_id,
@@ -349,7 +391,7 @@ static void post_leave(http_ctx_t *ctx)
                          "the owner cannot leave; delete the channel instead");
         goto out;
     }
-    member_change_t c = {.what = LEAVE};
+    member_change_t c = {.what = LEAVE, .by = p.user.id};
     if (member_change(ctx, a.channel.id, p.user.id, &c))
         http_reply_empty(ctx, 204);
 out:
@@ -488,7 +530,7 @@ static void delete_member(http_ctx_t *ctx)
                          "only the owner or an admin may remove a moderator");
         goto out;
     }
-    member_change_t c = {.what = LEAVE};
+    member_change_t c = {.what = LEAVE, .by = p.user.id};
     if (member_change(ctx, a.channel.id, m.user_id, &c))
         http_reply_empty(ctx, 204);
 out:

@@ -19,6 +19,7 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/files.h"
+#include "parley/realtime.h"
 #include "parley/rules.h"
 #include "routes.h"
 
@@ -290,8 +291,13 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         http_reply_invalid(ctx, "reply_to", "reply_to must be a message of this channel");
         goto out;
     }
-    if (durable(ctx, rc, lsn) && share_attachments(ctx, &m))
-        http_reply_json(ctx, existing ? 200 : 201, message_json(app->store, &m));
+    if (durable(ctx, rc, lsn) && share_attachments(ctx, &m)) {
+        json_t *view = message_json(app->store, &m);
+        if (!existing)
+            realtime_publish(app->realtime, "message.created", m.channel_id, NULL,
+                             json_incref(view));
+        http_reply_json(ctx, existing ? 200 : 201, view);
+    }
 out:
     chat_message_clear(&m);
     channel_access_clear(&a);
@@ -507,7 +513,10 @@ static void put_message(http_ctx_t *ctx)
     if (rc == GONE)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
     else if (durable(ctx, rc, lsn)) {
-        http_reply_json(ctx, 200, message_json(app->store, &now));
+        json_t *view = message_json(app->store, &now);
+        realtime_publish(app->realtime, "message.updated", now.channel_id, NULL,
+                         json_incref(view));
+        http_reply_json(ctx, 200, view);
         chat_message_clear(&now);
     }
 out:
@@ -559,8 +568,12 @@ static void delete_message(http_ctx_t *ctx)
     int rc = chat_message_modify(app->store, m.id, change_message, &c, NULL, &lsn);
     if (rc == GONE)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
-    else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m))
+    else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m)) {
+        realtime_publish(app->realtime, "message.deleted", m.channel_id, NULL,
+                         json_pack("{s:s, s:s, s:s}", "id", m.id, "channel_id", m.channel_id,
+                                   "deleted_by", p.user.id));
         http_reply_empty(ctx, 204);
+    }
 out:
     chat_message_clear(&m);
 out_access:
@@ -647,7 +660,13 @@ static void react(http_ctx_t *ctx, bool add, const char *emoji)
     else if (rc == UNCHANGED)
         http_reply_json(ctx, 200, message_json(app->store, &m));
     else if (durable(ctx, rc, lsn)) {
-        http_reply_json(ctx, add ? 201 : 200, message_json(app->store, &now));
+        json_t *view = message_json(app->store, &now);
+        realtime_publish(app->realtime, add ? "reaction.added" : "reaction.removed",
+                         now.channel_id, NULL,
+                         json_pack("{s:s, s:s, s:s, s:s, s:O}", "message_id", now.id,
+                                   "channel_id", now.channel_id, "user_id", p.user.id, "emoji",
+                                   emoji, "reactions", json_object_get(view, "reactions")));
+        http_reply_json(ctx, add ? 201 : 200, view);
         chat_message_clear(&now);
     }
 out:

@@ -30,55 +30,87 @@ static bool is_write(const char *method)
     return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-static bool by_token(http_ctx_t *ctx, parley_app_t *app, const char *token, principal_t *p)
+int principal_from_token(struct parley_app *app, const char *token, principal_t *p)
 {
+    memset(p, 0, sizeof(*p));
     auth_claims_t claims;
-    int64_t now = clock_wall_ms() / 1000;
-    int rc = auth_token_verify(&app->keys, token, now, &claims);
-    if (rc == AUTH_EEXPIRED) {
-        http_reply_error(ctx, HTTP_ERR_TOKEN_EXPIRED, NULL, "the access token has expired");
-        return false;
-    }
+    int64_t now_ms = clock_wall_ms();
+    int rc = auth_token_verify(&app->keys, token, now_ms / 1000, &claims);
+    if (rc == AUTH_EEXPIRED)
+        return HTTP_ERR_TOKEN_EXPIRED;
     store_session_t ss;
     if (rc != AUTH_OK || !store_session_get(app->store, claims.sid, &ss) || ss.revoked ||
-        strcmp(ss.user_id, claims.sub) != 0 || ss.expires_at <= clock_wall_ms()) {
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the access token is not valid");
-        return false;
-    }
+        strcmp(ss.user_id, claims.sub) != 0 || ss.expires_at <= now_ms)
+        return HTTP_ERR_TOKEN_INVALID;
     if (!store_user_get(app->store, claims.sub, &p->user) || !p->user.is_active) {
         store_user_clear(&p->user);
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the access token is not valid");
-        return false;
+        return HTTP_ERR_TOKEN_INVALID;
     }
     snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
     p->can_write = true;
-    return true;
+    p->can_read = true;
+    return -1;
 }
 
-/* Authenticates an API key; *allowed (OUT) says whether it holds the
- * permission the request's method needs. */
-static bool by_api_key(http_ctx_t *ctx, parley_app_t *app, const char *key, principal_t *p,
-                       bool *allowed)
+int principal_from_api_key(struct parley_app *app, const char *key, principal_t *p)
 {
-    char hash[AUTH_SHA256_HEX];
+    memset(p, 0, sizeof(*p));
     store_api_key_t k;
     int64_t now_ms = clock_wall_ms();
-    if (auth_api_key_hash(key, hash) != AUTH_OK || !store_api_key_find_hash(app->store, hash, &k) ||
-        k.revoked || (k.expires_at != 0 && k.expires_at <= now_ms) ||
-        !store_user_get(app->store, k.user_id, &p->user)) {
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
-                         "the API key is not valid, revoked or expired");
-        return false;
-    }
+    if (auth_api_key_hash(key, p->api_key_hash) != AUTH_OK ||
+        !store_api_key_find_hash(app->store, p->api_key_hash, &k) || k.revoked ||
+        (k.expires_at != 0 && k.expires_at <= now_ms) ||
+        !store_user_get(app->store, k.user_id, &p->user))
+        return HTTP_ERR_TOKEN_INVALID;
     if (!p->user.is_active) {
         store_user_clear(&p->user);
-        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the API key is not valid");
-        return false;
+        return HTTP_ERR_TOKEN_INVALID;
     }
     p->via_api_key = true;
     p->can_write = k.can_write;
-    *allowed = is_write(ctx->req->http_verb) ? k.can_write : k.can_read;
-    return true;
+    p->can_read = k.can_read;
+    return -1;
+}
+
+bool principal_still_valid(struct parley_app *app, principal_t *p)
+{
+    int64_t now_ms = clock_wall_ms();
+    const char *user_id = p->user.id;
+    if (p->via_api_key) {
+        store_api_key_t k;
+        if (!store_api_key_find_hash(app->store, p->api_key_hash, &k) || k.revoked ||
+            (k.expires_at != 0 && k.expires_at <= now_ms) || strcmp(k.user_id, user_id) != 0)
+            return false;
+    } else {
+        store_session_t ss;
+        if (!store_session_get(app->store, p->session_id, &ss) || ss.revoked ||
+            ss.expires_at <= now_ms || strcmp(ss.user_id, user_id) != 0)
+            return false;
+    }
+    store_user_t now;
+    if (!store_user_get(app->store, user_id, &now))
+        return false;
+    bool active = now.is_active;
+    store_user_clear(&p->user);
+    p->user = now;
+    return active;
+}
+
+/* The principal a request made inside the server stands for (ctx->preauth):
+ * the user as it is now. */
+static int from_preauth(parley_app_t *app, const principal_t *given, principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (!store_user_get(app->store, given->user.id, &p->user) || !p->user.is_active) {
+        store_user_clear(&p->user);
+        return HTTP_ERR_TOKEN_INVALID;
+    }
+    memcpy(p->session_id, given->session_id, sizeof(p->session_id));
+    memcpy(p->api_key_hash, given->api_key_hash, sizeof(p->api_key_hash));
+    p->via_api_key = given->via_api_key;
+    p->can_read = given->can_read;
+    p->can_write = given->can_write;
+    return -1;
 }
 
 static void set_rate_headers(http_ctx_t *ctx, const auth_rate_info_t *ri)
@@ -100,23 +132,32 @@ bool http_authenticate(http_ctx_t *ctx, principal_t *p)
     memset(p, 0, sizeof(*p));
     const char *authz = http_header(ctx, "Authorization");
     const char *api_key = http_header(ctx, "X-API-Key");
-    bool ok, allowed = true;
-    if (authz != NULL) {
+    int err;
+    if (ctx->preauth != NULL) {
+        err = from_preauth(app, ctx->preauth, p);
+    } else if (authz != NULL) {
         if (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
             http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                              "the Authorization header must be \"Bearer <token>\"");
             return false;
         }
-        ok = by_token(ctx, app, authz + 7, p);
+        err = principal_from_token(app, authz + 7, p);
     } else if (api_key != NULL) {
-        ok = by_api_key(ctx, app, api_key, p, &allowed);
+        err = principal_from_api_key(app, api_key, p);
     } else {
         http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
                          "this endpoint needs an access token or an API key");
         return false;
     }
-    if (!ok)
+    if (err >= 0) {
+        http_reply_error(ctx, (enum http_error)err, NULL, "%s",
+                         err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
+                         : api_key != NULL && authz == NULL
+                             ? "the API key is not valid, revoked or expired"
+                             : "the access token is not valid");
         return false;
+    }
+    bool allowed = is_write(ctx->req->http_verb) ? p->can_write : p->can_read;
     auth_rate_info_t ri;
     if (auth_rate_check(app->rate_limiter, p->user.id, clock_wall_ms() / 1000, &ri) != AUTH_OK) {
         set_rate_headers(ctx, &ri);
@@ -144,34 +185,22 @@ bool http_credentials_valid(struct parley_app *app, const struct _u_request *req
 {
     const char *authz = u_map_get_case(req->map_header, "Authorization");
     const char *key = u_map_get_case(req->map_header, "X-API-Key");
-    int64_t now_ms = clock_wall_ms();
-    char user_id[AUTH_ID_MAX] = "";
+    principal_t p;
+    int err;
     if (authz != NULL) {
-        auth_claims_t claims;
-        store_session_t ss;
-        if (strncasecmp(authz, "Bearer ", 7) != 0 ||
-            auth_token_verify(&app->keys, authz + 7, now_ms / 1000, &claims) != AUTH_OK ||
-            !store_session_get(app->store, claims.sid, &ss) || ss.revoked ||
-            ss.expires_at <= now_ms || strcmp(ss.user_id, claims.sub) != 0)
+        if (strncasecmp(authz, "Bearer ", 7) != 0)
             return false;
-        snprintf(user_id, sizeof(user_id), "%s", claims.sub);
+        err = principal_from_token(app, authz + 7, &p);
     } else if (key != NULL) {
-        char hash[AUTH_SHA256_HEX];
-        store_api_key_t k;
-        if (auth_api_key_hash(key, hash) != AUTH_OK ||
-            !store_api_key_find_hash(app->store, hash, &k) || k.revoked ||
-            (k.expires_at != 0 && k.expires_at <= now_ms) || (write && !k.can_write))
-            return false;
-        snprintf(user_id, sizeof(user_id), "%s", k.user_id);
+        err = principal_from_api_key(app, key, &p);
     } else {
         return false;
     }
-    store_user_t u;
-    if (!store_user_get(app->store, user_id, &u))
+    if (err >= 0)
         return false;
-    bool active = u.is_active;
-    store_user_clear(&u);
-    return active;
+    bool ok = !write || p.can_write;
+    principal_clear(&p);
+    return ok;
 }
 
 bool http_authenticate_admin(http_ctx_t *ctx, principal_t *p)

@@ -5,13 +5,16 @@
 
 #include <jansson.h>
 
+#include "parley/auth.h"
 #include "parley/http.h"
 #include "parley/store.h"
 
 typedef struct principal {
     store_user_t user;                  /* a copy; principal_clear frees it */
     char session_id[STORE_ID_MAX];      /* "" when called with an API key */
+    char api_key_hash[AUTH_SHA256_HEX]; /* the key's SHA-256 (hex) with an API key */
     bool via_api_key;
+    bool can_read;
     bool can_write;
 } principal_t;
 
@@ -26,6 +29,22 @@ typedef struct principal {
  */
 bool http_authenticate(http_ctx_t *ctx, principal_t *p);
 
+/*
+ * Checks an access token or an API key without answering or counting
+ * anything (for the real-time endpoints, which answer in their own way).
+ * Returns -1 with *p filled (principal_clear it), or the error:
+ * HTTP_ERR_TOKEN_EXPIRED, HTTP_ERR_TOKEN_INVALID (bad or revoked token, ended
+ * session, deactivated user; any bad API key).
+ */
+struct parley_app;
+int principal_from_token(struct parley_app *app, const char *token, principal_t *p);
+int principal_from_api_key(struct parley_app *app, const char *key, principal_t *p);
+
+/* Whether the login (session) or API key behind a principal still holds and
+ * its user is still active; refreshes p->user. For connections that outlive
+ * their token's checks. */
+bool principal_still_valid(struct parley_app *app, principal_t *p);
+
 /* Like http_authenticate and the caller must be an admin (else 403). */
 bool http_authenticate_admin(http_ctx_t *ctx, principal_t *p);
 
@@ -37,7 +56,6 @@ void principal_clear(principal_t *p);
  * runs before the handler, such as the upload callback, which must not write
  * a stranger's bytes to disk; the handler still calls http_authenticate.
  */
-struct parley_app;
 bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write);
 
 /* The API's user object (shared/API.md): email only when `full` (self or an

@@ -267,6 +267,58 @@ static bool method_has_body(const char *method)
            strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
+/* Routes and runs one request whose ctx has req, resp, app and request_id
+ * set. The body is ctx->body when already parsed (router_call), else the
+ * request's raw body is judged here. */
+static void run(const router_t *r, http_ctx_t *ctx)
+{
+    const struct _u_request *req = ctx->req;
+    const char *method = req->http_verb;
+    path_view_t view;
+    char allow[96];
+    const compiled_route_t *route = NULL;
+    bool path_ok = split_path(req->url_path, &view);
+    if (path_ok)
+        route = match(r, method, &view, allow, sizeof(allow));
+    else
+        allow[0] = '\0';
+
+    if (ctx->body == NULL && method_has_body(method) && req->binary_body_length > 0) {
+        enum http_error err;
+        char msg[256];
+        bool upload = route && (route->def->flags & HTTP_ROUTE_UPLOAD);
+        if (http_parse_json_body(http_header(ctx, "Content-Type"), req->binary_body,
+                                 req->binary_body_length, upload, &ctx->body, &err, msg,
+                                 sizeof(msg)) != 0) {
+            http_reply_error(ctx, err, NULL, "%s", msg);
+            return;
+        }
+    }
+
+    if (route == NULL) {
+        if (allow[0] != '\0') {
+            http_set_header(ctx, "Allow", allow);
+            http_reply_error(ctx, HTTP_ERR_METHOD_NOT_ALLOWED,
+                             json_pack("{s:s}", "allow", allow),
+                             "this endpoint does not take %s", method);
+        } else {
+            http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "there is no endpoint at this path");
+        }
+        return;
+    }
+    if (!capture_params(ctx, route, &view)) {
+        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL, "a path parameter is malformed");
+        return;
+    }
+
+    route->def->handler(ctx);
+    if (ctx->status == 0) {
+        log_error("request %s: the handler of %s %s did not answer", ctx->request_id,
+                  route->def->method, route->def->pattern);
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "internal error");
+    }
+}
+
 int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data)
 {
     const router_t *r = user_data;
@@ -281,54 +333,42 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
     u_map_put(resp->map_header, "X-Request-Id", ctx.request_id);
     if (gate_draining())
         u_map_put(resp->map_header, "Connection", "close");
-
-    const char *method = req->http_verb;
-    path_view_t view;
-    char allow[96];
-    const compiled_route_t *route = NULL;
-    bool path_ok = split_path(req->url_path, &view);
-    if (path_ok)
-        route = match(r, method, &view, allow, sizeof(allow));
-    else
-        allow[0] = '\0';
-
-    if (method_has_body(method) && req->binary_body_length > 0) {
-        enum http_error err;
-        char msg[256];
-        bool upload = route && (route->def->flags & HTTP_ROUTE_UPLOAD);
-        if (http_parse_json_body(http_header(&ctx, "Content-Type"), req->binary_body,
-                                 req->binary_body_length, upload, &ctx.body, &err, msg,
-                                 sizeof(msg)) != 0) {
-            http_reply_error(&ctx, err, NULL, "%s", msg);
-            goto done;
-        }
-    }
-
-    if (route == NULL) {
-        if (allow[0] != '\0') {
-            http_set_header(&ctx, "Allow", allow);
-            http_reply_error(&ctx, HTTP_ERR_METHOD_NOT_ALLOWED,
-                             json_pack("{s:s}", "allow", allow),
-                             "this endpoint does not take %s", method);
-        } else {
-            http_reply_error(&ctx, HTTP_ERR_NOT_FOUND, NULL, "there is no endpoint at this path");
-        }
-        goto done;
-    }
-    if (!capture_params(&ctx, route, &view)) {
-        http_reply_error(&ctx, HTTP_ERR_BAD_REQUEST, NULL, "a path parameter is malformed");
-        goto done;
-    }
-
-    route->def->handler(&ctx);
-    if (ctx.status == 0) {
-        log_error("request %s: the handler of %s %s did not answer", ctx.request_id,
-                  route->def->method, route->def->pattern);
-        http_reply_error(&ctx, HTTP_ERR_INTERNAL, NULL, "internal error");
-    }
-
-done:
+    run(r, &ctx);
     gate_note_status(ctx.status);
     json_decref(ctx.body);
     return U_CALLBACK_COMPLETE;
+}
+
+int router_call(router_t *r, const char *method, const char *path, json_t *body,
+                const void *preauth, const char *request_id, json_t **answer)
+{
+    struct _u_request req;
+    struct _u_response resp;
+    *answer = NULL;
+    if (ulfius_init_request(&req) != U_OK)
+        return 500;
+    if (ulfius_init_response(&resp) != U_OK) {
+        ulfius_clean_request(&req);
+        return 500;
+    }
+    o_free(req.http_verb);
+    req.http_verb = o_strdup(method);
+    req.url_path = o_strdup(path);
+    req.http_url = o_strdup(path);
+    http_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.req = &req;
+    ctx.resp = &resp;
+    ctx.app = r->app;
+    ctx.request_id = request_id;
+    ctx.preauth = preauth;
+    ctx.body = json_incref(body);
+    run(r, &ctx);
+    json_decref(ctx.body);
+    if (resp.binary_body_length > 0)
+        *answer = json_loadb(resp.binary_body, resp.binary_body_length, 0, NULL);
+    int status = ctx.status ? ctx.status : 500;
+    ulfius_clean_response(&resp);
+    ulfius_clean_request(&req);
+    return status;
 }

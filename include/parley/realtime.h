@@ -1,0 +1,71 @@
+/*
+ * Real-time delivery (shared/API.md, "Real time"): the event bus that every
+ * durable change is published to, and the WebSocket (GET /api/v1/ws) and
+ * Server-Sent Events (GET /api/v1/events) connections that carry it to the
+ * users who may see it. See src/realtime/ and docs/realtime.md.
+ */
+#ifndef PARLEY_REALTIME_H
+#define PARLEY_REALTIME_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct parley_app;
+typedef struct realtime realtime_t;
+
+/*
+ * Creates the real-time service of `app` (whose config, store and keys are
+ * ready). `router` is the HTTP router (router_t), through which a WebSocket
+ * send_message runs exactly like POST /api/v1/messages. NULL when out of
+ * memory or a thread cannot start (err says why).
+ */
+realtime_t *realtime_start(struct parley_app *app, void *router, char *err, size_t err_size);
+
+/* Ends every real-time connection (WebSockets get a close frame, 1001 "server
+ * shutting down"; event streams end) and waits for them, bounded. Call
+ * before the HTTP daemon stops: libmicrohttpd requires its upgraded and
+ * suspended connections to be given back first. */
+void realtime_shutdown(realtime_t *rt);
+
+/* Frees what realtime_start made (after realtime_shutdown). NULL is fine. */
+void realtime_free(realtime_t *rt);
+
+/*
+ * Publishes an event, after the change it reports is durable. `data` (a
+ * JSON object; the reference is stolen) becomes the event's "data". It
+ * reaches the connections that may see it at delivery time:
+ *   - channel_id set: users who may read the channel and are members of it
+ *     (or subscribed to it), and who did not unsubscribe;
+ *   - also_user set: that user too, whatever the channel (a member who left
+ *     or was removed learns it);
+ *   - audience (n_audience ids): exactly those users (channel_id ignored).
+ * Safe from any thread; NULL rt does nothing (tools, tests).
+ */
+void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
+                      const char *also_user, json_t *data);
+void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
+                         size_t n_audience, json_t *data);
+
+/* Whether GET `path` is one of the real-time endpoints, which the
+ * connection gate hands to realtime_accept before any body is read. */
+bool realtime_claims(void *rt, const char *method, const char *path);
+
+/*
+ * Answers a real-time request from the connection gate: the WebSocket
+ * handshake (101, then the socket belongs to the real-time loop), an event
+ * stream (200, text/event-stream), or a JSON error. *status is set to the
+ * status answered. `rt` is a realtime_t (the signature fits gate_configure).
+ */
+enum MHD_Result realtime_accept(void *rt, struct MHD_Connection *conn, const char *path,
+                                const char *request_id, int *status);
+
+/* Open WebSocket connections, and users online (for admin statistics). */
+unsigned realtime_websockets_open(realtime_t *rt);
+
+/* "online" while the user has a live WebSocket or event stream, else
+ * "offline" (process-wide; the user object's status field). */
+const char *realtime_user_status(const char *user_id);
+
+#endif

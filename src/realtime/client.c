@@ -1,0 +1,123 @@
+/*
+ * One real-time subscriber (a WebSocket or an event stream): who it is, which
+ * channels it asked for, and the one rule deciding which events reach it.
+ *
+ * The rule is applied when an event is delivered, not when it is published,
+ * so a ban, a removal or a channel turning private takes effect on the next
+ * event, also for events already in the ring (a resume replays only what the
+ * user may see now). By default a subscriber gets the events of the channels
+ * it is a member of; `subscribe` adds channels it may read without being a
+ * member (a public channel it is looking at), `unsubscribe` mutes one.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/chat_view.h"
+#include "internal.h"
+#include "parley/chat.h"
+
+static bool set_has(const rt_channel_set_t *set, const char *id)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+static int set_add(rt_channel_set_t *set, const char *id)
+{
+    if (set_has(set, id))
+        return 0;
+    if (set->n == RT_MAX_SUBSCRIPTIONS)
+        return -2;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        void *grown = realloc(set->ids, cap * sizeof(*set->ids));
+        if (grown == NULL)
+            return -2;
+        set->ids = grown;
+        set->cap = cap;
+    }
+    snprintf(set->ids[set->n++], STORE_ID_MAX, "%s", id);
+    return 0;
+}
+
+static void set_remove(rt_channel_set_t *set, const char *id)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->ids[i], id) == 0) {
+            memmove(set->ids[i], set->ids[i + 1], (set->n - i - 1) * sizeof(*set->ids));
+            set->n--;
+            return;
+        }
+    }
+}
+
+int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials)
+{
+    const char *token = credentials;
+    if (strncasecmp(token, "Bearer ", 7) == 0)
+        token += 7;
+    principal_t p;
+    int err = strncmp(token, "plx_", 4) == 0 ? principal_from_api_key(app, token, &p)
+                                             : principal_from_token(app, token, &p);
+    if (err >= 0)
+        return err;
+    if (!p.can_read) {
+        principal_clear(&p);
+        return HTTP_ERR_INSUFFICIENT_PERMISSIONS;
+    }
+    if (c->authenticated)
+        principal_clear(&c->who);
+    c->who = p;
+    c->authenticated = true;
+    return -1;
+}
+
+static bool is_member(store_t *s, const char *channel_id, const char *user_id)
+{
+    chat_membership_t m;
+    return chat_membership_get(s, channel_id, user_id, &m) && m.role > CHAT_ROLE_NONE &&
+           m.banned_at == 0;
+}
+
+bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
+{
+    if (!c->authenticated)
+        return false;
+    const char *me = c->who.user.id;
+    if (ev->audience != NULL)
+        return bsearch(me, ev->audience, ev->n_audience, sizeof(*ev->audience),
+                       (int (*)(const void *, const void *))strcmp) != NULL;
+    if (ev->also_user[0] && strcmp(ev->also_user, me) == 0)
+        return true;
+    if (ev->channel_id[0] == '\0' || set_has(&c->muted, ev->channel_id))
+        return false;
+    if (!channel_readable(s, &c->who.user, ev->channel_id))
+        return false;
+    return set_has(&c->subscribed, ev->channel_id) || is_member(s, ev->channel_id, me);
+}
+
+int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)
+{
+    if (!channel_readable(s, &c->who.user, channel_id))
+        return -1;
+    set_remove(&c->muted, channel_id);
+    return set_add(&c->subscribed, channel_id);
+}
+
+int rt_client_unsubscribe(rt_client_t *c, const char *channel_id)
+{
+    set_remove(&c->subscribed, channel_id);
+    return set_add(&c->muted, channel_id);
+}
+
+void rt_client_clear(rt_client_t *c)
+{
+    if (c->authenticated)
+        principal_clear(&c->who);
+    free(c->subscribed.ids);
+    free(c->muted.ids);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,166 @@
+/*
+ * The parts of the real-time service (src/realtime/) and how they meet:
+ *   bus.c       the event ring: sequence numbers, resume, fan-out wake-ups
+ *   client.c    one subscriber's identity, subscriptions and what it may see
+ *   presence.c  who is online; typing indicators
+ *   websocket.c the WebSocket loop (one epoll thread, wslay framing)
+ *   sse.c       event streams (libmicrohttpd suspend/resume)
+ *   realtime.c  start/stop, the gate's entry point, send_message workers
+ */
+#ifndef PARLEY_REALTIME_INTERNAL_H
+#define PARLEY_REALTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/principal.h"
+#include "parley/app.h"
+#include "parley/realtime.h"
+#include "parley/store.h"
+
+/* ---- events and the ring (bus.c) ------------------------------------- */
+
+#define RT_TYPE_MAX 32
+
+typedef struct rt_event {
+    atomic_int refs;
+    uint64_t seq;
+    char type[RT_TYPE_MAX];
+    char channel_id[STORE_ID_MAX];      /* "" for none */
+    char also_user[STORE_ID_MAX];       /* "" for none */
+    char (*audience)[STORE_ID_MAX];     /* sorted; NULL when the channel decides */
+    size_t n_audience;
+    char *data;                         /* the data object as JSON text */
+    size_t data_len;
+    char *frame;                        /* {"type","seq","data"}: a WebSocket text frame */
+    size_t frame_len;
+} rt_event_t;
+
+typedef struct rt_bus rt_bus_t;
+
+/* A ring keeping the last `capacity` events. Sequence numbers of this run
+ * start above (start-up unix seconds) << 20, so a resume point from an
+ * earlier run is never mistaken for one of this run. */
+rt_bus_t *rt_bus_new(size_t capacity);
+void rt_bus_free(rt_bus_t *bus);
+
+/* Called (outside the bus's lock) after each publish. */
+void rt_bus_on_publish(rt_bus_t *bus, void (*fn)(void *ctx), void *ctx);
+
+/* Appends an event (data stolen); returns its seq, 0 when out of memory. */
+uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
+                        const char *also_user, const char *const *audience, size_t n_audience,
+                        json_t *data);
+
+/* The seq of the newest event (the resume point of a client that has seen
+ * everything so far). */
+uint64_t rt_bus_last_seq(rt_bus_t *bus);
+
+/*
+ * Events with seq > after, oldest first, at most `max`, each with a reference
+ * the caller releases. *lost is set when `after` cannot be resumed from: some
+ * events after it have left the ring, or it is not a seq of this run. Then
+ * nothing is returned.
+ */
+size_t rt_bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost);
+
+void rt_event_release(rt_event_t *ev);
+
+/* ---- one subscriber (client.c) ----------------------------------------- */
+
+#define RT_MAX_SUBSCRIPTIONS 1000
+
+typedef struct rt_channel_set {
+    char (*ids)[STORE_ID_MAX];
+    size_t n, cap;
+} rt_channel_set_t;
+
+typedef struct rt_client {
+    principal_t who;               /* valid when authenticated */
+    bool authenticated;
+    uint64_t cursor;               /* seq of the last event handled */
+    rt_channel_set_t subscribed;   /* readable channels asked for beyond memberships */
+    rt_channel_set_t muted;        /* channels unsubscribed from */
+} rt_client_t;
+
+/*
+ * Authenticates a client by credentials: "Bearer <jwt>", a bare JWT, or an
+ * API key (plx_...). Returns -1, or the http_error (TOKEN_INVALID,
+ * TOKEN_EXPIRED; INSUFFICIENT_PERMISSIONS for a key without read).
+ */
+int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
+
+/* Whether the event reaches this client now (see realtime_publish). */
+bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev);
+
+/* Subscribes to a channel the client may read: 0, or -1 when the channel does
+ * not exist or may not be read (the same answer: unknown to this user), -2
+ * when the client holds RT_MAX_SUBSCRIPTIONS already. */
+int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id);
+/* Mutes a channel: 0, or -2 when RT_MAX_SUBSCRIPTIONS are muted already. */
+int rt_client_unsubscribe(rt_client_t *c, const char *channel_id);
+
+void rt_client_clear(rt_client_t *c);
+
+/* ---- presence and typing (presence.c) ------------------------------------ */
+
+/* A connection of user_id opened or closed; the first opened and the last
+ * closed publish presence events to the users who share a channel with it.
+ * Closing also records last_seen in the user's record. */
+void rt_presence_opened(realtime_t *rt, const char *user_id);
+void rt_presence_closed(realtime_t *rt, const char *user_id);
+
+/* The users who share a channel with user_id (itself included): sorted,
+ * malloc'd; *n set. NULL when none or out of memory. */
+char (*rt_channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX];
+
+/* ---- the service (realtime.c) -------------------------------------------- */
+
+struct ws_loop;
+struct sse_hub;
+
+struct realtime {
+    parley_app_t *app;
+    void *router;
+    rt_bus_t *bus;
+    struct ws_loop *ws;
+    struct sse_hub *sse;
+};
+
+/* What a real-time request asked for in its URL and headers. */
+typedef struct rt_request {
+    struct MHD_Connection *conn;
+    const char *request_id;
+    uint64_t since;        /* resume point; valid when has_since */
+    bool has_since;
+} rt_request_t;
+
+/* websocket.c */
+struct ws_loop *ws_loop_start(realtime_t *rt, char *err, size_t err_size);
+void ws_loop_wake(struct ws_loop *loop);
+void ws_loop_stop(struct ws_loop *loop);  /* closes every WebSocket; idempotent */
+void ws_loop_free(struct ws_loop *loop);
+unsigned ws_loop_open_count(struct ws_loop *loop);
+enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status);
+
+/* sse.c */
+struct sse_hub *sse_hub_new(realtime_t *rt);
+void sse_hub_wake(struct sse_hub *hub);
+void sse_hub_tick(struct sse_hub *hub);
+void sse_hub_stop(struct sse_hub *hub);
+void sse_hub_free(struct sse_hub *hub);
+enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status);
+
+/* The credentials a real-time request carries: the Authorization header, else
+ * X-API-Key, else ?token= (browsers cannot set headers on a WebSocket or an
+ * EventSource). NULL when none. */
+const char *rt_request_credentials(struct MHD_Connection *conn);
+
+/* Answers a JSON error (shared/API.md) from the gate, before any handler. */
+enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
+                               enum http_error err, const char *message, int *status);
+
+#endif

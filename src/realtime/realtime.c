@@ -1,0 +1,153 @@
+/*
+ * The real-time service: its start and stop, the entry point the connection
+ * gate calls for GET /api/v1/ws and GET /api/v1/events (before ulfius, so
+ * the request is answered straight from libmicrohttpd: ulfius would read it
+ * as an ordinary request), and publishing.
+ *
+ * Publishing appends to the bus and wakes both kinds of connection: the
+ * WebSocket loop through its eventfd, event streams by resuming them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/gate.h"
+#include "internal.h"
+
+static void on_publish(void *ctx)
+{
+    realtime_t *rt = ctx;
+    ws_loop_wake(rt->ws);
+    sse_hub_wake(rt->sse);
+}
+
+realtime_t *realtime_start(struct parley_app *app, void *router, char *err, size_t err_size)
+{
+    realtime_t *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    rt->app = app;
+    rt->router = router;
+    rt->bus = rt_bus_new(app->config->event_ring);
+    rt->sse = sse_hub_new(rt);
+    if (rt->bus == NULL || rt->sse == NULL) {
+        snprintf(err, err_size, "out of memory for the event ring");
+        realtime_free(rt);
+        return NULL;
+    }
+    rt_bus_on_publish(rt->bus, on_publish, rt);
+    rt->ws = ws_loop_start(rt, err, err_size);
+    if (rt->ws == NULL) {
+        realtime_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void realtime_shutdown(realtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    sse_hub_stop(rt->sse);
+    ws_loop_stop(rt->ws);
+}
+
+void realtime_free(realtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    ws_loop_free(rt->ws);
+    sse_hub_free(rt->sse);
+    rt_bus_free(rt->bus);
+    free(rt);
+}
+
+void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
+                      const char *also_user, json_t *data)
+{
+    if (rt == NULL) {
+        json_decref(data);
+        return;
+    }
+    rt_bus_publish(rt->bus, type, channel_id, also_user, NULL, 0, data);
+}
+
+void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
+                         size_t n_audience, json_t *data)
+{
+    if (rt == NULL) {
+        json_decref(data);
+        return;
+    }
+    rt_bus_publish(rt->bus, type, NULL, NULL, audience, n_audience, data);
+}
+
+unsigned realtime_websockets_open(realtime_t *rt)
+{
+    return rt ? ws_loop_open_count(rt->ws) : 0;
+}
+
+bool realtime_claims(void *rt, const char *method, const char *path)
+{
+    (void)rt;
+    return strcmp(method, "GET") == 0 &&
+           (strcmp(path, "/api/v1/ws") == 0 || strcmp(path, "/api/v1/events") == 0);
+}
+
+enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
+                               enum http_error err, const char *message, int *status)
+{
+    struct MHD_Response *r = gate_error_response(err, message, request_id);
+    if (r == NULL)
+        return MHD_NO;
+    if (err == HTTP_ERR_BAD_REQUEST)
+        MHD_add_response_header(r, "Sec-WebSocket-Version", "13");
+    *status = http_error_status(err);
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)*status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+const char *rt_request_credentials(struct MHD_Connection *conn)
+{
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *api_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+    const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    return authz ? authz : api_key ? api_key : token;
+}
+
+/* A resume point: 0-2^63 in decimal, nothing else. */
+static bool parse_seq(const char *text, uint64_t *out)
+{
+    if (text == NULL || text[0] == '\0' || strlen(text) > 19)
+        return false;
+    uint64_t v = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const char *path,
+                                const char *request_id, int *status)
+{
+    realtime_t *rt = ctx;
+    bool websocket = strcmp(path, "/api/v1/ws") == 0;
+    rt_request_t rq = {.conn = conn, .request_id = request_id};
+    const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    if (!websocket && since == NULL)
+        since = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (since != NULL) {
+        if (!parse_seq(since, &rq.since))
+            return rt_reply_error(conn, request_id, HTTP_ERR_VALIDATION,
+                                  websocket ? "since must be a seq number (decimal digits)"
+                                            : "Last-Event-ID must be a seq number",
+                                  status);
+        rq.has_since = true;
+    }
+    return websocket ? ws_accept(rt, &rq, status) : sse_accept(rt, &rq, status);
+}

@@ -1,0 +1,1165 @@
+/*
+ * WebSockets (GET /api/v1/ws): the handshake, and one epoll thread that owns
+ * every upgraded socket.
+ *
+ * Why not ulfius's WebSockets: Debian's ulfius 2.7.13 gives each socket its
+ * own thread polling every 50 ms, corrupts its heap under connect/disconnect
+ * churn, sends partial frames to slow readers while reporting success, and
+ * keeps every message by default (docs/architecture.md, "Real time", has the
+ * measurements). Here libmicrohttpd's own upgrade (MHD_create_response_for_
+ * upgrade) hands over the socket once the 101 is sent; libwslay does the
+ * RFC 6455 framing (masking, fragments, control frames, UTF-8 checks, the
+ * close handshake) on a non-blocking socket, resuming a half-written frame
+ * where it stopped; and this file runs the connections:
+ *   - one thread, one epoll set: a connection costs a struct, a wslay
+ *     context and its queue, not a thread;
+ *   - each connection has a cursor into the event ring (bus.c); on a wake-up
+ *     the loop queues every event past the cursor that the user may see, so
+ *     a resume and live delivery are the same code, in order, exactly once;
+ *   - a connection whose outbound queue passes ws_queue_bytes is a slow
+ *     consumer: nothing more is queued, a close frame (1008) follows the
+ *     frames already queued (wslay never cuts into a frame), and a client
+ *     that does not read even that is dropped after CLOSE_GRACE;
+ *   - send_message runs POST /api/v1/messages through the router on a small
+ *     pool of worker threads (it waits for the log's fsync, which the loop
+ *     must never do); the answer comes back to the loop as an ack frame;
+ *   - a tick (every TICK_MS) sends pings, closes idle, unauthenticated or
+ *     logged-out connections, expires typing indicators and drops clients
+ *     that never finished a close.
+ * Only the loop thread touches a connection's wslay context.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <orcania.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#include "http/chat_view.h"
+#include "http/gate.h"
+#include "http/router.h"
+#include "internal.h"
+#include "parley/chat.h"
+#include "parley/clock.h"
+#include "parley/log.h"
+
+#define TICK_MS 250
+#define AUTH_TIMEOUT_NS (5LL * 1000000000)
+#define CLOSE_GRACE_NS (5LL * 1000000000)
+#define SESSION_CHECK_NS (1LL * 1000000000)
+#define TYPING_TTL_NS (8LL * 1000000000)
+#define MAX_JOBS_PER_CONN 8
+#define N_WORKERS 4
+#define FETCH_BATCH 64
+#define CLOSE_AUTH 4001
+
+typedef struct ws_conn ws_conn_t;
+
+typedef struct ws_job {
+    struct ws_job *next;
+    ws_conn_t *conn;
+    principal_t who;          /* ids only: the handler loads the user */
+    json_t *ref;              /* the client's "ref", echoed; may be NULL */
+    json_t *body;
+    int status;               /* the answer */
+    json_t *answer;
+} ws_job_t;
+
+struct ws_conn {
+    ws_conn_t *prev, *next;
+    struct ws_loop *loop;
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    wslay_event_context_ptr ws;
+    char *preread;            /* bytes the client sent right after its handshake */
+    size_t preread_len, preread_off;
+    rt_client_t client;
+    char request_id[HTTP_REQUEST_ID_MAX];
+    bool has_since;
+    uint64_t since;
+    bool started;             /* authenticated and announced (ready, presence) */
+    bool closing;             /* a close frame is queued; nothing else will be */
+    bool peer_gone;           /* the socket failed or reached EOF */
+    bool gone;                /* finished; freed when its jobs come back */
+    int64_t opened_ns, last_heard_ns, last_ping_ns, close_deadline_ns, next_check_ns;
+    uint32_t interest;        /* the epoll events asked for */
+    double tokens;            /* frame rate limit (token bucket) */
+    int64_t tokens_ns;
+    unsigned over_limit;      /* frames refused since the bucket was last full */
+    unsigned jobs;            /* send_message jobs out */
+};
+
+/* Handed from the upgrade handler (a libmicrohttpd thread) to the loop. */
+typedef struct ws_pending {
+    ws_conn_t *conn;
+    atomic_bool taken;
+} ws_pending_t;
+
+typedef struct typing_entry {
+    char user_id[STORE_ID_MAX];
+    char channel_id[STORE_ID_MAX];
+    int64_t expires_ns;
+} typing_entry_t;
+
+struct ws_loop {
+    realtime_t *rt;
+    pthread_t thread;
+    int epfd, wakefd;
+    atomic_bool wake_pending;
+    atomic_bool stopping;
+    atomic_uint n_open;
+    pthread_mutex_t lock;          /* incoming, done, ended */
+    bool ended;                    /* the loop thread has returned */
+    ws_conn_t *incoming;
+    ws_job_t *done;
+    ws_conn_t *conns;              /* the loop's own list */
+    typing_entry_t *typing;
+    size_t n_typing, cap_typing;
+    /* send_message workers */
+    pthread_t workers[N_WORKERS];
+    pthread_mutex_t job_lock;
+    pthread_cond_t job_cond;
+    ws_job_t *job_head, *job_tail;
+    bool workers_stop;
+    /* settings */
+    uint64_t max_frame;
+    size_t queue_bytes;
+    int64_t ping_ns, idle_ns;
+    double rate;                   /* frames per second; 0 = unlimited */
+};
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void queue_text(ws_conn_t *c, const char *text, size_t len)
+{
+    if (c->closing || c->gone)
+        return;
+    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+    wslay_event_queue_msg(c->ws, &msg);
+}
+
+/* Sends {"type", "seq": cursor, "data"} (data stolen). */
+static void send_frame(ws_conn_t *c, const char *type, json_t *data)
+{
+    json_t *frame = json_pack("{s:s, s:I, s:o}", "type", type, "seq",
+                              (json_int_t)c->client.cursor, "data", data ? data : json_object());
+    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    json_decref(frame);
+    if (text)
+        queue_text(c, text, strlen(text));
+    free(text);
+}
+
+/* Sends an error frame: data {code, message, details, ref}. `ref` not stolen. */
+static void send_error(ws_conn_t *c, const char *code, const char *message, json_t *details,
+                       json_t *ref)
+{
+    json_t *data = json_pack("{s:s, s:s, s:o}", "code", code, "message", message, "details",
+                             details ? details : json_object());
+    if (ref)
+        json_object_set(data, "ref", ref);
+    send_frame(c, "error", data);
+}
+
+static void start_close(ws_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->closing || c->gone)
+        return;
+    c->closing = true;
+    c->close_deadline_ns = clock_mono_ns() + CLOSE_GRACE_NS;
+    wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
+}
+
+/* ---- wslay callbacks -------------------------------------------------- */
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *user)
+{
+    (void)flags;
+    ws_conn_t *c = user;
+    if (c->preread_off < c->preread_len) {
+        size_t n = c->preread_len - c->preread_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, c->preread + c->preread_off, n);
+        c->preread_off += n;
+        return (ssize_t)n;
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, len, 0);
+        if (r > 0) {
+            c->last_heard_ns = clock_mono_ns();
+            return r;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        c->peer_gone = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    ws_conn_t *c = user;
+    int more = (flags & WSLAY_MSG_MORE) ? MSG_MORE : 0;
+    for (;;) {
+        ssize_t r = send(c->fd, data, len, MSG_NOSIGNAL | more);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        c->peer_gone = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+}
+
+static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+    (void)ctx;
+    (void)user;
+    gnutls_rnd(GNUTLS_RND_NONCE, buf, len);
+    return 0;
+}
+
+static void handle_text(ws_conn_t *c, const uint8_t *text, size_t len);
+
+/* Token bucket: rate frames a second, bursts of twice that. False when the
+ * frame is over the limit. */
+static bool within_rate(ws_conn_t *c)
+{
+    struct ws_loop *loop = c->loop;
+    if (loop->rate <= 0)
+        return true;
+    int64_t now = clock_mono_ns();
+    double burst = loop->rate * 2;
+    c->tokens += (double)(now - c->tokens_ns) / 1e9 * loop->rate;
+    c->tokens_ns = now;
+    if (c->tokens >= burst) {
+        c->tokens = burst;
+        c->over_limit = 0;
+    }
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        return true;
+    }
+    c->over_limit++;
+    return false;
+}
+
+static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                       void *user)
+{
+    (void)ctx;
+    ws_conn_t *c = user;
+    if (c->closing)
+        return;
+    bool data = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME;
+    if ((data || arg->opcode == WSLAY_PING) && !within_rate(c)) {
+        if (c->over_limit > 10 * c->loop->rate + 20) {
+            start_close(c, WSLAY_CODE_POLICY_VIOLATION, "too many frames");
+        } else if (c->over_limit == 1 && data) {
+            send_error(c, "RATE_LIMIT_EXCEEDED",
+                       "too many frames; this one was dropped (slow down)", NULL, NULL);
+        }
+        return;
+    }
+    if (arg->opcode == WSLAY_BINARY_FRAME)
+        start_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not accepted; send JSON text");
+    else if (arg->opcode == WSLAY_TEXT_FRAME)
+        handle_text(c, arg->msg, arg->msg_length);
+}
+
+/* ---- the events --------------------------------------------------------- */
+
+/* Queues every event past the cursor that the user may see. */
+static void deliver(ws_conn_t *c, uint64_t last_seq)
+{
+    struct ws_loop *loop = c->loop;
+    store_t *s = loop->rt->app->store;
+    while (c->started && !c->closing && c->client.cursor < last_seq) {
+        rt_event_t *batch[FETCH_BATCH];
+        bool lost;
+        size_t n = rt_bus_fetch(loop->rt->bus, c->client.cursor, batch, FETCH_BATCH, &lost);
+        if (lost) {
+            c->client.cursor = rt_bus_last_seq(loop->rt->bus);
+            send_error(c, "RESYNC_REQUIRED",
+                       "events since this connection's resume point are no longer kept; "
+                       "reload over HTTP",
+                       NULL, NULL);
+            return;
+        }
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n; i++) {
+            rt_event_t *ev = batch[i];
+            if (!c->closing) {
+                c->client.cursor = ev->seq;
+                if (rt_client_sees(s, &c->client, ev))
+                    queue_text(c, ev->frame, ev->frame_len);
+                if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes)
+                    start_close(c, WSLAY_CODE_POLICY_VIOLATION,
+                                "slow consumer: the client does not read its events");
+            }
+            rt_event_release(ev);
+        }
+    }
+}
+
+/* The connection is authenticated: announce it and start its stream. */
+static void start_stream(ws_conn_t *c)
+{
+    struct ws_loop *loop = c->loop;
+    c->started = true;
+    c->next_check_ns = clock_mono_ns() + SESSION_CHECK_NS;
+    uint64_t last = rt_bus_last_seq(loop->rt->bus);
+    bool resuming = c->has_since;
+    c->client.cursor = resuming ? c->since : last;
+    rt_presence_opened(loop->rt, c->client.who.user.id);
+    json_t *data = json_pack("{s:s, s:b, s:I, s:I}", "user_id", c->client.who.user.id,
+                             "resumed", resuming, "heartbeat_interval",
+                             (json_int_t)(loop->ping_ns / 1000000000), "max_frame_bytes",
+                             (json_int_t)loop->max_frame);
+    uint64_t cursor = c->client.cursor;
+    /* "seq" of ready is the resume point the stream starts from. */
+    c->client.cursor = resuming && cursor > last ? last : cursor;
+    send_frame(c, "ready", data);
+    c->client.cursor = cursor;
+    deliver(c, rt_bus_last_seq(loop->rt->bus));
+}
+
+/* ---- client frames ------------------------------------------------------ */
+
+static const char *error_code(int err)
+{
+    return http_error_code((enum http_error)err);
+}
+
+static void do_auth(ws_conn_t *c, json_t *msg, json_t *ref)
+{
+    const char *token = json_string_value(json_object_get(msg, "token"));
+    if (token == NULL || token[0] == '\0' || strlen(token) > 4096) {
+        send_error(c, "VALIDATION_ERROR", "auth needs a token: \"Bearer <access token>\"",
+                   json_pack("{s:s}", "field", "token"), ref);
+        if (!c->started)
+            start_close(c, CLOSE_AUTH, "authentication failed");
+        return;
+    }
+    char previous[STORE_ID_MAX] = "";
+    if (c->client.authenticated)
+        snprintf(previous, sizeof(previous), "%s", c->client.who.user.id);
+    rt_client_t probe;
+    memset(&probe, 0, sizeof(probe));
+    int err = rt_client_authenticate(c->loop->rt->app, &probe, token);
+    if (err < 0 && previous[0] && strcmp(previous, probe.who.user.id) != 0) {
+        rt_client_clear(&probe);
+        send_error(c, "TOKEN_INVALID", "a connection cannot change users", NULL, ref);
+        start_close(c, CLOSE_AUTH, "a connection cannot change users");
+        return;
+    }
+    if (err >= 0) {
+        send_error(c, error_code(err),
+                   err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
+                                                 : "the credentials are not valid",
+                   NULL, ref);
+        if (!c->started)
+            start_close(c, CLOSE_AUTH, "authentication failed");
+        return;
+    }
+    if (c->client.authenticated)
+        principal_clear(&c->client.who);
+    c->client.who = probe.who;
+    c->client.authenticated = true;
+    if (!c->started)
+        start_stream(c);
+    else
+        send_frame(c, "authenticated", ref ? json_pack("{s:O}", "ref", ref) : NULL);
+}
+
+/* The channel ids of a subscribe/unsubscribe frame: "channels" (1-100
+ * strings) or "channel_id". NULL after answering. */
+static json_t *channel_list(ws_conn_t *c, json_t *msg, json_t *ref)
+{
+    json_t *list = json_object_get(msg, "channels");
+    json_t *one = json_object_get(msg, "channel_id");
+    if (list == NULL && json_is_string(one))
+        return json_pack("[O]", one);
+    bool ok = json_is_array(list) && json_array_size(list) >= 1 && json_array_size(list) <= 100;
+    size_t i;
+    json_t *v;
+    if (ok)
+        json_array_foreach(list, i, v) ok &= json_is_string(v) &&
+                                             json_string_length(v) < STORE_ID_MAX &&
+                                             json_string_length(v) > 0;
+    if (!ok) {
+        send_error(c, "VALIDATION_ERROR", "channels must be a list of 1-100 channel ids",
+                   json_pack("{s:s}", "field", "channels"), ref);
+        return NULL;
+    }
+    return json_incref(list);
+}
+
+static void do_subscribe(ws_conn_t *c, json_t *msg, json_t *ref, bool subscribe)
+{
+    json_t *list = channel_list(c, msg, ref);
+    if (list == NULL)
+        return;
+    store_t *s = c->loop->rt->app->store;
+    size_t i;
+    json_t *v;
+    if (subscribe) {
+        json_array_foreach(list, i, v) {
+            if (!channel_readable(s, &c->client.who.user, json_string_value(v))) {
+                send_error(c, "NOT_FOUND", "there is no such channel",
+                           json_pack("{s:O}", "channel_id", v), ref);
+                json_decref(list);
+                return;
+            }
+        }
+    }
+    int rc = 0;
+    json_array_foreach(list, i, v) {
+        const char *id = json_string_value(v);
+        int r = subscribe ? rt_client_subscribe(s, &c->client, id)
+                          : rt_client_unsubscribe(&c->client, id);
+        if (r != 0)
+            rc = r;
+    }
+    if (rc == -2)
+        send_error(c, "VALIDATION_ERROR", "a connection holds at most 1000 subscriptions", NULL,
+                   ref);
+    json_t *data = json_pack("{s:o}", "channels", list);
+    if (ref)
+        json_object_set(data, "ref", ref);
+    send_frame(c, subscribe ? "subscribed" : "unsubscribed", data);
+}
+
+static typing_entry_t *typing_find(struct ws_loop *loop, const char *user_id,
+                                   const char *channel_id)
+{
+    for (size_t i = 0; i < loop->n_typing; i++)
+        if (strcmp(loop->typing[i].user_id, user_id) == 0 &&
+            strcmp(loop->typing[i].channel_id, channel_id) == 0)
+            return &loop->typing[i];
+    return NULL;
+}
+
+static void publish_typing(struct ws_loop *loop, const char *user_id, const char *channel_id,
+                           bool is_typing)
+{
+    rt_bus_publish(loop->rt->bus, "typing", channel_id, NULL, NULL, 0,
+                   json_pack("{s:s, s:s, s:b}", "channel_id", channel_id, "user_id", user_id,
+                             "is_typing", is_typing));
+}
+
+static void typing_remove(struct ws_loop *loop, typing_entry_t *t)
+{
+    size_t i = (size_t)(t - loop->typing);
+    loop->typing[i] = loop->typing[--loop->n_typing];
+}
+
+static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
+{
+    struct ws_loop *loop = c->loop;
+    const char *channel_id = json_string_value(json_object_get(msg, "channel_id"));
+    if (channel_id == NULL || channel_id[0] == '\0' || strlen(channel_id) >= STORE_ID_MAX) {
+        send_error(c, "VALIDATION_ERROR", "channel_id must be a channel id",
+                   json_pack("{s:s}", "field", "channel_id"), ref);
+        return;
+    }
+    store_t *s = loop->rt->app->store;
+    const char *me = c->client.who.user.id;
+    chat_membership_t m;
+    bool member = chat_membership_get(s, channel_id, me, &m) && m.role > CHAT_ROLE_NONE;
+    chat_channel_t ch;
+    bool public_channel = false;
+    if (chat_channel_get(s, channel_id, &ch)) {
+        public_channel = !ch.is_private && !ch.is_deleted;
+        chat_channel_clear(&ch);
+    }
+    if (!channel_readable(s, &c->client.who.user, channel_id)) {
+        send_error(c, "NOT_FOUND", "there is no such channel",
+                   json_pack("{s:s}", "channel_id", channel_id), ref);
+        return;
+    }
+    if ((!member && !public_channel) || (member && m.banned_at != 0)) {
+        send_error(c, "INSUFFICIENT_PERMISSIONS", "you may not post in this channel",
+                   json_pack("{s:s}", "channel_id", channel_id), ref);
+        return;
+    }
+    typing_entry_t *t = typing_find(loop, me, channel_id);
+    if (start) {
+        if (t != NULL) {
+            t->expires_ns = clock_mono_ns() + TYPING_TTL_NS;
+            return;
+        }
+        if (loop->n_typing == loop->cap_typing) {
+            size_t cap = loop->cap_typing ? loop->cap_typing * 2 : 64;
+            void *grown = realloc(loop->typing, cap * sizeof(*loop->typing));
+            if (grown == NULL)
+                return;
+            loop->typing = grown;
+            loop->cap_typing = cap;
+        }
+        t = &loop->typing[loop->n_typing++];
+        snprintf(t->user_id, sizeof(t->user_id), "%s", me);
+        snprintf(t->channel_id, sizeof(t->channel_id), "%s", channel_id);
+        t->expires_ns = clock_mono_ns() + TYPING_TTL_NS;
+        publish_typing(loop, me, channel_id, true);
+    } else if (t != NULL) {
+        typing_remove(loop, t);
+        publish_typing(loop, me, channel_id, false);
+    }
+}
+
+static void do_send_message(ws_conn_t *c, json_t *msg, json_t *ref)
+{
+    struct ws_loop *loop = c->loop;
+    json_t *data = json_object_get(msg, "data");
+    if (!json_is_object(data)) {
+        send_error(c, "VALIDATION_ERROR",
+                   "send_message needs data: {channel_id, content, ...} as for POST /messages",
+                   json_pack("{s:s}", "field", "data"), ref);
+        return;
+    }
+    if (c->jobs >= MAX_JOBS_PER_CONN) {
+        send_error(c, "RATE_LIMIT_EXCEEDED", "too many messages waiting for their answer", NULL,
+                   ref);
+        return;
+    }
+    ws_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        send_error(c, "INTERNAL_ERROR", "out of memory", NULL, ref);
+        return;
+    }
+    job->conn = c;
+    memcpy(job->who.user.id, c->client.who.user.id, STORE_ID_MAX);
+    memcpy(job->who.session_id, c->client.who.session_id, STORE_ID_MAX);
+    memcpy(job->who.api_key_hash, c->client.who.api_key_hash, sizeof(job->who.api_key_hash));
+    job->who.via_api_key = c->client.who.via_api_key;
+    job->who.can_read = c->client.who.can_read;
+    job->who.can_write = c->client.who.can_write;
+    job->ref = ref ? json_incref(ref) : NULL;
+    job->body = json_incref(data);
+    c->jobs++;
+    pthread_mutex_lock(&loop->job_lock);
+    if (loop->job_tail)
+        loop->job_tail->next = job;
+    else
+        loop->job_head = job;
+    loop->job_tail = job;
+    pthread_cond_signal(&loop->job_cond);
+    pthread_mutex_unlock(&loop->job_lock);
+}
+
+static void handle_text(ws_conn_t *c, const uint8_t *text, size_t len)
+{
+    json_t *msg = NULL;
+    enum http_error err;
+    char why[256];
+    if (len == 0 || http_parse_json_body("application/json", text, len, false, &msg, &err, why,
+                                         sizeof(why)) != 0) {
+        send_error(c, "BAD_REQUEST",
+                   len == 0 ? "a frame must be a JSON object" : why, NULL, NULL);
+        return;
+    }
+    json_t *ref = json_object_get(msg, "ref");
+    if (ref && !json_is_string(ref) && !json_is_integer(ref))
+        ref = NULL;
+    if (ref && json_is_string(ref) && json_string_length(ref) > 128)
+        ref = NULL;
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (type == NULL) {
+        send_error(c, "VALIDATION_ERROR", "a frame needs a \"type\"",
+                   json_pack("{s:s}", "field", "type"), ref);
+    } else if (strcmp(type, "auth") == 0) {
+        do_auth(c, msg, ref);
+    } else if (!c->client.authenticated) {
+        send_error(c, "AUTHENTICATION_REQUIRED",
+                   "the first frame must be {\"type\":\"auth\",\"token\":\"Bearer ...\"}", NULL,
+                   ref);
+        start_close(c, CLOSE_AUTH, "authentication required");
+    } else if (strcmp(type, "ping") == 0) {
+        send_frame(c, "pong", ref ? json_pack("{s:O}", "ref", ref) : NULL);
+    } else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
+        do_subscribe(c, msg, ref, type[0] == 's');
+    } else if (strcmp(type, "typing_start") == 0 || strcmp(type, "typing_stop") == 0) {
+        do_typing(c, msg, ref, strcmp(type, "typing_start") == 0);
+    } else if (strcmp(type, "send_message") == 0) {
+        do_send_message(c, msg, ref);
+    } else {
+        send_error(c, "VALIDATION_ERROR", "unknown frame type",
+                   json_pack("{s:s, s:s}", "field", "type", "type", type), ref);
+    }
+    json_decref(msg);
+}
+
+/* ---- send_message workers ------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    struct ws_loop *loop = arg;
+    for (;;) {
+        pthread_mutex_lock(&loop->job_lock);
+        while (loop->job_head == NULL && !loop->workers_stop)
+            pthread_cond_wait(&loop->job_cond, &loop->job_lock);
+        ws_job_t *job = loop->job_head;
+        if (job == NULL) {
+            pthread_mutex_unlock(&loop->job_lock);
+            return NULL;
+        }
+        loop->job_head = job->next;
+        if (loop->job_head == NULL)
+            loop->job_tail = NULL;
+        pthread_mutex_unlock(&loop->job_lock);
+
+        job->next = NULL;
+        job->status = router_call(loop->rt->router, "POST", "/api/v1/messages", job->body,
+                                  &job->who, job->conn->request_id, &job->answer);
+        pthread_mutex_lock(&loop->lock);
+        job->next = loop->done;
+        loop->done = job;
+        pthread_mutex_unlock(&loop->lock);
+        ws_loop_wake(loop);
+    }
+}
+
+static void free_conn(ws_conn_t *c)
+{
+    rt_client_clear(&c->client);
+    if (c->ws)
+        wslay_event_context_free(c->ws);
+    free(c->preread);
+    free(c);
+}
+
+static void answer_job(ws_job_t *job)
+{
+    ws_conn_t *c = job->conn;
+    c->jobs--;
+    if (c->gone) {
+        if (c->jobs == 0)
+            free_conn(c);
+    } else if (job->status == 200 || job->status == 201) {
+        json_t *data = json_pack("{s:i, s:O}", "status", job->status, "message",
+                                 job->answer ? job->answer : json_null());
+        if (job->ref)
+            json_object_set(data, "ref", job->ref);
+        send_frame(c, "ack", data);
+    } else {
+        json_t *e = json_object_get(job->answer, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *message = json_string_value(json_object_get(e, "message"));
+        json_t *details = json_object_get(e, "details");
+        send_error(c, code ? code : "INTERNAL_ERROR", message ? message : "the post failed",
+                   details ? json_incref(details) : NULL, job->ref);
+    }
+    json_decref(job->ref);
+    json_decref(job->body);
+    json_decref(job->answer);
+    free(job);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+void ws_loop_wake(struct ws_loop *loop)
+{
+    if (atomic_exchange(&loop->wake_pending, true))
+        return;
+    uint64_t one = 1;
+    ssize_t w = write(loop->wakefd, &one, sizeof(one));
+    (void)w;
+}
+
+unsigned ws_loop_open_count(struct ws_loop *loop)
+{
+    return loop ? atomic_load(&loop->n_open) : 0;
+}
+
+static void set_interest(ws_conn_t *c)
+{
+    uint32_t want = 0;
+    if (wslay_event_want_read(c->ws))
+        want |= EPOLLIN;
+    if (wslay_event_want_write(c->ws))
+        want |= EPOLLOUT;
+    if (want == c->interest)
+        return;
+    struct epoll_event ev = {.events = want | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->interest = want;
+}
+
+/* Removes a connection for good: the socket goes back to libmicrohttpd,
+ * which closes it. */
+static void finish(ws_conn_t *c)
+{
+    struct ws_loop *loop = c->loop;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    atomic_fetch_sub(&loop->n_open, 1);
+    if (c->started)
+        rt_presence_closed(loop->rt, c->client.who.user.id);
+    c->gone = true;
+    if (c->jobs == 0)
+        free_conn(c);
+}
+
+/* Sends what is queued and decides whether the connection is over. Returns
+ * false when it was finished (and may be freed). */
+static bool service(ws_conn_t *c)
+{
+    if (!c->peer_gone && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0)
+        c->peer_gone = true;
+    bool over = c->peer_gone || (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws));
+    if (over) {
+        finish(c);
+        return false;
+    }
+    set_interest(c);
+    return true;
+}
+
+static void adopt(struct ws_loop *loop, ws_conn_t *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    c->interest = EPOLLIN;
+    int64_t now = clock_mono_ns();
+    c->opened_ns = c->last_heard_ns = c->last_ping_ns = c->tokens_ns = now;
+    c->tokens = loop->rate * 2;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free_conn(c);
+        return;
+    }
+    c->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = c;
+    loop->conns = c;
+    atomic_fetch_add(&loop->n_open, 1);
+    if (c->client.authenticated)
+        start_stream(c);
+    if (c->preread_len > 0 && wslay_event_recv(c->ws) != 0)
+        c->peer_gone = true;
+    service(c);
+}
+
+static void tick(struct ws_loop *loop, int64_t now)
+{
+    for (size_t i = 0; i < loop->n_typing;) {
+        typing_entry_t *t = &loop->typing[i];
+        if (t->expires_ns <= now) {
+            char user[STORE_ID_MAX], channel[STORE_ID_MAX];
+            memcpy(user, t->user_id, sizeof(user));
+            memcpy(channel, t->channel_id, sizeof(channel));
+            typing_remove(loop, t);
+            publish_typing(loop, user, channel, false);
+        } else {
+            i++;
+        }
+    }
+    for (ws_conn_t *c = loop->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing) {
+            if (now >= c->close_deadline_ns)
+                c->peer_gone = true;
+        } else if (!c->client.authenticated && now - c->opened_ns > AUTH_TIMEOUT_NS) {
+            send_error(c, "AUTHENTICATION_REQUIRED", "no auth frame came within 5 seconds", NULL,
+                       NULL);
+            start_close(c, CLOSE_AUTH, "authentication timeout");
+        } else if (now - c->last_heard_ns > loop->idle_ns) {
+            start_close(c, WSLAY_CODE_GOING_AWAY, "idle timeout");
+        } else {
+            if (c->started && now >= c->next_check_ns) {
+                c->next_check_ns = now + SESSION_CHECK_NS;
+                if (!principal_still_valid(loop->rt->app, &c->client.who)) {
+                    send_error(c, "TOKEN_INVALID", "the login behind this connection has ended",
+                               NULL, NULL);
+                    start_close(c, CLOSE_AUTH, "the login has ended");
+                }
+            }
+            if (!c->closing && now - c->last_ping_ns >= loop->ping_ns) {
+                c->last_ping_ns = now;
+                struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+                wslay_event_queue_msg(c->ws, &ping);
+            }
+        }
+        service(c);
+    }
+    sse_hub_tick(loop->rt->sse);
+}
+
+static void *loop_main(void *arg)
+{
+    struct ws_loop *loop = arg;
+    struct epoll_event events[256];
+    int64_t next_tick = clock_mono_ns();
+    bool stop_begun = false;
+    int64_t stop_deadline = 0;
+    for (;;) {
+        int n = epoll_wait(loop->epfd, events, 256, TICK_MS);
+        bool woken = false;
+        for (int i = 0; i < n; i++) {
+            ws_conn_t *c = events[i].data.ptr;
+            if (c == NULL) {
+                uint64_t v;
+                ssize_t r = read(loop->wakefd, &v, sizeof(v));
+                (void)r;
+                atomic_store(&loop->wake_pending, false);
+                woken = true;
+                continue;
+            }
+            if (c->gone)
+                continue;
+            if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+                if (wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0)
+                    c->peer_gone = true;
+                else if ((events[i].events & (EPOLLERR | EPOLLHUP)) ||
+                         (!wslay_event_want_read(c->ws) && (events[i].events & EPOLLRDHUP)))
+                    c->peer_gone = true;
+            }
+            service(c);
+        }
+        if (woken) {
+            pthread_mutex_lock(&loop->lock);
+            ws_conn_t *incoming = loop->incoming;
+            loop->incoming = NULL;
+            ws_job_t *done = loop->done;
+            loop->done = NULL;
+            pthread_mutex_unlock(&loop->lock);
+            while (incoming) {
+                ws_conn_t *c = incoming;
+                incoming = c->next;
+                c->next = c->prev = NULL;
+                adopt(loop, c);
+            }
+            /* Oldest first: the list was built by pushing in front. */
+            ws_job_t *ordered = NULL;
+            while (done) {
+                ws_job_t *j = done;
+                done = j->next;
+                j->next = ordered;
+                ordered = j;
+            }
+            /* Events first: a post's message.created (published before its
+             * handler returned) reaches the sender before its ack. */
+            uint64_t last = rt_bus_last_seq(loop->rt->bus);
+            for (ws_conn_t *c = loop->conns; c; c = c->next)
+                deliver(c, last);
+            while (ordered) {
+                ws_job_t *j = ordered;
+                ordered = j->next;
+                answer_job(j);
+            }
+            for (ws_conn_t *c = loop->conns, *next; c; c = next) {
+                next = c->next;
+                service(c);
+            }
+        }
+        int64_t now = clock_mono_ns();
+        if (atomic_load(&loop->stopping) && !stop_begun) {
+            stop_begun = true;
+            stop_deadline = now + 2LL * 1000000000;
+            for (ws_conn_t *c = loop->conns; c; c = c->next)
+                start_close(c, WSLAY_CODE_GOING_AWAY, "server shutting down");
+            for (ws_conn_t *c = loop->conns, *next; c; c = next) {
+                next = c->next;
+                service(c);
+            }
+        }
+        if (now >= next_tick) {
+            next_tick = now + (int64_t)TICK_MS * 1000000;
+            tick(loop, now);
+        }
+        if (stop_begun && (loop->conns == NULL || now >= stop_deadline)) {
+            while (loop->conns)
+                finish(loop->conns);
+            return NULL;
+        }
+    }
+}
+
+struct ws_loop *ws_loop_start(realtime_t *rt, char *err, size_t err_size)
+{
+    struct ws_loop *loop = calloc(1, sizeof(*loop));
+    if (loop == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    const parley_config_t *cfg = rt->app->config;
+    loop->rt = rt;
+    loop->max_frame = cfg->ws_max_frame_bytes;
+    loop->queue_bytes = cfg->ws_queue_bytes;
+    loop->ping_ns = (int64_t)cfg->ws_ping_interval * 1000000000;
+    loop->idle_ns = (int64_t)cfg->ws_idle_timeout * 1000000000;
+    loop->rate = cfg->ws_frame_rate;
+    pthread_mutex_init(&loop->lock, NULL);
+    pthread_mutex_init(&loop->job_lock, NULL);
+    pthread_cond_init(&loop->job_cond, NULL);
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (loop->epfd < 0 || loop->wakefd < 0 ||
+        epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) != 0) {
+        snprintf(err, err_size, "cannot create the WebSocket loop: %s", strerror(errno));
+        goto fail;
+    }
+    for (int i = 0; i < N_WORKERS; i++) {
+        if (pthread_create(&loop->workers[i], NULL, worker_main, loop) != 0) {
+            snprintf(err, err_size, "cannot start the WebSocket workers");
+            loop->workers_stop = true;
+            pthread_cond_broadcast(&loop->job_cond);
+            for (int k = 0; k < i; k++)
+                pthread_join(loop->workers[k], NULL);
+            goto fail;
+        }
+    }
+    if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
+        snprintf(err, err_size, "cannot start the WebSocket loop");
+        loop->workers_stop = true;
+        pthread_cond_broadcast(&loop->job_cond);
+        for (int k = 0; k < N_WORKERS; k++)
+            pthread_join(loop->workers[k], NULL);
+        goto fail;
+    }
+    return loop;
+fail:
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    if (loop->wakefd >= 0)
+        close(loop->wakefd);
+    free(loop);
+    return NULL;
+}
+
+void ws_loop_stop(struct ws_loop *loop)
+{
+    if (loop == NULL || atomic_exchange(&loop->stopping, true))
+        return;
+    ws_loop_wake(loop);
+    pthread_join(loop->thread, NULL);
+    pthread_mutex_lock(&loop->job_lock);
+    loop->workers_stop = true;
+    pthread_cond_broadcast(&loop->job_cond);
+    pthread_mutex_unlock(&loop->job_lock);
+    for (int i = 0; i < N_WORKERS; i++)
+        pthread_join(loop->workers[i], NULL);
+    /* Answers that came back after the loop ended, and sockets upgraded
+     * while it was ending. */
+    pthread_mutex_lock(&loop->lock);
+    loop->ended = true;
+    while (loop->done) {
+        ws_job_t *j = loop->done;
+        loop->done = j->next;
+        answer_job(j);
+    }
+    while (loop->incoming) {
+        ws_conn_t *c = loop->incoming;
+        loop->incoming = c->next;
+        MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free_conn(c);
+    }
+    pthread_mutex_unlock(&loop->lock);
+}
+
+void ws_loop_free(struct ws_loop *loop)
+{
+    if (loop == NULL)
+        return;
+    ws_loop_stop(loop);
+    close(loop->epfd);
+    close(loop->wakefd);
+    free(loop->typing);
+    pthread_mutex_destroy(&loop->lock);
+    pthread_mutex_destroy(&loop->job_lock);
+    pthread_cond_destroy(&loop->job_cond);
+    free(loop);
+}
+
+/* ---- the handshake ------------------------------------------------------ */
+
+static void upgraded(void *cls, struct MHD_Connection *connection, void *con_cls,
+                     const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                     struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)connection;
+    (void)con_cls;
+    ws_pending_t *pending = cls;
+    ws_conn_t *c = pending->conn;
+    atomic_store(&pending->taken, true);
+    struct ws_loop *loop = c->loop;
+    c->fd = sock;
+    c->urh = urh;
+    int flags = fcntl(sock, F_GETFL);
+    fcntl(sock, F_SETFL, flags | O_NONBLOCK);
+    int one = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (extra_in_size > 0) {
+        c->preread = malloc(extra_in_size);
+        if (c->preread) {
+            memcpy(c->preread, extra_in, extra_in_size);
+            c->preread_len = extra_in_size;
+        }
+    }
+    pthread_mutex_lock(&loop->lock);
+    if (loop->ended) {
+        pthread_mutex_unlock(&loop->lock);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        free_conn(c);
+        return;
+    }
+    c->next = loop->incoming;
+    loop->incoming = c;
+    pthread_mutex_unlock(&loop->lock);
+    ws_loop_wake(loop);
+}
+
+/* Frees a handshake's connection when the request ends without the upgrade
+ * (the client went away before the 101 was sent). */
+static void pending_free(void *p)
+{
+    ws_pending_t *pending = p;
+    if (!atomic_load(&pending->taken))
+        free_conn(pending->conn);
+    free(pending);
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+    if (value == NULL)
+        return false;
+    size_t n = strlen(token);
+    const char *p = value;
+    while (*p) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
+{
+    struct MHD_Connection *conn = rq->conn;
+    struct ws_loop *loop = rt->ws;
+    const char *upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+    const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
+    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    const char *version =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+    if (!header_has_token(upgrade, "websocket") || !header_has_token(connection, "upgrade"))
+        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+                              "this endpoint speaks WebSocket: send Connection: Upgrade and "
+                              "Upgrade: websocket",
+                              status);
+    if (version == NULL || strcmp(version, "13") != 0)
+        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+                              "Sec-WebSocket-Version must be 13", status);
+    unsigned char raw_key[64];
+    size_t raw_len = 0;
+    if (key == NULL || strlen(key) != 24 ||
+        !o_base64_decode((const unsigned char *)key, 24, raw_key, &raw_len) || raw_len != 16)
+        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+                              "Sec-WebSocket-Key must be 16 bytes in base64", status);
+    if (atomic_load(&loop->stopping))
+        return rt_reply_error(conn, rq->request_id, HTTP_ERR_UNAVAILABLE,
+                              "the server is shutting down", status);
+
+    ws_conn_t *c = calloc(1, sizeof(*c));
+    ws_pending_t *pending = calloc(1, sizeof(*pending));
+    if (c == NULL || pending == NULL) {
+        free(c);
+        free(pending);
+        return MHD_NO;
+    }
+    c->loop = loop;
+    c->fd = -1;
+    c->has_since = rq->has_since;
+    c->since = rq->since;
+    snprintf(c->request_id, sizeof(c->request_id), "%s", rq->request_id);
+
+    /* Credentials in the handshake are checked now: a bad one is refused
+     * with a JSON 401 before any upgrade. */
+    const char *credentials = rt_request_credentials(conn);
+    if (credentials != NULL) {
+        int err = strlen(credentials) > 4096
+                      ? HTTP_ERR_TOKEN_INVALID
+                      : rt_client_authenticate(rt->app, &c->client, credentials);
+        if (err >= 0) {
+            free(pending);
+            free_conn(c);
+            return rt_reply_error(conn, rq->request_id, (enum http_error)err,
+                                  err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
+                                                                : "the credentials are not valid",
+                                  status);
+        }
+    }
+
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = on_recv,
+        .send_callback = on_send,
+        .genmask_callback = on_genmask,
+        .on_msg_recv_callback = on_message,
+    };
+    if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {
+        free(pending);
+        free_conn(c);
+        return MHD_NO;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, loop->max_frame);
+
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    unsigned char digest[20];
+    unsigned char accept[64];
+    size_t accept_len = 0;
+    gnutls_hash_fast(GNUTLS_DIG_SHA1, buf, strlen(buf), digest);
+    o_base64_encode(digest, sizeof(digest), accept, &accept_len);
+    accept[accept_len] = '\0';
+
+    pending->conn = c;
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(upgraded, pending);
+    if (resp == NULL) {
+        free(pending);
+        free_conn(c);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Upgrade", "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", (const char *)accept);
+    MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+    gate_attach(pending, pending_free);
+    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    *status = 101;
+    return ok;
+}
