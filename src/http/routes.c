@@ -15,5 +15,6 @@ const http_route_t *const http_route_tables[] = {
     messages_routes,
     search_routes,
     files_routes,
+    realtime_routes,
     NULL,
 };

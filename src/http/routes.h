@@ -13,5 +13,6 @@ extern const http_route_t channels_routes[];
 extern const http_route_t messages_routes[];
 extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
+extern const http_route_t realtime_routes[];
 
 #endif

@@ -86,7 +86,10 @@ struct ws_conn {
     bool has_since;
     uint64_t since;
     bool started;             /* authenticated and announced (ready, presence) */
-    bool closing;             /* a close frame is queued; nothing else will be */
+    bool closing;             /* closing: nothing more is queued but the close */
+    bool close_queued;        /* the close frame is in wslay's queue */
+    uint16_t close_code;
+    char close_reason[64];
     bool peer_gone;           /* the socket failed or reached EOF */
     bool gone;                /* finished; freed when its jobs come back */
     int64_t opened_ns, last_heard_ns, last_ping_ns, close_deadline_ns, next_check_ns;
@@ -169,13 +172,17 @@ static void send_error(ws_conn_t *c, const char *code, const char *message, json
     send_frame(c, "error", data);
 }
 
+/* Closes with code and reason once the frames already queued are out:
+ * wslay sends control frames ahead of queued data, so the close frame is
+ * queued only when the data queue is empty (see service()). */
 static void start_close(ws_conn_t *c, uint16_t code, const char *reason)
 {
     if (c->closing || c->gone)
         return;
     c->closing = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     c->close_deadline_ns = clock_mono_ns() + CLOSE_GRACE_NS;
-    wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
 }
 
 /* ---- wslay callbacks -------------------------------------------------- */
@@ -428,7 +435,7 @@ static void do_subscribe(ws_conn_t *c, json_t *msg, json_t *ref, bool subscribe)
     if (subscribe) {
         json_array_foreach(list, i, v) {
             if (!channel_readable(s, &c->client.who.user, json_string_value(v))) {
-                send_error(c, "NOT_FOUND", "there is no such channel",
+                send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",
                            json_pack("{s:O}", "channel_id", v), ref);
                 json_decref(list);
                 return;
@@ -496,7 +503,7 @@ static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
         chat_channel_clear(&ch);
     }
     if (!channel_readable(s, &c->client.who.user, channel_id)) {
-        send_error(c, "NOT_FOUND", "there is no such channel",
+        send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",
                    json_pack("{s:s}", "channel_id", channel_id), ref);
         return;
     }
@@ -547,7 +554,7 @@ static void do_send_message(ws_conn_t *c, json_t *msg, json_t *ref)
     }
     ws_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
-        send_error(c, "INTERNAL_ERROR", "out of memory", NULL, ref);
+        send_error(c, "INTERNAL_SERVER_ERROR", "out of memory", NULL, ref);
         return;
     }
     job->conn = c;
@@ -669,7 +676,7 @@ static void answer_job(ws_job_t *job)
         const char *code = json_string_value(json_object_get(e, "code"));
         const char *message = json_string_value(json_object_get(e, "message"));
         json_t *details = json_object_get(e, "details");
-        send_error(c, code ? code : "INTERNAL_ERROR", message ? message : "the post failed",
+        send_error(c, code ? code : "INTERNAL_SERVER_ERROR", message ? message : "the post failed",
                    details ? json_incref(details) : NULL, job->ref);
     }
     json_decref(job->ref);
@@ -736,6 +743,14 @@ static bool service(ws_conn_t *c)
 {
     if (!c->peer_gone && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0)
         c->peer_gone = true;
+    if (c->closing && !c->close_queued && !c->peer_gone &&
+        wslay_event_get_queued_msg_count(c->ws) == 0) {
+        c->close_queued = true;
+        wslay_event_queue_close(c->ws, c->close_code, (const uint8_t *)c->close_reason,
+                                strlen(c->close_reason));
+        if (wslay_event_send(c->ws) != 0)
+            c->peer_gone = true;
+    }
     bool over = c->peer_gone || (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws));
     if (over) {
         finish(c);
