@@ -50,7 +50,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e asan asan-test asan-unit asan-wal asan-e2e tsan-wal fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -159,6 +159,12 @@ asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \
 	  PARLEY_WAL_WRITER=build/asan/wal_crash_writer \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The full WebSocket stress of issue 7: 1,000 simultaneous connections and 64
+# clients connecting and disconnecting for a minute, against the ASan build.
+stress: asan
+	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 PARLEY_STRESS=full \
+	  $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/e2e/test_realtime_load.py -k burst
 
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 10

@@ -19,7 +19,8 @@
  *   - a connection whose outbound queue passes ws_queue_bytes is a slow
  *     consumer: nothing more is queued, a close frame (1008) follows the
  *     frames already queued (wslay never cuts into a frame), and a client
- *     that does not read even that is dropped after CLOSE_GRACE;
+ *     that makes no progress reading for CLOSE_GRACE is reset (never a
+ *     stream that ends inside a frame);
  *   - send_message runs POST /api/v1/messages through the router on a small
  *     pool of worker threads (it waits for the log's fsync, which the loop
  *     must never do); the answer comes back to the loop as an ack frame;
@@ -225,8 +226,13 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     int more = (flags & WSLAY_MSG_MORE) ? MSG_MORE : 0;
     for (;;) {
         ssize_t r = send(c->fd, data, len, MSG_NOSIGNAL | more);
-        if (r >= 0)
+        if (r >= 0) {
+            /* A closing client that still reads gets its whole close:
+             * the grace runs from its last progress. */
+            if (c->closing && r > 0)
+                c->close_deadline_ns = clock_mono_ns() + CLOSE_GRACE_NS;
             return r;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -801,8 +807,14 @@ static void tick(struct ws_loop *loop, int64_t now)
     for (ws_conn_t *c = loop->conns, *next; c; c = next) {
         next = c->next;
         if (c->closing) {
-            if (now >= c->close_deadline_ns)
+            if (now >= c->close_deadline_ns) {
+                /* It stopped reading: drop it with a reset, which also
+                 * frees what the kernel still holds for it, rather than
+                 * end its stream inside a frame. */
+                struct linger reset = {1, 0};
+                setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
                 c->peer_gone = true;
+            }
         } else if (!c->client.authenticated && now - c->opened_ns > AUTH_TIMEOUT_NS) {
             send_error(c, "AUTHENTICATION_REQUIRED", "no auth frame came within 5 seconds", NULL,
                        NULL);

@@ -1,0 +1,120 @@
+"""Real time under load and against clients that do not read: a burst of
+simultaneous connections with churn beside it (the full run is `make stress`),
+a slow reader that must get whole frames and a clean close, and consumers
+that never read, which are dropped while the server's memory stays bounded."""
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from realtime_client import parse_server_frames, raw_handshake
+from test_files import accounts, new_channel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIG = "x" * 3900
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def flood(who, channel, n):
+    for i in range(n):
+        who.ok("POST", "/channels/%s/messages" % channel["id"], {"content": "%d %s" % (i, BIG)},
+               201)
+
+
+# `make stress` sets PARLEY_STRESS=full: 1,000 connections and 64 churners for
+# a minute (against the ASan build); make test runs a small burst.
+FULL = os.environ.get("PARLEY_STRESS") == "full"
+BURST = ("1000", "64", "60") if FULL else ("200", "16", "5")
+
+
+def test_connection_burst_with_churn(start_server):
+    server = start_server(["--rate-limit", "0", "--ws-idle-timeout", "600",
+                           "--max-connections", "4096"])
+    who = accounts(server, "ldBurst").ldBurst
+    ch = new_channel(who)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "stress_ws.py"),
+                          "--port", str(server.port), "--token", who.token, "--channel", ch["id"],
+                          "--connections", BURST[0], "--churners", BURST[1],
+                          "--seconds", BURST[2]],
+                         capture_output=True, text=True, timeout=900)
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '"received": %s' % BURST[0] in out.stdout, out.stdout
+
+
+def test_slow_reader_gets_whole_frames_then_a_clean_close(start_server):
+    server = start_server(["--rate-limit", "0", "--ws-queue-bytes", "65536"])
+    users = accounts(server, "ldPoster", "ldSlow")
+    ch = new_channel(users.ldPoster)
+    users.ldSlow.ok("POST", "/channels/%s/join" % ch["id"])
+    sock = raw_handshake(server.port, users.ldSlow.token, rcvbuf=4096)
+    data = bytearray()
+    done = threading.Event()
+
+    def slow_read():
+        sock.settimeout(30)
+        while not done.is_set():
+            try:
+                chunk = sock.recv(2048)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data.extend(chunk)
+            time.sleep(0.002)
+        done.set()
+
+    reader = threading.Thread(target=slow_read)
+    reader.start()
+    flood(users.ldPoster, ch, 1500)
+    reader.join(120)
+    done.set()
+    sock.close()
+    frames, rest = parse_server_frames(bytes(data))
+    assert rest == b"", "the stream ended inside a frame (%d bytes)" % len(rest)
+    texts = [p for op, p in frames if op == 1]
+    assert texts and all(p.startswith(b"{") and p.endswith(b"}") for p in texts)
+    close = [p for op, p in frames if op == 8]
+    # More was published than the queue and the kernel can hold: it was
+    # closed as a slow consumer, after whole frames.
+    assert close and close[0][:2] == (1008).to_bytes(2, "big"), close
+    assert frames[-1][0] == 8
+    assert b"slow consumer" in close[0]
+
+
+def test_consumers_that_never_read_are_dropped_and_memory_stays_bounded(start_server):
+    server = start_server(["--rate-limit", "0", "--ws-queue-bytes", "65536"])
+    users = accounts(server, "ldPost2", "ldDeaf")
+    ch = new_channel(users.ldPost2)
+    users.ldDeaf.ok("POST", "/channels/%s/join" % ch["id"])
+    deaf = [raw_handshake(server.port, users.ldDeaf.token, rcvbuf=4096) for _ in range(8)]
+    before = rss_kib(server.pid())
+    flood(users.ldPost2, ch, 1500)  # ~6 MB to each of the 8 = ~47 MB if kept
+    grown_mib = (rss_kib(server.pid()) - before) / 1024
+    assert grown_mib < 24, grown_mib
+    # After the grace period without progress they are reset or closed.
+    time.sleep(7)
+    for s in deaf:
+        s.settimeout(10)
+        ended = False
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    ended = True
+                    break
+        except ConnectionResetError:
+            ended = True
+        except socket.timeout:
+            pass
+        s.close()
+        assert ended, "a consumer that never read is still connected"
