@@ -8,3 +8,6 @@ scripts/bench/pool-size.sh "${BENCH_SECONDS:-5}"
 echo
 echo "== Write-ahead log (build/release/wal_bench) =="
 build/release/wal_bench
+echo
+echo "== WebSockets: 1,000 idle connections, one message fanned out to all (scripts/bench/ws_fanout.py) =="
+/usr/bin/python3 scripts/bench/ws_fanout.py 1000 20

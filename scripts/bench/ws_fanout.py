@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""WebSocket costs (issue 7's goals, issue 8's P3): bin/parley with N idle
+WebSockets (default 1,000) — CPU over 10 s and RSS against the same server
+before they connected — then one message fanned out to all of them, M times:
+latency from the POST being sent to each socket holding the frame.
+
+The client is one Python thread with epoll over raw sockets, on the same two
+cores as the server; its own time per socket (~10-20 us) is in the figures.
+
+    scripts/bench/ws_fanout.py [connections] [messages]
+"""
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from conftest import Server  # noqa: E402
+from realtime_client import parse_server_frames, raw_handshake  # noqa: E402
+
+import requests  # noqa: E402
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    messages = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    tmp = tempfile.mkdtemp(prefix="parley-bench-")
+    server = Server(os.path.join(tmp, "data"),
+                    args=["--rate-limit", "0", "--log-level", "error", "--ws-idle-timeout",
+                          "600", "--ws-frame-rate", "0"]).start()
+    try:
+        r = requests.post(server.url("/api/v1/auth/register"), timeout=30,
+                          json={"username": "bencher", "password": "correct horse battery",
+                                "email": "bencher@example.com"})
+        token = r.json()["access_token"]
+        auth = {"Authorization": "Bearer " + token}
+        ch = requests.post(server.url("/api/v1/channels"), json={"name": "bench"},
+                           headers=auth, timeout=30).json()
+        time.sleep(1)
+        rss_before = rss_mib(server.pid())
+        socks = [raw_handshake(server.port, token) for _ in range(n)]
+        for s in socks:
+            s.setblocking(False)
+        ep = select.epoll()
+        by_fd = {}
+        for s in socks:
+            ep.register(s.fileno(), select.EPOLLIN)
+            by_fd[s.fileno()] = [s, b""]
+
+        def pump(until, want=None, got=None):
+            while time.time() < until:
+                for fd, _ in ep.poll(max(0.0, until - time.time())):
+                    entry = by_fd[fd]
+                    try:
+                        chunk = entry[0].recv(65536)
+                    except BlockingIOError:
+                        continue
+                    now = time.time()
+                    frames, entry[1] = parse_server_frames(entry[1] + chunk)
+                    if want is not None:
+                        for op, payload in frames:
+                            if op == 1 and want in payload and fd not in got:
+                                got[fd] = now
+                if got is not None and len(got) == n:
+                    return
+
+        pump(time.time() + 2)  # ready and presence frames
+        cpu0, t0 = cpu_seconds(server.pid()), time.time()
+        pump(t0 + 10)          # idle: only pings (every 25 s by default)
+        idle_cpu = (cpu_seconds(server.pid()) - cpu0) / (time.time() - t0) * 100
+        rss_idle = rss_mib(server.pid())
+
+        latencies = []
+        session = requests.Session()
+        session.headers.update(auth)
+        for i in range(messages):
+            marker = ("fanout-%d-" % i).encode()
+            got = {}
+            sent = time.time()
+            r = session.post(server.url("/api/v1/channels/%s/messages" % ch["id"]),
+                             json={"content": marker.decode() + "x" * 80}, timeout=30)
+            assert r.status_code == 201, r.text
+            pump(sent + 10, marker, got)
+            assert len(got) == n, "%d of %d received message %d" % (len(got), n, i)
+            latencies.extend((t - sent) * 1000 for t in got.values())
+            time.sleep(0.1)
+        print(json.dumps({
+            "connections": n,
+            "idle_cpu_percent_of_a_core": round(idle_cpu, 2),
+            "rss_mib_before": round(rss_before, 1),
+            "rss_mib_with_idle_connections": round(rss_idle, 1),
+            "rss_mib_per_1000_connections": round((rss_idle - rss_before) * 1000 / n, 1),
+            "fanout_messages": messages,
+            "delivered": len(latencies),
+            "latency_ms_p50": round(percentile(latencies, 0.50), 2),
+            "latency_ms_p99": round(percentile(latencies, 0.99), 2),
+            "latency_ms_max": round(max(latencies), 2),
+        }, indent=1))
+        for s in socks:
+            s.close()
+    finally:
+        server.stop()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
