@@ -746,6 +746,12 @@ static void post_direct(http_ctx_t *ctx)
                                                                             : CHAT_ROLE_MEMBER};
         ok = member_change(ctx, c.id, members[k], &join);
     }
+    /* The others learn of a new direct channel as of any channel they join. */
+    for (size_t k = 0; ok && created && k < n; k++) {
+        member_change_t join = {.what = JOIN};
+        if (strcmp(members[k], p.user.id) != 0)
+            publish_member_change(app, c.id, members[k], &join);
+    }
     if (ok)
         http_reply_json(ctx, created ? 201 : 200, channel_json(app->store, &c));
     chat_channel_clear(&c);

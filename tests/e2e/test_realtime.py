@@ -582,3 +582,66 @@ def test_shutdown_closes_websockets_with_1001(start_server):
     server.proc.send_signal(15)
     assert live.closed_with()[0] == 1001
     assert server.proc.wait(20) == 0
+
+
+def test_api_keys_connect_and_a_read_only_key_cannot_send(srv):
+    u, ch = room(srv, "rtKa", "rtKb")
+    keys = {}
+    for perms in (["read"], ["read", "write"]):
+        keys[len(perms)] = u.rtKb.ok("POST", "/auth/api-keys",
+                                     {"name": "bot", "permissions": perms}, 201)["key"]
+    ro = websocket.create_connection(ws_url(srv), header=["X-API-Key: " + keys[1]], timeout=10)
+    rw = Live(srv, keys[2])  # an API key works as ?token= too
+    try:
+        assert json.loads(ro.recv())["type"] == "ready"
+        m = post(u.rtKa, ch, "to the bots")
+        rw.wait_type("message.created", id=m["id"])
+        ro.send(json.dumps({"type": "send_message", "data": {"channel_id": ch["id"],
+                                                              "content": "x"}}))
+        frames = []
+        while not [f for f in frames if f["type"] == "error"] and len(frames) < 10:
+            frames.append(json.loads(ro.recv()))
+        assert frames[-1]["data"]["code"] == "INSUFFICIENT_PERMISSIONS", frames
+        rw.send({"type": "send_message", "data": {"channel_id": ch["id"], "content": "by bot"}})
+        assert rw.wait_type("ack")["data"]["status"] == 201
+    finally:
+        ro.close()
+        rw.close()
+    # A key without read is refused at the handshake.
+    wo = u.rtKb.ok("POST", "/auth/api-keys", {"name": "w", "permissions": ["write"]}, 201)["key"]
+    r = refused_handshake(srv, wo)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "INSUFFICIENT_PERMISSIONS"
+
+
+def test_a_new_direct_channel_is_announced_to_the_other_member(srv):
+    users = accounts(srv, "rtDa", "rtDb")
+    live = Live(srv, users.rtDb.token)
+    try:
+        d = users.rtDa.ok("POST", "/channels/direct", {"user_ids": [users.rtDb.id]}, 201)
+        f = live.wait_type("member.joined", channel_id=d["id"], user_id=users.rtDb.id)
+        assert f["data"]["user"]["id"] == users.rtDb.id
+        m = post(users.rtDa, d, "hi in private")
+        live.wait_type("message.created", id=m["id"])
+    finally:
+        live.close()
+
+
+def test_event_stream_takes_the_token_in_the_query(srv):
+    u, ch = room(srv, "rtQa", "rtQb")
+    r = requests.get(srv.url(API + "/events"), params={"token": u.rtQb.token}, stream=True,
+                     timeout=10)
+    try:
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        lines = r.iter_lines(decode_unicode=True)
+        m = post(u.rtQa, ch, "to a browser")
+        deadline = time.time() + 10
+        seen = False
+        for line in lines:
+            if line.startswith("data: ") and m["id"] in line:
+                seen = True
+                break
+            assert time.time() < deadline
+        assert seen
+    finally:
+        r.close()
