@@ -241,8 +241,8 @@ json_t *user_json(const store_user_t *u, bool full, bool self)
                           "username", u->username, "display_name",
                           str_or_null(u->display_name ? u->display_name : u->username), "bio",
                           str_or_null(u->bio), "avatar_url", str_or_null(u->avatar_url), "roles",
-                          roles, "status", realtime_user_status(u->id), "last_seen", time_json(u->last_seen),
-                          "created_at", time_json(u->created_at), "is_active", u->is_active);
+                          roles, "status", realtime_user_status(u->id), "last_seen",
+                          time_json(u->last_seen), "created_at", time_json(u->created_at), "is_active", u->is_active);
     if (full)
         json_object_set_new(o, "email", json_string(u->email));
     if (self) {

@@ -296,7 +296,8 @@ static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_
         return;
     }
     if (arg->opcode == WSLAY_BINARY_FRAME)
-        start_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not accepted; send JSON text");
+        start_close(c, WSLAY_CODE_UNSUPPORTED_DATA,
+                    "binary frames are not accepted; send JSON text");
     else if (arg->opcode == WSLAY_TEXT_FRAME)
         handle_text(c, arg->msg, arg->msg_length);
 }
@@ -418,10 +419,12 @@ static json_t *channel_list(ws_conn_t *c, json_t *msg, json_t *ref)
     bool ok = json_is_array(list) && json_array_size(list) >= 1 && json_array_size(list) <= 100;
     size_t i;
     json_t *v;
-    if (ok)
-        json_array_foreach(list, i, v) ok &= json_is_string(v) &&
-                                             json_string_length(v) < STORE_ID_MAX &&
-                                             json_string_length(v) > 0;
+    if (ok) {
+        json_array_foreach(list, i, v) {
+            size_t len = json_string_length(v);
+            ok &= json_is_string(v) && len > 0 && len < STORE_ID_MAX;
+        }
+    }
     if (!ok) {
         send_error(c, "VALIDATION_ERROR", "channels must be a list of 1-100 channel ids",
                    json_pack("{s:s}", "field", "channels"), ref);
