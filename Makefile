@@ -50,7 +50,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -141,7 +141,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-asan-test: asan-unit asan-wal asan-e2e tsan-wal
+asan-test: asan-unit asan-wal asan-e2e tsan-wal tsan-unit
 
 asan-unit: asan
 	$(SAN_ENV) build/asan/unit_tests
@@ -154,6 +154,12 @@ asan-wal: asan
 tsan-wal:
 	@$(MAKE) --no-print-directory BUILD=tsan build/tsan/wal_tests
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/tsan/wal_tests
+
+# The unit tests under ThreadSanitizer: the store's, the event ring's and the
+# limiters' concurrency tests are among them.
+tsan-unit:
+	@$(MAKE) --no-print-directory BUILD=tsan build/tsan/unit_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/tsan/unit_tests
 
 asan-e2e: asan
 	$(SAN_ENV) PARLEY_BIN=build/asan/parley PARLEY_SANITIZED=1 \

@@ -4,7 +4,7 @@
 # up: "total: N passed, N failed". Exit status 1 when any suite failed.
 #
 # Suites: unit, wal and e2e on the release build; the same on the ASan/UBSan
-# build; the wal tests under ThreadSanitizer; a short crash test of the log
+# build; the wal and unit tests under ThreadSanitizer; a short crash test of the log
 # (each kill-and-verify round counts as one test); a short run of every fuzz
 # harness (each harness counts as one test).
 set -uo pipefail
@@ -52,6 +52,7 @@ run_suite e2e make --no-print-directory e2e
 run_suite asan-unit make --no-print-directory asan-unit
 run_suite asan-wal make --no-print-directory asan-wal
 run_suite tsan-wal make --no-print-directory tsan-wal
+run_suite tsan-unit make --no-print-directory tsan-unit
 run_suite asan-e2e make --no-print-directory asan-e2e
 run_suite crash make --no-print-directory crash-smoke
 run_suite fuzz make --no-print-directory fuzz-smoke
