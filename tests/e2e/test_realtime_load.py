@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from conftest import SANITIZED
 from realtime_client import parse_server_frames, raw_handshake
 from test_files import accounts, new_channel
 
@@ -100,7 +101,9 @@ def test_consumers_that_never_read_are_dropped_and_memory_stays_bounded(start_se
     before = rss_kib(server.pid())
     flood(users.ldPost2, ch, 1500)  # ~6 MB to each of the 8 = ~47 MB if kept
     grown_mib = (rss_kib(server.pid()) - before) / 1024
-    assert grown_mib < 24, grown_mib
+    # ASan keeps freed memory in quarantine (256 MB): RSS says nothing there.
+    if not SANITIZED:
+        assert grown_mib < 24, grown_mib
     # After the grace period without progress they are reset or closed.
     time.sleep(7)
     for s in deaf:
