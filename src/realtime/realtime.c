@@ -88,11 +88,35 @@ unsigned realtime_websockets_open(realtime_t *rt)
     return rt ? ws_loop_open_count(rt->ws) : 0;
 }
 
+/* Whether `path` is `want` the way the router sees paths: empty segments
+ * ("//", a trailing "/") do not count. */
+static bool same_path(const char *path, const char *want)
+{
+    for (;;) {
+        while (*path == '/')
+            path++;
+        while (*want == '/')
+            want++;
+        size_t a = strcspn(path, "/"), b = strcspn(want, "/");
+        if (a != b || strncmp(path, want, a) != 0)
+            return false;
+        if (a == 0)
+            return true;
+        path += a;
+        want += b;
+    }
+}
+
+static bool is_websocket_path(const char *path)
+{
+    return same_path(path, "/api/v1/ws");
+}
+
 bool realtime_claims(void *rt, const char *method, const char *path)
 {
     (void)rt;
     return strcmp(method, "GET") == 0 &&
-           (strcmp(path, "/api/v1/ws") == 0 || strcmp(path, "/api/v1/events") == 0);
+           (is_websocket_path(path) || same_path(path, "/api/v1/events"));
 }
 
 enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
@@ -136,7 +160,7 @@ enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const ch
                                 const char *request_id, int *status)
 {
     realtime_t *rt = ctx;
-    bool websocket = strcmp(path, "/api/v1/ws") == 0;
+    bool websocket = is_websocket_path(path);
     rt_request_t rq = {.conn = conn, .request_id = request_id};
     const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     if (!websocket && since == NULL)

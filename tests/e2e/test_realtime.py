@@ -645,3 +645,19 @@ def test_event_stream_takes_the_token_in_the_query(srv):
         assert seen
     finally:
         r.close()
+
+
+def test_paths_are_matched_as_the_router_matches_them(srv):
+    who = accounts(srv, "rtSl").rtSl
+    for path in ("/api/v1/ws/", "//api/v1//ws"):
+        ws = websocket.create_connection("ws://127.0.0.1:%d%s?token=%s" % (srv.port, path,
+                                                                          who.token), timeout=10)
+        try:
+            assert json.loads(ws.recv())["type"] == "ready"
+        finally:
+            ws.close()
+    r = requests.get(srv.url("/api/v1/events/"), stream=True, timeout=10,
+                     headers={"Authorization": "Bearer " + who.token})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    r.close()
+    assert requests.get(srv.url("/api/v1/wss"), timeout=10).status_code == 404
