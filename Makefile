@@ -90,6 +90,9 @@ $(OUT)/wal_crash_writer: $(OUT)/tests/crash/wal_writer.o $(OUT)/libwal.a
 $(OUT)/wal_bench: $(OUT)/scripts/bench/wal_bench.o $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
+$(OUT)/bench_hello: $(OUT)/scripts/bench/baseline.o
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
 $(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
@@ -205,7 +208,7 @@ bench-wal: build/release/wal_bench
 bench:
 	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory bin/parley
-	@$(MAKE) --no-print-directory build/release/wal_bench
+	@$(MAKE) --no-print-directory build/release/bench_hello
 	scripts/bench/run.sh
 
 # Builds the production image with podman and checks it end to end (about a

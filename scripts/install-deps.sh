@@ -19,7 +19,7 @@ test_pkgs=(
 )
 
 bench_pkgs=(
-  wrk curl
+  wrk curl redis-server redis-tools python3 python3-pytest python3-requests
 )
 
 want=("${build_pkgs[@]}")

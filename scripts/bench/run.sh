@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark in scripts/bench/, one after the other.
-# Results are printed; docs/benchmarks.md records the latest figures.
+# `make bench`: Parley's figures P1-P7 against baselines measured in the same
+# run (scripts/bench/suite.py), printed as one table; docs/benchmarks.md
+# records the latest figures. The finer benchmarks run on their own:
+# `make bench-wal` (the log) and scripts/bench/pool-size.sh (the HTTP pool).
+#   BENCH_SECONDS   seconds per throughput run (default 10)
+#   BENCH_MESSAGES  messages in the big store of P4/P7 (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-echo "== HTTP worker pool size (GET /api/health, wrk -t2 -c64) =="
-scripts/bench/pool-size.sh "${BENCH_SECONDS:-5}"
-echo
-echo "== Write-ahead log (build/release/wal_bench) =="
-build/release/wal_bench
-echo
-echo "== WebSockets: 1,000 idle connections, one message fanned out to all (scripts/bench/ws_fanout.py) =="
-/usr/bin/python3 scripts/bench/ws_fanout.py 1000 20
+exec /usr/bin/python3 scripts/bench/suite.py --seconds "${BENCH_SECONDS:-10}" \
+  --messages "${BENCH_MESSAGES:-1000000}"

@@ -1,0 +1,72 @@
+/*
+ * The HTTP baseline of `make bench`: a bare ulfius program answering
+ * GET /hello with a small JSON object, in the same libmicrohttpd mode as
+ * Parley (internal polling threads + epoll, a fixed thread pool), with
+ * nothing else: no gate, no router, no authentication, no store. Parley's
+ * read path (P2) is measured as a ratio of this.
+ *
+ *     bench_hello <port> <threads>
+ *
+ * Runs until SIGTERM or SIGINT.
+ */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ulfius.h>
+
+static int hello(const struct _u_request *req, struct _u_response *resp, void *data)
+{
+    (void)req;
+    (void)data;
+    json_t *body = json_pack("{s:s}", "hello", "world");
+    ulfius_set_json_body_response(resp, 200, body);
+    json_decref(body);
+    return U_CALLBACK_COMPLETE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s <port> <threads>\n", argv[0]);
+        return 2;
+    }
+    unsigned port = (unsigned)atoi(argv[1]);
+    unsigned threads = (unsigned)atoi(argv[2]);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    struct _u_instance instance;
+    if (ulfius_init_instance(&instance, port, NULL, NULL) != U_OK)
+        return 1;
+    ulfius_add_endpoint_by_val(&instance, "GET", "/hello", NULL, 0, hello, NULL);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct MHD_OptionItem options[] = {
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, 4096, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, (void *)&addr},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC;
+    if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
+        fprintf(stderr, "cannot listen on port %u\n", port);
+        return 1;
+    }
+    int sig;
+    sigwait(&stop, &sig);
+    ulfius_stop_framework(&instance);
+    ulfius_clean_instance(&instance);
+    return 0;
+}

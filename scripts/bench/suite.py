@@ -1,0 +1,304 @@
+#!/usr/bin/python3
+"""`make bench`: Parley's figures P1-P7 (issue 8) against baselines measured in
+the same run, printed as one table. Everything runs on this machine's cores:
+the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
+them with the server being measured, for the baselines and Parley alike.
+
+Baselines: Redis (redis-server from Debian on loopback, appendonly yes,
+appendfsync always) XADD of a chat-sized entry with 64 clients; a bare ulfius
+"hello" (build/release/bench_hello, same libmicrohttpd mode and pool size as
+Parley); the raw write(200 B) + fdatasync rate of the disk.
+
+Rate limits are off in every Parley run (--rate-limit 0, --ws-frame-rate 0).
+
+    scripts/bench/suite.py [--seconds S] [--messages N]
+
+--messages sets the size of the big store for P4 and P7 (default 1,000,000).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from conftest import Server, free_port  # noqa: E402
+
+import requests  # noqa: E402
+
+THREADS = 32
+CONTENT_100 = "benchmark message " + "x" * 82  # 100 bytes
+POST_LUA = os.path.join(HERE, "post.lua")
+rows = []
+
+
+def row(figure, measured, baseline, ratio, goal, ok):
+    rows.append((figure, measured, baseline, ratio, goal, "yes" if ok else "NO"))
+    print("  %s: %s (baseline %s) ratio %s goal %s" % (figure, measured, baseline, ratio, goal),
+          file=sys.stderr, flush=True)
+
+
+def wrk(url, seconds, connections=64, script=None, env=None):
+    cmd = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", script]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})),
+                         timeout=seconds + 60).stdout
+
+    def latency(p):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {"rps": rps, "p50": latency(50), "p99": latency(99), "total": total,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errors.group(0) if errors else ""}
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def parley(work, name, *args):
+    s = Server(os.path.join(work, name), args=["--rate-limit", "0", "--log-level", "info",
+                                                "--threads", str(THREADS)] + list(args))
+    return s.start()
+
+
+def user_and_channel(server, name="bencher"):
+    r = requests.post(server.url("/api/v1/auth/register"), timeout=30,
+                      json={"username": name, "password": "correct horse battery",
+                            "email": name + "@example.com"})
+    token = r.json()["access_token"]
+    ch = requests.post(server.url("/api/v1/channels"), json={"name": "bench-" + name},
+                       headers={"Authorization": "Bearer " + token}, timeout=30).json()
+    return token, ch["id"]
+
+
+def post_env(token, content=CONTENT_100):
+    return {"PARLEY_TOKEN": token, "PARLEY_BODY": json.dumps({"content": content})}
+
+
+# ---- baselines ---------------------------------------------------------------
+
+def fsync_rate(directory, seconds=2.0):
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n, start, block = 0, time.time(), b"x" * 200
+    while time.time() - start < seconds:
+        os.write(fd, block)
+        os.fdatasync(fd)
+        n += 1
+    os.close(fd)
+    os.unlink(path)
+    return n / (time.time() - start)
+
+
+def redis_xadd(work, seconds):
+    port = free_port()
+    d = os.path.join(work, "redis")
+    os.makedirs(d)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--dir", d, "--appendonly", "yes", "--appendfsync", "always",
+                             "--save", "", "--logfile", os.path.join(d, "log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                              text=True).stdout.strip() == "PONG":
+                break
+            time.sleep(0.05)
+        # About `seconds` of work: a probe run sizes the real one.
+        def run(n):
+            out = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "64", "-n", str(n),
+                                  "--csv", "XADD", "chat", "*", "user", "usr_019448a1b2c3d4e5f6a7",
+                                  "content", CONTENT_100], capture_output=True, text=True,
+                                 timeout=600).stdout
+            line = [x for x in out.splitlines() if x.startswith('"XADD')][-1]
+            return float(line.split('","')[1].strip('"'))
+        probe = run(2000)
+        return run(max(2000, int(probe * seconds)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def hello_rps(seconds):
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(ROOT, "build/release/bench_hello"), str(port),
+                             str(THREADS)])
+    try:
+        for _ in range(100):
+            try:
+                requests.get("http://127.0.0.1:%d/hello" % port, timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        return wrk("http://127.0.0.1:%d/hello" % port, seconds)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+# ---- Parley -----------------------------------------------------------------
+
+def recovery(server):
+    """(ms, snapshot records, log records replayed) from the recovery log line."""
+    m = re.findall(r"recovered in ([\d.]+) ms: snapshot at lsn \d+ \((\d+) records\), "
+                   r"(\d+) log records replayed", server.log())
+    ms, snap, replayed = m[-1]
+    return float(ms), int(snap), int(replayed)
+
+
+def seed(server, token, channel, total, connections=64):
+    """Posts about `total` 100-byte messages as fast as wrk can (the server
+    runs with --fsync none for seeding)."""
+    url = server.url("/api/v1/channels/%s/messages" % channel)
+    posted = 0
+    while posted < total:
+        r = wrk(url, 5, connections, POST_LUA, post_env(token))
+        posted += r["total"] - r["non2xx"]
+    return posted
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--messages", type=int, default=1000000)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
+    try:
+        run_all(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print()
+    print("| figure | measured | baseline (same run) | ratio | goal | met |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | %s | %s | %s | %s | %s |" % r)
+
+
+def run_all(a, work):
+    S = a.seconds
+    print("baselines...", file=sys.stderr, flush=True)
+    fsyncs = fsync_rate(work)
+    xadd = redis_xadd(work, S)
+    hello = hello_rps(S)
+
+    # P1: durable posts, fsync always, 64 connections.
+    print("P1/P2...", file=sys.stderr, flush=True)
+    s = parley(work, "p1", "--log-level", "error")
+    token, ch = user_and_channel(s)
+    p1 = wrk(s.url("/api/v1/channels/%s/messages" % ch), S, 64, POST_LUA, post_env(token))
+    row("P1 durable POST /channels/{id}/messages, 64 conns",
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms%s" % (p1["rps"], p1["p50"], p1["p99"],
+                                                 ", %d non-2xx" % p1["non2xx"] if p1["non2xx"]
+                                                 else ""),
+        "Redis XADD AOF always %.0f/s; fdatasync %.0f/s" % (xadd, fsyncs),
+        "%.2fx" % (p1["rps"] / xadd), ">= 1.0x", p1["rps"] >= xadd)
+    # P2: history, 50 messages a page.
+    p2 = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, S)
+    row("P2 GET /channels/{id}/messages?limit=50, 64 conns",
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (p2["rps"], p2["p50"], p2["p99"]),
+        "ulfius hello %.0f/s" % hello["rps"], "%.2fx" % (p2["rps"] / hello["rps"]), ">= 0.7x",
+        p2["rps"] >= 0.7 * hello["rps"])
+    small_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA,
+                     post_env(token))
+    small_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
+    s.stop()
+
+    # P5: idle RSS; memory per stored message.
+    print("P5/P6...", file=sys.stderr, flush=True)
+    s = parley(work, "p5", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0", "--log-level", "error")
+    time.sleep(0.5)
+    idle = rss_mib(s.pid())
+    token, ch = user_and_channel(s)
+    before = rss_mib(s.pid())
+    n = seed(s, token, ch, 100000)
+    per_message = (rss_mib(s.pid()) - before) * 1024 * 1024 / n - len(CONTENT_100)
+    row("P5 idle RSS", "%.1f MiB" % idle, "-", "-", "<= 15 MB", idle <= 15 * 1e6 / 2 ** 20)
+    row("P5 memory per stored 100-byte message", "%.0f B overhead (%d messages)"
+        % (per_message, n), "-", "-", "<= 300 B", per_message <= 300)
+    s.stop()
+    # P6: the log on disk against the raw JSON of its records.
+    out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect", s.data_dir],
+                         capture_output=True, text=True, timeout=600).stdout
+    raw = sum(int(x) for x in re.findall(r" len=(\d+) ", out))
+    wal_dir = os.path.join(s.data_dir, "wal")
+    disk = sum(os.path.getsize(os.path.join(wal_dir, f)) for f in os.listdir(wal_dir))
+    row("P6 log bytes on disk / raw JSON of the records", "%.3f (%d / %d bytes)"
+        % (disk / raw, disk, raw), "-", "-", "<= 0.35", disk / raw <= 0.35)
+
+    # P4: replay rate (no snapshot), then restart with a big store.
+    print("P4/P7 (seeding %d messages)..." % a.messages, file=sys.stderr, flush=True)
+    s = parley(work, "p4", "--fsync", "none", "--snapshot-every-records", "100000",
+               "--snapshot-every-seconds", "0")
+    token, ch = user_and_channel(s)
+    n = seed(s, token, ch, a.messages)
+    s.stop(signal.SIGKILL)
+    s.start()
+    ms, snap, replayed = recovery(s)
+    row("P4 restart with %d messages (snapshot + log tail)" % n,
+        "%.2f s (snapshot %d records, %d replayed)" % (ms / 1000, snap, replayed), "-", "-",
+        "<= 2 s", ms <= 2000)
+    # P7: latency with the big channel against the small one of P1.
+    big_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA, post_env(token))
+    big_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
+    s.stop()
+    for what, small, big in (("post", small_post, big_post), ("history", small_get, big_get)):
+        r = big["p50"] / small["p50"]
+        row("P7 %s p50 latency, %d vs ~P1's messages in the channel (16 conns)" % (what, n),
+            "%.2f ms vs %.2f ms" % (big["p50"], small["p50"]), "-", "%.2fx" % r, "<= 1.2x",
+            r <= 1.2)
+    # Replay rate: a log with no snapshot at all.
+    s = parley(work, "replay", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0")
+    token, ch = user_and_channel(s)
+    seed(s, token, ch, min(a.messages, 200000))
+    s.stop(signal.SIGKILL)
+    s.start()
+    ms, snap, replayed = recovery(s)
+    s.stop()
+    rate = replayed / (ms / 1000)
+    row("P4 log replay", "%.0f records/s (%d records in %.2f s)" % (rate, replayed, ms / 1000),
+        "-", "-", ">= 500k/s", rate >= 500000)
+
+    # P3: WebSocket fan-out and idle cost.
+    print("P3...", file=sys.stderr, flush=True)
+    out = subprocess.run([sys.executable, os.path.join(HERE, "ws_fanout.py"), "1000", "20"],
+                         capture_output=True, text=True, timeout=600).stdout
+    f = json.loads(out)
+    row("P3 one message to 1,000 WebSocket subscribers",
+        "%d/%d delivered, p99 %.1f ms" % (f["delivered"], 20000, f["latency_ms_p99"]), "-", "-",
+        "all, p99 <= 50 ms", f["delivered"] == 20000 and f["latency_ms_p99"] <= 50)
+    row("P3 1,000 idle WebSockets", "%.1f%% of a core, %.1f MB"
+        % (f["idle_cpu_percent_of_a_core"], f["rss_mib_per_1000_connections"]), "-", "-",
+        "< 5% and < 30 MB",
+        f["idle_cpu_percent_of_a_core"] < 5 and f["rss_mib_per_1000_connections"] < 30)
+
+
+def wrk_get(server, token, path, seconds, connections=64):
+    return wrk(server.url(path), seconds, connections, os.path.join(HERE, "get.lua"),
+               {"PARLEY_TOKEN": token})
+
+
+if __name__ == "__main__":
+    main()
