@@ -85,6 +85,10 @@ typedef struct http_route {
 /* Answers `status` with the JSON value `body` (the reference is stolen). */
 void http_reply_json(http_ctx_t *ctx, int status, json_t *body);
 
+/* Answers `status` with JSON already serialised (`text`, malloc'd, taken
+ * over; NULL answers 500), for an answer whose text is also used elsewhere. */
+void http_reply_json_text(http_ctx_t *ctx, int status, char *text);
+
 /* Answers `status` with `len` bytes of `data` (copied) as `content_type`. */
 void http_reply_bytes(http_ctx_t *ctx, int status, const char *content_type, const void *data,
                       size_t len);

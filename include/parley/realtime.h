@@ -45,6 +45,10 @@ void realtime_free(realtime_t *rt);
  */
 void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
                       const char *also_user, json_t *data);
+/* realtime_publish with the data already serialised: `data` is JSON text of
+ * an object, copied (the caller keeps it, e.g. to answer with it). */
+void realtime_publish_text(realtime_t *rt, const char *type, const char *channel_id,
+                           const char *also_user, const char *data);
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
                          size_t n_audience, json_t *data);
 

@@ -292,11 +292,13 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         goto out;
     }
     if (durable(ctx, rc, lsn) && share_attachments(ctx, &m)) {
+        /* One serialisation for the answer and the event. */
         json_t *view = message_json(app->store, &m);
-        if (!existing)
-            realtime_publish(app->realtime, "message.created", m.channel_id, NULL,
-                             json_incref(view));
-        http_reply_json(ctx, existing ? 200 : 201, view);
+        char *text = json_dumps(view, JSON_COMPACT);
+        json_decref(view);
+        if (!existing && text)
+            realtime_publish_text(app->realtime, "message.created", m.channel_id, NULL, text);
+        http_reply_json_text(ctx, existing ? 200 : 201, text);
     }
 out:
     chat_message_clear(&m);
@@ -514,9 +516,11 @@ static void put_message(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
     else if (durable(ctx, rc, lsn)) {
         json_t *view = message_json(app->store, &now);
-        realtime_publish(app->realtime, "message.updated", now.channel_id, NULL,
-                         json_incref(view));
-        http_reply_json(ctx, 200, view);
+        char *text = json_dumps(view, JSON_COMPACT);
+        json_decref(view);
+        if (text)
+            realtime_publish_text(app->realtime, "message.updated", now.channel_id, NULL, text);
+        http_reply_json_text(ctx, 200, text);
         chat_message_clear(&now);
     }
 out:

@@ -47,6 +47,21 @@ void http_reply_json(http_ctx_t *ctx, int status, json_t *body)
     set_body(ctx, text);
 }
 
+void http_reply_json_text(http_ctx_t *ctx, int status, char *text)
+{
+    if (already_answered(ctx)) {
+        free(text);
+        return;
+    }
+    if (text == NULL) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not encode the answer");
+        return;
+    }
+    ctx->status = status;
+    ctx->resp->status = (long)status;
+    set_body(ctx, text);
+}
+
 void http_reply_bytes(http_ctx_t *ctx, int status, const char *content_type, const void *data,
                       size_t len)
 {

@@ -85,13 +85,23 @@ uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
                         const char *also_user, const char *const *audience, size_t n_audience,
                         json_t *data)
 {
-    rt_event_t *ev = calloc(1, sizeof(*ev));
-    if (ev == NULL || data == NULL) {
-        free(ev);
-        json_decref(data);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    return rt_bus_publish_text(bus, type, channel_id, also_user, audience, n_audience, text);
+}
+
+uint64_t rt_bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
+                             const char *also_user, const char *const *audience,
+                             size_t n_audience, char *data)
+{
+    rt_event_t *ev = data ? calloc(1, sizeof(*ev)) : NULL;
+    if (ev == NULL) {
+        free(data);
         return 0;
     }
     atomic_init(&ev->refs, 1);
+    ev->data = data;
+    ev->data_len = strlen(data);
     snprintf(ev->type, sizeof(ev->type), "%s", type);
     snprintf(ev->channel_id, sizeof(ev->channel_id), "%s", channel_id ? channel_id : "");
     snprintf(ev->also_user, sizeof(ev->also_user), "%s", also_user ? also_user : "");
@@ -104,30 +114,17 @@ uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
         qsort(ev->audience, n_audience, sizeof(*ev->audience), compare_ids);
         ev->n_audience = n_audience;
     }
-    ev->data = json_dumps(data, JSON_COMPACT);
-    if (ev->data == NULL)
-        goto fail;
-    ev->data_len = strlen(ev->data);
-    /* The frame is {"type":...,"seq":N,"data":...}; seq is known only under
-     * the lock, so the frame is assembled there from the parts made here. */
-    json_t *type_json = json_string(type);
-    char *type_text = json_dumps(type_json, JSON_ENCODE_ANY);
-    json_decref(type_json);
-    if (type_text == NULL)
-        goto fail;
-    size_t cap = strlen(type_text) + ev->data_len + 64;
+    /* The frame is {"type":"...","seq":N,"data":...}; seq is known only under
+     * the lock. Types are fixed ASCII words of the server's own. */
+    size_t cap = strlen(ev->type) + ev->data_len + 64;
     ev->frame = malloc(cap);
-    if (ev->frame == NULL) {
-        free(type_text);
+    if (ev->frame == NULL)
         goto fail;
-    }
-    json_decref(data);
-    data = NULL;
 
     pthread_mutex_lock(&bus->lock);
     uint64_t seq = ++bus->last;
     ev->seq = seq;
-    int n = snprintf(ev->frame, cap, "{\"type\":%s,\"seq\":%llu,\"data\":%s}", type_text,
+    int n = snprintf(ev->frame, cap, "{\"type\":\"%s\",\"seq\":%llu,\"data\":%s}", ev->type,
                      (unsigned long long)seq, ev->data);
     ev->frame_len = (size_t)n;
     rt_event_t **slot = &bus->ring[seq % bus->capacity];
@@ -135,15 +132,12 @@ uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
     *slot = ev;
     pthread_mutex_unlock(&bus->lock);
 
-    free(type_text);
     rt_event_release(evicted);
     if (bus->on_publish)
         bus->on_publish(bus->on_publish_ctx);
     return seq;
 
 fail:
-    json_decref(data);
-    ev->refs = 1;
     rt_event_release(ev);
     return 0;
 }

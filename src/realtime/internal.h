@@ -55,6 +55,12 @@ uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
                         const char *also_user, const char *const *audience, size_t n_audience,
                         json_t *data);
 
+/* The same with the data already serialised (`data`, malloc'd JSON text,
+ * taken over; NULL publishes nothing). */
+uint64_t rt_bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
+                             const char *also_user, const char *const *audience,
+                             size_t n_audience, char *data);
+
 /* The seq of the newest event (the resume point of a client that has seen
  * everything so far). */
 uint64_t rt_bus_last_seq(rt_bus_t *bus);

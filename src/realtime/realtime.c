@@ -73,6 +73,14 @@ void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
     rt_bus_publish(rt->bus, type, channel_id, also_user, NULL, 0, data);
 }
 
+void realtime_publish_text(realtime_t *rt, const char *type, const char *channel_id,
+                           const char *also_user, const char *data)
+{
+    if (rt == NULL || data == NULL)
+        return;
+    rt_bus_publish_text(rt->bus, type, channel_id, also_user, NULL, 0, strdup(data));
+}
+
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
                          size_t n_audience, json_t *data)
 {

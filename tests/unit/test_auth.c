@@ -220,6 +220,39 @@ TEST(token_round_trip)
     ASSERT_EQ(auth_token_issue(&k, "u", "s", NOW, 0, &t), AUTH_EINVALID);
 }
 
+TEST(token_cache_answers_only_the_same_token_under_the_same_key)
+{
+    auth_keys_t k, other;
+    test_keys(&k, 'k');
+    test_keys(&other, 'o');
+    char *t = NULL;
+    ASSERT_EQ(auth_token_issue(&k, "u-cache", "s-cache", NOW, 900, &t), AUTH_OK);
+    auth_claims_t c;
+    /* Verified once: now remembered. Same answers from the cache. */
+    ASSERT_EQ(auth_token_verify(&k, t, NOW, &c), AUTH_OK);
+    for (int i = 0; i < 3; i++) {
+        memset(&c, 0, sizeof(c));
+        ASSERT_EQ(auth_token_verify(&k, t, NOW + 1, &c), AUTH_OK);
+        ASSERT_STREQ(c.sub, "u-cache");
+        ASSERT_STREQ(c.sid, "s-cache");
+    }
+    /* Expiry and a clock gone back are judged on every call. */
+    ASSERT_EQ(auth_token_verify(&k, t, NOW + 900, &c), AUTH_EEXPIRED);
+    ASSERT_EQ(auth_token_verify(&k, t, NOW - 3600, &c), AUTH_EINVALID);
+    /* Another key does not get the remembered answer. */
+    ASSERT_EQ(auth_token_verify(&other, t, NOW, &c), AUTH_EINVALID);
+    /* Nor does the same token with one byte changed, anywhere. */
+    size_t len = strlen(t);
+    for (size_t i = 0; i + 1 < len; i += 7) { /* not the last: base64 padding bits */
+        char saved = t[i];
+        t[i] = saved == 'A' ? 'B' : 'A';
+        ASSERT_TRUE(auth_token_verify(&k, t, NOW, &c) != AUTH_OK);
+        t[i] = saved;
+    }
+    ASSERT_EQ(auth_token_verify(&k, t, NOW, &c), AUTH_OK);
+    free(t);
+}
+
 TEST(token_expired)
 {
     auth_keys_t k;
