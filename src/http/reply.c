@@ -38,13 +38,7 @@ void http_reply_json(http_ctx_t *ctx, int status, json_t *body)
     }
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
-    if (text == NULL) {
-        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not encode the answer");
-        return;
-    }
-    ctx->status = status;
-    ctx->resp->status = (long)status;
-    set_body(ctx, text);
+    http_reply_json_text(ctx, status, text);
 }
 
 void http_reply_json_text(http_ctx_t *ctx, int status, char *text)
