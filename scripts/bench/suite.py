@@ -160,6 +160,21 @@ def hello_rps(seconds):
 
 # ---- Parley -----------------------------------------------------------------
 
+def restart(server, timeout=600):
+    """Starts a stopped server again, allowing a long recovery."""
+    server.start(wait=False)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert server.proc.poll() is None, server.log()[-2000:]
+        try:
+            if requests.get(server.url("/api/health"), timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("no recovery within %d s" % timeout)
+
+
 def recovery(server):
     """(ms, snapshot records, log records replayed) from the recovery log line."""
     m = re.findall(r"recovered in ([\d.]+) ms: snapshot at lsn \d+ \((\d+) records\), "
@@ -223,7 +238,7 @@ def run_all(a, work):
     small_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA,
                      post_env(token))
     small_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
-    s.stop()
+    s.stop(timeout=600)
 
     # P5: idle RSS; memory per stored message.
     print("P5/P6...", file=sys.stderr, flush=True)
@@ -238,7 +253,7 @@ def run_all(a, work):
     row("P5 idle RSS", "%.1f MiB" % idle, "-", "-", "<= 15 MB", idle <= 15 * 1e6 / 2 ** 20)
     row("P5 memory per stored 100-byte message", "%.0f B overhead (%d messages)"
         % (per_message, n), "-", "-", "<= 300 B", per_message <= 300)
-    s.stop()
+    s.stop(timeout=600)
     # P6: the log on disk against the raw JSON of its records.
     out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect", s.data_dir],
                          capture_output=True, text=True, timeout=600).stdout
@@ -254,8 +269,8 @@ def run_all(a, work):
                "--snapshot-every-seconds", "0")
     token, ch = user_and_channel(s)
     n = seed(s, token, ch, a.messages)
-    s.stop(signal.SIGKILL)
-    s.start()
+    s.stop(signal.SIGKILL, timeout=600)
+    restart(s)
     ms, snap, replayed = recovery(s)
     row("P4 restart with %d messages (snapshot + log tail)" % n,
         "%.2f s (snapshot %d records, %d replayed)" % (ms / 1000, snap, replayed), "-", "-",
@@ -263,7 +278,7 @@ def run_all(a, work):
     # P7: latency with the big channel against the small one of P1.
     big_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA, post_env(token))
     big_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
-    s.stop()
+    s.stop(timeout=600)
     for what, small, big in (("post", small_post, big_post), ("history", small_get, big_get)):
         r = big["p50"] / small["p50"]
         row("P7 %s p50 latency, %d vs ~P1's messages in the channel (16 conns)" % (what, n),
@@ -274,10 +289,10 @@ def run_all(a, work):
                "--snapshot-every-seconds", "0")
     token, ch = user_and_channel(s)
     seed(s, token, ch, min(a.messages, 200000))
-    s.stop(signal.SIGKILL)
-    s.start()
+    s.stop(signal.SIGKILL, timeout=600)
+    restart(s)
     ms, snap, replayed = recovery(s)
-    s.stop()
+    s.stop(timeout=600)
     rate = replayed / (ms / 1000)
     row("P4 log replay", "%.0f records/s (%d records in %.2f s)" % (rate, replayed, ms / 1000),
         "-", "-", ">= 500k/s", rate >= 500000)
