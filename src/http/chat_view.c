@@ -37,7 +37,8 @@ static void decide(const store_user_t *u, channel_access_t *a)
                                       a->member.role >= CHAT_ROLE_MODERATOR));
 }
 
-static void load(store_t *s, const store_user_t *u, const char *channel_id, channel_access_t *a)
+void channel_access_get(store_t *s, const store_user_t *u, const char *channel_id,
+                        channel_access_t *a)
 {
     memset(a, 0, sizeof(*a));
     a->exists = chat_channel_get(s, channel_id, &a->channel) && !a->channel.is_deleted;
@@ -50,7 +51,7 @@ bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *chan
                          channel_access_t *a)
 {
     parley_app_t *app = ctx->app;
-    load(app->store, &p->user, channel_id, a);
+    channel_access_get(app->store, &p->user, channel_id, a);
     if (!a->can_see) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
         return false;
@@ -61,7 +62,7 @@ bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *chan
 bool channel_readable(store_t *s, const store_user_t *u, const char *channel_id)
 {
     channel_access_t a;
-    load(s, u, channel_id, &a);
+    channel_access_get(s, u, channel_id, &a);
     bool ok = a.can_read;
     channel_access_clear(&a);
     return ok;

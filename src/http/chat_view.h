@@ -32,7 +32,12 @@ bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *chan
                          channel_access_t *a);
 void channel_access_clear(channel_access_t *a);
 
-/* The same decision without answering (search filters, listings). */
+/* The same without answering (real-time delivery, typing): *a filled
+ * whatever it says; access_clear() after. */
+void channel_access_get(store_t *s, const store_user_t *u, const char *channel_id,
+                        channel_access_t *a);
+
+/* Only whether the user may read the channel (search filters, listings). */
 bool channel_readable(store_t *s, const store_user_t *u, const char *channel_id);
 
 /* {id, name, description, type, is_private, owner_id, member_count, created_at, updated_at} */

@@ -56,6 +56,8 @@ static void set_remove(rt_channel_set_t *set, const char *id)
 
 int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials)
 {
+    if (strlen(credentials) > AUTH_TOKEN_MAX_LEN)
+        return HTTP_ERR_TOKEN_INVALID; /* not parsed at all */
     const char *token = credentials;
     if (strncasecmp(token, "Bearer ", 7) == 0)
         token += 7;
@@ -75,13 +77,6 @@ int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *creden
     return -1;
 }
 
-static bool is_member(store_t *s, const char *channel_id, const char *user_id)
-{
-    chat_membership_t m;
-    return chat_membership_get(s, channel_id, user_id, &m) && m.role > CHAT_ROLE_NONE &&
-           m.banned_at == 0;
-}
-
 bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
 {
     if (!c->authenticated)
@@ -94,9 +89,12 @@ bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
         return true;
     if (ev->channel_id[0] == '\0' || set_has(&c->muted, ev->channel_id))
         return false;
-    if (!channel_readable(s, &c->who.user, ev->channel_id))
-        return false;
-    return set_has(&c->subscribed, ev->channel_id) || is_member(s, ev->channel_id, me);
+    channel_access_t a;
+    channel_access_get(s, &c->who.user, ev->channel_id, &a);
+    bool member = a.member.role > CHAT_ROLE_NONE && !a.banned;
+    bool sees = a.can_read && (member || set_has(&c->subscribed, ev->channel_id));
+    channel_access_clear(&a);
+    return sees;
 }
 
 int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)

@@ -290,9 +290,7 @@ enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status)
     sse_stream_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return MHD_NO;
-    int err = strlen(credentials) > 4096 ? HTTP_ERR_TOKEN_INVALID
-                                         : rt_client_authenticate(rt->app, &st->client,
-                                                                  credentials);
+    int err = rt_client_authenticate(rt->app, &st->client, credentials);
     if (err >= 0) {
         free(st);
         return rt_reply_error(conn, rq->request_id, (enum http_error)err,
