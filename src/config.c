@@ -99,6 +99,9 @@ static const setting_t settings[] = {
      FIELD(sse_ping_interval), 1, 3600, "seconds between event-stream pings"},
     {"event_ring", "--event-ring", "PARLEY_EVENT_RING", SET_UNSIGNED, FIELD(event_ring), 16,
      10000000, "recent events kept for clients that reconnect (resume)"},
+    {"view_cache_bytes", "--view-cache-bytes", "PARLEY_VIEW_CACHE_BYTES", SET_UNSIGNED,
+     FIELD(view_cache_bytes), 0, 1ull << 40,
+     "memory for rendered message views reused by history pages (0: off)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -135,6 +138,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->ws_frame_rate = 20;
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;
+    cfg->view_cache_bytes = 16u << 20;
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)

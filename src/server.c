@@ -37,6 +37,7 @@
 #include "http/gate.h"
 #include "http/router.h"
 #include "http/upload.h"
+#include "http/view_cache.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
@@ -151,6 +152,7 @@ int server_run(const parley_config_t *cfg)
     }
     app.login_limiter = auth_login_limiter_new(0);
     app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
+    app.views = view_cache_new(cfg->view_cache_bytes);
 
     router_t *router = router_new(http_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
@@ -214,7 +216,11 @@ int server_run(const parley_config_t *cfg)
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(instance.mhd_daemon, app.realtime);
     ulfius_stop_framework(&instance);
-    log_info("stopped");
+    view_cache_stats_t views;
+    view_cache_get_stats(app.views, &views);
+    log_info("stopped; message view cache: %llu hits, %llu misses, %zu views in %zu bytes",
+             (unsigned long long)views.hits, (unsigned long long)views.misses, views.entries,
+             views.bytes);
     rc = 0;
 
 out_instance:
@@ -228,6 +234,7 @@ out_router:
     blobs_close(app.blobs);
     auth_login_limiter_free(app.login_limiter);
     auth_rate_limiter_free(app.rate_limiter);
+    view_cache_free(app.views);
     auth_keys_wipe(&app.keys);
     datadir_unlock(lock_fd);
     return rc;

@@ -21,6 +21,7 @@ typedef struct parley_app {
     auth_login_limiter_t *login_limiter;
     auth_rate_limiter_t *rate_limiter;
     struct realtime *realtime; /* the event bus and its connections; NULL in tools */
+    struct view_cache *views;  /* rendered message views (src/http/view_cache.c); may be NULL */
 } parley_app_t;
 
 #endif

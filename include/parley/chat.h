@@ -100,6 +100,7 @@ typedef struct chat_message {
     bool is_deleted;
     int64_t created_at;             /* ms */
     int64_t updated_at;
+    uint32_t rev; /* in memory only: changes with each apply (see store_user_t) */
 } chat_message_t;
 
 void chat_channel_clear(chat_channel_t *c);

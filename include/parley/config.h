@@ -49,6 +49,7 @@ typedef struct parley_config {
     unsigned ws_frame_rate;      /* frames per second a WebSocket may send; 0: off */
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
+    size_t view_cache_bytes;     /* rendered message views kept; 0: none */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

@@ -27,6 +27,7 @@ typedef struct store_file {
     int64_t uploaded_at;            /* ms */
     bool is_avatar;                 /* a user's avatar: readable by every user */
     bool is_deleted;
+    uint32_t rev; /* in memory only: changes with each apply (see store_user_t) */
 } store_file_t;
 
 void store_file_clear(store_file_t *f);
@@ -39,6 +40,8 @@ void store_file_clear(store_file_t *f);
 int store_file_put(store_t *s, const store_file_t *f, uint64_t *lsn, uint64_t *refs_left);
 
 bool store_file_get(store_t *s, const char *id, store_file_t *out);
+/* The file's rev (0: no such file), without copying it. */
+uint32_t store_file_rev(store_t *s, const char *id);
 
 /* Live files of a channel (channel_id set) or every live upload of a user
  * (uploaded_by set), newest first; returns the total. */

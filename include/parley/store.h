@@ -63,6 +63,8 @@ typedef struct store_user {
     char mfa_secret[41];  /* TOTP secret (hex) while enabled, else "" */
     char mfa_pending[41]; /* secret of a setup not yet confirmed, else "" */
     int64_t mfa_last_step; /* last TOTP step accepted (no replay) */
+    uint32_t rev; /* in memory only: changes each time the user's record is
+                   * applied, so a cached view of it can tell it is stale */
 } store_user_t;
 
 typedef struct store_session {
@@ -146,6 +148,9 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
                       void *ctx, store_user_t *out, uint64_t *lsn);
 
 bool store_user_get(store_t *s, const char *id, store_user_t *out);
+/* The user's rev (0: no such user), without copying it: O(1), one shard
+ * read lock. */
+uint32_t store_user_rev(store_t *s, const char *id);
 /* By username or email, case-insensitively. */
 bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out);
 size_t store_user_count(store_t *s);

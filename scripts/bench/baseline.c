@@ -5,7 +5,11 @@
  * nothing else: no gate, no router, no authentication, no store. Parley's
  * read path (P2) is measured as a ratio of this.
  *
- *     bench_hello <port> <threads>
+ * GET /page answers the bytes of page-file (a copy of a history page Parley
+ * gave), copied into each answer as ulfius does: the floor of answering
+ * that many bytes with this stack, whatever the work behind them.
+ *
+ *     bench_hello <port> <threads> [page-file]
  *
  * Runs until SIGTERM or SIGINT.
  */
@@ -13,6 +17,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +33,40 @@ static int hello(const struct _u_request *req, struct _u_response *resp, void *d
     return U_CALLBACK_COMPLETE;
 }
 
+struct page {
+    char *bytes;
+    size_t len;
+};
+
+static int page(const struct _u_request *req, struct _u_response *resp, void *data)
+{
+    (void)req;
+    const struct page *p = data;
+    ulfius_set_binary_body_response(resp, 200, p->bytes, p->len);
+    u_map_put(resp->map_header, "Content-Type", "application/json; charset=utf-8");
+    return U_CALLBACK_COMPLETE;
+}
+
+static bool read_page(const char *path, struct page *p)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    p->bytes = malloc(1 << 20);
+    p->len = p->bytes ? fread(p->bytes, 1, 1 << 20, f) : 0;
+    fclose(f);
+    return p->len > 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s <port> <threads>\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s <port> <threads> [page-file]\n", argv[0]);
+        return 2;
+    }
+    struct page body = {0};
+    if (argc == 4 && !read_page(argv[3], &body)) {
+        fprintf(stderr, "cannot read %s\n", argv[3]);
         return 2;
     }
     unsigned port = (unsigned)atoi(argv[1]);
@@ -46,6 +81,8 @@ int main(int argc, char **argv)
     if (ulfius_init_instance(&instance, port, NULL, NULL) != U_OK)
         return 1;
     ulfius_add_endpoint_by_val(&instance, "GET", "/hello", NULL, 0, hello, NULL);
+    if (body.len)
+        ulfius_add_endpoint_by_val(&instance, "GET", "/page", NULL, 0, page, &body);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_OptionItem options[] = {
@@ -68,5 +105,6 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     ulfius_stop_framework(&instance);
     ulfius_clean_instance(&instance);
+    free(body.bytes);
     return 0;
 }

@@ -80,17 +80,27 @@ json_t *channel_json(store_t *s, const chat_channel_t *c)
     return o;
 }
 
-json_t *sender_json(store_t *s, const char *user_id)
+/* The sender object; *rev gets the user's rev (0: no such user). */
+static json_t *sender_view(store_t *s, const char *user_id, uint32_t *rev)
 {
     store_user_t u;
-    if (!store_user_get(s, user_id, &u))
+    if (!store_user_get(s, user_id, &u)) {
+        *rev = 0;
         return json_pack("{s:s, s:n, s:n, s:n}", "id", user_id, "username", "display_name",
                          "avatar_url");
+    }
+    *rev = u.rev;
     json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "id", u.id, "username", u.username,
                           "display_name", u.display_name ? u.display_name : u.username,
                           "avatar_url", u.avatar_url ? json_string(u.avatar_url) : json_null());
     store_user_clear(&u);
     return o;
+}
+
+json_t *sender_json(store_t *s, const char *user_id)
+{
+    uint32_t rev;
+    return sender_view(s, user_id, &rev);
 }
 
 static json_t *id_list(char (*ids)[STORE_ID_MAX], size_t n)
@@ -118,14 +128,39 @@ json_t *file_view_json(const struct store_file *f)
                      f->description ? json_string(f->description) : json_null());
 }
 
-/* The file objects of a message's attachments (deleted files left out). */
-static json_t *attachments_json(store_t *s, const chat_message_t *m)
+/*
+ * The stamp of a message view: the message's id and rev, its sender's rev
+ * and its files' revs, mixed. The store changes a rev at every apply, so
+ * any change to what the view shows changes the stamp. message_view()
+ * stamps from the very copies it renders; message_stamp_now() from the
+ * revs alone (no copies), for a cache lookup.
+ */
+static uint64_t message_key(const chat_message_t *m)
+{
+    return view_hash_text(0, m->id);
+}
+
+static uint64_t message_stamp_now(store_t *s, const chat_message_t *m)
+{
+    uint64_t st = view_hash_word(message_key(m), m->rev);
+    st = view_hash_word(st, store_user_rev(s, m->user_id));
+    for (size_t i = 0; i < m->n_attachments; i++)
+        st = view_hash_word(st, store_file_rev(s, m->attachments[i]));
+    return st;
+}
+
+/* The file objects of a message's attachments (deleted files left out),
+ * their revs mixed into *stamp. */
+static json_t *attachments_json(store_t *s, const chat_message_t *m, uint64_t *stamp)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < m->n_attachments; i++) {
         store_file_t f;
-        if (!store_file_get(s, m->attachments[i], &f))
+        if (!store_file_get(s, m->attachments[i], &f)) {
+            *stamp = view_hash_word(*stamp, 0);
             continue;
+        }
+        *stamp = view_hash_word(*stamp, f.rev);
         if (!f.is_deleted)
             json_array_append_new(a, file_view_json(&f));
         store_file_clear(&f);
@@ -133,7 +168,7 @@ static json_t *attachments_json(store_t *s, const chat_message_t *m)
     return a;
 }
 
-json_t *message_json(store_t *s, const chat_message_t *m)
+static json_t *message_view(store_t *s, const chat_message_t *m, uint64_t *stamp)
 {
     json_t *reactions = json_array();
     for (size_t i = 0; i < m->n_reactions; i++) {
@@ -143,15 +178,75 @@ json_t *message_json(store_t *s, const chat_message_t *m)
                                         (json_int_t)r->n_users, "users",
                                         id_list(r->users, r->n_users)));
     }
+    uint32_t sender_rev;
+    json_t *sender = sender_view(s, m->user_id, &sender_rev);
+    *stamp = view_hash_word(view_hash_word(message_key(m), m->rev), sender_rev);
+    json_t *attachments = attachments_json(s, m, stamp);
     return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o, s:o, "
                      "s:o}",
                      "id", m->id, "channel_id", m->channel_id, "user_id", m->user_id, "sender",
-                     sender_json(s, m->user_id), "content",
+                     sender, "content",
                      m->is_deleted || m->content == NULL ? json_null() : json_string(m->content),
                      "content_type", "text", "created_at", time_json(m->created_at),
                      "updated_at", time_json(m->updated_at), "is_edited", m->is_edited,
                      "is_deleted", m->is_deleted, "reply_to", str_or_null(m->reply_to),
                      "thread_id", str_or_null(m->thread_id), "mentions",
-                     id_list(m->mentions, m->n_mentions), "attachments", attachments_json(s, m),
+                     id_list(m->mentions, m->n_mentions), "attachments", attachments,
                      "reactions", reactions);
+}
+
+json_t *message_json(store_t *s, const chat_message_t *m)
+{
+    uint64_t stamp;
+    return message_view(s, m, &stamp);
+}
+
+bool message_view_append(parley_app_t *app, const chat_message_t *m, text_buf_t *out)
+{
+    /* rev 0: a message that is not a copy out of the store. */
+    bool cacheable = app->views != NULL && m->rev != 0;
+    uint64_t key = message_key(m);
+    if (cacheable && view_cache_append(app->views, key, message_stamp_now(app->store, m), out))
+        return true;
+    uint64_t stamp;
+    json_t *view = message_view(app->store, m, &stamp);
+    char *text = json_dumps(view, JSON_COMPACT);
+    json_decref(view);
+    if (text == NULL)
+        return false;
+    size_t len = strlen(text);
+    if (cacheable)
+        view_cache_put(app->views, key, stamp, text, len);
+    bool ok = text_buf_append(out, text, len);
+    free(text);
+    return ok;
+}
+
+void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
+                             json_t *rest)
+{
+    /* Splices texts jansson encoded: the views (cached or new) as the
+     * elements of "messages", then rest's members. */
+    text_buf_t page = {0};
+    char *tail = json_dumps(rest, JSON_COMPACT);
+    json_decref(rest);
+    bool ok = tail != NULL && text_buf_puts(&page, "{\"messages\":[");
+    for (size_t i = 0; ok && i < n; i++) {
+        if (i > 0)
+            text_buf_append(&page, ",", 1);
+        ok = message_view_append(ctx->app, &list[i], &page);
+    }
+    if (ok && strcmp(tail, "{}") != 0) {
+        text_buf_puts(&page, "],");
+        text_buf_puts(&page, tail + 1);
+    } else if (ok) {
+        text_buf_puts(&page, "]}");
+    }
+    free(tail);
+    if (!ok || page.failed) {
+        free(page.data);
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not encode the answer");
+        return;
+    }
+    http_reply_json_text(ctx, 200, page.data);
 }

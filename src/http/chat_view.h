@@ -5,9 +5,11 @@
 
 #include <jansson.h>
 
+#include "parley/app.h"
 #include "parley/chat.h"
 #include "parley/http.h"
 #include "principal.h"
+#include "view_cache.h"
 
 /* What the caller may do in one channel. */
 typedef struct channel_access {
@@ -45,6 +47,17 @@ json_t *channel_json(store_t *s, const chat_channel_t *c);
 
 /* The API's message object, with the sender's public profile. */
 json_t *message_json(store_t *s, const chat_message_t *m);
+
+/* Appends the JSON text of message_json(m) to out: from app->views when the
+ * cached text is current (same message rev, sender rev and file revs), else
+ * rendered and cached. m must be a copy out of the store (its rev set).
+ * false: the text could not be made (out may hold part of it). */
+bool message_view_append(parley_app_t *app, const chat_message_t *m, text_buf_t *out);
+
+/* Answers 200 with {"messages": [the views of list[0..n)], ...the members
+ * of rest} (rest consumed; an object). */
+void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
+                             json_t *rest);
 
 /* The API's file object {id, filename, size, content_type, sha256, url,
  * channel_id, uploaded_by, uploaded_at, description}. */

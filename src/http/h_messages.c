@@ -356,18 +356,14 @@ static void history(http_ctx_t *ctx, const char *channel_id)
                            "the cursor is not a message of this channel");
         goto out;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, message_json(app->store, &list[i]));
-    }
     /* Paging goes back in time by default (before), forward with after. */
     json_t *cursor = json_null();
     if (more && n > 0)
         cursor = json_string(after ? list[n - 1].id : list[0].id);
+    http_reply_message_page(ctx, list, n,
+                            json_pack("{s:b, s:o}", "has_more", more, "next_cursor", cursor));
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&list[i]);
-    http_reply_json(ctx, 200, json_pack("{s:o, s:b, s:o}", "messages", arr, "has_more", more,
-                                        "next_cursor", cursor));
 out:
     channel_access_clear(&a);
     principal_clear(&p);
@@ -602,14 +598,12 @@ static void get_thread(http_ctx_t *ctx)
         abort();
     size_t n;
     size_t total = chat_thread(app->store, root, 100, list, &n);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, message_json(app->store, &list[i]));
+    http_reply_message_page(ctx, list, n,
+                            json_pack("{s:s, s:I}", "thread_id", root, "total",
+                                      (json_int_t)total));
+    for (size_t i = 0; i < n; i++)
         chat_message_clear(&list[i]);
-    }
     free(list);
-    http_reply_json(ctx, 200, json_pack("{s:s, s:o, s:I}", "thread_id", root, "messages", arr,
-                                        "total", (json_int_t)total));
     chat_message_clear(&m);
 out_access:
     channel_access_clear(&a);

@@ -521,6 +521,7 @@ static void apply_message(store_t *s, chat_message_t *m)
     g->extra = extra;
     g->is_edited = m->is_edited;
     g->is_deleted = m->is_deleted;
+    g->rev++;
     if (seq >= t->next_seq)
         t->next_seq = seq + 1;
     pthread_rwlock_unlock(&t->msg_lock);
@@ -583,6 +584,7 @@ void chat__msg_export(const msg_t *g, chat_message_t *out)
     out->is_deleted = g->is_deleted;
     out->created_at = g->created_at;
     out->updated_at = g->updated_at;
+    out->rev = g->rev;
 }
 
 /* ---- channels ------------------------------------------------------------------------- */

@@ -94,6 +94,7 @@ typedef struct msg {
     char *content;           /* NULL once deleted */
     msg_extra_t *extra;      /* NULL when it has none */
     bool is_edited, is_deleted;
+    uint32_t rev;            /* +1 at each apply (in the padding: no extra bytes) */
 } msg_t;
 
 /* Messages in id order: a channel's history or a thread's replies. */

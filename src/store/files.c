@@ -181,6 +181,7 @@ static uint64_t apply_file(store_t *s, store_file_t *f)
     map_shard_t *sh = map_shard_of(&t->files, h);
     pthread_rwlock_wrlock(&sh->lock);
     store_file_t *old = map_put_locked(sh, h, nf->id, nf);
+    nf->rev = old ? old->rev + 1 : 1;
     bool was_live = old && !old->is_deleted;
     char old_sha[65] = "";
     if (old)
@@ -235,6 +236,13 @@ bool store_file_get(store_t *s, const char *id, store_file_t *out)
     }
     pthread_rwlock_unlock(&sh->lock);
     return f != NULL;
+}
+
+uint32_t store_file_rev(store_t *s, const char *id)
+{
+    uint32_t rev = 0;
+    map_get_field(&s->files->files, id, offsetof(store_file_t, rev), &rev, sizeof(rev));
+    return rev;
 }
 
 uint64_t store_blob_refs(store_t *s, const char *sha256)

@@ -140,16 +140,21 @@ void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key)
     return NULL;
 }
 
-bool map_get_copy(map_t *m, const char *key, void *out, size_t size)
+bool map_get_field(map_t *m, const char *key, size_t offset, void *out, size_t size)
 {
     uint64_t h = map_hash(key);
     map_shard_t *sh = map_shard_of(m, h);
     pthread_rwlock_rdlock(&sh->lock);
-    const void *v = map_find_locked(sh, h, key);
+    const char *v = map_find_locked(sh, h, key);
     if (v)
-        memcpy(out, v, size);
+        memcpy(out, v + offset, size);
     pthread_rwlock_unlock(&sh->lock);
     return v != NULL;
+}
+
+bool map_get_copy(map_t *m, const char *key, void *out, size_t size)
+{
+    return map_get_field(m, key, 0, out, size);
 }
 
 bool map_index_get(map_t *m, const char *key, char *id_out, size_t id_size)

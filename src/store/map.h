@@ -55,6 +55,8 @@ void *map_remove_locked(map_shard_t *sh, uint64_t hash, const char *key);
 /* Copies `size` bytes of key's value into out under the shard's read lock
  * (for values that are plain structs). False when absent. */
 bool map_get_copy(map_t *m, const char *key, void *out, size_t size);
+/* The same for `size` bytes at `offset` in the value (one field). */
+bool map_get_field(map_t *m, const char *key, size_t offset, void *out, size_t size);
 
 /* Index maps (key -> id string, the map owning its copies). */
 

@@ -120,6 +120,7 @@ static void apply_user(store_t *s, store_user_t *u)
     char old_name[STORE_USERNAME_MAX] = "", old_email[STORE_EMAIL_MAX] = "";
     pthread_rwlock_wrlock(&sh->lock);
     store_user_t *old = map_put_locked(sh, h, nu->id, nu);
+    nu->rev = old ? old->rev + 1 : 1;
     if (old) {
         store__lower(old->username, old_name, sizeof(old_name));
         store__lower(old->email, old_email, sizeof(old_email));
@@ -301,6 +302,13 @@ bool store_user_get(store_t *s, const char *id, store_user_t *out)
         store_user_copy(out, u);
     pthread_rwlock_unlock(&sh->lock);
     return u != NULL;
+}
+
+uint32_t store_user_rev(store_t *s, const char *id)
+{
+    uint32_t rev = 0;
+    map_get_field(&s->users, id, offsetof(store_user_t, rev), &rev, sizeof(rev));
+    return rev;
 }
 
 bool store_user_find(store_t *s, const char *name_or_email, store_user_t *out)

@@ -878,6 +878,7 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     post(s, ch, "usr_a", "third", ids[2]);
     chat_message_t before;
     ASSERT_TRUE(chat_message_get(s, ids[1], &before));
+    ASSERT_EQ(before.rev, 1);
 
     ASSERT_EQ(modify(s, ids[1], (msg_change_t){EDIT, "second, edited", NULL, NULL}), 0);
     ASSERT_EQ(modify(s, ids[1], (msg_change_t){REACT, NULL, "👍", "usr_a"}), 0);
@@ -902,6 +903,9 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_EQ(h[1].reactions[0].n_users, 1);
     ASSERT_STREQ(h[1].reactions[0].users[0], "usr_c");
     ASSERT_STREQ(h[1].reactions[1].emoji, "🎉");
+    /* Each change moved the in-memory rev on; untouched messages kept 1. */
+    ASSERT_EQ(h[1].rev, 6);
+    ASSERT_EQ(h[0].rev, 1);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&h[i]);
     chat_message_clear(&before);
@@ -917,6 +921,7 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_EQ(modify(s, ids[0], (msg_change_t){REFUSE, NULL, NULL, NULL}), 77);
     ASSERT_TRUE(chat_message_get(s, ids[0], &m));
     ASSERT_TRUE(!m.is_deleted);
+    ASSERT_EQ(m.rev, 1);
     chat_message_clear(&m);
     ASSERT_EQ(modify(s, "msg_0000000000099999", (msg_change_t){DELETE, NULL, NULL, NULL}),
               STORE_E_NOT_FOUND);

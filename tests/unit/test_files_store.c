@@ -54,6 +54,10 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_EQ(store_file_put(s, &c, &lsn, &refs), 0);
     ASSERT_EQ(store_wait(s, lsn), 0);
     ASSERT_EQ(store_blob_refs(s, a.sha256), 2);
+    /* The in-memory rev: +1 at each apply, 0 for no file. */
+    ASSERT_EQ(store_file_rev(s, a.id), 1);
+    ASSERT_EQ(store_file_rev(s, b.id), 2);
+    ASSERT_EQ(store_file_rev(s, "file_nothing"), 0);
 
     a.is_deleted = true;
     ASSERT_EQ(store_file_put(s, &a, &lsn, &refs), 0);

@@ -391,12 +391,17 @@ TEST(store_user_modify_loses_no_update)
     }
     ASSERT_TRUE(store_user_get(s, id, &u));
     ASSERT_EQ(strlen(u.bio), THREADS * 50);
+    /* The in-memory rev: 1 at creation, +1 a change (views cached by it). */
+    ASSERT_EQ(u.rev, 1 + THREADS * 50);
+    ASSERT_EQ(store_user_rev(s, id), u.rev);
+    ASSERT_EQ(store_user_rev(s, "usr_nobody"), 0);
     store_user_clear(&u);
 
     uint64_t lsn;
     ASSERT_EQ(store_user_modify(s, id, refuse, NULL, NULL, &lsn), 7);
     ASSERT_TRUE(store_user_get(s, id, &u));
     ASSERT_TRUE(!u.is_admin);
+    ASSERT_EQ(u.rev, 1 + THREADS * 50); /* a refused change is no change */
     store_user_clear(&u);
     ASSERT_EQ(store_user_modify(s, "usr_missing", append_x, NULL, NULL, &lsn), STORE_E_NOT_FOUND);
     ASSERT_EQ(store_close(s), 0);
