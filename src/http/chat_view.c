@@ -140,10 +140,32 @@ static uint64_t message_key(const chat_message_t *m)
     return view_hash_text(0, m->id);
 }
 
-static uint64_t message_stamp_now(store_t *s, const chat_message_t *m)
+/* The senders' revs already looked up for one page (pages have few). */
+#define SENDER_MEMO 8
+
+typedef struct sender_memo {
+    const char *user_id[SENDER_MEMO];
+    uint32_t rev[SENDER_MEMO];
+    size_t n;
+} sender_memo_t;
+
+static uint32_t sender_rev(store_t *s, sender_memo_t *memo, const char *user_id)
+{
+    for (size_t i = 0; i < memo->n; i++)
+        if (strcmp(memo->user_id[i], user_id) == 0)
+            return memo->rev[i];
+    uint32_t rev = store_user_rev(s, user_id);
+    if (memo->n < SENDER_MEMO) {
+        memo->user_id[memo->n] = user_id;
+        memo->rev[memo->n++] = rev;
+    }
+    return rev;
+}
+
+static uint64_t message_stamp_now(store_t *s, sender_memo_t *memo, const chat_message_t *m)
 {
     uint64_t st = view_hash_word(message_key(m), m->rev);
-    st = view_hash_word(st, store_user_rev(s, m->user_id));
+    st = view_hash_word(st, sender_rev(s, memo, m->user_id));
     for (size_t i = 0; i < m->n_attachments; i++)
         st = view_hash_word(st, store_file_rev(s, m->attachments[i]));
     return st;
@@ -201,12 +223,18 @@ json_t *message_json(store_t *s, const chat_message_t *m)
     return message_view(s, m, &stamp);
 }
 
-bool message_view_append(parley_app_t *app, const chat_message_t *m, text_buf_t *out)
+/* Appends the JSON text of message_json(m) to out: from app->views when the
+ * cached text is current, else rendered and cached. false: the text could
+ * not be made (out may hold part of it). The memo's revs were read before m
+ * was rendered, as the stamp requires (see above). */
+static bool message_view_append(parley_app_t *app, sender_memo_t *memo, const chat_message_t *m,
+                                text_buf_t *out)
 {
     /* rev 0: a message that is not a copy out of the store. */
     bool cacheable = app->views != NULL && m->rev != 0;
     uint64_t key = message_key(m);
-    if (cacheable && view_cache_append(app->views, key, message_stamp_now(app->store, m), out))
+    if (cacheable &&
+        view_cache_append(app->views, key, message_stamp_now(app->store, memo, m), out))
         return true;
     uint64_t stamp;
     json_t *view = message_view(app->store, m, &stamp);
@@ -228,13 +256,16 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
     /* Splices texts jansson encoded: the views (cached or new) as the
      * elements of "messages", then rest's members. */
     text_buf_t page = {0};
+    sender_memo_t memo = {.n = 0};
     char *tail = json_dumps(rest, JSON_COMPACT);
     json_decref(rest);
-    bool ok = tail != NULL && text_buf_puts(&page, "{\"messages\":[");
+    /* Sized for typical views (~550 bytes) so the page is rarely copied. */
+    bool ok = tail != NULL && text_buf_reserve(&page, 1024 + n * 768) &&
+              text_buf_puts(&page, "{\"messages\":[");
     for (size_t i = 0; ok && i < n; i++) {
         if (i > 0)
             text_buf_append(&page, ",", 1);
-        ok = message_view_append(ctx->app, &list[i], &page);
+        ok = message_view_append(ctx->app, &memo, &list[i], &page);
     }
     if (ok && strcmp(tail, "{}") != 0) {
         text_buf_puts(&page, "],");

@@ -48,14 +48,10 @@ json_t *channel_json(store_t *s, const chat_channel_t *c);
 /* The API's message object, with the sender's public profile. */
 json_t *message_json(store_t *s, const chat_message_t *m);
 
-/* Appends the JSON text of message_json(m) to out: from app->views when the
- * cached text is current (same message rev, sender rev and file revs), else
- * rendered and cached. m must be a copy out of the store (its rev set).
- * false: the text could not be made (out may hold part of it). */
-bool message_view_append(parley_app_t *app, const chat_message_t *m, text_buf_t *out);
-
 /* Answers 200 with {"messages": [the views of list[0..n)], ...the members
- * of rest} (rest consumed; an object). */
+ * of rest} (rest consumed; an object). The views come from app->views when
+ * the cached text is current (same message, sender and file revs), else are
+ * rendered and cached; list must be copies out of the store (revs set). */
 void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
                              json_t *rest);
 

@@ -46,22 +46,29 @@ struct view_cache {
     pthread_mutex_t stripe[STRIPES];
 };
 
-bool text_buf_append(text_buf_t *b, const char *s, size_t n)
+bool text_buf_reserve(text_buf_t *b, size_t total)
 {
     if (b->failed)
         return false;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (p == NULL) {
-            b->failed = true;
-            return false;
-        }
-        b->data = p;
-        b->cap = cap;
+    if (total + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < total + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = true;
+        return false;
     }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+bool text_buf_append(text_buf_t *b, const char *s, size_t n)
+{
+    if (!text_buf_reserve(b, b->len + n))
+        return false;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';

@@ -15,6 +15,8 @@ typedef struct text_buf {
     bool failed;
 } text_buf_t;
 
+/* Makes room for `total` bytes of text in all (plus the NUL). */
+bool text_buf_reserve(text_buf_t *b, size_t total);
 bool text_buf_append(text_buf_t *b, const char *s, size_t n);
 bool text_buf_puts(text_buf_t *b, const char *s);
 

@@ -563,7 +563,7 @@ void chat__msg_export(const msg_t *g, chat_message_t *out)
     memset(out, 0, sizeof(*out));
     chat__msg_id(g->seq, out->id);
     memcpy(out->channel_id, g->list->id, sizeof(out->channel_id));
-    snprintf(out->user_id, sizeof(out->user_id), "%s", g->user);
+    memcpy(out->user_id, g->user, strlen(g->user) + 1); /* interned from a user_id[] */
     out->content = dup_or_null(g->content);
     if (g->reply_seq)
         chat__msg_id(g->reply_seq, out->reply_to);

@@ -57,7 +57,14 @@ uint64_t chat__msg_seq(const char *id)
 
 void chat__msg_id(uint64_t seq, char out[STORE_ID_MAX])
 {
-    snprintf(out, STORE_ID_MAX, "msg_%016llu", (unsigned long long)seq);
+    /* By hand, not snprintf: every message read out of the store (a history
+     * page is 50) formats its id, and snprintf was a tenth of a page's CPU. */
+    memcpy(out, "msg_", 4);
+    for (int i = 19; i >= 4; i--) {
+        out[i] = (char)('0' + seq % 10);
+        seq /= 10;
+    }
+    out[20] = '\0';
 }
 
 /* ---- validity --------------------------------------------------------------- */

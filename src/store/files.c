@@ -12,6 +12,7 @@
  * dropped its last reference is durable (h_files.c).
  */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 

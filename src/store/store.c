@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2021,3 +2021,20 @@ TEST(chat_memory_per_message)
     rmrf(dir);
 #endif
 }
+
+TEST(chat_message_ids_are_msg_and_sixteen_digits_both_ways)
+{
+    char id[STORE_ID_MAX];
+    const uint64_t seqs[] = {1, 42, 1234567890123456ull, CHAT_SEQ_MAX};
+    const char *const want[] = {"msg_0000000000000001", "msg_0000000000000042",
+                                "msg_1234567890123456", "msg_9999999999999999"};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        chat__msg_id(seqs[i], id);
+        ASSERT_STREQ(id, want[i]);
+        ASSERT_EQ(chat__msg_seq(id), seqs[i]);
+    }
+    ASSERT_EQ(chat__msg_seq("msg_000000000000001"), 0);   /* 15 digits */
+    ASSERT_EQ(chat__msg_seq("msg_00000000000000011"), 0); /* 17 digits */
+    ASSERT_EQ(chat__msg_seq("msg_000000000000000x"), 0);
+    ASSERT_EQ(chat__msg_seq("ch_0000000000000001"), 0);
+}
