@@ -208,6 +208,7 @@ typedef struct wal_inspect_record {
     uint64_t lsn;         /* 0 for snapshot records */
     uint8_t type;
     uint32_t raw_len;     /* the record's length */
+    const void *data;     /* its raw_len bytes (valid during the call) */
     uint32_t frame_stored; /* the whole frame's stored (compressed) length */
     uint32_t frame_raw;    /* the whole frame's raw length */
     bool checksum_ok;

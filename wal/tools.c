@@ -20,7 +20,6 @@ typedef struct inspect_ctx {
 static int on_record(void *ctx, uint64_t frame_offset, const walf_frame_t *f, uint64_t lsn,
                      uint8_t type, const uint8_t *data, uint32_t len)
 {
-    (void)data;
     inspect_ctx_t *ic = ctx;
     wal_inspect_record_t rec = {
         .file = ic->file,
@@ -28,6 +27,7 @@ static int on_record(void *ctx, uint64_t frame_offset, const walf_frame_t *f, ui
         .lsn = lsn,
         .type = type,
         .raw_len = len,
+        .data = data,
         .frame_stored = f->stored_len,
         .frame_raw = f->raw_len,
         .checksum_ok = true,

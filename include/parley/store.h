@@ -122,6 +122,11 @@ int store_snapshot(store_t *s);
 /* Applies one record (live or from the log); used by recovery and tests. */
 int store_apply(store_t *s, uint8_t type, const void *data, size_t len);
 
+/* A record as JSON text (malloc'd): the JSON records as they are, binary
+ * message records rendered in the JSON layout earlier versions wrote. NULL
+ * when the record does not decode. For `parley wal inspect`. */
+char *store_record_json(uint8_t type, const void *data, size_t len);
+
 /* ---- users ---- */
 
 /*

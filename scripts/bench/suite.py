@@ -257,7 +257,7 @@ def run_all(a, work):
     # P6: the log on disk against the raw JSON of its records.
     out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect", s.data_dir],
                          capture_output=True, text=True, timeout=600).stdout
-    raw = sum(int(x) for x in re.findall(r" len=(\d+) ", out))
+    raw = sum(int(x) for x in re.findall(r" json=(\d+) ", out))
     wal_dir = os.path.join(s.data_dir, "wal")
     disk = sum(os.path.getsize(os.path.join(wal_dir, f)) for f in os.listdir(wal_dir))
     row("P6 log bytes on disk / raw JSON of the records", "%.3f (%d / %d bytes)"

@@ -30,38 +30,12 @@
 #include "parley/clock.h"
 #include "parley/files.h"
 #include "parley/log.h"
+#include "parley/utf8.h"
 #include "principal.h"
 #include "routes.h"
 #include "upload.h"
 
 static pthread_mutex_t blob_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most
- * U+10FFFF), or 0 when there is none. */
-static size_t utf8_sequence(const unsigned char *p)
-{
-    unsigned cp, min;
-    size_t n;
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xE0) == 0xC0) {
-        n = 2, cp = p[0] & 0x1Fu, min = 0x80;
-    } else if ((p[0] & 0xF0) == 0xE0) {
-        n = 3, cp = p[0] & 0x0Fu, min = 0x800;
-    } else if ((p[0] & 0xF8) == 0xF0) {
-        n = 4, cp = p[0] & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) /* the NUL that ends the string, too */
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
 
 /* The last path component of a client's filename: 1 to size - 1 bytes of
  * valid UTF-8 without control characters (C0, DEL, C1), neither "." nor
@@ -76,8 +50,9 @@ static bool safe_filename(const char *raw, char *out, size_t size)
     size_t len = strlen(base);
     if (len == 0 || len >= size)
         return false;
+    const unsigned char *end = (const unsigned char *)base + len;
     for (const unsigned char *p = (const unsigned char *)base; *p;) {
-        size_t n = utf8_sequence(p);
+        size_t n = utf8_sequence(p, (size_t)(end - p));
         if (n == 0 || *p < 0x20 || *p == 0x7f || (p[0] == 0xC2 && p[1] < 0xA0))
             return false;
         p += n;

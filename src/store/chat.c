@@ -249,6 +249,9 @@ struct chat_tables *chat__new(void)
     pthread_rwlock_init(&t->msg_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     t->next_seq = 1;
+    t->indexed_upto = 0; /* recovery does not index; chat__index_build_start does */
+    pthread_mutex_init(&t->index_mu, NULL);
+    pthread_cond_init(&t->index_cv, NULL);
     return t;
 }
 
@@ -277,6 +280,7 @@ void chat__free(struct chat_tables *t)
 {
     if (t == NULL)
         return;
+    chat__index_build_stop(t);
     chat__clear(t);
     map_deinit(&t->channels);
     map_deinit(&t->channel_by_name);
@@ -284,6 +288,8 @@ void chat__free(struct chat_tables *t)
     map_deinit(&t->memberships);
     pthread_rwlock_destroy(&t->idx_lock);
     pthread_rwlock_destroy(&t->msg_lock);
+    pthread_mutex_destroy(&t->index_mu);
+    pthread_cond_destroy(&t->index_cv);
     free(t);
 }
 
@@ -510,7 +516,8 @@ static void apply_message(store_t *s, chat_message_t *m)
         idem_key(user, extra->idem, key);
         chat__smap_put(&t->idem, key, g);
     }
-    chat__index_update(t, seq, old_content, content);
+    if (seq <= t->indexed_upto)
+        chat__index_update(t, seq, old_content, content);
     g->reply_seq = chat__msg_seq(m->reply_to);
     g->thread_seq = thread;
     g->created_at = m->created_at;
@@ -556,6 +563,16 @@ int chat__apply(store_t *s, uint8_t type, const void *data, size_t len)
     default:
         return STORE_E_CORRUPT;
     }
+}
+
+char *chat__message_record_json(const void *data, size_t len)
+{
+    chat_message_t m;
+    if (chat__message_decode(data, len, &m) != 0)
+        return NULL;
+    char *text = chat__message_json(&m);
+    chat_message_clear(&m);
+    return text;
 }
 
 void chat__msg_export(const msg_t *g, chat_message_t *out)
@@ -977,10 +994,11 @@ size_t chat_member_count(store_t *s, const char *channel_id)
 /* Logs and applies one message. REQUIRES: write_mu held. */
 static int put_message(store_t *s, const chat_message_t *m, uint64_t *lsn)
 {
-    char *text = chat__message_encode(m);
-    if (text == NULL)
+    size_t len;
+    char *rec = chat__message_encode(m, &len);
+    if (rec == NULL)
         return STORE_E_INVALID;
-    int rc = store__append(s, STORE_REC_MESSAGE, text, lsn);
+    int rc = store__append_bytes(s, STORE_REC_MESSAGE, rec, len, lsn);
     if (rc == 0) {
         chat_message_t copy;
         chat_message_copy(&copy, m);
@@ -1297,6 +1315,7 @@ static int snap_messages(struct chat_tables *t, wal_snapshot_t *snap)
 
     cursor_t *heap = chat__xmalloc((n_lists ? n_lists : 1) * sizeof(*heap));
     char **texts = chat__xmalloc(SNAP_BATCH * sizeof(*texts));
+    size_t *lens = chat__xmalloc(SNAP_BATCH * sizeof(*lens));
     uint64_t next = 1; /* the first seq not yet written */
     int rc = 0;
     while (rc == 0) {
@@ -1314,7 +1333,8 @@ static int snap_messages(struct chat_tables *t, wal_snapshot_t *snap)
             cursor_t *c = &heap[0];
             chat_message_t m;
             chat__msg_export(c->v->v[c->at], &m);
-            texts[k++] = chat__message_encode(&m);
+            texts[k] = chat__message_encode(&m, &lens[k]);
+            k++;
             chat_message_clear(&m);
             next = c->seq + 1;
             if (++c->at < c->v->n)
@@ -1326,8 +1346,7 @@ static int snap_messages(struct chat_tables *t, wal_snapshot_t *snap)
         pthread_rwlock_unlock(&t->msg_lock);
         for (size_t i = 0; i < k; i++) {
             if (rc == 0)
-                rc = texts[i] ? wal_snapshot_add(snap, STORE_REC_MESSAGE, texts[i],
-                                                 strlen(texts[i]))
+                rc = texts[i] ? wal_snapshot_add(snap, STORE_REC_MESSAGE, texts[i], lens[i])
                               : STORE_E_CORRUPT;
             free(texts[i]);
         }
@@ -1335,6 +1354,7 @@ static int snap_messages(struct chat_tables *t, wal_snapshot_t *snap)
             break;
     }
     free(texts);
+    free(lens);
     free(heap);
     free(lists);
     return rc;

@@ -2,6 +2,8 @@
  * Records of the chat tables: a channel, a membership or a message, each as
  * its whole state in one JSON object with the schema version "v" (the
  * payload of log records and snapshot records alike), following codec.c.
+ * Messages are written in binary since (message_record.c); their JSON
+ * decoder stays for the records of earlier data directories.
  *
  * DESIGN
  * - Every field of the struct is written; arrays for mentions, attachments
@@ -224,7 +226,7 @@ char *chat__membership_encode(const chat_membership_t *m)
     return close_record(o, ok);
 }
 
-char *chat__message_encode(const chat_message_t *m)
+char *chat__message_json(const chat_message_t *m)
 {
     json_t *o = new_record();
     bool ok = set_str(o, "id", m->id) && set_str(o, "channel_id", m->channel_id) &&
@@ -417,6 +419,9 @@ int chat__membership_decode(const void *data, size_t len, chat_membership_t *m)
 
 int chat__message_decode(const void *data, size_t len, chat_message_t *m)
 {
+    if (len > 0 && ((const unsigned char *)data)[0] == CHAT_MSG_RECORD_BINARY)
+        return chat__message_decode_binary(data, len, m);
+    /* A JSON record: written before message records were binary. */
     memset(m, 0, sizeof(*m));
     json_t *o = codec_open_record(data, len);
     if (o == NULL)

@@ -138,6 +138,16 @@ struct chat_tables {
     smap_t users;              /* interned user ids (values unused) */
     smap_t words;              /* word -> posting (search.c) */
     uint64_t next_seq;         /* max seq applied + 1 */
+    /* Messages with seq <= indexed_upto are in the word index; apply indexes
+     * only those. 0 during recovery, UINT64_MAX once the index is built
+     * (search.c, "Building"). */
+    uint64_t indexed_upto;
+
+    /* The index builder (search.c): not under msg_lock. */
+    pthread_mutex_t index_mu;
+    pthread_cond_t index_cv;
+    bool index_ready, index_stop, index_thread_started;
+    pthread_t index_thread;
 };
 
 /* Position of the first message with seq >= `seq` in v. */
@@ -165,12 +175,21 @@ bool chat__message_valid(chat_message_t *m);
 /* Encoders: malloc'd JSON text, or NULL when a string is not valid UTF-8. */
 char *chat__channel_encode(const chat_channel_t *c);
 char *chat__membership_encode(const chat_membership_t *m);
-char *chat__message_encode(const chat_message_t *m);
+
+/* Message records are binary (message_record.c), told apart from the JSON
+ * ones of earlier versions by their first byte (JSON starts with '{'). */
+#define CHAT_MSG_RECORD_BINARY 0x02
+/* Malloc'd bytes and *len, or NULL when a string is not valid UTF-8. */
+char *chat__message_encode(const chat_message_t *m, size_t *len);
+int chat__message_decode_binary(const void *data, size_t len, chat_message_t *m);
+/* The message as the JSON record earlier versions wrote (for tools). */
+char *chat__message_json(const chat_message_t *m);
 
 /* Decoders: 0 (the struct filled; caller clears) or STORE_E_CORRUPT (the
  * struct zeroed, nothing to free). */
 int chat__channel_decode(const void *data, size_t len, chat_channel_t *c);
 int chat__membership_decode(const void *data, size_t len, chat_membership_t *m);
+/* Either kind of message record: binary or JSON. */
 int chat__message_decode(const void *data, size_t len, chat_message_t *m);
 
 /* ---- the word index (search.c) ------------------------------------------------- */
@@ -181,6 +200,10 @@ void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_tex
                         const char *new_text);
 /* Frees the whole index. REQUIRES: msg_lock held for writing. */
 void chat__index_free(struct chat_tables *t);
+/* Stops the index builder (before the tables are freed). */
+void chat__index_build_stop(struct chat_tables *t);
+/* Blocks until the index covers every message. */
+void chat__index_wait(struct chat_tables *t);
 /* Bytes held by the index (for tests and benchmarks). REQUIRES: msg_lock. */
 size_t chat__index_bytes(struct chat_tables *t);
 

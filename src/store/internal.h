@@ -40,6 +40,8 @@ struct store {
 /* Appends a record (text is freed). REQUIRES: write_mu held. 0 or
  * STORE_E_UNAVAILABLE. */
 int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);
+/* The same for len bytes of a binary record (data is freed). */
+int store__append_bytes(store_t *s, uint8_t type, void *data, size_t len, uint64_t *lsn);
 
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
@@ -51,6 +53,11 @@ void chat__free(struct chat_tables *t);
 void chat__clear(struct chat_tables *t);
 /* Applies a record of a chat type; STORE_E_CORRUPT for anything else. */
 int chat__apply(store_t *s, uint8_t type, const void *data, size_t len);
+/* Indexes every message applied so far for search, in a thread of its own
+ * (recovery does not index); searches wait until it is done (search.c). */
+void chat__index_build_start(struct chat_tables *t);
+/* A message record (binary or JSON) as JSON text, or NULL (store_record_json). */
+char *chat__message_record_json(const void *data, size_t len);
 /* Adds every chat entity to a snapshot. */
 int chat__snapshot(store_t *s, wal_snapshot_t *snap);
 /* Counts for the admin view. */

@@ -30,6 +30,20 @@
  * plus 1 / (1 + age in days). Then filters (channel, sender, time, not
  * deleted), a sort (score desc, id desc) and the top `limit` copied out.
  *
+ * Building. Replay does not index: tokenizing was two thirds of replaying
+ * a message, and a restart should not wait for search. Recovery leaves
+ * indexed_upto at 0, so apply skips the index, then
+ * chat__index_build_start() indexes every message in a thread: it collects
+ * the seqs of the messages applied so far (read lock), sorts them (so
+ * posting lists grow by appends), and indexes them 256 per write lock,
+ * moving indexed_upto along; apply keeps indexing the messages at or below
+ * it (an edit of a message already indexed), and the builder indexes the
+ * rest as they are when it reaches them. New posts have larger seqs, so it
+ * loops until none is left, then sets indexed_upto to UINT64_MAX under the
+ * write lock: from then on apply indexes everything, as before. A search
+ * waits for that (chat__index_wait); measured for 1,000,000 messages in
+ * docs/benchmarks.md.
+ *
  * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
  * changed by apply (write lock, through chat__index_update) and read by
  * chat_search (read lock). chat_search calls the caller's can_read with no
@@ -46,6 +60,7 @@
 
 #include "chat_internal.h"
 #include "parley/clock.h"
+#include "parley/log.h"
 
 #define WORD_MAX 64       /* bytes of a word the index keeps */
 #define QUERY_WORDS_MAX 32
@@ -499,6 +514,113 @@ void chat__index_free(struct chat_tables *t)
     chat__smap_free(&t->words, free_posting);
 }
 
+/* ---- building -------------------------------------------------------------------- */
+
+#define BUILD_BATCH 256
+
+static int by_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The seqs of the messages not yet indexed, sorted. REQUIRES: msg_lock. */
+static uint64_t *unindexed(struct chat_tables *t, size_t *n_out)
+{
+    uint64_t *v = chat__xmalloc((t->msgs.n ? t->msgs.n : 1) * sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < t->msgs.cap; i++) {
+        const msg_t *g = t->msgs.slots[i];
+        if (g && g->seq > t->indexed_upto)
+            v[n++] = g->seq;
+    }
+    qsort(v, n, sizeof(*v), by_u64);
+    *n_out = n;
+    return v;
+}
+
+static bool stopping(struct chat_tables *t)
+{
+    pthread_mutex_lock(&t->index_mu);
+    bool stop = t->index_stop;
+    pthread_mutex_unlock(&t->index_mu);
+    return stop;
+}
+
+static void *build_main(void *arg)
+{
+    struct chat_tables *t = arg;
+    int64_t started = clock_mono_ns();
+    size_t total = 0;
+    bool done = false;
+    while (!done && !stopping(t)) {
+        pthread_rwlock_rdlock(&t->msg_lock);
+        size_t n;
+        uint64_t *seqs = unindexed(t, &n);
+        pthread_rwlock_unlock(&t->msg_lock);
+        for (size_t i = 0; i < n || n == 0;) {
+            pthread_rwlock_wrlock(&t->msg_lock);
+            for (size_t end = i + BUILD_BATCH; i < n && i < end; i++) {
+                const msg_t *g = chat__ptab_get(&t->msgs, seqs[i]);
+                if (g == NULL) /* never: messages are removed only by chat__clear */
+                    continue;
+                chat__index_update(t, g->seq, NULL, g->content);
+                t->indexed_upto = g->seq;
+            }
+            if (i == n) {
+                /* Done when nothing was posted meanwhile (larger seqs). */
+                done = t->next_seq - 1 <= t->indexed_upto || t->msgs.n == 0;
+                if (done)
+                    t->indexed_upto = UINT64_MAX;
+            }
+            pthread_rwlock_unlock(&t->msg_lock);
+            if (i == n || stopping(t))
+                break;
+        }
+        total += n;
+        free(seqs);
+    }
+    if (done) {
+        pthread_mutex_lock(&t->index_mu);
+        t->index_ready = true;
+        pthread_cond_broadcast(&t->index_cv);
+        pthread_mutex_unlock(&t->index_mu);
+        if (total)
+            log_info("search index built in %.1f ms (%zu messages)",
+                     (double)(clock_mono_ns() - started) / 1e6, total);
+    }
+    return NULL;
+}
+
+void chat__index_build_start(struct chat_tables *t)
+{
+    if (pthread_create(&t->index_thread, NULL, build_main, t) == 0) {
+        t->index_thread_started = true;
+        return;
+    }
+    build_main(t); /* no thread: build here, before the store opens */
+}
+
+void chat__index_build_stop(struct chat_tables *t)
+{
+    if (!t->index_thread_started)
+        return;
+    pthread_mutex_lock(&t->index_mu);
+    t->index_stop = true;
+    pthread_cond_broadcast(&t->index_cv);
+    pthread_mutex_unlock(&t->index_mu);
+    pthread_join(t->index_thread, NULL);
+    t->index_thread_started = false;
+}
+
+void chat__index_wait(struct chat_tables *t)
+{
+    pthread_mutex_lock(&t->index_mu);
+    while (!t->index_ready && !t->index_stop)
+        pthread_cond_wait(&t->index_cv, &t->index_mu);
+    pthread_mutex_unlock(&t->index_mu);
+}
+
 size_t chat__index_bytes(struct chat_tables *t)
 {
     size_t bytes = t->words.cap * sizeof(smap_slot_t);
@@ -726,6 +848,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
     size_t nch = 0;
     if (qw->n == 0 || (q->channel_id && q->can_read && !q->can_read(q->ctx, q->channel_id)))
         goto out;
+    chat__index_wait(t);
 
     pthread_rwlock_rdlock(&t->msg_lock);
     c = match(t, q, qw, clock_wall_ms(), &n);

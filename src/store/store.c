@@ -160,6 +160,20 @@ static void apply_api_key(store_t *s, const store_api_key_t *k)
     map_index_set(&s->api_key_by_hash, k->hash, k->id);
 }
 
+char *store_record_json(uint8_t type, const void *data, size_t len)
+{
+    if (type == STORE_REC_MESSAGE)
+        return chat__message_record_json(data, len);
+    if (len == 0 || ((const char *)data)[0] != '{')
+        return NULL;
+    char *text = malloc(len + 1);
+    if (text == NULL)
+        return NULL;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    return text;
+}
+
 int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
 {
     switch (type) {
@@ -193,8 +207,14 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
 
 int store__append(store_t *s, uint8_t type, char *text /* freed */, uint64_t *lsn)
 {
-    int rc = wal_append(s->wal, type, text, strlen(text), lsn);
-    free(text);
+    return store__append_bytes(s, type, text, strlen(text), lsn);
+}
+
+int store__append_bytes(store_t *s, uint8_t type, void *data /* freed */, size_t len,
+                        uint64_t *lsn)
+{
+    int rc = wal_append(s->wal, type, data, len, lsn);
+    free(data);
     if (rc != 0) {
         log_error("store: the log refused a record: %s", wal_strerror(rc));
         return STORE_E_UNAVAILABLE;
@@ -688,6 +708,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
              map_count(&s->users));
     atomic_store(&s->snapshot_lsn, rep.snapshot_lsn);
     s->last_snapshot_ns = clock_mono_ns();
+    chat__index_build_start(s->chat);
     if (pthread_create(&s->snap_thread, NULL, snapshot_main, s) == 0)
         s->snap_thread_started = true;
     *out = s;

@@ -15,10 +15,12 @@
  *            was dropped.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "parley/datadir.h"
+#include "parley/store.h"
 #include "parley/tools.h"
 #include "wal.h"
 
@@ -40,9 +42,13 @@ static void print_record(void *ctx, const wal_inspect_record_t *r)
         return;
     }
     (*count)++;
-    printf("%s @%llu lsn=%llu type=%u len=%u frame_stored=%u frame_raw=%u checksum=ok\n",
+    /* json: the record's length as JSON (message records are binary). */
+    char *json = store_record_json(r->type, r->data, r->raw_len);
+    printf("%s @%llu lsn=%llu type=%u len=%u json=%zu frame_stored=%u frame_raw=%u "
+           "checksum=ok\n",
            r->file, (unsigned long long)r->offset, (unsigned long long)r->lsn, r->type,
-           r->raw_len, r->frame_stored, r->frame_raw);
+           r->raw_len, json ? strlen(json) : (size_t)0, r->frame_stored, r->frame_raw);
+    free(json);
 }
 
 static void usage(void)

@@ -156,3 +156,35 @@ def test_the_spec_reader_reads_what_the_c_writer_wrote(tmp_path):
     # parley's own check agrees.
     r = run("check", str(tmp_path / "d"))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_inspect_gives_the_json_length_of_binary_message_records(start_server):
+    """Message records are binary; inspect renders each as the JSON record of
+    earlier versions (json=), which make bench's P6 measures against."""
+    import re
+
+    import requests
+
+    s = start_server(args=["--rate-limit", "0"])
+    r = requests.post(s.url("/api/v1/auth/register"), timeout=30,
+                      json={"username": "walter", "password": "correct horse battery",
+                            "email": "walter@example.com"})
+    h = {"Authorization": "Bearer " + r.json()["access_token"]}
+    ch = requests.post(s.url("/api/v1/channels"), json={"name": "wal-json"}, headers=h,
+                       timeout=30).json()["id"]
+    content = "hello \u00e9 \"quoted\" " + "x" * 50
+    m = requests.post(s.url("/api/v1/channels/%s/messages" % ch), json={"content": content},
+                      headers=h, timeout=30)
+    assert m.status_code == 201, m.text
+    assert s.stop() == 0
+    out = run("inspect", s.data_dir).stdout
+    # The log's record and the final snapshot's, alike.
+    msgs = [l for l in out.splitlines() if " type=12 " in l]
+    assert [l.split()[0].split("/")[0] for l in msgs] == ["snapshots", "wal"]
+    for line in msgs:
+        size, json_size = map(int, re.search(r" len=(\d+) json=(\d+) ", line).groups())
+        # The binary record holds the content's bytes once; its JSON form is
+        # longer by the keys, the quoting and the escapes.
+        assert len(content.encode()) < size < json_size
+    users = [l for l in out.splitlines() if " type=1 " in l]
+    assert users and all(re.search(r" len=(\d+) json=\1 ", l) for l in users)

@@ -1455,15 +1455,25 @@ TEST(chat_records_round_trip_through_the_codec)
     m.created_at = 1767960000000;
     m.updated_at = 1767960000001;
     ASSERT_TRUE(chat__message_valid(&m));
-    char *text = chat__message_encode(&m);
+    size_t len;
+    char *text = chat__message_encode(&m, &len);
+    ASSERT_EQ((unsigned char)text[0], CHAT_MSG_RECORD_BINARY);
     chat_message_t d;
-    ASSERT_EQ(chat__message_decode(text, strlen(text), &d), 0);
+    ASSERT_EQ(chat__message_decode(text, len, &d), 0);
     sbuf_t a = {0}, b = {0};
     dump_message(&a, &m);
     dump_message(&b, &d);
     ASSERT_STREQ(b.p, a.p);
     free(a.p);
     free(b.p);
+    /* Every cut of the record, and a byte more, is refused whole. */
+    for (size_t cut = 0; cut < len; cut++)
+        ASSERT_EQ(chat__message_decode(text, cut, &d), STORE_E_CORRUPT);
+    char *longer = malloc(len + 1);
+    memcpy(longer, text, len);
+    longer[len] = 0;
+    ASSERT_EQ(chat__message_decode(longer, len + 1, &d), STORE_E_CORRUPT);
+    free(longer);
     free(text);
     chat_message_clear(&d);
     chat_message_t copy;
@@ -2008,6 +2018,7 @@ TEST(chat_memory_per_message)
                  i, ch, i % 50, content);
         apply_ok(s, STORE_REC_MESSAGE, rec);
     }
+    chat__index_wait(s->chat); /* the index of what was applied, built */
     struct mallinfo2 after = mallinfo2();
     double per = (double)(after.uordblks - before.uordblks) / N;
     double content_per = (double)content_bytes / N;
@@ -2037,4 +2048,200 @@ TEST(chat_message_ids_are_msg_and_sixteen_digits_both_ways)
     ASSERT_EQ(chat__msg_seq("msg_00000000000000011"), 0); /* 17 digits */
     ASSERT_EQ(chat__msg_seq("msg_000000000000000x"), 0);
     ASSERT_EQ(chat__msg_seq("ch_0000000000000001"), 0);
+}
+
+/* A binary message record by hand, for the decoder's refusals. */
+static size_t hand_record(uint8_t *b, uint8_t flags, const char *content, size_t content_len,
+                          uint32_t n_mentions)
+{
+    size_t n = 0;
+    b[n++] = CHAT_MSG_RECORD_BINARY;
+    b[n++] = flags;
+    memset(b + n, 0, 16); /* created_at, updated_at */
+    n += 16;
+    const char *fixed[] = {"msg_0000000000000007", "ch_a", "usr_a", "", "", ""};
+    for (int i = 0; i < 6; i++) {
+        b[n++] = (uint8_t)strlen(fixed[i]);
+        memcpy(b + n, fixed[i], strlen(fixed[i]));
+        n += strlen(fixed[i]);
+    }
+    if (flags & 4) {
+        uint32_t c = (uint32_t)content_len;
+        memcpy(b + n, &c, 4); /* little-endian machines only run these tests */
+        n += 4;
+        memcpy(b + n, content, content_len);
+        n += content_len;
+    }
+    memcpy(b + n, &n_mentions, 4);
+    n += 4;
+    memset(b + n, 0, 8); /* no attachments, no reactions */
+    return n + 8;
+}
+
+TEST(chat_binary_message_records_refuse_bad_bytes)
+{
+    uint8_t b[512];
+    chat_message_t m;
+    size_t n = hand_record(b, 4 | 1, "hello", 5, 0);
+    ASSERT_EQ(chat__message_decode(b, n, &m), 0);
+    ASSERT_STREQ(m.content, "hello");
+    ASSERT_TRUE(m.is_edited && !m.is_deleted);
+    chat_message_clear(&m);
+    /* Unknown flag bits. */
+    n = hand_record(b, 4 | 8, "hello", 5, 0);
+    ASSERT_EQ(chat__message_decode(b, n, &m), STORE_E_CORRUPT);
+    /* A NUL, invalid UTF-8, an overlong form and a surrogate in the content. */
+    const char *bad[] = {"he\0lo", "he\xffo", "\xc0\xaf", "\xed\xa0\x80"};
+    const size_t bad_len[] = {5, 4, 2, 3};
+    for (int i = 0; i < 4; i++) {
+        n = hand_record(b, 4, bad[i], bad_len[i], 0);
+        ASSERT_EQ(chat__message_decode(b, n, &m), STORE_E_CORRUPT);
+    }
+    /* A count the rest cannot hold, and one over the limit: refused before
+     * anything is allocated (ASan would see a huge allocation). */
+    n = hand_record(b, 0, NULL, 0, 0xffffffffu);
+    ASSERT_EQ(chat__message_decode(b, n, &m), STORE_E_CORRUPT);
+    n = hand_record(b, 0, NULL, 0, 3);
+    ASSERT_EQ(chat__message_decode(b, n, &m), STORE_E_CORRUPT);
+    /* Content longer than the record. */
+    n = hand_record(b, 4, "abc", 3, 0);
+    b[2 + 16 + 1 + 20 + 1 + 4 + 1 + 5 + 3] = 0xff; /* the content length's low byte */
+    ASSERT_EQ(chat__message_decode(b, n, &m), STORE_E_CORRUPT);
+    /* A deleted message keeps no content. */
+    n = hand_record(b, 2 | 4, "gone", 4, 0);
+    ASSERT_EQ(chat__message_decode(b, n, &m), 0);
+    ASSERT_TRUE(m.is_deleted && m.content == NULL);
+    chat_message_clear(&m);
+    /* An encoder refuses invalid UTF-8 rather than write what replay refuses. */
+    memset(&m, 0, sizeof(m));
+    snprintf(m.id, sizeof(m.id), "msg_0000000000000001");
+    snprintf(m.channel_id, sizeof(m.channel_id), "ch_a");
+    snprintf(m.user_id, sizeof(m.user_id), "usr_a");
+    m.content = strdup("\xff");
+    size_t len;
+    ASSERT_TRUE(chat__message_encode(&m, &len) == NULL);
+    chat_message_clear(&m);
+    LEAK_CHECK();
+}
+
+static int no_snapshot(void *ctx, uint64_t lsn)
+{
+    (void)ctx;
+    (void)lsn;
+    return 0;
+}
+
+static int no_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, size_t len)
+{
+    (void)ctx, (void)lsn, (void)type, (void)data, (void)len;
+    return 0;
+}
+
+TEST(chat_json_message_records_of_earlier_versions_still_load)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "legacy");
+    /* A log as the JSON-only versions wrote it. */
+    wal_t *w;
+    wal_options_t wo = {.fsync = WAL_FSYNC_NONE};
+    wal_replay_t none = {no_snapshot, NULL, no_record, NULL};
+    wal_recovery_t rep;
+    ASSERT_EQ(wal_open(dir, &wo, &none, &w, &rep), 0);
+    const char *ch = "{\"v\":1,\"id\":\"ch_old\",\"name\":\"old\",\"description\":null,"
+                     "\"owner_id\":\"usr_a\",\"direct_key\":null,\"is_direct\":false,"
+                     "\"is_private\":false,\"is_deleted\":false,\"created_at\":1,"
+                     "\"updated_at\":1}";
+    const char *msg = "{\"v\":1,\"id\":\"msg_0000000000000001\",\"channel_id\":\"ch_old\","
+                      "\"user_id\":\"usr_a\",\"content\":\"from before\",\"reply_to\":null,"
+                      "\"thread_id\":null,\"mentions\":[\"usr_b\"],\"attachments\":[],"
+                      "\"idempotency_key\":\"k1\",\"reactions\":[{\"emoji\":\"👍\","
+                      "\"users\":[\"usr_b\"]}],\"is_edited\":true,\"is_deleted\":false,"
+                      "\"created_at\":5,\"updated_at\":6}";
+    uint64_t lsn;
+    ASSERT_EQ(wal_append(w, STORE_REC_CHANNEL, ch, strlen(ch), &lsn), 0);
+    ASSERT_EQ(wal_append(w, STORE_REC_MESSAGE, msg, strlen(msg), &lsn), 0);
+    ASSERT_EQ(wal_close(w), 0);
+
+    /* Replayed from the log, then from a snapshot written in binary. */
+    for (int round = 0; round < 2; round++) {
+        store_t *s = open_store(dir);
+        chat_message_t m;
+        ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
+        ASSERT_STREQ(m.content, "from before");
+        ASSERT_STREQ(m.idempotency_key, "k1");
+        ASSERT_EQ(m.n_mentions, 1);
+        ASSERT_EQ(m.n_reactions, 1);
+        ASSERT_TRUE(m.is_edited);
+        ASSERT_EQ(m.created_at, 5);
+        chat_message_clear(&m);
+        /* New posts beside it are binary, and the next seq follows it. */
+        char id[STORE_ID_MAX];
+        post(s, "ch_old", "usr_a", round ? "third" : "second", id);
+        ASSERT_STREQ(id, round ? "msg_0000000000000003" : "msg_0000000000000002");
+        if (round == 0)
+            ASSERT_EQ(store_snapshot(s), 0);
+        ASSERT_EQ(store_close(s), 0);
+    }
+    rmrf(dir);
+    LEAK_CHECK();
+}
+
+static size_t search_total(store_t *s, const char *text)
+{
+    chat_search_query_t q = {.text = text, .limit = 1};
+    chat_search_hit_t hit[1];
+    size_t n;
+    size_t total = chat_search(s, &q, hit, &n);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&hit[i].message);
+    return total;
+}
+
+/* Recovery does not index; the builder thread does, while posts, edits and
+ * deletes go on. Whatever the interleaving, once built the index must be
+ * the index of the messages as they are. */
+TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
+{
+    char dir[64];
+    tmpdir(dir, sizeof(dir), "build");
+    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    char ch[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    enum { N = 20000 };
+    static char ids[N][STORE_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "common word%d %s", i, i % 2 ? "odd" : "even");
+        post(s, ch, "usr_a", text, ids[i]);
+    }
+    ASSERT_EQ(store_close(s), 0);
+    rm_snapshots(dir); /* replay the log: the longest build */
+
+    s = open_mode(dir, WAL_FSYNC_NONE);
+    /* At once, while the builder runs: edit the first and last 100, delete
+     * 100 in the middle, post 100 more. */
+    for (int i = 0; i < 100; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "changed zebra%d", i);
+        ASSERT_EQ(modify(s, ids[i], (msg_change_t){EDIT, text, NULL, NULL}), 0);
+        snprintf(text, sizeof(text), "changed zebra%d", N - 1 - i);
+        ASSERT_EQ(modify(s, ids[N - 1 - i], (msg_change_t){EDIT, text, NULL, NULL}), 0);
+        ASSERT_EQ(modify(s, ids[N / 2 + i], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+        post(s, ch, "usr_b", "common fresh", NULL);
+    }
+    ASSERT_EQ(search_total(s, "common"), N - 200 - 100 + 100);
+    ASSERT_EQ(search_total(s, "fresh"), 100);
+    ASSERT_EQ(search_total(s, "changed"), 200);
+    ASSERT_EQ(search_total(s, "zebra0"), 1);
+    ASSERT_EQ(search_total(s, "zebra19999"), 1);
+    ASSERT_EQ(search_total(s, "word0"), 0);       /* edited away */
+    ASSERT_EQ(search_total(s, "word10000"), 0);   /* deleted */
+    ASSERT_EQ(search_total(s, "word10100"), 1);   /* untouched */
+    ASSERT_EQ(search_total(s, "odd"), N / 2 - 150);
+    /* After the build, applies index as they always did. */
+    post(s, ch, "usr_b", "later unicorn", NULL);
+    ASSERT_EQ(search_total(s, "unicorn"), 1);
+    ASSERT_EQ(store_close(s), 0);
+    rmrf(dir);
+    LEAK_CHECK();
 }
