@@ -267,7 +267,7 @@ void chat__clear(struct chat_tables *t)
     pthread_rwlock_unlock(&t->idx_lock);
     pthread_rwlock_wrlock(&t->msg_lock);
     chat__index_free(t);
-    chat__ptab_free(&t->msgs, free_msg);
+    chat__stab_free(&t->msgs, free_msg);
     chat__smap_free(&t->lists, free_list);
     chat__ptab_free(&t->threads, free_thread);
     chat__smap_free(&t->idem, NULL);
@@ -482,7 +482,7 @@ static void apply_message(store_t *s, chat_message_t *m)
     pthread_rwlock_wrlock(&t->msg_lock);
     msg_list_t *list = list_of(t, m->channel_id);
     const char *user = chat__smap_intern(&t->users, m->user_id);
-    msg_t *g = chat__ptab_get(&t->msgs, seq);
+    msg_t *g = chat__stab_get(&t->msgs, seq);
     char *old_content = NULL;
     msg_extra_t *old_extra = NULL;
     if (g == NULL) {
@@ -490,7 +490,7 @@ static void apply_message(store_t *s, chat_message_t *m)
         if (g == NULL)
             abort();
         g->seq = seq;
-        chat__ptab_put(&t->msgs, g);
+        chat__stab_put(&t->msgs, seq, g);
     } else {
         old_content = g->content;
         old_extra = g->extra;
@@ -1013,7 +1013,7 @@ static bool message_get(struct chat_tables *t, uint64_t seq, chat_message_t *out
     if (seq == 0)
         return false;
     pthread_rwlock_rdlock(&t->msg_lock);
-    const msg_t *g = chat__ptab_get(&t->msgs, seq);
+    const msg_t *g = chat__stab_get(&t->msgs, seq);
     if (g)
         chat__msg_export(g, out);
     pthread_rwlock_unlock(&t->msg_lock);
@@ -1064,7 +1064,7 @@ int chat_message_post(store_t *s, chat_message_t *m, bool *existing, uint64_t *l
     n.thread_id[0] = '\0';
     if (rc == 0 && m->reply_to[0]) {
         pthread_rwlock_rdlock(&t->msg_lock);
-        const msg_t *r = chat__ptab_get(&t->msgs, chat__msg_seq(m->reply_to));
+        const msg_t *r = chat__stab_get(&t->msgs, chat__msg_seq(m->reply_to));
         if (r == NULL || strcmp(r->list->id, m->channel_id) != 0)
             rc = STORE_E_NOT_FOUND;
         else
@@ -1156,7 +1156,7 @@ int chat_message_modify(store_t *s, const char *id, int (*fn)(void *ctx, chat_me
 /* The index of cursor `id` in l; false when it is not a message of l. */
 static bool cursor_at(struct chat_tables *t, const msg_list_t *l, const char *id, size_t *at)
 {
-    const msg_t *g = chat__ptab_get(&t->msgs, chat__msg_seq(id));
+    const msg_t *g = chat__stab_get(&t->msgs, chat__msg_seq(id));
     if (g == NULL || g->list != l)
         return false;
     *at = chat__mvec_lower(&l->msgs, g->seq);

@@ -202,6 +202,51 @@ void chat__ptab_put(ptab_t *t, void *obj)
     t->slots[i] = obj;
 }
 
+/* ---- stab ------------------------------------------------------------------- */
+
+void *chat__stab_get(const stab_t *t, uint64_t seq)
+{
+    const stab_page_t *p = chat__ptab_get(&t->pages, (seq >> STAB_PAGE_BITS) + 1);
+    return p ? p->slot[seq & (STAB_PAGE - 1)] : NULL;
+}
+
+void chat__stab_put(stab_t *t, uint64_t seq, void *obj)
+{
+    uint64_t no = (seq >> STAB_PAGE_BITS) + 1;
+    stab_page_t *p = chat__ptab_get(&t->pages, no);
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            abort();
+        p->no = no;
+        chat__ptab_put(&t->pages, p);
+    }
+    p->slot[seq & (STAB_PAGE - 1)] = obj;
+    t->n++;
+}
+
+void chat__stab_each(const stab_t *t, void (*fn)(void *ctx, void *obj), void *ctx)
+{
+    for (size_t i = 0; i < t->pages.cap; i++) {
+        stab_page_t *p = t->pages.slots[i];
+        for (size_t k = 0; p && k < STAB_PAGE; k++)
+            if (p->slot[k])
+                fn(ctx, p->slot[k]);
+    }
+}
+
+void chat__stab_free(stab_t *t, void (*free_obj)(void *obj))
+{
+    for (size_t i = 0; i < t->pages.cap; i++) {
+        stab_page_t *p = t->pages.slots[i];
+        for (size_t k = 0; p && free_obj && k < STAB_PAGE; k++)
+            if (p->slot[k])
+                free_obj(p->slot[k]);
+    }
+    chat__ptab_free(&t->pages, free);
+    t->n = 0;
+}
+
 void chat__ptab_free(ptab_t *t, void (*free_obj)(void *obj))
 {
     for (size_t i = 0; i < t->cap; i++)

@@ -524,19 +524,28 @@ static int by_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+typedef struct seq_list {
+    uint64_t *v, above;
+    size_t n;
+} seq_list_t;
+
+static void collect_seq(void *ctx, void *obj)
+{
+    seq_list_t *l = ctx;
+    const msg_t *g = obj;
+    if (g->seq > l->above)
+        l->v[l->n++] = g->seq;
+}
+
 /* The seqs of the messages not yet indexed, sorted. REQUIRES: msg_lock. */
 static uint64_t *unindexed(struct chat_tables *t, size_t *n_out)
 {
-    uint64_t *v = chat__xmalloc((t->msgs.n ? t->msgs.n : 1) * sizeof(*v));
-    size_t n = 0;
-    for (size_t i = 0; i < t->msgs.cap; i++) {
-        const msg_t *g = t->msgs.slots[i];
-        if (g && g->seq > t->indexed_upto)
-            v[n++] = g->seq;
-    }
-    qsort(v, n, sizeof(*v), by_u64);
-    *n_out = n;
-    return v;
+    seq_list_t l = {chat__xmalloc((t->msgs.n ? t->msgs.n : 1) * sizeof(uint64_t)),
+                    t->indexed_upto, 0};
+    chat__stab_each(&t->msgs, collect_seq, &l);
+    qsort(l.v, l.n, sizeof(*l.v), by_u64);
+    *n_out = l.n;
+    return l.v;
 }
 
 static bool stopping(struct chat_tables *t)
@@ -550,6 +559,7 @@ static bool stopping(struct chat_tables *t)
 static void *build_main(void *arg)
 {
     struct chat_tables *t = arg;
+    pthread_setname_np(pthread_self(), "parley-index");
     int64_t started = clock_mono_ns();
     size_t total = 0;
     bool done = false;
@@ -561,7 +571,7 @@ static void *build_main(void *arg)
         for (size_t i = 0; i < n || n == 0;) {
             pthread_rwlock_wrlock(&t->msg_lock);
             for (size_t end = i + BUILD_BATCH; i < n && i < end; i++) {
-                const msg_t *g = chat__ptab_get(&t->msgs, seqs[i]);
+                const msg_t *g = chat__stab_get(&t->msgs, seqs[i]);
                 if (g == NULL) /* never: messages are removed only by chat__clear */
                     continue;
                 chat__index_update(t, g->seq, NULL, g->content);
@@ -818,7 +828,7 @@ static cand_t *match(struct chat_tables *t, const chat_search_query_t *q, const 
         free(lists[i].v);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const msg_t *g = chat__ptab_get(&t->msgs, c[i].seq);
+        const msg_t *g = chat__stab_get(&t->msgs, c[i].seq);
         if (g == NULL || g->is_deleted || (only && g->list != only) ||
             (q->sender_id && strcmp(g->user, q->sender_id) != 0) ||
             (q->from_ms && g->created_at < q->from_ms) || (q->to_ms && g->created_at > q->to_ms))
@@ -886,7 +896,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
     pthread_rwlock_rdlock(&t->msg_lock);
     size_t gone = 0;
     for (size_t i = 0; i < n && *n_out < q->limit; i++) {
-        const msg_t *g = chat__ptab_get(&t->msgs, c[i].seq);
+        const msg_t *g = chat__stab_get(&t->msgs, c[i].seq);
         if (g == NULL || g->is_deleted) { /* deleted since phase 1 */
             gone++;
             continue;

@@ -596,6 +596,7 @@ int store_snapshot(store_t *s)
 static void *snapshot_main(void *arg)
 {
     store_t *s = arg;
+    pthread_setname_np(pthread_self(), "parley-snapshot");
     pthread_mutex_lock(&s->thread_mu);
     while (!s->stop) {
         struct timespec ts;
