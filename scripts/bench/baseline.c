@@ -5,6 +5,10 @@
  * nothing else: no gate, no router, no authentication, no store. Parley's
  * read path (P2) is measured as a ratio of this.
  *
+ * POST /echo parses a JSON body and answers it back with 201: the floor of
+ * a POST with a body on this stack, with no authentication, no store and
+ * no log (P1 is reported beside it).
+ *
  * GET /page answers the bytes of page-file (a copy of a history page Parley
  * gave), copied into each answer as ulfius does: the floor of answering
  * that many bytes with this stack, whatever the work behind them.
@@ -29,6 +33,19 @@ static int hello(const struct _u_request *req, struct _u_response *resp, void *d
     (void)data;
     json_t *body = json_pack("{s:s}", "hello", "world");
     ulfius_set_json_body_response(resp, 200, body);
+    json_decref(body);
+    return U_CALLBACK_COMPLETE;
+}
+
+static int echo(const struct _u_request *req, struct _u_response *resp, void *data)
+{
+    (void)data;
+    json_t *body = ulfius_get_json_body_request(req, NULL);
+    if (body == NULL) {
+        ulfius_set_string_body_response(resp, 400, "{\"error\":\"bad json\"}");
+        return U_CALLBACK_COMPLETE;
+    }
+    ulfius_set_json_body_response(resp, 201, body);
     json_decref(body);
     return U_CALLBACK_COMPLETE;
 }
@@ -81,6 +98,7 @@ int main(int argc, char **argv)
     if (ulfius_init_instance(&instance, port, NULL, NULL) != U_OK)
         return 1;
     ulfius_add_endpoint_by_val(&instance, "GET", "/hello", NULL, 0, hello, NULL);
+    ulfius_add_endpoint_by_val(&instance, "POST", "/echo", NULL, 0, echo, NULL);
     if (body.len)
         ulfius_add_endpoint_by_val(&instance, "GET", "/page", NULL, 0, page, &body);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

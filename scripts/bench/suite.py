@@ -141,10 +141,14 @@ def redis_xadd(work, seconds):
         proc.wait(30)
 
 
-def hello_rps(seconds):
+def hello_rps(seconds, page_file=None, post=False):
+    """The bare ulfius baseline: GET /hello; with page_file GET /page
+    answering that file's bytes (the floor of an answer that size); with post
+    POST /echo of post.lua's bodies (the floor of a POST with a JSON body)."""
     port = free_port()
     proc = subprocess.Popen([os.path.join(ROOT, "build/release/bench_hello"), str(port),
-                             str(THREADS)])
+                             str(THREADS)] + ([page_file] if page_file else []))
+    path = "/page" if page_file else "/echo" if post else "/hello"
     try:
         for _ in range(100):
             try:
@@ -152,7 +156,10 @@ def hello_rps(seconds):
                 break
             except requests.RequestException:
                 time.sleep(0.05)
-        return wrk("http://127.0.0.1:%d/hello" % port, seconds)
+        if post:
+            return wrk("http://127.0.0.1:%d%s" % (port, path), seconds, 64, POST_LUA,
+                       post_env("unused"))
+        return wrk("http://127.0.0.1:%d%s" % (port, path), seconds)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -217,6 +224,7 @@ def run_all(a, work):
     fsyncs = fsync_rate(work)
     xadd = redis_xadd(work, S)
     hello = hello_rps(S)
+    echo = hello_rps(S, post=True)
 
     # P1: durable posts, fsync always, 64 connections.
     print("P1/P2...", file=sys.stderr, flush=True)
@@ -227,14 +235,25 @@ def run_all(a, work):
         "%.0f/s, p50 %.2f ms, p99 %.2f ms%s" % (p1["rps"], p1["p50"], p1["p99"],
                                                  ", %d non-2xx" % p1["non2xx"] if p1["non2xx"]
                                                  else ""),
-        "Redis XADD AOF always %.0f/s; fdatasync %.0f/s" % (xadd, fsyncs),
+        "Redis XADD AOF always %.0f/s; fdatasync %.0f/s; bare ulfius POST of the same "
+        "bodies (no auth, store or log) %.0f/s" % (xadd, fsyncs, echo["rps"]),
         "%.2fx" % (p1["rps"] / xadd), ">= 1.0x", p1["rps"] >= xadd)
-    # P2: history, 50 messages a page.
+    # P2: history, 50 messages a page; and the bare ulfius program answering
+    # the same page's bytes from memory (the floor for an answer that size).
+    page = requests.get(s.url("/api/v1/channels/%s/messages?limit=50" % ch), timeout=30,
+                        headers={"Authorization": "Bearer " + token}).content
+    page_file = os.path.join(work, "page.json")
+    with open(page_file, "wb") as f:
+        f.write(page)
     p2 = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, S)
+    floor = hello_rps(S, page_file)
     row("P2 GET /channels/{id}/messages?limit=50, 64 conns",
-        "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (p2["rps"], p2["p50"], p2["p99"]),
-        "ulfius hello %.0f/s" % hello["rps"], "%.2fx" % (p2["rps"] / hello["rps"]), ">= 0.7x",
-        p2["rps"] >= 0.7 * hello["rps"])
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms (%d-byte pages)" % (p2["rps"], p2["p50"], p2["p99"],
+                                                            len(page)),
+        "ulfius hello %.0f/s; ulfius answering the same page from memory %.0f/s (%.2fx hello)"
+        % (hello["rps"], floor["rps"], floor["rps"] / hello["rps"]),
+        "%.2fx (%.2fx of the page floor)" % (p2["rps"] / hello["rps"], p2["rps"] / floor["rps"]),
+        ">= 0.7x", p2["rps"] >= 0.7 * hello["rps"])
     small_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA,
                      post_env(token))
     small_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
@@ -247,12 +266,20 @@ def run_all(a, work):
     time.sleep(0.5)
     idle = rss_mib(s.pid())
     token, ch = user_and_channel(s)
+    empty = rss_mib(s.pid())
+    # A warm-up fills what is bounded whatever the count of messages (the
+    # 8,192-event ring of real time above all, ~5 MB); the figure is the cost
+    # of each further message. From empty, the total is reported beside it.
+    warm = seed(s, token, ch, 20000)
     before = rss_mib(s.pid())
     n = seed(s, token, ch, 100000)
-    per_message = (rss_mib(s.pid()) - before) * 1024 * 1024 / n - 100
+    after = rss_mib(s.pid())
+    per_message = (after - before) * 1024 * 1024 / n - 100
+    from_empty = (after - empty) * 1024 * 1024 / (n + warm) - 100
     row("P5 idle RSS", "%.1f MiB" % idle, "-", "-", "<= 15 MB", idle <= 15 * 1e6 / 2 ** 20)
-    row("P5 memory per stored 100-byte message", "%.0f B overhead (%d messages)"
-        % (per_message, n), "-", "-", "<= 300 B", per_message <= 300)
+    row("P5 memory per stored 100-byte message",
+        "%.0f B overhead each over %d messages after a %d-message warm-up (%.0f B from empty)"
+        % (per_message, n, warm, from_empty), "-", "-", "<= 300 B", per_message <= 300)
     s.stop(timeout=600)
     # P6: the log on disk against the raw JSON of its records.
     out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect", s.data_dir],
