@@ -22,7 +22,7 @@
  *   step with every role and ban change.
  * - messages: msg_t (~80 bytes + content; mentions, attachments, reactions
  *   and the idempotency key in a msg_extra only when present; the user id
- *   interned) in a seq -> msg table (ptab, 8 bytes a slot); per channel an
+ *   interned) in a seq -> msg table (stab: pages of 1,024 slots); per channel an
  *   array of msg_t* in seq (= id) order; per thread root the array of its
  *   replies; "<user>/<key>" -> msg for idempotency (rebuilt from the
  *   records); the word index (search.c). next_seq = max seq applied + 1.
@@ -272,6 +272,8 @@ void chat__clear(struct chat_tables *t)
     chat__ptab_free(&t->threads, free_thread);
     chat__smap_free(&t->idem, NULL);
     chat__smap_free(&t->users, NULL);
+    t->last_list = NULL;
+    t->last_user = NULL;
     t->next_seq = 1;
     pthread_rwlock_unlock(&t->msg_lock);
 }
@@ -480,8 +482,12 @@ static void apply_message(store_t *s, chat_message_t *m)
     m->content = NULL;
 
     pthread_rwlock_wrlock(&t->msg_lock);
-    msg_list_t *list = list_of(t, m->channel_id);
-    const char *user = chat__smap_intern(&t->users, m->user_id);
+    msg_list_t *list = t->last_list && strcmp(t->last_list->id, m->channel_id) == 0
+                           ? t->last_list
+                           : (t->last_list = list_of(t, m->channel_id));
+    const char *user = t->last_user && strcmp(t->last_user, m->user_id) == 0
+                           ? t->last_user
+                           : (t->last_user = chat__smap_intern(&t->users, m->user_id));
     msg_t *g = chat__stab_get(&t->msgs, seq);
     char *old_content = NULL;
     msg_extra_t *old_extra = NULL;

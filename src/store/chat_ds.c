@@ -10,9 +10,12 @@
  *   idempotency index, interned user ids, the vocabulary and the member
  *   sets' owners. Expected O(1) get/put/del.
  * - ptab: uint64_t -> object whose first member is that key, 8 bytes a slot
- *   (the key is read through the pointer): the message table (seq -> msg)
- *   and the thread table (root -> replies), where a 16-byte slot would cost
- *   a million-message store 8 MB more. Nothing is ever removed from them.
+ *   (the key is read through the pointer): the thread table (root ->
+ *   replies) and the page directory of the stab. Nothing is removed.
+ * - stab: seq -> message, pages of 1,024 slots found through a ptab of
+ *   pages: messages are numbered 1, 2, 3..., so a lookup is two loads and
+ *   no probing (the probing ptab it replaced cost restarts a tenth of their
+ *   time in cache misses). 8 bytes a message.
  * - idset: a sorted array of strings: O(log n) lookup, O(n) insert/remove,
  *   which suits member sets (read often, changed rarely).
  * Hashing: the FNV-1a + mix of map.c (map_hash).

@@ -164,6 +164,11 @@ struct chat_tables {
     smap_t users;              /* interned user ids (values unused) */
     smap_t words;              /* word -> posting (search.c) */
     uint64_t next_seq;         /* max seq applied + 1 */
+    /* The list and the interned user of the last message applied: replay
+     * and bursts of posts mostly repeat them, and a compare is cheaper than
+     * hashing and probing (a tenth of recovery went to those lookups). */
+    msg_list_t *last_list;
+    const char *last_user;
     /* Messages with seq <= indexed_upto are in the word index; apply indexes
      * only those. 0 during recovery, UINT64_MAX once the index is built
      * (search.c, "Building"). */

@@ -37,6 +37,18 @@ struct store {
     struct file_tables *files; /* file records and blob reference counts (files.c) */
 };
 
+/* Recovery's records applied on a second thread, in order (replay.c). */
+typedef struct replayer replayer_t;
+/* NULL when no thread could be started (apply inline then). */
+replayer_t *store__replayer_start(store_t *s);
+/* Queues a record; 1 when an earlier one failed to apply (stop the scan). */
+int store__replayer_add(replayer_t *r, uint64_t lsn, uint8_t type, const void *data, size_t len);
+/* Waits until everything queued is applied; 0, or 1 after a failure. */
+int store__replayer_drain(replayer_t *r);
+/* Drains, stops the thread and frees r. False when a record failed:
+ * *bad_lsn (0 for a snapshot record) and *bad_type name it. */
+bool store__replayer_stop(replayer_t *r, uint64_t *bad_lsn, uint8_t *bad_type);
+
 /* Appends a record (text is freed). REQUIRES: write_mu held. 0 or
  * STORE_E_UNAVAILABLE. */
 int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);

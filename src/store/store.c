@@ -645,25 +645,55 @@ static void clear_tables(store_t *s)
     files__clear(s->files);
 }
 
+/* Recovery's callbacks: records go to the replayer (replay.c), or are
+ * applied here when it has no thread. */
+typedef struct recovery {
+    store_t *s;
+    replayer_t *r;
+} recovery_t;
+
+static int replay_record(recovery_t *rc, uint64_t lsn, uint8_t type, const void *data,
+                         size_t len)
+{
+    if (rc->r)
+        return store__replayer_add(rc->r, lsn, type, data, len);
+    if (store_apply(rc->s, type, data, len) != 0) {
+        log_error("store: record %llu (type %u) does not parse", (unsigned long long)lsn, type);
+        return 1;
+    }
+    return 0;
+}
+
 static int on_snapshot_begin(void *ctx, uint64_t lsn)
 {
     (void)lsn;
-    clear_tables(ctx);
+    recovery_t *rc = ctx;
+    if (rc->r && store__replayer_drain(rc->r) != 0)
+        return 1;
+    clear_tables(rc->s);
     return 0;
 }
 
 static int on_snapshot_record(void *ctx, uint8_t type, const void *data, size_t len)
 {
-    return store_apply(ctx, type, data, len) == 0 ? 0 : 1;
+    return replay_record(ctx, 0, type, data, len);
 }
 
 static int on_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, size_t len)
 {
-    if (store_apply(ctx, type, data, len) != 0) {
-        log_error("store: record %llu (type %u) does not parse", (unsigned long long)lsn, type);
-        return 1;
-    }
-    return 0;
+    return replay_record(ctx, lsn, type, data, len);
+}
+
+/* Ends the replayer; false (logged) when a record did not apply. */
+static bool finish_replay(recovery_t *rc)
+{
+    uint64_t lsn;
+    uint8_t type;
+    if (rc->r == NULL || store__replayer_stop(rc->r, &lsn, &type))
+        return true;
+    log_error("store: %s record %llu (type %u) does not parse", lsn ? "log" : "snapshot",
+              (unsigned long long)lsn, type);
+    return false;
 }
 
 int store_open(store_t **out, const char *data_dir, const store_options_t *opts, char *err,
@@ -687,10 +717,18 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     s->files = files__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
-    wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, s};
+    recovery_t recovery = {s, store__replayer_start(s)};
+    wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, &recovery};
     wal_recovery_t rep;
     int64_t started = clock_mono_ns();
     int rc = wal_open(data_dir, &wo, &replay, &s->wal, &rep);
+    /* Everything handed over is applied before the log is used. A failure
+     * the scan did not see yet (the last batch's) fails the open too. */
+    if (!finish_replay(&recovery) && rc == 0) {
+        wal_close(s->wal);
+        s->wal = NULL;
+        rc = WAL_E_CALLBACK;
+    }
     if (rc != 0) {
         if (rep.error_file[0])
             snprintf(err, err_size, "cannot recover the log: %s (%s at offset %llu)",

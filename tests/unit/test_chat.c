@@ -2137,16 +2137,24 @@ static int no_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, si
     return 0;
 }
 
-TEST(chat_json_message_records_of_earlier_versions_still_load)
+/* The log of a new data directory, opened without the store, to write
+ * records as given. */
+static wal_t *bare_log(char *dir, size_t size, const char *tag)
 {
-    char dir[64];
-    tmpdir(dir, sizeof(dir), "legacy");
-    /* A log as the JSON-only versions wrote it. */
+    tmpdir(dir, size, tag);
     wal_t *w;
     wal_options_t wo = {.fsync = WAL_FSYNC_NONE};
     wal_replay_t none = {no_snapshot, NULL, no_record, NULL};
     wal_recovery_t rep;
     ASSERT_EQ(wal_open(dir, &wo, &none, &w, &rep), 0);
+    return w;
+}
+
+TEST(chat_json_message_records_of_earlier_versions_still_load)
+{
+    char dir[64];
+    /* A log as the JSON-only versions wrote it. */
+    wal_t *w = bare_log(dir, sizeof(dir), "legacy");
     const char *ch = "{\"v\":1,\"id\":\"ch_old\",\"name\":\"old\",\"description\":null,"
                      "\"owner_id\":\"usr_a\",\"direct_key\":null,\"is_direct\":false,"
                      "\"is_private\":false,\"is_deleted\":false,\"created_at\":1,"
@@ -2243,5 +2251,49 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
     ASSERT_EQ(search_total(s, "unicorn"), 1);
     ASSERT_EQ(store_close(s), 0);
     rmrf(dir);
+    LEAK_CHECK();
+}
+
+/* Recovery applies records on a second thread; a record that does not apply
+ * must still fail the open, wherever it lies: early (while batches of good
+ * ones follow), or in the last batch. */
+TEST(chat_a_record_that_does_not_apply_fails_recovery)
+{
+    for (int where = 0; where < 2; where++) {
+        char dir[64];
+        wal_t *w = bare_log(dir, sizeof(dir), "badrec");
+        uint64_t lsn;
+        const char *ch = "{\"v\":1,\"id\":\"ch_b\",\"name\":\"b\",\"owner_id\":\"usr_a\","
+                         "\"created_at\":1,\"updated_at\":1}";
+        ASSERT_EQ(wal_append(w, STORE_REC_CHANNEL, ch, strlen(ch), &lsn), 0);
+        int good = where == 0 ? 20000 : 100;
+        for (int i = 1; i <= good; i++) {
+            if (where == 0 && i == 10) {
+                ASSERT_EQ(wal_append(w, STORE_REC_MESSAGE, "\x02garbage", 8, &lsn), 0);
+                continue;
+            }
+            chat_message_t m;
+            memset(&m, 0, sizeof(m));
+            chat__msg_id((uint64_t)i, m.id);
+            snprintf(m.channel_id, sizeof(m.channel_id), "ch_b");
+            snprintf(m.user_id, sizeof(m.user_id), "usr_a");
+            m.content = strdup("a message long enough to fill batches quickly, padded out");
+            size_t len;
+            char *rec = chat__message_encode(&m, &len);
+            ASSERT_EQ(wal_append(w, STORE_REC_MESSAGE, rec, len, &lsn), 0);
+            free(rec);
+            chat_message_clear(&m);
+        }
+        if (where == 1)
+            ASSERT_EQ(wal_append(w, STORE_REC_MESSAGE, "\x02garbage", 8, &lsn), 0);
+        ASSERT_EQ(wal_close(w), 0);
+
+        store_t *s;
+        char err[256];
+        store_options_t o = {.fsync = WAL_FSYNC_NONE};
+        ASSERT_TRUE(store_open(&s, dir, &o, err, sizeof(err)) != 0);
+        ASSERT_CONTAINS(err, "cannot recover the log");
+        rmrf(dir);
+    }
     LEAK_CHECK();
 }
