@@ -22,6 +22,10 @@
  * Snapshots: a thread wakes every second and writes one when enough records
  * (or time) have passed; close writes a last one. The snapshot's LSN is read
  * under write_mu, when every record up to it has been applied.
+ *
+ * Recovery hands the records to replay.c's applier thread (the scan and the
+ * apply overlap on two cores) and leaves the search index to its builder
+ * thread (search.c), so a restart costs the scan and the apply alone.
  */
 #include "parley/store.h"
 
