@@ -30,6 +30,7 @@
 #define STRIPES 64
 #define BYTES_PER_SLOT 512
 #define MIN_SLOTS 64
+#define MAX_SLOTS (1u << 22) /* 128 MiB of slots: beyond, texts are larger on average */
 
 typedef struct slot {
     uint64_t key, stamp;
@@ -110,7 +111,7 @@ view_cache_t *view_cache_new(size_t budget)
     if (c == NULL)
         return NULL;
     size_t slots = MIN_SLOTS;
-    while (slots * 2 <= budget / BYTES_PER_SLOT)
+    while (slots * 2 <= budget / BYTES_PER_SLOT && slots < MAX_SLOTS)
         slots *= 2;
     c->slots = calloc(slots, sizeof(*c->slots));
     if (c->slots == NULL) {
