@@ -46,6 +46,7 @@
 #include "parley/version.h"
 
 #define DRAIN_TIMEOUT_NS (30LL * 1000000000)
+#define STALLED_BODY_NS (2LL * 1000000000)
 #define CONNECTION_MEMORY_BYTES (16 * 1024)
 
 /* Lets the process hold as many descriptors as its hard limit allows:
@@ -95,8 +96,10 @@ static void drain(struct MHD_Daemon *daemon, realtime_t *rt)
     /* WebSockets and event streams never end by themselves; libmicrohttpd
      * must get their sockets back before it stops. */
     realtime_shutdown(rt);
+    /* A request whose body stopped arriving 2 s ago is not waited for: its
+     * client is gone or stalled (see gate.c, the in-flight list). */
     int64_t deadline = clock_mono_ns() + DRAIN_TIMEOUT_NS;
-    while (gate_in_flight() > 0 && clock_mono_ns() < deadline)
+    while (gate_in_flight_progressing(STALLED_BODY_NS) > 0 && clock_mono_ns() < deadline)
         usleep(5000);
     if (gate_in_flight() > 0)
         log_warning("stopping with %u requests still in flight", gate_in_flight());

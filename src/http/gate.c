@@ -55,6 +55,7 @@
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +94,10 @@ typedef struct gate_request {
     size_t tail_len;
     void *attached;               /* gate_attach() */
     void (*attached_free)(void *);
+    /* In-flight list (flight_mu), for the drain at shutdown. */
+    struct gate_request *flight_prev, *flight_next;
+    _Atomic int64_t last_data_ns; /* last call from libmicrohttpd while the body arrives */
+    atomic_bool body_done;        /* the handler has the whole request */
 } gate_request_t;
 
 typedef struct gate_daemon {
@@ -221,6 +226,52 @@ unsigned gate_in_flight(void)
     return atomic_load(&in_flight);
 }
 
+/*
+ * Requests in flight, so that the drain at shutdown can tell a request being
+ * answered (or whose body is still coming) from one whose client went
+ * away mid-body: libmicrohttpd 0.9.75 can miss the close of a connection
+ * whose body stopped half-way (all its bytes and the FIN already read) and
+ * then holds the request until the idle timeout (docs/architecture.md,
+ * "Known limits of libmicrohttpd 0.9.75").
+ */
+static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER;
+static gate_request_t *flight_head;
+
+static void flight_add(gate_request_t *gr)
+{
+    atomic_store(&gr->last_data_ns, clock_mono_ns());
+    pthread_mutex_lock(&flight_mu);
+    gr->flight_next = flight_head;
+    if (flight_head)
+        flight_head->flight_prev = gr;
+    flight_head = gr;
+    pthread_mutex_unlock(&flight_mu);
+}
+
+static void flight_remove(gate_request_t *gr)
+{
+    pthread_mutex_lock(&flight_mu);
+    if (gr->flight_prev)
+        gr->flight_prev->flight_next = gr->flight_next;
+    else
+        flight_head = gr->flight_next;
+    if (gr->flight_next)
+        gr->flight_next->flight_prev = gr->flight_prev;
+    pthread_mutex_unlock(&flight_mu);
+}
+
+unsigned gate_in_flight_progressing(int64_t stalled_after_ns)
+{
+    int64_t now = clock_mono_ns();
+    unsigned n = 0;
+    pthread_mutex_lock(&flight_mu);
+    for (const gate_request_t *gr = flight_head; gr; gr = gr->flight_next)
+        if (atomic_load(&gr->body_done) || now - atomic_load(&gr->last_data_ns) < stalled_after_ns)
+            n++;
+    pthread_mutex_unlock(&flight_mu);
+    return n;
+}
+
 void gate_begin_drain(void)
 {
     atomic_store(&draining, true);
@@ -326,8 +377,10 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     if (gr->attached && gr->attached_free)
         gr->attached_free(gr->attached);
     access_log(gr, connection, toe);
-    if (gr->started)
+    if (gr->started) {
+        flight_remove(gr);
         atomic_fetch_sub(&in_flight, 1);
+    }
     free(gr);
     *con_cls = NULL;
 }
@@ -412,6 +465,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     if (!gr->started) {
         gr->started = true;
         atomic_fetch_add(&in_flight, 1);
+        flight_add(gr);
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
         client_address(conn, gr->client_ip, sizeof(gr->client_ip));
@@ -456,6 +510,9 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     }
 
     bool first = gr->body_bytes == 0 && *upload_data_size == 0 && !gr->seen_by_inner;
+    if (!first && *upload_data_size == 0)
+        atomic_store(&gr->body_done, true); /* the last call: the endpoint runs now */
+    atomic_store(&gr->last_data_ns, clock_mono_ns());
     gr->seen_by_inner = true;
     current = gr;
     enum MHD_Result ret =

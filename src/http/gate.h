@@ -80,6 +80,9 @@ const char *gate_client_ip(void);
 
 /* Requests that have started and not yet completed. */
 unsigned gate_in_flight(void);
+/* Requests in flight that are being answered, or whose body arrived in the
+ * last stalled_after_ns: the ones worth waiting for at shutdown. */
+unsigned gate_in_flight_progressing(int64_t stalled_after_ns);
 
 /* From now on every answer closes its connection (shutdown in progress). */
 void gate_begin_drain(void);

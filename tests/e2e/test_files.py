@@ -826,19 +826,50 @@ def test_zero_byte_file_is_refused(srv, u):
     assert not os.path.exists(blob_path(srv.data_dir, sha(b"")))
 
 
-def test_truncated_multipart_body_stores_nothing(srv, u):
-    before, total = blobs(srv.data_dir), own_total(u.alice)
+def half_an_upload(server, who):
+    """A socket that has sent the headers and half the body of a 200 KB
+    upload (the caller closes it, or not)."""
     body = multipart([(b"file", b"cut.bin", os.urandom(200000))])
     head = ("POST %s/files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
             "Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n"
-            % (API, u.alice.token, BOUNDARY, len(body))).encode()
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
-        sock.sendall(head + body[:len(body) // 2])
-        # The server holds a temporary file for the upload meanwhile.
-        assert eventually(lambda: len(tmp_entries(srv.data_dir)) == 1)
-    assert_nothing_stored(u.alice, srv.data_dir, before, total)
-    assert requests.get(srv.url("/api/health")).status_code == 200
-    assert u.alice.uploaded("after.png", png())["size"] > 0
+            % (API, who.token, BOUNDARY, len(body))).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.sendall(head + body[:len(body) // 2])
+    # The server holds a temporary file for the upload meanwhile.
+    assert eventually(lambda: len(tmp_entries(server.data_dir)) == 1)
+    return sock
+
+
+def test_truncated_multipart_body_stores_nothing(start_server):
+    # libmicrohttpd 0.9.75 now and then misses the close of a connection whose
+    # body stopped half-way and holds the request until the idle timeout
+    # (docs/architecture.md, "Known limits"); a short one bounds the wait.
+    s = start_server(args=["--rate-limit", "0", "--idle-timeout", "2"])
+    alice = register(s, "alice")
+    for _ in range(5):
+        before, total = blobs(s.data_dir), own_total(alice)
+        half_an_upload(s, alice).close()
+        assert eventually(lambda: not tmp_entries(s.data_dir), timeout=6), tmp_entries(s.data_dir)
+        assert_nothing_stored(alice, s.data_dir, before, total)
+    assert requests.get(s.url("/api/health")).status_code == 200
+    assert alice.uploaded("after.png", png())["size"] > 0
+
+
+def test_shutdown_does_not_wait_for_a_stalled_upload(start_server):
+    """A client that stops sending its body half-way does not hold a
+    graceful stop for the 30 s the drain gives requests being answered."""
+    s = start_server(args=["--rate-limit", "0"])
+    alice = register(s, "alice")
+    sock = half_an_upload(s, alice)
+    try:
+        time.sleep(0.5)
+        started = time.time()
+        assert s.stop() == 0
+        assert time.time() - started < 10, "the stop waited for the stalled upload"
+        assert "stopping with 1 requests still in flight" in s.log()
+        assert not tmp_entries(s.data_dir)
+    finally:
+        sock.close()
 
 
 def _chunked_multipart(size, chunk=16384):

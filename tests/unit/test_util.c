@@ -1,4 +1,4 @@
-/* Clock formatting and the data-directory lock. */
+/* Clock formatting, the data-directory lock, strict UTF-8. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -7,6 +7,7 @@
 #include "../test.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
+#include "parley/utf8.h"
 
 TEST(clock_formats_rfc3339_with_millis)
 {
@@ -100,4 +101,24 @@ TEST(rules_usernames_emails_passwords)
     ASSERT_TRUE(!rules_password_ok(long_pw));
     long_pw[128] = '\0';
     ASSERT_TRUE(rules_password_ok(long_pw));
+}
+
+TEST(utf8_accepts_what_jansson_accepts_and_nothing_else)
+{
+    ASSERT_TRUE(utf8_valid("plain", 5));
+    ASSERT_TRUE(utf8_valid("", 0));
+    ASSERT_TRUE(utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
+    ASSERT_TRUE(utf8_valid("\xf4\x8f\xbf\xbf", 4));                     /* U+10FFFF */
+    ASSERT_TRUE(!utf8_valid("\xf4\x90\x80\x80", 4));                    /* above it */
+    ASSERT_TRUE(!utf8_valid("\xc0\xaf", 2));                            /* overlong '/' */
+    ASSERT_TRUE(!utf8_valid("\xe0\x80\xaf", 3));                        /* overlong */
+    ASSERT_TRUE(!utf8_valid("\xed\xa0\x80", 3));                        /* surrogate */
+    ASSERT_TRUE(!utf8_valid("\x80", 1));                                /* lone continuation */
+    ASSERT_TRUE(!utf8_valid("\xff", 1));
+    ASSERT_TRUE(!utf8_valid("\xe2\x82", 2));                            /* cut short */
+    ASSERT_TRUE(!utf8_valid("ok\xc3", 3));
+    /* The length bounds the look: a valid sequence past it does not count. */
+    ASSERT_EQ(utf8_sequence((const unsigned char *)"\xc3\xa9", 1), 0);
+    ASSERT_EQ(utf8_sequence((const unsigned char *)"\xc3\xa9", 2), 2);
+    ASSERT_EQ(utf8_sequence((const unsigned char *)"a", 0), 0);
 }
