@@ -93,6 +93,9 @@ $(OUT)/wal_bench: $(OUT)/scripts/bench/wal_bench.o $(OUT)/libwal.a
 $(OUT)/bench_hello: $(OUT)/scripts/bench/baseline.o
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
+$(OUT)/bench_ws_client: $(OUT)/scripts/bench/ws_client.o
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
 $(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
@@ -208,7 +211,7 @@ bench-wal: build/release/wal_bench
 bench:
 	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory bin/parley
-	@$(MAKE) --no-print-directory build/release/bench_hello
+	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client
 	scripts/bench/run.sh
 
 # Builds the production image with podman and checks it end to end (about a

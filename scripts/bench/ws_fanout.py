@@ -4,16 +4,17 @@ WebSockets (default 1,000) — CPU over 10 s and RSS against the same server
 before they connected — then one message fanned out to all of them, M times:
 latency from the POST being sent to each socket holding the frame.
 
-The client is one Python thread with epoll over raw sockets, on the same two
-cores as the server; its own time per socket (~10-20 us) is in the figures.
+The sockets are held by build/release/bench_ws_client (scripts/bench/
+ws_client.c: one thread, epoll, libwslay framing, pings answered) on the
+same two cores as the server; this script starts the server, measures its
+CPU and RSS, posts, and subtracts each POST's send time from the receive
+times the client reports (both read CLOCK_REALTIME).
 
     scripts/bench/ws_fanout.py [connections] [messages]
 """
 import json
 import os
 import resource
-import select
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+CLIENT = os.path.join(ROOT, "build", "release", "bench_ws_client")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from conftest import Server  # noqa: E402
-from realtime_client import parse_server_frames, raw_handshake  # noqa: E402
 
 import requests  # noqa: E402
 
@@ -66,52 +67,39 @@ def main():
                            headers=auth, timeout=30).json()
         time.sleep(1)
         rss_before = rss_mib(server.pid())
-        socks = [raw_handshake(server.port, token) for _ in range(n)]
-        for s in socks:
-            s.setblocking(False)
-        ep = select.epoll()
-        by_fd = {}
-        for s in socks:
-            ep.register(s.fileno(), select.EPOLLIN)
-            by_fd[s.fileno()] = [s, b""]
+        client = subprocess.Popen([CLIENT, str(server.port), token, str(n)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert client.stdout.readline().strip() == "ready", "the client did not connect"
+            time.sleep(2)  # ready and presence frames
+            cpu0, t0 = cpu_seconds(server.pid()), time.time()
+            time.sleep(10)  # idle: only pings (every 25 s by default)
+            idle_cpu = (cpu_seconds(server.pid()) - cpu0) / (time.time() - t0) * 100
+            rss_idle = rss_mib(server.pid())
 
-        def pump(until, want=None, got=None):
-            while time.time() < until:
-                for fd, _ in ep.poll(max(0.0, until - time.time())):
-                    entry = by_fd[fd]
-                    try:
-                        chunk = entry[0].recv(65536)
-                    except BlockingIOError:
-                        continue
-                    now = time.time()
-                    frames, entry[1] = parse_server_frames(entry[1] + chunk)
-                    if want is not None:
-                        for op, payload in frames:
-                            if op == 1 and want in payload and fd not in got:
-                                got[fd] = now
-                if got is not None and len(got) == n:
-                    return
-
-        pump(time.time() + 2)  # ready and presence frames
-        cpu0, t0 = cpu_seconds(server.pid()), time.time()
-        pump(t0 + 10)          # idle: only pings (every 25 s by default)
-        idle_cpu = (cpu_seconds(server.pid()) - cpu0) / (time.time() - t0) * 100
-        rss_idle = rss_mib(server.pid())
-
-        latencies = []
-        session = requests.Session()
-        session.headers.update(auth)
-        for i in range(messages):
-            marker = ("fanout-%d-" % i).encode()
-            got = {}
-            sent = time.time()
-            r = session.post(server.url("/api/v1/channels/%s/messages" % ch["id"]),
-                             json={"content": marker.decode() + "x" * 80}, timeout=30)
-            assert r.status_code == 201, r.text
-            pump(sent + 10, marker, got)
-            assert len(got) == n, "%d of %d received message %d" % (len(got), n, i)
-            latencies.extend((t - sent) * 1000 for t in got.values())
-            time.sleep(0.1)
+            latencies = []
+            session = requests.Session()
+            session.headers.update(auth)
+            for i in range(messages):
+                marker = "fanout-%d-" % i
+                client.stdin.write("expect %s\n" % marker)
+                client.stdin.flush()
+                assert client.stdout.readline().strip() == "armed"
+                sent = time.time()
+                r = session.post(server.url("/api/v1/channels/%s/messages" % ch["id"]),
+                                 json={"content": marker + "x" * 80}, timeout=30)
+                assert r.status_code == 201, r.text
+                got = client.stdout.readline().split()
+                assert got[0] == "got" and int(got[1]) == n, \
+                    "%s of %d received message %d" % (got[1], n, i)
+                latencies.extend((float(t) - sent) * 1000 for t in got[2:])
+                time.sleep(0.1)
+            client.stdin.write("quit\n")
+            client.stdin.flush()
+            client.wait(30)
+        finally:
+            if client.poll() is None:
+                client.kill()
         print(json.dumps({
             "connections": n,
             "idle_cpu_percent_of_a_core": round(idle_cpu, 2),
@@ -124,8 +112,6 @@ def main():
             "latency_ms_p99": round(percentile(latencies, 0.99), 2),
             "latency_ms_max": round(max(latencies), 2),
         }, indent=1))
-        for s in socks:
-            s.close()
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", tmp])
