@@ -170,16 +170,7 @@ def hello_rps(seconds, page_file=None, post=False):
 def restart(server, timeout=600):
     """Starts a stopped server again, allowing a long recovery."""
     server.start(wait=False)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert server.proc.poll() is None, server.log()[-2000:]
-        try:
-            if requests.get(server.url("/api/health"), timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("no recovery within %d s" % timeout)
+    server.wait_healthy(timeout)
 
 
 def cpu_seconds(pid):

@@ -162,9 +162,10 @@ static uint32_t sender_rev(store_t *s, sender_memo_t *memo, const char *user_id)
     return rev;
 }
 
-static uint64_t message_stamp_now(store_t *s, sender_memo_t *memo, const chat_message_t *m)
+static uint64_t message_stamp_now(store_t *s, sender_memo_t *memo, const chat_message_t *m,
+                                  uint64_t key)
 {
-    uint64_t st = view_hash_word(message_key(m), m->rev);
+    uint64_t st = view_hash_word(key, m->rev);
     st = view_hash_word(st, sender_rev(s, memo, m->user_id));
     for (size_t i = 0; i < m->n_attachments; i++)
         st = view_hash_word(st, store_file_rev(s, m->attachments[i]));
@@ -234,7 +235,7 @@ static bool message_view_append(parley_app_t *app, sender_memo_t *memo, const ch
     bool cacheable = app->views != NULL && m->rev != 0;
     uint64_t key = message_key(m);
     if (cacheable &&
-        view_cache_append(app->views, key, message_stamp_now(app->store, memo, m), out))
+        view_cache_append(app->views, key, message_stamp_now(app->store, memo, m, key), out))
         return true;
     uint64_t stamp;
     json_t *view = message_view(app->store, m, &stamp);

@@ -52,8 +52,9 @@ class Server:
             self.wait_healthy()
         return self
 
-    def wait_healthy(self):
-        deadline = time.time() + START_TIMEOUT
+    def wait_healthy(self, timeout=None):
+        timeout = timeout or START_TIMEOUT
+        deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("server exited with %s during start-up:\n%s"
@@ -64,7 +65,7 @@ class Server:
             except requests.RequestException:
                 pass
             time.sleep(0.05)
-        raise AssertionError("server not healthy after %ss:\n%s" % (START_TIMEOUT, self.log()))
+        raise AssertionError("server not healthy after %ss:\n%s" % (timeout, self.log()))
 
     def url(self, path):
         return self.base + path
