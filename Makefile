@@ -50,7 +50,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench container-test deps test-deps clean
+.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -213,6 +213,14 @@ bench:
 	@$(MAKE) --no-print-directory bin/parley
 	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client
 	scripts/bench/run.sh
+
+# make test N times back to back with one core kept busy (FLAKE_SCOPE=e2e:
+# only the e2e and asan-e2e suites); ends "flake-hunt: N passed, M failed".
+FLAKE_RUNS ?= 5
+FLAKE_SCOPE ?= all
+
+flake-hunt: test-deps
+	scripts/flake-hunt.sh $(FLAKE_RUNS) $(FLAKE_SCOPE)
 
 # Builds the production image with podman and checks it end to end (about a
 # minute the first time; not part of `make test`).

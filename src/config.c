@@ -59,6 +59,9 @@ static const setting_t settings[] = {
      FIELD(max_body_bytes), 1024, 1ULL << 30, "largest JSON request body, in bytes"},
     {"idle_timeout", "--idle-timeout", "PARLEY_IDLE_TIMEOUT", SET_UNSIGNED,
      FIELD(idle_timeout), 1, 86400, "seconds before an idle connection is closed"},
+    {"drain_timeout", "--drain-timeout", "PARLEY_DRAIN_TIMEOUT", SET_UNSIGNED,
+     FIELD(drain_timeout), 1, 3600,
+     "seconds a stop waits for requests in flight whose clients are still connected"},
     {"max_connections", "--max-connections", "PARLEY_MAX_CONNECTIONS", SET_UNSIGNED,
      FIELD(max_connections), 16, 1000000,
      "most simultaneous client connections (shared evenly by the threads)"},
@@ -121,6 +124,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->threads = 32;
     cfg->max_body_bytes = 1 << 20;
     cfg->idle_timeout = 60;
+    cfg->drain_timeout = 30;
     cfg->max_connections = 4096;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->fsync = FSYNC_ALWAYS;

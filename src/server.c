@@ -45,8 +45,6 @@
 #include "parley/realtime.h"
 #include "parley/version.h"
 
-#define DRAIN_TIMEOUT_NS (30LL * 1000000000)
-#define STALLED_BODY_NS (2LL * 1000000000)
 #define CONNECTION_MEMORY_BYTES (16 * 1024)
 
 /* Lets the process hold as many descriptors as its hard limit allows:
@@ -87,7 +85,7 @@ static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bo
     }
 }
 
-static void drain(struct MHD_Daemon *daemon, realtime_t *rt)
+static void drain(struct MHD_Daemon *daemon, realtime_t *rt, unsigned drain_timeout)
 {
     gate_begin_drain();
     MHD_socket listener = MHD_quiesce_daemon(daemon);
@@ -96,10 +94,11 @@ static void drain(struct MHD_Daemon *daemon, realtime_t *rt)
     /* WebSockets and event streams never end by themselves; libmicrohttpd
      * must get their sockets back before it stops. */
     realtime_shutdown(rt);
-    /* A request whose body stopped arriving 2 s ago is not waited for: its
-     * client is gone or stalled (see gate.c, the in-flight list). */
-    int64_t deadline = clock_mono_ns() + DRAIN_TIMEOUT_NS;
-    while (gate_in_flight_progressing(STALLED_BODY_NS) > 0 && clock_mono_ns() < deadline)
+    /* Requests being answered, and those whose clients are still connected,
+     * are waited for up to drain_timeout; one whose client has closed its
+     * end is not (see gate.c, the in-flight list). */
+    int64_t deadline = clock_mono_ns() + (int64_t)drain_timeout * 1000000000;
+    while (gate_in_flight_waited() > 0 && clock_mono_ns() < deadline)
         usleep(5000);
     if (gate_in_flight() > 0)
         log_warning("stopping with %u requests still in flight", gate_in_flight());
@@ -217,7 +216,7 @@ int server_run(const parley_config_t *cfg)
     while (sigwait(&stop_signals, &sig) != 0)
         ;
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    drain(instance.mhd_daemon, app.realtime);
+    drain(instance.mhd_daemon, app.realtime, cfg->drain_timeout);
     ulfius_stop_framework(&instance);
     view_cache_stats_t views;
     view_cache_get_stats(app.views, &views);

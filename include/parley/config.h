@@ -32,6 +32,7 @@ typedef struct parley_config {
     unsigned threads;            /* HTTP worker pool size */
     size_t max_body_bytes;       /* largest request body (JSON) accepted */
     unsigned idle_timeout;       /* seconds before an idle connection is closed */
+    unsigned drain_timeout;      /* seconds a stop waits for requests in flight */
     unsigned max_connections;
     enum log_level log_level;
     enum fsync_policy fsync;     /* when a change counts as durable */

@@ -55,6 +55,7 @@
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -62,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <ulfius.h>
 
 #include "parley/clock.h"
@@ -96,7 +98,8 @@ typedef struct gate_request {
     void (*attached_free)(void *);
     /* In-flight list (flight_mu), for the drain at shutdown. */
     struct gate_request *flight_prev, *flight_next;
-    _Atomic int64_t last_data_ns; /* last call from libmicrohttpd while the body arrives */
+    int fd;                       /* the connection's socket; -1 when unknown */
+    bool taken_over;              /* answered by the real-time code (its own shutdown) */
     atomic_bool body_done;        /* the handler has the whole request */
 } gate_request_t;
 
@@ -227,19 +230,45 @@ unsigned gate_in_flight(void)
 }
 
 /*
- * Requests in flight, so that the drain at shutdown can tell a request being
- * answered (or whose body is still coming) from one whose client went
- * away mid-body: libmicrohttpd 0.9.75 can miss the close of a connection
- * whose body stopped half-way (all its bytes and the FIN already read) and
- * then holds the request until the idle timeout (docs/architecture.md,
- * "Known limits of libmicrohttpd 0.9.75").
+ * Requests in flight, so that the drain at shutdown can tell a request worth
+ * waiting for from one whose client went away mid-body: libmicrohttpd 0.9.75
+ * can miss the close of a connection whose body stopped half-way (all its
+ * bytes and the FIN already read) and then holds the request until the idle
+ * timeout (docs/architecture.md, "Known limits of libmicrohttpd 0.9.75").
+ *
+ * The drain asks the socket itself rather than guessing from quiet time: a
+ * client that is still connected, however slowly it sends, is waited for; one
+ * whose end of the connection is closed (FIN or RST received, nothing left
+ * unread) can never finish its request. gate_peer_gone() probes without
+ * reading, and only under flight_mu: libmicrohttpd calls the completion
+ * callback, which takes flight_mu to unlink the request, before it closes the
+ * socket, so a descriptor probed here is never one already reused.
  */
-static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER; /* guards flight_head, links */
 static gate_request_t *flight_head;
 
-static void flight_add(gate_request_t *gr)
+bool gate_peer_gone(int fd)
 {
-    atomic_store(&gr->last_data_ns, clock_mono_ns());
+    if (fd < 0)
+        return false;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&pfd, 1, 0) != 1)
+        return false; /* nothing to say: connected and quiet */
+    if (pfd.revents & (POLLERR | POLLNVAL))
+        return true;
+    if (!(pfd.revents & (POLLRDHUP | POLLHUP)))
+        return false; /* bytes are waiting: the client is sending */
+    /* The peer has closed its side; bytes it sent before may still wait to
+     * be read, and those can still complete the request. */
+    int unread = 0;
+    return ioctl(fd, FIONREAD, &unread) != 0 || unread == 0;
+}
+
+static void flight_add(gate_request_t *gr, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    gr->fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&flight_mu);
     gr->flight_next = flight_head;
     if (flight_head)
@@ -260,13 +289,12 @@ static void flight_remove(gate_request_t *gr)
     pthread_mutex_unlock(&flight_mu);
 }
 
-unsigned gate_in_flight_progressing(int64_t stalled_after_ns)
+unsigned gate_in_flight_waited(void)
 {
-    int64_t now = clock_mono_ns();
     unsigned n = 0;
     pthread_mutex_lock(&flight_mu);
     for (const gate_request_t *gr = flight_head; gr; gr = gr->flight_next)
-        if (atomic_load(&gr->body_done) || now - atomic_load(&gr->last_data_ns) < stalled_after_ns)
+        if (!gr->taken_over && (atomic_load(&gr->body_done) || !gate_peer_gone(gr->fd)))
             n++;
     pthread_mutex_unlock(&flight_mu);
     return n;
@@ -465,7 +493,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     if (!gr->started) {
         gr->started = true;
         atomic_fetch_add(&in_flight, 1);
-        flight_add(gr);
+        flight_add(gr, conn);
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
         client_address(conn, gr->client_ip, sizeof(gr->client_ip));
@@ -485,6 +513,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         if (takeover_claims && takeover_claims(takeover_ctx, method, gr->path)) {
             /* Answered here; a body, if any, is read and ignored. */
             gr->rejected = true;
+            gr->taken_over = true;
             current = gr;
             enum MHD_Result ret =
                 takeover_take(takeover_ctx, conn, gr->path, gr->request_id, &gr->status);
@@ -512,7 +541,6 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     bool first = gr->body_bytes == 0 && *upload_data_size == 0 && !gr->seen_by_inner;
     if (!first && *upload_data_size == 0)
         atomic_store(&gr->body_done, true); /* the last call: the endpoint runs now */
-    atomic_store(&gr->last_data_ns, clock_mono_ns());
     gr->seen_by_inner = true;
     current = gr;
     enum MHD_Result ret =

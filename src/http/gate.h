@@ -80,9 +80,15 @@ const char *gate_client_ip(void);
 
 /* Requests that have started and not yet completed. */
 unsigned gate_in_flight(void);
-/* Requests in flight that are being answered, or whose body arrived in the
- * last stalled_after_ns: the ones worth waiting for at shutdown. */
-unsigned gate_in_flight_progressing(int64_t stalled_after_ns);
+/* Requests in flight worth waiting for at shutdown: those being answered,
+ * and those whose client is still connected (however slowly it sends). Not
+ * counted: requests whose client has closed its end (see gate.c), and the
+ * real-time streams, which realtime_shutdown ends. */
+unsigned gate_in_flight_waited(void);
+
+/* Whether the peer of socket fd has closed its end (FIN or RST received)
+ * with nothing left unread: its request cannot finish. Reads nothing. */
+bool gate_peer_gone(int fd);
 
 /* From now on every answer closes its connection (shutdown in progress). */
 void gate_begin_drain(void);
