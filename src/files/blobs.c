@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "parley/log.h"
+#include "parley/xalloc.h"
 
 #define SHA256_LEN 32
 #define REL_PATH_MAX 72 /* "ab/cd/" + 64 hex + NUL = 71 */
@@ -98,9 +99,7 @@ struct blob_writer {
 static char *str_concat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
-    if (s == NULL)
-        abort();
+    char *s = xmalloc(la + lb + 1);
     memcpy(s, a, la);
     memcpy(s + la, b, lb + 1);
     return s;
@@ -281,9 +280,7 @@ blobs_t *blobs_open(const char *data_dir, char *err, size_t err_size)
         snprintf(err, err_size, "blobs: no data directory");
         return NULL;
     }
-    b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        abort();
+    b = xcalloc(1, sizeof(*b));
     b->files_fd = b->tmp_fd = -1;
     b->files_path = str_concat(data_dir, "/files");
     b->tmp_path = str_concat(b->files_path, "/tmp");
@@ -814,9 +811,7 @@ int blobs_check(blobs_t *b, void (*fn)(void *ctx, const char *path, const char *
     int n = sorted_entries(b->files_fd, ".", &list);
     if (n < 0)
         return n;
-    c.buf = malloc(CHECK_BUF);
-    if (c.buf == NULL)
-        abort();
+    c.buf = xmalloc(CHECK_BUF);
     for (int i = 0; i < n; i++) {
         const char *name = list[i]->d_name;
         if (dot_or_dotdot(name))
