@@ -63,6 +63,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parley/hex.h"
 #include "parley/log.h"
 #include "parley/xalloc.h"
 
@@ -121,21 +122,6 @@ static bool valid_sha(const char *sha)
            is_lower_hex(sha, BLOB_SHA256_HEX_LEN);
 }
 
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
-static void to_hex(const unsigned char *bin, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bin[i] >> 4];
-        out[2 * i + 1] = digits[bin[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* "ab/cd/<sha>" (REQUIRES: valid_sha(sha)). */
 static void rel_path(const char *sha, char out[REL_PATH_MAX])
 {
@@ -185,8 +171,8 @@ static void bit_set(_Atomic uint64_t *bits, unsigned i)
  */
 static int open_leaf(blobs_t *b, const char *sha, int *leaf_fd)
 {
-    unsigned ab = (unsigned)(hexval(sha[0]) << 4 | hexval(sha[1]));
-    unsigned leaf = ab << 8 | (unsigned)(hexval(sha[2]) << 4 | hexval(sha[3]));
+    unsigned ab = (unsigned)(hex_digit(sha[0]) << 4 | hex_digit(sha[1]));
+    unsigned leaf = ab << 8 | (unsigned)(hex_digit(sha[2]) << 4 | hex_digit(sha[3]));
     char name[8];
     bool created;
     int rc;
@@ -527,7 +513,7 @@ int blob_writer_finish(blob_writer_t *w, blob_info_t *out)
     }
     gnutls_hash_deinit(w->hash, digest);
     w->hash = NULL;
-    to_hex(digest, SHA256_LEN, sha);
+    hex_encode(digest, SHA256_LEN, sha);
 
     /* 1. The bytes. */
     if ((rc = fsync_fd(w->fd)) < 0) {
@@ -708,7 +694,7 @@ static void check_blob(check_t *c, const char *rel, const char *sha)
         return;
     }
     char hex[BLOB_SHA256_HEX_LEN + 1];
-    to_hex(digest, SHA256_LEN, hex);
+    hex_encode(digest, SHA256_LEN, hex);
     if (strcmp(hex, sha) != 0)
         report(c, rel, "hash mismatch: content hashes to %s", hex);
 }
