@@ -87,9 +87,6 @@ bool auth_password_needs_rehash(const char *encoded);
 /* How many hashes may run at once: the online CPUs at first use, at least 1. */
 int auth_password_concurrency(void);
 
-/* Internal (shared by the files of src/auth): 2*n lowercase hex characters and a NUL. */
-void auth__hex(const unsigned char *in, size_t n, char *out);
-
 /* Test hook: hashes/verifications running now, and the most seen at once
  * since start (or the last reset). */
 void auth__password_stats(int *in_progress, int *max_seen);

@@ -56,6 +56,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parley/xalloc.h"
+
 #define NIL UINT32_MAX
 
 /* ---- bounded LRU table ---------------------------------------------------- */
@@ -77,14 +79,6 @@ struct table {
     uint32_t mask;
     uint32_t head, tail; /* least and most recently used */
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p)
-        abort();
-    return p;
-}
 
 static void table_init(struct table *t, size_t cap, size_t key_size)
 {

@@ -45,28 +45,6 @@ static const char HKDF_SALT[] = "parley-hkdf-salt-v1";
 static const char INFO_JWT[] = "parley access-token HS256 key v1";
 static const char INFO_REFRESH[] = "parley refresh-token HMAC key v1";
 
-void auth__hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Decodes exactly 2*n hex characters. Returns 0, or -1 on a non-hex one. */
-static int unhex(const char *in, size_t n, unsigned char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_digit(in[2 * i]), lo = hex_digit(in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 int auth_random_hex(size_t nbytes, char *out)
 {
     unsigned char buf[1024];
@@ -74,7 +52,7 @@ int auth_random_hex(size_t nbytes, char *out)
         return AUTH_EINVALID;
     if (gnutls_rnd(GNUTLS_RND_KEY, buf, nbytes) != 0)
         return AUTH_ECRYPTO;
-    auth__hex(buf, nbytes, out);
+    hex_encode(buf, nbytes, out);
     explicit_bzero(buf, nbytes);
     return AUTH_OK;
 }
@@ -137,7 +115,7 @@ static int create_secret_file(const char *dir, const char *path,
         return -ENAMETOOLONG;
     }
     char text[2 * SECRET_LEN + 2];
-    auth__hex(secret, SECRET_LEN, text);
+    hex_encode(secret, SECRET_LEN, text);
     text[2 * SECRET_LEN] = '\n';
     text[2 * SECRET_LEN + 1] = '\0';
 
@@ -231,7 +209,7 @@ static int read_secret_file(const char *path, unsigned char secret[SECRET_LEN], 
         got += (size_t)n;
     }
     bool size_ok = got == 2 * SECRET_LEN || (got == 2 * SECRET_LEN + 1 && text[2 * SECRET_LEN] == '\n');
-    if (!size_ok || unhex(text, SECRET_LEN, secret) != 0) {
+    if (!size_ok || hex_decode(text, SECRET_LEN, secret) != 0) {
         snprintf(err, err_size,
                  "secret file '%s' is corrupt: expected 64 hex characters and a newline "
                  "(restore it from a backup; deleting it makes a new secret and logs everyone out)",
@@ -304,7 +282,7 @@ static int sha256_hex(const char *s, size_t len, char hash_out[AUTH_SHA256_HEX])
     unsigned char d[32];
     if (gnutls_hash_fast(GNUTLS_DIG_SHA256, s, len, d) != 0)
         return AUTH_ECRYPTO;
-    auth__hex(d, sizeof(d), hash_out);
+    hex_encode(d, sizeof(d), hash_out);
     return AUTH_OK;
 }
 

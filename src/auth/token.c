@@ -58,6 +58,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parley/hex.h"
+
 #define IAT_SKEW 60
 #define SALT_MAX 255
 
@@ -258,7 +260,7 @@ static int refresh_mac(const auth_keys_t *k, const char *sid, const char *salt, 
     if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, k->_refresh, sizeof(k->_refresh), msg, off + (size_t)n,
                          d) != 0)
         return AUTH_ECRYPTO;
-    auth__hex(d, sizeof(d), hex);
+    hex_encode(d, sizeof(d), hex);
     return AUTH_OK;
 }
 

@@ -41,15 +41,7 @@ static void base32(const unsigned char *in, size_t n, char *out)
 
 static bool unhex(const char *hex, unsigned char *out, size_t n)
 {
-    if (strlen(hex) != 2 * n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (unsigned char)(hi * 16 + lo);
-    }
-    return true;
+    return strlen(hex) == 2 * n && hex_decode(hex, n, out) == 0;
 }
 
 int auth_totp_new_secret(char hex_out[AUTH_TOTP_SECRET_HEX], char base32_out[AUTH_TOTP_BASE32])
@@ -57,7 +49,7 @@ int auth_totp_new_secret(char hex_out[AUTH_TOTP_SECRET_HEX], char base32_out[AUT
     unsigned char secret[TOTP_SECRET_BYTES];
     if (gnutls_rnd(GNUTLS_RND_KEY, secret, sizeof(secret)) != 0)
         return AUTH_ECRYPTO;
-    auth__hex(secret, sizeof(secret), hex_out);
+    hex_encode(secret, sizeof(secret), hex_out);
     base32(secret, sizeof(secret), base32_out);
     return AUTH_OK;
 }
@@ -139,7 +131,7 @@ static int mfa_mac(const auth_keys_t *k, const char *user_id, int64_t exp, char 
         gnutls_hmac_fast(GNUTLS_MAC_SHA256, k->_refresh, sizeof(k->_refresh), msg, (size_t)n,
                          mac) != 0)
         return AUTH_ECRYPTO;
-    auth__hex(mac, sizeof(mac), hex);
+    hex_encode(mac, sizeof(mac), hex);
     return AUTH_OK;
 }
 

@@ -63,7 +63,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parley/hex.h"
 #include "parley/log.h"
+#include "parley/xalloc.h"
 
 #define SHA256_LEN 32
 #define REL_PATH_MAX 72 /* "ab/cd/" + 64 hex + NUL = 71 */
@@ -98,9 +100,7 @@ struct blob_writer {
 static char *str_concat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
-    if (s == NULL)
-        abort();
+    char *s = xmalloc(la + lb + 1);
     memcpy(s, a, la);
     memcpy(s + la, b, lb + 1);
     return s;
@@ -120,21 +120,6 @@ static bool valid_sha(const char *sha)
 {
     return sha != NULL && strnlen(sha, BLOB_SHA256_HEX_LEN + 1) == BLOB_SHA256_HEX_LEN &&
            is_lower_hex(sha, BLOB_SHA256_HEX_LEN);
-}
-
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
-static void to_hex(const unsigned char *bin, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bin[i] >> 4];
-        out[2 * i + 1] = digits[bin[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* "ab/cd/<sha>" (REQUIRES: valid_sha(sha)). */
@@ -186,8 +171,8 @@ static void bit_set(_Atomic uint64_t *bits, unsigned i)
  */
 static int open_leaf(blobs_t *b, const char *sha, int *leaf_fd)
 {
-    unsigned ab = (unsigned)(hexval(sha[0]) << 4 | hexval(sha[1]));
-    unsigned leaf = ab << 8 | (unsigned)(hexval(sha[2]) << 4 | hexval(sha[3]));
+    unsigned ab = (unsigned)(hex_digit(sha[0]) << 4 | hex_digit(sha[1]));
+    unsigned leaf = ab << 8 | (unsigned)(hex_digit(sha[2]) << 4 | hex_digit(sha[3]));
     char name[8];
     bool created;
     int rc;
@@ -281,9 +266,7 @@ blobs_t *blobs_open(const char *data_dir, char *err, size_t err_size)
         snprintf(err, err_size, "blobs: no data directory");
         return NULL;
     }
-    b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        abort();
+    b = xcalloc(1, sizeof(*b));
     b->files_fd = b->tmp_fd = -1;
     b->files_path = str_concat(data_dir, "/files");
     b->tmp_path = str_concat(b->files_path, "/tmp");
@@ -530,7 +513,7 @@ int blob_writer_finish(blob_writer_t *w, blob_info_t *out)
     }
     gnutls_hash_deinit(w->hash, digest);
     w->hash = NULL;
-    to_hex(digest, SHA256_LEN, sha);
+    hex_encode(digest, SHA256_LEN, sha);
 
     /* 1. The bytes. */
     if ((rc = fsync_fd(w->fd)) < 0) {
@@ -711,7 +694,7 @@ static void check_blob(check_t *c, const char *rel, const char *sha)
         return;
     }
     char hex[BLOB_SHA256_HEX_LEN + 1];
-    to_hex(digest, SHA256_LEN, hex);
+    hex_encode(digest, SHA256_LEN, hex);
     if (strcmp(hex, sha) != 0)
         report(c, rel, "hash mismatch: content hashes to %s", hex);
 }
@@ -814,9 +797,7 @@ int blobs_check(blobs_t *b, void (*fn)(void *ctx, const char *path, const char *
     int n = sorted_entries(b->files_fd, ".", &list);
     if (n < 0)
         return n;
-    c.buf = malloc(CHECK_BUF);
-    if (c.buf == NULL)
-        abort();
+    c.buf = xmalloc(CHECK_BUF);
     for (int i = 0; i < n; i++) {
         const char *name = list[i]->d_name;
         if (dot_or_dotdot(name))

@@ -37,6 +37,7 @@
 #include "gate.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/xalloc.h"
 #include "principal.h"
 #include "routes.h"
 
@@ -363,9 +364,7 @@ static void get_api_keys(http_ctx_t *ctx)
     principal_t p;
     if (!http_authenticate(ctx, &p))
         return;
-    store_api_key_t *keys = calloc(MAX_KEYS_LISTED, sizeof(*keys));
-    if (keys == NULL)
-        abort();
+    store_api_key_t *keys = xcalloc(MAX_KEYS_LISTED, sizeof(*keys));
     size_t n = store_api_key_list(app->store, p.user.id, keys, MAX_KEYS_LISTED);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)

@@ -17,6 +17,7 @@
 #include "parley/clock.h"
 #include "parley/realtime.h"
 #include "parley/rules.h"
+#include "parley/xalloc.h"
 #include "routes.h"
 
 /* Answers a store failure, or waits for lsn; true when durable. */
@@ -111,9 +112,7 @@ static void get_channels(http_ctx_t *ctx)
     if (!http_paging(ctx, &page, &limit))
         goto out;
     const char *q = http_query(ctx, "search");
-    chat_channel_t *list = calloc((size_t)limit, sizeof(*list));
-    if (list == NULL)
-        abort();
+    chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
     size_t total = chat_channel_list(app->store, p.user.id, q, (size_t)(page - 1) * (size_t)limit,
                                      (size_t)limit, list, &n);
@@ -433,9 +432,7 @@ static void get_members(http_ctx_t *ctx)
     long page, limit;
     if (!channel_access_load(ctx, &p, ctx->params[0], &a) || !http_paging(ctx, &page, &limit))
         goto out;
-    chat_membership_t *list = calloc((size_t)limit, sizeof(*list));
-    if (list == NULL)
-        abort();
+    chat_membership_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
     size_t total = chat_members(app->store, a.channel.id, (size_t)(page - 1) * (size_t)limit,
                                 (size_t)limit, list, &n);
@@ -649,9 +646,7 @@ static void get_banned(http_ctx_t *ctx)
     long page, limit;
     if (!moderate(ctx, &p, &a) || !http_paging(ctx, &page, &limit))
         goto out;
-    chat_membership_t *list = calloc((size_t)limit, sizeof(*list));
-    if (list == NULL)
-        abort();
+    chat_membership_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
     size_t total = chat_banned(app->store, a.channel.id, (size_t)(page - 1) * (size_t)limit,
                                (size_t)limit, list, &n);
@@ -721,9 +716,7 @@ static void post_direct(http_ctx_t *ctx)
         key_len += strlen(sorted[k]) + 1;
     chat_channel_t c;
     memset(&c, 0, sizeof(c));
-    c.direct_key = malloc(key_len);
-    if (c.direct_key == NULL)
-        abort();
+    c.direct_key = xmalloc(key_len);
     c.direct_key[0] = '\0';
     for (size_t k = 0; k < n; k++) {
         if (k)

@@ -31,6 +31,7 @@
 #include "parley/files.h"
 #include "parley/log.h"
 #include "parley/utf8.h"
+#include "parley/xalloc.h"
 #include "principal.h"
 #include "routes.h"
 #include "upload.h"
@@ -221,9 +222,7 @@ static int apply_avatar(void *ctx, store_user_t *u)
 {
     avatar_change_t *c = ctx;
     c->old = u->avatar_url;
-    u->avatar_url = strdup(c->url);
-    if (u->avatar_url == NULL)
-        abort();
+    u->avatar_url = xstrdup(c->url);
     u->updated_at = clock_wall_ms();
     return 0;
 }
@@ -332,9 +331,7 @@ static void get_files(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
         goto out;
     }
-    store_file_t *list = calloc((size_t)limit, sizeof(*list));
-    if (list == NULL)
-        abort();
+    store_file_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
     size_t total = store_file_list(app->store, channel_id, channel_id ? NULL : p.user.id,
                                    (size_t)(page - 1) * (size_t)limit, (size_t)limit, list, &n);
@@ -516,9 +513,7 @@ static void get_download(http_ctx_t *ctx)
                          "the range is outside the file");
         goto out;
     }
-    stream_t *st = malloc(sizeof(*st));
-    if (st == NULL)
-        abort();
+    stream_t *st = xmalloc(sizeof(*st));
     st->fd = fd;
     st->pos = from;
     st->end = size ? to + 1 : 0;

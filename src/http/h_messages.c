@@ -21,6 +21,7 @@
 #include "parley/files.h"
 #include "parley/realtime.h"
 #include "parley/rules.h"
+#include "parley/xalloc.h"
 #include "routes.h"
 
 #define EMOJI_MAX_CHARS 32
@@ -66,9 +67,7 @@ static char *read_content(http_ctx_t *ctx, bool allow_empty)
         http_reply_invalid(ctx, "content", "content must be 1-%d characters", CHAT_CONTENT_MAX);
         return NULL;
     }
-    char *out = malloc(len + 1);
-    if (out == NULL)
-        abort();
+    char *out = xmalloc(len + 1);
     memcpy(out, content + start, len);
     out[len] = '\0';
     return out;
@@ -79,9 +78,7 @@ static void add_mention(chat_message_t *m, const char *user_id)
     for (size_t i = 0; i < m->n_mentions; i++)
         if (strcmp(m->mentions[i], user_id) == 0)
             return;
-    m->mentions = realloc(m->mentions, (m->n_mentions + 1) * sizeof(*m->mentions));
-    if (m->mentions == NULL)
-        abort();
+    m->mentions = xrealloc(m->mentions, (m->n_mentions + 1) * sizeof(*m->mentions));
     snprintf(m->mentions[m->n_mentions++], STORE_ID_MAX, "%s", user_id);
 }
 
@@ -172,9 +169,7 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *chan
             dup = dup || strcmp(m->attachments[k], id) == 0;
         if (dup)
             continue;
-        m->attachments = realloc(m->attachments, (m->n_attachments + 1) * sizeof(*m->attachments));
-        if (m->attachments == NULL)
-            abort();
+        m->attachments = xrealloc(m->attachments, (m->n_attachments + 1) * sizeof(*m->attachments));
         snprintf(m->attachments[m->n_attachments++], STORE_ID_MAX, "%s", id);
     }
     return true;
@@ -453,16 +448,12 @@ static int change_message(void *ctx, chat_message_t *m)
             if (has)
                 return UNCHANGED; /* already there: nothing to write */
             if (r == NULL) {
-                m->reactions = realloc(m->reactions, (m->n_reactions + 1) * sizeof(*r));
-                if (m->reactions == NULL)
-                    abort();
+                m->reactions = xrealloc(m->reactions, (m->n_reactions + 1) * sizeof(*r));
                 r = &m->reactions[m->n_reactions++];
                 memset(r, 0, sizeof(*r));
                 snprintf(r->emoji, sizeof(r->emoji), "%s", c->emoji);
             }
-            r->users = realloc(r->users, (r->n_users + 1) * sizeof(*r->users));
-            if (r->users == NULL)
-                abort();
+            r->users = xrealloc(r->users, (r->n_users + 1) * sizeof(*r->users));
             snprintf(r->users[r->n_users++], STORE_ID_MAX, "%s", c->user_id);
         } else {
             if (!has)
@@ -593,9 +584,7 @@ static void get_thread(http_ctx_t *ctx)
         goto out_access;
     /* The thread of any message in it is its root's. */
     const char *root = m.thread_id[0] ? m.thread_id : m.id;
-    chat_message_t *list = calloc(100, sizeof(*list));
-    if (list == NULL)
-        abort();
+    chat_message_t *list = xcalloc(100, sizeof(*list));
     size_t n;
     size_t total = chat_thread(app->store, root, 100, list, &n);
     http_reply_message_page(ctx, list, n,

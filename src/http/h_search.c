@@ -16,6 +16,7 @@
 #include "chat_view.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/xalloc.h"
 #include "routes.h"
 
 #define MAX_QUERY_WORDS 32  /* the index reads no more (chat_search) */
@@ -46,9 +47,7 @@ static void collect_word(void *ctx, size_t off, size_t len, const char *lower)
     (void)len;
     query_words_t *q = ctx;
     if (q->n < MAX_QUERY_WORDS) {
-        q->word[q->n] = strndup(lower, indexed_len(lower));
-        if (q->word[q->n] == NULL)
-            abort();
+        q->word[q->n] = xstrndup(lower, indexed_len(lower));
         q->n++;
     }
 }
@@ -72,9 +71,7 @@ static void put(highlight_t *h, const char *s, size_t n)
 {
     if (h->len + n + 1 > h->cap) {
         h->cap = (h->len + n + 1) * 2;
-        h->out = realloc(h->out, h->cap);
-        if (h->out == NULL)
-            abort();
+        h->out = xrealloc(h->out, h->cap);
     }
     memcpy(h->out + h->len, s, n);
     h->len += n;
@@ -193,9 +190,7 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     }
     query_words_t words = {0};
     chat_words(text, collect_word, &words);
-    chat_search_hit_t *hits = calloc((size_t)limit, sizeof(*hits));
-    if (hits == NULL)
-        abort();
+    chat_search_hit_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n = 0, total = 0;
     if (words.n > 0) {
         read_ctx_t rc = {app->store, &p->user};
@@ -291,9 +286,7 @@ static void get_search_users(http_ctx_t *ctx)
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
     } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
-        store_user_t *list = calloc((size_t)limit, sizeof(*list));
-        if (list == NULL)
-            abort();
+        store_user_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = store_user_search(app->store, q, 0, (size_t)limit, list, &n);
         json_t *arr = json_array();
@@ -319,9 +312,7 @@ static void get_search_channels(http_ctx_t *ctx)
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
     } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
-        chat_channel_t *list = calloc((size_t)limit, sizeof(*list));
-        if (list == NULL)
-            abort();
+        chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = chat_channel_list(app->store, p.user.id, q, 0, (size_t)limit, list, &n);
         json_t *arr = json_array();

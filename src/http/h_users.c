@@ -12,6 +12,7 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/rules.h"
+#include "parley/xalloc.h"
 #include "principal.h"
 #include "routes.h"
 
@@ -184,9 +185,7 @@ static void get_users(http_ctx_t *ctx)
     }
     if (!http_paging(ctx, &page, &limit))
         goto out;
-    store_user_t *hits = calloc((size_t)limit, sizeof(*hits));
-    if (hits == NULL)
-        abort();
+    store_user_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n;
     size_t total =
         store_user_search(app->store, q, (size_t)(page - 1) * (size_t)limit, (size_t)limit, hits, &n);

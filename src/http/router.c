@@ -30,6 +30,7 @@
 
 #include "gate.h"
 #include "parley/log.h"
+#include "parley/xalloc.h"
 
 #define MAX_SEGMENTS 12
 
@@ -77,16 +78,12 @@ static bool split_path(const char *path, path_view_t *view)
 
 router_t *router_new(const http_route_t *const *tables, void *app)
 {
-    router_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        abort();
+    router_t *r = xcalloc(1, sizeof(*r));
     r->app = app;
     for (size_t t = 0; tables[t]; t++)
         for (const http_route_t *d = tables[t]; d->method; d++)
             r->n_routes++;
-    r->routes = calloc(r->n_routes ? r->n_routes : 1, sizeof(*r->routes));
-    if (r->routes == NULL)
-        abort();
+    r->routes = xcalloc(r->n_routes ? r->n_routes : 1, sizeof(*r->routes));
     size_t i = 0;
     for (size_t t = 0; tables[t]; t++) {
         for (const http_route_t *d = tables[t]; d->method; d++, i++) {

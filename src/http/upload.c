@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "gate.h"
+#include "parley/xalloc.h"
 #include "principal.h"
 #include "parley/app.h"
 #include "router.h"
@@ -59,9 +60,7 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
          * answer 401 as usual, the bytes are not kept. */
         if (!http_credentials_valid(app, req, true))
             return U_ERROR;
-        us = calloc(1, sizeof(*us));
-        if (us == NULL)
-            abort();
+        us = xcalloc(1, sizeof(*us));
         gate_attach(us, upload_free);
     }
     upload_t *u = &us->pub;

@@ -47,40 +47,6 @@ struct view_cache {
     pthread_mutex_t stripe[STRIPES];
 };
 
-bool text_buf_reserve(text_buf_t *b, size_t total)
-{
-    if (b->failed)
-        return false;
-    if (total + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < total + 1)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
-}
-
-bool text_buf_append(text_buf_t *b, const char *s, size_t n)
-{
-    if (!text_buf_reserve(b, b->len + n))
-        return false;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return true;
-}
-
-bool text_buf_puts(text_buf_t *b, const char *s)
-{
-    return text_buf_append(b, s, strlen(s));
-}
-
 uint64_t view_hash_word(uint64_t h, uint64_t word)
 {
     uint64_t z = h ^ (word + 0x9e3779b97f4a7c15ull);

@@ -1,5 +1,5 @@
-/* A bounded cache of rendered JSON views (view_cache.c), and the growable
- * text buffer pages are assembled in. */
+/* A bounded cache of rendered JSON views (view_cache.c). The pages they are
+ * copied into are text buffers (parley/text_buf.h). */
 #ifndef PARLEY_HTTP_VIEW_CACHE_H
 #define PARLEY_HTTP_VIEW_CACHE_H
 
@@ -7,18 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable text, always NUL-terminated once anything was appended. After
- * an allocation failure `failed` stays set and appends do nothing. */
-typedef struct text_buf {
-    char *data; /* malloc'd; the caller frees (or hands it on) */
-    size_t len, cap;
-    bool failed;
-} text_buf_t;
-
-/* Makes room for `total` bytes of text in all (plus the NUL). */
-bool text_buf_reserve(text_buf_t *b, size_t total);
-bool text_buf_append(text_buf_t *b, const char *s, size_t n);
-bool text_buf_puts(text_buf_t *b, const char *s);
+#include "parley/text_buf.h"
 
 typedef struct view_cache view_cache_t;
 

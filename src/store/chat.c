@@ -57,6 +57,7 @@
 
 #include "chat_internal.h"
 #include "parley/clock.h"
+#include "parley/xalloc.h"
 
 #define NAME_KEY_MAX (4 * CHAT_NAME_MAX)            /* a folded name */
 #define MEMBER_KEY_MAX (2 * STORE_ID_MAX)           /* "<channel>/<user>" */
@@ -69,12 +70,12 @@ static void *dup_mem(const void *p, size_t n)
 {
     if (p == NULL || n == 0)
         return NULL;
-    return memcpy(chat__xmalloc(n), p, n);
+    return memcpy(xmalloc(n), p, n);
 }
 
 static char *dup_or_null(const char *s)
 {
-    return s ? chat__xstrdup(s) : NULL;
+    return s ? xstrdup(s) : NULL;
 }
 
 void chat_channel_clear(chat_channel_t *c)
@@ -136,14 +137,14 @@ static int cmp_strp(const void *a, const void *b)
 
 char *chat_direct_key(const char *const *user_ids, size_t n)
 {
-    const char **v = chat__xmalloc((n ? n : 1) * sizeof(*v));
+    const char **v = xmalloc((n ? n : 1) * sizeof(*v));
     size_t len = 1;
     for (size_t i = 0; i < n; i++) {
         v[i] = user_ids[i];
         len += strlen(v[i]) + 1;
     }
     qsort(v, n, sizeof(*v), cmp_strp);
-    char *key = chat__xmalloc(len), *p = key;
+    char *key = xmalloc(len), *p = key;
     for (size_t i = 0; i < n; i++) {
         if (i && strcmp(v[i], v[i - 1]) == 0)
             continue;
@@ -235,9 +236,7 @@ static void free_idset(void *v)
 
 struct chat_tables *chat__new(void)
 {
-    struct chat_tables *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        abort();
+    struct chat_tables *t = xcalloc(1, sizeof(*t));
     map_init(&t->channels, free_channel);
     map_init(&t->channel_by_name, free);
     map_init(&t->channel_by_direct, free);
@@ -329,7 +328,7 @@ static void mvec_insert(mvec_t *v, msg_t *g)
         return;
     if (v->n == v->cap) {
         v->cap = v->cap < 8 ? 8 : v->cap + v->cap / 2;
-        v->v = chat__xrealloc(v->v, v->cap * sizeof(*v->v));
+        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
     }
     memmove(&v->v[at + 1], &v->v[at], (v->n - at) * sizeof(*v->v));
     v->v[at] = g;
@@ -356,7 +355,7 @@ static void apply_channel(store_t *s, chat_channel_t *c)
     char new_name[NAME_KEY_MAX], old_name[NAME_KEY_MAX] = "", id[STORE_ID_MAX];
     name_key(nc, new_name);
     memcpy(id, nc->id, sizeof(id));
-    char *new_direct = (!nc->is_deleted && nc->is_direct) ? chat__xstrdup(nc->direct_key) : NULL;
+    char *new_direct = (!nc->is_deleted && nc->is_direct) ? xstrdup(nc->direct_key) : NULL;
     char *old_direct = NULL;
 
     uint64_t h = map_hash(id);
@@ -366,7 +365,7 @@ static void apply_channel(store_t *s, chat_channel_t *c)
     if (old) {
         name_key(old, old_name);
         if (!old->is_deleted && old->is_direct)
-            old_direct = chat__xstrdup(old->direct_key);
+            old_direct = xstrdup(old->direct_key);
         free_channel(old);
     }
     pthread_rwlock_unlock(&sh->lock);
@@ -398,16 +397,12 @@ static void apply_membership(store_t *s, const chat_membership_t *m)
     pthread_rwlock_wrlock(&t->idx_lock);
     people_t *p = chat__smap_get(&t->people, m->channel_id);
     if (p == NULL) {
-        p = calloc(1, sizeof(*p));
-        if (p == NULL)
-            abort();
+        p = xcalloc(1, sizeof(*p));
         chat__smap_put(&t->people, m->channel_id, p);
     }
     idset_t *j = chat__smap_get(&t->joined, m->user_id);
     if (j == NULL) {
-        j = calloc(1, sizeof(*j));
-        if (j == NULL)
-            abort();
+        j = xcalloc(1, sizeof(*j));
         chat__smap_put(&t->joined, m->user_id, j);
     }
     if (m->role > CHAT_ROLE_NONE) {
@@ -429,10 +424,8 @@ static msg_extra_t *take_extra(chat_message_t *m)
 {
     if (!m->idempotency_key[0] && !m->n_mentions && !m->n_attachments && !m->n_reactions)
         return NULL;
-    msg_extra_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        abort();
-    e->idem = m->idempotency_key[0] ? chat__xstrdup(m->idempotency_key) : NULL;
+    msg_extra_t *e = xcalloc(1, sizeof(*e));
+    e->idem = m->idempotency_key[0] ? xstrdup(m->idempotency_key) : NULL;
     e->n_mentions = m->n_mentions;
     e->mentions = m->mentions;
     e->n_attachments = m->n_attachments;
@@ -449,9 +442,7 @@ static msg_list_t *list_of(struct chat_tables *t, const char *channel_id)
 {
     msg_list_t *l = chat__smap_get(&t->lists, channel_id);
     if (l == NULL) {
-        l = calloc(1, sizeof(*l));
-        if (l == NULL)
-            abort();
+        l = xcalloc(1, sizeof(*l));
         snprintf(l->id, sizeof(l->id), "%s", channel_id);
         chat__smap_put(&t->lists, channel_id, l);
     }
@@ -462,9 +453,7 @@ static thread_t *thread_of(struct chat_tables *t, uint64_t root, bool create)
 {
     thread_t *th = chat__ptab_get(&t->threads, root);
     if (th == NULL && create) {
-        th = calloc(1, sizeof(*th));
-        if (th == NULL)
-            abort();
+        th = xcalloc(1, sizeof(*th));
         th->root = root;
         chat__ptab_put(&t->threads, th);
     }
@@ -492,9 +481,7 @@ static void apply_message(store_t *s, chat_message_t *m)
     char *old_content = NULL;
     msg_extra_t *old_extra = NULL;
     if (g == NULL) {
-        g = calloc(1, sizeof(*g));
-        if (g == NULL)
-            abort();
+        g = xcalloc(1, sizeof(*g));
         g->seq = seq;
         chat__stab_put(&t->msgs, seq, g);
     } else {
@@ -686,7 +673,7 @@ int chat_channel_create(store_t *s, chat_channel_t *c, const char *const *member
         nc.is_private = true;
         nc.name[0] = '\0';
         if (nc.direct_key == NULL) {
-            const char **all = chat__xmalloc((n_members + 1) * sizeof(*all));
+            const char **all = xmalloc((n_members + 1) * sizeof(*all));
             for (size_t i = 0; i < n_members; i++)
                 all[i] = members[i];
             all[n_members] = nc.owner_id;
@@ -832,7 +819,7 @@ static bool collect_channel(void *ctx, const char *key, void *value)
         return true;
     if (lc->n == lc->cap) {
         lc->cap = lc->cap ? lc->cap * 2 : 32;
-        lc->v = chat__xrealloc(lc->v, lc->cap * sizeof(*lc->v));
+        lc->v = xrealloc(lc->v, lc->cap * sizeof(*lc->v));
     }
     list_entry_t *e = &lc->v[lc->n++];
     channel_copy(&e->c, c);
@@ -864,9 +851,9 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
         const idset_t *j = chat__smap_get(&t->joined, user_id);
         if (j && j->n) {
             mine.n = mine.cap = j->n;
-            mine.v = chat__xmalloc(j->n * sizeof(*mine.v));
+            mine.v = xmalloc(j->n * sizeof(*mine.v));
             for (size_t i = 0; i < j->n; i++)
-                mine.v[i] = chat__xstrdup(j->v[i]);
+                mine.v[i] = xstrdup(j->v[i]);
         }
         pthread_rwlock_unlock(&t->idx_lock);
     }
@@ -959,7 +946,7 @@ static size_t list_people(store_t *s, const char *channel_id, bool banned, size_
     const people_t *p = chat__smap_get(&t->people, channel_id);
     const idset_t *set = p ? (banned ? &p->banned : &p->members) : NULL;
     if (set && set->n) {
-        v = chat__xmalloc(set->n * sizeof(*v));
+        v = xmalloc(set->n * sizeof(*v));
         for (size_t i = 0; i < set->n; i++) /* idx_lock -> membership shard: the order */
             if (chat_membership_get(s, channel_id, set->v[i], &v[n]))
                 n++;
@@ -1104,7 +1091,7 @@ int chat_message_post(store_t *s, chat_message_t *m, bool *existing, uint64_t *l
         m->updated_at = n.updated_at;
         m->is_edited = m->is_deleted = false;
         if (m->content == NULL)
-            m->content = chat__xstrdup("");
+            m->content = xstrdup("");
     }
     return rc;
 }
@@ -1313,15 +1300,15 @@ static int snap_messages(struct chat_tables *t, wal_snapshot_t *snap)
 {
     pthread_rwlock_rdlock(&t->msg_lock);
     size_t n_lists = 0;
-    msg_list_t **lists = chat__xmalloc((t->lists.n ? t->lists.n : 1) * sizeof(*lists));
+    msg_list_t **lists = xmalloc((t->lists.n ? t->lists.n : 1) * sizeof(*lists));
     for (size_t i = 0; i < t->lists.cap; i++)
         if (t->lists.slots[i].key)
             lists[n_lists++] = t->lists.slots[i].val; /* live until chat__clear */
     pthread_rwlock_unlock(&t->msg_lock);
 
-    cursor_t *heap = chat__xmalloc((n_lists ? n_lists : 1) * sizeof(*heap));
-    char **texts = chat__xmalloc(SNAP_BATCH * sizeof(*texts));
-    size_t *lens = chat__xmalloc(SNAP_BATCH * sizeof(*lens));
+    cursor_t *heap = xmalloc((n_lists ? n_lists : 1) * sizeof(*heap));
+    char **texts = xmalloc(SNAP_BATCH * sizeof(*texts));
+    size_t *lens = xmalloc(SNAP_BATCH * sizeof(*lens));
     uint64_t next = 1; /* the first seq not yet written */
     int rc = 0;
     while (rc == 0) {

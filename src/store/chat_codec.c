@@ -28,6 +28,7 @@
 
 #include "chat_internal.h"
 #include "codec.h"
+#include "parley/xalloc.h"
 
 /* ---- ids ------------------------------------------------------------------- */
 
@@ -287,7 +288,7 @@ static bool get_dup(json_t *o, const char *key, size_t max, char **out)
         return true;
     if (!json_is_string(v) || json_string_length(v) > max)
         return false;
-    *out = chat__xstrdup(json_string_value(v));
+    *out = xstrdup(json_string_value(v));
     return true;
 }
 
@@ -328,7 +329,7 @@ static bool get_ids(json_t *o, const char *key, size_t max, size_t *n, char (**o
     size_t count = json_array_size(a);
     if (count == 0)
         return true;
-    *out = chat__xmalloc(count * sizeof(**out));
+    *out = xmalloc(count * sizeof(**out));
     for (size_t i = 0; i < count; i++) {
         if (!str_into(json_array_get(a, i), (*out)[i], STORE_ID_MAX)) {
             free(*out);
@@ -355,9 +356,7 @@ static bool get_reactions(json_t *o, chat_message_t *m)
         if (pairs > CHAT_REACTIONS_MAX)
             return false;
     }
-    m->reactions = calloc(count, sizeof(*m->reactions));
-    if (m->reactions == NULL)
-        abort();
+    m->reactions = xcalloc(count, sizeof(*m->reactions));
     m->n_reactions = count; /* cleared by chat_message_clear on failure */
     for (size_t i = 0; i < count; i++) {
         json_t *r = json_array_get(a, i);

@@ -25,30 +25,7 @@
 #include <string.h>
 
 #include "chat_internal.h"
-
-void *chat__xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-void *chat__xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-char *chat__xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
+#include "parley/xalloc.h"
 
 /* ---- smap ------------------------------------------------------------------- */
 
@@ -67,9 +44,7 @@ static void smap_grow(smap_t *m)
     size_t cap = m->cap ? m->cap * 2 : 16;
     smap_slot_t *old = m->slots;
     size_t old_cap = m->cap;
-    m->slots = calloc(cap, sizeof(*m->slots));
-    if (m->slots == NULL)
-        abort();
+    m->slots = xcalloc(cap, sizeof(*m->slots));
     m->cap = cap;
     for (size_t i = 0; i < old_cap; i++)
         if (old[i].key)
@@ -95,7 +70,7 @@ static smap_slot_t *smap_slot(smap_t *m, const char *key, bool *fresh)
     *fresh = sl->key == NULL;
     if (*fresh) {
         sl->hash = h;
-        sl->key = chat__xstrdup(key);
+        sl->key = xstrdup(key);
         sl->val = NULL;
         m->n++;
     }
@@ -190,9 +165,7 @@ void chat__ptab_put(ptab_t *t, void *obj)
         size_t cap = t->cap ? t->cap * 2 : 64;
         void **old = t->slots;
         size_t old_cap = t->cap;
-        t->slots = calloc(cap, sizeof(*t->slots));
-        if (t->slots == NULL)
-            abort();
+        t->slots = xcalloc(cap, sizeof(*t->slots));
         t->cap = cap;
         for (size_t i = 0; i < old_cap; i++)
             if (old[i])
@@ -218,9 +191,7 @@ void chat__stab_put(stab_t *t, uint64_t seq, void *obj)
     uint64_t no = (seq >> STAB_PAGE_BITS) + 1;
     stab_page_t *p = chat__ptab_get(&t->pages, no);
     if (p == NULL) {
-        p = calloc(1, sizeof(*p));
-        if (p == NULL)
-            abort();
+        p = xcalloc(1, sizeof(*p));
         p->no = no;
         chat__ptab_put(&t->pages, p);
     }
@@ -296,10 +267,10 @@ void chat__idset_add(idset_t *s, const char *id)
         return;
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 4;
-        s->v = chat__xrealloc(s->v, s->cap * sizeof(*s->v));
+        s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
     }
     memmove(&s->v[at + 1], &s->v[at], (s->n - at) * sizeof(*s->v));
-    s->v[at] = chat__xstrdup(id);
+    s->v[at] = xstrdup(id);
     s->n++;
 }
 

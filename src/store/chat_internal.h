@@ -90,10 +90,6 @@ void chat__idset_add(idset_t *s, const char *id);
 void chat__idset_del(idset_t *s, const char *id);
 void chat__idset_free(idset_t *s);
 
-void *chat__xmalloc(size_t n);
-void *chat__xrealloc(void *p, size_t n);
-char *chat__xstrdup(const char *s);
-
 /* ---- messages in memory ------------------------------------------------------ */
 
 struct msg_list;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "parley/xalloc.h"
 
 static void set_str(json_t *o, const char *key, const char *v)
 {
@@ -48,9 +49,7 @@ static bool get_dup(json_t *o, const char *key, char **out)
         return true;
     if (!json_is_string(v))
         return false;
-    *out = strdup(json_string_value(v));
-    if (*out == NULL)
-        abort();
+    *out = xstrdup(json_string_value(v));
     return true;
 }
 

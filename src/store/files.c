@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "internal.h"
 #include "parley/files.h"
+#include "parley/xalloc.h"
 
 struct file_tables {
     map_t files;     /* id -> store_file_t* */
@@ -41,9 +42,7 @@ static void free_file(void *v)
 
 struct file_tables *files__new(void)
 {
-    struct file_tables *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        abort();
+    struct file_tables *t = xcalloc(1, sizeof(*t));
     map_init(&t->files, free_file);
     map_init(&t->blob_refs, free);
     return t;
@@ -131,9 +130,7 @@ static int decode(const void *data, size_t len, store_file_t *f)
         f->is_deleted = json_is_true(deleted);
         f->is_avatar = json_is_true(avatar);
         if (json_is_string(desc)) {
-            f->description = strdup(json_string_value(desc));
-            if (f->description == NULL)
-                abort();
+            f->description = xstrdup(json_string_value(desc));
         }
     }
     json_decref(o);
@@ -150,9 +147,7 @@ static uint64_t adjust_refs(struct file_tables *t, const char *sha, int delta)
     pthread_rwlock_wrlock(&sh->lock);
     uint64_t *n = map_find_locked(sh, h, sha);
     if (n == NULL && delta > 0) {
-        n = calloc(1, sizeof(*n));
-        if (n == NULL)
-            abort();
+        n = xcalloc(1, sizeof(*n));
         free(map_put_locked(sh, h, sha, n));
     }
     uint64_t now = 0;
@@ -173,9 +168,7 @@ static uint64_t adjust_refs(struct file_tables *t, const char *sha, int delta)
 static uint64_t apply_file(store_t *s, store_file_t *f)
 {
     struct file_tables *t = s->files;
-    store_file_t *nf = malloc(sizeof(*nf));
-    if (nf == NULL)
-        abort();
+    store_file_t *nf = xmalloc(sizeof(*nf));
     *nf = *f;
     memset(f, 0, sizeof(*f));
     uint64_t h = map_hash(nf->id);
@@ -270,9 +263,7 @@ static bool collect(void *ctx, const char *key, void *value)
         return true;
     if (lc->n == lc->cap) {
         lc->cap = lc->cap ? lc->cap * 2 : 32;
-        lc->hits = realloc(lc->hits, lc->cap * sizeof(*lc->hits));
-        if (lc->hits == NULL)
-            abort();
+        lc->hits = xrealloc(lc->hits, lc->cap * sizeof(*lc->hits));
     }
     lc->hits[lc->n] = *f;
     lc->hits[lc->n].description = f->description ? strdup(f->description) : NULL;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parley/xalloc.h"
+
 void map_init(map_t *m, void (*free_value)(void *value))
 {
     memset(m, 0, sizeof(*m));
@@ -77,9 +79,7 @@ void *map_find_locked(map_shard_t *sh, uint64_t hash, const char *key)
 static void grow(map_shard_t *sh)
 {
     size_t n = sh->n_buckets ? sh->n_buckets * 2 : 16;
-    map_entry_t **b = calloc(n, sizeof(*b));
-    if (b == NULL)
-        abort();
+    map_entry_t **b = xcalloc(n, sizeof(*b));
     for (size_t i = 0; i < sh->n_buckets; i++) {
         map_entry_t *e = sh->buckets[i];
         while (e) {
@@ -109,9 +109,7 @@ void *map_put_locked(map_shard_t *sh, uint64_t hash, const char *key, void *valu
     if (sh->count >= sh->n_buckets)
         grow(sh);
     size_t len = strlen(key);
-    map_entry_t *e = malloc(sizeof(*e) + len + 1);
-    if (e == NULL)
-        abort();
+    map_entry_t *e = xmalloc(sizeof(*e) + len + 1);
     e->hash = hash;
     e->value = value;
     memcpy(e->key, key, len + 1);
@@ -173,9 +171,7 @@ void map_index_set(map_t *m, const char *key, const char *id)
 {
     uint64_t h = map_hash(key);
     map_shard_t *sh = map_shard_of(m, h);
-    char *copy = strdup(id);
-    if (copy == NULL)
-        abort();
+    char *copy = xstrdup(id);
     pthread_rwlock_wrlock(&sh->lock);
     free(map_put_locked(sh, h, key, copy));
     pthread_rwlock_unlock(&sh->lock);

@@ -31,6 +31,7 @@
 
 #include "chat_internal.h"
 #include "parley/utf8.h"
+#include "parley/xalloc.h"
 
 enum { FLAG_EDITED = 1, FLAG_DELETED = 2, FLAG_CONTENT = 4 };
 
@@ -106,7 +107,7 @@ char *chat__message_encode(const chat_message_t *m, size_t *len)
     size_t n = record_size(m);
     if (n == 0)
         return NULL;
-    char *buf = chat__xmalloc(n);
+    char *buf = xmalloc(n);
     out_t o = {(uint8_t *)buf};
     put_u8(&o, CHAT_MSG_RECORD_BINARY);
     put_u8(&o, (m->is_edited ? FLAG_EDITED : 0) | (m->is_deleted ? FLAG_DELETED : 0) |
@@ -224,7 +225,7 @@ static void get_ids(in_t *in, size_t max, size_t *n_out, char (**ids)[STORE_ID_M
     *n_out = 0;
     if (n == 0)
         return;
-    *ids = chat__xmalloc(n * STORE_ID_MAX);
+    *ids = xmalloc(n * STORE_ID_MAX);
     *n_out = n; /* freed by chat_message_clear, whatever follows */
     for (size_t i = 0; i < n; i++)
         get_s8(in, (*ids)[i], STORE_ID_MAX);
@@ -252,7 +253,7 @@ int chat__message_decode_binary(const void *data, size_t len, chat_message_t *m)
     if (in.ok && (flags & FLAG_CONTENT)) {
         uint32_t n = get_u32(&in);
         if (n <= CHAT_CONTENT_BYTES_MAX && n <= (size_t)(in.end - in.p)) {
-            m->content = chat__xmalloc((size_t)n + 1);
+            m->content = xmalloc((size_t)n + 1);
             get_text(&in, n, m->content, (size_t)n + 1);
         } else {
             in.ok = false;
@@ -262,9 +263,7 @@ int chat__message_decode_binary(const void *data, size_t len, chat_message_t *m)
     get_ids(&in, CHAT_ATTACHMENTS_MAX, &m->n_attachments, &m->attachments);
     size_t n_reactions = get_count(&in, CHAT_REACTIONS_MAX, 1 + 4);
     if (n_reactions) {
-        m->reactions = calloc(n_reactions, sizeof(*m->reactions));
-        if (m->reactions == NULL)
-            abort();
+        m->reactions = xcalloc(n_reactions, sizeof(*m->reactions));
         m->n_reactions = n_reactions;
     }
     size_t pairs = 0;

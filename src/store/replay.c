@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "parley/xalloc.h"
 
 #define BATCH_BYTES (256u << 10)
 #define RECORD_HEADER (1 + 8 + 4) /* type, lsn, length */
@@ -54,9 +55,7 @@ static void batch_add(batch_t *b, uint64_t lsn, uint8_t type, const void *data, 
         size_t cap = b->cap ? b->cap : BATCH_BYTES + 4096;
         while (cap < b->len + RECORD_HEADER + len)
             cap *= 2;
-        b->data = realloc(b->data, cap);
-        if (b->data == NULL)
-            abort();
+        b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
     uint8_t *p = b->data + b->len;
@@ -123,9 +122,7 @@ static void *applier_main(void *arg)
 
 replayer_t *store__replayer_start(store_t *s)
 {
-    replayer_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        abort();
+    replayer_t *r = xcalloc(1, sizeof(*r));
     r->s = s;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);

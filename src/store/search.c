@@ -62,6 +62,7 @@
 #include "chat_internal.h"
 #include "parley/clock.h"
 #include "parley/log.h"
+#include "parley/xalloc.h"
 
 #define WORD_MAX 64       /* bytes of a word the index keeps */
 #define QUERY_WORDS_MAX 32
@@ -210,10 +211,10 @@ static void each_word(const char *text, word_fn fn, void *ctx)
             if (len + 5 > cap) {
                 cap *= 2;
                 if (buf == small) {
-                    buf = chat__xmalloc(cap);
+                    buf = xmalloc(cap);
                     memcpy(buf, small, len);
                 } else {
-                    buf = chat__xrealloc(buf, cap);
+                    buf = xrealloc(buf, cap);
                 }
             }
             len += utf8_put(fold_cp(c), buf + len);
@@ -303,11 +304,11 @@ static void bag_add(void *ctx, size_t off, size_t len, const char *lower, size_t
     size_t l = index_len(lower, lower_len);
     if (b->len + l + 1 > b->cap) {
         b->cap = (b->len + l + 1) * 2;
-        b->buf = chat__xrealloc(b->buf, b->cap);
+        b->buf = xrealloc(b->buf, b->cap);
     }
     if (b->n == b->ncap) {
         b->ncap = b->ncap ? b->ncap * 2 : 16;
-        b->offs = chat__xrealloc(b->offs, b->ncap * sizeof(*b->offs));
+        b->offs = xrealloc(b->offs, b->ncap * sizeof(*b->offs));
     }
     memcpy(b->buf + b->len, lower, l);
     b->buf[b->len + l] = '\0';
@@ -328,8 +329,8 @@ static void bag_fill(bag_t *b, const char *text)
     each_word(text, bag_add, b);
     if (b->n == 0)
         return;
-    b->w = chat__xmalloc(b->n * sizeof(*b->w));
-    b->tf = chat__xmalloc(b->n * sizeof(*b->tf));
+    b->w = xmalloc(b->n * sizeof(*b->w));
+    b->tf = xmalloc(b->n * sizeof(*b->tf));
     for (size_t i = 0; i < b->n; i++)
         b->w[i] = b->buf + b->offs[i];
     qsort(b->w, b->n, sizeof(*b->w), cmp_str);
@@ -407,7 +408,7 @@ static void posting_append(posting_t *p, uint64_t seq, uint32_t tf)
             cap = p->len + need;
         if (cap < 8)
             cap = 8;
-        p->buf = chat__xrealloc(p->buf, cap);
+        p->buf = xrealloc(p->buf, cap);
         p->cap = cap;
     }
     put_varint(p->buf, &p->len, delta);
@@ -444,16 +445,14 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
     if (p == NULL) {
         if (tf == 0)
             return;
-        p = calloc(1, sizeof(*p));
-        if (p == NULL)
-            abort();
+        p = xcalloc(1, sizeof(*p));
         chat__smap_put(&t->words, word, p);
     }
     if (tf && seq > p->last) {
         posting_append(p, seq, tf);
         return;
     }
-    pent_t *v = chat__xmalloc(((size_t)p->count + 1) * sizeof(*v));
+    pent_t *v = xmalloc(((size_t)p->count + 1) * sizeof(*v));
     posting_decode(p, v);
     size_t n = p->count, lo = 0, hi = n;
     while (lo < hi) {
@@ -541,7 +540,7 @@ static void collect_seq(void *ctx, void *obj)
 /* The seqs of the messages not yet indexed, sorted. REQUIRES: msg_lock. */
 static uint64_t *unindexed(struct chat_tables *t, size_t *n_out)
 {
-    seq_list_t l = {chat__xmalloc((t->msgs.n ? t->msgs.n : 1) * sizeof(uint64_t)),
+    seq_list_t l = {xmalloc((t->msgs.n ? t->msgs.n : 1) * sizeof(uint64_t)),
                     t->indexed_upto, 0};
     chat__stab_each(&t->msgs, collect_seq, &l);
     qsort(l.v, l.n, sizeof(*l.v), by_u64);
@@ -709,7 +708,7 @@ static plist_t prefix_list(struct chat_tables *t, const char *prefix)
         const posting_t *p = sl->val;
         if (out.n + p->count > cap) {
             cap = (out.n + p->count) * 2;
-            out.v = chat__xrealloc(out.v, cap * sizeof(*out.v));
+            out.v = xrealloc(out.v, cap * sizeof(*out.v));
         }
         posting_decode(p, out.v + out.n);
         out.n += p->count;
@@ -745,7 +744,7 @@ static cand_t *intersect(plist_t *lists, size_t nl, size_t *n_out)
 {
     qsort(lists, nl, sizeof(*lists), by_count);
     size_t n = lists[0].n;
-    cand_t *c = chat__xmalloc((n ? n : 1) * sizeof(*c));
+    cand_t *c = xmalloc((n ? n : 1) * sizeof(*c));
     for (size_t i = 0; i < n; i++)
         c[i] = (cand_t){lists[0].v[i].seq, weight(lists[0].v[i].tf), NULL};
     for (size_t l = 1; l < nl && n; l++) {
@@ -813,7 +812,7 @@ static cand_t *match(struct chat_tables *t, const chat_search_query_t *q, const 
             none = true;
             break;
         }
-        lists[nl].v = chat__xmalloc(p->count * sizeof(pent_t));
+        lists[nl].v = xmalloc(p->count * sizeof(pent_t));
         lists[nl].n = p->count;
         posting_decode(p, lists[nl++].v);
     }
@@ -850,7 +849,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
     *n_out = 0;
     if (q->text == NULL)
         return 0;
-    qwords_t *qw = chat__xmalloc(sizeof(*qw));
+    qwords_t *qw = xmalloc(sizeof(*qw));
     qw->n = 0;
     each_word(q->text, query_word, qw);
     size_t n = 0;
@@ -865,7 +864,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
     c = match(t, q, qw, clock_wall_ms(), &n);
     if (q->can_read && !q->channel_id && n) {
         /* The distinct channels, ids copied while the lock is held. */
-        chans = chat__xmalloc(n * sizeof(*chans));
+        chans = xmalloc(n * sizeof(*chans));
         for (size_t i = 0; i < n; i++)
             chans[i].list = c[i].list;
         qsort(chans, n, sizeof(*chans), by_list);

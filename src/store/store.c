@@ -44,6 +44,7 @@
 #include "parley/files.h"
 #include "parley/clock.h"
 #include "parley/log.h"
+#include "parley/xalloc.h"
 
 
 /* ---- entities ------------------------------------------------------------ */
@@ -61,10 +62,7 @@ static char *dup_or_null(const char *s)
 {
     if (s == NULL)
         return NULL;
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
+    return xstrdup(s);
 }
 
 void store_user_copy(store_user_t *dst, const store_user_t *src)
@@ -82,15 +80,6 @@ static void free_user(void *v)
         store_user_clear(v);
         free(v);
     }
-}
-
-static void *xmemdup(const void *p, size_t n)
-{
-    void *d = malloc(n);
-    if (d == NULL)
-        abort();
-    memcpy(d, p, n);
-    return d;
 }
 
 /* ASCII lower-casing into out (size bytes); usernames are ASCII, and an
@@ -374,9 +363,7 @@ static bool collect_user(void *ctx, const char *key, void *value)
         return true;
     if (sc->n == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 64;
-        sc->hits = realloc(sc->hits, sc->cap * sizeof(*sc->hits));
-        if (sc->hits == NULL)
-            abort();
+        sc->hits = xrealloc(sc->hits, sc->cap * sizeof(*sc->hits));
     }
     store_user_copy(&sc->hits[sc->n++], u);
     return true;
@@ -440,9 +427,7 @@ static bool collect_live_session(void *ctx, const char *key, void *value)
         return true;
     if (rc->n == rc->cap) {
         rc->cap = rc->cap ? rc->cap * 2 : 16;
-        rc->list = realloc(rc->list, rc->cap * sizeof(*rc->list));
-        if (rc->list == NULL)
-            abort();
+        rc->list = xrealloc(rc->list, rc->cap * sizeof(*rc->list));
     }
     rc->list[rc->n++] = *ss;
     return true;
@@ -703,9 +688,7 @@ static bool finish_replay(recovery_t *rc)
 int store_open(store_t **out, const char *data_dir, const store_options_t *opts, char *err,
                size_t err_size)
 {
-    store_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        abort();
+    store_t *s = xcalloc(1, sizeof(*s));
     s->opts = *opts;
     pthread_mutex_init(&s->write_mu, NULL);
     pthread_mutex_init(&s->snap_mu, NULL);

@@ -1,4 +1,5 @@
-/* Clock formatting, the data-directory lock, strict UTF-8. */
+/* Clock formatting, the data-directory lock, strict UTF-8, the allocation
+ * wrappers, the text buffer and the hex codec. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -121,4 +122,182 @@ TEST(utf8_accepts_what_jansson_accepts_and_nothing_else)
     ASSERT_EQ(utf8_sequence((const unsigned char *)"\xc3\xa9", 1), 0);
     ASSERT_EQ(utf8_sequence((const unsigned char *)"\xc3\xa9", 2), 2);
     ASSERT_EQ(utf8_sequence((const unsigned char *)"a", 0), 0);
+}
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "parley/hex.h"
+#include "parley/text_buf.h"
+#include "parley/xalloc.h"
+
+TEST(xalloc_returns_usable_memory_also_for_size_zero)
+{
+    char *p = xmalloc(0);
+    ASSERT_TRUE(p != NULL);
+    p = xrealloc(p, 0); /* not a free: still a block */
+    ASSERT_TRUE(p != NULL);
+    p = xrealloc(p, 6);
+    memcpy(p, "hello", 6);
+    p = xrealloc(p, 1 << 20);
+    ASSERT_STREQ(p, "hello");
+    free(p);
+
+    unsigned char *z = xcalloc(1000, 4);
+    for (int i = 0; i < 4000; i++)
+        ASSERT_EQ(z[i], 0);
+    free(z);
+    void *none = xcalloc(0, 8);
+    ASSERT_TRUE(none != NULL);
+    free(none);
+
+    uint32_t *a = xreallocarray(NULL, 3, sizeof(uint32_t));
+    a[0] = 1, a[1] = 2, a[2] = 3;
+    a = xreallocarray(a, 1000, sizeof(uint32_t));
+    ASSERT_EQ(a[2], 3);
+    free(a);
+}
+
+TEST(xalloc_copies_strings_and_bytes)
+{
+    char *s = xstrdup("parley");
+    ASSERT_STREQ(s, "parley");
+    free(s);
+    s = xstrndup("parley", 3);
+    ASSERT_STREQ(s, "par");
+    free(s);
+    s = xstrndup("ab", 10); /* n beyond the string: the whole string */
+    ASSERT_STREQ(s, "ab");
+    free(s);
+    const unsigned char bytes[4] = {0, 1, 0, 2};
+    unsigned char *d = xmemdup(bytes, sizeof(bytes));
+    ASSERT_EQ(memcmp(d, bytes, sizeof(bytes)), 0);
+    free(d);
+}
+
+/* Runs fn in a child with stderr in a pipe: true when it died of SIGABRT,
+ * with what it wrote in out. */
+static bool aborts_saying(void (*fn)(void), char *out, size_t out_size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return false;
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < out_size && (n = read(fds[0], out + got, out_size - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(child, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void overflowing_array(void)
+{
+    free(xreallocarray(NULL, SIZE_MAX / 2, 4));
+}
+
+static void impossible_malloc(void)
+{
+    free(xmalloc((size_t)PTRDIFF_MAX + 1));
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+TEST(xalloc_out_of_memory_aborts_with_one_line)
+{
+    char text[512];
+    ASSERT_TRUE(aborts_saying(overflowing_array, text, sizeof(text)));
+    char want[128];
+    snprintf(want, sizeof(want), "parley: out of memory: reallocarray of %zu x 4 bytes failed\n",
+             SIZE_MAX / 2);
+    ASSERT_STREQ(text, want);
+#ifndef SANITIZED
+    /* The sanitizers' allocators report an impossible size themselves. */
+    ASSERT_TRUE(aborts_saying(impossible_malloc, text, sizeof(text)));
+    snprintf(want, sizeof(want), "parley: out of memory: malloc of %zu bytes failed\n",
+             (size_t)PTRDIFF_MAX + 1);
+    ASSERT_STREQ(text, want);
+#else
+    (void)impossible_malloc;
+#endif
+}
+
+TEST(text_buf_grows_and_stays_terminated)
+{
+    text_buf_t b = {0};
+    for (int i = 0; i < 5000; i++)
+        ASSERT_TRUE(text_buf_append(&b, "abc", 3));
+    ASSERT_EQ(b.len, 15000);
+    ASSERT_EQ(b.data[b.len], '\0');
+    ASSERT_TRUE(text_buf_puts(&b, "!"));
+    ASSERT_EQ(strlen(b.data), 15001);
+    ASSERT_TRUE(!b.failed);
+    free(b.data);
+}
+
+TEST(text_buf_reserve_makes_room_and_a_failure_sticks)
+{
+    text_buf_t b = {0};
+    ASSERT_TRUE(text_buf_reserve(&b, 10000));
+    ASSERT_TRUE(b.cap >= 10001);
+    ASSERT_EQ(b.len, 0);
+    char *before = b.data;
+    size_t cap = b.cap;
+    ASSERT_TRUE(text_buf_append(&b, "", 0));
+    ASSERT_STREQ(b.data, "");
+    ASSERT_TRUE(text_buf_puts(&b, "{\"a\":1}"));
+    ASSERT_TRUE(b.data == before && b.cap == cap); /* no regrowth within the room */
+    ASSERT_STREQ(b.data, "{\"a\":1}");
+
+    b.failed = true; /* as after a failed realloc */
+    ASSERT_TRUE(!text_buf_puts(&b, "more"));
+    ASSERT_TRUE(!text_buf_reserve(&b, 1));
+    ASSERT_EQ(b.len, 7);
+    ASSERT_STREQ(b.data, "{\"a\":1}");
+    free(b.data);
+}
+
+TEST(hex_encodes_lowercase_and_decodes_either_case)
+{
+    const unsigned char bin[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char hex[2 * sizeof(bin) + 1];
+    hex_encode(bin, sizeof(bin), hex);
+    ASSERT_STREQ(hex, "00017f80abff");
+    hex_encode(bin, 0, hex);
+    ASSERT_STREQ(hex, "");
+
+    unsigned char back[sizeof(bin)];
+    ASSERT_EQ(hex_decode("00017f80abff", sizeof(back), back), 0);
+    ASSERT_EQ(memcmp(back, bin, sizeof(bin)), 0);
+    ASSERT_EQ(hex_decode("00017F80ABFF", sizeof(back), back), 0);
+    ASSERT_EQ(memcmp(back, bin, sizeof(bin)), 0);
+
+    unsigned char kept[3] = {9, 9, 9};
+    ASSERT_EQ(hex_decode("0102g3", 3, kept), -1); /* out untouched */
+    ASSERT_EQ(kept[0], 9);
+    ASSERT_EQ(hex_decode("01 203", 3, kept), -1);
+    ASSERT_EQ(hex_decode("0102", 2, kept), 0);
+    ASSERT_EQ(kept[1], 2);
+    ASSERT_EQ(kept[2], 9);
+
+    ASSERT_EQ(hex_digit('0'), 0);
+    ASSERT_EQ(hex_digit('f'), 15);
+    ASSERT_EQ(hex_digit('F'), 15);
+    ASSERT_EQ(hex_digit('g'), -1);
+    ASSERT_EQ(hex_digit('\0'), -1);
 }

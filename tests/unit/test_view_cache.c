@@ -8,19 +8,6 @@
 #include "../test.h"
 #include "http/view_cache.h"
 
-TEST(text_buf_grows_and_stays_terminated)
-{
-    text_buf_t b = {0};
-    for (int i = 0; i < 5000; i++)
-        ASSERT_TRUE(text_buf_append(&b, "abc", 3));
-    ASSERT_EQ(b.len, 15000);
-    ASSERT_EQ(b.data[b.len], '\0');
-    ASSERT_TRUE(text_buf_puts(&b, "!"));
-    ASSERT_EQ(strlen(b.data), 15001);
-    ASSERT_TRUE(!b.failed);
-    free(b.data);
-}
-
 TEST(view_cache_answers_only_under_the_stamp_it_was_stored_with)
 {
     view_cache_t *c = view_cache_new(1 << 20);
