@@ -41,7 +41,8 @@ void test_register(const char *name, void (*fn)(void));
  * evaluated once and kept with its sign (an unsigned type stays unsigned,
  * so a uint64_t or size_t above LLONG_MAX compares and prints as itself,
  * and -1 is below every unsigned value); a failure prints both expressions
- * and both values. For pointers use ASSERT_NULL / ASSERT_NOT_NULL.
+ * and both values. A pointer or a floating value does not compile here: use
+ * ASSERT_NULL / ASSERT_NOT_NULL, or ASSERT_TRUE on the comparison.
  */
 typedef struct test_int_ {
     int neg;              /* a signed value below zero */
@@ -78,10 +79,12 @@ static inline const char *test_int_str_(test_int_t v, char buf[24])
 /* `+ 0` promotes bool, char, short and enums, as arithmetic would. */
 #define TEST_INT_(x)                                                    \
     _Generic((x) + 0,                                                   \
+             int: test_int_s_,                                          \
+             long: test_int_s_,                                         \
+             long long: test_int_s_,                                    \
              unsigned int: test_int_u_,                                 \
              unsigned long: test_int_u_,                                \
-             unsigned long long: test_int_u_,                           \
-             default: test_int_s_)(x)
+             unsigned long long: test_int_u_)(x)
 
 #define TEST_CMP_(a, op, b)                                             \
     do {                                                                \

@@ -94,7 +94,7 @@ static void leak_check(void)
 static unsigned char *make_bytes(size_t n, uint64_t seed)
 {
     unsigned char *p = malloc(n > 0 ? n : 1);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (size_t i = 0; i < n; i++) {
         x ^= x << 13;
@@ -141,11 +141,11 @@ static unsigned char *read_blob(blobs_t *b, const char *sha, uint64_t *size)
     int fd;
     ASSERT_EQ(blobs_open_read(b, sha, &fd, size), 0);
     unsigned char *p = malloc(*size > 0 ? *size : 1);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     size_t got = 0;
     while (got < *size) {
         ssize_t r = read(fd, p + got, *size - got);
-        ASSERT_TRUE(r > 0);
+        ASSERT_GT(r, 0);
         got += (size_t)r;
     }
     close(fd);
@@ -174,7 +174,7 @@ static void write_file(const char *rel, const void *p, size_t n)
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     ASSERT_EQ(write(fd, p, n), (ssize_t)n);
     close(fd);
 }
@@ -260,7 +260,7 @@ TEST(blobs_type_comes_from_bytes_and_empty_is_reported_as_libmagic_says)
     /* A script past the head: only the first 16 KiB decide (still text). */
     size_t n = 40000;
     unsigned char *p = malloc(n);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     memset(p, 'a', n);
     for (size_t i = 79; i < n; i += 80)
         p[i] = '\n';
@@ -313,7 +313,7 @@ TEST(blobs_damaged_blob_is_replaced_not_deduplicated)
     uint64_t size;
     unsigned char *back = read_blob(b, sha, &size);
     ASSERT_EQ(size, 5000);
-    ASSERT_TRUE(memcmp(back, p, 5000) == 0);
+    ASSERT_EQ(memcmp(back, p, 5000), 0);
     ASSERT_EQ(blobs_check(b, NULL, NULL, NULL), 0);
     free(back);
     free(p);
@@ -382,7 +382,7 @@ static int race(blobs_t *b, uint64_t seed)
     uint64_t size;
     unsigned char *back = read_blob(b, want, &size);
     ASSERT_EQ(size, n);
-    ASSERT_TRUE(memcmp(back, p, n) == 0);
+    ASSERT_EQ(memcmp(back, p, n), 0);
     free(back);
     free(p);
     return fresh;
@@ -411,7 +411,7 @@ TEST(blobs_concurrent_same_bytes_without_hard_links)
      * see "absent" each rename (atomically replacing identical bytes), so
      * several may report a new blob. One blob, correct bytes, >= 1 creator. */
     for (uint64_t round = 0; round < 4; round++)
-        ASSERT_TRUE(race(b, 200 + round) >= 1);
+        ASSERT_GE(race(b, 200 + round), 1);
     unsigned char *p = make_bytes(1 << 20, 200);
     blob_info_t info;
     ASSERT_EQ(upload(b, p, 1 << 20, &info), 0);
@@ -440,7 +440,7 @@ TEST(blobs_size_limit_checked_while_streaming)
     char tmp[128];
     snprintf(tmp, sizeof(tmp), "%s/files/tmp", g_dir);
     DIR *d = opendir(tmp);
-    ASSERT_TRUE(d != NULL);
+    ASSERT_NOT_NULL(d);
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -479,7 +479,7 @@ TEST(blobs_open_removes_leftover_temp_files)
     ASSERT_EQ(blobs_stale_removed(b), 0);
     /* A process dies in the middle of two uploads. */
     pid_t pid = fork();
-    ASSERT_TRUE(pid >= 0);
+    ASSERT_GE(pid, 0);
     if (pid == 0) {
         blob_writer_t *w1, *w2;
         if (blob_writer_new(b, BLOB_NO_LIMIT, &w1) != 0 ||
@@ -490,7 +490,8 @@ TEST(blobs_open_removes_leftover_temp_files)
     }
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
     write_file("files/tmp/odd name", "y", 1);
     ASSERT_EQ(count_entries("files/tmp"), 3);
     blobs_close(b);
@@ -505,11 +506,11 @@ TEST(blobs_open_removes_leftover_temp_files)
 TEST(blobs_open_fails_cleanly)
 {
     char err[256] = "";
-    ASSERT_TRUE(blobs_open("/nonexistent/parley/data", err, sizeof(err)) == NULL);
+    ASSERT_NULL(blobs_open("/nonexistent/parley/data", err, sizeof(err)));
     ASSERT_CONTAINS(err, "/nonexistent/parley/data");
     data_dir();
     write_file("files", "not a directory", 15);
-    ASSERT_TRUE(blobs_open(g_dir, err, sizeof(err)) == NULL);
+    ASSERT_NULL(blobs_open(g_dir, err, sizeof(err)));
     ASSERT_CONTAINS(err, "files");
     blobs_close(NULL);
     done();
@@ -536,9 +537,9 @@ static size_t elf_len;
 static void load_elf(void)
 {
     int fd = open("/bin/true", O_RDONLY);
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     ssize_t n = read(fd, elf_head, sizeof(elf_head));
-    ASSERT_TRUE(n > 64);
+    ASSERT_GT(n, 64);
     elf_len = (size_t)n;
     close(fd);
 }
@@ -676,7 +677,7 @@ TEST(blobs_check_reports_corruption_and_strays)
     char path[512];
     ASSERT_EQ(blobs_path(b, info[0].sha256, path, sizeof(path)), 0);
     int fd = open(path, O_RDWR);
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     unsigned char c;
     ASSERT_EQ(pread(fd, &c, 1, 12345), 1);
     c ^= 0x01;

@@ -88,7 +88,7 @@ static int make_channel(store_t *s, const char *name, const char *owner, bool is
     int rc = chat_channel_create(s, &c, members, 1, &created, &lsn);
     if (rc == 0) {
         ASSERT_TRUE(created);
-        ASSERT_TRUE(lsn > 0);
+        ASSERT_GT(lsn, 0);
         ASSERT_EQ(store_wait(s, lsn), 0);
         if (id)
             snprintf(id, STORE_ID_MAX, "%s", c.id);
@@ -314,15 +314,19 @@ TEST(chat_channels_create_get_and_list_by_visibility)
     channel(s, "General", "usr_alice", false, general);
     channel(s, "Secret", "usr_alice", true, secret);
     channel(s, "random", "usr_bob", false, rnd);
-    ASSERT_TRUE(strncmp(general, "ch_", 3) == 0);
+    ASSERT_EQ(strncmp(general, "ch_", 3), 0);
 
     chat_channel_t c;
     ASSERT_TRUE(chat_channel_get(s, secret, &c));
     ASSERT_STREQ(c.name, "Secret");
     ASSERT_STREQ(c.description, "about it");
     ASSERT_STREQ(c.owner_id, "usr_alice");
-    ASSERT_TRUE(c.is_private && !c.is_direct && !c.is_deleted && c.direct_key == NULL);
-    ASSERT_TRUE(c.created_at > 0 && c.updated_at == c.created_at);
+    ASSERT_TRUE(c.is_private);
+    ASSERT_TRUE(!c.is_direct);
+    ASSERT_TRUE(!c.is_deleted);
+    ASSERT_NULL(c.direct_key);
+    ASSERT_GT(c.created_at, 0);
+    ASSERT_EQ(c.updated_at, c.created_at);
     chat_channel_clear(&c);
     ASSERT_TRUE(!chat_channel_get(s, "ch_missing", &c));
 
@@ -485,7 +489,7 @@ TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
     size_t n;
     ASSERT_EQ(chat_channel_list(s, "usr_a", NULL, 0, 8, list, &n), 3);
     for (size_t i = 0; i < n; i++) {
-        ASSERT_TRUE(strcmp(list[i].id, dev) != 0);
+        ASSERT_STRNE(list[i].id, dev);
         chat_channel_clear(&list[i]);
     }
 
@@ -531,7 +535,9 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     bool created = false;
     uint64_t lsn = 0;
     ASSERT_EQ(chat_channel_create(s, &c, abc, 3, &created, &lsn), 0);
-    ASSERT_TRUE(created && c.is_private && c.name[0] == '\0');
+    ASSERT_TRUE(created);
+    ASSERT_TRUE(c.is_private);
+    ASSERT_EQ(c.name[0], '\0');
     ASSERT_EQ(store_wait(s, lsn), 0);
     char id[STORE_ID_MAX];
     snprintf(id, sizeof(id), "%s", c.id);
@@ -547,14 +553,17 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     ASSERT_STREQ(c.id, id);
     ASSERT_STREQ(c.owner_id, "usr_a");
     ASSERT_STREQ(c.direct_key, "usr_a,usr_b,usr_c");
-    ASSERT_TRUE(lsn2 >= lsn);
+    ASSERT_GE(lsn2, lsn);
     ASSERT_EQ(store_wait(s, lsn2), 0);
     chat_channel_clear(&c);
 
     chat_membership_t m;
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_a", &m) && m.role == CHAT_ROLE_OWNER);
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_b", &m) && m.role == CHAT_ROLE_MEMBER);
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_c", &m) && m.role == CHAT_ROLE_MEMBER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_a", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_OWNER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_b", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_MEMBER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_c", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_MEMBER);
     ASSERT_EQ(chat_member_count(s, id), 3);
 
     /* Another set, another channel; too many users are refused. */
@@ -563,7 +572,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     c.is_direct = true;
     snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
     ASSERT_EQ(chat_channel_create(s, &c, ab, 2, &created, &lsn), 0);
-    ASSERT_TRUE(created && strcmp(c.id, id) != 0);
+    ASSERT_TRUE(created);
+    ASSERT_STRNE(c.id, id);
     ASSERT_STREQ(c.direct_key, "usr_a,usr_b");
     chat_channel_clear(&c);
     const char *many[11] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10"};
@@ -631,7 +641,8 @@ TEST(chat_memberships_roles_bans_and_counts)
     /* Leaving: role NONE, the membership stays. */
     ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
     ASSERT_EQ(chat_member_count(s, ch), 2);
-    ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+    ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_NONE);
     ASSERT_EQ(chat_members(s, ch, 0, 8, list, &n), 2);
     /* Leaving twice is harmless. */
     ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
@@ -666,7 +677,8 @@ TEST(chat_memberships_roles_bans_and_counts)
         ASSERT_EQ(chat_member_count(s, ch), 1);
         ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 1);
         ASSERT_STREQ(list[0].user_id, "usr_bob");
-        ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+        ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m));
+        ASSERT_EQ(m.role, CHAT_ROLE_NONE);
         ASSERT_EQ(store_close(s), 0);
     }
     rmrf(dir);
@@ -722,11 +734,11 @@ TEST(chat_history_cursors_limits_and_edges)
         snprintf(text, sizeof(text), "message %d", i);
         post(s, ch, i % 2 ? "usr_a" : "usr_b", text, ids[i]);
         ASSERT_EQ(strlen(ids[i]), 20);
-        ASSERT_TRUE(strncmp(ids[i], "msg_", 4) == 0);
+        ASSERT_EQ(strncmp(ids[i], "msg_", 4), 0);
         if (i)
-            ASSERT_TRUE(strcmp(ids[i - 1], ids[i]) < 0);
+            ASSERT_STRLT(ids[i - 1], ids[i]);
         else
-            ASSERT_TRUE(strcmp(foreign, ids[i]) < 0);
+            ASSERT_STRLT(foreign, ids[i]);
     }
 
     expect_history(s, ch, NULL, NULL, 1, ids, N - 1, 1, true);
@@ -766,7 +778,9 @@ TEST(chat_history_cursors_limits_and_edges)
     ASSERT_STREQ(m.content, "message 7");
     ASSERT_STREQ(m.user_id, "usr_a");
     ASSERT_STREQ(m.channel_id, ch);
-    ASSERT_TRUE(m.created_at > 0 && m.updated_at == m.created_at && !m.is_edited);
+    ASSERT_GT(m.created_at, 0);
+    ASSERT_EQ(m.updated_at, m.created_at);
+    ASSERT_TRUE(!m.is_edited);
     chat_message_clear(&m);
     ASSERT_TRUE(!chat_message_get(s, "msg_x", &m));
 
@@ -859,7 +873,7 @@ static int modify(store_t *s, const char *id, msg_change_t c)
     int rc = chat_message_modify(s, id, change_message, &c, &out, &lsn);
     if (rc == 0) {
         ASSERT_STREQ(out.id, id);
-        ASSERT_TRUE(strcmp(out.user_id, "usr_hijack") != 0);
+        ASSERT_STRNE(out.user_id, "usr_hijack");
         chat_message_clear(&out);
         ASSERT_EQ(store_wait(s, lsn), 0);
     }
@@ -897,7 +911,7 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_STREQ(h[1].user_id, "usr_b");
     ASSERT_TRUE(h[1].is_edited && !h[1].is_deleted);
     ASSERT_EQ(h[1].created_at, before.created_at);
-    ASSERT_TRUE(h[1].updated_at > before.updated_at);
+    ASSERT_GT(h[1].updated_at, before.updated_at);
     ASSERT_EQ(h[1].n_reactions, 2);
     ASSERT_STREQ(h[1].reactions[0].emoji, "👍");
     ASSERT_EQ(h[1].reactions[0].n_users, 1);
@@ -932,7 +946,8 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_EQ(chat_history(s, ch, NULL, NULL, 3, h, &n, &more), 0);
     ASSERT_EQ(n, 3);
     ASSERT_STREQ(h[0].id, ids[0]);
-    ASSERT_TRUE(h[0].is_deleted && h[0].content == NULL);
+    ASSERT_TRUE(h[0].is_deleted);
+    ASSERT_NULL(h[0].content);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&h[i]);
 
@@ -1018,7 +1033,8 @@ TEST(chat_idempotency_keys_survive_reopen)
     ASSERT_TRUE(existing);
     ASSERT_STREQ(again, first);
     ASSERT_EQ(post_full(s, ch, "usr_b", "hello", NULL, "k1", other, &existing), 0);
-    ASSERT_TRUE(!existing && strcmp(other, first) != 0);
+    ASSERT_TRUE(!existing);
+    ASSERT_STRNE(other, first);
 
     /* The returned message is the first one, content included. */
     chat_message_t m;
@@ -1029,7 +1045,8 @@ TEST(chat_idempotency_keys_survive_reopen)
     m.content = strdup("ignored");
     uint64_t lsn = 0;
     ASSERT_EQ(chat_message_post(s, &m, &existing, &lsn), 0);
-    ASSERT_TRUE(existing && lsn > 0);
+    ASSERT_TRUE(existing);
+    ASSERT_GT(lsn, 0);
     ASSERT_EQ(store_wait(s, lsn), 0);
     ASSERT_STREQ(m.id, first);
     ASSERT_STREQ(m.content, "hello");
@@ -1124,7 +1141,7 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
 
     const char *users[] = {"usr_a", "usr_b", "usr_c"};
     char *want = full_dump(s, users, 3);
-    ASSERT_TRUE(strstr(want, "search pears: 0:") == NULL);
+    ASSERT_NULL(strstr(want, "search pears: 0:"));
     ASSERT_CONTAINS(want, "search ünïcödé: 1:");
     ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
 
@@ -1139,7 +1156,7 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
     expect_dump(s, users, want, "snapshot");
     char next[STORE_ID_MAX];
     post(s, pub, "usr_a", "after reopen apples", next);
-    ASSERT_TRUE(strcmp(next, id) > 0);
+    ASSERT_STRLT(id, next);
     ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, "pears again", NULL, NULL}), 0);
     ASSERT_EQ(set_member(s, pub, "usr_b", CHAT_ROLE_MEMBER, 77, -1), 0);
     free(want);
@@ -1151,7 +1168,7 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
     char cmd[256], newest[128] = "";
     snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
     ls = popen(cmd, "r");
-    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
+    ASSERT_NOT_NULL(fgets(newest, sizeof(newest), ls));
     pclose(ls);
     newest[strcspn(newest, "\n")] = '\0';
     snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
@@ -1419,7 +1436,9 @@ TEST(chat_records_that_do_not_validate_are_corrupt)
     apply_ok(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\"}");
     chat_message_t m;
     ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
-    ASSERT_TRUE(m.content == NULL && m.n_reactions == 0 && !m.is_deleted);
+    ASSERT_NULL(m.content);
+    ASSERT_EQ(m.n_reactions, 0);
+    ASSERT_TRUE(!m.is_deleted);
     chat_message_clear(&m);
     ASSERT_EQ(store_close(s), 0);
     rmrf(dir);
@@ -1496,7 +1515,10 @@ TEST(chat_records_round_trip_through_the_codec)
     chat_channel_t cd;
     ASSERT_EQ(chat__channel_decode(text, strlen(text), &cd), 0);
     ASSERT_STREQ(cd.direct_key, "usr_a,usr_b");
-    ASSERT_TRUE(cd.is_direct && cd.is_private && cd.description == NULL && cd.created_at == 3);
+    ASSERT_TRUE(cd.is_direct);
+    ASSERT_TRUE(cd.is_private);
+    ASSERT_NULL(cd.description);
+    ASSERT_EQ(cd.created_at, 3);
     free(text);
     chat_channel_clear(&cd);
     chat_channel_clear(&c);
@@ -1511,7 +1533,9 @@ TEST(chat_records_round_trip_through_the_codec)
     ASSERT_STREQ(md.channel_id, mm.channel_id);
     ASSERT_STREQ(md.user_id, mm.user_id);
     ASSERT_STREQ(md.last_read, mm.last_read);
-    ASSERT_TRUE(md.role == 2 && md.joined_at == 4 && md.banned_at == 5);
+    ASSERT_EQ(md.role, 2);
+    ASSERT_EQ(md.joined_at, 4);
+    ASSERT_EQ(md.banned_at, 5);
     free(text);
     LEAK_CHECK();
 }
@@ -1630,7 +1654,8 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
     r.stop = true;
     pthread_join(rt, NULL);
     ASSERT_EQ(r.failures, 0);
-    ASSERT_TRUE(r.rounds > 0 && r.checks > 0);
+    ASSERT_GT(r.rounds, 0);
+    ASSERT_GT(r.checks, 0);
 
     for (int round = 0; round < 2; round++) {
         static bool seen[POSTERS][PER_POSTER];
@@ -1646,7 +1671,7 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
             ASSERT_EQ(n, POSTERS * PER_POSTER / CHANNELS);
             for (size_t i = 0; i < n; i++) {
                 if (i)
-                    ASSERT_TRUE(strcmp(out[i - 1].id, out[i].id) < 0);
+                    ASSERT_STRLT(out[i - 1].id, out[i].id);
                 int who, item;
                 ASSERT_EQ(sscanf(out[i].content, "poster%d item%d", &who, &item), 2);
                 ASSERT_TRUE(!seen[who][item]);
@@ -1680,7 +1705,8 @@ static size_t search_ids(store_t *s, const chat_search_query_t *q, char (*ids)[S
     qq.limit = max;
     size_t n;
     size_t total = chat_search(s, &qq, hits, &n);
-    ASSERT_TRUE(n <= max && n <= total);
+    ASSERT_LE(n, max);
+    ASSERT_LE(n, total);
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], STORE_ID_MAX, "%s", hits[i].message.id);
         ASSERT_TRUE(!hits[i].message.is_deleted);
@@ -1839,7 +1865,7 @@ TEST(chat_search_filters_and_can_read)
     ASSERT_EQ(search_ids(s, &q, got, 8), 4);
     ASSERT_EQ(rule.calls, 3);
     for (int i = 0; i < 4; i++)
-        ASSERT_TRUE(strcmp(got[i], ids[2]) != 0);
+        ASSERT_STRNE(got[i], ids[2]);
     rule.calls = 0;
     q.channel_id = c3;
     ASSERT_EQ(search_ids(s, &q, got, 8), 0);
@@ -1971,7 +1997,7 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
     ASSERT_EQ(n, MSGS / CH);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            ASSERT_TRUE(strcmp(h[i - 1].id, h[i].id) < 0);
+            ASSERT_STRLT(h[i - 1].id, h[i].id);
         chat_message_clear(&h[i]);
     }
     free(h);
@@ -2112,7 +2138,8 @@ TEST(chat_binary_message_records_refuse_bad_bytes)
     /* A deleted message keeps no content. */
     n = hand_record(b, 2 | 4, "gone", 4, 0);
     ASSERT_EQ(chat__message_decode(b, n, &m), 0);
-    ASSERT_TRUE(m.is_deleted && m.content == NULL);
+    ASSERT_TRUE(m.is_deleted);
+    ASSERT_NULL(m.content);
     chat_message_clear(&m);
     /* An encoder refuses invalid UTF-8 rather than write what replay refuses. */
     memset(&m, 0, sizeof(m));
@@ -2121,7 +2148,7 @@ TEST(chat_binary_message_records_refuse_bad_bytes)
     snprintf(m.user_id, sizeof(m.user_id), "usr_a");
     m.content = strdup("\xff");
     size_t len;
-    ASSERT_TRUE(chat__message_encode(&m, &len) == NULL);
+    ASSERT_NULL(chat__message_encode(&m, &len));
     chat_message_clear(&m);
     LEAK_CHECK();
 }
@@ -2293,7 +2320,7 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
         store_t *s;
         char err[256];
         store_options_t o = {.fsync = WAL_FSYNC_NONE};
-        ASSERT_TRUE(store_open(&s, dir, &o, err, sizeof(err)) != 0);
+        ASSERT_NE(store_open(&s, dir, &o, err, sizeof(err)), 0);
         ASSERT_CONTAINS(err, "cannot recover the log");
         rmrf(dir);
     }

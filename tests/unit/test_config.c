@@ -32,7 +32,7 @@ TEST(config_defaults_when_nothing_given)
     ASSERT_EQ(cfg.port, 7575);
     ASSERT_STREQ(cfg.data_dir, "./data");
     ASSERT_EQ(cfg.log_level, LOG_LEVEL_INFO);
-    ASSERT_TRUE(cfg.threads > 2);
+    ASSERT_GT(cfg.threads, 2);
 }
 
 TEST(config_flag_beats_env_beats_file)
@@ -98,7 +98,7 @@ TEST(config_bad_values_name_the_setting)
         if (load(&cfg, argv, NULL, err) == 0)
             TEST_FAIL_("%s was accepted", cases[i].arg);
         ASSERT_CONTAINS(err, cases[i].expect);
-        ASSERT_TRUE(strchr(err, '\n') == NULL);
+        ASSERT_NULL(strchr(err, '\n'));
     }
 }
 

@@ -32,7 +32,7 @@ static void make_file(store_file_t *f, const char *sha_digit, const char *owner)
 TEST(files_refcounts_follow_live_files_and_survive_reopen)
 {
     char dir[] = "/tmp/parley-files-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_NOT_NULL(mkdtemp(dir));
     store_t *s = open_store(dir);
     store_file_t a, b, c;
     make_file(&a, "a", "usr_1");
@@ -84,7 +84,9 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_STREQ(got.message_id, "msg_9");
     ASSERT_TRUE(got.is_avatar);
     store_file_clear(&got);
-    ASSERT_TRUE(store_file_get(s, b.id, &got) && !got.is_avatar && got.message_id[0] == '\0');
+    ASSERT_TRUE(store_file_get(s, b.id, &got));
+    ASSERT_TRUE(!got.is_avatar);
+    ASSERT_EQ(got.message_id[0], '\0');
     store_file_clear(&got);
     b.is_deleted = true;
     ASSERT_EQ(store_file_put(s, &b, &lsn, &refs), 0);
@@ -95,7 +97,7 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     store_file_t bad;
     make_file(&bad, "a", "usr_1");
     bad.sha256[3] = 'G';
-    ASSERT_TRUE(store_file_put(s, &bad, &lsn, &refs) != 0);
+    ASSERT_NE(store_file_put(s, &bad, &lsn, &refs), 0);
     ASSERT_EQ(store_close(s), 0);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

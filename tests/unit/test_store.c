@@ -175,7 +175,7 @@ TEST(store_state_survives_reopen_with_and_without_snapshot)
     snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
     ls = popen(cmd, "r");
     char newest[128] = "";
-    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
+    ASSERT_NOT_NULL(fgets(newest, sizeof(newest), ls));
     pclose(ls);
     newest[strcspn(newest, "\n")] = '\0';
     snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
@@ -209,7 +209,7 @@ TEST(store_replaying_a_record_twice_changes_nothing)
     ASSERT_TRUE(!store_user_find(s, "z@example.com", &u));
     ASSERT_TRUE(store_user_find(s, "zz@example.com", &u));
     ASSERT_EQ(u.updated_at, 3);
-    ASSERT_TRUE(u.display_name == NULL);
+    ASSERT_NULL(u.display_name);
     store_user_clear(&u);
     /* Records that do not parse, or of a newer schema, are refused. */
     ASSERT_EQ(store_apply(s, STORE_REC_USER, "{", 1), STORE_E_CORRUPT);

@@ -24,7 +24,7 @@ TEST(clock_monotonic_moves_forward)
 {
     int64_t a = clock_mono_ns();
     usleep(2000);
-    ASSERT_TRUE(clock_mono_ns() - a >= 2000000);
+    ASSERT_GE(clock_mono_ns() - a, 2000000);
 }
 
 TEST(datadir_lock_is_exclusive_and_released)
@@ -33,7 +33,7 @@ TEST(datadir_lock_is_exclusive_and_released)
     snprintf(dir, sizeof(dir), "/tmp/parley-lock-test-%d/nested/data", (int)getpid());
     char err[256];
     int fd = datadir_lock(dir, err, sizeof(err));
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     struct stat st;
     ASSERT_EQ(stat(dir, &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0700);
@@ -56,7 +56,7 @@ TEST(datadir_lock_is_exclusive_and_released)
 
     datadir_unlock(fd);
     fd = datadir_lock(dir, err, sizeof(err));
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     datadir_unlock(fd);
 }
 

@@ -59,8 +59,8 @@ TEST(view_cache_keeps_its_budget)
         view_cache_put(c, k, k, text, sizeof(text));
     view_cache_stats_t st;
     view_cache_get_stats(c, &st);
-    ASSERT_TRUE(st.bytes <= budget);
-    ASSERT_TRUE(st.entries > 0);
+    ASSERT_LE(st.bytes, budget);
+    ASSERT_GT(st.entries, 0);
     ASSERT_EQ(st.bytes, st.entries * sizeof(text));
     /* A text over a sixteenth of the budget is never kept. */
     static char big[8192];
@@ -74,7 +74,7 @@ TEST(view_cache_keeps_its_budget)
 TEST(view_cache_of_budget_zero_is_null_and_caches_nothing)
 {
     view_cache_t *c = view_cache_new(0);
-    ASSERT_TRUE(c == NULL);
+    ASSERT_NULL(c);
     view_cache_put(c, 1, 1, "x", 1);
     text_buf_t out = {0};
     ASSERT_TRUE(!view_cache_append(c, 1, 1, &out));
@@ -86,12 +86,10 @@ TEST(view_cache_of_budget_zero_is_null_and_caches_nothing)
 
 TEST(view_hash_tells_texts_and_words_apart)
 {
-    ASSERT_TRUE(view_hash_text(0, "msg_0000000000000001") !=
-                view_hash_text(0, "msg_0000000000000002"));
-    ASSERT_TRUE(view_hash_text(0, "a") != view_hash_text(0, "a\x01"));
-    ASSERT_TRUE(view_hash_text(0, "") != view_hash_text(1, ""));
-    ASSERT_TRUE(view_hash_word(view_hash_word(0, 1), 2) !=
-                view_hash_word(view_hash_word(0, 2), 1));
+    ASSERT_NE(view_hash_text(0, "msg_0000000000000001"), view_hash_text(0, "msg_0000000000000002"));
+    ASSERT_NE(view_hash_text(0, "a"), view_hash_text(0, "a\x01"));
+    ASSERT_NE(view_hash_text(0, ""), view_hash_text(1, ""));
+    ASSERT_NE(view_hash_word(view_hash_word(0, 1), 2), view_hash_word(view_hash_word(0, 2), 1));
 }
 
 /* Writers store "<key>:<stamp>:" padded texts while readers check that
@@ -160,7 +158,7 @@ TEST(view_cache_concurrent_readers_get_whole_texts_of_their_stamp)
     ASSERT_EQ(bad, 0);
     view_cache_stats_t st;
     view_cache_get_stats(c, &st);
-    ASSERT_TRUE(st.hits > 0);
-    ASSERT_TRUE(st.bytes <= 64 * 1024);
+    ASSERT_GT(st.hits, 0);
+    ASSERT_LE(st.bytes, 64 * 1024);
     view_cache_free(c);
 }

@@ -96,7 +96,7 @@ static void expect_recovered(const char *dir, uint64_t acked)
     wal_recovery_t rep;
     wal_t *w;
     ASSERT_EQ(wal_open(dir, &o, &rp, &w, &rep), 0);
-    ASSERT_TRUE(r.n >= acked);
+    ASSERT_GE(r.n, acked);
     tu_expect_records(&r, 1, r.n); /* in order, intact, no holes */
     ASSERT_EQ(wal_close(w), 0);
     tu_replay_free(&r);
@@ -309,7 +309,7 @@ TEST(wal_open_fails_when_its_segment_cannot_be_written)
     o.io = &faulty_io;
     wal_t *w = NULL;
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -ENOSPC);
-    ASSERT_TRUE(w == NULL);
+    ASSERT_NULL(w);
     reset_faults();
     atomic_store(&fail_sync_at, 1);
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -EIO);

@@ -45,7 +45,7 @@ static rec_spec_t spec(size_t i)
 static uint8_t *bytes_of(size_t i, rec_spec_t s)
 {
     uint8_t *b = malloc(s.len ? s.len : 1);
-    ASSERT_TRUE(b != NULL);
+    ASSERT_NOT_NULL(b);
     tu_fill(b, s.len, i + 1, s.compressible);
     return b;
 }
@@ -161,7 +161,7 @@ TEST(wal_append_and_wait_reject_bad_arguments)
 
     size_t big = (size_t)WAL_RECORD_MAX + 1;
     uint8_t *b = calloc(1, big);
-    ASSERT_TRUE(b != NULL);
+    ASSERT_NOT_NULL(b);
     uint64_t untouched = 12345;
     ASSERT_EQ(wal_append(w, 1, b, big, &untouched), WAL_E_TOO_LARGE);
     ASSERT_EQ(untouched, 12345);
@@ -194,9 +194,9 @@ TEST(wal_append_and_wait_reject_bad_arguments)
     ASSERT_EQ(wal_open(dir, &o, NULL, NULL, NULL), WAL_E_ARG);
     ASSERT_EQ(wal_close(NULL), 0);
     ASSERT_EQ(wal_inspect(NULL, NULL, NULL), WAL_E_ARG);
-    ASSERT_TRUE(strlen(wal_strerror(WAL_E_CORRUPT)) > 0);
-    ASSERT_TRUE(strlen(wal_strerror(-ENOSPC)) > 0);
-    ASSERT_TRUE(strlen(wal_strerror(-123456)) > 0);
+    ASSERT_GT(strlen(wal_strerror(WAL_E_CORRUPT)), 0);
+    ASSERT_GT(strlen(wal_strerror(-ENOSPC)), 0);
+    ASSERT_GT(strlen(wal_strerror(-123456)), 0);
     tu_rmrf(dir);
 }
 
@@ -312,8 +312,8 @@ TEST(wal_fsync_always_durable_on_wait)
         int before = atomic_load(&syncs);
         ASSERT_EQ(wal_append(w, 1, "x", 1, &lsn), 0);
         ASSERT_EQ(wal_wait(w, lsn), 0);
-        ASSERT_TRUE(wal_durable_lsn(w) >= lsn);
-        ASSERT_TRUE(atomic_load(&syncs) > before);
+        ASSERT_GE(wal_durable_lsn(w), lsn);
+        ASSERT_GT(atomic_load(&syncs), before);
     }
     ASSERT_EQ(wal_close(w), 0);
     tu_rmrf(dir);
