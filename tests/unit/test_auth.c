@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/auth.h"
 
 #define NOW 1767960000LL /* 2026-01-09T12:00:00Z */
@@ -609,35 +610,10 @@ TEST(api_keys_differ_and_bad_keys_are_refused)
 
 /* ---- keys and the secret file --------------------------------------------- */
 
-static void temp_dir(char *dir, size_t size)
-{
-    snprintf(dir, size, "/tmp/parley-auth-test-%d", (int)getpid());
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ASSERT_EQ(system(cmd), 0);
-    ASSERT_EQ(mkdir(dir, 0700), 0);
-}
-
-static void remove_dir(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ASSERT_EQ(system(cmd), 0);
-}
-
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(write(fd, text, strlen(text)), (long long)strlen(text));
-    close(fd);
-    ASSERT_EQ(chmod(path, mode), 0);
-}
-
 TEST(keys_from_env_secret_are_deterministic)
 {
     char dir[64];
-    temp_dir(dir, sizeof(dir));
+    ut_tmpdir(dir, sizeof(dir), "auth");
     const char *secret = "0123456789abcdef0123456789abcdef";
     auth_keys_t a, b, c;
     char err[256] = "";
@@ -663,7 +639,7 @@ TEST(keys_from_env_secret_are_deterministic)
     free(t);
     auth_keys_wipe(&a);
     ASSERT_TRUE(!a._loaded);
-    remove_dir(dir);
+    ut_rmrf(dir);
 }
 
 TEST(keys_short_env_secret_is_refused)
@@ -682,7 +658,7 @@ TEST(keys_short_env_secret_is_refused)
 TEST(keys_secret_file_is_created_0600_and_reused)
 {
     char dir[64], path[128], tmp[128];
-    temp_dir(dir, sizeof(dir));
+    ut_tmpdir(dir, sizeof(dir), "auth");
     snprintf(path, sizeof(path), "%s/secret.key", dir);
     snprintf(tmp, sizeof(tmp), "%s/secret.key.tmp", dir);
     umask(0277); /* the mode must not depend on the umask (open alone gives 0400) */
@@ -713,13 +689,13 @@ TEST(keys_secret_file_is_created_0600_and_reused)
     auth_keys_t c;
     ASSERT_EQ(auth_keys_derive(raw, sizeof(raw), &c), AUTH_OK);
     ASSERT_EQ(memcmp(&a, &c, sizeof(a)), 0);
-    remove_dir(dir);
+    ut_rmrf(dir);
 }
 
 TEST(keys_secret_file_with_loose_mode_is_refused)
 {
     char dir[64], path[128];
-    temp_dir(dir, sizeof(dir));
+    ut_tmpdir(dir, sizeof(dir), "auth");
     snprintf(path, sizeof(path), "%s/secret.key", dir);
     auth_keys_t k;
     char err[256] = "";
@@ -732,13 +708,13 @@ TEST(keys_secret_file_with_loose_mode_is_refused)
     ASSERT_EQ(auth_keys_load(dir, NULL, &k, err, sizeof(err)), AUTH_ESECRET);
     ASSERT_EQ(chmod(path, 0400), 0); /* stricter is fine */
     ASSERT_EQ(auth_keys_load(dir, NULL, &k, err, sizeof(err)), AUTH_OK);
-    remove_dir(dir);
+    ut_rmrf(dir);
 }
 
 TEST(keys_corrupted_secret_file_is_refused_and_kept)
 {
     char dir[64], path[128];
-    temp_dir(dir, sizeof(dir));
+    ut_tmpdir(dir, sizeof(dir), "auth");
     snprintf(path, sizeof(path), "%s/secret.key", dir);
     const char *bad[] = {
         "",
@@ -749,7 +725,7 @@ TEST(keys_corrupted_secret_file_is_refused_and_kept)
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        write_text(path, bad[i], 0600);
+        tu_write(path, bad[i], strlen(bad[i]));
         auth_keys_t k;
         char err[256] = "";
         if (auth_keys_load(dir, NULL, &k, err, sizeof(err)) != AUTH_ESECRET)
@@ -760,7 +736,8 @@ TEST(keys_corrupted_secret_file_is_refused_and_kept)
         ASSERT_EQ(st.st_size, (long long)strlen(bad[i])); /* not replaced */
     }
     /* the same content without the newline is fine */
-    write_text(path, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 0600);
+    const char *good = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    tu_write(path, good, strlen(good));
     auth_keys_t k;
     char err[256] = "";
     ASSERT_EQ(auth_keys_load(dir, NULL, &k, err, sizeof(err)), AUTH_OK);
@@ -769,7 +746,7 @@ TEST(keys_corrupted_secret_file_is_refused_and_kept)
     ASSERT_EQ(mkdir(path, 0700), 0);
     ASSERT_NE(auth_keys_load(dir, NULL, &k, err, sizeof(err)), AUTH_OK);
     ASSERT_CONTAINS(err, path);
-    remove_dir(dir);
+    ut_rmrf(dir);
 }
 
 TEST(keys_missing_data_dir_is_an_error)

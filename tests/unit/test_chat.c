@@ -11,67 +11,12 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
 #include "store/chat_internal.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
-#define UNDER_ASAN 1
-#endif
-
-#ifdef UNDER_ASAN
-void __lsan_do_leak_check(void);
-#define LEAK_CHECK() __lsan_do_leak_check()
-#else
-#define LEAK_CHECK() ((void)0)
-#endif
-
 /* ---- helpers ------------------------------------------------------------------ */
-
-static void tmpdir(char *dir, size_t size, const char *tag)
-{
-    snprintf(dir, size, "/tmp/parley-chat-%s-XXXXXX", tag);
-    if (mkdtemp(dir) == NULL)
-        TEST_FAIL_("mkdtemp");
-}
-
-static void rmrf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        TEST_FAIL_("rm -rf");
-}
-
-static void rm_snapshots(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/*", dir);
-    ASSERT_EQ(system(cmd), 0);
-}
-
-static store_t *open_mode(const char *dir, enum wal_fsync f)
-{
-    store_t *s;
-    char err[256];
-    store_options_t o = {.fsync = f};
-    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
-        TEST_FAIL_("store_open: %s", err);
-    return s;
-}
-
-static store_t *open_store(const char *dir)
-{
-    return open_mode(dir, WAL_FSYNC_ALWAYS);
-}
 
 static int make_channel(store_t *s, const char *name, const char *owner, bool is_private,
                         char id[STORE_ID_MAX])
@@ -308,8 +253,8 @@ static void expect_dump(store_t *s, const char *const *users, const char *want, 
 TEST(chat_channels_create_get_and_list_by_visibility)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "chan");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-chan");
+    store_t *s = ut_store_open(dir);
     char general[STORE_ID_MAX], secret[STORE_ID_MAX], rnd[STORE_ID_MAX];
     channel(s, "General", "usr_alice", false, general);
     channel(s, "Secret", "usr_alice", true, secret);
@@ -410,8 +355,8 @@ TEST(chat_channels_create_get_and_list_by_visibility)
     ASSERT_EQ(nch, 5);
     ASSERT_EQ(nmsg, 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 typedef struct chan_change {
@@ -454,8 +399,8 @@ static int rename_channel(store_t *s, const char *id, const char *name, bool del
 TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "names");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-names");
+    store_t *s = ut_store_open(dir);
     char dev[STORE_ID_MAX], uber[STORE_ID_MAX], other[STORE_ID_MAX];
     channel(s, "Dev", "usr_a", false, dev);
     ASSERT_EQ(make_channel(s, "dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
@@ -504,23 +449,23 @@ TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
 
     /* The names survive a reopen (log only, then the snapshot). */
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) {
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(make_channel(s, "über", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(make_channel(s, "Ops", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(make_channel(s, "Dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_direct_channels_are_one_per_set_of_users)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "direct");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-direct");
+    store_t *s = ut_store_open(dir);
     const char *ids[] = {"usr_b", "usr_a", "usr_b", "usr_c"};
     char *key = chat_direct_key(ids, 4);
     ASSERT_STREQ(key, "usr_a,usr_b,usr_c");
@@ -584,8 +529,7 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     chat_channel_clear(&c);
 
     /* It survives a reopen. */
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     memset(&c, 0, sizeof(c));
     c.is_direct = true;
     snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
@@ -594,8 +538,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     ASSERT_STREQ(c.id, id);
     chat_channel_clear(&c);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- memberships ----------------------------------------------------------------- */
@@ -603,8 +547,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
 TEST(chat_memberships_roles_bans_and_counts)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "members");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-members");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX];
     channel(s, "room", "usr_alice", false, ch);
     int64_t t0 = 2000000000000;
@@ -671,9 +615,9 @@ TEST(chat_memberships_roles_bans_and_counts)
 
     /* The sets are rebuilt on reopen. */
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) {
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(chat_member_count(s, ch), 1);
         ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 1);
         ASSERT_STREQ(list[0].user_id, "usr_bob");
@@ -681,8 +625,8 @@ TEST(chat_memberships_roles_bans_and_counts)
         ASSERT_EQ(m.role, CHAT_ROLE_NONE);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- messages ------------------------------------------------------------------------ */
@@ -709,8 +653,8 @@ static void expect_history(store_t *s, const char *ch, const char *before, const
 TEST(chat_history_cursors_limits_and_edges)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "history");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-history");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], other[STORE_ID_MAX], foreign[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     channel(s, "other", "usr_a", false, other);
@@ -808,8 +752,8 @@ TEST(chat_history_cursors_limits_and_edges)
     ASSERT_EQ(post_full(s, other, "usr_a", "x", NULL, NULL, NULL, NULL), STORE_E_NOT_FOUND);
     free(ids);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 typedef struct msg_change {
@@ -883,8 +827,8 @@ static int modify(store_t *s, const char *id, msg_change_t c)
 TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "edit");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-edit");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[3][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "first", ids[0]);
@@ -954,22 +898,21 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     /* Identical after a reopen. */
     const char *users[] = {"usr_a"};
     char *want = dump_state(s, users, 1);
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     char *got = dump_state(s, users, 1);
     ASSERT_STREQ(got, want);
     free(got);
     free(want);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_threads_follow_reply_to)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "thread");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-thread");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], other[STORE_ID_MAX], root[STORE_ID_MAX], a[STORE_ID_MAX],
         b[STORE_ID_MAX], c[STORE_ID_MAX], x[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
@@ -1009,21 +952,21 @@ TEST(chat_threads_follow_reply_to)
     ASSERT_EQ(n, 0);
 
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
-    s = open_store(dir);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
     ASSERT_EQ(chat_thread(s, root, 4, t, &n), 3);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&t[i]);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_idempotency_keys_survive_reopen)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "idem");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-idem");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], first[STORE_ID_MAX], again[STORE_ID_MAX], other[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     bool existing = true;
@@ -1057,9 +1000,9 @@ TEST(chat_idempotency_keys_survive_reopen)
     ASSERT_EQ(nmsg, 2);
 
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) { /* the log alone, then the snapshot */
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(post_full(s, ch, "usr_a", "later", NULL, "k1", again, &existing), 0);
         ASSERT_TRUE(existing);
         ASSERT_STREQ(again, first);
@@ -1068,15 +1011,15 @@ TEST(chat_idempotency_keys_survive_reopen)
         ASSERT_STREQ(again, other);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_unread_counts)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "unread");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-unread");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[10][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     ASSERT_EQ(chat_unread(s, ch, "usr_b", "", 100), 0);
@@ -1094,8 +1037,8 @@ TEST(chat_unread_counts)
     ASSERT_EQ(chat_unread(s, ch, "usr_c", ids[8], 100), 1);
     ASSERT_EQ(chat_unread(s, "ch_none", "usr_c", "", 100), 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- replay ------------------------------------------------------------------------------ */
@@ -1103,8 +1046,8 @@ TEST(chat_unread_counts)
 TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "replay");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-replay");
+    store_t *s = ut_store_open(dir);
     char pub[STORE_ID_MAX], priv[STORE_ID_MAX], id[STORE_ID_MAX], root[STORE_ID_MAX];
     channel(s, "Lobby", "usr_a", false, pub);
     channel(s, "Staff", "usr_a", true, priv);
@@ -1146,13 +1089,13 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
     ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
 
     /* 1. The log alone. */
-    rm_snapshots(dir);
-    s = open_store(dir);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "log only");
     ASSERT_EQ(store_close(s), 0); /* snapshot S2 */
 
     /* 2. The snapshot alone; then more records, and close (S3). */
-    s = open_store(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "snapshot");
     char next[STORE_ID_MAX];
     post(s, pub, "usr_a", "after reopen apples", next);
@@ -1164,21 +1107,13 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
     ASSERT_EQ(store_close(s), 0);
 
     /* 3. Lose S3: S2 plus the log after it. */
-    FILE *ls;
-    char cmd[256], newest[128] = "";
-    snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
-    ls = popen(cmd, "r");
-    ASSERT_NOT_NULL(fgets(newest, sizeof(newest), ls));
-    pclose(ls);
-    newest[strcspn(newest, "\n")] = '\0';
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
-    ASSERT_EQ(system(cmd), 0);
-    s = open_store(dir);
+    ut_rm_newest_snapshot(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "snapshot + log");
     ASSERT_EQ(store_close(s), 0);
     free(want);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 static void apply_ok(store_t *s, uint8_t type, const char *rec)
@@ -1191,8 +1126,8 @@ static void apply_ok(store_t *s, uint8_t type, const char *rec)
 TEST(chat_applying_a_record_twice_changes_nothing)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "twice");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-twice");
+    store_t *s = ut_store_open(dir);
     const char *ch = "{\"v\":1,\"id\":\"ch_1\",\"name\":\"Twice\",\"owner_id\":\"usr_a\","
                      "\"created_at\":5,\"updated_at\":5}";
     const char *mem = "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\",\"role\":3,"
@@ -1264,8 +1199,8 @@ TEST(chat_applying_a_record_twice_changes_nothing)
     post(s, "ch_1", "usr_a", "x", id);
     ASSERT_STREQ(id, "msg_0000000000000009");
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- bad records ------------------------------------------------------------------------- */
@@ -1280,8 +1215,8 @@ static void expect_corrupt(store_t *s, uint8_t type, const char *rec)
 TEST(chat_records_that_do_not_validate_are_corrupt)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "corrupt");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-corrupt");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char longname[CHAT_NAME_MAX + 1], longid[80];
     memset(longname, 'n', CHAT_NAME_MAX);
     longname[CHAT_NAME_MAX] = '\0';
@@ -1441,8 +1376,8 @@ TEST(chat_records_that_do_not_validate_are_corrupt)
     ASSERT_TRUE(!m.is_deleted);
     chat_message_clear(&m);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_records_round_trip_through_the_codec)
@@ -1537,7 +1472,7 @@ TEST(chat_records_round_trip_through_the_codec)
     ASSERT_EQ(md.joined_at, 4);
     ASSERT_EQ(md.banned_at, 5);
     free(text);
-    LEAK_CHECK();
+    ut_leak_check();
 }
 
 /* ---- concurrency ------------------------------------------------------------------------ */
@@ -1631,8 +1566,8 @@ static void *read_while_posting(void *arg)
 TEST(chat_concurrent_posters_each_message_once_in_order)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "conc");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-conc");
+    store_t *s = ut_store_open(dir);
     char channels[CHANNELS][STORE_ID_MAX];
     for (int i = 0; i < CHANNELS; i++) {
         char name[16];
@@ -1687,12 +1622,11 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
         size_t n;
         ASSERT_EQ(chat_search(s, &q, &hit, &n), POSTERS * PER_POSTER);
         chat_message_clear(&hit.message);
-        ASSERT_EQ(store_close(s), 0);
-        s = open_store(dir);
+        s = ut_store_reopen(s, dir);
     }
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- search ----------------------------------------------------------------------------- */
@@ -1759,8 +1693,8 @@ TEST(chat_words_split_and_fold_like_the_index)
 TEST(chat_search_words_case_scripts_prefix_and_and)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "search");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-search");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[8][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "Hello World", ids[0]);
@@ -1798,8 +1732,8 @@ TEST(chat_search_words_case_scripts_prefix_and_and)
     char got[8][STORE_ID_MAX];
     ASSERT_EQ(search_ids(s, &q, got, 2), 3); /* the total, two returned */
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 typedef struct read_rule {
@@ -1825,8 +1759,8 @@ static bool can_read(void *ctx, const char *channel_id)
 TEST(chat_search_filters_and_can_read)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "filters");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-filters");
+    store_t *s = ut_store_open(dir);
     char c1[STORE_ID_MAX], c2[STORE_ID_MAX], c3[STORE_ID_MAX], ids[6][STORE_ID_MAX];
     channel(s, "one", "usr_a", false, c1);
     channel(s, "two", "usr_a", false, c2);
@@ -1875,15 +1809,15 @@ TEST(chat_search_filters_and_can_read)
     ASSERT_EQ(search_ids(s, &q, got, 8), 2);
     ASSERT_EQ(rule.calls, 1);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_search_index_follows_edits_and_deletes)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "reindex");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-reindex");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], a[STORE_ID_MAX], b[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "the quick brown fox", a);
@@ -1904,21 +1838,20 @@ TEST(chat_search_index_follows_edits_and_deletes)
     ASSERT_EQ(count(s, "lazy"), 0);
     ASSERT_EQ(count(s, "dog"), 0);
     ASSERT_EQ(count(s, "l"), 0); /* "lazy" left the vocabulary */
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     ASSERT_EQ(count(s, "brown"), 21);
     ASSERT_EQ(count(s, "lazy"), 0);
     ASSERT_EQ(count(s, "slow"), 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_search_ranks_by_occurrences_then_recency)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "rank");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-rank");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], once[STORE_ID_MAX], thrice[STORE_ID_MAX], later[STORE_ID_MAX],
         both[STORE_ID_MAX], old[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
@@ -1955,8 +1888,8 @@ TEST(chat_search_ranks_by_occurrences_then_recency)
     ASSERT_TRUE(hit.score > 3.38 && hit.score < 3.39);
     chat_message_clear(&hit.message);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_recovery_of_many_channels_is_fast_and_exact)
@@ -1965,8 +1898,8 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
      * replay appends to the word index; per channel it would rewrite whole
      * posting lists for every word (quadratic). */
     char dir[64];
-    tmpdir(dir, sizeof(dir), "recover");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-recover");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     enum { CH = 16, MSGS = 20000 };
     char chans[CH][STORE_ID_MAX];
     for (int i = 0; i < CH; i++) {
@@ -1983,7 +1916,7 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
     ASSERT_EQ(count(s, "common"), MSGS);
     ASSERT_EQ(store_close(s), 0); /* the snapshot */
     int64_t t0 = clock_mono_ns();
-    s = open_mode(dir, WAL_FSYNC_NONE);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     double ms = (double)(clock_mono_ns() - t0) / 1e6;
     printf("  %d messages in %d channels recovered in %.0f ms\n", MSGS, CH, ms);
     ASSERT_TRUE(ms < 5000);
@@ -2002,20 +1935,20 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
     }
     free(h);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- memory ------------------------------------------------------------------------------- */
 
 TEST(chat_memory_per_message)
 {
-#if defined(UNDER_ASAN) || defined(UNDER_TSAN)
+#if defined(UT_ASAN) || defined(UT_TSAN)
     return; /* the sanitizer's allocator has its own accounting */
 #else
     char dir[64];
-    tmpdir(dir, sizeof(dir), "mem");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-mem");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char ch[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     /* ~2,000 distinct words of 3-9 letters; messages of ~100 bytes. */
@@ -2057,7 +1990,7 @@ TEST(chat_memory_per_message)
            content_per, per - content_per, index_per);
     ASSERT_TRUE(per - content_per <= 300);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 #endif
 }
 
@@ -2150,7 +2083,7 @@ TEST(chat_binary_message_records_refuse_bad_bytes)
     size_t len;
     ASSERT_NULL(chat__message_encode(&m, &len));
     chat_message_clear(&m);
-    LEAK_CHECK();
+    ut_leak_check();
 }
 
 static int no_snapshot(void *ctx, uint64_t lsn)
@@ -2170,7 +2103,7 @@ static int no_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, si
  * records as given. */
 static wal_t *bare_log(char *dir, size_t size, const char *tag)
 {
-    tmpdir(dir, size, tag);
+    ut_tmpdir(dir, size, tag);
     wal_t *w;
     wal_options_t wo = {.fsync = WAL_FSYNC_NONE};
     wal_replay_t none = {no_snapshot, NULL, no_record, NULL};
@@ -2183,7 +2116,7 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
 {
     char dir[64];
     /* A log as the JSON-only versions wrote it. */
-    wal_t *w = bare_log(dir, sizeof(dir), "legacy");
+    wal_t *w = bare_log(dir, sizeof(dir), "chat-legacy");
     const char *ch = "{\"v\":1,\"id\":\"ch_old\",\"name\":\"old\",\"description\":null,"
                      "\"owner_id\":\"usr_a\",\"direct_key\":null,\"is_direct\":false,"
                      "\"is_private\":false,\"is_deleted\":false,\"created_at\":1,"
@@ -2201,7 +2134,7 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
 
     /* Replayed from the log, then from a snapshot written in binary. */
     for (int round = 0; round < 2; round++) {
-        store_t *s = open_store(dir);
+        store_t *s = ut_store_open(dir);
         chat_message_t m;
         ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
         ASSERT_STREQ(m.content, "from before");
@@ -2219,8 +2152,8 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
             ASSERT_EQ(store_snapshot(s), 0);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 static size_t search_total(store_t *s, const char *text)
@@ -2240,8 +2173,8 @@ static size_t search_total(store_t *s, const char *text)
 TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "build");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-build");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char ch[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     enum { N = 20000 };
@@ -2252,9 +2185,9 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
         post(s, ch, "usr_a", text, ids[i]);
     }
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir); /* replay the log: the longest build */
+    ut_rm_snapshots(dir); /* replay the log: the longest build */
 
-    s = open_mode(dir, WAL_FSYNC_NONE);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     /* At once, while the builder runs: edit the first and last 100, delete
      * 100 in the middle, post 100 more. */
     for (int i = 0; i < 100; i++) {
@@ -2279,8 +2212,8 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
     post(s, ch, "usr_b", "later unicorn", NULL);
     ASSERT_EQ(search_total(s, "unicorn"), 1);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* Recovery applies records on a second thread; a record that does not apply
@@ -2290,7 +2223,7 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
 {
     for (int where = 0; where < 2; where++) {
         char dir[64];
-        wal_t *w = bare_log(dir, sizeof(dir), "badrec");
+        wal_t *w = bare_log(dir, sizeof(dir), "chat-badrec");
         uint64_t lsn;
         const char *ch = "{\"v\":1,\"id\":\"ch_b\",\"name\":\"b\",\"owner_id\":\"usr_a\","
                          "\"created_at\":1,\"updated_at\":1}";
@@ -2322,7 +2255,7 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
         store_options_t o = {.fsync = WAL_FSYNC_NONE};
         ASSERT_NE(store_open(&s, dir, &o, err, sizeof(err)), 0);
         ASSERT_CONTAINS(err, "cannot recover the log");
-        rmrf(dir);
+        ut_rmrf(dir);
     }
-    LEAK_CHECK();
+    ut_leak_check();
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/config.h"
 
 static int load(parley_config_t *cfg, char **argv, char **envp, char *err)
@@ -17,9 +18,7 @@ static const char *write_file(const char *text)
 {
     static char path[64];
     snprintf(path, sizeof(path), "/tmp/parley-config-test-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
+    tu_write(path, text, strlen(text));
     return path;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/utf8.h"
@@ -29,8 +30,9 @@ TEST(clock_monotonic_moves_forward)
 
 TEST(datadir_lock_is_exclusive_and_released)
 {
-    char dir[64];
-    snprintf(dir, sizeof(dir), "/tmp/parley-lock-test-%d/nested/data", (int)getpid());
+    char top[64], dir[128];
+    ut_tmpdir(top, sizeof(top), "lock");
+    snprintf(dir, sizeof(dir), "%s/nested/data", top);
     char err[256];
     int fd = datadir_lock(dir, err, sizeof(err));
     ASSERT_GE(fd, 0);
@@ -58,6 +60,7 @@ TEST(datadir_lock_is_exclusive_and_released)
     fd = datadir_lock(dir, err, sizeof(err));
     ASSERT_GE(fd, 0);
     datadir_unlock(fd);
+    ut_rmrf(top);
 }
 
 TEST(datadir_refuses_a_file_in_the_way)
