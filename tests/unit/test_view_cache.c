@@ -2,10 +2,13 @@
  * under the stamp it was stored with, the budget holds, a NULL cache caches
  * nothing, and concurrent readers and writers never see a torn text. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "http/view_cache.h"
 
 TEST(text_buf_grows_and_stays_terminated)
@@ -100,6 +103,7 @@ typedef struct race {
     view_cache_t *c;
     int id;
     int bad;
+    atomic_bool *written; /* set by the writers after their first put */
 } race_t;
 
 static size_t make_text(char *buf, size_t size, uint64_t key, uint64_t stamp)
@@ -119,6 +123,7 @@ static void *race_writer(void *arg)
     for (uint64_t i = 0; i < 20000; i++) {
         uint64_t key = (i * 7 + (uint64_t)r->id) % KEYS, stamp = i % 5;
         view_cache_put(r->c, key, stamp, buf, make_text(buf, sizeof(buf), key, stamp));
+        atomic_store(r->written, true);
     }
     return NULL;
 }
@@ -128,6 +133,14 @@ static void *race_reader(void *arg)
     race_t *r = arg;
     char want[512];
     text_buf_t out = {0};
+    /* Readers start once there is a text: 40,000 reads then ask for every
+     * key and stamp, so some hit, however the threads were scheduled. */
+    int64_t deadline = tu_deadline();
+    while (!atomic_load(r->written)) {
+        if (tu_expired(deadline))
+            TEST_FAIL_("no writer put a text");
+        sched_yield();
+    }
     for (uint64_t i = 0; i < 40000; i++) {
         uint64_t key = (i * 13 + (uint64_t)r->id) % KEYS, stamp = i % 5;
         out.len = 0;
@@ -146,8 +159,9 @@ TEST(view_cache_concurrent_readers_get_whole_texts_of_their_stamp)
     view_cache_t *c = view_cache_new(64 * 1024);
     pthread_t th[6];
     race_t r[6];
+    atomic_bool written = false;
     for (int i = 0; i < 6; i++) {
-        r[i] = (race_t){.c = c, .id = i};
+        r[i] = (race_t){.c = c, .id = i, .written = &written};
         pthread_create(&th[i], NULL, i < 3 ? race_writer : race_reader, &r[i]);
     }
     int bad = 0;

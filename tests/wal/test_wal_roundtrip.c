@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -217,13 +216,6 @@ static int io_sync(int fd)
 
 static const wal_io_t counting_io = {io_write, io_sync};
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* BATCH: wal_wait does not wait for a sync; one comes within batch_ms. */
 TEST(wal_fsync_batch_syncs_later)
 {
@@ -256,8 +248,8 @@ TEST(wal_fsync_batch_syncs_later)
         ASSERT_EQ(wal_append(w, 1, "batched", 7, &lsn), 0);
         ASSERT_EQ(wal_wait(w, lsn), 0);
     }
-    int64_t deadline = mono_ms() + 10000;
-    while (wal_durable_lsn(w) < lsn && mono_ms() < deadline)
+    int64_t deadline = tu_deadline();
+    while (wal_durable_lsn(w) < lsn && !tu_expired(deadline))
         usleep(2000);
     ASSERT_EQ(wal_durable_lsn(w), lsn);
     ASSERT_EQ(wal_close(w), 0);
