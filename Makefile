@@ -45,7 +45,8 @@ WAL_SRC := $(sort $(wildcard wal/*.c))
 WAL_OBJ := $(WAL_SRC:%.c=$(OUT)/%.o)
 WAL_TEST_SRC := tests/test_main.c $(sort $(wildcard tests/wal/*.c))
 WAL_TEST_OBJ := $(WAL_TEST_SRC:%.c=$(OUT)/%.o)
-UNIT_SRC := tests/test_main.c $(sort $(wildcard tests/unit/*.c))
+# The unit tests use the file helpers of the log's tests (tests/unit/testutil.h).
+UNIT_SRC := tests/test_main.c $(sort $(wildcard tests/unit/*.c)) tests/wal/wal_testutil.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)

@@ -6,16 +6,15 @@
  * from 8 threads at once), blobs_check on clean, corrupted and littered
  * stores, hash validation against path tricks, and removal.
  *
- * Each test's data directory is made with mkdtemp and removed at exit (also
- * when an ASSERT fails: TEST_FAIL_ calls exit, which runs the atexit hook;
- * a passing test calls done(), as the harness ends it with _exit).
+ * Each test's data directory is made by ut_tmpdir, which removes it when an
+ * ASSERT fails; a passing test removes it itself (the harness ends it with
+ * _exit).
  * Under AddressSanitizer the tests that load libmagic end with an explicit
  * leak check: the harness ends children with _exit, which skips LSan's own.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
@@ -26,52 +25,18 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/blobs.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define BLOBS_TEST_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BLOBS_TEST_LSAN 1
-#endif
-#endif
-#ifdef BLOBS_TEST_LSAN
-#include <sanitizer/lsan_interface.h>
-#endif
 
 /* ---- fixtures ------------------------------------------------------------ */
 
 static char g_dir[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_dir_atexit(void)
-{
-    if (g_dir[0] != '\0')
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A fresh data directory, removed when the test's process exits. */
+/* A fresh data directory (testutil removes it if the test fails). */
 static const char *data_dir(void)
 {
-    snprintf(g_dir, sizeof(g_dir), "/tmp/parley-blobs-XXXXXX");
-    if (mkdtemp(g_dir) == NULL)
-        TEST_FAIL_("mkdtemp: %s", strerror(errno));
-    atexit(rm_dir_atexit);
+    ut_tmpdir(g_dir, sizeof(g_dir), "blobs");
     return g_dir;
-}
-
-/* Removes the data directory (the harness ends passing tests with _exit). */
-static void done(void)
-{
-    rm_dir_atexit();
-    g_dir[0] = '\0';
 }
 
 static blobs_t *open_blobs(const char *dir)
@@ -83,18 +48,11 @@ static blobs_t *open_blobs(const char *dir)
     return b;
 }
 
-static void leak_check(void)
-{
-#ifdef BLOBS_TEST_LSAN
-    ASSERT_EQ(__lsan_do_recoverable_leak_check(), 0);
-#endif
-}
-
 /* Deterministic bytes (xorshift), different per seed. */
 static unsigned char *make_bytes(size_t n, uint64_t seed)
 {
     unsigned char *p = malloc(n > 0 ? n : 1);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (size_t i = 0; i < n; i++) {
         x ^= x << 13;
@@ -141,43 +99,31 @@ static unsigned char *read_blob(blobs_t *b, const char *sha, uint64_t *size)
     int fd;
     ASSERT_EQ(blobs_open_read(b, sha, &fd, size), 0);
     unsigned char *p = malloc(*size > 0 ? *size : 1);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     size_t got = 0;
     while (got < *size) {
         ssize_t r = read(fd, p + got, *size - got);
-        ASSERT_TRUE(r > 0);
+        ASSERT_GT(r, 0);
         got += (size_t)r;
     }
     close(fd);
     return p;
 }
 
+/* <data dir>/<rel>, in a static buffer (one at a time). */
+static const char *in_dir(const char *rel)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
+    return path;
+}
+
 /* Entries in a directory under the data dir (not . and ..); -1 if absent. */
 static int count_entries(const char *rel)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
+    return tu_exists(in_dir(rel)) ? (int)tu_count_entries(g_dir, rel) : -1;
 }
 
-static void write_file(const char *rel, const void *p, size_t n)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ASSERT_TRUE(fd >= 0);
-    ASSERT_EQ(write(fd, p, n), (ssize_t)n);
-    close(fd);
-}
 
 /* ---- round trips --------------------------------------------------------- */
 
@@ -215,8 +161,8 @@ TEST(blobs_round_trip_sizes)
         ASSERT_EQ(count_entries("files/tmp"), 0);
     }
     blobs_close(b);
-    leak_check();
-    done();
+    ut_leak_check();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_directories_are_private)
@@ -241,7 +187,7 @@ TEST(blobs_directories_are_private)
     ASSERT_EQ(stat(path, &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_type_comes_from_bytes_and_empty_is_reported_as_libmagic_says)
@@ -260,7 +206,7 @@ TEST(blobs_type_comes_from_bytes_and_empty_is_reported_as_libmagic_says)
     /* A script past the head: only the first 16 KiB decide (still text). */
     size_t n = 40000;
     unsigned char *p = malloc(n);
-    ASSERT_TRUE(p != NULL);
+    ASSERT_NOT_NULL(p);
     memset(p, 'a', n);
     for (size_t i = 79; i < n; i += 80)
         p[i] = '\n';
@@ -269,8 +215,8 @@ TEST(blobs_type_comes_from_bytes_and_empty_is_reported_as_libmagic_says)
     ASSERT_STREQ(info.mime, "text/plain");
     free(p);
     blobs_close(b);
-    leak_check();
-    done();
+    ut_leak_check();
+    ut_rmrf(g_dir);
 }
 
 /* ---- deduplication ------------------------------------------------------- */
@@ -293,7 +239,7 @@ TEST(blobs_same_bytes_stored_once)
     ASSERT_EQ(count_entries("files/tmp"), 0);
     free(p);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_damaged_blob_is_replaced_not_deduplicated)
@@ -307,18 +253,18 @@ TEST(blobs_damaged_blob_is_replaced_not_deduplicated)
     ASSERT_EQ(upload(b, p, 5000, &info), 0);
     char rel[128];
     snprintf(rel, sizeof(rel), "files/%.2s/%.2s/%s", sha, sha + 2, sha);
-    write_file(rel, p, 100); /* torn: a prefix */
+    tu_write(in_dir(rel), p, 100); /* torn: a prefix */
     ASSERT_EQ(upload(b, p, 5000, &info), 0);
     ASSERT_TRUE(!info.deduplicated);
     uint64_t size;
     unsigned char *back = read_blob(b, sha, &size);
     ASSERT_EQ(size, 5000);
-    ASSERT_TRUE(memcmp(back, p, 5000) == 0);
+    ASSERT_EQ(memcmp(back, p, 5000), 0);
     ASSERT_EQ(blobs_check(b, NULL, NULL, NULL), 0);
     free(back);
     free(p);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 #define RACERS 8
@@ -382,7 +328,7 @@ static int race(blobs_t *b, uint64_t seed)
     uint64_t size;
     unsigned char *back = read_blob(b, want, &size);
     ASSERT_EQ(size, n);
-    ASSERT_TRUE(memcmp(back, p, n) == 0);
+    ASSERT_EQ(memcmp(back, p, n), 0);
     free(back);
     free(p);
     return fresh;
@@ -398,8 +344,8 @@ TEST(blobs_concurrent_same_bytes_one_blob_one_creator)
         ASSERT_EQ(race(b, 100 + round), 1);
     ASSERT_EQ(blobs_check(b, NULL, NULL, NULL), 0);
     blobs_close(b);
-    leak_check(); /* the racers' thread-local magic_t were freed at exit */
-    done();
+    ut_leak_check(); /* the racers' thread-local magic_t were freed at exit */
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_concurrent_same_bytes_without_hard_links)
@@ -411,7 +357,7 @@ TEST(blobs_concurrent_same_bytes_without_hard_links)
      * see "absent" each rename (atomically replacing identical bytes), so
      * several may report a new blob. One blob, correct bytes, >= 1 creator. */
     for (uint64_t round = 0; round < 4; round++)
-        ASSERT_TRUE(race(b, 200 + round) >= 1);
+        ASSERT_GE(race(b, 200 + round), 1);
     unsigned char *p = make_bytes(1 << 20, 200);
     blob_info_t info;
     ASSERT_EQ(upload(b, p, 1 << 20, &info), 0);
@@ -419,7 +365,7 @@ TEST(blobs_concurrent_same_bytes_without_hard_links)
     free(p);
     ASSERT_EQ(blobs_check(b, NULL, NULL, NULL), 0);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 /* ---- limits and clean-up ------------------------------------------------- */
@@ -440,7 +386,7 @@ TEST(blobs_size_limit_checked_while_streaming)
     char tmp[128];
     snprintf(tmp, sizeof(tmp), "%s/files/tmp", g_dir);
     DIR *d = opendir(tmp);
-    ASSERT_TRUE(d != NULL);
+    ASSERT_NOT_NULL(d);
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -468,8 +414,8 @@ TEST(blobs_size_limit_checked_while_streaming)
     blob_writer_abort(NULL);
     free(p);
     blobs_close(b);
-    leak_check();
-    done();
+    ut_leak_check();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_open_removes_leftover_temp_files)
@@ -479,7 +425,7 @@ TEST(blobs_open_removes_leftover_temp_files)
     ASSERT_EQ(blobs_stale_removed(b), 0);
     /* A process dies in the middle of two uploads. */
     pid_t pid = fork();
-    ASSERT_TRUE(pid >= 0);
+    ASSERT_GE(pid, 0);
     if (pid == 0) {
         blob_writer_t *w1, *w2;
         if (blob_writer_new(b, BLOB_NO_LIMIT, &w1) != 0 ||
@@ -490,8 +436,9 @@ TEST(blobs_open_removes_leftover_temp_files)
     }
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    write_file("files/tmp/odd name", "y", 1);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    tu_write(in_dir("files/tmp/odd name"), "y", 1);
     ASSERT_EQ(count_entries("files/tmp"), 3);
     blobs_close(b);
 
@@ -499,20 +446,20 @@ TEST(blobs_open_removes_leftover_temp_files)
     ASSERT_EQ(blobs_stale_removed(b), 3);
     ASSERT_EQ(count_entries("files/tmp"), 0);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_open_fails_cleanly)
 {
     char err[256] = "";
-    ASSERT_TRUE(blobs_open("/nonexistent/parley/data", err, sizeof(err)) == NULL);
+    ASSERT_NULL(blobs_open("/nonexistent/parley/data", err, sizeof(err)));
     ASSERT_CONTAINS(err, "/nonexistent/parley/data");
     data_dir();
-    write_file("files", "not a directory", 15);
-    ASSERT_TRUE(blobs_open(g_dir, err, sizeof(err)) == NULL);
+    tu_write(in_dir("files"), "not a directory", 15);
+    ASSERT_NULL(blobs_open(g_dir, err, sizeof(err)));
     ASSERT_CONTAINS(err, "files");
     blobs_close(NULL);
-    done();
+    ut_rmrf(g_dir);
 }
 
 /* ---- MIME detection ------------------------------------------------------ */
@@ -536,9 +483,9 @@ static size_t elf_len;
 static void load_elf(void)
 {
     int fd = open("/bin/true", O_RDONLY);
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     ssize_t n = read(fd, elf_head, sizeof(elf_head));
-    ASSERT_TRUE(n > 64);
+    ASSERT_GT(n, 64);
     elf_len = (size_t)n;
     close(fd);
 }
@@ -600,7 +547,7 @@ TEST(blobs_detect_mime_from_bytes)
     ASSERT_EQ(check_samples(), 0);
     blobs_thread_cleanup();
     blobs_thread_cleanup(); /* twice is harmless */
-    leak_check();
+    ut_leak_check();
 }
 
 static void *mime_thread(void *arg)
@@ -622,7 +569,7 @@ TEST(blobs_detect_mime_from_eight_threads)
         pthread_join(t[i], NULL);
         ASSERT_EQ(wrong[i], 0);
     }
-    leak_check();
+    ut_leak_check();
 }
 
 /* ---- verification -------------------------------------------------------- */
@@ -676,7 +623,7 @@ TEST(blobs_check_reports_corruption_and_strays)
     char path[512];
     ASSERT_EQ(blobs_path(b, info[0].sha256, path, sizeof(path)), 0);
     int fd = open(path, O_RDWR);
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     unsigned char c;
     ASSERT_EQ(pread(fd, &c, 1, 12345), 1);
     c ^= 0x01;
@@ -692,13 +639,13 @@ TEST(blobs_check_reports_corruption_and_strays)
     char rel[256];
     const char *s1 = info[1].sha256, *s2 = info[2].sha256;
     snprintf(rel, sizeof(rel), "files/%.2s/%.2s/junk.txt", s1, s1 + 2);
-    write_file(rel, "j", 1);
+    tu_write(in_dir(rel), "j", 1);
     char other[3] = {s1[2] == 'f' ? '0' : 'f', s1[3], 0}; /* a leaf that is not s1's */
     snprintf(rel, sizeof(rel), "%s/files/%.2s/%s", g_dir, s1, other);
     ASSERT_EQ(mkdir(rel, 0700), 0);
     snprintf(rel, sizeof(rel), "files/%.2s/%s/%s", s1, other, s1);
-    write_file(rel, "wrong place", 11);
-    write_file("files/README", "r", 1);
+    tu_write(in_dir(rel), "wrong place", 11);
+    tu_write(in_dir("files/README"), "r", 1);
     snprintf(rel, sizeof(rel), "%s/files/AB", g_dir);
     ASSERT_EQ(mkdir(rel, 0700), 0);
     char target[512], link_path[512], name[65];
@@ -721,7 +668,7 @@ TEST(blobs_check_reports_corruption_and_strays)
 
     blob_writer_abort(w);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 /* ---- hashes as names ----------------------------------------------------- */
@@ -756,7 +703,7 @@ TEST(blobs_refuse_bad_hashes)
     ASSERT_EQ(blobs_path(b, ok, path, 20), -ENAMETOOLONG);
     ASSERT_EQ(blobs_open_read(b, ok, &fd, &size), -ENOENT);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }
 
 TEST(blobs_remove_then_gone)
@@ -780,5 +727,5 @@ TEST(blobs_remove_then_gone)
     ASSERT_TRUE(!info.deduplicated);
     ASSERT_EQ(blobs_check(b, NULL, NULL, NULL), 0);
     blobs_close(b);
-    done();
+    ut_rmrf(g_dir);
 }

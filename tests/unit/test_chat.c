@@ -11,67 +11,12 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
 #include "store/chat_internal.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
-#define UNDER_ASAN 1
-#endif
-
-#ifdef UNDER_ASAN
-void __lsan_do_leak_check(void);
-#define LEAK_CHECK() __lsan_do_leak_check()
-#else
-#define LEAK_CHECK() ((void)0)
-#endif
-
 /* ---- helpers ------------------------------------------------------------------ */
-
-static void tmpdir(char *dir, size_t size, const char *tag)
-{
-    snprintf(dir, size, "/tmp/parley-chat-%s-XXXXXX", tag);
-    if (mkdtemp(dir) == NULL)
-        TEST_FAIL_("mkdtemp");
-}
-
-static void rmrf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        TEST_FAIL_("rm -rf");
-}
-
-static void rm_snapshots(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/*", dir);
-    ASSERT_EQ(system(cmd), 0);
-}
-
-static store_t *open_mode(const char *dir, enum wal_fsync f)
-{
-    store_t *s;
-    char err[256];
-    store_options_t o = {.fsync = f};
-    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
-        TEST_FAIL_("store_open: %s", err);
-    return s;
-}
-
-static store_t *open_store(const char *dir)
-{
-    return open_mode(dir, WAL_FSYNC_ALWAYS);
-}
 
 static int make_channel(store_t *s, const char *name, const char *owner, bool is_private,
                         char id[STORE_ID_MAX])
@@ -88,7 +33,7 @@ static int make_channel(store_t *s, const char *name, const char *owner, bool is
     int rc = chat_channel_create(s, &c, members, 1, &created, &lsn);
     if (rc == 0) {
         ASSERT_TRUE(created);
-        ASSERT_TRUE(lsn > 0);
+        ASSERT_GT(lsn, 0);
         ASSERT_EQ(store_wait(s, lsn), 0);
         if (id)
             snprintf(id, STORE_ID_MAX, "%s", c.id);
@@ -308,21 +253,25 @@ static void expect_dump(store_t *s, const char *const *users, const char *want, 
 TEST(chat_channels_create_get_and_list_by_visibility)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "chan");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-chan");
+    store_t *s = ut_store_open(dir);
     char general[STORE_ID_MAX], secret[STORE_ID_MAX], rnd[STORE_ID_MAX];
     channel(s, "General", "usr_alice", false, general);
     channel(s, "Secret", "usr_alice", true, secret);
     channel(s, "random", "usr_bob", false, rnd);
-    ASSERT_TRUE(strncmp(general, "ch_", 3) == 0);
+    ASSERT_EQ(strncmp(general, "ch_", 3), 0);
 
     chat_channel_t c;
     ASSERT_TRUE(chat_channel_get(s, secret, &c));
     ASSERT_STREQ(c.name, "Secret");
     ASSERT_STREQ(c.description, "about it");
     ASSERT_STREQ(c.owner_id, "usr_alice");
-    ASSERT_TRUE(c.is_private && !c.is_direct && !c.is_deleted && c.direct_key == NULL);
-    ASSERT_TRUE(c.created_at > 0 && c.updated_at == c.created_at);
+    ASSERT_TRUE(c.is_private);
+    ASSERT_TRUE(!c.is_direct);
+    ASSERT_TRUE(!c.is_deleted);
+    ASSERT_NULL(c.direct_key);
+    ASSERT_GT(c.created_at, 0);
+    ASSERT_EQ(c.updated_at, c.created_at);
     chat_channel_clear(&c);
     ASSERT_TRUE(!chat_channel_get(s, "ch_missing", &c));
 
@@ -406,8 +355,8 @@ TEST(chat_channels_create_get_and_list_by_visibility)
     ASSERT_EQ(nch, 5);
     ASSERT_EQ(nmsg, 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 typedef struct chan_change {
@@ -450,8 +399,8 @@ static int rename_channel(store_t *s, const char *id, const char *name, bool del
 TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "names");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-names");
+    store_t *s = ut_store_open(dir);
     char dev[STORE_ID_MAX], uber[STORE_ID_MAX], other[STORE_ID_MAX];
     channel(s, "Dev", "usr_a", false, dev);
     ASSERT_EQ(make_channel(s, "dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
@@ -485,7 +434,7 @@ TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
     size_t n;
     ASSERT_EQ(chat_channel_list(s, "usr_a", NULL, 0, 8, list, &n), 3);
     for (size_t i = 0; i < n; i++) {
-        ASSERT_TRUE(strcmp(list[i].id, dev) != 0);
+        ASSERT_STRNE(list[i].id, dev);
         chat_channel_clear(&list[i]);
     }
 
@@ -500,23 +449,23 @@ TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
 
     /* The names survive a reopen (log only, then the snapshot). */
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) {
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(make_channel(s, "über", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(make_channel(s, "Ops", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(make_channel(s, "Dev", "usr_b", false, NULL), STORE_E_CONFLICT_NAME);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_direct_channels_are_one_per_set_of_users)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "direct");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-direct");
+    store_t *s = ut_store_open(dir);
     const char *ids[] = {"usr_b", "usr_a", "usr_b", "usr_c"};
     char *key = chat_direct_key(ids, 4);
     ASSERT_STREQ(key, "usr_a,usr_b,usr_c");
@@ -531,7 +480,9 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     bool created = false;
     uint64_t lsn = 0;
     ASSERT_EQ(chat_channel_create(s, &c, abc, 3, &created, &lsn), 0);
-    ASSERT_TRUE(created && c.is_private && c.name[0] == '\0');
+    ASSERT_TRUE(created);
+    ASSERT_TRUE(c.is_private);
+    ASSERT_EQ(c.name[0], '\0');
     ASSERT_EQ(store_wait(s, lsn), 0);
     char id[STORE_ID_MAX];
     snprintf(id, sizeof(id), "%s", c.id);
@@ -547,14 +498,17 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     ASSERT_STREQ(c.id, id);
     ASSERT_STREQ(c.owner_id, "usr_a");
     ASSERT_STREQ(c.direct_key, "usr_a,usr_b,usr_c");
-    ASSERT_TRUE(lsn2 >= lsn);
+    ASSERT_GE(lsn2, lsn);
     ASSERT_EQ(store_wait(s, lsn2), 0);
     chat_channel_clear(&c);
 
     chat_membership_t m;
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_a", &m) && m.role == CHAT_ROLE_OWNER);
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_b", &m) && m.role == CHAT_ROLE_MEMBER);
-    ASSERT_TRUE(chat_membership_get(s, id, "usr_c", &m) && m.role == CHAT_ROLE_MEMBER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_a", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_OWNER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_b", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_MEMBER);
+    ASSERT_TRUE(chat_membership_get(s, id, "usr_c", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_MEMBER);
     ASSERT_EQ(chat_member_count(s, id), 3);
 
     /* Another set, another channel; too many users are refused. */
@@ -563,7 +517,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     c.is_direct = true;
     snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
     ASSERT_EQ(chat_channel_create(s, &c, ab, 2, &created, &lsn), 0);
-    ASSERT_TRUE(created && strcmp(c.id, id) != 0);
+    ASSERT_TRUE(created);
+    ASSERT_STRNE(c.id, id);
     ASSERT_STREQ(c.direct_key, "usr_a,usr_b");
     chat_channel_clear(&c);
     const char *many[11] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10"};
@@ -574,8 +529,7 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     chat_channel_clear(&c);
 
     /* It survives a reopen. */
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     memset(&c, 0, sizeof(c));
     c.is_direct = true;
     snprintf(c.owner_id, sizeof(c.owner_id), "usr_b");
@@ -584,8 +538,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     ASSERT_STREQ(c.id, id);
     chat_channel_clear(&c);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- memberships ----------------------------------------------------------------- */
@@ -593,8 +547,8 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
 TEST(chat_memberships_roles_bans_and_counts)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "members");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-members");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX];
     channel(s, "room", "usr_alice", false, ch);
     int64_t t0 = 2000000000000;
@@ -631,7 +585,8 @@ TEST(chat_memberships_roles_bans_and_counts)
     /* Leaving: role NONE, the membership stays. */
     ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
     ASSERT_EQ(chat_member_count(s, ch), 2);
-    ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+    ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m));
+    ASSERT_EQ(m.role, CHAT_ROLE_NONE);
     ASSERT_EQ(chat_members(s, ch, 0, 8, list, &n), 2);
     /* Leaving twice is harmless. */
     ASSERT_EQ(set_member(s, ch, "usr_carol", CHAT_ROLE_NONE, -1, -1), 0);
@@ -660,17 +615,18 @@ TEST(chat_memberships_roles_bans_and_counts)
 
     /* The sets are rebuilt on reopen. */
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) {
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(chat_member_count(s, ch), 1);
         ASSERT_EQ(chat_banned(s, ch, 0, 8, list, &n), 1);
         ASSERT_STREQ(list[0].user_id, "usr_bob");
-        ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m) && m.role == CHAT_ROLE_NONE);
+        ASSERT_TRUE(chat_membership_get(s, ch, "usr_carol", &m));
+        ASSERT_EQ(m.role, CHAT_ROLE_NONE);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- messages ------------------------------------------------------------------------ */
@@ -697,8 +653,8 @@ static void expect_history(store_t *s, const char *ch, const char *before, const
 TEST(chat_history_cursors_limits_and_edges)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "history");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-history");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], other[STORE_ID_MAX], foreign[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     channel(s, "other", "usr_a", false, other);
@@ -722,11 +678,11 @@ TEST(chat_history_cursors_limits_and_edges)
         snprintf(text, sizeof(text), "message %d", i);
         post(s, ch, i % 2 ? "usr_a" : "usr_b", text, ids[i]);
         ASSERT_EQ(strlen(ids[i]), 20);
-        ASSERT_TRUE(strncmp(ids[i], "msg_", 4) == 0);
+        ASSERT_EQ(strncmp(ids[i], "msg_", 4), 0);
         if (i)
-            ASSERT_TRUE(strcmp(ids[i - 1], ids[i]) < 0);
+            ASSERT_STRLT(ids[i - 1], ids[i]);
         else
-            ASSERT_TRUE(strcmp(foreign, ids[i]) < 0);
+            ASSERT_STRLT(foreign, ids[i]);
     }
 
     expect_history(s, ch, NULL, NULL, 1, ids, N - 1, 1, true);
@@ -766,7 +722,9 @@ TEST(chat_history_cursors_limits_and_edges)
     ASSERT_STREQ(m.content, "message 7");
     ASSERT_STREQ(m.user_id, "usr_a");
     ASSERT_STREQ(m.channel_id, ch);
-    ASSERT_TRUE(m.created_at > 0 && m.updated_at == m.created_at && !m.is_edited);
+    ASSERT_GT(m.created_at, 0);
+    ASSERT_EQ(m.updated_at, m.created_at);
+    ASSERT_TRUE(!m.is_edited);
     chat_message_clear(&m);
     ASSERT_TRUE(!chat_message_get(s, "msg_x", &m));
 
@@ -794,8 +752,8 @@ TEST(chat_history_cursors_limits_and_edges)
     ASSERT_EQ(post_full(s, other, "usr_a", "x", NULL, NULL, NULL, NULL), STORE_E_NOT_FOUND);
     free(ids);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 typedef struct msg_change {
@@ -859,7 +817,7 @@ static int modify(store_t *s, const char *id, msg_change_t c)
     int rc = chat_message_modify(s, id, change_message, &c, &out, &lsn);
     if (rc == 0) {
         ASSERT_STREQ(out.id, id);
-        ASSERT_TRUE(strcmp(out.user_id, "usr_hijack") != 0);
+        ASSERT_STRNE(out.user_id, "usr_hijack");
         chat_message_clear(&out);
         ASSERT_EQ(store_wait(s, lsn), 0);
     }
@@ -869,8 +827,8 @@ static int modify(store_t *s, const char *id, msg_change_t c)
 TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "edit");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-edit");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[3][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "first", ids[0]);
@@ -897,7 +855,7 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_STREQ(h[1].user_id, "usr_b");
     ASSERT_TRUE(h[1].is_edited && !h[1].is_deleted);
     ASSERT_EQ(h[1].created_at, before.created_at);
-    ASSERT_TRUE(h[1].updated_at > before.updated_at);
+    ASSERT_GT(h[1].updated_at, before.updated_at);
     ASSERT_EQ(h[1].n_reactions, 2);
     ASSERT_STREQ(h[1].reactions[0].emoji, "👍");
     ASSERT_EQ(h[1].reactions[0].n_users, 1);
@@ -932,29 +890,29 @@ TEST(chat_edits_deletes_and_reactions_keep_the_message_in_place)
     ASSERT_EQ(chat_history(s, ch, NULL, NULL, 3, h, &n, &more), 0);
     ASSERT_EQ(n, 3);
     ASSERT_STREQ(h[0].id, ids[0]);
-    ASSERT_TRUE(h[0].is_deleted && h[0].content == NULL);
+    ASSERT_TRUE(h[0].is_deleted);
+    ASSERT_NULL(h[0].content);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&h[i]);
 
     /* Identical after a reopen. */
     const char *users[] = {"usr_a"};
     char *want = dump_state(s, users, 1);
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     char *got = dump_state(s, users, 1);
     ASSERT_STREQ(got, want);
     free(got);
     free(want);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_threads_follow_reply_to)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "thread");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-thread");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], other[STORE_ID_MAX], root[STORE_ID_MAX], a[STORE_ID_MAX],
         b[STORE_ID_MAX], c[STORE_ID_MAX], x[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
@@ -994,21 +952,21 @@ TEST(chat_threads_follow_reply_to)
     ASSERT_EQ(n, 0);
 
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
-    s = open_store(dir);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
     ASSERT_EQ(chat_thread(s, root, 4, t, &n), 3);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&t[i]);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_idempotency_keys_survive_reopen)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "idem");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-idem");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], first[STORE_ID_MAX], again[STORE_ID_MAX], other[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     bool existing = true;
@@ -1018,7 +976,8 @@ TEST(chat_idempotency_keys_survive_reopen)
     ASSERT_TRUE(existing);
     ASSERT_STREQ(again, first);
     ASSERT_EQ(post_full(s, ch, "usr_b", "hello", NULL, "k1", other, &existing), 0);
-    ASSERT_TRUE(!existing && strcmp(other, first) != 0);
+    ASSERT_TRUE(!existing);
+    ASSERT_STRNE(other, first);
 
     /* The returned message is the first one, content included. */
     chat_message_t m;
@@ -1029,7 +988,8 @@ TEST(chat_idempotency_keys_survive_reopen)
     m.content = strdup("ignored");
     uint64_t lsn = 0;
     ASSERT_EQ(chat_message_post(s, &m, &existing, &lsn), 0);
-    ASSERT_TRUE(existing && lsn > 0);
+    ASSERT_TRUE(existing);
+    ASSERT_GT(lsn, 0);
     ASSERT_EQ(store_wait(s, lsn), 0);
     ASSERT_STREQ(m.id, first);
     ASSERT_STREQ(m.content, "hello");
@@ -1040,9 +1000,9 @@ TEST(chat_idempotency_keys_survive_reopen)
     ASSERT_EQ(nmsg, 2);
 
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir);
+    ut_rm_snapshots(dir);
     for (int round = 0; round < 2; round++) { /* the log alone, then the snapshot */
-        s = open_store(dir);
+        s = ut_store_open(dir);
         ASSERT_EQ(post_full(s, ch, "usr_a", "later", NULL, "k1", again, &existing), 0);
         ASSERT_TRUE(existing);
         ASSERT_STREQ(again, first);
@@ -1051,15 +1011,15 @@ TEST(chat_idempotency_keys_survive_reopen)
         ASSERT_STREQ(again, other);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_unread_counts)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "unread");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-unread");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[10][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     ASSERT_EQ(chat_unread(s, ch, "usr_b", "", 100), 0);
@@ -1077,8 +1037,8 @@ TEST(chat_unread_counts)
     ASSERT_EQ(chat_unread(s, ch, "usr_c", ids[8], 100), 1);
     ASSERT_EQ(chat_unread(s, "ch_none", "usr_c", "", 100), 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- replay ------------------------------------------------------------------------------ */
@@ -1086,8 +1046,8 @@ TEST(chat_unread_counts)
 TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "replay");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-replay");
+    store_t *s = ut_store_open(dir);
     char pub[STORE_ID_MAX], priv[STORE_ID_MAX], id[STORE_ID_MAX], root[STORE_ID_MAX];
     channel(s, "Lobby", "usr_a", false, pub);
     channel(s, "Staff", "usr_a", true, priv);
@@ -1124,22 +1084,22 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
 
     const char *users[] = {"usr_a", "usr_b", "usr_c"};
     char *want = full_dump(s, users, 3);
-    ASSERT_TRUE(strstr(want, "search pears: 0:") == NULL);
+    ASSERT_NULL(strstr(want, "search pears: 0:"));
     ASSERT_CONTAINS(want, "search ünïcödé: 1:");
     ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
 
     /* 1. The log alone. */
-    rm_snapshots(dir);
-    s = open_store(dir);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "log only");
     ASSERT_EQ(store_close(s), 0); /* snapshot S2 */
 
     /* 2. The snapshot alone; then more records, and close (S3). */
-    s = open_store(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "snapshot");
     char next[STORE_ID_MAX];
     post(s, pub, "usr_a", "after reopen apples", next);
-    ASSERT_TRUE(strcmp(next, id) > 0);
+    ASSERT_STRLT(id, next);
     ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, "pears again", NULL, NULL}), 0);
     ASSERT_EQ(set_member(s, pub, "usr_b", CHAT_ROLE_MEMBER, 77, -1), 0);
     free(want);
@@ -1147,21 +1107,13 @@ TEST(chat_reopen_gives_the_same_state_with_and_without_snapshot)
     ASSERT_EQ(store_close(s), 0);
 
     /* 3. Lose S3: S2 plus the log after it. */
-    FILE *ls;
-    char cmd[256], newest[128] = "";
-    snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
-    ls = popen(cmd, "r");
-    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
-    pclose(ls);
-    newest[strcspn(newest, "\n")] = '\0';
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
-    ASSERT_EQ(system(cmd), 0);
-    s = open_store(dir);
+    ut_rm_newest_snapshot(dir);
+    s = ut_store_open(dir);
     expect_dump(s, users, want, "snapshot + log");
     ASSERT_EQ(store_close(s), 0);
     free(want);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 static void apply_ok(store_t *s, uint8_t type, const char *rec)
@@ -1174,8 +1126,8 @@ static void apply_ok(store_t *s, uint8_t type, const char *rec)
 TEST(chat_applying_a_record_twice_changes_nothing)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "twice");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-twice");
+    store_t *s = ut_store_open(dir);
     const char *ch = "{\"v\":1,\"id\":\"ch_1\",\"name\":\"Twice\",\"owner_id\":\"usr_a\","
                      "\"created_at\":5,\"updated_at\":5}";
     const char *mem = "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"usr_a\",\"role\":3,"
@@ -1247,8 +1199,8 @@ TEST(chat_applying_a_record_twice_changes_nothing)
     post(s, "ch_1", "usr_a", "x", id);
     ASSERT_STREQ(id, "msg_0000000000000009");
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- bad records ------------------------------------------------------------------------- */
@@ -1263,8 +1215,8 @@ static void expect_corrupt(store_t *s, uint8_t type, const char *rec)
 TEST(chat_records_that_do_not_validate_are_corrupt)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "corrupt");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-corrupt");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char longname[CHAT_NAME_MAX + 1], longid[80];
     memset(longname, 'n', CHAT_NAME_MAX);
     longname[CHAT_NAME_MAX] = '\0';
@@ -1419,11 +1371,13 @@ TEST(chat_records_that_do_not_validate_are_corrupt)
     apply_ok(s, STORE_REC_MEMBERSHIP, "{\"v\":1,\"channel_id\":\"ch_1\",\"user_id\":\"u\"}");
     chat_message_t m;
     ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
-    ASSERT_TRUE(m.content == NULL && m.n_reactions == 0 && !m.is_deleted);
+    ASSERT_NULL(m.content);
+    ASSERT_EQ(m.n_reactions, 0);
+    ASSERT_TRUE(!m.is_deleted);
     chat_message_clear(&m);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_records_round_trip_through_the_codec)
@@ -1496,7 +1450,10 @@ TEST(chat_records_round_trip_through_the_codec)
     chat_channel_t cd;
     ASSERT_EQ(chat__channel_decode(text, strlen(text), &cd), 0);
     ASSERT_STREQ(cd.direct_key, "usr_a,usr_b");
-    ASSERT_TRUE(cd.is_direct && cd.is_private && cd.description == NULL && cd.created_at == 3);
+    ASSERT_TRUE(cd.is_direct);
+    ASSERT_TRUE(cd.is_private);
+    ASSERT_NULL(cd.description);
+    ASSERT_EQ(cd.created_at, 3);
     free(text);
     chat_channel_clear(&cd);
     chat_channel_clear(&c);
@@ -1511,9 +1468,11 @@ TEST(chat_records_round_trip_through_the_codec)
     ASSERT_STREQ(md.channel_id, mm.channel_id);
     ASSERT_STREQ(md.user_id, mm.user_id);
     ASSERT_STREQ(md.last_read, mm.last_read);
-    ASSERT_TRUE(md.role == 2 && md.joined_at == 4 && md.banned_at == 5);
+    ASSERT_EQ(md.role, 2);
+    ASSERT_EQ(md.joined_at, 4);
+    ASSERT_EQ(md.banned_at, 5);
     free(text);
-    LEAK_CHECK();
+    ut_leak_check();
 }
 
 /* ---- concurrency ------------------------------------------------------------------------ */
@@ -1581,7 +1540,9 @@ static void *read_while_posting(void *arg)
 {
     reader_t *r = arg;
     chat_message_t out[20];
-    while (!r->stop) {
+    /* Until the posters are done, and at least one round has seen their
+     * messages, however the threads were scheduled. */
+    while (!r->stop || r->checks == 0) {
         for (int c = 0; c < CHANNELS; c++) {
             size_t n;
             bool more;
@@ -1607,8 +1568,8 @@ static void *read_while_posting(void *arg)
 TEST(chat_concurrent_posters_each_message_once_in_order)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "conc");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-conc");
+    store_t *s = ut_store_open(dir);
     char channels[CHANNELS][STORE_ID_MAX];
     for (int i = 0; i < CHANNELS; i++) {
         char name[16];
@@ -1630,7 +1591,8 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
     r.stop = true;
     pthread_join(rt, NULL);
     ASSERT_EQ(r.failures, 0);
-    ASSERT_TRUE(r.rounds > 0 && r.checks > 0);
+    ASSERT_GT(r.rounds, 0);
+    ASSERT_GT(r.checks, 0);
 
     for (int round = 0; round < 2; round++) {
         static bool seen[POSTERS][PER_POSTER];
@@ -1646,7 +1608,7 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
             ASSERT_EQ(n, POSTERS * PER_POSTER / CHANNELS);
             for (size_t i = 0; i < n; i++) {
                 if (i)
-                    ASSERT_TRUE(strcmp(out[i - 1].id, out[i].id) < 0);
+                    ASSERT_STRLT(out[i - 1].id, out[i].id);
                 int who, item;
                 ASSERT_EQ(sscanf(out[i].content, "poster%d item%d", &who, &item), 2);
                 ASSERT_TRUE(!seen[who][item]);
@@ -1662,12 +1624,11 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
         size_t n;
         ASSERT_EQ(chat_search(s, &q, &hit, &n), POSTERS * PER_POSTER);
         chat_message_clear(&hit.message);
-        ASSERT_EQ(store_close(s), 0);
-        s = open_store(dir);
+        s = ut_store_reopen(s, dir);
     }
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- search ----------------------------------------------------------------------------- */
@@ -1680,7 +1641,8 @@ static size_t search_ids(store_t *s, const chat_search_query_t *q, char (*ids)[S
     qq.limit = max;
     size_t n;
     size_t total = chat_search(s, &qq, hits, &n);
-    ASSERT_TRUE(n <= max && n <= total);
+    ASSERT_LE(n, max);
+    ASSERT_LE(n, total);
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], STORE_ID_MAX, "%s", hits[i].message.id);
         ASSERT_TRUE(!hits[i].message.is_deleted);
@@ -1733,8 +1695,8 @@ TEST(chat_words_split_and_fold_like_the_index)
 TEST(chat_search_words_case_scripts_prefix_and_and)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "search");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-search");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], ids[8][STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "Hello World", ids[0]);
@@ -1772,8 +1734,21 @@ TEST(chat_search_words_case_scripts_prefix_and_and)
     char got[8][STORE_ID_MAX];
     ASSERT_EQ(search_ids(s, &q, got, 2), 3); /* the total, two returned */
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
+/* Waits until the wall clock (the one messages are stamped with) is past
+ * `ms`, and returns it. */
+static int64_t wall_ms_after(int64_t ms)
+{
+    int64_t deadline = tu_deadline(), now;
+    while ((now = clock_wall_ms()) <= ms) {
+        if (tu_expired(deadline))
+            TEST_FAIL_("the wall clock stayed at %lld ms", (long long)now);
+        usleep(100);
+    }
+    return now;
 }
 
 typedef struct read_rule {
@@ -1799,8 +1774,8 @@ static bool can_read(void *ctx, const char *channel_id)
 TEST(chat_search_filters_and_can_read)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "filters");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-filters");
+    store_t *s = ut_store_open(dir);
     char c1[STORE_ID_MAX], c2[STORE_ID_MAX], c3[STORE_ID_MAX], ids[6][STORE_ID_MAX];
     channel(s, "one", "usr_a", false, c1);
     channel(s, "two", "usr_a", false, c2);
@@ -1808,9 +1783,10 @@ TEST(chat_search_filters_and_can_read)
     post(s, c1, "usr_a", "deploy today", ids[0]);
     post(s, c2, "usr_b", "deploy tomorrow", ids[1]);
     post(s, c3, "usr_a", "deploy secretly", ids[2]);
-    usleep(20000);
-    int64_t mid = clock_wall_ms();
-    usleep(20000);
+    /* A millisecond between the first three and `mid`, and between `mid`
+     * and the last two: waited for on the clock, not slept. */
+    int64_t mid = wall_ms_after(clock_wall_ms());
+    wall_ms_after(mid);
     post(s, c1, "usr_b", "deploy again", ids[3]);
     post(s, c2, "usr_a", "deploy later", ids[4]);
 
@@ -1839,7 +1815,7 @@ TEST(chat_search_filters_and_can_read)
     ASSERT_EQ(search_ids(s, &q, got, 8), 4);
     ASSERT_EQ(rule.calls, 3);
     for (int i = 0; i < 4; i++)
-        ASSERT_TRUE(strcmp(got[i], ids[2]) != 0);
+        ASSERT_STRNE(got[i], ids[2]);
     rule.calls = 0;
     q.channel_id = c3;
     ASSERT_EQ(search_ids(s, &q, got, 8), 0);
@@ -1849,15 +1825,15 @@ TEST(chat_search_filters_and_can_read)
     ASSERT_EQ(search_ids(s, &q, got, 8), 2);
     ASSERT_EQ(rule.calls, 1);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_search_index_follows_edits_and_deletes)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "reindex");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-reindex");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], a[STORE_ID_MAX], b[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     post(s, ch, "usr_a", "the quick brown fox", a);
@@ -1878,21 +1854,20 @@ TEST(chat_search_index_follows_edits_and_deletes)
     ASSERT_EQ(count(s, "lazy"), 0);
     ASSERT_EQ(count(s, "dog"), 0);
     ASSERT_EQ(count(s, "l"), 0); /* "lazy" left the vocabulary */
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     ASSERT_EQ(count(s, "brown"), 21);
     ASSERT_EQ(count(s, "lazy"), 0);
     ASSERT_EQ(count(s, "slow"), 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_search_ranks_by_occurrences_then_recency)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "rank");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "chat-rank");
+    store_t *s = ut_store_open(dir);
     char ch[STORE_ID_MAX], once[STORE_ID_MAX], thrice[STORE_ID_MAX], later[STORE_ID_MAX],
         both[STORE_ID_MAX], old[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
@@ -1929,8 +1904,8 @@ TEST(chat_search_ranks_by_occurrences_then_recency)
     ASSERT_TRUE(hit.score > 3.38 && hit.score < 3.39);
     chat_message_clear(&hit.message);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 TEST(chat_recovery_of_many_channels_is_fast_and_exact)
@@ -1939,8 +1914,8 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
      * replay appends to the word index; per channel it would rewrite whole
      * posting lists for every word (quadratic). */
     char dir[64];
-    tmpdir(dir, sizeof(dir), "recover");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-recover");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     enum { CH = 16, MSGS = 20000 };
     char chans[CH][STORE_ID_MAX];
     for (int i = 0; i < CH; i++) {
@@ -1956,11 +1931,12 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
     }
     ASSERT_EQ(count(s, "common"), MSGS);
     ASSERT_EQ(store_close(s), 0); /* the snapshot */
+    /* The time is printed, not asserted: on two shared cores, and in the
+     * sanitizer builds, no bound would be both safe and tight. */
     int64_t t0 = clock_mono_ns();
-    s = open_mode(dir, WAL_FSYNC_NONE);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     double ms = (double)(clock_mono_ns() - t0) / 1e6;
     printf("  %d messages in %d channels recovered in %.0f ms\n", MSGS, CH, ms);
-    ASSERT_TRUE(ms < 5000);
     ASSERT_EQ(count(s, "common"), MSGS);
     ASSERT_EQ(count(s, "odd"), MSGS / 2);
     ASSERT_EQ(count(s, "number 42"), MSGS / 97 + (MSGS % 97 > 42));
@@ -1971,25 +1947,25 @@ TEST(chat_recovery_of_many_channels_is_fast_and_exact)
     ASSERT_EQ(n, MSGS / CH);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            ASSERT_TRUE(strcmp(h[i - 1].id, h[i].id) < 0);
+            ASSERT_STRLT(h[i - 1].id, h[i].id);
         chat_message_clear(&h[i]);
     }
     free(h);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* ---- memory ------------------------------------------------------------------------------- */
 
 TEST(chat_memory_per_message)
 {
-#if defined(UNDER_ASAN) || defined(UNDER_TSAN)
+#if defined(UT_ASAN) || defined(UT_TSAN)
     return; /* the sanitizer's allocator has its own accounting */
 #else
     char dir[64];
-    tmpdir(dir, sizeof(dir), "mem");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-mem");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char ch[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     /* ~2,000 distinct words of 3-9 letters; messages of ~100 bytes. */
@@ -2031,7 +2007,7 @@ TEST(chat_memory_per_message)
            content_per, per - content_per, index_per);
     ASSERT_TRUE(per - content_per <= 300);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 #endif
 }
 
@@ -2112,7 +2088,8 @@ TEST(chat_binary_message_records_refuse_bad_bytes)
     /* A deleted message keeps no content. */
     n = hand_record(b, 2 | 4, "gone", 4, 0);
     ASSERT_EQ(chat__message_decode(b, n, &m), 0);
-    ASSERT_TRUE(m.is_deleted && m.content == NULL);
+    ASSERT_TRUE(m.is_deleted);
+    ASSERT_NULL(m.content);
     chat_message_clear(&m);
     /* An encoder refuses invalid UTF-8 rather than write what replay refuses. */
     memset(&m, 0, sizeof(m));
@@ -2121,9 +2098,9 @@ TEST(chat_binary_message_records_refuse_bad_bytes)
     snprintf(m.user_id, sizeof(m.user_id), "usr_a");
     m.content = strdup("\xff");
     size_t len;
-    ASSERT_TRUE(chat__message_encode(&m, &len) == NULL);
+    ASSERT_NULL(chat__message_encode(&m, &len));
     chat_message_clear(&m);
-    LEAK_CHECK();
+    ut_leak_check();
 }
 
 static int no_snapshot(void *ctx, uint64_t lsn)
@@ -2143,7 +2120,7 @@ static int no_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, si
  * records as given. */
 static wal_t *bare_log(char *dir, size_t size, const char *tag)
 {
-    tmpdir(dir, size, tag);
+    ut_tmpdir(dir, size, tag);
     wal_t *w;
     wal_options_t wo = {.fsync = WAL_FSYNC_NONE};
     wal_replay_t none = {no_snapshot, NULL, no_record, NULL};
@@ -2156,7 +2133,7 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
 {
     char dir[64];
     /* A log as the JSON-only versions wrote it. */
-    wal_t *w = bare_log(dir, sizeof(dir), "legacy");
+    wal_t *w = bare_log(dir, sizeof(dir), "chat-legacy");
     const char *ch = "{\"v\":1,\"id\":\"ch_old\",\"name\":\"old\",\"description\":null,"
                      "\"owner_id\":\"usr_a\",\"direct_key\":null,\"is_direct\":false,"
                      "\"is_private\":false,\"is_deleted\":false,\"created_at\":1,"
@@ -2174,7 +2151,7 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
 
     /* Replayed from the log, then from a snapshot written in binary. */
     for (int round = 0; round < 2; round++) {
-        store_t *s = open_store(dir);
+        store_t *s = ut_store_open(dir);
         chat_message_t m;
         ASSERT_TRUE(chat_message_get(s, "msg_0000000000000001", &m));
         ASSERT_STREQ(m.content, "from before");
@@ -2192,8 +2169,8 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
             ASSERT_EQ(store_snapshot(s), 0);
         ASSERT_EQ(store_close(s), 0);
     }
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 static size_t search_total(store_t *s, const char *text)
@@ -2213,8 +2190,8 @@ static size_t search_total(store_t *s, const char *text)
 TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "build");
-    store_t *s = open_mode(dir, WAL_FSYNC_NONE);
+    ut_tmpdir(dir, sizeof(dir), "chat-build");
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     char ch[STORE_ID_MAX];
     channel(s, "main", "usr_a", false, ch);
     enum { N = 20000 };
@@ -2225,9 +2202,9 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
         post(s, ch, "usr_a", text, ids[i]);
     }
     ASSERT_EQ(store_close(s), 0);
-    rm_snapshots(dir); /* replay the log: the longest build */
+    ut_rm_snapshots(dir); /* replay the log: the longest build */
 
-    s = open_mode(dir, WAL_FSYNC_NONE);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
     /* At once, while the builder runs: edit the first and last 100, delete
      * 100 in the middle, post 100 more. */
     for (int i = 0; i < 100; i++) {
@@ -2252,8 +2229,8 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
     post(s, ch, "usr_b", "later unicorn", NULL);
     ASSERT_EQ(search_total(s, "unicorn"), 1);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
-    LEAK_CHECK();
+    ut_rmrf(dir);
+    ut_leak_check();
 }
 
 /* Recovery applies records on a second thread; a record that does not apply
@@ -2263,7 +2240,7 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
 {
     for (int where = 0; where < 2; where++) {
         char dir[64];
-        wal_t *w = bare_log(dir, sizeof(dir), "badrec");
+        wal_t *w = bare_log(dir, sizeof(dir), "chat-badrec");
         uint64_t lsn;
         const char *ch = "{\"v\":1,\"id\":\"ch_b\",\"name\":\"b\",\"owner_id\":\"usr_a\","
                          "\"created_at\":1,\"updated_at\":1}";
@@ -2293,9 +2270,9 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
         store_t *s;
         char err[256];
         store_options_t o = {.fsync = WAL_FSYNC_NONE};
-        ASSERT_TRUE(store_open(&s, dir, &o, err, sizeof(err)) != 0);
+        ASSERT_NE(store_open(&s, dir, &o, err, sizeof(err)), 0);
         ASSERT_CONTAINS(err, "cannot recover the log");
-        rmrf(dir);
+        ut_rmrf(dir);
     }
-    LEAK_CHECK();
+    ut_leak_check();
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/config.h"
 
 static int load(parley_config_t *cfg, char **argv, char **envp, char *err)
@@ -17,9 +18,7 @@ static const char *write_file(const char *text)
 {
     static char path[64];
     snprintf(path, sizeof(path), "/tmp/parley-config-test-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
+    tu_write(path, text, strlen(text));
     return path;
 }
 
@@ -32,7 +31,7 @@ TEST(config_defaults_when_nothing_given)
     ASSERT_EQ(cfg.port, 7575);
     ASSERT_STREQ(cfg.data_dir, "./data");
     ASSERT_EQ(cfg.log_level, LOG_LEVEL_INFO);
-    ASSERT_TRUE(cfg.threads > 2);
+    ASSERT_GT(cfg.threads, 2);
 }
 
 TEST(config_flag_beats_env_beats_file)
@@ -98,7 +97,7 @@ TEST(config_bad_values_name_the_setting)
         if (load(&cfg, argv, NULL, err) == 0)
             TEST_FAIL_("%s was accepted", cases[i].arg);
         ASSERT_CONTAINS(err, cases[i].expect);
-        ASSERT_TRUE(strchr(err, '\n') == NULL);
+        ASSERT_NULL(strchr(err, '\n'));
     }
 }
 

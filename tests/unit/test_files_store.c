@@ -3,18 +3,9 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/files.h"
 #include "parley/store.h"
-
-static store_t *open_store(const char *dir)
-{
-    store_t *s;
-    char err[256];
-    store_options_t o = {.fsync = WAL_FSYNC_ALWAYS};
-    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
-        TEST_FAIL_("store_open: %s", err);
-    return s;
-}
 
 static void make_file(store_file_t *f, const char *sha_digit, const char *owner)
 {
@@ -31,9 +22,9 @@ static void make_file(store_file_t *f, const char *sha_digit, const char *owner)
 
 TEST(files_refcounts_follow_live_files_and_survive_reopen)
 {
-    char dir[] = "/tmp/parley-files-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
-    store_t *s = open_store(dir);
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "files-store");
+    store_t *s = ut_store_open(dir);
     store_file_t a, b, c;
     make_file(&a, "a", "usr_1");
     make_file(&b, "a", "usr_2");
@@ -71,9 +62,8 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     for (size_t i = 0; i < n; i++)
         store_file_clear(&out[i]);
     ASSERT_EQ(store_wait(s, lsn), 0);
-    ASSERT_EQ(store_close(s), 0);
 
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     ASSERT_EQ(store_blob_refs(s, a.sha256), 1);
     ASSERT_EQ(store_blob_refs(s, c.sha256), 1);
     store_file_t got;
@@ -84,7 +74,9 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_STREQ(got.message_id, "msg_9");
     ASSERT_TRUE(got.is_avatar);
     store_file_clear(&got);
-    ASSERT_TRUE(store_file_get(s, b.id, &got) && !got.is_avatar && got.message_id[0] == '\0');
+    ASSERT_TRUE(store_file_get(s, b.id, &got));
+    ASSERT_TRUE(!got.is_avatar);
+    ASSERT_EQ(got.message_id[0], '\0');
     store_file_clear(&got);
     b.is_deleted = true;
     ASSERT_EQ(store_file_put(s, &b, &lsn, &refs), 0);
@@ -95,9 +87,7 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     store_file_t bad;
     make_file(&bad, "a", "usr_1");
     bad.sha256[3] = 'G';
-    ASSERT_TRUE(store_file_put(s, &bad, &lsn, &refs) != 0);
+    ASSERT_NE(store_file_put(s, &bad, &lsn, &refs), 0);
     ASSERT_EQ(store_close(s), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ASSERT_EQ(system(cmd), 0);
+    ut_rmrf(dir);
 }

@@ -19,8 +19,8 @@ TEST(http_errors_map_to_the_api_statuses)
     ASSERT_EQ(http_error_status(HTTP_ERR_PAYLOAD_TOO_LARGE), 413);
     ASSERT_EQ(http_error_status(HTTP_ERR_UNAVAILABLE), 503);
     for (int e = 0; e < HTTP_ERR_COUNT_; e++) {
-        ASSERT_TRUE(http_error_status((enum http_error)e) >= 400);
-        ASSERT_TRUE(http_error_code((enum http_error)e)[0] != '\0');
+        ASSERT_GE(http_error_status((enum http_error)e), 400);
+        ASSERT_NE(http_error_code((enum http_error)e)[0], '\0');
     }
 }
 
@@ -29,7 +29,7 @@ TEST(http_error_body_has_the_contract_shape)
     char *text = http_error_body(HTTP_ERR_VALIDATION, "username must be 3-32 characters",
                                  json_pack("{s:s}", "field", "username"), "req_1");
     json_t *j = json_loads(text, 0, NULL);
-    ASSERT_TRUE(j != NULL);
+    ASSERT_NOT_NULL(j);
     json_t *e = json_object_get(j, "error");
     ASSERT_STREQ(json_string_value(json_object_get(e, "code")), "VALIDATION_ERROR");
     ASSERT_STREQ(json_string_value(json_object_get(e, "message")),
@@ -46,7 +46,7 @@ TEST(http_error_body_has_the_contract_shape)
     /* A message that is not UTF-8 still yields a valid body. */
     text = http_error_body(HTTP_ERR_BAD_REQUEST, "bad \xff byte", NULL, "req_2");
     j = json_loads(text, 0, NULL);
-    ASSERT_TRUE(j != NULL);
+    ASSERT_NOT_NULL(j);
     ASSERT_TRUE(json_is_object(json_object_get(json_object_get(j, "error"), "details")));
     json_decref(j);
     free(text);
@@ -232,7 +232,7 @@ TEST(router_matches_and_decodes_params)
     answer_t a = call("GET", "/api/v1/things/abc", NULL, NULL);
     ASSERT_EQ(a.status, 200);
     ASSERT_STREQ(json_string_value(json_object_get(a.json, "seen")), "1:abc|");
-    ASSERT_TRUE(a.request_id[0] != '\0');
+    ASSERT_NE(a.request_id[0], '\0');
     json_decref(a.json);
 
     a = call("GET", "/api/v1/things/caf%C3%A9/parts/%F0%9F%98%80/", NULL, NULL);
@@ -353,7 +353,7 @@ TEST(router_answers_500_for_a_silent_handler_and_keeps_the_first_answer)
     json_decref(a.json);
     a = call("GET", "/api/v1/twice", NULL, NULL);
     ASSERT_EQ(a.status, 204);
-    ASSERT_TRUE(a.json == NULL);
+    ASSERT_NULL(a.json);
 }
 
 /* ---- the OpenAPI document describes every route ----------------------- */
@@ -397,6 +397,6 @@ TEST(openapi_describes_every_route)
                 TEST_FAIL_("docs/openapi.json lacks %s %s", r->method, path);
         }
     }
-    ASSERT_TRUE(n >= 2);
+    ASSERT_GE(n, 2);
     json_decref(doc);
 }

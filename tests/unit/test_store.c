@@ -7,32 +7,8 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/store.h"
-
-static void tmpdir(char *dir, size_t size, const char *tag)
-{
-    snprintf(dir, size, "/tmp/parley-store-%s-XXXXXX", tag);
-    if (mkdtemp(dir) == NULL)
-        TEST_FAIL_("mkdtemp");
-}
-
-static void rmrf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        TEST_FAIL_("rm -rf");
-}
-
-static store_t *open_store(const char *dir)
-{
-    store_t *s;
-    char err[256];
-    store_options_t o = {.fsync = WAL_FSYNC_ALWAYS};
-    if (store_open(&s, dir, &o, err, sizeof(err)) != 0)
-        TEST_FAIL_("store_open: %s", err);
-    return s;
-}
 
 static void make_user(store_user_t *u, const char *name, const char *email)
 {
@@ -63,8 +39,8 @@ static uint64_t create(store_t *s, const char *name, const char *email, int expe
 TEST(store_usernames_and_emails_are_unique_case_insensitively)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "unique");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-unique");
+    store_t *s = ut_store_open(dir);
     create(s, "Alice", "Alice@Example.com", 0);
     create(s, "alice", "other@example.com", STORE_E_CONFLICT_USERNAME);
     create(s, "ALICE", "x@example.com", STORE_E_CONFLICT_USERNAME);
@@ -84,14 +60,14 @@ TEST(store_usernames_and_emails_are_unique_case_insensitively)
     store_user_clear(&u);
     ASSERT_TRUE(!store_user_find(s, "carol", &u));
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 TEST(store_update_moves_the_email_index)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "update");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-update");
+    store_t *s = ut_store_open(dir);
     create(s, "alice", "a@example.com", 0);
     create(s, "bob", "b@example.com", 0);
     store_user_t u;
@@ -112,14 +88,14 @@ TEST(store_update_moves_the_email_index)
     /* The old email is free again. */
     create(s, "carol", "a@example.com", 0);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 TEST(store_state_survives_reopen_with_and_without_snapshot)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "reopen");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-reopen");
+    store_t *s = ut_store_open(dir);
     for (int i = 0; i < 50; i++) {
         char name[32], email[64];
         snprintf(name, sizeof(name), "user%d", i);
@@ -146,12 +122,10 @@ TEST(store_state_survives_reopen_with_and_without_snapshot)
     ASSERT_EQ(store_wait(s, lsn), 0);
     /* store_close writes a snapshot (the first: nothing is trimmed yet). */
     ASSERT_EQ(store_close(s), 0);
-    char cmd[512];
 
     /* 1. The log alone: remove the snapshot. */
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/*", dir);
-    ASSERT_EQ(system(cmd), 0);
-    s = open_store(dir);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
     ASSERT_EQ(store_user_count(s), 50);
     store_session_t got;
     ASSERT_TRUE(store_session_get(s, ss.id, &got));
@@ -159,10 +133,10 @@ TEST(store_state_survives_reopen_with_and_without_snapshot)
     store_api_key_t gk;
     ASSERT_TRUE(store_api_key_find_hash(s, k.hash, &gk));
     ASSERT_STREQ(gk.name, "ci");
-    ASSERT_EQ(store_close(s), 0); /* snapshot S1 */
 
-    /* 2. From snapshot S1, plus one record; close writes S2 and trims. */
-    s = open_store(dir);
+    /* 2. From snapshot S1 (written by the close), plus one record; close
+     * writes S2 and trims. */
+    s = ut_store_reopen(s, dir);
     ASSERT_EQ(store_user_count(s), 50);
     ASSERT_TRUE(store_user_find(s, "USER42", &u));
     ASSERT_STREQ(u.email, "u42@example.com");
@@ -171,29 +145,21 @@ TEST(store_state_survives_reopen_with_and_without_snapshot)
     ASSERT_EQ(store_close(s), 0);
 
     /* 3. Lose the newest snapshot: S1 plus the log still hold everything. */
-    FILE *ls;
-    snprintf(cmd, sizeof(cmd), "ls %s/snapshots | sort | tail -n 1", dir);
-    ls = popen(cmd, "r");
-    char newest[128] = "";
-    ASSERT_TRUE(fgets(newest, sizeof(newest), ls) != NULL);
-    pclose(ls);
-    newest[strcspn(newest, "\n")] = '\0';
-    snprintf(cmd, sizeof(cmd), "rm -f %s/snapshots/%s", dir, newest);
-    ASSERT_EQ(system(cmd), 0);
-    s = open_store(dir);
+    ut_rm_newest_snapshot(dir);
+    s = ut_store_open(dir);
     ASSERT_EQ(store_user_count(s), 51);
     ASSERT_TRUE(store_user_find(s, "late", &u));
     store_user_clear(&u);
     ASSERT_TRUE(store_session_get(s, ss.id, &got));
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 TEST(store_replaying_a_record_twice_changes_nothing)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "idem");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-idem");
+    store_t *s = ut_store_open(dir);
     const char *rec = "{\"v\":1,\"id\":\"usr_1\",\"username\":\"Zed\",\"email\":\"z@example.com\","
                       "\"password_hash\":\"h\",\"display_name\":\"Z\",\"is_admin\":false,"
                       "\"is_active\":true,\"created_at\":1,\"updated_at\":2,\"last_seen\":0}";
@@ -209,7 +175,7 @@ TEST(store_replaying_a_record_twice_changes_nothing)
     ASSERT_TRUE(!store_user_find(s, "z@example.com", &u));
     ASSERT_TRUE(store_user_find(s, "zz@example.com", &u));
     ASSERT_EQ(u.updated_at, 3);
-    ASSERT_TRUE(u.display_name == NULL);
+    ASSERT_NULL(u.display_name);
     store_user_clear(&u);
     /* Records that do not parse, or of a newer schema, are refused. */
     ASSERT_EQ(store_apply(s, STORE_REC_USER, "{", 1), STORE_E_CORRUPT);
@@ -218,7 +184,7 @@ TEST(store_replaying_a_record_twice_changes_nothing)
     ASSERT_EQ(store_apply(s, STORE_REC_USER, future, strlen(future)), STORE_E_CORRUPT);
     ASSERT_EQ(store_apply(s, 200, "{}", 2), STORE_E_CORRUPT);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 typedef struct worker {
@@ -259,8 +225,8 @@ static void *insert_and_read(void *arg)
 TEST(store_concurrent_inserts_and_lookups_across_shards)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "conc");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-conc");
+    store_t *s = ut_store_open(dir);
     enum { THREADS = 8 };
     pthread_t t[THREADS];
     worker_t w[THREADS];
@@ -273,21 +239,20 @@ TEST(store_concurrent_inserts_and_lookups_across_shards)
         ASSERT_EQ(w[i].failures, 0);
     }
     ASSERT_EQ(store_user_count(s), THREADS * 100 + 100);
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     ASSERT_EQ(store_user_count(s), THREADS * 100 + 100);
     store_user_t u;
     ASSERT_TRUE(store_user_find(s, "w7_99@example.com", &u));
     store_user_clear(&u);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 TEST(store_search_and_revocation)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "search");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-search");
+    store_t *s = ut_store_open(dir);
     create(s, "zoe", "zoe@example.com", 0);
     create(s, "adam", "adam@example.com", 0);
     create(s, "Zack", "zack@example.com", 0);
@@ -323,7 +288,7 @@ TEST(store_search_and_revocation)
     ASSERT_TRUE(store_session_get(s, a.id, &got) && !got.revoked);
     ASSERT_TRUE(store_session_get(s, b.id, &got) && got.revoked);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }
 
 static int append_x(void *ctx, store_user_t *u)
@@ -368,8 +333,8 @@ static void *modify_many(void *arg)
 TEST(store_user_modify_loses_no_update)
 {
     char dir[64];
-    tmpdir(dir, sizeof(dir), "modify");
-    store_t *s = open_store(dir);
+    ut_tmpdir(dir, sizeof(dir), "store-modify");
+    store_t *s = ut_store_open(dir);
     create(s, "first", "first@example.com", 0);
     create(s, "target", "target@example.com", 0);
     store_user_t u;
@@ -404,11 +369,10 @@ TEST(store_user_modify_loses_no_update)
     ASSERT_EQ(u.rev, 1 + THREADS * 50); /* a refused change is no change */
     store_user_clear(&u);
     ASSERT_EQ(store_user_modify(s, "usr_missing", append_x, NULL, NULL, &lsn), STORE_E_NOT_FOUND);
-    ASSERT_EQ(store_close(s), 0);
-    s = open_store(dir);
+    s = ut_store_reopen(s, dir);
     ASSERT_TRUE(store_user_get(s, id, &u));
     ASSERT_EQ(strlen(u.bio), THREADS * 50);
     store_user_clear(&u);
     ASSERT_EQ(store_close(s), 0);
-    rmrf(dir);
+    ut_rmrf(dir);
 }

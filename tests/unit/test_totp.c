@@ -52,7 +52,7 @@ TEST(totp_secrets_and_base32)
     ASSERT_EQ(strlen(hex1), 40);
     ASSERT_EQ(strlen(b1), 32);
     ASSERT_EQ(auth_totp_new_secret(hex2, b32), AUTH_OK);
-    ASSERT_TRUE(strcmp(hex1, hex2) != 0);
+    ASSERT_STRNE(hex1, hex2);
     ASSERT_EQ(auth_totp_base32(hex1, b32), AUTH_OK);
     ASSERT_STREQ(b32, b1);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/utf8.h"
@@ -25,16 +26,17 @@ TEST(clock_monotonic_moves_forward)
 {
     int64_t a = clock_mono_ns();
     usleep(2000);
-    ASSERT_TRUE(clock_mono_ns() - a >= 2000000);
+    ASSERT_GE(clock_mono_ns() - a, 2000000);
 }
 
 TEST(datadir_lock_is_exclusive_and_released)
 {
-    char dir[64];
-    snprintf(dir, sizeof(dir), "/tmp/parley-lock-test-%d/nested/data", (int)getpid());
+    char top[64], dir[128];
+    ut_tmpdir(top, sizeof(top), "lock");
+    snprintf(dir, sizeof(dir), "%s/nested/data", top);
     char err[256];
     int fd = datadir_lock(dir, err, sizeof(err));
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     struct stat st;
     ASSERT_EQ(stat(dir, &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0700);
@@ -57,8 +59,9 @@ TEST(datadir_lock_is_exclusive_and_released)
 
     datadir_unlock(fd);
     fd = datadir_lock(dir, err, sizeof(err));
-    ASSERT_TRUE(fd >= 0);
+    ASSERT_GE(fd, 0);
     datadir_unlock(fd);
+    ut_rmrf(top);
 }
 
 TEST(datadir_refuses_a_file_in_the_way)

@@ -2,10 +2,13 @@
  * under the stamp it was stored with, the budget holds, a NULL cache caches
  * nothing, and concurrent readers and writers never see a torn text. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../test.h"
+#include "testutil.h"
 #include "http/view_cache.h"
 
 TEST(view_cache_answers_only_under_the_stamp_it_was_stored_with)
@@ -46,8 +49,8 @@ TEST(view_cache_keeps_its_budget)
         view_cache_put(c, k, k, text, sizeof(text));
     view_cache_stats_t st;
     view_cache_get_stats(c, &st);
-    ASSERT_TRUE(st.bytes <= budget);
-    ASSERT_TRUE(st.entries > 0);
+    ASSERT_LE(st.bytes, budget);
+    ASSERT_GT(st.entries, 0);
     ASSERT_EQ(st.bytes, st.entries * sizeof(text));
     /* A text over a sixteenth of the budget is never kept. */
     static char big[8192];
@@ -61,7 +64,7 @@ TEST(view_cache_keeps_its_budget)
 TEST(view_cache_of_budget_zero_is_null_and_caches_nothing)
 {
     view_cache_t *c = view_cache_new(0);
-    ASSERT_TRUE(c == NULL);
+    ASSERT_NULL(c);
     view_cache_put(c, 1, 1, "x", 1);
     text_buf_t out = {0};
     ASSERT_TRUE(!view_cache_append(c, 1, 1, &out));
@@ -73,12 +76,10 @@ TEST(view_cache_of_budget_zero_is_null_and_caches_nothing)
 
 TEST(view_hash_tells_texts_and_words_apart)
 {
-    ASSERT_TRUE(view_hash_text(0, "msg_0000000000000001") !=
-                view_hash_text(0, "msg_0000000000000002"));
-    ASSERT_TRUE(view_hash_text(0, "a") != view_hash_text(0, "a\x01"));
-    ASSERT_TRUE(view_hash_text(0, "") != view_hash_text(1, ""));
-    ASSERT_TRUE(view_hash_word(view_hash_word(0, 1), 2) !=
-                view_hash_word(view_hash_word(0, 2), 1));
+    ASSERT_NE(view_hash_text(0, "msg_0000000000000001"), view_hash_text(0, "msg_0000000000000002"));
+    ASSERT_NE(view_hash_text(0, "a"), view_hash_text(0, "a\x01"));
+    ASSERT_NE(view_hash_text(0, ""), view_hash_text(1, ""));
+    ASSERT_NE(view_hash_word(view_hash_word(0, 1), 2), view_hash_word(view_hash_word(0, 2), 1));
 }
 
 /* Writers store "<key>:<stamp>:" padded texts while readers check that
@@ -89,6 +90,7 @@ typedef struct race {
     view_cache_t *c;
     int id;
     int bad;
+    atomic_bool *written; /* set by the writers after their first put */
 } race_t;
 
 static size_t make_text(char *buf, size_t size, uint64_t key, uint64_t stamp)
@@ -108,6 +110,7 @@ static void *race_writer(void *arg)
     for (uint64_t i = 0; i < 20000; i++) {
         uint64_t key = (i * 7 + (uint64_t)r->id) % KEYS, stamp = i % 5;
         view_cache_put(r->c, key, stamp, buf, make_text(buf, sizeof(buf), key, stamp));
+        atomic_store(r->written, true);
     }
     return NULL;
 }
@@ -117,6 +120,14 @@ static void *race_reader(void *arg)
     race_t *r = arg;
     char want[512];
     text_buf_t out = {0};
+    /* Readers start once there is a text: 40,000 reads then ask for every
+     * key and stamp, so some hit, however the threads were scheduled. */
+    int64_t deadline = tu_deadline();
+    while (!atomic_load(r->written)) {
+        if (tu_expired(deadline))
+            TEST_FAIL_("no writer put a text");
+        sched_yield();
+    }
     for (uint64_t i = 0; i < 40000; i++) {
         uint64_t key = (i * 13 + (uint64_t)r->id) % KEYS, stamp = i % 5;
         out.len = 0;
@@ -135,8 +146,9 @@ TEST(view_cache_concurrent_readers_get_whole_texts_of_their_stamp)
     view_cache_t *c = view_cache_new(64 * 1024);
     pthread_t th[6];
     race_t r[6];
+    atomic_bool written = false;
     for (int i = 0; i < 6; i++) {
-        r[i] = (race_t){.c = c, .id = i};
+        r[i] = (race_t){.c = c, .id = i, .written = &written};
         pthread_create(&th[i], NULL, i < 3 ? race_writer : race_reader, &r[i]);
     }
     int bad = 0;
@@ -147,7 +159,7 @@ TEST(view_cache_concurrent_readers_get_whole_texts_of_their_stamp)
     ASSERT_EQ(bad, 0);
     view_cache_stats_t st;
     view_cache_get_stats(c, &st);
-    ASSERT_TRUE(st.hits > 0);
-    ASSERT_TRUE(st.bytes <= 64 * 1024);
+    ASSERT_GT(st.hits, 0);
+    ASSERT_LE(st.bytes, 64 * 1024);
     view_cache_free(c);
 }

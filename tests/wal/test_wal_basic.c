@@ -22,7 +22,7 @@ static int count_record(void *ctx, uint64_t lsn, uint8_t type, const void *data,
 TEST(wal_round_trip_after_reopen)
 {
     char dir[] = "/tmp/parley-wal-basic-XXXXXX";
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_NOT_NULL(mkdtemp(dir));
     wal_t *w;
     ASSERT_EQ(wal_open(dir, NULL, NULL, &w, NULL), 0);
     uint64_t lsn = 0;

@@ -42,11 +42,11 @@ static void *work(void *arg)
 static uint64_t run_workers(wal_t *w, int threads, int per, worker_t *ks)
 {
     pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
-    ASSERT_TRUE(tid != NULL);
+    ASSERT_NOT_NULL(tid);
     for (int t = 0; t < threads; t++) {
         ks[t] = (worker_t){.w = w, .id = t, .count = per, .wait_each = t % 4 != 3};
         ks[t].lsns = calloc((size_t)per, sizeof(uint64_t));
-        ASSERT_TRUE(ks[t].lsns != NULL);
+        ASSERT_NOT_NULL(ks[t].lsns);
     }
     for (int t = 0; t < threads; t++)
         ASSERT_EQ(pthread_create(&tid[t], NULL, work, &ks[t]), 0);
@@ -66,20 +66,21 @@ static void concurrent(int threads, int per)
     wal_t *w;
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), 0);
     worker_t *ks = calloc((size_t)threads, sizeof(*ks));
-    ASSERT_TRUE(ks != NULL);
+    ASSERT_NOT_NULL(ks);
     uint64_t n = run_workers(w, threads, per, ks);
 
     /* Every LSN 1..n handed out exactly once; each thread's in its order. */
     uint8_t *owner_seen = calloc(n + 1, 1);
-    ASSERT_TRUE(owner_seen != NULL);
+    ASSERT_NOT_NULL(owner_seen);
     for (int t = 0; t < threads; t++) {
         for (int s = 0; s < per; s++) {
             uint64_t l = ks[t].lsns[s];
-            ASSERT_TRUE(l >= 1 && l <= n);
+            ASSERT_GE(l, 1);
+            ASSERT_LE(l, n);
             ASSERT_EQ(owner_seen[l], 0);
             owner_seen[l] = 1;
             if (s > 0)
-                ASSERT_TRUE(l > ks[t].lsns[s - 1]);
+                ASSERT_GT(l, ks[t].lsns[s - 1]);
         }
     }
     free(owner_seen);
@@ -97,17 +98,18 @@ static void concurrent(int threads, int per)
     ASSERT_EQ(r.n, n);
     ASSERT_EQ(rep.last_lsn, n);
     int *next_seq = calloc((size_t)threads, sizeof(int));
-    ASSERT_TRUE(next_seq != NULL);
+    ASSERT_NOT_NULL(next_seq);
     for (uint64_t i = 0; i < n; i++) {
         const tu_rec_t *x = &r.recs[i];
         ASSERT_EQ(x->lsn, i + 1);
         char text[64];
-        ASSERT_TRUE(x->len < sizeof(text));
+        ASSERT_LT(x->len, sizeof(text));
         memcpy(text, x->data, x->len);
         text[x->len] = '\0';
         int t, s;
         ASSERT_EQ(sscanf(text, "thread %d seq %d", &t, &s), 2);
-        ASSERT_TRUE(t >= 0 && t < threads);
+        ASSERT_GE(t, 0);
+        ASSERT_LT(t, threads);
         ASSERT_EQ(x->type, t % 255 + 1);
         ASSERT_EQ(s, next_seq[t]); /* the thread's own order */
         ASSERT_EQ(ks[t].lsns[s], x->lsn);
@@ -170,7 +172,7 @@ TEST(wal_group_commit_shares_fdatasync)
     for (int t = 0; t < THREADS; t++) {
         ks[t] = (worker_t){.w = w, .id = t, .count = PER, .wait_each = true};
         ks[t].lsns = calloc(PER, sizeof(uint64_t));
-        ASSERT_TRUE(ks[t].lsns != NULL);
+        ASSERT_NOT_NULL(ks[t].lsns);
     }
     for (int t = 0; t < THREADS; t++)
         ASSERT_EQ(pthread_create(&tid[t], NULL, work, &ks[t]), 0);
@@ -183,8 +185,8 @@ TEST(wal_group_commit_shares_fdatasync)
     }
     ASSERT_EQ(wal_durable_lsn(w), THREADS * PER);
     fprintf(stderr, "  group commit: %d records, %d fdatasync calls\n", THREADS * PER, used);
-    ASSERT_TRUE(used > 0);
-    ASSERT_TRUE(used < THREADS * PER / 2);
+    ASSERT_GT(used, 0);
+    ASSERT_LT(used, THREADS * PER / 2);
     ASSERT_EQ(wal_close(w), 0);
     tu_rmrf(dir);
 }

@@ -96,7 +96,7 @@ static void expect_recovered(const char *dir, uint64_t acked)
     wal_recovery_t rep;
     wal_t *w;
     ASSERT_EQ(wal_open(dir, &o, &rp, &w, &rep), 0);
-    ASSERT_TRUE(r.n >= acked);
+    ASSERT_GE(r.n, acked);
     tu_expect_records(&r, 1, r.n); /* in order, intact, no holes */
     ASSERT_EQ(wal_close(w), 0);
     tu_replay_free(&r);
@@ -163,8 +163,12 @@ TEST(wal_write_failure_fails_the_whole_batch)
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), 0);
     uint64_t lsn;
     ASSERT_EQ(wal_append(w, 1, "first", 5, &lsn), 0);
-    while (!atomic_load(&writer_waiting))
+    int64_t deadline = tu_deadline();
+    while (!atomic_load(&writer_waiting)) {
+        if (tu_expired(deadline))
+            TEST_FAIL_("the writer did not reach write() of record 1");
         usleep(1000);
+    }
     /* The writer is inside write() of record 1; these wait for the next batch. */
     for (int i = 0; i < 20; i++)
         ASSERT_EQ(wal_append(w, 1, "batched", 7, &lsn), 0);
@@ -230,11 +234,12 @@ TEST(wal_fdatasync_failure_batch_policy)
     wal_t *w;
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), 0);
     atomic_store(&fail_sync_at, 2);
-    /* Within 5 ms of the first write, a timed sync fails; from then on,
+    /* A timed sync (due 5 ms after the first write) fails; from then on,
      * everything is refused. */
     uint64_t lsn;
     int rc = 0;
-    for (int i = 0; i < 4000 && rc == 0; i++) {
+    int64_t deadline = tu_deadline();
+    while (rc == 0 && !tu_expired(deadline)) {
         rc = wal_append(w, 1, "more", 4, &lsn);
         if (rc == 0)
             rc = wal_wait(w, lsn);
@@ -309,7 +314,7 @@ TEST(wal_open_fails_when_its_segment_cannot_be_written)
     o.io = &faulty_io;
     wal_t *w = NULL;
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -ENOSPC);
-    ASSERT_TRUE(w == NULL);
+    ASSERT_NULL(w);
     reset_faults();
     atomic_store(&fail_sync_at, 1);
     ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -EIO);

@@ -36,13 +36,13 @@ TEST(wal_crc32c_known_values)
     ASSERT_EQ(walf_crc32c(walf_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     /* The mask is a rotation plus a constant, and is not the identity. */
     ASSERT_EQ(walf_mask(0), 0xa282ead8u);
-    ASSERT_TRUE(walf_mask(0xE3069283u) != 0xE3069283u);
+    ASSERT_NE(walf_mask(0xE3069283u), 0xE3069283u);
 }
 
 TEST(wal_crc32c_hardware_matches_portable)
 {
     uint8_t *buf = malloc(300 + 16);
-    ASSERT_TRUE(buf != NULL);
+    ASSERT_NOT_NULL(buf);
     uint64_t st = 42;
     for (int round = 0; round < 4; round++) {
         for (size_t i = 0; i < 316; i++)
@@ -99,7 +99,8 @@ TEST(wal_file_header_layout)
 static void make_version_2(tu_tree_t *tree, const char *name)
 {
     tu_file_t *f = tu_tree_get(tree, name);
-    ASSERT_TRUE(f != NULL && f->len >= WALF_FILE_HEADER);
+    ASSERT_NOT_NULL(f);
+    ASSERT_GE(f->len, WALF_FILE_HEADER);
     walf_put32(f->data + 8, 2);
     walf_put32(f->data + 28, walf_mask(walf_crc32c(0, f->data, 28)));
 }
@@ -119,7 +120,7 @@ static void expect_version_refused(const tu_tree_t *tree, const char *name)
     wal_recovery_t rep;
     wal_t *w = NULL;
     ASSERT_EQ(wal_open(dir, &o, &rp, &w, &rep), WAL_E_VERSION);
-    ASSERT_TRUE(w == NULL);
+    ASSERT_NULL(w);
     ASSERT_STREQ(rep.error_file, path);
     ASSERT_EQ(wal_check(dir, &o, &rep), WAL_E_VERSION);
     ASSERT_STREQ(rep.error_file, path);
@@ -164,7 +165,7 @@ TEST(wal_newer_version_is_refused)
         tu_snap_name(snap, sizeof(snap), 6);
         /* Without the snapshot, so that every segment is read. */
         tu_file_t *sf = tu_tree_get(&t, snap);
-        ASSERT_TRUE(sf != NULL);
+        ASSERT_NOT_NULL(sf);
         snprintf(sf->name, sizeof(sf->name), "snapshots/not-a-snapshot");
         tu_seg_name(name, sizeof(name), segs[i]);
         make_version_2(&t, name);
@@ -206,7 +207,8 @@ static void real_images(tu_tree_t *tree, const tu_file_t **seg, const tu_file_t 
     *seg = tu_tree_get(tree, name);
     tu_snap_name(name, sizeof(name), 8);
     *snap = tu_tree_get(tree, name);
-    ASSERT_TRUE(*seg != NULL && *snap != NULL);
+    ASSERT_NOT_NULL(*seg);
+    ASSERT_NOT_NULL(*snap);
 }
 
 TEST(wal_scan_image_cut_and_mutated)
@@ -224,7 +226,7 @@ TEST(wal_scan_image_cut_and_mutated)
     size_t nf = tu_frames(seg->data, seg->len, fr, 16);
     ASSERT_EQ(nf, 8);
     uint8_t *copy = malloc(seg->len + snap->len);
-    ASSERT_TRUE(copy != NULL);
+    ASSERT_NOT_NULL(copy);
 
     /* Cut anywhere: clean exactly at frame boundaries. */
     for (size_t len = 0; len <= seg->len; len++) {
@@ -284,7 +286,7 @@ TEST(wal_scan_image_random_garbage)
 {
     uint64_t st = 99;
     uint8_t *buf = malloc(8192);
-    ASSERT_TRUE(buf != NULL);
+    ASSERT_NOT_NULL(buf);
     for (int i = 0; i < 2000; i++) {
         size_t len = tu_rand(&st) % 8192;
         if (i < 100)
@@ -422,11 +424,12 @@ TEST(wal_unknown_file_flags_are_corrupt)
     tu_seg_name(seg, sizeof(seg), 1);
     tu_snap_name(snap, sizeof(snap), 3);
     tu_file_t *fs = tu_tree_get(&tree, seg), *fp = tu_tree_get(&tree, snap);
-    ASSERT_TRUE(fs != NULL && fp != NULL);
+    ASSERT_NOT_NULL(fs);
+    ASSERT_NOT_NULL(fp);
     ASSERT_EQ(wal_scan_image(fs->data, fs->len, false), 0);
 
     uint8_t *orig = malloc(fs->len);
-    ASSERT_TRUE(orig != NULL);
+    ASSERT_NOT_NULL(orig);
     memcpy(orig, fs->data, fs->len);
     static const uint32_t bad_flags[] = {2, 3, 0x80000000u};
     for (size_t i = 0; i < 3; i++) {

@@ -26,7 +26,7 @@ static void make_log(tu_tree_t *tree, tu_frame_t *fr, size_t n, int compression_
     char name[64];
     tu_seg_name(name, sizeof(name), 1);
     const tu_file_t *seg = tu_tree_get(tree, name);
-    ASSERT_TRUE(seg != NULL);
+    ASSERT_NOT_NULL(seg);
     ASSERT_EQ(tu_frames(seg->data, seg->len, fr, n + 1), n);
     for (size_t i = 0; i < n; i++) {
         ASSERT_EQ(fr[i].count, 1);
@@ -76,9 +76,9 @@ static void truncation_sweep(int compression_level)
     tu_seg_name(name, sizeof(name), 1);
     tu_file_t *seg = tu_tree_get(&tree, name);
     size_t full = seg->len;
-    ASSERT_TRUE(full < 4096); /* keeps the sweep small */
+    ASSERT_LT(full, 4096); /* keeps the sweep small */
     uint8_t *orig = malloc(full);
-    ASSERT_TRUE(orig != NULL);
+    ASSERT_NOT_NULL(orig);
     memcpy(orig, seg->data, full);
     wal_options_t o = tu_opts();
     o.compression_level = compression_level;
@@ -269,7 +269,7 @@ TEST(wal_bit_flip_in_earlier_frame_is_corrupt)
         wal_recovery_t rep;
         wal_t *w = NULL;
         ASSERT_EQ(wal_open(dir, &o, &rp, &w, &rep), WAL_E_CORRUPT);
-        ASSERT_TRUE(w == NULL);
+        ASSERT_NULL(w);
         ASSERT_STREQ(rep.error_file, path);
         ASSERT_EQ(rep.error_offset, bad->offset);
         tu_tree_load(&after, dir);
@@ -320,7 +320,8 @@ static void make_two_segments(tu_tree_t *tree, tu_frame_t *fr1, tu_frame_t *fr4)
     tu_file_t *s1 = tu_tree_get(tree, name);
     tu_seg_name(name, sizeof(name), 4);
     tu_file_t *s4 = tu_tree_get(tree, name);
-    ASSERT_TRUE(s1 != NULL && s4 != NULL);
+    ASSERT_NOT_NULL(s1);
+    ASSERT_NOT_NULL(s4);
     ASSERT_EQ(tu_frames(s1->data, s1->len, fr1, 3), 3);
     ASSERT_EQ(tu_frames(s4->data, s4->len, fr4, 3), 3);
 }
@@ -456,7 +457,7 @@ TEST(wal_zero_filled_tail_is_cut)
     wal_options_t o = tu_opts();
     size_t zlen = 64 << 10;
     uint8_t *zeros = calloc(1, zlen);
-    ASSERT_TRUE(zeros != NULL);
+    ASSERT_NOT_NULL(zeros);
     size_t tails[] = {1, 17, 31, 32, 33, 4096, 64 << 10};
     for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
         char dir[64], path[512];
@@ -527,20 +528,20 @@ TEST(wal_zero_filled_tail_is_cut)
 static size_t check_segments(const char *dir, uint64_t *firsts, size_t max, uint64_t last)
 {
     size_t n = tu_list(dir, "wal", ".wal", firsts, max);
-    ASSERT_TRUE(n <= max);
+    ASSERT_LE(n, max);
     uint64_t next = firsts[0];
     for (size_t i = 0; i < n; i++) {
         char path[512];
         tu_seg_path(path, sizeof(path), dir, firsts[i]);
         size_t len;
         uint8_t *img = tu_read(path, &len);
-        ASSERT_TRUE(len >= WALF_FILE_HEADER);
+        ASSERT_GE(len, WALF_FILE_HEADER);
         ASSERT_EQ(memcmp(img, WALF_MAGIC_SEGMENT, 8), 0);
         ASSERT_EQ(walf_get64(img + 16), firsts[i]);
         ASSERT_EQ(firsts[i], next);
         tu_frame_t fr[512];
         size_t nf = tu_frames(img, len, fr, 512);
-        ASSERT_TRUE(nf <= 512);
+        ASSERT_LE(nf, 512);
         uint64_t end = WALF_FILE_HEADER;
         for (size_t f = 0; f < nf; f++) {
             ASSERT_EQ(fr[f].first_lsn, next);
@@ -586,13 +587,13 @@ TEST(wal_segment_roll_gap_and_torn_middle)
         total += (uint64_t)tu_size(path);
         /* A segment rolls only once it has passed segment_bytes. */
         if (i + 1 < n)
-            ASSERT_TRUE(tu_size(path) >= 4096);
+            ASSERT_GE(tu_size(path), 4096);
     }
     ASSERT_EQ(bytes, total);
     ASSERT_EQ(wal_close(w), 0);
 
     n = check_segments(dir, firsts, 256, N);
-    ASSERT_TRUE(n >= 4);
+    ASSERT_GE(n, 4);
     ASSERT_EQ(firsts[0], 1);
 
     tu_replay_t r = {0};
@@ -642,7 +643,8 @@ TEST(wal_segment_roll_gap_and_torn_middle)
     tu_frame_t fr[512];
     size_t nf = tu_frames(img, len, fr, 512);
     free(img);
-    ASSERT_TRUE(nf >= 1 && nf <= 512);
+    ASSERT_GE(nf, 1);
+    ASSERT_LE(nf, 512);
     tu_truncate(path, fr[nf - 1].end - 5);
     ASSERT_EQ(wal_check(copy, &o, &rep), WAL_E_CORRUPT);
     ASSERT_STREQ(rep.error_file, path);
@@ -788,7 +790,7 @@ TEST(wal_unsynced_segment_bad_middle_frame_is_torn)
         char name[64];
         tu_seg_name(name, sizeof(name), 1);
         const tu_file_t *seg = tu_tree_get(&tree, name);
-        ASSERT_TRUE(seg != NULL);
+        ASSERT_NOT_NULL(seg);
         bool unsynced = policies[p] != WAL_FSYNC_ALWAYS;
         ASSERT_EQ(walf_get32(seg->data + 12), unsynced ? WALF_FILE_UNSYNCED : 0);
         tu_frame_t fr[N + 1];

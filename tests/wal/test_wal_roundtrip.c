@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -45,7 +44,7 @@ static rec_spec_t spec(size_t i)
 static uint8_t *bytes_of(size_t i, rec_spec_t s)
 {
     uint8_t *b = malloc(s.len ? s.len : 1);
-    ASSERT_TRUE(b != NULL);
+    ASSERT_NOT_NULL(b);
     tu_fill(b, s.len, i + 1, s.compressible);
     return b;
 }
@@ -161,7 +160,7 @@ TEST(wal_append_and_wait_reject_bad_arguments)
 
     size_t big = (size_t)WAL_RECORD_MAX + 1;
     uint8_t *b = calloc(1, big);
-    ASSERT_TRUE(b != NULL);
+    ASSERT_NOT_NULL(b);
     uint64_t untouched = 12345;
     ASSERT_EQ(wal_append(w, 1, b, big, &untouched), WAL_E_TOO_LARGE);
     ASSERT_EQ(untouched, 12345);
@@ -194,9 +193,9 @@ TEST(wal_append_and_wait_reject_bad_arguments)
     ASSERT_EQ(wal_open(dir, &o, NULL, NULL, NULL), WAL_E_ARG);
     ASSERT_EQ(wal_close(NULL), 0);
     ASSERT_EQ(wal_inspect(NULL, NULL, NULL), WAL_E_ARG);
-    ASSERT_TRUE(strlen(wal_strerror(WAL_E_CORRUPT)) > 0);
-    ASSERT_TRUE(strlen(wal_strerror(-ENOSPC)) > 0);
-    ASSERT_TRUE(strlen(wal_strerror(-123456)) > 0);
+    ASSERT_GT(strlen(wal_strerror(WAL_E_CORRUPT)), 0);
+    ASSERT_GT(strlen(wal_strerror(-ENOSPC)), 0);
+    ASSERT_GT(strlen(wal_strerror(-123456)), 0);
     tu_rmrf(dir);
 }
 
@@ -216,13 +215,6 @@ static int io_sync(int fd)
 }
 
 static const wal_io_t counting_io = {io_write, io_sync};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* BATCH: wal_wait does not wait for a sync; one comes within batch_ms. */
 TEST(wal_fsync_batch_syncs_later)
@@ -256,8 +248,8 @@ TEST(wal_fsync_batch_syncs_later)
         ASSERT_EQ(wal_append(w, 1, "batched", 7, &lsn), 0);
         ASSERT_EQ(wal_wait(w, lsn), 0);
     }
-    int64_t deadline = mono_ms() + 10000;
-    while (wal_durable_lsn(w) < lsn && mono_ms() < deadline)
+    int64_t deadline = tu_deadline();
+    while (wal_durable_lsn(w) < lsn && !tu_expired(deadline))
         usleep(2000);
     ASSERT_EQ(wal_durable_lsn(w), lsn);
     ASSERT_EQ(wal_close(w), 0);
@@ -312,8 +304,8 @@ TEST(wal_fsync_always_durable_on_wait)
         int before = atomic_load(&syncs);
         ASSERT_EQ(wal_append(w, 1, "x", 1, &lsn), 0);
         ASSERT_EQ(wal_wait(w, lsn), 0);
-        ASSERT_TRUE(wal_durable_lsn(w) >= lsn);
-        ASSERT_TRUE(atomic_load(&syncs) > before);
+        ASSERT_GE(wal_durable_lsn(w), lsn);
+        ASSERT_GT(atomic_load(&syncs), before);
     }
     ASSERT_EQ(wal_close(w), 0);
     tu_rmrf(dir);

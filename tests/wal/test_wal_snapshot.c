@@ -46,13 +46,14 @@ static size_t log_record(uint8_t *buf, uint64_t lsn)
 static void apply(kv_t *s, const void *data, size_t len)
 {
     char text[32];
-    ASSERT_TRUE(len >= 16);
+    ASSERT_GE(len, 16);
     memcpy(text, data, 16);
     text[16] = '\0';
     int k;
     unsigned long long v;
     ASSERT_EQ(sscanf(text, "k=%d v=%llu", &k, &v), 2);
-    ASSERT_TRUE(k >= 0 && k < KEYS);
+    ASSERT_GE(k, 0);
+    ASSERT_LT(k, KEYS);
     s->v[k] = v;
 }
 
@@ -92,7 +93,7 @@ static kv_t rebuilt(const tu_replay_t *r, uint64_t snap_lsn)
         apply(&s, r->snap[i].data, r->snap[i].len);
     }
     for (size_t i = 0; i < r->n; i++) {
-        ASSERT_TRUE(r->recs[i].lsn > snap_lsn);
+        ASSERT_GT(r->recs[i].lsn, snap_lsn);
         ASSERT_EQ(r->recs[i].lsn, snap_lsn + 1 + i);
         ASSERT_EQ(r->recs[i].type, 1);
         uint8_t want[64 + PAD];
@@ -149,7 +150,8 @@ static void build_three_snapshots(const char *dir)
 
     append_range(w, 1, 100);
     size_t n = tu_list(dir, "wal", ".wal", before, 256);
-    ASSERT_TRUE(n >= 4 && n < 256);
+    ASSERT_GE(n, 4);
+    ASSERT_LT(n, 256);
     snapshot(w, 100);
     expect_segments(dir, before, n); /* no previous snapshot: nothing goes */
     ASSERT_EQ(tu_list(dir, "snapshots", ".snap", snaps, 8), 1);
@@ -159,9 +161,9 @@ static void build_three_snapshots(const char *dir)
     n = tu_list(dir, "wal", ".wal", before, 256);
     snapshot(w, 200);
     size_t m = expected_after_trim(before, n, 100, want);
-    ASSERT_TRUE(m < n);
+    ASSERT_LT(m, n);
     expect_segments(dir, want, m);
-    ASSERT_TRUE(want[0] <= 101); /* records after the previous snapshot stay */
+    ASSERT_LE(want[0], 101); /* records after the previous snapshot stay */
     ASSERT_EQ(tu_list(dir, "snapshots", ".snap", snaps, 8), 2);
     ASSERT_EQ(snaps[0], 100);
     ASSERT_EQ(snaps[1], 200);
@@ -171,7 +173,8 @@ static void build_three_snapshots(const char *dir)
     snapshot(w, 300);
     m = expected_after_trim(before, n, 200, want);
     expect_segments(dir, want, m);
-    ASSERT_TRUE(want[0] <= 201 && want[0] > 100);
+    ASSERT_LE(want[0], 201);
+    ASSERT_GT(want[0], 100);
     ASSERT_EQ(tu_list(dir, "snapshots", ".snap", snaps, 8), 2); /* 100 is gone */
     ASSERT_EQ(snaps[0], 200);
     ASSERT_EQ(snaps[1], 300);
@@ -251,11 +254,12 @@ TEST(wal_snapshot_damaged_newest_falls_back)
     char name[64];
     tu_snap_name(name, sizeof(name), 300);
     const tu_file_t *newest = tu_tree_get(&tree, name);
-    ASSERT_TRUE(newest != NULL);
+    ASSERT_NOT_NULL(newest);
     size_t len = newest->len;
     tu_frame_t fr[8];
     size_t nf = tu_frames(newest->data, len, fr, 8);
-    ASSERT_TRUE(nf >= 2 && nf <= 8);
+    ASSERT_GE(nf, 2);
+    ASSERT_LE(nf, 8);
     ASSERT_EQ(fr[nf - 1].kind, WALF_KIND_SNAPSHOT_END);
 
     /* Header, frame header, payload, end frame; then two ways of cutting. */
@@ -275,7 +279,7 @@ TEST(wal_snapshot_damaged_newest_falls_back)
 
         wal_options_t o = snap_opts();
         wal_recovery_t rep;
-        ASSERT_TRUE(wal_check(dir, &o, &rep) != 0);
+        ASSERT_NE(wal_check(dir, &o, &rep), 0);
         ASSERT_STREQ(rep.error_file, path);
 
         tu_replay_t r = {0};
@@ -402,7 +406,7 @@ static void big_snapshot(int compression_level)
     static const size_t lens[] = {0, 1, 700000, 700000, 5, (1u << 20) + 3, 4096, 3000000};
     enum { N = sizeof(lens) / sizeof(lens[0]) };
     uint8_t *buf = malloc(3000000);
-    ASSERT_TRUE(buf != NULL);
+    ASSERT_NOT_NULL(buf);
     for (size_t i = 0; i < N; i++) {
         tu_fill(buf, lens[i], i + 100, i % 2 == 0);
         ASSERT_EQ(wal_snapshot_add(s, (uint8_t)(i + 1), lens[i] ? buf : NULL, lens[i]), 0);
@@ -417,7 +421,8 @@ static void big_snapshot(int compression_level)
     tu_frame_t fr[16];
     size_t nf = tu_frames(img, len, fr, 16);
     free(img);
-    ASSERT_TRUE(nf >= 4 && nf <= 16);
+    ASSERT_GE(nf, 4);
+    ASSERT_LE(nf, 16);
 
     tu_replay_t r = {0};
     wal_replay_t rp = tu_replay(&r);
@@ -463,7 +468,8 @@ TEST(wal_snapshot_covered_segments_are_not_read)
     ASSERT_EQ(wal_close(w), 0);
     uint64_t segs[256];
     size_t n = tu_list(dir, "wal", ".wal", segs, 256);
-    ASSERT_TRUE(n >= 4 && segs[1] <= 101);
+    ASSERT_GE(n, 4);
+    ASSERT_LE(segs[1], 101);
     char path[512];
     tu_seg_path(path, sizeof(path), dir, segs[0]);
     tu_flip_bit(path, (uint64_t)tu_size(path) / 2, 3);
@@ -516,7 +522,7 @@ TEST(wal_snapshot_commit_waits_for_the_log)
         ASSERT_EQ(wal_append(w, 1, "after the snapshot's lsn", 24, &lsn), 0);
         ASSERT_EQ(wal_snapshot_add(s, 1, "state", 5), 0);
         ASSERT_EQ(wal_snapshot_commit(s), 0); /* no wal_wait by the caller */
-        ASSERT_TRUE(wal_durable_lsn(w) >= lsn);
+        ASSERT_GE(wal_durable_lsn(w), lsn);
     }
     ASSERT_EQ(wal_close(w), 0);
     tu_rmrf(dir);

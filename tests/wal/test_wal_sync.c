@@ -41,10 +41,10 @@ TEST(wal_sync_forces_a_sync_under_policy_none)
         ASSERT_EQ(wal_append(w, 1, "x", 1, &lsn), 0);
     ASSERT_EQ(wal_wait(w, lsn), 0);
     ASSERT_EQ(atomic_load(&syncs), before); /* none: written, not synced */
-    ASSERT_TRUE(wal_durable_lsn(w) < lsn);
+    ASSERT_LT(wal_durable_lsn(w), lsn);
     ASSERT_EQ(wal_sync(w), 0);
     ASSERT_EQ(wal_durable_lsn(w), lsn);
-    ASSERT_TRUE(atomic_load(&syncs) > before);
+    ASSERT_GT(atomic_load(&syncs), before);
     ASSERT_EQ(wal_sync(w), 0); /* nothing new: no further sync needed */
     ASSERT_EQ(wal_close(w), 0);
     tu_rmrf(dir);
@@ -96,7 +96,7 @@ TEST(wal_check_reads_segments_the_snapshot_covers)
 
     uint64_t segs[256];
     size_t n = tu_list(dir, "wal", ".wal", segs, 256);
-    ASSERT_TRUE(n >= 3);
+    ASSERT_GE(n, 3);
     char path[512];
     tu_seg_path(path, sizeof(path), dir, segs[0]);
     tu_flip_bit(path, (uint64_t)tu_size(path) / 2, 1);

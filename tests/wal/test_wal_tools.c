@@ -98,7 +98,7 @@ TEST(wal_check_reports_without_changing_anything)
     tu_truncate(path, (uint64_t)size - 3);
     ASSERT_EQ(check_unchanged(dir, &rep), 0);
     ASSERT_STREQ(rep.cut_file, path);
-    ASSERT_TRUE(rep.bytes_dropped > 0);
+    ASSERT_GT(rep.bytes_dropped, 0);
     ASSERT_EQ(rep.last_lsn, 8);
     ASSERT_EQ(tu_size(path), size - 3);
     tu_rmrf(dir);
@@ -125,7 +125,7 @@ TEST(wal_check_reports_without_changing_anything)
         tu_tree_store(&clean, dir);
         tu_snap_path(path, sizeof(path), dir, which ? 6 : 3, ".snap");
         tu_flip_bit(path, (uint64_t)tu_size(path) - 20, 0);
-        ASSERT_TRUE(check_unchanged(dir, &rep) != 0);
+        ASSERT_NE(check_unchanged(dir, &rep), 0);
         ASSERT_STREQ(rep.error_file, path);
         wal_t *w;
         wal_options_t o = tu_opts();

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../wal/wal_format.h"
@@ -418,6 +419,23 @@ void tu_replay_free(tu_replay_t *r)
 }
 
 /* ---- options and data ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t tu_deadline(void)
+{
+    return mono_ms() + TU_WAIT_SECONDS * 1000;
+}
+
+bool tu_expired(int64_t deadline)
+{
+    return mono_ms() > deadline;
+}
 
 static void log_stderr(void *ctx, int level, const char *message)
 {

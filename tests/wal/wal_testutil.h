@@ -116,6 +116,19 @@ wal_replay_t tu_replay(tu_replay_t *r);
 /* Frees what `r` holds and zeroes it. */
 void tu_replay_free(tu_replay_t *r);
 
+/* ---- waiting ---- */
+
+/* How long a test waits for a condition before it fails: generous, as the
+ * machines are two shared cores and the sanitizer builds are slow (and
+ * below the harness's 20-second limit, so the failure says what it was). */
+#define TU_WAIT_SECONDS 15
+
+/* A deadline TU_WAIT_SECONDS from now on the monotonic clock, and whether it
+ * has passed. A test polls its condition until it holds or the deadline
+ * passes; it never sleeps a guessed time, nor asserts a duration. */
+int64_t tu_deadline(void);
+bool tu_expired(int64_t deadline);
+
 /* ---- options and data ---- */
 
 /* Default options with messages on stderr when WAL_TEST_LOG is set. */
