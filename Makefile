@@ -34,11 +34,20 @@ endif
 
 OUT := build/$(BUILD)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(OPT) $(WARN) $(SAN) -pthread -MMD -MP $(CFLAGS)
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) -pthread -MMD -MP $(CFLAGS)
 LDLIBS_ALL := -Wl,--as-needed -lulfius -lorcania -lyder -lmicrohttpd -ljansson -ljwt -largon2 -lgnutls -lzstd -lmagic -lwslay -pthread $(LDLIBS)
 
+# Include paths by folder, so that a wrong include fails the build: every
+# file of src/ sees the public headers (include/parley/, include/wal/) and
+# the private headers of its own folder only; wal/ sees only its own headers
+# (it knows nothing of the server); tests, fuzz harnesses and benchmarks may
+# reach private headers (-Isrc, -Iwal). scripts/check-layers.py checks what
+# the public headers allow against the layer table of docs/architecture.md.
+INC_PUBLIC := -Iinclude -Iinclude/wal
+inc_for = $(if $(filter wal/%,$1),-Iinclude/wal -Iwal,$(if $(filter src/%,$1),$(INC_PUBLIC)$(if $(filter 3,$(words $(subst /, ,$1))), -I$(dir $1)),$(INC_PUBLIC) -Isrc -Iwal))
+
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
-LIB_ASM := src/http/openapi_blob.S
+LIB_ASM := src/api/openapi_blob.S
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(LIB_ASM:%.S=$(OUT)/%.o)
 MAIN_OBJ := $(OUT)/src/main.o
 WAL_SRC := $(sort $(wildcard wal/*.c))
@@ -61,7 +70,7 @@ all: bin/parley
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(call inc_for,$<) -c $< -o $@
 
 $(OUT)/%.o: %.S docs/openapi.json
 	@mkdir -p $(dir $@)

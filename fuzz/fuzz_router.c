@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/router.h"
+#include "parley/api.h"
+#include "parley/http_server.h"
 #include "parley/http.h"
 
 static void echo(http_ctx_t *ctx)
@@ -20,10 +21,10 @@ static void echo(http_ctx_t *ctx)
 }
 
 static const http_route_t fuzz_routes[] = {
-    {"GET", "/api/v1/channels/:id", echo, 0},
-    {"POST", "/api/v1/channels/:id/messages", echo, 0},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, 0},
-    {"POST", "/api/v1/files", echo, HTTP_ROUTE_UPLOAD},
+    {"GET", "/api/v1/channels/:id", echo, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/channels/:id/messages", echo, HTTP_ROUTE_PUBLIC},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/files", echo, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD},
     {NULL, NULL, NULL, 0},
 };
 static const http_route_t *const fuzz_tables[] = {fuzz_routes, NULL};

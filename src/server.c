@@ -34,10 +34,9 @@
 #include <ulfius.h>
 #include <unistd.h>
 
-#include "http/gate.h"
-#include "http/router.h"
-#include "http/upload.h"
-#include "http/view_cache.h"
+#include "parley/api.h"
+#include "parley/http_server.h"
+#include "parley/view_cache.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
@@ -83,6 +82,13 @@ static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bo
         addr->v6.sin6_port = htons(cfg->port);
         *is_v6 = true;
     }
+}
+
+/* The router as the real-time service calls it (realtime_call_fn). */
+static int call_router(void *router, const char *method, const char *path, json_t *body,
+                       const void *preauth, const char *request_id, json_t **answer)
+{
+    return router_call(router, method, path, body, preauth, request_id, answer);
 }
 
 static void drain(struct MHD_Daemon *daemon, realtime_t *rt, unsigned drain_timeout)
@@ -156,9 +162,9 @@ int server_run(const parley_config_t *cfg)
     app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
     app.views = view_cache_new(cfg->view_cache_bytes);
 
-    router_t *router = router_new(http_route_tables, &app);
+    router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
-    app.realtime = realtime_start(&app, router, err, sizeof(err));
+    app.realtime = realtime_start(&app, call_router, router, err, sizeof(err));
     if (app.realtime == NULL) {
         log_error("%s", err);
         goto out_router;

@@ -1,6 +1,6 @@
 /*
  * Small pieces shared by the files of wal/: file headers and frames, the
- * growable buffer, reading files through mmap, listing numbered files,
+ * growable buffer, reading files through mmap, naming and listing numbered files,
  * directory sync, logging, and the POSIX file layer.
  */
 #include <dirent.h>
@@ -209,6 +209,13 @@ int walf_sync_dir(const char *path)
     int rc = fsync(fd) == 0 ? 0 : -errno;
     close(fd);
     return rc;
+}
+
+/* <dir>/<sub>/<n as 20 digits><suffix>: the name of a segment or snapshot. */
+void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
+               const char *suffix)
+{
+    snprintf(out, size, "%s/%s/%020llu%s", dir, sub, (unsigned long long)n, suffix);
 }
 
 static int cmp_u64(const void *a, const void *b)

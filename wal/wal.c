@@ -120,12 +120,6 @@ static int sleep_until_woken(walf_waiter_t *me)
     return result;
 }
 
-void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
-               const char *suffix)
-{
-    snprintf(out, size, "%s/%s/%020llu%s", dir, sub, (unsigned long long)n, suffix);
-}
-
 /* Appends a segment to the list. REQUIRES: mu held (or no writer yet). */
 static void segments_push(wal_t *w, uint64_t first_lsn, uint64_t bytes)
 {

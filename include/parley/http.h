@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <ulfius.h>
 
+#include "parley/access.h"
+#include "parley/blobs.h"
+
 /* Error codes of the API; http_error_status() maps each to its status. */
 enum http_error {
     HTTP_ERR_BAD_REQUEST,
@@ -48,6 +51,10 @@ enum http_error {
 const char *http_error_code(enum http_error err);
 int http_error_status(enum http_error err);
 
+/* The error that answers a refusal of the policy layer (ACCESS_E_EXPIRED:
+ * TOKEN_EXPIRED; anything else: TOKEN_INVALID). */
+enum http_error http_error_of_access(int rc);
+
 #define HTTP_MAX_PARAMS 4
 #define HTTP_REQUEST_ID_MAX 72
 
@@ -60,18 +67,45 @@ typedef struct http_ctx {
     size_t n_params;
     int status;                    /* 0 until the handler has answered */
     void *app;                     /* server-wide state, given to router_new */
+    /* The caller, authenticated by the router before the handler runs, as
+     * the route's flags ask (HTTP_ROUTE_USER/ADMIN); NULL on a public
+     * route. Valid for the handler's run; the router clears it after. */
+    const principal_t *principal;
     /* Set for a request made inside the server on behalf of a caller already
      * authenticated elsewhere (a WebSocket send_message): a principal_t whose
      * user.id, session_id, via_api_key and can_write stand for the request's
      * credentials. NULL for every request from the network. */
-    const void *preauth;
+    const principal_t *preauth;
     char _param_buf[1024];
 } http_ctx_t;
 
 typedef void (*http_handler_fn)(http_ctx_t *ctx);
 
-/* Route flags. */
-#define HTTP_ROUTE_UPLOAD 0x1u /* takes multipart/form-data bodies */
+/*
+ * Route flags. Who may call: exactly one of PUBLIC (anyone), USER (a valid
+ * access token or API key) and ADMIN (the same, of an admin). What an API
+ * key needs on a USER or ADMIN route: exactly one of READ and WRITE. The
+ * router checks them before the handler runs (and router_new aborts on a
+ * route that does not say), so a handler is its business logic: it finds the
+ * caller in ctx->principal.
+ *
+ * On USER/ADMIN routes the router answers, before the handler: 401
+ * AUTHENTICATION_REQUIRED (no credentials), TOKEN_EXPIRED, TOKEN_INVALID;
+ * 429 RATE_LIMIT_EXCEEDED (the caller's per-minute limit, counted on every
+ * authenticated request, with X-RateLimit-* headers on every answer); 403
+ * INSUFFICIENT_PERMISSIONS (an API key without the permission; a non-admin
+ * on an ADMIN route).
+ */
+#define HTTP_ROUTE_UPLOAD 0x01u /* takes multipart/form-data bodies */
+#define HTTP_ROUTE_PUBLIC 0x10u
+#define HTTP_ROUTE_USER 0x20u
+#define HTTP_ROUTE_ADMIN 0x40u
+#define HTTP_ROUTE_READ 0x100u
+#define HTTP_ROUTE_WRITE 0x200u
+#define HTTP_USER_READ (HTTP_ROUTE_USER | HTTP_ROUTE_READ)
+#define HTTP_USER_WRITE (HTTP_ROUTE_USER | HTTP_ROUTE_WRITE)
+#define HTTP_ADMIN_READ (HTTP_ROUTE_ADMIN | HTTP_ROUTE_READ)
+#define HTTP_ADMIN_WRITE (HTTP_ROUTE_ADMIN | HTTP_ROUTE_WRITE)
 
 typedef struct http_route {
     const char *method;   /* "GET", "POST", ... (a GET route also answers HEAD) */
@@ -151,6 +185,52 @@ bool http_paging(http_ctx_t *ctx, long *page, long *limit);
  * milliseconds, "Z" or "+00:00") into ms since the epoch; false when
  * malformed. */
 bool http_parse_time(const char *s, int64_t *ms);
+
+/* The client's IP address as text ("127.0.0.1", "::1"). */
+const char *http_client_ip(const http_ctx_t *ctx);
+
+/* HTTP requests started and not finished, the caller's included. */
+unsigned http_requests_in_flight(void);
+
+/* ---- uploads ----------------------------------------------------------- */
+
+/* What an HTTP_ROUTE_UPLOAD route's multipart body delivered (src/http/upload.c). */
+typedef struct upload {
+    blob_writer_t *writer;   /* the file's bytes so far; NULL when none or gone */
+    char filename[1024];     /* as the client sent it (made safe later) */
+    bool filename_truncated;
+    bool got_file;           /* a part named "file" arrived */
+    bool extra_files;        /* more than one */
+    bool in_extra;           /* the current part is an extra one (ignored) */
+    bool too_large;          /* over max_upload_bytes: the body was refused */
+    bool failed;             /* the disk refused it */
+} upload_t;
+
+/* The current request's upload, or NULL when no file part came. Owned by
+ * the request (freed, its temporary blob removed, when it ends). */
+upload_t *http_upload_current(void);
+
+/* Whether the current request's multipart body ended with its closing
+ * delimiter: libmicrohttpd never reports a part cut short, so an upload
+ * route asks this before it keeps a file. True when it is no upload. */
+bool http_upload_body_complete(void);
+
+/* ---- answering straight from libmicrohttpd ----------------------------- */
+/* For the real-time endpoints, which the gate hands the connection to
+ * before ulfius sees it (gate_set_takeover). */
+
+/*
+ * Attaches state to the request being served on this thread (an upload in
+ * progress); free_fn(state) runs when the request ends, however it ends.
+ * One state per request; attaching again replaces (and frees) the previous.
+ */
+void http_request_attach(void *state, void (*free_fn)(void *state));
+
+/* A JSON error response (shared/API.md) with the headers every error
+ * carries, for answers made straight from libmicrohttpd; NULL when out of
+ * memory. */
+struct MHD_Response *http_error_response(enum http_error err, const char *message,
+                                         const char *request_id);
 
 /* ---- pieces the router and its tests share ----------------------------- */
 

@@ -16,12 +16,22 @@ struct parley_app;
 typedef struct realtime realtime_t;
 
 /*
+ * Runs a request made inside the server through the HTTP router, as if it
+ * had come from the network with the credentials of `preauth` (a
+ * principal_t): the server hands realtime_start the router's router_call.
+ * Returns the status and sets *answer (caller decrefs; NULL for none).
+ */
+typedef int (*realtime_call_fn)(void *ctx, const char *method, const char *path, json_t *body,
+                                const void *preauth, const char *request_id, json_t **answer);
+
+/*
  * Creates the real-time service of `app` (whose config, store and keys are
- * ready). `router` is the HTTP router (router_t), through which a WebSocket
- * send_message runs exactly like POST /api/v1/messages. NULL when out of
+ * ready). A WebSocket send_message runs POST /api/v1/messages through
+ * call(call_ctx, ...), exactly like one from the network. NULL when out of
  * memory or a thread cannot start (err says why).
  */
-realtime_t *realtime_start(struct parley_app *app, void *router, char *err, size_t err_size);
+realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *call_ctx,
+                           char *err, size_t err_size);
 
 /* Ends every real-time connection (WebSockets get a close frame, 1001 "server
  * shutting down"; event streams end) and waits for them, bounded. Call
@@ -67,9 +77,5 @@ enum MHD_Result realtime_accept(void *rt, struct MHD_Connection *conn, const cha
 
 /* Open WebSocket connections, and users online (for admin statistics). */
 unsigned realtime_websockets_open(realtime_t *rt);
-
-/* "online" while the user has a live WebSocket or event stream, else
- * "offline" (process-wide; the user object's status field). */
-const char *realtime_user_status(const char *user_id);
 
 #endif

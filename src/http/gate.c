@@ -30,7 +30,7 @@
  *     libmicrohttpd directly;
  *   - counts requests in flight, so shutdown can wait for them;
  *   - hands everything else to ulfius's handler unchanged.
- * It also keeps per-request state for others (gate_attach: an upload being
+ * It also keeps per-request state for others (http_request_attach: an upload being
  * written to disk), freed when the request ends however it ends (ulfius never
  * calls the endpoint of an aborted upload). It also wraps ulfius's URI-log
  * and completion callbacks to keep its own per-request state beside ulfius's, and writes the access log line when a
@@ -149,7 +149,7 @@ void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char 
     takeover_ctx = ctx;
 }
 
-void gate_attach(void *state, void (*free_fn)(void *state))
+void http_request_attach(void *state, void (*free_fn)(void *state))
 {
     if (current == NULL) {
         if (free_fn)
@@ -227,6 +227,11 @@ void gate_refuse_body(void)
 unsigned gate_in_flight(void)
 {
     return atomic_load(&in_flight);
+}
+
+unsigned http_requests_in_flight(void)
+{
+    return gate_in_flight();
 }
 
 /*
@@ -340,6 +345,19 @@ void *gate_uri_logger(void *cls, const char *uri)
     return gr;
 }
 
+bool http_request_id_acceptable(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok || n >= 64)
+            return false;
+    }
+    return n > 0;
+}
+
 static void new_request_id(char out[HTTP_REQUEST_ID_MAX])
 {
     uint64_t n = atomic_fetch_add(&next_request_number, 1) + 1;
@@ -375,6 +393,12 @@ static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
 const char *gate_client_ip(void)
 {
     return current ? current->client_ip : "";
+}
+
+const char *http_client_ip(const http_ctx_t *ctx)
+{
+    (void)ctx; /* the request served on this thread is ctx's */
+    return gate_client_ip();
 }
 
 static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
@@ -435,7 +459,7 @@ static struct MHD_Response *json_error_response(char *body, const char *request_
     return r;
 }
 
-struct MHD_Response *gate_error_response(enum http_error err, const char *message,
+struct MHD_Response *http_error_response(enum http_error err, const char *message,
                                          const char *request_id)
 {
     return json_error_response(http_error_body(err, message, NULL, request_id), request_id);

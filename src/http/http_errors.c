@@ -43,6 +43,11 @@ int http_error_status(enum http_error err)
     return (unsigned)err < HTTP_ERR_COUNT_ ? errors[err].status : 500;
 }
 
+enum http_error http_error_of_access(int rc)
+{
+    return rc == ACCESS_E_EXPIRED ? HTTP_ERR_TOKEN_EXPIRED : HTTP_ERR_TOKEN_INVALID;
+}
+
 char *http_error_body(enum http_error err, const char *message, json_t *details,
                       const char *request_id)
 {

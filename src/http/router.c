@@ -15,12 +15,12 @@
  *
  * Order of checks (docs/architecture.md): body size (the gate, 413) → body
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
- * handler (authentication, permissions, values). A body is judged before the
- * route because it is part of the request's form, not of what it asks for.
+ * path parameters (400) → the caller, as the route's flags ask
+ * (authenticate.c: 401, 429, 403) → handler (permissions on the resource,
+ * values). A body is judged before the route because it is part of the
+ * request's form, not of what it asks for.
  */
-#include "parley/hex.h"
-#include "parley/utf8.h"
-#include "router.h"
+#include "parley/http_server.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -28,8 +28,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authenticate.h"
 #include "gate.h"
+#include "parley/hex.h"
 #include "parley/log.h"
+#include "parley/utf8.h"
+#include "parley/xalloc.h"
 #include "parley/xalloc.h"
 
 #define MAX_SEGMENTS 12
@@ -76,6 +80,16 @@ static bool split_path(const char *path, path_view_t *view)
     return true;
 }
 
+/* Exactly one of PUBLIC/USER/ADMIN; READ or WRITE (one) unless public. */
+static bool route_flags_valid(unsigned flags)
+{
+    unsigned who = flags & (HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_ADMIN);
+    unsigned need = flags & (HTTP_ROUTE_READ | HTTP_ROUTE_WRITE);
+    if (who != HTTP_ROUTE_PUBLIC && who != HTTP_ROUTE_USER && who != HTTP_ROUTE_ADMIN)
+        return false;
+    return who == HTTP_ROUTE_PUBLIC ? need == 0 : need == HTTP_ROUTE_READ || need == HTTP_ROUTE_WRITE;
+}
+
 router_t *router_new(const http_route_t *const *tables, void *app)
 {
     router_t *r = xcalloc(1, sizeof(*r));
@@ -92,6 +106,12 @@ router_t *router_new(const http_route_t *const *tables, void *app)
             path_view_t view;
             if (d->pattern[0] != '/' || !split_path(d->pattern, &view)) {
                 log_error("router: malformed route pattern '%s'", d->pattern);
+                abort();
+            }
+            if (!route_flags_valid(d->flags)) {
+                log_error("router: route %s %s must say who may call it (PUBLIC, USER or "
+                          "ADMIN) and, unless public, what an API key needs (READ or WRITE)",
+                          d->method, d->pattern);
                 abort();
             }
             c->n_segments = view.n;
@@ -218,19 +238,6 @@ bool router_takes_upload(void *router, const char *method, const char *path)
     return c != NULL && (c->def->flags & HTTP_ROUTE_UPLOAD) != 0;
 }
 
-bool http_request_id_acceptable(const char *id)
-{
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok || n >= 64)
-            return false;
-    }
-    return n > 0;
-}
-
 static bool method_has_body(const char *method)
 {
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -281,7 +288,18 @@ static void run(const router_t *r, http_ctx_t *ctx)
         return;
     }
 
+    principal_t caller;
+    bool authenticated = (route->def->flags & (HTTP_ROUTE_USER | HTTP_ROUTE_ADMIN)) != 0;
+    if (authenticated) {
+        if (!authenticate_route(ctx, route->def->flags, &caller))
+            return;
+        ctx->principal = &caller;
+    }
     route->def->handler(ctx);
+    if (authenticated) {
+        ctx->principal = NULL;
+        principal_clear(&caller);
+    }
     if (ctx->status == 0) {
         log_error("request %s: the handler of %s %s did not answer", ctx->request_id,
                   route->def->method, route->def->pattern);
@@ -310,7 +328,7 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
 }
 
 int router_call(router_t *r, const char *method, const char *path, json_t *body,
-                const void *preauth, const char *request_id, json_t **answer)
+                const principal_t *preauth, const char *request_id, json_t **answer)
 {
     struct _u_request req;
     struct _u_response resp;

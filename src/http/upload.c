@@ -4,29 +4,27 @@
  * arrives, so a file is written to a temporary blob as it comes and is never
  * whole in memory (ulfius's own copy of the raw body is capped at
  * max_body_bytes). The state of the upload hangs on the gate's request
- * (gate_attach), which frees it — removing the temporary file — however the
- * request ends; the endpoint then finds it with upload_current().
+ * (http_request_attach), which frees it — removing the temporary file — however the
+ * request ends; the endpoint then finds it with http_upload_current().
  *
  * Only routes flagged HTTP_ROUTE_UPLOAD accept a file, only from a caller
  * with valid credentials (checked at the first byte, so strangers cannot
  * fill the disk), and only in the part named "file"; a file over max_upload_bytes stops the body (the gate
  * discards the rest and answers 413).
  */
-#include "upload.h"
-
 #include <stdlib.h>
 #include <string.h>
 
+#include "authenticate.h"
 #include "gate.h"
-#include "parley/xalloc.h"
-#include "principal.h"
 #include "parley/app.h"
-#include "router.h"
+#include "parley/http_server.h"
+#include "parley/xalloc.h"
 
 /* The request's upload: what the endpoint sees, and what only the
  * callback needs. */
 typedef struct upload_state {
-    upload_t pub;        /* first: upload_current() hands out its address */
+    upload_t pub;        /* first: http_upload_current() hands out its address */
     uint64_t part_bytes; /* bytes of the current "file" part so far */
 } upload_state_t;
 
@@ -39,9 +37,14 @@ static void upload_free(void *state)
     free(us);
 }
 
-upload_t *upload_current(void)
+upload_t *http_upload_current(void)
 {
     return gate_attached();
+}
+
+bool http_upload_body_complete(void)
+{
+    return gate_multipart_closed();
 }
 
 int upload_chunk(const struct _u_request *req, const char *key, const char *filename,
@@ -61,7 +64,7 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
         if (!http_credentials_valid(app, req, true))
             return U_ERROR;
         us = xcalloc(1, sizeof(*us));
-        gate_attach(us, upload_free);
+        http_request_attach(us, upload_free);
     }
     upload_t *u = &us->pub;
     if (key == NULL || strcmp(key, "file") != 0)

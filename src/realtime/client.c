@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/chat_view.h"
 #include "internal.h"
 #include "parley/chat.h"
 
@@ -64,8 +63,8 @@ int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *creden
     principal_t p;
     int err = strncmp(token, "plx_", 4) == 0 ? principal_from_api_key(app, token, &p)
                                              : principal_from_token(app, token, &p);
-    if (err >= 0)
-        return err;
+    if (err != 0)
+        return http_error_of_access(err);
     if (!p.can_read) {
         principal_clear(&p);
         return HTTP_ERR_INSUFFICIENT_PERMISSIONS;

@@ -5,7 +5,8 @@
  *   presence.c  who is online; typing indicators
  *   websocket.c the WebSocket loop (one epoll thread, wslay framing)
  *   sse.c       event streams (libmicrohttpd suspend/resume)
- *   realtime.c  start/stop, the gate's entry point, send_message workers
+ *   realtime.c  start/stop, the gate's entry point, publishing
+ *   handshake.c credentials and JSON errors of the two handshakes
  */
 #ifndef PARLEY_REALTIME_INTERNAL_H
 #define PARLEY_REALTIME_INTERNAL_H
@@ -16,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/principal.h"
+#include "parley/access.h"
+#include "parley/http.h"
 #include "parley/app.h"
 #include "parley/realtime.h"
 #include "parley/store.h"
@@ -130,7 +132,8 @@ struct sse_hub;
 
 struct realtime {
     parley_app_t *app;
-    void *router;
+    realtime_call_fn call; /* runs a request through the router (send_message) */
+    void *call_ctx;
     rt_bus_t *bus;
     struct ws_loop *ws;
     struct sse_hub *sse;

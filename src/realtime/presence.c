@@ -1,9 +1,9 @@
 /*
  * Presence: a user is online while it holds at least one live WebSocket or
- * event stream. The table counts connections per user (process-wide, under
- * one mutex: it changes only when a connection opens or closes); the first
- * connection and the last one publish a presence event to the users who
- * share a channel with the user, computed when the event is published.
+ * event stream. The count of connections per user is src/access/online.c's
+ * (the user object's status reads it too); the first connection and the
+ * last one publish a presence event to the users who share a channel with
+ * the user, computed when the event is published.
  *
  * last_seen is written to the user's record when its last connection
  * closes, through the log like every change, without waiting for the fsync:
@@ -15,43 +15,6 @@
 #include "internal.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
-
-typedef struct presence_entry {
-    char user_id[STORE_ID_MAX];
-    unsigned connections;
-} presence_entry_t;
-
-static pthread_mutex_t presence_lock = PTHREAD_MUTEX_INITIALIZER;
-static presence_entry_t *entries; /* sorted by user_id */
-static size_t n_entries, cap_entries;
-
-static size_t find_slot(const char *user_id, bool *found)
-{
-    size_t lo = 0, hi = n_entries;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(entries[mid].user_id, user_id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
-}
-
-const char *realtime_user_status(const char *user_id)
-{
-    pthread_mutex_lock(&presence_lock);
-    bool found;
-    find_slot(user_id, &found);
-    pthread_mutex_unlock(&presence_lock);
-    return found ? "online" : "offline";
-}
 
 static int compare_ids(const void *a, const void *b)
 {
@@ -134,31 +97,7 @@ static void publish_presence(realtime_t *rt, const char *user_id, bool online, i
 
 void rt_presence_opened(realtime_t *rt, const char *user_id)
 {
-    pthread_mutex_lock(&presence_lock);
-    bool found;
-    size_t i = find_slot(user_id, &found);
-    bool first = false;
-    if (found) {
-        entries[i].connections++;
-    } else {
-        if (n_entries == cap_entries) {
-            size_t cap = cap_entries ? cap_entries * 2 : 64;
-            void *grown = realloc(entries, cap * sizeof(*entries));
-            if (grown == NULL) {
-                pthread_mutex_unlock(&presence_lock);
-                return;
-            }
-            entries = grown;
-            cap_entries = cap;
-        }
-        memmove(&entries[i + 1], &entries[i], (n_entries - i) * sizeof(*entries));
-        snprintf(entries[i].user_id, STORE_ID_MAX, "%s", user_id);
-        entries[i].connections = 1;
-        n_entries++;
-        first = true;
-    }
-    pthread_mutex_unlock(&presence_lock);
-    if (first)
+    if (online_join(user_id))
         publish_presence(rt, user_id, true, 0);
 }
 
@@ -170,17 +109,7 @@ static int set_last_seen(void *ctx, store_user_t *u)
 
 void rt_presence_closed(realtime_t *rt, const char *user_id)
 {
-    pthread_mutex_lock(&presence_lock);
-    bool found;
-    size_t i = find_slot(user_id, &found);
-    bool last = false;
-    if (found && --entries[i].connections == 0) {
-        memmove(&entries[i], &entries[i + 1], (n_entries - i - 1) * sizeof(*entries));
-        n_entries--;
-        last = true;
-    }
-    pthread_mutex_unlock(&presence_lock);
-    if (!last)
+    if (!online_leave(user_id))
         return;
     int64_t now = clock_wall_ms();
     uint64_t lsn;

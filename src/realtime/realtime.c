@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/gate.h"
 #include "internal.h"
 
 static void on_publish(void *ctx)
@@ -20,7 +19,8 @@ static void on_publish(void *ctx)
     sse_hub_wake(rt->sse);
 }
 
-realtime_t *realtime_start(struct parley_app *app, void *router, char *err, size_t err_size)
+realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *call_ctx,
+                           char *err, size_t err_size)
 {
     realtime_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL) {
@@ -28,7 +28,8 @@ realtime_t *realtime_start(struct parley_app *app, void *router, char *err, size
         return NULL;
     }
     rt->app = app;
-    rt->router = router;
+    rt->call = call;
+    rt->call_ctx = call_ctx;
     rt->bus = rt_bus_new(app->config->event_ring);
     rt->sse = sse_hub_new(rt);
     if (rt->bus == NULL || rt->sse == NULL) {
@@ -125,28 +126,6 @@ bool realtime_claims(void *rt, const char *method, const char *path)
     (void)rt;
     return strcmp(method, "GET") == 0 &&
            (is_websocket_path(path) || same_path(path, "/api/v1/events"));
-}
-
-enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
-                               enum http_error err, const char *message, int *status)
-{
-    struct MHD_Response *r = gate_error_response(err, message, request_id);
-    if (r == NULL)
-        return MHD_NO;
-    if (err == HTTP_ERR_BAD_REQUEST)
-        MHD_add_response_header(r, "Sec-WebSocket-Version", "13");
-    *status = http_error_status(err);
-    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)*status, r);
-    MHD_destroy_response(r);
-    return ok;
-}
-
-const char *rt_request_credentials(struct MHD_Connection *conn)
-{
-    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    const char *api_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
-    const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
-    return authz ? authz : api_key ? api_key : token;
 }
 
 /* A resume point: 0-2^63 in decimal, nothing else. */

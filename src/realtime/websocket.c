@@ -44,9 +44,6 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#include "http/chat_view.h"
-#include "http/gate.h"
-#include "http/router.h"
 #include "internal.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
@@ -643,7 +640,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&loop->job_lock);
 
         job->next = NULL;
-        job->status = router_call(loop->rt->router, "POST", "/api/v1/messages", job->body,
+        job->status = loop->rt->call(loop->rt->call_ctx, "POST", "/api/v1/messages", job->body,
                                   &job->who, job->conn->request_id, &job->answer);
         pthread_mutex_lock(&loop->lock);
         job->next = loop->done;
@@ -1180,7 +1177,7 @@ enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
     MHD_add_response_header(resp, "Upgrade", "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", (const char *)accept);
     MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-    gate_attach(pending, pending_free);
+    http_request_attach(pending, pending_free);
     enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
     *status = 101;

@@ -3,7 +3,8 @@
  * and the router driven with real ulfius request and response objects.
  */
 #include "../test.h"
-#include "http/router.h"
+#include "parley/api.h"
+#include "parley/http_server.h"
 #include "parley/http.h"
 
 /* ---- error table and body ---------------------------------------------- */
@@ -175,13 +176,13 @@ static void h_twice(http_ctx_t *ctx)
 }
 
 static const http_route_t test_routes[] = {
-    {"GET", "/api/v1/things/:id", h_echo_params, 0},
-    {"DELETE", "/api/v1/things/:id", h_echo_params, 0},
-    {"GET", "/api/v1/things/:id/parts/:part", h_echo_params, 0},
-    {"POST", "/api/v1/fields", h_fields, 0},
-    {"POST", "/api/v1/upload", h_echo_params, HTTP_ROUTE_UPLOAD},
-    {"GET", "/api/v1/silent", h_silent, 0},
-    {"GET", "/api/v1/twice", h_twice, 0},
+    {"GET", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC},
+    {"DELETE", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/things/:id/parts/:part", h_echo_params, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/fields", h_fields, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/upload", h_echo_params, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD},
+    {"GET", "/api/v1/silent", h_silent, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/twice", h_twice, HTTP_ROUTE_PUBLIC},
     {NULL, NULL, NULL, 0},
 };
 static const http_route_t *const test_tables[] = {test_routes, NULL};
@@ -371,8 +372,8 @@ TEST(openapi_describes_every_route)
     json_t *paths = json_object_get(doc, "paths");
     ASSERT_TRUE(json_is_object(paths));
     int n = 0;
-    for (size_t t = 0; http_route_tables[t]; t++) {
-        for (const http_route_t *r = http_route_tables[t]; r->method; r++, n++) {
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++, n++) {
             /* ":id" in the router is "{id}" in OpenAPI. */
             char path[256] = "";
             for (const char *p = r->pattern; *p;) {

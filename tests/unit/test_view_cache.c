@@ -9,7 +9,7 @@
 
 #include "../test.h"
 #include "testutil.h"
-#include "http/view_cache.h"
+#include "parley/view_cache.h"
 
 TEST(view_cache_answers_only_under_the_stamp_it_was_stored_with)
 {

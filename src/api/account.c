@@ -12,7 +12,7 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/rules.h"
-#include "principal.h"
+#include "resource.h"
 
 bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out)
 {

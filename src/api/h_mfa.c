@@ -15,11 +15,9 @@
 #include <string.h>
 
 #include "account.h"
-#include "gate.h"
 #include "parley/app.h"
 #include "parley/clock.h"
-#include "principal.h"
-#include "routes.h"
+#include "resource.h"
 
 /* Outcomes of the changes below (positive: never a store error). */
 enum {
@@ -134,47 +132,38 @@ bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
 
 static void post_setup(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     char hex[AUTH_TOTP_SECRET_HEX], b32[AUTH_TOTP_BASE32];
     mfa_change_t c = {.new_secret = hex};
     if (auth_totp_new_secret(hex, b32) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
-    } else if (change(ctx, p.user.id, begin_setup, &c, true)) {
+    } else if (change(ctx, p->user.id, begin_setup, &c, true)) {
         char url[256];
         snprintf(url, sizeof(url),
                  "otpauth://totp/Parley:%s?secret=%s&issuer=Parley&algorithm=SHA1&digits=6&"
                  "period=30",
-                 p.user.username, b32);
+                 p->user.username, b32);
         http_reply_json(ctx, 200, json_pack("{s:s, s:s, s:b}", "secret", b32, "otpauth_url", url,
                                             "mfa_enabled", false));
     }
-    principal_clear(&p);
 }
 
 static void post_enable(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     mfa_change_t c = {0};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
-        change(ctx, p.user.id, enable, &c, true))
+        change(ctx, p->user.id, enable, &c, true))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", true));
-    principal_clear(&p);
 }
 
 static void post_disable(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     mfa_change_t c = {0};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
-        change(ctx, p.user.id, disable, &c, false))
+        change(ctx, p->user.id, disable, &c, false))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", false));
-    principal_clear(&p);
 }
 
 static void post_verify(http_ctx_t *ctx)
@@ -197,7 +186,7 @@ static void post_verify(http_ctx_t *ctx)
         return;
     }
     /* Codes are guessed like passwords: the same throttle, keyed by the user. */
-    const char *ip = gate_client_ip();
+    const char *ip = http_client_ip(ctx);
     int retry = 0;
     if (!u.is_active || !u.mfa_enabled) {
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the temp_token is not valid");
@@ -217,9 +206,9 @@ static void post_verify(http_ctx_t *ctx)
 }
 
 const http_route_t mfa_routes[] = {
-    {"POST", "/api/v1/auth/mfa/setup", post_setup, 0},
-    {"POST", "/api/v1/auth/mfa/enable", post_enable, 0},
-    {"POST", "/api/v1/auth/mfa/disable", post_disable, 0},
-    {"POST", "/api/v1/auth/mfa/verify", post_verify, 0},
+    {"POST", "/api/v1/auth/mfa/setup", post_setup, HTTP_USER_WRITE},
+    {"POST", "/api/v1/auth/mfa/enable", post_enable, HTTP_USER_WRITE},
+    {"POST", "/api/v1/auth/mfa/disable", post_disable, HTTP_USER_WRITE},
+    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC},
     {NULL, NULL, NULL, 0},
 };

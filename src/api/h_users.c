@@ -13,16 +13,12 @@
 #include "parley/clock.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
-#include "principal.h"
-#include "routes.h"
+#include "resource.h"
 
 static void get_me(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
-    http_reply_json(ctx, 200, user_json(&p.user, true, true));
-    principal_clear(&p);
+    const principal_t *p = ctx->principal;
+    http_reply_json(ctx, 200, user_json(&p->user, true, true));
 }
 
 /* Replaces *slot with a copy of value ("" clears it to NULL). */
@@ -86,9 +82,7 @@ static int apply_me(void *ctx, store_user_t *u)
 static void put_me(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     me_change_t c = {0};
     if (http_field_string(ctx, "display_name", false, 1, 64, false, &c.display_name) != 0 ||
         http_field_string(ctx, "bio", false, 0, 500, true, &c.bio) != 0 ||
@@ -112,7 +106,7 @@ static void put_me(http_ctx_t *ctx)
     }
     store_user_t now;
     uint64_t lsn;
-    int rc = store_user_modify(app->store, p.user.id, apply_me, &c, &now, &lsn);
+    int rc = store_user_modify(app->store, p->user.id, apply_me, &c, &now, &lsn);
     if (rc == PREFS_TOO_LARGE) {
         http_reply_invalid(ctx, "preferences", "preferences are limited to 4 KiB");
         goto out;
@@ -121,7 +115,7 @@ static void put_me(http_ctx_t *ctx)
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
             if (c.old_avatar && strcmp(c.old_avatar, now.avatar_url ? now.avatar_url : "") != 0)
-                file_drop_avatar(app, p.user.id, c.old_avatar);
+                file_drop_avatar(app, p->user.id, c.old_avatar);
             http_reply_json(ctx, 200, user_json(&now, true, true));
         }
         store_user_clear(&now);
@@ -130,7 +124,6 @@ static void put_me(http_ctx_t *ctx)
         reply_store_error(ctx, rc);
 out:
     free(c.old_avatar);
-    principal_clear(&p);
 }
 
 static void reply_profile(http_ctx_t *ctx, const principal_t *p, bool found, store_user_t *u)
@@ -147,52 +140,44 @@ static void reply_profile(http_ctx_t *ctx, const principal_t *p, bool found, sto
 static void get_user(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     store_user_t u;
-    reply_profile(ctx, &p, store_user_get(app->store, ctx->params[0], &u), &u);
-    principal_clear(&p);
+    reply_profile(ctx, p, store_user_get(app->store, ctx->params[0], &u), &u);
 }
 
 static void get_user_by_name(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     store_user_t u;
     bool found = rules_username_ok(ctx->params[0]) &&
                  store_user_find(app->store, ctx->params[0], &u) &&
                  (strcasecmp(u.username, ctx->params[0]) == 0 || (store_user_clear(&u), false));
-    reply_profile(ctx, &p, found, &u);
-    principal_clear(&p);
+    reply_profile(ctx, p, found, &u);
 }
 
 static void get_users(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long page, limit;
     const char *q = http_query(ctx, "search");
     if (q == NULL)
         q = http_query(ctx, "q");
     if (q && strlen(q) > 100) {
         http_reply_invalid(ctx, "search", "search is limited to 100 characters");
-        goto out;
+        return;
     }
     if (!http_paging(ctx, &page, &limit))
-        goto out;
+        return;
     store_user_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n;
     size_t total =
         store_user_search(app->store, q, (size_t)(page - 1) * (size_t)limit, (size_t)limit, hits, &n);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        bool self = strcmp(hits[i].id, p.user.id) == 0;
-        json_array_append_new(list, user_json(&hits[i], self || p.user.is_admin, self));
+        bool self = strcmp(hits[i].id, p->user.id) == 0;
+        json_array_append_new(list, user_json(&hits[i], self || p->user.is_admin, self));
         store_user_clear(&hits[i]);
     }
     free(hits);
@@ -200,16 +185,10 @@ static void get_users(http_ctx_t *ctx)
                     json_pack("{s:o, s:I, s:I, s:I}", "users", list, "total", (json_int_t)total,
                               "page", (json_int_t)page, "pages",
                               (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
-out:
-    principal_clear(&p);
 }
 
 static void post_user(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate_admin(ctx, &p))
-        return;
-    principal_clear(&p);
     bool admin = false;
     json_t *roles = json_object_get(ctx->body, "roles");
     if (roles && !json_is_null(roles)) {
@@ -238,11 +217,11 @@ static void post_user(http_ctx_t *ctx)
 }
 
 const http_route_t users_routes[] = {
-    {"GET", "/api/v1/users/me", get_me, 0},
-    {"PUT", "/api/v1/users/me", put_me, 0},
-    {"GET", "/api/v1/users/by-username/:username", get_user_by_name, 0},
-    {"GET", "/api/v1/users/:id", get_user, 0},
-    {"GET", "/api/v1/users", get_users, 0},
-    {"POST", "/api/v1/users", post_user, 0},
+    {"GET", "/api/v1/users/me", get_me, HTTP_USER_READ},
+    {"PUT", "/api/v1/users/me", put_me, HTTP_USER_WRITE},
+    {"GET", "/api/v1/users/by-username/:username", get_user_by_name, HTTP_USER_READ},
+    {"GET", "/api/v1/users/:id", get_user, HTTP_USER_READ},
+    {"GET", "/api/v1/users", get_users, HTTP_USER_READ},
+    {"POST", "/api/v1/users", post_user, HTTP_ADMIN_WRITE},
     {NULL, NULL, NULL, 0},
 };

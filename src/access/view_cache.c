@@ -20,7 +20,7 @@
  * text out under the stripe lock (a few hundred bytes), so no reference
  * counting is needed.
  */
-#include "view_cache.h"
+#include "parley/view_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

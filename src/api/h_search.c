@@ -13,11 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_view.h"
+#include "resource.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/xalloc.h"
-#include "routes.h"
 
 #define MAX_QUERY_WORDS 32  /* the index reads no more (chat_search) */
 #define INDEX_WORD_BYTES 64 /* the index keeps a word's first 64 bytes */
@@ -244,24 +243,19 @@ static bool read_limit(http_ctx_t *ctx, const char *text, long *limit)
 
 static void get_search_messages(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long limit;
     const char *q = http_query(ctx, "q");
     if (q == NULL)
         q = http_query(ctx, "query");
     if (read_limit(ctx, http_query(ctx, "limit"), &limit))
-        search_messages(ctx, &p, q, http_query(ctx, "channel_id"), http_query(ctx, "sender_id"),
+        search_messages(ctx, p, q, http_query(ctx, "channel_id"), http_query(ctx, "sender_id"),
                         http_query(ctx, "date_from"), http_query(ctx, "date_to"), limit);
-    principal_clear(&p);
 }
 
 static void post_search_messages(http_ctx_t *ctx)
 {
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     const char *q = NULL, *channel = NULL, *sender = NULL, *from = NULL, *to = NULL;
     long long limit = 50;
     if (http_field_string(ctx, "q", false, 0, 1000, false, &q) == 0 &&
@@ -271,16 +265,13 @@ static void post_search_messages(http_ctx_t *ctx)
         http_field_string(ctx, "date_from", false, 1, 40, false, &from) == 0 &&
         http_field_string(ctx, "date_to", false, 1, 40, false, &to) == 0 &&
         http_field_int(ctx, "limit", false, 1, 100, &limit) == 0)
-        search_messages(ctx, &p, q, channel, sender, from, to, (long)limit);
-    principal_clear(&p);
+        search_messages(ctx, p, q, channel, sender, from, to, (long)limit);
 }
 
 static void get_search_users(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long limit;
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
@@ -291,22 +282,19 @@ static void get_search_users(http_ctx_t *ctx)
         size_t total = store_user_search(app->store, q, 0, (size_t)limit, list, &n);
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
-            bool self = strcmp(list[i].id, p.user.id) == 0;
-            json_array_append_new(arr, user_json(&list[i], self || p.user.is_admin, self));
+            bool self = strcmp(list[i].id, p->user.id) == 0;
+            json_array_append_new(arr, user_json(&list[i], self || p->user.is_admin, self));
             store_user_clear(&list[i]);
         }
         free(list);
         http_reply_json(ctx, 200, json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
     }
-    principal_clear(&p);
 }
 
 static void get_search_channels(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long limit;
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
@@ -314,7 +302,7 @@ static void get_search_channels(http_ctx_t *ctx)
     } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
         chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
-        size_t total = chat_channel_list(app->store, p.user.id, q, 0, (size_t)limit, list, &n);
+        size_t total = chat_channel_list(app->store, p->user.id, q, 0, (size_t)limit, list, &n);
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
             json_array_append_new(arr, channel_json(app->store, &list[i]));
@@ -324,13 +312,12 @@ static void get_search_channels(http_ctx_t *ctx)
         http_reply_json(ctx, 200,
                         json_pack("{s:o, s:I}", "channels", arr, "total", (json_int_t)total));
     }
-    principal_clear(&p);
 }
 
 const http_route_t search_routes[] = {
-    {"GET", "/api/v1/search/messages", get_search_messages, 0},
-    {"POST", "/api/v1/search/messages", post_search_messages, 0},
-    {"GET", "/api/v1/search/users", get_search_users, 0},
-    {"GET", "/api/v1/search/channels", get_search_channels, 0},
+    {"GET", "/api/v1/search/messages", get_search_messages, HTTP_USER_READ},
+    {"POST", "/api/v1/search/messages", post_search_messages, HTTP_USER_READ},
+    {"GET", "/api/v1/search/users", get_search_users, HTTP_USER_READ},
+    {"GET", "/api/v1/search/channels", get_search_channels, HTTP_USER_READ},
     {NULL, NULL, NULL, 0},
 };

@@ -1,7 +1,7 @@
 /* A bounded cache of rendered JSON views (view_cache.c). The pages they are
  * copied into are text buffers (parley/text_buf.h). */
-#ifndef PARLEY_HTTP_VIEW_CACHE_H
-#define PARLEY_HTTP_VIEW_CACHE_H
+#ifndef PARLEY_VIEW_CACHE_H
+#define PARLEY_VIEW_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

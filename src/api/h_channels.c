@@ -11,14 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_view.h"
+#include "resource.h"
 #include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/realtime.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
-#include "routes.h"
 
 /* Answers a store failure, or waits for lsn; true when durable. */
 static bool durable(http_ctx_t *ctx, int rc, uint64_t lsn)
@@ -60,29 +59,25 @@ static bool read_channel_fields(http_ctx_t *ctx, bool require_name, const char *
 static void post_channel(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     const char *name = NULL, *description = NULL;
     int is_private;
     if (!read_channel_fields(ctx, true, &name, &description, &is_private))
-        goto out;
+        return;
     chat_channel_t c;
     memset(&c, 0, sizeof(c));
     snprintf(c.name, sizeof(c.name), "%s", name);
     c.description = description && description[0] ? strdup(description) : NULL;
     c.is_private = is_private == 1;
-    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p.user.id);
+    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p->user.id);
     c.created_at = c.updated_at = clock_wall_ms();
-    const char *members[1] = {p.user.id};
+    const char *members[1] = {p->user.id};
     bool created;
     uint64_t lsn;
     int rc = chat_channel_create(app->store, &c, members, 1, &created, &lsn);
     if (durable(ctx, rc, lsn))
         http_reply_json(ctx, 201, channel_json(app->store, &c));
     chat_channel_clear(&c);
-out:
-    principal_clear(&p);
 }
 
 static json_t *channel_with_state(store_t *s, const chat_channel_t *c, const char *user_id)
@@ -105,20 +100,18 @@ static json_t *channel_with_state(store_t *s, const chat_channel_t *c, const cha
 static void get_channels(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long page, limit;
     if (!http_paging(ctx, &page, &limit))
-        goto out;
+        return;
     const char *q = http_query(ctx, "search");
     chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
-    size_t total = chat_channel_list(app->store, p.user.id, q, (size_t)(page - 1) * (size_t)limit,
+    size_t total = chat_channel_list(app->store, p->user.id, q, (size_t)(page - 1) * (size_t)limit,
                                      (size_t)limit, list, &n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, channel_with_state(app->store, &list[i], p.user.id));
+        json_array_append_new(arr, channel_with_state(app->store, &list[i], p->user.id));
         chat_channel_clear(&list[i]);
     }
     free(list);
@@ -126,21 +119,16 @@ static void get_channels(http_ctx_t *ctx)
                     json_pack("{s:o, s:I, s:I, s:I}", "channels", arr, "total", (json_int_t)total,
                               "page", (json_int_t)page, "pages",
                               (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
-out:
-    principal_clear(&p);
 }
 
 static void get_channel(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (channel_access_load(ctx, &p, ctx->params[0], &a))
-        http_reply_json(ctx, 200, channel_with_state(app->store, &a.channel, p.user.id));
+    if (channel_access_load(ctx, p, ctx->params[0], &a))
+        http_reply_json(ctx, 200, channel_with_state(app->store, &a.channel, p->user.id));
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 typedef struct channel_change {
@@ -171,11 +159,9 @@ static int change_channel(void *ctx, chat_channel_t *c)
 static void patch_channel(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+    if (!channel_access_load(ctx, p, ctx->params[0], &a))
         goto out;
     channel_change_t ch = {0};
     if (!read_channel_fields(ctx, false, &ch.name, &ch.description, &ch.is_private))
@@ -201,17 +187,14 @@ static void patch_channel(http_ctx_t *ctx)
     }
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void delete_channel(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+    if (!channel_access_load(ctx, p, ctx->params[0], &a))
         goto out;
     if (!a.is_owner) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -246,7 +229,6 @@ static void delete_channel(http_ctx_t *ctx)
         http_reply_empty(ctx, 204);
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 /* ---- membership ----------------------------------------------------------- */
@@ -348,12 +330,10 @@ static bool member_change(http_ctx_t *ctx, const char *channel_id, const char *u
 static void post_join(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     /* A private channel one is not in cannot be joined, nor seen. */
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+    if (!channel_access_load(ctx, p, ctx->params[0], &a))
         goto out;
     if (a.banned) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -366,20 +346,17 @@ static void post_join(http_ctx_t *ctx)
         goto out;
     }
     member_change_t c = {.what = JOIN};
-    if (member_change(ctx, a.channel.id, p.user.id, &c))
+    if (member_change(ctx, a.channel.id, p->user.id, &c))
         http_reply_json(ctx, 200, channel_json(app->store, &a.channel));
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void post_leave(http_ctx_t *ctx)
 {
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a))
+    if (!channel_access_load(ctx, p, ctx->params[0], &a))
         goto out;
     if (a.member.role == CHAT_ROLE_NONE) {
         http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "you are not a member of this channel");
@@ -390,12 +367,11 @@ static void post_leave(http_ctx_t *ctx)
                          "the owner cannot leave; delete the channel instead");
         goto out;
     }
-    member_change_t c = {.what = LEAVE, .by = p.user.id};
-    if (member_change(ctx, a.channel.id, p.user.id, &c))
+    member_change_t c = {.what = LEAVE, .by = p->user.id};
+    if (member_change(ctx, a.channel.id, p->user.id, &c))
         http_reply_empty(ctx, 204);
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static const char *role_name(int role)
@@ -425,12 +401,10 @@ static json_t *member_json(store_t *s, const chat_membership_t *m)
 static void get_members(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     long page, limit;
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a) || !http_paging(ctx, &page, &limit))
+    if (!channel_access_load(ctx, p, ctx->params[0], &a) || !http_paging(ctx, &page, &limit))
         goto out;
     chat_membership_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
@@ -446,7 +420,6 @@ static void get_members(http_ctx_t *ctx)
                               (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 /* Loads the channel for a moderator action; answers 403/404 itself. */
@@ -470,12 +443,10 @@ static bool moderate(http_ctx_t *ctx, const principal_t *p, channel_access_t *a)
 static void post_member(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     const char *user_id = NULL;
-    if (!moderate(ctx, &p, &a) ||
+    if (!moderate(ctx, p, &a) ||
         http_field_string(ctx, "user_id", true, 1, STORE_ID_MAX - 1, false, &user_id) != 0)
         goto out;
     store_user_t u;
@@ -499,17 +470,14 @@ static void post_member(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "membership vanished");
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void delete_member(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!moderate(ctx, &p, &a))
+    if (!moderate(ctx, p, &a))
         goto out;
     chat_membership_t m;
     if (!chat_membership_get(app->store, a.channel.id, ctx->params[1], &m) ||
@@ -527,23 +495,20 @@ static void delete_member(http_ctx_t *ctx)
                          "only the owner or an admin may remove a moderator");
         goto out;
     }
-    member_change_t c = {.what = LEAVE, .by = p.user.id};
+    member_change_t c = {.what = LEAVE, .by = p->user.id};
     if (member_change(ctx, a.channel.id, m.user_id, &c))
         http_reply_empty(ctx, 204);
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void patch_member(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     const char *role = NULL;
-    if (!moderate(ctx, &p, &a) ||
+    if (!moderate(ctx, p, &a) ||
         http_field_string(ctx, "role", true, 1, 16, false, &role) != 0)
         goto out;
     int r = strcmp(role, "moderator") == 0 ? CHAT_ROLE_MODERATOR
@@ -575,7 +540,6 @@ static void patch_member(http_ctx_t *ctx)
         http_reply_json(ctx, 200, member_json(app->store, &m));
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static json_t *channel_with_bans(store_t *s, const chat_channel_t *c)
@@ -595,11 +559,9 @@ static json_t *channel_with_bans(store_t *s, const chat_channel_t *c)
 static void ban_or_unban(http_ctx_t *ctx, bool ban)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!moderate(ctx, &p, &a))
+    if (!moderate(ctx, p, &a))
         goto out;
     store_user_t u;
     if (!rules_username_ok(ctx->params[1]) || !store_user_find(app->store, ctx->params[1], &u) ||
@@ -609,7 +571,7 @@ static void ban_or_unban(http_ctx_t *ctx, bool ban)
     }
     chat_membership_t m;
     bool is_member = chat_membership_get(app->store, a.channel.id, u.id, &m);
-    if (ban && (strcmp(u.id, p.user.id) == 0 || (is_member && m.role == CHAT_ROLE_OWNER) ||
+    if (ban && (strcmp(u.id, p->user.id) == 0 || (is_member && m.role == CHAT_ROLE_OWNER) ||
                 (is_member && m.role == CHAT_ROLE_MODERATOR && !a.is_owner))) {
         store_user_clear(&u);
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -623,7 +585,6 @@ static void ban_or_unban(http_ctx_t *ctx, bool ban)
         http_reply_json(ctx, 200, channel_with_bans(app->store, &a.channel));
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void post_ban(http_ctx_t *ctx)
@@ -639,12 +600,10 @@ static void post_unban(http_ctx_t *ctx)
 static void get_banned(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     long page, limit;
-    if (!moderate(ctx, &p, &a) || !http_paging(ctx, &page, &limit))
+    if (!moderate(ctx, p, &a) || !http_paging(ctx, &page, &limit))
         goto out;
     chat_membership_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
@@ -664,7 +623,6 @@ static void get_banned(http_ctx_t *ctx)
                     json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static int cmp_ids(const void *a, const void *b)
@@ -675,18 +633,16 @@ static int cmp_ids(const void *a, const void *b)
 static void post_direct(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     json_t *ids = json_object_get(ctx->body, "user_ids");
     const char *members[CHAT_DIRECT_MAX];
     size_t n = 0;
-    members[n++] = p.user.id;
+    members[n++] = p->user.id;
     if (!json_is_array(ids) || json_array_size(ids) == 0 ||
         json_array_size(ids) >= CHAT_DIRECT_MAX) {
         http_reply_invalid(ctx, "user_ids", "user_ids must list 1-%d other users",
                            CHAT_DIRECT_MAX - 1);
-        goto out;
+        return;
     }
     size_t i;
     json_t *v;
@@ -695,7 +651,7 @@ static void post_direct(http_ctx_t *ctx)
         store_user_t u;
         if (id == NULL || strlen(id) >= STORE_ID_MAX || !store_user_get(app->store, id, &u)) {
             http_reply_invalid(ctx, "user_ids", "user_ids must be ids of existing users");
-            goto out;
+            return;
         }
         store_user_clear(&u);
         bool dup = false;
@@ -706,7 +662,7 @@ static void post_direct(http_ctx_t *ctx)
     }
     if (n < 2) {
         http_reply_invalid(ctx, "user_ids", "a direct channel needs at least one other user");
-        goto out;
+        return;
     }
     const char *sorted[CHAT_DIRECT_MAX];
     memcpy(sorted, members, n * sizeof(*sorted));
@@ -725,7 +681,7 @@ static void post_direct(http_ctx_t *ctx)
     }
     c.is_direct = true;
     c.is_private = true;
-    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p.user.id);
+    snprintf(c.owner_id, sizeof(c.owner_id), "%s", p->user.id);
     c.created_at = c.updated_at = clock_wall_ms();
     bool created;
     uint64_t lsn;
@@ -742,25 +698,21 @@ static void post_direct(http_ctx_t *ctx)
     /* The others learn of a new direct channel as of any channel they join. */
     for (size_t k = 0; ok && created && k < n; k++) {
         member_change_t join = {.what = JOIN};
-        if (strcmp(members[k], p.user.id) != 0)
+        if (strcmp(members[k], p->user.id) != 0)
             publish_member_change(app, c.id, members[k], &join);
     }
     if (ok)
         http_reply_json(ctx, created ? 201 : 200, channel_json(app->store, &c));
     chat_channel_clear(&c);
-out:
-    principal_clear(&p);
 }
 
 static void post_read(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     const char *message_id = NULL;
-    if (!channel_access_load(ctx, &p, ctx->params[0], &a) ||
+    if (!channel_access_load(ctx, p, ctx->params[0], &a) ||
         http_field_string(ctx, "message_id", true, 1, STORE_ID_MAX - 1, false, &message_id) != 0)
         goto out;
     chat_message_t m;
@@ -775,37 +727,36 @@ static void post_read(http_ctx_t *ctx)
         goto out;
     }
     member_change_t c = {.what = READ, .message_id = message_id};
-    if (member_change(ctx, a.channel.id, p.user.id, &c)) {
+    if (member_change(ctx, a.channel.id, p->user.id, &c)) {
         chat_membership_t mm;
-        const char *last = chat_membership_get(app->store, a.channel.id, p.user.id, &mm)
+        const char *last = chat_membership_get(app->store, a.channel.id, p->user.id, &mm)
                                ? mm.last_read
                                : "";
         http_reply_json(ctx, 200,
                         json_pack("{s:s, s:I}", "last_read", last, "unread_count",
-                                  (json_int_t)chat_unread(app->store, a.channel.id, p.user.id,
+                                  (json_int_t)chat_unread(app->store, a.channel.id, p->user.id,
                                                           last, 1000)));
     }
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 const http_route_t channels_routes[] = {
-    {"POST", "/api/v1/channels", post_channel, 0},
-    {"GET", "/api/v1/channels", get_channels, 0},
-    {"POST", "/api/v1/channels/direct", post_direct, 0},
-    {"GET", "/api/v1/channels/:id", get_channel, 0},
-    {"PATCH", "/api/v1/channels/:id", patch_channel, 0},
-    {"DELETE", "/api/v1/channels/:id", delete_channel, 0},
-    {"POST", "/api/v1/channels/:id/join", post_join, 0},
-    {"POST", "/api/v1/channels/:id/leave", post_leave, 0},
-    {"GET", "/api/v1/channels/:id/members", get_members, 0},
-    {"POST", "/api/v1/channels/:id/members", post_member, 0},
-    {"PATCH", "/api/v1/channels/:id/members/:user_id", patch_member, 0},
-    {"DELETE", "/api/v1/channels/:id/members/:user_id", delete_member, 0},
-    {"POST", "/api/v1/channels/:id/ban-by-username/:username", post_ban, 0},
-    {"POST", "/api/v1/channels/:id/unban-by-username/:username", post_unban, 0},
-    {"GET", "/api/v1/channels/:id/banned-users", get_banned, 0},
-    {"POST", "/api/v1/channels/:id/read", post_read, 0},
+    {"POST", "/api/v1/channels", post_channel, HTTP_USER_WRITE},
+    {"GET", "/api/v1/channels", get_channels, HTTP_USER_READ},
+    {"POST", "/api/v1/channels/direct", post_direct, HTTP_USER_WRITE},
+    {"GET", "/api/v1/channels/:id", get_channel, HTTP_USER_READ},
+    {"PATCH", "/api/v1/channels/:id", patch_channel, HTTP_USER_WRITE},
+    {"DELETE", "/api/v1/channels/:id", delete_channel, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/:id/join", post_join, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/:id/leave", post_leave, HTTP_USER_WRITE},
+    {"GET", "/api/v1/channels/:id/members", get_members, HTTP_USER_READ},
+    {"POST", "/api/v1/channels/:id/members", post_member, HTTP_USER_WRITE},
+    {"PATCH", "/api/v1/channels/:id/members/:user_id", patch_member, HTTP_USER_WRITE},
+    {"DELETE", "/api/v1/channels/:id/members/:user_id", delete_member, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/:id/ban-by-username/:username", post_ban, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/:id/unban-by-username/:username", post_unban, HTTP_USER_WRITE},
+    {"GET", "/api/v1/channels/:id/banned-users", get_banned, HTTP_USER_READ},
+    {"POST", "/api/v1/channels/:id/read", post_read, HTTP_USER_WRITE},
     {NULL, NULL, NULL, 0},
 };

@@ -23,8 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat_view.h"
-#include "gate.h"
+#include "resource.h"
 #include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
@@ -32,9 +31,6 @@
 #include "parley/log.h"
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
-#include "principal.h"
-#include "routes.h"
-#include "upload.h"
 
 static pthread_mutex_t blob_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -88,7 +84,7 @@ static bool upload_complete(http_ctx_t *ctx, const upload_t *up, char filename[F
         http_reply_invalid(ctx, "file", "send the file as multipart/form-data in a field named file");
         return false;
     }
-    if (!gate_multipart_closed()) {
+    if (!http_upload_body_complete()) {
         http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
                          "the multipart body ended before its closing boundary");
         return false;
@@ -168,12 +164,10 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
 
 static void post_file(http_ctx_t *ctx)
 {
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (!http_authenticate(ctx, &p))
-        return;
-    upload_t *up = upload_current();
+    upload_t *up = http_upload_current();
     const char *channel_id = u_map_get(ctx->req->map_post_body, "channel_id");
     const char *description = u_map_get(ctx->req->map_post_body, "description");
     store_file_t f;
@@ -185,7 +179,7 @@ static void post_file(http_ctx_t *ctx)
         goto out;
     }
     if (channel_id && channel_id[0]) {
-        if (!channel_access_load(ctx, &p, channel_id, &a))
+        if (!channel_access_load(ctx, p, channel_id, &a))
             goto out;
         if (!a.can_post) {
             http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -194,7 +188,7 @@ static void post_file(http_ctx_t *ctx)
         }
     }
     f.description = description && description[0] ? strdup(description) : NULL;
-    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p.user.id);
+    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p->user.id);
     if (a.exists)
         snprintf(f.channel_id, sizeof(f.channel_id), "%s", a.channel.id);
     bool deduplicated;
@@ -206,7 +200,6 @@ static void post_file(http_ctx_t *ctx)
 out:
     store_file_clear(&f);
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 #define FILE_URL_PREFIX "/api/v1/files/"
@@ -248,17 +241,15 @@ void file_drop_avatar(parley_app_t *app, const char *user_id, const char *url)
 static void put_avatar(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
-    upload_t *up = upload_current();
+    const principal_t *p = ctx->principal;
+    upload_t *up = http_upload_current();
     store_file_t f;
     memset(&f, 0, sizeof(f));
     bool deduplicated;
     if (!upload_complete(ctx, up, f.filename))
         goto out;
     f.is_avatar = true;
-    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p.user.id);
+    snprintf(f.uploaded_by, sizeof(f.uploaded_by), "%s", p->user.id);
     if (!keep_upload(ctx, up, &f, &deduplicated))
         goto out;
     char url[STORE_ID_MAX + 32];
@@ -266,11 +257,11 @@ static void put_avatar(http_ctx_t *ctx)
     avatar_change_t c = {url, NULL};
     store_user_t now;
     uint64_t lsn;
-    int rc = store_user_modify(app->store, p.user.id, apply_avatar, &c, &now, &lsn);
+    int rc = store_user_modify(app->store, p->user.id, apply_avatar, &c, &now, &lsn);
     if (rc == 0) {
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
-            file_drop_avatar(app, p.user.id, c.old);
+            file_drop_avatar(app, p->user.id, c.old);
             http_reply_json(ctx, 200, user_json(&now, true, true));
         }
         store_user_clear(&now);
@@ -283,7 +274,6 @@ static void put_avatar(http_ctx_t *ctx)
     }
 out:
     store_file_clear(&f);
-    principal_clear(&p);
 }
 
 /* Loads a file the caller may read: its own, or one of a channel it can
@@ -306,34 +296,29 @@ static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f)
 
 static void get_file(http_ctx_t *ctx)
 {
-    principal_t p;
+    const principal_t *p = ctx->principal;
     store_file_t f;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (load_file(ctx, &p, &f)) {
+    if (load_file(ctx, p, &f)) {
         http_reply_json(ctx, 200, file_view_json(&f));
         store_file_clear(&f);
     }
-    principal_clear(&p);
 }
 
 static void get_files(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     long page, limit;
     const char *channel_id = http_query(ctx, "channel_id");
     if (!http_paging(ctx, &page, &limit))
-        goto out;
-    if (channel_id && !channel_readable(app->store, &p.user, channel_id)) {
+        return;
+    if (channel_id && !channel_readable(app->store, &p->user, channel_id)) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
-        goto out;
+        return;
     }
     store_file_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
-    size_t total = store_file_list(app->store, channel_id, channel_id ? NULL : p.user.id,
+    size_t total = store_file_list(app->store, channel_id, channel_id ? NULL : p->user.id,
                                    (size_t)(page - 1) * (size_t)limit, (size_t)limit, list, &n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -345,8 +330,6 @@ static void get_files(http_ctx_t *ctx)
                     json_pack("{s:o, s:I, s:I, s:I}", "files", arr, "total", (json_int_t)total,
                               "page", (json_int_t)page, "pages",
                               (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
-out:
-    principal_clear(&p);
 }
 
 /* ---- downloads ------------------------------------------------------------- */
@@ -476,11 +459,9 @@ static void disposition(const store_file_t *f, char *out, size_t size)
 static void get_download(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     store_file_t f;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!load_file(ctx, &p, &f))
+    if (!load_file(ctx, p, &f))
         goto out_principal;
     char etag[72];
     snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
@@ -540,7 +521,6 @@ static void get_download(http_ctx_t *ctx)
 out:
     store_file_clear(&f);
 out_principal:
-    principal_clear(&p);
 }
 
 int file_remove(parley_app_t *app, store_file_t *f)
@@ -583,13 +563,11 @@ int file_remove_channel_files(parley_app_t *app, const char *channel_id)
 static void delete_file(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     store_file_t f;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!load_file(ctx, &p, &f))
+    if (!load_file(ctx, p, &f))
         goto out_principal;
-    if (strcmp(f.uploaded_by, p.user.id) != 0 && !p.user.is_admin) {
+    if (strcmp(f.uploaded_by, p->user.id) != 0 && !p->user.is_admin) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the uploader or an admin may delete a file");
         goto out;
@@ -603,16 +581,15 @@ static void delete_file(http_ctx_t *ctx)
 out:
     store_file_clear(&f);
 out_principal:
-    principal_clear(&p);
 }
 
 const http_route_t files_routes[] = {
-    {"POST", "/api/v1/files", post_file, HTTP_ROUTE_UPLOAD},
-    {"POST", "/api/v1/files/upload", post_file, HTTP_ROUTE_UPLOAD},
-    {"GET", "/api/v1/files", get_files, 0},
-    {"GET", "/api/v1/files/:id", get_file, 0},
-    {"GET", "/api/v1/files/:id/download", get_download, 0},
-    {"DELETE", "/api/v1/files/:id", delete_file, 0},
-    {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_ROUTE_UPLOAD},
+    {"POST", "/api/v1/files", post_file, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
+    {"POST", "/api/v1/files/upload", post_file, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
+    {"GET", "/api/v1/files", get_files, HTTP_USER_READ},
+    {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ},
+    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ},
+    {"DELETE", "/api/v1/files/:id", delete_file, HTTP_USER_WRITE},
+    {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
     {NULL, NULL, NULL, 0},
 };

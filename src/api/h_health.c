@@ -4,12 +4,11 @@
  * requests_in_flight lets an operator (and a test) see requests that have
  * started and not finished, this one included.
  */
-#include "gate.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/http.h"
 #include "parley/version.h"
-#include "routes.h"
+#include "resource.h"
 
 static void get_health(http_ctx_t *ctx)
 {
@@ -18,10 +17,10 @@ static void get_health(http_ctx_t *ctx)
     http_reply_json(ctx, 200,
                     json_pack("{s:s, s:s, s:I, s:I}", "status", "ok", "version", PARLEY_VERSION,
                               "uptime_seconds", (json_int_t)uptime, "requests_in_flight",
-                              (json_int_t)gate_in_flight()));
+                              (json_int_t)http_requests_in_flight()));
 }
 
 const http_route_t health_routes[] = {
-    {"GET", "/api/health", get_health, 0},
+    {"GET", "/api/health", get_health, HTTP_ROUTE_PUBLIC},
     {NULL, NULL, NULL, 0},
 };

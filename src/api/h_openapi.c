@@ -5,7 +5,7 @@
  * test checks that every route in the router is described there.
  */
 #include "parley/http.h"
-#include "routes.h"
+#include "resource.h"
 
 extern const char parley_openapi_json[];
 extern const char parley_openapi_json_end[];
@@ -17,6 +17,6 @@ static void get_openapi(http_ctx_t *ctx)
 }
 
 const http_route_t openapi_routes[] = {
-    {"GET", "/api/v1/openapi.json", get_openapi, 0},
+    {"GET", "/api/v1/openapi.json", get_openapi, HTTP_ROUTE_PUBLIC},
     {NULL, NULL, NULL, 0},
 };

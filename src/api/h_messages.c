@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_view.h"
+#include "resource.h"
 #include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
@@ -22,7 +22,6 @@
 #include "parley/realtime.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
-#include "routes.h"
 
 #define EMOJI_MAX_CHARS 32
 
@@ -208,17 +207,15 @@ static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
 static void post_in(http_ctx_t *ctx, const char *channel_id)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (!http_authenticate(ctx, &p))
-        return;
     chat_message_t m;
     memset(&m, 0, sizeof(m));
     if (channel_id == NULL &&
         http_field_string(ctx, "channel_id", true, 1, STORE_ID_MAX - 1, false, &channel_id) != 0)
         goto out;
-    if (!channel_access_load(ctx, &p, channel_id, &a))
+    if (!channel_access_load(ctx, p, channel_id, &a))
         goto out;
     if (!a.can_post) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -250,7 +247,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
                            CHAT_IDEMPOTENCY_MAX - 1);
         goto out;
     }
-    if (att && !attach_files(ctx, &p, a.channel.id, key, att, &m))
+    if (att && !attach_files(ctx, p, a.channel.id, key, att, &m))
         goto out;
     json_t *mentions = json_object_get(ctx->body, "mentions");
     if (mentions && !json_is_null(mentions)) {
@@ -273,7 +270,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
     }
     mentions_in_text(app->store, &m);
     snprintf(m.channel_id, sizeof(m.channel_id), "%s", a.channel.id);
-    snprintf(m.user_id, sizeof(m.user_id), "%s", p.user.id);
+    snprintf(m.user_id, sizeof(m.user_id), "%s", p->user.id);
     if (reply_to)
         snprintf(m.reply_to, sizeof(m.reply_to), "%s", reply_to);
     if (key)
@@ -298,7 +295,6 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
 out:
     chat_message_clear(&m);
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void post_channel_message(http_ctx_t *ctx)
@@ -316,16 +312,14 @@ static void post_message(http_ctx_t *ctx)
 static void history(http_ctx_t *ctx, const char *channel_id)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (!http_authenticate(ctx, &p))
-        return;
     if (channel_id == NULL && (channel_id = http_query(ctx, "channel_id")) == NULL) {
         http_reply_invalid(ctx, "channel_id", "channel_id is required");
         goto out;
     }
-    if (!channel_access_load(ctx, &p, channel_id, &a))
+    if (!channel_access_load(ctx, p, channel_id, &a))
         goto out;
     long limit = 50;
     const char *lim = http_query(ctx, "limit");
@@ -361,7 +355,6 @@ static void history(http_ctx_t *ctx, const char *channel_id)
         chat_message_clear(&list[i]);
 out:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void get_channel_messages(http_ctx_t *ctx)
@@ -394,17 +387,14 @@ static bool load_message(http_ctx_t *ctx, const principal_t *p, chat_message_t *
 static void get_message(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (load_message(ctx, &p, &m, &a)) {
+    if (load_message(ctx, p, &m, &a)) {
         http_reply_json(ctx, 200, message_json(app->store, &m));
         chat_message_clear(&m);
     }
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 /* Changes made by chat_message_modify under the store's lock. */
@@ -476,15 +466,13 @@ static int change_message(void *ctx, chat_message_t *m)
 static void put_message(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     chat_message_t m, now;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
     message_change_t c = {.what = EDIT};
-    if (!load_message(ctx, &p, &m, &a))
+    if (!load_message(ctx, p, &m, &a))
         goto out_access;
-    if (strcmp(m.user_id, p.user.id) != 0) {
+    if (strcmp(m.user_id, p->user.id) != 0) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the author may edit a message");
         goto out;
@@ -515,7 +503,6 @@ out:
     chat_message_clear(&m);
 out_access:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 /* Deletes the files attached to a deleted message (those naming it), and
@@ -542,14 +529,12 @@ static bool delete_attachments(http_ctx_t *ctx, const chat_message_t *m)
 static void delete_message(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!load_message(ctx, &p, &m, &a))
+    if (!load_message(ctx, p, &m, &a))
         goto out_access;
-    if (strcmp(m.user_id, p.user.id) != 0 && !a.can_moderate) {
+    if (strcmp(m.user_id, p->user.id) != 0 && !a.can_moderate) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the author, a moderator or an admin may delete a message");
         goto out;
@@ -562,25 +547,22 @@ static void delete_message(http_ctx_t *ctx)
     else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m)) {
         realtime_publish(app->realtime, "message.deleted", m.channel_id, NULL,
                          json_pack("{s:s, s:s, s:s}", "id", m.id, "channel_id", m.channel_id,
-                                   "deleted_by", p.user.id));
+                                   "deleted_by", p->user.id));
         http_reply_empty(ctx, 204);
     }
 out:
     chat_message_clear(&m);
 out_access:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void get_thread(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!load_message(ctx, &p, &m, &a))
+    if (!load_message(ctx, p, &m, &a))
         goto out_access;
     /* The thread of any message in it is its root's. */
     const char *root = m.thread_id[0] ? m.thread_id : m.id;
@@ -596,7 +578,6 @@ static void get_thread(http_ctx_t *ctx)
     chat_message_clear(&m);
 out_access:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static bool emoji_ok(const char *e)
@@ -616,13 +597,11 @@ static bool emoji_ok(const char *e)
 static void react(http_ctx_t *ctx, bool add, const char *emoji)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
+    const principal_t *p = ctx->principal;
     chat_message_t m, now;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (!load_message(ctx, &p, &m, &a))
+    if (!load_message(ctx, p, &m, &a))
         goto out_access;
     if (emoji == NULL && http_field_string(ctx, "emoji", true, 0, 1000, false, &emoji) != 0)
         goto out;
@@ -637,7 +616,7 @@ static void react(http_ctx_t *ctx, bool add, const char *emoji)
                            EMOJI_MAX_CHARS);
         goto out;
     }
-    message_change_t c = {.what = add ? REACT : UNREACT, .emoji = emoji, .user_id = p.user.id};
+    message_change_t c = {.what = add ? REACT : UNREACT, .emoji = emoji, .user_id = p->user.id};
     uint64_t lsn;
     int rc = chat_message_modify(app->store, m.id, change_message, &c, &now, &lsn);
     if (rc == GONE)
@@ -651,7 +630,7 @@ static void react(http_ctx_t *ctx, bool add, const char *emoji)
         realtime_publish(app->realtime, add ? "reaction.added" : "reaction.removed",
                          now.channel_id, NULL,
                          json_pack("{s:s, s:s, s:s, s:s, s:O}", "message_id", now.id,
-                                   "channel_id", now.channel_id, "user_id", p.user.id, "emoji",
+                                   "channel_id", now.channel_id, "user_id", p->user.id, "emoji",
                                    emoji, "reactions", json_object_get(view, "reactions")));
         http_reply_json(ctx, add ? 201 : 200, view);
         chat_message_clear(&now);
@@ -660,7 +639,6 @@ out:
     chat_message_clear(&m);
 out_access:
     channel_access_clear(&a);
-    principal_clear(&p);
 }
 
 static void post_reaction(http_ctx_t *ctx)
@@ -674,15 +652,15 @@ static void delete_reaction(http_ctx_t *ctx)
 }
 
 const http_route_t messages_routes[] = {
-    {"POST", "/api/v1/channels/:id/messages", post_channel_message, 0},
-    {"GET", "/api/v1/channels/:id/messages", get_channel_messages, 0},
-    {"POST", "/api/v1/messages", post_message, 0},
-    {"GET", "/api/v1/messages", get_messages, 0},
-    {"GET", "/api/v1/messages/:id", get_message, 0},
-    {"PUT", "/api/v1/messages/:id", put_message, 0},
-    {"DELETE", "/api/v1/messages/:id", delete_message, 0},
-    {"GET", "/api/v1/messages/:id/thread", get_thread, 0},
-    {"POST", "/api/v1/messages/:id/reactions", post_reaction, 0},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, 0},
+    {"POST", "/api/v1/channels/:id/messages", post_channel_message, HTTP_USER_WRITE},
+    {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ},
+    {"POST", "/api/v1/messages", post_message, HTTP_USER_WRITE},
+    {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ},
+    {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ},
+    {"PUT", "/api/v1/messages/:id", put_message, HTTP_USER_WRITE},
+    {"DELETE", "/api/v1/messages/:id", delete_message, HTTP_USER_WRITE},
+    {"GET", "/api/v1/messages/:id/thread", get_thread, HTTP_USER_READ},
+    {"POST", "/api/v1/messages/:id/reactions", post_reaction, HTTP_USER_WRITE},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, HTTP_USER_WRITE},
     {NULL, NULL, NULL, 0},
 };

@@ -5,7 +5,7 @@
  * knows the paths: other methods get 405 with Allow, and a HEAD (which has
  * no stream to give) a JSON error.
  */
-#include "routes.h"
+#include "resource.h"
 
 static void head_ws(http_ctx_t *ctx)
 {
@@ -20,7 +20,7 @@ static void head_events(http_ctx_t *ctx)
 }
 
 const http_route_t realtime_routes[] = {
-    {"GET", "/api/v1/ws", head_ws, 0},
-    {"GET", "/api/v1/events", head_events, 0},
+    {"GET", "/api/v1/ws", head_ws, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/events", head_events, HTTP_ROUTE_PUBLIC},
     {NULL, NULL, NULL, 0},
 };

@@ -1,71 +1,58 @@
 /*
- * Channel permissions and the JSON views of chat entities.
+ * The API's JSON objects (shared/API.md): users, channels, messages, files
+ * and senders, the same for HTTP answers and real-time events, and pages of
+ * messages assembled from cached views.
  *
- * The rules (shared/API.md): public channels are readable by every user and
- * open to posting by everyone not banned from them; private and direct
- * channels exist only for their members; owners, moderators and admins
- * moderate named channels (delete others' messages, invite, remove, ban);
- * a direct channel has no moderators: its "owner" is only the member who
- * opened it and deletes no one else's messages (an admin still may); owners
- * and admins change and delete the channel. A channel the caller may not
- * see answers 404, exactly like one that does not exist, so private
- * channels cannot be discovered by probing ids.
+ * A history or thread page is copied together from each message's JSON text
+ * (view_cache.c) instead of being built and encoded by jansson on every
+ * read. A text answers only under the stamp it was made with (see
+ * message_key/message_stamp_now below).
  */
-#include "chat_view.h"
+#include "parley/access.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "parley/app.h"
+#include "parley/clock.h"
 #include "parley/files.h"
+#include "parley/text_buf.h"
+#include "parley/view_cache.h"
 
-void channel_access_clear(channel_access_t *a)
+static json_t *str_or_null(const char *s)
 {
-    chat_channel_clear(&a->channel);
+    return s ? json_string(s) : json_null();
 }
 
-static void decide(const store_user_t *u, channel_access_t *a)
+json_t *time_json(int64_t ms)
 {
-    bool member = a->member.role > CHAT_ROLE_NONE;
-    a->banned = a->member.banned_at > 0;
-    a->can_see = a->exists && (u->is_admin || member || !a->channel.is_private);
-    a->can_read = a->can_see;
-    a->can_post = a->can_see && !a->banned && (member || !a->channel.is_private);
-    a->is_owner = a->exists && (u->is_admin || a->member.role == CHAT_ROLE_OWNER);
-    a->can_moderate =
-        a->exists && (u->is_admin || (!a->channel.is_direct &&
-                                      a->member.role >= CHAT_ROLE_MODERATOR));
+    if (ms == 0)
+        return json_null();
+    char buf[CLOCK_RFC3339_LEN];
+    clock_format_rfc3339(ms, buf);
+    return json_string(buf);
 }
 
-void channel_access_get(store_t *s, const store_user_t *u, const char *channel_id,
-                        channel_access_t *a)
+json_t *user_json(const store_user_t *u, bool full, bool self)
 {
-    memset(a, 0, sizeof(*a));
-    a->exists = chat_channel_get(s, channel_id, &a->channel) && !a->channel.is_deleted;
-    if (!chat_membership_get(s, channel_id, u->id, &a->member))
-        memset(&a->member, 0, sizeof(a->member));
-    decide(u, a);
-}
-
-bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
-                         channel_access_t *a)
-{
-    parley_app_t *app = ctx->app;
-    channel_access_get(app->store, &p->user, channel_id, a);
-    if (!a->can_see) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
-        return false;
+    json_t *roles = json_array();
+    json_array_append_new(roles, json_string("user"));
+    if (u->is_admin)
+        json_array_append_new(roles, json_string("admin"));
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:b}", "id", u->id,
+                          "username", u->username, "display_name",
+                          str_or_null(u->display_name ? u->display_name : u->username), "bio",
+                          str_or_null(u->bio), "avatar_url", str_or_null(u->avatar_url), "roles",
+                          roles, "status", online_status(u->id), "last_seen",
+                          time_json(u->last_seen), "created_at", time_json(u->created_at), "is_active", u->is_active);
+    if (full)
+        json_object_set_new(o, "email", json_string(u->email));
+    if (self) {
+        json_object_set_new(o, "mfa_enabled", json_boolean(u->mfa_enabled));
+        json_t *prefs = u->preferences ? json_loads(u->preferences, 0, NULL) : NULL;
+        json_object_set_new(o, "preferences", prefs ? prefs : json_object());
     }
-    return true;
-}
-
-bool channel_readable(store_t *s, const store_user_t *u, const char *channel_id)
-{
-    channel_access_t a;
-    channel_access_get(s, u, channel_id, &a);
-    bool ok = a.can_read;
-    channel_access_clear(&a);
-    return ok;
+    return o;
 }
 
 json_t *channel_json(store_t *s, const chat_channel_t *c)
@@ -111,7 +98,8 @@ static json_t *id_list(char (*ids)[STORE_ID_MAX], size_t n)
     return a;
 }
 
-static json_t *str_or_null(const char *s)
+/* null for NULL and for "" (ids and names of chat entities). */
+static json_t *text_or_null(const char *s)
 {
     return s && s[0] ? json_string(s) : json_null();
 }
@@ -212,8 +200,8 @@ static json_t *message_view(store_t *s, const chat_message_t *m, uint64_t *stamp
                      m->is_deleted || m->content == NULL ? json_null() : json_string(m->content),
                      "content_type", "text", "created_at", time_json(m->created_at),
                      "updated_at", time_json(m->updated_at), "is_edited", m->is_edited,
-                     "is_deleted", m->is_deleted, "reply_to", str_or_null(m->reply_to),
-                     "thread_id", str_or_null(m->thread_id), "mentions",
+                     "is_deleted", m->is_deleted, "reply_to", text_or_null(m->reply_to),
+                     "thread_id", text_or_null(m->thread_id), "mentions",
                      id_list(m->mentions, m->n_mentions), "attachments", attachments,
                      "reactions", reactions);
 }
@@ -224,35 +212,34 @@ json_t *message_json(store_t *s, const chat_message_t *m)
     return message_view(s, m, &stamp);
 }
 
-/* Appends the JSON text of message_json(m) to out: from app->views when the
+/* Appends the JSON text of message_json(m) to out: from `views` when the
  * cached text is current, else rendered and cached. false: the text could
  * not be made (out may hold part of it). The memo's revs were read before m
  * was rendered, as the stamp requires (see above). */
-static bool message_view_append(parley_app_t *app, sender_memo_t *memo, const chat_message_t *m,
-                                text_buf_t *out)
+static bool message_view_append(store_t *s, view_cache_t *views, sender_memo_t *memo,
+                                const chat_message_t *m, text_buf_t *out)
 {
     /* rev 0: a message that is not a copy out of the store. */
-    bool cacheable = app->views != NULL && m->rev != 0;
+    bool cacheable = views != NULL && m->rev != 0;
     uint64_t key = message_key(m);
-    if (cacheable &&
-        view_cache_append(app->views, key, message_stamp_now(app->store, memo, m, key), out))
+    if (cacheable && view_cache_append(views, key, message_stamp_now(s, memo, m, key), out))
         return true;
     uint64_t stamp;
-    json_t *view = message_view(app->store, m, &stamp);
+    json_t *view = message_view(s, m, &stamp);
     char *text = json_dumps(view, JSON_COMPACT);
     json_decref(view);
     if (text == NULL)
         return false;
     size_t len = strlen(text);
     if (cacheable)
-        view_cache_put(app->views, key, stamp, text, len);
+        view_cache_put(views, key, stamp, text, len);
     bool ok = text_buf_append(out, text, len);
     free(text);
     return ok;
 }
 
-void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
-                             json_t *rest)
+char *message_page_text(store_t *s, struct view_cache *views, const chat_message_t *list,
+                        size_t n, json_t *rest)
 {
     /* Splices texts jansson encoded: the views (cached or new) as the
      * elements of "messages", then rest's members. */
@@ -266,7 +253,7 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
     for (size_t i = 0; ok && i < n; i++) {
         if (i > 0)
             text_buf_append(&page, ",", 1);
-        ok = message_view_append(ctx->app, &memo, &list[i], &page);
+        ok = message_view_append(s, views, &memo, &list[i], &page);
     }
     if (ok && strcmp(tail, "{}") != 0) {
         text_buf_puts(&page, "],");
@@ -277,8 +264,7 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
     free(tail);
     if (!ok || page.failed) {
         free(page.data);
-        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not encode the answer");
-        return;
+        return NULL;
     }
-    http_reply_json_text(ctx, 200, page.data);
+    return page.data;
 }

@@ -34,12 +34,10 @@
 #include <string.h>
 
 #include "account.h"
-#include "gate.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/xalloc.h"
-#include "principal.h"
-#include "routes.h"
+#include "resource.h"
 
 /* Longest refresh_token value read before it is judged (and refused). */
 #define REFRESH_FIELD_MAX 4096
@@ -75,7 +73,7 @@ static void post_login(http_ctx_t *ctx)
         return;
 
     int64_t now = clock_wall_ms() / 1000;
-    const char *ip = gate_client_ip();
+    const char *ip = http_client_ip(ctx);
     int retry = 0;
     store_user_t u;
     memset(&u, 0, sizeof(u));
@@ -184,11 +182,8 @@ static void post_refresh(http_ctx_t *ctx)
 static void post_logout(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (p.via_api_key) {
-        principal_clear(&p);
+    const principal_t *p = ctx->principal;
+    if (p->via_api_key) {
         http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
                          "logout ends a login made with a password; API keys are revoked with "
                          "DELETE /api/v1/auth/api-keys/{id}");
@@ -198,13 +193,12 @@ static void post_logout(http_ctx_t *ctx)
     uint64_t lsn = 0;
     int rc = 0;
     pthread_mutex_lock(&session_mu);
-    bool found = store_session_get(app->store, p.session_id, &ss);
+    bool found = store_session_get(app->store, p->session_id, &ss);
     if (found && !ss.revoked) {
         ss.revoked = true;
         rc = store_session_put(app->store, &ss, &lsn);
     }
     pthread_mutex_unlock(&session_mu);
-    principal_clear(&p);
     if (rc == 0 && lsn != 0)
         rc = store_wait(app->store, lsn);
     if (!found)
@@ -235,38 +229,36 @@ static int set_password(void *ctx, store_user_t *u)
 static void put_change_password(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     const char *current = NULL, *fresh = NULL;
     if (http_field_string(ctx, "current_password", true, 1, 1024, false, &current) != 0 ||
         http_field_string(ctx, "new_password", true, 8, 128, false, &fresh) != 0)
-        goto out;
-    if (!auth_password_verify(current, p.user.password_hash)) {
+        return;
+    if (!auth_password_verify(current, p->user.password_hash)) {
         http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, json_pack("{s:s}", "field",
                          "current_password"), "the current password is wrong");
-        goto out;
+        return;
     }
     char fresh_hash[STORE_HASH_MAX];
     if (auth_password_hash(fresh, fresh_hash, sizeof(fresh_hash)) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not hash the password");
-        goto out;
+        return;
     }
     /* The hashing took a while: change only the hash of the user as it is
      * now, unless the password itself changed meanwhile. */
-    password_change_t change = {.expected = p.user.password_hash, .fresh = fresh_hash};
+    password_change_t change = {.expected = p->user.password_hash, .fresh = fresh_hash};
     uint64_t lsn;
-    int rc = store_user_modify(app->store, p.user.id, set_password, &change, NULL, &lsn);
+    int rc = store_user_modify(app->store, p->user.id, set_password, &change, NULL, &lsn);
     if (rc == PASSWORD_CHANGED_MEANWHILE) {
         http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS,
                          json_pack("{s:s}", "field", "current_password"),
                          "the password was changed meanwhile");
-        goto out;
+        return;
     }
     if (rc == 0) {
         pthread_mutex_lock(&session_mu);
-        rc = store_session_revoke_all(app->store, p.user.id,
-                                      p.session_id[0] ? p.session_id : NULL, &lsn);
+        rc = store_session_revoke_all(app->store, p->user.id,
+                                      p->session_id[0] ? p->session_id : NULL, &lsn);
         pthread_mutex_unlock(&session_mu);
     }
     if (rc == 0)
@@ -275,8 +267,6 @@ static void put_change_password(http_ctx_t *ctx)
         reply_store_error(ctx, rc);
     else
         http_reply_empty(ctx, 204);
-out:
-    principal_clear(&p);
 }
 
 static json_t *api_key_json(const store_api_key_t *k)
@@ -294,11 +284,8 @@ static json_t *api_key_json(const store_api_key_t *k)
 static void post_api_key(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
-    if (p.via_api_key) {
-        principal_clear(&p);
+    const principal_t *p = ctx->principal;
+    if (p->via_api_key) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "API keys are created with an access token, not with an API key");
         return;
@@ -308,11 +295,11 @@ static void post_api_key(http_ctx_t *ctx)
     memset(&k, 0, sizeof(k));
     if (http_field_string(ctx, "name", true, 1, 100, false, &name) != 0 ||
         http_field_string(ctx, "expires_at", false, 1, 40, false, &expires) != 0)
-        goto out;
+        return;
     json_t *perms = json_object_get(ctx->body, "permissions");
     if (!json_is_array(perms) || json_array_size(perms) == 0 || json_array_size(perms) > 2) {
         http_reply_invalid(ctx, "permissions", "permissions must be a list of \"read\", \"write\"");
-        goto out;
+        return;
     }
     size_t i;
     json_t *v;
@@ -325,21 +312,21 @@ static void post_api_key(http_ctx_t *ctx)
         else {
             http_reply_invalid(ctx, "permissions",
                                "permissions must be a list of \"read\", \"write\"");
-            goto out;
+            return;
         }
     }
     k.created_at = clock_wall_ms();
     if (expires && (!http_parse_time(expires, &k.expires_at) || k.expires_at <= k.created_at)) {
         http_reply_invalid(ctx, "expires_at", "expires_at must be a future RFC 3339 UTC time");
-        goto out;
+        return;
     }
     char key[AUTH_API_KEY_MAX], short_id[AUTH_API_KEY_ID_MAX];
     if (auth_api_key_new(key, short_id, k.hash) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
-        goto out;
+        return;
     }
     snprintf(k.id, sizeof(k.id), "key_%s", short_id);
-    snprintf(k.user_id, sizeof(k.user_id), "%s", p.user.id);
+    snprintf(k.user_id, sizeof(k.user_id), "%s", p->user.id);
     snprintf(k.name, sizeof(k.name), "%s", name);
     uint64_t lsn;
     int rc = store_api_key_put(app->store, &k, &lsn);
@@ -347,13 +334,11 @@ static void post_api_key(http_ctx_t *ctx)
         rc = store_wait(app->store, lsn);
     if (rc != 0) {
         reply_store_error(ctx, rc);
-        goto out;
+        return;
     }
     json_t *body = api_key_json(&k);
     json_object_set_new(body, "key", json_string(key));
     http_reply_json(ctx, 201, body);
-out:
-    principal_clear(&p);
 }
 
 #define MAX_KEYS_LISTED 1000
@@ -361,33 +346,26 @@ out:
 static void get_api_keys(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     store_api_key_t *keys = xcalloc(MAX_KEYS_LISTED, sizeof(*keys));
-    size_t n = store_api_key_list(app->store, p.user.id, keys, MAX_KEYS_LISTED);
+    size_t n = store_api_key_list(app->store, p->user.id, keys, MAX_KEYS_LISTED);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, api_key_json(&keys[i]));
     free(keys);
     http_reply_json(ctx, 200, json_pack("{s:o}", "api_keys", list));
-    principal_clear(&p);
 }
 
 static void delete_api_key(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    principal_t p;
-    if (!http_authenticate(ctx, &p))
-        return;
+    const principal_t *p = ctx->principal;
     store_api_key_t k;
     if (!store_api_key_get(app->store, ctx->params[0], &k) || k.revoked ||
-        strcmp(k.user_id, p.user.id) != 0) {
+        strcmp(k.user_id, p->user.id) != 0) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such API key");
-        principal_clear(&p);
         return;
     }
-    principal_clear(&p);
     k.revoked = true;
     uint64_t lsn;
     int rc = store_api_key_put(app->store, &k, &lsn);
@@ -400,13 +378,13 @@ static void delete_api_key(http_ctx_t *ctx)
 }
 
 const http_route_t auth_routes[] = {
-    {"POST", "/api/v1/auth/register", post_register, 0},
-    {"POST", "/api/v1/auth/login", post_login, 0},
-    {"POST", "/api/v1/auth/refresh", post_refresh, 0},
-    {"POST", "/api/v1/auth/logout", post_logout, 0},
-    {"PUT", "/api/v1/auth/change-password", put_change_password, 0},
-    {"POST", "/api/v1/auth/api-keys", post_api_key, 0},
-    {"GET", "/api/v1/auth/api-keys", get_api_keys, 0},
-    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, 0},
+    {"POST", "/api/v1/auth/register", post_register, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/auth/login", post_login, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/auth/refresh", post_refresh, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/auth/logout", post_logout, HTTP_USER_WRITE},
+    {"PUT", "/api/v1/auth/change-password", put_change_password, HTTP_USER_WRITE},
+    {"POST", "/api/v1/auth/api-keys", post_api_key, HTTP_USER_WRITE},
+    {"GET", "/api/v1/auth/api-keys", get_api_keys, HTTP_USER_READ},
+    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, HTTP_USER_WRITE},
     {NULL, NULL, NULL, 0},
 };

@@ -1,0 +1,109 @@
+/*
+ * What the server (src/server.c) needs of the HTTP transport to run it: the
+ * router over the API's route tables, the connection gate's callbacks and
+ * settings, the streaming of uploads, and the drain at shutdown. Handlers
+ * need none of this: they use include/parley/http.h.
+ */
+#ifndef PARLEY_HTTP_SERVER_H
+#define PARLEY_HTTP_SERVER_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ulfius.h>
+
+#include "parley/http.h"
+
+/* ---- the router (router.c) ----------------------------------------------- */
+
+typedef struct router router_t;
+
+/*
+ * Builds a router over `tables`, a NULL-terminated list of route tables each
+ * ending with an entry whose method is NULL. The tables must outlive the
+ * router. `app` is handed to every handler as ctx->app. Aborts on a malformed
+ * pattern (a programming error).
+ */
+router_t *router_new(const http_route_t *const *tables, void *app);
+void router_free(router_t *router);
+
+/* True when a route takes uploads (HTTP_ROUTE_UPLOAD) at method + path;
+ * `router` is a router_t (the signature fits gate_configure). */
+bool router_takes_upload(void *router, const char *method, const char *path);
+
+/* The ulfius callback; user_data is the router. Always U_CALLBACK_COMPLETE. */
+int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data);
+
+/*
+ * Runs a request made inside the server (a WebSocket send_message) through
+ * the same route and handler as one from the network: `body` (a JSON object,
+ * not stolen, may be NULL) stands for the parsed body, `preauth` (a
+ * principal_t, see http_ctx_t) for the credentials. Returns the status and
+ * sets *answer to the JSON answered (caller decrefs; NULL for none). Blocks
+ * as long as the handler does (a post waits for its record to be durable).
+ */
+int router_call(router_t *r, const char *method, const char *path, json_t *body,
+                const principal_t *preauth, const char *request_id, json_t **answer);
+
+/* ---- the connection gate (gate.c) ---------------------------------------- */
+
+/*
+ * Sets the largest body accepted (before any request is served): max_body
+ * for every request, max_upload (plus GATE_UPLOAD_SLACK for the multipart
+ * framing and the form's other fields) for multipart/form-data requests to
+ * which takes_upload(ctx, method, path) says yes. takes_upload may be NULL.
+ */
+#define GATE_UPLOAD_SLACK (1u << 20)
+void gate_configure(size_t max_body, uint64_t max_upload,
+                    bool (*takes_upload)(void *ctx, const char *method, const char *path),
+                    void *ctx);
+
+/*
+ * Hands requests to which claims(ctx, method, path) says yes to
+ * take(ctx, ...) as soon as their headers are in, instead of ulfius: the
+ * real-time endpoints, which answer straight from libmicrohttpd (an upgrade
+ * to WebSocket, an event stream). take answers the request itself and sets
+ * *status for the access log; gate_attach works inside it.
+ */
+void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char *path),
+                       enum MHD_Result (*take)(void *ctx, struct MHD_Connection *conn,
+                                               const char *path, const char *request_id,
+                                               int *status),
+                       void *ctx);
+
+/* MHD_OPTION_URI_LOG_CALLBACK and MHD_OPTION_NOTIFY_COMPLETED for the daemon;
+ * they wrap ulfius's own, which ulfius requires. */
+void *gate_uri_logger(void *cls, const char *uri);
+void gate_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                            enum MHD_RequestTerminationCode toe);
+
+/* Requests that have started and not yet completed. */
+unsigned gate_in_flight(void);
+/* Requests in flight worth waiting for at shutdown: those being answered,
+ * and those whose client is still connected (however slowly it sends). Not
+ * counted: requests whose client has closed its end (see gate.c), and the
+ * real-time streams, which realtime_shutdown ends. */
+unsigned gate_in_flight_waited(void);
+
+/* From now on every answer closes its connection (shutdown in progress). */
+void gate_begin_drain(void);
+bool gate_draining(void);
+
+/* ---- uploads (upload.c) --------------------------------------------------- */
+
+/* The context of upload_chunk: the server's app and router. */
+typedef struct upload_ctx {
+    struct parley_app *app;
+    router_t *router;
+} upload_ctx_t;
+
+/*
+ * ulfius's upload-file callback (cls: an upload_ctx_t): streams the "file"
+ * part of a multipart body to a temporary blob as it arrives. See upload.c.
+ */
+int upload_chunk(const struct _u_request *req, const char *key, const char *filename,
+                 const char *content_type, const char *transfer_encoding, const char *data,
+                 uint64_t off, size_t size, void *cls);
+
+#endif

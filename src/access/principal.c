@@ -1,0 +1,105 @@
+/*
+ * Who is calling: an access token or an API key turned into the user behind
+ * it, without answering anything (the HTTP router and the real-time
+ * endpoints each answer a refusal in their own way).
+ *
+ * An access token is checked in three steps: the signature and claims
+ * (auth_token_verify, no I/O), the session it names (a logout or a reused
+ * refresh token revokes the session, so a revoked login stops working at
+ * once, not when its token expires), and the user (a deactivated account
+ * stops working too). API keys are looked up by their SHA-256.
+ */
+#include "parley/access.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "parley/app.h"
+#include "parley/clock.h"
+
+void principal_clear(principal_t *p)
+{
+    store_user_clear(&p->user);
+}
+
+int principal_from_token(struct parley_app *app, const char *token, principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    auth_claims_t claims;
+    int64_t now_ms = clock_wall_ms();
+    int rc = auth_token_verify(&app->keys, token, now_ms / 1000, &claims);
+    if (rc == AUTH_EEXPIRED)
+        return ACCESS_E_EXPIRED;
+    store_session_t ss;
+    if (rc != AUTH_OK || !store_session_get(app->store, claims.sid, &ss) || ss.revoked ||
+        strcmp(ss.user_id, claims.sub) != 0 || ss.expires_at <= now_ms)
+        return ACCESS_E_INVALID;
+    if (!store_user_get(app->store, claims.sub, &p->user) || !p->user.is_active) {
+        store_user_clear(&p->user);
+        return ACCESS_E_INVALID;
+    }
+    snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
+    p->can_write = true;
+    p->can_read = true;
+    return 0;
+}
+
+int principal_from_api_key(struct parley_app *app, const char *key, principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    store_api_key_t k;
+    int64_t now_ms = clock_wall_ms();
+    if (auth_api_key_hash(key, p->api_key_hash) != AUTH_OK ||
+        !store_api_key_find_hash(app->store, p->api_key_hash, &k) || k.revoked ||
+        (k.expires_at != 0 && k.expires_at <= now_ms) ||
+        !store_user_get(app->store, k.user_id, &p->user))
+        return ACCESS_E_INVALID;
+    if (!p->user.is_active) {
+        store_user_clear(&p->user);
+        return ACCESS_E_INVALID;
+    }
+    p->via_api_key = true;
+    p->can_write = k.can_write;
+    p->can_read = k.can_read;
+    return 0;
+}
+
+bool principal_still_valid(struct parley_app *app, principal_t *p)
+{
+    int64_t now_ms = clock_wall_ms();
+    const char *user_id = p->user.id;
+    if (p->via_api_key) {
+        store_api_key_t k;
+        if (!store_api_key_find_hash(app->store, p->api_key_hash, &k) || k.revoked ||
+            (k.expires_at != 0 && k.expires_at <= now_ms) || strcmp(k.user_id, user_id) != 0)
+            return false;
+    } else {
+        store_session_t ss;
+        if (!store_session_get(app->store, p->session_id, &ss) || ss.revoked ||
+            ss.expires_at <= now_ms || strcmp(ss.user_id, user_id) != 0)
+            return false;
+    }
+    store_user_t now;
+    if (!store_user_get(app->store, user_id, &now))
+        return false;
+    bool active = now.is_active;
+    store_user_clear(&p->user);
+    p->user = now;
+    return active;
+}
+
+int principal_from_given(struct parley_app *app, const principal_t *given, principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (!store_user_get(app->store, given->user.id, &p->user) || !p->user.is_active) {
+        store_user_clear(&p->user);
+        return ACCESS_E_INVALID;
+    }
+    memcpy(p->session_id, given->session_id, sizeof(p->session_id));
+    memcpy(p->api_key_hash, given->api_key_hash, sizeof(p->api_key_hash));
+    p->via_api_key = given->via_api_key;
+    p->can_read = given->can_read;
+    p->can_write = given->can_write;
+    return 0;
+}
+

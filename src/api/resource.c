@@ -1,0 +1,55 @@
+/*
+ * Answers shared by the resource files: a channel the caller may not see is
+ * a 404, a page of messages comes from the policy layer's cached views, and
+ * a store failure maps to one error per cause.
+ */
+#include "resource.h"
+
+bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                         channel_access_t *a)
+{
+    parley_app_t *app = ctx->app;
+    channel_access_get(app->store, &p->user, channel_id, a);
+    if (!a->can_see) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
+        return false;
+    }
+    return true;
+}
+
+void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
+                             json_t *rest)
+{
+    parley_app_t *app = ctx->app;
+    char *text = message_page_text(app->store, app->views, list, n, rest);
+    if (text == NULL) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not encode the answer");
+        return;
+    }
+    http_reply_json_text(ctx, 200, text);
+}
+
+void reply_store_error(http_ctx_t *ctx, int rc)
+{
+    switch (rc) {
+    case STORE_E_CONFLICT_USERNAME:
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, json_pack("{s:s}", "field", "username"),
+                         "that username is taken");
+        break;
+    case STORE_E_CONFLICT_EMAIL:
+        http_reply_error(ctx, HTTP_ERR_CONFLICT, json_pack("{s:s}", "field", "email"),
+                         "that email is already registered");
+        break;
+    case STORE_E_NOT_FOUND:
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not found");
+        break;
+    case STORE_E_INVALID:
+        http_reply_error(ctx, HTTP_ERR_VALIDATION, NULL,
+                         "a value is outside what the server can store");
+        break;
+    default:
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL,
+                         "the server cannot save changes right now");
+        break;
+    }
+}

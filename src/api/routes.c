@@ -1,0 +1,20 @@
+/*
+ * Every route of the server, by resource. A new resource file declares its
+ * table in resource.h and adds it here, and nowhere else.
+ */
+#include "parley/api.h"
+#include "resource.h"
+
+const http_route_t *const api_route_tables[] = {
+    health_routes,
+    openapi_routes,
+    auth_routes,
+    mfa_routes,
+    users_routes,
+    channels_routes,
+    messages_routes,
+    search_routes,
+    files_routes,
+    realtime_routes,
+    NULL,
+};
