@@ -21,23 +21,15 @@ import time
 import requests
 
 from conftest import assert_error
+from client import PASSWORD, register, registration
 
 API = "/api/v1"
 JSON = {"Content-Type": "application/json"}
-PASSWORD = "correct horse battery"
 SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 # ---- helpers -----------------------------------------------------------------
-
-def register(server, username, email=None, password=PASSWORD, **extra):
-    body = {"username": username,
-            "email": "%s@example.com" % username.lower() if email is None else email,
-            "password": password}
-    body.update(extra)
-    return requests.post(server.url(API + "/auth/register"), json=body)
-
 
 def login(server, password=PASSWORD, **names):
     body = dict(names, password=password)
@@ -57,9 +49,7 @@ def me(server, headers):
 
 
 def new_user(server, username, password=PASSWORD):
-    r = register(server, username, password=password)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return register(server, username, password=password).pair
 
 
 def user_count(server, token):
@@ -127,7 +117,7 @@ def wait_for_quiet_minute():
 # ---- register ------------------------------------------------------------------
 
 def test_register_answers_201_with_a_token_pair_and_the_first_user_is_admin(server):
-    r = register(server, "alice", "Alice@Example.com", display_name="Alice A.")
+    r = registration(server, "alice", "Alice@Example.com", display_name="Alice A.")
     assert r.status_code == 201, r.text
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.headers["X-Request-Id"]
@@ -151,7 +141,7 @@ def test_register_answers_201_with_a_token_pair_and_the_first_user_is_admin(serv
     assert r.status_code == 200 and r.json()["id"] == user["id"]
     assert login(server, username="alice").status_code == 200
 
-    second = register(server, "bob")
+    second = registration(server, "bob")
     assert second.status_code == 201, second.text
     assert second.json()["user"]["roles"] == ["user"]
     assert second.json()["user"]["display_name"] == "bob"  # defaults to the username
@@ -163,7 +153,7 @@ def test_duplicate_username_or_email_is_409_case_insensitively(server):
     for username, email, field in (("CAROL", "other@example.com", "username"),
                                    ("Carol", "other2@example.com", "username"),
                                    ("dave", "CAROL@EXAMPLE.COM", "email")):
-        r = register(server, username, email, password="another password")
+        r = registration(server, username, email, password="another password")
         err = assert_error(r, 409, "CONFLICT")
         assert err["details"]["field"] == field
     assert user_count(server, admin["access_token"]) == 1
@@ -172,7 +162,7 @@ def test_duplicate_username_or_email_is_409_case_insensitively(server):
     assert_error(login(server, username="carol", password="another password"), 401,
                  "INVALID_CREDENTIALS")
     assert login(server, username="carol").status_code == 200
-    assert register(server, "dave").status_code == 201
+    assert registration(server, "dave").status_code == 201
 
 
 def test_bad_usernames_are_422(server):
@@ -180,13 +170,13 @@ def test_bad_usernames_are_422(server):
     bad = ["ab", "a" * 33, "", "bad name", "bad@name", "na\u00efve", "a/b", "semi;colon",
            " padded", "tab\tbed", "x" * 5000]
     for name in bad:
-        err = assert_error(register(server, name, "ok%d@example.com" % len(name)), 422,
+        err = assert_error(registration(server, name, "ok%d@example.com" % len(name)), 422,
                            "VALIDATION_ERROR")
         assert err["details"]["field"] == "username", name
     assert user_count(server, admin["access_token"]) == 1
     # The edges are accepted: 3 and 32 characters of [A-Za-z0-9_.-].
-    assert register(server, "a.b").status_code == 201
-    assert register(server, "Z_" + "9" * 28 + ".-").status_code == 201
+    assert registration(server, "a.b").status_code == 201
+    assert registration(server, "Z_" + "9" * 28 + ".-").status_code == 201
 
 
 def test_bad_emails_are_422(server):
@@ -195,23 +185,23 @@ def test_bad_emails_are_422(server):
            "a b@example.com", "a@example.", "a@.com", "", "<a>@example.com",
            "x" * 250 + "@example.com"]
     for i, email in enumerate(bad):
-        err = assert_error(register(server, "user%d" % i, email), 422, "VALIDATION_ERROR")
+        err = assert_error(registration(server, "user%d" % i, email), 422, "VALIDATION_ERROR")
         assert err["details"]["field"] == "email", email
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "user0", "user0@mail.example.org").status_code == 201
+    assert registration(server, "user0", "user0@mail.example.org").status_code == 201
 
 
 def test_password_must_be_8_to_128_characters(server):
     admin = new_user(server, "admin_3")
     for pw in ("1234567", "x" * 129, "\u00e9" * 129, "", "tab\tin password"):
-        err = assert_error(register(server, "erin", password=pw), 422, "VALIDATION_ERROR")
+        err = assert_error(registration(server, "erin", password=pw), 422, "VALIDATION_ERROR")
         assert err["details"]["field"] == "password"
     assert user_count(server, admin["access_token"]) == 1
     # Characters, not bytes: 8 two-byte characters and 128 four-byte ones pass.
-    assert register(server, "erin", password="\u00e9" * 8).status_code == 201
+    assert registration(server, "erin", password="\u00e9" * 8).status_code == 201
     assert login(server, username="erin", password="\u00e9" * 8).status_code == 200
-    assert register(server, "frank", password="\U0001f511" * 128).status_code == 201
-    assert register(server, "gina", password="y" * 128).status_code == 201
+    assert registration(server, "frank", password="\U0001f511" * 128).status_code == 201
+    assert registration(server, "gina", password="y" * 128).status_code == 201
     assert login(server, username="gina", password="y" * 128).status_code == 200
 
 
@@ -252,8 +242,8 @@ def test_wrong_json_types_and_missing_fields_are_422_naming_the_field(server):
 
 def test_register_ignores_unknown_fields_including_privilege_ones(server):
     new_user(server, "admin_5")
-    r = register(server, "ivan", roles=["admin"], is_admin=True, id="usr_chosen",
-                 is_active=False, favourite_colour="green")
+    r = registration(server, "ivan", roles=["admin"], is_admin=True, id="usr_chosen",
+                     is_active=False, favourite_colour="green")
     assert r.status_code == 201, r.text
     user = r.json()["user"]
     assert user["roles"] == ["user"]
@@ -280,7 +270,7 @@ def test_malformed_bodies_are_400_and_create_nothing(server):
         PASSWORD.encode()
     assert_error(requests.post(url, data=dup, headers=JSON), 400, "BAD_REQUEST")
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "jack").status_code == 201
+    assert registration(server, "jack").status_code == 201
 
 
 def test_huge_strings_are_422_or_413_by_size(server):
@@ -297,7 +287,7 @@ def test_huge_strings_are_422_or_413_by_size(server):
     body = {"username": "kate", "email": "kate@example.com", "password": "k" * (2 << 20)}
     assert_error(requests.post(url, json=body), 413, "PAYLOAD_TOO_LARGE")
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "kate").status_code == 201
+    assert registration(server, "kate").status_code == 201
 
 
 # ---- login ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 import requests
 
 from conftest import assert_error
+from client import register
 
 
 def totp(secret_b32, step):
@@ -25,14 +26,6 @@ def now_step():
     if time.time() % 30 > 26:
         time.sleep(30 - time.time() % 30 + 0.05)
     return int(time.time()) // 30
-
-
-def register(server, name):
-    r = requests.post(server.url("/api/v1/auth/register"),
-                      json={"username": name, "email": name + "@example.com",
-                            "password": "password of " + name})
-    assert r.status_code == 201, r.text
-    return r.json()["access_token"]
 
 
 def auth(token):
@@ -65,7 +58,7 @@ def login(server, name, **extra):
 
 def test_login_needs_the_code_then_verify(start_server, tmp_path):
     server = start_server(data_dir=tmp_path / "d")
-    token = register(server, "mfauser")
+    token = register(server, "mfauser", password="password of mfauser").token
     secret, used = enable_mfa(server, token)
     assert_error(requests.post(server.url("/api/v1/auth/mfa/setup"), headers=auth(token)), 409,
                  "CONFLICT")
@@ -102,7 +95,7 @@ def test_login_needs_the_code_then_verify(start_server, tmp_path):
 
 
 def test_login_with_the_code_and_disable(server):
-    token = register(server, "mfa2")
+    token = register(server, "mfa2", password="password of mfa2").token
     secret, used = enable_mfa(server, token)
     assert_error(login(server, "mfa2", mfa_code="12345x"), 401, "INVALID_CREDENTIALS")
     r = login(server, "mfa2", mfa_code=totp(secret, used + 1))
@@ -120,7 +113,7 @@ def test_login_with_the_code_and_disable(server):
     # Bad input on setup/enable: no credentials, enable without setup.
     assert_error(requests.post(server.url("/api/v1/auth/mfa/setup")), 401,
                  "AUTHENTICATION_REQUIRED")
-    other = register(server, "mfa3")
+    other = register(server, "mfa3", password="password of mfa3").token
     assert_error(requests.post(server.url("/api/v1/auth/mfa/enable"), headers=auth(other),
                                json={"code": "123456"}), 409, "CONFLICT")
     assert_error(requests.post(server.url("/api/v1/auth/mfa/disable"), headers=auth(other),

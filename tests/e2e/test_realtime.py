@@ -12,7 +12,8 @@ import websocket
 from conftest import module_server
 from realtime_client import (API, Live, Stream, client_frame, events, parse_server_frames,
                              raw_handshake, ws_url)
-from test_files import accounts, new_channel
+from client import accounts
+from test_files import new_channel
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import time
 
 from conftest import SANITIZED
 from realtime_client import parse_server_frames, raw_handshake
-from test_files import accounts, new_channel
+from client import accounts
+from test_files import new_channel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIG = "x" * 3900
