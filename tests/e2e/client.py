@@ -5,7 +5,9 @@ sleeping for a guessed time.
 
     from client import Client, accounts, register, registration, wait_until
 """
+import base64
 import http.client
+import json
 import time
 import types
 
@@ -22,15 +24,16 @@ WAIT_TIMEOUT = 90 if SANITIZED else 30
 
 
 def wait_until(predicate, timeout=None, what=None, interval=0.02):
-    """Polls predicate() until it returns something true, and returns that.
-    Fails after `timeout` seconds (default WAIT_TIMEOUT) with a message that
-    names `what`: a string, or a callable giving one (called on failure, so it
-    may show the state that was seen)."""
+    """Polls predicate() until it returns something true (a requests
+    Response counts as true whatever its status), and returns that. Fails
+    after `timeout` seconds (default WAIT_TIMEOUT) with a message that names
+    `what`: a string, or a callable giving one (called on failure, so it may
+    show the state that was seen)."""
     timeout = WAIT_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     while True:
         got = predicate()
-        if got:
+        if got or isinstance(got, requests.Response):
             return got
         if time.monotonic() > deadline:
             text = what() if callable(what) else what
@@ -45,6 +48,31 @@ def wait_past(boundary, margin=0.3):
     left = boundary + margin - time.time()
     if left > 0:
         time.sleep(left)
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_claims(token):
+    """The claims of a JWT (unverified)."""
+    return json.loads(b64url_decode(token.split(".")[1]))
+
+
+def wait_expired(token, margin=0.3):
+    """Sleeps until the clock is past the token's exp claim (the server
+    refuses it from then on: now >= exp), plus `margin`."""
+    wait_past(jwt_claims(token)["exp"], margin)
+
+
+def read_until_closed(sock):
+    """Everything the peer sends on `sock` until it closes the connection."""
+    out = b""
+    while True:
+        piece = sock.recv(65536)
+        if not piece:
+            return out
+        out += piece
 
 
 def _tcp_queues(local_port, remote_port):

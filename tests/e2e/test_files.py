@@ -31,8 +31,8 @@ import pytest
 import requests
 
 from conftest import assert_error, module_server, parse_raw_response
-from client import (API, BOUNDARY, accounts, multipart, register, wait_read_by_peer,
-                    wait_until)
+from client import (API, BOUNDARY, accounts, multipart, read_until_closed, register,
+                    wait_read_by_peer, wait_until)
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FILE_FIELDS = {"id", "filename", "size", "content_type", "sha256", "url", "channel_id",
@@ -256,12 +256,7 @@ def test_body_arriving_in_pieces_is_stored_whole(srv, u, split):
         sock.sendall(head + body[:cut])
         wait_read_by_peer(sock)
         sock.sendall(body[cut:])
-        answer = b""
-        while True:
-            piece = sock.recv(65536)
-            if not piece:
-                break
-            answer += piece
+        answer = read_until_closed(sock)
     status, _, payload = parse_raw_response(answer)
     assert status == 201, payload
     f = json.loads(payload)

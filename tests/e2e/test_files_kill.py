@@ -33,7 +33,7 @@ def test_uploads_survive_sigkill(start_server, tmp_path):
             data = rnd.randbytes(rnd.randint(1, 2_000_000)) + b"%d-%d" % (n, i)
             i += 1
             try:
-                r = requests.post(server.url("/api/v1/files"), headers=auth, timeout=10,
+                r = requests.post(server.url("/api/v1/files"), headers=auth, timeout=60,
                                   files={"file": ("f%d.bin" % i, data)})
             except requests.RequestException:
                 return

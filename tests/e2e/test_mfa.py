@@ -10,7 +10,7 @@ import time
 import requests
 
 from conftest import assert_error
-from client import register
+from client import register, wait_past
 
 
 def totp(secret_b32, step):
@@ -21,10 +21,12 @@ def totp(secret_b32, step):
 
 
 def now_step():
-    """The current 30-second step, waiting for a new one when this one is about
-    to end, so the codes a test computes stay inside the server's window."""
-    if time.time() % 30 > 26:
-        time.sleep(30 - time.time() % 30 + 0.05)
+    """The current 30-second step, waiting for a new one when fewer than 10 s
+    of this one are left, so the codes a test computes stay inside the
+    server's window however slowly the requests that use them go."""
+    now = time.time()
+    if now % 30 > 20:
+        wait_past(now - now % 30 + 30, margin=0.05)
     return int(time.time()) // 30
 
 
