@@ -11,6 +11,9 @@ import requests
 import websocket
 
 API = "/api/v1"
+# How long a wait for what must come may take before it fails: generous, for
+# two busy cores and the sanitized build.
+WAIT = 30
 
 
 def ws_url(server, token=None, since=None):
@@ -26,7 +29,7 @@ def ws_url(server, token=None, since=None):
 class Live:
     """One WebSocket. Frames that arrive while waiting for another are kept."""
 
-    def __init__(self, server, token=None, since=None, auth_frame=None, timeout=10):
+    def __init__(self, server, token=None, since=None, auth_frame=None, timeout=WAIT):
         self.ws = websocket.create_connection(ws_url(server, token, since), timeout=timeout)
         self.kept = []
         self.ready = None
@@ -56,7 +59,7 @@ class Live:
             if op == websocket.ABNF.OPCODE_CLOSE:
                 raise AssertionError("the server closed the connection: %r" % data)
 
-    def wait(self, pred, timeout=10):
+    def wait(self, pred, timeout=WAIT):
         """The first frame (kept or new) for which pred is true."""
         for i, f in enumerate(self.kept):
             if pred(f):
@@ -71,7 +74,7 @@ class Live:
                 return f
             self.kept.append(f)
 
-    def wait_type(self, type_, timeout=10, **data):
+    def wait_type(self, type_, timeout=WAIT, **data):
         return self.wait(lambda f: f["type"] == type_ and
                          all(f["data"].get(k) == v for k, v in data.items()), timeout)
 
@@ -91,7 +94,7 @@ class Live:
         except Exception:
             pass
 
-    def closed_with(self, timeout=10):
+    def closed_with(self, timeout=WAIT):
         """Reads until the server closes; returns (code, reason)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -118,7 +121,7 @@ def events(frames, type_=None):
 class Stream:
     """An event stream (GET /api/v1/events): yields (event, id, data) tuples."""
 
-    def __init__(self, server, token, last_event_id=None, timeout=10):
+    def __init__(self, server, token, last_event_id=None, timeout=WAIT):
         headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
@@ -142,7 +145,7 @@ class Stream:
                 data = value
         raise AssertionError("the stream ended")
 
-    def wait(self, event, timeout=10, **fields):
+    def wait(self, event, timeout=WAIT, **fields):
         deadline = time.time() + timeout
         while time.time() < deadline:
             e, i, d = self.next_event()

@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from conftest import assert_error
+from client import API, PASSWORD, register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new password"
 
 
@@ -23,13 +22,6 @@ def post(server, path, body, headers=None):
 
 def bearer(token):
     return {"Authorization": "Bearer " + token}
-
-
-def register(server, username):
-    r = post(server, "/auth/register", {"username": username, "password": PASSWORD,
-                                        "email": username + "@example.com"})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def login(server, username, password=PASSWORD):
@@ -43,9 +35,9 @@ def me(server, headers):
 def build_state(server):
     """Makes one of everything that must survive; returns what to check."""
     s = {}
-    s["admin"] = register(server, "admin")
-    s["alice"] = register(server, "alice")
-    s["bob"] = register(server, "bob")
+    s["admin"] = register(server, "admin").pair
+    s["alice"] = register(server, "alice").pair
+    s["bob"] = register(server, "bob").pair
     assert requests.put(server.url(API + "/users/me"), headers=bearer(s["alice"]["access_token"]),
                         json={"display_name": "Alice A", "bio": "persisted",
                               "preferences": {"theme": "dark"}}).status_code == 200
@@ -162,7 +154,7 @@ def test_accounts_survive_a_restart(start_server, tmp_path, how):
     second = start_server(data_dir=data)
     check_state(second, s)
     # And once more, the state made by the second run included.
-    extra = register(second, "carol")
+    extra = register(second, "carol").pair
     second.proc.kill()
     second.proc.wait()
     third = start_server(data_dir=data)
@@ -175,7 +167,7 @@ def test_env_secret_wins_and_tokens_survive_with_it(start_server, tmp_path):
     secret = {"PARLEY_JWT_SECRET": "restart-test-secret-0123456789abcdef-xyz"}
     data = tmp_path / "data"
     first = start_server(data_dir=data, env=secret)
-    pair = register(first, "dora")
+    pair = register(first, "dora").pair
     first.proc.kill()
     first.proc.wait()
     assert not (data / "secret.key").exists()

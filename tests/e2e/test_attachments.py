@@ -11,8 +11,8 @@ import os
 import pytest
 
 from conftest import assert_error, module_server
-from test_files import (FILE_FIELDS, accounts, blob_path, blobs, new_channel, png, register, sha,
-                        text)
+from client import accounts, register
+from test_files import FILE_FIELDS, blob_path, blobs, new_channel, png, sha, text
 
 
 @pytest.fixture(scope="module")

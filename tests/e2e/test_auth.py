@@ -15,29 +15,23 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 import time
 
 import requests
 
-from conftest import assert_error
+from conftest import SANITIZED, assert_error, parse_raw_response
+from client import (PASSWORD, jwt_claims, read_until_closed, register, registration, wait_expired,
+                    wait_past, wait_read_by_peer, wait_until)
 
 API = "/api/v1"
 JSON = {"Content-Type": "application/json"}
-PASSWORD = "correct horse battery"
 SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 # ---- helpers -----------------------------------------------------------------
-
-def register(server, username, email=None, password=PASSWORD, **extra):
-    body = {"username": username,
-            "email": "%s@example.com" % username.lower() if email is None else email,
-            "password": password}
-    body.update(extra)
-    return requests.post(server.url(API + "/auth/register"), json=body)
-
 
 def login(server, password=PASSWORD, **names):
     body = dict(names, password=password)
@@ -57,9 +51,7 @@ def me(server, headers):
 
 
 def new_user(server, username, password=PASSWORD):
-    r = register(server, username, password=password)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return register(server, username, password=password).pair
 
 
 def user_count(server, token):
@@ -72,10 +64,6 @@ def b64url(raw):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def jwt_encode(payload, key, alg="HS256", header=None):
     """A tiny JWS encoder: HS256/HS512 with `key`, or alg none (no signature)."""
     head = header or {"alg": alg, "typ": "JWT"}
@@ -85,10 +73,6 @@ def jwt_encode(payload, key, alg="HS256", header=None):
         return signing + "."
     digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
     return signing + "." + b64url(hmac.new(key, signing.encode(), digest).digest())
-
-
-def jwt_claims(token):
-    return json.loads(b64url_decode(token.split(".")[1]))
 
 
 def hkdf_sha256(ikm, salt, info, length=32):
@@ -118,16 +102,61 @@ def assert_pair(body, username):
 
 def wait_for_quiet_minute():
     """The per-user rate limit counts in windows aligned on the minute: do not
-    start a count that must stay in one window in its last seconds."""
-    left = 60 - time.time() % 60
-    if left < 4:
-        time.sleep(left + 0.2)
+    start a count that must stay in one window in its last 15 seconds."""
+    now = time.time()
+    if 60 - now % 60 < 15:
+        wait_past(now - now % 60 + 60, margin=0.2)
+
+
+def when(status, r):
+    """r if it has that status, else None (a condition for wait_until)."""
+    return r if r.status_code == status else None
+
+
+# How long the login throttle must hold for the checks made under it (a few
+# requests that hash nothing): the delay doubles with each failure past five.
+THROTTLE_WINDOW = 8 if SANITIZED else 4
+
+
+def throttle_until(server, name, window):
+    """Guesses wrong for `name` until a guess is refused with a delay of at
+    least `window` s; returns that 429 answer and its retry_after. The first
+    five failures are free; from then on each guess must come 1, 2, 4 ... s
+    after the last failure: a refused guess is followed by a wait for its
+    Retry-After, and a guess let through must have owed no more delay."""
+    for _ in range(5):
+        last = time.time()
+        assert_error(login(server, username=name, password="guess guess"), 401,
+                     "INVALID_CREDENTIALS")
+    failures = 5
+    for _ in range(30):
+        owed = 2 ** (failures - 5)
+        sent = time.time()
+        r = login(server, username=name, password="guess guess")
+        if r.status_code == 401:
+            # The server dates a failure in whole seconds, no earlier than
+            # its request was sent: the delay owed had passed.
+            assert int(time.time()) >= int(last) + owed, (failures, owed, last, r.text)
+            failures, last = failures + 1, sent
+            continue
+        err = assert_error(r, 429, "RATE_LIMIT_EXCEEDED")
+        retry = err["details"]["retry_after"]
+        assert isinstance(retry, int) and 1 <= retry <= owed, (retry, owed)
+        if owed >= window:
+            return r, retry
+        wait_past(int(time.time()) + retry)
+    raise AssertionError("the throttle never reached a %d s delay" % window)
+
+
+def minute_end(t):
+    """The end of the minute window (X-RateLimit-Reset) that holds time t."""
+    return int(t) // 60 * 60 + 60
 
 
 # ---- register ------------------------------------------------------------------
 
 def test_register_answers_201_with_a_token_pair_and_the_first_user_is_admin(server):
-    r = register(server, "alice", "Alice@Example.com", display_name="Alice A.")
+    r = registration(server, "alice", "Alice@Example.com", display_name="Alice A.")
     assert r.status_code == 201, r.text
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.headers["X-Request-Id"]
@@ -151,7 +180,7 @@ def test_register_answers_201_with_a_token_pair_and_the_first_user_is_admin(serv
     assert r.status_code == 200 and r.json()["id"] == user["id"]
     assert login(server, username="alice").status_code == 200
 
-    second = register(server, "bob")
+    second = registration(server, "bob")
     assert second.status_code == 201, second.text
     assert second.json()["user"]["roles"] == ["user"]
     assert second.json()["user"]["display_name"] == "bob"  # defaults to the username
@@ -163,7 +192,7 @@ def test_duplicate_username_or_email_is_409_case_insensitively(server):
     for username, email, field in (("CAROL", "other@example.com", "username"),
                                    ("Carol", "other2@example.com", "username"),
                                    ("dave", "CAROL@EXAMPLE.COM", "email")):
-        r = register(server, username, email, password="another password")
+        r = registration(server, username, email, password="another password")
         err = assert_error(r, 409, "CONFLICT")
         assert err["details"]["field"] == field
     assert user_count(server, admin["access_token"]) == 1
@@ -172,7 +201,7 @@ def test_duplicate_username_or_email_is_409_case_insensitively(server):
     assert_error(login(server, username="carol", password="another password"), 401,
                  "INVALID_CREDENTIALS")
     assert login(server, username="carol").status_code == 200
-    assert register(server, "dave").status_code == 201
+    assert registration(server, "dave").status_code == 201
 
 
 def test_bad_usernames_are_422(server):
@@ -180,13 +209,13 @@ def test_bad_usernames_are_422(server):
     bad = ["ab", "a" * 33, "", "bad name", "bad@name", "na\u00efve", "a/b", "semi;colon",
            " padded", "tab\tbed", "x" * 5000]
     for name in bad:
-        err = assert_error(register(server, name, "ok%d@example.com" % len(name)), 422,
+        err = assert_error(registration(server, name, "ok%d@example.com" % len(name)), 422,
                            "VALIDATION_ERROR")
         assert err["details"]["field"] == "username", name
     assert user_count(server, admin["access_token"]) == 1
     # The edges are accepted: 3 and 32 characters of [A-Za-z0-9_.-].
-    assert register(server, "a.b").status_code == 201
-    assert register(server, "Z_" + "9" * 28 + ".-").status_code == 201
+    assert registration(server, "a.b").status_code == 201
+    assert registration(server, "Z_" + "9" * 28 + ".-").status_code == 201
 
 
 def test_bad_emails_are_422(server):
@@ -195,23 +224,23 @@ def test_bad_emails_are_422(server):
            "a b@example.com", "a@example.", "a@.com", "", "<a>@example.com",
            "x" * 250 + "@example.com"]
     for i, email in enumerate(bad):
-        err = assert_error(register(server, "user%d" % i, email), 422, "VALIDATION_ERROR")
+        err = assert_error(registration(server, "user%d" % i, email), 422, "VALIDATION_ERROR")
         assert err["details"]["field"] == "email", email
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "user0", "user0@mail.example.org").status_code == 201
+    assert registration(server, "user0", "user0@mail.example.org").status_code == 201
 
 
 def test_password_must_be_8_to_128_characters(server):
     admin = new_user(server, "admin_3")
     for pw in ("1234567", "x" * 129, "\u00e9" * 129, "", "tab\tin password"):
-        err = assert_error(register(server, "erin", password=pw), 422, "VALIDATION_ERROR")
+        err = assert_error(registration(server, "erin", password=pw), 422, "VALIDATION_ERROR")
         assert err["details"]["field"] == "password"
     assert user_count(server, admin["access_token"]) == 1
     # Characters, not bytes: 8 two-byte characters and 128 four-byte ones pass.
-    assert register(server, "erin", password="\u00e9" * 8).status_code == 201
+    assert registration(server, "erin", password="\u00e9" * 8).status_code == 201
     assert login(server, username="erin", password="\u00e9" * 8).status_code == 200
-    assert register(server, "frank", password="\U0001f511" * 128).status_code == 201
-    assert register(server, "gina", password="y" * 128).status_code == 201
+    assert registration(server, "frank", password="\U0001f511" * 128).status_code == 201
+    assert registration(server, "gina", password="y" * 128).status_code == 201
     assert login(server, username="gina", password="y" * 128).status_code == 200
 
 
@@ -252,8 +281,8 @@ def test_wrong_json_types_and_missing_fields_are_422_naming_the_field(server):
 
 def test_register_ignores_unknown_fields_including_privilege_ones(server):
     new_user(server, "admin_5")
-    r = register(server, "ivan", roles=["admin"], is_admin=True, id="usr_chosen",
-                 is_active=False, favourite_colour="green")
+    r = registration(server, "ivan", roles=["admin"], is_admin=True, id="usr_chosen",
+                     is_active=False, favourite_colour="green")
     assert r.status_code == 201, r.text
     user = r.json()["user"]
     assert user["roles"] == ["user"]
@@ -280,7 +309,7 @@ def test_malformed_bodies_are_400_and_create_nothing(server):
         PASSWORD.encode()
     assert_error(requests.post(url, data=dup, headers=JSON), 400, "BAD_REQUEST")
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "jack").status_code == 201
+    assert registration(server, "jack").status_code == 201
 
 
 def test_huge_strings_are_422_or_413_by_size(server):
@@ -297,7 +326,7 @@ def test_huge_strings_are_422_or_413_by_size(server):
     body = {"username": "kate", "email": "kate@example.com", "password": "k" * (2 << 20)}
     assert_error(requests.post(url, json=body), 413, "PAYLOAD_TOO_LARGE")
     assert user_count(server, admin["access_token"]) == 1
-    assert register(server, "kate").status_code == 201
+    assert registration(server, "kate").status_code == 201
 
 
 # ---- login ---------------------------------------------------------------------
@@ -347,18 +376,8 @@ def test_login_validation_is_422(server):
 def test_brute_force_is_throttled_per_account_with_retry_after(server):
     new_user(server, "nina")
     new_user(server, "oscar")
-    for _ in range(4):
-        assert_error(login(server, username="nina", password="guess guess"), 401,
-                     "INVALID_CREDENTIALS")
-    # The throttle counts whole seconds from the last failure: make it early
-    # in a second, so the checks below all fall within the 1 s delay.
-    time.sleep(1.02 - time.time() % 1)
-    assert_error(login(server, username="nina", password="guess guess"), 401,
-                 "INVALID_CREDENTIALS")
-    r = login(server, username="nina", password="guess guess")
-    err = assert_error(r, 429, "RATE_LIMIT_EXCEEDED")
-    retry = err["details"]["retry_after"]
-    assert isinstance(retry, int) and 1 <= retry <= 300
+    r, retry = throttle_until(server, "nina", THROTTLE_WINDOW)
+    free_at = int(time.time()) + retry
     assert r.headers["Retry-After"] == str(retry)
     # The right password is refused too while the account is throttled, by
     # any spelling of the account.
@@ -368,9 +387,9 @@ def test_brute_force_is_throttled_per_account_with_retry_after(server):
     # Another account from the same address is not blocked.
     assert login(server, username="oscar").status_code == 200
     # After Retry-After the right password works (and clears the failures).
-    time.sleep(retry + 0.3)
-    r = login(server, username="nina")
-    assert r.status_code == 200, r.text
+    wait_past(free_at)
+    wait_until(lambda: when(200, login(server, username="nina")),
+               what="the login after Retry-After", interval=0.2)
     assert login(server, email="nina@example.com").status_code == 200
 
 
@@ -387,12 +406,19 @@ def test_parallel_guesses_cannot_slip_past_the_throttle(server):
     for t in threads:
         t.start()
     # The throttle counts whole seconds: a burst that straddles a second
-    # boundary may let a sixth guess through, so start at the top of one.
-    time.sleep(1.05 - time.time() % 1)
+    # boundary may let a sixth guess through (a seventh only 2 s later...),
+    # so start at the top of one, and allow what the seconds passed allow.
+    wait_past(int(time.time()) + 1, margin=0.05)
+    started = time.time()
     barrier.wait()
     for t in threads:
         t.join()
-    assert sorted(results) == [401] * 5 + [429] * 5, results
+    passed = int(time.time()) - int(started)  # second boundaries crossed
+    extra = 0
+    while 2 ** (extra + 1) - 1 <= passed:     # delays 1, 2, 4 ... s after the fifth
+        extra += 1
+    assert set(results) <= {401, 429} and len(results) == 10, results
+    assert 5 <= results.count(401) <= 5 + extra, (results, passed)
 
 
 # ---- refresh, logout, change-password ---------------------------------------------
@@ -559,20 +585,21 @@ def test_change_password_keeps_a_profile_change_made_meanwhile(server):
     must not be undone by it."""
     pair = new_user(server, "ulla")
     h = bearer(pair["access_token"])
-    done = {}
-
-    def change():
-        done["r"] = requests.put(server.url(API + "/auth/change-password"), headers=h, json={
-            "current_password": PASSWORD, "new_password": "brand new password"})
-
-    t = threading.Thread(target=change)
-    t.start()
-    time.sleep(0.03)
-    r = requests.put(server.url(API + "/users/me"), headers=h,
-                     json={"display_name": "Ulla Updated", "bio": "hello"})
-    assert r.status_code == 200, r.text
-    t.join()
-    assert done["r"].status_code == 204, done["r"].text
+    body = json.dumps({"current_password": PASSWORD,
+                       "new_password": "brand new password"}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as change:
+        change.sendall(("PUT %s/auth/change-password HTTP/1.1\r\nHost: x\r\n"
+                        "Authorization: %s\r\nContent-Type: application/json\r\n"
+                        "Connection: close\r\nContent-Length: %d\r\n\r\n"
+                        % (API, h["Authorization"], len(body))).encode() + body)
+        # The server has the whole request: it is hashing now.
+        wait_read_by_peer(change)
+        r = requests.put(server.url(API + "/users/me"), headers=h,
+                         json={"display_name": "Ulla Updated", "bio": "hello"})
+        assert r.status_code == 200, r.text
+        answer = read_until_closed(change)
+    status, _, payload = parse_raw_response(answer)
+    assert status == 204, payload
     body = me(server, h).json()
     assert body["display_name"] == "Ulla Updated"
     assert body["bio"] == "hello"
@@ -604,8 +631,10 @@ def test_expired_access_token_is_token_expired_and_refresh_still_works(start_ser
     server = start_server(["--access-token-ttl", "1"])
     pair = new_user(server, "wanda")
     assert pair["expires_in"] == 1
-    time.sleep(2.2)
-    assert_error(me(server, bearer(pair["access_token"])), 401, "TOKEN_EXPIRED")
+    wait_expired(pair["access_token"])
+    r = wait_until(lambda: when(401, me(server, bearer(pair["access_token"]))),
+                   what="the access token expires", interval=0.1)
+    assert_error(r, 401, "TOKEN_EXPIRED")
     r = refresh(server, pair["refresh_token"])
     assert r.status_code == 200, r.text
     assert me(server, bearer(r.json()["access_token"])).status_code == 200
@@ -779,7 +808,7 @@ def test_api_key_validation(server):
 
 def test_api_key_expires(server):
     tok = new_user(server, "cora")["access_token"]
-    soon = time.time() + 2
+    soon = time.time() + 4   # time enough to see it work first, on a busy machine
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(soon)) + ".%03dZ" % (
         int(soon * 1000) % 1000)
     r = create_key(server, tok, name="short", permissions=["read"], expires_at=stamp)
@@ -787,8 +816,10 @@ def test_api_key_expires(server):
     key = r.json()
     assert key["expires_at"] == stamp
     assert me(server, {"X-API-Key": key["key"]}).status_code == 200
-    time.sleep(max(0, soon - time.time()) + 0.3)
-    assert_error(me(server, {"X-API-Key": key["key"]}), 401, "TOKEN_INVALID")
+    wait_past(soon)
+    r = wait_until(lambda: when(401, me(server, {"X-API-Key": key["key"]})),
+                   what="the API key expires", interval=0.1)
+    assert_error(r, 401, "TOKEN_INVALID")
 
 
 def test_another_users_api_key_cannot_be_deleted(server):
@@ -814,12 +845,14 @@ def test_rate_limit_per_user_per_minute(start_server):
     wait_for_quiet_minute()
     seen = []
     for _ in range(3):
+        before = time.time()
         r = me(server, bearer(tok))
+        after = time.time()
         assert r.status_code == 200
         seen.append(int(r.headers["X-RateLimit-Remaining"]))
         assert r.headers["X-RateLimit-Limit"] == "3"
         reset = int(r.headers["X-RateLimit-Reset"])
-        assert time.time() - 1 <= reset <= time.time() + 61
+        assert minute_end(before) <= reset <= minute_end(after), (before, reset, after)
     assert seen == [2, 1, 0]
     r = me(server, bearer(tok))
     err = assert_error(r, 429, "RATE_LIMIT_EXCEEDED")

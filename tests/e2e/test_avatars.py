@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from conftest import assert_error, module_server
-from test_files import (accounts, assert_nothing_stored, assert_tmp_empty, blob_path, blobs, elf,
-                        own_total, png, register, script, sha, text)
+from client import accounts, register
+from test_files import (assert_nothing_stored, assert_tmp_empty, blob_path, blobs, elf, own_total,
+                        png, script, sha, text)
 
 AVATAR = "/users/me/avatar"
 

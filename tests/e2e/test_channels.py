@@ -16,56 +16,15 @@ import threading
 import pytest
 import requests
 
-from conftest import Server, assert_error, parse_raw_response, raw_http
+from conftest import assert_error, module_server, parse_raw_response, raw_http
+from client import API, accounts
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CHANNEL_FIELDS = {"id", "name", "description", "type", "is_private", "owner_id",
                   "member_count", "created_at", "updated_at"}
 
 
 # ---- helpers -----------------------------------------------------------------
-
-class Client:
-    """One account: its profile and a keep-alive session carrying its token."""
-
-    def __init__(self, server, pair):
-        self.server = server
-        self.user = pair["user"]
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + pair["access_token"]
-
-    def call(self, method, path, **kw):
-        return self.session.request(method, self.server.url(API + path), timeout=30, **kw)
-
-    def get(self, path, **params):
-        return self.call("GET", path, params=params)
-
-    def post(self, path, body=None):
-        return self.call("POST", path, json={} if body is None else body)
-
-    def patch(self, path, body):
-        return self.call("PATCH", path, json=body)
-
-    def delete(self, path):
-        return self.call("DELETE", path)
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, json=body) if method != "GET" else self.get(path)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
-
-
-def register(server, username):
-    r = requests.post(server.url(API + "/auth/register"),
-                      json={"username": username, "password": PASSWORD,
-                            "email": username.lower() + "@example.com"}, timeout=30)
-    assert r.status_code == 201, r.text
-    return Client(server, r.json())
-
 
 _names = itertools.count()
 
@@ -99,22 +58,13 @@ def members(who, channel_id):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("channels") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "channels")
 
 
 @pytest.fixture(scope="module")
 def u(srv):
     """admin (the first account), alice, bob, carol, dave."""
-    class Users:
-        pass
-    users = Users()
-    for name in ("admin", "alice", "bob", "carol", "dave"):
-        setattr(users, name, register(srv, name))
-    return users
+    return accounts(srv, "admin", "alice", "bob", "carol", "dave")
 
 
 # ---- create, get, list -------------------------------------------------------------

@@ -18,12 +18,10 @@ nothing.
 invited, then was removed), "banned" a member who posted and was then
 banned: their own messages are what edit_own tries."""
 import pytest
-import requests
 
-from conftest import Server, assert_error
+from conftest import assert_error, module_server
+from client import register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 ROLES = ("owner", "moderator", "member", "nonmember", "banned", "admin")
 ACTIONS = ("read", "post", "edit", "edit_own", "delete", "react", "search")
 T, F = True, False
@@ -68,33 +66,6 @@ def cases():
 
 # ---- helpers -----------------------------------------------------------------
 
-class Client:
-    """One account: its profile and a keep-alive session carrying its token."""
-
-    def __init__(self, server, pair):
-        self.server = server
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + pair["access_token"]
-
-    def call(self, method, path, body=None):
-        return self.session.request(method, self.server.url(API + path), json=body, timeout=30)
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, body)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
-
-
-def register(server, username):
-    r = requests.post(server.url(API + "/auth/register"),
-                      json={"username": username, "password": PASSWORD,
-                            "email": username + "@example.com"}, timeout=30)
-    assert r.status_code == 201, r.text
-    return Client(server, r.json())
-
-
 def expect(resp, status):
     if CODES[status] is None:
         assert resp.status_code == status, resp.text
@@ -105,11 +76,7 @@ def expect(resp, status):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("perms") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "perms")
 
 
 @pytest.fixture(scope="module")

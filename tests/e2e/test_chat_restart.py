@@ -13,36 +13,13 @@ recovery also starts from a snapshot holding chat records and replays the
 tail after it."""
 import os
 import signal
-import time
 
 import pytest
-import requests
 
 from conftest import assert_error
+from client import register, wait_until
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 SEARCHES = ("lantern", "harbor", "ünïcödé", "καλη", "edited", "reply", "secret")
-
-
-class Client:
-    """One account; its token stays valid across restarts (the JWT secret
-    lives in the data directory). `server` is switched after each restart."""
-
-    def __init__(self, pair):
-        self.server = None
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.token = pair["access_token"]
-
-    def call(self, method, path, body=None):
-        return requests.request(method, self.server.url(API + path), json=body, timeout=30,
-                                headers={"Authorization": "Bearer " + self.token})
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, body)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
 
 
 class World:
@@ -53,8 +30,9 @@ class World:
         self.roots = []         # message ids whose threads are compared
 
     def use(self, server):
-        for c in self.users.values():
-            c.server = server
+        """The same accounts against the restarted server (their tokens stay
+        valid: the JWT secret lives in the data directory)."""
+        self.users = {name: c.on(server) for name, c in self.users.items()}
 
     def __getattr__(self, name):
         users = self.__dict__.get("users", {})
@@ -73,12 +51,7 @@ def build(server):
     """Phase one: one of everything."""
     w = World()
     for name in ("admin", "alice", "bob", "carol", "dave"):
-        r = requests.post(server.url(API + "/auth/register"),
-                          json={"username": name, "password": PASSWORD,
-                                "email": name + "@example.com"}, timeout=30)
-        assert r.status_code == 201, r.text
-        w.users[name] = Client(r.json())
-    w.use(server)
+        w.users[name] = register(server, name)
     a, b, c, d = w.alice, w.bob, w.carol, w.dave
     w.channels["general"] = a.ok("POST", "/channels", {"name": "General",
                                                        "description": "all"}, 201)["id"]
@@ -162,10 +135,8 @@ def mutate(w, wait_for_snapshot=None):
     say(d, w, "general", "dave before the snapshot")
     say(a, w, "secret", "alice before the snapshot")
     if wait_for_snapshot:
-        deadline = time.time() + 10
-        while snapshots(wait_for_snapshot) == had:
-            assert time.time() < deadline, "no snapshot after 10 s"
-            time.sleep(0.1)
+        wait_until(lambda: snapshots(wait_for_snapshot) != had,
+                   what="a snapshot taken by the server itself (every 7 records)")
     k = say(b, w, "general", "bob once", idempotency_key="phase-2")
     w.keys.append(("bob", "general", "phase-2", k["id"]))
     n = say(d, w, "general", "harbor again, edited soon", reply_to=w.roots[0])

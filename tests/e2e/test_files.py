@@ -13,7 +13,6 @@ since requests percent-escapes them. One server and its accounts serve most
 of the module; settings that differ (allowed types, upload limit) and
 restarts get their own server."""
 import hashlib
-import http.client
 import itertools
 import json
 import threading
@@ -23,7 +22,6 @@ import signal
 import socket
 import struct
 import time
-import types
 import urllib.parse
 import uuid
 import zlib
@@ -33,13 +31,12 @@ import pytest
 import requests
 
 from conftest import assert_error, module_server, parse_raw_response
+from client import (API, BOUNDARY, accounts, multipart, read_until_closed, register,
+                    wait_read_by_peer, wait_until)
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FILE_FIELDS = {"id", "filename", "size", "content_type", "sha256", "url", "channel_id",
                "uploaded_by", "uploaded_at", "description", "deduplicated"}
-BOUNDARY = "parley-e2e-boundary-6b1f0c"
 
 
 # ---- content ---------------------------------------------------------------------
@@ -94,108 +91,14 @@ def tmp_entries(data_dir):
     return os.listdir(os.path.join(str(data_dir), "files", "tmp"))
 
 
-def eventually(check, timeout=3.0):
-    """Polls check() until it is true (the server tidies up when a request
-    ends, which may be just after the client has its answer)."""
-    deadline = time.time() + timeout
-    while not check():
-        if time.time() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def assert_tmp_empty(data_dir):
-    assert eventually(lambda: not tmp_entries(data_dir)), tmp_entries(data_dir)
-
-
-# ---- clients ---------------------------------------------------------------------
-
-class Client:
-    """One account: its profile and a keep-alive session carrying its token."""
-
-    def __init__(self, server, pair):
-        self.server = server
-        self.user = pair["user"]
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.token = pair["access_token"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + self.token
-
-    def on(self, server):
-        """The same account against another server process (after a restart)."""
-        return Client(server, {"user": self.user, "access_token": self.token})
-
-    def call(self, method, path, **kw):
-        return self.session.request(method, self.server.url(API + path), timeout=30, **kw)
-
-    def get(self, path, **kw):
-        return self.call("GET", path, **kw)
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, json=body) if body is not None else self.call(method, path)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
-
-    def upload(self, name, data, ctype="application/octet-stream", path="/files", **fields):
-        return self.call("POST", path, files={"file": (name, data, ctype)}, data=fields)
-
-    def uploaded(self, name, data, ctype="application/octet-stream", **fields):
-        r = self.upload(name, data, ctype, **fields)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def raw_upload(self, body, content_type="multipart/form-data; boundary=" + BOUNDARY,
-                   path="/files"):
-        """POSTs a hand-made body through http.client: (status, headers, json)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
-        try:
-            conn.request("POST", API + path, body=body,
-                         headers={"Content-Type": content_type,
-                                  "Authorization": "Bearer " + self.token})
-            resp = conn.getresponse()
-            payload = resp.read()
-            headers = {k.lower(): v for k, v in resp.getheaders()}
-            return resp.status, headers, payload
-        finally:
-            conn.close()
-
-    def download(self, f, **headers):
-        return self.get("/files/%s/download" % f["id"], headers=headers)
-
-
-def multipart(parts):
-    """A multipart/form-data body from (name, filename or None, bytes) parts;
-    names and filenames are bytes and go on the wire exactly as given."""
-    out = b""
-    for name, filename, data in parts:
-        out += b"--" + BOUNDARY.encode() + b"\r\n"
-        out += b'Content-Disposition: form-data; name="' + name + b'"'
-        if filename is not None:
-            out += b'; filename="' + filename + b'"'
-            out += b"\r\nContent-Type: image/png"
-        out += b"\r\n\r\n" + data + b"\r\n"
-    return out + b"--" + BOUNDARY.encode() + b"--\r\n"
-
-
-def register(server, username):
-    r = requests.post(server.url(API + "/auth/register"),
-                      json={"username": username, "password": PASSWORD,
-                            "email": username.lower() + "@example.com"}, timeout=30)
-    assert r.status_code == 201, r.text
-    return Client(server, r.json())
+    """tmp/ empties (the server tidies up when a request ends, which may be
+    just after the client has its answer)."""
+    wait_until(lambda: not tmp_entries(data_dir),
+               what=lambda: "files/tmp empty: %r" % tmp_entries(data_dir))
 
 
 _names = itertools.count()
-
-
-def accounts(server, *names):
-    """A namespace of registered Clients, one attribute per name."""
-    users = types.SimpleNamespace()
-    for name in names:
-        setattr(users, name, register(server, name))
-    return users
 
 
 def new_channel(who, **fields):
@@ -342,14 +245,9 @@ def test_body_arriving_in_pieces_is_stored_whole(srv, u, split):
             "Content-Length: %d\r\n\r\n" % (API, u.alice.token, BOUNDARY, len(body))).encode()
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(head + body[:cut])
-        time.sleep(0.05)
+        wait_read_by_peer(sock)
         sock.sendall(body[cut:])
-        answer = b""
-        while True:
-            piece = sock.recv(65536)
-            if not piece:
-                break
-            answer += piece
+        answer = read_until_closed(sock)
     status, _, payload = parse_raw_response(answer)
     assert status == 201, payload
     f = json.loads(payload)
@@ -378,13 +276,13 @@ def test_same_bytes_are_stored_once_and_removed_with_the_last_file(srv, u):
     assert_error(u.alice.get("/files/" + first["id"]), 404, "RESOURCE_NOT_FOUND")
     assert_error(u.alice.download(first), 404, "RESOURCE_NOT_FOUND")
     assert_error(u.alice.call("DELETE", "/files/" + first["id"]), 404, "RESOURCE_NOT_FOUND")
-    time.sleep(0.1)
+    # A delete removes the blob before it is answered: what is on disk now stays.
     assert os.path.isfile(blob_path(srv.data_dir, digest))
     assert u.bob.download(second).content == data
 
     # The last one goes: so does the blob.
     u.bob.ok("DELETE", "/files/" + second["id"], status=204)
-    assert eventually(lambda: not os.path.exists(blob_path(srv.data_dir, digest)))
+    wait_until(lambda: not os.path.exists(blob_path(srv.data_dir, digest)), what="blob removed")
     assert blobs(srv.data_dir) == before
 
     # Uploaded again, the bytes are new again.
@@ -642,7 +540,7 @@ def test_files_survive_clean_and_killed_restarts(start_server):
     assert set(blobs(s.data_dir)) == expected
     # The count survived the kill: the last file of blob a takes it along.
     ad.ok("DELETE", "/files/" + fa2["id"], status=204)
-    assert eventually(lambda: not os.path.exists(blob_path(s.data_dir, sha(a))))
+    wait_until(lambda: not os.path.exists(blob_path(s.data_dir, sha(a))), what="blob a removed")
     assert al.uploaded("again.png", a)["deduplicated"] is False
 
     s.stop(signal.SIGKILL)
@@ -754,7 +652,8 @@ def test_filename_with_nul_has_a_safe_outcome(srv, u, name):
         assert r.content == data
         assert "\x00" not in r.headers["Content-Disposition"]
         u.alice.ok("DELETE", "/files/" + f["id"], status=204)
-        assert eventually(lambda: blobs(srv.data_dir) == before)
+        wait_until(lambda: blobs(srv.data_dir) == before,
+                   what=lambda: "blobs as before: %r" % blobs(srv.data_dir))
     else:
         err = assert_error((status, headers, body), 422, "VALIDATION_ERROR")
         assert err["details"]["field"] in ("filename", "file")
@@ -836,7 +735,7 @@ def half_an_upload(server, who):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     sock.sendall(head + body[:len(body) // 2])
     # The server holds a temporary file for the upload meanwhile.
-    assert eventually(lambda: len(tmp_entries(server.data_dir)) == 1)
+    wait_until(lambda: len(tmp_entries(server.data_dir)) == 1, what="the upload's temporary file")
     return sock
 
 
@@ -849,7 +748,7 @@ def test_truncated_multipart_body_stores_nothing(start_server):
     for _ in range(5):
         before, total = blobs(s.data_dir), own_total(alice)
         half_an_upload(s, alice).close()
-        assert eventually(lambda: not tmp_entries(s.data_dir), timeout=6), tmp_entries(s.data_dir)
+        assert_tmp_empty(s.data_dir)
         assert_nothing_stored(alice, s.data_dir, before, total)
     assert requests.get(s.url("/api/health")).status_code == 200
     assert alice.uploaded("after.png", png())["size"] > 0

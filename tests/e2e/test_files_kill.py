@@ -11,14 +11,13 @@ import time
 import requests
 
 from conftest import BIN
+from client import register
 
 
 def test_uploads_survive_sigkill(start_server, tmp_path):
     d = tmp_path / "d"
     server = start_server(data_dir=d)
-    token = requests.post(server.url("/api/v1/auth/register"),
-                          json={"username": "uploader", "email": "up@example.com",
-                                "password": "password up"}).json()["access_token"]
+    token = register(server, "uploader", email="up@example.com", password="password up").token
     auth = {"Authorization": "Bearer " + token}
     acked = {}
     lock = threading.Lock()
@@ -33,7 +32,7 @@ def test_uploads_survive_sigkill(start_server, tmp_path):
             data = rnd.randbytes(rnd.randint(1, 2_000_000)) + b"%d-%d" % (n, i)
             i += 1
             try:
-                r = requests.post(server.url("/api/v1/files"), headers=auth, timeout=10,
+                r = requests.post(server.url("/api/v1/files"), headers=auth, timeout=60,
                                   files={"file": ("f%d.bin" % i, data)})
             except requests.RequestException:
                 return

@@ -13,12 +13,9 @@ import hashlib
 import os
 import time
 
-import requests
-
 from conftest import SANITIZED
+from client import API, register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 BOUNDARY = "parley-memory-boundary-41c9"
 SIZE = 200 * 1000 * 1000
 CHUNK = 1 << 20
@@ -67,12 +64,7 @@ def multipart_stream(size, digest):
 
 def test_200_mb_upload_and_download_stream_through_little_memory(start_server):
     s = start_server(args=["--max-upload-bytes", "300000000", "--rate-limit", "0"])
-    r = requests.post(s.url(API + "/auth/register"),
-                      json={"username": "alice", "password": PASSWORD,
-                            "email": "alice@example.com"})
-    assert r.status_code == 201, r.text
-    session = requests.Session()  # one connection: one server thread
-    session.headers["Authorization"] = "Bearer " + r.json()["access_token"]
+    session = register(s, "alice").session  # one connection: one server thread
     pid = s.pid()
 
     warm = session.post(s.url(API + "/files"), files={"file": ("warm.txt", b"warm up\n")})

@@ -16,10 +16,9 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import Server, assert_error, parse_raw_response, raw_http
+from conftest import assert_error, module_server, parse_raw_response, raw_http
+from client import API, register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MESSAGE_FIELDS = {"id", "channel_id", "user_id", "sender", "content", "content_type",
                   "created_at", "updated_at", "is_edited", "is_deleted", "reply_to",
@@ -27,48 +26,6 @@ MESSAGE_FIELDS = {"id", "channel_id", "user_id", "sender", "content", "content_t
 
 
 # ---- helpers -----------------------------------------------------------------
-
-class Client:
-    """One account: its profile and a keep-alive session carrying its token."""
-
-    def __init__(self, server, pair):
-        self.server = server
-        self.user = pair["user"]
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.token = pair["access_token"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + self.token
-
-    def call(self, method, path, **kw):
-        return self.session.request(method, self.server.url(API + path), timeout=30, **kw)
-
-    def get(self, path, **params):
-        return self.call("GET", path, params=params)
-
-    def post(self, path, body=None):
-        return self.call("POST", path, json={} if body is None else body)
-
-    def put(self, path, body):
-        return self.call("PUT", path, json=body)
-
-    def delete(self, path):
-        return self.call("DELETE", path)
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, json=body) if method != "GET" else self.get(path)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
-
-
-def register(server, username, **extra):
-    r = requests.post(server.url(API + "/auth/register"),
-                      json=dict({"username": username, "password": PASSWORD,
-                                 "email": username.lower() + "@example.com"}, **extra),
-                      timeout=30)
-    assert r.status_code == 201, r.text
-    return Client(server, r.json())
-
 
 _names = itertools.count()
 
@@ -108,11 +65,7 @@ def emoji_path(message_id, emoji):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("messages") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "messages")
 
 
 @pytest.fixture(scope="module")

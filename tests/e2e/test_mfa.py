@@ -10,6 +10,7 @@ import time
 import requests
 
 from conftest import assert_error
+from client import register, wait_past
 
 
 def totp(secret_b32, step):
@@ -20,19 +21,13 @@ def totp(secret_b32, step):
 
 
 def now_step():
-    """The current 30-second step, waiting for a new one when this one is about
-    to end, so the codes a test computes stay inside the server's window."""
-    if time.time() % 30 > 26:
-        time.sleep(30 - time.time() % 30 + 0.05)
+    """The current 30-second step, waiting for a new one when fewer than 10 s
+    of this one are left, so the codes a test computes stay inside the
+    server's window however slowly the requests that use them go."""
+    now = time.time()
+    if now % 30 > 20:
+        wait_past(now - now % 30 + 30, margin=0.05)
     return int(time.time()) // 30
-
-
-def register(server, name):
-    r = requests.post(server.url("/api/v1/auth/register"),
-                      json={"username": name, "email": name + "@example.com",
-                            "password": "password of " + name})
-    assert r.status_code == 201, r.text
-    return r.json()["access_token"]
 
 
 def auth(token):
@@ -65,7 +60,7 @@ def login(server, name, **extra):
 
 def test_login_needs_the_code_then_verify(start_server, tmp_path):
     server = start_server(data_dir=tmp_path / "d")
-    token = register(server, "mfauser")
+    token = register(server, "mfauser", password="password of mfauser").token
     secret, used = enable_mfa(server, token)
     assert_error(requests.post(server.url("/api/v1/auth/mfa/setup"), headers=auth(token)), 409,
                  "CONFLICT")
@@ -102,7 +97,7 @@ def test_login_needs_the_code_then_verify(start_server, tmp_path):
 
 
 def test_login_with_the_code_and_disable(server):
-    token = register(server, "mfa2")
+    token = register(server, "mfa2", password="password of mfa2").token
     secret, used = enable_mfa(server, token)
     assert_error(login(server, "mfa2", mfa_code="12345x"), 401, "INVALID_CREDENTIALS")
     r = login(server, "mfa2", mfa_code=totp(secret, used + 1))
@@ -120,7 +115,7 @@ def test_login_with_the_code_and_disable(server):
     # Bad input on setup/enable: no credentials, enable without setup.
     assert_error(requests.post(server.url("/api/v1/auth/mfa/setup")), 401,
                  "AUTHENTICATION_REQUIRED")
-    other = register(server, "mfa3")
+    other = register(server, "mfa3", password="password of mfa3").token
     assert_error(requests.post(server.url("/api/v1/auth/mfa/enable"), headers=auth(other),
                                json={"code": "123456"}), 409, "CONFLICT")
     assert_error(requests.post(server.url("/api/v1/auth/mfa/disable"), headers=auth(other),

@@ -26,9 +26,8 @@ import time
 import requests
 
 from conftest import SANITIZED
+from client import API, register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 ROUNDS = 3
 USERS = ("alice", "bob", "carol")
 SLOWER = 3 if SANITIZED else 1
@@ -116,11 +115,7 @@ def test_acknowledged_posts_survive_sigkill_exactly_once(start_server, tmp_path)
     server = start_server(args=args, data_dir=data)
     tokens = {}
     for name in USERS:
-        r = requests.post(server.url(API + "/auth/register"),
-                          json={"username": name, "password": PASSWORD,
-                                "email": name + "@example.com"}, timeout=30)
-        assert r.status_code == 201, r.text
-        tokens[name] = r.json()["access_token"]
+        tokens[name] = register(server, name).token
     ids = {}
     for name in USERS:
         r = call(server, tokens[name], "GET", "/users/me")

@@ -27,24 +27,25 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from conftest import SANITIZED
+from client import API, registration
 
-API = "/api/v1"
 THREADS = 8
 ROUNDS = 3
 SLOWER = 3 if SANITIZED else 1  # argon2 under ASan takes a few times longer
 
 
-def reg_body(name):
-    return {"username": name, "email": name + "@example.com", "password": "pw-%s-secret" % name}
+def password_of(name):
+    return "pw-%s-secret" % name
 
 
-def register(server, name, timeout=30):
-    return requests.post(server.url(API + "/auth/register"), json=reg_body(name), timeout=timeout)
+def try_register(server, name):
+    """The registration of `name`, answered as it is (or not: a kill)."""
+    return registration(server, name, password=password_of(name))
 
 
 def login(server, name):
     return requests.post(server.url(API + "/auth/login"),
-                         json={"username": name, "password": reg_body(name)["password"]},
+                         json={"username": name, "password": password_of(name)},
                          timeout=30)
 
 
@@ -61,7 +62,7 @@ def registration_storm(server, round_no, kill_after):
             name = "r%dt%dn%d" % (round_no, tid, i)
             i += 1
             try:
-                r = register(server, name)
+                r = try_register(server, name)
             except requests.RequestException:
                 with lock:
                     unanswered.append(name)
@@ -93,7 +94,7 @@ def resolve_unanswered(server, names):
     """Each unanswered registration either happened or did not, wholly."""
     outcomes = {}
     for name in names:
-        r = register(server, name)
+        r = try_register(server, name)
         assert r.status_code in (201, 409), (name, r.status_code, r.text)
         if r.status_code == 409:
             assert r.json()["error"]["details"]["field"] == "username", r.text

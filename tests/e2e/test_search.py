@@ -10,16 +10,14 @@ follows edits and deletes at once. One server and one set of accounts and
 channels serve the module; each test searches for words only it posts."""
 import itertools
 import re
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from conftest import Server, assert_error
+from conftest import assert_error, module_server
+from client import API, Client, register, wait_until
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RESULT_FIELDS = {"message_id", "channel_id", "channel_name", "content", "sender", "created_at",
                  "score"}
@@ -27,30 +25,8 @@ RESULT_FIELDS = {"message_id", "channel_id", "channel_name", "content", "sender"
 
 # ---- helpers -----------------------------------------------------------------
 
-class Client:
-    """One account: its profile and a keep-alive session carrying its token."""
-
-    def __init__(self, server, pair):
-        self.server = server
-        self.user = pair["user"]
-        self.id = pair["user"]["id"]
-        self.username = pair["user"]["username"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + pair["access_token"]
-
-    def call(self, method, path, **kw):
-        return self.session.request(method, self.server.url(API + path), timeout=30, **kw)
-
-    def get(self, path, **params):
-        return self.call("GET", path, params=params)
-
-    def post(self, path, body=None):
-        return self.call("POST", path, json={} if body is None else body)
-
-    def ok(self, method, path, body=None, status=200):
-        r = self.call(method, path, json=body) if method != "GET" else self.get(path)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
+class Searcher(Client):
+    """A client that checks the shape of every search answer."""
 
     def search(self, **params):
         r = self.get("/search/messages", **params)
@@ -58,7 +34,7 @@ class Client:
         out = r.json()
         assert set(out) == {"results", "total", "processing_time_ms"}
         assert isinstance(out["processing_time_ms"], (int, float))
-        assert 0 <= out["processing_time_ms"] < 10000
+        assert out["processing_time_ms"] >= 0
         for hit in out["results"]:
             assert set(hit) == RESULT_FIELDS
         return out
@@ -72,18 +48,14 @@ class Client:
         return [h["message_id"] for h in self.search(q=q, **params)["results"]]
 
 
-def register(server, username):
-    r = requests.post(server.url(API + "/auth/register"),
-                      json={"username": username, "password": PASSWORD,
-                            "email": username.lower() + "@example.com"}, timeout=30)
-    assert r.status_code == 201, r.text
-    return Client(server, r.json())
-
-
 _names = itertools.count()
 
 
-def post(who, channel, content, status=201):
+def post(who, channel, content, status=201, after=None):
+    """Posts; with `after` (a message), once the clock has passed its created_at."""
+    if after is not None:
+        wait_until(lambda: iso(datetime.now(timezone.utc)) > after["created_at"],
+                   what="the clock to pass %s" % after["created_at"], interval=0.001)
     return who.ok("POST", "/channels/%s/messages" % channel["id"], {"content": content}, status)
 
 
@@ -95,11 +67,7 @@ def iso(dt):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("search") / "data", args=["--rate-limit", "0"])
-    s.start()
-    yield s
-    code = s.stop()
-    assert code == 0 and not s.sanitizer_report(), s.log()
+    yield from module_server(tmp_path_factory, "search")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +78,7 @@ def w(srv):
         pass
     x = World()
     for name in ("admin", "alice", "bob", "carol"):
-        setattr(x, name, register(srv, name))
+        setattr(x, name, register(srv, name, client=Searcher))
     x.pub = x.alice.ok("POST", "/channels", {"name": "Lobby-Search"}, 201)
     x.pub2 = x.bob.ok("POST", "/channels", {"name": "Other-Search"}, 201)
     x.priv = x.alice.ok("POST", "/channels", {"name": "Secret-Search", "is_private": True}, 201)
@@ -199,11 +167,12 @@ def test_the_last_word_is_a_prefix(w):
 # ---- filters ----------------------------------------------------------------------
 
 def test_channel_sender_and_date_filters(w):
+    # Three distinct created_at milliseconds: each post waits for the clock
+    # (the server's: the same machine) to pass the one before.
     a = post(w.alice, w.pub, "marmalade from alice")
-    time.sleep(0.01)  # three distinct created_at milliseconds
-    b = post(w.bob, w.pub, "marmalade from bob")
-    time.sleep(0.01)
-    c = post(w.bob, w.pub2, "marmalade elsewhere")
+    b = post(w.bob, w.pub, "marmalade from bob", after=a)
+    c = post(w.bob, w.pub2, "marmalade elsewhere", after=b)
+    assert a["created_at"] < b["created_at"] < c["created_at"]
     assert set(w.bob.hits("marmalade")) == {a["id"], b["id"], c["id"]}
     assert set(w.bob.hits("marmalade", channel_id=w.pub["id"])) == {a["id"], b["id"]}
     assert w.bob.hits("marmalade", channel_id=w.pub2["id"]) == [c["id"]]

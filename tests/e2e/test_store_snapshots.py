@@ -2,16 +2,10 @@
 taken while the server runs (by record count) and at a clean stop, the log
 is trimmed behind them, and a restart from snapshot + log has every account."""
 import os
-import time
 
 import requests
 
-
-def register(server, i):
-    r = requests.post(server.url("/api/v1/auth/register"),
-                      json={"username": "snap%d" % i, "email": "snap%d@example.com" % i,
-                            "password": "password %d" % i})
-    assert r.status_code == 201, r.text
+from client import register, wait_until
 
 
 def snapshots(data_dir):
@@ -25,11 +19,8 @@ def test_snapshots_by_count_at_stop_and_recovery(start_server, tmp_path):
                           data_dir=d)
     assert "recovered in" in server.log() and "0 log records replayed" in server.log()
     for i in range(12):
-        register(server, i)
-    deadline = time.time() + 10
-    while time.time() < deadline and not snapshots(d):
-        time.sleep(0.1)
-    assert snapshots(d), "no snapshot while running"
+        register(server, "snap%d" % i, password="password %d" % i)
+    wait_until(lambda: snapshots(d), what="a snapshot while running")
     assert "snapshot at lsn" in server.log()
     assert server.stop() == 0
     # The stop wrote a final snapshot covering every record.

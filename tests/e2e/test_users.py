@@ -8,20 +8,11 @@ import re
 import requests
 
 from conftest import assert_error
+from client import API, PASSWORD, register
 
-API = "/api/v1"
-PASSWORD = "correct horse battery"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PUBLIC_FIELDS = {"id", "username", "display_name", "bio", "avatar_url", "roles", "status",
                  "last_seen", "created_at", "is_active"}
-
-
-def register(server, username, password=PASSWORD, **extra):
-    body = dict({"username": username, "email": "%s@example.com" % username.lower(),
-                 "password": password}, **extra)
-    r = requests.post(server.url(API + "/auth/register"), json=body)
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def bearer(pair_or_token):
@@ -45,7 +36,7 @@ def login_status(server, name, password=PASSWORD):
 # ---- /me -----------------------------------------------------------------------
 
 def test_get_me_is_the_full_profile(server):
-    pair = register(server, "alice", display_name="Alice")
+    pair = register(server, "alice", display_name="Alice").pair
     r = get(server, "/users/me", pair)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
@@ -63,7 +54,7 @@ def test_get_me_is_the_full_profile(server):
 
 
 def test_put_me_updates_the_profile(server):
-    pair = register(server, "bob")
+    pair = register(server, "bob").pair
     r = put_me(server, pair, {"display_name": "Bobby", "bio": "line one\nline two",
                               "avatar_url": "https://cdn.example.com/bob.png"})
     assert r.status_code == 200, r.text
@@ -86,7 +77,7 @@ def test_put_me_updates_the_profile(server):
 
 
 def test_put_me_refuses_bad_values_and_changes_nothing(server):
-    pair = register(server, "carol")
+    pair = register(server, "carol").pair
     assert put_me(server, pair, {"display_name": "Carol", "bio": "hi",
                                  "avatar_url": "https://example.com/c.png"}).status_code == 200
     before = get(server, "/users/me", pair).json()
@@ -122,8 +113,8 @@ def test_put_me_refuses_bad_values_and_changes_nothing(server):
 
 
 def test_put_me_email_change_and_conflict(server):
-    a = register(server, "dave")
-    b = register(server, "erin")
+    a = register(server, "dave").pair
+    b = register(server, "erin").pair
     r = put_me(server, a, {"email": "Dave.New@Example.com"})
     assert r.status_code == 200 and r.json()["email"] == "Dave.New@Example.com"
     # The new address logs in, the old one no longer does (and is free).
@@ -143,7 +134,7 @@ def test_put_me_email_change_and_conflict(server):
 
 
 def test_put_me_merges_preferences(server):
-    pair = register(server, "frank")
+    pair = register(server, "frank").pair
     r = put_me(server, pair, {"preferences": {"theme": "dark"}})
     assert r.status_code == 200 and r.json()["preferences"] == {"theme": "dark"}
     r = put_me(server, pair, {"preferences": {"language": "de",
@@ -162,9 +153,9 @@ def test_put_me_merges_preferences(server):
 # ---- other users -----------------------------------------------------------------
 
 def test_profiles_hide_email_and_preferences_from_others(server):
-    admin = register(server, "admin")
-    alice = register(server, "alice")
-    bob = register(server, "bob")
+    admin = register(server, "admin").pair
+    alice = register(server, "alice").pair
+    bob = register(server, "bob").pair
     assert put_me(server, alice, {"preferences": {"theme": "dark"}, "bio": "Alice's bio"}
                   ).status_code == 200
     aid = alice["user"]["id"]
@@ -192,9 +183,9 @@ def test_profiles_hide_email_and_preferences_from_others(server):
 
 
 def test_by_username_is_case_insensitive(server):
-    register(server, "admin")
-    carol = register(server, "Carol_C")
-    dave = register(server, "dave")
+    register(server, "admin").pair
+    carol = register(server, "Carol_C").pair
+    dave = register(server, "dave").pair
     for name in ("Carol_C", "carol_c", "CAROL_C"):
         r = get(server, "/users/by-username/" + name, dave)
         assert r.status_code == 200, name
@@ -209,11 +200,11 @@ def test_by_username_is_case_insensitive(server):
 
 
 def test_search_with_pages(server):
-    admin = register(server, "admin")
+    admin = register(server, "admin").pair
     names = ["sam1", "sam2", "Sam3", "samuel", "tom"]
     for n in names:
-        register(server, n, display_name="Sammy" if n == "tom" else None)
-    viewer = register(server, "viewer")
+        register(server, n, display_name="Sammy" if n == "tom" else None).pair
+    viewer = register(server, "viewer").pair
 
     r = get(server, "/users", viewer)
     assert r.status_code == 200
@@ -247,7 +238,7 @@ def test_search_with_pages(server):
 
 
 def test_search_validation(server):
-    pair = register(server, "admin")
+    pair = register(server, "admin").pair
     for params, field in (({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"),
                           ({"limit": "abc"}, "limit"), ({"limit": "-1"}, "limit"),
                           ({"limit": ""}, "limit"), ({"limit": "5x"}, "limit"),
@@ -260,8 +251,8 @@ def test_search_validation(server):
 # ---- POST /users (admin) -----------------------------------------------------------
 
 def test_admin_creates_users(server):
-    admin = register(server, "admin")
-    user = register(server, "plain")
+    admin = register(server, "admin").pair
+    user = register(server, "plain").pair
     body = {"username": "newbie", "email": "newbie@example.com", "password": PASSWORD,
             "display_name": "New Bie", "roles": ["user"]}
 
@@ -310,7 +301,7 @@ def test_admin_creates_users(server):
 
 
 def test_methods_not_allowed_on_users(server):
-    pair = register(server, "admin")
+    pair = register(server, "admin").pair
     uid = pair["user"]["id"]
     for method in ("PUT", "PATCH", "DELETE"):
         r = requests.request(method, server.url(API + "/users/" + uid), headers=bearer(pair),

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from conftest import module_server
-from test_files import accounts, new_channel, png, text
+from client import accounts
+from test_files import new_channel, png, text
 
 
 @pytest.fixture(scope="module")

@@ -111,8 +111,8 @@ def test_the_spec_reader_reads_what_the_c_writer_wrote(tmp_path):
     writer, killed mid-flight) are read strictly by the Python reader built
     from docs/wal-format.md, after a restart has cut any torn tail."""
     import signal
-    import time
     from conftest import ROOT
+    from client import wait_until
     from walformat import read_file, SNAPSHOT_MAGIC
 
     writer = os.path.join(ROOT, os.environ.get("PARLEY_WAL_WRITER",
@@ -122,10 +122,9 @@ def test_the_spec_reader_reads_what_the_c_writer_wrote(tmp_path):
     with open(acked, "ab") as out:
         proc = subprocess.Popen([writer, "write", str(tmp_path / "d"), "4", "7"], stdout=out,
                                 stderr=subprocess.PIPE)
-        deadline = time.time() + 30
-        while time.time() < deadline and acked.stat().st_size < 200000:
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
+        wait_until(lambda: proc.poll() is not None or acked.stat().st_size >= 200000,
+                   what="200 kB of acknowledged writes")
+        assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     with open(acked, "rb") as f:
