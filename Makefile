@@ -60,7 +60,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench flake-hunt container-test deps test-deps clean
+.PHONY: all build run test layers unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -136,6 +136,10 @@ run: deps
 # adds them up (scripts/run-tests.sh).
 test: test-deps
 	@scripts/run-tests.sh
+
+# The include graph against the layer table of docs/architecture.md.
+layers:
+	$(PYTHON) scripts/check-layers.py
 
 unit: build/release/unit_tests
 	build/release/unit_tests

@@ -3,12 +3,14 @@
 # suite's output in build/test-logs/, and ends with one line that adds them
 # up: "total: N passed, N failed". Exit status 1 when any suite failed.
 #
-# Suites: unit, wal and e2e on the release build; the same on the ASan/UBSan
+# Suites: the layer check of the include graph (scripts/check-layers.py);
+# unit, wal and e2e on the release build; the same on the ASan/UBSan
 # build; the wal and unit tests under ThreadSanitizer; a short crash test of the log
 # (each kill-and-verify round counts as one test); a short run of every fuzz
 # harness (each harness counts as one test).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PYTHON=/usr/bin/python3
 logs=build/test-logs
 mkdir -p "$logs"
 passed=0
@@ -46,6 +48,7 @@ run_suite() {
   summary+=("$(printf '%-10s %5d passed, %d failed' "$name" "$p" "$f")")
 }
 
+run_suite layers $PYTHON scripts/check-layers.py
 run_suite unit make --no-print-directory unit
 run_suite wal make --no-print-directory wal-test
 run_suite e2e make --no-print-directory e2e

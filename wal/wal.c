@@ -4,8 +4,9 @@
  * DESIGN
  * wal_append() takes the mutex, hands out the next LSN, copies the record
  * into the `pending` buffer and signals the writer; it does no I/O, so
- * callers can hold their own locks around it (Parley holds a store shard
- * lock, so that LSN order and apply order agree). One writer thread loops:
+ * callers can hold their own locks around it (a store holds the lock that
+ * serialises its writers across append and apply, so that LSN order and
+ * apply order agree). One writer thread loops:
  * it swaps `pending` with its own `inflight` buffer (so appenders keep going
  * while it works), encodes them as one frame (up to 1 MiB of records; a
  * larger backlog becomes several frames, each handled in turn), compresses

@@ -1,6 +1,10 @@
 /*
- * The server-wide state handlers reach through ctx->app. It grows with the
- * server: the store, the log and the event bus join it as they are built.
+ * The handles a request reaches (ctx->app in a handler; the real-time
+ * service and the policy layer get the same pointer): settings, the store,
+ * the blobs, the signing keys and the limiters. server.c fills it before the
+ * port opens and it does not change while the server runs; the services
+ * above the policy layer are opaque pointers here, so this header needs
+ * nothing above the store, auth, files and config.
  */
 #ifndef PARLEY_APP_H
 #define PARLEY_APP_H

@@ -10,14 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_ERR_MAX 512
+#include "parley/log.h"
 
-enum log_level {
-    LOG_LEVEL_ERROR,
-    LOG_LEVEL_WARNING,
-    LOG_LEVEL_INFO,
-    LOG_LEVEL_DEBUG,
-};
+#define CONFIG_ERR_MAX 512
 
 enum fsync_policy {
     FSYNC_ALWAYS,

@@ -1,7 +1,7 @@
 /*
  * The shared layer every HTTP handler stands on: the route table, the
  * per-request context, JSON body access and validation, and JSON answers and
- * errors in the shape of shared/API.md.
+ * errors in the shape of docs/api.md.
  *
  * A handler is a function of one http_ctx_t. By the time it runs, the router
  * has matched the route, checked the method, assigned the request id and,
@@ -145,7 +145,7 @@ void http_reply_invalid(http_ctx_t *ctx, const char *field, const char *fmt, ...
 void http_set_header(http_ctx_t *ctx, const char *name, const char *value);
 
 /*
- * Builds the error body of shared/API.md as a string the caller frees.
+ * Builds the error body of docs/api.md as a string the caller frees.
  * Used by the router and by the connection gate, which answers before any
  * handler runs.
  */
@@ -226,7 +226,7 @@ bool http_upload_body_complete(void);
  */
 void http_request_attach(void *state, void (*free_fn)(void *state));
 
-/* A JSON error response (shared/API.md) with the headers every error
+/* A JSON error response (docs/api.md) with the headers every error
  * carries, for answers made straight from libmicrohttpd; NULL when out of
  * memory. */
 struct MHD_Response *http_error_response(enum http_error err, const char *message,

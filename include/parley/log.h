@@ -10,7 +10,13 @@
 
 #include <yder.h>
 
-#include "parley/config.h"
+/* The levels, most severe first (the setting log_level names them). */
+enum log_level {
+    LOG_LEVEL_ERROR,
+    LOG_LEVEL_WARNING,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG,
+};
 
 /* Starts logging at `level`. Call once, before any thread starts. */
 void log_init(enum log_level level);

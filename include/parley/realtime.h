@@ -1,5 +1,5 @@
 /*
- * Real-time delivery (shared/API.md, "Real time"): the event bus that every
+ * Real-time delivery (docs/api.md, "Real time"): the event bus that every
  * durable change is published to, and the WebSocket (GET /api/v1/ws) and
  * Server-Sent Events (GET /api/v1/events) connections that carry it to the
  * users who may see it. See src/realtime/ and docs/realtime.md.
@@ -70,7 +70,7 @@ bool realtime_claims(void *rt, const char *method, const char *path);
  * Answers a real-time request from the connection gate: the WebSocket
  * handshake (101, then the socket belongs to the real-time loop), an event
  * stream (200, text/event-stream), or a JSON error. *status is set to the
- * status answered. `rt` is a realtime_t (the signature fits gate_configure).
+ * status answered. `rt` is a realtime_t (the signature fits gate_set_takeover).
  */
 enum MHD_Result realtime_accept(void *rt, struct MHD_Connection *conn, const char *path,
                                 const char *request_id, int *status);

@@ -2,7 +2,7 @@
  * Who may do what in a channel (include/parley/access.h), decided in one
  * place for HTTP answers and real-time delivery alike.
  *
- * The rules (shared/API.md): public channels are readable by every user and
+ * The rules (docs/api.md): public channels are readable by every user and
  * open to posting by everyone not banned from them; private and direct
  * channels exist only for their members; owners, moderators and admins
  * moderate named channels (delete others' messages, invite, remove, ban);

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/clock.h"
 
 void principal_clear(principal_t *p)

@@ -1,5 +1,5 @@
 /*
- * The API's JSON objects (shared/API.md): users, channels, messages, files
+ * The API's JSON objects (docs/api.md): users, channels, messages, files
  * and senders, the same for HTTP answers and real-time events, and pages of
  * messages assembled from cached views.
  *

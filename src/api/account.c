@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/clock.h"
 #include "parley/rules.h"
 #include "resource.h"

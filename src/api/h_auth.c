@@ -1,6 +1,6 @@
 /*
  * /api/v1/auth: register, login, refresh, logout, change-password, API keys
- * (shared/API.md, "Auth").
+ * (docs/api.md, "Auth").
  *
  * Login is throttled per account and per client address before the password
  * is checked (auth_login_check counts the attempt in advance, so parallel
@@ -35,6 +35,7 @@
 
 #include "account.h"
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/clock.h"
 #include "parley/xalloc.h"
 #include "resource.h"

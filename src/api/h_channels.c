@@ -1,7 +1,7 @@
 /*
  * /api/v1/channels: channels, membership, moderation, direct channels and
- * read markers (shared/API.md, "Channels"). Permissions come from
- * chat_view.c; every change is one or more durable store records made by a
+ * read markers (docs/api.md, "Channels"). Permissions come from
+ * src/access/channel_access.c; every change is one or more durable store records made by a
  * read-modify-write under the store's lock, then waited for.
  *
  * A direct channel is its set of users: opening it again (POST /direct)

@@ -1,6 +1,6 @@
 /*
  * /api/v1/files: uploads, file objects, listings, downloads and deletion
- * (shared/API.md, "Files").
+ * (docs/api.md, "Files").
  *
  * An upload arrives streamed (upload.c) into a temporary blob; here the
  * blob is finished (fsynced and moved to its content address, or dropped

@@ -1,5 +1,5 @@
 /*
- * Messages (shared/API.md, "Messages"): posting (with replies, mentions and
+ * Messages (docs/api.md, "Messages"): posting (with replies, mentions and
  * idempotency keys), history with cursors, one message, edit, delete,
  * threads and reactions.
  *

@@ -16,6 +16,7 @@
 
 #include "account.h"
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/clock.h"
 #include "resource.h"
 

@@ -1,6 +1,6 @@
 /*
  * /api/v1/search: messages (GET with query parameters, POST with the same
- * fields in a JSON body), users and channels (shared/API.md, "Search").
+ * fields in a JSON body), users and channels (docs/api.md, "Search").
  *
  * Message search runs on the store's inverted index (chat_search) with a
  * per-channel permission callback, so a result can only come from a channel

@@ -1,6 +1,6 @@
 /*
  * /api/v1/users: the caller's own profile, other users' public profiles,
- * search with pagination, and account creation by an admin (shared/API.md,
+ * search with pagination, and account creation by an admin (docs/api.md,
  * "Users"). Email addresses are shown only to their owner and to admins;
  * preferences only to their owner.
  */

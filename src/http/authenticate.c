@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/clock.h"
 
 static void set_rate_headers(http_ctx_t *ctx, const auth_rate_info_t *ri)

@@ -8,7 +8,7 @@
  * nest at most HTTP_JSON_MAX_DEPTH levels; and its top level must be an
  * object. The first three are 400 BAD_REQUEST (the client sent something
  * that is not a JSON request at all); a well-formed body of the wrong shape
- * is 422 VALIDATION_ERROR, as shared/API.md separates them.
+ * is 422 VALIDATION_ERROR, as docs/api.md separates them.
  */
 #include <string.h>
 #include <strings.h>

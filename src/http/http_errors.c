@@ -1,5 +1,5 @@
 /*
- * The API's error codes and their HTTP statuses (shared/API.md, "Errors"),
+ * The API's error codes and their HTTP statuses (docs/api.md, "Errors"),
  * and the one builder of the error body. This is the only place that maps an
  * error to a status, so a code can never be answered with two statuses.
  */

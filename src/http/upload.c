@@ -18,6 +18,7 @@
 #include "authenticate.h"
 #include "gate.h"
 #include "parley/app.h"
+#include "parley/blobs.h"
 #include "parley/http_server.h"
 #include "parley/xalloc.h"
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "parley/auth.h"
 #include "parley/chat.h"
 
 static bool set_has(const rt_channel_set_t *set, const char *id)

@@ -168,7 +168,7 @@ enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status);
  * EventSource). NULL when none. */
 const char *rt_request_credentials(struct MHD_Connection *conn);
 
-/* Answers a JSON error (shared/API.md) from the gate, before any handler. */
+/* Answers a JSON error (docs/api.md) from the gate, before any handler. */
 enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
                                enum http_error err, const char *message, int *status);
 

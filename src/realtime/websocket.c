@@ -45,6 +45,7 @@
 #include <wslay/wslay.h>
 
 #include "internal.h"
+#include "parley/auth.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
 #include "parley/log.h"

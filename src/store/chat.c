@@ -78,13 +78,6 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-void chat_channel_clear(chat_channel_t *c)
-{
-    free(c->description);
-    free(c->direct_key);
-    c->description = c->direct_key = NULL;
-}
-
 static void channel_copy(chat_channel_t *dst, const chat_channel_t *src)
 {
     *dst = *src;
@@ -98,20 +91,6 @@ static void free_channel(void *v)
         chat_channel_clear(v);
         free(v);
     }
-}
-
-void chat_message_clear(chat_message_t *m)
-{
-    free(m->content);
-    free(m->mentions);
-    free(m->attachments);
-    for (size_t i = 0; i < m->n_reactions && m->reactions; i++)
-        free(m->reactions[i].users);
-    free(m->reactions);
-    m->content = NULL;
-    m->mentions = m->attachments = NULL;
-    m->reactions = NULL;
-    m->n_mentions = m->n_attachments = m->n_reactions = 0;
 }
 
 static void copy_reactions(chat_reaction_t **dst, const chat_reaction_t *src, size_t n)

@@ -19,6 +19,8 @@
  *   refuses invalid UTF-8: an encoder returns NULL then (STORE_E_INVALID).
  * - jansson refuses \u0000 in strings (no JSON_ALLOW_NUL), so a decoded
  *   string's length is its strlen; its parser bounds nesting depth.
+ * - The entities' clear functions live here, beside the decoders that fill
+ *   them, so that chat.c depends on this file and not the other way round.
  * Cost: O(record size) each way.
  */
 #include <jansson.h>
@@ -29,6 +31,29 @@
 #include "chat_internal.h"
 #include "codec.h"
 #include "parley/xalloc.h"
+
+/* The owners of a record's allocations free them: a decoder that fails
+ * half-way clears what it filled, and chat.c clears the copies it hands out. */
+void chat_channel_clear(chat_channel_t *c)
+{
+    free(c->description);
+    free(c->direct_key);
+    c->description = c->direct_key = NULL;
+}
+
+void chat_message_clear(chat_message_t *m)
+{
+    free(m->content);
+    free(m->mentions);
+    free(m->attachments);
+    for (size_t i = 0; i < m->n_reactions && m->reactions; i++)
+        free(m->reactions[i].users);
+    free(m->reactions);
+    m->content = NULL;
+    m->mentions = m->attachments = NULL;
+    m->reactions = NULL;
+    m->n_mentions = m->n_attachments = m->n_reactions = 0;
+}
 
 /* ---- ids ------------------------------------------------------------------- */
 

@@ -11,8 +11,8 @@
  * apply, so LSN order is apply order and a uniqueness check and its insert
  * are one step; the wait for durability (store_wait) happens after it is
  * released, so the group commit batches every writer that came meanwhile.
- * Accounts change rarely; when chat messages arrive, their hot path gets
- * finer locks, and this mutex stays for the tables that need uniqueness.
+ * The chat tables (chat.c) use the same write_mu for their writers; their
+ * readers take only the chat structures' own read locks.
  *
  * The apply functions are the only code that changes the tables, live and in
  * replay (Redis replays its AOF through the live command code the same way).

@@ -9,6 +9,7 @@
 #include "parley/log.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 

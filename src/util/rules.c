@@ -1,5 +1,5 @@
 /*
- * The account rules of shared/API.md in one place, so that the HTTP
+ * The account rules of docs/api.md in one place, so that the HTTP
  * handlers and `parley user create` cannot drift apart.
  */
 #include "parley/rules.h"

@@ -1,6 +1,6 @@
 /*
  * A growable, NUL-terminated text buffer, the one the history pages are
- * spliced together in (http/chat_view.c, http/view_cache.c): appends double
+ * spliced together in (src/access/views.c, src/access/view_cache.c): appends double
  * the capacity from 4 KiB, so a page of n texts costs O(log n) reallocs.
  * Growing is a try-allocation with a sticky `failed` flag rather than an
  * abort, because the size follows what a client asked for.

@@ -193,7 +193,7 @@ def parse_raw_response(raw):
 
 
 def assert_error(resp_or_tuple, status, code):
-    """Checks an error answer against the contract of shared/API.md."""
+    """Checks an error answer against the contract of docs/api.md."""
     if isinstance(resp_or_tuple, tuple):
         st, headers, body = resp_or_tuple
         import json

@@ -1,4 +1,4 @@
-"""Message attachments end to end (shared/API.md, "Messages" and "Files"): a
+"""Message attachments end to end (docs/api.md, "Messages" and "Files"): a
 message posted with `attachments: [file_id]` answers and lists full file
 objects; a file uploaded outside channels moves into the channel it is
 attached in (so the channel's members may read it); only one's own uploads or

@@ -1,4 +1,4 @@
-"""/api/v1/auth end to end (shared/API.md, "Auth", "Errors", "Conventions"):
+"""/api/v1/auth end to end (docs/api.md, "Auth", "Errors", "Conventions"):
 registration and its validation, login and its throttle, refresh-token
 rotation and reuse detection, logout, change-password, access tokens (expired,
 forged, malformed), API keys and the per-user rate limit.

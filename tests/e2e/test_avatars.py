@@ -1,4 +1,4 @@
-"""PUT /api/v1/users/me/avatar end to end (shared/API.md, "Users"): a
+"""PUT /api/v1/users/me/avatar end to end (docs/api.md, "Users"): a
 multipart `file` that libmagic finds to be an image (SVG excepted, since it
 can carry scripts) becomes the user's avatar: a file every signed-in user may
 download, named by avatar_url. Replacing an avatar deletes the old file and

@@ -1,4 +1,4 @@
-"""/api/v1/channels end to end (shared/API.md, "Channels", "Errors"):
+"""/api/v1/channels end to end (docs/api.md, "Channels", "Errors"):
 creation (the creator is owner), the list of what the caller can see with
 unread_count and last_message, get/update/delete by the owner or an admin,
 join/leave, members and roles, invitations and removals, bans by username,

@@ -1,4 +1,4 @@
-"""The permission matrix of chat (src/http/chat_view.c, shared/API.md):
+"""The permission matrix of chat (src/access/channel_access.c, docs/api.md):
 roles owner, moderator, member, non-member, banned and admin, in public,
 private and direct channels, for read, post, edit (someone else's message),
 edit_own, delete (someone else's message), react and search, one

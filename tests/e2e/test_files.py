@@ -1,4 +1,4 @@
-"""/api/v1/files end to end (shared/API.md, "Files"): multipart uploads whose
+"""/api/v1/files end to end (docs/api.md, "Files"): multipart uploads whose
 type comes from the bytes, content-addressed blobs stored once under
 <data>/files/ab/cd/<sha256> and removed with their last file, downloads
 (type, Content-Disposition, nosniff, ETag/If-None-Match, single byte

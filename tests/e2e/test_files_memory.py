@@ -1,5 +1,5 @@
 """Uploads and downloads stream: a 200 MB file goes through the server
-without the server holding it in memory (shared/API.md, "Files").
+without the server holding it in memory (docs/api.md, "Files").
 
 The file is made 1 MiB at a time and sent as a chunked multipart body from a
 generator, and the download is hashed as it arrives, so the test itself

@@ -1,4 +1,4 @@
-"""Messages end to end (shared/API.md, "Messages", "Errors"): posting by
+"""Messages end to end (docs/api.md, "Messages", "Errors"): posting by
 both path forms, the message object with its sender's public profile,
 history with before/after cursors (paging through 120 messages both ways
 gives the exact sequence), one message, edits (author only), deletes

@@ -1,4 +1,4 @@
-"""Real time (shared/API.md, "Real time"): events over WebSocket and SSE to
+"""Real time (docs/api.md, "Real time"): events over WebSocket and SSE to
 those who may see them, resume, typing, presence, send_message, and every
 kind of bad input ending in an error frame or a clean close."""
 import json

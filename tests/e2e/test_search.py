@@ -1,4 +1,4 @@
-"""Search end to end (shared/API.md, "Search"): GET and POST
+"""Search end to end (docs/api.md, "Search"): GET and POST
 /search/messages with q, channel, sender and date filters, ranked results
 whose content is HTML-escaped with the matches wrapped in <mark>, and
 processing_time_ms; search of users and channels.

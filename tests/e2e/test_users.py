@@ -1,4 +1,4 @@
-"""/api/v1/users end to end (shared/API.md, "Users"): the caller's own
+"""/api/v1/users end to end (docs/api.md, "Users"): the caller's own
 profile and its updates, other users' public profiles (email only to self and
 admins, preferences only to self), lookup by username, search with
 pagination, and account creation by an admin. Every refused request is

@@ -1,0 +1,283 @@
+/*
+ * Authentication in the route table: every route of the server is walked
+ * and called through the real router with real ulfius requests, as an
+ * anonymous caller, as a signed-in user who is not an admin, and with a
+ * read-only API key. The router must refuse each caller the route's flags
+ * exclude before its handler runs (which it proves: the handlers run with a
+ * store and keys but no file store, no real time and no view cache, so a
+ * handler that ran where it should not would answer otherwise, or crash).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../test.h"
+#include "parley/api.h"
+#include "parley/app.h"
+#include "parley/clock.h"
+#include "parley/http_server.h"
+#include "testutil.h"
+
+/* The routes open to anyone; every other must refuse an anonymous call. */
+static const char *const public_routes[] = {
+    "GET /api/health",           "GET /api/v1/openapi.json",       "POST /api/v1/auth/register",
+    "POST /api/v1/auth/login",   "POST /api/v1/auth/refresh",      "POST /api/v1/auth/mfa/verify",
+    "GET /api/v1/ws",            "GET /api/v1/events",
+};
+
+typedef struct world {
+    char dir[128];
+    parley_app_t app;
+    parley_config_t cfg;
+    router_t *router;
+    char *user_token;     /* a signed-in user who is not an admin */
+    char read_key[128];   /* an API key of that user with read only */
+} world_t;
+
+static void add_user(world_t *w, const char *name, store_user_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    store_new_id("usr", u->id);
+    snprintf(u->username, sizeof(u->username), "%s", name);
+    snprintf(u->email, sizeof(u->email), "%s@example.org", name);
+    snprintf(u->password_hash, sizeof(u->password_hash), "x");
+    u->is_active = true;
+    u->created_at = u->updated_at = clock_wall_ms();
+    uint64_t lsn;
+    ASSERT_EQ(store_user_create(w->app.store, u, true, &lsn), 0);
+    ASSERT_EQ(store_wait(w->app.store, lsn), 0);
+}
+
+static void world_open(world_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    ut_tmpdir(w->dir, sizeof(w->dir), "routeauth");
+    config_defaults(&w->cfg);
+    w->app.config = &w->cfg;
+    w->app.store = ut_store_open(w->dir);
+    ASSERT_EQ(auth_keys_derive("0123456789abcdef0123456789abcdef", 32, &w->app.keys), AUTH_OK);
+    w->app.rate_limiter = auth_rate_limiter_new(0, 0);
+    w->app.login_limiter = auth_login_limiter_new(0);
+    w->router = router_new(api_route_tables, &w->app);
+
+    store_user_t admin, user;
+    add_user(w, "first", &admin); /* the first account is the admin */
+    add_user(w, "plain", &user);
+    ASSERT_TRUE(admin.is_admin);
+    ASSERT_TRUE(!user.is_admin);
+
+    int64_t now = clock_wall_ms();
+    store_session_t ss = {.generation = 1, .created_at = now, .expires_at = now + 3600000};
+    store_new_id("ses", ss.id);
+    snprintf(ss.user_id, sizeof(ss.user_id), "%s", user.id);
+    uint64_t lsn;
+    ASSERT_EQ(store_session_put(w->app.store, &ss, &lsn), 0);
+    ASSERT_EQ(auth_token_issue(&w->app.keys, user.id, ss.id, now / 1000, 600, &w->user_token),
+              AUTH_OK);
+
+    char key_id[AUTH_API_KEY_ID_MAX];
+    store_api_key_t k = {.can_read = true, .can_write = false, .created_at = now};
+    ASSERT_EQ(auth_api_key_new(w->read_key, key_id, k.hash), AUTH_OK);
+    snprintf(k.id, sizeof(k.id), "%s", key_id);
+    snprintf(k.user_id, sizeof(k.user_id), "%s", user.id);
+    snprintf(k.name, sizeof(k.name), "reader");
+    ASSERT_EQ(store_api_key_put(w->app.store, &k, &lsn), 0);
+    ASSERT_EQ(store_wait(w->app.store, lsn), 0);
+    store_user_clear(&admin);
+    store_user_clear(&user);
+}
+
+static void world_close(world_t *w)
+{
+    router_free(w->router);
+    free(w->user_token);
+    auth_rate_limiter_free(w->app.rate_limiter);
+    auth_login_limiter_free(w->app.login_limiter);
+    auth_keys_wipe(&w->app.keys);
+    ASSERT_EQ(store_close(w->app.store), 0);
+    ut_rmrf(w->dir);
+}
+
+/* The route's pattern with every ":param" filled in. */
+static void concrete_path(const char *pattern, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = pattern; *p && n + 16 < size;) {
+        if (*p == ':') {
+            n += (size_t)snprintf(out + n, size - n, "x1");
+            p += 1 + strcspn(p + 1, "/");
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+}
+
+typedef struct answer {
+    long status;
+    char code[64];
+} answer_t;
+
+/* Calls method+path through the router with one credentials header (name
+ * NULL: none) and a JSON object body for methods that take one. */
+static answer_t call(world_t *w, const char *method, const char *path, const char *header,
+                     const char *value)
+{
+    struct _u_request req;
+    struct _u_response resp;
+    ulfius_init_request(&req);
+    ulfius_init_response(&resp);
+    o_free(req.http_verb);
+    req.http_verb = o_strdup(method);
+    req.url_path = o_strdup(path);
+    if (header)
+        u_map_put(req.map_header, header, value);
+    if (strcmp(method, "GET") != 0) {
+        u_map_put(req.map_header, "Content-Type", "application/json");
+        req.binary_body = o_strdup("{}");
+        req.binary_body_length = 2;
+    }
+    ASSERT_EQ(router_dispatch(&req, &resp, w->router), U_CALLBACK_COMPLETE);
+    answer_t a = {.status = resp.status};
+    json_t *body = resp.binary_body_length
+                       ? json_loadb(resp.binary_body, resp.binary_body_length, 0, NULL)
+                       : NULL;
+    const char *code =
+        json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+    snprintf(a.code, sizeof(a.code), "%s", code ? code : "");
+    json_decref(body);
+    ulfius_clean_request(&req);
+    ulfius_clean_response(&resp);
+    return a;
+}
+
+static bool listed_public(const http_route_t *r)
+{
+    char name[256];
+    snprintf(name, sizeof(name), "%s %s", r->method, r->pattern);
+    for (size_t i = 0; i < sizeof(public_routes) / sizeof(public_routes[0]); i++)
+        if (strcmp(public_routes[i], name) == 0)
+            return true;
+    return false;
+}
+
+TEST(route_table_says_who_may_call_every_route)
+{
+    size_t n_public = 0, n_routes = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++, n_routes++) {
+            bool is_public = (r->flags & HTTP_ROUTE_PUBLIC) != 0;
+            if (is_public != listed_public(r))
+                TEST_FAIL_("%s %s is %s but %s the list of public routes", r->method,
+                           r->pattern, is_public ? "public" : "not public",
+                           is_public ? "not in" : "in");
+            n_public += is_public;
+        }
+    }
+    ASSERT_EQ(n_public, sizeof(public_routes) / sizeof(public_routes[0]));
+    ASSERT_GT(n_routes, n_public + 40);
+}
+
+TEST(every_route_but_the_public_ones_refuses_an_anonymous_call)
+{
+    world_t w;
+    world_open(&w);
+    size_t checked = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            if (r->flags & HTTP_ROUTE_PUBLIC)
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            answer_t a = call(&w, r->method, path, NULL, NULL);
+            if (a.status != 401 || strcmp(a.code, "AUTHENTICATION_REQUIRED") != 0)
+                TEST_FAIL_("anonymous %s %s answered %ld %s", r->method, path, a.status, a.code);
+            a = call(&w, r->method, path, "Authorization", "Bearer not-a-token");
+            if (a.status != 401 || strcmp(a.code, "TOKEN_INVALID") != 0)
+                TEST_FAIL_("forged token on %s %s answered %ld %s", r->method, path, a.status,
+                           a.code);
+            checked++;
+        }
+    }
+    ASSERT_GT(checked, 40);
+    world_close(&w);
+}
+
+TEST(every_admin_route_refuses_a_user_who_is_not_an_admin)
+{
+    world_t w;
+    world_open(&w);
+    char bearer[2048];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", w.user_token);
+    /* The credentials are good: a route for users answers them. */
+    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "Authorization", bearer).status, 200);
+    size_t checked = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            if (!(r->flags & HTTP_ROUTE_ADMIN))
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            answer_t a = call(&w, r->method, path, "Authorization", bearer);
+            if (a.status != 403 || strcmp(a.code, "INSUFFICIENT_PERMISSIONS") != 0)
+                TEST_FAIL_("a non-admin on %s %s got %ld %s", r->method, path, a.status, a.code);
+            checked++;
+        }
+    }
+    ASSERT_GE(checked, 1);
+    world_close(&w);
+}
+
+TEST(every_write_route_refuses_a_read_only_api_key)
+{
+    world_t w;
+    world_open(&w);
+    /* The key is good: a read route answers it. */
+    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "X-API-Key", w.read_key).status, 200);
+    size_t checked = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            if (!(r->flags & HTTP_ROUTE_WRITE))
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            answer_t a = call(&w, r->method, path, "X-API-Key", w.read_key);
+            if (a.status != 403 || strcmp(a.code, "INSUFFICIENT_PERMISSIONS") != 0)
+                TEST_FAIL_("a read-only key on %s %s got %ld %s", r->method, path, a.status,
+                           a.code);
+            checked++;
+        }
+    }
+    ASSERT_GT(checked, 25);
+    world_close(&w);
+}
+
+TEST(router_refuses_a_route_that_does_not_say_who_may_call_it)
+{
+    /* router_new aborts on a programming error; run it in a child. */
+    static const http_route_t unmarked[] = {{"GET", "/api/v1/x", NULL, 0}, {NULL, NULL, NULL, 0}};
+    static const http_route_t no_permission[] = {{"POST", "/api/v1/x", NULL, HTTP_ROUTE_USER},
+                                                 {NULL, NULL, NULL, 0}};
+    static const http_route_t both[] = {
+        {"GET", "/api/v1/x", NULL, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_READ},
+        {NULL, NULL, NULL, 0}};
+    const http_route_t *const *cases[] = {
+        (const http_route_t *const[]){unmarked, NULL},
+        (const http_route_t *const[]){no_permission, NULL},
+        (const http_route_t *const[]){both, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            freopen("/dev/null", "w", stderr);
+            router_new(cases[i], NULL);
+            _exit(0);
+        }
+        int status;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    }
+}
