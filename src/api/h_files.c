@@ -26,6 +26,7 @@
 #include "resource.h"
 #include "h_files.h"
 #include "parley/app.h"
+#include "parley/blobs.h"
 #include "parley/clock.h"
 #include "parley/files.h"
 #include "parley/log.h"
