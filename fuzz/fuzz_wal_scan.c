@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness: the reader of one write-ahead-log file, wal_scan_image(),
- * which is the same code (walf_scan) that recovery, `wal check` and `wal
+ * which is the same code (wal__scan) that recovery, `wal check` and `wal
  * inspect` run on every segment and snapshot. The first byte picks the kind
  * (bit 0: snapshot, else segment); the rest is the whole file image. Seeds
  * are real files written by the library (scripts/make-wal-seeds.sh), so the

@@ -83,14 +83,14 @@ __attribute__((constructor)) static void crc32c_init(void)
     impl = choose();
 }
 
-uint32_t walf_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t wal__crc32c(uint32_t crc, const void *data, size_t len)
 {
     return ~impl(~crc, (const uint8_t *)data, len);
 }
 
 /* For tests: the table path regardless of the CPU. */
-uint32_t walf_crc32c_portable(uint32_t crc, const void *data, size_t len);
-uint32_t walf_crc32c_portable(uint32_t crc, const void *data, size_t len)
+uint32_t wal__crc32c_portable(uint32_t crc, const void *data, size_t len);
+uint32_t wal__crc32c_portable(uint32_t crc, const void *data, size_t len)
 {
     return ~crc_table(~crc, (const uint8_t *)data, len);
 }

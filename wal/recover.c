@@ -11,7 +11,7 @@
  *
  * Segments wholly covered by the chosen snapshot are skipped unread. The
  * rest are replayed in LSN order; each must start exactly where the one
- * before it ended. What walf_scan() reports then decides:
+ * before it ended. What wal__scan() reports then decides:
  *   clean            go on (a zero-filled tail is cut from the last segment);
  *   torn, last file  the crash interrupted the last write: cut it off (the
  *                    records in it were never acknowledged) and log offset
@@ -88,7 +88,7 @@ static void remove_tmp_snapshots(const char *snap_dir, const wal_options_t *o)
         if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0) {
             snprintf(path, sizeof(path), "%s/%s", snap_dir, e->d_name);
             if (unlink(path) == 0)
-                walf_log(o, 2, "removed unfinished snapshot %s", path);
+                wal__log(o, 2, "removed unfinished snapshot %s", path);
         }
     }
     closedir(d);
@@ -106,7 +106,7 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
     snprintf(snap_dir, sizeof(snap_dir), "%s/snapshots", dir);
     *snap_lsn = *prev_snap_lsn = 0;
     uint64_t *lsns;
-    int n = walf_list(snap_dir, ".snap", &lsns);
+    int n = wal__list(snap_dir, ".snap", &lsns);
     if (n == -ENOENT)
         return 0;
     if (n < 0)
@@ -115,21 +115,21 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
     bool begun = false; /* on_snapshot_begin was called for a snapshot */
     for (int i = n - 1; i >= 0; i--) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), dir, "snapshots", lsns[i], ".snap");
+        wal__path(path, sizeof(path), dir, "snapshots", lsns[i], ".snap");
         walf_map_t m;
-        rc = walf_map_file(path, &m);
+        rc = wal__map_file(path, &m);
         if (rc != 0) {
-            walf_log(o, 0, "cannot read %s: %s", path, strerror(-rc));
+            wal__log(o, 0, "cannot read %s: %s", path, strerror(-rc));
             break;
         }
         walf_scan_result_t res;
         walf_sink_t check = {.decode = false};
-        walf_scan(m.data, m.len, true, &check, dctx, &res);
+        wal__scan(m.data, m.len, true, &check, dctx, &res);
         if (res.status == WALF_SCAN_VERSION) {
-            walf_log(o, 0, "%s has format version %u; this build reads up to %u", path,
+            wal__log(o, 0, "%s has format version %u; this build reads up to %u", path,
                      res.version, WAL_FORMAT_VERSION);
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 8);
-            walf_unmap(&m);
+            wal__unmap(&m);
             rc = WAL_E_VERSION;
             break;
         }
@@ -139,19 +139,19 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
             begun = true;
             if (replay && replay->on_snapshot_begin &&
                 replay->on_snapshot_begin(replay->ctx, lsns[i]) != 0) {
-                walf_unmap(&m);
+                wal__unmap(&m);
                 rc = WAL_E_CALLBACK;
                 break;
             }
             walf_sink_t load = {.decode = true, .record = deliver_snapshot_record, .ctx = &ctx};
-            rc = walf_scan(m.data, m.len, true, &load, dctx, &res);
+            rc = wal__scan(m.data, m.len, true, &load, dctx, &res);
             if (rc != 0) {
-                walf_unmap(&m);
+                wal__unmap(&m);
                 break;
             }
             good = res.status == WALF_SCAN_CLEAN;
         }
-        walf_unmap(&m);
+        wal__unmap(&m);
         if (good) {
             *snap_lsn = lsns[i];
             *prev_snap_lsn = i > 0 ? lsns[i - 1] : 0;
@@ -159,7 +159,7 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
             rep->snapshot_records = ctx.delivered;
             break;
         }
-        walf_log(o, 1, "snapshot %s is damaged at offset %llu (%s); trying an older one", path,
+        wal__log(o, 1, "snapshot %s is damaged at offset %llu (%s); trying an older one", path,
                  (unsigned long long)res.bad_offset, res.why ? res.why : "?");
         if (modify) {
             char aside[PATH_MAX + 64];
@@ -191,7 +191,7 @@ static int cut_file(const char *path, uint64_t at)
     return rc;
 }
 
-int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *replay,
+int wal__recover(const char *dir, const wal_options_t *o, const wal_replay_t *replay,
                  bool modify, wal_recovery_t *rep, walf_state_t *st)
 {
     memset(st, 0, sizeof(*st));
@@ -211,7 +211,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
     if (rc != 0)
         goto out;
 
-    int n = walf_list(wal_dir, ".wal", &firsts);
+    int n = wal__list(wal_dir, ".wal", &firsts);
     if (n == -ENOENT)
         n = 0;
     if (n < 0) {
@@ -232,8 +232,8 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
         start++;
     if (n > 0 && firsts[start] > snap + 1) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), dir, "wal", firsts[start], ".wal");
-        walf_log(o, 0, "records %llu to %llu are missing: the log starts at %s",
+        wal__path(path, sizeof(path), dir, "wal", firsts[start], ".wal");
+        wal__log(o, 0, "records %llu to %llu are missing: the log starts at %s",
                  (unsigned long long)(snap + 1), (unsigned long long)(firsts[start] - 1), path);
         note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 0);
         rc = WAL_E_GAP;
@@ -241,7 +241,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
     }
     for (int i = 0; i < start; i++) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), dir, "wal", firsts[i], ".wal");
+        wal__path(path, sizeof(path), dir, "wal", firsts[i], ".wal");
         struct stat sb;
         st->segments[st->n_segments].first_lsn = firsts[i];
         st->segments[st->n_segments].bytes = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
@@ -253,37 +253,37 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
     replay_ctx_t ctx = {.replay = replay, .skip_through = snap};
     for (int i = start; i < n; i++) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), dir, "wal", firsts[i], ".wal");
+        wal__path(path, sizeof(path), dir, "wal", firsts[i], ".wal");
         bool last = i == n - 1;
         if (firsts[i] != next) {
-            walf_log(o, 0, "%s should start at record %llu", path, (unsigned long long)next);
+            wal__log(o, 0, "%s should start at record %llu", path, (unsigned long long)next);
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 0);
             rc = firsts[i] > next ? WAL_E_GAP : WAL_E_CORRUPT;
             goto out;
         }
         walf_map_t m;
-        rc = walf_map_file(path, &m);
+        rc = wal__map_file(path, &m);
         if (rc != 0) {
-            walf_log(o, 0, "cannot read %s: %s", path, strerror(-rc));
+            wal__log(o, 0, "cannot read %s: %s", path, strerror(-rc));
             goto out;
         }
         walf_scan_result_t res;
         walf_sink_t sink = {.decode = true, .record = deliver_record, .ctx = &ctx};
-        rc = walf_scan(m.data, m.len, false, &sink, dctx, &res);
+        rc = wal__scan(m.data, m.len, false, &sink, dctx, &res);
         size_t file_len = m.len;
-        walf_unmap(&m);
+        wal__unmap(&m);
         rep->segments++;
         if (rc != 0)
             goto out;
         if (res.status == WALF_SCAN_VERSION) {
-            walf_log(o, 0, "%s has format version %u; this build reads up to %u", path,
+            wal__log(o, 0, "%s has format version %u; this build reads up to %u", path,
                      res.version, WAL_FORMAT_VERSION);
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 8);
             rc = WAL_E_VERSION;
             goto out;
         }
         if (res.header_ok && res.base_lsn != firsts[i]) {
-            walf_log(o, 0, "%s: its header names record %llu", path,
+            wal__log(o, 0, "%s: its header names record %llu", path,
                      (unsigned long long)res.base_lsn);
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 16);
             rc = WAL_E_CORRUPT;
@@ -293,12 +293,12 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
         if (res.status == WALF_SCAN_CLEAN && res.zero_tail > 0 && last) {
             keep = res.good_end; /* a zero-filled tail holds nothing */
             if (modify && cut_file(path, keep) != 0)
-                walf_log(o, 1, "cannot cut the zero tail of %s", path);
+                wal__log(o, 1, "cannot cut the zero tail of %s", path);
         } else if (res.status == WALF_SCAN_TORN && last) {
             keep = res.good_end;
             rep->bytes_dropped += file_len - keep;
             note_place(rep->cut_file, sizeof(rep->cut_file), &rep->cut_offset, path, keep);
-            walf_log(o, 1, "%s: torn tail at offset %llu (%s): %llu bytes dropped%s", path,
+            wal__log(o, 1, "%s: torn tail at offset %llu (%s): %llu bytes dropped%s", path,
                      (unsigned long long)res.bad_offset, res.why,
                      (unsigned long long)(file_len - keep),
                      res.unsynced ? " (written under fsync policy batch or none: records after "
@@ -314,7 +314,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path,
                        res.bad_offset);
             if (!o->repair) {
-                walf_log(o, 0,
+                wal__log(o, 0,
                          "%s is corrupt at offset %llu (%s)%s; records after it would be lost. "
                          "Run `parley wal check` to see the damage and `parley wal repair` to "
                          "cut the log there",
@@ -328,7 +328,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
             uint64_t dropped = file_len - keep;
             for (int k = i + 1; k < n; k++) {
                 char later[PATH_MAX + 32];
-                walf_path(later, sizeof(later), dir, "wal", firsts[k], ".wal");
+                wal__path(later, sizeof(later), dir, "wal", firsts[k], ".wal");
                 struct stat sb;
                 if (stat(later, &sb) == 0)
                     dropped += (uint64_t)sb.st_size;
@@ -337,7 +337,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
             }
             rep->bytes_dropped += dropped;
             note_place(rep->cut_file, sizeof(rep->cut_file), &rep->cut_offset, path, keep);
-            walf_log(o, 1, "repair: cut %s at offset %llu and removed %d later segments: %llu "
+            wal__log(o, 1, "repair: cut %s at offset %llu and removed %d later segments: %llu "
                      "bytes dropped; the log now ends at record %llu",
                      path, (unsigned long long)keep, n - 1 - i, (unsigned long long)dropped,
                      (unsigned long long)(res.next_lsn - 1));
@@ -363,7 +363,7 @@ int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
     rep->records_replayed = ctx.delivered;
     rep->last_lsn = st->last_lsn;
     if (modify && dir_changed)
-        walf_sync_dir(wal_dir);
+        wal__sync_dir(wal_dir);
     rc = 0;
 out:
     free(firsts);
@@ -383,7 +383,7 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
         o.log_ctx = opts->log_ctx;
     }
     walf_state_t st;
-    int rc = walf_recover(dir, &o, NULL, false, report, &st);
+    int rc = wal__recover(dir, &o, NULL, false, report, &st);
     free(st.segments);
     if (rc != 0)
         return rc;
@@ -392,7 +392,7 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
     char snap_dir[PATH_MAX];
     snprintf(snap_dir, sizeof(snap_dir), "%s/snapshots", dir);
     uint64_t *lsns;
-    int n = walf_list(snap_dir, ".snap", &lsns);
+    int n = wal__list(snap_dir, ".snap", &lsns);
     if (n < 0)
         return n == -ENOENT ? 0 : n;
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
@@ -400,19 +400,19 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
         abort();
     for (int i = 0; i < n && rc == 0; i++) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), dir, "snapshots", lsns[i], ".snap");
+        wal__path(path, sizeof(path), dir, "snapshots", lsns[i], ".snap");
         walf_map_t m;
-        rc = walf_map_file(path, &m);
+        rc = wal__map_file(path, &m);
         if (rc != 0)
             break;
         walf_scan_result_t res;
         walf_sink_t sink = {.decode = true};
-        walf_scan(m.data, m.len, true, &sink, dctx, &res);
-        walf_unmap(&m);
+        wal__scan(m.data, m.len, true, &sink, dctx, &res);
+        wal__unmap(&m);
         if (res.status != WALF_SCAN_CLEAN || res.base_lsn != lsns[i]) {
             note_place(report->error_file, sizeof(report->error_file), &report->error_offset,
                        path, res.bad_offset);
-            walf_log(&o, 0, "snapshot %s is damaged at offset %llu (%s)", path,
+            wal__log(&o, 0, "snapshot %s is damaged at offset %llu (%s)", path,
                      (unsigned long long)res.bad_offset,
                      res.why ? res.why : "its header names another LSN");
             rc = res.status == WALF_SCAN_VERSION ? WAL_E_VERSION : WAL_E_CORRUPT;

@@ -30,10 +30,10 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static void parse_frame_header(const uint8_t *h, walf_frame_t *f)
 {
-    f->stored_len = walf_get32(h + 4);
-    f->first_lsn = walf_get64(h + 8);
-    f->count = walf_get32(h + 16);
-    f->raw_len = walf_get32(h + 20);
+    f->stored_len = wal__get32(h + 4);
+    f->first_lsn = wal__get64(h + 8);
+    f->count = wal__get32(h + 16);
+    f->raw_len = wal__get32(h + 20);
     f->kind = h[24];
     f->flags = h[25];
 }
@@ -66,8 +66,8 @@ static bool header_plausible(const uint8_t *h, size_t room, bool snapshot, walf_
 
 static bool crc_ok(const uint8_t *h, const walf_frame_t *f)
 {
-    uint32_t want = walf_get32(h);
-    return walf_mask(walf_crc32c(0, h + 4, WALF_FRAME_HEADER - 4 + f->stored_len)) == want;
+    uint32_t want = wal__get32(h);
+    return wal__mask(wal__crc32c(0, h + 4, WALF_FRAME_HEADER - 4 + f->stored_len)) == want;
 }
 
 /* True when some offset after `from` holds a frame whose checksum holds. */
@@ -124,7 +124,7 @@ static int parse_records(const uint8_t *raw, const walf_frame_t *f, uint64_t fra
     for (uint32_t i = 0; i < f->count; i++) {
         if (f->raw_len - pos < WALF_RECORD_HEADER)
             return 0;
-        uint32_t len = walf_get32(raw + pos);
+        uint32_t len = wal__get32(raw + pos);
         uint8_t type = raw[pos + 4];
         if (type == 0 || !all_zero(raw + pos + 5, 3) || len > WAL_RECORD_MAX ||
             len > f->raw_len - pos - WALF_RECORD_HEADER)
@@ -138,7 +138,7 @@ static int parse_records(const uint8_t *raw, const walf_frame_t *f, uint64_t fra
         return 0;
     pos = 0;
     for (uint32_t i = 0; i < f->count; i++) {
-        uint32_t len = walf_get32(raw + pos);
+        uint32_t len = wal__get32(raw + pos);
         uint64_t lsn = f->first_lsn ? f->first_lsn + i : 0;
         if (sink->record(sink->ctx, frame_offset, f, lsn, raw[pos + 4],
                          raw + pos + WALF_RECORD_HEADER, len) != 0)
@@ -163,13 +163,13 @@ static void bad(walf_scan_result_t *res, const uint8_t *img, size_t len, size_t 
     res->status = certain || later_valid ? WALF_SCAN_CORRUPT : WALF_SCAN_TORN;
 }
 
-int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
+int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
               ZSTD_DCtx *dctx, walf_scan_result_t *res)
 {
     memset(res, 0, sizeof(*res));
     const char *magic = snapshot ? WALF_MAGIC_SNAPSHOT : WALF_MAGIC_SEGMENT;
     if (len < WALF_FILE_HEADER || memcmp(img, magic, 8) != 0 ||
-        walf_mask(walf_crc32c(0, img, 28)) != walf_get32(img + 28)) {
+        wal__mask(wal__crc32c(0, img, 28)) != wal__get32(img + 28)) {
         res->bad_offset = 0;
         res->why = len < WALF_FILE_HEADER ? "file shorter than its header" : "bad file header";
         /* A header torn by a crash right after creation leaves nothing else. */
@@ -178,7 +178,7 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
                           : WALF_SCAN_CORRUPT;
         return 0;
     }
-    res->version = walf_get32(img + 8);
+    res->version = wal__get32(img + 8);
     if (res->version == 0) {
         res->bad_offset = 8;
         res->why = "format version 0";
@@ -190,7 +190,7 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         res->why = "written by a newer format version";
         return 0;
     }
-    uint32_t flags = walf_get32(img + 12);
+    uint32_t flags = wal__get32(img + 12);
     if ((flags & ~WALF_FILE_UNSYNCED) != 0 || (snapshot && flags != 0)) {
         res->bad_offset = 12;
         res->why = "unknown file flags";
@@ -199,7 +199,7 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
     }
     res->unsynced = flags & WALF_FILE_UNSYNCED;
     res->header_ok = true;
-    res->base_lsn = walf_get64(img + 16);
+    res->base_lsn = wal__get64(img + 16);
     res->next_lsn = res->base_lsn;
     res->good_end = WALF_FILE_HEADER;
     res->status = WALF_SCAN_CLEAN;
@@ -244,7 +244,7 @@ int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         }
         const uint8_t *payload = img + off + WALF_FRAME_HEADER;
         if (f.kind == WALF_KIND_SNAPSHOT_END) {
-            if (walf_get64(payload) != res->records || walf_get64(payload + 8) != res->base_lsn) {
+            if (wal__get64(payload) != res->records || wal__get64(payload + 8) != res->base_lsn) {
                 bad(res, img, len, off, snapshot, "snapshot end does not match its records", true);
                 break;
             }
@@ -296,7 +296,7 @@ int wal_scan_image(const void *data, size_t len, bool is_snapshot)
     ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 27);
     walf_sink_t sink = {.decode = true};
     walf_scan_result_t res;
-    walf_scan(data, len, is_snapshot, &sink, dctx, &res);
+    wal__scan(data, len, is_snapshot, &sink, dctx, &res);
     ZSTD_freeDCtx(dctx);
     switch (res.status) {
     case WALF_SCAN_CLEAN:

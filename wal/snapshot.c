@@ -63,13 +63,13 @@ int wal_snapshot_begin(wal_t *w, uint64_t lsn, wal_snapshot_t **out)
         abort();
     s->w = w;
     s->lsn = lsn;
-    walf_path(s->tmp_path, sizeof(s->tmp_path), w->dir, "snapshots", lsn, ".tmp");
-    walf_path(s->final_path, sizeof(s->final_path), w->dir, "snapshots", lsn, ".snap");
+    wal__path(s->tmp_path, sizeof(s->tmp_path), w->dir, "snapshots", lsn, ".tmp");
+    wal__path(s->final_path, sizeof(s->final_path), w->dir, "snapshots", lsn, ".snap");
     unlink(s->tmp_path); /* never write through a stale link */
     s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (s->fd < 0) {
         int e = -errno;
-        walf_log(&w->opts, 0, "cannot create %s: %s", s->tmp_path, strerror(errno));
+        wal__log(&w->opts, 0, "cannot create %s: %s", s->tmp_path, strerror(errno));
         pthread_mutex_lock(&w->mu);
         w->snapshot_running = false;
         pthread_mutex_unlock(&w->mu);
@@ -84,8 +84,8 @@ int wal_snapshot_begin(wal_t *w, uint64_t lsn, wal_snapshot_t **out)
                                w->opts.compression_level ? w->opts.compression_level : 1);
     }
     uint8_t header[WALF_FILE_HEADER];
-    walf_file_header(header, true, lsn);
-    s->err = walf_write_all(&walf_posix_io, s->fd, header, sizeof(header));
+    wal__file_header(header, true, lsn);
+    s->err = wal__write_all(&wal__posix_io, s->fd, header, sizeof(header));
     *out = s;
     return 0;
 }
@@ -96,10 +96,10 @@ static int flush_frame(wal_snapshot_t *s)
     if (s->raw_count == 0 || s->err != 0)
         return s->err;
     s->out.len = 0;
-    s->err = walf_emit_frame(&s->out, s->cctx, s->raw.data, s->raw.len, 0, s->raw_count,
+    s->err = wal__emit_frame(&s->out, s->cctx, s->raw.data, s->raw.len, 0, s->raw_count,
                              WALF_KIND_RECORDS);
     if (s->err == 0)
-        s->err = walf_write_all(&walf_posix_io, s->fd, s->out.data, s->out.len);
+        s->err = wal__write_all(&wal__posix_io, s->fd, s->out.data, s->out.len);
     s->raw.len = 0;
     s->raw_count = 0;
     return s->err;
@@ -116,7 +116,7 @@ int wal_snapshot_add(wal_snapshot_t *s, uint8_t type, const void *data, size_t l
     if (s->raw_count > 0 && s->raw.len + WALF_RECORD_HEADER + len > WALF_FRAME_TARGET &&
         flush_frame(s) != 0)
         return s->err;
-    walf_buf_add_record(&s->raw, type, data, len);
+    wal__buf_add_record(&s->raw, type, data, len);
     s->raw_count++;
     s->count++;
     return 0;
@@ -127,8 +127,8 @@ static void release(wal_snapshot_t *s)
     if (s->fd >= 0)
         close(s->fd);
     ZSTD_freeCCtx(s->cctx);
-    walf_buf_free(&s->raw);
-    walf_buf_free(&s->out);
+    wal__buf_free(&s->raw);
+    wal__buf_free(&s->out);
     pthread_mutex_lock(&s->w->mu);
     s->w->snapshot_running = false;
     pthread_mutex_unlock(&s->w->mu);
@@ -153,22 +153,22 @@ int wal_snapshot_commit(wal_snapshot_t *s)
         rc = wal_sync(w);
     if (rc == 0) {
         uint8_t end[WALF_FRAME_HEADER + WALF_END_PAYLOAD];
-        walf_put64(end + WALF_FRAME_HEADER, s->count);
-        walf_put64(end + WALF_FRAME_HEADER + 8, s->lsn);
+        wal__put64(end + WALF_FRAME_HEADER, s->count);
+        wal__put64(end + WALF_FRAME_HEADER + 8, s->lsn);
         walf_frame_t f = {.stored_len = WALF_END_PAYLOAD,
                           .raw_len = WALF_END_PAYLOAD,
                           .kind = WALF_KIND_SNAPSHOT_END};
-        walf_frame_header(end, &f);
-        rc = walf_write_all(&walf_posix_io, s->fd, end, sizeof(end));
+        wal__frame_header(end, &f);
+        rc = wal__write_all(&wal__posix_io, s->fd, end, sizeof(end));
     }
     if (rc == 0 && fdatasync(s->fd) != 0)
         rc = -errno;
     if (rc == 0 && rename(s->tmp_path, s->final_path) != 0)
         rc = -errno;
     if (rc == 0)
-        rc = walf_sync_dir(w->snap_dir);
+        rc = wal__sync_dir(w->snap_dir);
     if (rc != 0) {
-        walf_log(&w->opts, 0, "snapshot %s failed: %s", s->final_path, wal_strerror(rc));
+        wal__log(&w->opts, 0, "snapshot %s failed: %s", s->final_path, wal_strerror(rc));
         unlink(s->tmp_path);
         release(s);
         return rc;
@@ -179,10 +179,10 @@ int wal_snapshot_commit(wal_snapshot_t *s)
         w->snap_lsn = s->lsn;
     }
     pthread_mutex_unlock(&w->mu);
-    walf_log(&w->opts, 2, "snapshot %s: %llu records", s->final_path,
+    wal__log(&w->opts, 2, "snapshot %s: %llu records", s->final_path,
              (unsigned long long)s->count);
     release(s);
-    walf_trim(w);
+    wal__trim(w);
     return 0;
 }
 
@@ -194,7 +194,7 @@ uint64_t wal_snapshot_lsn(wal_t *w)
     return v;
 }
 
-void walf_trim(wal_t *w)
+void wal__trim(wal_t *w)
 {
     pthread_mutex_lock(&w->mu);
     uint64_t keep_from = w->prev_snap_lsn; /* records above it must stay */
@@ -216,26 +216,26 @@ void walf_trim(wal_t *w)
 
     for (size_t i = 0; i < removable; i++) {
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), w->dir, "wal", doomed[i], ".wal");
+        wal__path(path, sizeof(path), w->dir, "wal", doomed[i], ".wal");
         if (unlink(path) != 0)
-            walf_log(&w->opts, 1, "cannot remove %s: %s", path, strerror(errno));
+            wal__log(&w->opts, 1, "cannot remove %s: %s", path, strerror(errno));
     }
     free(doomed);
     if (removable > 0)
-        walf_sync_dir(w->wal_dir);
+        wal__sync_dir(w->wal_dir);
 
     uint64_t *snaps;
-    int n = walf_list(w->snap_dir, ".snap", &snaps);
+    int n = wal__list(w->snap_dir, ".snap", &snaps);
     bool removed = false;
     for (int i = 0; i < n; i++) {
         if (prev == 0 || snaps[i] >= prev)
             continue;
         char path[PATH_MAX + 32];
-        walf_path(path, sizeof(path), w->dir, "snapshots", snaps[i], ".snap");
+        wal__path(path, sizeof(path), w->dir, "snapshots", snaps[i], ".snap");
         if (unlink(path) == 0)
             removed = true;
     }
     free(snaps);
     if (removed)
-        walf_sync_dir(w->snap_dir);
+        wal__sync_dir(w->snap_dir);
 }

@@ -1,6 +1,6 @@
 /*
  * wal_inspect: every record of every snapshot and segment, for `parley wal
- * inspect`. It reads the same way recovery does (walf_scan), so what it
+ * inspect`. It reads the same way recovery does (wal__scan), so what it
  * shows is what recovery would see; a frame that fails its checks is shown
  * once, as a line with checksum_ok false, and ends its file.
  */
@@ -40,24 +40,24 @@ static int inspect_file(const char *path, const char *name, bool snapshot, inspe
                         ZSTD_DCtx *dctx)
 {
     walf_map_t m;
-    int rc = walf_map_file(path, &m);
+    int rc = wal__map_file(path, &m);
     if (rc != 0)
         return rc;
     ic->file = name;
     walf_scan_result_t res;
     walf_sink_t sink = {.decode = true, .record = on_record, .ctx = ic};
-    walf_scan(m.data, m.len, snapshot, &sink, dctx, &res);
+    wal__scan(m.data, m.len, snapshot, &sink, dctx, &res);
     if (res.status != WALF_SCAN_CLEAN) {
         wal_inspect_record_t bad = {.file = name, .offset = res.bad_offset};
         if (res.header_ok && m.len >= res.bad_offset + WALF_FRAME_HEADER) {
             const uint8_t *h = m.data + res.bad_offset;
-            bad.frame_stored = walf_get32(h + 4);
-            bad.lsn = walf_get64(h + 8);
-            bad.frame_raw = walf_get32(h + 20);
+            bad.frame_stored = wal__get32(h + 4);
+            bad.lsn = wal__get64(h + 8);
+            bad.frame_raw = wal__get32(h + 20);
         }
         ic->fn(ic->ctx, &bad);
     }
-    walf_unmap(&m);
+    wal__unmap(&m);
     return 0;
 }
 
@@ -67,7 +67,7 @@ static int inspect_dir(const char *dir, const char *sub, const char *suffix, boo
     char subdir[PATH_MAX];
     snprintf(subdir, sizeof(subdir), "%s/%s", dir, sub);
     uint64_t *list;
-    int n = walf_list(subdir, suffix, &list);
+    int n = wal__list(subdir, suffix, &list);
     if (n == -ENOENT)
         return 0;
     if (n < 0)
@@ -75,7 +75,7 @@ static int inspect_dir(const char *dir, const char *sub, const char *suffix, boo
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char path[PATH_MAX + 32], name[64];
-        walf_path(path, sizeof(path), dir, sub, list[i], suffix);
+        wal__path(path, sizeof(path), dir, sub, list[i], suffix);
         snprintf(name, sizeof(name), "%s/%020llu%s", sub, (unsigned long long)list[i], suffix);
         rc = inspect_file(path, name, snapshot, ic, dctx);
     }

@@ -41,34 +41,34 @@ const char *wal_strerror(int err)
     }
 }
 
-void walf_file_header(uint8_t *out, bool snapshot, uint64_t base_lsn)
+void wal__file_header(uint8_t *out, bool snapshot, uint64_t base_lsn)
 {
-    walf_file_header_flags(out, snapshot, base_lsn, 0);
+    wal__file_header_flags(out, snapshot, base_lsn, 0);
 }
 
-void walf_file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags)
+void wal__file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags)
 {
     memset(out, 0, WALF_FILE_HEADER);
     memcpy(out, snapshot ? WALF_MAGIC_SNAPSHOT : WALF_MAGIC_SEGMENT, 8);
-    walf_put32(out + 8, WAL_FORMAT_VERSION);
-    walf_put32(out + 12, flags);
-    walf_put64(out + 16, base_lsn);
-    walf_put32(out + 28, walf_mask(walf_crc32c(0, out, 28)));
+    wal__put32(out + 8, WAL_FORMAT_VERSION);
+    wal__put32(out + 12, flags);
+    wal__put64(out + 16, base_lsn);
+    wal__put32(out + 28, wal__mask(wal__crc32c(0, out, 28)));
 }
 
-void walf_frame_header(uint8_t *out, const walf_frame_t *f)
+void wal__frame_header(uint8_t *out, const walf_frame_t *f)
 {
     memset(out, 0, WALF_FRAME_HEADER);
-    walf_put32(out + 4, f->stored_len);
-    walf_put64(out + 8, f->first_lsn);
-    walf_put32(out + 16, f->count);
-    walf_put32(out + 20, f->raw_len);
+    wal__put32(out + 4, f->stored_len);
+    wal__put64(out + 8, f->first_lsn);
+    wal__put32(out + 16, f->count);
+    wal__put32(out + 20, f->raw_len);
     out[24] = f->kind;
     out[25] = f->flags;
-    walf_put32(out, walf_mask(walf_crc32c(0, out + 4, WALF_FRAME_HEADER - 4 + f->stored_len)));
+    wal__put32(out, wal__mask(wal__crc32c(0, out + 4, WALF_FRAME_HEADER - 4 + f->stored_len)));
 }
 
-void walf_buf_reserve(walf_buf_t *b, size_t extra)
+void wal__buf_reserve(walf_buf_t *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return;
@@ -82,17 +82,17 @@ void walf_buf_reserve(walf_buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void walf_buf_free(walf_buf_t *b)
+void wal__buf_free(walf_buf_t *b)
 {
     free(b->data);
     memset(b, 0, sizeof(*b));
 }
 
-void walf_buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t len)
+void wal__buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t len)
 {
-    walf_buf_reserve(b, WALF_RECORD_HEADER + len);
+    wal__buf_reserve(b, WALF_RECORD_HEADER + len);
     uint8_t *p = b->data + b->len;
-    walf_put32(p, (uint32_t)len);
+    wal__put32(p, (uint32_t)len);
     p[4] = type;
     p[5] = p[6] = p[7] = 0;
     if (len)
@@ -100,11 +100,11 @@ void walf_buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t l
     b->len += WALF_RECORD_HEADER + len;
 }
 
-int walf_emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
+int wal__emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
                     uint64_t first_lsn, uint32_t count, uint8_t kind)
 {
     size_t bound = cctx ? ZSTD_compressBound(raw_len) + 64 : raw_len;
-    walf_buf_reserve(out, WALF_FRAME_HEADER + bound);
+    wal__buf_reserve(out, WALF_FRAME_HEADER + bound);
     size_t head = out->len;
     uint8_t *payload = out->data + head + WALF_FRAME_HEADER;
     size_t stored;
@@ -130,12 +130,12 @@ int walf_emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t
         .kind = kind,
         .flags = cctx ? WALF_FLAG_ZSTD : 0,
     };
-    walf_frame_header(out->data + head, &f);
+    wal__frame_header(out->data + head, &f);
     out->len = head + WALF_FRAME_HEADER + stored;
     return 0;
 }
 
-int walf_write_all(const wal_io_t *io, int fd, const void *buf, size_t len)
+int wal__write_all(const wal_io_t *io, int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     while (len > 0) {
@@ -163,9 +163,9 @@ static int posix_fdatasync(int fd)
     return fdatasync(fd);
 }
 
-const wal_io_t walf_posix_io = {posix_write, posix_fdatasync};
+const wal_io_t wal__posix_io = {posix_write, posix_fdatasync};
 
-int walf_map_file(const char *path, walf_map_t *m)
+int wal__map_file(const char *path, walf_map_t *m)
 {
     m->data = NULL;
     m->len = 0;
@@ -193,7 +193,7 @@ int walf_map_file(const char *path, walf_map_t *m)
     return 0;
 }
 
-void walf_unmap(walf_map_t *m)
+void wal__unmap(walf_map_t *m)
 {
     if (m->data)
         munmap((void *)m->data, m->len);
@@ -201,7 +201,7 @@ void walf_unmap(walf_map_t *m)
     m->len = 0;
 }
 
-int walf_sync_dir(const char *path)
+int wal__sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -212,7 +212,7 @@ int walf_sync_dir(const char *path)
 }
 
 /* <dir>/<sub>/<n as 20 digits><suffix>: the name of a segment or snapshot. */
-void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
+void wal__path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
                const char *suffix)
 {
     snprintf(out, size, "%s/%s/%020llu%s", dir, sub, (unsigned long long)n, suffix);
@@ -224,7 +224,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int walf_list(const char *dir, const char *suffix, uint64_t **out)
+int wal__list(const char *dir, const char *suffix, uint64_t **out)
 {
     *out = NULL;
     DIR *d = opendir(dir);
@@ -265,7 +265,7 @@ int walf_list(const char *dir, const char *suffix, uint64_t **out)
     return (int)n;
 }
 
-void walf_log(const wal_options_t *o, int level, const char *fmt, ...)
+void wal__log(const wal_options_t *o, int level, const char *fmt, ...)
 {
     if (o == NULL || o->log == NULL)
         return;

@@ -144,23 +144,23 @@ static void segments_push(wal_t *w, uint64_t first_lsn, uint64_t bytes)
 static int open_segment(wal_t *w, uint64_t first_lsn)
 {
     char path[PATH_MAX + 32];
-    walf_path(path, sizeof(path), w->dir, "wal", first_lsn, ".wal");
+    wal__path(path, sizeof(path), w->dir, "wal", first_lsn, ".wal");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = -errno;
-        walf_log(&w->opts, 0, "cannot create %s: %s", path, strerror(errno));
+        wal__log(&w->opts, 0, "cannot create %s: %s", path, strerror(errno));
         return e;
     }
     uint8_t header[WALF_FILE_HEADER];
-    walf_file_header_flags(header, false, first_lsn,
+    wal__file_header_flags(header, false, first_lsn,
                            w->opts.fsync == WAL_FSYNC_ALWAYS ? 0 : WALF_FILE_UNSYNCED);
-    int rc = walf_write_all(w->io, fd, header, sizeof(header));
+    int rc = wal__write_all(w->io, fd, header, sizeof(header));
     if (rc == 0 && w->io->fdatasync(fd) != 0)
         rc = -errno;
     if (rc == 0)
-        rc = walf_sync_dir(w->wal_dir);
+        rc = wal__sync_dir(w->wal_dir);
     if (rc != 0) {
-        walf_log(&w->opts, 0, "cannot start segment %s: %s", path, strerror(-rc));
+        wal__log(&w->opts, 0, "cannot start segment %s: %s", path, strerror(-rc));
         close(fd);
         return rc;
     }
@@ -185,13 +185,13 @@ static uint32_t build_frame(wal_t *w, size_t *pos, uint64_t first_lsn, uint32_t 
     size_t frame_len = 0;
     uint32_t n = 0;
     while (n < left) {
-        size_t rec = WALF_RECORD_HEADER + walf_get32(p + frame_len);
+        size_t rec = WALF_RECORD_HEADER + wal__get32(p + frame_len);
         if (n > 0 && frame_len + rec > WALF_FRAME_TARGET)
             break;
         frame_len += rec;
         n++;
     }
-    *rc = walf_emit_frame(&w->out, w->cctx, p, frame_len, first_lsn, n, WALF_KIND_RECORDS);
+    *rc = wal__emit_frame(&w->out, w->cctx, p, frame_len, first_lsn, n, WALF_KIND_RECORDS);
     *pos += frame_len;
     return n;
 }
@@ -209,7 +209,7 @@ static void fail(wal_t *w, int rc, const char *what)
 {
     if (w->err == 0) {
         w->err = rc;
-        walf_log(&w->opts, 0, "%s failed: %s; the log refuses all writes until restart", what,
+        wal__log(&w->opts, 0, "%s failed: %s; the log refuses all writes until restart", what,
                  rc < 0 && rc > -1000 ? strerror(-rc) : wal_strerror(rc));
     }
     wake_waiters(w, true);
@@ -305,7 +305,7 @@ static void *writer_main(void *arg)
             uint32_t n = build_frame(w, &pos, first, count, &rc);
             const char *what = "write of the log";
             if (rc == 0)
-                rc = walf_write_all(w->io, w->seg_fd, w->out.data, w->out.len);
+                rc = wal__write_all(w->io, w->seg_fd, w->out.data, w->out.len);
             bool synced = false;
             if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
                             (w->opts.fsync == WAL_FSYNC_BATCH &&
@@ -396,7 +396,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
         w->opts.batch_ms = 10;
     if (w->opts.segment_bytes == 0)
         w->opts.segment_bytes = 64ull << 20;
-    w->io = w->opts.io ? w->opts.io : &walf_posix_io;
+    w->io = w->opts.io ? w->opts.io : &wal__posix_io;
     w->seg_fd = -1;
     snprintf(w->dir, sizeof(w->dir), "%s", dir);
     snprintf(w->wal_dir, sizeof(w->wal_dir), "%s/wal", dir);
@@ -410,14 +410,14 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
     if (rc == 0)
         rc = make_dir(w->snap_dir, &created);
     if (rc == 0 && created)
-        rc = walf_sync_dir(dir);
+        rc = wal__sync_dir(dir);
     if (rc != 0) {
-        walf_log(&w->opts, 0, "cannot create the log directories in %s: %s", dir, strerror(-rc));
+        wal__log(&w->opts, 0, "cannot create the log directories in %s: %s", dir, strerror(-rc));
         goto fail;
     }
 
     walf_state_t st = {0};
-    rc = walf_recover(dir, &w->opts, replay, true, report, &st);
+    rc = wal__recover(dir, &w->opts, replay, true, report, &st);
     if (rc != 0) {
         free(st.segments);
         goto fail;
@@ -474,9 +474,9 @@ int wal_close(wal_t *w)
     if (w->seg_fd >= 0)
         close(w->seg_fd);
     ZSTD_freeCCtx(w->cctx);
-    walf_buf_free(&w->pending);
-    walf_buf_free(&w->inflight);
-    walf_buf_free(&w->out);
+    wal__buf_free(&w->pending);
+    wal__buf_free(&w->inflight);
+    wal__buf_free(&w->out);
     free(w->segments);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);
@@ -505,7 +505,7 @@ int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *l
         if (w->pending_count == 0)
             w->pending_first = *lsn;
         w->pending_count++;
-        walf_buf_add_record(&w->pending, type, data, len);
+        wal__buf_add_record(&w->pending, type, data, len);
         if (w->writer_idle)
             pthread_cond_signal(&w->work_cv);
     }

@@ -61,7 +61,7 @@
 /* Stored bytes can exceed raw bytes a little (zstd block headers). */
 #define WALF_FRAME_STORED_MAX (WALF_FRAME_RAW_MAX + (WALF_FRAME_RAW_MAX >> 7) + 4096)
 
-static inline void walf_put32(uint8_t *p, uint32_t v)
+static inline void wal__put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
@@ -69,28 +69,28 @@ static inline void walf_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-static inline void walf_put64(uint8_t *p, uint64_t v)
+static inline void wal__put64(uint8_t *p, uint64_t v)
 {
-    walf_put32(p, (uint32_t)v);
-    walf_put32(p + 4, (uint32_t)(v >> 32));
+    wal__put32(p, (uint32_t)v);
+    wal__put32(p + 4, (uint32_t)(v >> 32));
 }
 
-static inline uint32_t walf_get32(const uint8_t *p)
+static inline uint32_t wal__get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static inline uint64_t walf_get64(const uint8_t *p)
+static inline uint64_t wal__get64(const uint8_t *p)
 {
-    return (uint64_t)walf_get32(p) | (uint64_t)walf_get32(p + 4) << 32;
+    return (uint64_t)wal__get32(p) | (uint64_t)wal__get32(p + 4) << 32;
 }
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
-uint32_t walf_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t wal__crc32c(uint32_t crc, const void *data, size_t len);
 
 /* LevelDB's mask: a CRC stored in data that is itself checksummed must not
  * be the raw CRC of that data. */
-static inline uint32_t walf_mask(uint32_t crc)
+static inline uint32_t wal__mask(uint32_t crc)
 {
     return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
 }
@@ -104,12 +104,12 @@ typedef struct walf_frame {
     uint8_t flags;
 } walf_frame_t;
 
-/* Encodes a file header into out[32]; walf_file_header() has flags 0. */
-void walf_file_header(uint8_t *out, bool snapshot, uint64_t base_lsn);
-void walf_file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags);
+/* Encodes a file header into out[32]; wal__file_header() has flags 0. */
+void wal__file_header(uint8_t *out, bool snapshot, uint64_t base_lsn);
+void wal__file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags);
 
 /* Encodes a frame header into out[32]; the payload must follow it in memory
  * (out + 32), as the CRC covers it. */
-void walf_frame_header(uint8_t *out, const walf_frame_t *f);
+void wal__frame_header(uint8_t *out, const walf_frame_t *f);
 
 #endif

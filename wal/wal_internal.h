@@ -49,7 +49,7 @@ typedef struct walf_sink {
  * Scans a whole file image. Returns 0 with the outcome in *res, or
  * WAL_E_CALLBACK when a callback stopped it. `dctx` is reset and reused.
  */
-int walf_scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
+int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *sink,
               ZSTD_DCtx *dctx, walf_scan_result_t *res);
 
 /* ---- util.c ---- */
@@ -60,17 +60,17 @@ typedef struct walf_map {
     size_t len;
 } walf_map_t;
 
-int walf_map_file(const char *path, walf_map_t *m);
-void walf_unmap(walf_map_t *m);
+int wal__map_file(const char *path, walf_map_t *m);
+void wal__unmap(walf_map_t *m);
 
 /* fsync of a directory, so a created, renamed or removed name is durable. */
-int walf_sync_dir(const char *path);
+int wal__sync_dir(const char *path);
 
 /* Lists <dir> entries named <20 digits><suffix>, sorted by number. *out is
  * malloc'd (caller frees); returns the count or a negative errno. */
-int walf_list(const char *dir, const char *suffix, uint64_t **out);
+int wal__list(const char *dir, const char *suffix, uint64_t **out);
 
-void walf_log(const wal_options_t *o, int level, const char *fmt, ...)
+void wal__log(const wal_options_t *o, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A growable byte buffer; allocation failure aborts. */
@@ -80,24 +80,24 @@ typedef struct walf_buf {
     size_t cap;
 } walf_buf_t;
 
-void walf_buf_reserve(walf_buf_t *b, size_t extra);
-void walf_buf_free(walf_buf_t *b);
+void wal__buf_reserve(walf_buf_t *b, size_t extra);
+void wal__buf_free(walf_buf_t *b);
 
 /* Appends one record (header + data) to a raw payload buffer. */
-void walf_buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t len);
+void wal__buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t len);
 
 /*
  * Turns raw payload bytes into one frame appended to `out`: compressed as
  * the next piece of `cctx`'s stream (or stored raw when cctx is NULL),
  * header filled in. Returns 0 or WAL_E_* on a compression failure.
  */
-int walf_emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
+int wal__emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
                     uint64_t first_lsn, uint32_t count, uint8_t kind);
 
 /* Writes all of buf with `io` (retrying short writes). */
-int walf_write_all(const wal_io_t *io, int fd, const void *buf, size_t len);
+int wal__write_all(const wal_io_t *io, int fd, const void *buf, size_t len);
 
-extern const wal_io_t walf_posix_io;
+extern const wal_io_t wal__posix_io;
 
 #endif
 
@@ -126,10 +126,10 @@ typedef struct walf_state {
  * `modify` false nothing on disk changes (wal_check). Fills *st (caller frees
  * st->segments) and *rep.
  */
-int walf_recover(const char *dir, const wal_options_t *o, const wal_replay_t *replay,
+int wal__recover(const char *dir, const wal_options_t *o, const wal_replay_t *replay,
                  bool modify, wal_recovery_t *rep, walf_state_t *st);
 
-void walf_path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
+void wal__path(char *out, size_t size, const char *dir, const char *sub, uint64_t n,
                const char *suffix);
 
 struct wal {
@@ -172,4 +172,4 @@ struct wal {
 };
 
 /* Removes the files that the previous snapshot makes unnecessary (snapshot.c). */
-void walf_trim(wal_t *w);
+void wal__trim(wal_t *w);

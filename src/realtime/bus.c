@@ -32,7 +32,7 @@ struct rt_bus {
     void *on_publish_ctx;
 };
 
-rt_bus_t *rt_bus_new(size_t capacity)
+rt_bus_t *realtime__bus_new(size_t capacity)
 {
     rt_bus_t *bus = calloc(1, sizeof(*bus));
     if (bus == NULL)
@@ -48,25 +48,25 @@ rt_bus_t *rt_bus_new(size_t capacity)
     return bus;
 }
 
-void rt_bus_free(rt_bus_t *bus)
+void realtime__bus_free(rt_bus_t *bus)
 {
     if (bus == NULL)
         return;
     for (size_t i = 0; i < bus->capacity; i++)
         if (bus->ring[i])
-            rt_event_release(bus->ring[i]);
+            realtime__event_release(bus->ring[i]);
     free(bus->ring);
     pthread_mutex_destroy(&bus->lock);
     free(bus);
 }
 
-void rt_bus_on_publish(rt_bus_t *bus, void (*fn)(void *ctx), void *ctx)
+void realtime__bus_on_publish(rt_bus_t *bus, void (*fn)(void *ctx), void *ctx)
 {
     bus->on_publish = fn;
     bus->on_publish_ctx = ctx;
 }
 
-void rt_event_release(rt_event_t *ev)
+void realtime__event_release(rt_event_t *ev)
 {
     if (ev == NULL || atomic_fetch_sub(&ev->refs, 1) != 1)
         return;
@@ -81,16 +81,16 @@ static int compare_ids(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
+uint64_t realtime__bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
                         const char *also_user, const char *const *audience, size_t n_audience,
                         json_t *data)
 {
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
-    return rt_bus_publish_text(bus, type, channel_id, also_user, audience, n_audience, text);
+    return realtime__bus_publish_text(bus, type, channel_id, also_user, audience, n_audience, text);
 }
 
-uint64_t rt_bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
+uint64_t realtime__bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
                              const char *also_user, const char *const *audience,
                              size_t n_audience, char *data)
 {
@@ -132,17 +132,17 @@ uint64_t rt_bus_publish_text(rt_bus_t *bus, const char *type, const char *channe
     *slot = ev;
     pthread_mutex_unlock(&bus->lock);
 
-    rt_event_release(evicted);
+    realtime__event_release(evicted);
     if (bus->on_publish)
         bus->on_publish(bus->on_publish_ctx);
     return seq;
 
 fail:
-    rt_event_release(ev);
+    realtime__event_release(ev);
     return 0;
 }
 
-uint64_t rt_bus_last_seq(rt_bus_t *bus)
+uint64_t realtime__bus_last_seq(rt_bus_t *bus)
 {
     pthread_mutex_lock(&bus->lock);
     uint64_t last = bus->last;
@@ -150,7 +150,7 @@ uint64_t rt_bus_last_seq(rt_bus_t *bus)
     return last;
 }
 
-size_t rt_bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost)
+size_t realtime__bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost)
 {
     *lost = false;
     size_t n = 0;

@@ -54,7 +54,7 @@ static void set_remove(rt_channel_set_t *set, const char *id)
     }
 }
 
-int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials)
+int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials)
 {
     if (strlen(credentials) > AUTH_TOKEN_MAX_LEN)
         return HTTP_ERR_TOKEN_INVALID; /* not parsed at all */
@@ -77,7 +77,7 @@ int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *creden
     return -1;
 }
 
-bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
+bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
 {
     if (!c->authenticated)
         return false;
@@ -97,7 +97,7 @@ bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)
     return sees;
 }
 
-int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)
+int realtime__client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)
 {
     if (!channel_readable(s, &c->who.user, channel_id))
         return -1;
@@ -105,13 +105,13 @@ int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)
     return set_add(&c->subscribed, channel_id);
 }
 
-int rt_client_unsubscribe(rt_client_t *c, const char *channel_id)
+int realtime__client_unsubscribe(rt_client_t *c, const char *channel_id)
 {
     set_remove(&c->subscribed, channel_id);
     return set_add(&c->muted, channel_id);
 }
 
-void rt_client_clear(rt_client_t *c)
+void realtime__client_clear(rt_client_t *c)
 {
     if (c->authenticated)
         principal_clear(&c->who);

@@ -6,7 +6,7 @@
  */
 #include "internal.h"
 
-enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
+enum MHD_Result realtime__reply_error(struct MHD_Connection *conn, const char *request_id,
                                enum http_error err, const char *message, int *status)
 {
     struct MHD_Response *r = http_error_response(err, message, request_id);
@@ -20,7 +20,7 @@ enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_
     return ok;
 }
 
-const char *rt_request_credentials(struct MHD_Connection *conn)
+const char *realtime__request_credentials(struct MHD_Connection *conn)
 {
     const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *api_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");

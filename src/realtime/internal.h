@@ -46,26 +46,26 @@ typedef struct rt_bus rt_bus_t;
 /* A ring keeping the last `capacity` events. Sequence numbers of this run
  * start above (start-up unix seconds) << 20, so a resume point from an
  * earlier run is never mistaken for one of this run. */
-rt_bus_t *rt_bus_new(size_t capacity);
-void rt_bus_free(rt_bus_t *bus);
+rt_bus_t *realtime__bus_new(size_t capacity);
+void realtime__bus_free(rt_bus_t *bus);
 
 /* Called (outside the bus's lock) after each publish. */
-void rt_bus_on_publish(rt_bus_t *bus, void (*fn)(void *ctx), void *ctx);
+void realtime__bus_on_publish(rt_bus_t *bus, void (*fn)(void *ctx), void *ctx);
 
 /* Appends an event (data stolen); returns its seq, 0 when out of memory. */
-uint64_t rt_bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
+uint64_t realtime__bus_publish(rt_bus_t *bus, const char *type, const char *channel_id,
                         const char *also_user, const char *const *audience, size_t n_audience,
                         json_t *data);
 
 /* The same with the data already serialised (`data`, malloc'd JSON text,
  * taken over; NULL publishes nothing). */
-uint64_t rt_bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
+uint64_t realtime__bus_publish_text(rt_bus_t *bus, const char *type, const char *channel_id,
                              const char *also_user, const char *const *audience,
                              size_t n_audience, char *data);
 
 /* The seq of the newest event (the resume point of a client that has seen
  * everything so far). */
-uint64_t rt_bus_last_seq(rt_bus_t *bus);
+uint64_t realtime__bus_last_seq(rt_bus_t *bus);
 
 /*
  * Events with seq > after, oldest first, at most `max`, each with a reference
@@ -73,9 +73,9 @@ uint64_t rt_bus_last_seq(rt_bus_t *bus);
  * events after it have left the ring, or it is not a seq of this run. Then
  * nothing is returned.
  */
-size_t rt_bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost);
+size_t realtime__bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost);
 
-void rt_event_release(rt_event_t *ev);
+void realtime__event_release(rt_event_t *ev);
 
 /* ---- one subscriber (client.c) ----------------------------------------- */
 
@@ -99,31 +99,31 @@ typedef struct rt_client {
  * API key (plx_...). Returns -1, or the http_error (TOKEN_INVALID,
  * TOKEN_EXPIRED; INSUFFICIENT_PERMISSIONS for a key without read).
  */
-int rt_client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
+int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
 
 /* Whether the event reaches this client now (see realtime_publish). */
-bool rt_client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev);
+bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev);
 
 /* Subscribes to a channel the client may read: 0, or -1 when the channel does
  * not exist or may not be read (the same answer: unknown to this user), -2
  * when the client holds RT_MAX_SUBSCRIPTIONS already. */
-int rt_client_subscribe(store_t *s, rt_client_t *c, const char *channel_id);
+int realtime__client_subscribe(store_t *s, rt_client_t *c, const char *channel_id);
 /* Mutes a channel: 0, or -2 when RT_MAX_SUBSCRIPTIONS are muted already. */
-int rt_client_unsubscribe(rt_client_t *c, const char *channel_id);
+int realtime__client_unsubscribe(rt_client_t *c, const char *channel_id);
 
-void rt_client_clear(rt_client_t *c);
+void realtime__client_clear(rt_client_t *c);
 
 /* ---- presence and typing (presence.c) ------------------------------------ */
 
 /* A connection of user_id opened or closed; the first opened and the last
  * closed publish presence events to the users who share a channel with it.
  * Closing also records last_seen in the user's record. */
-void rt_presence_opened(realtime_t *rt, const char *user_id);
-void rt_presence_closed(realtime_t *rt, const char *user_id);
+void realtime__presence_opened(realtime_t *rt, const char *user_id);
+void realtime__presence_closed(realtime_t *rt, const char *user_id);
 
 /* The users who share a channel with user_id (itself included): sorted,
  * malloc'd; *n set. NULL when none or out of memory. */
-char (*rt_channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX];
+char (*realtime__channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX];
 
 /* ---- the service (realtime.c) -------------------------------------------- */
 
@@ -148,28 +148,28 @@ typedef struct rt_request {
 } rt_request_t;
 
 /* websocket.c */
-struct ws_loop *ws_loop_start(realtime_t *rt, char *err, size_t err_size);
-void ws_loop_wake(struct ws_loop *loop);
-void ws_loop_stop(struct ws_loop *loop);  /* closes every WebSocket; idempotent */
-void ws_loop_free(struct ws_loop *loop);
-unsigned ws_loop_open_count(struct ws_loop *loop);
-enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status);
+struct ws_loop *realtime__ws_loop_start(realtime_t *rt, char *err, size_t err_size);
+void realtime__ws_loop_wake(struct ws_loop *loop);
+void realtime__ws_loop_stop(struct ws_loop *loop);  /* closes every WebSocket; idempotent */
+void realtime__ws_loop_free(struct ws_loop *loop);
+unsigned realtime__ws_loop_open_count(struct ws_loop *loop);
+enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int *status);
 
 /* sse.c */
-struct sse_hub *sse_hub_new(realtime_t *rt);
-void sse_hub_wake(struct sse_hub *hub);
-void sse_hub_tick(struct sse_hub *hub);
-void sse_hub_stop(struct sse_hub *hub);
-void sse_hub_free(struct sse_hub *hub);
-enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status);
+struct sse_hub *realtime__sse_hub_new(realtime_t *rt);
+void realtime__sse_hub_wake(struct sse_hub *hub);
+void realtime__sse_hub_tick(struct sse_hub *hub);
+void realtime__sse_hub_stop(struct sse_hub *hub);
+void realtime__sse_hub_free(struct sse_hub *hub);
+enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int *status);
 
 /* The credentials a real-time request carries: the Authorization header, else
  * X-API-Key, else ?token= (browsers cannot set headers on a WebSocket or an
  * EventSource). NULL when none. */
-const char *rt_request_credentials(struct MHD_Connection *conn);
+const char *realtime__request_credentials(struct MHD_Connection *conn);
 
 /* Answers a JSON error (docs/api.md) from the gate, before any handler. */
-enum MHD_Result rt_reply_error(struct MHD_Connection *conn, const char *request_id,
+enum MHD_Result realtime__reply_error(struct MHD_Connection *conn, const char *request_id,
                                enum http_error err, const char *message, int *status);
 
 #endif

@@ -21,7 +21,7 @@ static int compare_ids(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-char (*rt_channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]
+char (*realtime__channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]
 {
     *n = 0;
     size_t none;
@@ -72,7 +72,7 @@ char (*rt_channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MA
 static void publish_presence(realtime_t *rt, const char *user_id, bool online, int64_t last_seen)
 {
     size_t n = 0;
-    char(*peers)[STORE_ID_MAX] = rt_channel_peers(rt->app->store, user_id, &n);
+    char(*peers)[STORE_ID_MAX] = realtime__channel_peers(rt->app->store, user_id, &n);
     /* The user itself hears of it too (its other devices). */
     const char **audience = calloc(n + 1, sizeof(*audience));
     if (audience == NULL) {
@@ -90,12 +90,12 @@ static void publish_presence(realtime_t *rt, const char *user_id, bool online, i
     json_t *data = json_pack("{s:s, s:s, s:o}", "user_id", user_id, "status",
                              online ? "online" : "offline", "last_seen",
                              last_seen ? time_json(last_seen) : json_null());
-    rt_bus_publish(rt->bus, "presence", NULL, NULL, audience, k, data);
+    realtime__bus_publish(rt->bus, "presence", NULL, NULL, audience, k, data);
     free(audience);
     free(peers);
 }
 
-void rt_presence_opened(realtime_t *rt, const char *user_id)
+void realtime__presence_opened(realtime_t *rt, const char *user_id)
 {
     if (online_join(user_id))
         publish_presence(rt, user_id, true, 0);
@@ -107,7 +107,7 @@ static int set_last_seen(void *ctx, store_user_t *u)
     return 0;
 }
 
-void rt_presence_closed(realtime_t *rt, const char *user_id)
+void realtime__presence_closed(realtime_t *rt, const char *user_id)
 {
     if (!online_leave(user_id))
         return;

@@ -15,8 +15,8 @@
 static void on_publish(void *ctx)
 {
     realtime_t *rt = ctx;
-    ws_loop_wake(rt->ws);
-    sse_hub_wake(rt->sse);
+    realtime__ws_loop_wake(rt->ws);
+    realtime__sse_hub_wake(rt->sse);
 }
 
 realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *call_ctx,
@@ -30,15 +30,15 @@ realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *
     rt->app = app;
     rt->call = call;
     rt->call_ctx = call_ctx;
-    rt->bus = rt_bus_new(app->config->event_ring);
-    rt->sse = sse_hub_new(rt);
+    rt->bus = realtime__bus_new(app->config->event_ring);
+    rt->sse = realtime__sse_hub_new(rt);
     if (rt->bus == NULL || rt->sse == NULL) {
         snprintf(err, err_size, "out of memory for the event ring");
         realtime_free(rt);
         return NULL;
     }
-    rt_bus_on_publish(rt->bus, on_publish, rt);
-    rt->ws = ws_loop_start(rt, err, err_size);
+    realtime__bus_on_publish(rt->bus, on_publish, rt);
+    rt->ws = realtime__ws_loop_start(rt, err, err_size);
     if (rt->ws == NULL) {
         realtime_free(rt);
         return NULL;
@@ -50,17 +50,17 @@ void realtime_shutdown(realtime_t *rt)
 {
     if (rt == NULL)
         return;
-    sse_hub_stop(rt->sse);
-    ws_loop_stop(rt->ws);
+    realtime__sse_hub_stop(rt->sse);
+    realtime__ws_loop_stop(rt->ws);
 }
 
 void realtime_free(realtime_t *rt)
 {
     if (rt == NULL)
         return;
-    ws_loop_free(rt->ws);
-    sse_hub_free(rt->sse);
-    rt_bus_free(rt->bus);
+    realtime__ws_loop_free(rt->ws);
+    realtime__sse_hub_free(rt->sse);
+    realtime__bus_free(rt->bus);
     free(rt);
 }
 
@@ -71,7 +71,7 @@ void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
         json_decref(data);
         return;
     }
-    rt_bus_publish(rt->bus, type, channel_id, also_user, NULL, 0, data);
+    realtime__bus_publish(rt->bus, type, channel_id, also_user, NULL, 0, data);
 }
 
 void realtime_publish_text(realtime_t *rt, const char *type, const char *channel_id,
@@ -79,7 +79,7 @@ void realtime_publish_text(realtime_t *rt, const char *type, const char *channel
 {
     if (rt == NULL || data == NULL)
         return;
-    rt_bus_publish_text(rt->bus, type, channel_id, also_user, NULL, 0, strdup(data));
+    realtime__bus_publish_text(rt->bus, type, channel_id, also_user, NULL, 0, strdup(data));
 }
 
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
@@ -89,12 +89,12 @@ void realtime_publish_to(realtime_t *rt, const char *type, const char *const *au
         json_decref(data);
         return;
     }
-    rt_bus_publish(rt->bus, type, NULL, NULL, audience, n_audience, data);
+    realtime__bus_publish(rt->bus, type, NULL, NULL, audience, n_audience, data);
 }
 
 unsigned realtime_websockets_open(realtime_t *rt)
 {
-    return rt ? ws_loop_open_count(rt->ws) : 0;
+    return rt ? realtime__ws_loop_open_count(rt->ws) : 0;
 }
 
 /* Whether `path` is `want` the way the router sees paths: empty segments
@@ -154,11 +154,11 @@ enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const ch
         since = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (since != NULL) {
         if (!parse_seq(since, &rq.since))
-            return rt_reply_error(conn, request_id, HTTP_ERR_VALIDATION,
+            return realtime__reply_error(conn, request_id, HTTP_ERR_VALIDATION,
                                   websocket ? "since must be a seq number (decimal digits)"
                                             : "Last-Event-ID must be a seq number",
                                   status);
         rq.has_since = true;
     }
-    return websocket ? ws_accept(rt, &rq, status) : sse_accept(rt, &rq, status);
+    return websocket ? realtime__ws_accept(rt, &rq, status) : realtime__sse_accept(rt, &rq, status);
 }

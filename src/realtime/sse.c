@@ -15,7 +15,7 @@
  * A wake-up that lands between the reader finding nothing and suspending is
  * not lost: the reader suspends only if the hub's wake count did not move
  * since it looked. Suspended connections must be resumed before the daemon
- * stops; sse_hub_stop ends every stream first.
+ * stops; realtime__sse_hub_stop ends every stream first.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ struct sse_hub {
     int64_t ping_ns;
 };
 
-struct sse_hub *sse_hub_new(realtime_t *rt)
+struct sse_hub *realtime__sse_hub_new(realtime_t *rt)
 {
     struct sse_hub *hub = calloc(1, sizeof(*hub));
     if (hub == NULL)
@@ -66,7 +66,7 @@ struct sse_hub *sse_hub_new(realtime_t *rt)
     return hub;
 }
 
-void sse_hub_free(struct sse_hub *hub)
+void realtime__sse_hub_free(struct sse_hub *hub)
 {
     if (hub == NULL)
         return;
@@ -84,7 +84,7 @@ static void resume(sse_stream_t *st)
     }
 }
 
-void sse_hub_wake(struct sse_hub *hub)
+void realtime__sse_hub_wake(struct sse_hub *hub)
 {
     pthread_mutex_lock(&hub->lock);
     hub->wakes++;
@@ -93,7 +93,7 @@ void sse_hub_wake(struct sse_hub *hub)
     pthread_mutex_unlock(&hub->lock);
 }
 
-void sse_hub_tick(struct sse_hub *hub)
+void realtime__sse_hub_tick(struct sse_hub *hub)
 {
     int64_t now = clock_mono_ns();
     pthread_mutex_lock(&hub->lock);
@@ -115,7 +115,7 @@ void sse_hub_tick(struct sse_hub *hub)
     pthread_mutex_unlock(&hub->lock);
 }
 
-void sse_hub_stop(struct sse_hub *hub)
+void realtime__sse_hub_stop(struct sse_hub *hub)
 {
     if (hub == NULL)
         return;
@@ -176,9 +176,9 @@ static void fill(sse_stream_t *st)
     if (!st->started) {
         st->started = true;
         st->next_check_ns = now + SESSION_CHECK_NS;
-        uint64_t last = rt_bus_last_seq(rt->bus);
+        uint64_t last = realtime__bus_last_seq(rt->bus);
         st->client.cursor = st->has_since ? st->since : last;
-        rt_presence_opened(rt, st->client.who.user.id);
+        realtime__presence_opened(rt, st->client.who.user.id);
         append(st, "retry: 3000\n\n", 13, "", 0, "", 0);
         append_json_event(st, "ready",
                           json_pack("{s:s, s:b, s:I}", "user_id", st->client.who.user.id,
@@ -197,11 +197,11 @@ static void fill(sse_stream_t *st)
             return;
         }
     }
-    uint64_t last = rt_bus_last_seq(rt->bus);
+    uint64_t last = realtime__bus_last_seq(rt->bus);
     while (st->client.cursor < last && st->out_len < BLOCK_SIZE) {
         rt_event_t *batch[FETCH_BATCH];
         bool lost;
-        size_t n = rt_bus_fetch(rt->bus, st->client.cursor, batch, FETCH_BATCH, &lost);
+        size_t n = realtime__bus_fetch(rt->bus, st->client.cursor, batch, FETCH_BATCH, &lost);
         if (lost) {
             st->client.cursor = last;
             append_json_event(st, "error",
@@ -215,9 +215,9 @@ static void fill(sse_stream_t *st)
         for (size_t i = 0; i < n; i++) {
             rt_event_t *ev = batch[i];
             st->client.cursor = ev->seq;
-            if (rt_client_sees(rt->app->store, &st->client, ev))
+            if (realtime__client_sees(rt->app->store, &st->client, ev))
                 append_event(st, ev->seq, ev->type, ev->data);
-            rt_event_release(ev);
+            realtime__event_release(ev);
         }
     }
     if (st->out_len == 0 && now - st->last_write_ns >= st->hub->ping_ns)
@@ -273,27 +273,27 @@ static void free_stream(void *cls)
     pthread_cond_broadcast(&hub->changed);
     pthread_mutex_unlock(&hub->lock);
     if (st->started)
-        rt_presence_closed(hub->rt, st->client.who.user.id);
-    rt_client_clear(&st->client);
+        realtime__presence_closed(hub->rt, st->client.who.user.id);
+    realtime__client_clear(&st->client);
     free(st->out);
     free(st);
 }
 
-enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status)
+enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int *status)
 {
     struct MHD_Connection *conn = rq->conn;
     struct sse_hub *hub = rt->sse;
-    const char *credentials = rt_request_credentials(conn);
+    const char *credentials = realtime__request_credentials(conn);
     if (credentials == NULL)
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_AUTHENTICATION_REQUIRED,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_AUTHENTICATION_REQUIRED,
                               "this endpoint needs an access token or an API key", status);
     sse_stream_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return MHD_NO;
-    int err = rt_client_authenticate(rt->app, &st->client, credentials);
+    int err = realtime__client_authenticate(rt->app, &st->client, credentials);
     if (err >= 0) {
         free(st);
-        return rt_reply_error(conn, rq->request_id, (enum http_error)err,
+        return realtime__reply_error(conn, rq->request_id, (enum http_error)err,
                               err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
                                                             : "the credentials are not valid",
                               status);
@@ -302,9 +302,9 @@ enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status)
     bool stopping = hub->stopping;
     pthread_mutex_unlock(&hub->lock);
     if (stopping) {
-        rt_client_clear(&st->client);
+        realtime__client_clear(&st->client);
         free(st);
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_UNAVAILABLE,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_UNAVAILABLE,
                               "the server is shutting down", status);
     }
     st->hub = hub;
@@ -316,7 +316,7 @@ enum MHD_Result sse_accept(realtime_t *rt, const rt_request_t *rq, int *status)
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_SIZE, read_stream, st,
                                           free_stream);
     if (resp == NULL) {
-        rt_client_clear(&st->client);
+        realtime__client_clear(&st->client);
         free(st);
         return MHD_NO;
     }

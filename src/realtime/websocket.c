@@ -310,9 +310,9 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
     while (c->started && !c->closing && c->client.cursor < last_seq) {
         rt_event_t *batch[FETCH_BATCH];
         bool lost;
-        size_t n = rt_bus_fetch(loop->rt->bus, c->client.cursor, batch, FETCH_BATCH, &lost);
+        size_t n = realtime__bus_fetch(loop->rt->bus, c->client.cursor, batch, FETCH_BATCH, &lost);
         if (lost) {
-            c->client.cursor = rt_bus_last_seq(loop->rt->bus);
+            c->client.cursor = realtime__bus_last_seq(loop->rt->bus);
             send_error(c, "RESYNC_REQUIRED",
                        "events since this connection's resume point are no longer kept; "
                        "reload over HTTP",
@@ -325,13 +325,13 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
             rt_event_t *ev = batch[i];
             if (!c->closing) {
                 c->client.cursor = ev->seq;
-                if (rt_client_sees(s, &c->client, ev))
+                if (realtime__client_sees(s, &c->client, ev))
                     queue_text(c, ev->frame, ev->frame_len);
                 if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes)
                     start_close(c, WSLAY_CODE_POLICY_VIOLATION,
                                 "slow consumer: the client does not read its events");
             }
-            rt_event_release(ev);
+            realtime__event_release(ev);
         }
     }
 }
@@ -342,10 +342,10 @@ static void start_stream(ws_conn_t *c)
     struct ws_loop *loop = c->loop;
     c->started = true;
     c->next_check_ns = clock_mono_ns() + SESSION_CHECK_NS;
-    uint64_t last = rt_bus_last_seq(loop->rt->bus);
+    uint64_t last = realtime__bus_last_seq(loop->rt->bus);
     bool resuming = c->has_since;
     c->client.cursor = resuming ? c->since : last;
-    rt_presence_opened(loop->rt, c->client.who.user.id);
+    realtime__presence_opened(loop->rt, c->client.who.user.id);
     json_t *data = json_pack("{s:s, s:b, s:I, s:I}", "user_id", c->client.who.user.id,
                              "resumed", resuming, "heartbeat_interval",
                              (json_int_t)(loop->ping_ns / 1000000000), "max_frame_bytes",
@@ -355,7 +355,7 @@ static void start_stream(ws_conn_t *c)
     c->client.cursor = resuming && cursor > last ? last : cursor;
     send_frame(c, "ready", data);
     c->client.cursor = cursor;
-    deliver(c, rt_bus_last_seq(loop->rt->bus));
+    deliver(c, realtime__bus_last_seq(loop->rt->bus));
 }
 
 /* ---- client frames ------------------------------------------------------ */
@@ -380,9 +380,9 @@ static void do_auth(ws_conn_t *c, json_t *msg, json_t *ref)
         snprintf(previous, sizeof(previous), "%s", c->client.who.user.id);
     rt_client_t probe;
     memset(&probe, 0, sizeof(probe));
-    int err = rt_client_authenticate(c->loop->rt->app, &probe, token);
+    int err = realtime__client_authenticate(c->loop->rt->app, &probe, token);
     if (err < 0 && previous[0] && strcmp(previous, probe.who.user.id) != 0) {
-        rt_client_clear(&probe);
+        realtime__client_clear(&probe);
         send_error(c, "TOKEN_INVALID", "a connection cannot change users", NULL, ref);
         start_close(c, CLOSE_AUTH, "a connection cannot change users");
         return;
@@ -452,8 +452,8 @@ static void do_subscribe(ws_conn_t *c, json_t *msg, json_t *ref, bool subscribe)
     int rc = 0;
     json_array_foreach(list, i, v) {
         const char *id = json_string_value(v);
-        int r = subscribe ? rt_client_subscribe(s, &c->client, id)
-                          : rt_client_unsubscribe(&c->client, id);
+        int r = subscribe ? realtime__client_subscribe(s, &c->client, id)
+                          : realtime__client_unsubscribe(&c->client, id);
         if (r != 0)
             rc = r;
     }
@@ -479,7 +479,7 @@ static typing_entry_t *typing_find(struct ws_loop *loop, const char *user_id,
 static void publish_typing(struct ws_loop *loop, const char *user_id, const char *channel_id,
                            bool is_typing)
 {
-    rt_bus_publish(loop->rt->bus, "typing", channel_id, NULL, NULL, 0,
+    realtime__bus_publish(loop->rt->bus, "typing", channel_id, NULL, NULL, 0,
                    json_pack("{s:s, s:s, s:b}", "channel_id", channel_id, "user_id", user_id,
                              "is_typing", is_typing));
 }
@@ -647,13 +647,13 @@ static void *worker_main(void *arg)
         job->next = loop->done;
         loop->done = job;
         pthread_mutex_unlock(&loop->lock);
-        ws_loop_wake(loop);
+        realtime__ws_loop_wake(loop);
     }
 }
 
 static void free_conn(ws_conn_t *c)
 {
-    rt_client_clear(&c->client);
+    realtime__client_clear(&c->client);
     if (c->ws)
         wslay_event_context_free(c->ws);
     free(c->preread);
@@ -689,7 +689,7 @@ static void answer_job(ws_job_t *job)
 
 /* ---- the loop ----------------------------------------------------------- */
 
-void ws_loop_wake(struct ws_loop *loop)
+void realtime__ws_loop_wake(struct ws_loop *loop)
 {
     if (atomic_exchange(&loop->wake_pending, true))
         return;
@@ -698,7 +698,7 @@ void ws_loop_wake(struct ws_loop *loop)
     (void)w;
 }
 
-unsigned ws_loop_open_count(struct ws_loop *loop)
+unsigned realtime__ws_loop_open_count(struct ws_loop *loop)
 {
     return loop ? atomic_load(&loop->n_open) : 0;
 }
@@ -733,7 +733,7 @@ static void finish(ws_conn_t *c)
         c->next->prev = c->prev;
     atomic_fetch_sub(&loop->n_open, 1);
     if (c->started)
-        rt_presence_closed(loop->rt, c->client.who.user.id);
+        realtime__presence_closed(loop->rt, c->client.who.user.id);
     c->gone = true;
     if (c->jobs == 0)
         free_conn(c);
@@ -834,7 +834,7 @@ static void tick(struct ws_loop *loop, int64_t now)
         }
         service(c);
     }
-    sse_hub_tick(loop->rt->sse);
+    realtime__sse_hub_tick(loop->rt->sse);
 }
 
 static void *loop_main(void *arg)
@@ -891,7 +891,7 @@ static void *loop_main(void *arg)
             }
             /* Events first: a post's message.created (published before its
              * handler returned) reaches the sender before its ack. */
-            uint64_t last = rt_bus_last_seq(loop->rt->bus);
+            uint64_t last = realtime__bus_last_seq(loop->rt->bus);
             for (ws_conn_t *c = loop->conns; c; c = c->next)
                 deliver(c, last);
             while (ordered) {
@@ -938,7 +938,7 @@ static void stop_workers(struct ws_loop *loop, int n)
         pthread_join(loop->workers[i], NULL);
 }
 
-struct ws_loop *ws_loop_start(realtime_t *rt, char *err, size_t err_size)
+struct ws_loop *realtime__ws_loop_start(realtime_t *rt, char *err, size_t err_size)
 {
     struct ws_loop *loop = calloc(1, sizeof(*loop));
     if (loop == NULL) {
@@ -985,11 +985,11 @@ fail:
     return NULL;
 }
 
-void ws_loop_stop(struct ws_loop *loop)
+void realtime__ws_loop_stop(struct ws_loop *loop)
 {
     if (loop == NULL || atomic_exchange(&loop->stopping, true))
         return;
-    ws_loop_wake(loop);
+    realtime__ws_loop_wake(loop);
     pthread_join(loop->thread, NULL);
     stop_workers(loop, N_WORKERS);
     /* Answers that came back after the loop ended, and sockets upgraded
@@ -1010,11 +1010,11 @@ void ws_loop_stop(struct ws_loop *loop)
     pthread_mutex_unlock(&loop->lock);
 }
 
-void ws_loop_free(struct ws_loop *loop)
+void realtime__ws_loop_free(struct ws_loop *loop)
 {
     if (loop == NULL)
         return;
-    ws_loop_stop(loop);
+    realtime__ws_loop_stop(loop);
     close(loop->epfd);
     close(loop->wakefd);
     free(loop->typing);
@@ -1059,7 +1059,7 @@ static void upgraded(void *cls, struct MHD_Connection *connection, void *con_cls
     c->next = loop->incoming;
     loop->incoming = c;
     pthread_mutex_unlock(&loop->lock);
-    ws_loop_wake(loop);
+    realtime__ws_loop_wake(loop);
 }
 
 /* Frees a handshake's connection when the request ends without the upgrade
@@ -1091,7 +1091,7 @@ static bool header_has_token(const char *value, const char *token)
     return false;
 }
 
-enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
+enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
 {
     struct MHD_Connection *conn = rq->conn;
     struct ws_loop *loop = rt->ws;
@@ -1101,21 +1101,21 @@ enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
     const char *version =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
     if (!header_has_token(upgrade, "websocket") || !header_has_token(connection, "upgrade"))
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
                               "this endpoint speaks WebSocket: send Connection: Upgrade and "
                               "Upgrade: websocket",
                               status);
     if (version == NULL || strcmp(version, "13") != 0)
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
                               "Sec-WebSocket-Version must be 13", status);
     unsigned char raw_key[64];
     size_t raw_len = 0;
     if (key == NULL || strlen(key) != 24 ||
         !o_base64_decode((const unsigned char *)key, 24, raw_key, &raw_len) || raw_len != 16)
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_BAD_REQUEST,
                               "Sec-WebSocket-Key must be 16 bytes in base64", status);
     if (atomic_load(&loop->stopping))
-        return rt_reply_error(conn, rq->request_id, HTTP_ERR_UNAVAILABLE,
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_UNAVAILABLE,
                               "the server is shutting down", status);
 
     ws_conn_t *c = calloc(1, sizeof(*c));
@@ -1133,13 +1133,13 @@ enum MHD_Result ws_accept(realtime_t *rt, const rt_request_t *rq, int *status)
 
     /* Credentials in the handshake are checked now: a bad one is refused
      * with a JSON 401 before any upgrade. */
-    const char *credentials = rt_request_credentials(conn);
+    const char *credentials = realtime__request_credentials(conn);
     if (credentials != NULL) {
-        int err = rt_client_authenticate(rt->app, &c->client, credentials);
+        int err = realtime__client_authenticate(rt->app, &c->client, credentials);
         if (err >= 0) {
             free(pending);
             free_conn(c);
-            return rt_reply_error(conn, rq->request_id, (enum http_error)err,
+            return realtime__reply_error(conn, rq->request_id, (enum http_error)err,
                                   err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
                                                                 : "the credentials are not valid",
                                   status);

@@ -19,7 +19,7 @@ static uint64_t publish_n(rt_bus_t *bus, int n)
 {
     uint64_t last = 0;
     for (int i = 0; i < n; i++)
-        last = rt_bus_publish(bus, "message.created", "ch_a", NULL, NULL, 0,
+        last = realtime__bus_publish(bus, "message.created", "ch_a", NULL, NULL, 0,
                               json_pack("{s:i}", "n", i));
     return last;
 }
@@ -27,9 +27,9 @@ static uint64_t publish_n(rt_bus_t *bus, int n)
 TEST(bus_seq_starts_above_this_runs_time_and_grows_by_one)
 {
     uint64_t before = (uint64_t)time(NULL);
-    rt_bus_t *bus = rt_bus_new(8);
+    rt_bus_t *bus = realtime__bus_new(8);
     uint64_t after = (uint64_t)time(NULL);
-    uint64_t start = rt_bus_last_seq(bus);
+    uint64_t start = realtime__bus_last_seq(bus);
     /* The second it was made in, whatever the time the test took. */
     ASSERT_GE(start, before << 20);
     ASSERT_LE(start, after << 20);
@@ -37,18 +37,18 @@ TEST(bus_seq_starts_above_this_runs_time_and_grows_by_one)
     uint64_t b = publish_n(bus, 1);
     ASSERT_EQ(a, start + 1);
     ASSERT_EQ(b, start + 2);
-    ASSERT_EQ(rt_bus_last_seq(bus), b);
-    rt_bus_free(bus);
+    ASSERT_EQ(realtime__bus_last_seq(bus), b);
+    realtime__bus_free(bus);
 }
 
 TEST(bus_event_frame_carries_type_seq_and_data)
 {
-    rt_bus_t *bus = rt_bus_new(8);
-    uint64_t seq = rt_bus_publish(bus, "typing", "ch_x", NULL, NULL, 0,
+    rt_bus_t *bus = realtime__bus_new(8);
+    uint64_t seq = realtime__bus_publish(bus, "typing", "ch_x", NULL, NULL, 0,
                                   json_pack("{s:s, s:b}", "user_id", "usr_1", "is_typing", 1));
     rt_event_t *ev[4];
     bool lost;
-    ASSERT_EQ(rt_bus_fetch(bus, seq - 1, ev, 4, &lost), 1);
+    ASSERT_EQ(realtime__bus_fetch(bus, seq - 1, ev, 4, &lost), 1);
     ASSERT_TRUE(!lost);
     json_t *frame = json_loadb(ev[0]->frame, ev[0]->frame_len, 0, NULL);
     ASSERT_NOT_NULL(frame);
@@ -59,97 +59,97 @@ TEST(bus_event_frame_carries_type_seq_and_data)
     ASSERT_STREQ(ev[0]->data, "{\"user_id\":\"usr_1\",\"is_typing\":true}");
     ASSERT_STREQ(ev[0]->channel_id, "ch_x");
     json_decref(frame);
-    rt_event_release(ev[0]);
-    rt_bus_free(bus);
+    realtime__event_release(ev[0]);
+    realtime__bus_free(bus);
 }
 
 TEST(bus_fetch_returns_events_after_the_cursor_in_order)
 {
-    rt_bus_t *bus = rt_bus_new(16);
-    uint64_t start = rt_bus_last_seq(bus);
+    rt_bus_t *bus = realtime__bus_new(16);
+    uint64_t start = realtime__bus_last_seq(bus);
     publish_n(bus, 10);
     rt_event_t *ev[16];
     bool lost;
-    size_t n = rt_bus_fetch(bus, start + 3, ev, 16, &lost);
+    size_t n = realtime__bus_fetch(bus, start + 3, ev, 16, &lost);
     ASSERT_EQ(n, 7);
     for (size_t i = 0; i < n; i++) {
         ASSERT_EQ(ev[i]->seq, start + 4 + i);
-        rt_event_release(ev[i]);
+        realtime__event_release(ev[i]);
     }
     /* A batch limit, then the rest from where it stopped. */
-    n = rt_bus_fetch(bus, start, ev, 4, &lost);
+    n = realtime__bus_fetch(bus, start, ev, 4, &lost);
     ASSERT_EQ(n, 4);
     uint64_t next = ev[3]->seq;
     for (size_t i = 0; i < n; i++)
-        rt_event_release(ev[i]);
-    ASSERT_EQ(rt_bus_fetch(bus, next, ev, 16, &lost), 6);
+        realtime__event_release(ev[i]);
+    ASSERT_EQ(realtime__bus_fetch(bus, next, ev, 16, &lost), 6);
     for (size_t i = 0; i < 6; i++)
-        rt_event_release(ev[i]);
+        realtime__event_release(ev[i]);
     /* Up to date: nothing, and not lost. */
-    ASSERT_EQ(rt_bus_fetch(bus, rt_bus_last_seq(bus), ev, 16, &lost), 0);
+    ASSERT_EQ(realtime__bus_fetch(bus, realtime__bus_last_seq(bus), ev, 16, &lost), 0);
     ASSERT_TRUE(!lost);
-    rt_bus_free(bus);
+    realtime__bus_free(bus);
 }
 
 TEST(bus_resume_points_the_ring_no_longer_covers_are_lost)
 {
-    rt_bus_t *bus = rt_bus_new(8);
-    uint64_t start = rt_bus_last_seq(bus);
+    rt_bus_t *bus = realtime__bus_new(8);
+    uint64_t start = realtime__bus_last_seq(bus);
     publish_n(bus, 20);
     rt_event_t *ev[32];
     bool lost;
     /* The ring keeps seq start+13 .. start+20: resuming after start+12 works,
      * after start+11 does not. */
-    size_t n = rt_bus_fetch(bus, start + 12, ev, 32, &lost);
+    size_t n = realtime__bus_fetch(bus, start + 12, ev, 32, &lost);
     ASSERT_TRUE(!lost);
     ASSERT_EQ(n, 8);
     for (size_t i = 0; i < n; i++)
-        rt_event_release(ev[i]);
-    ASSERT_EQ(rt_bus_fetch(bus, start + 11, ev, 32, &lost), 0);
+        realtime__event_release(ev[i]);
+    ASSERT_EQ(realtime__bus_fetch(bus, start + 11, ev, 32, &lost), 0);
     ASSERT_TRUE(lost);
     /* From an earlier run (below this run's first seq), or from the future. */
-    rt_bus_fetch(bus, 5, ev, 32, &lost);
+    realtime__bus_fetch(bus, 5, ev, 32, &lost);
     ASSERT_TRUE(lost);
-    rt_bus_fetch(bus, rt_bus_last_seq(bus) + 1, ev, 32, &lost);
+    realtime__bus_fetch(bus, realtime__bus_last_seq(bus) + 1, ev, 32, &lost);
     ASSERT_TRUE(lost);
-    rt_bus_free(bus);
+    realtime__bus_free(bus);
 }
 
 TEST(bus_events_outlive_the_ring_while_referenced)
 {
-    rt_bus_t *bus = rt_bus_new(4);
-    uint64_t start = rt_bus_last_seq(bus);
+    rt_bus_t *bus = realtime__bus_new(4);
+    uint64_t start = realtime__bus_last_seq(bus);
     publish_n(bus, 1);
     rt_event_t *held[1];
     bool lost;
-    ASSERT_EQ(rt_bus_fetch(bus, start, held, 1, &lost), 1);
+    ASSERT_EQ(realtime__bus_fetch(bus, start, held, 1, &lost), 1);
     publish_n(bus, 10); /* evicts it from the ring */
     ASSERT_EQ(held[0]->seq, start + 1);
     ASSERT_STREQ(held[0]->type, "message.created");
-    rt_event_release(held[0]); /* ASan reports it if the ring freed it */
-    rt_bus_free(bus);
+    realtime__event_release(held[0]); /* ASan reports it if the ring freed it */
+    realtime__bus_free(bus);
 }
 
 TEST(bus_audience_is_sorted_and_publish_notifies)
 {
-    rt_bus_t *bus = rt_bus_new(4);
+    rt_bus_t *bus = realtime__bus_new(4);
     published = 0;
-    rt_bus_on_publish(bus, count_publish, NULL);
+    realtime__bus_on_publish(bus, count_publish, NULL);
     const char *audience[] = {"usr_c", "usr_a", "usr_b"};
-    uint64_t seq = rt_bus_publish(bus, "presence", NULL, NULL, audience, 3,
+    uint64_t seq = realtime__bus_publish(bus, "presence", NULL, NULL, audience, 3,
                                   json_pack("{s:s}", "user_id", "usr_a"));
     ASSERT_EQ(published, 1);
     rt_event_t *ev[1];
     bool lost;
-    ASSERT_EQ(rt_bus_fetch(bus, seq - 1, ev, 1, &lost), 1);
+    ASSERT_EQ(realtime__bus_fetch(bus, seq - 1, ev, 1, &lost), 1);
     ASSERT_EQ(ev[0]->n_audience, 3);
     ASSERT_STREQ(ev[0]->audience[0], "usr_a");
     ASSERT_STREQ(ev[0]->audience[2], "usr_c");
-    rt_event_release(ev[0]);
+    realtime__event_release(ev[0]);
     /* A NULL data (out of memory upstream) publishes nothing. */
-    ASSERT_EQ(rt_bus_publish(bus, "x", NULL, NULL, NULL, 0, NULL), 0);
+    ASSERT_EQ(realtime__bus_publish(bus, "x", NULL, NULL, NULL, 0, NULL), 0);
     ASSERT_EQ(published, 1);
-    rt_bus_free(bus);
+    realtime__bus_free(bus);
 }
 
 typedef struct {
@@ -166,28 +166,28 @@ static void *publisher(void *p)
 
 TEST(bus_concurrent_publishers_get_distinct_consecutive_seqs)
 {
-    rt_bus_t *bus = rt_bus_new(4096);
-    uint64_t start = rt_bus_last_seq(bus);
+    rt_bus_t *bus = realtime__bus_new(4096);
+    uint64_t start = realtime__bus_last_seq(bus);
     pthread_t t[4];
     publisher_arg_t arg = {bus, 500};
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, publisher, &arg);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    ASSERT_EQ(rt_bus_last_seq(bus), start + 2000);
+    ASSERT_EQ(realtime__bus_last_seq(bus), start + 2000);
     uint64_t cursor = start;
     size_t total = 0;
     rt_event_t *ev[64];
     bool lost;
     size_t n;
-    while ((n = rt_bus_fetch(bus, cursor, ev, 64, &lost)) > 0) {
+    while ((n = realtime__bus_fetch(bus, cursor, ev, 64, &lost)) > 0) {
         for (size_t i = 0; i < n; i++) {
             ASSERT_EQ(ev[i]->seq, cursor + 1);
             cursor = ev[i]->seq;
-            rt_event_release(ev[i]);
+            realtime__event_release(ev[i]);
         }
         total += n;
     }
     ASSERT_EQ(total, 2000);
-    rt_bus_free(bus);
+    realtime__bus_free(bus);
 }

@@ -10,33 +10,33 @@
 #include "wal.h"
 #include "wal_testutil.h"
 
-uint32_t walf_crc32c_portable(uint32_t crc, const void *data, size_t len);
+uint32_t wal__crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 /* ---- CRC32C ---- */
 
 TEST(wal_crc32c_known_values)
 {
-    ASSERT_EQ(walf_crc32c(0, "123456789", 9), 0xE3069283u);
-    ASSERT_EQ(walf_crc32c_portable(0, "123456789", 9), 0xE3069283u);
-    ASSERT_EQ(walf_crc32c(0, "", 0), 0);
-    ASSERT_EQ(walf_crc32c_portable(0, "", 0), 0);
+    ASSERT_EQ(wal__crc32c(0, "123456789", 9), 0xE3069283u);
+    ASSERT_EQ(wal__crc32c_portable(0, "123456789", 9), 0xE3069283u);
+    ASSERT_EQ(wal__crc32c(0, "", 0), 0);
+    ASSERT_EQ(wal__crc32c_portable(0, "", 0), 0);
     /* RFC 3720 (iSCSI) B.4 test vectors. */
     uint8_t buf[32];
     memset(buf, 0, sizeof(buf));
-    ASSERT_EQ(walf_crc32c(0, buf, 32), 0x8A9136AAu);
+    ASSERT_EQ(wal__crc32c(0, buf, 32), 0x8A9136AAu);
     memset(buf, 0xff, sizeof(buf));
-    ASSERT_EQ(walf_crc32c(0, buf, 32), 0x62A8AB43u);
+    ASSERT_EQ(wal__crc32c(0, buf, 32), 0x62A8AB43u);
     for (int i = 0; i < 32; i++)
         buf[i] = (uint8_t)i;
-    ASSERT_EQ(walf_crc32c(0, buf, 32), 0x46DD794Eu);
+    ASSERT_EQ(wal__crc32c(0, buf, 32), 0x46DD794Eu);
     for (int i = 0; i < 32; i++)
         buf[i] = (uint8_t)(31 - i);
-    ASSERT_EQ(walf_crc32c(0, buf, 32), 0x113FDB5Cu);
+    ASSERT_EQ(wal__crc32c(0, buf, 32), 0x113FDB5Cu);
     /* Incremental use gives the same as one call. */
-    ASSERT_EQ(walf_crc32c(walf_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    ASSERT_EQ(wal__crc32c(wal__crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     /* The mask is a rotation plus a constant, and is not the identity. */
-    ASSERT_EQ(walf_mask(0), 0xa282ead8u);
-    ASSERT_NE(walf_mask(0xE3069283u), 0xE3069283u);
+    ASSERT_EQ(wal__mask(0), 0xa282ead8u);
+    ASSERT_NE(wal__mask(0xE3069283u), 0xE3069283u);
 }
 
 TEST(wal_crc32c_hardware_matches_portable)
@@ -50,13 +50,13 @@ TEST(wal_crc32c_hardware_matches_portable)
         for (size_t align = 0; align < 16; align += (round == 0 ? 1 : 5)) {
             for (size_t len = 0; len <= 300; len++) {
                 uint32_t seed = round == 3 ? (uint32_t)tu_rand(&st) : 0;
-                uint32_t a = walf_crc32c(seed, buf + align, len);
-                uint32_t b = walf_crc32c_portable(seed, buf + align, len);
+                uint32_t a = wal__crc32c(seed, buf + align, len);
+                uint32_t b = wal__crc32c_portable(seed, buf + align, len);
                 if (a != b)
                     TEST_FAIL_("len %zu align %zu: %08x != %08x", len, align, a, b);
                 /* Split anywhere: the same. */
                 size_t cut = len / 3;
-                ASSERT_EQ(walf_crc32c(walf_crc32c(seed, buf + align, cut), buf + align + cut,
+                ASSERT_EQ(wal__crc32c(wal__crc32c(seed, buf + align, cut), buf + align + cut,
                                       len - cut),
                           a);
             }
@@ -68,28 +68,28 @@ TEST(wal_crc32c_hardware_matches_portable)
 TEST(wal_file_header_layout)
 {
     uint8_t h[WALF_FILE_HEADER];
-    walf_file_header(h, false, 0x0102030405060708ull);
+    wal__file_header(h, false, 0x0102030405060708ull);
     ASSERT_EQ(memcmp(h, "PRLYWAL\0", 8), 0);
-    ASSERT_EQ(walf_get32(h + 8), WAL_FORMAT_VERSION);
-    ASSERT_EQ(walf_get32(h + 12), 0);
-    ASSERT_EQ(walf_get64(h + 16), 0x0102030405060708ull);
+    ASSERT_EQ(wal__get32(h + 8), WAL_FORMAT_VERSION);
+    ASSERT_EQ(wal__get32(h + 12), 0);
+    ASSERT_EQ(wal__get64(h + 16), 0x0102030405060708ull);
     ASSERT_EQ(h[16], 0x08); /* little-endian */
-    ASSERT_EQ(walf_get32(h + 24), 0);
-    ASSERT_EQ(walf_get32(h + 28), walf_mask(walf_crc32c(0, h, 28)));
-    walf_file_header(h, true, 5);
+    ASSERT_EQ(wal__get32(h + 24), 0);
+    ASSERT_EQ(wal__get32(h + 28), wal__mask(wal__crc32c(0, h, 28)));
+    wal__file_header(h, true, 5);
     ASSERT_EQ(memcmp(h, "PRLYSNP\0", 8), 0);
 
     uint8_t f[WALF_FRAME_HEADER + 4] = {0};
     memcpy(f + WALF_FRAME_HEADER, "abcd", 4);
     walf_frame_t fr = {.stored_len = 4, .first_lsn = 9, .count = 1, .raw_len = 4,
                        .kind = WALF_KIND_RECORDS, .flags = 0};
-    walf_frame_header(f, &fr);
-    ASSERT_EQ(walf_get32(f + 4), 4);
-    ASSERT_EQ(walf_get64(f + 8), 9);
-    ASSERT_EQ(walf_get32(f + 16), 1);
-    ASSERT_EQ(walf_get32(f + 20), 4);
+    wal__frame_header(f, &fr);
+    ASSERT_EQ(wal__get32(f + 4), 4);
+    ASSERT_EQ(wal__get64(f + 8), 9);
+    ASSERT_EQ(wal__get32(f + 16), 1);
+    ASSERT_EQ(wal__get32(f + 20), 4);
     ASSERT_EQ(f[24], WALF_KIND_RECORDS);
-    ASSERT_EQ(walf_get32(f), walf_mask(walf_crc32c(0, f + 4, WALF_FRAME_HEADER - 4 + 4)));
+    ASSERT_EQ(wal__get32(f), wal__mask(wal__crc32c(0, f + 4, WALF_FRAME_HEADER - 4 + 4)));
 }
 
 /* ---- newer format versions ---- */
@@ -101,8 +101,8 @@ static void make_version_2(tu_tree_t *tree, const char *name)
     tu_file_t *f = tu_tree_get(tree, name);
     ASSERT_NOT_NULL(f);
     ASSERT_GE(f->len, WALF_FILE_HEADER);
-    walf_put32(f->data + 8, 2);
-    walf_put32(f->data + 28, walf_mask(walf_crc32c(0, f->data, 28)));
+    wal__put32(f->data + 8, 2);
+    wal__put32(f->data + 28, wal__mask(wal__crc32c(0, f->data, 28)));
 }
 
 static void expect_version_refused(const tu_tree_t *tree, const char *name)
@@ -296,7 +296,7 @@ TEST(wal_scan_image_random_garbage)
         bool snap = i % 2 == 1;
         /* Half of them get a valid file header, so the frames are tried. */
         if (i % 4 >= 2 && len >= WALF_FILE_HEADER)
-            walf_file_header(buf, snap, tu_rand(&st) % 1000);
+            wal__file_header(buf, snap, tu_rand(&st) % 1000);
         /* Some get runs of zeros (they look like preallocated tails). */
         if (i % 8 == 7 && len > 64)
             memset(buf + len / 2, 0, len / 4);
@@ -317,7 +317,7 @@ TEST(wal_scan_image_checksummed_nonsense)
     size_t rl, off;
 
     /* Baseline: a hand-made valid segment. */
-    walf_file_header(img, false, 1);
+    wal__file_header(img, false, 1);
     rl = tu_raw_record(raw, 0, 1, "ok", 2);
     off = WALF_FILE_HEADER + tu_raw_frame(img + WALF_FILE_HEADER, 1, 1, raw, rl,
                                           WALF_KIND_RECORDS);
@@ -341,7 +341,7 @@ TEST(wal_scan_image_checksummed_nonsense)
         {"unknown kind", 1, 1, 9, 1, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        walf_file_header(img, false, 1);
+        wal__file_header(img, false, 1);
         rl = tu_raw_record(raw, 0, (uint8_t)cases[i].record_type, "payload", 7);
         if (cases[i].bad_reserved)
             raw[6] = 1;
@@ -359,7 +359,7 @@ TEST(wal_scan_image_checksummed_nonsense)
     size_t zl = ZSTD_compress(z, sizeof(z), raw, rl, 1);
     ASSERT_TRUE(!ZSTD_isError(zl));
     for (int variant = 0; variant < 5; variant++) {
-        walf_file_header(img, false, 1);
+        wal__file_header(img, false, 1);
         uint8_t *h = img + WALF_FILE_HEADER;
         memcpy(h + WALF_FRAME_HEADER, z, zl);
         walf_frame_t f = {.stored_len = (uint32_t)zl, .first_lsn = 1, .count = 1,
@@ -371,10 +371,10 @@ TEST(wal_scan_image_checksummed_nonsense)
             f.raw_len = (uint32_t)rl + 8;
         if (variant == 3)
             memset(h + WALF_FRAME_HEADER, 0xAB, zl);
-        walf_frame_header(h, &f);
+        wal__frame_header(h, &f);
         size_t len = WALF_FILE_HEADER + WALF_FRAME_HEADER + zl;
         if (variant == 4) {
-            walf_put32(h + 4, 100000); /* then the checksum no longer holds */
+            wal__put32(h + 4, 100000); /* then the checksum no longer holds */
         }
         int rc = wal_scan_image(img, len, false);
         if (variant == 0)
@@ -386,13 +386,13 @@ TEST(wal_scan_image_checksummed_nonsense)
     /* Snapshots: an end frame with the wrong count or LSN, data after the
      * end, an end frame with a first LSN. */
     for (int variant = 0; variant < 4; variant++) {
-        walf_file_header(img, true, 10);
+        wal__file_header(img, true, 10);
         off = WALF_FILE_HEADER;
         rl = tu_raw_record(raw, 0, 1, "state", 5);
         off += tu_raw_frame(img + off, 0, 1, raw, rl, WALF_KIND_RECORDS);
         uint8_t end[WALF_END_PAYLOAD];
-        walf_put64(end, variant == 1 ? 2 : 1);
-        walf_put64(end + 8, variant == 2 ? 11 : 10);
+        wal__put64(end, variant == 1 ? 2 : 1);
+        wal__put64(end + 8, variant == 2 ? 11 : 10);
         off += tu_raw_frame(img + off, variant == 3 ? 10 : 0, 0, end, sizeof(end),
                             WALF_KIND_SNAPSHOT_END);
         if (variant == 0) {
@@ -434,7 +434,7 @@ TEST(wal_unknown_file_flags_are_corrupt)
     static const uint32_t bad_flags[] = {2, 3, 0x80000000u};
     for (size_t i = 0; i < 3; i++) {
         memcpy(fs->data, orig, fs->len);
-        walf_file_header_flags(fs->data, false, 1, bad_flags[i]);
+        wal__file_header_flags(fs->data, false, 1, bad_flags[i]);
         ASSERT_EQ(wal_scan_image(fs->data, fs->len, false), WAL_E_CORRUPT);
         /* Without the snapshot, so that the segment is read. */
         tu_file_t saved = *fp;
@@ -455,7 +455,7 @@ TEST(wal_unknown_file_flags_are_corrupt)
 
     /* A snapshot with the `unsynced` flag: damaged, so recovery does
      * without it and replays the log. */
-    walf_file_header_flags(fp->data, true, 3, WALF_FILE_UNSYNCED);
+    wal__file_header_flags(fp->data, true, 3, WALF_FILE_UNSYNCED);
     ASSERT_EQ(wal_scan_image(fp->data, fp->len, true), WAL_E_CORRUPT);
     char dir[64];
     tu_tmpdir(dir, sizeof(dir), "flags");

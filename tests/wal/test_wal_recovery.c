@@ -47,7 +47,7 @@ static bool is_fresh_header(const char *path, uint64_t lsn)
     size_t len;
     uint8_t *d = tu_read(path, &len);
     uint8_t want[WALF_FILE_HEADER];
-    walf_file_header(want, false, lsn);
+    wal__file_header(want, false, lsn);
     bool same = len == WALF_FILE_HEADER && memcmp(d, want, len) == 0;
     free(d);
     return same;
@@ -537,7 +537,7 @@ static size_t check_segments(const char *dir, uint64_t *firsts, size_t max, uint
         uint8_t *img = tu_read(path, &len);
         ASSERT_GE(len, WALF_FILE_HEADER);
         ASSERT_EQ(memcmp(img, WALF_MAGIC_SEGMENT, 8), 0);
-        ASSERT_EQ(walf_get64(img + 16), firsts[i]);
+        ASSERT_EQ(wal__get64(img + 16), firsts[i]);
         ASSERT_EQ(firsts[i], next);
         tu_frame_t fr[512];
         size_t nf = tu_frames(img, len, fr, 512);
@@ -678,14 +678,14 @@ TEST(wal_segment_roll_gap_and_torn_middle)
  * record of B may reach the callbacks: B is rejected as a whole. */
 static size_t craft_bad_records(uint8_t *img)
 {
-    walf_file_header(img, false, 1);
+    wal__file_header(img, false, 1);
     size_t off = WALF_FILE_HEADER;
     uint8_t raw[256];
     size_t rl = tu_raw_record(raw, 0, 5, "first", 5);
     off += tu_raw_frame(img + off, 1, 1, raw, rl, WALF_KIND_RECORDS);
     rl = tu_raw_record(raw, 0, 5, "second", 6);
     rl = tu_raw_record(raw, rl, 5, "third", 5);
-    walf_put32(raw + rl - 5 - WALF_RECORD_HEADER, 100); /* "third" claims 100 bytes */
+    wal__put32(raw + rl - 5 - WALF_RECORD_HEADER, 100); /* "third" claims 100 bytes */
     off += tu_raw_frame(img + off, 2, 2, raw, rl, WALF_KIND_RECORDS);
     return off;
 }
@@ -746,7 +746,7 @@ TEST(wal_segment_header_names_another_lsn)
     tu_seg_name(name4, sizeof(name4), 4);
     tu_file_t *s4 = tu_tree_get(&tree, name4);
     size_t full = s4->len;
-    walf_file_header(s4->data, false, 5);
+    wal__file_header(s4->data, false, 5);
     wal_options_t o = tu_opts();
     for (int only_header = 0; only_header < 2; only_header++) {
         s4->len = only_header ? WALF_FILE_HEADER : full;
@@ -792,7 +792,7 @@ TEST(wal_unsynced_segment_bad_middle_frame_is_torn)
         const tu_file_t *seg = tu_tree_get(&tree, name);
         ASSERT_NOT_NULL(seg);
         bool unsynced = policies[p] != WAL_FSYNC_ALWAYS;
-        ASSERT_EQ(walf_get32(seg->data + 12), unsynced ? WALF_FILE_UNSYNCED : 0);
+        ASSERT_EQ(wal__get32(seg->data + 12), unsynced ? WALF_FILE_UNSYNCED : 0);
         tu_frame_t fr[N + 1];
         ASSERT_EQ(tu_frames(seg->data, seg->len, fr, N + 1), N);
         size_t len = seg->len;

@@ -535,17 +535,17 @@ TEST(wal_snapshot_commit_waits_for_the_log)
 static void write_bad_snapshot(const char *dir, uint64_t lsn)
 {
     uint8_t img[1024], raw[128];
-    walf_file_header(img, true, lsn);
+    wal__file_header(img, true, lsn);
     size_t off = WALF_FILE_HEADER;
     size_t rl = tu_raw_record(raw, 0, 3, "loaded first", 12);
     off += tu_raw_frame(img + off, 0, 1, raw, rl, WALF_KIND_RECORDS);
     rl = tu_raw_record(raw, 0, 3, "fine", 4);
     rl = tu_raw_record(raw, rl, 3, "overrun", 7);
-    walf_put32(raw + rl - 7 - WALF_RECORD_HEADER, 50);
+    wal__put32(raw + rl - 7 - WALF_RECORD_HEADER, 50);
     off += tu_raw_frame(img + off, 0, 2, raw, rl, WALF_KIND_RECORDS);
     uint8_t end[WALF_END_PAYLOAD];
-    walf_put64(end, 3);
-    walf_put64(end + 8, lsn);
+    wal__put64(end, 3);
+    wal__put64(end + 8, lsn);
     off += tu_raw_frame(img + off, 0, 0, end, sizeof(end), WALF_KIND_SNAPSHOT_END);
     char path[512];
     tu_snap_path(path, sizeof(path), dir, lsn, ".snap");

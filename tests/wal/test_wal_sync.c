@@ -113,11 +113,11 @@ TEST(wal_check_reads_segments_the_snapshot_covers)
 TEST(wal_format_version_zero_is_corruption_not_a_newer_version)
 {
     uint8_t img[WALF_FILE_HEADER];
-    walf_file_header(img, false, 1);
-    walf_put32(img + 8, 0);
-    walf_put32(img + 28, walf_mask(walf_crc32c(0, img, 28)));
+    wal__file_header(img, false, 1);
+    wal__put32(img + 8, 0);
+    wal__put32(img + 28, wal__mask(wal__crc32c(0, img, 28)));
     ASSERT_EQ(wal_scan_image(img, sizeof(img), false), WAL_E_CORRUPT);
-    walf_put32(img + 8, 2);
-    walf_put32(img + 28, walf_mask(walf_crc32c(0, img, 28)));
+    wal__put32(img + 8, 2);
+    wal__put32(img + 28, wal__mask(wal__crc32c(0, img, 28)));
     ASSERT_EQ(wal_scan_image(img, sizeof(img), false), WAL_E_VERSION);
 }

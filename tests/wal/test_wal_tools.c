@@ -240,7 +240,7 @@ TEST(wal_inspect_bad_records_frame)
     snprintf(path, sizeof(path), "%s/wal", dir);
     ASSERT_EQ(mkdir(path, 0700), 0);
     uint8_t img[512], raw[128];
-    walf_file_header(img, false, 1);
+    wal__file_header(img, false, 1);
     size_t off = WALF_FILE_HEADER;
     size_t rl = tu_raw_record(raw, 0, 5, "first", 5);
     off += tu_raw_frame(img + off, 1, 1, raw, rl, WALF_KIND_RECORDS);

@@ -296,7 +296,7 @@ size_t tu_frames(const uint8_t *img, size_t len, tu_frame_t *out, size_t max)
         bool zero = true;
         for (int i = 0; i < WALF_FRAME_HEADER; i++)
             zero = zero && h[i] == 0;
-        uint32_t stored = walf_get32(h + 4);
+        uint32_t stored = wal__get32(h + 4);
         if (zero || off + WALF_FRAME_HEADER + stored > len)
             break;
         if (n < max) {
@@ -304,9 +304,9 @@ size_t tu_frames(const uint8_t *img, size_t len, tu_frame_t *out, size_t max)
             f->offset = off;
             f->end = off + WALF_FRAME_HEADER + stored;
             f->stored_len = stored;
-            f->first_lsn = walf_get64(h + 8);
-            f->count = walf_get32(h + 16);
-            f->raw_len = walf_get32(h + 20);
+            f->first_lsn = wal__get64(h + 8);
+            f->count = wal__get32(h + 16);
+            f->raw_len = wal__get32(h + 20);
             f->kind = h[24];
             f->flags = h[25];
         }
@@ -318,7 +318,7 @@ size_t tu_frames(const uint8_t *img, size_t len, tu_frame_t *out, size_t max)
 
 size_t tu_raw_record(uint8_t *raw, size_t pos, uint8_t type, const void *data, uint32_t len)
 {
-    walf_put32(raw + pos, len);
+    wal__put32(raw + pos, len);
     raw[pos + 4] = type;
     raw[pos + 5] = raw[pos + 6] = raw[pos + 7] = 0;
     if (len)
@@ -338,7 +338,7 @@ size_t tu_raw_frame(uint8_t *out, uint64_t first_lsn, uint32_t count, const uint
         .kind = kind,
         .flags = 0,
     };
-    walf_frame_header(out, &f);
+    wal__frame_header(out, &f);
     return WALF_FRAME_HEADER + raw_len;
 }
 
