@@ -421,7 +421,7 @@ static void get_download(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     store_file_t f;
     if (!load_file(ctx, p, &f))
-        goto out_principal;
+        return;
     char etag[72];
     snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
     const char *inm = http_header(ctx, "If-None-Match");
@@ -479,7 +479,6 @@ static void get_download(http_ctx_t *ctx)
     ctx->status = status;
 out:
     store_file_clear(&f);
-out_principal:
 }
 
 static void delete_file(http_ctx_t *ctx)
@@ -488,7 +487,7 @@ static void delete_file(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     store_file_t f;
     if (!load_file(ctx, p, &f))
-        goto out_principal;
+        return;
     if (strcmp(f.uploaded_by, p->user.id) != 0 && !p->user.is_admin) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the uploader or an admin may delete a file");
@@ -502,7 +501,6 @@ static void delete_file(http_ctx_t *ctx)
     http_reply_empty(ctx, 204);
 out:
     store_file_clear(&f);
-out_principal:
 }
 
 const http_route_t files_routes[] = {
