@@ -14,12 +14,15 @@
  * blob and its directory entries are on stable storage, so a log record that
  * refers to it may be written.
  *
- * Reference counting is the store's business, not this module's: the store
- * calls blobs_remove() when the last reference goes. blobs_remove() and a
+ * Reference counting is not this module's business: the store counts the
+ * records naming each blob, and the files layer (include/parley/file_life.h)
+ * calls blobs_remove() when the last one goes. blobs_remove() and a
  * blob_writer_finish() of the same bytes race (an upload may deduplicate
- * against a blob that is being removed): the caller must serialise, for one
+ * against a blob that is being removed): the caller serialises, for one
  * hash, "finish + record the new reference" against "refcount reached zero +
- * blobs_remove" (one lock taken around both, or deferred garbage collection).
+ * blobs_remove", with blobs_with_hash() around each. An upload that must be
+ * judged by its hash or type before it is placed is sealed first
+ * (blob_writer_seal: the slow fsync of its bytes, outside any hold).
  *
  * Errors: 0 (or a documented non-negative value) on success, a negative
  * errno for system errors (-ENOSPC, -EIO...), or a BLOB_E_* code below.
@@ -93,7 +96,8 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **w);
  *   BLOB_E_TOO_LARGE  the total would pass max_bytes: nothing of this chunk
  *                     was written; the caller answers 413 and aborts;
  *   -errno            the write failed (-ENOSPC, -EIO...);
- *   BLOB_E_FAILED     an earlier call failed.
+ *   BLOB_E_FAILED     an earlier call failed;
+ *   BLOB_E_ARG        the writer is sealed (blob_writer_seal).
  * Every failure is sticky: the writer only accepts abort (or finish, which
  * then fails and cleans up).
  */
@@ -101,7 +105,8 @@ int blob_writer_write(blob_writer_t *w, const void *data, size_t len);
 
 /*
  * Ends the upload and ALWAYS consumes `w` (freed, temp file gone), whatever
- * it returns. Durability order: fsync(temp file); create files/ab and
+ * it returns. Durability order: fsync(temp file) (already done when the
+ * writer was sealed); create files/ab and
  * files/ab/cd if needed, fsyncing the parent of each (once per process per
  * directory); link(temp -> content address); fsync(files/ab/cd); unlink(temp).
  * A blob already at the address (EEXIST) means deduplicated; the leaf
@@ -118,8 +123,31 @@ int blob_writer_write(blob_writer_t *w, const void *data, size_t len);
  */
 int blob_writer_finish(blob_writer_t *w, blob_info_t *out);
 
+/*
+ * Ends the writing without placing the blob: hashes, fsyncs the temp file
+ * (step 1 of finish) and types the head. After it, blob_writer_write refuses
+ * (BLOB_E_ARG) and only blob_writer_finish (which then places the blob) or
+ * blob_writer_abort may follow; sealing twice gives the same answer. `w`
+ * stays the caller's whatever this returns.
+ * OUT: *out (sha256, size, mime; deduplicated is false: not known yet).
+ * Returns 0, the writer's sticky error, -errno (fsync), BLOB_E_ARG.
+ */
+int blob_writer_seal(blob_writer_t *w, blob_info_t *out);
+
 /* Removes the temp file and frees `w` (NULL is a no-op). */
 void blob_writer_abort(blob_writer_t *w);
+
+/*
+ * Runs fn(ctx) while holding `sha256`: no other blobs_with_hash of the same
+ * hash on `b` runs meanwhile (it waits), and calls for other hashes do not
+ * wait for this one. For keeping "place a blob and record a reference to
+ * it" apart from "find no reference left and remove the blob".
+ * fn runs on the calling thread; it may take the store's locks and do I/O
+ * (it holds up only the same hash), but must not call blobs_with_hash (one
+ * hash at a time per thread: hashes have no order among themselves).
+ * Returns fn's result, BLOB_E_BAD_HASH (fn not called), BLOB_E_ARG.
+ */
+int blobs_with_hash(blobs_t *b, const char *sha256, int (*fn)(void *ctx), void *ctx);
 
 /*
  * Writes "<data>/files/ab/cd/<sha256>" into out. `sha256` must be exactly 64
@@ -186,5 +214,9 @@ void blobs_thread_cleanup(void);
  * path (check, then rename over) instead of link(). Not for production.
  */
 void blobs__test_disable_links(blobs_t *b, bool disable);
+
+/* How many blobs_with_hash calls are waiting for `sha256` (0 when it is not
+ * held), so that a test can wait for "blocked on the hash" as a condition. */
+unsigned blobs__hash_waiters(blobs_t *b, const char *sha256);
 
 #endif

@@ -173,6 +173,22 @@ size_t store_user_search(store_t *s, const char *query, size_t offset, size_t li
 
 int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn);
 bool store_session_get(store_t *s, const char *id, store_session_t *out);
+
+/*
+ * Read-modify-write of one session, atomic with every other change (as
+ * store_user_modify): `fn` gets a copy of the session as it is now and
+ * changes it in place (not its id); when it returns 0 the new state is
+ * logged and applied. So a refresh that rotates a session, a reuse that
+ * revokes it, a logout and store_session_revoke_all never overwrite one
+ * another: a revoked session is never written back un-revoked. `fn` runs
+ * under the store's write lock: it must be quick and do no I/O; it may read
+ * the store (store_user_get...), never write it. Returns 0,
+ * STORE_E_NOT_FOUND, STORE_E_UNAVAILABLE, or fn's own non-zero result
+ * (nothing changed, *lsn untouched). On success *out (may be NULL) gets the
+ * new state and *lsn its record: the caller store_waits before answering.
+ */
+int store_session_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_session_t *ss),
+                         void *ctx, store_session_t *out, uint64_t *lsn);
 /* Revokes every session of user_id except `keep` (may be NULL). */
 int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, uint64_t *lsn);
 

@@ -19,18 +19,19 @@
  * clients.
  *
  * Sessions are changed by read-modify-write of their whole state (refresh,
- * reuse revocation, logout, change-password's revocation of the others), so
- * those run under session_mu: otherwise a refresh that read a session just
- * before a logout would write it back un-revoked. The lock covers the read
- * and the store's in-memory apply, not the wait for the log's fsync.
- * change-password hashes for ~100 ms; it then re-reads the user and changes
- * only the hash, so a profile update made meanwhile is kept.
+ * reuse revocation, logout), each one store_session_modify: the check and
+ * the change run on the session as it is, under the store's write lock,
+ * which change-password's store_session_revoke_all takes too. So two
+ * presentations of one refresh token cannot both rotate it, and a refresh
+ * that raced a logout can never write the session back un-revoked. The
+ * lock covers the read and the store's in-memory apply, not the wait for
+ * the log's fsync. change-password hashes for ~100 ms; it then re-reads the
+ * user and changes only the hash, so a profile update made meanwhile is kept.
  *
  * API keys are created from a login, never with another API key: a
  * write-only key could otherwise mint itself a read key, and any key a
  * successor that outlives its revocation.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "account.h"
@@ -42,8 +43,6 @@
 
 /* Longest refresh_token value read before it is judged (and refused). */
 #define REFRESH_FIELD_MAX 4096
-
-static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void post_register(http_ctx_t *ctx)
 {
@@ -131,6 +130,34 @@ static void post_login(http_ctx_t *ctx)
     store_user_clear(&u);
 }
 
+/* A refresh, judged and made on the session as it is (store_session_modify). */
+typedef struct refresh {
+    parley_app_t *app;
+    const char *token;
+    enum { REFRESH_INVALID = 1, REFRESH_REUSED, REFRESH_OK } outcome;
+    store_user_t user; /* the session's user, when it rotates */
+} refresh_t;
+
+static int rotate_session(void *ctx, store_session_t *ss)
+{
+    refresh_t *r = ctx;
+    if (ss->revoked || ss->expires_at <= clock_wall_ms())
+        return REFRESH_INVALID;
+    int check = auth_refresh_check(&r->app->keys, r->token, ss->id, ss->salt, ss->generation);
+    if (check == AUTH_EREUSED) {
+        ss->revoked = true;
+        r->outcome = REFRESH_REUSED;
+        return 0;
+    }
+    if (check != AUTH_OK || !store_user_get(r->app->store, ss->user_id, &r->user))
+        return REFRESH_INVALID;
+    if (!r->user.is_active)
+        return REFRESH_INVALID;
+    ss->generation++;
+    r->outcome = REFRESH_OK;
+    return 0;
+}
+
 static void post_refresh(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -144,40 +171,33 @@ static void post_refresh(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
         return;
     }
-    enum { REFRESH_INVALID, REFRESH_REUSED, REFRESH_OK } outcome = REFRESH_INVALID;
+    refresh_t r = {.app = app, .token = token, .outcome = REFRESH_INVALID};
     store_session_t ss;
-    store_user_t u;
-    memset(&u, 0, sizeof(u));
-    uint64_t lsn = 0;
-    int rc = 0;
-    pthread_mutex_lock(&session_mu);
-    if (store_session_get(app->store, sid, &ss) && !ss.revoked &&
-        ss.expires_at > clock_wall_ms()) {
-        int check = auth_refresh_check(&app->keys, token, ss.id, ss.salt, ss.generation);
-        if (check == AUTH_EREUSED) {
-            ss.revoked = true;
-            rc = store_session_put(app->store, &ss, &lsn);
-            outcome = REFRESH_REUSED;
-        } else if (check == AUTH_OK && store_user_get(app->store, ss.user_id, &u) &&
-                   u.is_active) {
-            ss.generation++;
-            rc = store_session_put(app->store, &ss, &lsn);
-            outcome = REFRESH_OK;
-        }
-    }
-    pthread_mutex_unlock(&session_mu);
-    if (rc == 0 && lsn != 0)
+    uint64_t lsn;
+    int rc = store_session_modify(app->store, sid, rotate_session, &r, &ss, &lsn);
+    if (rc == 0)
         rc = store_wait(app->store, lsn);
-    if (outcome == REFRESH_REUSED)
+    if (r.outcome == REFRESH_REUSED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "this refresh token was already used; the login is revoked");
-    else if (outcome == REFRESH_INVALID)
+    else if (r.outcome == REFRESH_INVALID || rc == STORE_E_NOT_FOUND)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
     else if (rc != 0)
         reply_store_error(ctx, rc);
     else
-        account_reply_tokens(ctx, &u, &ss, 200);
-    store_user_clear(&u);
+        account_reply_tokens(ctx, &r.user, &ss, 200);
+    store_user_clear(&r.user);
+}
+
+#define ALREADY_REVOKED 1
+
+static int revoke_session(void *ctx, store_session_t *ss)
+{
+    (void)ctx;
+    if (ss->revoked)
+        return ALREADY_REVOKED;
+    ss->revoked = true;
+    return 0;
 }
 
 static void post_logout(http_ctx_t *ctx)
@@ -190,21 +210,13 @@ static void post_logout(http_ctx_t *ctx)
                          "DELETE /api/v1/auth/api-keys/{id}");
         return;
     }
-    store_session_t ss;
-    uint64_t lsn = 0;
-    int rc = 0;
-    pthread_mutex_lock(&session_mu);
-    bool found = store_session_get(app->store, p->session_id, &ss);
-    if (found && !ss.revoked) {
-        ss.revoked = true;
-        rc = store_session_put(app->store, &ss, &lsn);
-    }
-    pthread_mutex_unlock(&session_mu);
-    if (rc == 0 && lsn != 0)
+    uint64_t lsn;
+    int rc = store_session_modify(app->store, p->session_id, revoke_session, NULL, NULL, &lsn);
+    if (rc == 0)
         rc = store_wait(app->store, lsn);
-    if (!found)
+    if (rc == STORE_E_NOT_FOUND)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the access token is not valid");
-    else if (rc != 0)
+    else if (rc != 0 && rc != ALREADY_REVOKED)
         reply_store_error(ctx, rc);
     else
         http_reply_empty(ctx, 204);
@@ -256,12 +268,9 @@ static void put_change_password(http_ctx_t *ctx)
                          "the password was changed meanwhile");
         return;
     }
-    if (rc == 0) {
-        pthread_mutex_lock(&session_mu);
+    if (rc == 0)
         rc = store_session_revoke_all(app->store, p->user.id,
                                       p->session_id[0] ? p->session_id : NULL, &lsn);
-        pthread_mutex_unlock(&session_mu);
-    }
     if (rc == 0)
         rc = store_wait(app->store, lsn);
     if (rc != 0)

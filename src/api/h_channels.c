@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "resource.h"
-#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/file_life.h"
 #include "parley/realtime.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
@@ -222,7 +222,7 @@ static void delete_channel(http_ctx_t *ctx)
     free(audience);
     free(members);
     /* The channel's files (its messages' attachments among them) go with it. */
-    rc = file_remove_channel_files(app, a.channel.id);
+    rc = file_life_remove_channel(app->store, app->blobs, a.channel.id);
     if (rc != 0)
         reply_store_error(ctx, rc);
     else

@@ -3,12 +3,11 @@
  * (docs/api.md, "Files").
  *
  * An upload arrives streamed (upload.c) into a temporary blob; here the
- * blob is finished (fsynced and moved to its content address, or dropped
- * when identical bytes are stored already), its type checked against
- * allowed_types, and a file record written through the log. Blob and record
- * are made under `blob_mu`, and so is every removal of a blob whose last
- * record went away, so a blob can never disappear between an upload that
- * found it already stored and the record that will refer to it.
+ * blob is sealed (hashed, fsynced, typed), its type checked against
+ * allowed_types, and the files layer (src/files/file_life.c) places it at
+ * its content address and writes the file record through the log; deletions
+ * go through the same layer, which removes a blob when its last record goes
+ * and keeps uploads and removals of the same bytes apart.
  *
  * Downloads stream from the blob's file (ulfius stream responses), with the
  * detected type, a Content-Disposition whose filename is safe (RFC 6266 and
@@ -17,23 +16,19 @@
  * attachment, so a script that says it is a PNG is never rendered.
  */
 #include <fnmatch.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "resource.h"
-#include "h_files.h"
 #include "parley/app.h"
 #include "parley/blobs.h"
 #include "parley/clock.h"
-#include "parley/files.h"
+#include "parley/file_life.h"
 #include "parley/log.h"
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
-
-static pthread_mutex_t blob_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The last path component of a client's filename: 1 to size - 1 bytes of
  * valid UTF-8 without control characters (C0, DEL, C1), neither "." nor
@@ -70,13 +65,6 @@ static bool type_allowed(const char *allowed, const char *type)
     return false;
 }
 
-/* Removes a blob if no live file names it any more. REQUIRES: blob_mu. */
-static void release_blob(parley_app_t *app, const char *sha)
-{
-    if (store_blob_refs(app->store, sha) == 0)
-        blobs_remove(app->blobs, sha);
-}
-
 /* The checks every upload passes before its bytes are kept: a file part,
  * a body that ended properly, and a safe filename (written to filename). */
 static bool upload_complete(http_ctx_t *ctx, const upload_t *up, char filename[FILE_NAME_MAX])
@@ -109,21 +97,20 @@ static bool is_avatar_type(const char *mime)
 }
 
 /*
- * Finishes the upload's blob and writes the durable record of file f (whose
- * id, sha256, size and content_type this fills; the caller filled the rest).
- * The detected type must pass allowed_types, and be an image other than SVG
- * for an avatar. On failure it has answered and kept nothing.
+ * Keeps the upload as file f (whose id, sha256, size and content_type this
+ * fills; the caller filled the rest), durably. The detected type must pass
+ * allowed_types, and be an image other than SVG for an avatar: those checks
+ * come between sealing and storing, so a refused upload is never stored. On
+ * failure it has answered and kept nothing.
  */
 static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *deduplicated)
 {
     parley_app_t *app = ctx->app;
     blob_info_t info;
-    pthread_mutex_lock(&blob_mu);
     blob_writer_t *w = up->writer;
     up->writer = NULL;
-    int rc = blob_writer_finish(w, &info);
-    if (rc != 0) {
-        pthread_mutex_unlock(&blob_mu);
+    if (blob_writer_seal(w, &info) != 0) {
+        blob_writer_abort(w);
         http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
         return false;
     }
@@ -131,8 +118,7 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
     bool allowed = type_allowed(app->config->allowed_types, info.mime) &&
                    (!f->is_avatar || is_avatar_type(info.mime));
     if (empty || !allowed) {
-        release_blob(app, info.sha256);
-        pthread_mutex_unlock(&blob_mu);
+        blob_writer_abort(w);
         if (empty)
             http_reply_invalid(ctx, "file", "the file is empty");
         else
@@ -144,22 +130,16 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
         return false;
     }
     store_new_id("file", f->id);
-    snprintf(f->sha256, sizeof(f->sha256), "%s", info.sha256);
-    f->size = info.size;
-    snprintf(f->content_type, sizeof(f->content_type), "%s", info.mime);
     f->uploaded_at = clock_wall_ms();
-    uint64_t lsn, refs;
-    rc = store_file_put(app->store, f, &lsn, &refs);
-    if (rc != 0)
-        release_blob(app, info.sha256);
-    pthread_mutex_unlock(&blob_mu);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
+    int rc = file_life_add(app->store, app->blobs, w, f, deduplicated);
+    if (rc == FILE_LIFE_E_BLOB) {
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "the upload could not be stored");
+        return false;
+    }
     if (rc != 0) {
         reply_store_error(ctx, rc);
         return false;
     }
-    *deduplicated = info.deduplicated;
     return true;
 }
 
@@ -203,9 +183,6 @@ out:
     channel_access_clear(&a);
 }
 
-#define FILE_URL_PREFIX "/api/v1/files/"
-#define FILE_URL_SUFFIX "/download"
-
 /* Sets the user's avatar_url, keeping the one it replaces in ctx->old. */
 typedef struct avatar_change {
     const char *url;
@@ -219,24 +196,6 @@ static int apply_avatar(void *ctx, store_user_t *u)
     u->avatar_url = xstrdup(c->url);
     u->updated_at = clock_wall_ms();
     return 0;
-}
-
-void file_drop_avatar(parley_app_t *app, const char *user_id, const char *url)
-{
-    size_t pre = strlen(FILE_URL_PREFIX), post = strlen(FILE_URL_SUFFIX);
-    if (url == NULL || strncmp(url, FILE_URL_PREFIX, pre) != 0 || strlen(url) <= pre + post ||
-        strcmp(url + strlen(url) - post, FILE_URL_SUFFIX) != 0 ||
-        strlen(url) - pre - post >= STORE_ID_MAX)
-        return;
-    char id[STORE_ID_MAX];
-    snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - pre - post), url + pre);
-    store_file_t f;
-    if (!store_file_get(app->store, id, &f))
-        return;
-    if (f.is_avatar && !f.is_deleted && strcmp(f.uploaded_by, user_id) == 0 &&
-        file_remove(app, &f) != 0)
-        log_warning("the replaced avatar %s stays until it is deleted", id);
-    store_file_clear(&f);
 }
 
 static void put_avatar(http_ctx_t *ctx)
@@ -262,7 +221,7 @@ static void put_avatar(http_ctx_t *ctx)
     if (rc == 0) {
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
-            file_drop_avatar(app, p->user.id, c.old);
+            file_life_drop_avatar(app->store, app->blobs, p->user.id, c.old);
             http_reply_json(ctx, 200, user_json(&now, true, true));
         }
         store_user_clear(&now);
@@ -270,7 +229,7 @@ static void put_avatar(http_ctx_t *ctx)
     free(c.old);
     if (rc != 0) {
         reply_store_error(ctx, rc);
-        if (file_remove(app, &f) != 0)
+        if (file_life_remove(app->store, app->blobs, &f) != 0)
             log_warning("the unused avatar %s stays until it is deleted", f.id);
     }
 out:
@@ -463,7 +422,7 @@ static void get_download(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     store_file_t f;
     if (!load_file(ctx, p, &f))
-        goto out_principal;
+        return;
     char etag[72];
     snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
     const char *inm = http_header(ctx, "If-None-Match");
@@ -521,44 +480,6 @@ static void get_download(http_ctx_t *ctx)
     ctx->status = status;
 out:
     store_file_clear(&f);
-out_principal:
-}
-
-int file_remove(parley_app_t *app, store_file_t *f)
-{
-    f->is_deleted = true;
-    uint64_t lsn, refs = 1;
-    pthread_mutex_lock(&blob_mu);
-    int rc = store_file_put(app->store, f, &lsn, &refs);
-    pthread_mutex_unlock(&blob_mu);
-    if (rc == 0)
-        rc = store_wait(app->store, lsn);
-    if (rc == 0 && refs == 0) {
-        /* The record is durable: the bytes may go, unless an upload of
-         * the same bytes came meanwhile. */
-        pthread_mutex_lock(&blob_mu);
-        release_blob(app, f->sha256);
-        pthread_mutex_unlock(&blob_mu);
-    }
-    return rc;
-}
-
-int file_remove_channel_files(parley_app_t *app, const char *channel_id)
-{
-    enum { BATCH = 64 };
-    store_file_t batch[BATCH];
-    for (;;) {
-        size_t n;
-        store_file_list(app->store, channel_id, NULL, 0, BATCH, batch, &n);
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (rc == 0)
-                rc = file_remove(app, &batch[i]);
-            store_file_clear(&batch[i]);
-        }
-        if (rc != 0 || n < BATCH)
-            return rc;
-    }
 }
 
 static void delete_file(http_ctx_t *ctx)
@@ -567,13 +488,13 @@ static void delete_file(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     store_file_t f;
     if (!load_file(ctx, p, &f))
-        goto out_principal;
+        return;
     if (strcmp(f.uploaded_by, p->user.id) != 0 && !p->user.is_admin) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the uploader or an admin may delete a file");
         goto out;
     }
-    int rc = file_remove(app, &f);
+    int rc = file_life_remove(app->store, app->blobs, &f);
     if (rc != 0) {
         reply_store_error(ctx, rc);
         goto out;
@@ -581,7 +502,6 @@ static void delete_file(http_ctx_t *ctx)
     http_reply_empty(ctx, 204);
 out:
     store_file_clear(&f);
-out_principal:
 }
 
 const http_route_t files_routes[] = {

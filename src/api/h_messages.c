@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "resource.h"
-#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/file_life.h"
 #include "parley/files.h"
 #include "parley/realtime.h"
 #include "parley/rules.h"
@@ -516,7 +516,7 @@ static bool delete_attachments(http_ctx_t *ctx, const chat_message_t *m)
             continue;
         int rc = 0;
         if (!f.is_deleted && strcmp(f.message_id, m->id) == 0)
-            rc = file_remove(app, &f);
+            rc = file_life_remove(app->store, app->blobs, &f);
         store_file_clear(&f);
         if (rc != 0) {
             reply_store_error(ctx, rc);

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "account.h"
-#include "h_files.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/file_life.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
 #include "resource.h"
@@ -115,7 +115,7 @@ static void put_me(http_ctx_t *ctx)
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
             if (c.old_avatar && strcmp(c.old_avatar, now.avatar_url ? now.avatar_url : "") != 0)
-                file_drop_avatar(app, p->user.id, c.old_avatar);
+                file_life_drop_avatar(app->store, app->blobs, p->user.id, c.old_avatar);
             http_reply_json(ctx, 200, user_json(&now, true, true));
         }
         store_user_clear(&now);

@@ -9,7 +9,8 @@
  * libmagic (blobs_mime.c). The size limit is checked before a chunk is
  * written, so an oversize upload costs at most max_bytes of disk.
  *
- * Durability order (blob_writer_finish), so that a log record written after
+ * Durability order (blob_writer_seal does 1, blob_writer_finish the rest,
+ * and step 1 too when seal was not called), so that a log record written after
  * finish returns never names a blob a crash could lose or tear:
  *   1. fsync(temp file)                 the bytes are on disk;
  *   2. mkdir files/ab, fsync(files/)    only the first time this process uses
@@ -40,6 +41,18 @@
  * replaces an identical blob atomically, so the result is still one correct
  * blob, but two racing uploads may both report deduplicated = false.
  *
+ * Holding a hash (blobs_with_hash): the callers that add and drop references
+ * to blobs (src/files/file_life.c) must keep "place a blob + record a
+ * reference" apart from "no reference left + remove the blob" for one hash,
+ * and only for that hash. blobs_t keeps a short list of the hashes in use
+ * (one entry per operation in progress, so a linear search is enough) under
+ * `hold_mu`; an operation on a held hash waits on that entry's condition
+ * variable, an operation on any other hash does not wait at all. hold_mu is
+ * held only to look at the list, never while the caller's function runs, so
+ * it is a leaf lock. The caller's function runs on the calling thread (the
+ * read-modify-write shape of store_user_modify), so no hold outlives its
+ * call.
+ *
  * Concurrency: blobs_t is read-only after blobs_open except the
  * directory-durability bitmap (atomic OR, set only after the fsync
  * succeeded; two threads fsyncing the same directory is merely redundant).
@@ -49,12 +62,14 @@
  */
 #include "parley/blobs.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,7 +96,21 @@ struct blobs {
     /* Bit i set: directory i has been made durable by this process. */
     _Atomic uint64_t durable_ab[256 / 64];
     _Atomic uint64_t durable_leaf[65536 / 64];
+    /* The hashes held by blobs_with_hash (see "Holding a hash"). */
+    pthread_mutex_t hold_mu;
+    struct hash_hold *holds; /* guarded by hold_mu */
 };
+
+/* One hash in use by blobs_with_hash: held by one caller, waited for by
+ * `waiters` others. Freed by the release that finds no waiter, so a waiter's
+ * pointer to it stays valid. Every field is guarded by blobs_t.hold_mu. */
+typedef struct hash_hold {
+    char sha[BLOB_SHA256_HEX_LEN + 1];
+    bool held;
+    unsigned waiters;
+    pthread_cond_t cv; /* signalled when `held` becomes false */
+    struct hash_hold *next;
+} hash_hold_t;
 
 struct blob_writer {
     blobs_t *b;
@@ -91,6 +120,9 @@ struct blob_writer {
     uint64_t size;
     uint64_t max;
     int err; /* sticky: the first failure */
+    bool sealed; /* blob_writer_seal succeeded: sha and mime are set, fd closed */
+    char sha[BLOB_SHA256_HEX_LEN + 1];
+    char mime[BLOB_MIME_MAX];
     size_t head_len;
     unsigned char head[BLOB_HEAD_BYTES];
 };
@@ -268,6 +300,7 @@ blobs_t *blobs_open(const char *data_dir, char *err, size_t err_size)
     }
     b = xcalloc(1, sizeof(*b));
     b->files_fd = b->tmp_fd = -1;
+    pthread_mutex_init(&b->hold_mu, NULL);
     b->files_path = str_concat(data_dir, "/files");
     b->tmp_path = str_concat(b->files_path, "/tmp");
 
@@ -326,6 +359,8 @@ void blobs_close(blobs_t *b)
         close(b->files_fd);
     if (b->tmp_fd >= 0)
         close(b->tmp_fd);
+    assert(b->holds == NULL); /* every blobs_with_hash has returned */
+    pthread_mutex_destroy(&b->hold_mu);
     free(b->files_path);
     free(b->tmp_path);
     free(b);
@@ -349,6 +384,7 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
     w->size = 0;
     w->max = max_bytes;
     w->err = 0;
+    w->sealed = false;
     w->head_len = 0;
     w->hash = NULL;
 
@@ -399,6 +435,8 @@ int blob_writer_write(blob_writer_t *w, const void *data, size_t len)
         return BLOB_E_ARG;
     if (w->err != 0)
         return BLOB_E_FAILED;
+    if (w->sealed)
+        return BLOB_E_ARG;
     if (len == 0)
         return 0;
     /* w->size <= w->max always holds, so the subtraction cannot wrap. */
@@ -493,14 +531,55 @@ static int place(blob_writer_t *w, int leaf_fd, const char *sha, bool *dedup, bo
     return 0;
 }
 
+/*
+ * Step 1 of the design and the hash: ends the writing, once (a sealed writer
+ * is left as it is). A failure is sticky. REQUIRES: w is not NULL.
+ */
+static int seal(blob_writer_t *w)
+{
+    if (w->err != 0 || w->sealed)
+        return w->err;
+    unsigned char digest[SHA256_LEN];
+    gnutls_hash_deinit(w->hash, digest);
+    w->hash = NULL;
+    hex_encode(digest, SHA256_LEN, w->sha);
+    int rc = fsync_fd(w->fd);
+    if (rc < 0) {
+        log_error("blobs: fsync %s/%s: %s", w->b->tmp_path, w->tmp_name, strerror(-rc));
+        w->err = rc;
+        return rc;
+    }
+    close(w->fd);
+    w->fd = -1;
+    /* Only the head is examined; a failing libmagic yields octet-stream. */
+    (void)blobs_detect_mime(w->head, w->head_len, w->mime, sizeof(w->mime));
+    w->sealed = true;
+    return 0;
+}
+
+static void sealed_info(const blob_writer_t *w, bool dedup, blob_info_t *out)
+{
+    memcpy(out->sha256, w->sha, sizeof(out->sha256));
+    out->size = w->size;
+    memcpy(out->mime, w->mime, sizeof(out->mime));
+    out->deduplicated = dedup;
+}
+
+int blob_writer_seal(blob_writer_t *w, blob_info_t *out)
+{
+    if (w == NULL || out == NULL)
+        return BLOB_E_ARG;
+    int rc = seal(w);
+    if (rc == 0)
+        sealed_info(w, false, out);
+    return rc;
+}
+
 int blob_writer_finish(blob_writer_t *w, blob_info_t *out)
 {
     if (w == NULL)
         return BLOB_E_ARG;
     blobs_t *b = w->b;
-    unsigned char digest[SHA256_LEN];
-    char sha[BLOB_SHA256_HEX_LEN + 1];
-    char mime[BLOB_MIME_MAX];
     int leaf_fd = -1;
     bool dedup = false, renamed = false;
     int rc = w->err;
@@ -511,20 +590,10 @@ int blob_writer_finish(blob_writer_t *w, blob_info_t *out)
         rc = BLOB_E_ARG;
         goto out;
     }
-    gnutls_hash_deinit(w->hash, digest);
-    w->hash = NULL;
-    hex_encode(digest, SHA256_LEN, sha);
-
-    /* 1. The bytes. */
-    if ((rc = fsync_fd(w->fd)) < 0) {
-        log_error("blobs: fsync %s/%s: %s", b->tmp_path, w->tmp_name, strerror(-rc));
+    /* 1. The bytes (unless blob_writer_seal did it). */
+    if ((rc = seal(w)) < 0)
         goto out;
-    }
-    close(w->fd);
-    w->fd = -1;
-
-    /* Only the head is examined; a failing libmagic yields octet-stream. */
-    (void)blobs_detect_mime(w->head, w->head_len, mime, sizeof(mime));
+    const char *sha = w->sha;
 
     /* 2. The directories; 3. the name. */
     if ((rc = open_leaf(b, sha, &leaf_fd)) < 0) {
@@ -540,16 +609,74 @@ int blob_writer_finish(blob_writer_t *w, blob_info_t *out)
         log_error("blobs: fsync %s/%.2s/%.2s: %s", b->files_path, sha, sha + 2, strerror(-rc));
         goto out;
     }
-    memcpy(out->sha256, sha, sizeof(out->sha256));
-    out->size = w->size;
-    memcpy(out->mime, mime, sizeof(out->mime));
-    out->deduplicated = dedup;
+    sealed_info(w, dedup, out);
     rc = 0;
 out:
     if (leaf_fd >= 0)
         close(leaf_fd);
     writer_free(w, !renamed); /* 5. */
     return rc;
+}
+
+/* ---- holding a hash ------------------------------------------------------ */
+
+/* REQUIRES: b->hold_mu held. */
+static hash_hold_t *find_hold(blobs_t *b, const char *sha)
+{
+    for (hash_hold_t *h = b->holds; h != NULL; h = h->next)
+        if (strcmp(h->sha, sha) == 0)
+            return h;
+    return NULL;
+}
+
+int blobs_with_hash(blobs_t *b, const char *sha256, int (*fn)(void *ctx), void *ctx)
+{
+    if (b == NULL || fn == NULL)
+        return BLOB_E_ARG;
+    if (!valid_sha(sha256))
+        return BLOB_E_BAD_HASH;
+    pthread_mutex_lock(&b->hold_mu);
+    hash_hold_t *h = find_hold(b, sha256);
+    if (h == NULL) {
+        h = xcalloc(1, sizeof(*h));
+        memcpy(h->sha, sha256, sizeof(h->sha));
+        pthread_cond_init(&h->cv, NULL);
+        h->next = b->holds;
+        b->holds = h;
+    } else {
+        h->waiters++;
+        while (h->held)
+            pthread_cond_wait(&h->cv, &b->hold_mu);
+        h->waiters--;
+    }
+    h->held = true;
+    pthread_mutex_unlock(&b->hold_mu);
+
+    int rc = fn(ctx);
+
+    pthread_mutex_lock(&b->hold_mu);
+    h->held = false;
+    if (h->waiters > 0) {
+        pthread_cond_signal(&h->cv);
+    } else {
+        hash_hold_t **pp = &b->holds;
+        while (*pp != h)
+            pp = &(*pp)->next;
+        *pp = h->next;
+        pthread_cond_destroy(&h->cv);
+        free(h);
+    }
+    pthread_mutex_unlock(&b->hold_mu);
+    return rc;
+}
+
+unsigned blobs__hash_waiters(blobs_t *b, const char *sha256)
+{
+    pthread_mutex_lock(&b->hold_mu);
+    hash_hold_t *h = valid_sha(sha256) ? find_hold(b, sha256) : NULL;
+    unsigned n = h ? h->waiters : 0;
+    pthread_mutex_unlock(&b->hold_mu);
+    return n;
 }
 
 /* ---- reading and removing ------------------------------------------------ */

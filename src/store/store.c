@@ -9,7 +9,10 @@
  *
  * Writers are serialised by `write_mu`, held across wal_append() and the
  * apply, so LSN order is apply order and a uniqueness check and its insert
- * are one step; the wait for durability (store_wait) happens after it is
+ * are one step, and so is a read-modify-write (store_user_modify,
+ * store_session_modify: the caller's change runs on the current state under
+ * write_mu, so a refresh that rotates a session and a logout that revokes it
+ * cannot overwrite each other); the wait for durability (store_wait) happens after it is
  * released, so the group commit batches every writer that came meanwhile.
  * The chat tables (chat.c) use the same write_mu for their writers; their
  * readers take only the chat structures' own read locks.
@@ -29,6 +32,7 @@
  */
 #include "parley/store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <stdatomic.h>
@@ -408,6 +412,24 @@ int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn)
 bool store_session_get(store_t *s, const char *id, store_session_t *out)
 {
     return map_get_copy(&s->sessions, id, out, sizeof(*out));
+}
+
+int store_session_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_session_t *ss),
+                         void *ctx, store_session_t *out, uint64_t *lsn)
+{
+    store_session_t ss;
+    pthread_mutex_lock(&s->write_mu);
+    int rc = store_session_get(s, id, &ss) ? fn(ctx, &ss) : STORE_E_NOT_FOUND;
+    if (rc == 0) {
+        assert(strcmp(ss.id, id) == 0); /* fn changes the session, not which one */
+        rc = store__append(s, STORE_REC_SESSION, codec_session_encode(&ss), lsn);
+    }
+    if (rc == 0)
+        apply_session(s, &ss);
+    pthread_mutex_unlock(&s->write_mu);
+    if (rc == 0 && out)
+        *out = ss;
+    return rc;
 }
 
 typedef struct revoke_ctx {

@@ -469,7 +469,8 @@ def test_bad_refresh_tokens_are_refused_without_harming_the_login(server):
 def test_concurrent_refreshes_of_one_token_give_one_new_pair(server):
     """A guard more than a probe: the window between reading the session and
     writing it back is microseconds wide, so this rarely catches a missing
-    lock; h_auth.c's session_mu is what closes it."""
+    lock; store_session_modify (the check and the rotation under the store's
+    write lock) is what closes it, and its unit test races it directly."""
     pair = new_user(server, "rob")
     results = []
     barrier = threading.Barrier(6)

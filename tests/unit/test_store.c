@@ -1,9 +1,11 @@
 /*
  * The store: uniqueness, the mutation path through the log, replay
- * idempotence, recovery after reopening (with and without a snapshot), and
- * concurrent inserts and lookups across shards.
+ * idempotence, recovery after reopening (with and without a snapshot),
+ * concurrent inserts and lookups across shards, and read-modify-writes of
+ * users and sessions racing one another.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -373,6 +375,105 @@ TEST(store_user_modify_loses_no_update)
     ASSERT_TRUE(store_user_get(s, id, &u));
     ASSERT_EQ(strlen(u.bio), THREADS * 50);
     store_user_clear(&u);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}
+
+/* ---- store_session_modify ------------------------------------------------ */
+
+#define ROTATED_ALREADY 9
+
+typedef struct rotation {
+    store_t *s;
+    const char *id;
+    pthread_barrier_t *start;
+    int rc;
+} rotation_t;
+
+/* A refresh of generation 1: only the session as it is decides. */
+static int rotate_from_one(void *ctx, store_session_t *ss)
+{
+    (void)ctx;
+    if (ss->revoked || ss->generation != 1)
+        return ROTATED_ALREADY;
+    sched_yield(); /* widen the window a lock must close */
+    ss->generation++;
+    return 0;
+}
+
+static void *rotate_thread(void *arg)
+{
+    rotation_t *r = arg;
+    pthread_barrier_wait(r->start);
+    uint64_t lsn;
+    r->rc = store_session_modify(r->s, r->id, rotate_from_one, NULL, NULL, &lsn);
+    if (r->rc == 0 && store_wait(r->s, lsn) != 0)
+        r->rc = -1;
+    return NULL;
+}
+
+static int revoke_it(void *ctx, store_session_t *ss)
+{
+    (void)ctx;
+    ss->revoked = true;
+    return 0;
+}
+
+TEST(store_session_modify_concurrent_rotations_one_wins)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "store-session");
+    store_t *s = ut_store_open(dir);
+    store_session_t ss = {0};
+    store_new_id("ses", ss.id);
+    snprintf(ss.user_id, sizeof(ss.user_id), "usr_1");
+    ss.generation = 1;
+    uint64_t lsn;
+    ASSERT_EQ(store_session_put(s, &ss, &lsn), 0);
+
+    enum { THREADS = 8 };
+    for (int round = 0; round < 20; round++) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, THREADS);
+        rotation_t r[THREADS];
+        pthread_t t[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            r[i] = (rotation_t){.s = s, .id = ss.id, .start = &start};
+            ASSERT_EQ(pthread_create(&t[i], NULL, rotate_thread, &r[i]), 0);
+        }
+        int won = 0;
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(t[i], NULL);
+            if (r[i].rc == 0)
+                won++;
+            else
+                ASSERT_EQ(r[i].rc, ROTATED_ALREADY);
+        }
+        pthread_barrier_destroy(&start);
+        ASSERT_EQ(won, 1);
+        store_session_t got;
+        ASSERT_TRUE(store_session_get(s, ss.id, &got));
+        ASSERT_EQ(got.generation, 2);
+        got.generation = 1; /* the next round starts from generation 1 again */
+        ASSERT_EQ(store_session_put(s, &got, &lsn), 0);
+    }
+
+    /* Revoked, the session is never rotated (written back un-revoked). */
+    store_session_t now;
+    ASSERT_EQ(store_session_modify(s, ss.id, revoke_it, NULL, &now, &lsn), 0);
+    ASSERT_TRUE(now.revoked);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    uint64_t untouched = 12345;
+    ASSERT_EQ(store_session_modify(s, ss.id, rotate_from_one, NULL, NULL, &untouched),
+              ROTATED_ALREADY);
+    ASSERT_EQ(untouched, 12345);
+    ASSERT_EQ(store_session_modify(s, "ses_missing", revoke_it, NULL, NULL, &lsn),
+              STORE_E_NOT_FOUND);
+    s = ut_store_reopen(s, dir);
+    store_session_t got;
+    ASSERT_TRUE(store_session_get(s, ss.id, &got));
+    ASSERT_TRUE(got.revoked);
+    ASSERT_EQ(got.generation, 1);
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
 }

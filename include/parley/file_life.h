@@ -1,0 +1,66 @@
+/*
+ * The life of an uploaded file (src/files/file_life.c): its bytes (a blob,
+ * include/parley/blobs.h) and its record (include/parley/files.h) are made
+ * and removed together, so that no live record ever names a missing blob and
+ * a blob goes once the last record naming it is durably deleted.
+ *
+ * These are domain operations: they take the store and the blob store, not
+ * a request, and the handlers of src/api/ call them after their own checks.
+ *
+ * Errors: 0, a STORE_E_* code (the record could not be written or waited
+ * for: STORE_E_UNAVAILABLE, STORE_E_INVALID), or FILE_LIFE_E_BLOB (the bytes
+ * could not be placed; the cause is logged).
+ *
+ * Thread safety: every function may be called from any thread at once.
+ * Operations on the same bytes (the same SHA-256) are serialised where they
+ * touch the blob; operations on different bytes never wait for each other.
+ * No function may be called with a store lock held (they take the store's
+ * locks and wait for the log).
+ */
+#ifndef PARLEY_FILE_LIFE_H
+#define PARLEY_FILE_LIFE_H
+
+#include <stdbool.h>
+
+#include "parley/blobs.h"
+#include "parley/files.h"
+#include "parley/store.h"
+
+#define FILE_LIFE_E_BLOB (-3101) /* the blob could not be stored */
+
+/* The avatar_url of an uploaded avatar: FILE_URL_PREFIX <file id>
+ * FILE_URL_SUFFIX (what file_life_drop_avatar recognises). */
+#define FILE_URL_PREFIX "/api/v1/files/"
+#define FILE_URL_SUFFIX "/download"
+
+/*
+ * Stores the upload `w` (sealed by blob_writer_seal or not) and writes the
+ * record of file f, both durably, in this order: the blob is fsynced and
+ * linked to its content address before the record naming it is logged. Sets
+ * f->sha256, size and content_type from the bytes; the caller has filled the
+ * rest (id, filename, uploaded_by, uploaded_at, channel, flags).
+ * Consumes `w` whatever it returns. On failure no record names the bytes.
+ * OUT: *deduplicated (may be NULL): identical bytes were stored already.
+ * Returns 0 (the record is durable), FILE_LIFE_E_BLOB, STORE_E_*.
+ */
+int file_life_add(store_t *s, blobs_t *b, blob_writer_t *w, store_file_t *f,
+                  bool *deduplicated);
+
+/*
+ * Deletes the live file f (sets f->is_deleted): a durable deletion record,
+ * then the blob when no live record names it any more. A blob that cannot
+ * be removed is logged and stays (unreferenced, harmless).
+ * Returns 0 or a STORE_E_* code (then the blob is kept).
+ */
+int file_life_remove(store_t *s, blobs_t *b, store_file_t *f);
+
+/* Deletes every live file of a channel (the channel is being deleted).
+ * Returns 0 or the first STORE_E_* code met (the files after it stay). */
+int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id);
+
+/* Deletes the avatar file a replaced avatar_url named, when it is that
+ * user's avatar upload (an avatar_url set by PUT /users/me may name any
+ * file, or none: then nothing happens). Failures are logged. */
+void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url);
+
+#endif
