@@ -94,7 +94,7 @@ typedef struct gate_request {
     char boundary[MULTIPART_BOUNDARY_MAX + 1]; /* "" when unknown */
     char tail[MULTIPART_TAIL];    /* the body's last bytes */
     size_t tail_len;
-    void *attached;               /* gate_attach() */
+    void *attached;               /* http_request_attach() */
     void (*attached_free)(void *);
     /* In-flight list (flight_mu), for the drain at shutdown. */
     struct gate_request *flight_prev, *flight_next;
