@@ -4,8 +4,9 @@
  * errors in the shape of docs/api.md.
  *
  * A handler is a function of one http_ctx_t. By the time it runs, the router
- * has matched the route, checked the method, assigned the request id and,
- * when a body came, checked its type and parsed it into ctx->body. The
+ * has matched the route, checked the method, assigned the request id, when a
+ * body came checked its type and parsed it into ctx->body, and authenticated
+ * the caller as the route's flags ask (ctx->principal; see "Route flags"). The
  * handler answers exactly once with http_reply_json(), http_reply_empty() or
  * http_reply_error(); a handler that returns without answering gets a 500.
  *

@@ -472,24 +472,34 @@ out:
     channel_access_clear(&a);
 }
 
-static void delete_member(http_ctx_t *ctx)
+/* Loads the membership of the user named by the path (:user_id) in a's
+ * channel into *m. false after answering: 404 when that user is not a
+ * member, 403 `owner_refusal` when it is the owner. */
+static bool load_member_not_owner(http_ctx_t *ctx, const channel_access_t *a,
+                                  chat_membership_t *m, const char *owner_refusal)
 {
     parley_app_t *app = ctx->app;
+    if (!chat_membership_get(app->store, a->channel.id, ctx->params[1], m) ||
+        m->role == CHAT_ROLE_NONE) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not a member of this channel");
+        return false;
+    }
+    if (m->role == CHAT_ROLE_OWNER) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL, "%s", owner_refusal);
+        return false;
+    }
+    return true;
+}
+
+static void delete_member(http_ctx_t *ctx)
+{
     const principal_t *p = ctx->principal;
     channel_access_t a;
     if (!moderate(ctx, p, &a))
         goto out;
     chat_membership_t m;
-    if (!chat_membership_get(app->store, a.channel.id, ctx->params[1], &m) ||
-        m.role == CHAT_ROLE_NONE) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not a member of this channel");
+    if (!load_member_not_owner(ctx, &a, &m, "the owner cannot be removed"))
         goto out;
-    }
-    if (m.role == CHAT_ROLE_OWNER) {
-        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
-                         "the owner cannot be removed");
-        goto out;
-    }
     if (m.role == CHAT_ROLE_MODERATOR && !a.is_owner) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the owner or an admin may remove a moderator");
@@ -524,16 +534,8 @@ static void patch_member(http_ctx_t *ctx)
         goto out;
     }
     chat_membership_t m;
-    if (!chat_membership_get(app->store, a.channel.id, ctx->params[1], &m) ||
-        m.role == CHAT_ROLE_NONE) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "not a member of this channel");
+    if (!load_member_not_owner(ctx, &a, &m, "the owner's role cannot change"))
         goto out;
-    }
-    if (m.role == CHAT_ROLE_OWNER) {
-        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
-                         "the owner's role cannot change");
-        goto out;
-    }
     member_change_t c = {.what = SET_ROLE, .role = r};
     if (member_change(ctx, a.channel.id, m.user_id, &c) &&
         chat_membership_get(app->store, a.channel.id, m.user_id, &m))
