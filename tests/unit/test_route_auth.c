@@ -16,6 +16,7 @@
 #include "../test.h"
 #include "parley/api.h"
 #include "parley/app.h"
+#include "parley/blobs.h"
 #include "parley/clock.h"
 #include "parley/http_server.h"
 #include "testutil.h"
@@ -32,7 +33,9 @@ typedef struct world {
     parley_app_t app;
     parley_config_t cfg;
     router_t *router;
+    char user_id[STORE_ID_MAX];
     char *user_token;     /* a signed-in user who is not an admin */
+    char bearer[2048];    /* "Bearer <user_token>" */
     char read_key[128];   /* an API key of that user with read only */
 } world_t;
 
@@ -50,6 +53,24 @@ static void add_user(world_t *w, const char *name, store_user_t *u)
     ASSERT_EQ(store_wait(w->app.store, lsn), 0);
 }
 
+/* A new login (session) of the plain user and its access token: a route
+ * such as POST /auth/logout ends the one it is called with. */
+static void sign_in(world_t *w)
+{
+    int64_t now = clock_wall_ms();
+    store_session_t ss = {.generation = 1, .created_at = now, .expires_at = now + 3600000};
+    store_new_id("ses", ss.id);
+    snprintf(ss.user_id, sizeof(ss.user_id), "%s", w->user_id);
+    uint64_t lsn;
+    ASSERT_EQ(store_session_put(w->app.store, &ss, &lsn), 0);
+    ASSERT_EQ(store_wait(w->app.store, lsn), 0);
+    free(w->user_token);
+    w->user_token = NULL;
+    ASSERT_EQ(auth_token_issue(&w->app.keys, w->user_id, ss.id, now / 1000, 600, &w->user_token),
+              AUTH_OK);
+    snprintf(w->bearer, sizeof(w->bearer), "Bearer %s", w->user_token);
+}
+
 static void world_open(world_t *w)
 {
     memset(w, 0, sizeof(*w));
@@ -57,6 +78,9 @@ static void world_open(world_t *w)
     config_defaults(&w->cfg);
     w->app.config = &w->cfg;
     w->app.store = ut_store_open(w->dir);
+    char err[256];
+    w->app.blobs = blobs_open(w->dir, err, sizeof(err));
+    ASSERT_NOT_NULL(w->app.blobs);
     ASSERT_EQ(auth_keys_derive("0123456789abcdef0123456789abcdef", 32, &w->app.keys), AUTH_OK);
     w->app.rate_limiter = auth_rate_limiter_new(0, 0);
     w->app.login_limiter = auth_login_limiter_new(0);
@@ -68,15 +92,10 @@ static void world_open(world_t *w)
     ASSERT_TRUE(admin.is_admin);
     ASSERT_TRUE(!user.is_admin);
 
+    snprintf(w->user_id, sizeof(w->user_id), "%s", user.id);
+    sign_in(w);
     int64_t now = clock_wall_ms();
-    store_session_t ss = {.generation = 1, .created_at = now, .expires_at = now + 3600000};
-    store_new_id("ses", ss.id);
-    snprintf(ss.user_id, sizeof(ss.user_id), "%s", user.id);
     uint64_t lsn;
-    ASSERT_EQ(store_session_put(w->app.store, &ss, &lsn), 0);
-    ASSERT_EQ(auth_token_issue(&w->app.keys, user.id, ss.id, now / 1000, 600, &w->user_token),
-              AUTH_OK);
-
     char key_id[AUTH_API_KEY_ID_MAX];
     store_api_key_t k = {.can_read = true, .can_write = false, .created_at = now};
     ASSERT_EQ(auth_api_key_new(w->read_key, key_id, k.hash), AUTH_OK);
@@ -96,6 +115,7 @@ static void world_close(world_t *w)
     auth_rate_limiter_free(w->app.rate_limiter);
     auth_login_limiter_free(w->app.login_limiter);
     auth_keys_wipe(&w->app.keys);
+    blobs_close(w->app.blobs);
     ASSERT_EQ(store_close(w->app.store), 0);
     ut_rmrf(w->dir);
 }
@@ -118,6 +138,7 @@ static void concrete_path(const char *pattern, char *out, size_t size)
 typedef struct answer {
     long status;
     char code[64];
+    char message[160];
 } answer_t;
 
 /* Calls method+path through the router with one credentials header (name
@@ -147,6 +168,9 @@ static answer_t call(world_t *w, const char *method, const char *path, const cha
     const char *code =
         json_string_value(json_object_get(json_object_get(body, "error"), "code"));
     snprintf(a.code, sizeof(a.code), "%s", code ? code : "");
+    const char *message =
+        json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    snprintf(a.message, sizeof(a.message), "%s", message ? message : "");
     json_decref(body);
     ulfius_clean_request(&req);
     ulfius_clean_response(&resp);
@@ -174,6 +198,12 @@ TEST(route_table_says_who_may_call_every_route)
                            r->pattern, is_public ? "public" : "not public",
                            is_public ? "not in" : "in");
             n_public += is_public;
+            /* A GET changes nothing: it needs the read permission; every
+             * other method changes something: it needs write. */
+            bool get = strcmp(r->method, "GET") == 0;
+            if (!is_public && get != ((r->flags & HTTP_ROUTE_READ) != 0))
+                TEST_FAIL_("%s %s needs %s but is flagged otherwise", r->method, r->pattern,
+                           get ? "READ" : "WRITE");
         }
     }
     ASSERT_EQ(n_public, sizeof(public_routes) / sizeof(public_routes[0]));
@@ -209,10 +239,8 @@ TEST(every_admin_route_refuses_a_user_who_is_not_an_admin)
 {
     world_t w;
     world_open(&w);
-    char bearer[2048];
-    snprintf(bearer, sizeof(bearer), "Bearer %s", w.user_token);
     /* The credentials are good: a route for users answers them. */
-    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "Authorization", bearer).status, 200);
+    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "Authorization", w.bearer).status, 200);
     size_t checked = 0;
     for (size_t t = 0; api_route_tables[t]; t++) {
         for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
@@ -220,7 +248,7 @@ TEST(every_admin_route_refuses_a_user_who_is_not_an_admin)
                 continue;
             char path[256];
             concrete_path(r->pattern, path, sizeof(path));
-            answer_t a = call(&w, r->method, path, "Authorization", bearer);
+            answer_t a = call(&w, r->method, path, "Authorization", w.bearer);
             if (a.status != 403 || strcmp(a.code, "INSUFFICIENT_PERMISSIONS") != 0)
                 TEST_FAIL_("a non-admin on %s %s got %ld %s", r->method, path, a.status, a.code);
             checked++;
@@ -251,6 +279,49 @@ TEST(every_write_route_refuses_a_read_only_api_key)
         }
     }
     ASSERT_GT(checked, 25);
+    world_close(&w);
+}
+
+/* Whether the router itself refused the caller (authentication, the key's
+ * permission, the admin role), as opposed to the handler answering. */
+static bool refused_by_router(const answer_t *a)
+{
+    return a->status == 401 || a->status == 429 ||
+           (a->status == 403 && (strstr(a->message, "API key does not have") != NULL ||
+                                 strstr(a->message, "for administrators") != NULL));
+}
+
+TEST(the_callers_a_route_allows_get_past_the_router)
+{
+    /* The other side of the refusals above: a user passes every USER route,
+     * a read-only key every READ route (what the handler then answers for
+     * the made-up ids is its own business). */
+    world_t w;
+    world_open(&w);
+    size_t user_routes = 0, read_routes = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            if (!(r->flags & HTTP_ROUTE_USER))
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            sign_in(&w);
+            answer_t a = call(&w, r->method, path, "Authorization", w.bearer);
+            if (refused_by_router(&a))
+                TEST_FAIL_("a user on %s %s was refused: %ld %s", r->method, path, a.status,
+                           a.message);
+            user_routes++;
+            if (!(r->flags & HTTP_ROUTE_READ))
+                continue;
+            a = call(&w, r->method, path, "X-API-Key", w.read_key);
+            if (refused_by_router(&a))
+                TEST_FAIL_("a read-only key on %s %s was refused: %ld %s", r->method, path,
+                           a.status, a.message);
+            read_routes++;
+        }
+    }
+    ASSERT_GT(user_routes, 40);
+    ASSERT_GT(read_routes, 15);
     world_close(&w);
 }
 
