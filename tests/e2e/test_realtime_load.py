@@ -54,31 +54,41 @@ def test_connection_burst_with_churn(start_server):
 
 
 def test_slow_reader_gets_whole_frames_then_a_clean_close(start_server):
-    server = start_server(["--rate-limit", "0", "--ws-queue-bytes", "65536"])
+    # The reader sends no frame at all: the idle timeout must not be what
+    # ends it, however long the flood takes on a busy machine.
+    server = start_server(["--rate-limit", "0", "--ws-queue-bytes", "65536",
+                           "--ws-idle-timeout", "3600"])
     users = accounts(server, "ldPoster", "ldSlow")
     ch = new_channel(users.ldPoster)
     users.ldSlow.ok("POST", "/channels/%s/join" % ch["id"])
     sock = raw_handshake(server.port, users.ldSlow.token, rcvbuf=4096)
     data = bytearray()
     done = threading.Event()
+    flooded = threading.Event()
 
     def slow_read():
-        sock.settimeout(30)
+        # While the flood goes on, 512 bytes every 0.1 s: progress well
+        # within the server's 5 s grace, yet slower than any flood of
+        # ~4 KB messages at more than one post a second, so the queue
+        # fills whatever the machine's speed. Then read the rest at once.
+        sock.settimeout(WAIT_TIMEOUT)
         while not done.is_set():
             try:
-                chunk = sock.recv(2048)
+                chunk = sock.recv(512 if not flooded.is_set() else 65536)
             except (socket.timeout, ConnectionResetError):
                 break
             if not chunk:
                 break
             data.extend(chunk)
-            time.sleep(0.002)
+            if not flooded.is_set():
+                flooded.wait(0.1)
         done.set()
 
     reader = threading.Thread(target=slow_read)
     reader.start()
     flood(users.ldPoster, ch, 1500)
-    reader.join(120)
+    flooded.set()
+    reader.join(WAIT_TIMEOUT + 60)
     done.set()
     sock.close()
     frames, rest = parse_server_frames(bytes(data))
