@@ -39,24 +39,31 @@ typedef struct principal {
 /* Why a caller is refused (http_error_of_access maps them to answers). */
 #define ACCESS_E_EXPIRED (-1101) /* the access token has expired */
 #define ACCESS_E_INVALID (-1102) /* bad or revoked token or key, ended session, gone user */
+#define ACCESS_E_BANNED (-1103)  /* valid credentials of a banned account (403 ACCOUNT_BANNED) */
+
+/* Whether the user's ban holds at now_ms: banned, and either until unbanned
+ * or until a time still ahead (a timed ban ends by itself, with no write). */
+bool principal_user_banned(const store_user_t *u, int64_t now_ms);
 
 /*
  * Checks an access token or an API key without answering or counting
  * anything. Returns 0 with *p filled (principal_clear it), or
  * ACCESS_E_EXPIRED, ACCESS_E_INVALID (bad or revoked token, ended session,
- * deactivated user; any bad API key) with *p cleared.
+ * deactivated user; any bad API key), ACCESS_E_BANNED (otherwise valid
+ * credentials of a banned user) with *p cleared.
  */
 int principal_from_token(struct parley_app *app, const char *token, principal_t *p);
 int principal_from_api_key(struct parley_app *app, const char *key, principal_t *p);
 
 /* The principal that `given` (a caller authenticated elsewhere, e.g. a
  * WebSocket) stands for, with the user as it is now: 0 with *p filled, or
- * ACCESS_E_INVALID when the user is gone or deactivated. */
+ * ACCESS_E_INVALID when the user is gone or deactivated, ACCESS_E_BANNED
+ * when banned. */
 int principal_from_given(struct parley_app *app, const principal_t *given, principal_t *p);
 
 /* Whether the login (session) or API key behind a principal still holds and
- * its user is still active; refreshes p->user. For connections that outlive
- * their token's checks. */
+ * its user is still active and not banned; refreshes p->user. For
+ * connections that outlive their token's checks (a ban closes them). */
 bool principal_still_valid(struct parley_app *app, principal_t *p);
 
 void principal_clear(principal_t *p);
@@ -100,7 +107,9 @@ json_t *message_json(store_t *s, const chat_message_t *m);
  * uploaded_at, description} */
 json_t *file_view_json(const struct store_file *f);
 
-/* {id, username, display_name, avatar_url} of a user, or nulls when gone. */
+/* {id, username, display_name, avatar_url} of a user, or nulls when gone;
+ * a deleted account: {id, username: null, display_name: "Deleted user",
+ * avatar_url: null, is_deleted: true}. */
 json_t *sender_json(store_t *s, const char *user_id);
 
 /* An RFC 3339 string value for a time in ms, or null for 0. */

@@ -176,6 +176,9 @@ size_t chat_members(store_t *s, const char *channel_id, size_t offset, size_t li
                     chat_membership_t *out, size_t *n_out);
 size_t chat_member_count(store_t *s, const char *channel_id);
 
+/* The user's messages not deleted, kept by the apply (O(1), no scan). */
+uint64_t chat_user_message_count(store_t *s, const char *user_id);
+
 /* Users banned from a channel (banned_at > 0); returns the total. */
 size_t chat_banned(store_t *s, const char *channel_id, size_t offset, size_t limit,
                    chat_membership_t *out, size_t *n_out);

@@ -53,7 +53,8 @@ const char *http_error_code(enum http_error err);
 int http_error_status(enum http_error err);
 
 /* The error that answers a refusal of the policy layer (ACCESS_E_EXPIRED:
- * TOKEN_EXPIRED; anything else: TOKEN_INVALID). */
+ * TOKEN_EXPIRED; ACCESS_E_BANNED: ACCOUNT_BANNED; anything else:
+ * TOKEN_INVALID). */
 enum http_error http_error_of_access(int rc);
 
 #define HTTP_MAX_PARAMS 4
@@ -92,6 +93,7 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  *
  * On USER/ADMIN routes the router answers, before the handler: 401
  * AUTHENTICATION_REQUIRED (no credentials), TOKEN_EXPIRED, TOKEN_INVALID;
+ * 403 ACCOUNT_BANNED (valid credentials of a banned account);
  * 429 RATE_LIMIT_EXCEEDED (the caller's per-minute limit, counted on every
  * authenticated request, with X-RateLimit-* headers on every answer); 403
  * INSUFFICIENT_PERMISSIONS (an API key without the permission; a non-admin

@@ -44,6 +44,11 @@ enum store_record_type {
     STORE_REC_API_KEY = 3,
 };
 #define STORE_SCHEMA_VERSION 1
+/* The user record's own version: 2 added the ban (banned_at, banned_until,
+ * ban_reason), last_login, login_count and deleted_at; v1 records load with
+ * them empty. */
+#define STORE_USER_SCHEMA_VERSION 2
+#define STORE_BAN_REASON_MAX 2000 /* bytes, NUL excluded (500 code points) */
 
 typedef struct store_user {
     char id[STORE_ID_MAX];
@@ -63,6 +68,13 @@ typedef struct store_user {
     char mfa_secret[41];  /* TOTP secret (hex) while enabled, else "" */
     char mfa_pending[41]; /* secret of a setup not yet confirmed, else "" */
     int64_t mfa_last_step; /* last TOTP step accepted (no replay) */
+    int64_t banned_at;    /* ms; 0 = not banned (v2) */
+    int64_t banned_until; /* ms the ban ends by itself; 0 = until unbanned */
+    char *ban_reason;     /* malloc'd or NULL */
+    int64_t last_login;   /* ms of the last successful login; 0 = never */
+    int64_t login_count;
+    int64_t deleted_at;   /* ms; deleted (deactivated, its username and email
+                           * out of the indexes, so free); 0 = not */
     uint32_t rev; /* in memory only: changes each time the user's record is
                    * applied, so a cached view of it can tell it is stale */
 } store_user_t;
@@ -169,6 +181,19 @@ size_t store_user_count(store_t *s);
 size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
                          store_user_t *out, size_t *n_out);
 
+/*
+ * Every user for which keep(ctx, u) is true (NULL: all), copied into a
+ * malloc'd array *out (caller clears each and frees it; NULL when none),
+ * in no particular order. keep runs under a shard's read lock: quick, no
+ * I/O, no store calls. Returns the count.
+ */
+size_t store_user_select(store_t *s, bool (*keep)(void *ctx, const store_user_t *u), void *ctx,
+                         store_user_t **out);
+
+/* Active admins not deleted (O(users)); for "the last admin" checks, which
+ * run it inside store_user_modify's fn to decide atomically. */
+size_t store_user_admin_count(store_t *s);
+
 /* ---- sessions (a login: its refresh token family) ---- */
 
 int store_session_put(store_t *s, const store_session_t *ss, uint64_t *lsn);
@@ -189,6 +214,10 @@ bool store_session_get(store_t *s, const char *id, store_session_t *out);
  */
 int store_session_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_session_t *ss),
                          void *ctx, store_session_t *out, uint64_t *lsn);
+/* The live sessions of a user (not revoked, not expired at now_ms), newest
+ * first: fills up to max, returns the count. */
+size_t store_session_list(store_t *s, const char *user_id, int64_t now_ms, store_session_t *out,
+                          size_t max);
 /* Revokes every session of user_id except `keep` (may be NULL). */
 int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, uint64_t *lsn);
 

@@ -8,6 +8,12 @@
  * refresh token revokes the session, so a revoked login stops working at
  * once, not when its token expires), and the user (a deactivated account
  * stops working too). API keys are looked up by their SHA-256.
+ *
+ * A banned user's credentials are refused with their own code
+ * (ACCESS_E_BANNED: 403 ACCOUNT_BANNED), so a client can tell "log in again"
+ * from "this account is banned". A ban revokes nothing: the sessions and keys
+ * are refused while it holds, and a timed ban ends when its time passes,
+ * with no write, because every check compares banned_until with the clock.
  */
 #include "parley/access.h"
 
@@ -17,6 +23,22 @@
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
+
+bool principal_user_banned(const store_user_t *u, int64_t now_ms)
+{
+    return u->banned_at != 0 && (u->banned_until == 0 || u->banned_until > now_ms);
+}
+
+/* 0, or why the user cannot call (*u is cleared then). */
+static int user_refusal(store_user_t *u, int64_t now_ms)
+{
+    int rc = !u->is_active ? ACCESS_E_INVALID
+             : principal_user_banned(u, now_ms) ? ACCESS_E_BANNED
+                                                : 0;
+    if (rc != 0)
+        store_user_clear(u);
+    return rc;
+}
 
 void principal_clear(principal_t *p)
 {
@@ -35,10 +57,11 @@ int principal_from_token(struct parley_app *app, const char *token, principal_t 
     if (rc != AUTH_OK || !store_session_get(app->store, claims.sid, &ss) || ss.revoked ||
         strcmp(ss.user_id, claims.sub) != 0 || ss.expires_at <= now_ms)
         return ACCESS_E_INVALID;
-    if (!store_user_get(app->store, claims.sub, &p->user) || !p->user.is_active) {
-        store_user_clear(&p->user);
+    if (!store_user_get(app->store, claims.sub, &p->user))
         return ACCESS_E_INVALID;
-    }
+    rc = user_refusal(&p->user, now_ms);
+    if (rc != 0)
+        return rc;
     snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
     p->can_write = true;
     p->can_read = true;
@@ -55,10 +78,9 @@ int principal_from_api_key(struct parley_app *app, const char *key, principal_t 
         (k.expires_at != 0 && k.expires_at <= now_ms) ||
         !store_user_get(app->store, k.user_id, &p->user))
         return ACCESS_E_INVALID;
-    if (!p->user.is_active) {
-        store_user_clear(&p->user);
-        return ACCESS_E_INVALID;
-    }
+    int rc = user_refusal(&p->user, now_ms);
+    if (rc != 0)
+        return rc;
     p->via_api_key = true;
     p->can_write = k.can_write;
     p->can_read = k.can_read;
@@ -83,7 +105,7 @@ bool principal_still_valid(struct parley_app *app, principal_t *p)
     store_user_t now;
     if (!store_user_get(app->store, user_id, &now))
         return false;
-    bool active = now.is_active;
+    bool active = now.is_active && !principal_user_banned(&now, now_ms);
     store_user_clear(&p->user);
     p->user = now;
     return active;
@@ -92,10 +114,11 @@ bool principal_still_valid(struct parley_app *app, principal_t *p)
 int principal_from_given(struct parley_app *app, const principal_t *given, principal_t *p)
 {
     memset(p, 0, sizeof(*p));
-    if (!store_user_get(app->store, given->user.id, &p->user) || !p->user.is_active) {
-        store_user_clear(&p->user);
+    if (!store_user_get(app->store, given->user.id, &p->user))
         return ACCESS_E_INVALID;
-    }
+    int rc = user_refusal(&p->user, clock_wall_ms());
+    if (rc != 0)
+        return rc;
     memcpy(p->session_id, given->session_id, sizeof(p->session_id));
     memcpy(p->api_key_hash, given->api_key_hash, sizeof(p->api_key_hash));
     p->via_api_key = given->via_api_key;

@@ -77,6 +77,12 @@ static json_t *sender_view(store_t *s, const char *user_id, uint32_t *rev)
                          "avatar_url");
     }
     *rev = u.rev;
+    if (u.deleted_at != 0) {
+        /* Its username may belong to someone else now. */
+        store_user_clear(&u);
+        return json_pack("{s:s, s:n, s:s, s:n, s:b}", "id", user_id, "username", "display_name",
+                         "Deleted user", "avatar_url", "is_deleted", 1);
+    }
     json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "id", u.id, "username", u.username,
                           "display_name", u.display_name ? u.display_name : u.username,
                           "avatar_url", u.avatar_url ? json_string(u.avatar_url) : json_null());

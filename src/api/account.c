@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "parley/access.h"
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
@@ -106,4 +107,39 @@ void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status)
         return;
     }
     account_reply_tokens(ctx, u, &ss, status);
+}
+
+static int note_login(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->last_login = clock_wall_ms();
+    u->login_count++;
+    return 0;
+}
+
+void account_login(http_ctx_t *ctx, const store_user_t *u)
+{
+    parley_app_t *app = ctx->app;
+    store_user_t now;
+    uint64_t lsn;
+    int rc = store_user_modify(app->store, u->id, note_login, NULL, &now, &lsn);
+    if (rc != 0) {
+        reply_store_error(ctx, rc);
+        return;
+    }
+    account_start_session(ctx, &now, 200);
+    store_user_clear(&now);
+}
+
+bool account_refuse_banned(http_ctx_t *ctx, const store_user_t *u)
+{
+    if (!principal_user_banned(u, clock_wall_ms()))
+        return false;
+    json_t *details = json_object();
+    if (u->banned_until)
+        json_object_set_new(details, "until", time_json(u->banned_until));
+    if (u->ban_reason)
+        json_object_set_new(details, "reason", json_string(u->ban_reason));
+    http_reply_error(ctx, HTTP_ERR_ACCOUNT_BANNED, details, "this account is banned");
+    return true;
 }

@@ -20,6 +20,20 @@ bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user
  */
 void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status);
 
+/*
+ * A login that passed every check (password, second factor): notes it on
+ * the user (last_login, login_count; a record of the log like any change)
+ * and starts the session as account_start_session, answering 200. The
+ * session's record comes after the user's in the log, so waiting for it
+ * makes both durable before the answer.
+ */
+void account_login(http_ctx_t *ctx, const store_user_t *u);
+
+/* When `u` is banned now, answers 403 ACCOUNT_BANNED (details.until for a
+ * timed ban, details.reason when given) and returns true. Only after the
+ * right password, so it tells a guesser nothing. */
+bool account_refuse_banned(http_ctx_t *ctx, const store_user_t *u);
+
 /* Answers the token pair of an existing session at its current generation. */
 void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_session_t *ss,
                           int status);

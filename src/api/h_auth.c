@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "parley/access.h"
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
@@ -107,6 +108,12 @@ static void post_login(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_ACCOUNT_BANNED, NULL, "this account is deactivated");
         return;
     }
+    if (principal_user_banned(&u, clock_wall_ms())) {
+        auth_login_success(app->login_limiter, account, ip, now);
+        account_refuse_banned(ctx, &u);
+        store_user_clear(&u);
+        return;
+    }
     if (u.mfa_enabled && mfa_code == NULL) {
         /* The password was right; the second factor comes with verify. */
         auth_login_success(app->login_limiter, account, ip, now);
@@ -126,7 +133,7 @@ static void post_login(http_ctx_t *ctx)
         return;
     }
     auth_login_success(app->login_limiter, account, ip, now);
-    account_start_session(ctx, &u, 200);
+    account_login(ctx, &u);
     store_user_clear(&u);
 }
 
@@ -134,7 +141,7 @@ static void post_login(http_ctx_t *ctx)
 typedef struct refresh {
     parley_app_t *app;
     const char *token;
-    enum { REFRESH_INVALID = 1, REFRESH_REUSED, REFRESH_OK } outcome;
+    enum { REFRESH_INVALID = 1, REFRESH_REUSED, REFRESH_BANNED, REFRESH_OK } outcome;
     store_user_t user; /* the session's user, when it rotates */
 } refresh_t;
 
@@ -153,6 +160,11 @@ static int rotate_session(void *ctx, store_session_t *ss)
         return REFRESH_INVALID;
     if (!r->user.is_active)
         return REFRESH_INVALID;
+    if (principal_user_banned(&r->user, clock_wall_ms())) {
+        /* Kept as it is: the login works again when the ban ends. */
+        r->outcome = REFRESH_BANNED;
+        return REFRESH_BANNED;
+    }
     ss->generation++;
     r->outcome = REFRESH_OK;
     return 0;
@@ -180,6 +192,8 @@ static void post_refresh(http_ctx_t *ctx)
     if (r.outcome == REFRESH_REUSED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "this refresh token was already used; the login is revoked");
+    else if (r.outcome == REFRESH_BANNED)
+        account_refuse_banned(ctx, &r.user);
     else if (r.outcome == REFRESH_INVALID || rc == STORE_E_NOT_FOUND)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the refresh token is not valid");
     else if (rc != 0)

@@ -115,10 +115,7 @@ static void get_channels(http_ctx_t *ctx)
         chat_channel_clear(&list[i]);
     }
     free(list);
-    http_reply_json(ctx, 200,
-                    json_pack("{s:o, s:I, s:I, s:I}", "channels", arr, "total", (json_int_t)total,
-                              "page", (json_int_t)page, "pages",
-                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+    reply_page(ctx, "channels", arr, total, page, limit);
 }
 
 static void get_channel(http_ctx_t *ctx)
@@ -414,10 +411,7 @@ static void get_members(http_ctx_t *ctx)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, member_json(app->store, &list[i]));
     free(list);
-    http_reply_json(ctx, 200,
-                    json_pack("{s:o, s:I, s:I, s:I}", "members", arr, "total", (json_int_t)total,
-                              "page", (json_int_t)page, "pages",
-                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+    reply_page(ctx, "members", arr, total, page, limit);
 out:
     channel_access_clear(&a);
 }

@@ -286,10 +286,7 @@ static void get_files(http_ctx_t *ctx)
         store_file_clear(&list[i]);
     }
     free(list);
-    http_reply_json(ctx, 200,
-                    json_pack("{s:o, s:I, s:I, s:I}", "files", arr, "total", (json_int_t)total,
-                              "page", (json_int_t)page, "pages",
-                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+    reply_page(ctx, "files", arr, total, page, limit);
 }
 
 /* ---- downloads ------------------------------------------------------------- */

@@ -197,9 +197,11 @@ static void post_verify(http_ctx_t *ctx)
         http_set_header(ctx, "Retry-After", v);
         http_reply_error(ctx, HTTP_ERR_RATE_LIMITED, json_pack("{s:i}", "retry_after", retry),
                          "too many wrong codes; try again in %d seconds", retry);
+    } else if (account_refuse_banned(ctx, &u)) {
+        /* banned after the password step: answered */
     } else if (account_mfa_accept(ctx, &u, code)) {
         auth_login_success(app->login_limiter, u.id, ip, now);
-        account_start_session(ctx, &u, 200);
+        account_login(ctx, &u);
     } else {
         auth_login_failure(app->login_limiter, u.id, ip, clock_wall_ms() / 1000);
     }

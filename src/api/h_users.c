@@ -181,10 +181,7 @@ static void get_users(http_ctx_t *ctx)
         store_user_clear(&hits[i]);
     }
     free(hits);
-    http_reply_json(ctx, 200,
-                    json_pack("{s:o, s:I, s:I, s:I}", "users", list, "total", (json_int_t)total,
-                              "page", (json_int_t)page, "pages",
-                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+    reply_page(ctx, "users", list, total, page, limit);
 }
 
 static void post_user(http_ctx_t *ctx)

@@ -29,6 +29,15 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
     http_reply_json_text(ctx, 200, text);
 }
 
+void reply_page(http_ctx_t *ctx, const char *key, json_t *items, size_t total, long page,
+                long limit)
+{
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:I, s:I}", key, items, "total", (json_int_t)total,
+                              "page", (json_int_t)page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit)));
+}
+
 void reply_store_error(http_ctx_t *ctx, int rc)
 {
     switch (rc) {

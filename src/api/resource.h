@@ -20,6 +20,7 @@ extern const http_route_t messages_routes[];
 extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
 extern const http_route_t realtime_routes[];
+extern const http_route_t admin_users_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
@@ -34,6 +35,11 @@ bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *chan
  * (rest consumed), from cached views where current (message_page_text). */
 void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
                              json_t *rest);
+
+/* Answers 200 with {key: items, total, page, pages} (items stolen), the
+ * shape of every paged list. */
+void reply_page(http_ctx_t *ctx, const char *key, json_t *items, size_t total, long page,
+                long limit);
 
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);

@@ -16,5 +16,6 @@ const http_route_t *const api_route_tables[] = {
     search_routes,
     files_routes,
     realtime_routes,
+    admin_users_routes,
     NULL,
 };

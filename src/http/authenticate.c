@@ -72,8 +72,9 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
         return false;
     if (rc != 0) {
         http_reply_error(ctx, http_error_of_access(rc), NULL, "%s",
-                         rc == ACCESS_E_EXPIRED ? "the access token has expired"
-                         : by_key             ? "the API key is not valid, revoked or expired"
+                         rc == ACCESS_E_EXPIRED  ? "the access token has expired"
+                         : rc == ACCESS_E_BANNED ? "this account is banned"
+                         : by_key              ? "the API key is not valid, revoked or expired"
                                               : "the access token is not valid");
         return false;
     }

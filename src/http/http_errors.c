@@ -45,7 +45,9 @@ int http_error_status(enum http_error err)
 
 enum http_error http_error_of_access(int rc)
 {
-    return rc == ACCESS_E_EXPIRED ? HTTP_ERR_TOKEN_EXPIRED : HTTP_ERR_TOKEN_INVALID;
+    return rc == ACCESS_E_EXPIRED  ? HTTP_ERR_TOKEN_EXPIRED
+           : rc == ACCESS_E_BANNED ? HTTP_ERR_ACCOUNT_BANNED
+                                   : HTTP_ERR_TOKEN_INVALID;
 }
 
 char *http_error_body(enum http_error err, const char *message, json_t *details,

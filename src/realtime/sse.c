@@ -190,9 +190,12 @@ static void fill(sse_stream_t *st)
         st->check_due = false;
         st->next_check_ns = now + SESSION_CHECK_NS;
         if (!principal_still_valid(rt->app, &st->client.who)) {
+            bool banned = principal_user_banned(&st->client.who.user, clock_wall_ms());
             append_json_event(st, "error",
-                              json_pack("{s:s, s:s}", "code", "TOKEN_INVALID", "message",
-                                        "the login behind this stream has ended"));
+                              json_pack("{s:s, s:s}", "code",
+                                        banned ? "ACCOUNT_BANNED" : "TOKEN_INVALID", "message",
+                                        banned ? "this account is banned"
+                                               : "the login behind this stream has ended"));
             st->ending = true;
             return;
         }

@@ -821,9 +821,15 @@ static void tick(struct ws_loop *loop, int64_t now)
             if (c->started && now >= c->next_check_ns) {
                 c->next_check_ns = now + SESSION_CHECK_NS;
                 if (!principal_still_valid(loop->rt->app, &c->client.who)) {
-                    send_error(c, "TOKEN_INVALID", "the login behind this connection has ended",
-                               NULL, NULL);
-                    start_close(c, CLOSE_AUTH, "the login has ended");
+                    /* still_valid refreshed the user when it could load it */
+                    if (principal_user_banned(&c->client.who.user, clock_wall_ms())) {
+                        send_error(c, "ACCOUNT_BANNED", "this account is banned", NULL, NULL);
+                        start_close(c, CLOSE_AUTH, "account banned");
+                    } else {
+                        send_error(c, "TOKEN_INVALID",
+                                   "the login behind this connection has ended", NULL, NULL);
+                        start_close(c, CLOSE_AUTH, "the login has ended");
+                    }
                 }
             }
             if (!c->closing && now - c->last_ping_ns >= loop->ping_ns) {

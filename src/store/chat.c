@@ -439,6 +439,24 @@ static thread_t *thread_of(struct chat_tables *t, uint64_t root, bool create)
     return th;
 }
 
+/* REQUIRES: msg_lock held for writing; user interned in t->users. */
+static void message_count_add(struct chat_tables *t, const char *user, int delta)
+{
+    uintptr_t n = (uintptr_t)chat__smap_get(&t->users, user);
+    if (delta < 0 && n == 0)
+        return;
+    chat__smap_put(&t->users, user, (void *)(n + (uintptr_t)(intptr_t)delta));
+}
+
+uint64_t chat_user_message_count(store_t *s, const char *user_id)
+{
+    struct chat_tables *t = s->chat;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    uintptr_t n = (uintptr_t)chat__smap_get(&t->users, user_id);
+    pthread_rwlock_unlock(&t->msg_lock);
+    return n;
+}
+
 /* Takes m's memory (m is left clear). */
 static void apply_message(store_t *s, chat_message_t *m)
 {
@@ -459,6 +477,13 @@ static void apply_message(store_t *s, chat_message_t *m)
     msg_t *g = chat__stab_get(&t->msgs, seq);
     char *old_content = NULL;
     msg_extra_t *old_extra = NULL;
+    /* The per-user count of live messages, kept in the value of the
+     * interned id (chat_user_message_count): a state applied again moves
+     * it by nothing. */
+    if (g != NULL && !g->is_deleted)
+        message_count_add(t, g->user, -1);
+    if (!m->is_deleted)
+        message_count_add(t, user, 1);
     if (g == NULL) {
         g = xcalloc(1, sizeof(*g));
         g->seq = seq;

@@ -396,7 +396,7 @@ static bool get_reactions(json_t *o, chat_message_t *m)
 int chat__channel_decode(const void *data, size_t len, chat_channel_t *c)
 {
     memset(c, 0, sizeof(*c));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", c->id, sizeof(c->id)) &&
@@ -421,7 +421,7 @@ int chat__channel_decode(const void *data, size_t len, chat_channel_t *c)
 int chat__membership_decode(const void *data, size_t len, chat_membership_t *m)
 {
     memset(m, 0, sizeof(*m));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t role = 0;
@@ -447,7 +447,7 @@ int chat__message_decode(const void *data, size_t len, chat_message_t *m)
         return chat__message_decode_binary(data, len, m);
     /* A JSON record: written before message records were binary. */
     memset(m, 0, sizeof(*m));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", m->id, sizeof(m->id)) &&

@@ -157,7 +157,7 @@ struct chat_tables {
     smap_t lists;              /* channel id -> msg_list_t* */
     ptab_t threads;            /* root seq -> thread_t* */
     smap_t idem;               /* "<user_id>/<key>" -> msg_t* */
-    smap_t users;              /* interned user ids (values unused) */
+    smap_t users;              /* interned user ids -> (uintptr_t) live messages */
     smap_t words;              /* word -> posting (search.c) */
     uint64_t next_seq;         /* max seq applied + 1 */
     /* The list and the interned user of the last message applied: replay

@@ -79,14 +79,14 @@ static bool get_bool(json_t *o, const char *key, bool *out)
     return true;
 }
 
-json_t *codec_open_record(const void *data, size_t len)
+json_t *codec_open_record(const void *data, size_t len, int max_version)
 {
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     if (o == NULL)
         return NULL;
     json_t *v = json_object_get(o, "v");
     if (!json_is_object(o) || !json_is_integer(v) || json_integer_value(v) < 1 ||
-        json_integer_value(v) > STORE_SCHEMA_VERSION) {
+        json_integer_value(v) > max_version) {
         json_decref(o);
         return NULL;
     }
@@ -105,7 +105,7 @@ static char *close_record(json_t *o)
 char *codec_user_encode(const store_user_t *u)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
+    json_object_set_new(o, "v", json_integer(STORE_USER_SCHEMA_VERSION));
     set_str(o, "id", u->id);
     set_str(o, "username", u->username);
     set_str(o, "email", u->email);
@@ -123,13 +123,19 @@ char *codec_user_encode(const store_user_t *u)
     set_str(o, "mfa_secret", u->mfa_secret[0] ? u->mfa_secret : NULL);
     set_str(o, "mfa_pending", u->mfa_pending[0] ? u->mfa_pending : NULL);
     json_object_set_new(o, "mfa_last_step", json_integer(u->mfa_last_step));
+    json_object_set_new(o, "banned_at", json_integer(u->banned_at));
+    json_object_set_new(o, "banned_until", json_integer(u->banned_until));
+    set_str(o, "ban_reason", u->ban_reason);
+    json_object_set_new(o, "last_login", json_integer(u->last_login));
+    json_object_set_new(o, "login_count", json_integer(u->login_count));
+    json_object_set_new(o, "deleted_at", json_integer(u->deleted_at));
     return close_record(o);
 }
 
 int codec_user_decode(const void *data, size_t len, store_user_t *u)
 {
     memset(u, 0, sizeof(*u));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_USER_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", u->id, sizeof(u->id)) &&
@@ -145,7 +151,15 @@ int codec_user_decode(const void *data, size_t len, store_user_t *u)
               get_bool(o, "mfa_enabled", &u->mfa_enabled) &&
               get_fixed_opt(o, "mfa_secret", u->mfa_secret, sizeof(u->mfa_secret)) &&
               get_fixed_opt(o, "mfa_pending", u->mfa_pending, sizeof(u->mfa_pending)) &&
-              get_i64(o, "mfa_last_step", &u->mfa_last_step);
+              get_i64(o, "mfa_last_step", &u->mfa_last_step) &&
+              /* v2; absent (0, NULL) in v1 records */
+              get_i64(o, "banned_at", &u->banned_at) && u->banned_at >= 0 &&
+              get_i64(o, "banned_until", &u->banned_until) && u->banned_until >= 0 &&
+              get_dup(o, "ban_reason", &u->ban_reason) &&
+              (u->ban_reason == NULL || strlen(u->ban_reason) <= STORE_BAN_REASON_MAX) &&
+              get_i64(o, "last_login", &u->last_login) &&
+              get_i64(o, "login_count", &u->login_count) && u->login_count >= 0 &&
+              get_i64(o, "deleted_at", &u->deleted_at);
     json_decref(o);
     if (!ok) {
         store_user_clear(u);
@@ -171,7 +185,7 @@ char *codec_session_encode(const store_session_t *ss)
 int codec_session_decode(const void *data, size_t len, store_session_t *ss)
 {
     memset(ss, 0, sizeof(*ss));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t gen = 0;
@@ -205,7 +219,7 @@ char *codec_api_key_encode(const store_api_key_t *k)
 int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)
 {
     memset(k, 0, sizeof(*k));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     bool ok = get_fixed(o, "id", k->id, sizeof(k->id)) &&

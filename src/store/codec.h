@@ -9,9 +9,10 @@
 #include "parley/store.h"
 
 /* Parses a record's JSON object and checks its schema version "v" (1 up to
- * STORE_SCHEMA_VERSION). NULL when it does not parse or is of a newer
+ * max_version: STORE_SCHEMA_VERSION, or the record type's own, as
+ * STORE_USER_SCHEMA_VERSION). NULL when it does not parse or is of a newer
  * version; the caller decrefs the object. Shared by every decoder. */
-json_t *codec_open_record(const void *data, size_t len);
+json_t *codec_open_record(const void *data, size_t len, int max_version);
 
 char *codec_user_encode(const store_user_t *u);
 int codec_user_decode(const void *data, size_t len, store_user_t *u);

@@ -106,7 +106,7 @@ static bool sha_ok(const char *s)
 static int decode(const void *data, size_t len, store_file_t *f)
 {
     memset(f, 0, sizeof(*f));
-    json_t *o = codec_open_record(data, len);
+    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
     json_t *size = json_object_get(o, "size"), *at = json_object_get(o, "uploaded_at");

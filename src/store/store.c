@@ -59,7 +59,8 @@ void store_user_clear(store_user_t *u)
     free(u->bio);
     free(u->avatar_url);
     free(u->preferences);
-    u->display_name = u->bio = u->avatar_url = u->preferences = NULL;
+    free(u->ban_reason);
+    u->display_name = u->bio = u->avatar_url = u->preferences = u->ban_reason = NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -76,6 +77,7 @@ void store_user_copy(store_user_t *dst, const store_user_t *src)
     dst->bio = dup_or_null(src->bio);
     dst->avatar_url = dup_or_null(src->avatar_url);
     dst->preferences = dup_or_null(src->preferences);
+    dst->ban_reason = dup_or_null(src->ban_reason);
 }
 
 static void free_user(void *v)
@@ -129,12 +131,15 @@ static void apply_user(store_t *s, store_user_t *u)
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX];
     store__lower(nu->username, name, sizeof(name));
     store__lower(nu->email, email, sizeof(email));
-    if (old_name[0] && strcmp(old_name, name) != 0)
+    bool deleted = nu->deleted_at != 0; /* its name and email are free */
+    if (old_name[0] && (deleted || strcmp(old_name, name) != 0))
         map_index_unset(&s->user_by_name, old_name, nu->id);
-    if (old_email[0] && strcmp(old_email, email) != 0)
+    if (old_email[0] && (deleted || strcmp(old_email, email) != 0))
         map_index_unset(&s->user_by_email, old_email, nu->id);
-    map_index_set(&s->user_by_name, name, nu->id);
-    map_index_set(&s->user_by_email, email, nu->id);
+    if (!deleted) {
+        map_index_set(&s->user_by_name, name, nu->id);
+        map_index_set(&s->user_by_email, email, nu->id);
+    }
     memset(u, 0, sizeof(*u));
 }
 
@@ -289,7 +294,7 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
         return STORE_E_NOT_FOUND;
     }
     rc = fn(ctx, &u);
-    if (rc == 0) {
+    if (rc == 0 && u.deleted_at == 0) {
         store__lower(u.email, email, sizeof(email));
         if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX) &&
             strcmp(other, u.id) != 0)
@@ -362,6 +367,8 @@ static bool collect_user(void *ctx, const char *key, void *value)
     (void)key;
     search_ctx_t *sc = ctx;
     const store_user_t *u = value;
+    if (u->deleted_at != 0)
+        return true; /* its username may be someone else's now */
     if (sc->query[0] && !contains_ci(u->username, sc->query) &&
         !contains_ci(u->display_name, sc->query))
         return true;
@@ -395,6 +402,53 @@ size_t store_user_search(store_t *s, const char *query, size_t offset, size_t li
     }
     free(sc.hits);
     return sc.n;
+}
+
+typedef struct select_ctx {
+    bool (*keep)(void *ctx, const store_user_t *u);
+    void *ctx;
+    store_user_t *list;
+    size_t n, cap;
+} select_ctx_t;
+
+static bool select_user(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    select_ctx_t *sc = ctx;
+    const store_user_t *u = value;
+    if (sc->keep && !sc->keep(sc->ctx, u))
+        return true;
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 64;
+        sc->list = xrealloc(sc->list, sc->cap * sizeof(*sc->list));
+    }
+    store_user_copy(&sc->list[sc->n++], u);
+    return true;
+}
+
+size_t store_user_select(store_t *s, bool (*keep)(void *ctx, const store_user_t *u), void *ctx,
+                         store_user_t **out)
+{
+    select_ctx_t sc = {.keep = keep, .ctx = ctx};
+    map_each(&s->users, select_user, &sc);
+    *out = sc.list;
+    return sc.n;
+}
+
+static bool count_admin(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    const store_user_t *u = value;
+    if (u->is_admin && u->is_active && u->deleted_at == 0)
+        ++*(size_t *)ctx;
+    return true;
+}
+
+size_t store_user_admin_count(store_t *s)
+{
+    size_t n = 0;
+    map_each(&s->users, count_admin, &n);
+    return n;
 }
 
 /* ---- sessions --------------------------------------------------------------- */
@@ -453,6 +507,40 @@ static bool collect_live_session(void *ctx, const char *key, void *value)
     }
     rc->list[rc->n++] = *ss;
     return true;
+}
+
+typedef struct session_list_ctx {
+    const char *user_id;
+    int64_t now_ms;
+    store_session_t *out;
+    size_t n, max;
+} session_list_ctx_t;
+
+static bool list_session(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    session_list_ctx_t *lc = ctx;
+    const store_session_t *ss = value;
+    if (!ss->revoked && ss->expires_at > lc->now_ms && strcmp(ss->user_id, lc->user_id) == 0 &&
+        lc->n < lc->max)
+        lc->out[lc->n++] = *ss;
+    return true;
+}
+
+static int by_created_desc(const void *a, const void *b)
+{
+    int64_t x = ((const store_session_t *)a)->created_at,
+            y = ((const store_session_t *)b)->created_at;
+    return (x < y) - (x > y);
+}
+
+size_t store_session_list(store_t *s, const char *user_id, int64_t now_ms, store_session_t *out,
+                          size_t max)
+{
+    session_list_ctx_t lc = {.user_id = user_id, .now_ms = now_ms, .out = out, .max = max};
+    map_each(&s->sessions, list_session, &lc);
+    qsort(out, lc.n, sizeof(*out), by_created_desc);
+    return lc.n;
 }
 
 int store_session_revoke_all(store_t *s, const char *user_id, const char *keep, uint64_t *lsn)

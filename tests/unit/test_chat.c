@@ -2276,3 +2276,36 @@ TEST(chat_a_record_that_does_not_apply_fails_recovery)
     }
     ut_leak_check();
 }
+
+TEST(chat_user_message_count_is_kept_by_the_apply)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-count");
+    store_t *s = ut_store_open(dir);
+    char ch[STORE_ID_MAX], first[STORE_ID_MAX], id[STORE_ID_MAX];
+    channel(s, "Counted", "usr_a", false, ch);
+    post(s, ch, "usr_a", "one", first);
+    post(s, ch, "usr_a", "two", id);
+    post(s, ch, "usr_a", "three", id);
+    post(s, ch, "usr_b", "mine", id);
+    ASSERT_EQ(chat_user_message_count(s, "usr_a"), 3);
+    ASSERT_EQ(chat_user_message_count(s, "usr_b"), 1);
+    ASSERT_EQ(chat_user_message_count(s, "usr_nobody"), 0);
+    /* An edit moves nothing; a delete one down, once. */
+    ASSERT_EQ(modify(s, first, (msg_change_t){.what = EDIT, .text = "uno"}), 0);
+    ASSERT_EQ(chat_user_message_count(s, "usr_a"), 3);
+    ASSERT_EQ(modify(s, first, (msg_change_t){.what = DELETE}), 0);
+    ASSERT_EQ(modify(s, first, (msg_change_t){.what = DELETE}), 0);
+    ASSERT_EQ(chat_user_message_count(s, "usr_a"), 2);
+    ASSERT_EQ(store_close(s), 0);
+    /* The log alone, then the snapshot the next close writes. */
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
+    ASSERT_EQ(chat_user_message_count(s, "usr_a"), 2);
+    ASSERT_EQ(chat_user_message_count(s, "usr_b"), 1);
+    s = ut_store_reopen(s, dir);
+    ASSERT_EQ(chat_user_message_count(s, "usr_a"), 2);
+    ASSERT_EQ(chat_user_message_count(s, "usr_b"), 1);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}

@@ -477,3 +477,185 @@ TEST(store_session_modify_concurrent_rotations_one_wins)
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
 }
+
+static int moderate(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->banned_at = 1767960000000;
+    u->banned_until = 1767970000000;
+    u->ban_reason = strdup("spam");
+    u->last_login = 1767965000000;
+    u->login_count = 7;
+    return 0;
+}
+
+static void expect_moderated(store_t *s, const char *id)
+{
+    store_user_t u;
+    ASSERT_TRUE(store_user_get(s, id, &u));
+    ASSERT_EQ(u.banned_at, 1767960000000);
+    ASSERT_EQ(u.banned_until, 1767970000000);
+    ASSERT_STREQ(u.ban_reason, "spam");
+    ASSERT_EQ(u.last_login, 1767965000000);
+    ASSERT_EQ(u.login_count, 7);
+    store_user_clear(&u);
+}
+
+TEST(store_user_v1_records_load_and_v2_keeps_the_moderation_fields)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "store-user-v2");
+    store_t *s = ut_store_open(dir);
+    /* A user record as version 1 wrote it: no ban, no login fields. */
+    const char *v1 = "{\"v\":1,\"id\":\"usr_old\",\"username\":\"Old\",\"email\":\"old@example.com\","
+                     "\"password_hash\":\"h\",\"display_name\":null,\"bio\":null,"
+                     "\"avatar_url\":null,\"preferences\":null,\"is_admin\":true,"
+                     "\"is_active\":true,\"created_at\":1,\"updated_at\":2,\"last_seen\":3,"
+                     "\"mfa_enabled\":false,\"mfa_secret\":null,\"mfa_pending\":null,"
+                     "\"mfa_last_step\":0}";
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, v1, strlen(v1)), 0);
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "old", &u));
+    ASSERT_TRUE(u.is_admin);
+    ASSERT_EQ(u.last_seen, 3);
+    ASSERT_EQ(u.banned_at, 0);
+    ASSERT_EQ(u.banned_until, 0);
+    ASSERT_NULL(u.ban_reason);
+    ASSERT_EQ(u.last_login, 0);
+    ASSERT_EQ(u.login_count, 0);
+    ASSERT_EQ(u.deleted_at, 0);
+    store_user_clear(&u);
+    /* The writer now writes v2; v3 and bad v2 fields are refused; other
+     * record types are still at version 1. */
+    char *text = store_record_json(STORE_REC_USER, v1, strlen(v1));
+    ASSERT_NOT_NULL(text);
+    free(text);
+    const char *v3 = "{\"v\":3,\"id\":\"usr_n\",\"username\":\"n\",\"email\":\"n@x\","
+                     "\"password_hash\":\"h\"}";
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, v3, strlen(v3)), STORE_E_CORRUPT);
+    const char *negative = "{\"v\":2,\"id\":\"usr_n\",\"username\":\"n\",\"email\":\"n@x\","
+                           "\"password_hash\":\"h\",\"login_count\":-1}";
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, negative, strlen(negative)), STORE_E_CORRUPT);
+    const char *reason = "{\"v\":2,\"id\":\"usr_n\",\"username\":\"n\",\"email\":\"n@x\","
+                         "\"password_hash\":\"h\",\"ban_reason\":7}";
+    ASSERT_EQ(store_apply(s, STORE_REC_USER, reason, strlen(reason)), STORE_E_CORRUPT);
+    const char *session_v2 = "{\"v\":2,\"id\":\"ses_1\",\"user_id\":\"usr_old\",\"salt\":\"00\","
+                             "\"generation\":1,\"created_at\":1,\"expires_at\":2,\"revoked\":false}";
+    ASSERT_EQ(store_apply(s, STORE_REC_SESSION, session_v2, strlen(session_v2)), STORE_E_CORRUPT);
+
+    create(s, "mod", "mod@example.com", 0);
+    ASSERT_TRUE(store_user_find(s, "mod", &u));
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof(id), "%s", u.id);
+    store_user_clear(&u);
+    uint64_t lsn;
+    ASSERT_EQ(store_user_modify(s, id, moderate, NULL, NULL, &lsn), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    expect_moderated(s, id);
+    ASSERT_EQ(store_close(s), 0);
+    /* The log alone (the v1 record was applied, not logged), then a snapshot. */
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
+    expect_moderated(s, id);
+    s = ut_store_reopen(s, dir);
+    expect_moderated(s, id);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}
+
+static int delete_account(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->deleted_at = 1767960000000;
+    u->is_active = false;
+    return 0;
+}
+
+static bool only_deleted(void *ctx, const store_user_t *u)
+{
+    (void)ctx;
+    return u->deleted_at != 0;
+}
+
+TEST(store_deleting_a_user_frees_its_username_and_email)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "store-delete");
+    store_t *s = ut_store_open(dir);
+    create(s, "alice", "alice@example.com", 0);
+    create(s, "bob", "bob@example.com", 0);
+    ASSERT_EQ(store_user_admin_count(s), 1); /* the first */
+    store_user_t u;
+    ASSERT_TRUE(store_user_find(s, "alice", &u));
+    char old[STORE_ID_MAX];
+    snprintf(old, sizeof(old), "%s", u.id);
+    store_user_clear(&u);
+    create(s, "ALICE", "other@example.com", STORE_E_CONFLICT_USERNAME);
+    uint64_t lsn;
+    ASSERT_EQ(store_user_modify(s, old, delete_account, NULL, NULL, &lsn), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(store_user_admin_count(s), 0);
+    ASSERT_TRUE(!store_user_find(s, "alice", &u));
+    ASSERT_TRUE(!store_user_find(s, "alice@example.com", &u));
+    size_t n = 0;
+    store_user_t hits[4];
+    ASSERT_EQ(store_user_search(s, "alice", 0, 4, hits, &n), 0);
+    create(s, "Alice", "alice@example.com", 0);
+
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            ASSERT_EQ(store_close(s), 0);
+            ut_rm_snapshots(dir);
+            s = ut_store_open(dir);
+        } else {
+            s = ut_store_reopen(s, dir);
+        }
+        ASSERT_TRUE(store_user_find(s, "alice@example.com", &u));
+        ASSERT_STRNE(u.id, old);
+        ASSERT_STREQ(u.username, "Alice");
+        store_user_clear(&u);
+        ASSERT_TRUE(store_user_get(s, old, &u));
+        ASSERT_EQ(u.deleted_at, 1767960000000);
+        ASSERT_TRUE(!u.is_active);
+        store_user_clear(&u);
+        store_user_t *list;
+        ASSERT_EQ(store_user_select(s, only_deleted, NULL, &list), 1);
+        ASSERT_STREQ(list[0].id, old);
+        store_user_clear(&list[0]);
+        free(list);
+        ASSERT_EQ(store_user_select(s, NULL, NULL, &list), 3);
+        for (int i = 0; i < 3; i++)
+            store_user_clear(&list[i]);
+        free(list);
+    }
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}
+
+TEST(store_session_list_gives_the_live_sessions_newest_first)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "store-sessions");
+    store_t *s = ut_store_open(dir);
+    const int64_t now = 1767960000000;
+    for (int i = 0; i < 4; i++) {
+        store_session_t ss = {0};
+        snprintf(ss.id, sizeof(ss.id), "ses_%d", i);
+        snprintf(ss.user_id, sizeof(ss.user_id), "%s", i == 3 ? "usr_b" : "usr_a");
+        snprintf(ss.salt, sizeof(ss.salt), "00");
+        ss.created_at = now - 1000 + i;
+        ss.expires_at = i == 1 ? now : now + 1000; /* 1 has just ended */
+        ss.revoked = i == 2;
+        uint64_t lsn;
+        ASSERT_EQ(store_session_put(s, &ss, &lsn), 0);
+    }
+    store_session_t out[4];
+    ASSERT_EQ(store_session_list(s, "usr_a", now, out, 4), 1);
+    ASSERT_STREQ(out[0].id, "ses_0");
+    ASSERT_EQ(store_session_list(s, "usr_a", now - 1, out, 4), 2);
+    ASSERT_STREQ(out[0].id, "ses_1");
+    ASSERT_STREQ(out[1].id, "ses_0");
+    ASSERT_EQ(store_session_list(s, "usr_a", now - 1, out, 1), 1);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}
