@@ -15,7 +15,7 @@
  * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
  * before any thread starts) and taken synchronously by the main thread with
  * sigwait(), so no code runs in a signal handler. Shutdown stops accepting
- * (MHD_quiesce_daemon), marks every further answer "Connection: close",
+ * (stop_accepting below), marks every further answer "Connection: close",
  * waits for requests in flight to finish (bounded), then stops the daemon,
  * which closes idle keep-alive connections. WebSockets and event streams
  * are ended (realtime_shutdown) before the wait: they never end by
@@ -27,22 +27,23 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <ulfius.h>
 #include <unistd.h>
 
 #include "parley/api.h"
-#include "parley/http_server.h"
-#include "parley/view_cache.h"
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
+#include "parley/http_server.h"
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/version.h"
+#include "parley/view_cache.h"
 
 #define CONNECTION_MEMORY_BYTES (16 * 1024)
 
@@ -91,12 +92,36 @@ static int call_router(void *router, const char *method, const char *path, json_
     return router_call(router, method, path, body, preauth, request_id, answer);
 }
 
+/*
+ * Closes the listening socket under libmicrohttpd's feet, so that new
+ * connections are refused while the requests in flight finish.
+ * MHD_quiesce_daemon() is not used: in thread-pool mode with epoll it races
+ * with the workers, which remove the same descriptor from their epoll sets
+ * once they see the daemon quiesced, and whichever loses gets ENOENT and
+ * MHD_PANIC aborts the process (seen once in a few thousand stops of the
+ * e2e suite: "Failed to remove listen FD from epoll set"). Instead an
+ * eventfd, which never becomes readable, is put in the listener's place
+ * with dup2(): the socket's last descriptor goes, so the kernel closes it
+ * (connections are refused) and drops it from every epoll set itself; the
+ * workers never see an event for that number again, and MHD_stop_daemon
+ * later closes the eventfd as if it were its socket.
+ */
+static void stop_accepting(struct MHD_Daemon *daemon)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info == NULL || info->listen_fd == MHD_INVALID_SOCKET)
+        return;
+    int placeholder = eventfd(0, EFD_CLOEXEC);
+    if (placeholder < 0 || dup2(placeholder, info->listen_fd) < 0)
+        log_warning("cannot close the listening socket: %s", strerror(errno));
+    if (placeholder >= 0)
+        close(placeholder);
+}
+
 static void drain(struct MHD_Daemon *daemon, realtime_t *rt, unsigned drain_timeout)
 {
     gate_begin_drain();
-    MHD_socket listener = MHD_quiesce_daemon(daemon);
-    if (listener != MHD_INVALID_SOCKET)
-        close(listener);
+    stop_accepting(daemon);
     /* WebSockets and event streams never end by themselves; libmicrohttpd
      * must get their sockets back before it stops. */
     realtime_shutdown(rt);
