@@ -102,6 +102,10 @@ static const setting_t settings[] = {
      FIELD(sse_ping_interval), 1, 3600, "seconds between event-stream pings"},
     {"event_ring", "--event-ring", "PARLEY_EVENT_RING", SET_UNSIGNED, FIELD(event_ring), 16,
      10000000, "recent events kept for clients that reconnect (resume)"},
+    {"audit_max_entries", "--audit-max-entries", "PARLEY_AUDIT_MAX_ENTRIES", SET_UNSIGNED,
+     FIELD(audit_max_entries), 1, 100000000, "audit log entries kept (the oldest go first)"},
+    {"audit_max_days", "--audit-max-days", "PARLEY_AUDIT_MAX_DAYS", SET_UNSIGNED,
+     FIELD(audit_max_days), 0, 36500, "days audit log entries are kept (0: no age bound)"},
     {"view_cache_bytes", "--view-cache-bytes", "PARLEY_VIEW_CACHE_BYTES", SET_UNSIGNED,
      FIELD(view_cache_bytes), 0, 1ull << 40,
      "memory for rendered message views reused by history pages (0: off)"},
@@ -132,6 +136,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->refresh_token_ttl = 30 * 86400;
     cfg->snapshot_every_records = 100000;
     cfg->snapshot_every_seconds = 600;
+    cfg->audit_max_entries = 100000;
     cfg->rate_limit = 600;
     cfg->max_upload_bytes = 25u << 20;
     strcpy(cfg->allowed_types, "*/*");

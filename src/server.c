@@ -164,6 +164,8 @@ int server_run(const parley_config_t *cfg)
         .fsync = policies[cfg->fsync],
         .snapshot_every_records = cfg->snapshot_every_records,
         .snapshot_every_seconds = cfg->snapshot_every_seconds,
+        .audit_max_entries = cfg->audit_max_entries,
+        .audit_max_days = cfg->audit_max_days,
     };
     if (auth_keys_load(cfg->data_dir, getenv("PARLEY_JWT_SECRET"), &app.keys, err,
                        sizeof(err)) != AUTH_OK) {

@@ -93,9 +93,13 @@ bool channel_readable(store_t *s, const store_user_t *u, const char *channel_id)
 
 /* ---- the API's JSON objects (views.c) ------------------------------------ */
 
-/* The user object: email only when `full` (self or an admin), preferences
- * and mfa_enabled only when `self`. */
+/* The user object: email only when `full` (self or an admin); preferences,
+ * mfa_enabled, last_login and permissions only when `self`. */
 json_t *user_json(const store_user_t *u, bool full, bool self);
+
+/* What the account's roles allow, as the names clients show ("messages.write",
+ * "users.manage"...; docs/api.md, "Users"). */
+json_t *user_permissions_json(const store_user_t *u);
 
 /* {id, name, description, type, is_private, owner_id, member_count, created_at, updated_at} */
 json_t *channel_json(store_t *s, const chat_channel_t *c);

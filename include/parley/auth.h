@@ -298,8 +298,10 @@ int auth_login_check(auth_login_limiter_t *l, const char *account_key, const cha
                      int *retry_after);
 
 /* After a wrong password: restarts the delay from `now` (the attempt was
- * already counted by auth_login_check). */
-void auth_login_failure(auth_login_limiter_t *l, const char *account_key, const char *ip,
+ * already counted by auth_login_check). True when this failure used up the
+ * account's free allowance: from now on its attempts are delayed (the
+ * moment to report the account as locked out, once per run of failures). */
+bool auth_login_failure(auth_login_limiter_t *l, const char *account_key, const char *ip,
                         int64_t now);
 
 /* After a right password: clears the account's failures and takes back the

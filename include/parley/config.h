@@ -46,6 +46,8 @@ typedef struct parley_config {
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
+    unsigned audit_max_entries;  /* audit log entries kept */
+    unsigned audit_max_days;     /* age bound of audit entries; 0: none */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

@@ -111,6 +111,8 @@ typedef struct store_options {
     enum wal_fsync fsync;
     unsigned snapshot_every_records; /* 0: never by count */
     unsigned snapshot_every_seconds; /* 0: never by time */
+    size_t audit_max_entries;        /* audit entries kept; 0: the default (audit.h) */
+    unsigned audit_max_days;         /* 0: no age bound */
 } store_options_t;
 
 /*

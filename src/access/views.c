@@ -33,6 +33,20 @@ json_t *time_json(int64_t ms)
     return json_string(buf);
 }
 
+json_t *user_permissions_json(const store_user_t *u)
+{
+    static const char *const everyone[] = {"messages.read", "messages.write", "channels.create",
+                                           "files.upload", "profile.edit"};
+    static const char *const admins[] = {"users.create", "users.manage", "moderation.manage",
+                                         "settings.manage", "audit.read", "system.manage"};
+    json_t *list = json_array();
+    for (size_t i = 0; i < sizeof(everyone) / sizeof(everyone[0]); i++)
+        json_array_append_new(list, json_string(everyone[i]));
+    for (size_t i = 0; u->is_admin && i < sizeof(admins) / sizeof(admins[0]); i++)
+        json_array_append_new(list, json_string(admins[i]));
+    return list;
+}
+
 json_t *user_json(const store_user_t *u, bool full, bool self)
 {
     json_t *roles = json_array();
@@ -49,6 +63,8 @@ json_t *user_json(const store_user_t *u, bool full, bool self)
         json_object_set_new(o, "email", json_string(u->email));
     if (self) {
         json_object_set_new(o, "mfa_enabled", json_boolean(u->mfa_enabled));
+        json_object_set_new(o, "last_login", time_json(u->last_login));
+        json_object_set_new(o, "permissions", user_permissions_json(u));
         json_t *prefs = u->preferences ? json_loads(u->preferences, 0, NULL) : NULL;
         json_object_set_new(o, "preferences", prefs ? prefs : json_object());
     }

@@ -127,8 +127,28 @@ void account_login(http_ctx_t *ctx, const store_user_t *u)
         reply_store_error(ctx, rc);
         return;
     }
+    /* Durable with the session's record, which comes after it in the log. */
+    audit_write_as(ctx, u->id, lsn, "auth.login", u->id,
+                   json_pack("{s:b}", "mfa", u->mfa_enabled));
     account_start_session(ctx, &now, 200);
     store_user_clear(&now);
+}
+
+void account_login_failed(http_ctx_t *ctx, const char *account_key, const store_user_t *u,
+                          const char *reason)
+{
+    parley_app_t *app = ctx->app;
+    const char *ip = http_client_ip(ctx);
+    /* Dated after the hash: a second boundary passing while it ran must not
+     * eat the delay that this failure starts. */
+    bool locked = auth_login_failure(app->login_limiter, account_key, ip, clock_wall_ms() / 1000);
+    const char *actor = u ? u->id : NULL;
+    uint64_t lsn = audit_write_as(ctx, actor, 0, "auth.login_failed", account_key,
+                                  json_pack("{s:s}", "reason", reason));
+    if (locked)
+        lsn = audit_write_as(ctx, actor, lsn, "auth.lockout", account_key,
+                             json_pack("{s:i}", "failures", AUTH_LOGIN_FREE_ACCOUNT));
+    store_wait(app->store, lsn); /* a log that refuses: the 401 is right anyway */
 }
 
 bool account_refuse_banned(http_ctx_t *ctx, const store_user_t *u)

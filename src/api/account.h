@@ -29,6 +29,18 @@ void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status);
  */
 void account_login(http_ctx_t *ctx, const store_user_t *u);
 
+/*
+ * A login step that failed after the throttle let it through (a wrong
+ * password or two-factor code): restarts the throttle's delay for the
+ * account (`account_key`: the user's id, or the name typed when no account
+ * has it) and the client's address, and writes the audit entry
+ * auth.login_failed (and auth.lockout when this failure starts the
+ * account's delays), durable before it returns. `u` is the account named,
+ * NULL when none; `reason` says which step failed. Answers nothing.
+ */
+void account_login_failed(http_ctx_t *ctx, const char *account_key, const store_user_t *u,
+                          const char *reason);
+
 /* When `u` is banned now, answers 403 ACCOUNT_BANNED (details.until for a
  * timed ban, details.reason when given) and returns true. Only after the
  * right password, so it tells a guesser nothing. */

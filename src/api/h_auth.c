@@ -50,6 +50,9 @@ static void post_register(http_ctx_t *ctx)
     store_user_t u;
     if (!account_create(ctx, true, false, &u))
         return;
+    /* Durable with the session's record, which comes after it. */
+    audit_write_as(ctx, u.id, 0, "auth.register", u.id,
+                   json_pack("{s:s, s:b}", "username", u.username, "admin", u.is_admin));
     account_start_session(ctx, &u, 201);
     store_user_clear(&u);
 }
@@ -93,9 +96,7 @@ static void post_login(http_ctx_t *ctx)
     bool ok = found ? auth_password_verify(password, u.password_hash)
                     : auth_password_verify_dummy(password);
     if (!ok) {
-        /* Dated after the hash: a second boundary passing while it ran
-         * must not eat the delay that this failure starts. */
-        auth_login_failure(app->login_limiter, account, ip, clock_wall_ms() / 1000);
+        account_login_failed(ctx, account, found ? &u : NULL, "password");
         store_user_clear(&u);
         http_reply_error(ctx, HTTP_ERR_INVALID_CREDENTIALS, NULL,
                          "the username or password is wrong");
@@ -104,12 +105,16 @@ static void post_login(http_ctx_t *ctx)
     if (!u.is_active) {
         /* Said only after the right password, so it tells a guesser nothing. */
         auth_login_success(app->login_limiter, account, ip, now);
+        store_wait(app->store, audit_write_as(ctx, u.id, 0, "auth.login_refused", u.id,
+                                              json_pack("{s:s}", "reason", "deactivated")));
         store_user_clear(&u);
         http_reply_error(ctx, HTTP_ERR_ACCOUNT_BANNED, NULL, "this account is deactivated");
         return;
     }
     if (principal_user_banned(&u, clock_wall_ms())) {
         auth_login_success(app->login_limiter, account, ip, now);
+        store_wait(app->store, audit_write_as(ctx, u.id, 0, "auth.login_refused", u.id,
+                                              json_pack("{s:s}", "reason", "banned")));
         account_refuse_banned(ctx, &u);
         store_user_clear(&u);
         return;
@@ -121,14 +126,15 @@ static void post_login(http_ctx_t *ctx)
         if (auth_mfa_token_issue(&app->keys, u.id, now, ACCOUNT_MFA_TOKEN_TTL, temp) != AUTH_OK)
             http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not issue a token");
         else
-            http_reply_error(ctx, HTTP_ERR_MFA_REQUIRED, json_pack("{s:s}", "temp_token", temp),
+            http_reply_error(ctx, HTTP_ERR_MFA_REQUIRED,
+                             json_pack("{s:s, s:[s]}", "temp_token", temp, "mfa_methods", "totp"),
                              "a two-factor code is required: POST it with the temp_token to "
                              "/api/v1/auth/mfa/verify, or log in again with mfa_code");
         store_user_clear(&u);
         return;
     }
     if (u.mfa_enabled && !account_mfa_accept(ctx, &u, mfa_code)) {
-        auth_login_failure(app->login_limiter, account, ip, clock_wall_ms() / 1000);
+        account_login_failed(ctx, account, &u, "mfa_code");
         store_user_clear(&u);
         return;
     }
@@ -189,6 +195,9 @@ static void post_refresh(http_ctx_t *ctx)
     int rc = store_session_modify(app->store, sid, rotate_session, &r, &ss, &lsn);
     if (rc == 0)
         rc = store_wait(app->store, lsn);
+    if (r.outcome == REFRESH_REUSED && rc == 0)
+        rc = store_wait(app->store, audit_write_as(ctx, ss.user_id, 0, "auth.refresh_reuse",
+                                                   sid, NULL));
     if (r.outcome == REFRESH_REUSED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "this refresh token was already used; the login is revoked");
@@ -286,7 +295,8 @@ static void put_change_password(http_ctx_t *ctx)
         rc = store_session_revoke_all(app->store, p->user.id,
                                       p->session_id[0] ? p->session_id : NULL, &lsn);
     if (rc == 0)
-        rc = store_wait(app->store, lsn);
+        rc = store_wait(app->store,
+                        audit_write(ctx, lsn, "auth.password_change", p->user.id, NULL));
     if (rc != 0)
         reply_store_error(ctx, rc);
     else
@@ -355,7 +365,10 @@ static void post_api_key(http_ctx_t *ctx)
     uint64_t lsn;
     int rc = store_api_key_put(app->store, &k, &lsn);
     if (rc == 0)
-        rc = store_wait(app->store, lsn);
+        rc = store_wait(app->store, audit_write(ctx, lsn, "api_key.create", k.id,
+                                                json_pack("{s:s, s:b, s:b}", "name", k.name,
+                                                          "read", k.can_read, "write",
+                                                          k.can_write)));
     if (rc != 0) {
         reply_store_error(ctx, rc);
         return;
@@ -394,7 +407,8 @@ static void delete_api_key(http_ctx_t *ctx)
     uint64_t lsn;
     int rc = store_api_key_put(app->store, &k, &lsn);
     if (rc == 0)
-        rc = store_wait(app->store, lsn);
+        rc = store_wait(app->store, audit_write(ctx, lsn, "api_key.delete", k.id,
+                                                json_pack("{s:s}", "name", k.name)));
     if (rc != 0)
         reply_store_error(ctx, rc);
     else

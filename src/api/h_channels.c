@@ -205,6 +205,10 @@ static void delete_channel(http_ctx_t *ctx)
     if (members != NULL)
         chat_members(app->store, a.channel.id, 0, n_members, members, &n_got);
     int rc = chat_channel_modify(app->store, a.channel.id, change_channel, &ch, NULL, &lsn);
+    if (rc == 0 && strcmp(a.channel.owner_id, p->user.id) != 0) /* an admin's: audited */
+        lsn = audit_write(ctx, lsn, "channel.delete", a.channel.id,
+                          json_pack("{s:s, s:s}", "name", a.channel.name, "owner_id",
+                                    a.channel.owner_id));
     if (!durable(ctx, rc, lsn)) {
         free(members);
         goto out;

@@ -492,6 +492,10 @@ static void delete_file(http_ctx_t *ctx)
         goto out;
     }
     int rc = file_life_remove(app->store, app->blobs, &f);
+    if (rc == 0 && strcmp(f.uploaded_by, p->user.id) != 0) /* an admin's: audited */
+        rc = store_wait(app->store, audit_write(ctx, 0, "file.delete", f.id,
+                                                json_pack("{s:s, s:s}", "filename", f.filename,
+                                                          "uploaded_by", f.uploaded_by)));
     if (rc != 0) {
         reply_store_error(ctx, rc);
         goto out;

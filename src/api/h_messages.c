@@ -542,6 +542,10 @@ static void delete_message(http_ctx_t *ctx)
     message_change_t c = {.what = DELETE};
     uint64_t lsn;
     int rc = chat_message_modify(app->store, m.id, change_message, &c, NULL, &lsn);
+    if (rc == 0 && strcmp(m.user_id, p->user.id) != 0) /* moderation: audited */
+        lsn = audit_write(ctx, lsn, "message.delete", m.id,
+                          json_pack("{s:s, s:s}", "channel_id", m.channel_id, "author_id",
+                                    m.user_id));
     if (rc == GONE)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
     else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m)) {

@@ -89,13 +89,16 @@ static int disable(void *ctx, store_user_t *u)
     return 0;
 }
 
-/* Runs one change and answers its failure; true when it is durable. */
+/* Runs one change and answers its failure; true when it is durable (with
+ * its audit entry `action`, when not NULL). */
 static bool change(http_ctx_t *ctx, const char *user_id, int (*fn)(void *, store_user_t *),
-                   mfa_change_t *c, bool code_is_field)
+                   mfa_change_t *c, bool code_is_field, const char *action)
 {
     parley_app_t *app = ctx->app;
     uint64_t lsn;
     int rc = store_user_modify(app->store, user_id, fn, c, NULL, &lsn);
+    if (rc == 0 && action)
+        lsn = audit_write_as(ctx, user_id, lsn, action, user_id, NULL);
     if (rc == 0)
         rc = store_wait(app->store, lsn);
     switch (rc) {
@@ -128,7 +131,7 @@ static bool change(http_ctx_t *ctx, const char *user_id, int (*fn)(void *, store
 bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
 {
     mfa_change_t c = {.code = code};
-    return change(ctx, u->id, accept_code, &c, false);
+    return change(ctx, u->id, accept_code, &c, false, NULL);
 }
 
 static void post_setup(http_ctx_t *ctx)
@@ -138,7 +141,7 @@ static void post_setup(http_ctx_t *ctx)
     mfa_change_t c = {.new_secret = hex};
     if (auth_totp_new_secret(hex, b32) != AUTH_OK) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "no randomness");
-    } else if (change(ctx, p->user.id, begin_setup, &c, true)) {
+    } else if (change(ctx, p->user.id, begin_setup, &c, true, NULL)) {
         char url[256];
         snprintf(url, sizeof(url),
                  "otpauth://totp/Parley:%s?secret=%s&issuer=Parley&algorithm=SHA1&digits=6&"
@@ -154,7 +157,7 @@ static void post_enable(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     mfa_change_t c = {0};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
-        change(ctx, p->user.id, enable, &c, true))
+        change(ctx, p->user.id, enable, &c, true, "mfa.enable"))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", true));
 }
 
@@ -163,7 +166,7 @@ static void post_disable(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     mfa_change_t c = {0};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
-        change(ctx, p->user.id, disable, &c, false))
+        change(ctx, p->user.id, disable, &c, false, "mfa.disable"))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", false));
 }
 
@@ -203,7 +206,7 @@ static void post_verify(http_ctx_t *ctx)
         auth_login_success(app->login_limiter, u.id, ip, now);
         account_login(ctx, &u);
     } else {
-        auth_login_failure(app->login_limiter, u.id, ip, clock_wall_ms() / 1000);
+        account_login_failed(ctx, u.id, &u, "mfa_code");
     }
     store_user_clear(&u);
 }

@@ -209,7 +209,14 @@ static void post_user(http_ctx_t *ctx)
     store_user_t u;
     if (!account_create(ctx, false, admin, &u))
         return;
-    http_reply_json(ctx, 201, user_json(&u, true, false));
+    parley_app_t *app = ctx->app;
+    int rc = store_wait(app->store, audit_write(ctx, 0, "user.create", u.id,
+                                                json_pack("{s:s, s:b}", "username", u.username,
+                                                          "admin", u.is_admin)));
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_json(ctx, 201, user_json(&u, true, false));
     store_user_clear(&u);
 }
 

@@ -21,6 +21,21 @@ extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
 extern const http_route_t realtime_routes[];
 extern const http_route_t admin_users_routes[];
+extern const http_route_t admin_audit_routes[];
+
+/*
+ * Writes an audit entry for this request (h_admin_audit.c): the caller
+ * (ctx->principal; audit_write_as names another account, or NULL for
+ * none), the client's address, `action`, `target` (may be NULL) and
+ * `details` (a JSON object, stolen; NULL or empty for none). Returns the LSN
+ * to wait for before answering: the later of `after` (the change's record,
+ * 0 when none) and the entry's; `after` when the entry could not be written
+ * (logged; the log then refuses the change's wait too).
+ */
+uint64_t audit_write(http_ctx_t *ctx, uint64_t after, const char *action, const char *target,
+                     json_t *details);
+uint64_t audit_write_as(http_ctx_t *ctx, const char *actor_id, uint64_t after,
+                        const char *action, const char *target, json_t *details);
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the

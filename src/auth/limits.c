@@ -348,33 +348,38 @@ int auth_login_check(auth_login_limiter_t *l, const char *account_key, const cha
 }
 
 /* REQUIRES: l->mu held. The failure was counted by check() unless the entry
- * is gone (evicted, expired, or check() was not called): count it then. */
-static void login_failed(struct table *t, const unsigned char *key, uint32_t hash, int64_t now)
+ * is gone (evicted, expired, or check() was not called): count it then.
+ * Returns the entry's count of failures now. */
+static uint32_t login_failed(struct table *t, const unsigned char *key, uint32_t hash,
+                             int64_t now)
 {
     uint32_t i;
     struct slot *s = table_find(t, hash, key, &i);
     if (!s || expired(s, now) || s->count == 0) {
         login_count(t, key, hash, now);
-        return;
+        s = table_find(t, hash, key, &i);
+        return s ? s->count : 1;
     }
     table_touch(t, i);
     if (now > s->t)
         s->t = now;
+    return s->count;
 }
 
-void auth_login_failure(auth_login_limiter_t *l, const char *account_key, const char *ip,
+bool auth_login_failure(auth_login_limiter_t *l, const char *account_key, const char *ip,
                         int64_t now)
 {
     unsigned char ak[DIGEST_LEN], ik[DIGEST_LEN];
-    uint32_t ah = 0, ih = 0;
+    uint32_t ah = 0, ih = 0, count = 0;
     bool use_a = login_key(l, account_key, true, ak, &ah);
     bool use_i = login_key(l, ip, false, ik, &ih);
     pthread_mutex_lock(&l->mu);
     if (use_a)
-        login_failed(&l->accounts, ak, ah, now);
+        count = login_failed(&l->accounts, ak, ah, now);
     if (use_i)
         login_failed(&l->ips, ik, ih, now);
     pthread_mutex_unlock(&l->mu);
+    return use_a && count == AUTH_LOGIN_FREE_ACCOUNT;
 }
 
 void auth_login_success(auth_login_limiter_t *l, const char *account_key, const char *ip,

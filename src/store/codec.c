@@ -18,12 +18,11 @@ static void set_str(json_t *o, const char *key, const char *v)
     json_object_set_new(o, key, v ? json_string(v) : json_null());
 }
 
-/* Copies a string field into a fixed buffer; false when missing, not a
- * string or too long. */
-static bool get_fixed(json_t *o, const char *key, char *out, size_t size)
+bool codec_fixed(json_t *o, const char *key, char *out, size_t size)
 {
     json_t *v = json_object_get(o, key);
-    if (!json_is_string(v) || json_string_length(v) >= size)
+    if (!json_is_string(v) || json_string_length(v) >= size ||
+        strlen(json_string_value(v)) != json_string_length(v))
         return false;
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
     return true;
@@ -37,7 +36,7 @@ static bool get_fixed_opt(json_t *o, const char *key, char *out, size_t size)
         out[0] = '\0';
         return true;
     }
-    return get_fixed(o, key, out, size);
+    return codec_fixed(o, key, out, size);
 }
 
 /* A nullable string field as a malloc'd copy (NULL when null or absent). */
@@ -138,10 +137,10 @@ int codec_user_decode(const void *data, size_t len, store_user_t *u)
     json_t *o = codec_open_record(data, len, STORE_USER_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
-    bool ok = get_fixed(o, "id", u->id, sizeof(u->id)) &&
-              get_fixed(o, "username", u->username, sizeof(u->username)) &&
-              get_fixed(o, "email", u->email, sizeof(u->email)) &&
-              get_fixed(o, "password_hash", u->password_hash, sizeof(u->password_hash)) &&
+    bool ok = codec_fixed(o, "id", u->id, sizeof(u->id)) &&
+              codec_fixed(o, "username", u->username, sizeof(u->username)) &&
+              codec_fixed(o, "email", u->email, sizeof(u->email)) &&
+              codec_fixed(o, "password_hash", u->password_hash, sizeof(u->password_hash)) &&
               get_dup(o, "display_name", &u->display_name) && get_dup(o, "bio", &u->bio) &&
               get_dup(o, "avatar_url", &u->avatar_url) &&
               get_dup(o, "preferences", &u->preferences) &&
@@ -189,9 +188,9 @@ int codec_session_decode(const void *data, size_t len, store_session_t *ss)
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t gen = 0;
-    bool ok = get_fixed(o, "id", ss->id, sizeof(ss->id)) &&
-              get_fixed(o, "user_id", ss->user_id, sizeof(ss->user_id)) &&
-              get_fixed(o, "salt", ss->salt, sizeof(ss->salt)) &&
+    bool ok = codec_fixed(o, "id", ss->id, sizeof(ss->id)) &&
+              codec_fixed(o, "user_id", ss->user_id, sizeof(ss->user_id)) &&
+              codec_fixed(o, "salt", ss->salt, sizeof(ss->salt)) &&
               get_i64(o, "generation", &gen) && gen >= 0 &&
               get_i64(o, "created_at", &ss->created_at) &&
               get_i64(o, "expires_at", &ss->expires_at) && get_bool(o, "revoked", &ss->revoked);
@@ -222,10 +221,10 @@ int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)
     json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
-    bool ok = get_fixed(o, "id", k->id, sizeof(k->id)) &&
-              get_fixed(o, "user_id", k->user_id, sizeof(k->user_id)) &&
-              get_fixed(o, "name", k->name, sizeof(k->name)) &&
-              get_fixed(o, "hash", k->hash, sizeof(k->hash)) &&
+    bool ok = codec_fixed(o, "id", k->id, sizeof(k->id)) &&
+              codec_fixed(o, "user_id", k->user_id, sizeof(k->user_id)) &&
+              codec_fixed(o, "name", k->name, sizeof(k->name)) &&
+              codec_fixed(o, "hash", k->hash, sizeof(k->hash)) &&
               get_bool(o, "can_read", &k->can_read) && get_bool(o, "can_write", &k->can_write) &&
               get_i64(o, "created_at", &k->created_at) &&
               get_i64(o, "expires_at", &k->expires_at) && get_bool(o, "revoked", &k->revoked);

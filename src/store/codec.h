@@ -4,6 +4,7 @@
 #define PARLEY_STORE_CODEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "parley/store.h"
@@ -13,6 +14,10 @@
  * STORE_USER_SCHEMA_VERSION). NULL when it does not parse or is of a newer
  * version; the caller decrefs the object. Shared by every decoder. */
 json_t *codec_open_record(const void *data, size_t len, int max_version);
+
+/* Copies the string field `key` of o into a buffer of `size` bytes; false
+ * when it is missing, not a string, too long or holds a NUL. */
+bool codec_fixed(json_t *o, const char *key, char *out, size_t size);
 
 char *codec_user_encode(const store_user_t *u);
 int codec_user_decode(const void *data, size_t len, store_user_t *u);

@@ -35,6 +35,7 @@ struct store {
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
+    struct audit_tables *audit; /* the audit log's entries (audit.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -83,5 +84,13 @@ void files__clear(struct file_tables *t);
 int files__apply(store_t *s, const void *data, size_t len);
 int files__snapshot(store_t *s, wal_snapshot_t *snap);
 size_t files__count(store_t *s);
+
+/* ---- the audit log (audit.c) ---- */
+
+struct audit_tables *audit__new(void);
+void audit__free(struct audit_tables *t);
+void audit__clear(struct audit_tables *t);
+int audit__apply(store_t *s, const void *data, size_t len);
+int audit__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -45,8 +45,9 @@
 
 #include "codec.h"
 #include "internal.h"
-#include "parley/files.h"
+#include "parley/audit.h"
 #include "parley/clock.h"
+#include "parley/files.h"
 #include "parley/log.h"
 #include "parley/xalloc.h"
 
@@ -202,6 +203,8 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
     }
     case STORE_REC_FILE:
         return files__apply(s, data, len);
+    case STORE_REC_AUDIT:
+        return audit__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -673,6 +676,8 @@ int store_snapshot(store_t *s)
             sc.rc = chat__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = files__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = audit__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -742,6 +747,7 @@ static void clear_tables(store_t *s)
     map_clear(&s->api_key_by_hash);
     chat__clear(s->chat);
     files__clear(s->files);
+    audit__clear(s->audit);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -812,6 +818,11 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->api_key_by_hash, free);
     s->chat = chat__new();
     s->files = files__new();
+    s->audit = audit__new();
+    /* Before replay, so replay trims to the bounds configured now. */
+    store_audit_set_limits(s, opts->audit_max_entries ? opts->audit_max_entries
+                                                      : AUDIT_DEFAULT_MAX_ENTRIES,
+                           opts->audit_max_days);
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -876,6 +887,7 @@ int store_close(store_t *s)
     map_deinit(&s->api_key_by_hash);
     chat__free(s->chat);
     files__free(s->files);
+    audit__free(s->audit);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);

@@ -785,6 +785,34 @@ static int attempt(auth_login_limiter_t *l, const char *acct, const char *ip, in
     return rc;
 }
 
+TEST(login_failure_reports_the_moment_the_account_is_throttled)
+{
+    auth_login_limiter_t *l = auth_login_limiter_new(0);
+    int retry;
+    int64_t t = NOW;
+    for (int i = 0; i < AUTH_LOGIN_FREE_ACCOUNT; i++) {
+        ASSERT_EQ(auth_login_check(l, "hana", "10.0.0.7", t, &retry), AUTH_OK);
+        bool locked = auth_login_failure(l, "hana", "10.0.0.7", t);
+        if (locked != (i == AUTH_LOGIN_FREE_ACCOUNT - 1))
+            TEST_FAIL_("failure %d: locked %d", i + 1, locked);
+    }
+    /* Once per run of failures: the next allowed failure does not say it again. */
+    t += 1;
+    ASSERT_EQ(auth_login_check(l, "hana", "10.0.0.7", t, &retry), AUTH_OK);
+    ASSERT_TRUE(!auth_login_failure(l, "hana", "10.0.0.7", t));
+    /* A success clears the account: five more failures throttle it anew. */
+    t += 2;
+    ASSERT_EQ(auth_login_check(l, "hana", "10.0.0.7", t, &retry), AUTH_OK);
+    auth_login_success(l, "hana", "10.0.0.7", t);
+    int locks = 0;
+    for (int i = 0; i < AUTH_LOGIN_FREE_ACCOUNT; i++) {
+        ASSERT_EQ(auth_login_check(l, "hana", "10.0.0.8", t, &retry), AUTH_OK);
+        locks += auth_login_failure(l, "hana", "10.0.0.8", t);
+    }
+    ASSERT_EQ(locks, 1);
+    auth_login_limiter_free(l);
+}
+
 TEST(login_free_failures_then_doubling_delay_capped_at_300)
 {
     auth_login_limiter_t *l = auth_login_limiter_new(0);
