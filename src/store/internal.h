@@ -1,7 +1,7 @@
 /*
  * The store's insides, shared by the files of src/store/ (store.c: users,
  * sessions, API keys, the log and snapshots; chat.c: channels, memberships,
- * messages and search). Not for use outside src/store/.
+ * messages and search; files.c: file records; reports.c: reports). Not for use outside src/store/.
  */
 #ifndef PARLEY_STORE_INTERNAL_H
 #define PARLEY_STORE_INTERNAL_H
@@ -35,6 +35,7 @@ struct store {
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
+    struct report_tables *reports; /* reports of messages (reports.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -83,5 +84,13 @@ void files__clear(struct file_tables *t);
 int files__apply(store_t *s, const void *data, size_t len);
 int files__snapshot(store_t *s, wal_snapshot_t *snap);
 size_t files__count(store_t *s);
+
+/* ---- the report tables (reports.c) ---- */
+
+struct report_tables *reports__new(void);
+void reports__free(struct report_tables *t);
+void reports__clear(struct report_tables *t);
+int reports__apply(store_t *s, const void *data, size_t len);
+int reports__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -45,9 +45,10 @@
 
 #include "codec.h"
 #include "internal.h"
-#include "parley/files.h"
 #include "parley/clock.h"
+#include "parley/files.h"
 #include "parley/log.h"
+#include "parley/reports.h"
 #include "parley/xalloc.h"
 
 
@@ -60,7 +61,9 @@ void store_user_clear(store_user_t *u)
     free(u->avatar_url);
     free(u->preferences);
     free(u->ban_reason);
+    free(u->mute_reason);
     u->display_name = u->bio = u->avatar_url = u->preferences = u->ban_reason = NULL;
+    u->mute_reason = NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -78,6 +81,7 @@ void store_user_copy(store_user_t *dst, const store_user_t *src)
     dst->avatar_url = dup_or_null(src->avatar_url);
     dst->preferences = dup_or_null(src->preferences);
     dst->ban_reason = dup_or_null(src->ban_reason);
+    dst->mute_reason = dup_or_null(src->mute_reason);
 }
 
 static void free_user(void *v)
@@ -202,6 +206,8 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
     }
     case STORE_REC_FILE:
         return files__apply(s, data, len);
+    case STORE_REC_REPORT:
+        return reports__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -673,6 +679,8 @@ int store_snapshot(store_t *s)
             sc.rc = chat__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = files__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = reports__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -742,6 +750,7 @@ static void clear_tables(store_t *s)
     map_clear(&s->api_key_by_hash);
     chat__clear(s->chat);
     files__clear(s->files);
+    reports__clear(s->reports);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -812,6 +821,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->api_key_by_hash, free);
     s->chat = chat__new();
     s->files = files__new();
+    s->reports = reports__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -876,6 +886,7 @@ int store_close(store_t *s)
     map_deinit(&s->api_key_by_hash);
     chat__free(s->chat);
     files__free(s->files);
+    reports__free(s->reports);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);
