@@ -15,6 +15,7 @@
 #ifndef PARLEY_REPORTS_H
 #define PARLEY_REPORTS_H
 
+#include "parley/chat.h" /* STORE_E_INVALID */
 #include "parley/store.h"
 
 #define STORE_REC_REPORT 33 /* the wal's type byte of report records */
