@@ -119,7 +119,8 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
     return true;
 }
 
-bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write)
+bool http_credentials_valid(struct parley_app *app, const struct _u_request *req,
+                            unsigned flags)
 {
     const char *authz = u_map_get_case(req->map_header, "Authorization");
     const char *key = u_map_get_case(req->map_header, "X-API-Key");
@@ -136,7 +137,8 @@ bool http_credentials_valid(struct parley_app *app, const struct _u_request *req
     }
     if (rc != 0)
         return false;
-    bool ok = !write || p.can_write;
+    bool ok = (!(flags & HTTP_ROUTE_WRITE) || p.can_write) &&
+              (!(flags & HTTP_ROUTE_CONTENT) || !principal_user_muted(&p.user, clock_wall_ms()));
     principal_clear(&p);
     return ok;
 }

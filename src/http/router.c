@@ -231,15 +231,20 @@ static bool capture_params(http_ctx_t *ctx, const compiled_route_t *c, const pat
     return true;
 }
 
-bool router_takes_upload(void *router, const char *method, const char *path)
+unsigned router_route_flags(void *router, const char *method, const char *path)
 {
     const router_t *r = router;
     path_view_t view;
     char allow[96];
     if (!split_path(path, &view))
-        return false;
+        return 0;
     const compiled_route_t *c = match(r, method, &view, allow, sizeof(allow));
-    return c != NULL && (c->def->flags & HTTP_ROUTE_UPLOAD) != 0;
+    return c != NULL ? c->def->flags : 0;
+}
+
+bool router_takes_upload(void *router, const char *method, const char *path)
+{
+    return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
 }
 
 static bool method_has_body(const char *method)

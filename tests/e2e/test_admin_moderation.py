@@ -56,6 +56,7 @@ def content_writes(who, ch, own_channel, msg, other):
         ("upload", who.upload("m.txt", b"muted bytes", "text/plain")),
         ("upload (alias)", who.upload("m.txt", b"muted bytes", "text/plain",
                                       path="/files/upload")),
+        ("big upload", who.upload("big.bin", b"\0" * (3 << 20))),  # refused unread
         ("create channel", who.post("/channels", {"name": "muted-new-room"})),
         ("direct", who.post("/channels/direct", {"user_ids": [other.id]})),
         ("rename channel", who.patch("/channels/" + own_channel["id"], {"name": "renamed"})),
