@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness: the store's record codec and apply path, the code that
  * replays every log record at start-up. The first input byte picks the record
- * type (users, sessions, API keys, or an unknown one), the rest is the
+ * type (users, sessions, API keys, channels, memberships, messages, files,
+ * reports, or an unknown one), the rest is the
  * payload. A record must either be refused (STORE_E_CORRUPT) or applied; any
  * crash, leak or undefined behaviour is a finding, and an applied user must be
  * findable by its username afterwards.
@@ -16,6 +17,7 @@
 
 #include "parley/chat.h"
 #include "parley/files.h"
+#include "parley/reports.h"
 #include "parley/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     static const uint8_t types[] = {STORE_REC_USER,    STORE_REC_SESSION,    STORE_REC_API_KEY,
                                     STORE_REC_CHANNEL, STORE_REC_MEMBERSHIP, STORE_REC_MESSAGE,
-                                    STORE_REC_FILE,    99};
+                                    STORE_REC_FILE,    STORE_REC_REPORT,     99};
     uint8_t type = types[data[0] % (sizeof(types) / sizeof(types[0]))];
     int rc = store_apply(store, type, data + 1, size - 1);
     if (rc != 0 && rc != STORE_E_CORRUPT)

@@ -45,6 +45,13 @@ typedef struct principal {
  * or until a time still ahead (a timed ban ends by itself, with no write). */
 bool principal_user_banned(const store_user_t *u, int64_t now_ms);
 
+/* Whether the user's server-wide mute holds at now_ms (as a ban: until
+ * unmuted, or until a time still ahead). A muted account may read and stay
+ * connected but may not put content before others: the routes flagged
+ * HTTP_ROUTE_CONTENT answer 403 ACCOUNT_MUTED, typing_start frames an
+ * ACCOUNT_MUTED error (docs/admin.md, "Mutes"). */
+bool principal_user_muted(const store_user_t *u, int64_t now_ms);
+
 /*
  * Checks an access token or an API key without answering or counting
  * anything. Returns 0 with *p filled (principal_clear it), or

@@ -34,6 +34,7 @@ enum http_error {
     HTTP_ERR_MFA_REQUIRED,
     HTTP_ERR_INSUFFICIENT_PERMISSIONS,
     HTTP_ERR_ACCOUNT_BANNED,
+    HTTP_ERR_ACCOUNT_MUTED,
     HTTP_ERR_IP_BLOCKED,
     HTTP_ERR_NOT_FOUND,
     HTTP_ERR_METHOD_NOT_ALLOWED,
@@ -97,9 +98,15 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  * 429 RATE_LIMIT_EXCEEDED (the caller's per-minute limit, counted on every
  * authenticated request, with X-RateLimit-* headers on every answer); 403
  * INSUFFICIENT_PERMISSIONS (an API key without the permission; a non-admin
- * on an ADMIN route).
+ * on an ADMIN route); 403 ACCOUNT_MUTED with details.until (a CONTENT route
+ * called by an account whose server-wide mute holds).
+ *
+ * CONTENT marks a write that puts content before others (posting, editing,
+ * reacting, uploading, creating or renaming channels, opening direct
+ * channels); it goes with WRITE.
  */
 #define HTTP_ROUTE_UPLOAD 0x01u /* takes multipart/form-data bodies */
+#define HTTP_ROUTE_CONTENT 0x02u /* refused to a muted account */
 #define HTTP_ROUTE_PUBLIC 0x10u
 #define HTTP_ROUTE_USER 0x20u
 #define HTTP_ROUTE_ADMIN 0x40u
@@ -109,6 +116,7 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
 #define HTTP_USER_WRITE (HTTP_ROUTE_USER | HTTP_ROUTE_WRITE)
 #define HTTP_ADMIN_READ (HTTP_ROUTE_ADMIN | HTTP_ROUTE_READ)
 #define HTTP_ADMIN_WRITE (HTTP_ROUTE_ADMIN | HTTP_ROUTE_WRITE)
+#define HTTP_USER_CONTENT (HTTP_USER_WRITE | HTTP_ROUTE_CONTENT)
 
 typedef struct http_route {
     const char *method;   /* "GET", "POST", ... (a GET route also answers HEAD) */

@@ -32,6 +32,10 @@ void router_free(router_t *router);
  * `router` is a router_t (the signature fits gate_configure). */
 bool router_takes_upload(void *router, const char *method, const char *path);
 
+/* The flags (HTTP_ROUTE_*) of the route at method + path; 0 when none
+ * matches. */
+unsigned router_route_flags(void *router, const char *method, const char *path);
+
 /* The ulfius callback; user_data is the router. Always U_CALLBACK_COMPLETE. */
 int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data);
 

@@ -45,9 +45,10 @@ enum store_record_type {
 };
 #define STORE_SCHEMA_VERSION 1
 /* The user record's own version: 2 added the ban (banned_at, banned_until,
- * ban_reason), last_login, login_count and deleted_at; v1 records load with
- * them empty. */
-#define STORE_USER_SCHEMA_VERSION 2
+ * ban_reason), last_login, login_count and deleted_at; 3 added the mute
+ * (muted_at, muted_until, mute_reason); older records load with them
+ * empty. */
+#define STORE_USER_SCHEMA_VERSION 3
 #define STORE_BAN_REASON_MAX 2000 /* bytes, NUL excluded (500 code points) */
 
 typedef struct store_user {
@@ -71,6 +72,9 @@ typedef struct store_user {
     int64_t banned_at;    /* ms; 0 = not banned (v2) */
     int64_t banned_until; /* ms the ban ends by itself; 0 = until unbanned */
     char *ban_reason;     /* malloc'd or NULL */
+    int64_t muted_at;     /* ms; 0 = not muted (v3) */
+    int64_t muted_until;  /* ms the mute ends by itself; 0 = until unmuted */
+    char *mute_reason;    /* malloc'd or NULL; at most STORE_BAN_REASON_MAX bytes */
     int64_t last_login;   /* ms of the last successful login; 0 = never */
     int64_t login_count;
     int64_t deleted_at;   /* ms; deleted (deactivated, its username and email

@@ -14,6 +14,8 @@
  * from "this account is banned". A ban revokes nothing: the sessions and keys
  * are refused while it holds, and a timed ban ends when its time passes,
  * with no write, because every check compares banned_until with the clock.
+ * A mute (principal_user_muted) is the same comparison; it refuses nothing
+ * here, only the writes of content (the router's HTTP_ROUTE_CONTENT check).
  */
 #include "parley/access.h"
 
@@ -27,6 +29,11 @@
 bool principal_user_banned(const store_user_t *u, int64_t now_ms)
 {
     return u->banned_at != 0 && (u->banned_until == 0 || u->banned_until > now_ms);
+}
+
+bool principal_user_muted(const store_user_t *u, int64_t now_ms)
+{
+    return u->muted_at != 0 && (u->muted_until == 0 || u->muted_until > now_ms);
 }
 
 /* 0, or why the user cannot call (*u is cleared then). */

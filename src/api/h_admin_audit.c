@@ -73,7 +73,9 @@ static json_t *entry_json(store_t *store, const store_audit_t *a)
     if (a->actor_id[0]) {
         store_user_t u;
         if (store_user_get(store, a->actor_id, &u)) {
-            actor = json_pack("{s:s, s:s}", "id", u.id, "username", u.username);
+            /* A deleted account's username may be someone else's now. */
+            actor = json_pack("{s:s, s:o}", "id", u.id, "username",
+                              u.deleted_at ? json_null() : json_string(u.username));
             store_user_clear(&u);
         } else {
             actor = json_pack("{s:s, s:n}", "id", a->actor_id, "username");

@@ -10,11 +10,15 @@
  * decided there), durable before the answer. A ban revokes nothing: the
  * policy layer (src/access/principal.c) refuses the account's tokens, keys
  * and live connections while it holds, so an unban or the end of a timed
- * ban gives them back. Deletion deactivates the account for good, frees
+ * ban gives them back. A mute (timeout) is the same pair of fields beside
+ * the ban's, which the router compares on the routes that put content
+ * before others (HTTP_ROUTE_CONTENT: 403 ACCOUNT_MUTED); it refuses nothing
+ * else. Bans and mutes share one code path (admin_moderate), which the
+ * report resolutions of h_admin_reports.c call too. Deletion deactivates the account for good, frees
  * its username and email (the store drops them from its indexes) and
  * revokes its sessions; its messages stay, with a "Deleted user" sender.
  *
- * Refusals: an admin may not ban or delete their own account (403
+ * Refusals: an admin may not ban, mute or delete their own account (403
  * INSUFFICIENT_PERMISSIONS), nor remove the admin role of the last admin
  * (409 CONFLICT); a deleted account cannot be deleted again (409).
  */
@@ -45,6 +49,11 @@ static json_t *admin_user_json(const store_user_t *u)
     json_object_set_new(o, "banned_until", time_json(banned ? u->banned_until : 0));
     json_object_set_new(o, "ban_reason",
                         banned && u->ban_reason ? json_string(u->ban_reason) : json_null());
+    bool muted = principal_user_muted(u, clock_wall_ms());
+    json_object_set_new(o, "is_muted", json_boolean(muted));
+    json_object_set_new(o, "muted_until", time_json(muted ? u->muted_until : 0));
+    json_object_set_new(o, "mute_reason",
+                        muted && u->mute_reason ? json_string(u->mute_reason) : json_null());
     json_object_set_new(o, "last_login", time_json(u->last_login));
     json_object_set_new(o, "login_count", json_integer(u->login_count));
     json_object_set_new(o, "is_deleted", json_boolean(u->deleted_at != 0));
@@ -235,19 +244,19 @@ static void get_user(http_ctx_t *ctx)
 #define REFUSE_DELETED 1
 #define REFUSE_LAST_ADMIN 2
 
-/* Whether the route's account exists (else 404) and, unless self_ok, is
- * not the caller's own (else 403: an admin does not `what` themselves).
+/* Whether the account `id` exists (else 404) and, unless self_ok, is not
+ * the caller's own (else 403: an admin does not `what` themselves).
  * Answers and returns false when not. */
-static bool target_ok(http_ctx_t *ctx, bool self_ok, const char *what)
+static bool target_ok(http_ctx_t *ctx, const char *id, bool self_ok, const char *what)
 {
     parley_app_t *app = ctx->app;
     store_user_t probe;
-    if (!store_user_get(app->store, ctx->params[0], &probe)) {
+    if (!store_user_get(app->store, id, &probe)) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such user");
         return false;
     }
     store_user_clear(&probe);
-    if (!self_ok && strcmp(ctx->params[0], ctx->principal->user.id) == 0) {
+    if (!self_ok && strcmp(id, ctx->principal->user.id) == 0) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "an administrator cannot %s their own account", what);
         return false;
@@ -255,18 +264,24 @@ static bool target_ok(http_ctx_t *ctx, bool self_ok, const char *what)
     return true;
 }
 
-/* Runs one change on the target (not the caller when !self_ok), waits for
- * it and answers 200 with the admin view, or the refusal. */
-static void change_user(http_ctx_t *ctx, bool self_ok, const char *what,
-                        int (*fn)(void *c, store_user_t *u), void *c)
+/* Runs one change on account `id` (not the caller's when !self_ok), writes
+ * its audit entry (`action`, `details` stolen) and waits for both: true with
+ * *now set (caller clears), or false after answering the refusal. */
+static bool modify_user(http_ctx_t *ctx, const char *id, bool self_ok, const char *what,
+                        int (*fn)(void *c, store_user_t *u), void *c, store_user_t *now,
+                        const char *action, json_t *details)
 {
     parley_app_t *app = ctx->app;
-    const char *id = ctx->params[0];
-    if (!target_ok(ctx, self_ok, what))
-        return;
-    store_user_t now;
+    if (!target_ok(ctx, id, self_ok, what)) {
+        json_decref(details);
+        return false;
+    }
     uint64_t lsn;
-    int rc = store_user_modify(app->store, id, fn, c, &now, &lsn);
+    int rc = store_user_modify(app->store, id, fn, c, now, &lsn);
+    if (rc == 0)
+        lsn = audit_write(ctx, lsn, action, id, details);
+    else
+        json_decref(details);
     if (rc == REFUSE_DELETED) {
         http_reply_error(ctx, HTTP_ERR_CONFLICT, NULL, "the account is deleted");
     } else if (rc == REFUSE_LAST_ADMIN) {
@@ -277,49 +292,106 @@ static void change_user(http_ctx_t *ctx, bool self_ok, const char *what,
     } else {
         rc = store_wait(app->store, lsn);
         if (rc == 0)
-            http_reply_json(ctx, 200, admin_user_json(&now));
-        else
-            reply_store_error(ctx, rc);
+            return true;
+        reply_store_error(ctx, rc);
+        store_user_clear(now);
+    }
+    return false;
+}
+
+/* modify_user on the route's account, answering 200 with the admin view. */
+static void change_user(http_ctx_t *ctx, bool self_ok, const char *what,
+                        int (*fn)(void *c, store_user_t *u), void *c, const char *action,
+                        json_t *details)
+{
+    store_user_t now;
+    if (modify_user(ctx, ctx->params[0], self_ok, what, fn, c, &now, action, details)) {
+        http_reply_json(ctx, 200, admin_user_json(&now));
         store_user_clear(&now);
     }
 }
 
-typedef struct ban {
-    const char *reason;
-    int64_t until;
-} ban_t;
-
-static int apply_ban(void *ctx, store_user_t *u)
+/* A ban or a mute: the same fields, in two sets of the user record. */
+static int apply_moderation(void *ctx, store_user_t *u)
 {
-    const ban_t *b = ctx;
+    const admin_moderation_t *m = ctx;
     if (u->deleted_at)
         return REFUSE_DELETED;
-    u->banned_at = clock_wall_ms();
-    u->banned_until = b->until;
-    free(u->ban_reason);
-    u->ban_reason = b->reason && b->reason[0] ? xstrdup(b->reason) : NULL;
-    u->updated_at = u->banned_at;
+    int64_t now = clock_wall_ms();
+    char *reason = m->reason && m->reason[0] ? xstrdup(m->reason) : NULL;
+    if (m->what == ADMIN_BAN) {
+        u->banned_at = now;
+        u->banned_until = m->until;
+        free(u->ban_reason);
+        u->ban_reason = reason;
+    } else {
+        u->muted_at = now;
+        u->muted_until = m->until;
+        free(u->mute_reason);
+        u->mute_reason = reason;
+    }
+    u->updated_at = now;
     return 0;
+}
+
+bool admin_moderation_read(http_ctx_t *ctx, admin_moderation_t *m)
+{
+    const char *until = NULL;
+    m->reason = NULL;
+    m->until = 0;
+    if (http_field_string(ctx, "reason", false, 0, REASON_MAX, true, &m->reason) != 0 ||
+        http_field_string(ctx, "until", false, 1, 64, false, &until) != 0)
+        return false;
+    if (until) {
+        if (!http_parse_time(until, &m->until)) {
+            http_reply_invalid(ctx, "until", "until must be an RFC 3339 time");
+            return false;
+        }
+        if (m->until <= clock_wall_ms()) {
+            http_reply_invalid(ctx, "until", "until must be in the future");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool admin_moderate(http_ctx_t *ctx, const char *user_id, const admin_moderation_t *m,
+                    store_user_t *out)
+{
+    store_user_t now;
+    json_t *details = json_pack("{s:o, s:o}", "reason",
+                                m->reason && m->reason[0] ? json_string(m->reason) : json_null(),
+                                "until", time_json(m->until));
+    if (!modify_user(ctx, user_id, false, m->what == ADMIN_BAN ? "ban" : "mute",
+                     apply_moderation, (void *)m, &now,
+                     m->what == ADMIN_BAN ? "user.ban" : "user.mute", details))
+        return false;
+    if (out)
+        *out = now;
+    else
+        store_user_clear(&now);
+    return true;
+}
+
+/* POST /admin/users/{id}/ban and /mute {reason?, until?} */
+static void post_moderation(http_ctx_t *ctx, int what)
+{
+    admin_moderation_t m = {.what = what};
+    store_user_t now;
+    if (admin_moderation_read(ctx, &m) && admin_moderate(ctx, ctx->params[0], &m, &now)) {
+        http_reply_json(ctx, 200, admin_user_json(&now));
+        store_user_clear(&now);
+    }
 }
 
 static void post_ban(http_ctx_t *ctx)
 {
-    ban_t b = {0};
-    const char *until = NULL;
-    if (http_field_string(ctx, "reason", false, 0, REASON_MAX, true, &b.reason) != 0 ||
-        http_field_string(ctx, "until", false, 1, 64, false, &until) != 0)
-        return;
-    if (until) {
-        if (!http_parse_time(until, &b.until)) {
-            http_reply_invalid(ctx, "until", "until must be an RFC 3339 time");
-            return;
-        }
-        if (b.until <= clock_wall_ms()) {
-            http_reply_invalid(ctx, "until", "until must be in the future");
-            return;
-        }
-    }
-    change_user(ctx, false, "ban", apply_ban, &b);
+    post_moderation(ctx, ADMIN_BAN);
+}
+
+static void post_mute(http_ctx_t *ctx)
+{
+    post_moderation(ctx, ADMIN_MUTE);
 }
 
 static int apply_unban(void *ctx, store_user_t *u)
@@ -334,7 +406,22 @@ static int apply_unban(void *ctx, store_user_t *u)
 
 static void post_unban(http_ctx_t *ctx)
 {
-    change_user(ctx, true, "unban", apply_unban, NULL);
+    change_user(ctx, true, "unban", apply_unban, NULL, "user.unban", NULL);
+}
+
+static int apply_unmute(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->muted_at = u->muted_until = 0;
+    free(u->mute_reason);
+    u->mute_reason = NULL;
+    u->updated_at = clock_wall_ms();
+    return 0;
+}
+
+static void post_unmute(http_ctx_t *ctx)
+{
+    change_user(ctx, true, "unmute", apply_unmute, NULL, "user.unmute", NULL);
 }
 
 typedef struct roles_change {
@@ -379,7 +466,8 @@ static void put_roles(http_ctx_t *ctx)
         return;
     }
     roles_change_t r = {.store = app->store, .admin = admin};
-    change_user(ctx, true, "change the roles of", apply_roles, &r);
+    change_user(ctx, true, "change the roles of", apply_roles, &r, "user.roles",
+                json_pack("{s:b}", "admin", admin));
 }
 
 static int apply_delete(void *ctx, store_user_t *u)
@@ -396,7 +484,7 @@ static void delete_user(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const char *id = ctx->params[0];
-    if (!target_ok(ctx, false, "delete"))
+    if (!target_ok(ctx, id, false, "delete"))
         return;
     uint64_t lsn, revoked = 0;
     int rc = store_user_modify(app->store, id, apply_delete, NULL, NULL, &lsn);
@@ -408,7 +496,8 @@ static void delete_user(http_ctx_t *ctx)
     if (rc == 0)
         rc = store_session_revoke_all(app->store, id, NULL, &revoked);
     if (rc == 0)
-        rc = store_wait(app->store, revoked > lsn ? revoked : lsn);
+        rc = store_wait(app->store,
+                        audit_write(ctx, revoked > lsn ? revoked : lsn, "user.delete", id, NULL));
     if (rc != 0) {
         reply_store_error(ctx, rc);
         return;
@@ -421,6 +510,8 @@ const http_route_t admin_users_routes[] = {
     {"GET", "/api/v1/admin/users/:id", get_user, HTTP_ADMIN_READ},
     {"POST", "/api/v1/admin/users/:id/ban", post_ban, HTTP_ADMIN_WRITE},
     {"POST", "/api/v1/admin/users/:id/unban", post_unban, HTTP_ADMIN_WRITE},
+    {"POST", "/api/v1/admin/users/:id/mute", post_mute, HTTP_ADMIN_WRITE},
+    {"POST", "/api/v1/admin/users/:id/unmute", post_unmute, HTTP_ADMIN_WRITE},
     {"PUT", "/api/v1/admin/users/:id/roles", put_roles, HTTP_ADMIN_WRITE},
     {"DELETE", "/api/v1/admin/users/:id", delete_user, HTTP_ADMIN_WRITE},
     {NULL, NULL, NULL, 0},

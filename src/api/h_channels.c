@@ -742,11 +742,11 @@ out:
 }
 
 const http_route_t channels_routes[] = {
-    {"POST", "/api/v1/channels", post_channel, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels", post_channel, HTTP_USER_CONTENT},
     {"GET", "/api/v1/channels", get_channels, HTTP_USER_READ},
-    {"POST", "/api/v1/channels/direct", post_direct, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/direct", post_direct, HTTP_USER_CONTENT},
     {"GET", "/api/v1/channels/:id", get_channel, HTTP_USER_READ},
-    {"PATCH", "/api/v1/channels/:id", patch_channel, HTTP_USER_WRITE},
+    {"PATCH", "/api/v1/channels/:id", patch_channel, HTTP_USER_CONTENT},
     {"DELETE", "/api/v1/channels/:id", delete_channel, HTTP_USER_WRITE},
     {"POST", "/api/v1/channels/:id/join", post_join, HTTP_USER_WRITE},
     {"POST", "/api/v1/channels/:id/leave", post_leave, HTTP_USER_WRITE},

@@ -506,8 +506,8 @@ out:
 }
 
 const http_route_t files_routes[] = {
-    {"POST", "/api/v1/files", post_file, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
-    {"POST", "/api/v1/files/upload", post_file, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
+    {"POST", "/api/v1/files", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
+    {"POST", "/api/v1/files/upload", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
     {"GET", "/api/v1/files", get_files, HTTP_USER_READ},
     {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ},
     {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ},

@@ -526,12 +526,33 @@ static bool delete_attachments(http_ctx_t *ctx, const chat_message_t *m)
     return true;
 }
 
-static void delete_message(http_ctx_t *ctx)
+bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bool *already)
 {
     parley_app_t *app = ctx->app;
+    message_change_t c = {.what = DELETE};
+    uint64_t lsn;
+    int rc = chat_message_modify(app->store, m->id, change_message, &c, NULL, &lsn);
+    if (rc == 0 && strcmp(m->user_id, by) != 0) /* moderation: audited */
+        lsn = audit_write(ctx, lsn, "message.delete", m->id,
+                          json_pack("{s:s, s:s}", "channel_id", m->channel_id, "author_id",
+                                    m->user_id));
+    *already = rc == GONE;
+    if (rc == GONE)
+        return true;
+    if (!durable(ctx, rc, lsn) || !delete_attachments(ctx, m))
+        return false;
+    realtime_publish(app->realtime, "message.deleted", m->channel_id, NULL,
+                     json_pack("{s:s, s:s, s:s}", "id", m->id, "channel_id", m->channel_id,
+                               "deleted_by", by));
+    return true;
+}
+
+static void delete_message(http_ctx_t *ctx)
+{
     const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
+    bool already;
     if (!load_message(ctx, p, &m, &a))
         goto out_access;
     if (strcmp(m.user_id, p->user.id) != 0 && !a.can_moderate) {
@@ -539,20 +560,11 @@ static void delete_message(http_ctx_t *ctx)
                          "only the author, a moderator or an admin may delete a message");
         goto out;
     }
-    message_change_t c = {.what = DELETE};
-    uint64_t lsn;
-    int rc = chat_message_modify(app->store, m.id, change_message, &c, NULL, &lsn);
-    if (rc == 0 && strcmp(m.user_id, p->user.id) != 0) /* moderation: audited */
-        lsn = audit_write(ctx, lsn, "message.delete", m.id,
-                          json_pack("{s:s, s:s}", "channel_id", m.channel_id, "author_id",
-                                    m.user_id));
-    if (rc == GONE)
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
-    else if (durable(ctx, rc, lsn) && delete_attachments(ctx, &m)) {
-        realtime_publish(app->realtime, "message.deleted", m.channel_id, NULL,
-                         json_pack("{s:s, s:s, s:s}", "id", m.id, "channel_id", m.channel_id,
-                                   "deleted_by", p->user.id));
-        http_reply_empty(ctx, 204);
+    if (message_delete(ctx, &m, p->user.id, &already)) {
+        if (already)
+            http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was already deleted");
+        else
+            http_reply_empty(ctx, 204);
     }
 out:
     chat_message_clear(&m);
@@ -656,15 +668,15 @@ static void delete_reaction(http_ctx_t *ctx)
 }
 
 const http_route_t messages_routes[] = {
-    {"POST", "/api/v1/channels/:id/messages", post_channel_message, HTTP_USER_WRITE},
+    {"POST", "/api/v1/channels/:id/messages", post_channel_message, HTTP_USER_CONTENT},
     {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ},
-    {"POST", "/api/v1/messages", post_message, HTTP_USER_WRITE},
+    {"POST", "/api/v1/messages", post_message, HTTP_USER_CONTENT},
     {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ},
     {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ},
-    {"PUT", "/api/v1/messages/:id", put_message, HTTP_USER_WRITE},
+    {"PUT", "/api/v1/messages/:id", put_message, HTTP_USER_CONTENT},
     {"DELETE", "/api/v1/messages/:id", delete_message, HTTP_USER_WRITE},
     {"GET", "/api/v1/messages/:id/thread", get_thread, HTTP_USER_READ},
-    {"POST", "/api/v1/messages/:id/reactions", post_reaction, HTTP_USER_WRITE},
+    {"POST", "/api/v1/messages/:id/reactions", post_reaction, HTTP_USER_CONTENT},
     {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, HTTP_USER_WRITE},
     {NULL, NULL, NULL, 0},
 };

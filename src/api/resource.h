@@ -36,6 +36,7 @@ uint64_t audit_write(http_ctx_t *ctx, uint64_t after, const char *action, const 
                      json_t *details);
 uint64_t audit_write_as(http_ctx_t *ctx, const char *actor_id, uint64_t after,
                         const char *action, const char *target, json_t *details);
+extern const http_route_t reports_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
@@ -55,6 +56,36 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
  * shape of every paged list. */
 void reply_page(http_ctx_t *ctx, const char *key, json_t *items, size_t total, long page,
                 long limit);
+
+/* ---- moderation (h_admin_users.c), for the admin resources ---- */
+
+typedef struct admin_moderation {
+    enum { ADMIN_BAN, ADMIN_MUTE } what;
+    const char *reason; /* NULL or "" for none; points into the request body */
+    int64_t until;      /* ms it ends by itself; 0 = until lifted */
+} admin_moderation_t;
+
+/* Reads the body's {reason?, until?} (reason at most 500 characters, until
+ * an RFC 3339 time in the future) into m->reason and m->until: true, or
+ * false after answering 422 naming the field. */
+bool admin_moderation_read(http_ctx_t *ctx, admin_moderation_t *m);
+
+/* Bans or mutes account user_id for the calling admin, durably (a ban or
+ * mute again replaces the reason and the end): true once the record is
+ * durable, nothing answered, *out (may be NULL; caller clears) the new
+ * state; false after answering 404 (no such user), 403 (the caller's own
+ * account), 409 (a deleted account) or a store failure. */
+bool admin_moderate(http_ctx_t *ctx, const char *user_id, const admin_moderation_t *m,
+                    store_user_t *out);
+
+/* ---- messages (h_messages.c) ---- */
+
+/* Deletes message m (a copy from the store) on behalf of user `by`, the one
+ * path of every deletion: the record (durable), the files attached to it,
+ * the message.deleted event. True when done, nothing answered; *already
+ * true when it was deleted before (nothing written). False after answering
+ * a store failure. */
+bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bool *already);
 
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);

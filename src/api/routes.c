@@ -18,5 +18,6 @@ const http_route_t *const api_route_tables[] = {
     realtime_routes,
     admin_users_routes,
     admin_audit_routes,
+    reports_routes,
     NULL,
 };

@@ -9,6 +9,10 @@
  * authenticated answer, errors included. A key without the permission the
  * route needs (READ or WRITE), or a non-admin on an ADMIN route, is refused
  * after that count: the caller is known, so its 403 carries the headers too.
+ * Last, a route that puts content before others (HTTP_ROUTE_CONTENT) is
+ * refused to a muted account with 403 ACCOUNT_MUTED: the one place the mute
+ * is enforced over HTTP, and over WebSocket send_message, which runs
+ * through the router.
  *
  * The upload callback runs before the router (while the body arrives) and
  * only needs a yes or no: http_credentials_valid() decides it the same way
@@ -20,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parley/access.h"
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
@@ -104,10 +109,18 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
                          "this endpoint is for administrators");
         return false;
     }
+    if ((flags & HTTP_ROUTE_CONTENT) && principal_user_muted(&p->user, clock_wall_ms())) {
+        json_t *details = json_pack("{s:o}", "until", time_json(p->user.muted_until));
+        principal_clear(p);
+        http_reply_error(ctx, HTTP_ERR_ACCOUNT_MUTED, details,
+                         "this account is muted: it may read but not post");
+        return false;
+    }
     return true;
 }
 
-bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write)
+bool http_credentials_valid(struct parley_app *app, const struct _u_request *req,
+                            unsigned flags)
 {
     const char *authz = u_map_get_case(req->map_header, "Authorization");
     const char *key = u_map_get_case(req->map_header, "X-API-Key");
@@ -124,7 +137,8 @@ bool http_credentials_valid(struct parley_app *app, const struct _u_request *req
     }
     if (rc != 0)
         return false;
-    bool ok = !write || p.can_write;
+    bool ok = (!(flags & HTTP_ROUTE_WRITE) || p.can_write) &&
+              (!(flags & HTTP_ROUTE_CONTENT) || !principal_user_muted(&p.user, clock_wall_ms()));
     principal_clear(&p);
     return ok;
 }

@@ -16,12 +16,14 @@
 bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p);
 
 /*
- * Whether a request carries valid credentials (for `write`: allowing
- * writes), decided without answering or counting anything: for the upload
- * callback, which must not write a stranger's bytes to disk before the
- * router runs.
+ * Whether a request carries credentials valid for a route of these flags
+ * (HTTP_ROUTE_WRITE: allowing writes; HTTP_ROUTE_CONTENT: of an account not
+ * muted), decided without answering or counting anything: for the upload
+ * callback, which must not write a stranger's (or a muted account's) bytes
+ * to disk before the router runs and refuses them.
  */
 struct parley_app;
-bool http_credentials_valid(struct parley_app *app, const struct _u_request *req, bool write);
+bool http_credentials_valid(struct parley_app *app, const struct _u_request *req,
+                            unsigned flags);
 
 #endif

@@ -80,9 +80,12 @@ static bool split_path(const char *path, path_view_t *view)
     return true;
 }
 
-/* Exactly one of PUBLIC/USER/ADMIN; READ or WRITE (one) unless public. */
+/* Exactly one of PUBLIC/USER/ADMIN; READ or WRITE (one) unless public;
+ * CONTENT only with WRITE. */
 static bool route_flags_valid(unsigned flags)
 {
+    if ((flags & HTTP_ROUTE_CONTENT) && !(flags & HTTP_ROUTE_WRITE))
+        return false;
     unsigned who = flags & (HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_ADMIN);
     unsigned need = flags & (HTTP_ROUTE_READ | HTTP_ROUTE_WRITE);
     if (who != HTTP_ROUTE_PUBLIC && who != HTTP_ROUTE_USER && who != HTTP_ROUTE_ADMIN)
@@ -110,7 +113,8 @@ router_t *router_new(const http_route_t *const *tables, void *app)
             }
             if (!route_flags_valid(d->flags)) {
                 log_error("router: route %s %s must say who may call it (PUBLIC, USER or "
-                          "ADMIN) and, unless public, what an API key needs (READ or WRITE)",
+                          "ADMIN) and, unless public, what an API key needs (READ or WRITE; CONTENT "
+                          "with WRITE)",
                           d->method, d->pattern);
                 abort();
             }
@@ -227,15 +231,20 @@ static bool capture_params(http_ctx_t *ctx, const compiled_route_t *c, const pat
     return true;
 }
 
-bool router_takes_upload(void *router, const char *method, const char *path)
+unsigned router_route_flags(void *router, const char *method, const char *path)
 {
     const router_t *r = router;
     path_view_t view;
     char allow[96];
     if (!split_path(path, &view))
-        return false;
+        return 0;
     const compiled_route_t *c = match(r, method, &view, allow, sizeof(allow));
-    return c != NULL && (c->def->flags & HTTP_ROUTE_UPLOAD) != 0;
+    return c != NULL ? c->def->flags : 0;
+}
+
+bool router_takes_upload(void *router, const char *method, const char *path)
+{
+    return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
 }
 
 static bool method_has_body(const char *method)

@@ -56,13 +56,15 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
     (void)transfer_encoding;
     upload_ctx_t *uc = cls;
     parley_app_t *app = uc->app;
-    if (!router_takes_upload(uc->router, req->http_verb, req->url_path))
+    unsigned flags = router_route_flags(uc->router, req->http_verb, req->url_path);
+    if (!(flags & HTTP_ROUTE_UPLOAD))
         return U_ERROR; /* not an upload route: the router refuses the body */
     upload_state_t *us = gate_attached();
     if (us == NULL) {
-        /* Nobody writes to this disk without credentials: the handler will
-         * answer 401 as usual, the bytes are not kept. */
-        if (!http_credentials_valid(app, req, true))
+        /* Nobody writes to this disk without credentials (nor a muted
+         * account on a content route): the router will answer 401 or 403
+         * as usual, the bytes are not kept. */
+        if (!http_credentials_valid(app, req, flags))
             return U_ERROR;
         us = xcalloc(1, sizeof(*us));
         http_request_attach(us, upload_free);

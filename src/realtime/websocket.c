@@ -23,7 +23,9 @@
  *     stream that ends inside a frame);
  *   - send_message runs POST /api/v1/messages through the router on a small
  *     pool of worker threads (it waits for the log's fsync, which the loop
- *     must never do); the answer comes back to the loop as an ack frame;
+ *     must never do); the answer comes back to the loop as an ack frame
+ *     (a muted account's is the router's 403 ACCOUNT_MUTED, and its
+ *     typing_start is refused here with the same code);
  *   - a tick (every TICK_MS) sends pings, closes idle, unauthenticated or
  *     logged-out connections, expires typing indicators and drops clients
  *     that never finished a close.
@@ -45,6 +47,7 @@
 #include <wslay/wslay.h>
 
 #include "internal.h"
+#include "parley/access.h"
 #include "parley/auth.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
@@ -512,6 +515,20 @@ static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
     if (!can_post) {
         send_error(c, "INSUFFICIENT_PERMISSIONS", "you may not post in this channel",
                    json_pack("{s:s}", "channel_id", channel_id), ref);
+        return;
+    }
+    store_user_t now;
+    bool muted = false;
+    int64_t until = 0;
+    if (start && store_user_get(loop->rt->app->store, me, &now)) {
+        muted = principal_user_muted(&now, clock_wall_ms());
+        until = now.muted_until;
+        store_user_clear(&now);
+    }
+    if (muted) { /* a muted account may stop typing, not start */
+        send_error(c, "ACCOUNT_MUTED", "this account is muted: it may read but not post",
+                   json_pack("{s:s, s:o}", "channel_id", channel_id, "until", time_json(until)),
+                   ref);
         return;
     }
     typing_entry_t *t = typing_find(loop, me, channel_id);

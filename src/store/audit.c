@@ -138,11 +138,11 @@ static int decode(const void *data, size_t len, store_audit_t *a)
     if (o == NULL)
         return STORE_E_CORRUPT;
     json_t *at = json_object_get(o, "at"), *details = json_object_get(o, "details");
-    bool ok = codec_fixed(o, "id", a->id, sizeof(a->id)) && a->id[0] && json_is_integer(at) &&
-              codec_fixed(o, "actor", a->actor_id, sizeof(a->actor_id)) &&
-              codec_fixed(o, "action", a->action, sizeof(a->action)) && action_ok(a->action) &&
-              codec_fixed(o, "target", a->target, sizeof(a->target)) &&
-              codec_fixed(o, "ip", a->ip, sizeof(a->ip)) &&
+    bool ok = codec_get_fixed(o, "id", a->id, sizeof(a->id)) && a->id[0] && json_is_integer(at) &&
+              codec_get_fixed(o, "actor", a->actor_id, sizeof(a->actor_id)) &&
+              codec_get_fixed(o, "action", a->action, sizeof(a->action)) && action_ok(a->action) &&
+              codec_get_fixed(o, "target", a->target, sizeof(a->target)) &&
+              codec_get_fixed(o, "ip", a->ip, sizeof(a->ip)) &&
               (details == NULL || json_is_null(details) || json_is_object(details));
     if (ok) {
         a->at = json_integer_value(at);

@@ -13,12 +13,12 @@
 #include "codec.h"
 #include "parley/xalloc.h"
 
-static void set_str(json_t *o, const char *key, const char *v)
+void codec_set_str(json_t *o, const char *key, const char *v)
 {
     json_object_set_new(o, key, v ? json_string(v) : json_null());
 }
 
-bool codec_fixed(json_t *o, const char *key, char *out, size_t size)
+bool codec_get_fixed(json_t *o, const char *key, char *out, size_t size)
 {
     json_t *v = json_object_get(o, key);
     if (!json_is_string(v) || json_string_length(v) >= size ||
@@ -29,18 +29,18 @@ bool codec_fixed(json_t *o, const char *key, char *out, size_t size)
 }
 
 /* Like get_fixed, but a missing or null field is "" (fields added after v1). */
-static bool get_fixed_opt(json_t *o, const char *key, char *out, size_t size)
+bool codec_get_fixed_opt(json_t *o, const char *key, char *out, size_t size)
 {
     json_t *v = json_object_get(o, key);
     if (v == NULL || json_is_null(v)) {
         out[0] = '\0';
         return true;
     }
-    return codec_fixed(o, key, out, size);
+    return codec_get_fixed(o, key, out, size);
 }
 
 /* A nullable string field as a malloc'd copy (NULL when null or absent). */
-static bool get_dup(json_t *o, const char *key, char **out)
+bool codec_get_dup(json_t *o, const char *key, char **out)
 {
     json_t *v = json_object_get(o, key);
     *out = NULL;
@@ -52,7 +52,7 @@ static bool get_dup(json_t *o, const char *key, char **out)
     return true;
 }
 
-static bool get_i64(json_t *o, const char *key, int64_t *out)
+bool codec_get_i64(json_t *o, const char *key, int64_t *out)
 {
     json_t *v = json_object_get(o, key);
     if (v == NULL) {
@@ -65,7 +65,7 @@ static bool get_i64(json_t *o, const char *key, int64_t *out)
     return true;
 }
 
-static bool get_bool(json_t *o, const char *key, bool *out)
+bool codec_get_bool(json_t *o, const char *key, bool *out)
 {
     json_t *v = json_object_get(o, key);
     if (v == NULL) {
@@ -105,29 +105,32 @@ char *codec_user_encode(const store_user_t *u)
 {
     json_t *o = json_object();
     json_object_set_new(o, "v", json_integer(STORE_USER_SCHEMA_VERSION));
-    set_str(o, "id", u->id);
-    set_str(o, "username", u->username);
-    set_str(o, "email", u->email);
-    set_str(o, "password_hash", u->password_hash);
-    set_str(o, "display_name", u->display_name);
-    set_str(o, "bio", u->bio);
-    set_str(o, "avatar_url", u->avatar_url);
-    set_str(o, "preferences", u->preferences);
+    codec_set_str(o, "id", u->id);
+    codec_set_str(o, "username", u->username);
+    codec_set_str(o, "email", u->email);
+    codec_set_str(o, "password_hash", u->password_hash);
+    codec_set_str(o, "display_name", u->display_name);
+    codec_set_str(o, "bio", u->bio);
+    codec_set_str(o, "avatar_url", u->avatar_url);
+    codec_set_str(o, "preferences", u->preferences);
     json_object_set_new(o, "is_admin", json_boolean(u->is_admin));
     json_object_set_new(o, "is_active", json_boolean(u->is_active));
     json_object_set_new(o, "created_at", json_integer(u->created_at));
     json_object_set_new(o, "updated_at", json_integer(u->updated_at));
     json_object_set_new(o, "last_seen", json_integer(u->last_seen));
     json_object_set_new(o, "mfa_enabled", json_boolean(u->mfa_enabled));
-    set_str(o, "mfa_secret", u->mfa_secret[0] ? u->mfa_secret : NULL);
-    set_str(o, "mfa_pending", u->mfa_pending[0] ? u->mfa_pending : NULL);
+    codec_set_str(o, "mfa_secret", u->mfa_secret[0] ? u->mfa_secret : NULL);
+    codec_set_str(o, "mfa_pending", u->mfa_pending[0] ? u->mfa_pending : NULL);
     json_object_set_new(o, "mfa_last_step", json_integer(u->mfa_last_step));
     json_object_set_new(o, "banned_at", json_integer(u->banned_at));
     json_object_set_new(o, "banned_until", json_integer(u->banned_until));
-    set_str(o, "ban_reason", u->ban_reason);
+    codec_set_str(o, "ban_reason", u->ban_reason);
     json_object_set_new(o, "last_login", json_integer(u->last_login));
     json_object_set_new(o, "login_count", json_integer(u->login_count));
     json_object_set_new(o, "deleted_at", json_integer(u->deleted_at));
+    json_object_set_new(o, "muted_at", json_integer(u->muted_at));
+    json_object_set_new(o, "muted_until", json_integer(u->muted_until));
+    codec_set_str(o, "mute_reason", u->mute_reason);
     return close_record(o);
 }
 
@@ -137,28 +140,33 @@ int codec_user_decode(const void *data, size_t len, store_user_t *u)
     json_t *o = codec_open_record(data, len, STORE_USER_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
-    bool ok = codec_fixed(o, "id", u->id, sizeof(u->id)) &&
-              codec_fixed(o, "username", u->username, sizeof(u->username)) &&
-              codec_fixed(o, "email", u->email, sizeof(u->email)) &&
-              codec_fixed(o, "password_hash", u->password_hash, sizeof(u->password_hash)) &&
-              get_dup(o, "display_name", &u->display_name) && get_dup(o, "bio", &u->bio) &&
-              get_dup(o, "avatar_url", &u->avatar_url) &&
-              get_dup(o, "preferences", &u->preferences) &&
-              get_bool(o, "is_admin", &u->is_admin) && get_bool(o, "is_active", &u->is_active) &&
-              get_i64(o, "created_at", &u->created_at) &&
-              get_i64(o, "updated_at", &u->updated_at) && get_i64(o, "last_seen", &u->last_seen) &&
-              get_bool(o, "mfa_enabled", &u->mfa_enabled) &&
-              get_fixed_opt(o, "mfa_secret", u->mfa_secret, sizeof(u->mfa_secret)) &&
-              get_fixed_opt(o, "mfa_pending", u->mfa_pending, sizeof(u->mfa_pending)) &&
-              get_i64(o, "mfa_last_step", &u->mfa_last_step) &&
+    bool ok = codec_get_fixed(o, "id", u->id, sizeof(u->id)) &&
+              codec_get_fixed(o, "username", u->username, sizeof(u->username)) &&
+              codec_get_fixed(o, "email", u->email, sizeof(u->email)) &&
+              codec_get_fixed(o, "password_hash", u->password_hash, sizeof(u->password_hash)) &&
+              codec_get_dup(o, "display_name", &u->display_name) && codec_get_dup(o, "bio", &u->bio) &&
+              codec_get_dup(o, "avatar_url", &u->avatar_url) &&
+              codec_get_dup(o, "preferences", &u->preferences) &&
+              codec_get_bool(o, "is_admin", &u->is_admin) && codec_get_bool(o, "is_active", &u->is_active) &&
+              codec_get_i64(o, "created_at", &u->created_at) &&
+              codec_get_i64(o, "updated_at", &u->updated_at) && codec_get_i64(o, "last_seen", &u->last_seen) &&
+              codec_get_bool(o, "mfa_enabled", &u->mfa_enabled) &&
+              codec_get_fixed_opt(o, "mfa_secret", u->mfa_secret, sizeof(u->mfa_secret)) &&
+              codec_get_fixed_opt(o, "mfa_pending", u->mfa_pending, sizeof(u->mfa_pending)) &&
+              codec_get_i64(o, "mfa_last_step", &u->mfa_last_step) &&
               /* v2; absent (0, NULL) in v1 records */
-              get_i64(o, "banned_at", &u->banned_at) && u->banned_at >= 0 &&
-              get_i64(o, "banned_until", &u->banned_until) && u->banned_until >= 0 &&
-              get_dup(o, "ban_reason", &u->ban_reason) &&
+              codec_get_i64(o, "banned_at", &u->banned_at) && u->banned_at >= 0 &&
+              codec_get_i64(o, "banned_until", &u->banned_until) && u->banned_until >= 0 &&
+              codec_get_dup(o, "ban_reason", &u->ban_reason) &&
               (u->ban_reason == NULL || strlen(u->ban_reason) <= STORE_BAN_REASON_MAX) &&
-              get_i64(o, "last_login", &u->last_login) &&
-              get_i64(o, "login_count", &u->login_count) && u->login_count >= 0 &&
-              get_i64(o, "deleted_at", &u->deleted_at);
+              codec_get_i64(o, "last_login", &u->last_login) &&
+              codec_get_i64(o, "login_count", &u->login_count) && u->login_count >= 0 &&
+              codec_get_i64(o, "deleted_at", &u->deleted_at) &&
+              /* v3; absent (0, NULL) in v1 and v2 records */
+              codec_get_i64(o, "muted_at", &u->muted_at) && u->muted_at >= 0 &&
+              codec_get_i64(o, "muted_until", &u->muted_until) && u->muted_until >= 0 &&
+              codec_get_dup(o, "mute_reason", &u->mute_reason) &&
+              (u->mute_reason == NULL || strlen(u->mute_reason) <= STORE_BAN_REASON_MAX);
     json_decref(o);
     if (!ok) {
         store_user_clear(u);
@@ -171,9 +179,9 @@ char *codec_session_encode(const store_session_t *ss)
 {
     json_t *o = json_object();
     json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
-    set_str(o, "id", ss->id);
-    set_str(o, "user_id", ss->user_id);
-    set_str(o, "salt", ss->salt);
+    codec_set_str(o, "id", ss->id);
+    codec_set_str(o, "user_id", ss->user_id);
+    codec_set_str(o, "salt", ss->salt);
     json_object_set_new(o, "generation", json_integer((json_int_t)ss->generation));
     json_object_set_new(o, "created_at", json_integer(ss->created_at));
     json_object_set_new(o, "expires_at", json_integer(ss->expires_at));
@@ -188,12 +196,12 @@ int codec_session_decode(const void *data, size_t len, store_session_t *ss)
     if (o == NULL)
         return STORE_E_CORRUPT;
     int64_t gen = 0;
-    bool ok = codec_fixed(o, "id", ss->id, sizeof(ss->id)) &&
-              codec_fixed(o, "user_id", ss->user_id, sizeof(ss->user_id)) &&
-              codec_fixed(o, "salt", ss->salt, sizeof(ss->salt)) &&
-              get_i64(o, "generation", &gen) && gen >= 0 &&
-              get_i64(o, "created_at", &ss->created_at) &&
-              get_i64(o, "expires_at", &ss->expires_at) && get_bool(o, "revoked", &ss->revoked);
+    bool ok = codec_get_fixed(o, "id", ss->id, sizeof(ss->id)) &&
+              codec_get_fixed(o, "user_id", ss->user_id, sizeof(ss->user_id)) &&
+              codec_get_fixed(o, "salt", ss->salt, sizeof(ss->salt)) &&
+              codec_get_i64(o, "generation", &gen) && gen >= 0 &&
+              codec_get_i64(o, "created_at", &ss->created_at) &&
+              codec_get_i64(o, "expires_at", &ss->expires_at) && codec_get_bool(o, "revoked", &ss->revoked);
     ss->generation = (uint64_t)gen;
     json_decref(o);
     return ok ? 0 : STORE_E_CORRUPT;
@@ -203,10 +211,10 @@ char *codec_api_key_encode(const store_api_key_t *k)
 {
     json_t *o = json_object();
     json_object_set_new(o, "v", json_integer(STORE_SCHEMA_VERSION));
-    set_str(o, "id", k->id);
-    set_str(o, "user_id", k->user_id);
-    set_str(o, "name", k->name);
-    set_str(o, "hash", k->hash);
+    codec_set_str(o, "id", k->id);
+    codec_set_str(o, "user_id", k->user_id);
+    codec_set_str(o, "name", k->name);
+    codec_set_str(o, "hash", k->hash);
     json_object_set_new(o, "can_read", json_boolean(k->can_read));
     json_object_set_new(o, "can_write", json_boolean(k->can_write));
     json_object_set_new(o, "created_at", json_integer(k->created_at));
@@ -221,13 +229,13 @@ int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)
     json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
-    bool ok = codec_fixed(o, "id", k->id, sizeof(k->id)) &&
-              codec_fixed(o, "user_id", k->user_id, sizeof(k->user_id)) &&
-              codec_fixed(o, "name", k->name, sizeof(k->name)) &&
-              codec_fixed(o, "hash", k->hash, sizeof(k->hash)) &&
-              get_bool(o, "can_read", &k->can_read) && get_bool(o, "can_write", &k->can_write) &&
-              get_i64(o, "created_at", &k->created_at) &&
-              get_i64(o, "expires_at", &k->expires_at) && get_bool(o, "revoked", &k->revoked);
+    bool ok = codec_get_fixed(o, "id", k->id, sizeof(k->id)) &&
+              codec_get_fixed(o, "user_id", k->user_id, sizeof(k->user_id)) &&
+              codec_get_fixed(o, "name", k->name, sizeof(k->name)) &&
+              codec_get_fixed(o, "hash", k->hash, sizeof(k->hash)) &&
+              codec_get_bool(o, "can_read", &k->can_read) && codec_get_bool(o, "can_write", &k->can_write) &&
+              codec_get_i64(o, "created_at", &k->created_at) &&
+              codec_get_i64(o, "expires_at", &k->expires_at) && codec_get_bool(o, "revoked", &k->revoked);
     json_decref(o);
     return ok ? 0 : STORE_E_CORRUPT;
 }

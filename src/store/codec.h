@@ -4,7 +4,6 @@
 #define PARLEY_STORE_CODEC_H
 
 #include <jansson.h>
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "parley/store.h"
@@ -15,9 +14,17 @@
  * version; the caller decrefs the object. Shared by every decoder. */
 json_t *codec_open_record(const void *data, size_t len, int max_version);
 
-/* Copies the string field `key` of o into a buffer of `size` bytes; false
- * when it is missing, not a string, too long or holds a NUL. */
-bool codec_fixed(json_t *o, const char *key, char *out, size_t size);
+/* Field helpers shared by the JSON decoders (and the encoders' nullable
+ * strings). Each returns false for a field of the wrong type or over its
+ * size; an absent or null field is "" / NULL / 0 / false, except for
+ * codec_get_fixed, which requires the string (and refuses one holding a
+ * NUL). */
+void codec_set_str(json_t *o, const char *key, const char *v); /* NULL: null */
+bool codec_get_fixed(json_t *o, const char *key, char *out, size_t size);
+bool codec_get_fixed_opt(json_t *o, const char *key, char *out, size_t size);
+bool codec_get_dup(json_t *o, const char *key, char **out); /* malloc'd or NULL */
+bool codec_get_i64(json_t *o, const char *key, int64_t *out);
+bool codec_get_bool(json_t *o, const char *key, bool *out);
 
 char *codec_user_encode(const store_user_t *u);
 int codec_user_decode(const void *data, size_t len, store_user_t *u);

@@ -1,7 +1,7 @@
 /*
  * The store's insides, shared by the files of src/store/ (store.c: users,
  * sessions, API keys, the log and snapshots; chat.c: channels, memberships,
- * messages and search). Not for use outside src/store/.
+ * messages and search; files.c: file records; reports.c: reports). Not for use outside src/store/.
  */
 #ifndef PARLEY_STORE_INTERNAL_H
 #define PARLEY_STORE_INTERNAL_H
@@ -36,6 +36,7 @@ struct store {
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
     struct audit_tables *audit; /* the audit log's entries (audit.c) */
+    struct report_tables *reports; /* reports of messages (reports.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -92,5 +93,12 @@ void audit__free(struct audit_tables *t);
 void audit__clear(struct audit_tables *t);
 int audit__apply(store_t *s, const void *data, size_t len);
 int audit__snapshot(store_t *s, wal_snapshot_t *snap);
+/* ---- the report tables (reports.c) ---- */
+
+struct report_tables *reports__new(void);
+void reports__free(struct report_tables *t);
+void reports__clear(struct report_tables *t);
+int reports__apply(store_t *s, const void *data, size_t len);
+int reports__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -49,6 +49,7 @@
 #include "parley/clock.h"
 #include "parley/files.h"
 #include "parley/log.h"
+#include "parley/reports.h"
 #include "parley/xalloc.h"
 
 
@@ -61,7 +62,9 @@ void store_user_clear(store_user_t *u)
     free(u->avatar_url);
     free(u->preferences);
     free(u->ban_reason);
+    free(u->mute_reason);
     u->display_name = u->bio = u->avatar_url = u->preferences = u->ban_reason = NULL;
+    u->mute_reason = NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -79,6 +82,7 @@ void store_user_copy(store_user_t *dst, const store_user_t *src)
     dst->avatar_url = dup_or_null(src->avatar_url);
     dst->preferences = dup_or_null(src->preferences);
     dst->ban_reason = dup_or_null(src->ban_reason);
+    dst->mute_reason = dup_or_null(src->mute_reason);
 }
 
 static void free_user(void *v)
@@ -205,6 +209,8 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
         return files__apply(s, data, len);
     case STORE_REC_AUDIT:
         return audit__apply(s, data, len);
+    case STORE_REC_REPORT:
+        return reports__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -678,6 +684,8 @@ int store_snapshot(store_t *s)
             sc.rc = files__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = audit__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = reports__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -748,6 +756,7 @@ static void clear_tables(store_t *s)
     chat__clear(s->chat);
     files__clear(s->files);
     audit__clear(s->audit);
+    reports__clear(s->reports);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -823,6 +832,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     store_audit_set_limits(s, opts->audit_max_entries ? opts->audit_max_entries
                                                       : AUDIT_DEFAULT_MAX_ENTRIES,
                            opts->audit_max_days);
+    s->reports = reports__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -888,6 +898,7 @@ int store_close(store_t *s)
     chat__free(s->chat);
     files__free(s->files);
     audit__free(s->audit);
+    reports__free(s->reports);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);

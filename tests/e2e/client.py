@@ -6,6 +6,7 @@ sleeping for a guessed time.
     from client import Client, accounts, register, registration, wait_until
 """
 import base64
+import datetime
 import http.client
 import json
 import time
@@ -48,6 +49,13 @@ def wait_past(boundary, margin=0.3):
     left = boundary + margin - time.time()
     if left > 0:
         time.sleep(left)
+
+
+def rfc3339(ts):
+    """A time.time() value as the server writes times: RFC 3339 UTC with
+    milliseconds ("2026-12-03T18:00:00.000Z")."""
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def b64url_decode(text):

@@ -247,3 +247,45 @@ def test_bounded_and_durable_across_restart_and_sigkill(start_server, tmp_path):
     assert after[0]["action"] == "user.create" and after[0]["target"] == made["id"]
     assert after[0]["details"]["username"] == "killed_made"
     assert [e["id"] for e in after[1:]] == kept[:4]  # the oldest went to make room
+
+
+def test_moderation_of_accounts_and_reports_is_recorded(srv, root):
+    user = register(srv, "aud_mod")
+    other = register(srv, "aud_mod2")
+    root.ok("POST", "/admin/users/%s/ban" % user.id,
+            {"reason": "spam", "until": "2099-01-01T00:00:00.000Z"})
+    e = newest(root, "user.ban", target=user.id)
+    assert e and e["actor"]["id"] == root.id and e["ip"] == "127.0.0.1"
+    assert e["details"] == {"reason": "spam", "until": "2099-01-01T00:00:00.000Z"}
+    root.ok("POST", "/admin/users/%s/unban" % user.id, {})
+    assert newest(root, "user.unban", target=user.id)
+    root.ok("POST", "/admin/users/%s/mute" % user.id, {})
+    assert newest(root, "user.mute", target=user.id)["details"] == {"reason": None, "until": None}
+    root.ok("POST", "/admin/users/%s/unmute" % user.id, {})
+    assert newest(root, "user.unmute", target=user.id)
+    root.ok("PUT", "/admin/users/%s/roles" % user.id, {"roles": ["user", "admin"]})
+    assert newest(root, "user.roles", target=user.id)["details"] == {"admin": True}
+    root.ok("PUT", "/admin/users/%s/roles" % user.id, {"roles": ["user"]})
+    assert newest(root, "user.roles", target=user.id)["details"] == {"admin": False}
+    # a refused change writes nothing
+    before = entries(root, target=root.id, action="user.")["total"]
+    assert_error(root.post("/admin/users/%s/ban" % root.id, {}), 403, "INSUFFICIENT_PERMISSIONS")
+    assert entries(root, target=root.id, action="user.")["total"] == before
+
+    # a report resolved by banning its author: the ban and the resolution
+    ch = other.ok("POST", "/channels", {"name": "aud-reports"}, 201)
+    user.ok("POST", "/channels/%s/join" % ch["id"], {})
+    msg = other.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "buy now"}, 201)
+    rep = user.ok("POST", "/messages/%s/report" % msg["id"], {"reason": "spam"}, 201)
+    root.ok("POST", "/admin/reports/%s/resolve" % rep["id"], {"action": "ban_author"})
+    e = newest(root, "report.resolve", target=rep["id"])
+    assert e and e["details"] == {"action": "ban_author", "message_id": msg["id"],
+                                  "author_id": other.id}
+    assert newest(root, "user.ban", target=other.id)
+
+    assert root.delete("/admin/users/" + user.id).status_code == 204
+    e = newest(root, "user.delete", target=user.id)
+    assert e and e["actor"]["id"] == root.id
+    # the deleted account's older entries keep its id; its username is gone
+    assert newest(root, "auth.register", target=user.id)["actor"] == {"id": user.id,
+                                                                       "username": None}

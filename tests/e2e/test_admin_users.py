@@ -5,13 +5,12 @@ logins and live connections, roles and the last admin, deletion freeing the
 username, login counts, and all of it surviving a clean restart and a
 SIGKILL. Every refused request is checked for its status, its code, the
 field it names and for having changed nothing."""
-import datetime
 import time
 
 import pytest
 import requests
 
-from client import API, PASSWORD, Client, register, wait_past, wait_until
+from client import API, PASSWORD, Client, register, rfc3339, wait_past, wait_until
 from conftest import assert_error, module_server
 from realtime_client import Live, Stream
 
@@ -27,11 +26,6 @@ def root(srv):
     admin = register(srv, "root", display_name="Root")
     assert "admin" in admin.user["roles"]
     return admin
-
-
-def rfc3339(ts):
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def login(server, name, password=PASSWORD):

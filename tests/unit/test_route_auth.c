@@ -28,6 +28,16 @@ static const char *const public_routes[] = {
     "GET /api/v1/ws",            "GET /api/v1/events",
 };
 
+/* The routes that put content before others (HTTP_ROUTE_CONTENT): refused
+ * to a muted account. docs/admin.md ("Mutes") lists the same. */
+static const char *const content_routes[] = {
+    "POST /api/v1/channels/:id/messages", "POST /api/v1/messages",
+    "PUT /api/v1/messages/:id",           "POST /api/v1/messages/:id/reactions",
+    "POST /api/v1/files",                 "POST /api/v1/files/upload",
+    "POST /api/v1/channels",              "PATCH /api/v1/channels/:id",
+    "POST /api/v1/channels/direct",
+};
+
 typedef struct world {
     char dir[128];
     parley_app_t app;
@@ -177,14 +187,19 @@ static answer_t call(world_t *w, const char *method, const char *path, const cha
     return a;
 }
 
-static bool listed_public(const http_route_t *r)
+static bool listed_in(const http_route_t *r, const char *const *list, size_t n)
 {
     char name[256];
     snprintf(name, sizeof(name), "%s %s", r->method, r->pattern);
-    for (size_t i = 0; i < sizeof(public_routes) / sizeof(public_routes[0]); i++)
-        if (strcmp(public_routes[i], name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
             return true;
     return false;
+}
+
+static bool listed_public(const http_route_t *r)
+{
+    return listed_in(r, public_routes, sizeof(public_routes) / sizeof(public_routes[0]));
 }
 
 TEST(route_table_says_who_may_call_every_route)
@@ -208,6 +223,58 @@ TEST(route_table_says_who_may_call_every_route)
     }
     ASSERT_EQ(n_public, sizeof(public_routes) / sizeof(public_routes[0]));
     ASSERT_GT(n_routes, n_public + 40);
+}
+
+TEST(route_table_marks_the_routes_that_put_content_before_others)
+{
+    size_t n = 0, want = sizeof(content_routes) / sizeof(content_routes[0]);
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            bool content = (r->flags & HTTP_ROUTE_CONTENT) != 0;
+            if (content != listed_in(r, content_routes, want))
+                TEST_FAIL_("%s %s is %s but %s the list of content routes", r->method,
+                           r->pattern, content ? "CONTENT" : "not CONTENT",
+                           content ? "not in" : "in");
+            n += content;
+        }
+    }
+    ASSERT_EQ(n, want);
+}
+
+static int mute_for_an_hour(void *ctx, store_user_t *u)
+{
+    (void)ctx;
+    u->muted_at = clock_wall_ms();
+    u->muted_until = u->muted_at + 3600000;
+    return 0;
+}
+
+TEST(every_content_route_refuses_a_muted_user_and_the_others_do_not)
+{
+    world_t w;
+    world_open(&w);
+    uint64_t lsn;
+    ASSERT_EQ(store_user_modify(w.app.store, w.user_id, mute_for_an_hour, NULL, NULL, &lsn), 0);
+    ASSERT_EQ(store_wait(w.app.store, lsn), 0);
+    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "Authorization", w.bearer).status, 200);
+    size_t checked = 0;
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            if (!(r->flags & HTTP_ROUTE_USER))
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            sign_in(&w);
+            answer_t a = call(&w, r->method, path, "Authorization", w.bearer);
+            bool refused = a.status == 403 && strcmp(a.code, "ACCOUNT_MUTED") == 0;
+            if (refused != ((r->flags & HTTP_ROUTE_CONTENT) != 0))
+                TEST_FAIL_("a muted user on %s %s got %ld %s", r->method, path, a.status,
+                           a.code);
+            checked += refused;
+        }
+    }
+    ASSERT_EQ(checked, sizeof(content_routes) / sizeof(content_routes[0]));
+    world_close(&w);
 }
 
 TEST(every_route_but_the_public_ones_refuses_an_anonymous_call)
@@ -334,7 +401,10 @@ TEST(router_refuses_a_route_that_does_not_say_who_may_call_it)
     static const http_route_t both[] = {
         {"GET", "/api/v1/x", NULL, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_READ},
         {NULL, NULL, NULL, 0}};
+    static const http_route_t content_read[] = {
+        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_ROUTE_CONTENT}, {NULL, NULL, NULL, 0}};
     const http_route_t *const *cases[] = {
+        (const http_route_t *const[]){content_read, NULL},
         (const http_route_t *const[]){unmarked, NULL},
         (const http_route_t *const[]){no_permission, NULL},
         (const http_route_t *const[]){both, NULL},
