@@ -1,10 +1,16 @@
 """libmicrohttpd runs in thread-pool mode: the number of threads is fixed by
 --threads and does not grow with connections (thread-per-connection would
 add one per client)."""
+import os
 import socket
-import time
 
 import requests
+
+from client import wait_until
+
+# Threads that run once at start-up and end by themselves: the search index
+# build (after recovery) and recovery's applier.
+TRANSIENT = {"parley-index", "parley-replay"}
 
 
 def thread_count(pid):
@@ -15,9 +21,27 @@ def thread_count(pid):
     raise AssertionError("no Threads line")
 
 
+def thread_names(pid):
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return names
+
+
+def settled_thread_count(pid):
+    """The thread count once the start-up threads have ended."""
+    wait_until(lambda: not TRANSIENT & set(thread_names(pid)),
+               what="the start-up threads to end")
+    return thread_count(pid)
+
+
 def test_thread_count_is_fixed_under_many_connections(start_server):
     server = start_server(["--threads", "4"])
-    before = thread_count(server.pid())
+    before = settled_thread_count(server.pid())
     # 4 pool threads, the main thread, the log's writer, the snapshot
     # thread, the WebSocket loop and its 4 send_message workers; nothing per
     # connection.
