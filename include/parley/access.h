@@ -34,6 +34,7 @@ typedef struct principal {
     bool via_api_key;
     bool can_read;
     bool can_write;
+    int64_t banned_until; /* after ACCESS_E_BANNED: when the ban ends (0: when lifted) */
 } principal_t;
 
 /* Why a caller is refused (http_error_of_access maps them to answers). */

@@ -36,14 +36,19 @@ bool principal_user_muted(const store_user_t *u, int64_t now_ms)
     return u->muted_at != 0 && (u->muted_until == 0 || u->muted_until > now_ms);
 }
 
-/* 0, or why the user cannot call (*u is cleared then). */
-static int user_refusal(store_user_t *u, int64_t now_ms)
+/* 0, or why p's user cannot call (p->user is cleared then; a ban's end is
+ * kept in p->banned_until for the answer). */
+static int user_refusal(principal_t *p, int64_t now_ms)
 {
+    store_user_t *u = &p->user;
     int rc = !u->is_active ? ACCESS_E_INVALID
              : principal_user_banned(u, now_ms) ? ACCESS_E_BANNED
                                                 : 0;
+    int64_t until = u->banned_until;
     if (rc != 0)
         store_user_clear(u);
+    if (rc == ACCESS_E_BANNED)
+        p->banned_until = until;
     return rc;
 }
 
@@ -66,7 +71,7 @@ int principal_from_token(struct parley_app *app, const char *token, principal_t 
         return ACCESS_E_INVALID;
     if (!store_user_get(app->store, claims.sub, &p->user))
         return ACCESS_E_INVALID;
-    rc = user_refusal(&p->user, now_ms);
+    rc = user_refusal(p, now_ms);
     if (rc != 0)
         return rc;
     snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
@@ -85,7 +90,7 @@ int principal_from_api_key(struct parley_app *app, const char *key, principal_t 
         (k.expires_at != 0 && k.expires_at <= now_ms) ||
         !store_user_get(app->store, k.user_id, &p->user))
         return ACCESS_E_INVALID;
-    int rc = user_refusal(&p->user, now_ms);
+    int rc = user_refusal(p, now_ms);
     if (rc != 0)
         return rc;
     p->via_api_key = true;
@@ -123,7 +128,7 @@ int principal_from_given(struct parley_app *app, const principal_t *given, princ
     memset(p, 0, sizeof(*p));
     if (!store_user_get(app->store, given->user.id, &p->user))
         return ACCESS_E_INVALID;
-    int rc = user_refusal(&p->user, clock_wall_ms());
+    int rc = user_refusal(p, clock_wall_ms());
     if (rc != 0)
         return rc;
     memcpy(p->session_id, given->session_id, sizeof(p->session_id));

@@ -76,7 +76,10 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
     if (rc == 1)
         return false;
     if (rc != 0) {
-        http_reply_error(ctx, http_error_of_access(rc), NULL, "%s",
+        json_t *details = rc == ACCESS_E_BANNED
+                              ? json_pack("{s:o}", "until", time_json(p->banned_until))
+                              : NULL;
+        http_reply_error(ctx, http_error_of_access(rc), details, "%s",
                          rc == ACCESS_E_EXPIRED  ? "the access token has expired"
                          : rc == ACCESS_E_BANNED ? "this account is banned"
                          : by_key              ? "the API key is not valid, revoked or expired"
