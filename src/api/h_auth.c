@@ -48,7 +48,7 @@
 static void post_register(http_ctx_t *ctx)
 {
     store_user_t u;
-    if (!account_create(ctx, true, false, &u))
+    if (!account_register(ctx, &u))
         return;
     account_start_session(ctx, &u, 201);
     store_user_clear(&u);

@@ -21,6 +21,8 @@ extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
 extern const http_route_t realtime_routes[];
 extern const http_route_t admin_users_routes[];
+extern const http_route_t admin_settings_routes[];
+extern const http_route_t invites_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
@@ -40,6 +42,12 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
  * shape of every paged list. */
 void reply_page(http_ctx_t *ctx, const char *key, json_t *items, size_t total, long page,
                 long limit);
+
+/* Deletes the files attached to a deleted message (those naming it), and
+ * with them their blobs when nothing else refers to them: what a message's
+ * deletion does, by its author, a moderator or the retention sweep.
+ * 0 or the first STORE_E_* met. No lock held. */
+int delete_message_files(parley_app_t *app, const chat_message_t *m);
 
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);

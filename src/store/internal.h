@@ -35,6 +35,8 @@ struct store {
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
+    struct settings_state *settings; /* configured values and overrides (settings.c) */
+    map_t invites;            /* code -> store_invite_t* (invites.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -54,6 +56,9 @@ bool store__replayer_stop(replayer_t *r, uint64_t *bad_lsn, uint8_t *bad_type);
 int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);
 /* The same for len bytes of a binary record (data is freed). */
 int store__append_bytes(store_t *s, uint8_t type, void *data, size_t len, uint64_t *lsn);
+
+/* store_user_create's checks, record and apply. REQUIRES: write_mu held. */
+int store__user_create_locked(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn);
 
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
@@ -83,5 +88,16 @@ void files__clear(struct file_tables *t);
 int files__apply(store_t *s, const void *data, size_t len);
 int files__snapshot(store_t *s, wal_snapshot_t *snap);
 size_t files__count(store_t *s);
+
+/* ---- settings and invites (settings.c, invites.c) ---- */
+
+struct settings_state *settings__new(void);
+void settings__free(struct settings_state *t);
+/* Drops the overrides (a snapshot's load starts from empty tables). */
+void settings__clear(struct settings_state *t);
+int settings__apply(store_t *s, const void *data, size_t len);
+int settings__snapshot(store_t *s, wal_snapshot_t *snap);
+int invites__apply(store_t *s, const void *data, size_t len);
+int invites__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -48,6 +48,7 @@
 #include "parley/files.h"
 #include "parley/clock.h"
 #include "parley/log.h"
+#include "parley/settings.h"
 #include "parley/xalloc.h"
 
 
@@ -202,6 +203,10 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
     }
     case STORE_REC_FILE:
         return files__apply(s, data, len);
+    case STORE_REC_SETTINGS:
+        return settings__apply(s, data, len);
+    case STORE_REC_INVITE:
+        return invites__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -233,10 +238,17 @@ int store_wait(store_t *s, uint64_t lsn)
 
 int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
 {
+    pthread_mutex_lock(&s->write_mu);
+    int rc = store__user_create_locked(s, u, first_is_admin, lsn);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+int store__user_create_locked(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
+{
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
     store__lower(u->username, name, sizeof(name));
     store__lower(u->email, email, sizeof(email));
-    pthread_mutex_lock(&s->write_mu);
     int rc = 0;
     if (map_index_get(&s->user_by_name, name, other, STORE_ID_MAX))
         rc = STORE_E_CONFLICT_USERNAME;
@@ -252,7 +264,6 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
         store_user_copy(&copy, u);
         apply_user(s, &copy);
     }
-    pthread_mutex_unlock(&s->write_mu);
     return rc;
 }
 
@@ -673,6 +684,10 @@ int store_snapshot(store_t *s)
             sc.rc = chat__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = files__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = settings__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = invites__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -742,6 +757,8 @@ static void clear_tables(store_t *s)
     map_clear(&s->api_key_by_hash);
     chat__clear(s->chat);
     files__clear(s->files);
+    settings__clear(s->settings);
+    map_clear(&s->invites);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -812,6 +829,8 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->api_key_by_hash, free);
     s->chat = chat__new();
     s->files = files__new();
+    s->settings = settings__new();
+    map_init(&s->invites, free);
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -876,6 +895,8 @@ int store_close(store_t *s)
     map_deinit(&s->api_key_by_hash);
     chat__free(s->chat);
     files__free(s->files);
+    settings__free(s->settings);
+    map_deinit(&s->invites);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);
