@@ -4,13 +4,19 @@ come from the flags, each setting changed by PATCH takes effect at once
 admins), a PATCH with any bad field changes nothing, settings survive a clean
 restart and a SIGKILL, and a setting changed through the API wins over the
 flags after a restart until it is reset with null."""
+import json
+import os
 import signal
+import time
 
 import pytest
 import requests
 
 from client import API, Client, register, registration, wait_until
 from conftest import assert_error, module_server
+from walformat import FileWriter, read_file, segment_name
+
+DAY = 86400 * 1000
 
 FLAGS = ("--rate-limit", "0", "--server-name", "Flagged", "--max-upload-bytes", "100000",
          "--allowed-types", "text/plain,image/*", "--retention-sweep-interval", "1")
@@ -286,3 +292,67 @@ def test_retention_sweep_keeps_recent_messages(srv, root):
                what="a retention sweep runs")
     got = root.ok("GET", "/messages/%s" % msg["id"])
     assert got["content"] == "recent" and not got.get("is_deleted")
+
+
+def last_lsn(data):
+    """The last LSN of a stopped server's log and snapshots (walformat)."""
+    last = 0
+    for sub in ("snapshots", "wal"):
+        for name in os.listdir(os.path.join(data, sub)):
+            _, base, records = read_file(open(os.path.join(data, sub, name), "rb").read())
+            last = max([last, base] + [lsn for lsn, _, _ in records])
+    return last
+
+
+def old_message(seq, channel_id, user_id, content, created_ms):
+    return json.dumps({"v": 1, "id": "msg_%016d" % seq, "channel_id": channel_id,
+                       "user_id": user_id, "content": content, "reply_to": "",
+                       "thread_id": "", "mentions": [], "attachments": [], "reactions": [],
+                       "idempotency_key": "", "is_edited": False, "is_deleted": False,
+                       "created_at": created_ms, "updated_at": created_ms}).encode()
+
+
+def test_retention_deletes_old_messages_through_the_log(start_server, tmp_path):
+    """The test cannot age messages, so it writes them: messages of ten and
+    two days ago are appended to a stopped server's log as records of the
+    earlier JSON layout (walformat.py, from docs/wal-format.md), then the
+    server replays them as any message. A retention of one day deletes
+    those and keeps today's, durably."""
+    data = tmp_path / "data"
+    args = ["--rate-limit", "0", "--retention-sweep-interval", "1"]
+    server = start_server(args=args, data_dir=data)
+    root = register(server, "keeper")
+    room = root.ok("POST", "/channels", {"name": "history"}, 201)
+    assert server.stop() == 0
+    lsn = last_lsn(str(data))
+    now_ms = int(time.time() * 1000)
+    seg = FileWriter(False, lsn + 1)
+    seg.add_frame([(12, old_message(1, room["id"], root.id, "ancient words", now_ms - 10 * DAY)),
+                   (12, old_message(2, room["id"], root.id, "ancient lore", now_ms - 2 * DAY))])
+    (data / "wal" / segment_name(lsn + 1)).write_bytes(bytes(seg.data))
+
+    server = start_server(args=args, data_dir=data)
+    root = root.on(server)
+    history = root.ok("GET", "/channels/%s/messages" % room["id"])["messages"]
+    assert [m["content"] for m in history] == ["ancient words", "ancient lore"]
+    fresh = root.ok("POST", "/channels/%s/messages" % room["id"], {"content": "fresh lore"}, 201)
+    assert fresh["id"] > "msg_%016d" % 2
+    patch(root, {"message_retention_days": 1})
+
+    wait_until(lambda: all(m.get("is_deleted") for m in root.ok(
+        "GET", "/channels/%s/messages" % room["id"])["messages"][:2]), what="both old ones go")
+    history = root.ok("GET", "/channels/%s/messages" % room["id"])["messages"]
+    assert [m["is_deleted"] for m in history] == [True, True, False]
+    assert history[2]["content"] == "fresh lore"
+    assert settings(root)["retention_sweep"]["messages_deleted"] == 2
+    # search follows the deletion
+    hits = wait_until(lambda: (lambda r: r.status_code == 200 and r.json())(
+        root.get("/search/messages", q="lore")), what="search answers")
+    assert [h["message_id"] for h in hits["results"]] == [fresh["id"]], hits
+    # durable: after a SIGKILL they are still deleted
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    server = start_server(args=args, data_dir=data)
+    root = root.on(server)
+    history = root.ok("GET", "/channels/%s/messages" % room["id"])["messages"]
+    assert [m["is_deleted"] for m in history] == [True, True, False]
