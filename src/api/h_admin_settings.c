@@ -20,7 +20,6 @@
 #include "parley/api.h"
 #include "parley/app.h"
 #include "parley/chat.h"
-#include "parley/clock.h"
 #include "parley/http.h"
 #include "parley/settings.h"
 #include "resource.h"
@@ -51,7 +50,7 @@ static int check_patch(void *vctx, const store_settings_t *next)
     return 0;
 }
 
-static json_t *settings_view(parley_app_t *app, const store_settings_t *st)
+static json_t *settings_view(const store_settings_t *st)
 {
     json_t *o = store_settings_json(st);
     api_retention_stats_t rs;
@@ -59,7 +58,6 @@ static json_t *settings_view(parley_app_t *app, const store_settings_t *st)
     json_object_set_new(o, "retention_sweep",
                         json_pack("{s:o, s:I}", "last_run_at", time_json(rs.last_run_ms),
                                   "messages_deleted", (json_int_t)rs.messages_deleted));
-    (void)app;
     return o;
 }
 
@@ -68,7 +66,7 @@ static void get_settings(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     store_settings_t st;
     store_settings_get(app->store, &st);
-    http_reply_json(ctx, 200, settings_view(app, &st));
+    http_reply_json(ctx, 200, settings_view(&st));
 }
 
 static void patch_settings(http_ctx_t *ctx)
@@ -86,7 +84,7 @@ static void patch_settings(http_ctx_t *ctx)
     store_settings_t st;
     if (json_object_size(ctx->body) == 0) { /* nothing to change */
         store_settings_get(app->store, &st);
-        http_reply_json(ctx, 200, settings_view(app, &st));
+        http_reply_json(ctx, 200, settings_view(&st));
         return;
     }
     json_t *channel = json_object_get(ctx->body, "default_channel");
@@ -112,7 +110,7 @@ static void patch_settings(http_ctx_t *ctx)
         reply_store_error(ctx, rc);
         return;
     }
-    http_reply_json(ctx, 200, settings_view(app, &st));
+    http_reply_json(ctx, 200, settings_view(&st));
 }
 
 const http_route_t admin_settings_routes[] = {

@@ -27,7 +27,6 @@
 #include "parley/clock.h"
 #include "parley/http.h"
 #include "parley/settings.h"
-#include "parley/xalloc.h"
 #include "resource.h"
 
 #define HOST_MAX 255

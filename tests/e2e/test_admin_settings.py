@@ -14,6 +14,7 @@ import requests
 
 from client import API, Client, register, registration, wait_until
 from conftest import assert_error, module_server
+from realtime_client import Live
 from walformat import FileWriter, read_file, segment_name
 
 DAY = 86400 * 1000
@@ -220,7 +221,10 @@ def test_default_channel_is_joined_by_new_accounts(srv, root, user):
     assert err["details"]["field"] == "default_channel"
     s = patch(root, {"default_channel": lobby["id"]})
     assert s["default_channel"] == lobby["id"]
+    live = Live(srv, root.token)
     newbie = register(srv, "newbie")
+    live.wait_type("member.joined", channel_id=lobby["id"], user_id=newbie.id)
+    live.close()
     members = root.ok("GET", "/channels/%s/members" % lobby["id"])
     assert newbie.id in [m["user_id"] for m in members["members"]]
     # an existing account is not added
@@ -337,7 +341,12 @@ def test_retention_deletes_old_messages_through_the_log(start_server, tmp_path):
     assert [m["content"] for m in history] == ["ancient words", "ancient lore"]
     fresh = root.ok("POST", "/channels/%s/messages" % room["id"], {"content": "fresh lore"}, 201)
     assert fresh["id"] > "msg_%016d" % 2
+    live = Live(server, root.token)
     patch(root, {"message_retention_days": 1})
+    for seq in (1, 2):
+        ev = live.wait_type("message.deleted", id="msg_%016d" % seq)
+        assert ev["data"]["reason"] == "retention" and ev["data"]["deleted_by"] is None
+    live.close()
 
     wait_until(lambda: all(m.get("is_deleted") for m in root.ok(
         "GET", "/channels/%s/messages" % room["id"])["messages"][:2]), what="both old ones go")
