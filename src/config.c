@@ -31,6 +31,9 @@ enum setting_type {
     SET_LOG_LEVEL,
     SET_FSYNC,
     SET_TEXT,      /* a non-empty string of printable ASCII */
+    SET_TEXT_OPT,  /* the same, or empty */
+    SET_BOOL,      /* true | false (an unsigned 0 or 1) */
+    SET_REGISTRATION,
 };
 
 typedef struct setting {
@@ -109,12 +112,33 @@ static const setting_t settings[] = {
     {"view_cache_bytes", "--view-cache-bytes", "PARLEY_VIEW_CACHE_BYTES", SET_UNSIGNED,
      FIELD(view_cache_bytes), 0, 1ull << 40,
      "memory for rendered message views reused by history pages (0: off)"},
+    {"server_name", "--server-name", "PARLEY_SERVER_NAME", SET_TEXT, FIELD(server_name), 0, 0,
+     "the server's name (a live setting: see docs/admin.md)"},
+    {"server_description", "--server-description", "PARLEY_SERVER_DESCRIPTION", SET_TEXT_OPT,
+     FIELD(server_description), 0, 0, "the server's description (live setting)"},
+    {"registration", "--registration", "PARLEY_REGISTRATION", SET_REGISTRATION,
+     FIELD(registration), 0, 0, "who may register: open | invite | closed (live setting)"},
+    {"require_mfa_for_admins", "--require-mfa-for-admins", "PARLEY_REQUIRE_MFA_FOR_ADMINS",
+     SET_BOOL, FIELD(require_mfa_for_admins), 0, 0,
+     "admins without MFA are refused on admin routes: true | false (live setting)"},
+    {"message_retention_days", "--message-retention-days", "PARLEY_MESSAGE_RETENTION_DAYS",
+     SET_UNSIGNED, FIELD(message_retention_days), 0, 36500,
+     "delete messages older than this many days (0: keep; live setting)"},
+    {"default_channel", "--default-channel", "PARLEY_DEFAULT_CHANNEL", SET_TEXT_OPT,
+     FIELD(default_channel), 0, 0, "channel id new accounts join (live setting)"},
+    {"retention_sweep_interval", "--retention-sweep-interval", "PARLEY_RETENTION_SWEEP_INTERVAL",
+     SET_UNSIGNED, FIELD(retention_sweep_interval), 1, 86400,
+     "seconds between two sweeps of messages past the retention"},
+    {"public_url", "--public-url", "PARLEY_PUBLIC_URL", SET_TEXT_OPT, FIELD(public_url), 0, 0,
+     "the server's public base URL for invite links (default: from the request's Host)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const char *const fsync_names[] = {"always", "batch", "none"};
+static const char *const registration_names[] = {"open", "invite", "closed"};
+static const char *const bool_names[] = {"false", "true"};
 
 void config_defaults(parley_config_t *cfg)
 {
@@ -148,6 +172,8 @@ void config_defaults(parley_config_t *cfg)
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;
     cfg->view_cache_bytes = 16u << 20;
+    strcpy(cfg->server_name, "Parley");
+    cfg->retention_sweep_interval = 3600;
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)
@@ -239,9 +265,10 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
             return -1;
         }
         return 0;
-    case SET_TEXT: {
+    case SET_TEXT:
+    case SET_TEXT_OPT: {
         size_t n = strlen(text);
-        bool printable = n > 0 && n < s->size;
+        bool printable = (n > 0 || s->type == SET_TEXT_OPT) && n < s->size;
         for (size_t i = 0; printable && i < n; i++)
             printable = text[i] >= 0x20 && text[i] < 0x7f;
         if (!printable) {
@@ -251,6 +278,21 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
         }
         strcpy(field, text);
         return 0;
+    }
+    case SET_BOOL:
+    case SET_REGISTRATION: {
+        const char *const *names = s->type == SET_BOOL ? bool_names : registration_names;
+        unsigned count = s->type == SET_BOOL ? 2 : 3;
+        for (unsigned i = 0; i < count; i++) {
+            bool digit = s->type == SET_BOOL && text[0] == (char)('0' + i) && text[1] == '\0';
+            if (strcasecmp(text, names[i]) == 0 || digit) {
+                *(unsigned *)field = i;
+                return 0;
+            }
+        }
+        fail(err, "invalid %s (from %s): '%.64s' is not one of %s", s->key, origin, text,
+             s->type == SET_BOOL ? "true, false" : "open, invite, closed");
+        return -1;
     }
     case SET_FSYNC:
         for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
@@ -308,6 +350,8 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
         const char *as_text;
         if (json_is_string(value)) {
             as_text = json_string_value(value);
+        } else if (json_is_boolean(value) && s->type == SET_BOOL) {
+            as_text = json_is_true(value) ? "true" : "false";
         } else if (json_is_integer(value) && s->type == SET_UNSIGNED) {
             snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
             as_text = text;
@@ -429,7 +473,14 @@ void config_print_help(FILE *out)
         case SET_ADDRESS:
         case SET_PATH:
         case SET_TEXT:
+        case SET_TEXT_OPT:
             snprintf(def, sizeof(def), "%s", field);
+            break;
+        case SET_BOOL:
+            snprintf(def, sizeof(def), "%s", bool_names[*(const unsigned *)field != 0]);
+            break;
+        case SET_REGISTRATION:
+            snprintf(def, sizeof(def), "%s", registration_names[*(const unsigned *)field % 3]);
             break;
         case SET_UNSIGNED:
             if (s->size == sizeof(uint16_t))

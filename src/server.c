@@ -42,6 +42,7 @@
 #include "parley/http_server.h"
 #include "parley/log.h"
 #include "parley/realtime.h"
+#include "parley/settings.h"
 #include "parley/version.h"
 #include "parley/view_cache.h"
 
@@ -83,6 +84,42 @@ static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bo
         addr->v6.sin6_port = htons(cfg->port);
         *is_v6 = true;
     }
+}
+
+/* The live settings' starting values: the configuration's (flags,
+ * environment, file; docs/admin.md, "Settings"). The rate limits start from
+ * the PlexiChat table when limits are on (--rate-limit > 0, which is also
+ * the default category's), all 0 when they are off. */
+static void configured_settings(const parley_config_t *cfg, store_settings_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    snprintf(st->server_name, sizeof(st->server_name), "%s", cfg->server_name);
+    snprintf(st->server_description, sizeof(st->server_description), "%s",
+             cfg->server_description);
+    st->registration = (int)cfg->registration;
+    st->require_mfa_for_admins = cfg->require_mfa_for_admins != 0;
+    st->max_upload_bytes = cfg->max_upload_bytes;
+    snprintf(st->allowed_types, sizeof(st->allowed_types), "%s", cfg->allowed_types);
+    st->message_retention_days = cfg->message_retention_days;
+    snprintf(st->default_channel, sizeof(st->default_channel), "%s", cfg->default_channel);
+    if (cfg->rate_limit > 0) {
+        static const uint32_t table[SETTINGS_RATE_COUNT] = {
+            [SETTINGS_RATE_AUTH] = 10,   [SETTINGS_RATE_MESSAGES] = 100,
+            [SETTINGS_RATE_UPLOADS] = 20, [SETTINGS_RATE_SEARCH] = 50,
+            [SETTINGS_RATE_ADMIN] = 200,
+        };
+        memcpy(st->rate_limits, table, sizeof(table));
+        st->rate_limits[SETTINGS_RATE_DEFAULT] = cfg->rate_limit;
+    }
+}
+
+/* The settings hook of the parts of http/ that keep their own copy. The
+ * rate limiter's and the proxy list's hooks are added beside it. */
+static void apply_http_settings(void *ctx, const store_settings_t *st)
+{
+    (void)ctx;
+    gate_set_max_upload(st->max_upload_bytes);
+    http_set_admin_mfa_required(st->require_mfa_for_admins);
 }
 
 /* The router as the real-time service calls it (realtime_call_fn). */
@@ -188,15 +225,21 @@ int server_run(const parley_config_t *cfg)
     app.login_limiter = auth_login_limiter_new(0);
     app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
     app.views = view_cache_new(cfg->view_cache_bytes);
+    store_settings_t configured;
+    configured_settings(cfg, &configured);
+    store_settings_add_hook(app.store, apply_http_settings, NULL);
 
     router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
+    store_settings_seed(app.store, &configured); /* after the gate: its hook sets the limit */
+    api_retention_t *retention = NULL;
     app.realtime = realtime_start(&app, call_router, router, err, sizeof(err));
     if (app.realtime == NULL) {
         log_error("%s", err);
         goto out_router;
     }
     gate_set_takeover(realtime_claims, realtime_accept, app.realtime);
+    retention = api_retention_start(&app, cfg->retention_sweep_interval);
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
         log_error("cannot initialise ulfius");
@@ -262,6 +305,7 @@ out_instance:
     realtime_shutdown(app.realtime);
     ulfius_clean_instance(&instance);
 out_router:
+    api_retention_stop(retention);
     realtime_free(app.realtime);
     router_free(router);
     if (store_close(app.store) != 0)

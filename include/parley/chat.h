@@ -237,6 +237,17 @@ size_t chat_unread(store_t *s, const char *channel_id, const char *user_id,
 /* The newest message of a channel; false when it has none. */
 bool chat_last_message(store_t *s, const char *channel_id, chat_message_t *out);
 
+/*
+ * (Added) The retention sweep's batch: messages not deleted created before
+ * cutoff_ms, in id (= creation) order from seq *cursor (0: the first),
+ * looking at a bounded number of messages under one read lock. Fills up
+ * to max ids, advances *cursor past what it looked at, and sets *more
+ * when it stopped early (call again from *cursor). Stops at the first
+ * message newer than the cutoff.
+ */
+size_t chat_messages_older(store_t *s, uint64_t *cursor, int64_t cutoff_ms, size_t max,
+                           char (*ids)[STORE_ID_MAX], bool *more);
+
 /* ---- search ---- */
 
 typedef struct chat_search_query {

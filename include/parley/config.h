@@ -48,6 +48,16 @@ typedef struct parley_config {
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
     unsigned audit_max_entries;  /* audit log entries kept */
     unsigned audit_max_days;     /* age bound of audit entries; 0: none */
+    /* Starting values of the live settings (include/parley/settings.h);
+     * one changed through the API wins over these. */
+    char server_name[257];
+    char server_description[2001];
+    unsigned registration;       /* enum settings_registration: open, invite, closed */
+    unsigned require_mfa_for_admins; /* 0 or 1 */
+    unsigned message_retention_days; /* 0: keep */
+    char default_channel[40];    /* "" = none */
+    unsigned retention_sweep_interval; /* seconds between retention sweeps */
+    char public_url[512];        /* base of invite URLs; "" = from the request's Host */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

@@ -63,6 +63,15 @@ void gate_configure(size_t max_body, uint64_t max_upload,
                     bool (*takes_upload)(void *ctx, const char *method, const char *path),
                     void *ctx);
 
+/* The live require_mfa_for_admins setting: while true, an admin whose
+ * account has no MFA is refused on every ADMIN route with 403
+ * MFA_SETUP_REQUIRED (thread-safe). */
+void http_set_admin_mfa_required(bool required);
+
+/* Changes the upload limit of requests that start from now on (the live
+ * max_upload_bytes setting; thread-safe). */
+void gate_set_max_upload(uint64_t max_upload_bytes);
+
 /*
  * Hands requests to which claims(ctx, method, path) says yes to
  * take(ctx, ...) as soon as their headers are in, instead of ulfius: the

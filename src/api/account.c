@@ -12,11 +12,64 @@
 #include "parley/access.h"
 #include "parley/app.h"
 #include "parley/auth.h"
+#include "parley/chat.h"
 #include "parley/clock.h"
+#include "parley/realtime.h"
 #include "parley/rules.h"
+#include "parley/settings.h"
 #include "resource.h"
 
-bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out)
+/* Runs under the store's write lock (chat_membership_modify): joins as a
+ * member unless already one or banned from the channel. */
+static int join_member(void *ctx, chat_membership_t *m)
+{
+    (void)ctx;
+    if (m->role > CHAT_ROLE_NONE || m->banned_at != 0)
+        return 1;
+    m->role = CHAT_ROLE_MEMBER;
+    m->joined_at = clock_wall_ms();
+    return 0;
+}
+
+bool account_join(parley_app_t *app, const char *channel_id, const char *user_id,
+                  bool public_only)
+{
+    chat_channel_t c;
+    if (!chat_channel_get(app->store, channel_id, &c))
+        return false;
+    bool ok = !c.is_deleted && !c.is_direct && !(public_only && c.is_private);
+    chat_channel_clear(&c);
+    uint64_t lsn;
+    if (!ok || chat_membership_modify(app->store, channel_id, user_id, join_member, NULL, NULL,
+                                      &lsn) != 0 ||
+        store_wait(app->store, lsn) != 0)
+        return false;
+    realtime_publish(app->realtime, "member.joined", channel_id, NULL,
+                     json_pack("{s:s, s:s, s:o}", "channel_id", channel_id, "user_id", user_id,
+                               "user", sender_json(app->store, user_id)));
+    return true;
+}
+
+void account_reply_invite_refused(http_ctx_t *ctx, const char *code)
+{
+    parley_app_t *app = ctx->app;
+    store_invite_t inv;
+    int64_t now = clock_wall_ms();
+    const char *reason = !store_invite_get(app->store, code, &inv) ? "unknown"
+                         : inv.expires_at && now >= inv.expires_at ? "expired"
+                                                                   : "used_up";
+    http_reply_error(ctx, HTTP_ERR_INVITE_INVALID,
+                     json_pack("{s:s, s:s}", "field", "invite_code", "reason", reason),
+                     "this invite is %s",
+                     reason[0] == 'u' && reason[1] == 'n' ? "not valid (unknown or revoked)"
+                     : reason[0] == 'e'                   ? "expired"
+                                                          : "used up");
+}
+
+/* account_create, with a use of invite `code` (NULL: none) counted with
+ * the account; *inv gets the invite as used. */
+static bool create(http_ctx_t *ctx, bool first_is_admin, bool admin, const char *code,
+                   store_invite_t *inv, store_user_t *out)
 {
     parley_app_t *app = ctx->app;
     const char *username = NULL, *email = NULL, *password = NULL, *display_name = NULL;
@@ -51,15 +104,60 @@ bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user
     u.is_active = true;
     u.created_at = u.updated_at = clock_wall_ms();
     uint64_t lsn;
-    int rc = store_user_create(app->store, &u, first_is_admin, &lsn);
+    int rc = code ? store_user_create_invited(app->store, &u, first_is_admin, code,
+                                              clock_wall_ms(), inv, &lsn)
+                  : store_user_create(app->store, &u, first_is_admin, &lsn);
     if (rc == 0)
         rc = store_wait(app->store, lsn);
     if (rc != 0) {
         store_user_clear(&u);
-        reply_store_error(ctx, rc);
+        if (rc == STORE_E_INVITE)
+            account_reply_invite_refused(ctx, code);
+        else
+            reply_store_error(ctx, rc);
         return false;
     }
+    /* New accounts join the default channel (a public one; a setting that
+     * names anything else is skipped). */
+    store_settings_t live;
+    store_settings_get(app->store, &live);
+    if (live.default_channel[0])
+        account_join(app, live.default_channel, u.id, true);
     *out = u;
+    return true;
+}
+
+bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out)
+{
+    return create(ctx, first_is_admin, admin, NULL, NULL, out);
+}
+
+bool account_register(http_ctx_t *ctx, store_user_t *out)
+{
+    parley_app_t *app = ctx->app;
+    const char *code = NULL;
+    if (http_field_string(ctx, "invite_code", false, 1, STORE_INVITE_CODE_MAX - 1, false,
+                          &code) != 0)
+        return false;
+    store_settings_t live;
+    store_settings_get(app->store, &live);
+    /* The first account (the bootstrap admin) registers whatever the mode. */
+    int mode = store_user_count(app->store) == 0 ? SETTINGS_REG_OPEN : live.registration;
+    if (mode == SETTINGS_REG_CLOSED) {
+        http_reply_error(ctx, HTTP_ERR_REGISTRATION_CLOSED, NULL,
+                         "registration is closed on this server; an administrator creates "
+                         "accounts");
+        return false;
+    }
+    if (mode == SETTINGS_REG_INVITE && code == NULL) {
+        http_reply_invalid(ctx, "invite_code", "registration is by invitation: give invite_code");
+        return false;
+    }
+    store_invite_t inv;
+    if (!create(ctx, true, false, code, &inv, out))
+        return false;
+    for (size_t i = 0; code && i < inv.n_channels; i++)
+        account_join(app, inv.channels[i], out->id, false);
     return true;
 }
 

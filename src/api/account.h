@@ -2,6 +2,7 @@
 #ifndef PARLEY_HTTP_ACCOUNT_H
 #define PARLEY_HTTP_ACCOUNT_H
 
+#include "parley/app.h"
 #include "parley/http.h"
 #include "parley/store.h"
 
@@ -13,6 +14,29 @@
  * once the user is durable.
  */
 bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out);
+
+/*
+ * POST /auth/register's account: account_create as the live registration
+ * setting allows (docs/admin.md, "Registration"): `closed` answers 403
+ * REGISTRATION_CLOSED, `invite` needs a usable invite_code (missing: 422;
+ * unknown, revoked, expired or used up: 403 INVITE_INVALID), `open` takes
+ * one too. The first account of a server registers whatever the mode. An
+ * invite's use is counted with the account, atomically; its channels are
+ * joined after.
+ */
+bool account_register(http_ctx_t *ctx, store_user_t *out);
+
+/* Answers 403 INVITE_INVALID for `code`, with details.reason "unknown",
+ * "expired" or "used_up". */
+void account_reply_invite_refused(http_ctx_t *ctx, const char *code);
+
+/*
+ * Makes user_id a member of channel_id (durable, member.joined published),
+ * unless it is one already or banned there; a deleted or direct channel,
+ * and a private one when public_only, are refused. True when it joined.
+ */
+bool account_join(parley_app_t *app, const char *channel_id, const char *user_id,
+                  bool public_only);
 
 /*
  * Starts a login for `u`: a new session, durable, and answers `status` with

@@ -48,7 +48,7 @@
 static void post_register(http_ctx_t *ctx)
 {
     store_user_t u;
-    if (!account_create(ctx, true, false, &u))
+    if (!account_register(ctx, &u))
         return;
     /* Durable with the session's record, which comes after it. */
     audit_write_as(ctx, u.id, 0, "auth.register", u.id,

@@ -27,6 +27,7 @@
 #include "parley/clock.h"
 #include "parley/file_life.h"
 #include "parley/log.h"
+#include "parley/settings.h"
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
 
@@ -115,7 +116,9 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
         return false;
     }
     bool empty = info.size == 0;
-    bool allowed = type_allowed(app->config->allowed_types, info.mime) &&
+    store_settings_t live; /* allowed_types as set now (docs/admin.md, "Settings") */
+    store_settings_get(app->store, &live);
+    bool allowed = type_allowed(live.allowed_types, info.mime) &&
                    (!f->is_avatar || is_avatar_type(info.mime));
     if (empty || !allowed) {
         blob_writer_abort(w);

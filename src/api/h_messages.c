@@ -505,25 +505,13 @@ out_access:
     channel_access_clear(&a);
 }
 
-/* Deletes the files attached to a deleted message (those naming it), and
- * with them their blobs when nothing else refers to them. */
+/* Deletes the files of a deleted message (delete_message_files). */
 static bool delete_attachments(http_ctx_t *ctx, const chat_message_t *m)
 {
-    parley_app_t *app = ctx->app;
-    for (size_t i = 0; i < m->n_attachments; i++) {
-        store_file_t f;
-        if (!store_file_get(app->store, m->attachments[i], &f))
-            continue;
-        int rc = 0;
-        if (!f.is_deleted && strcmp(f.message_id, m->id) == 0)
-            rc = file_life_remove(app->store, app->blobs, &f);
-        store_file_clear(&f);
-        if (rc != 0) {
-            reply_store_error(ctx, rc);
-            return false;
-        }
-    }
-    return true;
+    int rc = delete_message_files(ctx->app, m);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    return rc == 0;
 }
 
 bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bool *already)

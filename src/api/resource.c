@@ -5,6 +5,10 @@
  */
 #include "resource.h"
 
+#include <string.h>
+
+#include "parley/file_life.h"
+
 bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
                          channel_access_t *a)
 {
@@ -61,4 +65,20 @@ void reply_store_error(http_ctx_t *ctx, int rc)
                          "the server cannot save changes right now");
         break;
     }
+}
+
+int delete_message_files(parley_app_t *app, const chat_message_t *m)
+{
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        store_file_t f;
+        if (!store_file_get(app->store, m->attachments[i], &f))
+            continue;
+        int rc = 0;
+        if (!f.is_deleted && strcmp(f.message_id, m->id) == 0)
+            rc = file_life_remove(app->store, app->blobs, &f);
+        store_file_clear(&f);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }

@@ -37,6 +37,8 @@ uint64_t audit_write(http_ctx_t *ctx, uint64_t after, const char *action, const 
 uint64_t audit_write_as(http_ctx_t *ctx, const char *actor_id, uint64_t after,
                         const char *action, const char *target, json_t *details);
 extern const http_route_t reports_routes[];
+extern const http_route_t admin_settings_routes[];
+extern const http_route_t invites_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
@@ -86,6 +88,11 @@ bool admin_moderate(http_ctx_t *ctx, const char *user_id, const admin_moderation
  * true when it was deleted before (nothing written). False after answering
  * a store failure. */
 bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bool *already);
+/* Deletes the files attached to a deleted message (those naming it), and
+ * with them their blobs when nothing else refers to them: what a message's
+ * deletion does, by its author, a moderator or the retention sweep.
+ * 0 or the first STORE_E_* met. No lock held. */
+int delete_message_files(parley_app_t *app, const chat_message_t *m);
 
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);

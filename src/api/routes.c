@@ -19,5 +19,7 @@ const http_route_t *const api_route_tables[] = {
     admin_users_routes,
     admin_audit_routes,
     reports_routes,
+    admin_settings_routes,
+    invites_routes,
     NULL,
 };

@@ -20,6 +20,7 @@
  */
 #include "authenticate.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -28,6 +29,10 @@
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
+#include "parley/http_server.h"
+
+/* The live require_mfa_for_admins setting (http_set_admin_mfa_required). */
+static atomic_bool admin_mfa_required;
 
 static void set_rate_headers(http_ctx_t *ctx, const auth_rate_info_t *ri)
 {
@@ -119,7 +124,23 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
                          "this account is muted: it may read but not post");
         return false;
     }
+    /* The admin routes are all under /api/v1/admin; turning MFA on is not
+     * (/api/v1/auth/mfa/...), so an admin refused here can still do it. */
+    if ((flags & HTTP_ROUTE_ADMIN) && !p->user.mfa_enabled &&
+        atomic_load(&admin_mfa_required)) {
+        principal_clear(p);
+        http_reply_error(ctx, HTTP_ERR_MFA_SETUP_REQUIRED,
+                         json_pack("{s:[s], s:s}", "mfa_methods", "totp", "setup",
+                                   "/api/v1/auth/mfa/setup"),
+                         "administrators must turn on two-factor authentication first");
+        return false;
+    }
     return true;
+}
+
+void http_set_admin_mfa_required(bool required)
+{
+    atomic_store(&admin_mfa_required, required);
 }
 
 bool http_credentials_valid(struct parley_app *app, const struct _u_request *req,

@@ -110,7 +110,7 @@ typedef struct gate_daemon {
 
 
 static size_t max_body = 1 << 20;
-static uint64_t max_upload = 25u << 20;
+static _Atomic uint64_t max_upload = 25u << 20; /* live: gate_set_max_upload */
 static bool (*takes_upload)(void *ctx, const char *method, const char *path);
 static void *takes_upload_ctx;
 static bool (*takeover_claims)(void *ctx, const char *method, const char *path);
@@ -132,10 +132,22 @@ void gate_configure(size_t max_body_bytes, uint64_t max_upload_bytes,
                     void *ctx)
 {
     max_body = max_body_bytes;
-    max_upload = max_upload_bytes;
+    atomic_store(&max_upload, max_upload_bytes);
     takes_upload = upload_route;
     takes_upload_ctx = ctx;
     gnutls_rnd(GNUTLS_RND_NONCE, &request_id_prefix, sizeof(request_id_prefix));
+}
+
+void gate_set_max_upload(uint64_t max_upload_bytes)
+{
+    atomic_store(&max_upload, max_upload_bytes);
+}
+
+uint64_t gate_upload_limit(void)
+{
+    if (current != NULL && current->multipart_upload)
+        return current->limit - GATE_UPLOAD_SLACK;
+    return atomic_load(&max_upload);
 }
 
 void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char *path),
@@ -470,8 +482,8 @@ struct MHD_Response *http_error_response(enum http_error err, const char *messag
 static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_request_t *gr)
 {
     char message[96];
-    bool upload = gr->limit != max_body;
-    uint64_t shown = upload ? max_upload : max_body;
+    bool upload = gr->multipart_upload;
+    uint64_t shown = upload ? gr->limit - GATE_UPLOAD_SLACK : max_body;
     snprintf(message, sizeof(message), "the %s is larger than %llu bytes",
              upload ? "upload" : "request body", (unsigned long long)shown);
     char *body = http_error_body(HTTP_ERR_PAYLOAD_TOO_LARGE, message,
@@ -526,7 +538,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (type != NULL && strncasecmp(type, "multipart/form-data", 19) == 0 && takes_upload &&
             takes_upload(takes_upload_ctx, method, gr->path)) {
-            gr->limit = max_upload + GATE_UPLOAD_SLACK;
+            gr->limit = atomic_load(&max_upload) + GATE_UPLOAD_SLACK;
             gr->multipart_upload = true;
             multipart_boundary(type, gr->boundary);
         }

@@ -22,6 +22,11 @@ void *gate_attached(void);
  * answered 413 when it ends (an upload went over its limit). */
 void gate_refuse_body(void);
 
+/* The upload limit of the current request (max_upload_bytes as it was when
+ * the request started, so the gate and the upload agree), or the current
+ * limit outside an upload. */
+uint64_t gate_upload_limit(void);
+
 /* Whether the current request's multipart upload body ended with its closing
  * delimiter ("--boundary--", then at most a short epilogue). libmicrohttpd
  * holds back the last bytes of a part until it sees the next delimiter and

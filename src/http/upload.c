@@ -90,7 +90,7 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
         u->got_file = true;
         snprintf(u->filename, sizeof(u->filename), "%s", filename);
         u->filename_truncated = strlen(filename) >= sizeof(u->filename);
-        if (blob_writer_new(app->blobs, app->config->max_upload_bytes, &u->writer) != 0) {
+        if (blob_writer_new(app->blobs, gate_upload_limit(), &u->writer) != 0) {
             u->failed = true;
             return U_ERROR;
         }

@@ -1370,3 +1370,32 @@ int chat__snapshot(store_t *s, wal_snapshot_t *snap)
         sc.rc = snap_messages(t, snap);
     return sc.rc;
 }
+
+/* ---- retention ---------------------------------------------------------------------- */
+
+#define OLDER_SCAN_MAX 4096 /* seqs looked at per call (one read lock) */
+
+size_t chat_messages_older(store_t *s, uint64_t *cursor, int64_t cutoff_ms, size_t max,
+                           char (*ids)[STORE_ID_MAX], bool *more)
+{
+    struct chat_tables *t = s->chat;
+    size_t n = 0;
+    uint64_t seq = *cursor ? *cursor : 1;
+    *more = false;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    for (size_t looked = 0; seq < t->next_seq; looked++) {
+        if (looked == OLDER_SCAN_MAX || n == max) {
+            *more = true;
+            break;
+        }
+        const msg_t *g = chat__stab_get(&t->msgs, seq);
+        if (g && g->created_at >= cutoff_ms)
+            break; /* ids are in creation order: the rest is newer */
+        if (g && !g->is_deleted)
+            chat__msg_id(seq, ids[n++]);
+        seq++;
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+    *cursor = seq;
+    return n;
+}

@@ -37,6 +37,8 @@ struct store {
     struct file_tables *files; /* file records and blob reference counts (files.c) */
     struct audit_tables *audit; /* the audit log's entries (audit.c) */
     struct report_tables *reports; /* reports of messages (reports.c) */
+    struct settings_state *settings; /* configured values and overrides (settings.c) */
+    map_t invites;            /* code -> store_invite_t* (invites.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -56,6 +58,9 @@ bool store__replayer_stop(replayer_t *r, uint64_t *bad_lsn, uint8_t *bad_type);
 int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);
 /* The same for len bytes of a binary record (data is freed). */
 int store__append_bytes(store_t *s, uint8_t type, void *data, size_t len, uint64_t *lsn);
+
+/* store_user_create's checks, record and apply. REQUIRES: write_mu held. */
+int store__user_create_locked(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn);
 
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
@@ -100,5 +105,15 @@ void reports__free(struct report_tables *t);
 void reports__clear(struct report_tables *t);
 int reports__apply(store_t *s, const void *data, size_t len);
 int reports__snapshot(store_t *s, wal_snapshot_t *snap);
+/* ---- settings and invites (settings.c, invites.c) ---- */
+
+struct settings_state *settings__new(void);
+void settings__free(struct settings_state *t);
+/* Drops the overrides (a snapshot's load starts from empty tables). */
+void settings__clear(struct settings_state *t);
+int settings__apply(store_t *s, const void *data, size_t len);
+int settings__snapshot(store_t *s, wal_snapshot_t *snap);
+int invites__apply(store_t *s, const void *data, size_t len);
+int invites__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -50,6 +50,7 @@
 #include "parley/files.h"
 #include "parley/log.h"
 #include "parley/reports.h"
+#include "parley/settings.h"
 #include "parley/xalloc.h"
 
 
@@ -211,6 +212,10 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
         return audit__apply(s, data, len);
     case STORE_REC_REPORT:
         return reports__apply(s, data, len);
+    case STORE_REC_SETTINGS:
+        return settings__apply(s, data, len);
+    case STORE_REC_INVITE:
+        return invites__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -242,10 +247,17 @@ int store_wait(store_t *s, uint64_t lsn)
 
 int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
 {
+    pthread_mutex_lock(&s->write_mu);
+    int rc = store__user_create_locked(s, u, first_is_admin, lsn);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+int store__user_create_locked(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn)
+{
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX], other[STORE_ID_MAX];
     store__lower(u->username, name, sizeof(name));
     store__lower(u->email, email, sizeof(email));
-    pthread_mutex_lock(&s->write_mu);
     int rc = 0;
     if (map_index_get(&s->user_by_name, name, other, STORE_ID_MAX))
         rc = STORE_E_CONFLICT_USERNAME;
@@ -261,7 +273,6 @@ int store_user_create(store_t *s, store_user_t *u, bool first_is_admin, uint64_t
         store_user_copy(&copy, u);
         apply_user(s, &copy);
     }
-    pthread_mutex_unlock(&s->write_mu);
     return rc;
 }
 
@@ -686,6 +697,10 @@ int store_snapshot(store_t *s)
             sc.rc = audit__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = reports__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = settings__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = invites__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -757,6 +772,8 @@ static void clear_tables(store_t *s)
     files__clear(s->files);
     audit__clear(s->audit);
     reports__clear(s->reports);
+    settings__clear(s->settings);
+    map_clear(&s->invites);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -833,6 +850,8 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
                                                       : AUDIT_DEFAULT_MAX_ENTRIES,
                            opts->audit_max_days);
     s->reports = reports__new();
+    s->settings = settings__new();
+    map_init(&s->invites, free);
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -899,6 +918,8 @@ int store_close(store_t *s)
     files__free(s->files);
     audit__free(s->audit);
     reports__free(s->reports);
+    settings__free(s->settings);
+    map_deinit(&s->invites);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);

@@ -289,3 +289,24 @@ def test_moderation_of_accounts_and_reports_is_recorded(srv, root):
     # the deleted account's older entries keep its id; its username is gone
     assert newest(root, "auth.register", target=user.id)["actor"] == {"id": user.id,
                                                                        "username": None}
+
+
+def test_settings_and_invites_are_recorded(srv, root):
+    root.ok("PATCH", "/admin/settings", {"server_name": "Audited", "message_retention_days": 30})
+    e = newest(root, "settings.update")
+    assert e and e["target"] == "settings" and e["actor"]["id"] == root.id
+    assert e["details"] == {"server_name": "Audited", "message_retention_days": 30}
+    root.ok("PATCH", "/admin/settings", {"server_name": None, "message_retention_days": None})
+    assert newest(root, "settings.update")["details"] == {"server_name": None,
+                                                          "message_retention_days": None}
+    # a refused PATCH writes nothing
+    before = entries(root, action="settings.update")["total"]
+    r = root.patch("/admin/settings", {"registration": "sometimes"})
+    assert_error(r, 422, "VALIDATION_ERROR")
+    assert entries(root, action="settings.update")["total"] == before
+
+    inv = root.ok("POST", "/admin/invites", {"max_uses": 3}, 201)
+    e = newest(root, "invite.create", target=inv["code"])
+    assert e and e["details"] == {"max_uses": 3, "expires_at": None, "channel_ids": []}
+    assert root.delete("/admin/invites/" + inv["code"]).status_code == 204
+    assert newest(root, "invite.revoke", target=inv["code"])["details"] == {"uses": 0}
