@@ -41,8 +41,11 @@ def test_get_me_is_the_full_profile(server):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     me = r.json()
-    assert set(me) == PUBLIC_FIELDS | {"email", "preferences", "mfa_enabled"}
+    assert set(me) == PUBLIC_FIELDS | {"email", "preferences", "mfa_enabled", "last_login",
+                                       "permissions"}
     assert me["mfa_enabled"] is False
+    assert me["last_login"] is None  # registered, never logged in
+    assert "users.manage" in me["permissions"]  # the first account is an admin
     assert me["id"] == pair["user"]["id"]
     assert me["username"] == "alice" and me["email"] == "alice@example.com"
     assert me["display_name"] == "Alice"
