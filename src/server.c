@@ -184,7 +184,15 @@ int server_run(const parley_config_t *cfg)
         return 1;
     }
     app.login_limiter = auth_login_limiter_new(0);
-    app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
+    int limits[AUTH_RATE_CATEGORIES] = {
+        [AUTH_RATE_DEFAULT] = (int)cfg->rate_limit,
+        [AUTH_RATE_AUTH] = (int)cfg->rate_limit_auth,
+        [AUTH_RATE_MESSAGES] = (int)cfg->rate_limit_messages,
+        [AUTH_RATE_UPLOADS] = (int)cfg->rate_limit_uploads,
+        [AUTH_RATE_SEARCH] = (int)cfg->rate_limit_search,
+        [AUTH_RATE_ADMIN] = (int)cfg->rate_limit_admin,
+    };
+    app.rate_limiter = auth_rate_limiter_new(limits, 0);
     app.views = view_cache_new(cfg->view_cache_bytes);
 
     router_t *router = router_new(api_route_tables, &app);
