@@ -130,6 +130,15 @@ static const char *const rate_category_keys[] = {
     "rate_limit_admin",
 };
 
+/* The row of the setting `key`, or NULL. */
+static const setting_t *setting_named(const char *key)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const char *const fsync_names[] = {"always", "batch", "none"};
 
@@ -317,11 +326,7 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
     const char *key;
     json_t *value;
     json_object_foreach(root, key, value) {
-        const setting_t *s = NULL;
-        for (size_t i = 0; i < N_SETTINGS; i++) {
-            if (strcmp(settings[i].key, key) == 0)
-                s = &settings[i];
-        }
+        const setting_t *s = setting_named(key);
         if (s == NULL) {
             fail(err, "config file %s: unknown setting '%.64s'", path, key);
             goto out;
@@ -428,13 +433,11 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
 
     /* The setting of old, `rate_limit 0`, meant no limits at all: it still
      * does for every category not given a value of its own. */
-    if (cfg->rate_limit == 0) {
-        for (size_t k = 0; k < N_SETTINGS; k++) {
-            for (size_t c = 0; c < sizeof(rate_category_keys) / sizeof(rate_category_keys[0]); c++)
-                if (strcmp(settings[k].key, rate_category_keys[c]) == 0 &&
-                    !(cfg->given & (1ull << k)))
-                    *(unsigned *)((char *)cfg + settings[k].offset) = 0;
-        }
+    size_t n_categories = sizeof(rate_category_keys) / sizeof(rate_category_keys[0]);
+    for (size_t c = 0; cfg->rate_limit == 0 && c < n_categories; c++) {
+        const setting_t *s = setting_named(rate_category_keys[c]);
+        if (!config_given(cfg, s->key))
+            *(unsigned *)((char *)cfg + s->offset) = 0;
     }
 
     /* libmicrohttpd gives each pool thread an equal share of the connection
@@ -449,10 +452,8 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
 
 bool config_given(const parley_config_t *cfg, const char *key)
 {
-    for (size_t k = 0; k < N_SETTINGS; k++)
-        if (strcmp(settings[k].key, key) == 0)
-            return (cfg->given & (1ull << k)) != 0;
-    return false;
+    const setting_t *s = setting_named(key);
+    return s != NULL && (cfg->given & (1ull << (s - settings))) != 0;
 }
 
 void config_print_help(FILE *out)

@@ -17,8 +17,7 @@
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
  * path parameters (400) → the rate limit of the route's category and the
  * caller, as the route's flags ask (rate_limit.c, authenticate.c: 429, 401,
- * 403) → handler (permissions on the resource,
- * values). A body is judged before the route because it is part of the
+ * 403) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
  * request's form, not of what it asks for.
  */
 #include "parley/http_server.h"
