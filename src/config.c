@@ -83,7 +83,21 @@ static const setting_t settings[] = {
      SET_UNSIGNED, FIELD(snapshot_every_seconds), 0, 30 * 86400,
      "take a snapshot this often when anything changed (0: not by time)"},
     {"rate_limit", "--rate-limit", "PARLEY_RATE_LIMIT", SET_UNSIGNED, FIELD(rate_limit), 0,
-     1000000, "requests per user per minute (0: off)"},
+     1000000,
+     "requests a minute per caller in the default category (0: off, and alone it turns off "
+     "every category not set by its own setting)"},
+    {"rate_limit_auth", "--rate-limit-auth", "PARLEY_RATE_LIMIT_AUTH", SET_UNSIGNED,
+     FIELD(rate_limit_auth), 0, 1000000,
+     "requests a minute per caller to /api/v1/auth (login, register, refresh, MFA; 0: off)"},
+    {"rate_limit_messages", "--rate-limit-messages", "PARLEY_RATE_LIMIT_MESSAGES", SET_UNSIGNED,
+     FIELD(rate_limit_messages), 0, 1000000,
+     "messages and reactions posted, edited or deleted a minute per user (0: off)"},
+    {"rate_limit_uploads", "--rate-limit-uploads", "PARLEY_RATE_LIMIT_UPLOADS", SET_UNSIGNED,
+     FIELD(rate_limit_uploads), 0, 1000000, "uploads a minute per user (0: off)"},
+    {"rate_limit_search", "--rate-limit-search", "PARLEY_RATE_LIMIT_SEARCH", SET_UNSIGNED,
+     FIELD(rate_limit_search), 0, 1000000, "searches a minute per user (0: off)"},
+    {"rate_limit_admin", "--rate-limit-admin", "PARLEY_RATE_LIMIT_ADMIN", SET_UNSIGNED,
+     FIELD(rate_limit_admin), 0, 1000000, "admin requests a minute per admin (0: off)"},
     {"max_upload_bytes", "--max-upload-bytes", "PARLEY_MAX_UPLOAD_BYTES", SET_UNSIGNED,
      FIELD(max_upload_bytes), 1, 1ULL << 40, "largest uploaded file, in bytes"},
     {"allowed_types", "--allowed-types", "PARLEY_ALLOWED_TYPES", SET_TEXT, FIELD(allowed_types),
@@ -134,6 +148,22 @@ static const setting_t settings[] = {
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+_Static_assert(N_SETTINGS <= 64, "parley_config_t.given has a bit per setting");
+
+/* The settings of the categories that `rate_limit 0` turns off with it. */
+static const char *const rate_category_keys[] = {
+    "rate_limit_auth", "rate_limit_messages", "rate_limit_uploads", "rate_limit_search",
+    "rate_limit_admin",
+};
+
+/* The row of the setting `key`, or NULL. */
+static const setting_t *setting_named(const char *key)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const char *const fsync_names[] = {"always", "batch", "none"};
@@ -162,6 +192,11 @@ void config_defaults(parley_config_t *cfg)
     cfg->snapshot_every_seconds = 600;
     cfg->audit_max_entries = 100000;
     cfg->rate_limit = 600;
+    cfg->rate_limit_auth = 10;
+    cfg->rate_limit_messages = 100;
+    cfg->rate_limit_uploads = 20;
+    cfg->rate_limit_search = 50;
+    cfg->rate_limit_admin = 200;
     cfg->max_upload_bytes = 25u << 20;
     strcpy(cfg->allowed_types, "*/*");
     cfg->ws_max_frame_bytes = 64 * 1024;
@@ -223,6 +258,7 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
                  const char *origin, char err[CONFIG_ERR_MAX])
 {
     char *field = (char *)cfg + s->offset;
+    cfg->given |= 1ull << (s - settings);
 
     switch (s->type) {
     case SET_ADDRESS: {
@@ -337,11 +373,7 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
     const char *key;
     json_t *value;
     json_object_foreach(root, key, value) {
-        const setting_t *s = NULL;
-        for (size_t i = 0; i < N_SETTINGS; i++) {
-            if (strcmp(settings[i].key, key) == 0)
-                s = &settings[i];
-        }
+        const setting_t *s = setting_named(key);
         if (s == NULL) {
             fail(err, "config file %s: unknown setting '%.64s'", path, key);
             goto out;
@@ -448,6 +480,15 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
         }
     }
 
+    /* The setting of old, `rate_limit 0`, meant no limits at all: it still
+     * does for every category not given a value of its own. */
+    size_t n_categories = sizeof(rate_category_keys) / sizeof(rate_category_keys[0]);
+    for (size_t c = 0; cfg->rate_limit == 0 && c < n_categories; c++) {
+        const setting_t *s = setting_named(rate_category_keys[c]);
+        if (!config_given(cfg, s->key))
+            *(unsigned *)((char *)cfg + s->offset) = 0;
+    }
+
     /* libmicrohttpd gives each pool thread an equal share of the connection
      * limit; a share of zero would leave a thread unable to accept. */
     if (cfg->max_connections < cfg->threads) {
@@ -456,6 +497,12 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
         return -1;
     }
     return 0;
+}
+
+bool config_given(const parley_config_t *cfg, const char *key)
+{
+    const setting_t *s = setting_named(key);
+    return s != NULL && (cfg->given & (1ull << (s - settings))) != 0;
 }
 
 void config_print_help(FILE *out)

@@ -102,15 +102,14 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
     snprintf(st->allowed_types, sizeof(st->allowed_types), "%s", cfg->allowed_types);
     st->message_retention_days = cfg->message_retention_days;
     snprintf(st->default_channel, sizeof(st->default_channel), "%s", cfg->default_channel);
-    if (cfg->rate_limit > 0) {
-        static const uint32_t table[SETTINGS_RATE_COUNT] = {
-            [SETTINGS_RATE_AUTH] = 10,   [SETTINGS_RATE_MESSAGES] = 100,
-            [SETTINGS_RATE_UPLOADS] = 20, [SETTINGS_RATE_SEARCH] = 50,
-            [SETTINGS_RATE_ADMIN] = 200,
-        };
-        memcpy(st->rate_limits, table, sizeof(table));
-        st->rate_limits[SETTINGS_RATE_DEFAULT] = cfg->rate_limit;
-    }
+    /* The configuration has resolved them (--rate-limit 0: all off but
+     * those given their own value). */
+    st->rate_limits[SETTINGS_RATE_DEFAULT] = cfg->rate_limit;
+    st->rate_limits[SETTINGS_RATE_AUTH] = cfg->rate_limit_auth;
+    st->rate_limits[SETTINGS_RATE_MESSAGES] = cfg->rate_limit_messages;
+    st->rate_limits[SETTINGS_RATE_UPLOADS] = cfg->rate_limit_uploads;
+    st->rate_limits[SETTINGS_RATE_SEARCH] = cfg->rate_limit_search;
+    st->rate_limits[SETTINGS_RATE_ADMIN] = cfg->rate_limit_admin;
 }
 
 /* The settings hook of the parts of http/ that keep their own copy. The
@@ -120,6 +119,18 @@ static void apply_http_settings(void *ctx, const store_settings_t *st)
     (void)ctx;
     gate_set_max_upload(st->max_upload_bytes);
     http_set_admin_mfa_required(st->require_mfa_for_admins);
+}
+
+/* The rate limits per category, by their shared names ("auth"...). */
+static void apply_rate_limits(void *ctx, const store_settings_t *st)
+{
+    auth_rate_limiter_t *limiter = ctx;
+    for (int i = 0; i < SETTINGS_RATE_COUNT; i++) {
+        int category = auth_rate_category_from_name(settings_rate_names[i]);
+        if (category < 0 ||
+            auth_rate_set_category_limit(limiter, category, (int)st->rate_limits[i]) != AUTH_OK)
+            log_error("settings: rate limit %s not applied", settings_rate_names[i]);
+    }
 }
 
 /* The router as the real-time service calls it (realtime_call_fn). */
@@ -223,11 +234,20 @@ int server_run(const parley_config_t *cfg)
         return 1;
     }
     app.login_limiter = auth_login_limiter_new(0);
-    app.rate_limiter = auth_rate_limiter_new((int)cfg->rate_limit, 0);
+    int limits[AUTH_RATE_CATEGORIES] = {
+        [AUTH_RATE_DEFAULT] = (int)cfg->rate_limit,
+        [AUTH_RATE_AUTH] = (int)cfg->rate_limit_auth,
+        [AUTH_RATE_MESSAGES] = (int)cfg->rate_limit_messages,
+        [AUTH_RATE_UPLOADS] = (int)cfg->rate_limit_uploads,
+        [AUTH_RATE_SEARCH] = (int)cfg->rate_limit_search,
+        [AUTH_RATE_ADMIN] = (int)cfg->rate_limit_admin,
+    };
+    app.rate_limiter = auth_rate_limiter_new(limits, 0);
     app.views = view_cache_new(cfg->view_cache_bytes);
     store_settings_t configured;
     configured_settings(cfg, &configured);
     store_settings_add_hook(app.store, apply_http_settings, NULL);
+    store_settings_add_hook(app.store, apply_rate_limits, app.rate_limiter);
 
     router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);

@@ -1,12 +1,13 @@
 /*
  * Authentication primitives: password hashing, access tokens (JWT HS256),
- * refresh tokens, API keys, the server's keys, and the login throttle and
- * per-user request limiter. Pure functions over memory: no HTTP, no store,
- * no logging (nothing here ever writes a password, token or key anywhere).
+ * refresh tokens, API keys, the server's keys, the login throttle and the
+ * request rate limits by category. Pure functions over memory: no HTTP, no
+ * store, no logging (nothing here ever writes a password, token or key
+ * anywhere).
  * The handlers call these and map the codes below to HTTP in http_errors.c.
  *
- * Times are `int64_t now` in Unix seconds, passed in by the caller, so tests
- * control the clock.
+ * Times are `int64_t now` in Unix seconds (`now_ms`: milliseconds), passed
+ * in by the caller, so tests control the clock.
  *
  * Thread safety: every function may be called from any thread at once,
  * except auth_keys_load()/auth_keys_derive() on the same auth_keys_t (load
@@ -280,7 +281,7 @@ int auth_mfa_token_verify(const auth_keys_t *k, const char *token, int64_t now,
 typedef struct auth_login_limiter auth_login_limiter_t;
 
 /* A new throttle holding at most `max_entries` accounts and as many IPs
- * (0 = AUTH_LOGIN_MAX_ENTRIES, ~48 bytes each, allocated up front but only
+ * (0 = AUTH_LOGIN_MAX_ENTRIES, ~56 bytes each, allocated up front but only
  * touched as used); when a map is full the least recently used entry (last
  * counted attempt or failure) is evicted. Aborts when out of memory. */
 auth_login_limiter_t *auth_login_limiter_new(size_t max_entries);
@@ -309,36 +310,84 @@ bool auth_login_failure(auth_login_limiter_t *l, const char *account_key, const 
 void auth_login_success(auth_login_limiter_t *l, const char *account_key, const char *ip,
                         int64_t now);
 
-/* ---- per-user request rate limit ------------------------------------------ */
+/* ---- request rate limits by category -------------------------------------- */
 
-#define AUTH_RATE_WINDOW 60
-#define AUTH_RATE_MAX_ENTRIES 100000
+/*
+ * Every request falls into one category (the route table says which:
+ * include/parley/http.h, "Route flags"), and each category has its own
+ * per-minute limit and its own token bucket per caller: the user for an
+ * authenticated call, the client address for an anonymous one.
+ */
+typedef enum auth_rate_category {
+    AUTH_RATE_DEFAULT,  /* "default": everything the others do not take */
+    AUTH_RATE_AUTH,     /* "auth": /api/v1/auth/... (login, register, refresh, MFA, keys) */
+    AUTH_RATE_MESSAGES, /* "messages": posting, editing, deleting messages; reactions */
+    AUTH_RATE_UPLOADS,  /* "uploads": file and avatar uploads */
+    AUTH_RATE_SEARCH,   /* "search": /api/v1/search/... */
+    AUTH_RATE_ADMIN,    /* "admin": the admin routes */
+    AUTH_RATE_CATEGORIES
+} auth_rate_category_t;
+
+#define AUTH_RATE_WINDOW 60          /* seconds: a limit is requests per minute */
+#define AUTH_RATE_LIMIT_MAX 1000000  /* the largest limit a category takes */
+#define AUTH_RATE_MAX_ENTRIES 100000 /* (category, caller) buckets by default */
+#define AUTH_RATE_CALLER_MAX 61      /* bytes of a caller kept in its key */
+
+/* The category's name ("default", "auth", "messages", "uploads", "search",
+ * "admin"), or NULL for a value out of range. */
+const char *auth_rate_category_name(int category);
+
+/* The category named `name` (exactly as above), or -1. */
+int auth_rate_category_from_name(const char *name);
 
 typedef struct auth_rate_limiter auth_rate_limiter_t;
 
 typedef struct auth_rate_info {
-    bool enabled;      /* false when the limit is 0: the rest is zero */
-    int limit;         /* X-RateLimit-Limit: requests per window */
-    int remaining;     /* X-RateLimit-Remaining, after this request */
-    int64_t reset;     /* X-RateLimit-Reset: Unix seconds when the window ends */
-    int retry_after;   /* seconds until reset, when limited; else 0 */
+    bool enabled;      /* false when the category's limit is 0: the rest is zero */
+    int limit;         /* X-RateLimit-Limit: the bucket's size, requests per minute */
+    int remaining;     /* X-RateLimit-Remaining: whole tokens left after this request */
+    int64_t reset;     /* X-RateLimit-Reset: Unix seconds (rounded up) when the
+                        * bucket is full again if nothing more is asked */
+    int retry_after;   /* when limited: seconds (rounded up, >= 1) until the next
+                        * token; else 0 */
 } auth_rate_info_t;
 
-/* A limiter allowing `limit` requests per user per aligned 60 s window
- * (0 = off), for at most `max_entries` users (0 = AUTH_RATE_MAX_ENTRIES).
- * Aborts when out of memory. */
-auth_rate_limiter_t *auth_rate_limiter_new(int limit, size_t max_entries);
+/*
+ * A limiter with `limits[c]` requests per minute for each category c
+ * (0 = off; values above AUTH_RATE_LIMIT_MAX are taken as that), holding
+ * at most `max_entries` (category, caller) buckets in all (0 =
+ * AUTH_RATE_MAX_ENTRIES, ~110 bytes each, allocated up front but only
+ * touched as used); when a shard is full its least recently used bucket is
+ * forgotten. Aborts when out of memory.
+ */
+auth_rate_limiter_t *auth_rate_limiter_new(const int limits[AUTH_RATE_CATEGORIES],
+                                           size_t max_entries);
 void auth_rate_limiter_free(auth_rate_limiter_t *l); /* NULL is a no-op */
 
-/* Changes the limit (admin settings); takes effect on the next check. */
-void auth_rate_set_limit(auth_rate_limiter_t *l, int limit);
+/*
+ * Changes a category's limit (the live settings), thread-safe, effective
+ * from the next check: a bucket keeps the tokens it has used (a caller with
+ * 2 of 5 used has 8 of 10 after a raise to 10, 1 of 3 after a cut to 3, 0
+ * when it used more than the new limit). 0 turns the category off. Returns AUTH_OK,
+ * or AUTH_EINVALID (nothing changed) for an unknown category or a limit
+ * outside 0..AUTH_RATE_LIMIT_MAX.
+ */
+int auth_rate_set_category_limit(auth_rate_limiter_t *l, int category, int per_minute);
+
+/* A category's limit now (0: off; -1 for an unknown category). */
+int auth_rate_category_limit(const auth_rate_limiter_t *l, int category);
 
 /*
- * Counts one request of `user_id`. Returns AUTH_OK (allowed, also when the
- * limit is 0 or user_id is NULL/empty) or AUTH_ELIMITED; `out` (OUT, may be
- * NULL) gets the header values either way.
+ * Takes one token from the bucket of (category, caller) at `now_ms` (Unix
+ * milliseconds). The caller is `user_id` when it is non-empty, else the
+ * client `address` (the two never share a bucket); longer ones are keyed by
+ * their first AUTH_RATE_CALLER_MAX bytes. A bucket holds `limit` tokens,
+ * starts full and refills at limit/60 tokens a second. Returns AUTH_OK
+ * (allowed; also when the category is off or there is no caller at all) or
+ * AUTH_ELIMITED (nothing taken); `out` (OUT, may be NULL) gets the header
+ * values either way. Takes one shard lock.
  */
-int auth_rate_check(auth_rate_limiter_t *l, const char *user_id, int64_t now,
-                    auth_rate_info_t *out);
+int auth_rate_check(auth_rate_limiter_t *l, int category, const char *user_id,
+                    const char *address, int64_t now_ms, auth_rate_info_t *out);
 
 #endif

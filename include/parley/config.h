@@ -6,6 +6,7 @@
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +36,15 @@ typedef struct parley_config {
     unsigned refresh_token_ttl;  /* seconds */
     unsigned snapshot_every_records; /* 0: not by count */
     unsigned snapshot_every_seconds; /* 0: not by time */
-    unsigned rate_limit;         /* requests per user per minute; 0: off */
+    /* Rate limits by category, requests a minute per caller (0: off); the
+     * default category's is rate_limit, and `rate_limit 0` also turns off
+     * every other category not given a value of its own. */
+    unsigned rate_limit;
+    unsigned rate_limit_auth;
+    unsigned rate_limit_messages;
+    unsigned rate_limit_uploads;
+    unsigned rate_limit_search;
+    unsigned rate_limit_admin;
     uint64_t max_upload_bytes;   /* largest uploaded file */
     char allowed_types[1024];    /* MIME globs, comma-separated, e.g. image/png,text/plain */
     size_t ws_max_frame_bytes;   /* largest WebSocket message accepted */
@@ -59,6 +68,7 @@ typedef struct parley_config {
     unsigned retention_sweep_interval; /* seconds between retention sweeps */
     char public_url[512];        /* base of invite URLs; "" = from the request's Host */
     char config_file[4096];      /* "" when none was given */
+    uint64_t given;              /* which settings a source gave: see config_given() */
 } parley_config_t;
 
 /* Fills *cfg with the built-in defaults. */
@@ -76,6 +86,10 @@ void config_defaults(parley_config_t *cfg);
  */
 int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
                 char err[CONFIG_ERR_MAX]);
+
+/* Whether the setting `key` ("rate_limit_auth") was given by the config
+ * file, the environment or a flag, rather than left at its default. */
+bool config_given(const parley_config_t *cfg, const char *key);
 
 /* Prints the table of settings (flag, environment, default, meaning). */
 void config_print_help(FILE *out);

@@ -98,15 +98,27 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  * On USER/ADMIN routes the router answers, before the handler: 401
  * AUTHENTICATION_REQUIRED (no credentials), TOKEN_EXPIRED, TOKEN_INVALID;
  * 403 ACCOUNT_BANNED (valid credentials of a banned account);
- * 429 RATE_LIMIT_EXCEEDED (the caller's per-minute limit, counted on every
- * authenticated request, with X-RateLimit-* headers on every answer); 403
- * INSUFFICIENT_PERMISSIONS (an API key without the permission; a non-admin
- * on an ADMIN route); 403 ACCOUNT_MUTED with details.until (a CONTENT route
- * called by an account whose server-wide mute holds).
+ * 429 RATE_LIMIT_EXCEEDED (below); 403 INSUFFICIENT_PERMISSIONS (an API key
+ * without the permission; a non-admin on an ADMIN route); 403 ACCOUNT_MUTED
+ * with details.until (a CONTENT route called by an account whose
+ * server-wide mute holds).
  *
  * CONTENT marks a write that puts content before others (posting, editing,
  * reacting, uploading, creating or renaming channels, opening direct
  * channels); it goes with WRITE.
+ *
+ * Rate-limit category (include/parley/auth.h, auth_rate_category_t): an
+ * ADMIN route is "admin", an UPLOAD route "uploads"; any other route says
+ * HTTP_RATE_AUTH, HTTP_RATE_MESSAGES or HTTP_RATE_SEARCH, HTTP_RATE_NONE
+ * (not limited at all: the health check), or nothing ("default"); router_new
+ * aborts on a route with two. The router takes a token from the bucket of
+ * (category, caller) before the handler, on every route that is limited:
+ * the caller is the user once authenticated, else the client address (a
+ * public route, or credentials that fail: those are counted per address
+ * before the 401). While the category's limit is on, every answer carries
+ * X-RateLimit-Limit, -Remaining, -Reset and -Window; an empty bucket answers
+ * 429 RATE_LIMIT_EXCEEDED with Retry-After and details {retry_after,
+ * category}.
  */
 #define HTTP_ROUTE_UPLOAD 0x01u /* takes multipart/form-data bodies */
 #define HTTP_ROUTE_CONTENT 0x02u /* refused to a muted account */
@@ -120,6 +132,15 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
 #define HTTP_ADMIN_READ (HTTP_ROUTE_ADMIN | HTTP_ROUTE_READ)
 #define HTTP_ADMIN_WRITE (HTTP_ROUTE_ADMIN | HTTP_ROUTE_WRITE)
 #define HTTP_USER_CONTENT (HTTP_USER_WRITE | HTTP_ROUTE_CONTENT)
+#define HTTP_RATE_AUTH 0x1000u
+#define HTTP_RATE_MESSAGES 0x2000u
+#define HTTP_RATE_SEARCH 0x4000u
+#define HTTP_RATE_NONE 0x8000u
+
+/* The rate-limit category of a route with `flags` (an auth_rate_category_t),
+ * or -1 for a route that is not limited (HTTP_RATE_NONE) or whose flags
+ * name two categories. */
+int http_route_rate_category(unsigned flags);
 
 typedef struct http_route {
     const char *method;   /* "GET", "POST", ... (a GET route also answers HEAD) */

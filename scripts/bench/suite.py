@@ -9,7 +9,8 @@ appendfsync always) XADD of a chat-sized entry with 64 clients; a bare ulfius
 "hello" (build/release/bench_hello, same libmicrohttpd mode and pool size as
 Parley); the raw write(200 B) + fdatasync rate of the disk.
 
-Rate limits are off in every Parley run (--rate-limit 0, --ws-frame-rate 0).
+Rate limits are off in every Parley run (--rate-limit 0, which turns off every
+rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
 

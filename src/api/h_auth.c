@@ -416,13 +416,13 @@ static void delete_api_key(http_ctx_t *ctx)
 }
 
 const http_route_t auth_routes[] = {
-    {"POST", "/api/v1/auth/register", post_register, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/auth/login", post_login, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/auth/refresh", post_refresh, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/auth/logout", post_logout, HTTP_USER_WRITE},
-    {"PUT", "/api/v1/auth/change-password", put_change_password, HTTP_USER_WRITE},
-    {"POST", "/api/v1/auth/api-keys", post_api_key, HTTP_USER_WRITE},
-    {"GET", "/api/v1/auth/api-keys", get_api_keys, HTTP_USER_READ},
-    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, HTTP_USER_WRITE},
+    {"POST", "/api/v1/auth/register", post_register, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/login", post_login, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/refresh", post_refresh, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/logout", post_logout, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"PUT", "/api/v1/auth/change-password", put_change_password, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/api-keys", post_api_key, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"GET", "/api/v1/auth/api-keys", get_api_keys, HTTP_USER_READ | HTTP_RATE_AUTH},
+    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, HTTP_USER_WRITE | HTTP_RATE_AUTH},
     {NULL, NULL, NULL, 0},
 };

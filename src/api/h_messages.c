@@ -655,16 +655,21 @@ static void delete_reaction(http_ctx_t *ctx)
     react(ctx, false, ctx->params[1]);
 }
 
+/* Writing messages and reactions is the "messages" rate-limit category;
+ * reading them is "default". */
+#define MESSAGES_WRITE (HTTP_USER_WRITE | HTTP_RATE_MESSAGES)
+#define MESSAGES_CONTENT (HTTP_USER_CONTENT | HTTP_RATE_MESSAGES)
+
 const http_route_t messages_routes[] = {
-    {"POST", "/api/v1/channels/:id/messages", post_channel_message, HTTP_USER_CONTENT},
+    {"POST", "/api/v1/channels/:id/messages", post_channel_message, MESSAGES_CONTENT},
     {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ},
-    {"POST", "/api/v1/messages", post_message, HTTP_USER_CONTENT},
+    {"POST", "/api/v1/messages", post_message, MESSAGES_CONTENT},
     {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ},
     {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ},
-    {"PUT", "/api/v1/messages/:id", put_message, HTTP_USER_CONTENT},
-    {"DELETE", "/api/v1/messages/:id", delete_message, HTTP_USER_WRITE},
+    {"PUT", "/api/v1/messages/:id", put_message, MESSAGES_CONTENT},
+    {"DELETE", "/api/v1/messages/:id", delete_message, MESSAGES_WRITE},
     {"GET", "/api/v1/messages/:id/thread", get_thread, HTTP_USER_READ},
-    {"POST", "/api/v1/messages/:id/reactions", post_reaction, HTTP_USER_CONTENT},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, HTTP_USER_WRITE},
+    {"POST", "/api/v1/messages/:id/reactions", post_reaction, MESSAGES_CONTENT},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, MESSAGES_WRITE},
     {NULL, NULL, NULL, 0},
 };

@@ -212,9 +212,9 @@ static void post_verify(http_ctx_t *ctx)
 }
 
 const http_route_t mfa_routes[] = {
-    {"POST", "/api/v1/auth/mfa/setup", post_setup, HTTP_USER_WRITE},
-    {"POST", "/api/v1/auth/mfa/enable", post_enable, HTTP_USER_WRITE},
-    {"POST", "/api/v1/auth/mfa/disable", post_disable, HTTP_USER_WRITE},
-    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/auth/mfa/setup", post_setup, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/enable", post_enable, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/disable", post_disable, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
     {NULL, NULL, NULL, 0},
 };

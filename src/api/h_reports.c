@@ -236,7 +236,7 @@ out:
 }
 
 const http_route_t reports_routes[] = {
-    {"POST", "/api/v1/messages/:id/report", post_report, HTTP_USER_WRITE},
+    {"POST", "/api/v1/messages/:id/report", post_report, HTTP_USER_WRITE | HTTP_RATE_MESSAGES},
     {"GET", "/api/v1/admin/reports", get_reports, HTTP_ADMIN_READ},
     {"POST", "/api/v1/admin/reports/:id/resolve", post_resolve, HTTP_ADMIN_WRITE},
     {NULL, NULL, NULL, 0},

@@ -1,5 +1,5 @@
 /*
- * In-memory limits: the login throttle and the per-user request limiter.
+ * In-memory limits: the login throttle and the request rate limits by category.
  * Nothing here is logged or persisted; a restart forgets it, which costs an
  * attacker at most one free burst per restart.
  *
@@ -37,13 +37,22 @@
  * One mutex for both maps: it is taken a few times per login, which costs
  * 60 ms of argon2 anyway.
  *
- * DESIGN, request limiter. Fixed windows aligned on the minute (reset =
- * next multiple of 60), matching X-RateLimit-Reset. It runs on every
- * authenticated request, so the table is split into 16 shards, each with its
- * own mutex and its own LRU, keyed by the user id itself (ids are ours and
- * at most 63 bytes; the bucket hash is seeded FNV-1a). An evicted user
- * restarts their window count: lenient, and only once more than 100k users
- * are active at once. The limit is an atomic so the admin can change it.
+ * DESIGN, request limits. A token bucket per (category, caller): it holds
+ * up to `limit` tokens, starts full, refills at limit/60 tokens a second and
+ * a request takes one. Tokens are kept in integer units of 1/60000 of a
+ * token, so a bucket of limit L gains exactly L units a millisecond: no
+ * floating point, no drift. A bucket remembers the limit it was sized for
+ * (`count`); when the admin changes a category's limit (an atomic per
+ * category), the next check resizes the bucket keeping the tokens used, so
+ * a raise helps at once and a cut bites at once. This runs on every request,
+ * so the table is split into 16 shards, each with its own mutex and LRU,
+ * and a check takes exactly one shard lock. The key is the category byte, a
+ * kind byte ('u' user id, 'a' client address: the two can never share a
+ * bucket) and the caller, zero-padded; the hash is seeded FNV-1a (ids are
+ * ours, addresses are the peer's, neither is chosen freely). Memory is the
+ * fixed table: at most max_entries buckets over all categories; an evicted
+ * bucket comes back full, which is lenient and only happens once more than
+ * 100k (category, caller) pairs are active at once.
  */
 #include "parley/auth.h"
 
@@ -66,8 +75,9 @@ struct slot {
     uint32_t chain;      /* next slot in the same bucket, or NIL */
     uint32_t prev, next; /* use order: prev is older; NIL at the ends */
     uint32_t hash;
-    int64_t t;      /* login: time of the last failure; rate: window start */
-    uint32_t count; /* login: failures; rate: requests in the window */
+    int64_t t;      /* login: time of the last failure; rate: last refill (ms) */
+    int64_t tokens; /* rate: what the bucket holds, in 1/RATE_UNIT tokens */
+    uint32_t count; /* login: failures; rate: the limit the bucket is sized for */
     unsigned char key[];
 };
 
@@ -399,9 +409,14 @@ void auth_login_success(auth_login_limiter_t *l, const char *account_key, const 
     pthread_mutex_unlock(&l->mu);
 }
 
-/* ---- per-user request limiter --------------------------------------------- */
+/* ---- request rate limits by category ------------------------------------- */
 
 #define RATE_SHARDS 16
+#define RATE_WINDOW_MS ((int64_t)AUTH_RATE_WINDOW * 1000)
+/* A token is RATE_UNIT units and a bucket of limit L gains L units a
+ * millisecond: L tokens a minute, in integers. */
+#define RATE_UNIT RATE_WINDOW_MS
+#define RATE_KEY_SIZE (2 + AUTH_RATE_CALLER_MAX + 1)
 
 struct rate_shard {
     alignas(64) pthread_mutex_t mu;
@@ -409,12 +424,37 @@ struct rate_shard {
 };
 
 struct auth_rate_limiter {
-    atomic_int limit;
+    atomic_int limits[AUTH_RATE_CATEGORIES];
     uint32_t seed; /* set once */
     struct rate_shard shards[RATE_SHARDS];
 };
 
-auth_rate_limiter_t *auth_rate_limiter_new(int limit, size_t max_entries)
+static const char *const category_names[AUTH_RATE_CATEGORIES] = {
+    [AUTH_RATE_DEFAULT] = "default", [AUTH_RATE_AUTH] = "auth",
+    [AUTH_RATE_MESSAGES] = "messages", [AUTH_RATE_UPLOADS] = "uploads",
+    [AUTH_RATE_SEARCH] = "search",   [AUTH_RATE_ADMIN] = "admin",
+};
+
+const char *auth_rate_category_name(int category)
+{
+    return category >= 0 && category < AUTH_RATE_CATEGORIES ? category_names[category] : NULL;
+}
+
+int auth_rate_category_from_name(const char *name)
+{
+    for (int c = 0; name && c < AUTH_RATE_CATEGORIES; c++)
+        if (strcmp(category_names[c], name) == 0)
+            return c;
+    return -1;
+}
+
+static int clamp_limit(int limit)
+{
+    return limit <= 0 ? 0 : limit > AUTH_RATE_LIMIT_MAX ? AUTH_RATE_LIMIT_MAX : limit;
+}
+
+auth_rate_limiter_t *auth_rate_limiter_new(const int limits[AUTH_RATE_CATEGORIES],
+                                           size_t max_entries)
 {
     if (max_entries == 0)
         max_entries = AUTH_RATE_MAX_ENTRIES;
@@ -422,14 +462,15 @@ auth_rate_limiter_t *auth_rate_limiter_new(int limit, size_t max_entries)
     if (!l)
         abort();
     memset(l, 0, sizeof(*l));
-    atomic_init(&l->limit, limit > 0 ? limit : 0);
+    for (int c = 0; c < AUTH_RATE_CATEGORIES; c++)
+        atomic_init(&l->limits[c], clamp_limit(limits ? limits[c] : 0));
     if (gnutls_rnd(GNUTLS_RND_NONCE, &l->seed, sizeof(l->seed)) != 0)
         abort();
     size_t per_shard = (max_entries + RATE_SHARDS - 1) / RATE_SHARDS;
     for (int i = 0; i < RATE_SHARDS; i++) {
         if (pthread_mutex_init(&l->shards[i].mu, NULL) != 0)
             abort();
-        table_init(&l->shards[i].t, per_shard, AUTH_ID_MAX);
+        table_init(&l->shards[i].t, per_shard, RATE_KEY_SIZE);
     }
     return l;
 }
@@ -445,9 +486,20 @@ void auth_rate_limiter_free(auth_rate_limiter_t *l)
     free(l);
 }
 
-void auth_rate_set_limit(auth_rate_limiter_t *l, int limit)
+int auth_rate_set_category_limit(auth_rate_limiter_t *l, int category, int per_minute)
 {
-    atomic_store(&l->limit, limit > 0 ? limit : 0);
+    if (!l || category < 0 || category >= AUTH_RATE_CATEGORIES || per_minute < 0 ||
+        per_minute > AUTH_RATE_LIMIT_MAX)
+        return AUTH_EINVALID;
+    atomic_store(&l->limits[category], per_minute);
+    return AUTH_OK;
+}
+
+int auth_rate_category_limit(const auth_rate_limiter_t *l, int category)
+{
+    if (!l || category < 0 || category >= AUTH_RATE_CATEGORIES)
+        return -1;
+    return atomic_load(&((auth_rate_limiter_t *)l)->limits[category]);
 }
 
 /* Seeded FNV-1a with a final avalanche (murmur3's fmix32), so both the
@@ -467,45 +519,76 @@ static uint32_t rate_hash(uint32_t seed, const unsigned char *key, size_t len)
     return h;
 }
 
-int auth_rate_check(auth_rate_limiter_t *l, const char *user_id, int64_t now,
-                    auth_rate_info_t *out)
+/* a / b rounded up, for a >= 0 and b > 0. */
+static int64_t div_up(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* REQUIRES: the shard's mu held. Brings the bucket in `s` to `now_ms` at
+ * `limit`: a new slot (count 0) starts full; a bucket sized for another
+ * limit keeps the tokens it has used (cut to the new size); then the time
+ * since the last check refills it. */
+static void bucket_update(struct slot *s, int limit, int64_t now_ms)
+{
+    int64_t cap = (int64_t)limit * RATE_UNIT;
+    if (s->count == 0) {
+        s->tokens = cap;
+        s->t = now_ms;
+    } else if (s->count != (uint32_t)limit) {
+        s->tokens += cap - (int64_t)s->count * RATE_UNIT;
+        if (s->tokens < 0)
+            s->tokens = 0;
+    }
+    s->count = (uint32_t)limit;
+    if (now_ms > s->t) { /* a clock that went back refills nothing */
+        int64_t elapsed = now_ms - s->t;
+        s->tokens += (elapsed < RATE_WINDOW_MS ? elapsed : RATE_WINDOW_MS) * limit;
+        s->t = now_ms;
+    }
+    if (s->tokens > cap)
+        s->tokens = cap;
+}
+
+int auth_rate_check(auth_rate_limiter_t *l, int category, const char *user_id,
+                    const char *address, int64_t now_ms, auth_rate_info_t *out)
 {
     auth_rate_info_t info = {0};
-    int limit = atomic_load(&l->limit);
-    if (limit <= 0 || !user_id || !*user_id) {
-        if (out)
-            *out = info;
+    if (out)
+        *out = info;
+    if (category < 0 || category >= AUTH_RATE_CATEGORIES)
         return AUTH_OK;
-    }
-    int64_t rem = now % AUTH_RATE_WINDOW;
-    if (rem < 0)
-        rem += AUTH_RATE_WINDOW;
-    int64_t window = now - rem;
+    int limit = atomic_load(&l->limits[category]);
+    bool by_user = user_id && *user_id;
+    const char *caller = by_user ? user_id : address;
+    if (limit <= 0 || !caller || !*caller)
+        return AUTH_OK;
 
-    /* Ids are at most 63 bytes; a longer one is keyed by its first 63. */
-    unsigned char key[AUTH_ID_MAX] = {0};
-    size_t len = strnlen(user_id, AUTH_ID_MAX - 1);
-    memcpy(key, user_id, len);
-    uint32_t hash = rate_hash(l->seed, key, len);
+    /* The key: category, kind of caller, then the caller, zero-padded. */
+    unsigned char key[RATE_KEY_SIZE] = {(unsigned char)category, by_user ? 'u' : 'a'};
+    size_t len = strnlen(caller, AUTH_RATE_CALLER_MAX);
+    memcpy(key + 2, caller, len);
+    uint32_t hash = rate_hash(l->seed, key, 2 + len);
     struct rate_shard *sh = &l->shards[hash >> 28];
 
     pthread_mutex_lock(&sh->mu);
     struct slot *s = table_get(&sh->t, hash, key);
-    if (s->t != window) {
-        s->t = window;
-        s->count = 0;
-    }
-    bool limited = s->count >= (uint32_t)limit;
+    bucket_update(s, limit, now_ms);
+    bool limited = s->tokens < RATE_UNIT;
     if (!limited)
-        s->count++;
-    uint32_t count = s->count;
+        s->tokens -= RATE_UNIT;
+    int64_t tokens = s->tokens;
     pthread_mutex_unlock(&sh->mu);
 
+    int64_t cap = (int64_t)limit * RATE_UNIT;
     info.enabled = true;
     info.limit = limit;
-    info.remaining = count >= (uint32_t)limit ? 0 : limit - (int)count;
-    info.reset = window + AUTH_RATE_WINDOW;
-    info.retry_after = limited ? (int)(info.reset - now) : 0;
+    info.remaining = (int)(tokens / RATE_UNIT);
+    info.reset = div_up(now_ms + div_up(cap - tokens, limit), 1000);
+    if (limited) {
+        int64_t wait_s = div_up(div_up(RATE_UNIT - tokens, limit), 1000);
+        info.retry_after = wait_s < 1 ? 1 : (int)wait_s;
+    }
     if (out)
         *out = info;
     return limited ? AUTH_ELIMITED : AUTH_OK;

@@ -5,14 +5,18 @@
  *
  * Credentials are `Authorization: Bearer <access token>` or `X-API-Key:
  * plx_...` (the policy layer checks them: src/access/principal.c). Then the
- * user's per-minute limit; the X-RateLimit-* headers go on every
- * authenticated answer, errors included. A key without the permission the
- * route needs (READ or WRITE), or a non-admin on an ADMIN route, is refused
- * after that count: the caller is known, so its 403 carries the headers too.
- * Last, a route that puts content before others (HTTP_ROUTE_CONTENT) is
- * refused to a muted account with 403 ACCOUNT_MUTED: the one place the mute
- * is enforced over HTTP, and over WebSocket send_message, which runs
- * through the router.
+ * route's rate limit (rate_limit.c): counted per user once the caller is
+ * known, per client address when the credentials fail (so a flood of bad
+ * tokens meets a 429 like any anonymous flood); the X-RateLimit-* headers go
+ * on every answer of a limited category, errors included. A key without the
+ * permission the route needs (READ or WRITE), or a non-admin on an ADMIN
+ * route, is refused after that count: the caller is known, so its 403
+ * carries the headers too. Last, a route that puts content before others
+ * (HTTP_ROUTE_CONTENT) is refused to a muted account with 403
+ * ACCOUNT_MUTED: the one place the mute is enforced over HTTP, and over
+ * WebSocket send_message, which runs through the router; and while the
+ * live setting require_mfa_for_admins holds, an ADMIN route is refused to
+ * an admin without two-factor authentication (403 MFA_SETUP_REQUIRED).
  *
  * The upload callback runs before the router (while the body arrives) and
  * only needs a yes or no: http_credentials_valid() decides it the same way
@@ -21,89 +25,85 @@
 #include "authenticate.h"
 
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "parley/access.h"
 #include "parley/app.h"
-#include "parley/auth.h"
 #include "parley/clock.h"
 #include "parley/http_server.h"
+#include "rate_limit.h"
 
 /* The live require_mfa_for_admins setting (http_set_admin_mfa_required). */
 static atomic_bool admin_mfa_required;
 
-static void set_rate_headers(http_ctx_t *ctx, const auth_rate_info_t *ri)
-{
-    if (!ri->enabled)
-        return;
-    char v[32];
-    snprintf(v, sizeof(v), "%d", ri->limit);
-    http_set_header(ctx, "X-RateLimit-Limit", v);
-    snprintf(v, sizeof(v), "%d", ri->remaining);
-    http_set_header(ctx, "X-RateLimit-Remaining", v);
-    snprintf(v, sizeof(v), "%lld", (long long)ri->reset);
-    http_set_header(ctx, "X-RateLimit-Reset", v);
-}
+/* Why identify() found no caller. */
+enum refusal {
+    REFUSED_NONE,      /* no credentials */
+    REFUSED_MALFORMED, /* an Authorization that is not "Bearer <token>" */
+    REFUSED_ACCESS,    /* credentials the policy layer refused: *rc says why */
+};
 
-/* Who the request's credentials name: 0 with *p filled, an ACCESS_E_* code,
- * or 1 after answering (no credentials, a malformed Authorization). */
-static int identify(http_ctx_t *ctx, principal_t *p, bool *by_key)
+/* Who the request's credentials name: true with *p filled, or false with
+ * *why (and for REFUSED_ACCESS *rc, an ACCESS_E_* code). Answers nothing. */
+static bool identify(http_ctx_t *ctx, principal_t *p, bool *by_key, enum refusal *why, int *rc)
 {
     parley_app_t *app = ctx->app;
     const char *authz = http_header(ctx, "Authorization");
     const char *api_key = http_header(ctx, "X-API-Key");
     *by_key = authz == NULL && api_key != NULL;
+    *why = REFUSED_ACCESS;
     if (ctx->preauth != NULL)
-        return principal_from_given(app, ctx->preauth, p);
-    if (authz != NULL) {
-        if (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
-            http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
-                             "the Authorization header must be \"Bearer <token>\"");
-            return 1;
-        }
-        return principal_from_token(app, authz + 7, p);
-    }
-    if (api_key != NULL)
-        return principal_from_api_key(app, api_key, p);
-    http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
-                     "this endpoint needs an access token or an API key");
-    return 1;
+        *rc = principal_from_given(app, ctx->preauth, p);
+    else if (authz != NULL && (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0'))
+        *why = REFUSED_MALFORMED;
+    else if (authz != NULL)
+        *rc = principal_from_token(app, authz + 7, p);
+    else if (api_key != NULL)
+        *rc = principal_from_api_key(app, api_key, p);
+    else
+        *why = REFUSED_NONE;
+    return *why == REFUSED_ACCESS && *rc == 0;
 }
 
-bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
+/* Answers the refusal identify() found (a ban: details.until, its end). */
+static void refuse(http_ctx_t *ctx, enum refusal why, int rc, bool by_key, int64_t banned_until)
 {
-    parley_app_t *app = ctx->app;
-    memset(p, 0, sizeof(*p));
-    bool by_key;
-    int rc = identify(ctx, p, &by_key);
-    if (rc == 1)
-        return false;
-    if (rc != 0) {
-        json_t *details = rc == ACCESS_E_BANNED
-                              ? json_pack("{s:o}", "until", time_json(p->banned_until))
-                              : NULL;
-        http_reply_error(ctx, http_error_of_access(rc), details, "%s",
+    if (why == REFUSED_NONE)
+        http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
+                         "this endpoint needs an access token or an API key");
+    else if (why == REFUSED_MALFORMED)
+        http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
+                         "the Authorization header must be \"Bearer <token>\"");
+    else
+        http_reply_error(ctx, http_error_of_access(rc),
+                         rc == ACCESS_E_BANNED
+                             ? json_pack("{s:o}", "until", time_json(banned_until))
+                             : NULL,
+                         "%s",
                          rc == ACCESS_E_EXPIRED  ? "the access token has expired"
                          : rc == ACCESS_E_BANNED ? "this account is banned"
                          : by_key              ? "the API key is not valid, revoked or expired"
                                               : "the access token is not valid");
+}
+
+bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    int category = http_route_rate_category(flags);
+    bool by_key;
+    enum refusal why;
+    int rc = 0;
+    if (!identify(ctx, p, &by_key, &why, &rc)) {
+        principal_clear(p);
+        if (rate_limit_admit(ctx, category, NULL))
+            refuse(ctx, why, rc, by_key, p->banned_until);
         return false;
     }
-    auth_rate_info_t ri;
-    if (auth_rate_check(app->rate_limiter, p->user.id, clock_wall_ms() / 1000, &ri) != AUTH_OK) {
-        set_rate_headers(ctx, &ri);
-        char retry[16];
-        snprintf(retry, sizeof(retry), "%d", ri.retry_after);
-        http_set_header(ctx, "Retry-After", retry);
-        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED,
-                         json_pack("{s:i}", "retry_after", ri.retry_after),
-                         "too many requests; try again in %d seconds", ri.retry_after);
+    if (!rate_limit_admit(ctx, category, p->user.id)) {
         principal_clear(p);
         return false;
     }
-    set_rate_headers(ctx, &ri);
     bool write = (flags & HTTP_ROUTE_WRITE) != 0;
     if (!(write ? p->can_write : p->can_read)) {
         principal_clear(p);

@@ -15,9 +15,9 @@
  *
  * Order of checks (docs/architecture.md): body size (the gate, 413) → body
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
- * path parameters (400) → the caller, as the route's flags ask
- * (authenticate.c: 401, 429, 403) → handler (permissions on the resource,
- * values). A body is judged before the route because it is part of the
+ * path parameters (400) → the rate limit of the route's category and the
+ * caller, as the route's flags ask (rate_limit.c, authenticate.c: 429, 401,
+ * 403) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
  * request's form, not of what it asks for.
  */
 #include "parley/http_server.h"
@@ -30,11 +30,12 @@
 
 #include "authenticate.h"
 #include "gate.h"
+#include "parley/auth.h"
 #include "parley/hex.h"
 #include "parley/log.h"
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
-#include "parley/xalloc.h"
+#include "rate_limit.h"
 
 #define MAX_SEGMENTS 12
 
@@ -90,7 +91,31 @@ static bool route_flags_valid(unsigned flags)
     unsigned need = flags & (HTTP_ROUTE_READ | HTTP_ROUTE_WRITE);
     if (who != HTTP_ROUTE_PUBLIC && who != HTTP_ROUTE_USER && who != HTTP_ROUTE_ADMIN)
         return false;
-    return who == HTTP_ROUTE_PUBLIC ? need == 0 : need == HTTP_ROUTE_READ || need == HTTP_ROUTE_WRITE;
+    if (who == HTTP_ROUTE_PUBLIC ? need != 0 : need != HTTP_ROUTE_READ && need != HTTP_ROUTE_WRITE)
+        return false;
+    unsigned named = flags & (HTTP_ROUTE_ADMIN | HTTP_ROUTE_UPLOAD | HTTP_RATE_AUTH |
+                              HTTP_RATE_MESSAGES | HTTP_RATE_SEARCH | HTTP_RATE_NONE);
+    return (named & (named - 1)) == 0; /* at most one rate-limit category */
+}
+
+int http_route_rate_category(unsigned flags)
+{
+    static const struct {
+        unsigned flag;
+        int category;
+    } marks[] = {
+        {HTTP_ROUTE_ADMIN, AUTH_RATE_ADMIN},      {HTTP_ROUTE_UPLOAD, AUTH_RATE_UPLOADS},
+        {HTTP_RATE_AUTH, AUTH_RATE_AUTH},         {HTTP_RATE_MESSAGES, AUTH_RATE_MESSAGES},
+        {HTTP_RATE_SEARCH, AUTH_RATE_SEARCH},     {HTTP_RATE_NONE, -1},
+    };
+    int category = AUTH_RATE_DEFAULT, found = 0;
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+        if (flags & marks[i].flag) {
+            category = marks[i].category;
+            found++;
+        }
+    }
+    return found <= 1 ? category : -1;
 }
 
 router_t *router_new(const http_route_t *const *tables, void *app)
@@ -114,7 +139,7 @@ router_t *router_new(const http_route_t *const *tables, void *app)
             if (!route_flags_valid(d->flags)) {
                 log_error("router: route %s %s must say who may call it (PUBLIC, USER or "
                           "ADMIN) and, unless public, what an API key needs (READ or WRITE; CONTENT "
-                          "with WRITE)",
+                          "with WRITE), and name at most one rate-limit category",
                           d->method, d->pattern);
                 abort();
             }
@@ -303,6 +328,8 @@ static void run(const router_t *r, http_ctx_t *ctx)
         if (!authenticate_route(ctx, route->def->flags, &caller))
             return;
         ctx->principal = &caller;
+    } else if (!rate_limit_admit(ctx, http_route_rate_category(route->def->flags), NULL)) {
+        return;
     }
     route->def->handler(ctx);
     if (authenticated) {

@@ -56,6 +56,25 @@ def rfc3339(ts):
     milliseconds ("2026-12-03T18:00:00.000Z")."""
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, address, **kw):
+        self._source = (address, 0)
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = self._source
+        super().init_poolmanager(*args, **kw)
+
+
+def session_from(address):
+    """A requests Session whose connections leave from `address`: on
+    loopback "127.0.0.2" is another client address than "127.0.0.1" for a
+    server bound to 127.0.0.1 (the limits and blocks by address)."""
+    s = requests.Session()
+    adapter = _SourceAddressAdapter(address)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s
 
 
 def b64url_decode(text):

@@ -29,13 +29,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
-    """One parley process. `args` are extra flags of `parley serve`."""
+# The rate limits are off in a test's server unless it asks for them
+# (rate_limits=True): the defaults (auth: 10 a minute per address) would
+# refuse the many registrations every test makes from 127.0.0.1.
+# `--rate-limit 0` turns off every category not given its own value, so a
+# test may still pass e.g. --rate-limit-search 3 and get only that one.
+LIMITS_OFF = ("--rate-limit", "0")
 
-    def __init__(self, data_dir, args=(), env=None, port=None):
+
+class Server:
+    """One parley process. `args` are extra flags of `parley serve`; with
+    rate_limits=False (the default) they come after LIMITS_OFF."""
+
+    def __init__(self, data_dir, args=(), env=None, port=None, rate_limits=False):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
-        self.args = list(args)
+        self.args = ([] if rate_limits else list(LIMITS_OFF)) + list(args)
         self.env = dict(os.environ, **(env or {}))
         self.log_path = os.path.join(os.path.dirname(self.data_dir),
                                      "server-%d.log" % self.port)
@@ -109,13 +118,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def start_server(tmp_path, request):
-    """Factory: start_server(args=(), env=None, data_dir=None) -> running Server.
-    Each is stopped after the test and must exit 0 without sanitizer reports."""
+    """Factory: start_server(args=(), env=None, data_dir=None,
+    rate_limits=False) -> running Server. Each is stopped after the test and
+    must exit 0 without sanitizer reports."""
     servers = []
 
-    def start(args=(), env=None, data_dir=None, wait=True, port=None):
+    def start(args=(), env=None, data_dir=None, wait=True, port=None, rate_limits=False):
         d = data_dir or tmp_path / ("data%d" % len(servers))
-        s = Server(d, args=args, env=env, port=port)
+        s = Server(d, args=args, env=env, port=port, rate_limits=rate_limits)
         servers.append(s)
         return s.start(wait=wait)
 

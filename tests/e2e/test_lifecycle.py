@@ -141,6 +141,10 @@ def test_idle_keepalive_connections_do_not_delay_shutdown(start_server):
     (["--frobnicate"], {}, "unknown argument"),
     ([], {"PARLEY_THREADS": "0"}, "PARLEY_THREADS"),
     ([], {"PARLEY_MAX_BODY_BYTES": "1k"}, "PARLEY_MAX_BODY_BYTES"),
+    (["--rate-limit-search", "-1"], {}, "rate_limit_search"),
+    (["--rate-limit-auth=ten"], {}, "rate_limit_auth"),
+    ([], {"PARLEY_RATE_LIMIT_ADMIN": "1000001"}, "PARLEY_RATE_LIMIT_ADMIN"),
+    ([], {"PARLEY_RATE_LIMIT_MESSAGES": ""}, "PARLEY_RATE_LIMIT_MESSAGES"),
 ])
 def test_bad_settings_stop_start_up_with_one_line(args, env, setting, tmp_path):
     r = run(["serve", "--data-dir", str(tmp_path / "d")] + args, env=env)

@@ -967,51 +967,185 @@ TEST(login_memory_is_bounded_and_evicts_the_oldest)
     auth_login_limiter_free(NULL);
 }
 
-/* ---- request limiter ------------------------------------------------------ */
+/* ---- request rate limits by category -------------------------------------- */
 
-TEST(rate_limit_reached_then_next_window)
+#define T0 1767960010000LL /* ms */
+
+/* A limiter with `limit` in `category` and every other category off. */
+static auth_rate_limiter_t *rate_one(int category, int limit, size_t max_entries)
 {
-    auth_rate_limiter_t *l = auth_rate_limiter_new(3, 0);
+    int limits[AUTH_RATE_CATEGORIES] = {0};
+    limits[category] = limit;
+    return auth_rate_limiter_new(limits, max_entries);
+}
+
+TEST(rate_burst_then_refill_at_limit_per_minute)
+{
+    auth_rate_limiter_t *l = rate_one(AUTH_RATE_SEARCH, 3, 0);
     auth_rate_info_t in;
-    int64_t t = 1767960010; /* window [..00, ..60) */
+    /* A new bucket is full: a burst of 3 in the same millisecond. */
     for (int i = 0; i < 3; i++) {
-        ASSERT_EQ(auth_rate_check(l, "u1", t + i, &in), AUTH_OK);
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0, &in), AUTH_OK);
         ASSERT_TRUE(in.enabled);
         ASSERT_EQ(in.limit, 3);
         ASSERT_EQ(in.remaining, 2 - i);
-        ASSERT_EQ(in.reset, 1767960060);
         ASSERT_EQ(in.retry_after, 0);
+        /* full again after (i + 1) tokens at one per 20 s */
+        ASSERT_EQ(in.reset, (T0 + (i + 1) * 20000 + 999) / 1000);
     }
-    ASSERT_EQ(auth_rate_check(l, "u1", t + 5, &in), AUTH_ELIMITED);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0, &in), AUTH_ELIMITED);
     ASSERT_EQ(in.remaining, 0);
-    ASSERT_EQ(in.reset, 1767960060);
-    ASSERT_EQ(in.retry_after, 45);
-    /* another user has their own count */
-    ASSERT_EQ(auth_rate_check(l, "u2", t + 5, &in), AUTH_OK);
-    ASSERT_EQ(in.remaining, 2);
-    /* the next window starts afresh */
-    ASSERT_EQ(auth_rate_check(l, "u1", 1767960060, &in), AUTH_OK);
-    ASSERT_EQ(in.remaining, 2);
-    ASSERT_EQ(in.reset, 1767960120);
+    ASSERT_EQ(in.retry_after, 20);
+    ASSERT_EQ(in.reset, (T0 + 60000 + 999) / 1000);
+    /* 19.999 s later no token yet, and a refused request took nothing. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 19999, &in), AUTH_ELIMITED);
+    ASSERT_EQ(in.retry_after, 1); /* 1 ms, rounded up to a second */
+    /* At 20 s exactly one token has come back: one request, not two. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 20000, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 0);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 20000, &in), AUTH_ELIMITED);
+    /* Partial tokens add up: 10 s + 10 s is one token. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 30000, &in), AUTH_ELIMITED);
+    ASSERT_EQ(in.retry_after, 10);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 40000, &in), AUTH_OK);
+    /* A long quiet spell fills the bucket, never beyond its size. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 3600000, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0 + 3600000, &in), AUTH_ELIMITED);
+    /* A clock that goes back refills nothing and breaks nothing. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_SEARCH, "u1", NULL, T0, &in), AUTH_ELIMITED);
+    ASSERT_GE(in.retry_after, 1);
     auth_rate_limiter_free(l);
 }
 
-TEST(rate_limit_zero_is_off_and_can_change)
+TEST(rate_steady_pace_at_the_limit_is_never_refused)
 {
-    auth_rate_limiter_t *l = auth_rate_limiter_new(0, 0);
+    /* 100 a minute = one each 600 ms: a client at exactly that pace after
+     * spending its burst always finds a token. */
+    auth_rate_limiter_t *l = rate_one(AUTH_RATE_MESSAGES, 100, 0);
+    int64_t t = T0;
+    for (int i = 0; i < 100; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_MESSAGES, "u1", NULL, t, NULL), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_MESSAGES, "u1", NULL, t, NULL), AUTH_ELIMITED);
+    for (int i = 0; i < 1000; i++) {
+        t += 600;
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_MESSAGES, "u1", NULL, t, NULL), AUTH_OK);
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_MESSAGES, "u1", NULL, t, NULL), AUTH_ELIMITED);
+    }
+    auth_rate_limiter_free(l);
+}
+
+TEST(rate_categories_and_callers_are_independent)
+{
+    int limits[AUTH_RATE_CATEGORIES] = {[AUTH_RATE_DEFAULT] = 5, [AUTH_RATE_AUTH] = 2,
+                                        [AUTH_RATE_MESSAGES] = 4, [AUTH_RATE_UPLOADS] = 1,
+                                        [AUTH_RATE_SEARCH] = 3, [AUTH_RATE_ADMIN] = 6};
+    auth_rate_limiter_t *l = auth_rate_limiter_new(limits, 0);
     auth_rate_info_t in;
-    for (int i = 0; i < 1000; i++)
-        ASSERT_EQ(auth_rate_check(l, "u1", NOW, &in), AUTH_OK);
+    /* Empty u1's auth bucket. */
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, "u1", "10.0.0.1", T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, "u1", "10.0.0.1", T0, &in), AUTH_ELIMITED);
+    /* Every other category of u1 is still full. */
+    for (int c = 0; c < AUTH_RATE_CATEGORIES; c++) {
+        if (c == AUTH_RATE_AUTH)
+            continue;
+        ASSERT_EQ(auth_rate_check(l, c, "u1", "10.0.0.1", T0, &in), AUTH_OK);
+        ASSERT_EQ(in.limit, limits[c]);
+        ASSERT_EQ(in.remaining, limits[c] - 1);
+    }
+    /* Another user, and the address u1 came from, have their own buckets:
+     * the user id wins over the address, and an address is not a user. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, "u2", "10.0.0.1", T0, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 1);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 1);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, "", "10.0.0.1", T0, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 0);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0, &in), AUTH_ELIMITED);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, "10.0.0.1", NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.2", T0, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 1);
+    /* No caller at all (no user, no address) is not limited. */
+    for (int i = 0; i < 10; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "", T0, &in), AUTH_OK);
     ASSERT_TRUE(!in.enabled);
-    ASSERT_EQ(in.limit, 0);
-    auth_rate_set_limit(l, 1);
-    ASSERT_EQ(auth_rate_check(l, "u1", NOW, &in), AUTH_OK);
-    ASSERT_TRUE(in.enabled);
-    ASSERT_EQ(auth_rate_check(l, "u1", NOW, &in), AUTH_ELIMITED);
-    auth_rate_set_limit(l, 0);
-    ASSERT_EQ(auth_rate_check(l, "u1", NOW, &in), AUTH_OK);
+    /* An unknown category is not limited either. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_CATEGORIES, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, -1, "u1", NULL, T0, &in), AUTH_OK);
     ASSERT_TRUE(!in.enabled);
     auth_rate_limiter_free(l);
+}
+
+TEST(rate_limit_zero_is_off_and_the_setter_acts_at_once)
+{
+    auth_rate_limiter_t *l = rate_one(AUTH_RATE_DEFAULT, 5, 0);
+    auth_rate_info_t in;
+    for (int i = 0; i < 1000; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_UPLOADS, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_TRUE(!in.enabled);
+    ASSERT_EQ(in.limit, 0);
+    ASSERT_EQ(auth_rate_category_limit(l, AUTH_RATE_UPLOADS), 0);
+    ASSERT_EQ(auth_rate_category_limit(l, AUTH_RATE_DEFAULT), 5);
+
+    /* Off to on: the first bucket is full at the new size. */
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_UPLOADS, 1), AUTH_OK);
+    ASSERT_EQ(auth_rate_category_limit(l, AUTH_RATE_UPLOADS), 1);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_UPLOADS, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_TRUE(in.enabled);
+    ASSERT_EQ(in.limit, 1);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_UPLOADS, "u1", NULL, T0, &in), AUTH_ELIMITED);
+    ASSERT_EQ(in.retry_after, 60);
+
+    /* 2 of 5 used; raised to 10: 8 left at once (7 after this one); with 3
+     * of 10 used, cut to 3: none left at once. */
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_DEFAULT, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_DEFAULT, 10), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_DEFAULT, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(in.limit, 10);
+    ASSERT_EQ(in.remaining, 7);
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_DEFAULT, 3), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_DEFAULT, "u1", NULL, T0, &in), AUTH_ELIMITED);
+    ASSERT_EQ(in.limit, 3);
+    ASSERT_EQ(in.remaining, 0);
+    /* An emptied bucket refills at the new pace (3 a minute: 20 s). */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_DEFAULT, "u1", NULL, T0 + 20000, &in), AUTH_OK);
+    /* Raised from an empty 3 to 100: 97 at once. */
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_DEFAULT, 100), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_DEFAULT, "u1", NULL, T0 + 20000, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 96);
+
+    /* Off again: nothing counted, no headers. */
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_UPLOADS, 0), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_UPLOADS, "u1", NULL, T0, &in), AUTH_OK);
+    ASSERT_TRUE(!in.enabled);
+
+    /* Bad arguments change nothing. */
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_DEFAULT, -1), AUTH_EINVALID);
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_DEFAULT, AUTH_RATE_LIMIT_MAX + 1),
+              AUTH_EINVALID);
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_CATEGORIES, 5), AUTH_EINVALID);
+    ASSERT_EQ(auth_rate_set_category_limit(l, -1, 5), AUTH_EINVALID);
+    ASSERT_EQ(auth_rate_category_limit(l, AUTH_RATE_DEFAULT), 100);
+    ASSERT_EQ(auth_rate_category_limit(l, AUTH_RATE_CATEGORIES), -1);
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_ADMIN, AUTH_RATE_LIMIT_MAX), AUTH_OK);
+    auth_rate_limiter_free(l);
+}
+
+TEST(rate_category_names)
+{
+    const char *names[] = {"default", "auth", "messages", "uploads", "search", "admin"};
+    ASSERT_EQ(sizeof(names) / sizeof(names[0]), AUTH_RATE_CATEGORIES);
+    for (int c = 0; c < AUTH_RATE_CATEGORIES; c++) {
+        ASSERT_STREQ(auth_rate_category_name(c), names[c]);
+        ASSERT_EQ(auth_rate_category_from_name(names[c]), c);
+    }
+    ASSERT_NULL(auth_rate_category_name(AUTH_RATE_CATEGORIES));
+    ASSERT_NULL(auth_rate_category_name(-1));
+    ASSERT_EQ(auth_rate_category_from_name("Auth"), -1);
+    ASSERT_EQ(auth_rate_category_from_name(""), -1);
+    ASSERT_EQ(auth_rate_category_from_name(NULL), -1);
 }
 
 struct rate_arg {
@@ -1025,7 +1159,8 @@ static void *rate_thread(void *p)
     char id[16];
     for (int i = 0; i < 4000; i++) {
         snprintf(id, sizeof(id), "user%d", i % 4);
-        if (auth_rate_check(a->l, id, NOW, NULL) == AUTH_OK)
+        if (auth_rate_check(a->l, (i / 4) % 2 ? AUTH_RATE_SEARCH : AUTH_RATE_DEFAULT, id, NULL, T0,
+                            NULL) == AUTH_OK)
             a->allowed++;
     }
     return NULL;
@@ -1033,7 +1168,8 @@ static void *rate_thread(void *p)
 
 TEST(rate_limit_counts_exactly_across_threads)
 {
-    auth_rate_limiter_t *l = auth_rate_limiter_new(1500, 0);
+    int limits[AUTH_RATE_CATEGORIES] = {[AUTH_RATE_DEFAULT] = 700, [AUTH_RATE_SEARCH] = 800};
+    auth_rate_limiter_t *l = auth_rate_limiter_new(limits, 0);
     struct rate_arg args[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
@@ -1045,22 +1181,36 @@ TEST(rate_limit_counts_exactly_across_threads)
         pthread_join(th[i], NULL);
         total += args[i].allowed;
     }
-    ASSERT_EQ(total, 4 * 1500); /* 4 users x 1500 of 4000 requests each */
+    /* 4 users x (700 default + 800 search) of 8000 requests each */
+    ASSERT_EQ(total, 4 * (700 + 800));
     auth_rate_limiter_free(l);
 }
 
 TEST(rate_limit_memory_is_bounded)
 {
-    auth_rate_limiter_t *l = auth_rate_limiter_new(2, 32);
+    /* 32 buckets in all (2 a shard): a flood of callers evicts, never grows. */
+    auth_rate_limiter_t *l = rate_one(AUTH_RATE_AUTH, 2, 32);
     auth_rate_info_t in;
-    char id[32];
+    char addr[32];
     for (int i = 0; i < 100000; i++) {
-        snprintf(id, sizeof(id), "user-%d", i);
-        ASSERT_EQ(auth_rate_check(l, id, NOW, &in), AUTH_OK);
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, addr, T0, &in), AUTH_OK);
     }
-    /* the most recent users are still counted */
-    ASSERT_EQ(auth_rate_check(l, "user-99999", NOW, &in), AUTH_OK);
-    ASSERT_EQ(auth_rate_check(l, "user-99999", NOW, &in), AUTH_ELIMITED);
+    /* the most recent caller is still counted */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, addr, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, addr, T0, &in), AUTH_ELIMITED);
+    /* an early one was evicted: it comes back with a full bucket */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.0", T0, &in), AUTH_OK);
+    ASSERT_EQ(in.remaining, 1);
+    /* a long caller is keyed by its first AUTH_RATE_CALLER_MAX bytes */
+    char a[100], b[100];
+    memset(a, 'x', sizeof(a) - 1);
+    a[sizeof(a) - 1] = '\0';
+    memcpy(b, a, sizeof(b));
+    b[sizeof(b) - 2] = 'y';
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, a, NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, b, NULL, T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, a, NULL, T0, &in), AUTH_ELIMITED);
     auth_rate_limiter_free(l);
     auth_rate_limiter_free(NULL);
 }

@@ -168,6 +168,68 @@ TEST(config_store_and_token_settings)
     ASSERT_EQ(cfg.access_token_ttl, 900);
 }
 
+TEST(config_rate_limits_by_category)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    /* The defaults of every category. */
+    ASSERT_EQ(load(&cfg, NULL, NULL, err), 0);
+    ASSERT_EQ(cfg.rate_limit, 600);
+    ASSERT_EQ(cfg.rate_limit_auth, 10);
+    ASSERT_EQ(cfg.rate_limit_messages, 100);
+    ASSERT_EQ(cfg.rate_limit_uploads, 20);
+    ASSERT_EQ(cfg.rate_limit_search, 50);
+    ASSERT_EQ(cfg.rate_limit_admin, 200);
+    ASSERT_TRUE(!config_given(&cfg, "rate_limit"));
+
+    /* Each from a flag, the environment or the file. */
+    const char *path = write_file("{\"rate_limit_uploads\": 7, \"rate_limit_admin\": 9}");
+    char cfgarg[128];
+    snprintf(cfgarg, sizeof(cfgarg), "--config=%s", path);
+    char *argv[] = {cfgarg, "--rate-limit-search", "3", "--rate-limit-auth=0", NULL};
+    char *envp[] = {"PARLEY_RATE_LIMIT_MESSAGES=5", "PARLEY_RATE_LIMIT_ADMIN=11", NULL};
+    ASSERT_EQ(load(&cfg, argv, envp, err), 0);
+    ASSERT_EQ(cfg.rate_limit, 600);
+    ASSERT_EQ(cfg.rate_limit_auth, 0);
+    ASSERT_EQ(cfg.rate_limit_messages, 5);
+    ASSERT_EQ(cfg.rate_limit_uploads, 7);
+    ASSERT_EQ(cfg.rate_limit_search, 3);
+    ASSERT_EQ(cfg.rate_limit_admin, 11); /* env over file */
+    ASSERT_TRUE(config_given(&cfg, "rate_limit_search"));
+    ASSERT_TRUE(!config_given(&cfg, "rate_limit"));
+    ASSERT_TRUE(!config_given(&cfg, "no_such_setting"));
+    unlink(path);
+
+    /* `--rate-limit 0` alone: everything off, as it always meant... */
+    char *off[] = {"--rate-limit", "0", NULL};
+    ASSERT_EQ(load(&cfg, off, NULL, err), 0);
+    ASSERT_EQ(cfg.rate_limit, 0);
+    ASSERT_EQ(cfg.rate_limit_auth, 0);
+    ASSERT_EQ(cfg.rate_limit_messages, 0);
+    ASSERT_EQ(cfg.rate_limit_uploads, 0);
+    ASSERT_EQ(cfg.rate_limit_search, 0);
+    ASSERT_EQ(cfg.rate_limit_admin, 0);
+    /* ...but a category given its own value keeps it, even its default. */
+    char *some[] = {"--rate-limit", "0", "--rate-limit-search=3", "--rate-limit-auth=10", NULL};
+    ASSERT_EQ(load(&cfg, some, NULL, err), 0);
+    ASSERT_EQ(cfg.rate_limit, 0);
+    ASSERT_EQ(cfg.rate_limit_search, 3);
+    ASSERT_EQ(cfg.rate_limit_auth, 10);
+    ASSERT_EQ(cfg.rate_limit_messages, 0);
+    /* A later --rate-limit wins over an earlier 0: the defaults are back. */
+    char *later[] = {"--rate-limit", "0", "--rate-limit", "30", NULL};
+    ASSERT_EQ(load(&cfg, later, NULL, err), 0);
+    ASSERT_EQ(cfg.rate_limit, 30);
+    ASSERT_EQ(cfg.rate_limit_auth, 10);
+
+    char *bad[] = {"--rate-limit-messages=-1", NULL};
+    ASSERT_EQ(load(&cfg, bad, NULL, err), -1);
+    ASSERT_CONTAINS(err, "rate_limit_messages");
+    char *big[] = {"--rate-limit-admin=1000001", NULL};
+    ASSERT_EQ(load(&cfg, big, NULL, err), -1);
+    ASSERT_CONTAINS(err, "rate_limit_admin");
+}
+
 TEST(config_ipv6_bind_accepted)
 {
     char *argv[] = {"--bind", "::1", NULL};

@@ -92,7 +92,7 @@ static void world_open(world_t *w)
     w->app.blobs = blobs_open(w->dir, err, sizeof(err));
     ASSERT_NOT_NULL(w->app.blobs);
     ASSERT_EQ(auth_keys_derive("0123456789abcdef0123456789abcdef", 32, &w->app.keys), AUTH_OK);
-    w->app.rate_limiter = auth_rate_limiter_new(0, 0);
+    w->app.rate_limiter = auth_rate_limiter_new(NULL, 0); /* all off */
     w->app.login_limiter = auth_login_limiter_new(0);
     w->router = router_new(api_route_tables, &w->app);
 
@@ -277,6 +277,83 @@ TEST(every_content_route_refuses_a_muted_user_and_the_others_do_not)
     world_close(&w);
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The rate-limit category a route should have, from what it is. */
+static int expected_category(const http_route_t *r)
+{
+    bool get = strcmp(r->method, "GET") == 0;
+    if (strcmp(r->pattern, "/api/health") == 0)
+        return -1; /* never limited: probes must not meet a 429 */
+    if (r->flags & HTTP_ROUTE_ADMIN)
+        return AUTH_RATE_ADMIN;
+    if (starts_with(r->pattern, "/api/v1/auth/"))
+        return AUTH_RATE_AUTH;
+    if (r->flags & HTTP_ROUTE_UPLOAD)
+        return AUTH_RATE_UPLOADS;
+    if (starts_with(r->pattern, "/api/v1/search/"))
+        return AUTH_RATE_SEARCH;
+    /* Writing a message or a reaction: the message routes that change one. */
+    if (!get && (starts_with(r->pattern, "/api/v1/messages") ||
+                 strcmp(r->pattern, "/api/v1/channels/:id/messages") == 0))
+        return AUTH_RATE_MESSAGES;
+    return AUTH_RATE_DEFAULT;
+}
+
+TEST(every_route_has_the_rate_limit_category_it_should)
+{
+    size_t seen[AUTH_RATE_CATEGORIES] = {0};
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            int want = expected_category(r), got = http_route_rate_category(r->flags);
+            if (want != got)
+                TEST_FAIL_("%s %s is in rate-limit category %s, expected %s", r->method,
+                           r->pattern, got < 0 ? "none" : auth_rate_category_name(got),
+                           want < 0 ? "none" : auth_rate_category_name(want));
+            /* Every path under /api/v1/admin is an admin route. */
+            if (starts_with(r->pattern, "/api/v1/admin") && !(r->flags & HTTP_ROUTE_ADMIN))
+                TEST_FAIL_("%s %s is under /api/v1/admin but not an ADMIN route", r->method,
+                           r->pattern);
+            if (got >= 0)
+                seen[got]++;
+        }
+    }
+    /* Each category has its routes (login, register, refresh, MFA verify
+     * among the auth ones: tested above by path). */
+    for (int c = 0; c < AUTH_RATE_CATEGORIES; c++)
+        if (seen[c] == 0)
+            TEST_FAIL_("no route is in the rate-limit category %s", auth_rate_category_name(c));
+    ASSERT_GE(seen[AUTH_RATE_AUTH], 4);
+    ASSERT_GE(seen[AUTH_RATE_MESSAGES], 5);
+    ASSERT_GE(seen[AUTH_RATE_UPLOADS], 2);
+}
+
+TEST(router_applies_the_route_category_limit_per_user)
+{
+    world_t w;
+    world_open(&w);
+    ASSERT_EQ(auth_rate_set_category_limit(w.app.rate_limiter, AUTH_RATE_SEARCH, 2), AUTH_OK);
+    for (int i = 0; i < 2; i++) {
+        answer_t a = call(&w, "GET", "/api/v1/search/users", "Authorization", w.bearer);
+        ASSERT_NE(a.status, 429); /* what the handler says of no ?q= is its business */
+    }
+    answer_t a = call(&w, "GET", "/api/v1/search/users", "Authorization", w.bearer);
+    ASSERT_EQ(a.status, 429);
+    ASSERT_STREQ(a.code, "RATE_LIMIT_EXCEEDED");
+    ASSERT_CONTAINS(a.message, "search");
+    /* The user's key is the same user: same bucket. */
+    ASSERT_EQ(call(&w, "GET", "/api/v1/search/channels", "X-API-Key", w.read_key).status, 429);
+    /* Other categories are not touched. */
+    ASSERT_EQ(call(&w, "GET", "/api/v1/users/me", "Authorization", w.bearer).status, 200);
+    /* The setter acts at once: off, and the search passes again. */
+    ASSERT_EQ(auth_rate_set_category_limit(w.app.rate_limiter, AUTH_RATE_SEARCH, 0), AUTH_OK);
+    ASSERT_NE(call(&w, "GET", "/api/v1/search/users", "Authorization", w.bearer).status, 429);
+    world_close(&w);
+}
+
 TEST(every_route_but_the_public_ones_refuses_an_anonymous_call)
 {
     world_t w;
@@ -403,11 +480,18 @@ TEST(router_refuses_a_route_that_does_not_say_who_may_call_it)
         {NULL, NULL, NULL, 0}};
     static const http_route_t content_read[] = {
         {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_ROUTE_CONTENT}, {NULL, NULL, NULL, 0}};
+    static const http_route_t two_categories[] = {
+        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_RATE_SEARCH | HTTP_RATE_MESSAGES},
+        {NULL, NULL, NULL, 0}};
+    static const http_route_t admin_and_search[] = {
+        {"GET", "/api/v1/x", NULL, HTTP_ADMIN_READ | HTTP_RATE_SEARCH}, {NULL, NULL, NULL, 0}};
     const http_route_t *const *cases[] = {
         (const http_route_t *const[]){content_read, NULL},
         (const http_route_t *const[]){unmarked, NULL},
         (const http_route_t *const[]){no_permission, NULL},
         (const http_route_t *const[]){both, NULL},
+        (const http_route_t *const[]){two_categories, NULL},
+        (const http_route_t *const[]){admin_and_search, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pid_t pid = fork();
