@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness: the store's record codec and apply path, the code that
  * replays every log record at start-up. The first input byte picks the record
- * type (users, sessions, API keys, or an unknown one), the rest is the
+ * type (users, sessions, API keys, ..., or an unknown one; byte 31 is a
+ * blocked address), the rest is the
  * payload. A record must either be refused (STORE_E_CORRUPT) or applied; any
  * crash, leak or undefined behaviour is a finding, and an applied user must be
  * findable by its username afterwards.
@@ -16,6 +17,7 @@
 
 #include "parley/chat.h"
 #include "parley/files.h"
+#include "parley/ip_blocks.h"
 #include "parley/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,6 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     STORE_REC_CHANNEL, STORE_REC_MEMBERSHIP, STORE_REC_MESSAGE,
                                     STORE_REC_FILE,    99};
     uint8_t type = types[data[0] % (sizeof(types) / sizeof(types[0]))];
+    if (data[0] == STORE_REC_IP_BLOCK)
+        type = STORE_REC_IP_BLOCK; /* the record types of issue 14 by their own number */
     int rc = store_apply(store, type, data + 1, size - 1);
     if (rc != 0 && rc != STORE_E_CORRUPT)
         abort();

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parley/ipnet.h"
+
 enum setting_type {
     SET_ADDRESS,   /* IP literal */
     SET_PATH,      /* non-empty string */
@@ -31,6 +33,7 @@ enum setting_type {
     SET_LOG_LEVEL,
     SET_FSYNC,
     SET_TEXT,      /* a non-empty string of printable ASCII */
+    SET_CIDR_LIST, /* comma-separated addresses or CIDR ranges; may be empty */
 };
 
 typedef struct setting {
@@ -105,6 +108,10 @@ static const setting_t settings[] = {
     {"view_cache_bytes", "--view-cache-bytes", "PARLEY_VIEW_CACHE_BYTES", SET_UNSIGNED,
      FIELD(view_cache_bytes), 0, 1ull << 40,
      "memory for rendered message views reused by history pages (0: off)"},
+    {"trusted_proxies", "--trusted-proxies", "PARLEY_TRUSTED_PROXIES", SET_CIDR_LIST,
+     FIELD(trusted_proxies), 0, 0,
+     "reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For / "
+     "Forwarded are believed (default: none)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -244,6 +251,33 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
                  origin, s->size - 1);
             return -1;
         }
+        strcpy(field, text);
+        return 0;
+    }
+    case SET_CIDR_LIST: {
+        char (*items)[IPNET_TEXT_MAX] = calloc(IPNET_LIST_MAX, IPNET_TEXT_MAX);
+        if (items == NULL) {
+            fail(err, "invalid %s (from %s): out of memory", s->key, origin);
+            return -1;
+        }
+        int n = strlen(text) < s->size ? ipnet_split_list(text, items, IPNET_LIST_MAX) : -1;
+        int bad = -1;
+        for (int i = 0; i < n && bad < 0; i++) {
+            ipnet_t net;
+            if (ipnet_parse(items[i], true, &net) != 0)
+                bad = i;
+        }
+        if (n < 0 || bad >= 0) {
+            if (n < 0)
+                fail(err, "invalid %s (from %s): give at most %d comma-separated addresses or "
+                          "CIDR ranges", s->key, origin, IPNET_LIST_MAX);
+            else
+                fail(err, "invalid %s (from %s): '%.64s' is not an IPv4/IPv6 address or CIDR "
+                          "range without host bits (e.g. 10.0.0.0/8)", s->key, origin, items[bad]);
+            free(items);
+            return -1;
+        }
+        free(items);
         strcpy(field, text);
         return 0;
     }
@@ -425,6 +459,9 @@ void config_print_help(FILE *out)
         case SET_PATH:
         case SET_TEXT:
             snprintf(def, sizeof(def), "%s", field);
+            break;
+        case SET_CIDR_LIST:
+            snprintf(def, sizeof(def), "%s", field[0] ? field : "none");
             break;
         case SET_UNSIGNED:
             if (s->size == sizeof(uint16_t))

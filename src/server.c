@@ -40,6 +40,8 @@
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/http_server.h"
+#include "parley/ip_blocks.h"
+#include "parley/ipnet.h"
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/version.h"
@@ -135,6 +137,24 @@ static void drain(struct MHD_Daemon *daemon, realtime_t *rt, unsigned drain_time
         log_warning("stopping with %u requests still in flight", gate_in_flight());
 }
 
+/* Sets the trusted proxies from the configuration's list (config_load has
+ * checked it); false, logged, when it cannot be. */
+static bool trust_proxies(const char *list)
+{
+    char items[IPNET_LIST_MAX][IPNET_TEXT_MAX];
+    const char *ptrs[IPNET_LIST_MAX];
+    int n = ipnet_split_list(list, items, IPNET_LIST_MAX);
+    for (int i = 0; i < n; i++)
+        ptrs[i] = items[i];
+    if (n < 0 || http_trusted_proxies_set(ptrs, (size_t)n) != 0) {
+        log_error("cannot use trusted_proxies '%.200s'", list);
+        return false;
+    }
+    if (n > 0)
+        log_info("trusting X-Forwarded-For and Forwarded from %s", list);
+    return true;
+}
+
 int server_run(const parley_config_t *cfg)
 {
     parley_app_t app = {.config = cfg, .started_mono_ns = clock_mono_ns()};
@@ -189,12 +209,15 @@ int server_run(const parley_config_t *cfg)
 
     router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
+    if (!trust_proxies(cfg->trusted_proxies))
+        goto out_router;
     app.realtime = realtime_start(&app, call_router, router, err, sizeof(err));
     if (app.realtime == NULL) {
         log_error("%s", err);
         goto out_router;
     }
     gate_set_takeover(realtime_claims, realtime_accept, app.realtime);
+    gate_set_blocklist(store_ip_block_set(app.store));
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
         log_error("cannot initialise ulfius");

@@ -46,6 +46,7 @@ typedef struct parley_config {
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
+    char trusted_proxies[4096];  /* CIDRs, comma-separated; "" = none (ipnet_split_list) */
     char config_file[4096];      /* "" when none was given */
 } parley_config_t;
 

@@ -93,13 +93,23 @@ json_t *codec_open_record(const void *data, size_t len, int max_version)
     return o;
 }
 
-static char *close_record(json_t *o)
+char *codec_close(json_t *o)
 {
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL)
         abort();
     return text;
+}
+
+bool codec_fixed(json_t *o, const char *key, char *out, size_t size)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || json_string_length(v) >= size ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return false;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
 }
 
 char *codec_user_encode(const store_user_t *u)
@@ -129,7 +139,7 @@ char *codec_user_encode(const store_user_t *u)
     json_object_set_new(o, "last_login", json_integer(u->last_login));
     json_object_set_new(o, "login_count", json_integer(u->login_count));
     json_object_set_new(o, "deleted_at", json_integer(u->deleted_at));
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_user_decode(const void *data, size_t len, store_user_t *u)
@@ -179,7 +189,7 @@ char *codec_session_encode(const store_session_t *ss)
     json_object_set_new(o, "created_at", json_integer(ss->created_at));
     json_object_set_new(o, "expires_at", json_integer(ss->expires_at));
     json_object_set_new(o, "revoked", json_boolean(ss->revoked));
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_session_decode(const void *data, size_t len, store_session_t *ss)
@@ -213,7 +223,7 @@ char *codec_api_key_encode(const store_api_key_t *k)
     json_object_set_new(o, "created_at", json_integer(k->created_at));
     json_object_set_new(o, "expires_at", json_integer(k->expires_at));
     json_object_set_new(o, "revoked", json_boolean(k->revoked));
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)

@@ -4,6 +4,7 @@
 #define PARLEY_STORE_CODEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "parley/store.h"
@@ -13,6 +14,13 @@
  * STORE_USER_SCHEMA_VERSION). NULL when it does not parse or is of a newer
  * version; the caller decrefs the object. Shared by every decoder. */
 json_t *codec_open_record(const void *data, size_t len, int max_version);
+
+/* Copies string field `key` into out (size bytes); false when it is
+ * missing, not a string, holds a NUL or does not fit. */
+bool codec_fixed(json_t *o, const char *key, char *out, size_t size);
+/* A record's object as compact text (malloc'd); decrefs o. Aborts when out
+ * of memory. */
+char *codec_close(json_t *o);
 
 char *codec_user_encode(const store_user_t *u);
 int codec_user_decode(const void *data, size_t len, store_user_t *u);

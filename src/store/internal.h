@@ -35,6 +35,7 @@ struct store {
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
+    struct ip_block_tables *ip_blocks; /* blocked addresses (ip_blocks.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -54,6 +55,19 @@ bool store__replayer_stop(replayer_t *r, uint64_t *bad_lsn, uint8_t *bad_type);
 int store__append(store_t *s, uint8_t type, char *text, uint64_t *lsn);
 /* The same for len bytes of a binary record (data is freed). */
 int store__append_bytes(store_t *s, uint8_t type, void *data, size_t len, uint64_t *lsn);
+
+/* Adds every value of map m to a snapshot as a record of `type`, the text
+ * encode(value) gives (malloc'd; freed here). 0 or the log's error. */
+int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *value),
+                        wal_snapshot_t *snap);
+
+/* One page of a list collected from a table: sorts hits[0..n) (malloc'd
+ * structs of `size` bytes) by cmp, moves those from index offset on, at
+ * most limit, into out (*n_out of them), clears the others with clear, and
+ * frees hits. */
+void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, const void *),
+                 void (*clear)(void *item), size_t offset, size_t limit, void *out,
+                 size_t *n_out);
 
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
@@ -83,5 +97,13 @@ void files__clear(struct file_tables *t);
 int files__apply(store_t *s, const void *data, size_t len);
 int files__snapshot(store_t *s, wal_snapshot_t *snap);
 size_t files__count(store_t *s);
+
+/* ---- the blocked addresses (ip_blocks.c) ---- */
+
+struct ip_block_tables *ip_blocks__new(void);
+void ip_blocks__free(struct ip_block_tables *t);
+void ip_blocks__clear(struct ip_block_tables *t);
+int ip_blocks__apply(store_t *s, const void *data, size_t len);
+int ip_blocks__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -18,8 +18,6 @@ NOT_BUILT = {
         "GET /api/v1/admin/stats", "GET /api/v1/admin/stats/timeseries",
         "GET /api/v1/admin/reports", "POST /api/v1/admin/reports/{}/resolve",
         "POST /api/v1/messages/{}/report",
-        "GET /api/v1/admin/blocked-ips", "POST /api/v1/admin/blocked-ips",
-        "DELETE /api/v1/admin/blocked-ips/{}",
         "GET /api/v1/admin/settings", "PATCH /api/v1/admin/settings",
         "POST /api/v1/admin/invites", "GET /api/v1/admin/invites",
         "DELETE /api/v1/admin/invites/{}", "GET /api/v1/admin/audit-log",
