@@ -194,53 +194,110 @@ int ipnet_split_list(const char *text, char (*out)[IPNET_TEXT_MAX], size_t max)
 
 /* ---- sets ------------------------------------------------------------------ */
 
+/* A network as two host-order halves of its big-endian bytes (an IPv4
+ * address in the top 32 bits of hi), so masking is two shifts. */
+typedef struct key {
+    uint64_t hi, lo;
+    uint8_t fi;  /* 0: IPv4, 1: IPv6 */
+    uint8_t len; /* prefix length */
+} netkey_t;
+
 typedef struct slot {
-    ipnet_t key;
-    bool used;
+    uint64_t hi, lo;
     int64_t expires_at;
+    uint8_t fi, len;
+    bool used;
 } slot_t;
+
+/* Per family and prefix length in use, a filter of FILTER_BITS bits (set
+ * where some network of that length hashes), so most lengths are ruled out
+ * by one bit test in memory that stays in the cache, and the table (whose
+ * slots are cache misses) is probed only on a filter hit: with 10,000
+ * networks spread over every length, this made lookups 4-8 times faster
+ * (docs/benchmarks.md). The counts behind the bits let a removal clear a
+ * bit; a count that would overflow stays put (a false positive for good,
+ * never a miss). Allocated for the lengths in use only. */
+#define FILTER_BITS 4096
+#define FILTER_WORDS (FILTER_BITS / 64)
+
+typedef uint64_t filter_bits_t[FILTER_WORDS];
 
 struct ipnet_set {
     pthread_rwlock_t lock;
-    atomic_size_t count;     /* entries; written under lock, read without */
-    slot_t *slots;           /* guarded by lock; cap slots, at most half used */
-    size_t cap;              /* a power of two */
+    atomic_size_t count;      /* entries; written under lock, read without */
+    slot_t *slots;            /* guarded by lock; cap slots, at most half used */
+    size_t cap;               /* a power of two */
     uint32_t per_len[2][129]; /* guarded by lock: entries per family and prefix */
-    uint8_t lens[2][129];    /* guarded by lock: the prefixes in use, longest first */
+    uint8_t lens[2][129];     /* guarded by lock: the prefixes in use, longest first */
     uint8_t n_lens[2];
+    /* guarded by lock: the filters of every length, one block (allocated
+     * with the first entry), and the counts of the lengths in use */
+    filter_bits_t (*bits)[129];
+    uint16_t *counts[2][129];
 };
 
-#define FAMILY_INDEX(f) ((f) == IPNET_V4 ? 0 : 1)
 #define INITIAL_CAP 16
 
-static uint64_t hash_net(const ipnet_t *n)
+static uint64_t load_be64(const uint8_t *p)
 {
-    uint64_t a, b;
-    memcpy(&a, n->addr, 8);
-    memcpy(&b, n->addr + 8, 8);
-    uint64_t h = a * 0x9e3779b97f4a7c15ull;
-    h ^= (b ^ ((uint64_t)n->family << 8 | n->prefix)) * 0xc2b2ae3d27d4eb4full;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static netkey_t key_of(const ipnet_t *n)
+{
+    netkey_t k = {.fi = n->family == IPNET_V4 ? 0 : 1, .len = n->prefix};
+    k.hi = load_be64(n->addr);
+    k.lo = load_be64(n->addr + 8);
+    return k;
+}
+
+static uint64_t mask64(uint64_t x, int bits)
+{
+    return bits <= 0 ? 0 : bits >= 64 ? x : x & ~(UINT64_MAX >> bits);
+}
+
+/* k's address cut to `len` bits. */
+static netkey_t masked(const netkey_t *k, uint8_t len)
+{
+    netkey_t m = {.fi = k->fi, .len = len};
+    m.hi = mask64(k->hi, len);
+    m.lo = mask64(k->lo, len - 64);
+    return m;
+}
+
+static uint64_t hash_key(const netkey_t *k)
+{
+    uint64_t h = k->hi * 0x9e3779b97f4a7c15ull ^ k->lo * 0xc2b2ae3d27d4eb4full ^
+                 ((uint64_t)k->fi << 8 | k->len) * 0x165667b19e3779f9ull;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
     h ^= h >> 32;
     return h;
 }
 
-static bool same_net(const ipnet_t *x, const ipnet_t *y)
+static bool slot_is(const slot_t *s, const netkey_t *k)
 {
-    return x->family == y->family && x->prefix == y->prefix &&
-           memcmp(x->addr, y->addr, sizeof(x->addr)) == 0;
+    return s->hi == k->hi && s->lo == k->lo && s->len == k->len && s->fi == k->fi;
 }
 
-/* The slot of key, or of the empty slot where it would go.
+/* The slot of key (hash h), or of the empty slot where it would go.
  * REQUIRES: lock held. */
-static size_t find_slot(const ipnet_set_t *set, const ipnet_t *key)
+static size_t find_slot(const ipnet_set_t *set, const netkey_t *k, uint64_t h)
 {
     size_t mask = set->cap - 1;
-    size_t i = (size_t)hash_net(key) & mask;
-    while (set->slots[i].used && !same_net(&set->slots[i].key, key))
+    size_t i = (size_t)(h >> 10) & mask;
+    while (set->slots[i].used && !slot_is(&set->slots[i], k))
         i = (i + 1) & mask;
     return i;
+}
+
+static size_t home_of(const ipnet_set_t *set, const slot_t *s)
+{
+    netkey_t k = {.hi = s->hi, .lo = s->lo, .fi = s->fi, .len = s->len};
+    return (size_t)(hash_key(&k) >> 10) & (set->cap - 1);
 }
 
 ipnet_set_t *ipnet_set_new(void)
@@ -252,11 +309,22 @@ ipnet_set_t *ipnet_set_new(void)
     return set;
 }
 
+static void free_filters(ipnet_set_t *set)
+{
+    for (int f = 0; f < 2; f++)
+        for (int l = 0; l < 129; l++) {
+            free(set->counts[f][l]);
+            set->counts[f][l] = NULL;
+        }
+}
+
 void ipnet_set_free(ipnet_set_t *set)
 {
     if (set == NULL)
         return;
     pthread_rwlock_destroy(&set->lock);
+    free_filters(set);
+    free(set->bits);
     free(set->slots);
     free(set);
 }
@@ -272,14 +340,32 @@ static void rebuild_lens(ipnet_set_t *set, int fi)
     set->n_lens[fi] = n;
 }
 
-/* REQUIRES: write lock held. */
-static void count_len(ipnet_set_t *set, const ipnet_t *net, int delta)
+/* Counts an entry of key k (hash h) in or out. REQUIRES: write lock held. */
+static void count_entry(ipnet_set_t *set, const netkey_t *k, uint64_t h, int delta)
 {
-    int fi = FAMILY_INDEX(net->family);
-    uint32_t before = set->per_len[fi][net->prefix];
-    set->per_len[fi][net->prefix] = (uint32_t)((int64_t)before + delta);
-    if ((before == 0) != (set->per_len[fi][net->prefix] == 0))
-        rebuild_lens(set, fi);
+    uint32_t *per = &set->per_len[k->fi][k->len];
+    uint16_t **counts = &set->counts[k->fi][k->len];
+    if (set->bits == NULL)
+        set->bits = xcalloc(2, sizeof(*set->bits));
+    if (*counts == NULL)
+        *counts = xcalloc(FILTER_BITS, sizeof(uint16_t));
+    size_t bit = (size_t)(h & (FILTER_BITS - 1));
+    uint16_t *c = &(*counts)[bit];
+    if (*c != UINT16_MAX)
+        *c = (uint16_t)(*c + delta);
+    uint64_t *word = &set->bits[k->fi][k->len][bit / 64];
+    if (*c)
+        *word |= 1ull << (bit % 64);
+    else
+        *word &= ~(1ull << (bit % 64));
+    uint32_t before = *per;
+    *per = (uint32_t)((int64_t)before + delta);
+    if ((before == 0) != (*per == 0))
+        rebuild_lens(set, k->fi);
+    if (*per == 0) {
+        free(*counts);
+        *counts = NULL;
+    }
 }
 
 /* REQUIRES: write lock held. */
@@ -289,16 +375,23 @@ static void grow(ipnet_set_t *set)
     size_t old_cap = set->cap;
     set->cap *= 2;
     set->slots = xcalloc(set->cap, sizeof(slot_t));
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].used)
-            set->slots[find_slot(set, &old[i].key)] = old[i];
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].used)
+            continue;
+        size_t j = home_of(set, &old[i]);
+        while (set->slots[j].used)
+            j = (j + 1) & (set->cap - 1);
+        set->slots[j] = old[i];
+    }
     free(old);
 }
 
 /* REQUIRES: write lock held. */
 static void put_locked(ipnet_set_t *set, const ipnet_t *net, int64_t expires_at)
 {
-    size_t i = find_slot(set, net);
+    netkey_t k = key_of(net);
+    uint64_t h = hash_key(&k);
+    size_t i = find_slot(set, &k, h);
     if (set->slots[i].used) {
         set->slots[i].expires_at = expires_at;
         return;
@@ -306,11 +399,12 @@ static void put_locked(ipnet_set_t *set, const ipnet_t *net, int64_t expires_at)
     size_t n = atomic_load(&set->count);
     if ((n + 1) * 2 > set->cap) {
         grow(set);
-        i = find_slot(set, net);
+        i = find_slot(set, &k, h);
     }
-    set->slots[i] = (slot_t){.key = *net, .used = true, .expires_at = expires_at};
+    set->slots[i] = (slot_t){.hi = k.hi, .lo = k.lo, .fi = k.fi, .len = k.len, .used = true,
+                             .expires_at = expires_at};
+    count_entry(set, &k, h, +1);
     atomic_store(&set->count, n + 1);
-    count_len(set, net, +1);
 }
 
 void ipnet_set_put(ipnet_set_t *set, const ipnet_t *net, int64_t expires_at)
@@ -322,8 +416,10 @@ void ipnet_set_put(ipnet_set_t *set, const ipnet_t *net, int64_t expires_at)
 
 bool ipnet_set_remove(ipnet_set_t *set, const ipnet_t *net)
 {
+    netkey_t k = key_of(net);
+    uint64_t h = hash_key(&k);
     pthread_rwlock_wrlock(&set->lock);
-    size_t i = find_slot(set, net);
+    size_t i = find_slot(set, &k, h);
     bool found = set->slots[i].used;
     if (found) {
         set->slots[i].used = false;
@@ -331,7 +427,7 @@ bool ipnet_set_remove(ipnet_set_t *set, const ipnet_t *net)
          * hole unless their home slot lies cyclically in (i, j]. */
         size_t mask = set->cap - 1;
         for (size_t j = (i + 1) & mask; set->slots[j].used; j = (j + 1) & mask) {
-            size_t home = (size_t)hash_net(&set->slots[j].key) & mask;
+            size_t home = home_of(set, &set->slots[j]);
             bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
             if (stays)
                 continue;
@@ -339,8 +435,8 @@ bool ipnet_set_remove(ipnet_set_t *set, const ipnet_t *net)
             set->slots[j].used = false;
             i = j;
         }
+        count_entry(set, &k, h, -1);
         atomic_store(&set->count, atomic_load(&set->count) - 1);
-        count_len(set, net, -1);
     }
     pthread_rwlock_unlock(&set->lock);
     return found;
@@ -352,6 +448,9 @@ static void clear_locked(ipnet_set_t *set)
     memset(set->slots, 0, set->cap * sizeof(slot_t));
     memset(set->per_len, 0, sizeof(set->per_len));
     memset(set->n_lens, 0, sizeof(set->n_lens));
+    if (set->bits)
+        memset(set->bits, 0, 2 * sizeof(*set->bits));
+    free_filters(set);
     atomic_store(&set->count, 0);
 }
 
@@ -381,18 +480,24 @@ bool ipnet_set_match(ipnet_set_t *set, const ipnet_t *addr, int64_t now_ms, ipne
 {
     if (atomic_load_explicit(&set->count, memory_order_acquire) == 0)
         return false;
-    int fi = FAMILY_INDEX(addr->family);
+    netkey_t a = key_of(addr);
     bool found = false;
     pthread_rwlock_rdlock(&set->lock);
-    for (uint8_t k = 0; k < set->n_lens[fi] && !found; k++) {
-        ipnet_t key = *addr;
-        key.prefix = set->lens[fi][k];
-        mask_bytes(key.addr, key.prefix);
-        const slot_t *sl = &set->slots[find_slot(set, &key)];
+    for (uint8_t i = 0; i < set->n_lens[a.fi] && !found; i++) {
+        uint8_t len = set->lens[a.fi][i];
+        netkey_t k = masked(&a, len);
+        uint64_t h = hash_key(&k);
+        size_t bit = (size_t)(h & (FILTER_BITS - 1));
+        if (!(set->bits[a.fi][len][bit / 64] & (1ull << (bit % 64))))
+            continue;
+        const slot_t *sl = &set->slots[find_slot(set, &k, h)];
         if (sl->used && (sl->expires_at == 0 || sl->expires_at > now_ms)) {
             found = true;
-            if (hit)
-                *hit = key;
+            if (hit) {
+                *hit = *addr;
+                hit->prefix = len;
+                mask_bytes(hit->addr, len);
+            }
             if (expires_at)
                 *expires_at = sl->expires_at;
         }
