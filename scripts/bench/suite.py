@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8) and P8 (issue 14) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
