@@ -448,7 +448,7 @@ static void resolve_client(struct MHD_Connection *conn, gate_request_t *gr)
     }
     gr->client = peer;
     ipnet_set_t *trusted = forwarded_trusted();
-    if (ipnet_set_count(trusted) > 0) {
+    if (ipnet_set_count(trusted) > 0 && ipnet_set_match(trusted, &peer, 0, NULL, NULL)) {
         forward_headers_t fh = {.n_fwd = 0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_forward, &fh);
         /* More header lines than kept: the right-most are not known. */

@@ -3,6 +3,8 @@
  * the blocked addresses in the store (src/store/ip_blocks.c): parsing,
  * normalisation, matching at the edges (/0, /32, /128, v4-mapped), expiry,
  * and the records through a reopen with and without a snapshot. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../test.h"
@@ -460,4 +462,50 @@ TEST(ip_blocks_decoder_refuses_bad_records)
     store_close(s);
     ut_rmrf(dir);
     ut_leak_check();
+}
+
+/* Readers match while a writer adds and removes networks (TSan's test of
+ * the set's lock; the release build checks that nothing is lost). */
+typedef struct race {
+    ipnet_set_t *set;
+    atomic_bool stop;
+    atomic_long misses;
+} race_t;
+
+static void *race_reader(void *arg)
+{
+    race_t *r = arg;
+    ipnet_t kept = net_of("192.0.2.1"), other = net_of("2001:db8::77");
+    while (!atomic_load(&r->stop)) {
+        if (!ipnet_set_match(r->set, &kept, 0, NULL, NULL))
+            atomic_fetch_add(&r->misses, 1);
+        ipnet_set_match(r->set, &other, 0, NULL, NULL);
+    }
+    return NULL;
+}
+
+TEST(ipnet_set_is_read_while_written)
+{
+    race_t r = {.set = ipnet_set_new()};
+    ipnet_t kept = net_of("192.0.2.0/24");
+    ipnet_set_put(r.set, &kept, 0);
+    pthread_t readers[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(pthread_create(&readers[i], NULL, race_reader, &r), 0);
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 50; i++) {
+            char text[64];
+            snprintf(text, sizeof(text), "2001:db8:%x::/%d", round * 50 + i, 48 + i % 60);
+            ipnet_t n;
+            ASSERT_EQ(ipnet_parse(text, false, &n), 0);
+            ipnet_set_put(r.set, &n, 0);
+            if (i % 2)
+                ipnet_set_remove(r.set, &n);
+        }
+    }
+    atomic_store(&r.stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(readers[i], NULL);
+    ASSERT_EQ(atomic_load(&r.misses), 0);
+    ipnet_set_free(r.set);
 }
