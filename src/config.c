@@ -111,7 +111,7 @@ static const setting_t settings[] = {
     {"trusted_proxies", "--trusted-proxies", "PARLEY_TRUSTED_PROXIES", SET_CIDR_LIST,
      FIELD(trusted_proxies), 0, 0,
      "reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For / "
-     "Forwarded are believed (default: none)"},
+     "Forwarded are believed"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -305,6 +305,24 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
+/* Joins a JSON array of strings with commas into out; false when an item
+ * is no string or the whole does not fit. */
+static bool join_strings(json_t *array, char *out, size_t size)
+{
+    size_t len = 0, i;
+    json_t *item;
+    out[0] = '\0';
+    json_array_foreach(array, i, item) {
+        if (!json_is_string(item))
+            return false;
+        int n = snprintf(out + len, size - len, "%s%s", i ? "," : "", json_string_value(item));
+        if (n < 0 || (size_t)n >= size - len)
+            return false;
+        len += (size_t)n;
+    }
+    return true;
+}
+
 static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR_MAX])
 {
     json_error_t jerr;
@@ -333,16 +351,21 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
             fail(err, "config file %s: unknown setting '%.64s'", path, key);
             goto out;
         }
-        char text[64];
+        char text[64], list[sizeof(((parley_config_t *)0)->trusted_proxies)];
         const char *as_text;
         if (json_is_string(value)) {
             as_text = json_string_value(value);
         } else if (json_is_integer(value) && s->type == SET_UNSIGNED) {
             snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
             as_text = text;
+        } else if (json_is_array(value) && s->type == SET_CIDR_LIST &&
+                   join_strings(value, list, sizeof(list))) {
+            as_text = list; /* ["10.0.0.0/8", "::1"] reads as "10.0.0.0/8,::1" */
         } else {
             fail(err, "invalid %s (from %s): expected a %s", s->key, origin,
-                 s->type == SET_UNSIGNED ? "whole number" : "string");
+                 s->type == SET_UNSIGNED   ? "whole number"
+                 : s->type == SET_CIDR_LIST ? "string or a list of strings"
+                                            : "string");
             goto out;
         }
         if (apply(cfg, s, as_text, origin, err) != 0)

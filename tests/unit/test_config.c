@@ -210,6 +210,12 @@ TEST(config_trusted_proxies_from_flag_env_and_file)
     char *argv2[] = {cfgarg, NULL};
     ASSERT_EQ(load(&cfg, argv2, NULL, err), 0);
     ASSERT_STREQ(cfg.trusted_proxies, "192.0.2.0/24");
+    write_file("{\"trusted_proxies\": [\"192.0.2.0/24\", \"::1\"]}");
+    ASSERT_EQ(load(&cfg, argv2, NULL, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "192.0.2.0/24,::1");
+    write_file("{\"trusted_proxies\": [\"192.0.2.0/24\", 7]}");
+    ASSERT_EQ(load(&cfg, argv2, NULL, err), -1);
+    ASSERT_CONTAINS(err, "list of strings");
     unlink(path);
     static const char *const bad[] = {"--trusted-proxies=10.1.0.0/8", "--trusted-proxies=garbage",
                                       "--trusted-proxies=10.0.0.0/8,,::1",
