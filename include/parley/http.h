@@ -193,7 +193,9 @@ bool http_parse_time(const char *s, int64_t *ms);
  * peer, or, when the peer is a trusted proxy, the first address not of a
  * trusted proxy in X-Forwarded-For / Forwarded walking from the right
  * (http_trusted_proxies_set; src/http/forwarded.c). What blocks, limits,
- * the login throttle and the access log use. */
+ * the login throttle and the access log use. It is the request being served
+ * on the calling thread's ("" outside one), so ctx may be NULL where there
+ * is none yet (the real-time accept the gate hands a request to). */
 const char *http_client_ip(const http_ctx_t *ctx);
 
 /*

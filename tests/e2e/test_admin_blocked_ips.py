@@ -1,7 +1,8 @@
 """/api/v1/admin/blocked-ips end to end (docs/admin.md, "Blocked addresses
 and proxies"): a blocked client address is answered 403 IP_BLOCKED before any
 other work (authentication, its body, the WebSocket and event-stream
-upgrades) while other addresses are served; CIDR ranges; expiry by the clock;
+upgrades) while other addresses are served; live connections from an address
+ended when it is blocked; CIDR ranges; expiry by the clock;
 unblocking by network or id; every bad input refused with nothing changed;
 blocks surviving a clean restart and a SIGKILL; X-Forwarded-For / Forwarded
 believed only from --trusted-proxies.
@@ -17,8 +18,11 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+import websocket
+
 from client import API, PASSWORD, register, wait_past, wait_until
 from conftest import assert_error, module_server, parse_raw_response
+from realtime_client import WAIT, Live, Stream, ws_url
 
 
 class SourceAddress(HTTPAdapter):
@@ -187,6 +191,51 @@ def test_a_blocked_client_is_refused_before_any_work(srv, root):
         assert headers.get("connection", "").lower() == "close"
     unblock(root, "127.0.0.5")
     assert health(srv, "127.0.0.5").status_code == 200
+
+
+class LiveFrom(Live):
+    """A WebSocket from source address `addr`."""
+
+    def __init__(self, server, token, addr):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT,
+                                        source_address=(addr, 0))
+        self.ws = websocket.create_connection(ws_url(server, token), timeout=WAIT, socket=sock)
+        self.kept = []
+        self.ready = self.wait(lambda f: f["type"] == "ready")
+
+
+class StreamFrom(Stream):
+    """An event stream from source address `addr`."""
+
+    def __init__(self, server, token, addr):
+        self.r = from_addr(addr).get(server.url(API + "/events"), stream=True, timeout=WAIT,
+                                     headers={"Authorization": "Bearer " + token,
+                                              "Accept": "text/event-stream"})
+        assert self.r.status_code == 200, self.r.text
+        self.lines = self.r.iter_lines(decode_unicode=True)
+
+
+def test_a_block_ends_live_connections_from_the_address(srv, root):
+    who = register(srv, "live_blocked")
+    live = LiveFrom(srv, who.token, "127.0.0.9")
+    stream = StreamFrom(srv, who.token, "127.0.0.9")
+    other = LiveFrom(srv, who.token, "127.0.0.10")
+    try:
+        stream.wait("ready")
+        block(root, "127.0.0.9")
+        live.wait(lambda f: f["type"] == "error" and
+                  (f.get("data") or f).get("code") == "IP_BLOCKED")
+        assert live.closed_with() == (4003, "address blocked")
+        _, data = stream.wait("error")
+        assert data["code"] == "IP_BLOCKED"
+        # the same account from another address stays connected
+        other.send({"type": "ping"})
+        other.wait_type("pong")
+    finally:
+        live.close()
+        stream.close()
+        other.close()
+    unblock(root, "127.0.0.9")
 
 
 def test_a_timed_block_ends_by_itself(srv, root):
