@@ -303,7 +303,13 @@ static size_t home_of(const ipnet_set_t *set, const slot_t *s)
 ipnet_set_t *ipnet_set_new(void)
 {
     ipnet_set_t *set = xcalloc(1, sizeof(*set));
-    pthread_rwlock_init(&set->lock, NULL);
+    /* Writer-preferring: every request reads, and glibc's default would let
+     * a steady stream of readers hold off an admin's block indefinitely. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&set->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     set->cap = INITIAL_CAP;
     set->slots = xcalloc(set->cap, sizeof(slot_t));
     return set;
