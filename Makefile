@@ -106,6 +106,9 @@ $(OUT)/bench_hello: $(OUT)/scripts/bench/baseline.o
 $(OUT)/bench_ws_client: $(OUT)/scripts/bench/ws_client.o
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
+$(OUT)/bench_ipblock: $(OUT)/scripts/bench/ipblock_bench.o $(OUT)/libparley.a $(OUT)/libwal.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
 $(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
@@ -225,7 +228,8 @@ bench-wal: build/release/wal_bench
 bench:
 	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory bin/parley
-	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client
+	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client \
+	  build/release/bench_ipblock
 	scripts/bench/run.sh
 
 # make test N times back to back with one core kept busy (FLAKE_SCOPE=e2e:

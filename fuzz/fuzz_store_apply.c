@@ -2,7 +2,7 @@
  * libFuzzer harness: the store's record codec and apply path, the code that
  * replays every log record at start-up. The first input byte picks the record
  * type (users, sessions, API keys, channels, memberships, messages, files,
- * reports, settings, invites, or an unknown one), the rest is the
+ * reports, settings, invites, blocked addresses, or an unknown one), the rest is the
  * payload. A record must either be refused (STORE_E_CORRUPT) or applied; any
  * crash, leak or undefined behaviour is a finding, and an applied user must be
  * findable by its username afterwards.
@@ -17,6 +17,7 @@
 
 #include "parley/chat.h"
 #include "parley/files.h"
+#include "parley/ip_blocks.h"
 #include "parley/reports.h"
 #include "parley/settings.h"
 #include "parley/store.h"
@@ -52,11 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint8_t types[] = {STORE_REC_USER,    STORE_REC_SESSION,    STORE_REC_API_KEY,
                                     STORE_REC_CHANNEL, STORE_REC_MEMBERSHIP, STORE_REC_MESSAGE,
                                     STORE_REC_FILE,    STORE_REC_REPORT,     99};
-    /* 0xfe and 0xff pick the settings and invite records (added later:
-     * the other bytes keep the types the corpus was made with). */
-    uint8_t type = data[0] == 0xfe   ? STORE_REC_SETTINGS
-                   : data[0] == 0xff ? STORE_REC_INVITE
-                                     : types[data[0] % (sizeof(types) / sizeof(types[0]))];
+    /* Bytes 0xfe, 0xff and 31 pick the settings, invite and blocked-address
+     * records (added later: the other bytes keep the types the corpus was
+     * made with). */
+    uint8_t type = data[0] == 0xfe                 ? STORE_REC_SETTINGS
+                   : data[0] == 0xff               ? STORE_REC_INVITE
+                   : data[0] == STORE_REC_IP_BLOCK ? STORE_REC_IP_BLOCK
+                                                   : types[data[0] % (sizeof(types) / sizeof(types[0]))];
     int rc = store_apply(store, type, data + 1, size - 1);
     if (rc != 0 && rc != STORE_E_CORRUPT)
         abort();

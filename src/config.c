@@ -24,6 +24,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parley/ipnet.h"
+
 enum setting_type {
     SET_ADDRESS,   /* IP literal */
     SET_PATH,      /* non-empty string */
@@ -34,6 +36,7 @@ enum setting_type {
     SET_TEXT_OPT,  /* the same, or empty */
     SET_BOOL,      /* true | false (an unsigned 0 or 1) */
     SET_REGISTRATION,
+    SET_CIDR_LIST, /* comma-separated addresses or CIDR ranges; may be empty */
 };
 
 typedef struct setting {
@@ -145,6 +148,10 @@ static const setting_t settings[] = {
      "seconds between two sweeps of messages past the retention"},
     {"public_url", "--public-url", "PARLEY_PUBLIC_URL", SET_TEXT_OPT, FIELD(public_url), 0, 0,
      "the server's public base URL for invite links (default: from the request's Host)"},
+    {"trusted_proxies", "--trusted-proxies", "PARLEY_TRUSTED_PROXIES", SET_CIDR_LIST,
+     FIELD(trusted_proxies), 0, 0,
+     "reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For / "
+     "Forwarded are believed"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -330,6 +337,33 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
              s->type == SET_BOOL ? "true, false" : "open, invite, closed");
         return -1;
     }
+    case SET_CIDR_LIST: {
+        char (*items)[IPNET_TEXT_MAX] = calloc(IPNET_LIST_MAX, IPNET_TEXT_MAX);
+        if (items == NULL) {
+            fail(err, "invalid %s (from %s): out of memory", s->key, origin);
+            return -1;
+        }
+        int n = strlen(text) < s->size ? ipnet_split_list(text, items, IPNET_LIST_MAX) : -1;
+        int bad = -1;
+        for (int i = 0; i < n && bad < 0; i++) {
+            ipnet_t net;
+            if (ipnet_parse(items[i], true, &net) != 0)
+                bad = i;
+        }
+        if (n < 0 || bad >= 0) {
+            if (n < 0)
+                fail(err, "invalid %s (from %s): give at most %d comma-separated addresses or "
+                          "CIDR ranges", s->key, origin, IPNET_LIST_MAX);
+            else
+                fail(err, "invalid %s (from %s): '%.64s' is not an IPv4/IPv6 address or CIDR "
+                          "range without host bits (e.g. 10.0.0.0/8)", s->key, origin, items[bad]);
+            free(items);
+            return -1;
+        }
+        free(items);
+        strcpy(field, text);
+        return 0;
+    }
     case SET_FSYNC:
         for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
             if (strcasecmp(text, fsync_names[i]) == 0) {
@@ -352,6 +386,24 @@ static const char *env_get(char **envp, const char *name)
             return *e + n + 1;
     }
     return NULL;
+}
+
+/* Joins a JSON array of strings with commas into out; false when an item
+ * is no string or the whole does not fit. */
+static bool join_strings(json_t *array, char *out, size_t size)
+{
+    size_t len = 0, i;
+    json_t *item;
+    out[0] = '\0';
+    json_array_foreach(array, i, item) {
+        if (!json_is_string(item))
+            return false;
+        int n = snprintf(out + len, size - len, "%s%s", i ? "," : "", json_string_value(item));
+        if (n < 0 || (size_t)n >= size - len)
+            return false;
+        len += (size_t)n;
+    }
+    return true;
 }
 
 static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR_MAX])
@@ -378,7 +430,7 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
             fail(err, "config file %s: unknown setting '%.64s'", path, key);
             goto out;
         }
-        char text[64];
+        char text[64], list[sizeof(((parley_config_t *)0)->trusted_proxies)];
         const char *as_text;
         if (json_is_string(value)) {
             as_text = json_string_value(value);
@@ -387,9 +439,14 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
         } else if (json_is_integer(value) && s->type == SET_UNSIGNED) {
             snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
             as_text = text;
+        } else if (json_is_array(value) && s->type == SET_CIDR_LIST &&
+                   join_strings(value, list, sizeof(list))) {
+            as_text = list; /* ["10.0.0.0/8", "::1"] reads as "10.0.0.0/8,::1" */
         } else {
             fail(err, "invalid %s (from %s): expected a %s", s->key, origin,
-                 s->type == SET_UNSIGNED ? "whole number" : "string");
+                 s->type == SET_UNSIGNED   ? "whole number"
+                 : s->type == SET_CIDR_LIST ? "string or a list of strings"
+                                            : "string");
             goto out;
         }
         if (apply(cfg, s, as_text, origin, err) != 0)
@@ -528,6 +585,9 @@ void config_print_help(FILE *out)
             break;
         case SET_REGISTRATION:
             snprintf(def, sizeof(def), "%s", registration_names[*(const unsigned *)field % 3]);
+            break;
+        case SET_CIDR_LIST:
+            snprintf(def, sizeof(def), "%s", field[0] ? field : "none");
             break;
         case SET_UNSIGNED:
             if (s->size == sizeof(uint16_t))

@@ -40,6 +40,8 @@
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/http_server.h"
+#include "parley/ip_blocks.h"
+#include "parley/ipnet.h"
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/settings.h"
@@ -110,6 +112,13 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
     st->rate_limits[SETTINGS_RATE_UPLOADS] = cfg->rate_limit_uploads;
     st->rate_limits[SETTINGS_RATE_SEARCH] = cfg->rate_limit_search;
     st->rate_limits[SETTINGS_RATE_ADMIN] = cfg->rate_limit_admin;
+    char items[IPNET_LIST_MAX][IPNET_TEXT_MAX];
+    int n = ipnet_split_list(cfg->trusted_proxies, items, IPNET_LIST_MAX);
+    for (int i = 0; i < n && (size_t)i < SETTINGS_PROXIES_MAX; i++) {
+        size_t len = strlen(items[i]); /* checked by the configuration */
+        if (len <= SETTINGS_PROXY_LEN)
+            memcpy(st->trusted_proxies[st->n_trusted_proxies++], items[i], len + 1);
+    }
 }
 
 /* The settings hook of the parts of http/ that keep their own copy. The
@@ -119,6 +128,15 @@ static void apply_http_settings(void *ctx, const store_settings_t *st)
     (void)ctx;
     gate_set_max_upload(st->max_upload_bytes);
     http_set_admin_mfa_required(st->require_mfa_for_admins);
+    const char *proxies[SETTINGS_PROXIES_MAX];
+    for (size_t i = 0; i < st->n_trusted_proxies; i++)
+        proxies[i] = st->trusted_proxies[i];
+    /* Each was checked (the configuration, the PATCH): a refusal is a bug. */
+    if (http_trusted_proxies_set(proxies, st->n_trusted_proxies) != 0)
+        log_error("settings: trusted_proxies not applied");
+    else if (st->n_trusted_proxies > 0)
+        log_info("trusting X-Forwarded-For and Forwarded from %zu addresses or ranges",
+                 st->n_trusted_proxies);
 }
 
 /* The rate limits per category, by their shared names ("auth"...). */
@@ -260,6 +278,7 @@ int server_run(const parley_config_t *cfg)
     }
     gate_set_takeover(realtime_claims, realtime_accept, app.realtime);
     retention = api_retention_start(&app, cfg->retention_sweep_interval);
+    gate_set_blocklist(store_ip_block_set(app.store));
     struct _u_instance instance;
     if (ulfius_init_instance(&instance, cfg->port, NULL, NULL) != U_OK) {
         log_error("cannot initialise ulfius");

@@ -67,6 +67,7 @@ typedef struct parley_config {
     char default_channel[40];    /* "" = none */
     unsigned retention_sweep_interval; /* seconds between retention sweeps */
     char public_url[512];        /* base of invite URLs; "" = from the request's Host */
+    char trusted_proxies[4096];  /* CIDRs, comma-separated; "" = none (ipnet_split_list) */
     char config_file[4096];      /* "" when none was given */
     uint64_t given;              /* which settings a source gave: see config_given() */
 } parley_config_t;

@@ -221,8 +221,29 @@ bool http_paging(http_ctx_t *ctx, long *page, long *limit);
  * malformed. */
 bool http_parse_time(const char *s, int64_t *ms);
 
-/* The client's IP address as text ("127.0.0.1", "::1"). */
+/* The client's IP address as text ("127.0.0.1", "::1"): the connecting
+ * peer, or, when the peer is a trusted proxy, the first address not of a
+ * trusted proxy in X-Forwarded-For / Forwarded walking from the right
+ * (http_trusted_proxies_set; src/http/forwarded.c). What blocks, limits,
+ * the login throttle and the access log use. It is the request being served
+ * on the calling thread's ("" outside one), so ctx may be NULL where there
+ * is none yet (the real-time accept the gate hands a request to). */
 const char *http_client_ip(const http_ctx_t *ctx);
+
+/*
+ * The trusted proxies: only when the connecting peer is in one of these
+ * networks are X-Forwarded-For and Forwarded believed (see
+ * http_client_ip). cidrs[0..n) are addresses or CIDR ranges ("10.0.0.0/8",
+ * "::1"), host bits refused (ipnet_parse strict). Replaces the whole list
+ * at once for every later request; n = 0 trusts nobody (the default).
+ * Returns 0, or the IPNET_E_* code of the first bad entry and changes
+ * nothing. Thread-safe; the strings are not kept.
+ */
+int http_trusted_proxies_set(const char *const *cidrs, size_t n);
+
+/* The same check without setting anything: 0, or the IPNET_E_* code of the
+ * first bad entry and its index in *bad (may be NULL). */
+int http_trusted_proxies_check(const char *const *cidrs, size_t n, size_t *bad);
 
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);

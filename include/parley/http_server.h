@@ -14,6 +14,7 @@
 #include <ulfius.h>
 
 #include "parley/http.h"
+#include "parley/ipnet.h"
 
 /* ---- the router (router.c) ----------------------------------------------- */
 
@@ -84,6 +85,15 @@ void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char 
                                                const char *path, const char *request_id,
                                                int *status),
                        void *ctx);
+
+/*
+ * The blocked addresses (the store's set, include/parley/ip_blocks.h), set
+ * before the port opens: a request whose client address matches one that
+ * has not expired is answered 403 IP_BLOCKED as soon as its headers are in,
+ * before anything else (its body is not read; the connection is closed).
+ * NULL (the default): nothing is blocked. The set must outlive the daemon.
+ */
+void gate_set_blocklist(ipnet_set_t *blocked);
 
 /* MHD_OPTION_URI_LOG_CALLBACK and MHD_OPTION_NOTIFY_COMPLETED for the daemon;
  * they wrap ulfius's own, which ulfius requires. */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8) and P8 (issue 14) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -12,9 +12,10 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N]
+    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock]
 
 --messages sets the size of the big store for P4 and P7 (default 1,000,000).
+--only ipblock runs only P8 (the blocked-address check with 10,000 blocks).
 """
 import argparse
 import json
@@ -220,10 +221,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
+    ap.add_argument("--only", choices=["all", "ipblock"], default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
-        run_all(a, work)
+        if a.only == "all":
+            run_all(a, work)
+        ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
@@ -353,6 +357,59 @@ def run_all(a, work):
         % (f["idle_cpu_percent_of_a_core"], f["rss_mib_per_1000_connections"]), "-", "-",
         "< 5% and < 30 MB",
         f["idle_cpu_percent_of_a_core"] < 5 and f["rss_mib_per_1000_connections"] < 30)
+
+
+def random_blocks(n):
+    """n distinct networks, half IPv4 (prefix 8-32) and half IPv6 (16-128),
+    none of them holding 127.0.0.1 (the load generator's address)."""
+    import ipaddress
+    import random
+    rnd = random.Random(14)
+    out = set()
+    while len(out) < n:
+        if len(out) % 2:
+            net = ipaddress.ip_network((rnd.getrandbits(128), rnd.randint(16, 128)), strict=False)
+        else:
+            net = ipaddress.ip_network((rnd.getrandbits(32), rnd.randint(8, 32)), strict=False)
+            if ipaddress.ip_address("127.0.0.1") in net:
+                continue
+        out.add(str(net))
+    return sorted(out)
+
+
+def ip_blocks(a, work):
+    """P8: the blocked-address check of every request, with 10,000 blocks of
+    every prefix length: ns per lookup (scripts/bench/ipblock_bench.c) and
+    GET /api/health throughput against the same server with no blocks."""
+    from concurrent.futures import ThreadPoolExecutor
+    print("P8...", file=sys.stderr, flush=True)
+    f = json.loads(subprocess.run([os.path.join(ROOT, "build/release/bench_ipblock"), "10000"],
+                                  capture_output=True, text=True, timeout=600).stdout)
+    row("P8 address check of a request, 10,000 blocks of every prefix length",
+        "%.0f ns a lookup (IPv4 %.0f, IPv6 %.0f); %.0f ns with the usual lengths "
+        "(v4 /32 /24 /16, v6 /128 /64 /48 /32)"
+        % (f["ns_blocks"], f["ns_blocks_v4"], f["ns_blocks_v6"], f["ns_common"]),
+        "no blocks %.1f ns" % f["ns_empty"], "-", "<= 1 us", f["ns_blocks"] <= 1000)
+    s = parley(work, "p8", "--fsync", "none", "--log-level", "error")
+    token, _ = user_and_channel(s, "blocker")
+    before = wrk(s.url("/api/health"), a.seconds)
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + token
+
+    def post(net):
+        return session.post(s.url("/api/v1/admin/blocked-ips"), json={"ip": net},
+                            timeout=60).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, random_blocks(10000)))
+    assert codes.count(201) == 10000, set(codes)
+    after = wrk(s.url("/api/health"), a.seconds)
+    s.stop(timeout=600)
+    r = after["rps"] / before["rps"]
+    row("P8 GET /api/health with 10,000 blocked networks, 64 conns",
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (after["rps"], after["p50"], after["p99"]),
+        "the same server with no blocks %.0f/s, p50 %.2f ms" % (before["rps"], before["p50"]),
+        "%.2fx" % r, ">= 0.9x", r >= 0.9)
 
 
 def wrk_get(server, token, path, seconds, connections=64):

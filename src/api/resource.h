@@ -39,6 +39,7 @@ uint64_t audit_write_as(http_ctx_t *ctx, const char *actor_id, uint64_t after,
 extern const http_route_t reports_routes[];
 extern const http_route_t admin_settings_routes[];
 extern const http_route_t invites_routes[];
+extern const http_route_t admin_ip_blocks_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the

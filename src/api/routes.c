@@ -21,5 +21,6 @@ const http_route_t *const api_route_tables[] = {
     reports_routes,
     admin_settings_routes,
     invites_routes,
+    admin_ip_blocks_routes,
     NULL,
 };

@@ -13,6 +13,13 @@
  * handler, and starts the daemon through MHD_start_daemon_va() with
  * gate_access() in its place. gate_access() then:
  *   - assigns the request id (a sane client X-Request-Id, or a new one);
+ *   - finds the client's address (the peer, or behind trusted proxies the
+ *     address their X-Forwarded-For / Forwarded name: forwarded.c) and
+ *     answers 403 IP_BLOCKED when it is blocked (gate_set_blocklist), before
+ *     anything else: before the body is read, before authentication, before
+ *     a WebSocket or event stream is taken over; the check is a few hash
+ *     probes (include/parley/ipnet.h), and one atomic load when nothing is
+ *     blocked;
  *   - answers 413 from the headers when Content-Length is over the limit,
  *     without reading the body, and closes the connection; the limit is
  *     max_body_bytes, or max_upload_bytes (plus a little for the form) for a
@@ -66,8 +73,10 @@
 #include <sys/ioctl.h>
 #include <ulfius.h>
 
+#include "forwarded.h"
 #include "parley/clock.h"
 #include "parley/http.h"
+#include "parley/ipnet.h"
 #include "parley/log.h"
 
 #define OVERFLOW_DROP_BYTES (64u << 20)
@@ -89,6 +98,8 @@ typedef struct gate_request {
     char path[200];               /* without the query string: no tokens in logs */
     char request_id[HTTP_REQUEST_ID_MAX];
     char client_ip[64];           /* "" until the headers are in */
+    char peer_ip[64];             /* the connecting peer, when not the client */
+    ipnet_t client;               /* client_ip, parsed */
     uint64_t limit;               /* the largest body this request may send */
     bool multipart_upload;        /* a multipart body to an upload route */
     char boundary[MULTIPART_BOUNDARY_MAX + 1]; /* "" when unknown */
@@ -117,6 +128,7 @@ static bool (*takeover_claims)(void *ctx, const char *method, const char *path);
 static enum MHD_Result (*takeover_take)(void *ctx, struct MHD_Connection *conn, const char *path,
                                         const char *request_id, int *status);
 static void *takeover_ctx;
+static ipnet_set_t *blocklist; /* set before the port opens; NULL: none */
 static atomic_uint in_flight;
 static atomic_bool draining;
 static atomic_uint_fast64_t next_request_number;
@@ -159,6 +171,11 @@ void gate_set_takeover(bool (*claims)(void *ctx, const char *method, const char 
     takeover_claims = claims;
     takeover_take = take;
     takeover_ctx = ctx;
+}
+
+void gate_set_blocklist(ipnet_set_t *blocked)
+{
+    blocklist = blocked;
 }
 
 void http_request_attach(void *state, void (*free_fn)(void *state))
@@ -402,6 +419,64 @@ static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
                   (socklen_t)size);
 }
 
+#define FORWARD_VALUES_MAX 16
+
+typedef struct forward_headers {
+    const char *fwd[FORWARD_VALUES_MAX], *xff[FORWARD_VALUES_MAX];
+    size_t n_fwd, n_xff;
+    bool too_many;
+} forward_headers_t;
+
+static enum MHD_Result collect_forward(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    forward_headers_t *fh = cls;
+    if (key == NULL || value == NULL)
+        return MHD_YES;
+    bool fwd = strcasecmp(key, "Forwarded") == 0;
+    if (!fwd && strcasecmp(key, "X-Forwarded-For") != 0)
+        return MHD_YES;
+    size_t *n = fwd ? &fh->n_fwd : &fh->n_xff;
+    if (*n == FORWARD_VALUES_MAX) {
+        fh->too_many = true;
+        return MHD_YES;
+    }
+    (fwd ? fh->fwd : fh->xff)[(*n)++] = value;
+    return MHD_YES;
+}
+
+/* Sets gr->client and its text: the peer, or the client its trusted
+ * proxies name (forwarded.c); peer_ip keeps the peer when they differ. */
+static void resolve_client(struct MHD_Connection *conn, gate_request_t *gr)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ipnet_t peer;
+    if (ci == NULL || !ipnet_from_sockaddr(ci->client_addr, &peer)) {
+        client_address(conn, gr->client_ip, sizeof(gr->client_ip));
+        memset(&gr->client, 0, sizeof(gr->client)); /* family 0 matches nothing */
+        return;
+    }
+    gr->client = peer;
+    ipnet_set_t *trusted = forwarded_trusted();
+    if (ipnet_set_count(trusted) > 0 && ipnet_set_match(trusted, &peer, 0, NULL, NULL)) {
+        forward_headers_t fh = {.n_fwd = 0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_forward, &fh);
+        /* More header lines than kept: the right-most are not known. */
+        if (!fh.too_many &&
+            forwarded_client(&peer, fh.fwd, fh.n_fwd, fh.xff, fh.n_xff, trusted, &gr->client))
+            ipnet_format(&peer, gr->peer_ip);
+    }
+    ipnet_format(&gr->client, gr->client_ip);
+}
+
+static bool client_blocked(const gate_request_t *gr)
+{
+    return blocklist != NULL && gr->client.family != 0 && ipnet_set_count(blocklist) > 0 &&
+           ipnet_set_match(blocklist, &gr->client, clock_wall_ms(), NULL, NULL);
+}
+
 const char *gate_client_ip(void)
 {
     return current ? current->client_ip : "";
@@ -427,8 +502,9 @@ static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
     const char *end = !gr->started ? " (refused by the HTTP parser)"
                       : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                                                                     : " (connection ended early)";
-    log_info("http %s %s %d %.3fms id=%s ip=%s%s", gr->method[0] ? gr->method : "-", gr->path,
-             gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr, end);
+    log_info("http %s %s %d %.3fms id=%s ip=%s%s%s%s", gr->method[0] ? gr->method : "-",
+             gr->path, gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr,
+             gr->peer_ip[0] ? " via=" : "", gr->peer_ip, end);
 }
 
 void gate_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -500,20 +576,26 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
     return ok;
 }
 
-/* Answers 400 with a JSON error and closes the connection. */
-static enum MHD_Result reject_malformed(struct MHD_Connection *conn, gate_request_t *gr,
-                                        const char *message)
+/* Answers err (its status) with a JSON error and closes the connection. */
+static enum MHD_Result reject_with(struct MHD_Connection *conn, gate_request_t *gr,
+                                   enum http_error err, const char *message)
 {
-    char *body = http_error_body(HTTP_ERR_BAD_REQUEST, message, NULL, gr->request_id);
+    char *body = http_error_body(err, message, NULL, gr->request_id);
     gr->rejected = true;
-    gr->status = 400;
+    gr->status = http_error_status(err);
     struct MHD_Response *resp = json_error_response(body, gr->request_id);
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, "Connection", "close");
-    enum MHD_Result ok = MHD_queue_response(conn, 400, resp);
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)gr->status, resp);
     MHD_destroy_response(resp);
     return ok;
+}
+
+static enum MHD_Result reject_malformed(struct MHD_Connection *conn, gate_request_t *gr,
+                                        const char *message)
+{
+    return reject_with(conn, gr, HTTP_ERR_BAD_REQUEST, message);
 }
 
 static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -532,7 +614,10 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         flight_add(gr, conn);
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
-        client_address(conn, gr->client_ip, sizeof(gr->client_ip));
+        resolve_client(conn, gr);
+        if (client_blocked(gr))
+            return reject_with(conn, gr, HTTP_ERR_IP_BLOCKED,
+                               "requests from your address are blocked");
         gr->limit = max_body;
         const char *type =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -20,6 +20,7 @@
 #include "parley/access.h"
 #include "parley/http.h"
 #include "parley/app.h"
+#include "parley/ipnet.h"
 #include "parley/realtime.h"
 #include "parley/store.h"
 
@@ -145,7 +146,13 @@ typedef struct rt_request {
     const char *request_id;
     uint64_t since;        /* resume point; valid when has_since */
     bool has_since;
+    ipnet_t addr;          /* the client's address (http_client_ip); family 0: unknown */
 } rt_request_t;
+
+/* Whether an admin has blocked addr since the connection opened (the
+ * store's blocked addresses, by the clock): live connections check it with
+ * their login, and end (IP_BLOCKED) when it holds. */
+bool realtime__addr_blocked(realtime_t *rt, const ipnet_t *addr);
 
 /* websocket.c */
 struct ws_loop *realtime__ws_loop_start(realtime_t *rt, char *err, size_t err_size);

@@ -6,11 +6,20 @@
  *
  * Publishing appends to the bus and wakes both kinds of connection: the
  * WebSocket loop through its eventfd, event streams by resuming them.
+ *
+ * The client's address, which the gate found (and checked against the
+ * blocked addresses) before handing the request over, goes with each
+ * connection, so that a block made while it is open ends it at the next
+ * login check (realtime__addr_blocked).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "parley/clock.h"
+#include "parley/http.h"
+#include "parley/ip_blocks.h"
+#include "parley/ipnet.h"
 
 static void on_publish(void *ctx)
 {
@@ -143,12 +152,23 @@ static bool parse_seq(const char *text, uint64_t *out)
     return true;
 }
 
+bool realtime__addr_blocked(realtime_t *rt, const ipnet_t *addr)
+{
+    ipnet_set_t *blocked = store_ip_block_set(rt->app->store);
+    return addr->family != 0 && ipnet_set_count(blocked) > 0 &&
+           ipnet_set_match(blocked, addr, clock_wall_ms(), NULL, NULL);
+}
+
 enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const char *path,
                                 const char *request_id, int *status)
 {
     realtime_t *rt = ctx;
     bool websocket = is_websocket_path(path);
     rt_request_t rq = {.conn = conn, .request_id = request_id};
+    /* The gate found the client's address before it handed the request over. */
+    const char *ip = http_client_ip(NULL);
+    if (ip == NULL || ipnet_parse(ip, true, &rq.addr) != 0)
+        memset(&rq.addr, 0, sizeof(rq.addr));
     const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     if (!websocket && since == NULL)
         since = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");

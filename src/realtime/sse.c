@@ -38,6 +38,7 @@ typedef struct sse_stream {
     bool suspended;          /* by its reader; under the hub's lock */
     bool ending;             /* send what is pending, then end */
     bool check_due;          /* the timer asks for a session check */
+    ipnet_t addr;            /* the client's address, for blocks made later */
     int64_t last_write_ns, next_check_ns;
     char *out;               /* text not yet handed to libmicrohttpd */
     size_t out_len, out_off, out_cap;
@@ -106,7 +107,8 @@ void realtime__sse_hub_tick(struct sse_hub *hub)
             /* Suspended: its reader is not running, so its client is ours
              * for the check. */
             st->next_check_ns = now + SESSION_CHECK_NS;
-            if (!principal_still_valid(hub->rt->app, &st->client.who)) {
+            if (realtime__addr_blocked(hub->rt, &st->addr) ||
+                !principal_still_valid(hub->rt->app, &st->client.who)) {
                 st->check_due = true;
                 resume(st);
             }
@@ -189,6 +191,13 @@ static void fill(sse_stream_t *st)
     if (st->check_due || now >= st->next_check_ns) {
         st->check_due = false;
         st->next_check_ns = now + SESSION_CHECK_NS;
+        if (realtime__addr_blocked(rt, &st->addr)) {
+            append_json_event(st, "error",
+                              json_pack("{s:s, s:s}", "code", "IP_BLOCKED", "message",
+                                        "requests from your address are blocked"));
+            st->ending = true;
+            return;
+        }
         if (!principal_still_valid(rt->app, &st->client.who)) {
             bool banned = principal_user_banned(&st->client.who.user, clock_wall_ms());
             append_json_event(st, "error",
@@ -314,6 +323,7 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
     st->conn = conn;
     st->has_since = rq->has_since;
     st->since = rq->since;
+    st->addr = rq->addr;
     st->last_write_ns = clock_mono_ns();
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_SIZE, read_stream, st,

@@ -62,6 +62,7 @@
 #define N_WORKERS 4
 #define FETCH_BATCH 64
 #define CLOSE_AUTH 4001
+#define CLOSE_BLOCKED 4003
 
 typedef struct ws_conn ws_conn_t;
 
@@ -87,6 +88,7 @@ struct ws_conn {
     char request_id[HTTP_REQUEST_ID_MAX];
     bool has_since;
     uint64_t since;
+    ipnet_t addr;             /* the client's address, for blocks made later */
     bool started;             /* authenticated and announced (ready, presence) */
     bool closing;             /* closing: nothing more is queued but the close */
     bool close_queued;        /* the close frame is in wslay's queue */
@@ -837,7 +839,11 @@ static void tick(struct ws_loop *loop, int64_t now)
         } else {
             if (c->started && now >= c->next_check_ns) {
                 c->next_check_ns = now + SESSION_CHECK_NS;
-                if (!principal_still_valid(loop->rt->app, &c->client.who)) {
+                if (realtime__addr_blocked(loop->rt, &c->addr)) {
+                    send_error(c, "IP_BLOCKED", "requests from your address are blocked", NULL,
+                               NULL);
+                    start_close(c, CLOSE_BLOCKED, "address blocked");
+                } else if (!principal_still_valid(loop->rt->app, &c->client.who)) {
                     /* still_valid refreshed the user when it could load it */
                     if (principal_user_banned(&c->client.who.user, clock_wall_ms())) {
                         send_error(c, "ACCOUNT_BANNED", "this account is banned", NULL, NULL);
@@ -1152,6 +1158,7 @@ enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int 
     c->fd = -1;
     c->has_since = rq->has_since;
     c->since = rq->since;
+    c->addr = rq->addr;
     snprintf(c->request_id, sizeof(c->request_id), "%s", rq->request_id);
 
     /* Credentials in the handshake are checked now: a bad one is refused

@@ -92,9 +92,9 @@ json_t *codec_open_record(const void *data, size_t len, int max_version)
     return o;
 }
 
-static char *close_record(json_t *o)
+char *codec_close(json_t *o)
 {
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL)
         abort();
@@ -131,7 +131,7 @@ char *codec_user_encode(const store_user_t *u)
     json_object_set_new(o, "muted_at", json_integer(u->muted_at));
     json_object_set_new(o, "muted_until", json_integer(u->muted_until));
     codec_set_str(o, "mute_reason", u->mute_reason);
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_user_decode(const void *data, size_t len, store_user_t *u)
@@ -186,7 +186,7 @@ char *codec_session_encode(const store_session_t *ss)
     json_object_set_new(o, "created_at", json_integer(ss->created_at));
     json_object_set_new(o, "expires_at", json_integer(ss->expires_at));
     json_object_set_new(o, "revoked", json_boolean(ss->revoked));
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_session_decode(const void *data, size_t len, store_session_t *ss)
@@ -220,7 +220,7 @@ char *codec_api_key_encode(const store_api_key_t *k)
     json_object_set_new(o, "created_at", json_integer(k->created_at));
     json_object_set_new(o, "expires_at", json_integer(k->expires_at));
     json_object_set_new(o, "revoked", json_boolean(k->revoked));
-    return close_record(o);
+    return codec_close(o);
 }
 
 int codec_api_key_decode(const void *data, size_t len, store_api_key_t *k)

@@ -4,6 +4,7 @@
 #define PARLEY_STORE_CODEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "parley/store.h"
@@ -25,6 +26,9 @@ bool codec_get_fixed_opt(json_t *o, const char *key, char *out, size_t size);
 bool codec_get_dup(json_t *o, const char *key, char **out); /* malloc'd or NULL */
 bool codec_get_i64(json_t *o, const char *key, int64_t *out);
 bool codec_get_bool(json_t *o, const char *key, bool *out);
+/* A record's object as compact text (malloc'd); decrefs o. Aborts when out
+ * of memory. */
+char *codec_close(json_t *o);
 
 char *codec_user_encode(const store_user_t *u);
 int codec_user_decode(const void *data, size_t len, store_user_t *u);

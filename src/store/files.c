@@ -76,21 +76,7 @@ static char *encode(const store_file_t *f)
                           "message_id", f->message_id,
                           "uploaded_at", (json_int_t)f->uploaded_at, "is_avatar", f->is_avatar,
                           "is_deleted", f->is_deleted);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (text == NULL)
-        abort();
-    return text;
-}
-
-static bool fixed(json_t *o, const char *key, char *out, size_t size)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_string(v) || json_string_length(v) >= size ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return false;
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return true;
+    return codec_close(o);
 }
 
 static bool sha_ok(const char *s)
@@ -112,15 +98,15 @@ static int decode(const void *data, size_t len, store_file_t *f)
     json_t *size = json_object_get(o, "size"), *at = json_object_get(o, "uploaded_at");
     json_t *deleted = json_object_get(o, "is_deleted"), *desc = json_object_get(o, "description");
     json_t *avatar = json_object_get(o, "is_avatar");
-    bool ok = fixed(o, "id", f->id, sizeof(f->id)) && f->id[0] &&
-              fixed(o, "sha256", f->sha256, sizeof(f->sha256)) && sha_ok(f->sha256) &&
+    bool ok = codec_get_fixed(o, "id", f->id, sizeof(f->id)) && f->id[0] &&
+              codec_get_fixed(o, "sha256", f->sha256, sizeof(f->sha256)) && sha_ok(f->sha256) &&
               json_is_integer(size) && json_integer_value(size) >= 0 &&
-              fixed(o, "content_type", f->content_type, sizeof(f->content_type)) &&
-              fixed(o, "filename", f->filename, sizeof(f->filename)) &&
-              fixed(o, "uploaded_by", f->uploaded_by, sizeof(f->uploaded_by)) &&
-              fixed(o, "channel_id", f->channel_id, sizeof(f->channel_id)) &&
+              codec_get_fixed(o, "content_type", f->content_type, sizeof(f->content_type)) &&
+              codec_get_fixed(o, "filename", f->filename, sizeof(f->filename)) &&
+              codec_get_fixed(o, "uploaded_by", f->uploaded_by, sizeof(f->uploaded_by)) &&
+              codec_get_fixed(o, "channel_id", f->channel_id, sizeof(f->channel_id)) &&
               (json_object_get(o, "message_id") == NULL ||
-               fixed(o, "message_id", f->message_id, sizeof(f->message_id))) &&
+               codec_get_fixed(o, "message_id", f->message_id, sizeof(f->message_id))) &&
               json_is_integer(at) && json_is_boolean(deleted) &&
               (avatar == NULL || json_is_boolean(avatar)) &&
               (desc == NULL || json_is_null(desc) || json_is_string(desc));
@@ -271,6 +257,11 @@ static bool collect(void *ctx, const char *key, void *value)
     return true;
 }
 
+static void clear_item(void *item)
+{
+    store_file_clear(item);
+}
+
 static int newest_first(const void *a, const void *b)
 {
     const store_file_t *x = a, *y = b;
@@ -284,16 +275,8 @@ size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_
 {
     list_ctx_t lc = {.channel_id = channel_id, .uploaded_by = uploaded_by ? uploaded_by : ""};
     map_each(&s->files->files, collect, &lc);
-    if (lc.n > 1)
-        qsort(lc.hits, lc.n, sizeof(*lc.hits), newest_first);
-    *n_out = 0;
-    for (size_t i = 0; i < lc.n; i++) {
-        if (i >= offset && *n_out < limit)
-            out[(*n_out)++] = lc.hits[i];
-        else
-            store_file_clear(&lc.hits[i]);
-    }
-    free(lc.hits);
+    store__page(lc.hits, lc.n, sizeof(*lc.hits), newest_first, clear_item, offset, limit, out,
+                n_out);
     return lc.n;
 }
 
@@ -318,26 +301,14 @@ void store_blob_each(store_t *s, void (*fn)(void *ctx, const char *sha256, uint6
 
 /* ---- snapshots ------------------------------------------------------------ */
 
-typedef struct snap_ctx {
-    wal_snapshot_t *snap;
-    int rc;
-} snap_ctx_t;
-
-static bool snap_file(void *ctx, const char *key, void *value)
+static char *encode_value(const void *value)
 {
-    (void)key;
-    snap_ctx_t *sc = ctx;
-    char *text = encode(value);
-    sc->rc = wal_snapshot_add(sc->snap, STORE_REC_FILE, text, strlen(text));
-    free(text);
-    return sc->rc == 0;
+    return encode(value);
 }
 
 int files__snapshot(store_t *s, wal_snapshot_t *snap)
 {
-    snap_ctx_t sc = {.snap = snap};
-    map_each(&s->files->files, snap_file, &sc);
-    return sc.rc;
+    return store__snapshot_map(&s->files->files, STORE_REC_FILE, encode_value, snap);
 }
 
 size_t files__count(store_t *s)

@@ -39,6 +39,7 @@ struct store {
     struct report_tables *reports; /* reports of messages (reports.c) */
     struct settings_state *settings; /* configured values and overrides (settings.c) */
     map_t invites;            /* code -> store_invite_t* (invites.c) */
+    struct ip_block_tables *ip_blocks; /* blocked addresses (ip_blocks.c) */
 };
 
 /* Recovery's records applied on a second thread, in order (replay.c). */
@@ -61,6 +62,18 @@ int store__append_bytes(store_t *s, uint8_t type, void *data, size_t len, uint64
 
 /* store_user_create's checks, record and apply. REQUIRES: write_mu held. */
 int store__user_create_locked(store_t *s, store_user_t *u, bool first_is_admin, uint64_t *lsn);
+/* Adds every value of map m to a snapshot as a record of `type`, the text
+ * encode(value) gives (malloc'd; freed here). 0 or the log's error. */
+int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *value),
+                        wal_snapshot_t *snap);
+
+/* One page of a list collected from a table: sorts hits[0..n) (malloc'd
+ * structs of `size` bytes) by cmp, moves those from index offset on, at
+ * most limit, into out (*n_out of them), clears the others with clear, and
+ * frees hits. */
+void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, const void *),
+                 void (*clear)(void *item), size_t offset, size_t limit, void *out,
+                 size_t *n_out);
 
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
@@ -115,5 +128,12 @@ int settings__apply(store_t *s, const void *data, size_t len);
 int settings__snapshot(store_t *s, wal_snapshot_t *snap);
 int invites__apply(store_t *s, const void *data, size_t len);
 int invites__snapshot(store_t *s, wal_snapshot_t *snap);
+/* ---- the blocked addresses (ip_blocks.c) ---- */
+
+struct ip_block_tables *ip_blocks__new(void);
+void ip_blocks__free(struct ip_block_tables *t);
+void ip_blocks__clear(struct ip_block_tables *t);
+int ip_blocks__apply(store_t *s, const void *data, size_t len);
+int ip_blocks__snapshot(store_t *s, wal_snapshot_t *snap);
 
 #endif

@@ -16,6 +16,7 @@
  * overlays the overrides, so a record the server writes always passes its
  * own replay.
  */
+#include "parley/ipnet.h"
 #include "parley/settings.h"
 
 #include <pthread.h>
@@ -101,16 +102,11 @@ static bool glob_ok(const char *g)
 
 /* Loosely an address or CIDR (the proxy list's own parser checks it
  * properly where it is built). */
+/* An address or CIDR range written in its normal form (no host bits). */
 static bool proxy_ok(const char *p)
 {
-    size_t n = strlen(p);
-    if (n == 0 || n > SETTINGS_PROXY_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
-              (p[i] >= 'A' && p[i] <= 'F') || strchr(".:/", p[i])))
-            return false;
-    return true;
+    ipnet_t net;
+    return strlen(p) <= SETTINGS_PROXY_LEN && ipnet_parse(p, true, &net) == 0;
 }
 
 static bool read_uint(const json_t *v, long long max, const char *name, char field[64],

@@ -48,6 +48,7 @@
 #include "parley/audit.h"
 #include "parley/clock.h"
 #include "parley/files.h"
+#include "parley/ip_blocks.h"
 #include "parley/log.h"
 #include "parley/reports.h"
 #include "parley/settings.h"
@@ -216,6 +217,8 @@ int store_apply(store_t *s, uint8_t type, const void *data, size_t len)
         return settings__apply(s, data, len);
     case STORE_REC_INVITE:
         return invites__apply(s, data, len);
+    case STORE_REC_IP_BLOCK:
+        return ip_blocks__apply(s, data, len);
     default:
         return chat__apply(s, type, data, len);
     }
@@ -667,6 +670,48 @@ static bool snap_entity(void *ctx, const char *key, void *value)
     return sc->rc == 0;
 }
 
+void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, const void *),
+                 void (*clear)(void *item), size_t offset, size_t limit, void *out,
+                 size_t *n_out)
+{
+    if (n > 1)
+        qsort(hits, n, size, cmp);
+    *n_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *item = (char *)hits + i * size;
+        if (i >= offset && *n_out < limit)
+            memcpy((char *)out + (*n_out)++ * size, item, size);
+        else
+            clear(item);
+    }
+    free(hits);
+}
+
+typedef struct map_snap_ctx {
+    wal_snapshot_t *snap;
+    uint8_t type;
+    char *(*encode)(const void *value);
+    int rc;
+} map_snap_ctx_t;
+
+static bool snap_map_value(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    map_snap_ctx_t *sc = ctx;
+    char *text = sc->encode(value);
+    sc->rc = wal_snapshot_add(sc->snap, sc->type, text, strlen(text));
+    free(text);
+    return sc->rc == 0;
+}
+
+int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *value),
+                        wal_snapshot_t *snap)
+{
+    map_snap_ctx_t sc = {.snap = snap, .type = type, .encode = encode};
+    map_each(m, snap_map_value, &sc);
+    return sc.rc;
+}
+
 int store_snapshot(store_t *s)
 {
     pthread_mutex_lock(&s->snap_mu);
@@ -701,6 +746,8 @@ int store_snapshot(store_t *s)
             sc.rc = settings__snapshot(s, snap);
         if (sc.rc == 0)
             sc.rc = invites__snapshot(s, snap);
+        if (sc.rc == 0)
+            sc.rc = ip_blocks__snapshot(s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
@@ -774,6 +821,7 @@ static void clear_tables(store_t *s)
     reports__clear(s->reports);
     settings__clear(s->settings);
     map_clear(&s->invites);
+    ip_blocks__clear(s->ip_blocks);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -852,6 +900,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     s->reports = reports__new();
     s->settings = settings__new();
     map_init(&s->invites, free);
+    s->ip_blocks = ip_blocks__new();
 
     wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
     recovery_t recovery = {s, store__replayer_start(s)};
@@ -920,6 +969,7 @@ int store_close(store_t *s)
     reports__free(s->reports);
     settings__free(s->settings);
     map_deinit(&s->invites);
+    ip_blocks__free(s->ip_blocks);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);

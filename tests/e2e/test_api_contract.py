@@ -16,8 +16,6 @@ ENDPOINT = re.compile(r"\b((?:%s)(?:\|(?:%s))*) (/[^\s`,)|]*|\?[^\s`,)|]*)" % (M
 NOT_BUILT = {
     "admin (issue 14)": [
         "GET /api/v1/admin/stats", "GET /api/v1/admin/stats/timeseries",
-        "GET /api/v1/admin/blocked-ips", "POST /api/v1/admin/blocked-ips",
-        "DELETE /api/v1/admin/blocked-ips/{}",
         "POST /api/v1/admin/snapshot", "GET /api/v1/admin/system/status",
     ],
     "operations (issue 16)": [

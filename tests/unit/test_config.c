@@ -253,3 +253,38 @@ TEST(config_help_lists_every_flag_and_variable)
         ASSERT_CONTAINS(buf, names[i]);
     free(buf);
 }
+
+TEST(config_trusted_proxies_from_flag_env_and_file)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, NULL, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "");
+    char *env[] = {"PARLEY_TRUSTED_PROXIES=10.0.0.0/8, ::1", NULL};
+    ASSERT_EQ(load(&cfg, NULL, env, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "10.0.0.0/8, ::1");
+    char *argv[] = {"--trusted-proxies", "127.0.0.1/32", NULL};
+    ASSERT_EQ(load(&cfg, argv, env, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "127.0.0.1/32");
+    const char *path = write_file("{\"trusted_proxies\": \"192.0.2.0/24\"}");
+    char cfgarg[128];
+    snprintf(cfgarg, sizeof(cfgarg), "--config=%s", path);
+    char *argv2[] = {cfgarg, NULL};
+    ASSERT_EQ(load(&cfg, argv2, NULL, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "192.0.2.0/24");
+    write_file("{\"trusted_proxies\": [\"192.0.2.0/24\", \"::1\"]}");
+    ASSERT_EQ(load(&cfg, argv2, NULL, err), 0);
+    ASSERT_STREQ(cfg.trusted_proxies, "192.0.2.0/24,::1");
+    write_file("{\"trusted_proxies\": [\"192.0.2.0/24\", 7]}");
+    ASSERT_EQ(load(&cfg, argv2, NULL, err), -1);
+    ASSERT_CONTAINS(err, "list of strings");
+    unlink(path);
+    static const char *const bad[] = {"--trusted-proxies=10.1.0.0/8", "--trusted-proxies=garbage",
+                                      "--trusted-proxies=10.0.0.0/8,,::1",
+                                      "--trusted-proxies=1.2.3.4/33"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *a[] = {(char *)bad[i], NULL};
+        ASSERT_EQ(load(&cfg, a, NULL, err), -1);
+        ASSERT_CONTAINS(err, "trusted_proxies");
+    }
+}
