@@ -194,6 +194,9 @@ const char *http_client_ip(const http_ctx_t *ctx);
 
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);
+/* Requests received per second, averaged over the last 60 seconds (the
+ * gate counts each as it starts; lock-free). */
+double http_requests_per_second(void);
 
 /* ---- uploads ----------------------------------------------------------- */
 

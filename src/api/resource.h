@@ -21,6 +21,7 @@ extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
 extern const http_route_t realtime_routes[];
 extern const http_route_t admin_users_routes[];
+extern const http_route_t admin_stats_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the

@@ -17,5 +17,6 @@ const http_route_t *const api_route_tables[] = {
     files_routes,
     realtime_routes,
     admin_users_routes,
+    admin_stats_routes,
     NULL,
 };

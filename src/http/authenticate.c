@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parley/access.h"
 #include "parley/app.h"
 #include "parley/auth.h"
 #include "parley/clock.h"
@@ -78,6 +79,7 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
                                               : "the access token is not valid");
         return false;
     }
+    activity_note(p->user.id, clock_wall_ms()); /* the dashboard's active users */
     auth_rate_info_t ri;
     if (auth_rate_check(app->rate_limiter, p->user.id, clock_wall_ms() / 1000, &ri) != AUTH_OK) {
         set_rate_headers(ctx, &ri);
