@@ -262,7 +262,9 @@ def timeseries_row(n, small_n, small, big, points):
     the same server (what the rest of a request costs), as CPU time of the
     server per request and as a rate."""
     (ts_s, h_s), (ts_b, h_b) = small, big
-    r = ts_b["cpu_us"] / ts_s["cpu_us"]
+    # The growth of the series' cost in health requests: the whole server
+    # is somewhat slower on a big heap (caches, the allocator), health too.
+    r = (ts_b["cpu_us"] / h_b["cpu_us"]) / (ts_s["cpu_us"] / h_s["cpu_us"])
     row("P8 GET /admin/stats/timeseries (messages, hour, 30 days: %d points), 16 conns" % points,
         "%d messages: %.0f us CPU a request (%.0f/s, p50 %.2f ms); %d messages: %.0f us "
         "(%.0f/s, p50 %.2f ms)" % (n, ts_b["cpu_us"], ts_b["rps"], ts_b["p50"], small_n,
@@ -271,7 +273,8 @@ def timeseries_row(n, small_n, small, big, points):
         "series/health %.1fx and %.1fx" % (h_b["cpu_us"], h_s["cpu_us"], h_b["rps"], h_s["rps"],
                                             ts_b["cpu_us"] / h_b["cpu_us"],
                                             ts_s["cpu_us"] / h_s["cpu_us"]),
-        "%.2fx" % r, "CPU a request with %d <= 1.5x with %d" % (n, small_n), r <= 1.5)
+        "%.2fx (raw CPU %.2fx)" % (r, ts_b["cpu_us"] / ts_s["cpu_us"]),
+        "series/health with %d <= 1.3x with %d" % (n, small_n), r <= 1.3)
 
 
 def run_timeseries(a, work):
