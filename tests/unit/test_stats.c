@@ -381,3 +381,49 @@ TEST(activity_counts_distinct_users_per_bucket)
     ASSERT_EQ(d[0], 3000);
     ASSERT_EQ(activity_active_since(base + 2 * DAY), 3000);
 }
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+typedef struct worker {
+    series_t *s;
+    int no;
+} worker_t;
+
+static void *work(void *arg)
+{
+    worker_t *w = arg;
+    int64_t base = T0 + 800 * DAY;
+    for (int i = 0; i < 2000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "usr_t%d_%d", w->no, i % 500);
+        activity_note(id, base + (i / 500) * MIN); /* 4 minutes, 500 users each */
+        series_add(w->s, base + (int64_t)(i % 60) * MIN, 1);
+    }
+    return NULL;
+}
+
+TEST(series_and_activity_from_many_threads)
+{
+    series_t *s = series_new();
+    pthread_t th[4];
+    worker_t w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker_t){s, i};
+        ASSERT_EQ(pthread_create(&th[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    int64_t base = T0 + 800 * DAY, m[60], d;
+    series_read(s, SERIES_MINUTE, series_bucket_of(SERIES_MINUTE, base), 60, m);
+    int64_t sum = 0;
+    for (int i = 0; i < 60; i++)
+        sum += m[i];
+    ASSERT_EQ(sum, 8000);
+    ASSERT_EQ(series_total(s), 8000);
+    activity_series_read(SERIES_MINUTE, series_bucket_of(SERIES_MINUTE, base), 4, m);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(m[i], 2000); /* 4 threads x 500 users in each minute */
+    activity_series_read(SERIES_DAY, series_bucket_of(SERIES_DAY, base), 1, &d);
+    ASSERT_EQ(d, 2000);
+    series_free(s);
+}
