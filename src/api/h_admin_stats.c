@@ -196,9 +196,9 @@ static char *series_text(json_t *head, int64_t first, size_t n, int64_t width,
     json_t *arr = json_array();
     for (size_t i = 0; i < chunk; i++)
         json_array_append_new(arr, json_pack("{s:s, s:I}", "t", "", "value", (json_int_t)0));
-    char *buf = malloc(POINTS_CHUNK * POINT_TEXT_MAX + 2); /* try-allocation: 503 */
-    text_buf_t out = {0};
-    bool ok = head_text && buf && text_buf_reserve(&out, strlen(head_text) + 16 + n * 48);
+    char *buf = xmalloc(POINTS_CHUNK * POINT_TEXT_MAX + 2);
+    text_buf_t out = {0}; /* a try-allocation (its size is the client's): NULL, 503 */
+    bool ok = head_text && text_buf_reserve(&out, strlen(head_text) + 16 + n * 48);
     if (ok) {
         text_buf_append(&out, head_text, strlen(head_text) - 1); /* without its '}' */
         text_buf_puts(&out, ",\"points\":[");
@@ -269,11 +269,17 @@ static void get_timeseries(http_ctx_t *ctx)
         activity_series_read(level, first, (size_t)n, counts);
     else
         store_series_read(app->store, metric_of[metric], level, first, (size_t)n, counts);
-    json_t *head = json_pack("{s:s, s:s, s:o, s:o}", "metric", metric_names[metric], "bucket",
-                             bucket_names[level], "from", time_json(from), "to", time_json(to));
+    char from_text[CLOCK_RFC3339_LEN], to_text[CLOCK_RFC3339_LEN];
+    clock_format_rfc3339(from, from_text); /* not time_json: 0 is a time here, not "none" */
+    clock_format_rfc3339(to, to_text);
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s}", "metric", metric_names[metric], "bucket",
+                             bucket_names[level], "from", from_text, "to", to_text);
     char *text = series_text(head, first, (size_t)n, series_width_ms(level), counts);
     free(counts);
-    http_reply_json_text(ctx, 200, text); /* NULL (out of memory): 500 */
+    if (text == NULL)
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "out of memory for the series");
+    else
+        http_reply_json_text(ctx, 200, text);
 }
 
 /* ---- GET /admin/system/status --------------------------------------------- */

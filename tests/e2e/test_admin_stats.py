@@ -124,6 +124,11 @@ def test_every_bucket_is_present_with_its_start(srv, root):
                                              "to": "2026-01-03T00:00:01Z"})
     assert [p["t"] for p in part["points"]] == [
         "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", "2026-01-03T00:00:00.000Z"]
+    epoch = series(root, "messages", "hour", **{"from": "1970-01-01T00:00:00Z",
+                                                "to": "1970-01-01T02:00:00Z"})
+    assert epoch["from"] == "1970-01-01T00:00:00.000Z"
+    assert [p["t"] for p in epoch["points"]] == ["1970-01-01T00:00:00.000Z",
+                                                 "1970-01-01T01:00:00.000Z"]
     empty = series(root, "uploads", "minute", **{"from": "2026-01-01T00:00:00Z",
                                                  "to": "2026-01-01T00:00:00Z"})
     assert empty["points"] == []
