@@ -35,6 +35,7 @@
 #include <ulfius.h>
 #include <unistd.h>
 
+#include "parley/access.h"
 #include "parley/api.h"
 #include "parley/app.h"
 #include "parley/clock.h"
@@ -244,6 +245,7 @@ int server_run(const parley_config_t *cfg)
         datadir_unlock(lock_fd);
         return 1;
     }
+    activity_seed(app.store); /* the dashboard's active users, from what the log keeps */
     app.blobs = blobs_open(cfg->data_dir, err, sizeof(err));
     if (app.blobs == NULL) {
         log_error("%s", err);

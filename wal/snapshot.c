@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wal_internal.h"
@@ -163,6 +164,10 @@ int wal_snapshot_commit(wal_snapshot_t *s)
     }
     if (rc == 0 && fdatasync(s->fd) != 0)
         rc = -errno;
+    struct stat sb;
+    bool have_stat = rc == 0 && fstat(s->fd, &sb) == 0;
+    uint64_t bytes = have_stat ? (uint64_t)sb.st_size : 0;
+    int64_t mtime = have_stat ? (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000 : 0;
     if (rc == 0 && rename(s->tmp_path, s->final_path) != 0)
         rc = -errno;
     if (rc == 0)
@@ -178,6 +183,8 @@ int wal_snapshot_commit(wal_snapshot_t *s)
         w->prev_snap_lsn = w->snap_lsn;
         w->snap_lsn = s->lsn;
     }
+    w->snap_bytes = bytes;
+    w->snap_time_ms = mtime;
     pthread_mutex_unlock(&w->mu);
     wal__log(&w->opts, 2, "snapshot %s: %llu records", s->final_path,
              (unsigned long long)s->count);

@@ -196,12 +196,24 @@ static uint32_t build_frame(wal_t *w, size_t *pos, uint64_t first_lsn, uint32_t 
     return n;
 }
 
-static int sync_segment(wal_t *w)
+/* *took_us (may be NULL) gets how long the sync took. */
+static int sync_segment(wal_t *w, uint64_t *took_us)
 {
+    int64_t t0 = now_ns();
     if (w->io->fdatasync(w->seg_fd) != 0)
         return -errno;
     w->last_sync_ns = now_ns();
+    if (took_us)
+        *took_us = (uint64_t)(w->last_sync_ns - t0) / 1000;
     return 0;
+}
+
+/* Notes a sync of `took_us` that made the records after durable_lsn up to
+ * `upto` durable (call before durable_lsn moves). REQUIRES: mu held. */
+static void note_sync(wal_t *w, uint64_t took_us, uint64_t upto)
+{
+    uint64_t batch = upto > w->durable_lsn ? upto - w->durable_lsn : 0;
+    wal__stats_note(&w->stats, now_ns() / 1000000000, took_us, batch);
 }
 
 /* Records a failure for good. REQUIRES: mu held. */
@@ -270,14 +282,16 @@ static void *writer_main(void *arg)
         }
         if (w->pending.len == 0) {
             if (batch_sync_due(w)) {
-                uint64_t target = w->written_lsn;
+                uint64_t target = w->written_lsn, took;
                 pthread_mutex_unlock(&w->mu);
-                int rc = sync_segment(w);
+                int rc = sync_segment(w, &took);
                 pthread_mutex_lock(&w->mu);
-                if (rc != 0)
+                if (rc != 0) {
                     fail(w, rc, "fdatasync of the log");
-                else if (target > w->durable_lsn)
+                } else if (target > w->durable_lsn) {
+                    note_sync(w, took, target);
                     w->durable_lsn = target;
+                }
                 wake_waiters(w, false);
                 continue;
             }
@@ -307,11 +321,12 @@ static void *writer_main(void *arg)
             if (rc == 0)
                 rc = wal__write_all(w->io, w->seg_fd, w->out.data, w->out.len);
             bool synced = false;
+            uint64_t took = 0;
             if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
                             (w->opts.fsync == WAL_FSYNC_BATCH &&
                              now_ns() - w->last_sync_ns >= (int64_t)w->opts.batch_ms * 1000000))) {
                 what = "fdatasync of the log";
-                rc = sync_segment(w);
+                rc = sync_segment(w, &took);
                 synced = rc == 0;
             }
             uint64_t last = first + n - 1;
@@ -321,8 +336,10 @@ static void *writer_main(void *arg)
                 break;
             }
             w->written_lsn = last;
-            if (synced)
+            if (synced) {
+                note_sync(w, took, last);
                 w->durable_lsn = last;
+            }
             w->segments[w->n_segments - 1].bytes += w->out.len;
             bool roll = w->segments[w->n_segments - 1].bytes >= w->opts.segment_bytes;
             wake_waiters(w, false);
@@ -332,7 +349,8 @@ static void *writer_main(void *arg)
 
             if (roll) {
                 /* The old segment must be synced before the log moves on. */
-                rc = synced ? 0 : sync_segment(w);
+                took = 0;
+                rc = synced ? 0 : sync_segment(w, &took);
                 if (rc == 0) {
                     close(w->seg_fd);
                     w->seg_fd = -1;
@@ -343,8 +361,10 @@ static void *writer_main(void *arg)
                     fail(w, rc, "rolling to a new segment");
                     break;
                 }
-                if (last > w->durable_lsn)
+                if (last > w->durable_lsn) {
+                    note_sync(w, took, last);
                     w->durable_lsn = last;
+                }
                 wake_waiters(w, false);
                 pthread_mutex_unlock(&w->mu);
             }
@@ -354,14 +374,16 @@ static void *writer_main(void *arg)
     }
     /* Closing: make what was written durable whatever the policy. */
     if (w->err == 0 && w->written_lsn > w->durable_lsn) {
-        uint64_t target = w->written_lsn;
+        uint64_t target = w->written_lsn, took;
         pthread_mutex_unlock(&w->mu);
-        int rc = sync_segment(w);
+        int rc = sync_segment(w, &took);
         pthread_mutex_lock(&w->mu);
-        if (rc != 0)
+        if (rc != 0) {
             fail(w, rc, "fdatasync of the log");
-        else
+        } else {
+            note_sync(w, took, target);
             w->durable_lsn = target;
+        }
     }
     wake_waiters(w, true);
     pthread_mutex_unlock(&w->mu);
@@ -402,6 +424,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
     snprintf(w->wal_dir, sizeof(w->wal_dir), "%s/wal", dir);
     snprintf(w->snap_dir, sizeof(w->snap_dir), "%s/snapshots", dir);
     pthread_mutex_init(&w->mu, NULL);
+    wal__stats_init(&w->stats);
     pthread_cond_init(&w->work_cv, NULL);
     pthread_cond_init(&w->space_cv, NULL);
 
@@ -425,6 +448,15 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
     w->last_lsn = w->written_lsn = w->durable_lsn = st.last_lsn;
     w->snap_lsn = st.snap_lsn;
     w->prev_snap_lsn = st.prev_snap_lsn;
+    if (w->snap_lsn) {
+        char path[PATH_MAX + 32];
+        struct stat sb;
+        wal__path(path, sizeof(path), w->dir, "snapshots", w->snap_lsn, ".snap");
+        if (stat(path, &sb) == 0) {
+            w->snap_bytes = (uint64_t)sb.st_size;
+            w->snap_time_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+        }
+    }
     /* An empty last segment that starts where the new one would is replaced. */
     size_t keep = st.n_segments;
     if (keep > 0 && st.last_segment_empty && st.segments[keep - 1].first_lsn == st.last_lsn + 1)
@@ -585,5 +617,26 @@ void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments)
         total += w->segments[i].bytes;
     *bytes = total;
     *segments = w->n_segments;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wal_get_stats(wal_t *w, wal_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&w->mu);
+    out->last_lsn = w->last_lsn;
+    out->durable_lsn = w->durable_lsn;
+    out->segments = w->n_segments;
+    for (size_t i = 0; i < w->n_segments; i++)
+        out->bytes += w->segments[i].bytes;
+    if (w->n_segments) {
+        out->segment_first_lsn = w->segments[w->n_segments - 1].first_lsn;
+        out->segment_bytes = w->segments[w->n_segments - 1].bytes;
+    }
+    wal__stats_read(&w->stats, now_ns() / 1000000000, out);
+    out->snapshot_lsn = w->snap_lsn;
+    out->snapshot_bytes = w->snap_bytes;
+    out->snapshot_time_ms = w->snap_time_ms;
+    out->snapshot_running = w->snapshot_running;
     pthread_mutex_unlock(&w->mu);
 }

@@ -101,6 +101,34 @@ extern const wal_io_t wal__posix_io;
 
 #endif
 
+/* ---- stats.c: the sync figures of the last WAL_STATS_WINDOW seconds ---- */
+
+#define WALF_STAT_BUCKETS 128 /* 4 per power of two of microseconds: up to ~2^33 us */
+
+typedef struct walf_stat_slot {
+    int64_t second;      /* which second this slot holds; -1: none */
+    uint64_t syncs;
+    uint64_t batch_sum, batch_max;
+    uint64_t max_us;
+    uint32_t hist[WALF_STAT_BUCKETS];
+} walf_stat_slot_t;
+
+typedef struct walf_stats {
+    walf_stat_slot_t slot[WAL_STATS_WINDOW];
+    uint64_t total;
+} walf_stats_t;
+
+void wal__stats_init(walf_stats_t *st);
+/* Notes one sync of `latency_us` that made `batch` records durable, at
+ * second `now_s` (a monotonic clock). */
+void wal__stats_note(walf_stats_t *st, int64_t now_s, uint64_t latency_us, uint64_t batch);
+/* The window's figures as of second now_s (the fsync and batch fields of
+ * *out; the others are left alone). */
+void wal__stats_read(const walf_stats_t *st, int64_t now_s, wal_stats_t *out);
+/* The histogram bucket of a latency, and the lower edge of a bucket. */
+unsigned wal__stats_bucket(uint64_t us);
+uint64_t wal__stats_bucket_floor(unsigned bucket);
+
 /* ---- the log object (wal.c), shared with recover.c and snapshot.c ---- */
 
 #include <limits.h>
@@ -161,7 +189,10 @@ struct wal {
     size_t cap_segments;
     uint64_t snap_lsn;
     uint64_t prev_snap_lsn;
+    uint64_t snap_bytes;      /* size of snap_lsn's file */
+    int64_t snap_time_ms;     /* its modification time */
     bool snapshot_running;
+    walf_stats_t stats;       /* the writer's syncs */
 
     /* writer thread only */
     walf_buf_t inflight;

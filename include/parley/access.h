@@ -147,4 +147,15 @@ bool online_leave(const char *user_id);
 /* "online" while the user holds a live connection, else "offline". */
 const char *online_status(const char *user_id);
 
+/* ---- who has been active (activity.c; in memory only) ---------------------- */
+
+/* Notes an authenticated request of the user at t_ms. Thread-safe, O(1). */
+void activity_note(const char *user_id, int64_t t_ms);
+/* Seeds the table with each account's last login / last seen (at start). */
+void activity_seed(store_t *s);
+/* Accounts whose latest activity is at or after since_ms. O(accounts). */
+size_t activity_active_since(int64_t since_ms);
+/* Distinct active accounts per bucket (series_read of a series kept here). */
+void activity_series_read(enum series_level level, int64_t first, size_t n, int64_t *out);
+
 #endif

@@ -104,6 +104,10 @@ typedef struct chat_message {
 } chat_message_t;
 
 void chat_channel_clear(chat_channel_t *c);
+
+/* Channels not deleted, by kind: public, private (not direct), direct.
+ * O(channels), shard by shard. */
+void chat_channel_kinds(store_t *s, size_t *public_n, size_t *private_n, size_t *direct_n);
 void chat_message_clear(chat_message_t *m);
 /* Deep copy; dst must be clear (or zeroed). */
 void chat_message_copy(chat_message_t *dst, const chat_message_t *src);

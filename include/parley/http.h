@@ -247,6 +247,9 @@ int http_trusted_proxies_check(const char *const *cidrs, size_t n, size_t *bad);
 
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);
+/* Requests received per second, averaged over the last 60 seconds (the
+ * gate counts each as it starts; lock-free). */
+double http_requests_per_second(void);
 
 /* ---- uploads ----------------------------------------------------------- */
 

@@ -78,4 +78,11 @@ enum MHD_Result realtime_accept(void *rt, struct MHD_Connection *conn, const cha
 /* Open WebSocket connections, and users online (for admin statistics). */
 unsigned realtime_websockets_open(realtime_t *rt);
 
+/* What the service holds now (for the admin dashboard); zeros for NULL. */
+typedef struct realtime_stats {
+    unsigned websockets, event_streams;
+    size_t ring_events, ring_capacity; /* the event ring's fill */
+} realtime_stats_t;
+void realtime_get_stats(realtime_t *rt, realtime_stats_t *out);
+
 #endif

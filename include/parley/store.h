@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parley/series.h"
 #include "wal.h"
 
 #define STORE_E_CONFLICT_USERNAME (-2001)
@@ -81,6 +82,10 @@ typedef struct store_user {
                            * out of the indexes, so free); 0 = not */
     uint32_t rev; /* in memory only: changes each time the user's record is
                    * applied, so a cached view of it can tell it is stale */
+    int64_t login_counted; /* in memory only: the newest last_login counted in
+                            * the logins series (a state applied again, or an
+                            * older one replayed after a snapshot, counts
+                            * nothing) */
 } store_user_t;
 
 typedef struct store_session {
@@ -243,7 +248,60 @@ void store_new_id(const char *prefix, char out[STORE_ID_MAX]);
 typedef struct store_stats {
     size_t users, sessions, api_keys, channels, messages, files;
     uint64_t wal_bytes, wal_segments, last_lsn, snapshot_lsn;
+    uint64_t live_files; /* files not deleted (files counts every file record) */
+    uint64_t file_bytes; /* sizes of the live files added up */
+    uint64_t blob_bytes; /* sizes of the distinct blobs they name (stored once) */
 } store_stats_t;
 void store_get_stats(store_t *s, store_stats_t *out);
+
+/* ---- dashboard figures (the admin's stats and time series) ---- */
+
+/*
+ * Counts per minute/hour/day kept by the apply (the same in replay), so a
+ * series costs O(log n + buckets), never a scan:
+ *   MESSAGES  each message once, at its created_at, when its id first
+ *             appears (a deleted message still counts: it was sent);
+ *   SIGNUPS   each account once, at its created_at (deleted ones too);
+ *   UPLOADS   each file record once, at its uploaded_at (avatars included);
+ *   LOGINS    each applied user state whose last_login is newer than the
+ *             newest counted for that account: every login while the
+ *             server runs and every one replayed from the log; for the time
+ *             before the last snapshot only each account's last login.
+ * The tables and these counts are rebuilt together at start.
+ */
+enum store_metric {
+    STORE_METRIC_MESSAGES,
+    STORE_METRIC_SIGNUPS,
+    STORE_METRIC_UPLOADS,
+    STORE_METRIC_LOGINS,
+    STORE_METRICS
+};
+/* out[0..n) = the counts of buckets first..first+n-1 (series_read). */
+void store_series_read(store_t *s, enum store_metric m, enum series_level level, int64_t first,
+                       size_t n, int64_t *out);
+
+typedef struct store_user_counts {
+    size_t total;       /* accounts not deleted */
+    size_t banned;      /* of those, under a ban at now_ms */
+    size_t deactivated; /* deleted or deactivated */
+} store_user_counts_t;
+/* O(users), shard by shard. */
+void store_user_counts(store_t *s, int64_t now_ms, store_user_counts_t *out);
+
+/* The last snapshot written by this process (or found at start). */
+typedef struct store_snapshot_info {
+    uint64_t lsn;         /* 0: none yet */
+    uint64_t bytes;       /* of its file */
+    int64_t at_ms;        /* wall time it was committed; 0 when unknown */
+    int64_t duration_ms;  /* how long it took to write */
+    uint64_t segments_trimmed; /* log segments removed after it */
+    bool running;         /* one is being written now */
+} store_snapshot_info_t;
+void store_snapshot_state(store_t *s, store_snapshot_info_t *out);
+/* store_snapshot, and what it wrote in *out (0 and filled, or an error). Safe
+ * with another snapshot at once (they take turns). */
+int store_snapshot_now(store_t *s, store_snapshot_info_t *out);
+/* The log's figures (fsync latencies, batch sizes, segments). */
+void store_wal_stats(store_t *s, wal_stats_t *out);
 
 #endif

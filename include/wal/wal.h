@@ -168,6 +168,38 @@ uint64_t wal_durable_lsn(wal_t *w);
 /* Bytes of log on disk (all segments), and the number of segments. */
 void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments);
 
+/* ---- figures --------------------------------------------------------------- */
+
+/*
+ * What the log has been doing, for monitoring. The latencies and batch
+ * sizes cover the syncs of the last WAL_STATS_WINDOW seconds: the writer
+ * notes each fdatasync of the log (its duration and how many records it
+ * made durable: the group-commit batch) in a per-second slot of a fixed
+ * histogram, under the mutex it takes anyway after a sync. Percentiles are
+ * the lower edge of their histogram bucket (4 buckets per power of two,
+ * so within 19% below the true value); p50 <= p99 <= max always.
+ */
+#define WAL_STATS_WINDOW 60
+
+typedef struct wal_stats {
+    uint64_t last_lsn, durable_lsn;
+    uint64_t segments, bytes;       /* every segment on disk */
+    uint64_t segment_first_lsn;     /* the segment appends go to */
+    uint64_t segment_bytes;         /* its size */
+    uint64_t syncs_total;           /* fdatasyncs of the log since open */
+    uint64_t syncs;                 /* in the window */
+    uint64_t fsync_p50_us, fsync_p99_us, fsync_max_us; /* 0 when no sync */
+    double batch_mean;              /* records per sync in the window */
+    uint64_t batch_max;
+    uint64_t snapshot_lsn;          /* newest committed snapshot (0: none) */
+    uint64_t snapshot_bytes;        /* its file's size (0 if it could not be read) */
+    int64_t snapshot_time_ms;       /* its file's modification time (ms since the epoch) */
+    bool snapshot_running;
+} wal_stats_t;
+
+/* Fills *out; thread-safe, O(window x buckets). */
+void wal_get_stats(wal_t *w, wal_stats_t *out);
+
 /* ---- snapshots ---------------------------------------------------------- */
 
 typedef struct wal_snapshot wal_snapshot_t;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8) and P8 (issue 14) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8 and P9 (issue 14) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -12,10 +12,12 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock]
+    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries]
 
---messages sets the size of the big store for P4 and P7 (default 1,000,000).
---only ipblock runs only P8 (the blocked-address check with 10,000 blocks).
+--messages sets the size of the big store for P4, P7 and P9 (default
+1,000,000). --only ipblock runs only P8 (the blocked-address check with
+10,000 blocks); --only timeseries only P9 (the admin's 30-day hourly time
+series) on a store seeded for it, without the other figures.
 """
 import argparse
 import json
@@ -217,17 +219,96 @@ def seed(server, token, channel, total, connections=64):
     return posted
 
 
+# ---- P9: the admin's time series -----------------------------------------------
+
+def timeseries_path():
+    """GET /admin/stats/timeseries of the messages, hourly, over the last 30
+    days (720 or 721 buckets)."""
+    now = time.time()
+    fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    return ("/api/v1/admin/stats/timeseries?metric=messages&bucket=hour&from=%s&to=%s"
+            % (fmt(now - 30 * 86400), fmt(now)))
+
+
+def timeseries_sum(server, token):
+    r = requests.get(server.url(timeseries_path()), timeout=30,
+                     headers={"Authorization": "Bearer " + token})
+    assert r.status_code == 200, r.text
+    pts = r.json()["points"]
+    return len(pts), sum(p["value"] for p in pts)
+
+
+def with_cpu(server, run):
+    """run() (a wrk result) with the server's CPU time per request added:
+    a figure other work on the shared cores disturbs far less than a rate."""
+    before = cpu_seconds(server.pid())
+    r = run()
+    r["cpu_us"] = (cpu_seconds(server.pid()) - before) / max(r["total"], 1) * 1e6
+    return r
+
+
+def timeseries_measure(server, token, seconds):
+    """The series and GET /api/health on one server, alternately, twice
+    each; the run of each that cost the server least CPU per request."""
+    ts, health = [], []
+    for _ in range(2):
+        ts.append(with_cpu(server, lambda: wrk_get(server, token, timeseries_path(), seconds,
+                                                   16)))
+        health.append(with_cpu(server, lambda: wrk(server.url("/api/health"), seconds, 16)))
+    return min(ts, key=lambda r: r["cpu_us"]), min(health, key=lambda r: r["cpu_us"])
+
+
+def timeseries_row(n, small_n, small, big, points):
+    """P9: the series with n messages against the same with small_n (its
+    cost must not grow with the messages), and against GET /api/health on
+    the same server (what the rest of a request costs), as CPU time of the
+    server per request and as a rate."""
+    (ts_s, h_s), (ts_b, h_b) = small, big
+    # The growth of the series' cost in health requests: the whole server
+    # is somewhat slower on a big heap (caches, the allocator), health too.
+    r = (ts_b["cpu_us"] / h_b["cpu_us"]) / (ts_s["cpu_us"] / h_s["cpu_us"])
+    row("P9 GET /admin/stats/timeseries (messages, hour, 30 days: %d points), 16 conns" % points,
+        "%d messages: %.0f us CPU a request (%.0f/s, p50 %.2f ms); %d messages: %.0f us "
+        "(%.0f/s, p50 %.2f ms)" % (n, ts_b["cpu_us"], ts_b["rps"], ts_b["p50"], small_n,
+                                   ts_s["cpu_us"], ts_s["rps"], ts_s["p50"]),
+        "GET /api/health on the same servers: %.0f us and %.0f us CPU (%.0f/s and %.0f/s); "
+        "series/health %.1fx and %.1fx" % (h_b["cpu_us"], h_s["cpu_us"], h_b["rps"], h_s["rps"],
+                                            ts_b["cpu_us"] / h_b["cpu_us"],
+                                            ts_s["cpu_us"] / h_s["cpu_us"]),
+        "%.2fx (raw CPU %.2fx)" % (r, ts_b["cpu_us"] / ts_s["cpu_us"]),
+        "series/health with %d <= 1.3x with %d" % (n, small_n), r <= 1.3)
+
+
+def run_timeseries(a, work):
+    """P9 on its own: a store seeded with --messages messages (fsync none)."""
+    S = min(a.seconds, 5)
+    s = parley(work, "p8", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0", "--log-level", "error")
+    token, ch = user_and_channel(s)
+    small_n = seed(s, token, ch, 5000, 16)
+    small = timeseries_measure(s, token, S)
+    print("P9 (seeding %d messages)..." % a.messages, file=sys.stderr, flush=True)
+    seed(s, token, ch, a.messages)
+    points, counted = timeseries_sum(s, token)
+    big = timeseries_measure(s, token, S)
+    s.stop(timeout=600)
+    timeseries_row(counted, small_n, small, big, points)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--only", choices=["all", "ipblock"], default="all")
+    ap.add_argument("--only", choices=["all", "ipblock", "timeseries"], default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
-        if a.only == "all":
-            run_all(a, work)
-        ip_blocks(a, work)
+        if a.only == "timeseries":
+            run_timeseries(a, work)
+        else:
+            if a.only == "all":
+                run_all(a, work)
+            ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
@@ -276,6 +357,8 @@ def run_all(a, work):
     small_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA,
                      post_env(token))
     small_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
+    small_ts = timeseries_measure(s, token, 3)
+    small_ts_n = timeseries_sum(s, token)[1]
     s.stop(timeout=600)
 
     # P5: idle RSS; memory per stored message.
@@ -326,7 +409,12 @@ def run_all(a, work):
     settled(s)
     big_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA, post_env(token))
     big_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
+    # P9: the admin's 30-day hourly series over the same store, rebuilt by
+    # the restart's replay (the bencher is the first account: an admin).
+    ts_points, ts_counted = timeseries_sum(s, token)
+    big_ts = timeseries_measure(s, token, 3)
     s.stop(timeout=600)
+    timeseries_row(ts_counted, small_ts_n, small_ts, big_ts, ts_points)
     for what, small, big in (("post", small_post, big_post), ("history", small_get, big_get)):
         r = big["p50"] / small["p50"]
         row("P7 %s p50 latency, %d vs ~P1's messages in the channel (16 conns)" % (what, n),

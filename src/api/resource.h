@@ -40,6 +40,7 @@ extern const http_route_t reports_routes[];
 extern const http_route_t admin_settings_routes[];
 extern const http_route_t invites_routes[];
 extern const http_route_t admin_ip_blocks_routes[];
+extern const http_route_t admin_stats_routes[];
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the

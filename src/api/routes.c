@@ -22,5 +22,6 @@ const http_route_t *const api_route_tables[] = {
     admin_settings_routes,
     invites_routes,
     admin_ip_blocks_routes,
+    admin_stats_routes,
     NULL,
 };

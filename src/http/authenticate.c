@@ -100,6 +100,7 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
             refuse(ctx, why, rc, by_key, p->banned_until);
         return false;
     }
+    activity_note(p->user.id, clock_wall_ms()); /* the dashboard's active users */
     if (!rate_limit_admit(ctx, category, p->user.id)) {
         principal_clear(p);
         return false;

@@ -264,6 +264,46 @@ unsigned http_requests_in_flight(void)
 }
 
 /*
+ * Requests per second over the last minute: a ring of RATE_SLOTS atomic
+ * words, one per second, each the second's number (high 32 bits) and its
+ * count (low 32). A request adds one with a compare-and-swap on its
+ * second's word, restarting the count when the word still holds an older
+ * second; no lock, and a reader sums the words whose second is recent.
+ */
+#define RATE_SLOTS 64
+#define RATE_WINDOW 60
+static _Atomic uint64_t rate_ring[RATE_SLOTS];
+
+static uint32_t rate_now(void)
+{
+    return (uint32_t)(clock_mono_ns() / 1000000000);
+}
+
+static void rate_count(void)
+{
+    uint32_t sec = rate_now();
+    _Atomic uint64_t *w = &rate_ring[sec % RATE_SLOTS];
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed), next;
+    do {
+        next = (uint32_t)(v >> 32) == sec ? v + 1 : ((uint64_t)sec << 32) | 1u;
+    } while (!atomic_compare_exchange_weak_explicit(w, &v, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+double http_requests_per_second(void)
+{
+    uint32_t now = rate_now();
+    uint64_t total = 0;
+    for (unsigned i = 0; i < RATE_SLOTS; i++) {
+        uint64_t v = atomic_load_explicit(&rate_ring[i], memory_order_relaxed);
+        uint32_t age = now - (uint32_t)(v >> 32);
+        if (v != 0 && age < RATE_WINDOW)
+            total += (uint32_t)v;
+    }
+    return (double)total / RATE_WINDOW;
+}
+
+/*
  * Requests in flight, so that the drain at shutdown can tell a request worth
  * waiting for from one whose client went away mid-body: libmicrohttpd 0.9.75
  * can miss the close of a connection whose body stopped half-way (all its
@@ -611,6 +651,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
     if (!gr->started) {
         gr->started = true;
         atomic_fetch_add(&in_flight, 1);
+        rate_count();
         flight_add(gr, conn);
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);

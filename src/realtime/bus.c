@@ -169,3 +169,12 @@ size_t realtime__bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size
     pthread_mutex_unlock(&bus->lock);
     return n;
 }
+
+void realtime__bus_fill(rt_bus_t *bus, size_t *events, size_t *capacity)
+{
+    pthread_mutex_lock(&bus->lock);
+    uint64_t n = bus->last - bus->base;
+    pthread_mutex_unlock(&bus->lock);
+    *events = n < bus->capacity ? (size_t)n : bus->capacity;
+    *capacity = bus->capacity;
+}

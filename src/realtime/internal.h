@@ -67,6 +67,8 @@ uint64_t realtime__bus_publish_text(rt_bus_t *bus, const char *type, const char 
 /* The seq of the newest event (the resume point of a client that has seen
  * everything so far). */
 uint64_t realtime__bus_last_seq(rt_bus_t *bus);
+/* Events the ring holds now, and how many it can hold. */
+void realtime__bus_fill(rt_bus_t *bus, size_t *events, size_t *capacity);
 
 /*
  * Events with seq > after, oldest first, at most `max`, each with a reference
@@ -168,6 +170,8 @@ void realtime__sse_hub_wake(struct sse_hub *hub);
 void realtime__sse_hub_tick(struct sse_hub *hub);
 void realtime__sse_hub_stop(struct sse_hub *hub);
 void realtime__sse_hub_free(struct sse_hub *hub);
+/* Event streams open now. */
+unsigned realtime__sse_hub_count(struct sse_hub *hub);
 enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int *status);
 
 /* The credentials a real-time request carries: the Authorization header, else

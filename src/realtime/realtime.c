@@ -182,3 +182,13 @@ enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const ch
     }
     return websocket ? realtime__ws_accept(rt, &rq, status) : realtime__sse_accept(rt, &rq, status);
 }
+
+void realtime_get_stats(realtime_t *rt, realtime_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (rt == NULL)
+        return;
+    out->websockets = realtime__ws_loop_open_count(rt->ws);
+    out->event_streams = realtime__sse_hub_count(rt->sse);
+    realtime__bus_fill(rt->bus, &out->ring_events, &out->ring_capacity);
+}

@@ -350,3 +350,11 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
     *status = 200;
     return ok;
 }
+
+unsigned realtime__sse_hub_count(struct sse_hub *hub)
+{
+    pthread_mutex_lock(&hub->lock);
+    unsigned n = hub->n_streams;
+    pthread_mutex_unlock(&hub->lock);
+    return n;
+}

@@ -282,6 +282,35 @@ void chat__stats(store_t *s, size_t *channels, size_t *messages)
     pthread_rwlock_unlock(&t->msg_lock);
 }
 
+typedef struct kinds {
+    size_t open, closed, direct;
+} kinds_t;
+
+static bool count_kind(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    kinds_t *k = ctx;
+    const chat_channel_t *c = value;
+    if (c->is_deleted)
+        return true;
+    if (c->is_direct)
+        k->direct++;
+    else if (c->is_private)
+        k->closed++;
+    else
+        k->open++;
+    return true;
+}
+
+void chat_channel_kinds(store_t *s, size_t *public_n, size_t *private_n, size_t *direct_n)
+{
+    kinds_t k = {0};
+    map_each(&s->chat->channels, count_kind, &k);
+    *public_n = k.open;
+    *private_n = k.closed;
+    *direct_n = k.direct;
+}
+
 /* ---- message arrays ------------------------------------------------------------------ */
 
 size_t chat__mvec_lower(const mvec_t *v, uint64_t seq)
@@ -484,6 +513,14 @@ static void apply_message(store_t *s, chat_message_t *m)
         message_count_add(t, g->user, -1);
     if (!m->is_deleted)
         message_count_add(t, user, 1);
+    /* The dashboard's count (store.h): a message counts once, when its id
+     * first appears, deleted or not; a state applied again moves nothing. */
+    if (g == NULL) {
+        store__count(s, STORE_METRIC_MESSAGES, m->created_at, 1);
+    } else if (g->created_at != m->created_at) {
+        store__count(s, STORE_METRIC_MESSAGES, g->created_at, -1);
+        store__count(s, STORE_METRIC_MESSAGES, m->created_at, 1);
+    }
     if (g == NULL) {
         g = xcalloc(1, sizeof(*g));
         g->seq = seq;

@@ -12,6 +12,7 @@
  * dropped its last reference is durable (h_files.c).
  */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,10 @@
 struct file_tables {
     map_t files;     /* id -> store_file_t* */
     map_t blob_refs; /* sha256 -> uint64_t* live files naming it */
+    /* Derived like blob_refs, from each change of a file's liveness: the
+     * sizes of the live files, and of the distinct blobs they name (a blob
+     * counts from its first live file to its last). */
+    _Atomic uint64_t file_bytes, blob_bytes, live_files;
 };
 
 void store_file_clear(store_file_t *f)
@@ -61,6 +66,16 @@ void files__clear(struct file_tables *t)
 {
     map_clear(&t->files);
     map_clear(&t->blob_refs);
+    atomic_store(&t->file_bytes, 0);
+    atomic_store(&t->blob_bytes, 0);
+    atomic_store(&t->live_files, 0);
+}
+
+void files__bytes(store_t *s, uint64_t *live_files, uint64_t *file_bytes, uint64_t *blob_bytes)
+{
+    *live_files = atomic_load(&s->files->live_files);
+    *file_bytes = atomic_load(&s->files->file_bytes);
+    *blob_bytes = atomic_load(&s->files->blob_bytes);
 }
 
 /* ---- records ---------------------------------------------------------------- */
@@ -164,16 +179,31 @@ static uint64_t apply_file(store_t *s, store_file_t *f)
     nf->rev = old ? old->rev + 1 : 1;
     bool was_live = old && !old->is_deleted;
     char old_sha[65] = "";
+    uint64_t old_size = old ? old->size : 0, size = nf->size;
+    bool first = old == NULL;
+    int64_t uploaded_at = nf->uploaded_at;
     if (old)
         memcpy(old_sha, old->sha256, sizeof(old_sha));
     free_file(old);
     pthread_rwlock_unlock(&sh->lock);
+    if (first) /* the dashboard: a file counts once, when its id first appears */
+        store__count(s, STORE_METRIC_UPLOADS, uploaded_at, 1);
 
     bool live = !nf->is_deleted;
-    if (was_live && (!live || strcmp(old_sha, nf->sha256) != 0))
-        adjust_refs(t, old_sha, -1);
-    if (live && (!was_live || strcmp(old_sha, nf->sha256) != 0))
-        adjust_refs(t, nf->sha256, +1);
+    if (was_live) {
+        atomic_fetch_sub(&t->file_bytes, old_size);
+        atomic_fetch_sub(&t->live_files, 1);
+    }
+    if (live) {
+        atomic_fetch_add(&t->file_bytes, size);
+        atomic_fetch_add(&t->live_files, 1);
+    }
+    if (was_live && (!live || strcmp(old_sha, nf->sha256) != 0) &&
+        adjust_refs(t, old_sha, -1) == 0)
+        atomic_fetch_sub(&t->blob_bytes, old_size);
+    if (live && (!was_live || strcmp(old_sha, nf->sha256) != 0) &&
+        adjust_refs(t, nf->sha256, +1) == 1)
+        atomic_fetch_add(&t->blob_bytes, size);
     return store_blob_refs(s, nf->sha256);
 }
 

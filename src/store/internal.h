@@ -32,6 +32,12 @@ struct store {
     bool snap_thread_started;
     _Atomic uint64_t snapshot_lsn;
     int64_t last_snapshot_ns;
+    atomic_bool snapshot_running;   /* a snapshot is being written (under snap_mu) */
+    pthread_mutex_t info_mu;        /* leaf: guards last_snap */
+    store_snapshot_info_t last_snap; /* guarded by info_mu */
+
+    /* The dashboard's counts per bucket, kept by the apply (stats.c). */
+    series_t *series[STORE_METRICS];
 
     struct chat_tables *chat; /* channels, memberships, messages, search (chat.c) */
     struct file_tables *files; /* file records and blob reference counts (files.c) */
@@ -75,6 +81,13 @@ void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, con
                  void (*clear)(void *item), size_t offset, size_t limit, void *out,
                  size_t *n_out);
 
+/* Counts one event of metric m at t_ms (delta may be negative) in the
+ * dashboard's series; any thread (the series has its own leaf lock). */
+void store__count(store_t *s, enum store_metric m, int64_t t_ms, int64_t delta);
+
+/* Records the snapshot recovery loaded (lsn 0: none) as the last one. */
+void store__snapshot_found(store_t *s, uint64_t lsn);
+
 /* ASCII lower-casing into out (size bytes). */
 void store__lower(const char *in, char *out, size_t size);
 
@@ -103,6 +116,9 @@ void files__clear(struct file_tables *t);
 int files__apply(store_t *s, const void *data, size_t len);
 int files__snapshot(store_t *s, wal_snapshot_t *snap);
 size_t files__count(store_t *s);
+/* The live files, their sizes added up, and the sizes of the distinct
+ * blobs they name. */
+void files__bytes(store_t *s, uint64_t *live_files, uint64_t *file_bytes, uint64_t *blob_bytes);
 
 /* ---- the audit log (audit.c) ---- */
 

@@ -128,12 +128,22 @@ static void apply_user(store_t *s, store_user_t *u)
     pthread_rwlock_wrlock(&sh->lock);
     store_user_t *old = map_put_locked(sh, h, nu->id, nu);
     nu->rev = old ? old->rev + 1 : 1;
+    /* The dashboard: an account counts once, when its id first appears; a
+     * login when its time is newer than any counted (store.h). */
+    nu->login_counted = old ? old->login_counted : 0;
+    int64_t signup = old == NULL ? nu->created_at : INT64_MIN, login = INT64_MIN;
+    if (nu->last_login > nu->login_counted)
+        login = nu->login_counted = nu->last_login;
     if (old) {
         store__lower(old->username, old_name, sizeof(old_name));
         store__lower(old->email, old_email, sizeof(old_email));
         free_user(old);
     }
     pthread_rwlock_unlock(&sh->lock);
+    if (signup != INT64_MIN) /* counted outside the shard lock (a leaf of its own) */
+        store__count(s, STORE_METRIC_SIGNUPS, signup, 1);
+    if (login != INT64_MIN)
+        store__count(s, STORE_METRIC_LOGINS, login, 1);
 
     char name[STORE_USERNAME_MAX], email[STORE_EMAIL_MAX];
     store__lower(nu->username, name, sizeof(name));
@@ -714,7 +724,15 @@ int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *valu
 
 int store_snapshot(store_t *s)
 {
+    return store_snapshot_now(s, NULL);
+}
+
+int store_snapshot_now(store_t *s, store_snapshot_info_t *out)
+{
     pthread_mutex_lock(&s->snap_mu);
+    atomic_store(&s->snapshot_running, true);
+    uint64_t segments_before, segments_after, bytes;
+    wal_disk_usage(s->wal, &bytes, &segments_before);
     /* Every record up to `lsn` is applied while write_mu is held. */
     pthread_mutex_lock(&s->write_mu);
     uint64_t lsn = wal_last_lsn(s->wal);
@@ -760,9 +778,25 @@ int store_snapshot(store_t *s)
         s->last_snapshot_ns = clock_mono_ns();
         log_info("snapshot at lsn %llu written in %.1f ms", (unsigned long long)lsn,
                  (double)(clock_mono_ns() - started) / 1e6);
+        wal_disk_usage(s->wal, &bytes, &segments_after);
+        wal_stats_t ws;
+        wal_get_stats(s->wal, &ws);
+        pthread_mutex_lock(&s->info_mu);
+        s->last_snap = (store_snapshot_info_t){
+            .lsn = lsn,
+            .bytes = ws.snapshot_bytes,
+            .at_ms = clock_wall_ms(),
+            .duration_ms = (clock_mono_ns() - started) / 1000000,
+            .segments_trimmed =
+                segments_before > segments_after ? segments_before - segments_after : 0,
+        };
+        if (out)
+            *out = s->last_snap;
+        pthread_mutex_unlock(&s->info_mu);
     } else {
         log_error("snapshot at lsn %llu failed: %s", (unsigned long long)lsn, wal_strerror(rc));
     }
+    atomic_store(&s->snapshot_running, false);
     pthread_mutex_unlock(&s->snap_mu);
     return rc == 0 ? 0 : STORE_E_UNAVAILABLE;
 }
@@ -822,6 +856,8 @@ static void clear_tables(store_t *s)
     settings__clear(s->settings);
     map_clear(&s->invites);
     ip_blocks__clear(s->ip_blocks);
+    for (int i = 0; i < STORE_METRICS; i++)
+        series_clear(s->series[i]);
 }
 
 /* Recovery's callbacks: records go to the replayer (replay.c), or are
@@ -884,6 +920,9 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     pthread_mutex_init(&s->snap_mu, NULL);
     pthread_mutex_init(&s->thread_mu, NULL);
     pthread_cond_init(&s->thread_cv, NULL);
+    pthread_mutex_init(&s->info_mu, NULL);
+    for (int i = 0; i < STORE_METRICS; i++)
+        s->series[i] = series_new();
     map_init(&s->users, free_user);
     map_init(&s->user_by_name, free);
     map_init(&s->user_by_email, free);
@@ -933,6 +972,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
              map_count(&s->users));
     atomic_store(&s->snapshot_lsn, rep.snapshot_lsn);
     s->last_snapshot_ns = clock_mono_ns();
+    store__snapshot_found(s, rep.snapshot_lsn);
     chat__index_build_start(s->chat);
     if (pthread_create(&s->snap_thread, NULL, snapshot_main, s) == 0)
         s->snap_thread_started = true;
@@ -974,6 +1014,9 @@ int store_close(store_t *s)
     pthread_mutex_destroy(&s->snap_mu);
     pthread_mutex_destroy(&s->thread_mu);
     pthread_cond_destroy(&s->thread_cv);
+    pthread_mutex_destroy(&s->info_mu);
+    for (int i = 0; i < STORE_METRICS; i++)
+        series_free(s->series[i]);
     free(s);
     return rc;
 }
@@ -989,4 +1032,5 @@ void store_get_stats(store_t *s, store_stats_t *out)
     wal_disk_usage(s->wal, &out->wal_bytes, &out->wal_segments);
     out->last_lsn = wal_last_lsn(s->wal);
     out->snapshot_lsn = atomic_load(&s->snapshot_lsn);
+    files__bytes(s, &out->live_files, &out->file_bytes, &out->blob_bytes);
 }
