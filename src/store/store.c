@@ -722,6 +722,13 @@ int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *valu
     return sc.rc;
 }
 
+/* The other tables' records, each module's own (a new table adds its
+ * function here, beside its case in store_apply). */
+static int (*const table_snapshots[])(store_t *s, wal_snapshot_t *snap) = {
+    chat__snapshot,     files__snapshot,   audit__snapshot,     reports__snapshot,
+    settings__snapshot, invites__snapshot, ip_blocks__snapshot,
+};
+
 int store_snapshot(store_t *s)
 {
     return store_snapshot_now(s, NULL);
@@ -752,20 +759,9 @@ int store_snapshot_now(store_t *s, store_snapshot_info_t *out)
             sc.type = STORE_REC_API_KEY;
             map_each(&s->api_keys, snap_entity, &sc);
         }
-        if (sc.rc == 0)
-            sc.rc = chat__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = files__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = audit__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = reports__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = settings__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = invites__snapshot(s, snap);
-        if (sc.rc == 0)
-            sc.rc = ip_blocks__snapshot(s, snap);
+        for (size_t i = 0; sc.rc == 0 && i < sizeof(table_snapshots) / sizeof(table_snapshots[0]);
+             i++)
+            sc.rc = table_snapshots[i](s, snap);
         if (sc.rc == 0) {
             rc = wal_snapshot_commit(snap);
         } else {
