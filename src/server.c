@@ -38,6 +38,7 @@
 #include "parley/access.h"
 #include "parley/api.h"
 #include "parley/app.h"
+#include "parley/audit.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
 #include "parley/http_server.h"
@@ -113,6 +114,8 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
     st->rate_limits[SETTINGS_RATE_UPLOADS] = cfg->rate_limit_uploads;
     st->rate_limits[SETTINGS_RATE_SEARCH] = cfg->rate_limit_search;
     st->rate_limits[SETTINGS_RATE_ADMIN] = cfg->rate_limit_admin;
+    st->audit_max_entries = cfg->audit_max_entries;
+    st->audit_max_days = cfg->audit_max_days;
     char items[IPNET_LIST_MAX][IPNET_TEXT_MAX];
     int n = ipnet_split_list(cfg->trusted_proxies, items, IPNET_LIST_MAX);
     for (int i = 0; i < n && (size_t)i < SETTINGS_PROXIES_MAX; i++) {
@@ -138,6 +141,12 @@ static void apply_http_settings(void *ctx, const store_settings_t *st)
     else if (st->n_trusted_proxies > 0)
         log_info("trusting X-Forwarded-For and Forwarded from %zu addresses or ranges",
                  st->n_trusted_proxies);
+}
+
+/* The audit log's bounds: the next entry written trims to them. */
+static void apply_audit_limits(void *ctx, const store_settings_t *st)
+{
+    store_audit_set_limits(ctx, st->audit_max_entries, st->audit_max_days);
 }
 
 /* The rate limits per category, by their shared names ("auth"...). */
@@ -268,6 +277,7 @@ int server_run(const parley_config_t *cfg)
     configured_settings(cfg, &configured);
     store_settings_add_hook(app.store, apply_http_settings, NULL);
     store_settings_add_hook(app.store, apply_rate_limits, app.rate_limiter);
+    store_settings_add_hook(app.store, apply_audit_limits, app.store);
 
     router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);

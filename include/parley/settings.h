@@ -61,6 +61,7 @@ enum settings_rate {
 #define SETTINGS_PROXY_LEN 49           /* bytes of one CIDR ("ffff:...:ffff/128") */
 #define SETTINGS_UPLOAD_MAX (1ull << 40)
 #define SETTINGS_RETENTION_MAX 36500    /* days */
+#define SETTINGS_AUDIT_ENTRIES_MAX 100000000
 
 /* Bits of store_settings_t.overridden, in the order of settings_names(). */
 enum settings_field {
@@ -74,6 +75,8 @@ enum settings_field {
     SETTINGS_F_DEFAULT_CHANNEL,
     SETTINGS_F_RATE_LIMITS,
     SETTINGS_F_TRUSTED_PROXIES,
+    SETTINGS_F_AUDIT_MAX_ENTRIES,
+    SETTINGS_F_AUDIT_MAX_DAYS,
     SETTINGS_F_COUNT,
 };
 
@@ -89,6 +92,8 @@ typedef struct store_settings {
     uint32_t rate_limits[SETTINGS_RATE_COUNT];
     size_t n_trusted_proxies;
     char trusted_proxies[SETTINGS_PROXIES_MAX][SETTINGS_PROXY_LEN + 1];
+    uint32_t audit_max_entries; /* the audit log's bounds (include/parley/audit.h) */
+    uint32_t audit_max_days;    /* 0: no age bound */
     uint32_t overridden; /* 1 << enum settings_field: set through the API */
 } store_settings_t;
 

@@ -185,8 +185,13 @@ static void trim(struct audit_tables *t, size_t room)
         drop_oldest(t);
 }
 
-/* Links a (taken) as the newest entry unless its id is known. */
-static void apply_entry(store_t *s, store_audit_t *a)
+/* Links a (taken) as the newest entry unless its id is known; a live
+ * append (`trim_now`) first drops what is past the bounds. Replay does not
+ * trim by count: the bound it would use is the configuration's, and the live
+ * settings (which may keep more) apply only once recovery is done, so the
+ * table may hold the log tail's entries beyond the bound until the next
+ * append (queries and snapshots read only the newest max_entries). */
+static void apply_entry(store_t *s, store_audit_t *a, bool trim_now)
 {
     struct audit_tables *t = s->audit;
     pthread_rwlock_wrlock(&t->lock);
@@ -200,7 +205,8 @@ static void apply_entry(store_t *s, store_audit_t *a)
         store_audit_clear(a);
         return;
     }
-    trim(t, 1);
+    if (trim_now)
+        trim(t, 1);
     if (t->count == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
         store_audit_t **ring = xmalloc(cap * sizeof(*ring));
@@ -227,7 +233,7 @@ int audit__apply(store_t *s, const void *data, size_t len)
     store_audit_t a;
     int rc = decode(data, len, &a);
     if (rc == 0)
-        apply_entry(s, &a);
+        apply_entry(s, &a, false);
     return rc;
 }
 
@@ -253,7 +259,7 @@ int store_audit_append(store_t *s, store_audit_t *a, uint64_t *lsn)
     if (rc == 0) {
         store_audit_t copy = *a;
         copy.details = a->details ? xstrdup(a->details) : NULL;
-        apply_entry(s, &copy);
+        apply_entry(s, &copy, true);
     }
     pthread_mutex_unlock(&s->write_mu);
     return rc;
@@ -286,10 +292,11 @@ size_t store_audit_find(store_t *s, const store_audit_query_t *q, store_audit_t 
     struct audit_tables *t = s->audit;
     unsigned days = atomic_load(&t->max_days);
     int64_t oldest_kept = days ? clock_wall_ms() - (int64_t)days * DAY_MS : INT64_MIN;
-    size_t total = 0;
+    size_t total = 0, max = atomic_load(&t->max_entries);
     *n_out = 0;
     pthread_rwlock_rdlock(&t->lock);
-    for (size_t i = t->count; i-- > 0;) {
+    size_t first = t->count > max ? t->count - max : 0;
+    for (size_t i = t->count; i-- > first;) {
         const store_audit_t *a = t->ring[(t->head + i) % t->cap];
         if (a->at < oldest_kept || !matches(a, q))
             continue;
@@ -306,8 +313,9 @@ size_t store_audit_find(store_t *s, const store_audit_query_t *q, store_audit_t 
 
 size_t store_audit_count(store_t *s)
 {
+    size_t max = atomic_load(&s->audit->max_entries);
     pthread_rwlock_rdlock(&s->audit->lock);
-    size_t n = s->audit->count;
+    size_t n = s->audit->count < max ? s->audit->count : max;
     pthread_rwlock_unlock(&s->audit->lock);
     return n;
 }
@@ -324,6 +332,7 @@ int audit__snapshot(store_t *s, wal_snapshot_t *snap)
     struct audit_tables *t = s->audit;
     unsigned days = atomic_load(&t->max_days);
     int64_t oldest_kept = days ? clock_wall_ms() - (int64_t)days * DAY_MS : INT64_MIN;
+    size_t max = atomic_load(&t->max_entries);
     uint64_t next = 0;
     int rc = 0;
     char *texts[CHUNK];
@@ -332,8 +341,10 @@ int audit__snapshot(store_t *s, wal_snapshot_t *snap)
         pthread_rwlock_rdlock(&t->lock);
         if (t->count > 0) {
             uint64_t head_seq = t->ring[t->head]->seq;
-            if (next < head_seq)
-                next = head_seq;
+            /* the newest max only: older ones are past the bound */
+            uint64_t skip = t->count > max ? (uint64_t)(t->count - max) : 0;
+            if (next < head_seq + skip)
+                next = head_seq + skip;
             for (size_t i = (size_t)(next - head_seq); i < t->count && n < CHUNK; i++, next++) {
                 const store_audit_t *a = t->ring[(t->head + i) % t->cap];
                 if (a->at >= oldest_kept)

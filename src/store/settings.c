@@ -40,6 +40,8 @@ const char *const settings_names[SETTINGS_F_COUNT] = {
     [SETTINGS_F_DEFAULT_CHANNEL] = "default_channel",
     [SETTINGS_F_RATE_LIMITS] = "rate_limits",
     [SETTINGS_F_TRUSTED_PROXIES] = "trusted_proxies",
+    [SETTINGS_F_AUDIT_MAX_ENTRIES] = "audit_max_entries",
+    [SETTINGS_F_AUDIT_MAX_DAYS] = "audit_max_days",
 };
 
 const char *const settings_rate_names[SETTINGS_RATE_COUNT] = {
@@ -245,6 +247,18 @@ static bool read_one(int f, const json_t *v, store_settings_t *st, char field[64
     }
     case SETTINGS_F_RATE_LIMITS:
         return read_rate_limits(v, st->rate_limits, field, msg);
+    case SETTINGS_F_AUDIT_MAX_ENTRIES:
+        if (!read_uint(v, SETTINGS_AUDIT_ENTRIES_MAX, name, field, msg, &n))
+            return false;
+        if (n < 1)
+            return fail(field, msg, name, "must be at least 1");
+        st->audit_max_entries = (uint32_t)n;
+        return true;
+    case SETTINGS_F_AUDIT_MAX_DAYS:
+        if (!read_uint(v, SETTINGS_RETENTION_MAX, name, field, msg, &n))
+            return false;
+        st->audit_max_days = (uint32_t)n;
+        return true;
     case SETTINGS_F_TRUSTED_PROXIES: {
         if (!read_string_list(v, SETTINGS_PROXIES_MAX, proxy_ok, name, "address or CIDR range",
                               field, msg))
@@ -336,6 +350,8 @@ json_t *store_settings_json(const store_settings_t *st)
                         st->default_channel[0] ? json_string(st->default_channel) : json_null());
     json_object_set_new(o, "rate_limits", rates);
     json_object_set_new(o, "trusted_proxies", proxies);
+    json_object_set_new(o, "audit_max_entries", json_integer(st->audit_max_entries));
+    json_object_set_new(o, "audit_max_days", json_integer(st->audit_max_days));
     json_object_set_new(o, "overridden", over);
     return o;
 }

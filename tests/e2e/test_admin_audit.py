@@ -310,3 +310,35 @@ def test_settings_and_invites_are_recorded(srv, root):
     assert e and e["details"] == {"max_uses": 3, "expires_at": None, "channel_ids": []}
     assert root.delete("/admin/invites/" + inv["code"]).status_code == 204
     assert newest(root, "invite.revoke", target=inv["code"])["details"] == {"uses": 0}
+
+
+def test_the_bounds_are_live_settings_that_outlive_the_flags(start_server, tmp_path):
+    data = tmp_path / "data"
+    args = ["--rate-limit", "0", "--audit-max-entries", "5"]
+    server = start_server(args=args, data_dir=data)
+    admin = register(server, "liveroot")
+    view = admin.ok("GET", "/admin/settings")
+    assert view["audit_max_entries"] == 5 and view["audit_max_days"] == 0
+    r = admin.patch("/admin/settings", {"audit_max_entries": 8})
+    assert r.status_code == 200 and r.json()["audit_max_entries"] == 8, r.text
+    for _ in range(10):
+        assert login(server, "liveroot").status_code == 200
+    kept = [e["id"] for e in entries(admin, limit=100)["entries"]]
+    assert len(kept) == 8
+    # the stored setting wins over the flag after a restart, and a SIGKILL
+    # (replay of the log tail) keeps them all
+    server.proc.kill()
+    server.proc.wait()
+    server = start_server(args=args, data_dir=data)
+    admin = admin.on(server)
+    assert [e["id"] for e in entries(admin, limit=100)["entries"]] == kept
+    # lowering it takes effect at once
+    assert admin.patch("/admin/settings", {"audit_max_entries": 3}).status_code == 200
+    now = entries(admin, limit=100)
+    assert now["total"] == 3 and now["entries"][0]["action"] == "settings.update"
+    for bad, value in [("audit_max_entries", 0), ("audit_max_entries", -1),
+                       ("audit_max_entries", "many"), ("audit_max_days", 36501),
+                       ("audit_max_days", 1.5)]:
+        r = admin.patch("/admin/settings", {bad: value})
+        assert_error(r, 422, "VALIDATION_ERROR")
+        assert r.json()["error"]["details"]["field"] == bad
