@@ -231,3 +231,41 @@ TEST(audit_refuses_bad_entries_and_records)
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
 }
+
+TEST(audit_replay_keeps_what_a_raised_bound_kept_and_a_lower_bound_hides_the_oldest)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "audit");
+    store_t *s = ut_store_open(dir);
+    store_audit_set_limits(s, 8, 0);
+    uint64_t lsn = 0;
+    char target[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(target, sizeof(target), "t%d", i);
+        lsn = add(s, "", "x.y", target, 0);
+    }
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(store_audit_count(s), 8);
+    /* Reopened without a snapshot (the log alone, as after a crash): replay
+     * does not trim, so a bound set later (the live setting) finds them. */
+    ASSERT_EQ(store_close(s), 0);
+    ut_rm_snapshots(dir);
+    s = ut_store_open(dir);
+    store_audit_set_limits(s, 5, 0);
+    ASSERT_EQ(store_audit_count(s), 5); /* only the newest 5 are seen */
+    store_audit_t out[10];
+    size_t n;
+    store_audit_query_t all = {.limit = 10};
+    ASSERT_EQ(find(s, &all, out, &n), 5);
+    ASSERT_STREQ(out[0].target, "t9");
+    ASSERT_STREQ(out[4].target, "t5");
+    clear_all(out, n);
+    store_audit_set_limits(s, 100, 0);
+    ASSERT_EQ(store_audit_count(s), 10); /* the log kept them all */
+    store_audit_set_limits(s, 5, 0);
+    add(s, "", "x.z", "t10", 0); /* the next entry drops what is past the bound */
+    store_audit_set_limits(s, 100, 0);
+    ASSERT_EQ(store_audit_count(s), 5);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}
