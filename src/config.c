@@ -112,6 +112,9 @@ static const setting_t settings[] = {
      "bytes queued to a WebSocket that does not read before it is closed"},
     {"ws_ping_interval", "--ws-ping-interval", "PARLEY_WS_PING_INTERVAL", SET_UNSIGNED,
      FIELD(ws_ping_interval), 1, 3600, "seconds between WebSocket pings"},
+    {"ws_close_grace", "--ws-close-grace", "PARLEY_WS_CLOSE_GRACE", SET_UNSIGNED,
+     FIELD(ws_close_grace), 1, 3600,
+     "seconds a WebSocket being closed may go without reading before it is reset"},
     {"ws_idle_timeout", "--ws-idle-timeout", "PARLEY_WS_IDLE_TIMEOUT", SET_UNSIGNED,
      FIELD(ws_idle_timeout), 2, 86400,
      "seconds without any frame (pongs count) before a WebSocket is closed"},
@@ -210,6 +213,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->ws_queue_bytes = 1u << 20;
     cfg->ws_ping_interval = 25;
     cfg->ws_idle_timeout = 60;
+    cfg->ws_close_grace = 5;
     cfg->ws_frame_rate = 20;
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;

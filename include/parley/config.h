@@ -51,6 +51,7 @@ typedef struct parley_config {
     size_t ws_queue_bytes;       /* outbound bytes queued per WebSocket before it is dropped */
     unsigned ws_ping_interval;   /* seconds between WebSocket pings */
     unsigned ws_idle_timeout;    /* seconds without a frame before a WebSocket is closed */
+    unsigned ws_close_grace;     /* seconds a closing WebSocket may go without reading */
     unsigned ws_frame_rate;      /* frames per second a WebSocket may send; 0: off */
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */

@@ -19,7 +19,7 @@
  *   - a connection whose outbound queue passes ws_queue_bytes is a slow
  *     consumer: nothing more is queued, a close frame (1008) follows the
  *     frames already queued (wslay never cuts into a frame), and a client
- *     that makes no progress reading for CLOSE_GRACE is reset (never a
+ *     that makes no progress reading for ws_close_grace (5 s) is reset (never a
  *     stream that ends inside a frame);
  *   - send_message runs POST /api/v1/messages through the router on a small
  *     pool of worker threads (it waits for the log's fsync, which the loop
@@ -55,7 +55,6 @@
 
 #define TICK_MS 250
 #define AUTH_TIMEOUT_NS (5LL * 1000000000)
-#define CLOSE_GRACE_NS (5LL * 1000000000)
 #define SESSION_CHECK_NS (1LL * 1000000000)
 #define TYPING_TTL_NS (8LL * 1000000000)
 #define MAX_JOBS_PER_CONN 8
@@ -140,6 +139,7 @@ struct ws_loop {
     uint64_t max_frame;
     size_t queue_bytes;
     int64_t ping_ns, idle_ns;
+    int64_t close_grace_ns; /* ws_close_grace: a closing peer's time to make progress */
     double rate;                   /* frames per second; 0 = unlimited */
 };
 
@@ -186,7 +186,7 @@ static void start_close(ws_conn_t *c, uint16_t code, const char *reason)
     c->closing = true;
     c->close_code = code;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
-    c->close_deadline_ns = clock_mono_ns() + CLOSE_GRACE_NS;
+    c->close_deadline_ns = clock_mono_ns() + c->loop->close_grace_ns;
 }
 
 /* ---- wslay callbacks -------------------------------------------------- */
@@ -233,7 +233,7 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
             /* A closing client that still reads gets its whole close:
              * the grace runs from its last progress. */
             if (c->closing && r > 0)
-                c->close_deadline_ns = clock_mono_ns() + CLOSE_GRACE_NS;
+                c->close_deadline_ns = clock_mono_ns() + c->loop->close_grace_ns;
             return r;
         }
         if (errno == EINTR)
@@ -980,6 +980,7 @@ struct ws_loop *realtime__ws_loop_start(realtime_t *rt, char *err, size_t err_si
     loop->queue_bytes = cfg->ws_queue_bytes;
     loop->ping_ns = (int64_t)cfg->ws_ping_interval * 1000000000;
     loop->idle_ns = (int64_t)cfg->ws_idle_timeout * 1000000000;
+    loop->close_grace_ns = (int64_t)cfg->ws_close_grace * 1000000000;
     loop->rate = cfg->ws_frame_rate;
     pthread_mutex_init(&loop->lock, NULL);
     pthread_mutex_init(&loop->job_lock, NULL);
