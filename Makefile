@@ -234,6 +234,18 @@ crash-server: bin/parley
 crash-server-smoke: bin/parley
 	$(PYTHON) tests/crash/crash_server.py $(CRASH_SERVER_SMOKE_ROUNDS)
 
+# SOAK_SECONDS (default 600) of mixed load with WebSocket and SSE churn
+# against one server, its RSS and descriptors sampled; prints the curve and
+# fails on growth after warm-up, descriptors not back to baseline, or any
+# error (scripts/soak.py). soak-smoke: 20 s (not part of `make test`).
+SOAK_SECONDS ?= 600
+
+soak: bin/parley
+	$(PYTHON) scripts/soak.py $(SOAK_SECONDS)
+
+soak-smoke: bin/parley
+	$(PYTHON) scripts/soak.py 20
+
 # Durable appends per second with 1, 8 and 64 appenders against the raw
 # write+fdatasync rate of the same disk, and the compression ratio.
 bench-wal: build/release/wal_bench
