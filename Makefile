@@ -60,7 +60,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test layers unit wal-test crash crash-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench flake-hunt container-test deps test-deps clean
+.PHONY: all build run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -219,6 +219,32 @@ crash: build/release/wal_crash_writer
 
 crash-smoke: build/release/wal_crash_writer
 	scripts/crash-wal.sh $(CRASH_SMOKE_ROUNDS)
+
+# The whole server under SIGKILL at random moments, mixed load from several
+# threads (posts, edits, deletes, reactions, uploads, registrations) on one
+# data directory; every acknowledged write is checked after each restart
+# (tests/crash/crash_server.py). CRASH_ROUNDS=N on the command line sets the
+# rounds (default 200); `make test` runs 5.
+CRASH_SERVER_ROUNDS := $(if $(filter command line environment,$(origin CRASH_ROUNDS)),$(CRASH_ROUNDS),200)
+CRASH_SERVER_SMOKE_ROUNDS ?= 5
+
+crash-server: bin/parley
+	$(PYTHON) tests/crash/crash_server.py $(CRASH_SERVER_ROUNDS)
+
+crash-server-smoke: bin/parley
+	$(PYTHON) tests/crash/crash_server.py $(CRASH_SERVER_SMOKE_ROUNDS)
+
+# SOAK_SECONDS (default 600) of mixed load with WebSocket and SSE churn
+# against one server, its RSS and descriptors sampled; prints the curve and
+# fails on growth after warm-up, descriptors not back to baseline, or any
+# error (scripts/soak.py). soak-smoke: 20 s (not part of `make test`).
+SOAK_SECONDS ?= 600
+
+soak: bin/parley
+	$(PYTHON) scripts/soak.py $(SOAK_SECONDS)
+
+soak-smoke: bin/parley
+	$(PYTHON) scripts/soak.py 20
 
 # Durable appends per second with 1, 8 and 64 appenders against the raw
 # write+fdatasync rate of the same disk, and the compression ratio.

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_tmpdir.h"
 #include "wal.h"
 
 typedef struct seen {
@@ -31,8 +32,6 @@ typedef struct seen {
     uint64_t *hash;
     size_t n, cap;
 } seen_t;
-
-static char root[256];
 
 static uint64_t hash_record(uint8_t type, const void *data, size_t len)
 {
@@ -71,50 +70,6 @@ static int on_record(void *ctx, uint64_t lsn, uint8_t type, const void *data, si
     return 0;
 }
 
-static void empty_dir(const char *sub)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", root, sub);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char file[1024];
-        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-        unlink(file);
-    }
-    closedir(d);
-}
-
-static void cleanup(void)
-{
-    char path[512];
-    empty_dir("wal");
-    empty_dir("snapshots");
-    snprintf(path, sizeof(path), "%s/wal", root);
-    rmdir(path);
-    snprintf(path, sizeof(path), "%s/snapshots", root);
-    rmdir(path);
-    rmdir(root);
-}
-
-static bool setup(void)
-{
-    if (root[0])
-        return true;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(root, sizeof(root), "%s/fuzz-wal-recover-XXXXXX", base ? base : "/tmp");
-    if (mkdtemp(root) == NULL) {
-        root[0] = '\0';
-        return false;
-    }
-    atexit(cleanup);
-    return true;
-}
-
 /* Opens the log; on success checks the report against what was seen. */
 static int open_log(bool repair, seen_t *s, wal_t **w)
 {
@@ -139,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!setup())
+    if (!setup("fuzz-wal-recover"))
         return 0;
     empty_dir("wal");
     empty_dir("snapshots");
@@ -147,14 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof(path), "%s/wal", root);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/wal/00000000000000000001.wal", root);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
+    if (!write_file(path, data, size))
         return 0;
-    if (size > 0 && fwrite(data, 1, size, f) != size) {
-        fclose(f);
-        return 0;
-    }
-    fclose(f);
 
     seen_t first = {0}, again = {0};
     wal_t *w;

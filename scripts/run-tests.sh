@@ -6,7 +6,7 @@
 # Suites: the layer check of the include graph (scripts/check-layers.py);
 # unit, wal and e2e on the release build; the same on the ASan/UBSan
 # build; the wal and unit tests under ThreadSanitizer; a short crash test of the log
-# (each kill-and-verify round counts as one test); a short run of every fuzz
+# and one of the whole server (each kill-and-verify round counts as one test); a short run of every fuzz
 # harness (each harness counts as one test).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,7 @@ run_suite tsan-wal make --no-print-directory tsan-wal
 run_suite tsan-unit make --no-print-directory tsan-unit
 run_suite asan-e2e make --no-print-directory asan-e2e
 run_suite crash make --no-print-directory crash-smoke
+run_suite crash-server make --no-print-directory crash-server-smoke
 run_suite fuzz make --no-print-directory fuzz-smoke
 
 echo "==== summary"

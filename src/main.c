@@ -3,7 +3,9 @@
  * or repairs a data directory's log; `version` and `help` answer and exit. Each command owns its arguments; exit codes are 0 (done),
  * 1 (could not do it) and 2 (the command line or configuration is wrong).
  */
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parley/config.h"
@@ -58,6 +60,14 @@ static int cmd_serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* glibc gives each thread that allocates its own arena (up to 8 per
+     * core), and memory freed in one is not reused by the others: under
+     * event-stream churn (scripts/soak.py, SOAK_LOAD=sse, 60 s, ~7,500
+     * streams) RSS rose 96 -> 118 MB and kept rising with the default, and
+     * stayed flat at 52.8 MB with 2 arenas. The environment's
+     * MALLOC_ARENA_MAX, when set, still wins. */
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, 2);
     if (argc < 2) {
         usage(stderr);
         return 2;
