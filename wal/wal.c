@@ -316,6 +316,14 @@ static int write_when_space(wal_t *w, int rc)
     }
     w->stall = 0;
     w->fault_since_ms = 0;
+    if (is_space_error(rc) && w->err == 0) { /* closing without space */
+        w->err = rc;
+        w->fault_since_ms = wall_ms();
+        wal__log(&w->opts, 0,
+                 "the log closes without space: records after %llu were never written (none "
+                 "was acknowledged)",
+                 (unsigned long long)w->written_lsn);
+    }
     if (rc == 0)
         wal__log(&w->opts, 2, "the log writes again after %.1f s without space",
                  (double)(now_ns() - started) / 1e9);
@@ -729,7 +737,8 @@ wal_state_t wal_get_state(wal_t *w, wal_fault_t *fault)
                                                                      : WAL_STATE_OK;
     wal_fault_t f = {.error = e < 0 && e > -1000 ? -e : 0,
                      .what = st == WAL_STATE_OK || !w->fault_what ? "" : w->fault_what,
-                     .since_ms = st == WAL_STATE_OK ? 0 : w->fault_since_ms};
+                     .since_ms = st == WAL_STATE_OK ? 0 : w->fault_since_ms,
+                     .space_stalls = w->space_stalls};
     pthread_mutex_unlock(&w->mu);
     if (fault)
         *fault = f;

@@ -188,6 +188,7 @@ typedef struct wal_fault {
     int error;        /* the errno of the failure (EIO, ENOSPC...); 0 when OK */
     const char *what; /* static: "write", "fdatasync", "new segment"; "" when OK */
     int64_t since_ms; /* wall clock when it began (ms since the epoch); 0 when OK */
+    uint64_t space_stalls; /* writes refused for space since open (whatever the state) */
 } wal_fault_t;
 
 /* The log's state, and in *fault (may be NULL) why. Thread-safe and cheap
