@@ -148,8 +148,9 @@ int wal_close(wal_t *w);
 
 /*
  * Numbers a record and queues it for the writer; copies `data`. Returns 0
- * and sets *lsn, WAL_E_TOO_LARGE, WAL_E_ARG (type 0), WAL_E_CLOSED, or the
- * sticky error. Blocks only when the queue is full (the writer is behind by
+ * and sets *lsn, WAL_E_TOO_LARGE, WAL_E_ARG (type 0), WAL_E_CLOSED,
+ * WAL_E_NOSPACE (the log waits for space: nothing queued, no LSN used), or
+ * WAL_E_FAILED (read-only). Blocks only when the queue is full (the writer is behind by
  * more than 64 MiB).
  */
 int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *lsn);
@@ -166,7 +167,8 @@ int wal_wait(wal_t *w, uint64_t lsn);
 
 /*
  * Blocks until every record handed out so far is synced to disk, whatever
- * the fsync policy. Returns 0 or WAL_E_FAILED.
+ * the fsync policy. Returns 0, WAL_E_FAILED, or WAL_E_NOSPACE (at once while
+ * the log waits for space; so wal_snapshot_commit fails then too).
  */
 int wal_sync(wal_t *w);
 
