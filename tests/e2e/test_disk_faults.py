@@ -129,6 +129,8 @@ def test_disk_full_refuses_writes_keeps_reads_and_resumes_by_itself(small_disk, 
                  "SERVICE_UNAVAILABLE")
     assert_error(ann.post("/channels", {"name": "refused-room"}), 503, "SERVICE_UNAVAILABLE")
     assert "refused" not in texts(ann, ch)
+    rooms = ann.ok("GET", "/channels?limit=100")["channels"]
+    assert "refused-room" not in {c["name"] for c in rooms}
     # An upload is refused and leaves no temporary file behind.
     up = ann.upload("big.bin", os.urandom(256 << 10))
     assert up.status_code == 503, up.text
