@@ -16,6 +16,8 @@ test_pkgs=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-requests python3-websocket
   python3-crc32c python3-zstandard
+  strace
+  mount
 )
 
 bench_pkgs=(

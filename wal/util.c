@@ -36,6 +36,8 @@ const char *wal_strerror(int err)
         return "invalid argument";
     case WAL_E_CALLBACK:
         return "a replay callback failed";
+    case WAL_E_NOSPACE:
+        return "no space left for the log (writes resume when space returns)";
     default:
         return err < 0 && err > -1000 ? strerror(-err) : "unknown error";
     }

@@ -28,9 +28,26 @@
  * costs only itself. The price is that a segment can only be appended to by
  * the process that started it: every open starts a new segment.
  *
- * Failures: a failed write or sync sets `err` for good. The batch's waiters
- * and every later append get WAL_E_FAILED; nothing retries a sync and then
- * believes it (fsyncgate: the kernel may have dropped the dirty pages).
+ * Failures: a failed sync, or a write that failed for any reason but space,
+ * sets `err` for good. The batch's waiters and every later append get
+ * WAL_E_FAILED; nothing retries a sync and then believes it (fsyncgate: the
+ * kernel may have dropped the dirty pages).
+ *
+ * A full disk is different: write() says ENOSPC (or EDQUOT) before any of
+ * the frame's bytes are part of a sync, so nothing was acknowledged that the
+ * disk does not hold, and the frame can simply be written again. The writer
+ * cuts the partial frame off (ftruncate to the segment's good end, which
+ * needs no space), sets `stall`, fails the waiters with WAL_E_NOSPACE, and
+ * retries the same encoded frame every space_retry_ms; appends are refused
+ * with WAL_E_NOSPACE meanwhile, before the caller applies anything. Once the
+ * frame is written the stall ends by itself. The records of the stalled
+ * batch were handed out (and the store applied them) before the disk said
+ * no: they stay queued and reach the log in order when space returns, so the
+ * log never disagrees with the memory that serves reads; their callers were
+ * told "not durable", which is not "undone" (see wal_wait). The same frame
+ * bytes are rewritten, so the segment's zstd stream stays whole. Starting a
+ * new segment for want of space keeps the old one (synced, still open) and
+ * tries again after the next frame.
  *
  * Lock order: callers' locks → mu. No I/O under mu, except that wal_open
  * and wal_close run before and after the writer exists.
@@ -94,9 +111,11 @@ static void wake_waiters(wal_t *w, bool all)
     while (*p != NULL) {
         walf_waiter_t *x = *p;
         uint64_t done = x->durable ? w->durable_lsn : done_lsn(w);
-        if (all || w->err != 0 || x->lsn <= done) {
+        if (all || w->err != 0 || w->stall != 0 || x->lsn <= done) {
             *p = x->next;
-            x->result = x->lsn <= done ? 0 : WAL_E_FAILED;
+            x->result = x->lsn <= done                    ? 0
+                        : w->err == 0 && w->stall != 0 ? WAL_E_NOSPACE
+                                                        : WAL_E_FAILED;
             x->chain = chain;
             chain = x;
         } else {
@@ -136,10 +155,24 @@ static void segments_push(wal_t *w, uint64_t first_lsn, uint64_t bytes)
     w->n_segments++;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_space_error(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT;
+}
+
 /*
  * Creates segment <first_lsn>.wal with its header, synced along with the
- * directory entry, and restarts the compression stream. Writer thread (or
- * open, before it exists).
+ * directory entry, restarts the compression stream and makes it the segment
+ * appends go to (the caller closes the one before, if any). A segment that
+ * could not be made whole is removed. Writer thread (or open, before it
+ * exists).
  */
 static int open_segment(wal_t *w, uint64_t first_lsn)
 {
@@ -160,10 +193,15 @@ static int open_segment(wal_t *w, uint64_t first_lsn)
     if (rc == 0)
         rc = wal__sync_dir(w->wal_dir);
     if (rc != 0) {
-        wal__log(&w->opts, 0, "cannot start segment %s: %s", path, strerror(-rc));
+        if (!is_space_error(rc) || !w->roll_failed)
+            wal__log(&w->opts, is_space_error(rc) ? 1 : 0, "cannot start segment %s: %s", path,
+                     strerror(-rc));
         close(fd);
+        unlink(path);
         return rc;
     }
+    if (w->seg_fd >= 0)
+        close(w->seg_fd);
     if (w->cctx)
         ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
     w->seg_fd = fd;
@@ -221,11 +259,78 @@ static void fail(wal_t *w, int rc, const char *what)
 {
     if (w->err == 0) {
         w->err = rc;
-        wal__log(&w->opts, 0, "%s failed: %s; the log refuses all writes until restart", what,
+        w->stall = 0;
+        w->fault_since_ms = wall_ms();
+        w->fault_what = strstr(what, "fdatasync") ? "fdatasync"
+                        : strstr(what, "segment") ? "new segment"
+                                                   : "write";
+        wal__log(&w->opts, 0, "%s failed: %s; the log is read-only until restart", what,
                  rc < 0 && rc > -1000 ? strerror(-rc) : wal_strerror(rc));
     }
     wake_waiters(w, true);
     pthread_cond_broadcast(&w->space_cv);
+}
+
+/*
+ * The write of the frame in `out` was refused for space (rc): cuts the
+ * partial frame off and writes it again every space_retry_ms until it goes
+ * through (0), the log closes (rc), or another error comes (that error).
+ * Writer thread; takes mu.
+ */
+static int write_when_space(wal_t *w, int rc)
+{
+    uint64_t good_end = w->segments[w->n_segments - 1].bytes; /* only the writer moves it */
+    pthread_mutex_lock(&w->mu);
+    w->stall = rc;
+    w->fault_since_ms = wall_ms();
+    w->fault_what = "write";
+    w->space_stalls++;
+    wal__log(&w->opts, 0,
+             "write of the log failed: %s; writes are refused until space returns (retried "
+             "every %u ms)",
+             strerror(-rc), w->opts.space_retry_ms);
+    int64_t started = now_ns();
+    while (is_space_error(rc)) {
+        wake_waiters(w, true);
+        pthread_cond_broadcast(&w->space_cv);
+        if (w->closing)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)w->opts.space_retry_ms * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        w->writer_idle = true;
+        pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+        w->writer_idle = false;
+        if (w->closing)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        rc = 0;
+        if (ftruncate(w->seg_fd, (off_t)good_end) != 0 ||
+            lseek(w->seg_fd, (off_t)good_end, SEEK_SET) < 0)
+            rc = -errno;
+        if (rc == 0)
+            rc = wal__write_all(w->io, w->seg_fd, w->out.data, w->out.len);
+        pthread_mutex_lock(&w->mu);
+    }
+    w->stall = 0;
+    w->fault_since_ms = 0;
+    if (is_space_error(rc) && w->err == 0) { /* closing without space */
+        w->err = rc;
+        w->fault_since_ms = wall_ms();
+        wal__log(&w->opts, 0,
+                 "the log closes without space: records after %llu were never written (none "
+                 "was acknowledged)",
+                 (unsigned long long)w->written_lsn);
+    }
+    if (rc == 0)
+        wal__log(&w->opts, 2, "the log writes again after %.1f s without space",
+                 (double)(now_ns() - started) / 1e9);
+    pthread_mutex_unlock(&w->mu);
+    if (is_space_error(rc) && ftruncate(w->seg_fd, (off_t)good_end) != 0)
+        rc = -errno; /* closing: leave no partial frame (recovery would cut it anyway) */
+    return rc;
 }
 
 /* A sync is due: the batch interval passed with unsynced data, or
@@ -320,6 +425,8 @@ static void *writer_main(void *arg)
             const char *what = "write of the log";
             if (rc == 0)
                 rc = wal__write_all(w->io, w->seg_fd, w->out.data, w->out.len);
+            if (is_space_error(rc))
+                rc = write_when_space(w, rc);
             bool synced = false;
             uint64_t took = 0;
             if (rc == 0 && (w->opts.fsync == WAL_FSYNC_ALWAYS ||
@@ -348,17 +455,22 @@ static void *writer_main(void *arg)
             count -= n;
 
             if (roll) {
-                /* The old segment must be synced before the log moves on. */
+                /* The old segment must be synced before the log moves on.
+                 * No space for the new one: the old one (synced, still
+                 * open) goes on, and the next frame tries again. */
                 took = 0;
                 rc = synced ? 0 : sync_segment(w, &took);
+                const char *roll_what = "fdatasync of the log";
                 if (rc == 0) {
-                    close(w->seg_fd);
-                    w->seg_fd = -1;
+                    roll_what = "rolling to a new segment";
                     rc = open_segment(w, last + 1);
+                    w->roll_failed = is_space_error(rc);
+                    if (w->roll_failed)
+                        rc = 0;
                 }
                 pthread_mutex_lock(&w->mu);
                 if (rc != 0) {
-                    fail(w, rc, "rolling to a new segment");
+                    fail(w, rc, roll_what);
                     break;
                 }
                 if (last > w->durable_lsn) {
@@ -418,6 +530,8 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
         w->opts.batch_ms = 10;
     if (w->opts.segment_bytes == 0)
         w->opts.segment_bytes = 64ull << 20;
+    if (w->opts.space_retry_ms == 0)
+        w->opts.space_retry_ms = 1000;
     w->io = w->opts.io ? w->opts.io : &wal__posix_io;
     w->seg_fd = -1;
     snprintf(w->dir, sizeof(w->dir), "%s", dir);
@@ -530,6 +644,8 @@ int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *l
     int rc = 0;
     if (w->err != 0) {
         rc = WAL_E_FAILED;
+    } else if (w->stall != 0) {
+        rc = WAL_E_NOSPACE;
     } else if (w->closing) {
         rc = WAL_E_CLOSED;
     } else {
@@ -557,6 +673,8 @@ int wal_wait(wal_t *w, uint64_t lsn)
         rc = 0;
     } else if (w->err != 0) {
         rc = WAL_E_FAILED;
+    } else if (w->stall != 0) {
+        rc = WAL_E_NOSPACE;
     } else {
         walf_waiter_t me = {.lsn = lsn, .next = w->waiters};
         sem_init(&me.sem, 0, 0);
@@ -574,13 +692,15 @@ int wal_sync(wal_t *w)
         return WAL_E_ARG;
     pthread_mutex_lock(&w->mu);
     uint64_t target = w->last_lsn;
+    int rc;
     if (w->durable_lsn >= target) {
         pthread_mutex_unlock(&w->mu);
         return 0;
     }
-    if (w->err != 0) {
+    if (w->err != 0 || w->stall != 0) {
+        rc = w->err != 0 ? WAL_E_FAILED : WAL_E_NOSPACE;
         pthread_mutex_unlock(&w->mu);
-        return WAL_E_FAILED;
+        return rc;
     }
     if (target > w->sync_request)
         w->sync_request = target;
@@ -607,6 +727,34 @@ uint64_t wal_durable_lsn(wal_t *w)
     uint64_t v = w->durable_lsn;
     pthread_mutex_unlock(&w->mu);
     return v;
+}
+
+wal_state_t wal_get_state(wal_t *w, wal_fault_t *fault)
+{
+    pthread_mutex_lock(&w->mu);
+    int e = w->err != 0 ? w->err : w->stall;
+    wal_state_t st = w->err != 0 ? WAL_STATE_FAILED : w->stall != 0 ? WAL_STATE_NO_SPACE
+                                                                     : WAL_STATE_OK;
+    wal_fault_t f = {.error = e < 0 && e > -1000 ? -e : 0,
+                     .what = st == WAL_STATE_OK || !w->fault_what ? "" : w->fault_what,
+                     .since_ms = st == WAL_STATE_OK ? 0 : w->fault_since_ms,
+                     .space_stalls = w->space_stalls};
+    pthread_mutex_unlock(&w->mu);
+    if (fault)
+        *fault = f;
+    return st;
+}
+
+const char *wal_state_name(wal_state_t state)
+{
+    switch (state) {
+    case WAL_STATE_OK:
+        return "ok";
+    case WAL_STATE_NO_SPACE:
+        return "no_space";
+    default:
+        return "read_only";
+    }
 }
 
 void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments)
@@ -638,5 +786,6 @@ void wal_get_stats(wal_t *w, wal_stats_t *out)
     out->snapshot_bytes = w->snap_bytes;
     out->snapshot_time_ms = w->snap_time_ms;
     out->snapshot_running = w->snapshot_running;
+    out->space_stalls = w->space_stalls;
     pthread_mutex_unlock(&w->mu);
 }

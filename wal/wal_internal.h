@@ -180,6 +180,10 @@ struct wal {
     uint64_t written_lsn;    /* written to the file */
     uint64_t durable_lsn;    /* synced */
     int err;                 /* sticky: the first write/sync failure (-errno) */
+    int stall;               /* -ENOSPC/-EDQUOT while a write waits for space; else 0 */
+    int64_t fault_since_ms;  /* wall clock when err or stall began */
+    const char *fault_what;  /* static: which operation failed */
+    uint64_t space_stalls;   /* writes refused for space since open */
     bool closing;
     bool writer_idle;        /* the writer sleeps on work_cv */
     uint64_t sync_request;   /* wal_sync(): sync through this LSN whatever the policy */
@@ -200,6 +204,7 @@ struct wal {
     ZSTD_CCtx *cctx;         /* NULL when compression is off */
     int seg_fd;
     int64_t last_sync_ns;
+    bool roll_failed;        /* the last attempt to start a segment had no space */
 };
 
 /* Removes the files that the previous snapshot makes unnecessary (snapshot.c). */

@@ -301,6 +301,25 @@ void store_snapshot_state(store_t *s, store_snapshot_info_t *out);
 /* store_snapshot, and what it wrote in *out (0 and filled, or an error). Safe
  * with another snapshot at once (they take turns). */
 int store_snapshot_now(store_t *s, store_snapshot_info_t *out);
+/*
+ * What the log can do now, for GET /api/health and the admin's system
+ * status. `state`: "ok"; "no_space" (the disk is full: writes answer
+ * STORE_E_UNAVAILABLE and resume by themselves once space returns);
+ * "read_only" (a sync or write failed: writes are refused until a restart).
+ */
+typedef struct store_log_state {
+    const char *state;            /* static */
+    char error[128];              /* "" when ok; "fdatasync failed: EIO (Input/output error)" */
+    int64_t since_ms;             /* when it began (wall clock, ms); 0 when ok */
+    uint64_t space_stalls;        /* times the disk was full since start */
+    uint64_t snapshot_failures;   /* snapshots that failed since start (each is retried) */
+    int64_t snapshot_failed_ms;   /* the last one's time; 0: none */
+    char snapshot_error[128];     /* its reason; "" when none */
+} store_log_state_t;
+
+/* Fills *out. Thread-safe; takes the log's mutex and a leaf lock only. */
+void store_log_state(store_t *s, store_log_state_t *out);
+
 /* The log's figures (fsync latencies, batch sizes, segments). */
 void store_wal_stats(store_t *s, wal_stats_t *out);
 

@@ -19,8 +19,14 @@
  *   wal_close()     flushes, syncs and closes.
  *
  * Errors: functions return 0 or a negative value: -errno for system errors,
- * WAL_E* for the library's own. A failed write or sync is sticky: every later
- * append and wait returns the same error until the log is reopened.
+ * WAL_E* for the library's own. A failed sync, and a write that failed for
+ * any reason but a full disk, is sticky: every later append and wait returns
+ * WAL_E_FAILED until the log is reopened (a sync is never retried: the
+ * kernel may have dropped the pages it could not write). A write refused
+ * for want of space (ENOSPC, EDQUOT) is not: the log cuts the partial frame
+ * off, refuses appends and fails waits with WAL_E_NOSPACE, retries the same
+ * frame every space_retry_ms, and takes appends again by itself once it is
+ * written (see wal_get_state).
  *
  * Threads: wal_append, wal_wait, wal_last_lsn, wal_durable_lsn and the
  * snapshot functions may be called from any thread at once. One writer
@@ -46,6 +52,7 @@
 #define WAL_E_GAP (-1006)       /* records missing between snapshot and log */
 #define WAL_E_ARG (-1007)       /* a bad argument (type 0, NULL pointer...) */
 #define WAL_E_CALLBACK (-1008)  /* a replay callback returned non-zero */
+#define WAL_E_NOSPACE (-1009)   /* the disk is full: refused for now, retried by the log */
 
 /* A short English description of an error code (never NULL). */
 const char *wal_strerror(int err);
@@ -77,6 +84,7 @@ typedef struct wal_options {
     wal_log_fn log;            /* may be NULL */
     void *log_ctx;
     const wal_io_t *io;        /* NULL: the POSIX calls */
+    unsigned space_retry_ms;   /* how often a write refused for space is retried; 0 means 1000 */
 } wal_options_t;
 
 /* What recovery found, filled by wal_open and wal_check. */
@@ -140,22 +148,27 @@ int wal_close(wal_t *w);
 
 /*
  * Numbers a record and queues it for the writer; copies `data`. Returns 0
- * and sets *lsn, WAL_E_TOO_LARGE, WAL_E_ARG (type 0), WAL_E_CLOSED, or the
- * sticky error. Blocks only when the queue is full (the writer is behind by
+ * and sets *lsn, WAL_E_TOO_LARGE, WAL_E_ARG (type 0), WAL_E_CLOSED,
+ * WAL_E_NOSPACE (the log waits for space: nothing queued, no LSN used), or
+ * WAL_E_FAILED (read-only). Blocks only when the queue is full (the writer is behind by
  * more than 64 MiB).
  */
 int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *lsn);
 
 /*
  * Blocks until record `lsn` is durable under the fsync policy (synced for
- * ALWAYS; written for BATCH and NONE). Returns 0, or the sticky error when
- * the write or sync that carried it failed.
+ * ALWAYS; written for BATCH and NONE). Returns 0, WAL_E_FAILED when the
+ * write or sync that carried it failed, or WAL_E_NOSPACE while the log waits
+ * for space: the record is not durable yet, but stays queued and is written
+ * when space returns (a later wal_wait of it can return 0), so a caller that
+ * answers "failed" must treat the outcome as unknown, not as undone.
  */
 int wal_wait(wal_t *w, uint64_t lsn);
 
 /*
  * Blocks until every record handed out so far is synced to disk, whatever
- * the fsync policy. Returns 0 or WAL_E_FAILED.
+ * the fsync policy. Returns 0, WAL_E_FAILED, or WAL_E_NOSPACE (at once while
+ * the log waits for space; so wal_snapshot_commit fails then too).
  */
 int wal_sync(wal_t *w);
 
@@ -164,6 +177,28 @@ uint64_t wal_last_lsn(wal_t *w);
 
 /* The last LSN that is synced to disk. */
 uint64_t wal_durable_lsn(wal_t *w);
+
+/* What the log can do now. */
+typedef enum wal_state {
+    WAL_STATE_OK,       /* takes appends */
+    WAL_STATE_NO_SPACE, /* a write was refused for space: appends refused, retried */
+    WAL_STATE_FAILED,   /* a sync or write failed: read-only until reopened */
+} wal_state_t;
+
+/* Why the log is not OK. */
+typedef struct wal_fault {
+    int error;        /* the errno of the failure (EIO, ENOSPC...); 0 when OK */
+    const char *what; /* static: "write", "fdatasync", "new segment"; "" when OK */
+    int64_t since_ms; /* wall clock when it began (ms since the epoch); 0 when OK */
+    uint64_t space_stalls; /* writes refused for space since open (whatever the state) */
+} wal_fault_t;
+
+/* The log's state, and in *fault (may be NULL) why. Thread-safe and cheap
+ * (the mutex only). */
+wal_state_t wal_get_state(wal_t *w, wal_fault_t *fault);
+
+/* "ok", "no_space", "read_only". */
+const char *wal_state_name(wal_state_t state);
 
 /* Bytes of log on disk (all segments), and the number of segments. */
 void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments);
@@ -195,6 +230,7 @@ typedef struct wal_stats {
     uint64_t snapshot_bytes;        /* its file's size (0 if it could not be read) */
     int64_t snapshot_time_ms;       /* its file's modification time (ms since the epoch) */
     bool snapshot_running;
+    uint64_t space_stalls;          /* writes refused for space since open (each retried) */
 } wal_stats_t;
 
 /* Fills *out; thread-safe, O(window x buckets). */

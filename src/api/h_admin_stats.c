@@ -355,6 +355,19 @@ static void get_system_status(http_ctx_t *ctx)
     json_t *snap = snapshot_json(&si);
     json_object_set_new(snap, "duration_ms", json_integer((json_int_t)si.duration_ms));
     json_object_set_new(snap, "in_progress", json_boolean(si.running));
+    store_log_state_t ls;
+    store_log_state(app->store, &ls);
+    json_object_set_new(snap, "failures", json_integer((json_int_t)ls.snapshot_failures));
+    json_object_set_new(snap, "last_failure",
+                        ls.snapshot_failed_ms
+                            ? json_pack("{s:o, s:s}", "time", time_json(ls.snapshot_failed_ms),
+                                        "error", ls.snapshot_error)
+                            : json_null());
+    json_t *log = log_state_json(&ls);
+    json_object_set_new(log, "space_stalls", json_integer((json_int_t)ls.space_stalls));
+    json_object_set_new(o, "log", log);
+    if (strcmp(ls.state, "ok") != 0)
+        json_object_set_new(o, "status", json_string("degraded"));
     json_object_set_new(
         o, "wal",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:f, s:I}}",

@@ -42,6 +42,10 @@ extern const http_route_t invites_routes[];
 extern const http_route_t admin_ip_blocks_routes[];
 extern const http_route_t admin_stats_routes[];
 
+/* The log's state as {"state", "error" and "since" (both null when ok)},
+ * for /api/health and the system status (h_health.c). New reference. */
+json_t *log_state_json(const store_log_state_t *ls);
+
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
  * caller may see it; otherwise answers 404 (a channel one may not see does

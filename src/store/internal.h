@@ -33,8 +33,13 @@ struct store {
     _Atomic uint64_t snapshot_lsn;
     int64_t last_snapshot_ns;
     atomic_bool snapshot_running;   /* a snapshot is being written (under snap_mu) */
-    pthread_mutex_t info_mu;        /* leaf: guards last_snap */
+    pthread_mutex_t info_mu;        /* leaf: guards last_snap and the snapshot failures */
     store_snapshot_info_t last_snap; /* guarded by info_mu */
+    uint64_t snap_failures;         /* guarded by info_mu: since start */
+    unsigned snap_fails_in_row;     /* guarded by info_mu: since the last success */
+    int64_t snap_failed_ms;         /* guarded by info_mu: wall clock of the last */
+    int64_t snap_retry_ns;          /* guarded by info_mu: no scheduled try before (mono) */
+    char snap_error[128];           /* guarded by info_mu */
 
     /* The dashboard's counts per bucket, kept by the apply (stats.c). */
     series_t *series[STORE_METRICS];

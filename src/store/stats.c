@@ -1,7 +1,8 @@
 /*
  * The store's figures for the admin dashboard (include/parley/store.h,
  * "dashboard figures"): the per-bucket counts the apply keeps, account
- * counts, the last snapshot and the log's own figures.
+ * counts, the last snapshot, the log's own figures and its state (ok, no_space,
+ * read_only: store_log_state, for /api/health and the system status).
  *
  * The counts are kept by the apply functions (store.c, chat.c, files.c) on
  * the events that make an entity appear: a message id, an account or a
@@ -12,6 +13,7 @@
  * clear_tables() (a snapshot that recovery discards) clears them with the
  * tables. Reading a series is series_read: O(log n + buckets).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -80,4 +82,22 @@ void store_snapshot_state(store_t *s, store_snapshot_info_t *out)
 void store_wal_stats(store_t *s, wal_stats_t *out)
 {
     wal_get_stats(s->wal, out);
+}
+
+void store_log_state(store_t *s, store_log_state_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    wal_fault_t f;
+    wal_state_t st = wal_get_state(s->wal, &f);
+    out->state = wal_state_name(st);
+    out->since_ms = f.since_ms;
+    out->space_stalls = f.space_stalls;
+    if (st != WAL_STATE_OK)
+        snprintf(out->error, sizeof(out->error), "%s failed: %s (%s)", f.what,
+                 f.error ? strerrorname_np(f.error) : "?", f.error ? strerror(f.error) : "?");
+    pthread_mutex_lock(&s->info_mu);
+    out->snapshot_failures = s->snap_failures;
+    out->snapshot_failed_ms = s->snap_failed_ms;
+    snprintf(out->snapshot_error, sizeof(out->snapshot_error), "%s", s->snap_error);
+    pthread_mutex_unlock(&s->info_mu);
 }

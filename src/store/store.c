@@ -245,7 +245,8 @@ int store__append_bytes(store_t *s, uint8_t type, void *data /* freed */, size_t
     int rc = wal_append(s->wal, type, data, len, lsn);
     free(data);
     if (rc != 0) {
-        log_error("store: the log refused a record: %s", wal_strerror(rc));
+        if (rc != WAL_E_NOSPACE && rc != WAL_E_FAILED) /* those the log said once itself */
+            log_error("store: the log refused a record: %s", wal_strerror(rc));
         return STORE_E_UNAVAILABLE;
     }
     return 0;
@@ -734,6 +735,35 @@ int store_snapshot(store_t *s)
     return store_snapshot_now(s, NULL);
 }
 
+/* A failed snapshot is retried by the scheduler after 1, 2, 4... up to 60
+ * seconds: a full disk should not be filled again every second by a
+ * snapshot's temporary file (which the log's own writes would then lack). */
+static void note_snapshot_failure(store_t *s, uint64_t lsn, int rc)
+{
+    pthread_mutex_lock(&s->info_mu);
+    s->snap_failures++;
+    unsigned n = s->snap_fails_in_row++;
+    int64_t backoff_s = n >= 6 ? 60 : (int64_t)1 << n;
+    s->snap_retry_ns = clock_mono_ns() + backoff_s * 1000000000;
+    s->snap_failed_ms = clock_wall_ms();
+    snprintf(s->snap_error, sizeof(s->snap_error), "%s", wal_strerror(rc));
+    pthread_mutex_unlock(&s->info_mu);
+    log_error("snapshot at lsn %llu failed: %s; retried in %lld s", (unsigned long long)lsn,
+              wal_strerror(rc), (long long)backoff_s);
+}
+
+/* A scheduled snapshot may start: the log takes writes, and the backoff
+ * after a failure has passed. */
+static bool snapshot_may_run(store_t *s)
+{
+    if (wal_get_state(s->wal, NULL) != WAL_STATE_OK)
+        return false; /* it would fail; tried again once the log is OK */
+    pthread_mutex_lock(&s->info_mu);
+    bool ok = clock_mono_ns() >= s->snap_retry_ns;
+    pthread_mutex_unlock(&s->info_mu);
+    return ok;
+}
+
 int store_snapshot_now(store_t *s, store_snapshot_info_t *out)
 {
     pthread_mutex_lock(&s->snap_mu);
@@ -789,8 +819,12 @@ int store_snapshot_now(store_t *s, store_snapshot_info_t *out)
         if (out)
             *out = s->last_snap;
         pthread_mutex_unlock(&s->info_mu);
+        pthread_mutex_lock(&s->info_mu);
+        s->snap_fails_in_row = 0;
+        s->snap_retry_ns = 0;
+        pthread_mutex_unlock(&s->info_mu);
     } else {
-        log_error("snapshot at lsn %llu failed: %s", (unsigned long long)lsn, wal_strerror(rc));
+        note_snapshot_failure(s, lsn, rc);
     }
     atomic_store(&s->snapshot_running, false);
     pthread_mutex_unlock(&s->snap_mu);
@@ -814,7 +848,7 @@ static void *snapshot_main(void *arg)
         bool by_time = s->opts.snapshot_every_seconds && since > 0 &&
                        clock_mono_ns() - s->last_snapshot_ns >=
                            (int64_t)s->opts.snapshot_every_seconds * 1000000000;
-        if (by_count || by_time) {
+        if ((by_count || by_time) && snapshot_may_run(s)) {
             pthread_mutex_unlock(&s->thread_mu);
             store_snapshot(s);
             pthread_mutex_lock(&s->thread_mu);

@@ -39,9 +39,10 @@ LIMITS_OFF = ("--rate-limit", "0")
 
 class Server:
     """One parley process. `args` are extra flags of `parley serve`; with
-    rate_limits=False (the default) they come after LIMITS_OFF."""
+    rate_limits=False (the default) they come after LIMITS_OFF. `wrapper` is
+    a command line the binary runs under (strace ... --), () for none."""
 
-    def __init__(self, data_dir, args=(), env=None, port=None, rate_limits=False):
+    def __init__(self, data_dir, args=(), env=None, port=None, rate_limits=False, wrapper=()):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.args = ([] if rate_limits else list(LIMITS_OFF)) + list(args)
@@ -50,11 +51,12 @@ class Server:
                                      "server-%d.log" % self.port)
         self.proc = None
         self.base = "http://127.0.0.1:%d" % self.port
+        self.wrapper = list(wrapper)
 
     def start(self, wait=True):
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--bind", "127.0.0.1", "--port", str(self.port),
+            self.wrapper + [BIN, "serve", "--bind", "127.0.0.1", "--port", str(self.port),
              "--data-dir", self.data_dir] + self.args,
             stdout=self.log_file, stderr=subprocess.STDOUT, env=self.env)
         if wait:
@@ -119,13 +121,14 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def start_server(tmp_path, request):
     """Factory: start_server(args=(), env=None, data_dir=None,
-    rate_limits=False) -> running Server. Each is stopped after the test and
+    rate_limits=False, wrapper=()) -> running Server. Each is stopped after the test and
     must exit 0 without sanitizer reports."""
     servers = []
 
-    def start(args=(), env=None, data_dir=None, wait=True, port=None, rate_limits=False):
+    def start(args=(), env=None, data_dir=None, wait=True, port=None, rate_limits=False,
+              wrapper=()):
         d = data_dir or tmp_path / ("data%d" % len(servers))
-        s = Server(d, args=args, env=env, port=port, rate_limits=rate_limits)
+        s = Server(d, args=args, env=env, port=port, rate_limits=rate_limits, wrapper=wrapper)
         servers.append(s)
         return s.start(wait=wait)
 

@@ -1,12 +1,16 @@
 /*
- * Failures injected through wal_options_t.io: a write that fails (ENOSPC)
- * or an fdatasync that fails (EIO) makes the log refuse everything from
- * then on (sticky), never retries a sync, and loses nothing that a
- * successful wal_wait vouched for.
+ * Failures injected through wal_options_t.io: a write that fails (EIO) or
+ * an fdatasync that fails (EIO) makes the log refuse everything from then on
+ * (sticky, read-only), never retries a sync, and loses nothing that a
+ * successful wal_wait vouched for. A write refused for space (ENOSPC, also
+ * part-way through a frame) only stalls the log: appends are refused with
+ * WAL_E_NOSPACE, the frame is retried, and the log takes writes again by
+ * itself once space returns, with nothing torn or lost.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -23,9 +27,29 @@ static ssize_t faulty_write(int fd, const void *buf, size_t len)
     int n = atomic_fetch_add(&writes, 1) + 1;
     int at = atomic_load(&fail_write_at);
     if (at != 0 && n >= at) {
+        errno = EIO;
+        return -1;
+    }
+    return write(fd, buf, len);
+}
+
+/* A disk that fills up and empties: while `disk_full`, every other write
+ * writes half of what it is given (a partial frame on disk) and the next
+ * says ENOSPC; with `header_full`, only segment headers are refused. */
+static atomic_bool disk_full, header_full;
+static atomic_int space_refusals;
+
+static ssize_t full_write(int fd, const void *buf, size_t len)
+{
+    int n = atomic_fetch_add(&writes, 1) + 1;
+    if ((atomic_load(&disk_full) && n % 2 == 0) ||
+        (atomic_load(&header_full) && len == 32 /* WALF_FILE_HEADER */)) {
+        atomic_fetch_add(&space_refusals, 1);
         errno = ENOSPC;
         return -1;
     }
+    if (atomic_load(&disk_full) && len > 1)
+        len /= 2;
     return write(fd, buf, len);
 }
 
@@ -44,6 +68,7 @@ static int faulty_sync(int fd)
 }
 
 static const wal_io_t faulty_io = {faulty_write, faulty_sync};
+static const wal_io_t full_io = {full_write, faulty_sync};
 
 static void reset_faults(void)
 {
@@ -53,6 +78,9 @@ static void reset_faults(void)
     atomic_store(&fail_sync_at, 0);
     atomic_store(&syncs_after_failure, 0);
     atomic_store(&sync_failed, false);
+    atomic_store(&disk_full, false);
+    atomic_store(&header_full, false);
+    atomic_store(&space_refusals, 0);
 }
 
 /* Appends records 1..n each followed by wal_wait; *acked gets how many
@@ -120,6 +148,10 @@ TEST(wal_write_failure_is_sticky)
         ASSERT_EQ(wal_durable_lsn(w), acked);
         expect_sticky(w, acked + 1);
         ASSERT_EQ(wal_last_lsn(w), acked + 1);
+        wal_fault_t f;
+        ASSERT_EQ(wal_get_state(w, &f), WAL_STATE_FAILED);
+        ASSERT_EQ(f.error, EIO);
+        ASSERT_STREQ(f.what, "write");
         ASSERT_EQ(wal_close(w), WAL_E_FAILED);
         ASSERT_EQ(atomic_load(&writes), at); /* nothing written after the failure */
         expect_recovered(dir, acked);
@@ -144,7 +176,7 @@ static ssize_t gated_write(int fd, const void *buf, size_t len)
             pthread_cond_wait(&gate_cv, &gate_mu);
         pthread_mutex_unlock(&gate_mu);
     } else if (n >= 3) { /* the second batch: fails */
-        errno = ENOSPC;
+        errno = EIO;
         return -1;
     }
     return write(fd, buf, len);
@@ -213,6 +245,12 @@ TEST(wal_fdatasync_failure_is_sticky_and_never_retried)
         ASSERT_EQ(acked, at - 2);
         ASSERT_EQ(wal_durable_lsn(w), acked);
         expect_sticky(w, acked + 1);
+        wal_fault_t f;
+        ASSERT_EQ(wal_get_state(w, &f), WAL_STATE_FAILED);
+        ASSERT_EQ(f.error, EIO);
+        ASSERT_STREQ(f.what, "fdatasync");
+        ASSERT_GT(f.since_ms, 0);
+        ASSERT_STREQ(wal_state_name(WAL_STATE_FAILED), "read_only");
         ASSERT_EQ(wal_close(w), WAL_E_FAILED);
         ASSERT_EQ(atomic_load(&syncs), at); /* none after the failure... */
         ASSERT_EQ(atomic_load(&syncs_after_failure), 0);
@@ -313,7 +351,7 @@ TEST(wal_open_fails_when_its_segment_cannot_be_written)
     wal_options_t o = tu_opts();
     o.io = &faulty_io;
     wal_t *w = NULL;
-    ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -ENOSPC);
+    ASSERT_EQ(wal_open(dir, &o, NULL, &w, NULL), -EIO);
     ASSERT_NULL(w);
     reset_faults();
     atomic_store(&fail_sync_at, 1);
@@ -346,4 +384,146 @@ TEST(wal_snapshot_commit_after_failure_fails)
     ASSERT_EQ(wal_snapshot_lsn(w), 0);
     ASSERT_EQ(wal_close(w), WAL_E_FAILED);
     tu_rmrf(dir);
+}
+
+/* A fresh directory and a log opened on it with `io` and *o (whose io is set). */
+static wal_t *open_faulty(char *dir, size_t size, const char *tag, wal_options_t *o,
+                          const wal_io_t *io)
+{
+    tu_tmpdir(dir, size, tag);
+    reset_faults();
+    o->io = io;
+    wal_t *w = NULL;
+    ASSERT_EQ(wal_open(dir, o, NULL, &w, NULL), 0);
+    return w;
+}
+
+/* Reopens without faults: the records are exactly 1..last, nothing was cut;
+ * then removes the directory. */
+static void reopen_expect(const char *dir, wal_options_t o, uint64_t last)
+{
+    o.io = NULL;
+    tu_replay_t r = {0};
+    wal_replay_t rp = tu_replay(&r);
+    wal_recovery_t rep;
+    wal_t *w;
+    ASSERT_EQ(wal_open(dir, &o, &rp, &w, &rep), 0);
+    tu_expect_records(&r, 1, last);
+    ASSERT_EQ(rep.bytes_dropped, 0); /* no partial frame was left behind */
+    ASSERT_EQ(wal_close(w), 0);
+    tu_replay_free(&r);
+    tu_rmrf(dir);
+}
+
+/* Polls the log's state until it is `want` (fails the test at the deadline). */
+static void wait_state(wal_t *w, wal_state_t want)
+{
+    int64_t deadline = tu_deadline();
+    while (wal_get_state(w, NULL) != want) {
+        if (tu_expired(deadline))
+            TEST_FAIL_("the log did not reach state %s", wal_state_name(want));
+        usleep(1000);
+    }
+}
+
+static uint64_t append_one(wal_t *w, uint64_t expect_lsn)
+{
+    char buf[256];
+    size_t len = tu_record_payload(buf, expect_lsn);
+    uint64_t lsn = 0;
+    ASSERT_EQ(wal_append(w, 7, buf, len, &lsn), 0);
+    ASSERT_EQ(lsn, expect_lsn);
+    return lsn;
+}
+
+/* The disk fills up under a write (part of the frame lands, then ENOSPC):
+ * the waiter hears WAL_E_NOSPACE, appends are refused before anything is
+ * queued, no sync is tried on the partial frame, and once space returns
+ * the same records are written without a restart; the log reopens whole. */
+TEST(wal_no_space_stalls_then_resumes_by_itself)
+{
+    for (int compress = 0; compress <= 1; compress++) {
+        char dir[64];
+        wal_options_t o = tu_opts();
+        o.space_retry_ms = 2;
+        o.compression_level = compress ? 3 : -1;
+        wal_t *w = open_faulty(dir, sizeof(dir), "nospace", &o, &full_io);
+        ASSERT_EQ(wal_wait(w, append_one(w, 1)), 0);
+        ASSERT_EQ(wal_get_state(w, NULL), WAL_STATE_OK);
+
+        atomic_store(&disk_full, true);
+        uint64_t l2 = append_one(w, 2);
+        ASSERT_EQ(wal_wait(w, l2), WAL_E_NOSPACE);
+        wal_fault_t f;
+        ASSERT_EQ(wal_get_state(w, &f), WAL_STATE_NO_SPACE);
+        ASSERT_EQ(f.error, ENOSPC);
+        ASSERT_STREQ(f.what, "write");
+        ASSERT_GT(f.since_ms, 0);
+        uint64_t lsn = 0;
+        ASSERT_EQ(wal_append(w, 7, "refused", 7, &lsn), WAL_E_NOSPACE);
+        ASSERT_EQ(wal_last_lsn(w), 2); /* refused: no LSN handed out */
+        ASSERT_EQ(wal_sync(w), WAL_E_NOSPACE);
+        ASSERT_EQ(wal_durable_lsn(w), 1);
+        int64_t deadline = tu_deadline();
+        while (atomic_load(&space_refusals) < 3) { /* it keeps retrying */
+            if (tu_expired(deadline))
+                TEST_FAIL_("the stalled write was not retried");
+            usleep(1000);
+        }
+        ASSERT_EQ(atomic_load(&syncs), 2); /* the header and record 1: none since */
+
+        atomic_store(&disk_full, false);
+        wait_state(w, WAL_STATE_OK);
+        ASSERT_EQ(wal_get_state(w, &f), WAL_STATE_OK);
+        ASSERT_EQ(f.error, 0);
+        ASSERT_STREQ(f.what, "");
+        ASSERT_EQ(f.since_ms, 0);
+        ASSERT_EQ(wal_wait(w, l2), 0); /* the stalled record made it */
+        ASSERT_EQ(wal_wait(w, append_one(w, 3)), 0);
+        wal_stats_t st;
+        wal_get_stats(w, &st);
+        ASSERT_EQ(st.space_stalls, 1);
+        ASSERT_EQ(wal_close(w), 0);
+        reopen_expect(dir, o, 3);
+    }
+}
+
+/* Closing while the disk is still full: the stalled records were never
+ * acknowledged and are gone; what was acknowledged opens cleanly. */
+TEST(wal_close_while_out_of_space)
+{
+    char dir[64];
+    wal_options_t o = tu_opts();
+    o.space_retry_ms = 2;
+    wal_t *w = open_faulty(dir, sizeof(dir), "nospaceclose", &o, &full_io);
+    ASSERT_EQ(wal_wait(w, append_one(w, 1)), 0);
+    ASSERT_EQ(wal_wait(w, append_one(w, 2)), 0);
+    atomic_store(&disk_full, true);
+    ASSERT_EQ(wal_wait(w, append_one(w, 3)), WAL_E_NOSPACE);
+    ASSERT_EQ(wal_close(w), WAL_E_FAILED);
+    reopen_expect(dir, o, 2); /* the stalled frame was cut before the close */
+}
+
+/* No space for a new segment's header: the log goes on in the old segment
+ * (nothing refused), removes the half-made file, and rolls once it can. */
+TEST(wal_no_space_for_a_new_segment_keeps_the_old_one)
+{
+    char dir[64];
+    wal_options_t o = tu_opts();
+    o.segment_bytes = 300;
+    o.compression_level = -1;
+    wal_t *w = open_faulty(dir, sizeof(dir), "nospaceroll", &o, &full_io);
+    atomic_store(&header_full, true);
+    uint64_t lsn = 0;
+    for (uint64_t i = 1; i <= 8; i++)
+        ASSERT_EQ(wal_wait(w, lsn = append_one(w, i)), 0);
+    ASSERT_GE(atomic_load(&space_refusals), 2);
+    ASSERT_EQ(tu_count_entries(dir, "wal"), 1);
+    ASSERT_EQ(wal_get_state(w, NULL), WAL_STATE_OK);
+    atomic_store(&header_full, false);
+    for (uint64_t i = 9; i <= 12; i++)
+        ASSERT_EQ(wal_wait(w, lsn = append_one(w, i)), 0);
+    ASSERT_GE(tu_count_entries(dir, "wal"), 2);
+    ASSERT_EQ(wal_close(w), 0);
+    reopen_expect(dir, o, 12);
 }
