@@ -919,6 +919,23 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
     return lc.n;
 }
 
+char (*chat_user_channels(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]
+{
+    struct chat_tables *t = s->chat;
+    char(*ids)[STORE_ID_MAX] = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&t->idx_lock);
+    const idset_t *j = chat__smap_get(&t->joined, user_id);
+    if (j && j->n) {
+        ids = xmalloc(j->n * sizeof(*ids));
+        for (size_t i = 0; i < j->n; i++)
+            snprintf(ids[i], STORE_ID_MAX, "%s", j->v[i]);
+        *n = j->n;
+    }
+    pthread_rwlock_unlock(&t->idx_lock);
+    return ids;
+}
+
 /* ---- memberships --------------------------------------------------------------------------- */
 
 bool chat_membership_get(store_t *s, const char *channel_id, const char *user_id,
