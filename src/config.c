@@ -121,6 +121,9 @@ static const setting_t settings[] = {
     {"ws_frame_rate", "--ws-frame-rate", "PARLEY_WS_FRAME_RATE", SET_UNSIGNED,
      FIELD(ws_frame_rate), 0, 1000000,
      "frames a second a WebSocket client may send, bursts of twice that (0: off)"},
+    {"realtime_connect_rate", "--realtime-connect-rate", "PARLEY_REALTIME_CONNECT_RATE",
+     SET_UNSIGNED, FIELD(realtime_connect_rate), 0, 1000000,
+     "WebSocket and event-stream connects a minute per user, bursts of as many (0: off)"},
     {"sse_ping_interval", "--sse-ping-interval", "PARLEY_SSE_PING_INTERVAL", SET_UNSIGNED,
      FIELD(sse_ping_interval), 1, 3600, "seconds between event-stream pings"},
     {"event_ring", "--event-ring", "PARLEY_EVENT_RING", SET_UNSIGNED, FIELD(event_ring), 16,
@@ -163,7 +166,7 @@ _Static_assert(N_SETTINGS <= 64, "parley_config_t.given has a bit per setting");
 /* The settings of the categories that `rate_limit 0` turns off with it. */
 static const char *const rate_category_keys[] = {
     "rate_limit_auth", "rate_limit_messages", "rate_limit_uploads", "rate_limit_search",
-    "rate_limit_admin",
+    "rate_limit_admin", "realtime_connect_rate",
 };
 
 /* The row of the setting `key`, or NULL. */
@@ -215,6 +218,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->ws_idle_timeout = 60;
     cfg->ws_close_grace = 5;
     cfg->ws_frame_rate = 20;
+    cfg->realtime_connect_rate = 60;
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;
     cfg->view_cache_bytes = 16u << 20;

@@ -162,6 +162,11 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
 
 /* ---- memberships ---- */
 
+/* The ids of the channels user_id is a member of (role > NONE; deleted
+ * channels included), from the per-user index: malloc'd, *n set; NULL when
+ * none. O(memberships of the user), never a scan of the channels. */
+char (*chat_user_channels(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX];
+
 /* The membership of (channel, user); false when there has never been one. */
 bool chat_membership_get(store_t *s, const char *channel_id, const char *user_id,
                          chat_membership_t *out);

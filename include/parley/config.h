@@ -53,6 +53,7 @@ typedef struct parley_config {
     unsigned ws_idle_timeout;    /* seconds without a frame before a WebSocket is closed */
     unsigned ws_close_grace;     /* seconds a closing WebSocket may go without reading */
     unsigned ws_frame_rate;      /* frames per second a WebSocket may send; 0: off */
+    unsigned realtime_connect_rate; /* WebSocket/event-stream connects a minute per user; 0: off */
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */

@@ -8,6 +8,10 @@
  * user may see now). By default a subscriber gets the events of the channels
  * it is a member of; `subscribe` adds channels it may read without being a
  * member (a public channel it is looking at), `unsubscribe` mutes one.
+ *
+ * A connection opened with an access token lives no longer than the token:
+ * authenticate records its expiry, and the connection must send a fresh
+ * token (an auth frame) before then or it is closed (docs/realtime.md).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 #include "internal.h"
 #include "parley/auth.h"
 #include "parley/chat.h"
+#include "parley/clock.h"
 
 static bool set_has(const rt_channel_set_t *set, const char *id)
 {
@@ -62,10 +67,14 @@ int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char 
     if (strncasecmp(token, "Bearer ", 7) == 0)
         token += 7;
     principal_t p;
-    int err = strncmp(token, "plx_", 4) == 0 ? principal_from_api_key(app, token, &p)
-                                             : principal_from_token(app, token, &p);
+    bool api_key = strncmp(token, "plx_", 4) == 0;
+    int err = api_key ? principal_from_api_key(app, token, &p) : principal_from_token(app, token, &p);
     if (err != 0)
         return http_error_of_access(err);
+    int64_t expires_ms = 0;
+    auth_claims_t claims;
+    if (!api_key && auth_token_verify(&app->keys, token, clock_wall_ms() / 1000, &claims) == AUTH_OK)
+        expires_ms = claims.exp * 1000;
     if (!p.can_read) {
         principal_clear(&p);
         return HTTP_ERR_INSUFFICIENT_PERMISSIONS;
@@ -74,6 +83,7 @@ int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char 
         principal_clear(&c->who);
     c->who = p;
     c->authenticated = true;
+    c->expires_ms = expires_ms;
     return -1;
 }
 

@@ -7,6 +7,7 @@
  *   sse.c       event streams (libmicrohttpd suspend/resume)
  *   realtime.c  start/stop, the gate's entry point, publishing
  *   handshake.c credentials and JSON errors of the two handshakes
+ *   budget.c    per-user budgets (connects, typing events)
  */
 #ifndef PARLEY_REALTIME_INTERNAL_H
 #define PARLEY_REALTIME_INTERNAL_H
@@ -92,6 +93,7 @@ typedef struct rt_channel_set {
 typedef struct rt_client {
     principal_t who;               /* valid when authenticated */
     bool authenticated;
+    int64_t expires_ms;            /* the access token's expiry (wall ms); 0: none (API key) */
     uint64_t cursor;               /* seq of the last event handled */
     rt_channel_set_t subscribed;   /* readable channels asked for beyond memberships */
     rt_channel_set_t muted;        /* channels unsubscribed from */
@@ -100,7 +102,9 @@ typedef struct rt_client {
 /*
  * Authenticates a client by credentials: "Bearer <jwt>", a bare JWT, or an
  * API key (plx_...). Returns -1, or the http_error (TOKEN_INVALID,
- * TOKEN_EXPIRED; INSUFFICIENT_PERMISSIONS for a key without read).
+ * TOKEN_EXPIRED; INSUFFICIENT_PERMISSIONS for a key without read). Sets
+ * c->expires_ms to the access token's expiry (0 for an API key, whose
+ * expiry the login check sees).
  */
 int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
 
@@ -116,16 +120,54 @@ int realtime__client_unsubscribe(rt_client_t *c, const char *channel_id);
 
 void realtime__client_clear(rt_client_t *c);
 
+/* ---- per-user budgets (budget.c) ---------------------------------------- */
+
+/* A token bucket: per_minute tokens a minute, holding at most per_minute.
+ * A zeroed bucket is full. */
+typedef struct rt_bucket {
+    double tokens;
+    int64_t at_ns;  /* last taken (monotonic ns); 0: never */
+} rt_bucket_t;
+
+/* Takes a token at now_ns: false when the bucket is empty (nothing taken).
+ * per_minute 0: no limit, always true. Pure. */
+bool realtime__bucket_take(rt_bucket_t *b, unsigned per_minute, int64_t now_ns);
+
+typedef struct rt_budgets rt_budgets_t;
+rt_budgets_t *realtime__budgets_new(void);
+void realtime__budgets_free(rt_budgets_t *b);
+/* realtime__bucket_take on key's bucket (thread-safe). */
+bool realtime__budget_take(rt_budgets_t *b, const char *key, unsigned per_minute,
+                           int64_t now_ns);
+
+/* Typing events (start or stop) one user may cause a minute. */
+#define RT_TYPING_PER_MINUTE 120
+
 /* ---- presence and typing (presence.c) ------------------------------------ */
 
-/* A connection of user_id opened or closed; the first opened and the last
- * closed publish presence events to the users who share a channel with it.
- * Closing also records last_seen in the user's record. */
+/*
+ * A connection of user_id opened or closed. Presence is debounced and runs
+ * on presence.c's own thread (never the WebSocket loop): the first
+ * connection publishes "online" unless the user's "offline" was still
+ * pending; the last one schedules "offline" RT_PRESENCE_DEBOUNCE_MS later,
+ * cancelled by a reconnect in between. Only a published "offline" writes
+ * last_seen to the user's record. Both are cheap (a queue push).
+ */
+#define RT_PRESENCE_DEBOUNCE_MS 3000
 void realtime__presence_opened(realtime_t *rt, const char *user_id);
 void realtime__presence_closed(realtime_t *rt, const char *user_id);
+/* Starts and stops the presence thread; stop publishes the pending
+ * offlines (and their last_seen) first. */
+struct rt_presence *realtime__presence_start(realtime_t *rt);
+void realtime__presence_stop(struct rt_presence *p);
 
-/* The users who share a channel with user_id (itself included): sorted,
- * malloc'd; *n set. NULL when none or out of memory. */
+/* Whether user_id may open one more real-time connection now (the connect
+ * budget, realtime_connect_rate a minute). */
+bool realtime__connect_admit(realtime_t *rt, const char *user_id);
+
+/* The users who share a channel with user_id (itself included), from the
+ * user's own memberships: sorted, malloc'd; *n set. NULL when none or out
+ * of memory. */
 char (*realtime__channel_peers(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX];
 
 /* ---- the service (realtime.c) -------------------------------------------- */
@@ -140,6 +182,9 @@ struct realtime {
     rt_bus_t *bus;
     struct ws_loop *ws;
     struct sse_hub *sse;
+    struct rt_presence *presence;
+    rt_budgets_t *connects;   /* connects a minute per user */
+    rt_budgets_t *typing;     /* typing events a minute per user */
 };
 
 /* What a real-time request asked for in its URL and headers. */

@@ -41,7 +41,10 @@ realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *
     rt->call_ctx = call_ctx;
     rt->bus = realtime__bus_new(app->config->event_ring);
     rt->sse = realtime__sse_hub_new(rt);
-    if (rt->bus == NULL || rt->sse == NULL) {
+    rt->connects = realtime__budgets_new();
+    rt->typing = realtime__budgets_new();
+    rt->presence = realtime__presence_start(rt);
+    if (rt->bus == NULL || rt->sse == NULL || rt->presence == NULL) {
         snprintf(err, err_size, "out of memory for the event ring");
         realtime_free(rt);
         return NULL;
@@ -61,6 +64,9 @@ void realtime_shutdown(realtime_t *rt)
         return;
     realtime__sse_hub_stop(rt->sse);
     realtime__ws_loop_stop(rt->ws);
+    /* After the connections: their closes publish the pending offlines. */
+    realtime__presence_stop(rt->presence);
+    rt->presence = NULL;
 }
 
 void realtime_free(realtime_t *rt)
@@ -69,6 +75,9 @@ void realtime_free(realtime_t *rt)
         return;
     realtime__ws_loop_free(rt->ws);
     realtime__sse_hub_free(rt->sse);
+    realtime__presence_stop(rt->presence);
+    realtime__budgets_free(rt->connects);
+    realtime__budgets_free(rt->typing);
     realtime__bus_free(rt->bus);
     free(rt);
 }

@@ -113,6 +113,13 @@ static bool peer_gone(const sse_stream_t *st)
     return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+/* A stream lives no longer than the access token it was opened with (an
+ * EventSource reconnects by itself, with a fresh ?token= from its page). */
+static bool token_expired(const rt_client_t *c)
+{
+    return c->expires_ms != 0 && clock_wall_ms() >= c->expires_ms;
+}
+
 void realtime__sse_hub_tick(struct sse_hub *hub)
 {
     int64_t now = clock_mono_ns();
@@ -129,7 +136,7 @@ void realtime__sse_hub_tick(struct sse_hub *hub)
             if (peer_gone(st)) {
                 st->ending = true;
                 resume(st);
-            } else if (realtime__addr_blocked(hub->rt, &st->addr) ||
+            } else if (token_expired(&st->client) || realtime__addr_blocked(hub->rt, &st->addr) ||
                 !principal_still_valid(hub->rt->app, &st->client.who)) {
                 st->check_due = true;
                 resume(st);
@@ -213,6 +220,14 @@ static void fill(sse_stream_t *st)
     if (st->check_due || now >= st->next_check_ns) {
         st->check_due = false;
         st->next_check_ns = now + SESSION_CHECK_NS;
+        if (token_expired(&st->client)) {
+            append_json_event(st, "error",
+                              json_pack("{s:s, s:s}", "code", "TOKEN_EXPIRED", "message",
+                                        "the access token has expired: reconnect with a fresh "
+                                        "one"));
+            st->ending = true;
+            return;
+        }
         if (realtime__addr_blocked(rt, &st->addr)) {
             append_json_event(st, "error",
                               json_pack("{s:s, s:s}", "code", "IP_BLOCKED", "message",
@@ -330,6 +345,13 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
         return realtime__reply_error(conn, rq->request_id, (enum http_error)err,
                               err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
                                                             : "the credentials are not valid",
+                              status);
+    }
+    if (!realtime__connect_admit(rt, st->client.who.user.id)) {
+        realtime__client_clear(&st->client);
+        free(st);
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_RATE_LIMITED,
+                              "too many real-time connections of this user this minute",
                               status);
     }
     pthread_mutex_lock(&hub->lock);

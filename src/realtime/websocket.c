@@ -62,6 +62,11 @@
 #define FETCH_BATCH 64
 #define CLOSE_AUTH 4001
 #define CLOSE_BLOCKED 4003
+#define CLOSE_TOO_MANY 4029
+/* Bytes read from one connection per wake-up, so that one flooding socket
+ * cannot keep the loop from the others (epoll is level-triggered: what is
+ * left is read on the next round). */
+#define READ_PER_WAKE (64 * 1024)
 
 typedef struct ws_conn ws_conn_t;
 
@@ -100,6 +105,10 @@ struct ws_conn {
     double tokens;            /* frame rate limit (token bucket) */
     int64_t tokens_ns;
     unsigned over_limit;      /* frames refused since the bucket was last full */
+    bool rate_told;           /* the client was told of a dropped frame since */
+    bool drop_msg;            /* a frame of the message being received was over the rate */
+    bool flooded;             /* over the frame or queue budget: reset at once */
+    size_t read_left;         /* bytes this wake-up may still read */
     unsigned jobs;            /* send_message jobs out */
 };
 
@@ -204,10 +213,17 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         c->preread_off += n;
         return (ssize_t)n;
     }
+    if (c->read_left == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > c->read_left)
+        len = c->read_left;
     for (;;) {
         ssize_t r = recv(c->fd, buf, len, 0);
         if (r > 0) {
             c->last_heard_ns = clock_mono_ns();
+            c->read_left -= (size_t)r;
             return r;
         }
         if (r < 0 && errno == EINTR)
@@ -272,6 +288,7 @@ static bool within_rate(ws_conn_t *c)
     if (c->tokens >= burst) {
         c->tokens = burst;
         c->over_limit = 0;
+        c->rate_told = false;
     }
     if (c->tokens >= 1) {
         c->tokens -= 1;
@@ -281,21 +298,56 @@ static bool within_rate(ws_conn_t *c)
     return false;
 }
 
+/* The peer is over its budget: nothing more is read or queued, and the
+ * loop resets the socket at once (recv_some), which frees its queue (a
+ * close frame would wait behind it). */
+static void flood_stop(ws_conn_t *c)
+{
+    c->flooded = true;
+    wslay_event_shutdown_read(c->ws);
+    wslay_event_shutdown_write(c->ws);
+}
+
+/* Every frame the client sends (data, continuation, ping, pong, close)
+ * counts here, when its header arrives: before wslay queues the pong of a
+ * ping, so a ping flood meets the same budget as any frame. */
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    ws_conn_t *c = user;
+    if (c->flooded)
+        return;
+    if (wslay_event_get_queued_msg_length(ctx) > c->loop->queue_bytes) {
+        flood_stop(c); /* sending while its answers pile up unread */
+        return;
+    }
+    bool data = arg->opcode < 8;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        c->drop_msg = false; /* a new message */
+    if (within_rate(c))
+        return;
+    if (c->over_limit > 10 * c->loop->rate + 20) {
+        flood_stop(c);
+        return;
+    }
+    if (data)
+        c->drop_msg = true;
+}
+
 static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                        void *user)
 {
     (void)ctx;
     ws_conn_t *c = user;
-    if (c->closing)
+    if (c->closing || c->flooded)
         return;
     bool data = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME;
-    if ((data || arg->opcode == WSLAY_PING) && !within_rate(c)) {
-        if (c->over_limit > 10 * c->loop->rate + 20) {
-            start_close(c, WSLAY_CODE_POLICY_VIOLATION, "too many frames");
-        } else if (c->over_limit == 1 && data) {
+    if (data && c->drop_msg) {
+        c->drop_msg = false;
+        if (!c->rate_told)
             send_error(c, "RATE_LIMIT_EXCEEDED",
                        "too many frames; this one was dropped (slow down)", NULL, NULL);
-        }
+        c->rate_told = true;
         return;
     }
     if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -401,10 +453,18 @@ static void do_auth(ws_conn_t *c, json_t *msg, json_t *ref)
             start_close(c, CLOSE_AUTH, "authentication failed");
         return;
     }
+    if (!c->started && !realtime__connect_admit(c->loop->rt, probe.who.user.id)) {
+        realtime__client_clear(&probe);
+        send_error(c, "RATE_LIMIT_EXCEEDED",
+                   "too many real-time connections of this user this minute", NULL, ref);
+        start_close(c, CLOSE_TOO_MANY, "too many connections");
+        return;
+    }
     if (c->client.authenticated)
         principal_clear(&c->client.who);
     c->client.who = probe.who;
     c->client.authenticated = true;
+    c->client.expires_ms = probe.expires_ms;
     if (!c->started)
         start_stream(c);
     else
@@ -505,6 +565,11 @@ static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
         return;
     }
     const char *me = c->client.who.user.id;
+    if (!c->client.who.can_write) {
+        send_error(c, "INSUFFICIENT_PERMISSIONS", "these credentials may read, not write",
+                   json_pack("{s:s}", "channel_id", channel_id), ref);
+        return;
+    }
     channel_access_t a;
     channel_access_get(loop->rt->app->store, &c->client.who.user, channel_id, &a);
     bool can_see = a.can_see, can_post = a.can_post;
@@ -534,11 +599,17 @@ static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
         return;
     }
     typing_entry_t *t = typing_find(loop, me, channel_id);
+    if (start && t != NULL) {
+        t->expires_ns = clock_mono_ns() + TYPING_TTL_NS;
+        return;
+    }
+    if ((start || t != NULL) &&
+        !realtime__budget_take(loop->rt->typing, me, RT_TYPING_PER_MINUTE, clock_mono_ns())) {
+        send_error(c, "RATE_LIMIT_EXCEEDED", "too many typing events this minute",
+                   json_pack("{s:s}", "channel_id", channel_id), ref);
+        return; /* a typing_start left to expire by itself */
+    }
     if (start) {
-        if (t != NULL) {
-            t->expires_ns = clock_mono_ns() + TYPING_TTL_NS;
-            return;
-        }
         if (loop->n_typing == loop->cap_typing) {
             size_t cap = loop->cap_typing ? loop->cap_typing * 2 : 64;
             void *grown = realloc(loop->typing, cap * sizeof(*loop->typing));
@@ -566,6 +637,11 @@ static void do_send_message(ws_conn_t *c, json_t *msg, json_t *ref)
         send_error(c, "VALIDATION_ERROR",
                    "send_message needs data: {channel_id, content, ...} as for POST /messages",
                    json_pack("{s:s}", "field", "data"), ref);
+        return;
+    }
+    if (!c->client.who.can_write) {
+        send_error(c, "INSUFFICIENT_PERMISSIONS", "these credentials may read, not write", NULL,
+                   ref);
         return;
     }
     if (c->jobs >= MAX_JOBS_PER_CONN) {
@@ -781,6 +857,24 @@ static bool service(ws_conn_t *c)
     return true;
 }
 
+/* Reads what the client sent, at most READ_PER_WAKE bytes; a flooder is
+ * reset (SO_LINGER 0: the kernel drops what it holds for it too) and
+ * finished by the next service(). */
+static void recv_some(ws_conn_t *c)
+{
+    c->read_left = READ_PER_WAKE;
+    if (wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0)
+        c->peer_gone = true;
+    if (c->flooded && !c->peer_gone) {
+        struct linger reset = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        log_warning("websocket %s: over the frame budget (ws_frame_rate %g/s) or the queue "
+                    "budget (ws_queue_bytes %zu): reset",
+                    c->request_id, c->loop->rate, c->loop->queue_bytes);
+        c->peer_gone = true;
+    }
+}
+
 static void adopt(struct ws_loop *loop, ws_conn_t *c)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
@@ -800,8 +894,8 @@ static void adopt(struct ws_loop *loop, ws_conn_t *c)
     atomic_fetch_add(&loop->n_open, 1);
     if (c->client.authenticated)
         start_stream(c);
-    if (c->preread_len > 0 && wslay_event_recv(c->ws) != 0)
-        c->peer_gone = true;
+    if (c->preread_len > 0)
+        recv_some(c);
     service(c);
 }
 
@@ -839,7 +933,13 @@ static void tick(struct ws_loop *loop, int64_t now)
         } else {
             if (c->started && now >= c->next_check_ns) {
                 c->next_check_ns = now + SESSION_CHECK_NS;
-                if (realtime__addr_blocked(loop->rt, &c->addr)) {
+                if (c->client.expires_ms != 0 && clock_wall_ms() >= c->client.expires_ms) {
+                    send_error(c, "TOKEN_EXPIRED",
+                               "the access token has expired: send {\"type\":\"auth\"} with "
+                               "a fresh one before it does",
+                               NULL, NULL);
+                    start_close(c, CLOSE_AUTH, "token expired");
+                } else if (realtime__addr_blocked(loop->rt, &c->addr)) {
                     send_error(c, "IP_BLOCKED", "requests from your address are blocked", NULL,
                                NULL);
                     start_close(c, CLOSE_BLOCKED, "address blocked");
@@ -889,10 +989,14 @@ static void *loop_main(void *arg)
             if (c->gone)
                 continue;
             if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-                if (wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0)
-                    c->peer_gone = true;
-                else if ((events[i].events & (EPOLLERR | EPOLLHUP)) ||
-                         (!wslay_event_want_read(c->ws) && (events[i].events & EPOLLRDHUP)))
+                bool reading = wslay_event_want_read(c->ws);
+                if (reading)
+                    recv_some(c);
+                /* A hang-up ends it once all that came before is read. */
+                bool all_read = !reading || c->read_left > 0;
+                if (!c->peer_gone && ((events[i].events & EPOLLERR) ||
+                                      (all_read && (events[i].events & EPOLLHUP)) ||
+                                      (!reading && (events[i].events & EPOLLRDHUP))))
                     c->peer_gone = true;
             }
             service(c);
@@ -1175,12 +1279,20 @@ enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int 
                                                                 : "the credentials are not valid",
                                   status);
         }
+        if (!realtime__connect_admit(rt, c->client.who.user.id)) {
+            free(pending);
+            free_conn(c);
+            return realtime__reply_error(conn, rq->request_id, HTTP_ERR_RATE_LIMITED,
+                                  "too many real-time connections of this user this minute",
+                                  status);
+        }
     }
 
     static const struct wslay_event_callbacks callbacks = {
         .recv_callback = on_recv,
         .send_callback = on_send,
         .genmask_callback = on_genmask,
+        .on_frame_recv_start_callback = on_frame_start,
         .on_msg_recv_callback = on_message,
     };
     if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {

@@ -149,6 +149,23 @@ static void name_key(const chat_channel_t *c, char out[NAME_KEY_MAX])
         chat__fold(c->name, out, NAME_KEY_MAX);
 }
 
+/* One named channel in the listing order (chat_channel_list). */
+struct chat_order_entry {
+    char *key; /* the folded name */
+    char id[STORE_ID_MAX];
+    bool is_private;
+};
+
+static void order_free(struct chat_tables *t)
+{
+    for (size_t i = 0; i < t->n_order; i++)
+        free(t->order[i].key);
+    free(t->order);
+    t->order = NULL;
+    t->n_order = t->n_order_public = 0;
+    t->order_gen = 0;
+}
+
 static bool member_key(const char *channel_id, const char *user_id, char out[MEMBER_KEY_MAX])
 {
     if (strlen(channel_id) >= STORE_ID_MAX || strlen(user_id) >= STORE_ID_MAX)
@@ -229,12 +246,15 @@ struct chat_tables *chat__new(void)
     t->next_seq = 1;
     t->indexed_upto = 0; /* recovery does not index; chat__index_build_start does */
     pthread_mutex_init(&t->index_mu, NULL);
+    pthread_mutex_init(&t->order_mu, NULL);
+    atomic_init(&t->channels_gen, 1);
     pthread_cond_init(&t->index_cv, NULL);
     return t;
 }
 
 void chat__clear(struct chat_tables *t)
 {
+    atomic_fetch_add(&t->channels_gen, 1);
     map_clear(&t->channels);
     map_clear(&t->channel_by_name);
     map_clear(&t->channel_by_direct);
@@ -270,6 +290,8 @@ void chat__free(struct chat_tables *t)
     pthread_rwlock_destroy(&t->msg_lock);
     pthread_mutex_destroy(&t->index_mu);
     pthread_cond_destroy(&t->index_cv);
+    order_free(t);
+    pthread_mutex_destroy(&t->order_mu);
     free(t);
 }
 
@@ -377,6 +399,7 @@ static void apply_channel(store_t *s, chat_channel_t *c)
         free_channel(old);
     }
     pthread_rwlock_unlock(&sh->lock);
+    atomic_fetch_add(&t->channels_gen, 1); /* the listing order is stale */
 
     if (old_name[0] && strcmp(old_name, new_name) != 0)
         map_index_unset(&t->channel_by_name, old_name, id);
@@ -834,9 +857,13 @@ int chat_channel_modify(store_t *s, const char *id, int (*fn)(void *ctx, chat_ch
     return rc;
 }
 
+/* What the listing order needs of a channel: no copy of the channel itself
+ * (only the page is copied out, by id). */
 typedef struct list_entry {
-    chat_channel_t c;
     char key[NAME_KEY_MAX];
+    char id[STORE_ID_MAX];
+    int64_t created_at;
+    bool is_direct;
 } list_entry_t;
 
 typedef struct list_ctx {
@@ -863,23 +890,149 @@ static bool collect_channel(void *ctx, const char *key, void *value)
         lc->v = xrealloc(lc->v, lc->cap * sizeof(*lc->v));
     }
     list_entry_t *e = &lc->v[lc->n++];
-    channel_copy(&e->c, c);
     memcpy(e->key, folded, sizeof(e->key));
+    memcpy(e->id, c->id, sizeof(e->id));
+    e->created_at = c->created_at;
+    e->is_direct = c->is_direct;
     return true;
 }
 
+/* qsort of pointers to entries: the entries (some 400 bytes) stay put. */
 static int by_listing_order(const void *a, const void *b)
 {
-    const list_entry_t *x = a, *y = b;
-    if (x->c.is_direct != y->c.is_direct)
-        return x->c.is_direct ? 1 : -1;
-    if (!x->c.is_direct) {
+    const list_entry_t *x = *(const list_entry_t *const *)a, *y = *(const list_entry_t *const *)b;
+    if (x->is_direct != y->is_direct)
+        return x->is_direct ? 1 : -1;
+    if (!x->is_direct) {
         int r = strcmp(x->key, y->key);
-        return r ? r : strcmp(x->c.id, y->c.id);
+        return r ? r : strcmp(x->id, y->id);
     }
-    if (x->c.created_at != y->c.created_at)
-        return x->c.created_at > y->c.created_at ? -1 : 1;
-    return -strcmp(x->c.id, y->c.id);
+    if (x->created_at != y->created_at)
+        return x->created_at > y->created_at ? -1 : 1;
+    return -strcmp(x->id, y->id);
+}
+
+typedef struct order_build {
+    struct chat_order_entry *v;
+    size_t n, cap, n_public;
+} order_build_t;
+
+static bool collect_order(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    order_build_t *b = ctx;
+    const chat_channel_t *c = value;
+    char folded[NAME_KEY_MAX];
+    name_key(c, folded);
+    if (folded[0] == '\0')
+        return true;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+    }
+    struct chat_order_entry *e = &b->v[b->n++];
+    e->key = xstrdup(folded);
+    memcpy(e->id, c->id, sizeof(e->id));
+    e->is_private = c->is_private;
+    b->n_public += !c->is_private;
+    return true;
+}
+
+static int by_order(const void *a, const void *b)
+{
+    const struct chat_order_entry *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r ? r : strcmp(x->id, y->id);
+}
+
+/* Rebuilds the listing order when a channel changed since it was built.
+ * REQUIRES: order_mu held (it takes the channel map's shard locks). */
+static void order_refresh(struct chat_tables *t)
+{
+    uint64_t gen = atomic_load(&t->channels_gen);
+    if (t->order_gen == gen)
+        return;
+    order_free(t);
+    order_build_t b = {0};
+    map_each(&t->channels, collect_order, &b);
+    if (b.n > 1)
+        qsort(b.v, b.n, sizeof(*b.v), by_order);
+    t->order = b.v;
+    t->n_order = b.n;
+    t->n_order_public = b.n_public;
+    t->order_gen = gen; /* a change during the scan bumped it: rebuilt next time */
+}
+
+typedef struct direct_ref {
+    char id[STORE_ID_MAX];
+    int64_t created_at;
+} direct_ref_t;
+
+static int by_direct_order(const void *a, const void *b)
+{
+    const direct_ref_t *x = a, *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at > y->created_at ? -1 : 1;
+    return -strcmp(x->id, y->id);
+}
+
+/*
+ * The listing without a query, paged from the cached order: O(|mine| +
+ * offset + limit + the private channels of others passed over), and only
+ * the page is copied. Named channels first (public or mine), then my direct
+ * ones, newest first.
+ */
+static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offset, size_t limit,
+                                   chat_channel_t *out, size_t *n_out)
+{
+    struct chat_tables *t = s->chat;
+    size_t n_private = 0, n_direct = 0;
+    direct_ref_t *direct = xmalloc((mine->n ? mine->n : 1) * sizeof(*direct));
+    for (size_t i = 0; i < mine->n; i++) {
+        chat_channel_t c;
+        if (!chat_channel_get(s, mine->v[i], &c))
+            continue;
+        if (!c.is_deleted && c.is_direct) {
+            memcpy(direct[n_direct].id, c.id, STORE_ID_MAX);
+            direct[n_direct++].created_at = c.created_at;
+        } else if (!c.is_deleted && c.is_private && c.name[0]) {
+            n_private++;
+        }
+        chat_channel_clear(&c);
+    }
+    if (n_direct > 1)
+        qsort(direct, n_direct, sizeof(*direct), by_direct_order);
+
+    char(*page)[STORE_ID_MAX] = xmalloc((limit ? limit : 1) * sizeof(*page));
+    size_t n_page = 0, seen = 0, total;
+    pthread_mutex_lock(&t->order_mu);
+    order_refresh(t);
+    total = t->n_order_public + n_private + n_direct;
+    for (size_t i = 0; i < t->n_order && n_page < limit; i++) {
+        const struct chat_order_entry *e = &t->order[i];
+        if (e->is_private && !chat__idset_has(mine, e->id))
+            continue;
+        if (seen++ >= offset)
+            memcpy(page[n_page++], e->id, STORE_ID_MAX);
+    }
+    size_t named_seen = t->n_order_public + n_private;
+    pthread_mutex_unlock(&t->order_mu);
+    for (size_t i = 0; i < n_direct && n_page < limit; i++)
+        if (named_seen + i >= offset)
+            memcpy(page[n_page++], direct[i].id, STORE_ID_MAX);
+
+    *n_out = 0;
+    for (size_t i = 0; i < n_page; i++) {
+        if (!chat_channel_get(s, page[i], &out[*n_out]))
+            continue;
+        if (out[*n_out].is_deleted)
+            chat_channel_clear(&out[*n_out]);
+        else
+            (*n_out)++;
+    }
+    free(page);
+    free(direct);
+    return total;
 }
 
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
@@ -898,25 +1051,54 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
         }
         pthread_rwlock_unlock(&t->idx_lock);
     }
+    if (query == NULL || query[0] == '\0') {
+        size_t total = channel_list_ordered(s, &mine, offset, limit, out, n_out);
+        chat__idset_free(&mine);
+        return total;
+    }
     char folded[NAME_KEY_MAX];
     list_ctx_t lc = {.mine = &mine};
-    if (query && query[0]) {
+    {
         chat__fold(query, folded, sizeof(folded));
         lc.query = folded;
     }
     map_each(&t->channels, collect_channel, &lc);
     chat__idset_free(&mine);
+    const list_entry_t **order = xmalloc((lc.n ? lc.n : 1) * sizeof(*order));
+    for (size_t i = 0; i < lc.n; i++)
+        order[i] = &lc.v[i];
     if (lc.n > 1)
-        qsort(lc.v, lc.n, sizeof(*lc.v), by_listing_order);
+        qsort(order, lc.n, sizeof(*order), by_listing_order);
+    /* Only the page is copied (a channel deleted since the scan is left out). */
     *n_out = 0;
-    for (size_t i = 0; i < lc.n; i++) {
-        if (i >= offset && *n_out < limit)
-            out[(*n_out)++] = lc.v[i].c; /* strings move to the caller */
-        else
-            chat_channel_clear(&lc.v[i].c);
+    for (size_t i = offset; i < lc.n && *n_out < limit; i++) {
+        if (chat_channel_get(s, order[i]->id, &out[*n_out])) {
+            if (out[*n_out].is_deleted)
+                chat_channel_clear(&out[*n_out]);
+            else
+                (*n_out)++;
+        }
     }
+    free(order);
     free(lc.v);
     return lc.n;
+}
+
+char (*chat_user_channels(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]
+{
+    struct chat_tables *t = s->chat;
+    char(*ids)[STORE_ID_MAX] = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&t->idx_lock);
+    const idset_t *j = chat__smap_get(&t->joined, user_id);
+    if (j && j->n) {
+        ids = xmalloc(j->n * sizeof(*ids));
+        for (size_t i = 0; i < j->n; i++)
+            snprintf(ids[i], STORE_ID_MAX, "%s", j->v[i]);
+        *n = j->n;
+    }
+    pthread_rwlock_unlock(&t->idx_lock);
+    return ids;
 }
 
 /* ---- memberships --------------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #define PARLEY_STORE_CHAT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -147,6 +148,15 @@ struct chat_tables {
     map_t channel_by_name;   /* folded name -> id (char*), named and not deleted */
     map_t channel_by_direct; /* direct_key -> id (char*), not deleted */
     map_t memberships;       /* "<channel_id>/<user_id>" -> chat_membership_t* */
+
+    /* The listing order of named channels (chat_channel_list without a
+     * query), rebuilt when a channel changed since it was built. */
+    atomic_uint_fast64_t channels_gen; /* bumped by every channel apply */
+    pthread_mutex_t order_mu;          /* guards the four below */
+    uint64_t order_gen;                /* channels_gen it was built at; 0: never */
+    struct chat_order_entry *order;    /* named, not deleted, by (folded name, id) */
+    size_t n_order;
+    size_t n_order_public;
 
     pthread_rwlock_t idx_lock; /* guards people and joined */
     smap_t people;             /* channel id -> people_t* */

@@ -396,6 +396,42 @@ static int rename_channel(store_t *s, const char *id, const char *name, bool del
     return rc;
 }
 
+static void expect_names(store_t *s, const char *user, size_t offset, size_t limit,
+                         size_t total, const char *const *names, size_t n_names)
+{
+    chat_channel_t list[16];
+    size_t n;
+    ASSERT_EQ(chat_channel_list(s, user, NULL, offset, limit, list, &n), total);
+    ASSERT_EQ(n, n_names);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STREQ(list[i].name, names[i]);
+        chat_channel_clear(&list[i]);
+    }
+}
+
+/* The listing without a query pages from a cached order: every change of a
+ * channel (create, rename, delete) shows in the next listing. */
+TEST(chat_channel_list_pages_follow_every_change)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-order");
+    store_t *s = ut_store_open(dir);
+    char b[STORE_ID_MAX], d[STORE_ID_MAX];
+    channel(s, "bravo", "usr_alice", false, b);
+    channel(s, "delta", "usr_alice", false, d);
+    channel(s, "charlie", "usr_bob", true, NULL);
+    channel(s, "alpha", "usr_alice", false, NULL);
+    expect_names(s, "usr_alice", 0, 2, 3, (const char *[]){"alpha", "bravo"}, 2);
+    expect_names(s, "usr_alice", 2, 2, 3, (const char *[]){"delta"}, 1);
+    expect_names(s, "usr_bob", 1, 2, 4, (const char *[]){"bravo", "charlie"}, 2);
+    ASSERT_EQ(rename_channel(s, b, "echo", false), 0);
+    expect_names(s, "usr_alice", 0, 8, 3, (const char *[]){"alpha", "delta", "echo"}, 3);
+    ASSERT_EQ(rename_channel(s, d, NULL, true), 0);
+    expect_names(s, "usr_alice", 0, 8, 2, (const char *[]){"alpha", "echo"}, 2);
+    expect_names(s, "usr_alice", 5, 8, 2, NULL, 0);
+    store_close(s);
+}
+
 TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
 {
     char dir[64];
