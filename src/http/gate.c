@@ -20,10 +20,21 @@
  *     a WebSocket or event stream is taken over; the check is a few hash
  *     probes (include/parley/ipnet.h), and one atomic load when nothing is
  *     blocked;
+ *   - answers 400 at once, and closes the connection, for a message whose
+ *     framing a proxy in front could read otherwise (framing_error: two
+ *     Content-Length, a header name with white space, a coding but chunked,
+ *     Transfer-Encoding with Content-Length), which libmicrohttpd accepts;
  *   - answers 413 from the headers when Content-Length is over the limit,
  *     without reading the body, and closes the connection; the limit is
  *     max_body_bytes, or max_upload_bytes (plus a little for the form) for a
- *     multipart body sent to a route that takes uploads;
+ *     multipart body sent to a route that takes uploads, or the smaller
+ *     public_body_bytes for a public route or a request without credentials
+ *     (a route that needs them answers 401 instead: gate_set_limits);
+ *   - reserves the body's length in the budget of bodies held in memory by
+ *     all requests (body_budget_bytes), answering 503 when it is spent, and
+ *     gives it back when the request ends;
+ *   - tells the connection guard (conn_guard.c: connections per address,
+ *     the header deadline, the minimum body rate) each phase of the request;
  *   - counts the bytes of a body without Content-Length (chunked); once they
  *     pass the limit it discards the rest and answers 413 when the body ends
  *     (libmicrohttpd accepts an answer only before the body or after it),
