@@ -187,6 +187,12 @@ void gate_set_limits(const gate_limits_t *l)
 void gate_stop(void)
 {
     conn_guard_stop();
+    conn_guard_stats_t st;
+    conn_guard_get_stats(&st);
+    log_info("connection guard: %llu connections cut for slow headers, %llu for slow bodies, "
+             "%llu refused for their address",
+             (unsigned long long)st.header_timeouts, (unsigned long long)st.slow_bodies,
+             (unsigned long long)st.refused_per_ip);
 }
 
 void gate_set_max_upload(uint64_t max_upload_bytes)
