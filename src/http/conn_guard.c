@@ -52,7 +52,7 @@
 
 typedef struct addr_count {
     struct addr_count *next;
-    uint8_t key[17];
+    uint8_t key[CONN_GUARD_KEY_SIZE];
     unsigned n;
 } addr_count_t;
 
@@ -61,7 +61,7 @@ struct conn_guard {
     int fd;
     bool counted;                /* holds one of its address's count */
     bool cut;                    /* the sweeper has shut it down */
-    uint8_t key[17];
+    uint8_t key[CONN_GUARD_KEY_SIZE];
     _Atomic int64_t deadline_ns; /* headers (or the next request) due; 0: none */
     _Atomic int64_t body_start_ns; /* a body is being read since; 0: none */
     _Atomic uint64_t body_bytes;
@@ -84,28 +84,34 @@ void conn_guard_configure(const conn_guard_limits_t *l)
 
 /* The counting key of an address: family and address, an IPv6 one cut to
  * its /64. False when it is no IP address. */
-static bool addr_key(const struct sockaddr *sa, uint8_t key[17], ipnet_t *net)
+static bool addr_key(const struct sockaddr *sa, uint8_t key[CONN_GUARD_KEY_SIZE], ipnet_t *net)
 {
     if (sa == NULL || !ipnet_from_sockaddr(sa, net))
         return false;
-    memset(key, 0, 17);
+    memset(key, 0, CONN_GUARD_KEY_SIZE);
     key[0] = net->family;
     memcpy(key + 1, net->addr, net->family == IPNET_V4 ? 4 : 8);
     return true;
 }
 
-static unsigned key_hash(const uint8_t key[17])
+bool conn_guard_addr_key(const struct sockaddr *sa, uint8_t key[CONN_GUARD_KEY_SIZE])
+{
+    ipnet_t net;
+    return addr_key(sa, key, &net);
+}
+
+static unsigned key_hash(const uint8_t key[CONN_GUARD_KEY_SIZE])
 {
     uint32_t h = 2166136261u;
-    for (int i = 0; i < 17; i++)
+    for (int i = 0; i < CONN_GUARD_KEY_SIZE; i++)
         h = (h ^ key[i]) * 16777619u;
     return h % ADDR_BUCKETS;
 }
 
-static addr_count_t **count_slot(const uint8_t key[17])
+static addr_count_t **count_slot(const uint8_t key[CONN_GUARD_KEY_SIZE])
 {
     addr_count_t **p = &counts[key_hash(key)];
-    while (*p && memcmp((*p)->key, key, 17) != 0)
+    while (*p && memcmp((*p)->key, key, CONN_GUARD_KEY_SIZE) != 0)
         p = &(*p)->next;
     return p;
 }
@@ -120,7 +126,7 @@ enum MHD_Result conn_guard_accept(void *cls, const struct sockaddr *addr, sockle
 {
     (void)cls;
     (void)addrlen;
-    uint8_t key[17];
+    uint8_t key[CONN_GUARD_KEY_SIZE];
     ipnet_t net;
     if (limits.per_ip == 0 || !addr_key(addr, key, &net) || exempt(&net))
         return MHD_YES;
@@ -159,7 +165,7 @@ static void started(struct MHD_Connection *conn, void **socket_context)
             *slot = calloc(1, sizeof(**slot));
         if (*slot != NULL) {
             if ((*slot)->n == 0)
-                memcpy((*slot)->key, g->key, 17);
+                memcpy((*slot)->key, g->key, CONN_GUARD_KEY_SIZE);
             (*slot)->n++;
             g->counted = true;
         }

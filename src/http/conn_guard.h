@@ -7,6 +7,7 @@
 #define PARLEY_HTTP_CONN_GUARD_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct conn_guard_limits {
@@ -17,6 +18,12 @@ typedef struct conn_guard_limits {
 } conn_guard_limits_t;
 
 typedef struct conn_guard conn_guard_t;
+
+/* The key an address is counted under: its family and address, an IPv6
+ * one cut to its /64 (an IPv4-mapped one is its IPv4 address). False when
+ * sa is no IP address. */
+#define CONN_GUARD_KEY_SIZE 17
+bool conn_guard_addr_key(const struct sockaddr *sa, uint8_t key[CONN_GUARD_KEY_SIZE]);
 
 /* Sets the limits; called before the daemon starts. */
 void conn_guard_configure(const conn_guard_limits_t *limits);

@@ -773,8 +773,12 @@ static bool reserve_body(gate_request_t *gr, uint64_t n)
 
 static enum MHD_Result reject_busy(struct MHD_Connection *conn, gate_request_t *gr)
 {
-    log_warning("the request body budget (%llu bytes) is spent: a request is answered 503",
-                (unsigned long long)limits.body_budget_bytes);
+    /* One line a minute at most: a flood must not flood the log too. */
+    static _Atomic int64_t last_warned;
+    int64_t now = clock_mono_ns() / 1000000000, then = atomic_load(&last_warned);
+    if ((then == 0 || now - then >= 60) && atomic_compare_exchange_strong(&last_warned, &then, now))
+        log_warning("the request body budget (%llu bytes) is spent: requests are answered 503",
+                    (unsigned long long)limits.body_budget_bytes);
     return reject_retry(conn, gr, HTTP_ERR_UNAVAILABLE,
                         "the server holds too many request bodies; retry later", 1);
 }
