@@ -146,6 +146,20 @@ def test_header_block_dribbled_is_closed_after_the_deadline(start_server):
         assert health_from(server, "127.0.0.1") == 200
     finally:
         s.close()
+    # The same on a kept-alive connection: its second request's headers
+    # have the same deadline, from that request's first line.
+    s = connect(server)
+    try:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(WAIT_TIMEOUT)
+        first = b""
+        while b"\r\n\r\n" not in first:
+            first += s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        wait_cut(s, lambda n: b"X-Slow-%d: y\r\n" % n, 0.2, "the second request's headers")
+    finally:
+        s.close()
 
 
 def test_body_below_the_minimum_rate_is_cut(start_server):
