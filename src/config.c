@@ -71,6 +71,25 @@ static const setting_t settings[] = {
     {"max_connections", "--max-connections", "PARLEY_MAX_CONNECTIONS", SET_UNSIGNED,
      FIELD(max_connections), 16, 1000000,
      "most simultaneous client connections (shared evenly by the threads)"},
+    {"max_connections_per_ip", "--max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP",
+     SET_UNSIGNED, FIELD(max_connections_per_ip), 0, 1000000,
+     "most simultaneous connections from one address (IPv6: one /64; trusted proxies exempt); "
+     "0 = no limit"},
+    {"header_timeout", "--header-timeout", "PARLEY_HEADER_TIMEOUT", SET_UNSIGNED,
+     FIELD(header_timeout), 1, 3600,
+     "seconds a request may take from its first line to the end of its headers"},
+    {"body_min_rate", "--body-min-rate", "PARLEY_BODY_MIN_RATE", SET_UNSIGNED,
+     FIELD(body_min_rate), 0, 1u << 30,
+     "bytes per second a request body must average after header_timeout seconds; 0 = any"},
+    {"body_budget_bytes", "--body-budget-bytes", "PARLEY_BODY_BUDGET_BYTES", SET_UNSIGNED,
+     FIELD(body_budget_bytes), 1u << 20, 1ULL << 40,
+     "request body bytes held in memory at once by all requests (more: 503)"},
+    {"public_body_bytes", "--public-body-bytes", "PARLEY_PUBLIC_BODY_BYTES", SET_UNSIGNED,
+     FIELD(public_body_bytes), 1024, 1ULL << 30,
+     "largest body of a request without credentials (registration, login...)"},
+    {"register_rate", "--register-rate", "PARLEY_REGISTER_RATE", SET_UNSIGNED,
+     FIELD(register_rate), 0, 1000000,
+     "registrations per hour from one address; 0 = no limit (rate_limit 0 turns it off)"},
     {"log_level", "--log-level", "PARLEY_LOG_LEVEL", SET_LOG_LEVEL, FIELD(log_level), 0, 0,
      "error | warning | info | debug"},
     {"fsync", "--fsync", "PARLEY_FSYNC", SET_FSYNC, FIELD(fsync), 0, 0,
@@ -166,7 +185,7 @@ _Static_assert(N_SETTINGS <= 64, "parley_config_t.given has a bit per setting");
 /* The settings of the categories that `rate_limit 0` turns off with it. */
 static const char *const rate_category_keys[] = {
     "rate_limit_auth", "rate_limit_messages", "rate_limit_uploads", "rate_limit_search",
-    "rate_limit_admin", "realtime_connect_rate",
+    "rate_limit_admin", "realtime_connect_rate", "register_rate",
 };
 
 /* The row of the setting `key`, or NULL. */
@@ -197,6 +216,12 @@ void config_defaults(parley_config_t *cfg)
     cfg->idle_timeout = 60;
     cfg->drain_timeout = 30;
     cfg->max_connections = 4096;
+    cfg->max_connections_per_ip = 256;
+    cfg->header_timeout = 10;
+    cfg->body_min_rate = 1024;
+    cfg->body_budget_bytes = 256u << 20;
+    cfg->public_body_bytes = 16u << 10;
+    cfg->register_rate = 20;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->fsync = FSYNC_ALWAYS;
     cfg->access_token_ttl = 900;

@@ -272,6 +272,10 @@ int server_run(const parley_config_t *cfg)
         [AUTH_RATE_ADMIN] = (int)cfg->rate_limit_admin,
     };
     app.rate_limiter = auth_rate_limiter_new(limits, 0);
+    if (cfg->register_rate > 0) {
+        int per_hour[AUTH_RATE_CATEGORIES] = {[AUTH_RATE_AUTH] = (int)cfg->register_rate};
+        app.register_limiter = auth_rate_limiter_new_window(per_hour, 10000, 3600);
+    }
     app.views = view_cache_new(cfg->view_cache_bytes);
     store_settings_t configured;
     configured_settings(cfg, &configured);
@@ -281,6 +285,16 @@ int server_run(const parley_config_t *cfg)
 
     router_t *router = router_new(api_route_tables, &app);
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
+    gate_limits_t gate_limits = {
+        .max_connections_per_ip = cfg->max_connections_per_ip,
+        .header_timeout = cfg->header_timeout,
+        .idle_timeout = cfg->idle_timeout,
+        .body_min_rate = cfg->body_min_rate,
+        .body_budget_bytes = cfg->body_budget_bytes,
+        .public_body_bytes = cfg->public_body_bytes,
+        .route_flags = router_route_flags,
+    };
+    gate_set_limits(&gate_limits);
     store_settings_seed(app.store, &configured); /* after the gate: its hook sets the limit */
     api_retention_t *retention = NULL;
     app.realtime = realtime_start(&app, call_router, router, err, sizeof(err));
@@ -345,6 +359,7 @@ int server_run(const parley_config_t *cfg)
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(instance.mhd_daemon, app.realtime, cfg->drain_timeout);
     ulfius_stop_framework(&instance);
+    gate_stop();
     view_cache_stats_t views;
     view_cache_get_stats(app.views, &views);
     log_info("stopped; message view cache: %llu hits, %llu misses, %zu views in %zu bytes",
@@ -364,6 +379,7 @@ out_router:
     blobs_close(app.blobs);
     auth_login_limiter_free(app.login_limiter);
     auth_rate_limiter_free(app.rate_limiter);
+    auth_rate_limiter_free(app.register_limiter);
     view_cache_free(app.views);
     auth_keys_wipe(&app.keys);
     datadir_unlock(lock_fd);

@@ -24,6 +24,7 @@ typedef struct parley_app {
     auth_keys_t keys;        /* signing keys; read-only once loaded */
     auth_login_limiter_t *login_limiter;
     auth_rate_limiter_t *rate_limiter;
+    auth_rate_limiter_t *register_limiter; /* registrations per hour per address; NULL: none */
     struct realtime *realtime; /* the event bus and its connections; NULL in tools */
     struct view_cache *views;  /* rendered message views (src/http/view_cache.c); may be NULL */
 } parley_app_t;

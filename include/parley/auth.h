@@ -362,6 +362,11 @@ typedef struct auth_rate_info {
  */
 auth_rate_limiter_t *auth_rate_limiter_new(const int limits[AUTH_RATE_CATEGORIES],
                                            size_t max_entries);
+/* The same with limits per `window_seconds` instead of per minute (0: a
+ * minute): a bucket holds `limit` tokens and refills in one window. The
+ * registration throttle is one with a window of an hour. */
+auth_rate_limiter_t *auth_rate_limiter_new_window(const int limits[AUTH_RATE_CATEGORIES],
+                                                  size_t max_entries, unsigned window_seconds);
 void auth_rate_limiter_free(auth_rate_limiter_t *l); /* NULL is a no-op */
 
 /*

@@ -30,6 +30,12 @@ typedef struct parley_config {
     unsigned idle_timeout;       /* seconds before an idle connection is closed */
     unsigned drain_timeout;      /* seconds a stop waits for requests in flight */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* per address (IPv6: per /64); 0 = no limit */
+    unsigned header_timeout;     /* seconds from a request's first line to its last header */
+    unsigned body_min_rate;      /* bytes/s a request body must average; 0 = no minimum */
+    uint64_t body_budget_bytes;  /* request body bytes held in memory at once, all requests */
+    uint64_t public_body_bytes;  /* largest body before authentication (public routes) */
+    unsigned register_rate;      /* registrations per hour per address; 0 = no limit */
     enum log_level log_level;
     enum fsync_policy fsync;     /* when a change counts as durable */
     unsigned access_token_ttl;   /* seconds */

@@ -64,6 +64,40 @@ void gate_configure(size_t max_body, uint64_t max_upload,
                     bool (*takes_upload)(void *ctx, const char *method, const char *path),
                     void *ctx);
 
+/*
+ * The gate's bounds on connections and bodies (conn_guard.c, gate.c), set
+ * before the port opens:
+ *   - max_connections_per_ip: connections one address (IPv6: one /64) may
+ *     hold; more are refused at accept (trusted proxies exempt); 0 = none;
+ *   - header_timeout: seconds from a request's first line (a connection's
+ *     start for its first request) to the end of its headers, however the
+ *     bytes come; a kept-alive connection gets idle_timeout + header_timeout
+ *     after an answer to send its next request; then its socket is shut;
+ *   - body_min_rate: bytes per second a body must average once the headers
+ *     are in, after a grace of header_timeout; 0 = no minimum;
+ *   - body_budget_bytes: body bytes all requests together may hold in
+ *     memory (uploads streamed to disk excluded); a request whose body
+ *     would pass it is answered 503 SERVICE_UNAVAILABLE (Retry-After);
+ *   - public_body_bytes: the largest body of a request that carries no
+ *     credentials (no Authorization, X-API-Key or access cookie), or of a
+ *     public route: more is answered 413 before the body is read.
+ * route_flags (router_route_flags, with gate_configure's ctx) tells
+ * public routes; NULL: every route is treated as needing credentials.
+ */
+typedef struct gate_limits {
+    unsigned max_connections_per_ip;
+    unsigned header_timeout;
+    unsigned idle_timeout;
+    unsigned body_min_rate;
+    uint64_t body_budget_bytes;
+    uint64_t public_body_bytes;
+    unsigned (*route_flags)(void *ctx, const char *method, const char *path);
+} gate_limits_t;
+void gate_set_limits(const gate_limits_t *limits);
+
+/* Stops the gate's sweeper thread, once the daemon has stopped. */
+void gate_stop(void);
+
 /* The live require_mfa_for_admins setting: while true, an admin whose
  * account has no MFA is refused on every ADMIN route with 403
  * MFA_SETUP_REQUIRED (thread-safe). */
@@ -97,7 +131,7 @@ void gate_set_blocklist(ipnet_set_t *blocked);
 
 /* MHD_OPTION_URI_LOG_CALLBACK and MHD_OPTION_NOTIFY_COMPLETED for the daemon;
  * they wrap ulfius's own, which ulfius requires. */
-void *gate_uri_logger(void *cls, const char *uri);
+void *gate_uri_logger(void *cls, const char *uri, struct MHD_Connection *conn);
 void gate_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                             enum MHD_RequestTerminationCode toe);
 

@@ -81,7 +81,9 @@ def rss_mib(pid):
 
 
 def parley(work, name, *args):
+    # Every load generator runs from 127.0.0.1: no connection limit per address.
     s = Server(os.path.join(work, name), args=["--rate-limit", "0", "--log-level", "info",
+                                                "--max-connections-per-ip", "0",
                                                 "--threads", str(THREADS)] + list(args))
     return s.start()
 

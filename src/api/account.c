@@ -4,9 +4,18 @@
  * salt, the generation of its refresh token, its end); access tokens name
  * the session, so revoking it ends them at once, and refresh tokens are a MAC
  * of (session, salt, generation), so nothing else is stored for them.
+ *
+ * Creating an account hashes its password (argon2id, tens of milliseconds
+ * of a core), so the cheap refusals come first: the fields' rules, then
+ * whether the username or email is taken (the create still decides that
+ * atomically; the check only spares the hash), then, for a registration,
+ * the registration throttle per client address (--register-rate per hour,
+ * app->register_limiter): only an attempt that would create an account
+ * spends a token of it.
  */
 #include "account.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "parley/access.h"
@@ -66,10 +75,46 @@ void account_reply_invite_refused(http_ctx_t *ctx, const char *code)
                                                           : "used up");
 }
 
+/* True when `name_or_email` names an account already; answers 409 as the
+ * create would, with `rc` saying which field. */
+static bool taken(http_ctx_t *ctx, const char *name_or_email, int rc)
+{
+    parley_app_t *app = ctx->app;
+    store_user_t other;
+    if (!store_user_find(app->store, name_or_email, &other))
+        return false;
+    store_user_clear(&other);
+    reply_store_error(ctx, rc);
+    return true;
+}
+
+/* The registration throttle: false (429 answered) when the client's
+ * address has registered --register-rate accounts in the last hour. */
+static bool register_admitted(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    if (app->register_limiter == NULL)
+        return true;
+    auth_rate_info_t ri;
+    if (auth_rate_check(app->register_limiter, AUTH_RATE_AUTH, NULL, http_client_ip(ctx),
+                        clock_wall_ms(), &ri) == AUTH_OK)
+        return true;
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%d", ri.retry_after);
+    http_set_header(ctx, "Retry-After", retry);
+    http_reply_error(ctx, HTTP_ERR_RATE_LIMITED,
+                     json_pack("{s:i, s:s}", "retry_after", ri.retry_after, "category",
+                               "register"),
+                     "too many registrations from your address; try again in %d seconds",
+                     ri.retry_after);
+    return false;
+}
+
 /* account_create, with a use of invite `code` (NULL: none) counted with
- * the account; *inv gets the invite as used. */
+ * the account; *inv gets the invite as used. `throttled`: a registration,
+ * which the registration throttle admits. */
 static bool create(http_ctx_t *ctx, bool first_is_admin, bool admin, const char *code,
-                   store_invite_t *inv, store_user_t *out)
+                   store_invite_t *inv, store_user_t *out, bool throttled)
 {
     parley_app_t *app = ctx->app;
     const char *username = NULL, *email = NULL, *password = NULL, *display_name = NULL;
@@ -88,6 +133,11 @@ static bool create(http_ctx_t *ctx, bool first_is_admin, bool admin, const char 
     }
     if (http_field_string(ctx, "password", true, 8, 128, false, &password) != 0 ||
         http_field_string(ctx, "display_name", false, 1, 64, false, &display_name) != 0)
+        return false;
+    if (taken(ctx, username, STORE_E_CONFLICT_USERNAME) ||
+        taken(ctx, email, STORE_E_CONFLICT_EMAIL))
+        return false;
+    if (throttled && !register_admitted(ctx))
         return false;
 
     store_user_t u;
@@ -129,7 +179,7 @@ static bool create(http_ctx_t *ctx, bool first_is_admin, bool admin, const char 
 
 bool account_create(http_ctx_t *ctx, bool first_is_admin, bool admin, store_user_t *out)
 {
-    return create(ctx, first_is_admin, admin, NULL, NULL, out);
+    return create(ctx, first_is_admin, admin, NULL, NULL, out, false);
 }
 
 bool account_register(http_ctx_t *ctx, store_user_t *out)
@@ -154,7 +204,7 @@ bool account_register(http_ctx_t *ctx, store_user_t *out)
         return false;
     }
     store_invite_t inv;
-    if (!create(ctx, true, false, code, &inv, out))
+    if (!create(ctx, true, false, code, &inv, out, true))
         return false;
     for (size_t i = 0; code && i < inv.n_channels; i++)
         account_join(app, inv.channels[i], out->id, false);

@@ -412,10 +412,9 @@ void auth_login_success(auth_login_limiter_t *l, const char *account_key, const 
 /* ---- request rate limits by category ------------------------------------- */
 
 #define RATE_SHARDS 16
-#define RATE_WINDOW_MS ((int64_t)AUTH_RATE_WINDOW * 1000)
-/* A token is RATE_UNIT units and a bucket of limit L gains L units a
- * millisecond: L tokens a minute, in integers. */
-#define RATE_UNIT RATE_WINDOW_MS
+/* A token is `window_ms` units and a bucket of limit L gains L units a
+ * millisecond: L tokens a window (a minute, unless made with
+ * auth_rate_limiter_new_window), in integers. */
 #define RATE_KEY_SIZE (2 + AUTH_RATE_CALLER_MAX + 1)
 
 struct rate_shard {
@@ -425,6 +424,7 @@ struct rate_shard {
 
 struct auth_rate_limiter {
     atomic_int limits[AUTH_RATE_CATEGORIES];
+    int64_t window_ms; /* set once */
     uint32_t seed; /* set once */
     struct rate_shard shards[RATE_SHARDS];
 };
@@ -456,12 +456,19 @@ static int clamp_limit(int limit)
 auth_rate_limiter_t *auth_rate_limiter_new(const int limits[AUTH_RATE_CATEGORIES],
                                            size_t max_entries)
 {
+    return auth_rate_limiter_new_window(limits, max_entries, AUTH_RATE_WINDOW);
+}
+
+auth_rate_limiter_t *auth_rate_limiter_new_window(const int limits[AUTH_RATE_CATEGORIES],
+                                                  size_t max_entries, unsigned window_seconds)
+{
     if (max_entries == 0)
         max_entries = AUTH_RATE_MAX_ENTRIES;
     auth_rate_limiter_t *l = aligned_alloc(64, (sizeof(*l) + 63) & ~(size_t)63);
     if (!l)
         abort();
     memset(l, 0, sizeof(*l));
+    l->window_ms = (int64_t)(window_seconds ? window_seconds : AUTH_RATE_WINDOW) * 1000;
     for (int c = 0; c < AUTH_RATE_CATEGORIES; c++)
         atomic_init(&l->limits[c], clamp_limit(limits ? limits[c] : 0));
     if (gnutls_rnd(GNUTLS_RND_NONCE, &l->seed, sizeof(l->seed)) != 0)
@@ -529,21 +536,21 @@ static int64_t div_up(int64_t a, int64_t b)
  * `limit`: a new slot (count 0) starts full; a bucket sized for another
  * limit keeps the tokens it has used (cut to the new size); then the time
  * since the last check refills it. */
-static void bucket_update(struct slot *s, int limit, int64_t now_ms)
+static void bucket_update(struct slot *s, int limit, int64_t now_ms, int64_t window_ms)
 {
-    int64_t cap = (int64_t)limit * RATE_UNIT;
+    int64_t cap = (int64_t)limit * window_ms;
     if (s->count == 0) {
         s->tokens = cap;
         s->t = now_ms;
     } else if (s->count != (uint32_t)limit) {
-        s->tokens += cap - (int64_t)s->count * RATE_UNIT;
+        s->tokens += cap - (int64_t)s->count * window_ms;
         if (s->tokens < 0)
             s->tokens = 0;
     }
     s->count = (uint32_t)limit;
     if (now_ms > s->t) { /* a clock that went back refills nothing */
         int64_t elapsed = now_ms - s->t;
-        s->tokens += (elapsed < RATE_WINDOW_MS ? elapsed : RATE_WINDOW_MS) * limit;
+        s->tokens += (elapsed < window_ms ? elapsed : window_ms) * limit;
         s->t = now_ms;
     }
     if (s->tokens > cap)
@@ -573,20 +580,21 @@ int auth_rate_check(auth_rate_limiter_t *l, int category, const char *user_id,
 
     pthread_mutex_lock(&sh->mu);
     struct slot *s = table_get(&sh->t, hash, key);
-    bucket_update(s, limit, now_ms);
-    bool limited = s->tokens < RATE_UNIT;
+    int64_t unit = l->window_ms;
+    bucket_update(s, limit, now_ms, unit);
+    bool limited = s->tokens < unit;
     if (!limited)
-        s->tokens -= RATE_UNIT;
+        s->tokens -= unit;
     int64_t tokens = s->tokens;
     pthread_mutex_unlock(&sh->mu);
 
-    int64_t cap = (int64_t)limit * RATE_UNIT;
+    int64_t cap = (int64_t)limit * unit;
     info.enabled = true;
     info.limit = limit;
-    info.remaining = (int)(tokens / RATE_UNIT);
+    info.remaining = (int)(tokens / unit);
     info.reset = div_up(now_ms + div_up(cap - tokens, limit), 1000);
     if (limited) {
-        int64_t wait_s = div_up(div_up(RATE_UNIT - tokens, limit), 1000);
+        int64_t wait_s = div_up(div_up(unit - tokens, limit), 1000);
         info.retry_after = wait_s < 1 ? 1 : (int)wait_s;
     }
     if (out)

@@ -20,10 +20,21 @@
  *     a WebSocket or event stream is taken over; the check is a few hash
  *     probes (include/parley/ipnet.h), and one atomic load when nothing is
  *     blocked;
+ *   - answers 400 at once, and closes the connection, for a message whose
+ *     framing a proxy in front could read otherwise (framing_error: two
+ *     Content-Length, a header name with white space, a coding but chunked,
+ *     Transfer-Encoding with Content-Length), which libmicrohttpd accepts;
  *   - answers 413 from the headers when Content-Length is over the limit,
  *     without reading the body, and closes the connection; the limit is
  *     max_body_bytes, or max_upload_bytes (plus a little for the form) for a
- *     multipart body sent to a route that takes uploads;
+ *     multipart body sent to a route that takes uploads, or the smaller
+ *     public_body_bytes for a public route or a request without credentials
+ *     (a route that needs them answers 401 instead: gate_set_limits);
+ *   - reserves the body's length in the budget of bodies held in memory by
+ *     all requests (body_budget_bytes), answering 503 when it is spent, and
+ *     gives it back when the request ends;
+ *   - tells the connection guard (conn_guard.c: connections per address,
+ *     the header deadline, the minimum body rate) each phase of the request;
  *   - counts the bytes of a body without Content-Length (chunked); once they
  *     pass the limit it discards the rest and answers 413 when the body ends
  *     (libmicrohttpd accepts an answer only before the body or after it),
@@ -73,6 +84,7 @@
 #include <sys/ioctl.h>
 #include <ulfius.h>
 
+#include "conn_guard.h"
 #include "forwarded.h"
 #include "parley/clock.h"
 #include "parley/http.h"
@@ -112,6 +124,9 @@ typedef struct gate_request {
     int fd;                       /* the connection's socket; -1 when unknown */
     bool taken_over;              /* answered by the real-time code (its own shutdown) */
     atomic_bool body_done;        /* the handler has the whole request */
+    conn_guard_t *guard;          /* the connection's deadlines (conn_guard.c); may be NULL */
+    uint64_t reserved;            /* bytes of body_in_memory this request holds */
+    bool chunked;                 /* no Content-Length: the budget is taken as bytes come */
 } gate_request_t;
 
 typedef struct gate_daemon {
@@ -121,6 +136,13 @@ typedef struct gate_daemon {
 
 
 static size_t max_body = 1 << 20;
+static gate_limits_t limits = {
+    .header_timeout = 10,
+    .idle_timeout = 60,
+    .body_budget_bytes = 256u << 20,
+    .public_body_bytes = 16u << 10,
+};
+static _Atomic uint64_t body_in_memory; /* bytes reserved by requests' bodies (limits.body_budget_bytes) */
 static _Atomic uint64_t max_upload = 25u << 20; /* live: gate_set_max_upload */
 static bool (*takes_upload)(void *ctx, const char *method, const char *path);
 static void *takes_upload_ctx;
@@ -148,6 +170,29 @@ void gate_configure(size_t max_body_bytes, uint64_t max_upload_bytes,
     takes_upload = upload_route;
     takes_upload_ctx = ctx;
     gnutls_rnd(GNUTLS_RND_NONCE, &request_id_prefix, sizeof(request_id_prefix));
+}
+
+void gate_set_limits(const gate_limits_t *l)
+{
+    limits = *l;
+    conn_guard_limits_t cl = {
+        .per_ip = l->max_connections_per_ip,
+        .header_timeout = l->header_timeout,
+        .idle_timeout = l->idle_timeout,
+        .body_min_rate = l->body_min_rate,
+    };
+    conn_guard_configure(&cl);
+}
+
+void gate_stop(void)
+{
+    conn_guard_stop();
+    conn_guard_stats_t st;
+    conn_guard_get_stats(&st);
+    log_info("connection guard: %llu connections cut for slow headers, %llu for slow bodies, "
+             "%llu refused for their address",
+             (unsigned long long)st.header_timeouts, (unsigned long long)st.slow_bodies,
+             (unsigned long long)st.refused_per_ip);
 }
 
 void gate_set_max_upload(uint64_t max_upload_bytes)
@@ -410,7 +455,7 @@ void gate_note_status(int status)
         current->status = status;
 }
 
-void *gate_uri_logger(void *cls, const char *uri)
+void *gate_uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     gate_request_t *gr = calloc(1, sizeof(*gr));
     if (gr == NULL)
@@ -421,6 +466,8 @@ void *gate_uri_logger(void *cls, const char *uri)
         return NULL;
     }
     gr->start_ns = clock_mono_ns();
+    gr->guard = conn ? conn_guard_of(conn) : NULL;
+    conn_guard_request_line(gr->guard);
     size_t n = strcspn(uri, "?");
     if (n >= sizeof(gr->path))
         n = sizeof(gr->path) - 1;
@@ -569,9 +616,13 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     if (gr == NULL)
         return;
     mhd_request_completed(cls, connection, &gr->inner, toe);
+    if (!gr->taken_over)
+        conn_guard_request_done(gr->guard);
     if (gr->attached && gr->attached_free)
         gr->attached_free(gr->attached);
     access_log(gr, connection, toe);
+    if (gr->reserved)
+        atomic_fetch_sub(&body_in_memory, gr->reserved);
     if (gr->started) {
         flight_remove(gr);
         atomic_fetch_sub(&in_flight, 1);
@@ -614,7 +665,7 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
 {
     char message[96];
     bool upload = gr->multipart_upload;
-    uint64_t shown = upload ? gr->limit - GATE_UPLOAD_SLACK : max_body;
+    uint64_t shown = upload ? gr->limit - GATE_UPLOAD_SLACK : gr->limit;
     snprintf(message, sizeof(message), "the %s is larger than %llu bytes",
              upload ? "upload" : "request body", (unsigned long long)shown);
     char *body = http_error_body(HTTP_ERR_PAYLOAD_TOO_LARGE, message,
@@ -631,9 +682,10 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
     return ok;
 }
 
-/* Answers err (its status) with a JSON error and closes the connection. */
-static enum MHD_Result reject_with(struct MHD_Connection *conn, gate_request_t *gr,
-                                   enum http_error err, const char *message)
+/* Answers err (its status) with a JSON error and closes the connection;
+ * retry_after > 0 adds a Retry-After of that many seconds. */
+static enum MHD_Result reject_retry(struct MHD_Connection *conn, gate_request_t *gr,
+                                    enum http_error err, const char *message, unsigned retry_after)
 {
     char *body = http_error_body(err, message, NULL, gr->request_id);
     gr->rejected = true;
@@ -642,15 +694,108 @@ static enum MHD_Result reject_with(struct MHD_Connection *conn, gate_request_t *
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, "Connection", "close");
+    if (retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%u", retry_after);
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)gr->status, resp);
     MHD_destroy_response(resp);
     return ok;
+}
+
+static enum MHD_Result reject_with(struct MHD_Connection *conn, gate_request_t *gr,
+                                   enum http_error err, const char *message)
+{
+    return reject_retry(conn, gr, err, message, 0);
 }
 
 static enum MHD_Result reject_malformed(struct MHD_Connection *conn, gate_request_t *gr,
                                         const char *message)
 {
     return reject_with(conn, gr, HTTP_ERR_BAD_REQUEST, message);
+}
+
+/*
+ * The request's framing, checked before anything reads a body (RFC 9112
+ * section 6.3): a proxy in front may read an ambiguous message differently
+ * from libmicrohttpd, so one is refused with 400 and its connection closed.
+ * Refused: a header name with white space (`Transfer-Encoding :`), more than
+ * one Content-Length (even equal ones) or one that is not only digits,
+ * more than one Transfer-Encoding or any coding but `chunked`, and
+ * Transfer-Encoding with Content-Length.
+ */
+typedef struct framing {
+    unsigned lengths, encodings;
+    const char *error;
+} framing_t;
+
+static enum MHD_Result check_framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    framing_t *f = cls;
+    if (key == NULL || f->error != NULL)
+        return MHD_YES;
+    if (key[0] == '\0' || key[strcspn(key, " \t")] != '\0') {
+        f->error = "a header name contains white space";
+        return MHD_NO;
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->lengths++;
+        if (value == NULL || value[0] == '\0' || value[strspn(value, "0123456789")] != '\0' ||
+            strlen(value) > 18)
+            f->error = "Content-Length must be one decimal number";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        if (value == NULL || strcasecmp(value, "chunked") != 0)
+            f->error = "the only transfer coding accepted is chunked";
+    }
+    if (f->error == NULL && f->lengths > 1)
+        f->error = "the request has more than one Content-Length";
+    if (f->error == NULL && f->encodings > 1)
+        f->error = "the request has more than one Transfer-Encoding";
+    if (f->error == NULL && f->lengths > 0 && f->encodings > 0)
+        f->error = "the request has both Transfer-Encoding and Content-Length";
+    return f->error == NULL ? MHD_YES : MHD_NO;
+}
+
+static const char *framing_error(struct MHD_Connection *conn)
+{
+    framing_t f = {.lengths = 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing_header, &f);
+    return f.error;
+}
+
+static bool has_credentials(struct MHD_Connection *conn)
+{
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+    return (authz != NULL && authz[0] != '\0') || (key != NULL && key[0] != '\0');
+}
+
+/* Takes n bytes of the global body budget for gr; false when it is spent. */
+static bool reserve_body(gate_request_t *gr, uint64_t n)
+{
+    uint64_t before = atomic_fetch_add(&body_in_memory, n);
+    if (before + n > limits.body_budget_bytes) {
+        atomic_fetch_sub(&body_in_memory, n);
+        return false;
+    }
+    gr->reserved += n;
+    return true;
+}
+
+static enum MHD_Result reject_busy(struct MHD_Connection *conn, gate_request_t *gr)
+{
+    /* One line a minute at most: a flood must not flood the log too. */
+    static _Atomic int64_t last_warned;
+    int64_t now = clock_mono_ns() / 1000000000, then = atomic_load(&last_warned);
+    if ((then == 0 || now - then >= 60) && atomic_compare_exchange_strong(&last_warned, &then, now))
+        log_warning("the request body budget (%llu bytes) is spent: requests are answered 503",
+                    (unsigned long long)limits.body_budget_bytes);
+    return reject_retry(conn, gr, HTTP_ERR_UNAVAILABLE,
+                        "the server holds too many request bodies; retry later", 1);
 }
 
 static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -665,6 +810,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
 
     if (!gr->started) {
         gr->started = true;
+        conn_guard_headers_done(gr->guard);
         atomic_fetch_add(&in_flight, 1);
         rate_count();
         flight_add(gr, conn);
@@ -674,6 +820,9 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         if (client_blocked(gr))
             return reject_with(conn, gr, HTTP_ERR_IP_BLOCKED,
                                "requests from your address are blocked");
+        const char *framing = framing_error(conn);
+        if (framing != NULL)
+            return reject_malformed(conn, gr, framing);
         gr->limit = max_body;
         const char *type =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -685,12 +834,32 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         }
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length != NULL && strtoull(length, NULL, 10) > gr->limit)
+        uint64_t declared = length != NULL ? strtoull(length, NULL, 10) : 0;
+        if (!gr->multipart_upload) {
+            /* Bodies before authentication are small: a public route's,
+             * and any sent without credentials (it is answered 401 anyway). */
+            bool open_route = limits.route_flags != NULL &&
+                              (limits.route_flags(takes_upload_ctx, method, gr->path) &
+                               HTTP_ROUTE_PUBLIC);
+            bool credentials = has_credentials(conn);
+            if ((open_route || !credentials) && limits.public_body_bytes < gr->limit) {
+                gr->limit = limits.public_body_bytes;
+                if (!open_route && declared > gr->limit)
+                    return reject_with(conn, gr, HTTP_ERR_AUTHENTICATION_REQUIRED,
+                                       "credentials (Authorization or X-API-Key) are needed "
+                                       "before a body of this size is read");
+            }
+        }
+        if (declared > gr->limit)
             return reject_too_large(conn, gr);
+        gr->chunked = length == NULL;
+        if (!gr->multipart_upload && declared > 0 && !reserve_body(gr, declared))
+            return reject_busy(conn, gr);
         if (takeover_claims && takeover_claims(takeover_ctx, method, gr->path)) {
             /* Answered here; a body, if any, is read and ignored. */
             gr->rejected = true;
             gr->taken_over = true;
+            conn_guard_release(gr->guard);
             current = gr;
             enum MHD_Result ret =
                 takeover_take(takeover_ctx, conn, gr->path, gr->request_id, &gr->status);
@@ -698,9 +867,11 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
             return ret;
         }
     } else if (gr->rejected) {
+        conn_guard_body(gr->guard, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     } else if (*upload_data_size != 0) {
+        conn_guard_body(gr->guard, *upload_data_size);
         gr->body_bytes += *upload_data_size;
         if (gr->overflowed || gr->body_bytes > gr->limit) {
             gr->overflowed = true;
@@ -711,13 +882,17 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         }
         if (gr->multipart_upload)
             keep_tail(gr, upload_data, *upload_data_size);
+        else if (gr->chunked && !reserve_body(gr, *upload_data_size))
+            return MHD_NO; /* no answer can be queued mid-body: the connection is dropped */
     } else if (gr->overflowed) {
         return reject_too_large(conn, gr);
     }
 
     bool first = gr->body_bytes == 0 && *upload_data_size == 0 && !gr->seen_by_inner;
-    if (!first && *upload_data_size == 0)
+    if (!first && *upload_data_size == 0) {
         atomic_store(&gr->body_done, true); /* the last call: the endpoint runs now */
+        conn_guard_body_done(gr->guard);
+    }
     gr->seen_by_inner = true;
     current = gr;
     enum MHD_Result ret =
@@ -729,7 +904,7 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
          * boundary libmicrohttpd rejects) by dropping the connection: answer
          * it instead, as every malformed request is answered. */
         return reject_malformed(conn, gr,
-                                gr->limit != max_body
+                                gr->multipart_upload
                                     ? "the Content-Type of this multipart/form-data body has "
                                       "no usable boundary"
                                     : "the body must be sent as Content-Type: application/json");
@@ -752,6 +927,7 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
         "Connection was closed by remote side",
         "Application reported internal error",
         "Received malformed",
+        "Connection socket is closed", /* also the connection guard's cuts */
     };
     for (size_t i = 0; i < sizeof(client_caused) / sizeof(client_caused[0]); i++) {
         if (strncmp(line, client_caused[i], strlen(client_caused[i])) == 0) {
@@ -798,9 +974,11 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
     enum MHD_OPTION first = va_arg(peek, enum MHD_OPTION);
     if (first == MHD_OPTION_ARRAY) {
         struct MHD_OptionItem *items = va_arg(peek, struct MHD_OptionItem *);
-        d = start_daemon_with(flags, port, apc, apc_cls, &daemons[slot],
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
-                              items, MHD_OPTION_END);
+        conn_guard_start();
+        d = start_daemon_with(flags, port, apc ? apc : conn_guard_accept, apc_cls,
+                              &daemons[slot], MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                              MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, NULL,
+                              MHD_OPTION_ARRAY, items, MHD_OPTION_END);
     } else {
         d = MHD_start_daemon_va(flags, port, apc, apc_cls, gate_access, &daemons[slot], ap);
     }

@@ -1018,6 +1018,27 @@ TEST(rate_burst_then_refill_at_limit_per_minute)
     auth_rate_limiter_free(l);
 }
 
+TEST(rate_window_of_an_hour_refills_over_the_hour)
+{
+    /* The registration throttle: 3 an hour, one token each 20 minutes. */
+    int limits[AUTH_RATE_CATEGORIES] = {[AUTH_RATE_AUTH] = 3};
+    auth_rate_limiter_t *l = auth_rate_limiter_new_window(limits, 64, 3600);
+    auth_rate_info_t in;
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0, &in), AUTH_ELIMITED);
+    ASSERT_EQ(in.retry_after, 1200);
+    /* Another address has its own bucket. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.2", T0, &in), AUTH_OK);
+    /* A minute later (a per-minute bucket would be full): still nothing. */
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0 + 60000, &in),
+              AUTH_ELIMITED);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0 + 1200000, &in), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_AUTH, NULL, "10.0.0.1", T0 + 1200000, &in),
+              AUTH_ELIMITED);
+    auth_rate_limiter_free(l);
+}
+
 TEST(rate_steady_pace_at_the_limit_is_never_refused)
 {
     /* 100 a minute = one each 600 ms: a client at exactly that pace after

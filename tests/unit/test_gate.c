@@ -6,10 +6,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../test.h"
+#include "http/conn_guard.h"
 #include "http/gate.h"
 
 /* A connected pair: *server is the accepted end (the one the gate probes). */
@@ -108,4 +110,38 @@ TEST(gate_peer_reset_is_gone)
 TEST(gate_unknown_socket_is_not_gone)
 {
     ASSERT_TRUE(!gate_peer_gone(-1));
+}
+
+/* The key of a textual address (IPv4 or IPv6) for the limit per address. */
+static void key_of(const char *text, uint8_t key[CONN_GUARD_KEY_SIZE])
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(text, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        ASSERT_EQ(inet_pton(AF_INET6, text, &a->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        ASSERT_EQ(inet_pton(AF_INET, text, &a->sin_addr), 1);
+    }
+    ASSERT_TRUE(conn_guard_addr_key((struct sockaddr *)&ss, key));
+}
+
+TEST(conn_guard_counts_ipv6_per_64_and_ipv4_per_address)
+{
+    uint8_t a[CONN_GUARD_KEY_SIZE], b[CONN_GUARD_KEY_SIZE];
+    key_of("2001:db8:1:2::1", a);
+    key_of("2001:db8:1:2:ffff:eeee:dddd:cccc", b);
+    ASSERT_EQ(memcmp(a, b, sizeof(a)), 0); /* one /64 */
+    key_of("2001:db8:1:3::1", b);
+    ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0); /* the next /64 */
+    key_of("10.0.0.1", a);
+    key_of("::ffff:10.0.0.1", b);
+    ASSERT_EQ(memcmp(a, b, sizeof(a)), 0); /* a mapped IPv4 address is itself */
+    key_of("10.0.0.2", b);
+    ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0); /* IPv4: each address */
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    ASSERT_TRUE(!conn_guard_addr_key(&un, a));
 }
