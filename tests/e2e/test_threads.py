@@ -44,8 +44,9 @@ def test_thread_count_is_fixed_under_many_connections(start_server):
     before = settled_thread_count(server.pid())
     # 4 pool threads, the main thread, the log's writer, the snapshot
     # thread, the WebSocket loop and its 4 send_message workers, the
-    # retention sweep, the gate's connection sweeper; nothing per connection.
-    assert before <= 4 + 3 + 5 + 2, before
+    # retention sweep, the gate's connection sweeper, the presence thread;
+    # nothing per connection.
+    assert before <= 4 + 3 + 5 + 3, before
     conns = []
     try:
         for _ in range(200):
