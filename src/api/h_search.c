@@ -8,7 +8,13 @@
  * words that matched are wrapped in <mark>…</mark>, using the index's own
  * tokenizer and its rules (chat.h: the first 32 query words count, the last
  * as a prefix; words compare by their first 64 bytes) so that highlighting
- * and matching agree.
+ * and matching agree (a last word shorter than CHAT_SEARCH_PREFIX_MIN is a
+ * whole word).
+ *
+ * A query's cost is bounded in the store (chat.h: work, total and prefix
+ * bounds, newest first, the read lock held a chunk at a time); here a time
+ * budget stops it between chunks as a backstop, and "truncated" tells the
+ * client a bound was hit (total is then a lower bound).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +27,12 @@
 #define MAX_QUERY_WORDS 32  /* the index reads no more (chat_search) */
 #define INDEX_WORD_BYTES 64 /* the index keeps a word's first 64 bytes */
 #define QUERY_MAX_CHARS 200
+#define SEARCH_TIME_BUDGET_MS 250 /* a backstop beside the store's work bound */
 
 typedef struct query_words {
     char *word[MAX_QUERY_WORDS];
     size_t n;
+    bool prefix_ok; /* the last word is long enough to be a prefix */
 } query_words_t;
 
 /* The bytes of a lower-cased word the index compares: its first 64, cut at
@@ -49,6 +57,14 @@ static void collect_word(void *ctx, size_t off, size_t len, const char *lower)
         q->word[q->n] = xstrndup(lower, indexed_len(lower));
         q->n++;
     }
+}
+
+static size_t code_points(const char *w)
+{
+    size_t n = 0;
+    for (; *w; w++)
+        n += ((unsigned char)*w & 0xc0) != 0x80;
+    return n;
 }
 
 static void free_words(query_words_t *q)
@@ -108,7 +124,7 @@ static bool word_matches(const query_words_t *q, const char *lower)
     size_t len = indexed_len(lower);
     for (size_t i = 0; i < q->n; i++) {
         size_t qlen = strlen(q->word[i]);
-        bool last = i + 1 == q->n;
+        bool last = i + 1 == q->n && q->prefix_ok;
         if (last ? qlen <= len && memcmp(lower, q->word[i], qlen) == 0
                  : qlen == len && memcmp(lower, q->word[i], len) == 0)
             return true;
@@ -140,12 +156,21 @@ static char *highlighted(const query_words_t *q, const char *text)
 typedef struct read_ctx {
     store_t *store;
     const store_user_t *user;
+    int64_t deadline; /* clock_mono_ns: the query's time budget */
 } read_ctx_t;
 
 static bool can_read(void *ctx, const char *channel_id)
 {
     read_ctx_t *rc = ctx;
     return channel_readable(rc->store, rc->user, channel_id);
+}
+
+/* Between two chunks of the walk: go on while within the time budget. */
+static bool in_time(void *ctx, const chat_search_info_t *so_far)
+{
+    (void)so_far;
+    const read_ctx_t *rc = ctx;
+    return clock_mono_ns() < rc->deadline;
 }
 
 /* Parses a date filter: RFC 3339, or a day "YYYY-MM-DD" (its start, or its
@@ -189,10 +214,12 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     }
     query_words_t words = {0};
     chat_words(text, collect_word, &words);
+    words.prefix_ok = words.n && code_points(words.word[words.n - 1]) >= CHAT_SEARCH_PREFIX_MIN;
     chat_search_hit_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n = 0, total = 0;
+    chat_search_info_t info = {0};
     if (words.n > 0) {
-        read_ctx_t rc = {app->store, &p->user};
+        read_ctx_t rc = {app->store, &p->user, started + SEARCH_TIME_BUDGET_MS * 1000000LL};
         chat_search_query_t q = {.text = text,
                                  .channel_id = channel_id,
                                  .sender_id = sender_id,
@@ -200,7 +227,9 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
                                  .to_ms = to_ms,
                                  .limit = (size_t)limit,
                                  .can_read = can_read,
-                                 .ctx = &rc};
+                                 .ctx = &rc,
+                                 .progress = in_time,
+                                 .info = &info};
         total = chat_search(app->store, &q, hits, &n);
     }
     json_t *results = json_array();
@@ -223,8 +252,10 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     free(hits);
     free_words(&words);
     double ms = (double)(clock_mono_ns() - started) / 1e6;
-    http_reply_json(ctx, 200, json_pack("{s:o, s:I, s:f}", "results", results, "total",
-                                        (json_int_t)total, "processing_time_ms", ms));
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:b, s:f}", "results", results, "total",
+                              (json_int_t)total, "truncated", info.truncated,
+                              "processing_time_ms", ms));
 }
 
 static bool read_limit(http_ctx_t *ctx, const char *text, long *limit)
