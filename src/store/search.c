@@ -24,11 +24,19 @@
  * messages hold no words, so matches are never deleted ones.
  *
  * Query. Every word of the text must match (AND); the last one as a prefix
- * (the vocabulary is scanned for it: O(V), small for a community). Lists are
- * decoded and intersected from the shortest, O(sum of their lengths), with
- * the score accumulated: sum over query words of 1 + ln(1 + occurrences),
- * plus 1 / (1 + age in days). Then filters (channel, sender, time, not
- * deleted), a sort (score desc, id desc) and the top `limit` copied out.
+ * when it has 2 characters or more (a shorter one is a whole word), the
+ * prefix standing for the prefix_words_max words beginning so with the most
+ * postings (the vocabulary is scanned for them, SCAN_SLOTS slots per lock
+ * hold). Each list is cut in blocks of 64 pairs with a directory (first
+ * seq, offset), so it is walked from its newest end, and a seek below skips
+ * whole blocks by binary search. The walk is a leapfrog from the newest
+ * message down: every word's lists seek to the highest seq <= x; when all
+ * agree, x matches (the filters, then can_read); else x falls to the lowest
+ * of them. Results come out newest first, so the walk stops at total_max
+ * matches, or when work (pairs decoded plus a unit per list per step) passes
+ * work_max: a query costs O(work_max) however large the index, and the
+ * answer says truncated. The score (sum over query words of 1 + ln(1 +
+ * occurrences), plus 1 / (1 + age in days)) is reported, not sorted on.
  *
  * Building. Replay does not index: tokenizing was two thirds of replaying
  * a message, and a restart should not wait for search. Recovery leaves
@@ -47,11 +55,17 @@
  *
  * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
  * changed by apply (write lock, through chat__index_update) and read by
- * chat_search (read lock). chat_search calls the caller's can_read with no
- * lock held, once per distinct channel of the candidates (the caller may
- * call back into the store from it): phase 1 collects candidates under the
- * read lock, phase 2 asks can_read, phase 3 takes the read lock again to
- * copy the winners (one that was deleted in between is skipped).
+ * chat_search (read lock), which holds it for one chunk at a time:
+ * CHUNK_WORK units of work, then the lock is let go, can_read asked for the
+ * channels of the chunk's matches (no lock held: the caller may call back
+ * into the store), the progress callback too (a time budget), and the lock
+ * taken again. The walk resumes at its x; its iterators keep copies of the
+ * blocks they decoded and no pointer into a list's bytes, so appends
+ * meanwhile (new messages, above the walk) change nothing, and when a list
+ * was rewritten or removed (index_gen moved: an edit, a delete) every list
+ * is looked up again by its word and sought to x. A match is as its message
+ * was when its chunk ran; the winners are copied out last, EXPORT_CHUNK per
+ * lock hold, one deleted in between skipped.
  */
 #include <locale.h>
 #include <pthread.h>
@@ -736,7 +750,7 @@ static size_t code_points(const char *w)
 
 /* ---- the walk: posting iterators from the newest end ---- */
 
-#define CHUNK_WORK 4096    /* postings decoded per read-lock hold */
+#define CHUNK_WORK 1024    /* postings decoded per read-lock hold */
 #define SCAN_SLOTS 16384   /* vocabulary slots looked at per read-lock hold */
 #define EXPORT_CHUNK 16    /* messages copied out per read-lock hold */
 
