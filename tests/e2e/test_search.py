@@ -391,3 +391,32 @@ def test_the_count_stops_at_1000_newest_first_truncated(w):
     # Bad queries are refused as before.
     for params in ({"q": ""}, {"q": "x" * 201}, {"q": "ub", "limit": 0}):
         assert_error(w.bob.get("/search/messages", **params), 422, "VALIDATION_ERROR")
+
+
+@pytest.fixture(scope="module")
+def small_budget(tmp_path_factory):
+    yield from module_server(tmp_path_factory, "search-budget",
+                             args=("--rate-limit", "0", "--search-work-max", "1000"))
+
+
+def test_the_work_bound_is_the_operators(small_budget, w):
+    """--search-work-max 1000: a filter nothing passes walks 1,000 postings
+    and answers truncated; the module's server (the default, 50,000) walks
+    the same 600 to their end and answers exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+    small = register(small_budget, "budget", client=Searcher)
+    for who, srv_name in ((small, "small"), (w.alice, "default")):
+        ch = who.ok("POST", "/channels", {"name": "Budget-%s" % srv_name}, 201)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: post(who, ch, "plentiful item %d" % i), range(600)))
+    out = small.search(q="plentiful", sender_id="usr_nobody")
+    assert out["total"] == 0 and out["truncated"] is True
+    # Counting the 600 matches costs more than 1,000 (a posting and a step
+    # each): the newest are still found first, the total is a lower bound.
+    out = small.search(q="plentiful", limit=5)
+    assert out["truncated"] is True and 5 <= out["total"] < 600
+    assert [h["content"] for h in out["results"]][0].startswith("<mark>plentiful</mark> item")
+    out = w.alice.search(q="plentiful", sender_id="usr_nobody")
+    assert out["total"] == 0 and out["truncated"] is False
+    out = w.alice.search(q="plentiful", limit=5)
+    assert out["total"] == 600 and out["truncated"] is False
