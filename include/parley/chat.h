@@ -286,8 +286,9 @@ typedef struct chat_search_query {
     void *ctx;
     /* (Added:) bounds, 0: the defaults above (SIZE_MAX: none). */
     size_t work_max, total_max, prefix_words_max;
-    /* Called between two chunks of the walk with no lock held (NULL: none);
-     * false stops the query there (truncated): a time budget. */
+    /* Called between two chunks of the walk or of the prefix's vocabulary
+     * scan, with no lock held (NULL: none); false stops the query there
+     * (truncated): a time budget. */
     bool (*progress)(void *ctx, const chat_search_info_t *so_far);
     chat_search_info_t *info; /* NULL, or filled */
 } chat_search_query_t;

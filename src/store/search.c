@@ -860,9 +860,12 @@ static bool pword_better(const char *w, uint32_t count, const pword_t *than)
 /* Collects into out (at most max) the words starting with prefix with the
  * most postings, scanning the vocabulary SCAN_SLOTS slots per read-lock
  * hold (a table grown meanwhile is scanned again; a word seen twice counts
- * once). Returns how many there are; *more: others were left out. */
-static size_t prefix_words(struct chat_tables *t, const char *prefix, pword_t *out, size_t max,
-                           bool *more, size_t *scanned)
+ * once), asking q->progress between two (false: the scan stops there).
+ * Returns how many there are; *more: others were, or may have been, left
+ * out. */
+static size_t prefix_words(struct chat_tables *t, const chat_search_query_t *q,
+                           const char *prefix, pword_t *out, size_t max, bool *more,
+                           chat_search_info_t *info)
 {
     size_t n = 0, plen = strlen(prefix), at = 0, cap = 0;
     *more = false;
@@ -900,11 +903,15 @@ static size_t prefix_words(struct chat_tables *t, const char *prefix, pword_t *o
                 out[worst].count = count;
             }
         }
-        *scanned += SCAN_SLOTS < cap ? SCAN_SLOTS : cap;
+        info->words_scanned += SCAN_SLOTS < cap ? SCAN_SLOTS : cap;
         bool done = at >= cap;
         pthread_rwlock_unlock(&t->msg_lock);
         if (done)
             return n;
+        if (q->progress && !q->progress(q->ctx, info)) {
+            *more = true;
+            return n;
+        }
     }
 }
 
@@ -1045,8 +1052,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
     if (is_prefix) {
         bool more;
         pw = xmalloc((pw_max < 4096 ? pw_max : 4096) * sizeof(*pw));
-        npw = prefix_words(t, last, pw, pw_max < 4096 ? pw_max : 4096, &more,
-                           &info->words_scanned);
+        npw = prefix_words(t, q, last, pw, pw_max < 4096 ? pw_max : 4096, &more, info);
         info->prefix_words = npw;
         info->truncated = more;
         if (npw == 0)
