@@ -154,6 +154,12 @@ static const setting_t settings[] = {
     {"view_cache_bytes", "--view-cache-bytes", "PARLEY_VIEW_CACHE_BYTES", SET_UNSIGNED,
      FIELD(view_cache_bytes), 0, 1ull << 40,
      "memory for rendered message views reused by history pages (0: off)"},
+    {"search_concurrency", "--search-concurrency", "PARLEY_SEARCH_CONCURRENCY", SET_UNSIGNED,
+     FIELD(search_concurrency), 0, 1024,
+     "message searches run at once, others wait (0: half the cores, at least 1)"},
+    {"search_work_max", "--search-work-max", "PARLEY_SEARCH_WORK_MAX", SET_UNSIGNED,
+     FIELD(search_work_max), 1000, 100000000,
+     "index postings one message search may walk before it answers truncated"},
     {"server_name", "--server-name", "PARLEY_SERVER_NAME", SET_TEXT, FIELD(server_name), 0, 0,
      "the server's name (a live setting: see docs/admin.md)"},
     {"server_description", "--server-description", "PARLEY_SERVER_DESCRIPTION", SET_TEXT_OPT,
@@ -247,6 +253,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;
     cfg->view_cache_bytes = 16u << 20;
+    cfg->search_work_max = 50000;
     strcpy(cfg->server_name, "Parley");
     cfg->retention_sweep_interval = 3600;
 }

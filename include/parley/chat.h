@@ -259,6 +259,25 @@ size_t chat_messages_older(store_t *s, uint64_t *cursor, int64_t cutoff_ms, size
 
 /* ---- search ---- */
 
+/* The bounds of one query (added; docs/api.md "Search"). A last word of
+ * fewer than CHAT_SEARCH_PREFIX_MIN characters matches whole words only. */
+#define CHAT_SEARCH_PREFIX_MIN 2
+#define CHAT_SEARCH_WORK_MAX 50000     /* postings decoded, by default */
+#define CHAT_SEARCH_TOTAL_MAX 1000     /* matches counted, by default */
+#define CHAT_SEARCH_PREFIX_WORDS 32    /* words a prefix expands to, by default */
+
+/* What a query cost and whether it stopped at a bound (added). */
+typedef struct chat_search_info {
+    size_t work;          /* postings decoded (deterministic for a given index) */
+    size_t words_scanned; /* vocabulary entries looked at for the prefix */
+    size_t prefix_words;  /* words the prefix expanded to (0: no prefix) */
+    size_t chunks;        /* read-lock holds of the walk */
+    /* A bound was hit (work, total, prefix words, or progress said stop):
+     * older matches may exist beyond `results`, and the total returned is
+     * a lower bound. */
+    bool truncated;
+} chat_search_info_t;
+
 typedef struct chat_search_query {
     const char *text;         /* the words; case-insensitive, any script */
     const char *channel_id;   /* NULL: every channel `can_read` allows */
@@ -270,6 +289,13 @@ typedef struct chat_search_query {
      * every channel. from_ms/to_ms are inclusive bounds on created_at. */
     bool (*can_read)(void *ctx, const char *channel_id);
     void *ctx;
+    /* (Added:) bounds, 0: the defaults above (SIZE_MAX: none). */
+    size_t work_max, total_max, prefix_words_max;
+    /* Called between two chunks of the walk or of the prefix's vocabulary
+     * scan, with no lock held (NULL: none); false stops the query there
+     * (truncated): a time budget. */
+    bool (*progress)(void *ctx, const chat_search_info_t *so_far);
+    chat_search_info_t *info; /* NULL, or filled */
 } chat_search_query_t;
 
 typedef struct chat_search_hit {
@@ -279,13 +305,19 @@ typedef struct chat_search_hit {
 
 /*
  * Messages (not deleted) containing every word of the query (the last word
- * may be a prefix), ranked by how often the words occur and how recent the
- * message is, best first; at most q->limit into out (caller clears each
- * .message); returns the total matched.
+ * may be a prefix), newest first; at most q->limit into out (caller clears
+ * each .message); returns the total matched (a lower bound when
+ * info->truncated).
  * (Added:) score = sum over the query's words of 1 + ln(1 + occurrences in
  * the message) (the prefix counts every word it matches) + 1 / (1 + age in
- * days); ties by id, newest first. Words: see chat_words; words are indexed
- * up to 64 bytes (longer ones by their first 64), at most 32 query words.
+ * days), reported, not used for the order. Words: see chat_words; words are
+ * indexed up to 64 bytes (longer ones by their first 64), at most 32 query
+ * words. The last word is a prefix when it has at least
+ * CHAT_SEARCH_PREFIX_MIN characters, expanded to the prefix_words_max words
+ * with the most postings (ties by word). The walk goes from the newest
+ * message down and stops at the end of the lists, at total_max matches or
+ * work_max postings decoded; it holds the read lock for a chunk of a few
+ * thousand postings at a time, so writers wait little.
  */
 size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *out,
                    size_t *n_out);

@@ -63,6 +63,8 @@ typedef struct parley_config {
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
+    unsigned search_concurrency; /* message searches run at once; 0: half the cores, >= 1 */
+    unsigned search_work_max;    /* index postings one message search may walk */
     unsigned audit_max_entries;  /* audit log entries kept */
     unsigned audit_max_days;     /* age bound of audit entries; 0: none */
     /* Starting values of the live settings (include/parley/settings.h);

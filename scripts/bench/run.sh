@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: Parley's figures P1-P9 against baselines measured in the same
+# `make bench`: Parley's figures P1-P10 against baselines measured in the same
 # run (scripts/bench/suite.py), printed as one table; docs/benchmarks.md
 # records the latest figures. The finer benchmarks run on their own:
 # `make bench-wal` (the log) and scripts/bench/pool-size.sh (the HTTP pool).
 #   BENCH_SECONDS   seconds per throughput run (default 10)
 #   BENCH_MESSAGES  messages in the big store of P4/P7/P9 (default 1000000)
 #   BENCH_ONLY      ipblock: only P8 (the blocked-address check); timeseries:
-#                   only P9 (the admin's time series); default all
+#                   only P9 (the admin's time series); search: only P10 (posts
+#                   while 16 connections run the costliest search); default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 exec /usr/bin/python3 scripts/bench/suite.py --seconds "${BENCH_SECONDS:-10}" \

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8 and P9 (issue 14) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14) and P10 (issue 15) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -12,12 +12,14 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries]
+    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries|search]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
 10,000 blocks); --only timeseries only P9 (the admin's 30-day hourly time
-series) on a store seeded for it, without the other figures.
+series) on a store seeded for it, without the other figures; --only search
+only P10 (posts' p99 alone and while 16 connections run the costliest
+search, over 100,000 messages).
 """
 import argparse
 import json
@@ -49,12 +51,21 @@ def row(figure, measured, baseline, ratio, goal, ok):
           file=sys.stderr, flush=True)
 
 
-def wrk(url, seconds, connections=64, script=None, env=None):
+def wrk_start(url, seconds, connections=64, script=None, env=None):
+    """A wrk run in the background (its result: wrk_result)."""
     cmd = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})),
-                         timeout=seconds + 60).stdout
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, **(env or {})))
+
+
+def wrk(url, seconds, connections=64, script=None, env=None):
+    return wrk_result(wrk_start(url, seconds, connections, script, env), seconds)
+
+
+def wrk_result(proc, seconds):
+    out = proc.communicate(timeout=seconds + 60)[0]
 
     def latency(p):
         m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, out, re.M)
@@ -301,15 +312,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--only", choices=["all", "ipblock", "timeseries"], default="all")
+    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search"], default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
         if a.only == "timeseries":
             run_timeseries(a, work)
+        elif a.only == "search":
+            search_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
+                search_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -500,6 +514,88 @@ def ip_blocks(a, work):
         "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (after["rps"], after["p50"], after["p99"]),
         "the same server with no blocks %.0f/s, p50 %.2f ms" % (before["rps"], before["p50"]),
         "%.2fx" % r, ">= 0.9x", r >= 0.9)
+
+
+# ---- P10: posts while the costliest searches run ---------------------------------
+
+SEARCH_MESSAGES = 100000
+# Queries a client may send: a one-letter word, the commonest word of
+# post.lua's texts, two-letter prefixes of several of its words, and a
+# prefix with a filter nothing passes (the walk goes to the work bound).
+SEARCH_CANDIDATES = ["q=a", "q=the", "q=re", "q=th", "q=re&sender_id=usr_nobody",
+                     "q=the&date_to=2001-01-01", "q=the%20re"]
+
+
+def costliest_search(server, token):
+    """The candidate query the server took longest over (processing_time_ms,
+    the best of 5 each), with its answer."""
+    best = None
+    for c in SEARCH_CANDIDATES:
+        times = []
+        for _ in range(5):
+            r = requests.get(server.url("/api/v1/search/messages?limit=50&" + c), timeout=60,
+                             headers={"Authorization": "Bearer " + token})
+            assert r.status_code == 200, r.text
+            times.append(r.json()["processing_time_ms"])
+        print("  search %s: %.2f ms, total %d, truncated %s" % (
+            c, min(times), r.json()["total"], r.json().get("truncated")), file=sys.stderr, flush=True)
+        if best is None or min(times) > best[1]:
+            best = (c, min(times), r.json())
+    return best
+
+
+def search_cost(a, work):
+    """P10: the p99 of durable posts (8 conns) alone, and while 16
+    connections run the costliest search over 100,000 messages, alternately,
+    twice each; the ratio of the lower p99s."""
+    S = min(a.seconds, 10)
+    print("P10 (seeding %d messages)..." % SEARCH_MESSAGES, file=sys.stderr, flush=True)
+    s = parley(work, "p10", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0")
+    token, ch = user_and_channel(s)
+    n = seed(s, token, ch, SEARCH_MESSAGES)
+    s.stop(timeout=600)
+    s.args[s.args.index("--fsync") + 1] = "always"
+    restart(s)
+    settled(s)
+    query, ms, answer = costliest_search(s, token)
+    post_url = s.url("/api/v1/channels/%s/messages" % ch)
+    path = "/api/v1/search/messages?limit=50&" + query
+    def posts_while(search_path):
+        bg = wrk_start(s.url(search_path), S + 4, 16, os.path.join(HERE, "get.lua"),
+                       {"PARLEY_TOKEN": token})
+        time.sleep(2)  # the searches under way
+        r = wrk(post_url, S, 8, POST_LUA, post_env(token))
+        return r, wrk_result(bg, S + 4)
+
+    alone, loaded, searches = [], [], []
+    for _ in range(2):
+        alone.append(wrk(post_url, S, 8, POST_LUA, post_env(token)))
+        r, bg = posts_while(path)
+        loaded.append(r)
+        searches.append(bg)
+    # A control: the same load of the cheapest query (a word no message
+    # holds), so what the HTTP requests themselves cost shows apart from the
+    # searches' work.
+    cheap, cheap_bg = posts_while("/api/v1/search/messages?limit=50&q=a")
+    s.stop(timeout=600)
+    a_p99 = min(r["p99"] for r in alone)
+    l_p99 = min(r["p99"] for r in loaded)
+    sr = max(searches, key=lambda r: r["rps"])
+    r = l_p99 / a_p99
+    row("P10 durable POST p99 (8 conns) while 16 conns search `%s` over %d messages" % (query, n),
+        "%.2f ms (p50 %.2f ms, %.0f/s; runs %s ms); searches %.0f/s, p99 %.1f ms, %.1f ms each "
+        "alone, total %d, truncated %s%s" % (
+            l_p99, min(x["p50"] for x in loaded), max(x["rps"] for x in loaded),
+            "/".join("%.2f" % x["p99"] for x in loaded), sr["rps"], sr["p99"], ms,
+            answer["total"], str(answer.get("truncated")).lower(),
+            ", %d non-2xx" % sr["non2xx"] if sr["non2xx"] else "")
+        + "; control, 16 conns of `q=a` (%.0f/s): posts p99 %.2f ms, p50 %.2f ms, %.0f/s" % (
+            cheap_bg["rps"], cheap["p99"], cheap["p50"], cheap["rps"]),
+        "posts alone on the same server: p99 %.2f ms (p50 %.2f ms, %.0f/s; runs %s ms)" % (
+            a_p99, min(x["p50"] for x in alone), max(x["rps"] for x in alone),
+            "/".join("%.2f" % x["p99"] for x in alone)),
+        "%.2fx" % r, "<= 2x", r <= 2)
 
 
 def wrk_get(server, token, path, seconds, connections=64):

@@ -8,23 +8,157 @@
  * words that matched are wrapped in <mark>…</mark>, using the index's own
  * tokenizer and its rules (chat.h: the first 32 query words count, the last
  * as a prefix; words compare by their first 64 bytes) so that highlighting
- * and matching agree.
+ * and matching agree (a last word shorter than CHAT_SEARCH_PREFIX_MIN is a
+ * whole word).
+ *
+ * A query's cost is bounded in the store (chat.h: work, total and prefix
+ * bounds, newest first, the read lock held a chunk at a time); here a time
+ * budget stops it between chunks as a backstop, and "truncated" tells the
+ * client a bound was hit (total is then a lower bound). The searches run
+ * on a few low-priority workers (below).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "resource.h"
 #include "parley/app.h"
 #include "parley/clock.h"
+#include "parley/log.h"
 #include "parley/xalloc.h"
 
 #define MAX_QUERY_WORDS 32  /* the index reads no more (chat_search) */
 #define INDEX_WORD_BYTES 64 /* the index keeps a word's first 64 bytes */
 #define QUERY_MAX_CHARS 200
+#define SEARCH_TIME_BUDGET_MS 250 /* a backstop beside the store's work bound */
+
+/* Message searches run on a few worker threads of their own, at most
+ * config->search_concurrency (0: half the cores, at least 1), started as
+ * needed and kept, at nice SEARCH_NICE; the request's thread hands its
+ * query over and sleeps until the answer is ready. A query waits at most
+ * QUEUE_WAIT_MS for a worker, then answers 503. A search costs CPU the whole
+ * time it runs (up to search_work_max postings); on few cores 16 of them at
+ * once took the CPU posts need. With the workers, searches get at most
+ * their number of cores, and the scheduler gives the CPU to the other
+ * requests first (nice 19 weighs 15 against 1024 for nice 0: measured in
+ * docs/benchmarks.md, P10, against nice 10 and against no workers at all).
+ * Process-wide, as the cores are. */
+#define QUEUE_WAIT_MS 2000
+#define SEARCH_NICE 19
+
+typedef struct read_ctx {
+    store_t *store;
+    const store_user_t *user;
+    int64_t deadline; /* clock_mono_ns: the query's time budget */
+} read_ctx_t;
+
+typedef struct search_job {
+    store_t *store;
+    chat_search_query_t q;
+    read_ctx_t rc;
+    chat_search_hit_t *hits;
+    size_t n, total;
+    bool taken, done;
+    struct search_job *next;
+} search_job_t;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cv = PTHREAD_COND_INITIALIZER; /* a job queued */
+static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER; /* a job done */
+static search_job_t *queue_head, *queue_tail;
+static unsigned workers, idle_workers;
+
+static unsigned workers_max(const parley_config_t *cfg)
+{
+    if (cfg->search_concurrency)
+        return cfg->search_concurrency;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores >= 4 ? (unsigned)(cores / 2) : 1;
+}
+
+static void *search_worker(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "parley-search");
+    /* This thread only: raising a nice needs no privilege. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SEARCH_NICE) != 0)
+        log_warning("search worker: setpriority: %s", strerror(errno));
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (queue_head == NULL) {
+            idle_workers++;
+            pthread_cond_wait(&jobs_cv, &pool_mu);
+            idle_workers--;
+        }
+        search_job_t *job = queue_head;
+        queue_head = job->next;
+        if (queue_head == NULL)
+            queue_tail = NULL;
+        job->taken = true;
+        pthread_mutex_unlock(&pool_mu);
+        /* The time budget counts from here, not from the wait. */
+        job->rc.deadline = clock_mono_ns() + SEARCH_TIME_BUDGET_MS * 1000000LL;
+        job->total = chat_search(job->store, &job->q, job->hits, &job->n);
+        pthread_mutex_lock(&pool_mu);
+        job->done = true;
+        pthread_cond_broadcast(&done_cv);
+    }
+    return NULL;
+}
+
+/* Runs the job on a worker; false when none took it within QUEUE_WAIT_MS. */
+static bool run_on_worker(const parley_config_t *cfg, search_job_t *job)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += QUEUE_WAIT_MS / 1000;
+    pthread_mutex_lock(&pool_mu);
+    job->next = NULL;
+    if (queue_tail)
+        queue_tail->next = job;
+    else
+        queue_head = job;
+    queue_tail = job;
+    if (idle_workers == 0 && workers < workers_max(cfg)) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, search_worker, NULL) == 0)
+            workers++;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_cond_signal(&jobs_cv);
+    while (!job->done) {
+        if (job->taken)
+            pthread_cond_wait(&done_cv, &pool_mu);
+        else if (pthread_cond_timedwait(&done_cv, &pool_mu, &until) == ETIMEDOUT && !job->taken)
+            break;
+    }
+    bool ok = job->done;
+    if (!ok) { /* never taken: out of the queue */
+        search_job_t **at = &queue_head, *prev = NULL;
+        while (*at != job) {
+            prev = *at;
+            at = &(*at)->next;
+        }
+        *at = job->next;
+        if (queue_tail == job)
+            queue_tail = prev;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    return ok;
+}
 
 typedef struct query_words {
     char *word[MAX_QUERY_WORDS];
     size_t n;
+    bool prefix_ok; /* the last word is long enough to be a prefix */
 } query_words_t;
 
 /* The bytes of a lower-cased word the index compares: its first 64, cut at
@@ -49,6 +183,14 @@ static void collect_word(void *ctx, size_t off, size_t len, const char *lower)
         q->word[q->n] = xstrndup(lower, indexed_len(lower));
         q->n++;
     }
+}
+
+static size_t code_points(const char *w)
+{
+    size_t n = 0;
+    for (; *w; w++)
+        n += ((unsigned char)*w & 0xc0) != 0x80;
+    return n;
 }
 
 static void free_words(query_words_t *q)
@@ -108,7 +250,7 @@ static bool word_matches(const query_words_t *q, const char *lower)
     size_t len = indexed_len(lower);
     for (size_t i = 0; i < q->n; i++) {
         size_t qlen = strlen(q->word[i]);
-        bool last = i + 1 == q->n;
+        bool last = i + 1 == q->n && q->prefix_ok;
         if (last ? qlen <= len && memcmp(lower, q->word[i], qlen) == 0
                  : qlen == len && memcmp(lower, q->word[i], len) == 0)
             return true;
@@ -137,15 +279,18 @@ static char *highlighted(const query_words_t *q, const char *text)
     return h.out;
 }
 
-typedef struct read_ctx {
-    store_t *store;
-    const store_user_t *user;
-} read_ctx_t;
-
 static bool can_read(void *ctx, const char *channel_id)
 {
     read_ctx_t *rc = ctx;
     return channel_readable(rc->store, rc->user, channel_id);
+}
+
+/* Between two chunks of the walk: go on while within the time budget. */
+static bool in_time(void *ctx, const chat_search_info_t *so_far)
+{
+    (void)so_far;
+    const read_ctx_t *rc = ctx;
+    return clock_mono_ns() < rc->deadline;
 }
 
 /* Parses a date filter: RFC 3339, or a day "YYYY-MM-DD" (its start, or its
@@ -189,20 +334,31 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     }
     query_words_t words = {0};
     chat_words(text, collect_word, &words);
-    chat_search_hit_t *hits = xcalloc((size_t)limit, sizeof(*hits));
-    size_t n = 0, total = 0;
-    if (words.n > 0) {
-        read_ctx_t rc = {app->store, &p->user};
-        chat_search_query_t q = {.text = text,
-                                 .channel_id = channel_id,
-                                 .sender_id = sender_id,
-                                 .from_ms = from_ms,
-                                 .to_ms = to_ms,
-                                 .limit = (size_t)limit,
-                                 .can_read = can_read,
-                                 .ctx = &rc};
-        total = chat_search(app->store, &q, hits, &n);
+    words.prefix_ok = words.n && code_points(words.word[words.n - 1]) >= CHAT_SEARCH_PREFIX_MIN;
+    chat_search_info_t info = {0};
+    search_job_t job = {.store = app->store,
+                        .rc = {app->store, &p->user, 0},
+                        .hits = xcalloc((size_t)limit, sizeof(*job.hits))};
+    job.q = (chat_search_query_t){.text = text,
+                                  .channel_id = channel_id,
+                                  .sender_id = sender_id,
+                                  .from_ms = from_ms,
+                                  .to_ms = to_ms,
+                                  .limit = (size_t)limit,
+                                  .can_read = can_read,
+                                  .ctx = &job.rc,
+                                  .progress = in_time,
+                                  .work_max = app->config->search_work_max,
+                                  .info = &info};
+    if (words.n > 0 && !run_on_worker(app->config, &job)) {
+        free(job.hits);
+        free_words(&words);
+        http_set_header(ctx, "Retry-After", "1");
+        http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "too many searches at once; retry");
+        return;
     }
+    chat_search_hit_t *hits = job.hits;
+    size_t n = job.n, total = job.total;
     json_t *results = json_array();
     for (size_t i = 0; i < n; i++) {
         chat_message_t *m = &hits[i].message;
@@ -223,8 +379,10 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     free(hits);
     free_words(&words);
     double ms = (double)(clock_mono_ns() - started) / 1e6;
-    http_reply_json(ctx, 200, json_pack("{s:o, s:I, s:f}", "results", results, "total",
-                                        (json_int_t)total, "processing_time_ms", ms));
+    http_reply_json(ctx, 200,
+                    json_pack("{s:o, s:I, s:b, s:f}", "results", results, "total",
+                              (json_int_t)total, "truncated", info.truncated,
+                              "processing_time_ms", ms));
 }
 
 static bool read_limit(http_ctx_t *ctx, const char *text, long *limit)

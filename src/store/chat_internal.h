@@ -169,6 +169,10 @@ struct chat_tables {
     smap_t idem;               /* "<user_id>/<key>" -> msg_t* */
     smap_t users;              /* interned user ids -> (uintptr_t) live messages */
     smap_t words;              /* word -> posting (search.c) */
+    /* +1 at every change of the index but an append at a list's end (a
+     * list rewritten or removed): a search resuming after it released the
+     * lock re-finds its place in the lists (search.c, "Locking"). */
+    uint64_t index_gen;
     uint64_t next_seq;         /* max seq applied + 1 */
     /* The list and the interned user of the last message applied: replay
      * and bursts of posts mostly repeat them, and a compare is cheaper than

@@ -24,11 +24,19 @@
  * messages hold no words, so matches are never deleted ones.
  *
  * Query. Every word of the text must match (AND); the last one as a prefix
- * (the vocabulary is scanned for it: O(V), small for a community). Lists are
- * decoded and intersected from the shortest, O(sum of their lengths), with
- * the score accumulated: sum over query words of 1 + ln(1 + occurrences),
- * plus 1 / (1 + age in days). Then filters (channel, sender, time, not
- * deleted), a sort (score desc, id desc) and the top `limit` copied out.
+ * when it has 2 characters or more (a shorter one is a whole word), the
+ * prefix standing for the prefix_words_max words beginning so with the most
+ * postings (the vocabulary is scanned for them, SCAN_SLOTS slots per lock
+ * hold). Each list is cut in blocks of 64 pairs with a directory (first
+ * seq, offset), so it is walked from its newest end, and a seek below skips
+ * whole blocks by binary search. The walk is a leapfrog from the newest
+ * message down: every word's lists seek to the highest seq <= x; when all
+ * agree, x matches (the filters, then can_read); else x falls to the lowest
+ * of them. Results come out newest first, so the walk stops at total_max
+ * matches, or when work (pairs decoded plus a unit per list per step) passes
+ * work_max: a query costs O(work_max) however large the index, and the
+ * answer says truncated. The score (sum over query words of 1 + ln(1 +
+ * occurrences), plus 1 / (1 + age in days)) is reported, not sorted on.
  *
  * Building. Replay does not index: tokenizing was two thirds of replaying
  * a message, and a restart should not wait for search. Recovery leaves
@@ -47,14 +55,21 @@
  *
  * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
  * changed by apply (write lock, through chat__index_update) and read by
- * chat_search (read lock). chat_search calls the caller's can_read with no
- * lock held, once per distinct channel of the candidates (the caller may
- * call back into the store from it): phase 1 collects candidates under the
- * read lock, phase 2 asks can_read, phase 3 takes the read lock again to
- * copy the winners (one that was deleted in between is skipped).
+ * chat_search (read lock), which holds it for one chunk at a time:
+ * CHUNK_WORK units of work, then the lock is let go, can_read asked for the
+ * channels of the chunk's matches (no lock held: the caller may call back
+ * into the store), the progress callback too (a time budget), and the lock
+ * taken again. The walk resumes at its x; its iterators keep copies of the
+ * blocks they decoded and no pointer into a list's bytes, so appends
+ * meanwhile (new messages, above the walk) change nothing, and when a list
+ * was rewritten or removed (index_gen moved: an edit, a delete) every list
+ * is looked up again by its word and sought to x. A match is as its message
+ * was when its chunk ran; the winners are copied out last, EXPORT_CHUNK per
+ * lock hold, one deleted in between skipped.
  */
 #include <locale.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wctype.h>
@@ -354,11 +369,24 @@ static void bag_free(bag_t *b)
 
 /* ---- posting lists ---------------------------------------------------------------- */
 
+/* A list is cut in blocks of BLOCK pairs; each block's first delta counts
+ * from 0, so a block decodes alone, and the directory (the first seq and
+ * the byte offset of blocks 1...) finds the block that holds a seq in
+ * O(log blocks): a query walks a list from its newest end and skips. */
+#define BLOCK 64
+
+typedef struct pblock {
+    uint64_t first;     /* seq of the block's first pair */
+    uint32_t off;       /* its byte offset in buf */
+} pblock_t;
+
 typedef struct posting {
     uint8_t *buf;
     uint32_t len, cap;
     uint32_t count;     /* pairs */
     uint64_t last;      /* seq of the last pair */
+    pblock_t *dir;      /* blocks 1.. ((count - 1) / BLOCK entries) */
+    uint32_t dircap;
 } posting_t;
 
 typedef struct pent {
@@ -400,7 +428,8 @@ static uint64_t get_varint(const uint8_t *b, uint32_t *at)
 /* Appends (seq, tf); seq > p->last. */
 static void posting_append(posting_t *p, uint64_t seq, uint32_t tf)
 {
-    uint64_t delta = seq - p->last;
+    bool new_block = p->count % BLOCK == 0;
+    uint64_t delta = new_block ? seq : seq - p->last;
     uint32_t need = (uint32_t)(varint_len(delta) + varint_len(tf));
     if (p->cap - p->len < need) {
         uint32_t cap = p->cap + p->cap / 2;
@@ -411,22 +440,45 @@ static void posting_append(posting_t *p, uint64_t seq, uint32_t tf)
         p->buf = xrealloc(p->buf, cap);
         p->cap = cap;
     }
+    if (new_block && p->count) {
+        uint32_t b = p->count / BLOCK; /* dir[b - 1] */
+        if (b > p->dircap) {
+            p->dircap = p->dircap ? p->dircap * 2 : 4;
+            p->dir = xrealloc(p->dir, p->dircap * sizeof(*p->dir));
+        }
+        p->dir[b - 1] = (pblock_t){seq, p->len};
+    }
     put_varint(p->buf, &p->len, delta);
     put_varint(p->buf, &p->len, tf);
     p->last = seq;
     p->count++;
 }
 
-/* Decodes every pair into out (p->count entries). */
-static void posting_decode(const posting_t *p, pent_t *out)
+static uint32_t posting_blocks(const posting_t *p)
 {
-    uint32_t at = 0;
+    return (p->count + BLOCK - 1) / BLOCK;
+}
+
+/* Decodes block b into out; returns its pairs. */
+static uint32_t block_decode(const posting_t *p, uint32_t b, pent_t *out)
+{
+    uint32_t at = b ? p->dir[b - 1].off : 0, n = p->count - b * BLOCK;
+    if (n > BLOCK)
+        n = BLOCK;
     uint64_t seq = 0;
-    for (uint32_t i = 0; i < p->count; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         seq += get_varint(p->buf, &at);
         out[i].seq = seq;
         out[i].tf = (uint32_t)get_varint(p->buf, &at);
     }
+    return n;
+}
+
+/* Decodes every pair into out (p->count entries). */
+static void posting_decode(const posting_t *p, pent_t *out)
+{
+    for (uint32_t b = 0, nb = posting_blocks(p); b < nb; b++)
+        block_decode(p, b, out + (size_t)b * BLOCK);
 }
 
 static void free_posting(void *v)
@@ -434,6 +486,7 @@ static void free_posting(void *v)
     posting_t *p = v;
     if (p) {
         free(p->buf);
+        free(p->dir);
         free(p);
     }
 }
@@ -452,6 +505,7 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
         posting_append(p, seq, tf);
         return;
     }
+    t->index_gen++; /* rewritten: a running query re-finds its place */
     pent_t *v = xmalloc(((size_t)p->count + 1) * sizeof(*v));
     posting_decode(p, v);
     size_t n = p->count, lo = 0, hi = n;
@@ -511,6 +565,7 @@ void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_tex
 
 void chat__index_free(struct chat_tables *t)
 {
+    t->index_gen++;
     chat__smap_free(&t->words, free_posting);
 }
 
@@ -638,7 +693,7 @@ size_t chat__index_bytes(struct chat_tables *t)
         const smap_slot_t *sl = &t->words.slots[i];
         if (sl->key) {
             const posting_t *p = sl->val;
-            bytes += strlen(sl->key) + 1 + sizeof(*p) + p->cap;
+            bytes += strlen(sl->key) + 1 + sizeof(*p) + p->cap + p->dircap * sizeof(*p->dir);
         }
     }
     return bytes;
@@ -685,230 +740,397 @@ static void query_word(void *ctx, size_t off, size_t len, const char *lower, siz
     q->w[q->n++][l] = '\0';
 }
 
-typedef struct plist {
-    pent_t *v;
+static size_t code_points(const char *w)
+{
+    size_t n = 0;
+    for (; *w; w++)
+        n += ((unsigned char)*w & 0xc0) != 0x80;
+    return n;
+}
+
+/* ---- the walk: posting iterators from the newest end ---- */
+
+#define CHUNK_WORK 1024    /* postings decoded per read-lock hold */
+#define SCAN_SLOTS 16384   /* vocabulary slots looked at per read-lock hold */
+#define EXPORT_CHUNK 16    /* messages copied out per read-lock hold */
+
+/* One word's list, walked from the newest pair down: `buf` holds the
+ * decoded block b, `i` the current pair (the largest seq <= the bound of
+ * the last seek). It keeps no pointer into the list's bytes, so it survives
+ * a release of the lock while only appends happen (index_gen unchanged). */
+typedef struct piter {
+    const posting_t *p; /* NULL: exhausted */
+    uint32_t b, n, i;   /* n == 0: no block decoded yet */
+    pent_t buf[BLOCK];
+} piter_t;
+
+/* Moves to the largest seq <= x (x never above the last position); false
+ * when none is left. Decoding a block adds its pairs to *work. */
+static bool it_seek(piter_t *it, uint64_t x, size_t *work)
+{
+    if (it->p == NULL)
+        return false;
+    if (it->n == 0 || it->buf[0].seq > x) {
+        /* The last block, below the current one, whose first seq <= x. */
+        uint32_t hi = it->n ? it->b : posting_blocks(it->p), lo = 1, b = 0;
+        if (hi == 0 || (it->n && it->b == 0)) {
+            it->p = NULL;
+            return false;
+        }
+        while (lo < hi) { /* blocks [lo, hi) by dir[b - 1].first */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (it->p->dir[mid - 1].first <= x) {
+                b = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        it->b = b;
+        it->n = block_decode(it->p, b, it->buf);
+        it->i = it->n - 1;
+        *work += it->n;
+        if (it->buf[0].seq > x) { /* only block 0 can start above x */
+            it->p = NULL;
+            return false;
+        }
+    }
+    uint32_t lo = 0, hi = it->i + 1; /* the last of buf[0..i] <= x */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (it->buf[mid].seq <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    it->i = lo;
+    return true;
+}
+
+/* A query word: one list, or the union of the lists of the words a
+ * prefix expands to. */
+typedef struct term {
+    piter_t *it;
+    char (*words)[WORD_MAX + 1];
     size_t n;
-} plist_t;
+    uint64_t cur;  /* after term_seek: the largest seq <= x in any list */
+    uint32_t tf;   /* its occurrences, summed over the lists */
+} term_t;
 
-static int by_seq(const void *a, const void *b)
+static bool term_seek(term_t *t, uint64_t x, size_t *work)
 {
-    const pent_t *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    bool any = false;
+    t->cur = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        piter_t *it = &t->it[i];
+        if (it_seek(it, x, work) && (!any || it->buf[it->i].seq > t->cur)) {
+            t->cur = it->buf[it->i].seq;
+            any = true;
+        }
+    }
+    t->tf = 0;
+    for (size_t i = 0; any && i < t->n; i++) {
+        const piter_t *it = &t->it[i];
+        if (it->p && it->buf[it->i].seq == t->cur)
+            t->tf += it->buf[it->i].tf;
+    }
+    return any;
 }
 
-/* Every word starting with prefix, merged (occurrences summed per message). */
-static plist_t prefix_list(struct chat_tables *t, const char *prefix)
+/* (Re)finds every list by its word. REQUIRES: msg_lock. */
+static void terms_attach(struct chat_tables *t, term_t *terms, size_t nt)
 {
-    plist_t out = {0};
-    size_t plen = strlen(prefix), cap = 0;
-    for (size_t i = 0; i < t->words.cap; i++) {
-        const smap_slot_t *sl = &t->words.slots[i];
-        if (sl->key == NULL || strncmp(sl->key, prefix, plen) != 0)
-            continue;
-        const posting_t *p = sl->val;
-        if (out.n + p->count > cap) {
-            cap = (out.n + p->count) * 2;
-            out.v = xrealloc(out.v, cap * sizeof(*out.v));
-        }
-        posting_decode(p, out.v + out.n);
-        out.n += p->count;
-    }
-    if (out.n > 1) {
-        qsort(out.v, out.n, sizeof(*out.v), by_seq);
-        size_t k = 0;
-        for (size_t i = 0; i < out.n; i++) {
-            if (k && out.v[k - 1].seq == out.v[i].seq)
-                out.v[k - 1].tf += out.v[i].tf;
-            else
-                out.v[k++] = out.v[i];
-        }
-        out.n = k;
-    }
-    return out;
+    for (size_t k = 0; k < nt; k++)
+        for (size_t i = 0; i < terms[k].n; i++)
+            terms[k].it[i] = (piter_t){.p = chat__smap_get(&t->words, terms[k].words[i])};
 }
+
+/* ---- the prefix: the words with the most postings ---- */
+
+typedef struct pword {
+    char w[WORD_MAX + 1];
+    uint32_t count;
+} pword_t;
+
+static bool pword_better(const char *w, uint32_t count, const pword_t *than)
+{
+    return count != than->count ? count > than->count : strcmp(w, than->w) < 0;
+}
+
+/* Collects into out (at most max) the words starting with prefix with the
+ * most postings, scanning the vocabulary SCAN_SLOTS slots per read-lock
+ * hold (a table grown meanwhile is scanned again; a word seen twice counts
+ * once), asking q->progress between two (false: the scan stops there).
+ * Returns how many there are; *more: others were, or may have been, left
+ * out. */
+static size_t prefix_words(struct chat_tables *t, const chat_search_query_t *q,
+                           const char *prefix, pword_t *out, size_t max, bool *more,
+                           chat_search_info_t *info)
+{
+    size_t n = 0, plen = strlen(prefix), at = 0, cap = 0;
+    *more = false;
+    for (;;) {
+        pthread_rwlock_rdlock(&t->msg_lock);
+        if (t->words.cap != cap) { /* grown (or first): from the start */
+            cap = t->words.cap;
+            at = 0;
+        }
+        size_t end = at + SCAN_SLOTS < cap ? at + SCAN_SLOTS : cap;
+        for (; at < end; at++) {
+            const smap_slot_t *sl = &t->words.slots[at];
+            if (sl->key == NULL || strncmp(sl->key, prefix, plen) != 0)
+                continue;
+            uint32_t count = ((const posting_t *)sl->val)->count;
+            size_t dup = 0;
+            while (dup < n && strcmp(out[dup].w, sl->key) != 0)
+                dup++;
+            if (dup < n) {
+                out[dup].count = count;
+                continue;
+            }
+            if (n < max) {
+                snprintf(out[n].w, sizeof(out[n].w), "%s", sl->key);
+                out[n++].count = count;
+                continue;
+            }
+            *more = true;
+            size_t worst = 0;
+            for (size_t i = 1; i < n; i++)
+                if (pword_better(out[worst].w, out[worst].count, &out[i]))
+                    worst = i;
+            if (n && pword_better(sl->key, count, &out[worst])) {
+                snprintf(out[worst].w, sizeof(out[worst].w), "%s", sl->key);
+                out[worst].count = count;
+            }
+        }
+        info->words_scanned += SCAN_SLOTS < cap ? SCAN_SLOTS : cap;
+        bool done = at >= cap;
+        pthread_rwlock_unlock(&t->msg_lock);
+        if (done)
+            return n;
+        if (q->progress && !q->progress(q->ctx, info)) {
+            *more = true;
+            return n;
+        }
+    }
+}
+
+/* ---- the query ---- */
 
 typedef struct cand {
     uint64_t seq;
     double score;
-    msg_list_t *list;
+    char channel[STORE_ID_MAX];
 } cand_t;
 
-static int by_count(const void *a, const void *b)
-{
-    const plist_t *x = a, *y = b;
-    return x->n < y->n ? -1 : x->n > y->n;
-}
-
-/* Intersects the lists into (seq, score) candidates. */
-static cand_t *intersect(plist_t *lists, size_t nl, size_t *n_out)
-{
-    qsort(lists, nl, sizeof(*lists), by_count);
-    size_t n = lists[0].n;
-    cand_t *c = xmalloc((n ? n : 1) * sizeof(*c));
-    for (size_t i = 0; i < n; i++)
-        c[i] = (cand_t){lists[0].v[i].seq, weight(lists[0].v[i].tf), NULL};
-    for (size_t l = 1; l < nl && n; l++) {
-        size_t i = 0, j = 0, k = 0;
-        const plist_t *p = &lists[l];
-        while (i < n && j < p->n) {
-            if (c[i].seq < p->v[j].seq) {
-                i++;
-            } else if (c[i].seq > p->v[j].seq) {
-                j++;
-            } else {
-                c[k] = c[i];
-                c[k++].score += weight(p->v[j].tf);
-                i++;
-                j++;
-            }
-        }
-        n = k;
-    }
-    *n_out = n;
-    return c;
-}
-
-static int by_score(const void *a, const void *b)
-{
-    const cand_t *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->seq > y->seq ? -1 : x->seq < y->seq;
-}
-
 typedef struct chan_ok {
-    msg_list_t *list;
     char id[STORE_ID_MAX];
     bool ok;
 } chan_ok_t;
 
-static int by_list(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t)((const chan_ok_t *)a)->list, y = (uintptr_t)((const chan_ok_t *)b)->list;
-    return x < y ? -1 : x > y;
-}
+typedef struct walk {
+    struct chat_tables *t;
+    const chat_search_query_t *q;
+    term_t *terms;
+    size_t nt, lists;  /* terms, and lists in them */
+    uint64_t x;        /* the next seq to look at, and below */
+    bool done;         /* the lists are exhausted */
+    uint64_t gen;
+    size_t work;
+    int64_t now;
+    msg_list_t *only;  /* q->channel_id's list */
+    cand_t *pend;      /* matches of the chunk that pass every filter but can_read */
+    size_t npend, pendcap;
+    chan_ok_t *chans;  /* can_read's answers so far */
+    size_t nch, chcap;
+} walk_t;
 
-/* Phase 1, under the read lock: the candidates that pass every filter but
- * can_read, scored. */
-static cand_t *match(struct chat_tables *t, const chat_search_query_t *q, const qwords_t *qw,
-                     int64_t now, size_t *n_out)
+/* One chunk under the read lock: matches into w->pend until CHUNK_WORK
+ * more postings are decoded, `want` matches are pending or the lists end. */
+static void walk_chunk(walk_t *w, size_t work_max, size_t want)
 {
-    *n_out = 0;
-    msg_list_t *only = NULL;
-    if (q->channel_id && (only = chat__smap_get(&t->lists, q->channel_id)) == NULL)
-        return NULL;
-    plist_t lists[QUERY_WORDS_MAX];
-    size_t nl = 0;
-    bool none = false;
-    const char *prefix = qw->w[qw->n - 1];
-    for (size_t i = 0; i + 1 < qw->n && !none; i++) {
-        bool dup = strcmp(qw->w[i], prefix) == 0;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = strcmp(qw->w[i], qw->w[j]) == 0;
-        if (dup)
-            continue;
-        const posting_t *p = chat__smap_get(&t->words, qw->w[i]);
-        if (p == NULL) {
-            none = true;
-            break;
+    struct chat_tables *t = w->t;
+    const chat_search_query_t *q = w->q;
+    if (w->gen != t->index_gen) { /* lists rewritten: find the place again */
+        terms_attach(t, w->terms, w->nt);
+        w->gen = t->index_gen;
+    }
+    size_t end = w->work + CHUNK_WORK;
+    if (end > work_max)
+        end = work_max;
+    while (!w->done && w->work < end && w->npend < want) {
+        uint64_t lo = w->x;
+        w->work += w->lists; /* a step seeks every list */
+        for (size_t k = 0; k < w->nt && !w->done; k++) {
+            if (!term_seek(&w->terms[k], w->x, &w->work))
+                w->done = true;
+            else if (w->terms[k].cur < lo)
+                lo = w->terms[k].cur;
         }
-        lists[nl].v = xmalloc(p->count * sizeof(pent_t));
-        lists[nl].n = p->count;
-        posting_decode(p, lists[nl++].v);
-    }
-    if (!none) {
-        lists[nl] = prefix_list(t, prefix);
-        none = lists[nl++].n == 0;
-    }
-    cand_t *c = NULL;
-    size_t n = 0;
-    if (!none)
-        c = intersect(lists, nl, &n);
-    for (size_t i = 0; i < nl; i++)
-        free(lists[i].v);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const msg_t *g = chat__stab_get(&t->msgs, c[i].seq);
-        if (g == NULL || g->is_deleted || (only && g->list != only) ||
+        if (w->done)
+            break;
+        if (lo < w->x) { /* not every word at x: try the highest they may share */
+            w->x = lo;
+            continue;
+        }
+        uint64_t seq = w->x;
+        double score = 0;
+        for (size_t k = 0; k < w->nt; k++)
+            score += weight(w->terms[k].tf);
+        if (seq <= 1)
+            w->done = true;
+        else
+            w->x = seq - 1;
+        const msg_t *g = chat__stab_get(&t->msgs, seq);
+        if (g == NULL || g->is_deleted || (w->only && g->list != w->only) ||
             (q->sender_id && strcmp(g->user, q->sender_id) != 0) ||
             (q->from_ms && g->created_at < q->from_ms) || (q->to_ms && g->created_at > q->to_ms))
             continue;
-        double age_days = (double)(now > g->created_at ? now - g->created_at : 0) / 86400000.0;
-        c[k] = c[i];
-        c[k].score += 1.0 / (1.0 + age_days);
-        c[k++].list = g->list;
+        double age_days = (double)(w->now > g->created_at ? w->now - g->created_at : 0) / 86400000.0;
+        if (w->npend == w->pendcap) {
+            w->pendcap = w->pendcap ? w->pendcap * 2 : 64;
+            w->pend = xrealloc(w->pend, w->pendcap * sizeof(*w->pend));
+        }
+        cand_t *c = &w->pend[w->npend++];
+        c->seq = seq;
+        c->score = score + 1.0 / (1.0 + age_days);
+        memcpy(c->channel, g->list->id, sizeof(c->channel));
     }
-    *n_out = k;
-    return c;
+}
+
+/* can_read of a channel, asked once per query, with no lock held. */
+static bool walk_can_read(walk_t *w, const char *channel)
+{
+    if (w->q->can_read == NULL || w->q->channel_id)
+        return true;
+    for (size_t i = 0; i < w->nch; i++)
+        if (strcmp(w->chans[i].id, channel) == 0)
+            return w->chans[i].ok;
+    if (w->nch == w->chcap) {
+        w->chcap = w->chcap ? w->chcap * 2 : 16;
+        w->chans = xrealloc(w->chans, w->chcap * sizeof(*w->chans));
+    }
+    chan_ok_t *c = &w->chans[w->nch++];
+    memcpy(c->id, channel, sizeof(c->id));
+    c->ok = w->q->can_read(w->q->ctx, channel);
+    return c->ok;
+}
+
+static size_t or_default(size_t v, size_t def)
+{
+    return v ? v : def;
 }
 
 size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *out,
                    size_t *n_out)
 {
     struct chat_tables *t = s->chat;
+    chat_search_info_t info_local, *info = q->info ? q->info : &info_local;
+    memset(info, 0, sizeof(*info));
     *n_out = 0;
     if (q->text == NULL)
         return 0;
+    size_t work_max = or_default(q->work_max, CHAT_SEARCH_WORK_MAX);
+    size_t total_max = or_default(q->total_max, CHAT_SEARCH_TOTAL_MAX);
+    size_t pw_max = or_default(q->prefix_words_max, CHAT_SEARCH_PREFIX_WORDS);
     qwords_t *qw = xmalloc(sizeof(*qw));
     qw->n = 0;
     each_word(q->text, query_word, qw);
-    size_t n = 0;
-    cand_t *c = NULL;
-    chan_ok_t *chans = NULL;
-    size_t nch = 0;
+    walk_t w = {.t = t, .q = q, .now = clock_wall_ms()};
+    pword_t *pw = NULL;
+    cand_t *hits = NULL;
+    size_t total = 0, nhits = 0;
     if (qw->n == 0 || (q->channel_id && q->can_read && !q->can_read(q->ctx, q->channel_id)))
         goto out;
     chat__index_wait(t);
 
-    pthread_rwlock_rdlock(&t->msg_lock);
-    c = match(t, q, qw, clock_wall_ms(), &n);
-    if (q->can_read && !q->channel_id && n) {
-        /* The distinct channels, ids copied while the lock is held. */
-        chans = xmalloc(n * sizeof(*chans));
-        for (size_t i = 0; i < n; i++)
-            chans[i].list = c[i].list;
-        qsort(chans, n, sizeof(*chans), by_list);
-        for (size_t i = 0; i < n; i++)
-            if (nch == 0 || chans[nch - 1].list != chans[i].list)
-                chans[nch++].list = chans[i].list;
-        for (size_t i = 0; i < nch; i++)
-            memcpy(chans[i].id, chans[i].list->id, sizeof(chans[i].id));
+    /* The terms: the distinct whole words, then the last one, a prefix when
+     * long enough (the words it expands to, chosen first). */
+    const char *last = qw->w[qw->n - 1];
+    bool is_prefix = code_points(last) >= CHAT_SEARCH_PREFIX_MIN;
+    size_t npw = 0;
+    if (is_prefix) {
+        bool more;
+        pw = xmalloc((pw_max < 4096 ? pw_max : 4096) * sizeof(*pw));
+        npw = prefix_words(t, q, last, pw, pw_max < 4096 ? pw_max : 4096, &more, info);
+        info->prefix_words = npw;
+        info->truncated = more;
+        if (npw == 0)
+            goto out;
     }
-    pthread_rwlock_unlock(&t->msg_lock);
-
-    /* Phase 2: can_read, once per channel, no lock held. */
-    if (nch) {
-        for (size_t i = 0; i < nch; i++)
-            chans[i].ok = q->can_read(q->ctx, chans[i].id);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            chan_ok_t key = {.list = c[i].list};
-            const chan_ok_t *ch = bsearch(&key, chans, nch, sizeof(*chans), by_list);
-            if (ch && ch->ok)
-                c[k++] = c[i];
-        }
-        n = k;
-    }
-    if (n > 1)
-        qsort(c, n, sizeof(*c), by_score);
-
-    /* Phase 3: copy the best out. */
-    pthread_rwlock_rdlock(&t->msg_lock);
-    size_t gone = 0;
-    for (size_t i = 0; i < n && *n_out < q->limit; i++) {
-        const msg_t *g = chat__stab_get(&t->msgs, c[i].seq);
-        if (g == NULL || g->is_deleted) { /* deleted since phase 1 */
-            gone++;
+    w.terms = xcalloc(qw->n, sizeof(*w.terms));
+    for (size_t i = 0; i < qw->n; i++) {
+        bool as_prefix = is_prefix && i + 1 == qw->n;
+        bool dup = !as_prefix && is_prefix && strcmp(qw->w[i], last) == 0;
+        for (size_t j = 0; j < i && !dup && !as_prefix; j++)
+            dup = strcmp(qw->w[i], qw->w[j]) == 0;
+        if (dup)
             continue;
-        }
-        chat__msg_export(g, &out[*n_out].message);
-        out[(*n_out)++].score = c[i].score;
+        term_t *tm = &w.terms[w.nt++];
+        tm->n = as_prefix ? npw : 1;
+        tm->words = xmalloc(tm->n * sizeof(*tm->words));
+        for (size_t k = 0; k < tm->n; k++)
+            memcpy(tm->words[k], as_prefix ? pw[k].w : qw->w[i], sizeof(tm->words[k]));
+        tm->it = xmalloc(tm->n * sizeof(*tm->it));
+        w.lists += tm->n;
     }
-    pthread_rwlock_unlock(&t->msg_lock);
-    n -= gone;
+
+    /* The walk, newest first, a chunk per read-lock hold. */
+    hits = xmalloc((q->limit ? q->limit : 1) * sizeof(*hits));
+    pthread_rwlock_rdlock(&t->msg_lock);
+    w.x = t->next_seq ? t->next_seq - 1 : 0;
+    w.done = w.x == 0;
+    w.gen = t->index_gen;
+    terms_attach(t, w.terms, w.nt);
+    if (q->channel_id && (w.only = chat__smap_get(&t->lists, q->channel_id)) == NULL)
+        w.done = true;
+    for (;;) {
+        w.npend = 0;
+        walk_chunk(&w, work_max, total_max - total);
+        info->chunks++;
+        pthread_rwlock_unlock(&t->msg_lock);
+        for (size_t i = 0; i < w.npend && total < total_max; i++) {
+            if (!walk_can_read(&w, w.pend[i].channel))
+                continue;
+            if (nhits < q->limit)
+                hits[nhits++] = w.pend[i];
+            total++;
+        }
+        info->work = w.work;
+        if (w.done)
+            break;
+        if (total >= total_max || w.work >= work_max ||
+            (q->progress && !q->progress(q->ctx, info))) {
+            info->truncated = true;
+            break;
+        }
+        pthread_rwlock_rdlock(&t->msg_lock);
+    }
+
+    /* Copy the winners out, a few per lock hold (one deleted since is skipped). */
+    for (size_t i = 0; i < nhits;) {
+        pthread_rwlock_rdlock(&t->msg_lock);
+        for (size_t end = i + EXPORT_CHUNK; i < nhits && i < end; i++) {
+            const msg_t *g = chat__stab_get(&t->msgs, hits[i].seq);
+            if (g == NULL || g->is_deleted) {
+                total--;
+                continue;
+            }
+            chat__msg_export(g, &out[*n_out].message);
+            out[(*n_out)++].score = hits[i].score;
+        }
+        pthread_rwlock_unlock(&t->msg_lock);
+    }
 out:
-    free(chans);
-    free(c);
+    for (size_t i = 0; i < w.nt; i++) {
+        free(w.terms[i].it);
+        free(w.terms[i].words);
+    }
+    free(w.terms);
+    free(w.pend);
+    free(w.chans);
+    free(hits);
+    free(pw);
     free(qw);
-    return n;
+    return total;
 }

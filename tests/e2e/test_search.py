@@ -1,7 +1,9 @@
 """Search end to end (docs/api.md, "Search"): GET and POST
-/search/messages with q, channel, sender and date filters, ranked results
-whose content is HTML-escaped with the matches wrapped in <mark>, and
-processing_time_ms; search of users and channels.
+/search/messages with q, channel, sender and date filters, results newest
+first with a score, whose content is HTML-escaped with the matches wrapped
+in <mark>, processing_time_ms and truncated; search of users and channels.
+A query's cost is bounded: a one-character last word is a whole word, a
+prefix expands to at most 32 words, the count stops at 1,000 (truncated).
 
 Search never returns what the caller may not read (private channels of
 others, channels left or banned from are still readable only if public); it
@@ -32,7 +34,8 @@ class Searcher(Client):
         r = self.get("/search/messages", **params)
         assert r.status_code == 200, r.text
         out = r.json()
-        assert set(out) == {"results", "total", "processing_time_ms"}
+        assert set(out) == {"results", "total", "truncated", "processing_time_ms"}
+        assert isinstance(out["truncated"], bool)
         assert isinstance(out["processing_time_ms"], (int, float))
         assert out["processing_time_ms"] >= 0
         for hit in out["results"]:
@@ -89,26 +92,27 @@ def w(srv):
 
 # ---- results, ranking, highlighting ------------------------------------------------
 
-def test_result_shape_and_ranking(w):
+def test_result_shape_newest_first_and_scores(w):
     once = post(w.alice, w.pub, "a single zebrafish swims")
     thrice = post(w.bob, w.pub, "zebrafish zebrafish zebrafish everywhere")
     twice = post(w.alice, w.pub2, "Zebrafish and more zebrafish")
     out = w.carol.search(q="zebrafish")
-    assert out["total"] == 3
-    assert [h["message_id"] for h in out["results"]] == [thrice["id"], twice["id"], once["id"]]
-    scores = [h["score"] for h in out["results"]]
-    assert scores == sorted(scores, reverse=True) and scores[0] > scores[1] > scores[2] > 0
-    top = out["results"][0]
+    assert out["total"] == 3 and out["truncated"] is False
+    # Newest first; the score (occurrences, recency) is reported, not the order.
+    assert [h["message_id"] for h in out["results"]] == [twice["id"], thrice["id"], once["id"]]
+    scores = {h["message_id"]: h["score"] for h in out["results"]}
+    assert scores[thrice["id"]] > scores[twice["id"]] > scores[once["id"]] > 0
+    top = out["results"][1]
     assert top["channel_id"] == w.pub["id"] and top["channel_name"] == "Lobby-Search"
     assert top["sender"] == {"id": w.bob.id, "username": "bob", "display_name": "bob",
                              "avatar_url": None}
     assert top["created_at"] == thrice["created_at"] and TIME_RE.match(top["created_at"])
     assert top["content"] == "<mark>zebrafish</mark> <mark>zebrafish</mark> " \
                              "<mark>zebrafish</mark> everywhere"
-    assert out["results"][1]["content"] == "<mark>Zebrafish</mark> and more <mark>zebrafish</mark>"
-    # limit keeps the best, total counts all.
+    assert out["results"][0]["content"] == "<mark>Zebrafish</mark> and more <mark>zebrafish</mark>"
+    # limit keeps the newest, total counts all.
     out = w.carol.search(q="zebrafish", limit=1)
-    assert [h["message_id"] for h in out["results"]] == [thrice["id"]] and out["total"] == 3
+    assert [h["message_id"] for h in out["results"]] == [twice["id"]] and out["total"] == 3
     # Every word must occur (AND).
     assert w.carol.hits("zebrafish single") == [once["id"]]
     assert w.carol.hits("zebrafish unicorn") == []
@@ -233,7 +237,7 @@ def test_private_messages_are_found_only_by_those_who_may_read(w):
     assert w.bob.hits("kumquat") == [m["id"]]
     assert w.admin.hits("kumquat") == [m["id"]]
     assert w.carol.search(q="kumquat") | {"processing_time_ms": 0} == \
-        {"results": [], "total": 0, "processing_time_ms": 0}
+        {"results": [], "total": 0, "truncated": False, "processing_time_ms": 0}
     assert_error(w.carol.get("/search/messages", q="kumquat", channel_id=w.priv["id"]), 404,
                  "RESOURCE_NOT_FOUND")
     assert_error(w.carol.post("/search/messages", {"q": "kumquat",
@@ -336,3 +340,83 @@ def test_highlighting_agrees_with_matching_for_long_queries_and_long_words(w):
     out = w.carol.search(q="x" * 70)  # a long prefix: its first 64 bytes
     assert out["results"][0]["content"] == "<mark>%s</mark> and <mark>%s</mark>" \
         % (long_a, long_b)
+
+
+# ---- bounded cost ---------------------------------------------------------------
+
+def test_a_one_character_word_is_a_whole_word_and_highlighted_so(w):
+    whole = post(w.alice, w.pub, "q marks the spot")
+    post(w.alice, w.pub, "quokka quagga quetzal")  # words starting with q: not matched
+    out = w.carol.search(q="Q")
+    assert [h["message_id"] for h in out["results"]] == [whole["id"]]
+    assert out["results"][0]["content"] == "<mark>q</mark> marks the spot"
+    assert out["truncated"] is False
+    # Two characters are a prefix again.
+    assert len(w.carol.hits("qu")) >= 1
+
+
+def test_a_prefix_expands_to_at_most_32_words_and_says_so(w):
+    words = ["vbz%02d" % i for i in range(40)]
+    m = post(w.alice, w.pub, " ".join(words))
+    out = w.carol.search(q="vbz")
+    # 32 of the 40 words were searched (all in the one message): found, and
+    # the answer says words were left out.
+    assert [h["message_id"] for h in out["results"]] == [m["id"]]
+    assert out["truncated"] is True and out["total"] == 1
+    assert w.carol.search(q="vbz07")["truncated"] is False
+
+
+def test_the_count_stops_at_1000_newest_first_truncated(w):
+    """1,001 messages with the same word: the newest 100 in order, the total
+    counted to its bound of 1,000 and truncated; a rarer word beside it is
+    found exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+    ch = w.alice.ok("POST", "/channels", {"name": "Bulk-Search"}, 201)
+    def one(i):
+        return post(w.alice, ch, "ubiquitous %s" % ("scarce" if i % 100 == 0 else "filler"))
+    with ThreadPoolExecutor(8) as pool:
+        posted = list(pool.map(one, range(1001)))
+    newest = sorted((m["id"] for m in posted), reverse=True)
+    out = w.bob.search(q="ubiquitous", limit=100)
+    assert out["truncated"] is True and out["total"] == 1000
+    assert [h["message_id"] for h in out["results"]] == newest[:100]
+    # The same with a short prefix of it.
+    out = w.bob.search(q="ub", limit=100, channel_id=ch["id"])
+    assert out["truncated"] is True and out["total"] == 1000
+    assert [h["message_id"] for h in out["results"]] == newest[:100]
+    scarce = sorted((m["id"] for m in posted if "scarce" in m["content"]), reverse=True)
+    out = w.bob.search(q="ubiquitous scarce")
+    assert out["truncated"] is False and out["total"] == len(scarce) == 11
+    assert [h["message_id"] for h in out["results"]] == scarce
+    # Bad queries are refused as before.
+    for params in ({"q": ""}, {"q": "x" * 201}, {"q": "ub", "limit": 0}):
+        assert_error(w.bob.get("/search/messages", **params), 422, "VALIDATION_ERROR")
+
+
+@pytest.fixture(scope="module")
+def small_budget(tmp_path_factory):
+    yield from module_server(tmp_path_factory, "search-budget",
+                             args=("--rate-limit", "0", "--search-work-max", "1000"))
+
+
+def test_the_work_bound_is_the_operators(small_budget, w):
+    """--search-work-max 1000: a filter nothing passes walks 1,000 postings
+    and answers truncated; the module's server (the default, 50,000) walks
+    the same 600 to their end and answers exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+    small = register(small_budget, "budget", client=Searcher)
+    for who, srv_name in ((small, "small"), (w.alice, "default")):
+        ch = who.ok("POST", "/channels", {"name": "Budget-%s" % srv_name}, 201)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: post(who, ch, "plentiful item %d" % i), range(600)))
+    out = small.search(q="plentiful", sender_id="usr_nobody")
+    assert out["total"] == 0 and out["truncated"] is True
+    # Counting the 600 matches costs more than 1,000 (a posting and a step
+    # each): the newest are still found first, the total is a lower bound.
+    out = small.search(q="plentiful", limit=5)
+    assert out["truncated"] is True and 5 <= out["total"] < 600
+    assert [h["content"] for h in out["results"]][0].startswith("<mark>plentiful</mark> item")
+    out = w.alice.search(q="plentiful", sender_id="usr_nobody")
+    assert out["total"] == 0 and out["truncated"] is False
+    out = w.alice.search(q="plentiful", limit=5)
+    assert out["total"] == 600 and out["truncated"] is False

@@ -1655,7 +1655,8 @@ TEST(chat_concurrent_posters_each_message_once_in_order)
         }
         free(out);
         ASSERT_EQ(total, POSTERS * PER_POSTER);
-        chat_search_query_t q = {.text = "shared", .limit = 1};
+        chat_search_query_t q = {.text = "shared", .limit = 1, .total_max = SIZE_MAX,
+                                 .work_max = SIZE_MAX};
         chat_search_hit_t hit;
         size_t n;
         ASSERT_EQ(chat_search(s, &q, &hit, &n), POSTERS * PER_POSTER);
@@ -1682,8 +1683,8 @@ static size_t search_ids(store_t *s, const chat_search_query_t *q, char (*ids)[S
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], STORE_ID_MAX, "%s", hits[i].message.id);
         ASSERT_TRUE(!hits[i].message.is_deleted);
-        if (i)
-            ASSERT_TRUE(hits[i - 1].score >= hits[i].score);
+        if (i) /* newest first */
+            ASSERT_STRLT(hits[i].message.id, hits[i - 1].message.id);
         chat_message_clear(&hits[i].message);
     }
     free(hits);
@@ -1692,7 +1693,7 @@ static size_t search_ids(store_t *s, const chat_search_query_t *q, char (*ids)[S
 
 static size_t count(store_t *s, const char *text)
 {
-    chat_search_query_t q = {.text = text};
+    chat_search_query_t q = {.text = text, .work_max = SIZE_MAX, .total_max = SIZE_MAX};
     char ids[1][STORE_ID_MAX];
     return search_ids(s, &q, ids, 0);
 }
@@ -1757,7 +1758,8 @@ TEST(chat_search_words_case_scripts_prefix_and_and)
     ASSERT_EQ(count(s, "ünïcödé"), 1);
     ASSERT_EQ(count(s, "ÜNÏCÖDÉ"), 1);
     ASSERT_EQ(count(s, "Ünï"), 1);
-    ASSERT_EQ(count(s, "ü"), 1);             /* ümlauts, Ünïcödé: one message */
+    ASSERT_EQ(count(s, "ün"), 1);            /* a prefix of two characters */
+    ASSERT_EQ(count(s, "ü"), 0);             /* one character: a whole word only */
     ASSERT_EQ(count(s, "καλημέρα"), 1);
     ASSERT_EQ(count(s, "ΚΑΛΗΜΈΡΑ"), 1);
     ASSERT_EQ(count(s, "κόσμ"), 1);
@@ -1899,7 +1901,7 @@ TEST(chat_search_index_follows_edits_and_deletes)
     ut_leak_check();
 }
 
-TEST(chat_search_ranks_by_occurrences_then_recency)
+TEST(chat_search_newest_first_scored_by_occurrences_and_recency)
 {
     char dir[64];
     ut_tmpdir(dir, sizeof(dir), "chat-rank");
@@ -1923,22 +1925,26 @@ TEST(chat_search_ranks_by_occurrences_then_recency)
     char got[8][STORE_ID_MAX];
     chat_search_query_t q = {.text = "apple"};
     ASSERT_EQ(search_ids(s, &q, got, 8), 5);
-    ASSERT_STREQ(got[0], thrice);
-    ASSERT_STREQ(got[1], both); /* equal score: newest first */
-    ASSERT_STREQ(got[2], later);
+    ASSERT_STREQ(got[0], both); /* newest first, whatever the score */
+    ASSERT_STREQ(got[1], later);
+    ASSERT_STREQ(got[2], thrice);
     ASSERT_STREQ(got[3], once);
-    ASSERT_STREQ(got[4], old);  /* no recency bonus left */
+    ASSERT_STREQ(got[4], old);
     q.text = "apple ban";
     ASSERT_EQ(search_ids(s, &q, got, 8), 1);
     ASSERT_STREQ(got[0], both);
 
-    chat_search_hit_t hit;
+    chat_search_hit_t hit[3];
     size_t n;
-    q = (chat_search_query_t){.text = "apple", .limit = 1};
-    chat_search(s, &q, &hit, &n);
-    /* 1 + ln 4 + a bonus of ~1 for a message of now. */
-    ASSERT_TRUE(hit.score > 3.38 && hit.score < 3.39);
-    chat_message_clear(&hit.message);
+    q = (chat_search_query_t){.text = "apple", .limit = 3};
+    chat_search(s, &q, hit, &n);
+    ASSERT_EQ(n, 3);
+    ASSERT_STREQ(hit[2].message.id, thrice);
+    /* 1 + ln 4 + a bonus of ~1 for a message of now; once: 1 + ln 2 + ~1. */
+    ASSERT_TRUE(hit[2].score > 3.38 && hit[2].score < 3.39);
+    ASSERT_TRUE(hit[1].score > 2.69 && hit[1].score < 2.70);
+    for (size_t i = 0; i < n; i++)
+        chat_message_clear(&hit[i].message);
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
     ut_leak_check();
@@ -2211,7 +2217,7 @@ TEST(chat_json_message_records_of_earlier_versions_still_load)
 
 static size_t search_total(store_t *s, const char *text)
 {
-    chat_search_query_t q = {.text = text, .limit = 1};
+    chat_search_query_t q = {.text = text, .limit = 1, .total_max = SIZE_MAX, .work_max = SIZE_MAX};
     chat_search_hit_t hit[1];
     size_t n;
     size_t total = chat_search(s, &q, hit, &n);
@@ -2220,16 +2226,22 @@ static size_t search_total(store_t *s, const char *text)
     return total;
 }
 
+/* A store without fsync (many posts) and its channel "main". */
+static store_t *fast_store(char *dir, size_t size, const char *tag, char ch[STORE_ID_MAX])
+{
+    ut_tmpdir(dir, size, tag);
+    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
+    channel(s, "main", "usr_a", false, ch);
+    return s;
+}
+
 /* Recovery does not index; the builder thread does, while posts, edits and
  * deletes go on. Whatever the interleaving, once built the index must be
  * the index of the messages as they are. */
 TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
 {
-    char dir[64];
-    ut_tmpdir(dir, sizeof(dir), "chat-build");
-    store_t *s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
-    char ch[STORE_ID_MAX];
-    channel(s, "main", "usr_a", false, ch);
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-build", ch);
     enum { N = 20000 };
     static char ids[N][STORE_ID_MAX];
     for (int i = 0; i < N; i++) {
@@ -2344,4 +2356,232 @@ TEST(chat_user_message_count_is_kept_by_the_apply)
     ASSERT_EQ(chat_user_message_count(s, "usr_b"), 1);
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
+}
+
+/* ---- search cost (issue 15, item 4) ------------------------------------------------------ */
+
+/* The slack over work_max a walk may take: its last step, and one block per
+ * list decoded past the bound (64 pairs). */
+#define WORK_SLACK(lists) ((lists) * 64 + (lists) + 64)
+
+static size_t search_info(store_t *s, chat_search_query_t q, chat_search_info_t *info,
+                          char (*ids)[STORE_ID_MAX], size_t max, size_t *n_out)
+{
+    chat_search_hit_t *hits = calloc(max ? max : 1, sizeof(*hits));
+    q.limit = max;
+    q.info = info;
+    size_t n, total = chat_search(s, &q, hits, &n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], STORE_ID_MAX, "%s", hits[i].message.id);
+        if (i)
+            ASSERT_STRLT(hits[i].message.id, hits[i - 1].message.id);
+        chat_message_clear(&hits[i].message);
+    }
+    free(hits);
+    *n_out = n;
+    return total;
+}
+
+TEST(chat_search_worst_case_queries_visit_a_bounded_number_of_postings)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-cost", ch);
+    enum { N = 30000 };
+    static char ids[N][STORE_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        char text[96];
+        /* "a" and "common" in every message; "rare" in one of 1,000; 100
+         * words "pre<k>", pre0 the most common. */
+        snprintf(text, sizeof(text), "a common word%d pre%d%s", i, (i % 100) * (i % 100) % 97,
+                 i % 1000 == 7 ? " rare" : "");
+        post(s, ch, "usr_a", text, ids[i]);
+    }
+    static char got[100][STORE_ID_MAX];
+    size_t n;
+    chat_search_info_t info;
+
+    /* q=a: a whole word (one character), in every message: the newest 50,
+     * the total counted up to its bound, a few postings per match. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "a"}, &info, got, 50, &n),
+              CHAT_SEARCH_TOTAL_MAX);
+    ASSERT_EQ(n, 50);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_STREQ(got[i], ids[N - 1 - i]);
+    ASSERT_TRUE(info.truncated);
+    ASSERT_EQ(info.prefix_words, 0);
+    ASSERT_LE(info.work, 2 * CHAT_SEARCH_TOTAL_MAX + WORK_SLACK(1));
+    size_t first_work = info.work;
+    search_info(s, (chat_search_query_t){.text = "a"}, &info, got, 50, &n);
+    ASSERT_EQ(info.work, first_work); /* deterministic */
+
+    /* A filter nothing passes: the walk stops at the work bound. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "common", .sender_id = "usr_zz"},
+                          &info, got, 50, &n),
+              0);
+    ASSERT_TRUE(info.truncated);
+    ASSERT_GE(info.work, CHAT_SEARCH_WORK_MAX);
+    ASSERT_LE(info.work, CHAT_SEARCH_WORK_MAX + WORK_SLACK(1));
+    ASSERT_GT(info.chunks, 1); /* the lock was let go between chunks */
+    /* A smaller bound of the caller's. */
+    search_info(s, (chat_search_query_t){.text = "common", .sender_id = "usr_zz", .work_max = 5000},
+                &info, got, 50, &n);
+    ASSERT_TRUE(info.truncated && info.work >= 5000 && info.work <= 5000 + WORK_SLACK(1));
+
+    /* A rare word beside a common one: the long list is skipped through,
+     * every match found, nothing truncated, far fewer postings than the
+     * lists hold (2 x 30,000). */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "a common rare"}, &info, got, 50, &n),
+              N / 1000);
+    ASSERT_EQ(n, N / 1000);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_STREQ(got[i], ids[(N / 1000 - 1 - i) * 1000 + 7]);
+    ASSERT_TRUE(!info.truncated);
+    ASSERT_LE(info.work, (N / 1000 + 1) * (3 * 64 + 3) * 2); /* a block per list per match */
+
+    /* The prefix "pr" expands to its words with the most postings, at most
+     * prefix_words_max; the answer says words were left out. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "pr", .prefix_words_max = 4}, &info,
+                          got, 100, &n),
+              CHAT_SEARCH_TOTAL_MAX);
+    ASSERT_EQ(info.prefix_words, 4);
+    ASSERT_TRUE(info.truncated);
+    ASSERT_GE(info.words_scanned, 97);
+    ASSERT_LE(info.work, 2 * CHAT_SEARCH_TOTAL_MAX * 4 + WORK_SLACK(4));
+    /* Newest first, from the four words only (the top counts of pre<k>). */
+    size_t expect = 0;
+    int cnt[97] = {0};
+    for (int i = 0; i < N; i++)
+        cnt[(i % 100) * (i % 100) % 97]++;
+    for (int i = N - 1; i >= 0 && expect < n; i--) {
+        /* The words before pre<k>: more postings, or as many and less by strcmp. */
+        int k = (i % 100) * (i % 100) % 97, better = 0;
+        char wk[16];
+        snprintf(wk, sizeof(wk), "pre%d", k);
+        for (int j = 0; j < 97; j++) {
+            char wj[16];
+            snprintf(wj, sizeof(wj), "pre%d", j);
+            better += cnt[j] > cnt[k] || (cnt[j] == cnt[k] && strcmp(wj, wk) < 0);
+        }
+        if (better < 4) {
+            ASSERT_STREQ(got[expect], ids[i]);
+            expect++;
+        }
+    }
+    ASSERT_EQ(expect, n);
+    /* Under the default bound, every word: the total of the prefix. */
+    search_info(s, (chat_search_query_t){.text = "pre", .total_max = SIZE_MAX, .work_max = SIZE_MAX,
+                                         .prefix_words_max = 1000},
+                &info, got, 10, &n);
+    ASSERT_TRUE(!info.truncated);
+    size_t distinct = 0;
+    for (int j = 0; j < 97; j++)
+        distinct += cnt[j] > 0;
+    ASSERT_EQ(info.prefix_words, distinct);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
+/* A writer during a long query: the progress callback runs between two
+ * chunks with no lock held; there, a thread posts, edits and deletes, and
+ * the query waits for it to finish. Had the query kept the read lock, the
+ * writer could not finish (the wait gives up after a generous minute and
+ * the test fails). */
+typedef struct writer {
+    store_t *s;
+    const char *ch;
+    char (*ids)[STORE_ID_MAX];
+    int done;          /* appends completed */
+    bool finished;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} writer_t;
+
+enum { W_MSGS = 20000, W_POSTS = 300 };
+
+static void *write_during_query(void *arg)
+{
+    writer_t *w = arg;
+    for (int i = 0; i < W_POSTS; i++) {
+        post(w->s, w->ch, "usr_w", "needle posted meanwhile", NULL);
+        w->done++;
+    }
+    /* Older messages the walk has not reached: deleted (lists rewritten). */
+    for (int i = 0; i < 100; i++)
+        ASSERT_EQ(modify(w->s, w->ids[i * 2], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    pthread_mutex_lock(&w->mu);
+    w->finished = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+typedef struct progress_ctx {
+    writer_t *w;
+    int calls, writes_seen;
+    bool writer_ok;
+} progress_ctx_t;
+
+static bool run_writer(void *ctx, const chat_search_info_t *so_far)
+{
+    (void)so_far;
+    progress_ctx_t *p = ctx;
+    if (p->calls++ == 0) {
+        pthread_t th;
+        pthread_create(&th, NULL, write_during_query, p->w);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 60;
+        pthread_mutex_lock(&p->w->mu);
+        while (!p->w->finished &&
+               pthread_cond_timedwait(&p->w->cv, &p->w->mu, &until) == 0)
+            ;
+        p->writer_ok = p->w->finished;
+        pthread_mutex_unlock(&p->w->mu);
+        if (!p->writer_ok)
+            return false; /* the query ends, and releases the writer */
+        pthread_join(th, NULL);
+        p->writes_seen = p->w->done;
+    }
+    return true;
+}
+
+TEST(chat_search_a_writer_completes_while_a_long_query_runs)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-cost-w", ch);
+    static char ids[W_MSGS][STORE_ID_MAX];
+    for (int i = 0; i < W_MSGS; i++)
+        post(s, ch, "usr_a", "needle in the haystack", ids[i]);
+    writer_t w = {.s = s, .ch = ch, .ids = ids};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    progress_ctx_t p = {.w = &w};
+    chat_search_info_t info;
+    static char got[100][STORE_ID_MAX];
+    size_t n;
+    size_t total = search_info(s, (chat_search_query_t){.text = "needle", .progress = run_writer,
+                                                        .ctx = &p, .total_max = SIZE_MAX,
+                                                        .work_max = SIZE_MAX},
+                               &info, got, 100, &n);
+    ASSERT_TRUE(p.writer_ok);
+    ASSERT_EQ(p.writes_seen, W_POSTS); /* every append done before the query finished */
+    ASSERT_GT(p.calls, 1);
+    ASSERT_TRUE(!info.truncated);
+    /* The walk began before the posts (not seen) and reached the deleted
+     * messages after they were deleted (not seen either). */
+    ASSERT_EQ(total, W_MSGS - 100);
+    ASSERT_EQ(n, 100);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_STREQ(got[i], ids[W_MSGS - 1 - i]);
+    /* A new query sees them all. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "needle", .total_max = SIZE_MAX,
+                                                   .work_max = SIZE_MAX},
+                          &info, got, 1, &n),
+              W_MSGS - 100 + W_POSTS);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
 }
