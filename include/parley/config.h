@@ -54,6 +54,7 @@ typedef struct parley_config {
     unsigned ws_frame_rate;      /* frames per second a WebSocket may send; 0: off */
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
+    size_t event_ring_bytes;     /* bytes those events may take */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
     unsigned audit_max_entries;  /* audit log entries kept */
     unsigned audit_max_days;     /* age bound of audit entries; 0: none */

@@ -123,8 +123,11 @@ static void get_channel(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (channel_access_load(ctx, p, ctx->params[0], &a))
-        http_reply_json(ctx, 200, channel_with_state(app->store, &a.channel, p->user.id));
+    /* An admin outside a private channel gets its object, not its last message. */
+    if (channel_access_load_known(ctx, p, ctx->params[0], &a))
+        http_reply_json(ctx, 200, a.can_read
+                                      ? channel_with_state(app->store, &a.channel, p->user.id)
+                                      : channel_json(app->store, &a.channel));
     channel_access_clear(&a);
 }
 
@@ -191,7 +194,7 @@ static void delete_channel(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!channel_access_load(ctx, p, ctx->params[0], &a))
+    if (!channel_access_load_known(ctx, p, ctx->params[0], &a))
         goto out;
     if (!a.is_owner) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,

@@ -1059,6 +1059,43 @@ bool chat_message_get(store_t *s, const char *id, chat_message_t *out)
     return message_get(s->chat, chat__msg_seq(id), out);
 }
 
+bool chat_message_state(store_t *s, const char *id, int64_t *updated_at, bool *deleted)
+{
+    struct chat_tables *t = s->chat;
+    uint64_t seq = chat__msg_seq(id);
+    if (seq == 0)
+        return false;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    const msg_t *g = chat__stab_get(&t->msgs, seq);
+    if (g) {
+        *updated_at = g->updated_at;
+        *deleted = g->is_deleted;
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+    return g != NULL;
+}
+
+int chat_reaction_room(const chat_message_t *m, const char *emoji, const char *user_id)
+{
+    bool emoji_there = false;
+    size_t mine = 0;
+    for (size_t i = 0; i < m->n_reactions; i++) {
+        const chat_reaction_t *r = &m->reactions[i];
+        if (strcmp(r->emoji, emoji) == 0)
+            emoji_there = true;
+        for (size_t k = 0; k < r->n_users; k++)
+            if (strcmp(r->users[k], user_id) == 0) {
+                mine++;
+                break;
+            }
+    }
+    if (!emoji_there && m->n_reactions >= CHAT_REACTION_EMOJI_MAX)
+        return STORE_E_REACTION_EMOJI_LIMIT;
+    if (mine >= CHAT_REACTIONS_PER_USER_MAX)
+        return STORE_E_REACTION_USER_LIMIT;
+    return 0;
+}
+
 int chat_message_post(store_t *s, chat_message_t *m, bool *existing, uint64_t *lsn)
 {
     struct chat_tables *t = s->chat;

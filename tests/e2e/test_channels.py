@@ -351,9 +351,14 @@ def test_private_channels_exist_only_for_members(u):
     assert c["id"] not in visible_ids(u.bob)
     assert c["name"] not in [x["name"] for x in
                              u.bob.ok("GET", "/search/channels?q=" + c["name"])["channels"]]
-    # The admin sees everything.
-    assert u.admin.ok("GET", path)["id"] == c["id"]
-    assert u.admin.ok("GET", path + "/messages")["messages"][0]["id"] == m["id"]
+    # The admin knows the channel (its object, without its last message),
+    # and reads none of it: no reader of a private channel it is not in.
+    known = u.admin.ok("GET", path)
+    assert known["id"] == c["id"] and "last_message" not in known
+    for sub in ("/messages", "/members"):
+        assert_error(u.admin.get(path + sub), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.get("/messages/" + m["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.call("POST", path + "/join", json={}), 404, "RESOURCE_NOT_FOUND")
     # Nothing changed.
     assert u.alice.ok("GET", path)["name"] == c["name"]
     assert members(u.alice, c["id"]) == {"alice": "owner"}
