@@ -166,6 +166,10 @@ bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out);
  */
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
                          size_t limit, chat_channel_t *out, size_t *n_out);
+/* The same over every channel, private and direct ones included (the
+ * admins' listing: GET /api/v1/channels?all=true). */
+size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
+                             chat_channel_t *out, size_t *n_out);
 
 /* ---- memberships ---- */
 

@@ -841,6 +841,7 @@ typedef struct list_entry {
 
 typedef struct list_ctx {
     const idset_t *mine;
+    bool all;          /* private channels too, whoever their members */
     const char *query; /* folded, or NULL */
     list_entry_t *v;
     size_t n, cap;
@@ -851,7 +852,7 @@ static bool collect_channel(void *ctx, const char *key, void *value)
     (void)key;
     list_ctx_t *lc = ctx;
     const chat_channel_t *c = value;
-    if (c->is_deleted || (c->is_private && !chat__idset_has(lc->mine, c->id)))
+    if (c->is_deleted || (c->is_private && !lc->all && !chat__idset_has(lc->mine, c->id)))
         return true;
     char folded[NAME_KEY_MAX] = "";
     if (!c->is_direct)
@@ -882,8 +883,8 @@ static int by_listing_order(const void *a, const void *b)
     return -strcmp(x->c.id, y->c.id);
 }
 
-size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
-                         size_t limit, chat_channel_t *out, size_t *n_out)
+static size_t list_channels(store_t *s, const char *user_id, bool all, const char *query,
+                            size_t offset, size_t limit, chat_channel_t *out, size_t *n_out)
 {
     struct chat_tables *t = s->chat;
     idset_t mine = {0};
@@ -899,7 +900,7 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
         pthread_rwlock_unlock(&t->idx_lock);
     }
     char folded[NAME_KEY_MAX];
-    list_ctx_t lc = {.mine = &mine};
+    list_ctx_t lc = {.mine = &mine, .all = all};
     if (query && query[0]) {
         chat__fold(query, folded, sizeof(folded));
         lc.query = folded;
@@ -917,6 +918,18 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
     }
     free(lc.v);
     return lc.n;
+}
+
+size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
+                         size_t limit, chat_channel_t *out, size_t *n_out)
+{
+    return list_channels(s, user_id, false, query, offset, limit, out, n_out);
+}
+
+size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
+                             chat_channel_t *out, size_t *n_out)
+{
+    return list_channels(s, NULL, true, query, offset, limit, out, n_out);
 }
 
 /* ---- memberships --------------------------------------------------------------------------- */
