@@ -147,6 +147,9 @@ static const setting_t settings[] = {
      FIELD(sse_ping_interval), 1, 3600, "seconds between event-stream pings"},
     {"event_ring", "--event-ring", "PARLEY_EVENT_RING", SET_UNSIGNED, FIELD(event_ring), 16,
      10000000, "recent events kept for clients that reconnect (resume)"},
+    {"event_ring_bytes", "--event-ring-bytes", "PARLEY_EVENT_RING_BYTES", SET_UNSIGNED,
+     FIELD(event_ring_bytes), 65536, 1ull << 40,
+     "memory the kept events may take, in bytes (the oldest go first)"},
     {"audit_max_entries", "--audit-max-entries", "PARLEY_AUDIT_MAX_ENTRIES", SET_UNSIGNED,
      FIELD(audit_max_entries), 1, 100000000, "audit log entries kept (the oldest go first)"},
     {"audit_max_days", "--audit-max-days", "PARLEY_AUDIT_MAX_DAYS", SET_UNSIGNED,
@@ -252,6 +255,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->realtime_connect_rate = 60;
     cfg->sse_ping_interval = 15;
     cfg->event_ring = 8192;
+    cfg->event_ring_bytes = 16u << 20;
     cfg->view_cache_bytes = 16u << 20;
     cfg->search_work_max = 50000;
     strcpy(cfg->server_name, "Parley");

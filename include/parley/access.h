@@ -82,8 +82,8 @@ typedef struct channel_access {
     chat_channel_t channel;     /* a copy; channel_access_clear frees it */
     chat_membership_t member;   /* zeroed when the caller never was one */
     bool exists;                /* and is not deleted */
-    bool can_see;               /* public, or a member (admins see everything) */
-    bool can_read;              /* same as can_see */
+    bool can_see;               /* can_read, or an admin: knows it exists (its object, deleting it) */
+    bool can_read;              /* public, or a member: messages, files, members, events */
     bool can_post;              /* can read and is not banned (public: anyone) */
     bool can_moderate;          /* owner, moderator or admin (direct channels: admin only) */
     bool is_owner;              /* owner or admin */

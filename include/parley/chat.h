@@ -37,6 +37,13 @@
 #define CHAT_MENTIONS_MAX 1000
 #define CHAT_ATTACHMENTS_MAX 100
 #define CHAT_REACTIONS_MAX 100000   /* (emoji, user) pairs on one message */
+/* What a reaction change may add (chat_reaction_room; older records past
+ * them still load): distinct emoji on one message, and emoji one user has
+ * on one message. */
+#define CHAT_REACTION_EMOJI_MAX 50
+#define CHAT_REACTIONS_PER_USER_MAX 20
+#define STORE_E_REACTION_EMOJI_LIMIT (-2012) /* the message has its distinct emoji */
+#define STORE_E_REACTION_USER_LIMIT (-2013)  /* the user has their emoji on it */
 #define CHAT_DIRECT_KEY_MAX (CHAT_DIRECT_MAX * STORE_ID_MAX)
 
 /* More record types (the wal's type byte), beside store.h's. */
@@ -159,6 +166,10 @@ bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out);
  */
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
                          size_t limit, chat_channel_t *out, size_t *n_out);
+/* The same over every channel, private and direct ones included (the
+ * admins' listing: GET /api/v1/channels?all=true). */
+size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
+                             chat_channel_t *out, size_t *n_out);
 
 /* ---- memberships ---- */
 
@@ -219,6 +230,18 @@ int chat_message_modify(store_t *s, const char *id, int (*fn)(void *ctx, chat_me
                         void *ctx, chat_message_t *out, uint64_t *lsn);
 
 bool chat_message_get(store_t *s, const char *id, chat_message_t *out);
+
+/* Only a message's updated_at and whether it is deleted, without copying it
+ * (the real-time service checks that an event still shows the message as it
+ * is). false when there is no such message. Thread-safe. */
+bool chat_message_state(store_t *s, const char *id, int64_t *updated_at, bool *deleted);
+
+/* Whether user_id may add `emoji` to m (a reaction change, called under the
+ * store's write lock from chat_message_modify's fn): 0, or
+ * STORE_E_REACTION_EMOJI_LIMIT when it would be the message's emoji number
+ * CHAT_REACTION_EMOJI_MAX + 1, STORE_E_REACTION_USER_LIMIT when the user
+ * has CHAT_REACTIONS_PER_USER_MAX emoji on it already. */
+int chat_reaction_room(const chat_message_t *m, const char *emoji, const char *user_id);
 
 /*
  * History of a channel in creation order, O(log n + limit): at most `limit`

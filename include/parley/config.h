@@ -62,6 +62,7 @@ typedef struct parley_config {
     unsigned realtime_connect_rate; /* WebSocket/event-stream connects a minute per user; 0: off */
     unsigned sse_ping_interval;  /* seconds between event-stream pings */
     unsigned event_ring;         /* events kept for resuming */
+    size_t event_ring_bytes;     /* bytes those events may take */
     size_t view_cache_bytes;     /* rendered message views kept; 0: none */
     unsigned search_concurrency; /* message searches run at once; 0: half the cores, >= 1 */
     unsigned search_work_max;    /* index postings one message search may walk */

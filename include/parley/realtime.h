@@ -59,6 +59,12 @@ void realtime_publish(realtime_t *rt, const char *type, const char *channel_id,
  * an object, copied (the caller keeps it, e.g. to answer with it). */
 void realtime_publish_text(realtime_t *rt, const char *type, const char *channel_id,
                            const char *also_user, const char *data);
+/* realtime_publish_text of an event showing a message (message.created,
+ * message.updated: data is the message object, copied) as it was at
+ * updated_at: delivered later (a resume), it shows the message as it is
+ * then, re-rendered when it has changed, or nothing once it is deleted. */
+void realtime_publish_message(realtime_t *rt, const char *type, const char *channel_id,
+                              const char *message_id, int64_t updated_at, const char *data);
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
                          size_t n_audience, json_t *data);
 
@@ -82,6 +88,7 @@ unsigned realtime_websockets_open(realtime_t *rt);
 typedef struct realtime_stats {
     unsigned websockets, event_streams;
     size_t ring_events, ring_capacity; /* the event ring's fill */
+    size_t ring_bytes, ring_max_bytes; /* its bytes, and their bound (0: none) */
 } realtime_stats_t;
 void realtime_get_stats(realtime_t *rt, realtime_stats_t *out);
 

@@ -4,7 +4,9 @@
  *
  * The rules (docs/api.md): public channels are readable by every user and
  * open to posting by everyone not banned from them; private and direct
- * channels exist only for their members; owners, moderators and admins
+ * channels are read only by their members: an admin who is not one knows
+ * such a channel exists (can_see: its object, deleting it) but reads none of
+ * it, neither its messages, files, members nor events; owners, moderators and admins
  * moderate named channels (delete others' messages, invite, remove, ban);
  * a direct channel has no moderators: its "owner" is only the member who
  * opened it and deletes no one else's messages (an admin still may); owners
@@ -25,9 +27,9 @@ static void decide(const store_user_t *u, channel_access_t *a)
 {
     bool member = a->member.role > CHAT_ROLE_NONE;
     a->banned = a->member.banned_at > 0;
-    a->can_see = a->exists && (u->is_admin || member || !a->channel.is_private);
-    a->can_read = a->can_see;
-    a->can_post = a->can_see && !a->banned && (member || !a->channel.is_private);
+    a->can_read = a->exists && (member || !a->channel.is_private);
+    a->can_see = a->can_read || (a->exists && u->is_admin);
+    a->can_post = a->can_read && !a->banned;
     a->is_owner = a->exists && (u->is_admin || a->member.role == CHAT_ROLE_OWNER);
     a->can_moderate =
         a->exists && (u->is_admin || (!a->channel.is_direct &&

@@ -385,11 +385,14 @@ static void get_system_status(http_ctx_t *ctx)
                                   (json_int_t)rs.websockets, "event_streams",
                                   (json_int_t)rs.event_streams));
     json_object_set_new(o, "event_ring",
-                        json_pack("{s:I, s:I, s:f}", "events", (json_int_t)rs.ring_events,
-                                  "capacity", (json_int_t)rs.ring_capacity, "fill",
+                        json_pack("{s:I, s:I, s:f, s:I, s:I}", "events",
+                                  (json_int_t)rs.ring_events, "capacity",
+                                  (json_int_t)rs.ring_capacity, "fill",
                                   rs.ring_capacity
                                       ? (double)rs.ring_events / (double)rs.ring_capacity
-                                      : 0.0));
+                                      : 0.0,
+                                  "bytes", (json_int_t)rs.ring_bytes, "max_bytes",
+                                  (json_int_t)rs.ring_max_bytes));
     json_object_set_new(o, "view_cache",
                         json_pack("{s:I, s:I, s:f, s:I, s:I}", "hits", (json_int_t)vc.hits,
                                   "misses", (json_int_t)vc.misses, "hit_rate",

@@ -105,13 +105,29 @@ static void get_channels(http_ctx_t *ctx)
     if (!http_paging(ctx, &page, &limit))
         return;
     const char *q = http_query(ctx, "search");
+    const char *all_text = http_query(ctx, "all");
+    bool all = all_text && strcmp(all_text, "true") == 0;
+    if (all_text && !all && strcmp(all_text, "false") != 0) {
+        http_reply_invalid(ctx, "all", "all must be true or false");
+        return;
+    }
+    if (all && !p->user.is_admin) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only admins list every channel");
+        return;
+    }
     chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
-    size_t n;
-    size_t total = chat_channel_list(app->store, p->user.id, q, (size_t)(page - 1) * (size_t)limit,
-                                     (size_t)limit, list, &n);
+    size_t n, offset = (size_t)(page - 1) * (size_t)limit;
+    size_t total = all ? chat_channel_list_all(app->store, q, offset, (size_t)limit, list, &n)
+                       : chat_channel_list(app->store, p->user.id, q, offset, (size_t)limit,
+                                           list, &n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, channel_with_state(app->store, &list[i], p->user.id));
+        /* The admins' listing: private channels the admin is not in are
+         * named, not read (no last message, no unread count). */
+        bool reads = !all || channel_readable(app->store, &p->user, list[i].id);
+        json_array_append_new(arr, reads ? channel_with_state(app->store, &list[i], p->user.id)
+                                         : channel_json(app->store, &list[i]));
         chat_channel_clear(&list[i]);
     }
     free(list);
@@ -123,8 +139,11 @@ static void get_channel(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (channel_access_load(ctx, p, ctx->params[0], &a))
-        http_reply_json(ctx, 200, channel_with_state(app->store, &a.channel, p->user.id));
+    /* An admin outside a private channel gets its object, not its last message. */
+    if (channel_access_load_known(ctx, p, ctx->params[0], &a))
+        http_reply_json(ctx, 200, a.can_read
+                                      ? channel_with_state(app->store, &a.channel, p->user.id)
+                                      : channel_json(app->store, &a.channel));
     channel_access_clear(&a);
 }
 
@@ -191,7 +210,7 @@ static void delete_channel(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     channel_access_t a;
-    if (!channel_access_load(ctx, p, ctx->params[0], &a))
+    if (!channel_access_load_known(ctx, p, ctx->params[0], &a))
         goto out;
     if (!a.is_owner) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,

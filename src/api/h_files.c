@@ -239,16 +239,19 @@ out:
     store_file_clear(&f);
 }
 
-/* Loads a file the caller may read: its own, or one of a channel it can
- * read (admins: any). Answers 404 otherwise. */
-static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f)
+/* Loads a file the caller may read: its own, an avatar, or one of a channel
+ * it can read; for deleting (`to_delete`), an admin's any file (admins do
+ * not read private channels they are not in, but may remove what is in
+ * them). Answers 404 otherwise. */
+static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f, bool to_delete)
 {
     parley_app_t *app = ctx->app;
     if (!store_file_get(app->store, ctx->params[0], f) || f->is_deleted) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
         return false;
     }
-    bool ok = p->user.is_admin || f->is_avatar || strcmp(f->uploaded_by, p->user.id) == 0 ||
+    bool ok = (to_delete && p->user.is_admin) || f->is_avatar ||
+              strcmp(f->uploaded_by, p->user.id) == 0 ||
               (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id));
     if (!ok) {
         store_file_clear(f);
@@ -261,7 +264,7 @@ static void get_file(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
     store_file_t f;
-    if (load_file(ctx, p, &f)) {
+    if (load_file(ctx, p, &f, false)) {
         http_reply_json(ctx, 200, file_view_json(&f));
         store_file_clear(&f);
     }
@@ -421,7 +424,7 @@ static void get_download(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     store_file_t f;
-    if (!load_file(ctx, p, &f))
+    if (!load_file(ctx, p, &f, false))
         return;
     char etag[72];
     snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
@@ -487,7 +490,7 @@ static void delete_file(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     store_file_t f;
-    if (!load_file(ctx, p, &f))
+    if (!load_file(ctx, p, &f, true))
         return;
     if (strcmp(f.uploaded_by, p->user.id) != 0 && !p->user.is_admin) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,

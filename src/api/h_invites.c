@@ -133,7 +133,10 @@ static void post_admin_invite(http_ctx_t *ctx)
         }
         chat_channel_t c;
         bool found = chat_channel_get(app->store, id, &c);
-        bool ok = found && !c.is_deleted && !c.is_direct;
+        /* A private channel the admin is not in is not the admin's to open:
+         * admins read no private channel they are not members of. */
+        bool ok = found && !c.is_deleted && !c.is_direct &&
+                  channel_readable(app->store, &ctx->principal->user, id);
         if (found)
             chat_channel_clear(&c);
         if (!ok) {

@@ -289,7 +289,8 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         char *text = json_dumps(view, JSON_COMPACT);
         json_decref(view);
         if (!existing && text)
-            realtime_publish_text(app->realtime, "message.created", m.channel_id, NULL, text);
+            realtime_publish_message(app->realtime, "message.created", m.channel_id, m.id,
+                                     m.updated_at, text);
         http_reply_json_text(ctx, existing ? 200 : 201, text);
     }
 out:
@@ -437,6 +438,9 @@ static int change_message(void *ctx, chat_message_t *m)
         if (c->what == REACT) {
             if (has)
                 return UNCHANGED; /* already there: nothing to write */
+            int room = chat_reaction_room(m, c->emoji, c->user_id);
+            if (room != 0)
+                return room;
             if (r == NULL) {
                 m->reactions = xrealloc(m->reactions, (m->n_reactions + 1) * sizeof(*r));
                 r = &m->reactions[m->n_reactions++];
@@ -494,7 +498,8 @@ static void put_message(http_ctx_t *ctx)
         char *text = json_dumps(view, JSON_COMPACT);
         json_decref(view);
         if (text)
-            realtime_publish_text(app->realtime, "message.updated", now.channel_id, NULL, text);
+            realtime_publish_message(app->realtime, "message.updated", now.channel_id, now.id,
+                                     now.updated_at, text);
         http_reply_json_text(ctx, 200, text);
         chat_message_clear(&now);
     }
@@ -627,15 +632,30 @@ static void react(http_ctx_t *ctx, bool add, const char *emoji)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
     else if (rc == NO_SUCH_REACTION)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "you have not reacted with that emoji");
-    else if (rc == UNCHANGED)
+    else if (rc == STORE_E_REACTION_EMOJI_LIMIT || rc == STORE_E_REACTION_USER_LIMIT) {
+        bool per_user = rc == STORE_E_REACTION_USER_LIMIT;
+        http_reply_error(ctx, HTTP_ERR_CONFLICT,
+                         json_pack("{s:s, s:s, s:i}", "field", "emoji", "limit",
+                                   per_user ? "reactions_per_user" : "emoji_per_message", "max",
+                                   per_user ? CHAT_REACTIONS_PER_USER_MAX
+                                            : CHAT_REACTION_EMOJI_MAX),
+                         per_user ? "you have as many reactions on this message as one user may"
+                                  : "this message has as many different reactions as it may");
+    } else if (rc == UNCHANGED)
         http_reply_json(ctx, 200, message_json(app->store, &m));
     else if (durable(ctx, rc, lsn)) {
         json_t *view = message_json(app->store, &now);
+        /* The change only, with the emoji's new count: not the whole list,
+         * which would make each event as big as the message's reactions. */
+        size_t count = 0;
+        for (size_t i = 0; i < now.n_reactions; i++)
+            if (strcmp(now.reactions[i].emoji, emoji) == 0)
+                count = now.reactions[i].n_users;
         realtime_publish(app->realtime, add ? "reaction.added" : "reaction.removed",
                          now.channel_id, NULL,
-                         json_pack("{s:s, s:s, s:s, s:s, s:O}", "message_id", now.id,
+                         json_pack("{s:s, s:s, s:s, s:s, s:I}", "message_id", now.id,
                                    "channel_id", now.channel_id, "user_id", p->user.id, "emoji",
-                                   emoji, "reactions", json_object_get(view, "reactions")));
+                                   emoji, "count", (json_int_t)count));
         http_reply_json(ctx, add ? 201 : 200, view);
         chat_message_clear(&now);
     }

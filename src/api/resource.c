@@ -1,6 +1,7 @@
 /*
- * Answers shared by the resource files: a channel the caller may not see is
- * a 404, a page of messages comes from the policy layer's cached views, and
+ * Answers shared by the resource files: a channel the caller may not read is
+ * a 404 (an admin knows of private channels it is not in, for the routes
+ * that say so, but reads none of them), a page of messages comes from the policy layer's cached views, and
  * a store failure maps to one error per cause.
  */
 #include "resource.h"
@@ -9,16 +10,28 @@
 
 #include "parley/file_life.h"
 
-bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
-                         channel_access_t *a)
+static bool load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                 channel_access_t *a, bool known_is_enough)
 {
     parley_app_t *app = ctx->app;
     channel_access_get(app->store, &p->user, channel_id, a);
-    if (!a->can_see) {
+    if (!(known_is_enough ? a->can_see : a->can_read)) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
         return false;
     }
     return true;
+}
+
+bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                         channel_access_t *a)
+{
+    return load(ctx, p, channel_id, a, false);
+}
+
+bool channel_access_load_known(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                               channel_access_t *a)
+{
+    return load(ctx, p, channel_id, a, true);
 }
 
 void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,

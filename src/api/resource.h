@@ -48,12 +48,17 @@ json_t *log_state_json(const store_log_state_t *ls);
 
 /*
  * Loads the channel and the caller's relation to it. Returns true when the
- * caller may see it; otherwise answers 404 (a channel one may not see does
- * not exist, for that caller) and returns false. channel_access_clear() in
- * both cases.
+ * caller may read it (a->can_read); otherwise answers 404 (a channel one may
+ * not read does not exist, for that caller) and returns false.
+ * channel_access_clear() in both cases.
  */
 bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
                          channel_access_t *a);
+/* The same for the routes an admin may use on a private channel or a direct
+ * conversation it is not a member of (a->can_see: the channel's object,
+ * deleting it); nothing of its content. */
+bool channel_access_load_known(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+                               channel_access_t *a);
 
 /* Answers 200 with {"messages": [views of list[0..n)], ...rest's members}
  * (rest consumed), from cached views where current (message_page_text). */

@@ -12,6 +12,13 @@
  * A connection opened with an access token lives no longer than the token:
  * authenticate records its expiry, and the connection must send a fresh
  * token (an auth frame) before then or it is closed (docs/realtime.md).
+ *
+ * Events are rendered when published, but what they show must be what is
+ * true when they are delivered: in a channel only members read, a member
+ * gets no event from before their membership began, and an event showing a
+ * message is checked against the message now (realtime__event_current):
+ * unchanged, it goes as it is; edited since, it is rendered again; deleted
+ * since, it is not sent. A resume never replays text that is gone.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +110,48 @@ bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *e
     channel_access_get(s, &c->who.user, ev->channel_id, &a);
     bool member = a.member.role > CHAT_ROLE_NONE && !a.banned;
     bool sees = a.can_read && (member || set_has(&c->subscribed, ev->channel_id));
+    /* A channel only members read: nothing from before one's membership,
+     * which a resume from an old point would otherwise replay. */
+    if (sees && a.channel.is_private && ev->at_ms < a.member.joined_at)
+        sees = false;
     channel_access_clear(&a);
     return sees;
+}
+
+bool realtime__event_current(store_t *s, const rt_event_t *ev, char **frame, size_t *frame_len,
+                             const char **data, size_t *data_len, bool *owned)
+{
+    *owned = false;
+    if (ev->message_id[0]) {
+        int64_t updated_at;
+        bool deleted;
+        if (!chat_message_state(s, ev->message_id, &updated_at, &deleted) || deleted)
+            return false;
+        if (updated_at != ev->message_updated_at) {
+            chat_message_t m;
+            if (!chat_message_get(s, ev->message_id, &m))
+                return false;
+            json_t *view = m.is_deleted ? NULL : message_json(s, &m);
+            chat_message_clear(&m);
+            char *text = view ? json_dumps(view, JSON_COMPACT) : NULL;
+            json_decref(view);
+            size_t off;
+            bool ok = text && realtime__frame_render(ev->type, ev->seq, text, strlen(text),
+                                                     frame, frame_len, &off);
+            free(text);
+            if (!ok)
+                return false;
+            *data = *frame + off;
+            *data_len = *frame_len - off - 1;
+            *owned = true;
+            return true;
+        }
+    }
+    *frame = ev->frame;
+    *frame_len = ev->frame_len;
+    *data = ev->data;
+    *data_len = ev->data_len;
+    return true;
 }
 
 int realtime__client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)

@@ -37,18 +37,26 @@ typedef struct rt_event {
     char also_user[STORE_ID_MAX];       /* "" for none */
     char (*audience)[STORE_ID_MAX];     /* sorted; NULL when the channel decides */
     size_t n_audience;
-    char *data;                         /* the data object as JSON text */
-    size_t data_len;
-    char *frame;                        /* {"type","seq","data"}: a WebSocket text frame */
+    char message_id[STORE_ID_MAX];      /* a message event: the message it shows; else "" */
+    int64_t message_updated_at;         /* that message's updated_at when rendered */
+    int64_t at_ms;                      /* wall clock when published */
+    size_t bytes;                       /* what the event costs the ring */
+    /* {"type","seq","data"}: a WebSocket text frame, kept once; the data
+     * object (an event stream's data line) is the part of it at data. */
+    char *frame;
     size_t frame_len;
+    const char *data;                   /* inside frame, data_len bytes, not terminated */
+    size_t data_len;
 } rt_event_t;
 
 typedef struct rt_bus rt_bus_t;
 
-/* A ring keeping the last `capacity` events. Sequence numbers of this run
- * start above (start-up unix seconds) << 20, so a resume point from an
- * earlier run is never mistaken for one of this run. */
-rt_bus_t *realtime__bus_new(size_t capacity);
+/* A ring keeping the last `capacity` events, and of those only as many of
+ * the newest as fit in `max_bytes` (0: no byte bound; the newest event is
+ * always kept): the oldest go first. Sequence numbers of this run start above
+ * (start-up unix seconds) << 20, so a resume point from an earlier run is
+ * never mistaken for one of this run. */
+rt_bus_t *realtime__bus_new(size_t capacity, size_t max_bytes);
 void realtime__bus_free(rt_bus_t *bus);
 
 /* Called (outside the bus's lock) after each publish. */
@@ -65,11 +73,18 @@ uint64_t realtime__bus_publish_text(rt_bus_t *bus, const char *type, const char 
                              const char *also_user, const char *const *audience,
                              size_t n_audience, char *data);
 
+/* The same for an event showing a message (message.created/updated):
+ * delivery checks the message again (realtime__event_current). */
+uint64_t realtime__bus_publish_message(rt_bus_t *bus, const char *type, const char *channel_id,
+                                const char *message_id, int64_t updated_at, char *data);
+
 /* The seq of the newest event (the resume point of a client that has seen
  * everything so far). */
 uint64_t realtime__bus_last_seq(rt_bus_t *bus);
 /* Events the ring holds now, and how many it can hold. */
 void realtime__bus_fill(rt_bus_t *bus, size_t *events, size_t *capacity);
+/* Bytes the events the ring holds take (realtime__bus_new's byte bound). */
+size_t realtime__bus_bytes(rt_bus_t *bus);
 
 /*
  * Events with seq > after, oldest first, at most `max`, each with a reference
@@ -80,6 +95,12 @@ void realtime__bus_fill(rt_bus_t *bus, size_t *events, size_t *capacity);
 size_t realtime__bus_fetch(rt_bus_t *bus, uint64_t after, rt_event_t **out, size_t max, bool *lost);
 
 void realtime__event_release(rt_event_t *ev);
+
+/* Renders {"type":"<type>","seq":<seq>,"data":<data>} into *frame (malloc'd,
+ * terminated; *frame_len without the terminator); the data starts at
+ * *data_off. false when out of memory. */
+bool realtime__frame_render(const char *type, uint64_t seq, const char *data, size_t data_len,
+                            char **frame, size_t *frame_len, size_t *data_off);
 
 /* ---- one subscriber (client.c) ----------------------------------------- */
 
@@ -108,8 +129,21 @@ typedef struct rt_client {
  */
 int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
 
-/* Whether the event reaches this client now (see realtime_publish). */
+/* Whether the event reaches this client now (see realtime_publish): the
+ * client's access now, and for a channel only members read (private, direct)
+ * only events published since the client's membership began. */
 bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev);
+
+/*
+ * The frame and data to send for an event now. An event showing a message
+ * is sent as it was published while the message is unchanged; for a message
+ * changed since, it is rendered again from the store (*frame and *data
+ * malloc'd, *owned set: the caller frees *frame); for a message deleted
+ * since (or gone), false: send nothing (the later message.deleted tells).
+ * So a resume never replays text that was since edited or deleted.
+ */
+bool realtime__event_current(store_t *s, const rt_event_t *ev, char **frame, size_t *frame_len,
+                             const char **data, size_t *data_len, bool *owned);
 
 /* Subscribes to a channel the client may read: 0, or -1 when the channel does
  * not exist or may not be read (the same answer: unknown to this user), -2

@@ -39,7 +39,7 @@ realtime_t *realtime_start(struct parley_app *app, realtime_call_fn call, void *
     rt->app = app;
     rt->call = call;
     rt->call_ctx = call_ctx;
-    rt->bus = realtime__bus_new(app->config->event_ring);
+    rt->bus = realtime__bus_new(app->config->event_ring, app->config->event_ring_bytes);
     rt->sse = realtime__sse_hub_new(rt);
     rt->connects = realtime__budgets_new();
     rt->typing = realtime__budgets_new();
@@ -98,6 +98,15 @@ void realtime_publish_text(realtime_t *rt, const char *type, const char *channel
     if (rt == NULL || data == NULL)
         return;
     realtime__bus_publish_text(rt->bus, type, channel_id, also_user, NULL, 0, strdup(data));
+}
+
+void realtime_publish_message(realtime_t *rt, const char *type, const char *channel_id,
+                              const char *message_id, int64_t updated_at, const char *data)
+{
+    if (rt == NULL || data == NULL)
+        return;
+    realtime__bus_publish_message(rt->bus, type, channel_id, message_id, updated_at,
+                                  strdup(data));
 }
 
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
@@ -200,4 +209,6 @@ void realtime_get_stats(realtime_t *rt, realtime_stats_t *out)
     out->websockets = realtime__ws_loop_open_count(rt->ws);
     out->event_streams = realtime__sse_hub_count(rt->sse);
     realtime__bus_fill(rt->bus, &out->ring_events, &out->ring_capacity);
+    out->ring_bytes = realtime__bus_bytes(rt->bus);
+    out->ring_max_bytes = rt->app->config->event_ring_bytes;
 }

@@ -181,13 +181,14 @@ static void append(sse_stream_t *st, const char *a, size_t a_len, const char *b,
     st->out_len = need;
 }
 
-static void append_event(sse_stream_t *st, uint64_t seq, const char *type, const char *data)
+static void append_event(sse_stream_t *st, uint64_t seq, const char *type, const char *data,
+                         size_t data_len)
 {
     char head[96];
     int n = seq ? snprintf(head, sizeof(head), "id: %llu\nevent: %s\ndata: ",
                            (unsigned long long)seq, type)
                 : snprintf(head, sizeof(head), "event: %s\ndata: ", type);
-    append(st, head, (size_t)n, data, strlen(data), "\n\n", 2);
+    append(st, head, (size_t)n, data, data_len, "\n\n", 2);
 }
 
 static void append_json_event(sse_stream_t *st, const char *type, json_t *data)
@@ -195,7 +196,7 @@ static void append_json_event(sse_stream_t *st, const char *type, json_t *data)
     char *text = json_dumps(data, JSON_COMPACT);
     json_decref(data);
     if (text)
-        append_event(st, 0, type, text);
+        append_event(st, 0, type, text, strlen(text));
     free(text);
 }
 
@@ -264,8 +265,17 @@ static void fill(sse_stream_t *st)
         for (size_t i = 0; i < n; i++) {
             rt_event_t *ev = batch[i];
             st->client.cursor = ev->seq;
-            if (realtime__client_sees(rt->app->store, &st->client, ev))
-                append_event(st, ev->seq, ev->type, ev->data);
+            char *frame;
+            size_t frame_len, data_len;
+            const char *data;
+            bool owned;
+            if (realtime__client_sees(rt->app->store, &st->client, ev) &&
+                realtime__event_current(rt->app->store, ev, &frame, &frame_len, &data,
+                                        &data_len, &owned)) {
+                append_event(st, ev->seq, ev->type, data, data_len);
+                if (owned)
+                    free(frame);
+            }
             realtime__event_release(ev);
         }
     }

@@ -382,8 +382,16 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
             rt_event_t *ev = batch[i];
             if (!c->closing) {
                 c->client.cursor = ev->seq;
-                if (realtime__client_sees(s, &c->client, ev))
-                    queue_text(c, ev->frame, ev->frame_len);
+                char *frame;
+                size_t frame_len, data_len;
+                const char *data;
+                bool owned;
+                if (realtime__client_sees(s, &c->client, ev) &&
+                    realtime__event_current(s, ev, &frame, &frame_len, &data, &data_len, &owned)) {
+                    queue_text(c, frame, frame_len);
+                    if (owned)
+                        free(frame);
+                }
                 if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes)
                     start_close(c, WSLAY_CODE_POLICY_VIOLATION,
                                 "slow consumer: the client does not read its events");
@@ -572,7 +580,7 @@ static void do_typing(ws_conn_t *c, json_t *msg, json_t *ref, bool start)
     }
     channel_access_t a;
     channel_access_get(loop->rt->app->store, &c->client.who.user, channel_id, &a);
-    bool can_see = a.can_see, can_post = a.can_post;
+    bool can_see = a.can_read, can_post = a.can_post;
     channel_access_clear(&a);
     if (!can_see) {
         send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",

@@ -868,6 +868,7 @@ typedef struct list_entry {
 
 typedef struct list_ctx {
     const idset_t *mine;
+    bool all;          /* private channels too, whoever their members */
     const char *query; /* folded, or NULL */
     list_entry_t *v;
     size_t n, cap;
@@ -878,7 +879,7 @@ static bool collect_channel(void *ctx, const char *key, void *value)
     (void)key;
     list_ctx_t *lc = ctx;
     const chat_channel_t *c = value;
-    if (c->is_deleted || (c->is_private && !chat__idset_has(lc->mine, c->id)))
+    if (c->is_deleted || (c->is_private && !lc->all && !chat__idset_has(lc->mine, c->id)))
         return true;
     char folded[NAME_KEY_MAX] = "";
     if (!c->is_direct)
@@ -1035,8 +1036,8 @@ static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offse
     return total;
 }
 
-size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
-                         size_t limit, chat_channel_t *out, size_t *n_out)
+static size_t list_channels(store_t *s, const char *user_id, bool all, const char *query,
+                            size_t offset, size_t limit, chat_channel_t *out, size_t *n_out)
 {
     struct chat_tables *t = s->chat;
     idset_t mine = {0};
@@ -1051,14 +1052,14 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
         }
         pthread_rwlock_unlock(&t->idx_lock);
     }
-    if (query == NULL || query[0] == '\0') {
+    if (!all && (query == NULL || query[0] == '\0')) {
         size_t total = channel_list_ordered(s, &mine, offset, limit, out, n_out);
         chat__idset_free(&mine);
         return total;
     }
     char folded[NAME_KEY_MAX];
-    list_ctx_t lc = {.mine = &mine};
-    {
+    list_ctx_t lc = {.mine = &mine, .all = all};
+    if (query && query[0]) {
         chat__fold(query, folded, sizeof(folded));
         lc.query = folded;
     }
@@ -1082,6 +1083,18 @@ size_t chat_channel_list(store_t *s, const char *user_id, const char *query, siz
     free(order);
     free(lc.v);
     return lc.n;
+}
+
+size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
+                         size_t limit, chat_channel_t *out, size_t *n_out)
+{
+    return list_channels(s, user_id, false, query, offset, limit, out, n_out);
+}
+
+size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
+                             chat_channel_t *out, size_t *n_out)
+{
+    return list_channels(s, NULL, true, query, offset, limit, out, n_out);
 }
 
 char (*chat_user_channels(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]
@@ -1239,6 +1252,43 @@ static bool message_get(struct chat_tables *t, uint64_t seq, chat_message_t *out
 bool chat_message_get(store_t *s, const char *id, chat_message_t *out)
 {
     return message_get(s->chat, chat__msg_seq(id), out);
+}
+
+bool chat_message_state(store_t *s, const char *id, int64_t *updated_at, bool *deleted)
+{
+    struct chat_tables *t = s->chat;
+    uint64_t seq = chat__msg_seq(id);
+    if (seq == 0)
+        return false;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    const msg_t *g = chat__stab_get(&t->msgs, seq);
+    if (g) {
+        *updated_at = g->updated_at;
+        *deleted = g->is_deleted;
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+    return g != NULL;
+}
+
+int chat_reaction_room(const chat_message_t *m, const char *emoji, const char *user_id)
+{
+    bool emoji_there = false;
+    size_t mine = 0;
+    for (size_t i = 0; i < m->n_reactions; i++) {
+        const chat_reaction_t *r = &m->reactions[i];
+        if (strcmp(r->emoji, emoji) == 0)
+            emoji_there = true;
+        for (size_t k = 0; k < r->n_users; k++)
+            if (strcmp(r->users[k], user_id) == 0) {
+                mine++;
+                break;
+            }
+    }
+    if (!emoji_there && m->n_reactions >= CHAT_REACTION_EMOJI_MAX)
+        return STORE_E_REACTION_EMOJI_LIMIT;
+    if (mine >= CHAT_REACTIONS_PER_USER_MAX)
+        return STORE_E_REACTION_USER_LIMIT;
+    return 0;
 }
 
 int chat_message_post(store_t *s, chat_message_t *m, bool *existing, uint64_t *lsn)

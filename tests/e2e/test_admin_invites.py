@@ -170,9 +170,17 @@ def test_channel_owner_invites_to_a_private_channel(srv, root):
     guest = register(srv, "ch_guest", invite_code=ci["code"])
     assert guest.id in members(owner, room["id"])
     assert_error(registration(srv, "ch_guest2", invite_code=ci["code"]), 403, "INVITE_INVALID")
-    # an admin may invite to any private channel
+    # an admin not in the private channel is no reader of it, so cannot open it
+    # to others either: the channel is not found, by either route
+    assert_error(root.post(path, {}), 404, "RESOURCE_NOT_FOUND")
+    err = assert_error(root.post("/admin/invites", {"channel_ids": [room["id"]]}), 404,
+                       "RESOURCE_NOT_FOUND")
+    assert err["details"]["field"] == "channel_ids"
+    # once a member, it may
+    owner.ok("POST", "/channels/%s/members" % room["id"], {"user_id": root.id}, 201)
     ai = invite(root, path=path)
     assert ai["created_by"] == root.id
+    assert invite(root, channel_ids=[room["id"]])["channel_ids"] == [room["id"]]
 
 
 def test_existing_account_accepts_an_invite(srv, root):

@@ -291,8 +291,17 @@ def test_reports_refuse_bad_input_and_change_nothing(srv, root):
                      "RESOURCE_NOT_FOUND")
     assert_error(requests.post(srv.url(API + path), json={"reason": "x"}, timeout=30), 401,
                  "AUTHENTICATION_REQUIRED")
-    # the admin may read the private channel, and so report in it
-    rep = report(root, hidden, "checking")
+    # the admin is no reader of a private channel it is not in, so reports
+    # nothing there; a member does, and the admin sees the message in the report
+    assert_error(root.post("/messages/%s/report" % hidden["id"], {"reason": "x"}), 404,
+                 "RESOURCE_NOT_FOUND")
+    assert_error(root.get("/messages/" + hidden["id"]), 404, "RESOURCE_NOT_FOUND")
+    insider = register(srv, "rx_insider")
+    author.ok("POST", "/channels/%s/members" % secret["id"], {"user_id": insider.id}, 201)
+    rep = report(insider, hidden, "checking")
+    listed = [r for r in reports(root, status="open", limit=100)["reports"]
+              if r["id"] == rep["id"]]
+    assert listed and listed[0]["message"]["content"] == "members only"
     rpath = "/admin/reports/%s/resolve" % rep["id"]
     soon = rfc3339(time.time() + 3600)
     for body, field in [({}, "action"), ({"action": "explode"}, "action"),

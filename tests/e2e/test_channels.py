@@ -351,13 +351,49 @@ def test_private_channels_exist_only_for_members(u):
     assert c["id"] not in visible_ids(u.bob)
     assert c["name"] not in [x["name"] for x in
                              u.bob.ok("GET", "/search/channels?q=" + c["name"])["channels"]]
-    # The admin sees everything.
-    assert u.admin.ok("GET", path)["id"] == c["id"]
-    assert u.admin.ok("GET", path + "/messages")["messages"][0]["id"] == m["id"]
+    # The admin knows the channel (its object, without its last message),
+    # and reads none of it: no reader of a private channel it is not in.
+    known = u.admin.ok("GET", path)
+    assert known["id"] == c["id"] and "last_message" not in known
+    for sub in ("/messages", "/members"):
+        assert_error(u.admin.get(path + sub), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.get("/messages/" + m["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.call("POST", path + "/join", json={}), 404, "RESOURCE_NOT_FOUND")
     # Nothing changed.
     assert u.alice.ok("GET", path)["name"] == c["name"]
     assert members(u.alice, c["id"]) == {"alice": "owner"}
     assert len(u.alice.ok("GET", path + "/messages")["messages"]) == 1
+
+
+def test_admins_list_and_delete_private_conversations_without_reading_them(u):
+    c = new_channel(u.alice, is_private=True)
+    u.alice.ok("POST", "/channels/%s/messages" % c["id"], {"content": "between us"}, 201)
+    r = u.alice.call("POST", "/channels/direct", json={"user_ids": [u.bob.id]})
+    assert r.status_code in (200, 201), r.text
+    dm = r.json()
+    # The admins' listing names every channel; the ones it is not in, unread.
+    seen, page = {}, 1
+    while True:
+        listing = u.admin.ok("GET", "/channels?all=true&limit=100&page=%d" % page)
+        seen.update({x["id"]: x for x in listing["channels"]})
+        if page >= listing["pages"]:
+            break
+        page += 1
+    for ch in (c, dm):
+        assert ch["id"] in seen
+        assert "last_message" not in seen[ch["id"]] and "unread_count" not in seen[ch["id"]]
+    assert c["id"] not in visible_ids(u.admin)  # its own list: public ones and its own
+    assert "between us" not in str(seen)
+    # Not for others; a bad value is refused.
+    assert_error(u.bob.get("/channels", all="true"), 403, "INSUFFICIENT_PERMISSIONS")
+    assert_error(u.admin.get("/channels", all="yes"), 422, "VALIDATION_ERROR")
+    assert u.admin.ok("GET", "/channels?all=false&limit=100")["total"] == \
+        u.admin.ok("GET", "/channels?limit=100")["total"]
+    # It may delete them, still without reading them.
+    assert_error(u.admin.get("/channels/%s/messages" % dm["id"]), 404, "RESOURCE_NOT_FOUND")
+    for ch in (c, dm):
+        u.admin.ok("DELETE", "/channels/" + ch["id"], status=204)
+        assert_error(u.alice.get("/channels/" + ch["id"]), 404, "RESOURCE_NOT_FOUND")
 
 
 def test_roles_invitations_and_removals(u):

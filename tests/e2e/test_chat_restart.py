@@ -174,8 +174,8 @@ def capture(w):
         for label, cid in w.channels.items():
             r = who.call("GET", "/channels/" + cid)
             view[name, label] = seen(r)
-            if r.status_code != 200:
-                continue
+            if r.status_code != 200 or "last_message" not in r.json():
+                continue  # unknown, or known to an admin outside it: nothing to read
             view[name, label, "members"] = who.ok("GET", "/channels/%s/members" % cid)
             rb = who.call("GET", "/channels/%s/banned-users" % cid)
             view[name, label, "banned"] = seen(rb)

@@ -394,12 +394,16 @@ def test_private_channel_files_are_for_its_members(srv, u):
     assert f["channel_id"] == c["id"]
     mine = u.bob.uploaded("bobs.png", png(), channel_id=c["id"])
 
-    for who in (u.alice, u.bob, u.admin):
+    for who in (u.alice, u.bob):
         assert who.ok("GET", "/files/" + f["id"])["id"] == f["id"]
         assert who.download(f).content == data
         listing = who.ok("GET", "/files?channel_id=" + c["id"])
         assert {x["id"] for x in listing["files"]} == {f["id"], mine["id"]}
         assert listing["total"] == 2
+    # An admin outside the channel reads none of its files (it may delete them: below).
+    assert_error(u.admin.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.download(f), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.get("/files?channel_id=" + c["id"]), 404, "RESOURCE_NOT_FOUND")
     # An outsider: the file and the channel do not exist.
     assert_error(u.carol.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
     assert_error(u.carol.download(f), 404, "RESOURCE_NOT_FOUND")
@@ -437,7 +441,7 @@ def test_download_of_someone_elses_private_file_is_404(srv, u):
                  "AUTHENTICATION_REQUIRED")
 
 
-def test_files_outside_channels_are_for_the_uploader_and_admins(srv, u):
+def test_files_outside_channels_are_read_by_the_uploader_deleted_by_admins(srv, u):
     data = text()
     f = u.carol.uploaded("mine.txt", data, "text/plain")
     assert f["channel_id"] is None
@@ -446,9 +450,12 @@ def test_files_outside_channels_are_for_the_uploader_and_admins(srv, u):
         assert_error(who.download(f), 404, "RESOURCE_NOT_FOUND")
         assert_error(who.call("DELETE", "/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
         assert f["id"] not in {x["id"] for x in who.ok("GET", "/files?limit=100")["files"]}
-    assert u.admin.download(f).content == data
+    # An admin reads no one else's file, but may delete it.
+    assert_error(u.admin.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
+    assert_error(u.admin.download(f), 404, "RESOURCE_NOT_FOUND")
     assert u.carol.download(f).content == data
-    u.carol.ok("DELETE", "/files/" + f["id"], status=204)
+    u.admin.ok("DELETE", "/files/" + f["id"], status=204)
+    assert_error(u.carol.download(f), 404, "RESOURCE_NOT_FOUND")
     assert_error(u.admin.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
 
 
@@ -835,7 +842,7 @@ def test_direct_channel_files_are_for_its_two_members(srv, u):
     data = png()
     f = u.bob.uploaded("dm.png", data, channel_id=direct["id"])
     assert u.alice.download(f).content == data
-    assert u.admin.download(f).content == data
+    assert_error(u.admin.download(f), 404, "RESOURCE_NOT_FOUND")  # no reader of others' DMs
     assert_error(u.carol.get("/files/" + f["id"]), 404, "RESOURCE_NOT_FOUND")
     assert_error(u.carol.download(f), 404, "RESOURCE_NOT_FOUND")
     assert f["id"] not in {x["id"] for x in u.carol.ok("GET", "/files?limit=100")["files"]}

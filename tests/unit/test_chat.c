@@ -2585,3 +2585,73 @@ TEST(chat_search_a_writer_completes_while_a_long_query_runs)
     ut_rmrf(dir);
     ut_leak_check();
 }
+
+/* m with n emoji "e<i>", the first `mine` of them by usr_me, all by usr_x. */
+static void reacted(chat_message_t *m, size_t n, size_t mine)
+{
+    memset(m, 0, sizeof(*m));
+    m->reactions = calloc(n ? n : 1, sizeof(*m->reactions));
+    m->n_reactions = n;
+    for (size_t i = 0; i < n; i++) {
+        chat_reaction_t *r = &m->reactions[i];
+        snprintf(r->emoji, sizeof(r->emoji), "e%zu", i);
+        r->users = calloc(2, sizeof(*r->users));
+        snprintf(r->users[r->n_users++], STORE_ID_MAX, "usr_x");
+        if (i < mine)
+            snprintf(r->users[r->n_users++], STORE_ID_MAX, "usr_me");
+    }
+}
+
+TEST(chat_reaction_room_caps_emoji_per_message_and_per_user)
+{
+    chat_message_t m;
+    reacted(&m, CHAT_REACTION_EMOJI_MAX - 1, 0);
+    ASSERT_EQ(chat_reaction_room(&m, "new", "usr_me"), 0);
+    chat_message_clear(&m);
+    /* Full: a new emoji is refused, one already there may be joined. */
+    reacted(&m, CHAT_REACTION_EMOJI_MAX, 0);
+    ASSERT_EQ(chat_reaction_room(&m, "new", "usr_me"), STORE_E_REACTION_EMOJI_LIMIT);
+    ASSERT_EQ(chat_reaction_room(&m, "e3", "usr_me"), 0);
+    chat_message_clear(&m);
+    /* A user at its own cap: refused even on an emoji already there. */
+    reacted(&m, 30, CHAT_REACTIONS_PER_USER_MAX);
+    ASSERT_EQ(chat_reaction_room(&m, "e25", "usr_me"), STORE_E_REACTION_USER_LIMIT);
+    ASSERT_EQ(chat_reaction_room(&m, "new", "usr_me"), STORE_E_REACTION_USER_LIMIT);
+    ASSERT_EQ(chat_reaction_room(&m, "new", "usr_other"), 0);
+    chat_message_clear(&m);
+    reacted(&m, 30, CHAT_REACTIONS_PER_USER_MAX - 1);
+    ASSERT_EQ(chat_reaction_room(&m, "e25", "usr_me"), 0);
+    chat_message_clear(&m);
+    ut_leak_check();
+}
+
+TEST(chat_message_state_tells_updated_at_and_deletion_without_a_copy)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-state");
+    store_t *s = ut_store_open(dir);
+    char ch[STORE_ID_MAX], id[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    post(s, ch, "usr_a", "first", id);
+    chat_message_t m;
+    ASSERT_TRUE(chat_message_get(s, id, &m));
+    int64_t at = 0;
+    bool deleted = true;
+    ASSERT_TRUE(chat_message_state(s, id, &at, &deleted));
+    ASSERT_EQ(at, m.updated_at);
+    ASSERT_TRUE(!deleted);
+    chat_message_clear(&m);
+    ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, "edited", NULL, NULL}), 0);
+    ASSERT_TRUE(chat_message_get(s, id, &m));
+    ASSERT_TRUE(chat_message_state(s, id, &at, &deleted));
+    ASSERT_EQ(at, m.updated_at);
+    chat_message_clear(&m);
+    ASSERT_EQ(modify(s, id, (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_TRUE(chat_message_state(s, id, &at, &deleted));
+    ASSERT_TRUE(deleted);
+    ASSERT_TRUE(!chat_message_state(s, "msg_0000000000099999", &at, &deleted));
+    ASSERT_TRUE(!chat_message_state(s, "nonsense", &at, &deleted));
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
