@@ -76,8 +76,11 @@ void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_se
 
 /*
  * Accepts a two-factor code for `u` (updated in place and in the store: the
- * step it used can never be used again). Returns true, or false after
- * answering (401 INVALID_CREDENTIALS for a wrong or replayed code, 503).
+ * step it used can never be used again), through the user's code throttle
+ * (h_mfa.c: a wrong code counts and is audited, an accepted one clears the
+ * count). Returns true, or false after answering (401 INVALID_CREDENTIALS
+ * for a wrong or replayed code, 429 RATE_LIMIT_EXCEEDED while the code
+ * failures delay the user, 503).
  */
 bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code);
 

@@ -31,10 +31,26 @@
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
 
+/* Whether the 3-byte sequence at p is a character that changes how the text
+ * around it is shown, not what it says: the bidirectional marks, embeddings,
+ * overrides and isolates (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) and
+ * the line and paragraph separators (U+2028, U+2029). A name with U+202E
+ * shows "photo\u202Egpj.exe" as "photoexe.jpg". (U+061C is 2 bytes: below.) */
+static bool format_control3(const unsigned char *p)
+{
+    if (p[0] != 0xE2)
+        return false;
+    if (p[1] == 0x80)
+        return p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE);
+    return p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9;
+}
+
 /* The last path component of a client's filename: 1 to size - 1 bytes of
  * valid UTF-8 without control characters (C0, DEL, C1), neither "." nor
- * "..". False when nothing usable is left. The store and every JSON answer
- * need valid UTF-8 (jansson refuses anything else). */
+ * "..", with the bidirectional and separator controls (format_control3,
+ * U+061C ARABIC LETTER MARK) stripped. False when nothing usable is left.
+ * The store and every JSON answer need valid UTF-8 (jansson refuses
+ * anything else). */
 static bool safe_filename(const char *raw, char *out, size_t size)
 {
     const char *base = raw;
@@ -45,14 +61,20 @@ static bool safe_filename(const char *raw, char *out, size_t size)
     if (len == 0 || len >= size)
         return false;
     const unsigned char *end = (const unsigned char *)base + len;
+    size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)base; *p;) {
         size_t n = utf8_sequence(p, (size_t)(end - p));
         if (n == 0 || *p < 0x20 || *p == 0x7f || (p[0] == 0xC2 && p[1] < 0xA0))
             return false;
+        bool strip = (n == 3 && format_control3(p)) || (n == 2 && p[0] == 0xD8 && p[1] == 0x9C);
+        if (!strip) {
+            memcpy(out + o, p, n);
+            o += n;
+        }
         p += n;
     }
-    memcpy(out, base, len + 1);
-    return strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
+    out[o] = '\0';
+    return o > 0 && strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
 }
 
 static bool type_allowed(const char *allowed, const char *type)
