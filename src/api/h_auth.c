@@ -233,12 +233,6 @@ static void post_logout(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
-    if (p->via_api_key) {
-        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
-                         "logout ends a login made with a password; API keys are revoked with "
-                         "DELETE /api/v1/auth/api-keys/{id}");
-        return;
-    }
     uint64_t lsn;
     int rc = store_session_modify(app->store, p->session_id, revoke_session, NULL, NULL, &lsn);
     if (rc == 0)
@@ -329,11 +323,6 @@ static void post_api_key(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
-    if (p->via_api_key) {
-        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
-                         "API keys are created with an access token, not with an API key");
-        return;
-    }
     const char *name = NULL, *expires = NULL;
     store_api_key_t k;
     memset(&k, 0, sizeof(k));
