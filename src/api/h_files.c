@@ -122,7 +122,9 @@ static bool is_avatar_type(const char *mime)
 /*
  * Keeps the upload as file f (whose id, sha256, size and content_type this
  * fills; the caller filled the rest), durably. The detected type must pass
- * allowed_types, and be an image other than SVG for an avatar: those checks
+ * allowed_types, and be an image other than SVG for an avatar, and the
+ * uploader's live files with this one must fit storage_quota_bytes (413
+ * PAYLOAD_TOO_LARGE, details.reason "quota"): those checks
  * come between sealing and storing, so a refused upload is never stored. On
  * failure it has answered and kept nothing.
  */
@@ -152,6 +154,21 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
                              f->is_avatar ? "an avatar must be an image (not SVG), not %s"
                                           : "files of type %s are not accepted here",
                              info.mime);
+        return false;
+    }
+    /* The storage quota: the bytes of the uploader's live files, this one
+     * included (uploads racing each other may pass it by one file each). */
+    uint64_t used = store_file_user_bytes(app->store, f->uploaded_by);
+    if (live.storage_quota_bytes && used + info.size > live.storage_quota_bytes) {
+        blob_writer_abort(w);
+        http_reply_error(ctx, HTTP_ERR_PAYLOAD_TOO_LARGE,
+                         json_pack("{s:s, s:I, s:I, s:I}", "reason", "quota", "quota_bytes",
+                                   (json_int_t)live.storage_quota_bytes, "used_bytes",
+                                   (json_int_t)used, "size", (json_int_t)info.size),
+                         "this upload would pass your storage quota of %llu bytes (%llu used); "
+                         "delete files first",
+                         (unsigned long long)live.storage_quota_bytes,
+                         (unsigned long long)used);
         return false;
     }
     store_new_id("file", f->id);
