@@ -55,7 +55,9 @@ void account_login(http_ctx_t *ctx, const store_user_t *u);
 
 /*
  * A login step that failed after the throttle let it through (a wrong
- * password or two-factor code): restarts the throttle's delay for the
+ * password; a wrong two-factor code is counted apart, by
+ * account_mfa_accept, under the user's code entry): restarts the throttle's
+ * delay for the
  * account (`account_key`: the user's id, or the name typed when no account
  * has it) and the client's address, and writes the audit entry
  * auth.login_failed (and auth.lockout when this failure starts the

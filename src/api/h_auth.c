@@ -10,7 +10,9 @@
  * username and by email (in any case) add up. A failure restarts the delay
  * from when it happened, after the ~60 ms hash, not from when the request
  * came: dated at the start, a failure whose hash crossed a second boundary
- * let the next guess through at once.
+ * let the next guess through at once. Two-factor codes have a throttle
+ * entry of their own (h_mfa.c): a right password clears the password's
+ * failures, never the code's.
  *
  * Refresh tokens rotate: each use makes the session's next generation; a
  * token of an older generation coming back means it was stolen or replayed,
