@@ -23,6 +23,7 @@
 
 #include "resource.h"
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/blobs.h"
 #include "parley/clock.h"
 #include "parley/file_life.h"
@@ -124,7 +125,9 @@ static bool is_avatar_type(const char *mime)
  * fills; the caller filled the rest), durably. The detected type must pass
  * allowed_types, and be an image other than SVG for an avatar, and the
  * uploader's live files with this one must fit storage_quota_bytes (413
- * PAYLOAD_TOO_LARGE, details.reason "quota"): those checks
+ * PAYLOAD_TOO_LARGE, details.reason "quota"), and its size the uploader's
+ * upload_bytes_per_minute budget (429, details.category "upload_bytes"):
+ * those checks
  * come between sealing and storing, so a refused upload is never stored. On
  * failure it has answered and kept nothing.
  */
@@ -169,6 +172,21 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
                          "delete files first",
                          (unsigned long long)live.storage_quota_bytes,
                          (unsigned long long)used);
+        return false;
+    }
+    /* The upload budget: bytes a minute per user (a live setting). */
+    int retry = 0;
+    if (auth_rate_spend(app->rate_limiter, f->uploaded_by, (int64_t)info.size,
+                        (int64_t)live.upload_bytes_per_minute, clock_wall_ms(),
+                        &retry) != AUTH_OK) {
+        blob_writer_abort(w);
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry);
+        http_set_header(ctx, "Retry-After", v);
+        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED,
+                         json_pack("{s:i, s:s}", "retry_after", retry, "category", "upload_bytes"),
+                         "you may upload %llu bytes a minute; try again in %d seconds",
+                         (unsigned long long)live.upload_bytes_per_minute, retry);
         return false;
     }
     store_new_id("file", f->id);

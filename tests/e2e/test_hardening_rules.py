@@ -440,3 +440,32 @@ def test_the_storage_quota_bounds_a_users_live_uploads(start_server, tmp_path):
     assert r2.ok("GET", "/admin/users/" + alice.id)["storage_bytes"] == used
     assert r2.ok("GET", "/admin/settings")["storage_quota_bytes"] == 100
     assert_error(alice.on(again).upload("e.png", text()), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_the_upload_budget_bounds_a_users_bytes_a_minute(start_server, tmp_path):
+    server = start_server(args=("--upload-bytes-per-minute", "6000",
+                                "--storage-quota-bytes", "0"))
+    root_ = register(server, "budgetroot")
+    alice, bob = register(server, "budgetalice"), register(server, "budgetbob")
+    alice.uploaded("a.png", png(pad=2500))
+    alice.uploaded("b.png", png(pad=2500))
+    before = alice.ok("GET", "/files")["total"]
+    r = alice.upload("c.png", png(pad=2500))
+    err = assert_error(r, 429, "RATE_LIMIT_EXCEEDED")
+    assert err["details"]["category"] == "upload_bytes" and err["details"]["retry_after"] >= 1
+    assert int(r.headers["Retry-After"]) >= 1
+    assert alice.ok("GET", "/files")["total"] == before
+    assert_tmp_empty(server.data_dir)
+    # Per user: bob has his own budget; one file larger than the whole
+    # budget passes on a full bucket, and then nothing more does.
+    bob.uploaded("big.png", png(pad=9000))
+    assert_error(bob.upload("small.txt", text()), 429, "RATE_LIMIT_EXCEEDED")
+    # The live setting: 0 lifts it at once.
+    s = root_.ok("PATCH", "/admin/settings", {"upload_bytes_per_minute": 0})
+    assert s["upload_bytes_per_minute"] == 0
+    alice.uploaded("c.png", png(pad=2500))
+    for bad in (-1, "x", 2 ** 41):
+        err = assert_error(root_.patch("/admin/settings", {"upload_bytes_per_minute": bad}), 422,
+                           "VALIDATION_ERROR")
+        assert err["details"]["field"] == "upload_bytes_per_minute"
+    assert root_.ok("GET", "/admin/settings")["upload_bytes_per_minute"] == 0
