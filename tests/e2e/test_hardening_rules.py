@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from client import API, PASSWORD, Client, multipart, register, wait_until
+from client import API, PASSWORD, multipart, register, session_from, wait_until
 from conftest import assert_error, module_server
 from test_files import assert_tmp_empty, new_channel, png, text
 from test_mfa import enable_mfa, now_step, totp
@@ -44,9 +44,9 @@ def by_key(srv, key, method, path, body=None):
                             json=body, timeout=30)
 
 
-def login(srv, name, password=PASSWORD, **extra):
-    return requests.post(srv.url(API + "/auth/login"),
-                         json=dict({"username": name, "password": password}, **extra), timeout=30)
+def login(srv, name, password=PASSWORD, net=requests, **extra):
+    return net.post(srv.url(API + "/auth/login"),
+                    json=dict({"username": name, "password": password}, **extra), timeout=30)
 
 
 # ---- API keys and account security (items 13, "API keys and password change") --
@@ -113,21 +113,27 @@ def wrong_code(secret):
     return next(c for c in ("000000", "111111", "222222", "333333") if c not in good)
 
 
-def mfa_user(srv, prefix):
+def mfa_user(srv, prefix, address):
+    """A user with two-factor on whose calls (its session's, and those given
+    `net`) come from `address`: the code failures also count against the
+    client address (20 free), which each test keeps to itself."""
     name = "%s_%s" % (prefix, uuid.uuid4().hex[:8])
     who = register(srv, name)
     secret, _ = enable_mfa(srv, who.token)
-    return who, name, secret
+    net = session_from(address)
+    who.session = session_from(address)
+    who.session.headers["Authorization"] = "Bearer " + who.token
+    return who, name, secret, net
 
 
-def temp_token(srv, name):
-    err = assert_error(login(srv, name), 401, "MFA_REQUIRED")
+def temp_token(srv, name, net):
+    err = assert_error(login(srv, name, net=net), 401, "MFA_REQUIRED")
     return err["details"]["temp_token"]
 
 
-def verify(srv, temp, code):
-    return requests.post(srv.url(API + "/auth/mfa/verify"),
-                         json={"temp_token": temp, "mfa_code": code}, timeout=30)
+def verify(srv, temp, code, net):
+    return net.post(srv.url(API + "/auth/mfa/verify"),
+                    json={"temp_token": temp, "mfa_code": code}, timeout=30)
 
 
 def until_throttled(attempt, rounds):
@@ -144,35 +150,37 @@ def until_throttled(attempt, rounds):
 
 
 def test_a_right_password_does_not_reset_the_code_failures(srv):
-    who, name, secret = mfa_user(srv, "mfathrottle")
+    who, name, secret, net = mfa_user(srv, "mfathrottle", "127.0.0.2")
     # The attack: a password-only login before each guess. 5 failures are
     # free, then each waits 1, 2, 4 ... s after the last: within 9 rounds a
     # guess must meet the throttle (on the old build every right password
     # cleared the count and no round ever did).
-    r = until_throttled(lambda: verify(srv, temp_token(srv, name), wrong_code(secret)), 9)
+    def guess():
+        return verify(srv, temp_token(srv, name, net), wrong_code(secret), net)
+    r = until_throttled(guess, 9)
     err = r.json()["error"]
     assert err["code"] == "RATE_LIMIT_EXCEEDED" and err["details"]["retry_after"] >= 1
     assert int(r.headers["Retry-After"]) >= 1
     # A login giving the code at once meets the same throttle, even with the
     # right password and the right code.
-    limited = login(srv, name, mfa_code=totp(secret, now_step()))
+    limited = login(srv, name, net=net, mfa_code=totp(secret, now_step()))
     if limited.status_code != 200:  # (the delay may have passed meanwhile)
         assert_error(limited, 429, "RATE_LIMIT_EXCEEDED")
         # Only a completed second factor clears the count: once the delay
         # has passed the right code is taken, and the next wrong one is a
         # plain 401 again (the count starts over).
-        temp = temp_token(srv, name)
+        temp = temp_token(srv, name, net)
         def taken():
-            r = verify(srv, temp, totp(secret, now_step()))
+            r = verify(srv, temp, totp(secret, now_step()), net)
             return None if r.status_code == 429 else r
         ok = wait_until(taken, interval=0.5, what="the code accepted once the delay passed")
         assert ok.status_code == 200, ok.text
-    assert_error(verify(srv, temp_token(srv, name), wrong_code(secret)), 401,
+    assert_error(verify(srv, temp_token(srv, name, net), wrong_code(secret), net), 401,
                  "INVALID_CREDENTIALS")
 
 
 def test_disable_is_throttled_and_shares_the_count_with_the_login(srv, root):
-    who, name, secret = mfa_user(srv, "mfadisable")
+    who, name, secret, net = mfa_user(srv, "mfadisable", "127.0.0.3")
     # Five wrong codes on disable use up the free allowance (the old build
     # did not count them at all)...
     for _ in range(5):
@@ -180,7 +188,8 @@ def test_disable_is_throttled_and_shares_the_count_with_the_login(srv, root):
                      "INVALID_CREDENTIALS")
     # ... so the login's code step meets the throttle within a few rounds,
     # not after five free ones of its own.
-    until_throttled(lambda: verify(srv, temp_token(srv, name), wrong_code(secret)), 4)
+    until_throttled(lambda: verify(srv, temp_token(srv, name, net), wrong_code(secret), net),
+                    4)
     # And disable itself answers 429 while the delay holds (or counts on).
     until_throttled(lambda: who.post("/auth/mfa/disable", {"code": wrong_code(secret)}), 6)
     assert who.ok("GET", "/users/me")["mfa_enabled"] is True
