@@ -122,6 +122,12 @@ static const setting_t settings[] = {
      FIELD(rate_limit_admin), 0, 1000000, "admin requests a minute per admin (0: off)"},
     {"max_upload_bytes", "--max-upload-bytes", "PARLEY_MAX_UPLOAD_BYTES", SET_UNSIGNED,
      FIELD(max_upload_bytes), 1, 1ULL << 40, "largest uploaded file, in bytes"},
+    {"storage_quota_bytes", "--storage-quota-bytes", "PARLEY_STORAGE_QUOTA_BYTES", SET_UNSIGNED,
+     FIELD(storage_quota_bytes), 0, 1ULL << 50,
+     "bytes of live uploads each user may hold (0: no quota)"},
+    {"upload_bytes_per_minute", "--upload-bytes-per-minute", "PARLEY_UPLOAD_BYTES_PER_MINUTE",
+     SET_UNSIGNED, FIELD(upload_bytes_per_minute), 0, 1ULL << 40,
+     "bytes each user may upload a minute (0: no budget)"},
     {"allowed_types", "--allowed-types", "PARLEY_ALLOWED_TYPES", SET_TEXT, FIELD(allowed_types),
      0, 0, "MIME types an upload may have, as comma-separated globs"},
     {"ws_max_frame_bytes", "--ws-max-frame-bytes", "PARLEY_WS_MAX_FRAME_BYTES", SET_UNSIGNED,
@@ -245,6 +251,8 @@ void config_defaults(parley_config_t *cfg)
     cfg->rate_limit_search = 50;
     cfg->rate_limit_admin = 200;
     cfg->max_upload_bytes = 25u << 20;
+    cfg->storage_quota_bytes = 1ull << 30;
+    cfg->upload_bytes_per_minute = 256ull << 20;
     strcpy(cfg->allowed_types, "*/*");
     cfg->ws_max_frame_bytes = 64 * 1024;
     cfg->ws_queue_bytes = 1u << 20;

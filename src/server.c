@@ -103,6 +103,8 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
     st->registration = (int)cfg->registration;
     st->require_mfa_for_admins = cfg->require_mfa_for_admins != 0;
     st->max_upload_bytes = cfg->max_upload_bytes;
+    st->storage_quota_bytes = cfg->storage_quota_bytes;
+    st->upload_bytes_per_minute = cfg->upload_bytes_per_minute;
     snprintf(st->allowed_types, sizeof(st->allowed_types), "%s", cfg->allowed_types);
     st->message_retention_days = cfg->message_retention_days;
     snprintf(st->default_channel, sizeof(st->default_channel), "%s", cfg->default_channel);

@@ -395,4 +395,20 @@ int auth_rate_category_limit(const auth_rate_limiter_t *l, int category);
 int auth_rate_check(auth_rate_limiter_t *l, int category, const char *user_id,
                     const char *address, int64_t now_ms, auth_rate_info_t *out);
 
+#define AUTH_RATE_SPEND_MAX (1ll << 40) /* the largest budget per minute */
+
+/*
+ * A budget of amounts per user (the bytes a user may upload a minute): takes
+ * `amount` from user_id's bucket, which holds `per_minute` (0: no budget,
+ * AUTH_RATE_SPEND_MAX at most), starts full and refills at per_minute/60 a
+ * second. Allowed when the bucket holds the amount, or is full (one amount
+ * larger than the whole budget passes, and the bucket owes it: nothing more
+ * passes until it is paid back). Returns AUTH_OK, or AUTH_ELIMITED (nothing
+ * taken) with *retry_after (OUT, seconds >= 1) until it would pass. Its
+ * buckets share the limiter's table (and its bound) with the categories'.
+ * Takes one shard lock.
+ */
+int auth_rate_spend(auth_rate_limiter_t *l, const char *user_id, int64_t amount,
+                    int64_t per_minute, int64_t now_ms, int *retry_after);
+
 #endif

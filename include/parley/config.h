@@ -52,6 +52,8 @@ typedef struct parley_config {
     unsigned rate_limit_search;
     unsigned rate_limit_admin;
     uint64_t max_upload_bytes;   /* largest uploaded file */
+    uint64_t storage_quota_bytes; /* live upload bytes per user (0: no quota) */
+    uint64_t upload_bytes_per_minute; /* uploaded bytes a minute per user (0: none) */
     char allowed_types[1024];    /* MIME globs, comma-separated, e.g. image/png,text/plain */
     size_t ws_max_frame_bytes;   /* largest WebSocket message accepted */
     size_t ws_queue_bytes;       /* outbound bytes queued per WebSocket before it is dropped */

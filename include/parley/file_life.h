@@ -58,9 +58,14 @@ int file_life_remove(store_t *s, blobs_t *b, store_file_t *f);
  * Returns 0 or the first STORE_E_* code met (the files after it stay). */
 int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id);
 
+/* Whether url is exactly FILE_URL_PREFIX <id> FILE_URL_SUFFIX with an id
+ * of id characters ([A-Za-z0-9_-], shorter than STORE_ID_MAX): then true
+ * with the id in `id`. Says nothing of whether the file exists. */
+bool file_life_url_id(const char *url, char id[STORE_ID_MAX]);
+
 /* Deletes the avatar file a replaced avatar_url named, when it is that
- * user's avatar upload (an avatar_url set by PUT /users/me may name any
- * file, or none: then nothing happens). Failures are logged. */
+ * user's avatar upload (an avatar_url set by PUT /users/me may name another
+ * image of the user's, an https URL, or none: then nothing happens). Failures are logged. */
 void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url);
 
 #endif

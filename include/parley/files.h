@@ -48,6 +48,12 @@ uint32_t store_file_rev(store_t *s, const char *id);
 size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_by,
                        size_t offset, size_t limit, store_file_t *out, size_t *n_out);
 
+/* The bytes of the live files user_id uploaded (avatars included), each
+ * file at its size even when its bytes are shared with another file's
+ * (deduplicated): what the storage quota counts. Derived at apply, replay
+ * included; lock-free to read. */
+uint64_t store_file_user_bytes(store_t *s, const char *user_id);
+
 /* Live files naming a blob. */
 uint64_t store_blob_refs(store_t *s, const char *sha256);
 

@@ -107,6 +107,12 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  * reacting, uploading, creating or renaming channels, opening direct
  * channels); it goes with WRITE.
  *
+ * LOGIN_ONLY marks an account-security route (two-factor setup, enable and
+ * disable, password change, API keys, logout): it needs a real login (an
+ * access token); an API key, whatever its permissions, gets 403
+ * INSUFFICIENT_PERMISSIONS, so a leaked key cannot lock its owner out or
+ * mint its successors.
+ *
  * Rate-limit category (include/parley/auth.h, auth_rate_category_t): an
  * ADMIN route is "admin", an UPLOAD route "uploads"; any other route says
  * HTTP_RATE_AUTH, HTTP_RATE_MESSAGES or HTTP_RATE_SEARCH, HTTP_RATE_NONE
@@ -122,6 +128,7 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  */
 #define HTTP_ROUTE_UPLOAD 0x01u /* takes multipart/form-data bodies */
 #define HTTP_ROUTE_CONTENT 0x02u /* refused to a muted account */
+#define HTTP_ROUTE_LOGIN_ONLY 0x80u /* refused to an API key */
 #define HTTP_ROUTE_PUBLIC 0x10u
 #define HTTP_ROUTE_USER 0x20u
 #define HTTP_ROUTE_ADMIN 0x40u

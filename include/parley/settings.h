@@ -62,6 +62,8 @@ enum settings_rate {
 #define SETTINGS_UPLOAD_MAX (1ull << 40)
 #define SETTINGS_RETENTION_MAX 36500    /* days */
 #define SETTINGS_AUDIT_ENTRIES_MAX 100000000
+#define SETTINGS_QUOTA_MAX (1ull << 50) /* storage_quota_bytes: 0 (none) - 1 PiB */
+#define SETTINGS_UPLOAD_BUDGET_MAX (1ull << 40) /* upload_bytes_per_minute */
 
 /* Bits of store_settings_t.overridden, in the order of settings_names(). */
 enum settings_field {
@@ -77,6 +79,8 @@ enum settings_field {
     SETTINGS_F_TRUSTED_PROXIES,
     SETTINGS_F_AUDIT_MAX_ENTRIES,
     SETTINGS_F_AUDIT_MAX_DAYS,
+    SETTINGS_F_STORAGE_QUOTA,
+    SETTINGS_F_UPLOAD_BUDGET,
     SETTINGS_F_COUNT,
 };
 
@@ -94,6 +98,8 @@ typedef struct store_settings {
     char trusted_proxies[SETTINGS_PROXIES_MAX][SETTINGS_PROXY_LEN + 1];
     uint32_t audit_max_entries; /* the audit log's bounds (include/parley/audit.h) */
     uint32_t audit_max_days;    /* 0: no age bound */
+    uint64_t storage_quota_bytes; /* live upload bytes per user; 0: no quota */
+    uint64_t upload_bytes_per_minute; /* uploaded bytes a minute per user; 0: no budget */
     uint32_t overridden; /* 1 << enum settings_field: set through the API */
 } store_settings_t;
 

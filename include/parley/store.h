@@ -239,6 +239,11 @@ bool store_api_key_get(store_t *s, const char *id, store_api_key_t *out);
 bool store_api_key_find_hash(store_t *s, const char *hash, store_api_key_t *out);
 /* The keys of a user, newest first: fills up to max, returns the count. */
 size_t store_api_key_list(store_t *s, const char *user_id, store_api_key_t *out, size_t max);
+/* Revokes every live API key of user_id (a password change does: the keys
+ * were made by a login the new password ends). On success *lsn is moved to
+ * the last record written (left as it was when there was none: pass the lsn
+ * to wait for anyway) and *revoked (may be NULL) gets the count. */
+int store_api_key_revoke_all(store_t *s, const char *user_id, uint64_t *lsn, size_t *revoked);
 
 /* ---- ids and facts ---- */
 

@@ -55,7 +55,9 @@ void account_login(http_ctx_t *ctx, const store_user_t *u);
 
 /*
  * A login step that failed after the throttle let it through (a wrong
- * password or two-factor code): restarts the throttle's delay for the
+ * password; a wrong two-factor code is counted apart, by
+ * account_mfa_accept, under the user's code entry): restarts the throttle's
+ * delay for the
  * account (`account_key`: the user's id, or the name typed when no account
  * has it) and the client's address, and writes the audit entry
  * auth.login_failed (and auth.lockout when this failure starts the
@@ -76,8 +78,11 @@ void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_se
 
 /*
  * Accepts a two-factor code for `u` (updated in place and in the store: the
- * step it used can never be used again). Returns true, or false after
- * answering (401 INVALID_CREDENTIALS for a wrong or replayed code, 503).
+ * step it used can never be used again), through the user's code throttle
+ * (h_mfa.c: a wrong code counts and is audited, an accepted one clears the
+ * count). Returns true, or false after answering (401 INVALID_CREDENTIALS
+ * for a wrong or replayed code, 429 RATE_LIMIT_EXCEEDED while the code
+ * failures delay the user, 503).
  */
 bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code);
 

@@ -30,6 +30,7 @@
 #include "parley/app.h"
 #include "parley/chat.h"
 #include "parley/clock.h"
+#include "parley/files.h"
 #include "parley/http.h"
 #include "parley/store.h"
 #include "parley/xalloc.h"
@@ -40,8 +41,9 @@
 #define SESSIONS_MAX 100
 #define KEYS_MAX 100
 
-/* The admin's view: the full user object and the moderation fields. */
-static json_t *admin_user_json(const store_user_t *u)
+/* The admin's view: the full user object, the moderation fields and the
+ * bytes of the user's live uploads (what storage_quota_bytes counts). */
+static json_t *admin_user_json(store_t *s, const store_user_t *u)
 {
     json_t *o = user_json(u, true, false);
     bool banned = principal_user_banned(u, clock_wall_ms());
@@ -57,6 +59,8 @@ static json_t *admin_user_json(const store_user_t *u)
     json_object_set_new(o, "last_login", time_json(u->last_login));
     json_object_set_new(o, "login_count", json_integer(u->login_count));
     json_object_set_new(o, "is_deleted", json_boolean(u->deleted_at != 0));
+    json_object_set_new(o, "storage_bytes",
+                        json_integer((json_int_t)store_file_user_bytes(s, u->id)));
     return o;
 }
 
@@ -189,7 +193,7 @@ static void get_users(http_ctx_t *ctx)
     size_t from = (size_t)(page - 1) * (size_t)limit;
     for (size_t i = 0; i < total; i++) {
         if (i >= from && i < from + (size_t)limit)
-            json_array_append_new(list, admin_user_json(&all[i]));
+            json_array_append_new(list, admin_user_json(app->store, &all[i]));
         store_user_clear(&all[i]);
     }
     free(all);
@@ -206,7 +210,7 @@ static void get_user(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such user");
         return;
     }
-    json_t *o = admin_user_json(&u);
+    json_t *o = admin_user_json(app->store, &u);
     int64_t now = clock_wall_ms();
     store_session_t *ss = xcalloc(SESSIONS_MAX, sizeof(*ss));
     size_t n = store_session_list(app->store, u.id, now, ss, SESSIONS_MAX);
@@ -306,7 +310,7 @@ static void change_user(http_ctx_t *ctx, bool self_ok, const char *what,
 {
     store_user_t now;
     if (modify_user(ctx, ctx->params[0], self_ok, what, fn, c, &now, action, details)) {
-        http_reply_json(ctx, 200, admin_user_json(&now));
+        http_reply_json(ctx, 200, admin_user_json(((parley_app_t *)ctx->app)->store, &now));
         store_user_clear(&now);
     }
 }
@@ -379,7 +383,7 @@ static void post_moderation(http_ctx_t *ctx, int what)
     admin_moderation_t m = {.what = what};
     store_user_t now;
     if (admin_moderation_read(ctx, &m) && admin_moderate(ctx, ctx->params[0], &m, &now)) {
-        http_reply_json(ctx, 200, admin_user_json(&now));
+        http_reply_json(ctx, 200, admin_user_json(((parley_app_t *)ctx->app)->store, &now));
         store_user_clear(&now);
     }
 }

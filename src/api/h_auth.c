@@ -10,7 +10,9 @@
  * username and by email (in any case) add up. A failure restarts the delay
  * from when it happened, after the ~60 ms hash, not from when the request
  * came: dated at the start, a failure whose hash crossed a second boundary
- * let the next guess through at once.
+ * let the next guess through at once. Two-factor codes have a throttle
+ * entry of their own (h_mfa.c): a right password clears the password's
+ * failures, never the code's.
  *
  * Refresh tokens rotate: each use makes the session's next generation; a
  * token of an older generation coming back means it was stolen or replayed,
@@ -30,7 +32,12 @@
  *
  * API keys are created from a login, never with another API key: a
  * write-only key could otherwise mint itself a read key, and any key a
- * successor that outlives its revocation.
+ * successor that outlives its revocation (the router refuses keys on every
+ * account-security route: HTTP_ROUTE_LOGIN_ONLY). A password change revokes
+ * the user's other logins and every API key: whoever changes a password
+ * after a compromise expects the intruder's credentials to end, and a key
+ * the intruder minted would otherwise outlive it. The owner makes new keys
+ * from the new login.
  */
 #include <string.h>
 
@@ -133,12 +140,13 @@ static void post_login(http_ctx_t *ctx)
         store_user_clear(&u);
         return;
     }
+    /* The password was right: its failures are cleared; the code has its
+     * own throttle, which only an accepted code clears (h_mfa.c). */
+    auth_login_success(app->login_limiter, account, ip, now);
     if (u.mfa_enabled && !account_mfa_accept(ctx, &u, mfa_code)) {
-        account_login_failed(ctx, account, &u, "mfa_code");
         store_user_clear(&u);
         return;
     }
-    auth_login_success(app->login_limiter, account, ip, now);
     account_login(ctx, &u);
     store_user_clear(&u);
 }
@@ -227,12 +235,6 @@ static void post_logout(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
-    if (p->via_api_key) {
-        http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL,
-                         "logout ends a login made with a password; API keys are revoked with "
-                         "DELETE /api/v1/auth/api-keys/{id}");
-        return;
-    }
     uint64_t lsn;
     int rc = store_session_modify(app->store, p->session_id, revoke_session, NULL, NULL, &lsn);
     if (rc == 0)
@@ -294,9 +296,13 @@ static void put_change_password(http_ctx_t *ctx)
     if (rc == 0)
         rc = store_session_revoke_all(app->store, p->user.id,
                                       p->session_id[0] ? p->session_id : NULL, &lsn);
+    size_t keys = 0;
     if (rc == 0)
-        rc = store_wait(app->store,
-                        audit_write(ctx, lsn, "auth.password_change", p->user.id, NULL));
+        rc = store_api_key_revoke_all(app->store, p->user.id, &lsn, &keys);
+    if (rc == 0)
+        rc = store_wait(app->store, audit_write(ctx, lsn, "auth.password_change", p->user.id,
+                                                json_pack("{s:I}", "api_keys_revoked",
+                                                          (json_int_t)keys)));
     if (rc != 0)
         reply_store_error(ctx, rc);
     else
@@ -319,11 +325,6 @@ static void post_api_key(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
-    if (p->via_api_key) {
-        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
-                         "API keys are created with an access token, not with an API key");
-        return;
-    }
     const char *name = NULL, *expires = NULL;
     store_api_key_t k;
     memset(&k, 0, sizeof(k));
@@ -419,10 +420,15 @@ const http_route_t auth_routes[] = {
     {"POST", "/api/v1/auth/register", post_register, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
     {"POST", "/api/v1/auth/login", post_login, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
     {"POST", "/api/v1/auth/refresh", post_refresh, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/logout", post_logout, HTTP_USER_WRITE | HTTP_RATE_AUTH},
-    {"PUT", "/api/v1/auth/change-password", put_change_password, HTTP_USER_WRITE | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/api-keys", post_api_key, HTTP_USER_WRITE | HTTP_RATE_AUTH},
-    {"GET", "/api/v1/auth/api-keys", get_api_keys, HTTP_USER_READ | HTTP_RATE_AUTH},
-    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/logout", post_logout,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"PUT", "/api/v1/auth/change-password", put_change_password,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/api-keys", post_api_key,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"GET", "/api/v1/auth/api-keys", get_api_keys,
+     HTTP_USER_READ | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"DELETE", "/api/v1/auth/api-keys/:id", delete_api_key,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
     {NULL, NULL, NULL, 0},
 };

@@ -23,6 +23,7 @@
 
 #include "resource.h"
 #include "parley/app.h"
+#include "parley/auth.h"
 #include "parley/blobs.h"
 #include "parley/clock.h"
 #include "parley/file_life.h"
@@ -31,10 +32,26 @@
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
 
+/* Whether the 3-byte sequence at p is a character that changes how the text
+ * around it is shown, not what it says: the bidirectional marks, embeddings,
+ * overrides and isolates (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) and
+ * the line and paragraph separators (U+2028, U+2029). A name with U+202E
+ * shows "photo\u202Egpj.exe" as "photoexe.jpg". (U+061C is 2 bytes: below.) */
+static bool format_control3(const unsigned char *p)
+{
+    if (p[0] != 0xE2)
+        return false;
+    if (p[1] == 0x80)
+        return p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE);
+    return p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9;
+}
+
 /* The last path component of a client's filename: 1 to size - 1 bytes of
  * valid UTF-8 without control characters (C0, DEL, C1), neither "." nor
- * "..". False when nothing usable is left. The store and every JSON answer
- * need valid UTF-8 (jansson refuses anything else). */
+ * "..", with the bidirectional and separator controls (format_control3,
+ * U+061C ARABIC LETTER MARK) stripped. False when nothing usable is left.
+ * The store and every JSON answer need valid UTF-8 (jansson refuses
+ * anything else). */
 static bool safe_filename(const char *raw, char *out, size_t size)
 {
     const char *base = raw;
@@ -45,14 +62,20 @@ static bool safe_filename(const char *raw, char *out, size_t size)
     if (len == 0 || len >= size)
         return false;
     const unsigned char *end = (const unsigned char *)base + len;
+    size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)base; *p;) {
         size_t n = utf8_sequence(p, (size_t)(end - p));
         if (n == 0 || *p < 0x20 || *p == 0x7f || (p[0] == 0xC2 && p[1] < 0xA0))
             return false;
+        bool strip = (n == 3 && format_control3(p)) || (n == 2 && p[0] == 0xD8 && p[1] == 0x9C);
+        if (!strip) {
+            memcpy(out + o, p, n);
+            o += n;
+        }
         p += n;
     }
-    memcpy(out, base, len + 1);
-    return strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
+    out[o] = '\0';
+    return o > 0 && strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
 }
 
 static bool type_allowed(const char *allowed, const char *type)
@@ -100,7 +123,11 @@ static bool is_avatar_type(const char *mime)
 /*
  * Keeps the upload as file f (whose id, sha256, size and content_type this
  * fills; the caller filled the rest), durably. The detected type must pass
- * allowed_types, and be an image other than SVG for an avatar: those checks
+ * allowed_types, and be an image other than SVG for an avatar, and the
+ * uploader's live files with this one must fit storage_quota_bytes (413
+ * PAYLOAD_TOO_LARGE, details.reason "quota"), and its size the uploader's
+ * upload_bytes_per_minute budget (429, details.category "upload_bytes"):
+ * those checks
  * come between sealing and storing, so a refused upload is never stored. On
  * failure it has answered and kept nothing.
  */
@@ -130,6 +157,36 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
                              f->is_avatar ? "an avatar must be an image (not SVG), not %s"
                                           : "files of type %s are not accepted here",
                              info.mime);
+        return false;
+    }
+    /* The storage quota: the bytes of the uploader's live files, this one
+     * included (uploads racing each other may pass it by one file each). */
+    uint64_t used = store_file_user_bytes(app->store, f->uploaded_by);
+    if (live.storage_quota_bytes && used + info.size > live.storage_quota_bytes) {
+        blob_writer_abort(w);
+        http_reply_error(ctx, HTTP_ERR_PAYLOAD_TOO_LARGE,
+                         json_pack("{s:s, s:I, s:I, s:I}", "reason", "quota", "quota_bytes",
+                                   (json_int_t)live.storage_quota_bytes, "used_bytes",
+                                   (json_int_t)used, "size", (json_int_t)info.size),
+                         "this upload would pass your storage quota of %llu bytes (%llu used); "
+                         "delete files first",
+                         (unsigned long long)live.storage_quota_bytes,
+                         (unsigned long long)used);
+        return false;
+    }
+    /* The upload budget: bytes a minute per user (a live setting). */
+    int retry = 0;
+    if (auth_rate_spend(app->rate_limiter, f->uploaded_by, (int64_t)info.size,
+                        (int64_t)live.upload_bytes_per_minute, clock_wall_ms(),
+                        &retry) != AUTH_OK) {
+        blob_writer_abort(w);
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry);
+        http_set_header(ctx, "Retry-After", v);
+        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED,
+                         json_pack("{s:i, s:s}", "retry_after", retry, "category", "upload_bytes"),
+                         "you may upload %llu bytes a minute; try again in %d seconds",
+                         (unsigned long long)live.upload_bytes_per_minute, retry);
         return false;
     }
     store_new_id("file", f->id);

@@ -4,8 +4,10 @@
  * threads and reactions.
  *
  * A post is answered 201 once its record is durable; the same
- * idempotency_key from the same user answers 200 with the first message
- * (the key lives in the message record, so this holds across restarts;
+ * idempotency_key from the same user in the same channel answers 200 with the
+ * first message (keys are scoped to (user, channel): the same key elsewhere
+ * is another post;
+ * the key lives in the message record, so this holds across restarts;
  * keys are 1-128 bytes, refused rather than cut, so two keys never meet).
  * Mentions are the union of the `mentions` ids given and the @usernames
  * found in the content. A deleted message keeps its place in the history
@@ -111,13 +113,6 @@ static void mentions_in_text(store_t *s, chat_message_t *m)
  * after authentication, so a caller without credentials learns nothing). */
 #define MAX_ATTACHMENTS 10
 
-/*
- * Checks the attachments of a post and records them in m: each must be a
- * live file the poster uploaded (outside channels or in this one) or a file
- * of this channel. A file uploaded outside channels joins this channel, so
- * the members who see the message can open it. Answers 422 and returns
- * false on a bad one.
- */
 /* Whether a file already attached to a message may be attached again by
  * this post: only when the post is a retry of that very message (same user,
  * same idempotency key), which then answers the first message. */
@@ -132,12 +127,19 @@ static bool retry_of_holder(store_t *s, const store_file_t *f, const char *user_
     return same;
 }
 
-/* Checks the attachments of a new message (each an id of a live file of the
- * channel, or of one the poster uploaded outside channels, and attached to no
- * other message) and lists them in m, without changing anything. */
-static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
+/*
+ * Checks the attachments of a new message and lists them in m, without
+ * changing anything. Each must be a live file that is not an avatar, and
+ * either the poster's own upload (outside channels, or in this channel) not
+ * attached to another message, or, when the poster moderates the channel, a
+ * file of this channel (a moderator shares it; it stays its uploader's).
+ * So nobody can take another member's file into a message of their own and
+ * delete it with the message. Answers 422 and returns false on a bad one.
+ */
+static bool attach_files(http_ctx_t *ctx, const principal_t *p, const channel_access_t *a,
                          const char *key, json_t *att, chat_message_t *m)
 {
+    const char *channel_id = a->channel.id;
     parley_app_t *app = ctx->app;
     size_t i;
     json_t *v;
@@ -148,14 +150,17 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *chan
             http_reply_invalid(ctx, "attachments", "attachments must be ids of uploaded files");
             return false;
         }
-        bool ok = !f.is_deleted &&
-                  (strcmp(f.channel_id, channel_id) == 0 ||
-                   (f.channel_id[0] == '\0' && strcmp(f.uploaded_by, p->user.id) == 0));
-        bool held = ok && f.message_id[0] && !retry_of_holder(app->store, &f, p->user.id, key);
+        bool mine = strcmp(f.uploaded_by, p->user.id) == 0;
+        bool here = strcmp(f.channel_id, channel_id) == 0;
+        bool ok = !f.is_deleted && !f.is_avatar &&
+                  ((mine && (here || f.channel_id[0] == '\0')) || (here && a->can_moderate));
+        bool held = ok && mine && f.message_id[0] &&
+                    !retry_of_holder(app->store, &f, p->user.id, key);
         store_file_clear(&f);
         if (!ok) {
             http_reply_invalid(ctx, "attachments",
-                               "attachments must be your uploads or files of this channel");
+                               "attachments must be your own uploads (a moderator may "
+                               "also attach files of this channel)");
             return false;
         }
         if (held) {
@@ -174,10 +179,12 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const char *chan
     return true;
 }
 
-/* Ties the attachments of a posted message to it: each names the message
- * (so deleting the message deletes it), and one uploaded outside channels
- * moves into the message's channel, readable by whoever reads the message.
- * Runs once the message is durable. */
+/* Ties the attachments of a posted message to it: each of the author's
+ * own names the message (so deleting the message deletes it), and one
+ * uploaded outside channels moves into the message's channel, readable by
+ * whoever reads the message. A file a moderator shared is left as it is
+ * (its uploader's, in this channel already). Runs once the message is
+ * durable. */
 static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
 {
     parley_app_t *app = ctx->app;
@@ -187,8 +194,8 @@ static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
             continue;
         int rc = 0;
         uint64_t lsn;
-        if (!f.is_deleted && (strcmp(f.channel_id, m->channel_id) != 0 ||
-                              strcmp(f.message_id, m->id) != 0)) {
+        if (!f.is_deleted && strcmp(f.uploaded_by, m->user_id) == 0 &&
+            (strcmp(f.channel_id, m->channel_id) != 0 || strcmp(f.message_id, m->id) != 0)) {
             snprintf(f.channel_id, sizeof(f.channel_id), "%s", m->channel_id);
             snprintf(f.message_id, sizeof(f.message_id), "%s", m->id);
             rc = store_file_put(app->store, &f, &lsn, NULL);
@@ -247,7 +254,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
                            CHAT_IDEMPOTENCY_MAX - 1);
         goto out;
     }
-    if (att && !attach_files(ctx, p, a.channel.id, key, att, &m))
+    if (att && !attach_files(ctx, p, &a, key, att, &m))
         goto out;
     json_t *mentions = json_object_get(ctx->body, "mentions");
     if (mentions && !json_is_null(mentions)) {
@@ -368,30 +375,13 @@ static void get_messages(http_ctx_t *ctx)
     history(ctx, NULL);
 }
 
-/* Loads a message the caller may read, with its channel's access. */
-static bool load_message(http_ctx_t *ctx, const principal_t *p, chat_message_t *m,
-                         channel_access_t *a)
-{
-    parley_app_t *app = ctx->app;
-    memset(a, 0, sizeof(*a));
-    if (!chat_message_get(app->store, ctx->params[0], m)) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such message");
-        return false;
-    }
-    if (!channel_access_load(ctx, p, m->channel_id, a)) {
-        chat_message_clear(m);
-        return false;
-    }
-    return true;
-}
-
 static void get_message(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (load_message(ctx, p, &m, &a)) {
+    if (message_access_load(ctx, p, ctx->params[0], &m, &a)) {
         http_reply_json(ctx, 200, message_json(app->store, &m));
         chat_message_clear(&m);
     }
@@ -474,7 +464,7 @@ static void put_message(http_ctx_t *ctx)
     chat_message_t m, now;
     channel_access_t a;
     message_change_t c = {.what = EDIT};
-    if (!load_message(ctx, p, &m, &a))
+    if (!message_access_load(ctx, p, ctx->params[0], &m, &a))
         goto out_access;
     if (strcmp(m.user_id, p->user.id) != 0) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -546,7 +536,7 @@ static void delete_message(http_ctx_t *ctx)
     chat_message_t m;
     channel_access_t a;
     bool already;
-    if (!load_message(ctx, p, &m, &a))
+    if (!message_access_load(ctx, p, ctx->params[0], &m, &a))
         goto out_access;
     if (strcmp(m.user_id, p->user.id) != 0 && !a.can_moderate) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -571,7 +561,7 @@ static void get_thread(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (!load_message(ctx, p, &m, &a))
+    if (!message_access_load(ctx, p, ctx->params[0], &m, &a))
         goto out_access;
     /* The thread of any message in it is its root's. */
     const char *root = m.thread_id[0] ? m.thread_id : m.id;
@@ -610,7 +600,7 @@ static void react(http_ctx_t *ctx, bool add, const char *emoji)
     chat_message_t m, now;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (!load_message(ctx, p, &m, &a))
+    if (!message_access_load(ctx, p, ctx->params[0], &m, &a))
         goto out_access;
     if (emoji == NULL && http_field_string(ctx, "emoji", true, 0, 1000, false, &emoji) != 0)
         goto out;

@@ -11,6 +11,17 @@
  *         the user and nothing else; verify takes it with a code and starts
  *         the session.
  * Each accepted code's time step is stored, so no code works twice.
+ *
+ * Codes are guessed like passwords, so every route that takes one (a login
+ * with mfa_code, verify, disable, enable) goes through one throttle: the
+ * login limiter's entry "mfa:<user id>", apart from the password's entry.
+ * A right password clears the password's failures, never the code's (so a
+ * password-only login cannot reset the count and let codes be guessed at
+ * the per-address rate); only an accepted code clears them. A wrong code
+ * restarts the delay and is audited (auth.login_failed with reason mfa_code
+ * on a login, mfa.code_failed on disable and enable; auth.lockout when the
+ * failure starts the delays). A call that needs no code check after all
+ * (two-factor already on or off) keeps its attempt counted.
  */
 #include <string.h>
 
@@ -29,9 +40,66 @@ enum {
 };
 
 typedef struct mfa_change {
-    const char *code;
+    const char *code;       /* NULL: no code is tried (setup) */
+    const char *step;       /* "login", "enable", "disable": for the audit */
     const char *new_secret; /* setup */
 } mfa_change_t;
+
+/* The throttle entry of a user's two-factor codes in the login limiter. */
+static void code_throttle_key(const char *user_id, char out[4 + STORE_ID_MAX])
+{
+    snprintf(out, 4 + STORE_ID_MAX, "mfa:%s", user_id);
+}
+
+/* Before a code is tried: counts the attempt in advance, or answers 429
+ * RATE_LIMIT_EXCEEDED with Retry-After and returns false while the user's
+ * code failures (or the address's) delay it. */
+static bool code_admitted(http_ctx_t *ctx, const char *user_id)
+{
+    parley_app_t *app = ctx->app;
+    char key[4 + STORE_ID_MAX];
+    code_throttle_key(user_id, key);
+    int retry = 0;
+    if (auth_login_check(app->login_limiter, key, http_client_ip(ctx), clock_wall_ms() / 1000,
+                         &retry) == AUTH_OK)
+        return true;
+    char v[16];
+    snprintf(v, sizeof(v), "%d", retry);
+    http_set_header(ctx, "Retry-After", v);
+    http_reply_error(ctx, HTTP_ERR_RATE_LIMITED, json_pack("{s:i}", "retry_after", retry),
+                     "too many wrong two-factor codes; try again in %d seconds", retry);
+    return false;
+}
+
+/* A wrong code: restarts the delay and writes its audit entries (durable
+ * before it returns). */
+static void code_failed(http_ctx_t *ctx, const char *user_id, const char *step)
+{
+    parley_app_t *app = ctx->app;
+    char key[4 + STORE_ID_MAX];
+    code_throttle_key(user_id, key);
+    bool locked =
+        auth_login_failure(app->login_limiter, key, http_client_ip(ctx), clock_wall_ms() / 1000);
+    uint64_t lsn = strcmp(step, "login") == 0
+                       ? audit_write_as(ctx, user_id, 0, "auth.login_failed", user_id,
+                                        json_pack("{s:s}", "reason", "mfa_code"))
+                       : audit_write_as(ctx, user_id, 0, "mfa.code_failed", user_id,
+                                        json_pack("{s:s}", "step", step));
+    if (locked)
+        lsn = audit_write_as(ctx, user_id, lsn, "auth.lockout", user_id,
+                             json_pack("{s:i, s:s}", "failures", AUTH_LOGIN_FREE_ACCOUNT,
+                                       "reason", "mfa_code"));
+    store_wait(app->store, lsn); /* a log that refuses: the answer is right anyway */
+}
+
+/* An accepted code: the user's code failures are cleared. */
+static void code_passed(http_ctx_t *ctx, const char *user_id)
+{
+    parley_app_t *app = ctx->app;
+    char key[4 + STORE_ID_MAX];
+    code_throttle_key(user_id, key);
+    auth_login_success(app->login_limiter, key, http_client_ip(ctx), clock_wall_ms() / 1000);
+}
 
 /* Accepts a code of the active secret and moves the last used step, in one
  * step with every other change of the user (two requests racing with one
@@ -90,13 +158,20 @@ static int disable(void *ctx, store_user_t *u)
 }
 
 /* Runs one change and answers its failure; true when it is durable (with
- * its audit entry `action`, when not NULL). */
+ * its audit entry `action`, when not NULL). A change that tries a code
+ * (c->code) is throttled first (code_admitted) and counted after. */
 static bool change(http_ctx_t *ctx, const char *user_id, int (*fn)(void *, store_user_t *),
                    mfa_change_t *c, bool code_is_field, const char *action)
 {
     parley_app_t *app = ctx->app;
+    if (c->code && !code_admitted(ctx, user_id))
+        return false;
     uint64_t lsn;
     int rc = store_user_modify(app->store, user_id, fn, c, NULL, &lsn);
+    if (c->code && rc == MFA_CODE_WRONG)
+        code_failed(ctx, user_id, c->step);
+    else if (c->code && rc == 0)
+        code_passed(ctx, user_id);
     if (rc == 0 && action)
         lsn = audit_write_as(ctx, user_id, lsn, action, user_id, NULL);
     if (rc == 0)
@@ -130,7 +205,7 @@ static bool change(http_ctx_t *ctx, const char *user_id, int (*fn)(void *, store
 
 bool account_mfa_accept(http_ctx_t *ctx, store_user_t *u, const char *code)
 {
-    mfa_change_t c = {.code = code};
+    mfa_change_t c = {.code = code, .step = "login"};
     return change(ctx, u->id, accept_code, &c, false, NULL);
 }
 
@@ -155,7 +230,7 @@ static void post_setup(http_ctx_t *ctx)
 static void post_enable(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    mfa_change_t c = {0};
+    mfa_change_t c = {.step = "enable"};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
         change(ctx, p->user.id, enable, &c, true, "mfa.enable"))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", true));
@@ -164,7 +239,7 @@ static void post_enable(http_ctx_t *ctx)
 static void post_disable(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    mfa_change_t c = {0};
+    mfa_change_t c = {.step = "disable"};
     if (http_field_string(ctx, "code", true, 1, 16, false, &c.code) == 0 &&
         change(ctx, p->user.id, disable, &c, false, "mfa.disable"))
         http_reply_json(ctx, 200, json_pack("{s:b}", "mfa_enabled", false));
@@ -189,32 +264,23 @@ static void post_verify(http_ctx_t *ctx)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the temp_token is not valid");
         return;
     }
-    /* Codes are guessed like passwords: the same throttle, keyed by the user. */
-    const char *ip = http_client_ip(ctx);
-    int retry = 0;
-    if (!u.is_active || !u.mfa_enabled) {
+    /* The code's throttle is account_mfa_accept's (code_admitted). */
+    if (!u.is_active || !u.mfa_enabled)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the temp_token is not valid");
-    } else if (auth_login_check(app->login_limiter, u.id, ip, now, &retry) != AUTH_OK) {
-        char v[16];
-        snprintf(v, sizeof(v), "%d", retry);
-        http_set_header(ctx, "Retry-After", v);
-        http_reply_error(ctx, HTTP_ERR_RATE_LIMITED, json_pack("{s:i}", "retry_after", retry),
-                         "too many wrong codes; try again in %d seconds", retry);
-    } else if (account_refuse_banned(ctx, &u)) {
-        /* banned after the password step: answered */
-    } else if (account_mfa_accept(ctx, &u, code)) {
-        auth_login_success(app->login_limiter, u.id, ip, now);
+    else if (account_refuse_banned(ctx, &u))
+        ; /* banned after the password step: answered */
+    else if (account_mfa_accept(ctx, &u, code))
         account_login(ctx, &u);
-    } else {
-        account_login_failed(ctx, u.id, &u, "mfa_code");
-    }
     store_user_clear(&u);
 }
 
 const http_route_t mfa_routes[] = {
-    {"POST", "/api/v1/auth/mfa/setup", post_setup, HTTP_USER_WRITE | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/mfa/enable", post_enable, HTTP_USER_WRITE | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/mfa/disable", post_disable, HTTP_USER_WRITE | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/setup", post_setup,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/enable", post_enable,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+    {"POST", "/api/v1/auth/mfa/disable", post_disable,
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
     {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
     {NULL, NULL, NULL, 0},
 };

@@ -78,12 +78,10 @@ static void post_report(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
-    if (!chat_message_get(app->store, ctx->params[0], &m)) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such message");
+    if (!message_access_load(ctx, p, ctx->params[0], &m, &a)) {
+        channel_access_clear(&a);
         return;
     }
-    if (!channel_access_load(ctx, p, m.channel_id, &a))
-        goto out_message;
     const char *reason = NULL;
     if (m.is_deleted) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "the message was deleted");
@@ -125,7 +123,6 @@ static void post_report(http_ctx_t *ctx)
     store_report_clear(&r);
 out:
     channel_access_clear(&a);
-out_message:
     chat_message_clear(&m);
 }
 

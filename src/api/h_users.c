@@ -28,10 +28,36 @@ static void set_text(char **slot, const char *value)
     *slot = (value && value[0]) ? strdup(value) : NULL;
 }
 
-static bool url_ok(const char *s)
+/*
+ * What an avatar_url may be (checked by PUT /users/me; POST /users/me/avatar
+ * sets its own): either exactly FILE_URL_PREFIX <id> FILE_URL_SUFFIX naming
+ * a live image file (not SVG) the user uploaded, or an absolute https URL
+ * with a host and no credentials (nothing before an "@" in the authority),
+ * of printable ASCII without spaces or backslashes. A prefix is not enough:
+ * "/api/v1/files/../../x" or another user's file must not pass, nor
+ * http:// (mixed content), javascript:, data: or scheme-relative URLs.
+ */
+static bool avatar_url_ok(store_t *s, const char *user_id, const char *url)
 {
-    return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0 ||
-           strncmp(s, "/api/v1/files/", 14) == 0;
+    char id[STORE_ID_MAX];
+    if (file_life_url_id(url, id)) {
+        store_file_t f;
+        if (!store_file_get(s, id, &f))
+            return false;
+        bool ok = !f.is_deleted && strcmp(f.uploaded_by, user_id) == 0 &&
+                  strncmp(f.content_type, "image/", 6) == 0 &&
+                  strcmp(f.content_type, "image/svg+xml") != 0;
+        store_file_clear(&f);
+        return ok;
+    }
+    if (strncmp(url, "https://", 8) != 0)
+        return false;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '\\')
+            return false;
+    const char *host = url + 8;
+    size_t authority = strcspn(host, "/?#");
+    return authority > 0 && memchr(host, '@', authority) == NULL && host[0] != ':';
 }
 
 /* The change PUT /users/me asks for, applied to the user as it is when the
@@ -93,8 +119,10 @@ static void put_me(http_ctx_t *ctx)
         http_reply_invalid(ctx, "email", "email is not a valid address");
         goto out;
     }
-    if (c.avatar && c.avatar[0] && !url_ok(c.avatar)) {
-        http_reply_invalid(ctx, "avatar_url", "avatar_url must be an http(s) URL or a file URL");
+    if (c.avatar && c.avatar[0] && !avatar_url_ok(app->store, p->user.id, c.avatar)) {
+        http_reply_invalid(ctx, "avatar_url",
+                           "avatar_url must be an https URL or " FILE_URL_PREFIX
+                           "{id}" FILE_URL_SUFFIX " of an image you uploaded");
         goto out;
     }
     c.prefs = json_object_get(ctx->body, "preferences");

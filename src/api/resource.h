@@ -60,6 +60,17 @@ bool channel_access_load(http_ctx_t *ctx, const principal_t *p, const char *chan
 bool channel_access_load_known(http_ctx_t *ctx, const principal_t *p, const char *channel_id,
                                channel_access_t *a);
 
+/*
+ * Loads message `id` and its channel's access for the caller. Returns true
+ * when the caller may see the channel (*m: chat_message_clear it); else
+ * answers 404 RESOURCE_NOT_FOUND "no such message", the very same answer
+ * for a message that does not exist and one in a channel the caller may not
+ * see (so the two cannot be told apart), and returns false. *a is to be
+ * channel_access_clear'ed in both cases.
+ */
+bool message_access_load(http_ctx_t *ctx, const principal_t *p, const char *id,
+                         chat_message_t *m, channel_access_t *a);
+
 /* Answers 200 with {"messages": [views of list[0..n)], ...rest's members}
  * (rest consumed), from cached views where current (message_page_text). */
 void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
@@ -99,9 +110,11 @@ bool admin_moderate(http_ctx_t *ctx, const char *user_id, const admin_moderation
  * true when it was deleted before (nothing written). False after answering
  * a store failure. */
 bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bool *already);
-/* Deletes the files attached to a deleted message (those naming it), and
- * with them their blobs when nothing else refers to them: what a message's
- * deletion does, by its author, a moderator or the retention sweep.
+/* Deletes the files a deleted message owns (its author's uploads that name
+ * it; never an avatar, the file the author's avatar_url names, or a file a
+ * moderator shared), and with them their blobs when no other file record
+ * refers to them: what a message's deletion does, by its author, a
+ * moderator or the retention sweep.
  * 0 or the first STORE_E_* met. No lock held. */
 int delete_message_files(parley_app_t *app, const chat_message_t *m);
 

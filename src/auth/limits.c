@@ -53,6 +53,13 @@
  * fixed table: at most max_entries buckets over all categories; an evicted
  * bucket comes back full, which is lenient and only happens once more than
  * 100k (category, caller) pairs are active at once.
+ *
+ * DESIGN, budgets (auth_rate_spend). The same bucket for amounts rather than
+ * requests, the bytes a user uploads: a key whose category byte no category
+ * has, the budget given with each call (the live setting), per_minute units
+ * a millisecond. One amount larger than the whole budget passes on a full
+ * bucket and leaves it owing, so a single big file is never refused forever
+ * and the bound over any minute stays one file plus the budget.
  */
 #include "parley/auth.h"
 
@@ -600,4 +607,53 @@ int auth_rate_check(auth_rate_limiter_t *l, int category, const char *user_id,
     if (out)
         *out = info;
     return limited ? AUTH_ELIMITED : AUTH_OK;
+}
+
+int auth_rate_spend(auth_rate_limiter_t *l, const char *user_id, int64_t amount,
+                    int64_t per_minute, int64_t now_ms, int *retry_after)
+{
+    if (!l || per_minute <= 0 || amount <= 0 || !user_id || !*user_id)
+        return AUTH_OK;
+    if (per_minute > AUTH_RATE_SPEND_MAX)
+        per_minute = AUTH_RATE_SPEND_MAX;
+    if (amount > AUTH_RATE_SPEND_MAX)
+        amount = AUTH_RATE_SPEND_MAX;
+    /* A category byte no category has, and kind 'b': never a request bucket. */
+    unsigned char key[RATE_KEY_SIZE] = {(unsigned char)AUTH_RATE_CATEGORIES, 'b'};
+    size_t len = strnlen(user_id, AUTH_RATE_CALLER_MAX);
+    memcpy(key + 2, user_id, len);
+    uint32_t hash = rate_hash(l->seed, key, 2 + len);
+    struct rate_shard *sh = &l->shards[hash >> 28];
+    /* Units as auth_rate_check's with a one-minute window: per_minute units
+     * a millisecond (2^40 x 60000 fits an int64 with room to spare). */
+    const int64_t minute_ms = 60000;
+    int64_t cap = per_minute * minute_ms, need = amount * minute_ms;
+
+    pthread_mutex_lock(&sh->mu);
+    struct slot *s = table_get(&sh->t, hash, key);
+    if (s->count == 0) {
+        s->tokens = cap;
+        s->t = now_ms;
+        s->count = 1;
+    }
+    if (now_ms > s->t) {
+        int64_t elapsed = now_ms - s->t;
+        s->tokens += (elapsed < minute_ms ? elapsed : minute_ms) * per_minute;
+        s->t = now_ms;
+    }
+    if (s->tokens > cap)
+        s->tokens = cap;
+    bool ok = s->tokens >= need || s->tokens == cap;
+    int64_t wanted = (need < cap ? need : cap) - s->tokens; /* units still missing */
+    if (ok)
+        s->tokens -= need;
+    pthread_mutex_unlock(&sh->mu);
+
+    if (ok)
+        return AUTH_OK;
+    if (retry_after) {
+        int64_t wait_s = div_up(div_up(wanted, per_minute), 1000);
+        *retry_after = wait_s < 1 ? 1 : (int)wait_s;
+    }
+    return AUTH_ELIMITED;
 }

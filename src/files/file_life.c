@@ -170,15 +170,29 @@ int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id)
     }
 }
 
-void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url)
+bool file_life_url_id(const char *url, char id[STORE_ID_MAX])
 {
     size_t pre = strlen(FILE_URL_PREFIX), post = strlen(FILE_URL_SUFFIX);
     if (url == NULL || strncmp(url, FILE_URL_PREFIX, pre) != 0 || strlen(url) <= pre + post ||
         strcmp(url + strlen(url) - post, FILE_URL_SUFFIX) != 0 ||
         strlen(url) - pre - post >= STORE_ID_MAX)
-        return;
+        return false;
+    int n = (int)(strlen(url) - pre - post);
+    for (int i = 0; i < n; i++) {
+        char c = url[pre + (size_t)i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false; /* ids are [A-Za-z0-9_-]: no "/", "..", "%" */
+    }
+    snprintf(id, STORE_ID_MAX, "%.*s", n, url + pre);
+    return true;
+}
+
+void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url)
+{
     char id[STORE_ID_MAX];
-    snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - pre - post), url + pre);
+    if (!file_life_url_id(url, id))
+        return;
     store_file_t f;
     if (!store_file_get(s, id, &f))
         return;

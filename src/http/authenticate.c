@@ -11,7 +11,8 @@
  * on every answer of a limited category, errors included. A key without the
  * permission the route needs (READ or WRITE), or a non-admin on an ADMIN
  * route, is refused after that count: the caller is known, so its 403
- * carries the headers too. Last, a route that puts content before others
+ * carries the headers too, as is an API key on a LOGIN_ONLY route (the
+ * account-security routes need a login). Last, a route that puts content before others
  * (HTTP_ROUTE_CONTENT) is refused to a muted account with 403
  * ACCOUNT_MUTED: the one place the mute is enforced over HTTP, and over
  * WebSocket send_message, which runs through the router; and while the
@@ -112,6 +113,12 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
                          "this API key does not have the %s permission", write ? "write" : "read");
         return false;
     }
+    if ((flags & HTTP_ROUTE_LOGIN_ONLY) && p->via_api_key) {
+        principal_clear(p);
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "this endpoint needs a login (an access token), not an API key");
+        return false;
+    }
     if ((flags & HTTP_ROUTE_ADMIN) && !p->user.is_admin) {
         principal_clear(p);
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
@@ -162,7 +169,8 @@ bool http_credentials_valid(struct parley_app *app, const struct _u_request *req
     }
     if (rc != 0)
         return false;
-    bool ok = (!(flags & HTTP_ROUTE_WRITE) || p.can_write) &&
+    bool ok = (!(flags & HTTP_ROUTE_LOGIN_ONLY) || !p.via_api_key) &&
+              (!(flags & HTTP_ROUTE_WRITE) || p.can_write) &&
               (!(flags & HTTP_ROUTE_CONTENT) || !principal_user_muted(&p.user, clock_wall_ms()));
     principal_clear(&p);
     return ok;

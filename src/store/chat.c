@@ -24,7 +24,9 @@
  *   and the idempotency key in a msg_extra only when present; the user id
  *   interned) in a seq -> msg table (stab: pages of 1,024 slots); per channel an
  *   array of msg_t* in seq (= id) order; per thread root the array of its
- *   replies; "<user>/<key>" -> msg for idempotency (rebuilt from the
+ *   replies; "<user>/<channel>/<key>" -> msg for idempotency (a key is
+ *   scoped to its user and channel: the same key in another channel is
+ *   another post; rebuilt from the
  *   records); the word index (search.c). next_seq = max seq applied + 1.
  *   Measured: ~160 bytes of overhead per 100-byte message, the word index's
  *   ~40 included (tests/unit/test_chat.c, chat_memory_per_message).
@@ -61,7 +63,7 @@
 
 #define NAME_KEY_MAX (4 * CHAT_NAME_MAX)            /* a folded name */
 #define MEMBER_KEY_MAX (2 * STORE_ID_MAX)           /* "<channel>/<user>" */
-#define IDEM_KEY_MAX (STORE_ID_MAX + CHAT_IDEMPOTENCY_MAX)
+#define IDEM_KEY_MAX (2 * STORE_ID_MAX + CHAT_IDEMPOTENCY_MAX)
 #define SNAP_BATCH 1024
 
 /* ---- entities ------------------------------------------------------------------ */
@@ -174,9 +176,10 @@ static bool member_key(const char *channel_id, const char *user_id, char out[MEM
     return true;
 }
 
-static void idem_key(const char *user_id, const char *key, char out[IDEM_KEY_MAX])
+static void idem_key(const char *user_id, const char *channel_id, const char *key,
+                     char out[IDEM_KEY_MAX])
 {
-    snprintf(out, IDEM_KEY_MAX, "%s/%s", user_id, key);
+    snprintf(out, IDEM_KEY_MAX, "%s/%s/%s", user_id, channel_id, key);
 }
 
 /* ---- tables --------------------------------------------------------------------------- */
@@ -560,7 +563,7 @@ static void apply_message(store_t *s, chat_message_t *m)
         }
         if (old_extra && old_extra->idem) {
             char key[IDEM_KEY_MAX];
-            idem_key(g->user, old_extra->idem, key);
+            idem_key(g->user, g->list->id, old_extra->idem, key);
             if (chat__smap_get(&t->idem, key) == g)
                 chat__smap_del(&t->idem, key);
         }
@@ -570,7 +573,7 @@ static void apply_message(store_t *s, chat_message_t *m)
         mvec_insert(&thread_of(t, thread, true)->msgs, g);
     if (extra && extra->idem) {
         char key[IDEM_KEY_MAX];
-        idem_key(user, extra->idem, key);
+        idem_key(user, list->id, extra->idem, key);
         chat__smap_put(&t->idem, key, g);
     }
     if (seq <= t->indexed_upto)
@@ -1310,7 +1313,7 @@ int chat_message_post(store_t *s, chat_message_t *m, bool *existing, uint64_t *l
     chat_message_t n = *m; /* borrows m's memory */
     if (rc == 0 && m->idempotency_key[0] && strlen(m->user_id) < STORE_ID_MAX) {
         char key[IDEM_KEY_MAX];
-        idem_key(m->user_id, m->idempotency_key, key);
+        idem_key(m->user_id, m->channel_id, m->idempotency_key, key);
         pthread_rwlock_rdlock(&t->msg_lock);
         const msg_t *g = chat__smap_get(&t->idem, key);
         chat_message_t found;

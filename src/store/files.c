@@ -6,7 +6,8 @@
  * whole state, appended and applied under the store's write lock (store.c),
  * replayed by the same apply. The blob reference counts are derived, never
  * logged: apply recomputes them from the change of one file's liveness
- * (deleted or not), so replaying a record twice leaves them right. The
+ * (deleted or not), so replaying a record twice leaves them right; so are
+ * the bytes of each uploader's live files (the storage quota's count). The
  * bytes themselves are the blob store's; a blob is written and synced before
  * its first record is appended, and removed only after the record that
  * dropped its last reference is durable (h_files.c).
@@ -25,6 +26,7 @@
 struct file_tables {
     map_t files;     /* id -> store_file_t* */
     map_t blob_refs; /* sha256 -> uint64_t* live files naming it */
+    map_t user_bytes; /* uploader id -> uint64_t* bytes of its live files */
     /* Derived like blob_refs, from each change of a file's liveness: the
      * sizes of the live files, and of the distinct blobs they name (a blob
      * counts from its first live file to its last). */
@@ -50,6 +52,7 @@ struct file_tables *files__new(void)
     struct file_tables *t = xcalloc(1, sizeof(*t));
     map_init(&t->files, free_file);
     map_init(&t->blob_refs, free);
+    map_init(&t->user_bytes, free);
     return t;
 }
 
@@ -59,6 +62,7 @@ void files__free(struct file_tables *t)
         return;
     map_deinit(&t->files);
     map_deinit(&t->blob_refs);
+    map_deinit(&t->user_bytes);
     free(t);
 }
 
@@ -66,6 +70,7 @@ void files__clear(struct file_tables *t)
 {
     map_clear(&t->files);
     map_clear(&t->blob_refs);
+    map_clear(&t->user_bytes);
     atomic_store(&t->file_bytes, 0);
     atomic_store(&t->blob_bytes, 0);
     atomic_store(&t->live_files, 0);
@@ -140,29 +145,51 @@ static int decode(const void *data, size_t len, store_file_t *f)
 
 /* ---- apply ------------------------------------------------------------------ */
 
-/* Adds delta to a blob's count (removing it at zero); returns the new count. */
-static uint64_t adjust_refs(struct file_tables *t, const char *sha, int delta)
+/* Adds delta to the counter of `key` in m (a map of uint64_t*), removing it
+ * at zero (never below); returns the new value. Blob counts and uploader
+ * bytes are both such counters. */
+static uint64_t adjust_counter(map_t *m, const char *key, int64_t delta)
 {
-    uint64_t h = map_hash(sha);
-    map_shard_t *sh = map_shard_of(&t->blob_refs, h);
+    uint64_t h = map_hash(key);
+    map_shard_t *sh = map_shard_of(m, h);
     pthread_rwlock_wrlock(&sh->lock);
-    uint64_t *n = map_find_locked(sh, h, sha);
+    uint64_t *n = map_find_locked(sh, h, key);
     if (n == NULL && delta > 0) {
         n = xcalloc(1, sizeof(*n));
-        free(map_put_locked(sh, h, sha, n));
+        free(map_put_locked(sh, h, key, n));
     }
     uint64_t now = 0;
     if (n) {
-        if (delta < 0 && *n < (uint64_t)-delta)
-            *n = 0;
-        else
-            *n = (uint64_t)((int64_t)*n + delta);
+        *n = delta < 0 && *n < (uint64_t)-delta ? 0 : (uint64_t)((int64_t)*n + delta);
         now = *n;
         if (now == 0)
-            free(map_remove_locked(sh, h, sha));
+            free(map_remove_locked(sh, h, key));
     }
     pthread_rwlock_unlock(&sh->lock);
     return now;
+}
+
+static uint64_t adjust_refs(struct file_tables *t, const char *sha, int delta)
+{
+    return adjust_counter(&t->blob_refs, sha, delta);
+}
+
+static void adjust_user_bytes(struct file_tables *t, const char *user_id, int64_t delta)
+{
+    adjust_counter(&t->user_bytes, user_id, delta);
+}
+
+uint64_t store_file_user_bytes(store_t *s, const char *user_id)
+{
+    struct file_tables *t = s->files;
+    uint64_t h = map_hash(user_id), n = 0;
+    map_shard_t *sh = map_shard_of(&t->user_bytes, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    uint64_t *v = map_find_locked(sh, h, user_id);
+    if (v)
+        n = *v;
+    pthread_rwlock_unlock(&sh->lock);
+    return n;
 }
 
 /* Takes f's strings. Returns the live count of f's blob afterwards. */
@@ -178,12 +205,14 @@ static uint64_t apply_file(store_t *s, store_file_t *f)
     store_file_t *old = map_put_locked(sh, h, nf->id, nf);
     nf->rev = old ? old->rev + 1 : 1;
     bool was_live = old && !old->is_deleted;
-    char old_sha[65] = "";
+    char old_sha[65] = "", old_user[STORE_ID_MAX] = "";
     uint64_t old_size = old ? old->size : 0, size = nf->size;
     bool first = old == NULL;
     int64_t uploaded_at = nf->uploaded_at;
-    if (old)
+    if (old) {
         memcpy(old_sha, old->sha256, sizeof(old_sha));
+        memcpy(old_user, old->uploaded_by, sizeof(old_user));
+    }
     free_file(old);
     pthread_rwlock_unlock(&sh->lock);
     if (first) /* the dashboard: a file counts once, when its id first appears */
@@ -193,10 +222,12 @@ static uint64_t apply_file(store_t *s, store_file_t *f)
     if (was_live) {
         atomic_fetch_sub(&t->file_bytes, old_size);
         atomic_fetch_sub(&t->live_files, 1);
+        adjust_user_bytes(t, old_user, -(int64_t)old_size);
     }
     if (live) {
         atomic_fetch_add(&t->file_bytes, size);
         atomic_fetch_add(&t->live_files, 1);
+        adjust_user_bytes(t, nf->uploaded_by, (int64_t)size);
     }
     if (was_live && (!live || strcmp(old_sha, nf->sha256) != 0) &&
         adjust_refs(t, old_sha, -1) == 0)

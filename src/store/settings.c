@@ -42,6 +42,8 @@ const char *const settings_names[SETTINGS_F_COUNT] = {
     [SETTINGS_F_TRUSTED_PROXIES] = "trusted_proxies",
     [SETTINGS_F_AUDIT_MAX_ENTRIES] = "audit_max_entries",
     [SETTINGS_F_AUDIT_MAX_DAYS] = "audit_max_days",
+    [SETTINGS_F_STORAGE_QUOTA] = "storage_quota_bytes",
+    [SETTINGS_F_UPLOAD_BUDGET] = "upload_bytes_per_minute",
 };
 
 const char *const settings_rate_names[SETTINGS_RATE_COUNT] = {
@@ -259,6 +261,16 @@ static bool read_one(int f, const json_t *v, store_settings_t *st, char field[64
             return false;
         st->audit_max_days = (uint32_t)n;
         return true;
+    case SETTINGS_F_STORAGE_QUOTA:
+        if (!read_uint(v, (long long)SETTINGS_QUOTA_MAX, name, field, msg, &n))
+            return false;
+        st->storage_quota_bytes = (uint64_t)n;
+        return true;
+    case SETTINGS_F_UPLOAD_BUDGET:
+        if (!read_uint(v, (long long)SETTINGS_UPLOAD_BUDGET_MAX, name, field, msg, &n))
+            return false;
+        st->upload_bytes_per_minute = (uint64_t)n;
+        return true;
     case SETTINGS_F_TRUSTED_PROXIES: {
         if (!read_string_list(v, SETTINGS_PROXIES_MAX, proxy_ok, name, "address or CIDR range",
                               field, msg))
@@ -352,6 +364,10 @@ json_t *store_settings_json(const store_settings_t *st)
     json_object_set_new(o, "trusted_proxies", proxies);
     json_object_set_new(o, "audit_max_entries", json_integer(st->audit_max_entries));
     json_object_set_new(o, "audit_max_days", json_integer(st->audit_max_days));
+    json_object_set_new(o, "storage_quota_bytes",
+                        json_integer((json_int_t)st->storage_quota_bytes));
+    json_object_set_new(o, "upload_bytes_per_minute",
+                        json_integer((json_int_t)st->upload_bytes_per_minute));
     json_object_set_new(o, "overridden", over);
     return o;
 }

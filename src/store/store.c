@@ -652,6 +652,49 @@ size_t store_api_key_list(store_t *s, const char *user_id, store_api_key_t *out,
     return kc.n;
 }
 
+typedef struct key_revoke_ctx {
+    const char *user_id;
+    store_api_key_t *list;
+    size_t n, cap;
+} key_revoke_ctx_t;
+
+static bool collect_live_key(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    key_revoke_ctx_t *kc = ctx;
+    const store_api_key_t *k = value;
+    if (k->revoked || strcmp(k->user_id, kc->user_id) != 0)
+        return true;
+    if (kc->n == kc->cap) {
+        kc->cap = kc->cap ? kc->cap * 2 : 16;
+        kc->list = xrealloc(kc->list, kc->cap * sizeof(*kc->list));
+    }
+    kc->list[kc->n++] = *k;
+    return true;
+}
+
+int store_api_key_revoke_all(store_t *s, const char *user_id, uint64_t *lsn, size_t *revoked)
+{
+    key_revoke_ctx_t kc = {.user_id = user_id};
+    int err = 0;
+    size_t done = 0;
+    pthread_mutex_lock(&s->write_mu);
+    map_each(&s->api_keys, collect_live_key, &kc);
+    for (size_t i = 0; i < kc.n && err == 0; i++) {
+        kc.list[i].revoked = true;
+        err = store__append(s, STORE_REC_API_KEY, codec_api_key_encode(&kc.list[i]), lsn);
+        if (err == 0) {
+            apply_api_key(s, &kc.list[i]);
+            done++;
+        }
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    free(kc.list);
+    if (revoked)
+        *revoked = done;
+    return err;
+}
+
 /* ---- snapshots ---------------------------------------------------------------- */
 
 typedef struct snap_ctx {

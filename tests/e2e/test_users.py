@@ -66,12 +66,13 @@ def test_put_me_updates_the_profile(server):
     assert body["avatar_url"] == "https://cdn.example.com/bob.png"
     assert body["email"] == "bob@example.com" and body["preferences"] == {}
     assert get(server, "/users/me", pair).json() == body
-    # Fields not sent are kept; http and file URLs are accepted; "" clears.
-    r = put_me(server, pair, {"avatar_url": "http://example.com/a.png"})
+    # Fields not sent are kept; "" clears. (What else avatar_url may be, an
+    # https URL or an image of one's own: tests/e2e/test_hardening_rules.py.)
+    r = put_me(server, pair, {"avatar_url": "https://example.com/a.png"})
     assert r.json()["display_name"] == "Bobby" and r.json()["bio"] == "line one\nline two"
-    assert r.json()["avatar_url"] == "http://example.com/a.png"
-    r = put_me(server, pair, {"avatar_url": "/api/v1/files/fil_123/download"})
-    assert r.status_code == 200
+    assert r.json()["avatar_url"] == "https://example.com/a.png"
+    assert put_me(server, pair, {"avatar_url": "http://example.com/a.png"}).status_code == 422
+    assert put_me(server, pair, {"avatar_url": "/api/v1/files/fil_123/download"}).status_code == 422
     r = put_me(server, pair, {"avatar_url": "", "bio": ""})
     assert r.json()["avatar_url"] is None and r.json()["bio"] is None
     # An empty PUT changes nothing.

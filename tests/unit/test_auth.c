@@ -1235,3 +1235,33 @@ TEST(rate_limit_memory_is_bounded)
     auth_rate_limiter_free(l);
     auth_rate_limiter_free(NULL);
 }
+
+TEST(rate_spend_is_a_budget_per_user_that_refills_and_lets_one_large_amount_owe)
+{
+    auth_rate_limiter_t *l = auth_rate_limiter_new(NULL, 0);
+    int64_t t = 1000000;
+    int retry = 0;
+    /* 6000 a minute: 100 a second. */
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 4000, 6000, t, &retry), AUTH_OK);
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 2000, 6000, t, &retry), AUTH_OK);
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 100, 6000, t, &retry), AUTH_ELIMITED);
+    ASSERT_EQ(retry, 1);
+    ASSERT_EQ(auth_rate_spend(l, "usr_b", 6000, 6000, t, &retry), AUTH_OK); /* its own */
+    /* A second later 100 came back: 100 passes, 101 does not. */
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 101, 6000, t + 1000, &retry), AUTH_ELIMITED);
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 100, 6000, t + 1000, &retry), AUTH_OK);
+    /* Full again after a minute; an amount over the budget passes once and
+     * is owed: nothing passes until it is paid back. */
+    t += 120000;
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 9000, 6000, t, &retry), AUTH_OK);
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 1, 6000, t + 30000, &retry), AUTH_ELIMITED);
+    ASSERT_GE(retry, 1);
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 1, 6000, t + 31000, &retry), AUTH_OK);
+    /* No budget, no user: always allowed. */
+    ASSERT_EQ(auth_rate_spend(l, "usr_a", 1000000, 0, t, &retry), AUTH_OK);
+    ASSERT_EQ(auth_rate_spend(l, "", 1000000, 10, t, &retry), AUTH_OK);
+    /* Request buckets are apart: the budget did not touch them. */
+    ASSERT_EQ(auth_rate_set_category_limit(l, AUTH_RATE_UPLOADS, 1), AUTH_OK);
+    ASSERT_EQ(auth_rate_check(l, AUTH_RATE_UPLOADS, "usr_a", NULL, t, NULL), AUTH_OK);
+    auth_rate_limiter_free(l);
+}

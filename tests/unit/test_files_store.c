@@ -91,3 +91,45 @@ TEST(files_refcounts_follow_live_files_and_survive_reopen)
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
 }
+
+TEST(files_bytes_per_uploader_follow_live_files_and_survive_reopen)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "files-bytes");
+    store_t *s = ut_store_open(dir);
+    store_file_t a, b, c;
+    make_file(&a, "a", "usr_1");
+    make_file(&b, "a", "usr_1"); /* the same bytes: counted again */
+    make_file(&c, "c", "usr_2");
+    b.size = 30;
+    c.size = 7;
+    if (strcmp(a.id, b.id) == 0)
+        b.id[strlen(b.id) - 1] ^= 1;
+    uint64_t lsn;
+    ASSERT_EQ(store_file_put(s, &a, &lsn, NULL), 0);
+    ASSERT_EQ(store_file_put(s, &b, &lsn, NULL), 0);
+    ASSERT_EQ(store_file_put(s, &b, &lsn, NULL), 0); /* applied twice: no change */
+    ASSERT_EQ(store_file_put(s, &c, &lsn, NULL), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_1"), 40);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_2"), 7);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_none"), 0);
+    a.is_deleted = true;
+    ASSERT_EQ(store_file_put(s, &a, &lsn, NULL), 0);
+    ASSERT_EQ(store_file_put(s, &a, &lsn, NULL), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_1"), 30);
+    /* Rebuilt from the log alone, and from a snapshot. */
+    s = ut_store_reopen(s, dir);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_1"), 30);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_2"), 7);
+    ASSERT_EQ(store_snapshot(s), 0);
+    s = ut_store_reopen(s, dir);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_1"), 30);
+    c.is_deleted = true;
+    ASSERT_EQ(store_file_put(s, &c, &lsn, NULL), 0);
+    ASSERT_EQ(store_wait(s, lsn), 0);
+    ASSERT_EQ(store_file_user_bytes(s, "usr_2"), 0);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+}

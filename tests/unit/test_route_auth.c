@@ -38,6 +38,15 @@ static const char *const content_routes[] = {
     "POST /api/v1/channels/direct",
 };
 
+/* The account-security routes (HTTP_ROUTE_LOGIN_ONLY): they need a login,
+ * never an API key, whatever its permissions. docs/api.md lists the same. */
+static const char *const login_only_routes[] = {
+    "POST /api/v1/auth/mfa/setup",       "POST /api/v1/auth/mfa/enable",
+    "POST /api/v1/auth/mfa/disable",     "PUT /api/v1/auth/change-password",
+    "POST /api/v1/auth/api-keys",        "GET /api/v1/auth/api-keys",
+    "DELETE /api/v1/auth/api-keys/:id",  "POST /api/v1/auth/logout",
+};
+
 typedef struct world {
     char dir[128];
     parley_app_t app;
@@ -47,6 +56,7 @@ typedef struct world {
     char *user_token;     /* a signed-in user who is not an admin */
     char bearer[2048];    /* "Bearer <user_token>" */
     char read_key[128];   /* an API key of that user with read only */
+    char full_key[128];   /* an API key of that user with read and write */
 } world_t;
 
 static void add_user(world_t *w, const char *name, store_user_t *u)
@@ -113,6 +123,13 @@ static void world_open(world_t *w)
     snprintf(k.user_id, sizeof(k.user_id), "%s", user.id);
     snprintf(k.name, sizeof(k.name), "reader");
     ASSERT_EQ(store_api_key_put(w->app.store, &k, &lsn), 0);
+    ASSERT_EQ(store_wait(w->app.store, lsn), 0);
+    store_api_key_t full = {.can_read = true, .can_write = true, .created_at = now};
+    ASSERT_EQ(auth_api_key_new(w->full_key, key_id, full.hash), AUTH_OK);
+    snprintf(full.id, sizeof(full.id), "%s", key_id);
+    snprintf(full.user_id, sizeof(full.user_id), "%s", user.id);
+    snprintf(full.name, sizeof(full.name), "writer");
+    ASSERT_EQ(store_api_key_put(w->app.store, &full, &lsn), 0);
     ASSERT_EQ(store_wait(w->app.store, lsn), 0);
     store_user_clear(&admin);
     store_user_clear(&user);
@@ -455,7 +472,7 @@ TEST(the_callers_a_route_allows_get_past_the_router)
                 TEST_FAIL_("a user on %s %s was refused: %ld %s", r->method, path, a.status,
                            a.message);
             user_routes++;
-            if (!(r->flags & HTTP_ROUTE_READ))
+            if (!(r->flags & HTTP_ROUTE_READ) || (r->flags & HTTP_ROUTE_LOGIN_ONLY))
                 continue;
             a = call(&w, r->method, path, "X-API-Key", w.read_key);
             if (refused_by_router(&a))
@@ -466,6 +483,42 @@ TEST(the_callers_a_route_allows_get_past_the_router)
     }
     ASSERT_GT(user_routes, 40);
     ASSERT_GT(read_routes, 15);
+    world_close(&w);
+}
+
+TEST(every_account_security_route_refuses_any_api_key_and_takes_a_login)
+{
+    world_t w;
+    world_open(&w);
+    /* The key is good: a write route that is not account security passes
+     * the router with it (what the handler says of {} is its business). */
+    ASSERT_NE(call(&w, "PUT", "/api/v1/users/me", "X-API-Key", w.full_key).status, 403);
+    size_t n = 0, want = sizeof(login_only_routes) / sizeof(login_only_routes[0]);
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const http_route_t *r = api_route_tables[t]; r->method; r++) {
+            bool login_only = (r->flags & HTTP_ROUTE_LOGIN_ONLY) != 0;
+            if (login_only != listed_in(r, login_only_routes, want))
+                TEST_FAIL_("%s %s is %s but %s the list of login-only routes", r->method,
+                           r->pattern, login_only ? "LOGIN_ONLY" : "not LOGIN_ONLY",
+                           login_only ? "not in" : "in");
+            if (!login_only)
+                continue;
+            char path[256];
+            concrete_path(r->pattern, path, sizeof(path));
+            answer_t a = call(&w, r->method, path, "X-API-Key", w.full_key);
+            if (a.status != 403 || strcmp(a.code, "INSUFFICIENT_PERMISSIONS") != 0 ||
+                strstr(a.message, "login") == NULL)
+                TEST_FAIL_("a read-write key on %s %s got %ld %s", r->method, path, a.status,
+                           a.code);
+            sign_in(&w);
+            a = call(&w, r->method, path, "Authorization", w.bearer);
+            if (refused_by_router(&a) || (a.status == 403 && strstr(a.message, "login")))
+                TEST_FAIL_("a login on %s %s was refused: %ld %s", r->method, path, a.status,
+                           a.message);
+            n++;
+        }
+    }
+    ASSERT_EQ(n, want);
     world_close(&w);
 }
 
