@@ -3,11 +3,13 @@ text exposition format 0.0.4 for an admin (token or API key with read), 403
 for a non-admin, 401 anonymous; every sample of a family announced by its
 HELP and TYPE lines, names and label values well formed, values numeric;
 figures that move with what the server does (a message posted, requests
-answered); the same numbers as /admin/stats; `promtool check metrics` on
+answered); the same numbers as /admin/stats; the store counts kept across a
+SIGKILL while the process counters restart; `promtool check metrics` on
 the text when promtool is installed."""
 import math
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -168,3 +170,22 @@ def test_promtool_check_metrics(srv, root):
     assert done.returncode == 0, (done.stdout, done.stderr)
     # promtool lints too (names, units, counters' _total): it must be silent
     assert done.stdout.strip() == b"" and done.stderr.strip() == b"", (done.stdout, done.stderr)
+
+
+def test_counts_survive_a_sigkill_and_counters_restart(srv, root):
+    """Last in the module: it restarts the server. The store's counts and
+    LSNs are the data's (replayed from the log after a SIGKILL); the
+    process's counters begin again."""
+    ch = root.ok("POST", "/channels", {"name": "metrics-kill"}, 201)
+    root.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "acknowledged"}, 201)
+    before = metrics(srv, root)
+    assert srv.stop(signal.SIGKILL) == -signal.SIGKILL
+    srv.start()
+    after = metrics(srv, root)
+    for name in ("parley_messages", "parley_users"):
+        assert after[name][""] == before[name][""], name
+    assert after["parley_wal_last_lsn"][""] >= before["parley_wal_last_lsn"][""]
+    assert after["parley_channels"] == before["parley_channels"]
+    ok = '{code="2xx"}'
+    assert after["parley_http_requests_total"][ok] < before["parley_http_requests_total"][ok]
+    assert after["process_start_time_seconds"][""] >= before["process_start_time_seconds"][""]
