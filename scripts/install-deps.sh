@@ -18,6 +18,7 @@ test_pkgs=(
   python3-crc32c python3-zstandard
   strace
   mount
+  prometheus  # promtool: tests/e2e/test_metrics.py runs `promtool check metrics`
 )
 
 bench_pkgs=(

@@ -258,6 +258,16 @@ unsigned http_requests_in_flight(void);
  * gate counts each as it starts; lock-free). */
 double http_requests_per_second(void);
 
+/* Requests answered since start, by status class (by_class[1..5]: 1xx to
+ * 5xx; by_class[0]: no status, e.g. the client left first) and the 429s
+ * among them (rate limits and throttles). Counted as each request
+ * completes, whoever answered it; lock-free. */
+typedef struct http_answer_counts {
+    uint64_t by_class[6];
+    uint64_t too_many;
+} http_answer_counts_t;
+void http_requests_answered(http_answer_counts_t *out);
+
 /* ---- uploads ----------------------------------------------------------- */
 
 /* What an HTTP_ROUTE_UPLOAD route's multipart body delivered (src/http/upload.c). */

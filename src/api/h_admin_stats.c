@@ -38,9 +38,9 @@
 #define SERIES_POINTS_MAX 10000
 #define DAY_MS SERIES_DAY_MS
 
-static json_int_t uptime_seconds(const parley_app_t *app)
+int64_t process_uptime_seconds(const parley_app_t *app)
 {
-    return (json_int_t)((clock_mono_ns() - app->started_mono_ns) / 1000000000);
+    return (int64_t)((clock_mono_ns() - app->started_mono_ns) / 1000000000);
 }
 
 /* {lsn, time, bytes} of the last snapshot (time null when unknown). */
@@ -92,7 +92,8 @@ static void get_stats(http_ctx_t *ctx)
                                   "segments", (json_int_t)st.wal_segments, "last_lsn",
                                   (json_int_t)st.last_lsn));
     json_object_set_new(o, "snapshot", snapshot_json(&si));
-    json_object_set_new(o, "uptime_seconds", json_integer(uptime_seconds(app)));
+    json_object_set_new(o, "uptime_seconds",
+                        json_integer((json_int_t)process_uptime_seconds(app)));
     json_object_set_new(o, "realtime",
                         json_pack("{s:I, s:I}", "websockets", (json_int_t)rs.websockets,
                                   "event_streams", (json_int_t)rs.event_streams));
@@ -284,7 +285,7 @@ static void get_timeseries(http_ctx_t *ctx)
 
 /* ---- GET /admin/system/status --------------------------------------------- */
 
-static json_int_t rss_bytes(void)
+int64_t process_rss_bytes(void)
 {
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -293,15 +294,15 @@ static json_int_t rss_bytes(void)
     if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
         resident = 0;
     fclose(f);
-    return (json_int_t)resident * (json_int_t)sysconf(_SC_PAGESIZE);
+    return (int64_t)resident * (int64_t)sysconf(_SC_PAGESIZE);
 }
 
-static json_int_t open_fds(void)
+int64_t process_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return 0;
-    json_int_t n = 0;
+    int64_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
         if (e->d_name[0] != '.')
@@ -310,7 +311,7 @@ static json_int_t open_fds(void)
     return n > 0 ? n - 1 : 0; /* not the descriptor of the listing itself */
 }
 
-static double seconds_of(struct timeval tv)
+double timeval_seconds(struct timeval tv)
 {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
@@ -345,12 +346,14 @@ static void get_system_status(http_ctx_t *ctx)
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("ok"));
     json_object_set_new(o, "version", json_string(PARLEY_VERSION));
-    json_object_set_new(o, "uptime_seconds", json_integer(uptime_seconds(app)));
+    json_object_set_new(o, "uptime_seconds",
+                        json_integer((json_int_t)process_uptime_seconds(app)));
     json_object_set_new(o, "process",
-                        json_pack("{s:I, s:f, s:f, s:I}", "rss_bytes", rss_bytes(),
-                                  "cpu_user_seconds", seconds_of(ru.ru_utime),
-                                  "cpu_system_seconds", seconds_of(ru.ru_stime), "open_fds",
-                                  open_fds()));
+                        json_pack("{s:I, s:f, s:f, s:I}", "rss_bytes",
+                                  (json_int_t)process_rss_bytes(),
+                                  "cpu_user_seconds", timeval_seconds(ru.ru_utime),
+                                  "cpu_system_seconds", timeval_seconds(ru.ru_stime), "open_fds",
+                                  (json_int_t)process_open_fds()));
     json_object_set_new(o, "disk", disk_json(app->config->data_dir));
     json_t *snap = snapshot_json(&si);
     json_object_set_new(snap, "duration_ms", json_integer((json_int_t)si.duration_ms));

@@ -6,6 +6,8 @@
 #ifndef PARLEY_API_RESOURCE_H
 #define PARLEY_API_RESOURCE_H
 
+#include <sys/time.h>
+
 #include "parley/access.h"
 #include "parley/app.h"
 #include "parley/http.h"
@@ -41,6 +43,18 @@ extern const http_route_t admin_settings_routes[];
 extern const http_route_t invites_routes[];
 extern const http_route_t admin_ip_blocks_routes[];
 extern const http_route_t admin_stats_routes[];
+extern const http_route_t metrics_routes[];
+
+/* ---- the process's figures (h_admin_stats.c), for the system status and
+ * GET /metrics ---- */
+/* Resident memory (/proc/self/statm), bytes; 0 when unreadable. */
+int64_t process_rss_bytes(void);
+/* Open file descriptors (/proc/self/fd); 0 when unreadable. */
+int64_t process_open_fds(void);
+/* Whole seconds since start-up (app->started_mono_ns). */
+int64_t process_uptime_seconds(const parley_app_t *app);
+/* A struct timeval (getrusage's) in seconds. */
+double timeval_seconds(struct timeval tv);
 
 /* The log's state as {"state", "error" and "since" (both null when ok)},
  * for /api/health and the system status (h_health.c). New reference. */

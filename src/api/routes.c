@@ -23,5 +23,6 @@ const http_route_t *const api_route_tables[] = {
     invites_routes,
     admin_ip_blocks_routes,
     admin_stats_routes,
+    metrics_routes,
     NULL,
 };

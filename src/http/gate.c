@@ -350,6 +350,26 @@ static void rate_count(void)
                                                     memory_order_relaxed));
 }
 
+/* Answers by status class (index status / 100, 1..5; 0 for anything
+ * else) and the 429s among them, counted as each request completes. */
+static _Atomic uint64_t answered[6];
+static _Atomic uint64_t answered_429;
+
+static void count_answer(int status)
+{
+    unsigned c = status >= 100 && status < 600 ? (unsigned)status / 100 : 0;
+    atomic_fetch_add_explicit(&answered[c], 1, memory_order_relaxed);
+    if (status == 429)
+        atomic_fetch_add_explicit(&answered_429, 1, memory_order_relaxed);
+}
+
+void http_requests_answered(http_answer_counts_t *out)
+{
+    for (unsigned i = 0; i < 6; i++)
+        out->by_class[i] = atomic_load_explicit(&answered[i], memory_order_relaxed);
+    out->too_many = atomic_load_explicit(&answered_429, memory_order_relaxed);
+}
+
 double http_requests_per_second(void)
 {
     uint32_t now = rate_now();
@@ -621,6 +641,7 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     if (gr->attached && gr->attached_free)
         gr->attached_free(gr->attached);
     access_log(gr, connection, toe);
+    count_answer(gr->status);
     if (gr->reserved)
         atomic_fetch_sub(&body_in_memory, gr->reserved);
     if (gr->started) {
