@@ -268,6 +268,14 @@ int http_trusted_proxies_check(const char *const *cidrs, size_t n, size_t *bad);
  */
 int http_cors_origins_set(const char *const *origins, size_t n);
 
+/* Calls fn(ctx, name, value) for the CORS headers of an answer to a request
+ * from `origin` (its Origin header; may be NULL): Vary: Origin whenever the
+ * list is not empty, and Access-Control-Allow-Origin (origin itself),
+ * -Allow-Credentials and -Expose-Headers when origin is listed. The router
+ * adds them to every answer; event streams through this. */
+void http_cors_headers_each(const char *origin,
+                            void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
+
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);
 /* Requests received per second, averaged over the last 60 seconds (the

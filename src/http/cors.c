@@ -71,18 +71,28 @@ bool cors_is_preflight(const http_ctx_t *ctx)
            http_header(ctx, "Access-Control-Request-Method") != NULL;
 }
 
-void cors_annotate(http_ctx_t *ctx)
+void http_cors_headers_each(const char *origin,
+                            void (*fn)(void *ctx, const char *name, const char *value), void *ctx)
 {
-    const char *origin = http_header(ctx, "Origin");
     bool any;
     bool ok = listed(origin, &any);
     if (any)
-        http_set_header(ctx, "Vary", "Origin");
+        fn(ctx, "Vary", "Origin");
     if (!ok)
         return;
-    http_set_header(ctx, "Access-Control-Allow-Origin", origin);
-    http_set_header(ctx, "Access-Control-Allow-Credentials", "true");
-    http_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED);
+    fn(ctx, "Access-Control-Allow-Origin", origin);
+    fn(ctx, "Access-Control-Allow-Credentials", "true");
+    fn(ctx, "Access-Control-Expose-Headers", EXPOSED);
+}
+
+static void set_header(void *ctx, const char *name, const char *value)
+{
+    http_set_header(ctx, name, value);
+}
+
+void cors_annotate(http_ctx_t *ctx)
+{
+    http_cors_headers_each(http_header(ctx, "Origin"), set_header, ctx);
 }
 
 /* The allowed headers, in their spelling, that `asked` (a comma-separated

@@ -403,6 +403,8 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     http_security_headers_each(sse__add_header, resp);
+    http_cors_headers_each(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+                           sse__add_header, resp);
     MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
     enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);

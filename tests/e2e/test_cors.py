@@ -236,3 +236,20 @@ def test_the_setting_survives_a_restart_and_bad_flags_stop_the_start(start_serve
         assert s.proc.wait(30) == 2, s.log()
         s.log_file.close()
         assert "cors_origins" in s.log(), s.log()
+
+
+def test_event_streams_carry_the_cors_and_security_headers(srv, root):
+    url = srv.url(API + "/events")
+    with requests.get(url, headers={"Authorization": "Bearer " + root.token, "Origin": LISTED},
+                      stream=True, timeout=30) as r:
+        assert r.status_code == 200
+        allowed(r, LISTED)
+        secure(r)
+    with requests.get(url, headers={"Authorization": "Bearer " + root.token,
+                                    "Origin": STRANGER}, stream=True, timeout=30) as r:
+        assert r.status_code == 200
+        no_cors(r)
+    r = requests.get(url, headers={"Origin": LISTED}, timeout=30)
+    assert_error(r, 401, "AUTHENTICATION_REQUIRED")
+    allowed(r, LISTED)
+    secure(r)
