@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "parley/ipnet.h"
+#include "parley/origin.h"
 
 enum setting_type {
     SET_ADDRESS,   /* IP literal */
@@ -37,6 +38,7 @@ enum setting_type {
     SET_BOOL,      /* true | false (an unsigned 0 or 1) */
     SET_REGISTRATION,
     SET_CIDR_LIST, /* comma-separated addresses or CIDR ranges; may be empty */
+    SET_ORIGIN_LIST, /* comma-separated web origins (origin.h); may be empty */
 };
 
 typedef struct setting {
@@ -192,6 +194,10 @@ static const setting_t settings[] = {
      FIELD(trusted_proxies), 0, 0,
      "reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For / "
      "Forwarded are believed"},
+    {"cors_origins", "--cors-origins", "PARLEY_CORS_ORIGINS", SET_ORIGIN_LIST,
+     FIELD(cors_origins), 0, 0,
+     "web origins (comma-separated, e.g. https://chat.example.com) browsers may call the API "
+     "from (live setting)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -416,6 +422,29 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
         strcpy(field, text);
         return 0;
     }
+    case SET_ORIGIN_LIST: {
+        char(*items)[ORIGIN_LEN_MAX + 1] = calloc(ORIGIN_LIST_MAX, ORIGIN_LEN_MAX + 1);
+        if (items == NULL) {
+            fail(err, "invalid %s (from %s): out of memory", s->key, origin);
+            return -1;
+        }
+        int n = strlen(text) < s->size ? origin_split_list(text, items, ORIGIN_LIST_MAX) : -1;
+        int bad = -1;
+        for (int i = 0; i < n && bad < 0; i++)
+            if (!origin_valid(items[i]))
+                bad = i;
+        if (n < 0)
+            fail(err, "invalid %s (from %s): give at most %d comma-separated origins",
+                 s->key, origin, ORIGIN_LIST_MAX);
+        else if (bad >= 0)
+            fail(err, "invalid %s (from %s): '%.64s' is not an origin (scheme://host[:port], "
+                      "no path, no wildcard)", s->key, origin, items[bad]);
+        free(items);
+        if (n < 0 || bad >= 0)
+            return -1;
+        strcpy(field, text);
+        return 0;
+    }
     case SET_FSYNC:
         for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
             if (strcasecmp(text, fsync_names[i]) == 0) {
@@ -482,7 +511,7 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
             fail(err, "config file %s: unknown setting '%.64s'", path, key);
             goto out;
         }
-        char text[64], list[sizeof(((parley_config_t *)0)->trusted_proxies)];
+        char text[64], list[sizeof(((parley_config_t *)0)->cors_origins)];
         const char *as_text;
         if (json_is_string(value)) {
             as_text = json_string_value(value);
@@ -491,13 +520,15 @@ static int load_file(parley_config_t *cfg, const char *path, char err[CONFIG_ERR
         } else if (json_is_integer(value) && s->type == SET_UNSIGNED) {
             snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
             as_text = text;
-        } else if (json_is_array(value) && s->type == SET_CIDR_LIST &&
+        } else if (json_is_array(value) &&
+                   (s->type == SET_CIDR_LIST || s->type == SET_ORIGIN_LIST) &&
                    join_strings(value, list, sizeof(list))) {
             as_text = list; /* ["10.0.0.0/8", "::1"] reads as "10.0.0.0/8,::1" */
         } else {
             fail(err, "invalid %s (from %s): expected a %s", s->key, origin,
                  s->type == SET_UNSIGNED   ? "whole number"
-                 : s->type == SET_CIDR_LIST ? "string or a list of strings"
+                 : s->type == SET_CIDR_LIST || s->type == SET_ORIGIN_LIST
+                     ? "string or a list of strings"
                                             : "string");
             goto out;
         }
@@ -639,6 +670,7 @@ void config_print_help(FILE *out)
             snprintf(def, sizeof(def), "%s", registration_names[*(const unsigned *)field % 3]);
             break;
         case SET_CIDR_LIST:
+        case SET_ORIGIN_LIST:
             snprintf(def, sizeof(def), "%s", field[0] ? field : "none");
             break;
         case SET_UNSIGNED:

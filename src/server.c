@@ -44,6 +44,7 @@
 #include "parley/http_server.h"
 #include "parley/ip_blocks.h"
 #include "parley/ipnet.h"
+#include "parley/origin.h"
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/settings.h"
@@ -125,6 +126,10 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
         if (len <= SETTINGS_PROXY_LEN)
             memcpy(st->trusted_proxies[st->n_trusted_proxies++], items[i], len + 1);
     }
+    char origins[ORIGIN_LIST_MAX][ORIGIN_LEN_MAX + 1];
+    n = origin_split_list(cfg->cors_origins, origins, ORIGIN_LIST_MAX); /* checked too */
+    for (int i = 0; i < n; i++)
+        memcpy(st->cors_origins[st->n_cors_origins++], origins[i], sizeof(origins[i]));
 }
 
 /* The settings hook of the parts of http/ that keep their own copy. The
@@ -143,6 +148,16 @@ static void apply_http_settings(void *ctx, const store_settings_t *st)
     else if (st->n_trusted_proxies > 0)
         log_info("trusting X-Forwarded-For and Forwarded from %zu addresses or ranges",
                  st->n_trusted_proxies);
+    const char *origins[SETTINGS_ORIGINS_MAX];
+    for (size_t i = 0; i < st->n_cors_origins; i++)
+        origins[i] = st->cors_origins[i];
+    if (http_cors_origins_set(origins, st->n_cors_origins) != 0)
+        log_error("settings: cors_origins not applied");
+}
+
+static void put_default_header(void *ctx, const char *name, const char *value)
+{
+    u_map_put(ctx, name, value);
 }
 
 /* The audit log's bounds: the next entry written trims to them. */
@@ -319,7 +334,7 @@ int server_run(const parley_config_t *cfg)
     instance.max_post_param_size = 64 * 1024;
     upload_ctx_t upload_ctx = {.app = &app, .router = router};
     ulfius_set_upload_file_callback_function(&instance, upload_chunk, &upload_ctx);
-    u_map_put(instance.default_headers, "X-Content-Type-Options", "nosniff");
+    http_security_headers_each(put_default_header, instance.default_headers);
     u_map_put(instance.default_headers, "Cache-Control", "no-store");
     ulfius_add_endpoint_by_val(&instance, "*", NULL, "*", 0, router_dispatch, router);
 

@@ -183,6 +183,13 @@ void http_reply_error(http_ctx_t *ctx, enum http_error err, json_t *details, con
 void http_reply_invalid(http_ctx_t *ctx, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Calls fn(ctx, name, value) for each security header every answer carries
+ * (X-Content-Type-Options, Referrer-Policy, X-Frame-Options,
+ * Content-Security-Policy, Permissions-Policy): ulfius's default headers,
+ * the gate's own answers and event streams add them through it. */
+void http_security_headers_each(void (*fn)(void *ctx, const char *name, const char *value),
+                                void *ctx);
+
 /* Adds a response header (copied). */
 void http_set_header(http_ctx_t *ctx, const char *name, const char *value);
 
@@ -251,6 +258,23 @@ int http_trusted_proxies_set(const char *const *cidrs, size_t n);
 /* The same check without setting anything: 0, or the IPNET_E_* code of the
  * first bad entry and its index in *bad (may be NULL). */
 int http_trusted_proxies_check(const char *const *cidrs, size_t n, size_t *bad);
+
+/*
+ * The web origins browsers may call the API from (CORS; src/http/cors.c):
+ * origins[0..n) as origin_valid (include/parley/origin.h) takes them, at
+ * most ORIGIN_LIST_MAX. Replaces the whole list at once for every later
+ * request; n = 0 allows none (the default). 0, or -1 on a bad entry or too
+ * many (nothing changed). Thread-safe; the strings are copied.
+ */
+int http_cors_origins_set(const char *const *origins, size_t n);
+
+/* Calls fn(ctx, name, value) for the CORS headers of an answer to a request
+ * from `origin` (its Origin header; may be NULL): Vary: Origin whenever the
+ * list is not empty, and Access-Control-Allow-Origin (origin itself),
+ * -Allow-Credentials and -Expose-Headers when origin is listed. The router
+ * adds them to every answer; event streams through this. */
+void http_cors_headers_each(const char *origin,
+                            void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);

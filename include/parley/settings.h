@@ -59,6 +59,8 @@ enum settings_rate {
 #define SETTINGS_TYPE_LEN 127           /* bytes of one glob */
 #define SETTINGS_PROXIES_MAX 64         /* trusted_proxies entries */
 #define SETTINGS_PROXY_LEN 49           /* bytes of one CIDR ("ffff:...:ffff/128") */
+#define SETTINGS_ORIGINS_MAX 32         /* cors_origins entries (ORIGIN_LIST_MAX) */
+#define SETTINGS_ORIGIN_LEN 255         /* bytes of one origin (ORIGIN_LEN_MAX) */
 #define SETTINGS_UPLOAD_MAX (1ull << 40)
 #define SETTINGS_RETENTION_MAX 36500    /* days */
 #define SETTINGS_AUDIT_ENTRIES_MAX 100000000
@@ -81,6 +83,7 @@ enum settings_field {
     SETTINGS_F_AUDIT_MAX_DAYS,
     SETTINGS_F_STORAGE_QUOTA,
     SETTINGS_F_UPLOAD_BUDGET,
+    SETTINGS_F_CORS_ORIGINS,
     SETTINGS_F_COUNT,
 };
 
@@ -100,6 +103,8 @@ typedef struct store_settings {
     uint32_t audit_max_days;    /* 0: no age bound */
     uint64_t storage_quota_bytes; /* live upload bytes per user; 0: no quota */
     uint64_t upload_bytes_per_minute; /* uploaded bytes a minute per user; 0: no budget */
+    size_t n_cors_origins; /* web origins browsers may call from (CORS) */
+    char cors_origins[SETTINGS_ORIGINS_MAX][SETTINGS_ORIGIN_LEN + 1];
     uint32_t overridden; /* 1 << enum settings_field: set through the API */
 } store_settings_t;
 

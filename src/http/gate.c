@@ -652,6 +652,11 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
     *con_cls = NULL;
 }
 
+static void add_mhd_header(void *ctx, const char *name, const char *value)
+{
+    MHD_add_response_header(ctx, name, value);
+}
+
 /*
  * Wraps an error body (from http_error_body, taken over) in a response with
  * the headers every Parley error carries. NULL (and the body freed) when
@@ -669,7 +674,7 @@ static struct MHD_Response *json_error_response(char *body, const char *request_
     }
     MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
     MHD_add_response_header(r, "X-Request-Id", request_id);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    http_security_headers_each(add_mhd_header, r);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     return r;
 }

@@ -13,6 +13,26 @@
 #include "parley/http.h"
 #include "parley/log.h"
 
+/* The headers of every answer (docs/security.md): no sniffing of types, no
+ * Referer sent on from a page of ours, no framing, no script or other
+ * content loaded by an answer shown as a page (every answer is JSON, an
+ * event stream or a stored file: a file opened in a tab runs nothing), and
+ * no camera, microphone or location for such a page. */
+static const char *const security_headers[][2] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"Referrer-Policy", "no-referrer"},
+    {"X-Frame-Options", "DENY"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Permissions-Policy", "camera=(), microphone=(), geolocation=()"},
+};
+
+void http_security_headers_each(void (*fn)(void *ctx, const char *name, const char *value),
+                                void *ctx)
+{
+    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++)
+        fn(ctx, security_headers[i][0], security_headers[i][1]);
+}
+
 static bool already_answered(http_ctx_t *ctx)
 {
     if (ctx->status == 0)

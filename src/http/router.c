@@ -13,7 +13,9 @@
  * slash does not matter. ":name" segments are captured, percent-decoded into
  * the context, and must be non-empty UTF-8 with no control characters.
  *
- * Order of checks (docs/architecture.md): body size (the gate, 413) → body
+ * Order of checks (docs/architecture.md): body size (the gate, 413) → a CORS
+ * preflight (OPTIONS with Access-Control-Request-Method to a path that
+ * exists: 204, cors.c) → body
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
  * path parameters (400) → the rate limit of the route's category and the
  * caller, as the route's flags ask (rate_limit.c, authenticate.c: 429, 401,
@@ -29,6 +31,7 @@
 #include <strings.h>
 
 #include "authenticate.h"
+#include "cors.h"
 #include "gate.h"
 #include "parley/auth.h"
 #include "parley/hex.h"
@@ -293,6 +296,12 @@ static void run(const router_t *r, http_ctx_t *ctx)
         route = match(r, method, &view, allow, sizeof(allow));
     else
         allow[0] = '\0';
+    /* A preflight asks whether the real request may be sent: answered for
+     * any path that exists, before the body, authentication and limits. */
+    if (route == NULL && allow[0] != '\0' && cors_is_preflight(ctx)) {
+        cors_preflight(ctx, allow);
+        return;
+    }
 
     if (ctx->body == NULL && method_has_body(method) && req->binary_body_length > 0) {
         enum http_error err;
@@ -357,6 +366,7 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
     u_map_put(resp->map_header, "X-Request-Id", ctx.request_id);
     if (gate_draining())
         u_map_put(resp->map_header, "Connection", "close");
+    cors_annotate(&ctx);
     run(r, &ctx);
     gate_note_status(ctx.status);
     json_decref(ctx.body);

@@ -6,6 +6,11 @@
  */
 #include "internal.h"
 
+static void add_header(void *ctx, const char *name, const char *value)
+{
+    MHD_add_response_header(ctx, name, value);
+}
+
 enum MHD_Result realtime__reply_error(struct MHD_Connection *conn, const char *request_id,
                                enum http_error err, const char *message, int *status)
 {
@@ -14,6 +19,8 @@ enum MHD_Result realtime__reply_error(struct MHD_Connection *conn, const char *r
         return MHD_NO;
     if (err == HTTP_ERR_BAD_REQUEST)
         MHD_add_response_header(r, "Sec-WebSocket-Version", "13");
+    http_cors_headers_each(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+                           add_header, r);
     *status = http_error_status(err);
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)*status, r);
     MHD_destroy_response(r);

@@ -317,6 +317,11 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+static void sse__add_header(void *ctx, const char *name, const char *value)
+{
+    MHD_add_response_header(ctx, name, value);
+}
+
 static void free_stream(void *cls)
 {
     sse_stream_t *st = cls;
@@ -397,7 +402,9 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
     MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    http_security_headers_each(sse__add_header, resp);
+    http_cors_headers_each(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+                           sse__add_header, resp);
     MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
     enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);

@@ -17,6 +17,7 @@
  * own replay.
  */
 #include "parley/ipnet.h"
+#include "parley/origin.h"
 #include "parley/settings.h"
 
 #include <pthread.h>
@@ -44,7 +45,11 @@ const char *const settings_names[SETTINGS_F_COUNT] = {
     [SETTINGS_F_AUDIT_MAX_DAYS] = "audit_max_days",
     [SETTINGS_F_STORAGE_QUOTA] = "storage_quota_bytes",
     [SETTINGS_F_UPLOAD_BUDGET] = "upload_bytes_per_minute",
+    [SETTINGS_F_CORS_ORIGINS] = "cors_origins",
 };
+
+_Static_assert(SETTINGS_ORIGINS_MAX == ORIGIN_LIST_MAX && SETTINGS_ORIGIN_LEN == ORIGIN_LEN_MAX,
+               "the setting holds what the origin rules allow");
 
 const char *const settings_rate_names[SETTINGS_RATE_COUNT] = {
     "auth", "messages", "uploads", "search", "admin", "default",
@@ -271,6 +276,18 @@ static bool read_one(int f, const json_t *v, store_settings_t *st, char field[64
             return false;
         st->upload_bytes_per_minute = (uint64_t)n;
         return true;
+    case SETTINGS_F_CORS_ORIGINS: {
+        if (!read_string_list(v, SETTINGS_ORIGINS_MAX, origin_valid, name,
+                              "origin (scheme://host[:port], no path, no wildcard)", field, msg))
+            return false;
+        size_t i;
+        json_t *e;
+        st->n_cors_origins = json_array_size(v);
+        json_array_foreach(v, i, e)
+            snprintf(st->cors_origins[i], sizeof(st->cors_origins[i]), "%s",
+                     json_string_value(e));
+        return true;
+    }
     case SETTINGS_F_TRUSTED_PROXIES: {
         if (!read_string_list(v, SETTINGS_PROXIES_MAX, proxy_ok, name, "address or CIDR range",
                               field, msg))
@@ -345,6 +362,9 @@ json_t *store_settings_json(const store_settings_t *st)
     json_t *proxies = json_array();
     for (size_t i = 0; i < st->n_trusted_proxies; i++)
         json_array_append_new(proxies, json_string(st->trusted_proxies[i]));
+    json_t *origins = json_array();
+    for (size_t i = 0; i < st->n_cors_origins; i++)
+        json_array_append_new(origins, json_string(st->cors_origins[i]));
     json_t *over = json_array();
     for (int f = 0; f < SETTINGS_F_COUNT; f++)
         if (st->overridden & (1u << f))
@@ -368,6 +388,7 @@ json_t *store_settings_json(const store_settings_t *st)
                         json_integer((json_int_t)st->storage_quota_bytes));
     json_object_set_new(o, "upload_bytes_per_minute",
                         json_integer((json_int_t)st->upload_bytes_per_minute));
+    json_object_set_new(o, "cors_origins", origins);
     json_object_set_new(o, "overridden", over);
     return o;
 }

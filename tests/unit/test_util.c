@@ -1,5 +1,5 @@
 /* Clock formatting, the data-directory lock, strict UTF-8, the allocation
- * wrappers, the text buffer and the hex codec. */
+ * wrappers, the text buffer, the hex codec and web origins. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,6 +9,7 @@
 #include "testutil.h"
 #include "parley/clock.h"
 #include "parley/datadir.h"
+#include "parley/origin.h"
 #include "parley/utf8.h"
 
 TEST(clock_formats_rfc3339_with_millis)
@@ -303,4 +304,43 @@ TEST(hex_encodes_lowercase_and_decodes_either_case)
     ASSERT_EQ(hex_digit('F'), 15);
     ASSERT_EQ(hex_digit('g'), -1);
     ASSERT_EQ(hex_digit('\0'), -1);
+}
+
+TEST(origins_are_exactly_what_a_browser_sends)
+{
+    static const char *const good[] = {
+        "https://chat.example.com", "http://localhost:5173", "HTTPS://Chat.Example.COM",
+        "http://127.0.0.1:8080", "https://[::1]:8443", "https://[2001:db8::1]",
+        "http://a", "https://x.example:65535", "http://x:443", "https://x:80",
+    };
+    static const char *const bad[] = {
+        "", "*", "null", "chat.example.com", "ftp://x.example", "https://", "https://x/",
+        "https://x/app", "https://x?q", "https://x#f", "https://u@x", "https://*.x",
+        "https://x:", "https://x:0", "https://x:08", "https://x:65536", "https://x:443",
+        "http://x:80", "https://x:+1", "https://x :1", "https://.x", "https://x..y",
+        "https://-x", "https://x-", "https://[]", "https://[::1", "https://[::1]x",
+        " https://x", "https://x ",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!origin_valid(good[i]))
+            TEST_FAIL_("'%s' refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (origin_valid(bad[i]))
+            TEST_FAIL_("'%s' taken", bad[i]);
+    char longest[ORIGIN_LEN_MAX + 2] = "https://";
+    memset(longest + 8, 'a', ORIGIN_LEN_MAX - 8);
+    longest[ORIGIN_LEN_MAX] = '\0';
+    ASSERT_TRUE(origin_valid(longest));
+    longest[ORIGIN_LEN_MAX] = 'a';
+    longest[ORIGIN_LEN_MAX + 1] = '\0';
+    ASSERT_TRUE(!origin_valid(longest));
+    ASSERT_TRUE(origin_equal("https://Chat.example.com", "HTTPS://chat.EXAMPLE.com"));
+    ASSERT_TRUE(!origin_equal("https://chat.example.com", "https://chat.example.com:8443"));
+
+    char items[3][ORIGIN_LEN_MAX + 1];
+    ASSERT_EQ(origin_split_list(" https://a , ,http://b:1,", items, 3), 2);
+    ASSERT_STREQ(items[0], "https://a");
+    ASSERT_STREQ(items[1], "http://b:1");
+    ASSERT_EQ(origin_split_list("", items, 3), 0);
+    ASSERT_EQ(origin_split_list("a,b,c,d", items, 3), -1);
 }
