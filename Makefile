@@ -196,7 +196,7 @@ stress: asan
 	  $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/e2e/test_realtime_load.py -k burst
 
 FUZZ_SECONDS ?= 600
-FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SMOKE_SECONDS ?= 5
 
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
