@@ -517,8 +517,18 @@ TEST(wal_no_space_for_a_new_segment_keeps_the_old_one)
     uint64_t lsn = 0;
     for (uint64_t i = 1; i <= 8; i++)
         ASSERT_EQ(wal_wait(w, lsn = append_one(w, i)), 0);
-    ASSERT_GE(atomic_load(&space_refusals), 2);
-    ASSERT_EQ(tu_count_entries(dir, "wal"), 1);
+    /* The writer tries the roll after it has woken the waiters: wait until
+     * a try is over and its half-made file removed (the count seen then). */
+    int64_t until = tu_deadline();
+    int refusals = atomic_load(&space_refusals);
+    size_t entries = tu_count_entries(dir, "wal");
+    while ((refusals < 2 || entries != 1) && !tu_expired(until)) {
+        usleep(1000);
+        refusals = atomic_load(&space_refusals);
+        entries = tu_count_entries(dir, "wal");
+    }
+    ASSERT_GE(refusals, 2);
+    ASSERT_EQ(entries, 1);
     ASSERT_EQ(wal_get_state(w, NULL), WAL_STATE_OK);
     atomic_store(&header_full, false);
     for (uint64_t i = 9; i <= 12; i++)
