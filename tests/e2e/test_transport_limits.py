@@ -243,6 +243,21 @@ def test_many_unauthenticated_bodies_are_refused_early(start_server):
         assert rss_kb < 150 * 1024, rss_kb
 
 
+def third(server, auth):
+    """A whole POST of a 400,000-byte body: the raw answer."""
+    s = connect(server)
+    try:
+        try:
+            s.sendall(b"POST /api/v1/channels HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 400000\r\n"
+                      + auth + b"Connection: close\r\n\r\n" + b" " * 400000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before the body was all sent: read the answer
+        return answer_then_close(s)
+    finally:
+        s.close()
+
+
 def test_bodies_in_memory_share_a_global_budget(start_server):
     """With a budget of 1 MiB, two requests each holding 400,000 bytes of a
     body fill it: a third is answered 503 with Retry-After, and once the two
@@ -258,24 +273,18 @@ def test_bodies_in_memory_share_a_global_budget(start_server):
                       b"Content-Type: application/json\r\nContent-Length: 400000\r\n"
                       + auth + b"\r\n" + b" " * 1000)
             held.append(s)
-        status, headers, body = head_only(server, b"POST", b"/api/v1/channels", 400000, auth)
+        # The third sends its whole body: libmicrohttpd 0.9.75 now and then
+        # holds an answer queued before the body until the body comes (or
+        # the connection ends), which is not what this test is about.
+        status, headers, body = parse_raw_response(third(server, auth))
         assert_error((status, headers, body), 503, "SERVICE_UNAVAILABLE")
         assert int(headers["retry-after"]) >= 1
     finally:
         for s in held:
             s.close()
 
-    def third_served():
-        s = connect(server)
-        try:
-            s.sendall(b"POST /api/v1/channels HTTP/1.1\r\nHost: x\r\n"
-                      b"Content-Type: application/json\r\nContent-Length: 400000\r\n"
-                      + auth + b"Connection: close\r\n\r\n" + b" " * 400000)
-            return parse_raw_response(answer_then_close(s))[0] != 503
-        finally:
-            s.close()
-
-    wait_until(third_served, what="the budget is released when the bodies' requests end")
+    wait_until(lambda: parse_raw_response(third(server, auth))[0] != 503,
+               what="the budget is released when the bodies' requests end")
 
 
 # ---- framing -----------------------------------------------------------------
