@@ -119,7 +119,7 @@ def writer(load, token, channel, mids, seed):
                           files={"file": ("soak.txt", b"soak file %d\n" % (n % 5), "text/plain")})
             if r is not None:
                 load.call(s, token, "DELETE", "/files/%s" % r.json()["id"])
-        time.sleep(0.01)
+        load.stop.wait(0.01)  # pacing (not a wait on anything): ends at once on stop
 
 
 def ws_url(load, token):
@@ -140,7 +140,7 @@ def ws_churn(load, token, channel):
             load.count("ws")
         except Exception as e:  # noqa: BLE001 - every failure is an error of the soak
             load.error("ws churn: %r" % e)
-        time.sleep(0.02)
+        load.stop.wait(0.02)  # pacing
 
 
 def sse_churn(load, token):
@@ -157,7 +157,7 @@ def sse_churn(load, token):
                     load.count("sse")
         except Exception as e:  # noqa: BLE001
             load.error("sse churn: %r" % e)
-        time.sleep(0.02)
+        load.stop.wait(0.02)  # pacing
 
 
 def listener(load, token, channel):
@@ -241,7 +241,7 @@ def main():
             load.error("the server exited %s" % proc.returncode)
             break
         samples.append((time.time() - start,) + proc_sample(proc.pid))
-        time.sleep(SAMPLE_EVERY)
+        load.stop.wait(SAMPLE_EVERY)  # the sampling period
     events_before = load.events_seen
     load.stop.set()
     for t in threads:

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -194,6 +195,18 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy(server, n, timeout=60):
+    """Waits until the server has at least n requests in flight (a load
+    started in the background has reached it)."""
+    deadline = time.time() + timeout
+    while True:
+        with urllib.request.urlopen(server.url("/api/health"), timeout=10) as r:
+            if json.load(r)["requests_in_flight"] >= n:
+                return
+        assert time.time() < deadline, "fewer than %d requests in flight after %d s" % (n, timeout)
+        time.sleep(0.05)
 
 
 def settled(server, timeout=300):
@@ -564,7 +577,7 @@ def search_cost(a, work):
     def posts_while(search_path):
         bg = wrk_start(s.url(search_path), S + 4, 16, os.path.join(HERE, "get.lua"),
                        {"PARLEY_TOKEN": token})
-        time.sleep(2)  # the searches under way
+        busy(s, 8)  # the searches under way
         r = wrk(post_url, S, 8, POST_LUA, post_env(token))
         return r, wrk_result(bg, S + 4)
 
