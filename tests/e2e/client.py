@@ -56,6 +56,8 @@ def rfc3339(ts):
     milliseconds ("2026-12-03T18:00:00.000Z")."""
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, address, **kw):
         self._source = (address, 0)

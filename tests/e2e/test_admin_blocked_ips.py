@@ -16,30 +16,13 @@ import urllib.parse
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 import websocket
 
-from client import API, PASSWORD, register, wait_past, wait_until
+from client import API, PASSWORD, register, rfc3339, wait_past, wait_until
+from client import session_from as from_addr
 from conftest import assert_error, module_server, parse_raw_response
 from realtime_client import WAIT, Live, Stream, ws_url
-
-
-class SourceAddress(HTTPAdapter):
-    def __init__(self, addr):
-        self.addr = addr
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.addr, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def from_addr(addr):
-    """A requests session whose connections come from `addr`."""
-    s = requests.Session()
-    s.mount("http://", SourceAddress(addr))
-    return s
 
 
 def health(server, addr="127.0.0.1", headers=None):
@@ -62,10 +45,6 @@ def raw_from(server, addr, data, timeout=10):
                 break
             out += piece
     return parse_raw_response(out)
-
-
-def rfc3339(ts):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".%03dZ" % int(ts % 1 * 1000)
 
 
 @pytest.fixture(scope="module")
