@@ -19,6 +19,8 @@ test_pkgs=(
   strace
   mount
   prometheus  # promtool: tests/e2e/test_metrics.py runs `promtool check metrics`
+  gnutls-bin  # certtool, gnutls-cli: tests/e2e/test_tls.py makes its CA and checks ciphers
+  testssl.sh  # make testssl
 )
 
 bench_pkgs=(

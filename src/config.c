@@ -198,6 +198,18 @@ static const setting_t settings[] = {
      FIELD(cors_origins), 0, 0,
      "web origins (comma-separated, e.g. https://chat.example.com) browsers may call the API "
      "from (live setting)"},
+    /* TLS (src/http/tls.c, docs/operations.md "TLS"). */
+    {"tls_cert", "--tls-cert", "PARLEY_TLS_CERT", SET_PATH, FIELD(tls_cert), 0, 0,
+     "PEM certificate chain (the server's first): serve HTTPS and WSS on --port; needs "
+     "--tls-key; reloaded on SIGHUP"},
+    {"tls_key", "--tls-key", "PARLEY_TLS_KEY", SET_PATH, FIELD(tls_key), 0, 0,
+     "PEM private key of --tls-cert, readable by the server only (mode 0600)"},
+    {"tls_redirect_port", "--tls-redirect-port", "PARLEY_TLS_REDIRECT_PORT", SET_UNSIGNED,
+     FIELD(tls_redirect_port), 0, 65535,
+     "plain-HTTP port answering 308 to HTTPS (and /api/health); 0 = none; needs TLS"},
+    {"hsts_max_age", "--hsts-max-age", "PARLEY_HSTS_MAX_AGE", SET_UNSIGNED,
+     FIELD(hsts_max_age), 0, 63072000,
+     "Strict-Transport-Security max-age in seconds on answers under TLS; 0 = not sent"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -274,6 +286,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->search_work_max = 50000;
     strcpy(cfg->server_name, "Parley");
     cfg->retention_sweep_interval = 3600;
+    cfg->hsts_max_age = 15552000; /* 180 days */
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)
@@ -634,6 +647,22 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
     if (cfg->max_connections < cfg->threads) {
         fail(err, "invalid max_connections: %u is less than threads (%u)", cfg->max_connections,
              cfg->threads);
+        return -1;
+    }
+    /* TLS: both files or neither; the redirect port only beside TLS. The
+     * files themselves are checked by the server before it writes anything. */
+    if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+        fail(err, "invalid %s: TLS needs both --tls-cert and --tls-key",
+             cfg->tls_cert[0] ? "tls_cert without tls_key" : "tls_key without tls_cert");
+        return -1;
+    }
+    if (cfg->tls_redirect_port != 0 && cfg->tls_cert[0] == '\0') {
+        fail(err, "invalid tls_redirect_port: it redirects to HTTPS, which needs --tls-cert and "
+                  "--tls-key");
+        return -1;
+    }
+    if (cfg->tls_redirect_port != 0 && cfg->tls_redirect_port == cfg->port) {
+        fail(err, "invalid tls_redirect_port: %u is the HTTPS port itself", cfg->port);
         return -1;
     }
     return 0;

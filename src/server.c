@@ -237,10 +237,20 @@ int server_run(const parley_config_t *cfg)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP); /* reloads the TLS certificate */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char err[512];
+    /* TLS files are checked before anything is written to the data dir. */
+    http_tls_t *tls = NULL;
+    if (cfg->tls_cert[0] != '\0' &&
+        (tls = http_tls_open(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        return 2;
+    }
+    http_tls_set_hsts_max_age(cfg->hsts_max_age);
+    http_tls_redirect_t *redirect = NULL;
     int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
     if (lock_fd < 0) {
         log_error("%s", err);
@@ -341,7 +351,7 @@ int server_run(const parley_config_t *cfg)
     listen_addr_t addr;
     bool is_v6;
     make_listen_addr(cfg, &addr, &is_v6);
-    struct MHD_OptionItem options[] = {
+    struct MHD_OptionItem options[16] = {
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)gate_request_completed, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)gate_uri_logger, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->idle_timeout, NULL},
@@ -359,22 +369,40 @@ int server_run(const parley_config_t *cfg)
          NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    size_t n_options = 0;
+    while (options[n_options].option != MHD_OPTION_END)
+        n_options++;
+    http_tls_mhd_options(tls, options + n_options, 16 - 1 - n_options);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (is_v6)
         flags |= MHD_USE_IPv6;
+    if (tls != NULL)
+        flags |= MHD_USE_TLS;
+    if (cfg->tls_redirect_port != 0 &&
+        (redirect = http_tls_redirect_start(cfg->bind, cfg->tls_redirect_port, cfg->port, router,
+                                            err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        goto out_instance;
+    }
     if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
         log_error("cannot listen on %s port %u (is the port in use?)", cfg->bind, cfg->port);
         goto out_instance;
     }
-    log_info("parley %s listening on %s port %u with %u worker threads, data in %s",
-             PARLEY_VERSION, cfg->bind, cfg->port, cfg->threads, cfg->data_dir);
+    log_info("parley %s listening on %s port %u (%s) with %u worker threads, data in %s",
+             PARLEY_VERSION, cfg->bind, cfg->port, tls ? "HTTPS" : "HTTP", cfg->threads,
+             cfg->data_dir);
 
     int sig = 0;
-    while (sigwait(&stop_signals, &sig) != 0)
-        ;
+    while (sigwait(&stop_signals, &sig) != 0 || sig == SIGHUP) {
+        if (sig == SIGHUP)
+            http_tls_reload(tls);
+        sig = 0;
+    }
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(instance.mhd_daemon, app.realtime, cfg->drain_timeout);
+    http_tls_redirect_stop(redirect);
+    redirect = NULL;
     ulfius_stop_framework(&instance);
     gate_stop();
     view_cache_stats_t views;
@@ -385,6 +413,7 @@ int server_run(const parley_config_t *cfg)
     rc = 0;
 
 out_instance:
+    http_tls_redirect_stop(redirect);
     realtime_shutdown(app.realtime);
     ulfius_clean_instance(&instance);
 out_router:
@@ -400,5 +429,6 @@ out_router:
     view_cache_free(app.views);
     auth_keys_wipe(&app.keys);
     datadir_unlock(lock_fd);
+    http_tls_close(tls);
     return rc;
 }

@@ -163,4 +163,55 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
                  const char *content_type, const char *transfer_encoding, const char *data,
                  uint64_t off, size_t size, void *cls);
 
+/* ---- TLS (tls.c, tls_redirect.c) ------------------------------------------ */
+
+/* The GnuTLS priority string of the TLS port (TLS 1.2 + 1.3, AEAD, ECDHE/DHE). */
+extern const char *const http_tls_priorities;
+
+typedef struct http_tls http_tls_t;
+
+/* 0 when --tls-cert and --tls-key are both given or both not; -1 with one
+ * line in err otherwise. */
+int http_tls_check_config(const char *cert_path, const char *key_path, char *err,
+                          size_t errlen);
+
+/*
+ * Reads and checks the certificate chain and key (tls.c's file comment lists
+ * the checks) and makes them the pair of new handshakes. Returns the TLS
+ * context (one per process), or NULL with one line naming the problem in
+ * err. Call before the daemon starts; http_tls_close after it stopped.
+ */
+http_tls_t *http_tls_open(const char *cert_path, const char *key_path, char *err,
+                          size_t errlen);
+
+/* Writes the daemon's TLS options (certificate callback, priorities) into
+ * items (room for `max`, at least 2) and returns how many; 0 for NULL tls.
+ * The daemon also needs MHD_USE_TLS in its flags. */
+size_t http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max);
+
+/* SIGHUP: reads the two files again; on success new handshakes get the new
+ * pair (connections made keep theirs), else the old pair stays and one line
+ * is logged. 0 or -1. Thread-safe against handshakes. NULL: logs, 0. */
+int http_tls_reload(http_tls_t *tls);
+void http_tls_close(http_tls_t *tls);
+
+/* Strict-Transport-Security: max-age (seconds; 0 = not sent), live. */
+void http_tls_set_hsts_max_age(unsigned seconds);
+/* Calls fn with the HSTS header when TLS is on and the max age is above 0. */
+void http_tls_hsts_each(void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
+
+/*
+ * The plain-HTTP port of --tls-redirect-port (tls_redirect.c): its own small
+ * libmicrohttpd daemon on `bind`:`port` answering every request 308 to
+ * https://<Host without port>[:https_port]<path and query>, except
+ * GET/HEAD /api/health, which is run through `router` (router_call) and
+ * answered as on the TLS port, for load balancers. NULL with err when the
+ * port cannot be opened.
+ */
+typedef struct http_tls_redirect http_tls_redirect_t;
+http_tls_redirect_t *http_tls_redirect_start(const char *bind, uint16_t port,
+                                             uint16_t https_port, router_t *router,
+                                             char *err, size_t errlen);
+void http_tls_redirect_stop(http_tls_redirect_t *r);
+
 #endif

@@ -5,7 +5,8 @@
 #include "parley/config.h"
 
 /* Returns the process exit code: 0 after a clean shutdown, 1 when the server
- * could not start (the reason is logged). */
+ * could not start (the reason is logged), 2 when the TLS certificate or key
+ * is wrong (logged; nothing was written to the data directory). */
 int server_run(const parley_config_t *cfg);
 
 #endif

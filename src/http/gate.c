@@ -88,6 +88,7 @@
 #include "forwarded.h"
 #include "parley/clock.h"
 #include "parley/http.h"
+#include "parley/http_server.h"
 #include "parley/ipnet.h"
 #include "parley/log.h"
 
@@ -675,6 +676,7 @@ static struct MHD_Response *json_error_response(char *body, const char *request_
     MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
     MHD_add_response_header(r, "X-Request-Id", request_id);
     http_security_headers_each(add_mhd_header, r);
+    http_tls_hsts_each(add_mhd_header, r);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     return r;
 }

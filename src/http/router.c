@@ -352,6 +352,11 @@ static void run(const router_t *r, http_ctx_t *ctx)
     }
 }
 
+static void put_header(void *map, const char *name, const char *value)
+{
+    u_map_put(map, name, value);
+}
+
 int router_dispatch(const struct _u_request *req, struct _u_response *resp, void *user_data)
 {
     const router_t *r = user_data;
@@ -367,6 +372,7 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
     if (gate_draining())
         u_map_put(resp->map_header, "Connection", "close");
     cors_annotate(&ctx);
+    http_tls_hsts_each(put_header, resp->map_header);
     run(r, &ctx);
     gate_note_status(ctx.status);
     json_decref(ctx.body);

@@ -40,9 +40,13 @@ LIMITS_OFF = ("--rate-limit", "0")
 class Server:
     """One parley process. `args` are extra flags of `parley serve`; with
     rate_limits=False (the default) they come after LIMITS_OFF. `wrapper` is
-    a command line the binary runs under (strace ... --), () for none."""
+    a command line the binary runs under (strace ... --), () for none.
+    `tls` (a CertAuthority's server pair, test_tls.py: .cert, .key, .ca paths) starts
+    it with --tls-cert/--tls-key; base and url() are then https and the
+    health wait checks the certificate against the pair's CA."""
 
-    def __init__(self, data_dir, args=(), env=None, port=None, rate_limits=False, wrapper=()):
+    def __init__(self, data_dir, args=(), env=None, port=None, rate_limits=False, wrapper=(),
+                 tls=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.args = ([] if rate_limits else list(LIMITS_OFF)) + list(args)
@@ -52,6 +56,11 @@ class Server:
         self.proc = None
         self.base = "http://127.0.0.1:%d" % self.port
         self.wrapper = list(wrapper)
+        self.verify = True
+        if tls is not None:
+            self.args += ["--tls-cert", tls.cert, "--tls-key", tls.key]
+            self.base = "https://127.0.0.1:%d" % self.port
+            self.verify = tls.ca
 
     def start(self, wait=True):
         self.log_file = open(self.log_path, "ab")
@@ -71,7 +80,8 @@ class Server:
                 raise AssertionError("server exited with %s during start-up:\n%s"
                                      % (self.proc.returncode, self.log()))
             try:
-                if requests.get(self.url("/api/health"), timeout=1).status_code == 200:
+                if requests.get(self.url("/api/health"), timeout=1,
+                                verify=self.verify).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -121,14 +131,15 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def start_server(tmp_path, request):
     """Factory: start_server(args=(), env=None, data_dir=None,
-    rate_limits=False, wrapper=()) -> running Server. Each is stopped after the test and
-    must exit 0 without sanitizer reports."""
+    rate_limits=False, wrapper=(), tls=None) -> running Server. Each is stopped after the
+    test and must exit 0 without sanitizer reports."""
     servers = []
 
     def start(args=(), env=None, data_dir=None, wait=True, port=None, rate_limits=False,
-              wrapper=()):
+              wrapper=(), tls=None):
         d = data_dir or tmp_path / ("data%d" % len(servers))
-        s = Server(d, args=args, env=env, port=port, rate_limits=rate_limits, wrapper=wrapper)
+        s = Server(d, args=args, env=env, port=port, rate_limits=rate_limits, wrapper=wrapper,
+                   tls=tls)
         servers.append(s)
         return s.start(wait=wait)
 

@@ -17,7 +17,8 @@ WAIT = 30
 
 
 def ws_url(server, token=None, since=None):
-    url = "ws://127.0.0.1:%d%s/ws" % (server.port, API)
+    scheme = "wss" if server.base.startswith("https:") else "ws"  # a TLS server (test_tls.py)
+    url = "%s://127.0.0.1:%d%s/ws" % (scheme, server.port, API)
     query = []
     if token is not None:
         query.append("token=" + token)
@@ -30,7 +31,10 @@ class Live:
     """One WebSocket. Frames that arrive while waiting for another are kept."""
 
     def __init__(self, server, token=None, since=None, auth_frame=None, timeout=WAIT):
-        self.ws = websocket.create_connection(ws_url(server, token, since), timeout=timeout)
+        ca = getattr(server, "verify", True)
+        sslopt = {"ca_certs": ca} if isinstance(ca, str) else None
+        self.ws = websocket.create_connection(ws_url(server, token, since), timeout=timeout,
+                                              sslopt=sslopt)
         self.kept = []
         self.ready = None
         if auth_frame is not None:

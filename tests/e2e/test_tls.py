@@ -1,0 +1,417 @@
+"""TLS built in (issue 16): HTTPS and WSS on the API's port with a CA and
+server certificates made at test time by certtool (gnutls-bin); HSTS; the
+certificate reloaded on SIGHUP (a new connection sees the new serial, a kept
+connection goes on); a bad new pair refused with the old one kept; every
+start-up error (one line, exit 2, nothing written to the data directory);
+the plain-HTTP redirect port; hostile clients (plain HTTP to the TLS port,
+TLS to the plain port, truncated and stalled handshakes) and weak protocols
+and ciphers refused (gnutls-cli)."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import requests
+
+from client import API, WAIT_TIMEOUT, accounts, read_until_closed, register, wait_until
+from conftest import START_TIMEOUT, free_port, raw_http
+from realtime_client import Live
+
+pytestmark = pytest.mark.skipif(shutil.which("certtool") is None or
+                                shutil.which("gnutls-cli") is None,
+                                reason="certtool/gnutls-cli missing: scripts/install-deps.sh --test")
+
+
+def certtool(*args):
+    subprocess.run(["certtool"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+class Pair:
+    """A server certificate and key (paths) and the CA that signed it."""
+
+    def __init__(self, cert, key, ca, serial):
+        self.cert, self.key, self.ca, self.serial = cert, key, ca, serial
+
+
+class CertAuthority:
+    """A CA made in `directory`, which issues server certificates for
+    localhost / 127.0.0.1."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        os.makedirs(self.dir, exist_ok=True)
+        self.key = os.path.join(self.dir, "ca.key")
+        self.cert = os.path.join(self.dir, "ca.pem")
+        certtool("--generate-privkey", "--key-type", "ecdsa", "--outfile", self.key)
+        tmpl = self._template("ca", 'cn = "Parley test CA"\nca\ncert_signing_key\n'
+                                    "expiration_days = 3\n")
+        certtool("--generate-self-signed", "--load-privkey", self.key, "--template", tmpl,
+                 "--outfile", self.cert)
+
+    def _template(self, name, text):
+        path = os.path.join(self.dir, name + ".tmpl")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def issue(self, serial, name=None, dates=None, key_type="ecdsa"):
+        """A server pair with this serial; `dates` (activation, expiration as
+        "YYYY-MM-DD") for an expired or not yet valid one."""
+        name = name or "srv%d" % serial
+        key = os.path.join(self.dir, name + ".key")
+        cert = os.path.join(self.dir, name + ".pem")
+        certtool("--generate-privkey", "--key-type", key_type, "--outfile", key)
+        os.chmod(key, 0o600)
+        when = ('activation_date = "%s 00:00:00"\nexpiration_date = "%s 00:00:00"\n' % dates
+                if dates else "expiration_days = 3\n")
+        tmpl = self._template(name, 'cn = "localhost"\ndns_name = "localhost"\n'
+                                    'ip_address = "127.0.0.1"\nserial = %d\ntls_www_server\n'
+                                    "signing_key\nencryption_key\n%s" % (serial, when))
+        certtool("--generate-certificate", "--load-privkey", key, "--load-ca-certificate",
+                 self.cert, "--load-ca-privkey", self.key, "--template", tmpl, "--outfile", cert)
+        return Pair(cert, key, self.cert, serial)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return CertAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def pair(ca, tmp_path):
+    """A fresh pair in this test's own directory (a test may overwrite it)."""
+    p = ca.issue(1001)
+    d = tmp_path / "tls"
+    d.mkdir()
+    cert, key = str(d / "server.pem"), str(d / "server.key")
+    shutil.copy(p.cert, cert)
+    shutil.copy(p.key, key)
+    os.chmod(key, 0o600)
+    return Pair(cert, key, p.ca, p.serial)
+
+
+@pytest.fixture
+def trusting(monkeypatch, ca):
+    """requests (and so client.py's sessions) verify against the test CA."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca.cert)
+
+
+def tls_context(ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
+
+
+def peer_serial(port, ca):
+    """The serial of the certificate a new connection gets (an int)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with tls_context(ca).wrap_socket(s, server_hostname="localhost") as t:
+            return int(t.getpeercert()["serialNumber"], 16)
+
+
+def certifi_bundle():
+    """The system's CA bundle (which does not hold the test CA)."""
+    return ssl.get_default_verify_paths().openssl_cafile
+
+
+def health_ok(srv):
+    r = requests.get(srv.url("/api/health"), timeout=10, verify=srv.verify)
+    return r.status_code == 200
+
+
+# ---- HTTPS, HSTS, ALPN, WSS -------------------------------------------------
+
+
+def test_https_serves_the_api_with_hsts_and_alpn_http11(start_server, pair, trusting):
+    srv = start_server(tls=pair)
+    assert srv.base.startswith("https://")
+    u = register(srv, "tlsAnn")
+    ch = u.ok("POST", "/channels", {"name": "tls-room"}, 201)
+    m = u.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "over TLS"}, 201)
+    page = u.ok("GET", "/channels/%s/messages" % ch["id"])
+    assert [x["id"] for x in page["messages"]] == [m["id"]]
+    r = u.call("GET", "/users/me")
+    assert r.headers["Strict-Transport-Security"] == "max-age=15552000"
+    # Error answers carry it too.
+    r = requests.get(srv.url(API + "/no-such-route"), timeout=10)
+    assert r.status_code == 404 and "max-age=15552000" in r.headers["Strict-Transport-Security"]
+    # ALPN: http/1.1 chosen out of h2 + http/1.1; TLS 1.3 by default.
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        with tls_context(pair.ca).wrap_socket(s, server_hostname="localhost") as t:
+            assert t.selected_alpn_protocol() == "http/1.1"
+            assert t.version() == "TLSv1.3"
+            assert int(t.getpeercert()["serialNumber"], 16) == 1001
+    # A client that does not trust the test CA refuses the server.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(srv.url("/api/health"), timeout=10, verify=certifi_bundle())
+
+
+def test_hsts_max_age_flag_and_none_on_plain_http(start_server, pair, trusting):
+    srv = start_server(tls=pair, args=["--hsts-max-age", "0"])
+    r = requests.get(srv.url("/api/health"), timeout=10)
+    assert r.status_code == 200 and "Strict-Transport-Security" not in r.headers
+    srv2 = start_server(tls=pair, args=["--hsts-max-age", "300"])
+    r = requests.get(srv2.url("/api/health"), timeout=10)
+    assert r.headers["Strict-Transport-Security"] == "max-age=300"
+    plain = start_server()
+    r = requests.get(plain.url("/api/health"), timeout=10)
+    assert "Strict-Transport-Security" not in r.headers
+
+
+def test_websocket_over_tls_gets_events(start_server, pair, trusting):
+    srv = start_server(tls=pair)
+    u = accounts(srv, "wssAnn", "wssBen")
+    ch = u.wssAnn.ok("POST", "/channels", {"name": "wss-room"}, 201)
+    u.wssBen.ok("POST", "/channels/%s/join" % ch["id"])
+    live = Live(srv, u.wssBen.token)
+    try:
+        m = u.wssAnn.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "live TLS"}, 201)
+        assert live.wait_type("message.created", id=m["id"])["data"]["content"] == "live TLS"
+        # And a message sent over the WebSocket itself.
+        live.send({"type": "send_message", "ref": 5,
+                   "data": {"channel_id": ch["id"], "content": "from wss"}})
+        f = live.wait(lambda f: f["type"] == "message.created" and
+                      f["data"]["content"] == "from wss")
+        assert u.wssBen.id in json.dumps(f["data"])  # its author
+    finally:
+        live.ws.close()
+    page = u.wssAnn.ok("GET", "/channels/%s/messages" % ch["id"])
+    assert sorted(x["content"] for x in page["messages"]) == ["from wss", "live TLS"]
+
+
+# ---- reload on SIGHUP -------------------------------------------------------
+
+
+def test_sighup_reloads_the_pair_and_keeps_connections(start_server, ca, pair, trusting):
+    srv = start_server(tls=pair)
+    kept = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30,
+                                       context=tls_context(pair.ca))
+    kept.request("GET", "/api/health")
+    assert kept.getresponse().read() and kept.sock is not None
+    first_sock = kept.sock
+    assert int(first_sock.getpeercert()["serialNumber"], 16) == 1001
+
+    new = ca.issue(2002)
+    shutil.copy(new.cert, pair.cert)
+    shutil.copy(new.key, pair.key)
+    os.chmod(pair.key, 0o600)
+    os.kill(srv.pid(), signal.SIGHUP)
+    wait_until(lambda: peer_serial(srv.port, pair.ca) == 2002, timeout=WAIT_TIMEOUT,
+               what="a new connection gets the reloaded certificate")
+    assert "new handshakes get certificate serial 07d2" in srv.log()
+    # The connection made before the reload goes on, on the same socket.
+    kept.request("GET", "/api/health")
+    resp = kept.getresponse()
+    assert resp.status == 200 and resp.read()
+    assert kept.sock is first_sock
+    kept.close()
+
+    # A bad new pair (a key of another certificate) is refused: the log says
+    # so in one line and the last good pair stays.
+    other = ca.issue(3003)
+    shutil.copy(other.key, pair.key)
+    os.chmod(pair.key, 0o600)
+    os.kill(srv.pid(), signal.SIGHUP)
+    wait_until(lambda: "TLS reload refused" in srv.log(), timeout=WAIT_TIMEOUT,
+               what="the refused reload logged")
+    line = [x for x in srv.log().splitlines() if "TLS reload refused" in x]
+    assert len(line) == 1 and "does not match the certificate" in line[0]
+    assert peer_serial(srv.port, pair.ca) == 2002
+    # A key file others may read is refused the same way.
+    shutil.copy(new.key, pair.key)
+    os.chmod(pair.key, 0o644)
+    os.kill(srv.pid(), signal.SIGHUP)
+    wait_until(lambda: srv.log().count("TLS reload refused") == 2, timeout=WAIT_TIMEOUT,
+               what="the second refused reload logged")
+    assert "readable or writable by group or others" in srv.log()
+    assert health_ok(srv) and peer_serial(srv.port, pair.ca) == 2002
+
+
+def test_sighup_on_a_plain_server_changes_nothing(start_server):
+    srv = start_server()
+    os.kill(srv.pid(), signal.SIGHUP)
+    wait_until(lambda: "no TLS certificate to reload" in srv.log(), timeout=WAIT_TIMEOUT)
+    assert requests.get(srv.url("/api/health"), timeout=10).status_code == 200
+
+
+# ---- start-up errors ------------------------------------------------------------
+
+
+def start_fails(start_server, tmp_path, args, expect):
+    """The server given `args` exits 2 with one error line containing
+    `expect`, and has written nothing where its data directory would be."""
+    data = tmp_path / "never"
+    srv = start_server(args=args, data_dir=data, wait=False)
+    code = srv.proc.wait(START_TIMEOUT * 3)
+    out = srv.log()
+    errors = [x for x in out.splitlines() if x.strip()]
+    assert code == 2, out
+    assert len(errors) == 1 and expect in errors[0], out
+    assert not data.exists()
+
+
+def test_startup_errors_exit_2_before_touching_the_data_dir(start_server, ca, pair, tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    missing = str(d / "missing.pem")
+    expired = ca.issue(4004, dates=("2020-01-01", "2021-01-01"))
+    future = ca.issue(5005, dates=("2098-01-01", "2099-01-01"))
+    other = ca.issue(6006)
+    garbage = str(d / "garbage.pem")
+    with open(garbage, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    loose_key = str(d / "loose.key")
+    shutil.copy(pair.key, loose_key)
+    os.chmod(loose_key, 0o640)
+    cert_as_key = str(d / "cert-as-key.pem")
+    shutil.copy(pair.cert, cert_as_key)
+    os.chmod(cert_as_key, 0o600)
+    cases = [
+        (["--tls-cert", pair.cert], "tls_cert without tls_key"),
+        (["--tls-key", pair.key], "tls_key without tls_cert"),
+        (["--tls-cert", missing, "--tls-key", pair.key], "cannot read --tls-cert"),
+        (["--tls-cert", pair.cert, "--tls-key", missing], "cannot read --tls-key"),
+        (["--tls-cert", str(d), "--tls-key", pair.key], "is not a regular file"),
+        (["--tls-cert", pair.cert, "--tls-key", other.key], "does not match the certificate"),
+        (["--tls-cert", expired.cert, "--tls-key", expired.key], "has expired"),
+        (["--tls-cert", future.cert, "--tls-key", future.key], "is not valid yet"),
+        (["--tls-cert", pair.cert, "--tls-key", loose_key], "readable or writable by group"),
+        (["--tls-cert", garbage, "--tls-key", pair.key], "is not a PEM certificate chain"),
+        (["--tls-cert", pair.cert, "--tls-key", cert_as_key], "is not a PEM private key"),
+        (["--tls-redirect-port", str(free_port())], "needs --tls-cert"),
+        (["--hsts-max-age", "-1"], "hsts_max_age"),
+    ]
+    for args, expect in cases:
+        start_fails(start_server, tmp_path, args, expect)
+
+
+# ---- the redirect port --------------------------------------------------------
+
+
+def test_redirect_port_answers_308_and_serves_health(start_server, pair, trusting):
+    plain = free_port()
+    srv = start_server(tls=pair, args=["--tls-redirect-port", str(plain)])
+    base = "http://127.0.0.1:%d" % plain
+    r = requests.get(base + API + "/channels?limit=5&x=%20y", allow_redirects=False, timeout=10)
+    assert r.status_code == 308
+    assert r.headers["Location"] == "https://127.0.0.1:%d%s/channels?limit=5&x=%%20y" % (
+        srv.port, API)
+    r = requests.post(base + API + "/auth/login", json={"a": 1}, allow_redirects=False,
+                      timeout=10, headers={"Host": "chat.example.com:8080"})
+    assert r.status_code == 308
+    assert r.headers["Location"] == "https://chat.example.com:%d%s/auth/login" % (srv.port, API)
+    # Followed, the redirect reaches the API over TLS.
+    r = requests.get(base + "/api/health", timeout=10)
+    assert r.status_code == 200 and r.url.startswith("http://")  # health is served right there
+    assert r.json()["status"] == "ok"
+    r = requests.get(base + API + "/users/nobody", timeout=10)
+    assert r.url.startswith("https://") and r.status_code == 401
+    # A Host that is not a name or an address is refused in JSON.
+    raw = raw_http(plain, b"GET / HTTP/1.1\r\nHost: evil.com/path@x\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400") and b'"BAD_REQUEST"' in raw
+    raw = raw_http(plain, b"GET / HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400") and b'"BAD_REQUEST"' in raw
+    # Nothing of the API is served in clear text.
+    raw = raw_http(plain, b"GET /api/v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 308")
+
+
+# ---- hostile clients and weak protocols ----------------------------------------
+
+
+def test_plain_http_to_the_tls_port_and_tls_to_the_plain_port(start_server, pair, trusting):
+    srv = start_server(tls=pair)
+    for _ in range(5):
+        out = raw_http(srv.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+        assert b"200 OK" not in out and b'"status":"ok"' not in out
+    assert health_ok(srv)
+    plain = start_server()
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", plain.port), timeout=10) as s:
+            ctx = ssl.create_default_context()
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+                ctx.wrap_socket(s, server_hostname="localhost")
+    assert requests.get(plain.url("/api/health"), timeout=10).status_code == 200
+
+
+def hello_bytes():
+    """The first bytes a TLS client sends (its ClientHello)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def test_truncated_and_stalled_handshakes_leave_workers_free(start_server, pair, trusting):
+    srv = start_server(tls=pair, args=["--threads", "2", "--max-connections", "64",
+                                       "--header-timeout", "2"])
+    hello = hello_bytes()
+    assert len(hello) > 100
+    # Truncated: half a ClientHello, then the connection closed.
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(hello[:len(hello) // 2])
+    # Stalled: more connections than workers, each with half a hello and
+    # nothing more; a client with a full handshake is still served.
+    stalled = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(hello[:40])
+        stalled.append(s)
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(4)]
+    try:
+        assert health_ok(srv)
+        u = register(srv, "tlsStall")
+        assert u.ok("GET", "/users/me")["id"] == u.id
+        # The header timeout ends a handshake that never finishes: the
+        # server closes (a stalled TLS alert at most, no answer).
+        for s in stalled + silent:
+            s.settimeout(WAIT_TIMEOUT)
+            try:
+                assert b"HTTP/1.1" not in read_until_closed(s)
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in stalled + silent:
+            s.close()
+    assert health_ok(srv)
+
+
+def gnutls_cli(port, ca, priority):
+    """Whether gnutls-cli completes a handshake with `priority`."""
+    p = subprocess.run(["gnutls-cli", "--x509cafile", ca, "--priority", priority, "-p",
+                        str(port), "--sni-hostname", "localhost",
+                        "127.0.0.1"], input=b"", stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    return p.returncode == 0, p.stdout.decode("utf-8", "replace")
+
+
+def test_weak_protocols_and_ciphers_are_refused(start_server, ca, tmp_path):
+    # An RSA certificate, so that RSA key exchange could be chosen if allowed.
+    rsa = ca.issue(7007, key_type="rsa")
+    srv = start_server(tls=rsa)
+    ok, out = gnutls_cli(srv.port, ca.cert, "NORMAL")
+    assert ok, out
+    ok, out = gnutls_cli(srv.port, ca.cert, "NORMAL:-VERS-ALL:+VERS-TLS1.2")
+    assert ok and "TLS1.2" in out, out
+    refused = [
+        "NORMAL:-VERS-ALL:+VERS-TLS1.1",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.0",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+RSA",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-CBC:+AES-256-CBC:+MAC-ALL",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+3DES-CBC:+MAC-ALL",
+    ]
+    for priority in refused:
+        ok, out = gnutls_cli(srv.port, ca.cert, priority)
+        assert not ok, (priority, out)
+    assert health_ok(srv)
