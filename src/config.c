@@ -207,9 +207,10 @@ static const setting_t settings[] = {
     {"tls_redirect_port", "--tls-redirect-port", "PARLEY_TLS_REDIRECT_PORT", SET_UNSIGNED,
      FIELD(tls_redirect_port), 0, 65535,
      "plain-HTTP port answering 308 to HTTPS (and /api/health); 0 = none; needs TLS"},
-    {"hsts_max_age", "--hsts-max-age", "PARLEY_HSTS_MAX_AGE", SET_UNSIGNED,
-     FIELD(hsts_max_age), 0, 63072000,
-     "Strict-Transport-Security max-age in seconds on answers under TLS; 0 = not sent"},
+    {"hsts_max_age_seconds", "--hsts-max-age-seconds", "PARLEY_HSTS_MAX_AGE_SECONDS",
+     SET_UNSIGNED, FIELD(hsts_max_age_seconds), 0, 63072000,
+     "Strict-Transport-Security max-age in seconds on answers under TLS; 0 = not sent "
+     "(live setting)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -286,7 +287,7 @@ void config_defaults(parley_config_t *cfg)
     cfg->search_work_max = 50000;
     strcpy(cfg->server_name, "Parley");
     cfg->retention_sweep_interval = 3600;
-    cfg->hsts_max_age = 15552000; /* 180 days */
+    cfg->hsts_max_age_seconds = 15552000; /* 180 days */
 }
 
 int config_parse_log_level(const char *text, enum log_level *out)

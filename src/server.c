@@ -130,6 +130,7 @@ static void configured_settings(const parley_config_t *cfg, store_settings_t *st
     n = origin_split_list(cfg->cors_origins, origins, ORIGIN_LIST_MAX); /* checked too */
     for (int i = 0; i < n; i++)
         memcpy(st->cors_origins[st->n_cors_origins++], origins[i], sizeof(origins[i]));
+    st->hsts_max_age_seconds = cfg->hsts_max_age_seconds;
 }
 
 /* The settings hook of the parts of http/ that keep their own copy. The
@@ -153,6 +154,7 @@ static void apply_http_settings(void *ctx, const store_settings_t *st)
         origins[i] = st->cors_origins[i];
     if (http_cors_origins_set(origins, st->n_cors_origins) != 0)
         log_error("settings: cors_origins not applied");
+    http_tls_set_hsts_max_age(st->hsts_max_age_seconds);
 }
 
 static void put_default_header(void *ctx, const char *name, const char *value)
@@ -249,7 +251,6 @@ int server_run(const parley_config_t *cfg)
         log_error("%s", err);
         return 2;
     }
-    http_tls_set_hsts_max_age(cfg->hsts_max_age);
     http_tls_redirect_t *redirect = NULL;
     int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
     if (lock_fd < 0) {
@@ -396,7 +397,7 @@ int server_run(const parley_config_t *cfg)
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0 || sig == SIGHUP) {
         if (sig == SIGHUP)
-            http_tls_reload(tls);
+            api_tls_reload(&app, tls);
         sig = 0;
     }
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");

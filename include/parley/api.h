@@ -44,4 +44,14 @@ void api_retention_stats(api_retention_stats_t *out);
  */
 size_t api_retention_sweep(struct parley_app *app, int64_t now_ms);
 
+/* ---- TLS certificate reload (src/api/tls_reload.c) ---- */
+
+/*
+ * SIGHUP: reloads the TLS pair (http_tls_reload; `tls` is an http_tls_t,
+ * NULL when the server speaks plain HTTP, then only logged) and writes the
+ * audit entry tls.reload or tls.reload_refused, durable before it returns.
+ * Called by the main thread only.
+ */
+void api_tls_reload(struct parley_app *app, void *tls);
+
 #endif

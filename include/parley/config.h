@@ -86,7 +86,7 @@ typedef struct parley_config {
     char tls_cert[4096];         /* PEM certificate chain, the server's first */
     char tls_key[4096];          /* PEM private key, mode 0600 or stricter */
     uint16_t tls_redirect_port;  /* plain-HTTP port answering 308 to HTTPS; 0 = none */
-    unsigned hsts_max_age;       /* Strict-Transport-Security max-age under TLS; 0 = not sent */
+    unsigned hsts_max_age_seconds; /* Strict-Transport-Security under TLS; 0 = not sent */
     char config_file[4096];      /* "" when none was given */
     uint64_t given;              /* which settings a source gave: see config_given() */
 } parley_config_t;

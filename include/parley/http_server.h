@@ -189,10 +189,15 @@ http_tls_t *http_tls_open(const char *cert_path, const char *key_path, char *err
  * The daemon also needs MHD_USE_TLS in its flags. */
 size_t http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max);
 
+#define HTTP_TLS_SERIAL_LEN 41 /* hex of at most 20 bytes + NUL */
+
 /* SIGHUP: reads the two files again; on success new handshakes get the new
- * pair (connections made keep theirs), else the old pair stays and one line
- * is logged. 0 or -1. Thread-safe against handshakes. NULL: logs, 0. */
-int http_tls_reload(http_tls_t *tls);
+ * pair (connections made keep theirs) and 0 is returned with its serial in
+ * `serial`; else the old pair stays, one line is logged, and -1 is returned
+ * with the old serial in `serial` and the reason in err. Thread-safe against
+ * handshakes. NULL tls: logs, returns 1. */
+int http_tls_reload(http_tls_t *tls, char serial[HTTP_TLS_SERIAL_LEN], char *err,
+                    size_t errlen);
 void http_tls_close(http_tls_t *tls);
 
 /* Strict-Transport-Security: max-age (seconds; 0 = not sent), live. */

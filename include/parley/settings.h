@@ -66,6 +66,7 @@ enum settings_rate {
 #define SETTINGS_AUDIT_ENTRIES_MAX 100000000
 #define SETTINGS_QUOTA_MAX (1ull << 50) /* storage_quota_bytes: 0 (none) - 1 PiB */
 #define SETTINGS_UPLOAD_BUDGET_MAX (1ull << 40) /* upload_bytes_per_minute */
+#define SETTINGS_HSTS_MAX 63072000 /* hsts_max_age_seconds: 0 (not sent) - 2 years */
 
 /* Bits of store_settings_t.overridden, in the order of settings_names(). */
 enum settings_field {
@@ -84,6 +85,7 @@ enum settings_field {
     SETTINGS_F_STORAGE_QUOTA,
     SETTINGS_F_UPLOAD_BUDGET,
     SETTINGS_F_CORS_ORIGINS,
+    SETTINGS_F_HSTS_MAX_AGE,
     SETTINGS_F_COUNT,
 };
 
@@ -105,6 +107,7 @@ typedef struct store_settings {
     uint64_t upload_bytes_per_minute; /* uploaded bytes a minute per user; 0: no budget */
     size_t n_cors_origins; /* web origins browsers may call from (CORS) */
     char cors_origins[SETTINGS_ORIGINS_MAX][SETTINGS_ORIGIN_LEN + 1];
+    uint32_t hsts_max_age_seconds; /* Strict-Transport-Security under TLS; 0: not sent */
     uint32_t overridden; /* 1 << enum settings_field: set through the API */
 } store_settings_t;
 

@@ -67,7 +67,7 @@ typedef struct tls_pair {
     gnutls_pcert_st chain[TLS_CHAIN_MAX];
     unsigned n_chain;
     gnutls_privkey_t key;
-    char serial[2 * 20 + 1]; /* of the first certificate, hex (for the log) */
+    char serial[HTTP_TLS_SERIAL_LEN]; /* of the first certificate, hex */
     time_t not_after;
     struct tls_pair *older; /* pairs once current, kept until close */
 } tls_pair_t;
@@ -334,18 +334,24 @@ size_t http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_
     return 2;
 }
 
-int http_tls_reload(http_tls_t *tls)
+int http_tls_reload(http_tls_t *tls, char serial[HTTP_TLS_SERIAL_LEN], char *err,
+                    size_t errlen)
 {
+    serial[0] = '\0';
+    err[0] = '\0';
     if (tls == NULL) {
         log_info("SIGHUP: no TLS certificate to reload (the server speaks plain HTTP)");
-        return 0;
+        return 1;
     }
-    char err[600];
-    tls_pair_t *p = pair_load(tls->cert_path, tls->key_path, err, sizeof(err));
+    tls_pair_t *p = pair_load(tls->cert_path, tls->key_path, err, errlen);
     if (p == NULL) {
+        pthread_mutex_lock(&tls->mu);
+        memcpy(serial, tls->current->serial, HTTP_TLS_SERIAL_LEN);
+        pthread_mutex_unlock(&tls->mu);
         log_error("TLS reload refused, the old certificate stays in use: %s", err);
         return -1;
     }
+    memcpy(serial, p->serial, HTTP_TLS_SERIAL_LEN);
     pthread_mutex_lock(&tls->mu);
     p->older = tls->current;
     tls->current = p;

@@ -46,6 +46,7 @@ const char *const settings_names[SETTINGS_F_COUNT] = {
     [SETTINGS_F_STORAGE_QUOTA] = "storage_quota_bytes",
     [SETTINGS_F_UPLOAD_BUDGET] = "upload_bytes_per_minute",
     [SETTINGS_F_CORS_ORIGINS] = "cors_origins",
+    [SETTINGS_F_HSTS_MAX_AGE] = "hsts_max_age_seconds",
 };
 
 _Static_assert(SETTINGS_ORIGINS_MAX == ORIGIN_LIST_MAX && SETTINGS_ORIGIN_LEN == ORIGIN_LEN_MAX,
@@ -276,6 +277,11 @@ static bool read_one(int f, const json_t *v, store_settings_t *st, char field[64
             return false;
         st->upload_bytes_per_minute = (uint64_t)n;
         return true;
+    case SETTINGS_F_HSTS_MAX_AGE:
+        if (!read_uint(v, SETTINGS_HSTS_MAX, name, field, msg, &n))
+            return false;
+        st->hsts_max_age_seconds = (uint32_t)n;
+        return true;
     case SETTINGS_F_CORS_ORIGINS: {
         if (!read_string_list(v, SETTINGS_ORIGINS_MAX, origin_valid, name,
                               "origin (scheme://host[:port], no path, no wildcard)", field, msg))
@@ -389,6 +395,7 @@ json_t *store_settings_json(const store_settings_t *st)
     json_object_set_new(o, "upload_bytes_per_minute",
                         json_integer((json_int_t)st->upload_bytes_per_minute));
     json_object_set_new(o, "cors_origins", origins);
+    json_object_set_new(o, "hsts_max_age_seconds", json_integer(st->hsts_max_age_seconds));
     json_object_set_new(o, "overridden", over);
     return o;
 }

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from client import API, WAIT_TIMEOUT, accounts, read_until_closed, register, wait_until
-from conftest import START_TIMEOUT, free_port, raw_http
+from conftest import START_TIMEOUT, assert_error, free_port, raw_http
 from realtime_client import Live
 
 pytestmark = pytest.mark.skipif(shutil.which("certtool") is None or
@@ -154,15 +154,45 @@ def test_https_serves_the_api_with_hsts_and_alpn_http11(start_server, pair, trus
 
 
 def test_hsts_max_age_flag_and_none_on_plain_http(start_server, pair, trusting):
-    srv = start_server(tls=pair, args=["--hsts-max-age", "0"])
+    srv = start_server(tls=pair, args=["--hsts-max-age-seconds", "0"])
     r = requests.get(srv.url("/api/health"), timeout=10)
     assert r.status_code == 200 and "Strict-Transport-Security" not in r.headers
-    srv2 = start_server(tls=pair, args=["--hsts-max-age", "300"])
+    srv2 = start_server(tls=pair, args=["--hsts-max-age-seconds", "300"])
     r = requests.get(srv2.url("/api/health"), timeout=10)
     assert r.headers["Strict-Transport-Security"] == "max-age=300"
     plain = start_server()
     r = requests.get(plain.url("/api/health"), timeout=10)
     assert "Strict-Transport-Security" not in r.headers
+
+
+def test_hsts_max_age_is_a_live_setting_that_survives_a_restart(start_server, pair, trusting,
+                                                                tmp_path):
+    data = tmp_path / "hsts-data"
+    srv = start_server(tls=pair, data_dir=data)
+    root = register(srv, "hstsRoot")
+    assert "admin" in root.user["roles"]
+    assert root.ok("GET", "/admin/settings")["hsts_max_age_seconds"] == 15552000
+    s = root.ok("PATCH", "/admin/settings", {"hsts_max_age_seconds": 60})
+    assert s["hsts_max_age_seconds"] == 60 and "hsts_max_age_seconds" in s["overridden"]
+    assert requests.get(srv.url("/api/health"), timeout=10).headers[
+        "Strict-Transport-Security"] == "max-age=60"
+    for bad in (-1, 63072001, "60", 1.5, True, [60]):
+        err = assert_error(root.patch("/admin/settings", {"hsts_max_age_seconds": bad}), 422,
+                           "VALIDATION_ERROR")
+        assert err["details"]["field"] == "hsts_max_age_seconds"
+    other = register(srv, "hstsUser")
+    assert_error(other.patch("/admin/settings", {"hsts_max_age_seconds": 0}), 403,
+                 "INSUFFICIENT_PERMISSIONS")
+    assert srv.stop() == 0
+    srv = start_server(tls=pair, data_dir=data)
+    assert requests.get(srv.url("/api/health"), timeout=10).headers[
+        "Strict-Transport-Security"] == "max-age=60"
+    root = root.on(srv)
+    s = root.ok("PATCH", "/admin/settings", {"hsts_max_age_seconds": 0})
+    assert "Strict-Transport-Security" not in requests.get(srv.url("/api/health"),
+                                                           timeout=10).headers
+    s = root.ok("PATCH", "/admin/settings", {"hsts_max_age_seconds": None})
+    assert s["hsts_max_age_seconds"] == 15552000
 
 
 def test_websocket_over_tls_gets_events(start_server, pair, trusting):
@@ -191,6 +221,7 @@ def test_websocket_over_tls_gets_events(start_server, pair, trusting):
 
 def test_sighup_reloads_the_pair_and_keeps_connections(start_server, ca, pair, trusting):
     srv = start_server(tls=pair)
+    root = register(srv, "tlsRoot")
     kept = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30,
                                        context=tls_context(pair.ca))
     kept.request("GET", "/api/health")
@@ -232,6 +263,16 @@ def test_sighup_reloads_the_pair_and_keeps_connections(start_server, ca, pair, t
                what="the second refused reload logged")
     assert "readable or writable by group or others" in srv.log()
     assert health_ok(srv) and peer_serial(srv.port, pair.ca) == 2002
+    # Each reload is in the audit log, durable (a restart keeps them).
+    assert srv.stop() == 0
+    srv = start_server(tls=new, data_dir=srv.data_dir)
+    root = root.on(srv)
+    done = root.get("/admin/audit-log", action="tls.reload").json()["entries"]
+    assert [(e["target"], e["details"]) for e in done] == [("07d2", {"serial": "07d2"})]
+    refused = root.get("/admin/audit-log", action="tls.reload_refused").json()["entries"]
+    assert len(refused) == 2 and {e["target"] for e in refused} == {"07d2"}
+    assert "readable or writable" in refused[0]["details"]["error"]
+    assert "does not match" in refused[1]["details"]["error"]
 
 
 def test_sighup_on_a_plain_server_changes_nothing(start_server):
@@ -286,7 +327,7 @@ def test_startup_errors_exit_2_before_touching_the_data_dir(start_server, ca, pa
         (["--tls-cert", garbage, "--tls-key", pair.key], "is not a PEM certificate chain"),
         (["--tls-cert", pair.cert, "--tls-key", cert_as_key], "is not a PEM private key"),
         (["--tls-redirect-port", str(free_port())], "needs --tls-cert"),
-        (["--hsts-max-age", "-1"], "hsts_max_age"),
+        (["--hsts-max-age-seconds", "-1"], "hsts_max_age_seconds"),
     ]
     for args, expect in cases:
         start_fails(start_server, tmp_path, args, expect)
