@@ -200,6 +200,10 @@ int http_tls_reload(http_tls_t *tls, char serial[HTTP_TLS_SERIAL_LEN], char *err
                     size_t errlen);
 void http_tls_close(http_tls_t *tls);
 
+/* Whether the API's port speaks TLS (an http_tls_open succeeded and was not
+ * closed): e.g. for a cookie's Secure attribute. Thread-safe. */
+bool http_tls_enabled(void);
+
 /* Strict-Transport-Security: max-age (seconds; 0 = not sent), live. */
 void http_tls_set_hsts_max_age(unsigned seconds);
 /* Calls fn with the HSTS header when TLS is on and the max age is above 0. */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14) and P10 (issue 15) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15) and P11 (issue 16, TLS) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from conftest import Server, free_port  # noqa: E402
+from tls_certs import CertAuthority  # noqa: E402
 
 import requests  # noqa: E402
 
@@ -325,7 +326,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search"], default="all")
+    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search", "tls"],
+                    default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
@@ -333,10 +335,13 @@ def main():
             run_timeseries(a, work)
         elif a.only == "search":
             search_cost(a, work)
+        elif a.only == "tls":
+            tls_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
                 search_cost(a, work)
+                tls_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -609,6 +614,49 @@ def search_cost(a, work):
             a_p99, min(x["p50"] for x in alone), max(x["rps"] for x in alone),
             "/".join("%.2f" % x["p99"] for x in alone)),
         "%.2fx" % r, "<= 2x", r <= 2)
+
+
+# ---- P11: the cost of TLS ---------------------------------------------------------
+
+def tls_cost(a, work):
+    """P11: P1 (durable posts) and P2 (history pages) over HTTPS (--tls-cert,
+    an ECDSA P-256 certificate, TLS 1.3) beside the same over plain HTTP, one
+    server of each in the same run, the same flags. wrk keeps its 64
+    connections alive, so this is the cost of encryption, not of handshakes."""
+    S = a.seconds
+    print("P11 (TLS)...", file=sys.stderr, flush=True)
+    ca = CertAuthority(os.path.join(work, "ca"))
+    pair = ca.issue(1)
+    old_bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = ca.cert  # requests verifies against the test CA
+    try:
+        out = {}
+        for name, tls in (("plain", None), ("https", pair)):
+            s = Server(os.path.join(work, "p11-" + name),
+                       args=["--rate-limit", "0", "--log-level", "error",
+                             "--max-connections-per-ip", "0", "--threads", str(THREADS)],
+                       tls=tls).start()
+            token, ch = user_and_channel(s)
+            path = "/api/v1/channels/%s/messages" % ch
+            post = wrk(s.url(path), S, 64, POST_LUA, post_env(token))
+            get = wrk_get(s, token, path + "?limit=50", S)
+            out[name] = (post, get)
+            s.stop(timeout=600)
+    finally:
+        if old_bundle is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = old_bundle
+
+    def fmt(r):
+        return "%.0f/s, p50 %.2f ms, p99 %.2f ms%s" % (
+            r["rps"], r["p50"], r["p99"], ", %d non-2xx" % r["non2xx"] if r["non2xx"] else "")
+    for i, what, goal in ((0, "P11 HTTPS durable POST (P1 over TLS 1.3), 64 conns", 0.8),
+                          (1, "P11 HTTPS GET messages?limit=50 (P2 over TLS 1.3), 64 conns", 0.5)):
+        tls_r, plain_r = out["https"][i], out["plain"][i]
+        ratio = tls_r["rps"] / plain_r["rps"] if plain_r["rps"] else float("nan")
+        row(what, fmt(tls_r), "plain HTTP, same run: " + fmt(plain_r), "%.2fx" % ratio,
+            ">= %.1fx" % goal, ratio >= goal)
 
 
 def wrk_get(server, token, path, seconds, connections=64):

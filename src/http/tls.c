@@ -55,12 +55,13 @@
 
 const char *const http_tls_priorities =
     "NONE:+VERS-TLS1.3:+VERS-TLS1.2:"
-    "+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:+AEAD:"
+    "+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AEAD:"
     "+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"
     "+SIGN-ALL:-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:-SIGN-RSA-SHA224:"
     "-SIGN-ECDSA-SHA224:-SIGN-DSA-SHA224:"
     "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-FFDHE2048:"
-    "+GROUP-FFDHE3072:+GROUP-FFDHE4096:+COMP-NULL:+CTYPE-X509:%SAFE_RENEGOTIATION";
+    "+GROUP-FFDHE3072:+GROUP-FFDHE4096:+COMP-NULL:+CTYPE-X509:%SAFE_RENEGOTIATION:"
+    "%SERVER_PRECEDENCE";
 
 /* One certificate chain and its key, as GnuTLS hands them to a handshake. */
 typedef struct tls_pair {
@@ -371,6 +372,11 @@ void http_tls_close(http_tls_t *tls)
     pair_free(tls->current);
     pthread_mutex_destroy(&tls->mu);
     free(tls);
+}
+
+bool http_tls_enabled(void)
+{
+    return atomic_load(&tls_on);
 }
 
 void http_tls_set_hsts_max_age(unsigned seconds)

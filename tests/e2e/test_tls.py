@@ -14,7 +14,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 import requests
@@ -22,61 +21,11 @@ import requests
 from client import API, WAIT_TIMEOUT, accounts, read_until_closed, register, wait_until
 from conftest import START_TIMEOUT, assert_error, free_port, raw_http
 from realtime_client import Live
+from tls_certs import CertAuthority, Pair
 
 pytestmark = pytest.mark.skipif(shutil.which("certtool") is None or
                                 shutil.which("gnutls-cli") is None,
                                 reason="certtool/gnutls-cli missing: scripts/install-deps.sh --test")
-
-
-def certtool(*args):
-    subprocess.run(["certtool"] + list(args), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-
-
-class Pair:
-    """A server certificate and key (paths) and the CA that signed it."""
-
-    def __init__(self, cert, key, ca, serial):
-        self.cert, self.key, self.ca, self.serial = cert, key, ca, serial
-
-
-class CertAuthority:
-    """A CA made in `directory`, which issues server certificates for
-    localhost / 127.0.0.1."""
-
-    def __init__(self, directory):
-        self.dir = str(directory)
-        os.makedirs(self.dir, exist_ok=True)
-        self.key = os.path.join(self.dir, "ca.key")
-        self.cert = os.path.join(self.dir, "ca.pem")
-        certtool("--generate-privkey", "--key-type", "ecdsa", "--outfile", self.key)
-        tmpl = self._template("ca", 'cn = "Parley test CA"\nca\ncert_signing_key\n'
-                                    "expiration_days = 3\n")
-        certtool("--generate-self-signed", "--load-privkey", self.key, "--template", tmpl,
-                 "--outfile", self.cert)
-
-    def _template(self, name, text):
-        path = os.path.join(self.dir, name + ".tmpl")
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def issue(self, serial, name=None, dates=None, key_type="ecdsa"):
-        """A server pair with this serial; `dates` (activation, expiration as
-        "YYYY-MM-DD") for an expired or not yet valid one."""
-        name = name or "srv%d" % serial
-        key = os.path.join(self.dir, name + ".key")
-        cert = os.path.join(self.dir, name + ".pem")
-        certtool("--generate-privkey", "--key-type", key_type, "--outfile", key)
-        os.chmod(key, 0o600)
-        when = ('activation_date = "%s 00:00:00"\nexpiration_date = "%s 00:00:00"\n' % dates
-                if dates else "expiration_days = 3\n")
-        tmpl = self._template(name, 'cn = "localhost"\ndns_name = "localhost"\n'
-                                    'ip_address = "127.0.0.1"\nserial = %d\ntls_www_server\n'
-                                    "signing_key\nencryption_key\n%s" % (serial, when))
-        certtool("--generate-certificate", "--load-privkey", key, "--load-ca-certificate",
-                 self.cert, "--load-ca-privkey", self.key, "--template", tmpl, "--outfile", cert)
-        return Pair(cert, key, self.cert, serial)
 
 
 @pytest.fixture(scope="module")
@@ -373,12 +322,13 @@ def test_plain_http_to_the_tls_port_and_tls_to_the_plain_port(start_server, pair
         out = raw_http(srv.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
         assert b"200 OK" not in out and b'"status":"ok"' not in out
     assert health_ok(srv)
+    # A ClientHello sent to a plain port is not HTTP: a JSON 400 and the close
+    # (or only the close: the 400 is lost when the reset for the unread rest
+    # of the hello arrives first).
     plain = start_server()
     for _ in range(5):
-        with socket.create_connection(("127.0.0.1", plain.port), timeout=10) as s:
-            ctx = ssl.create_default_context()
-            with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-                ctx.wrap_socket(s, server_hostname="localhost")
+        out = raw_http(plain.port, hello_bytes(), timeout=10)
+        assert out == b"" or (out.startswith(b"HTTP/1.1 400") and b'"BAD_REQUEST"' in out), out
     assert requests.get(plain.url("/api/health"), timeout=10).status_code == 200
 
 
