@@ -288,3 +288,37 @@ TEST(config_trusted_proxies_from_flag_env_and_file)
         ASSERT_CONTAINS(err, "trusted_proxies");
     }
 }
+
+TEST(config_tls_needs_both_files_and_the_redirect_needs_tls)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    char *none[] = {NULL};
+    ASSERT_EQ(load(&cfg, none, NULL, err), 0);
+    ASSERT_STREQ(cfg.tls_cert, "");
+    ASSERT_EQ(cfg.tls_redirect_port, 0);
+    ASSERT_EQ(cfg.hsts_max_age_seconds, 15552000);
+    char *cert_only[] = {"--tls-cert", "/x.pem", NULL};
+    ASSERT_EQ(load(&cfg, cert_only, NULL, err), -1);
+    ASSERT_CONTAINS(err, "tls_cert without tls_key");
+    char *key_env[] = {"PARLEY_TLS_KEY=/x.key", NULL};
+    ASSERT_EQ(load(&cfg, none, key_env, err), -1);
+    ASSERT_CONTAINS(err, "tls_key without tls_cert");
+    char *redirect_only[] = {"--tls-redirect-port", "8080", NULL};
+    ASSERT_EQ(load(&cfg, redirect_only, NULL, err), -1);
+    ASSERT_CONTAINS(err, "tls_redirect_port");
+    char *same_port[] = {"--port", "8443", "--tls-cert", "/x.pem", "--tls-key", "/x.key",
+                         "--tls-redirect-port", "8443", NULL};
+    ASSERT_EQ(load(&cfg, same_port, NULL, err), -1);
+    ASSERT_CONTAINS(err, "HTTPS port itself");
+    char *hsts[] = {"--hsts-max-age-seconds", "63072001", NULL};
+    ASSERT_EQ(load(&cfg, hsts, NULL, err), -1);
+    ASSERT_CONTAINS(err, "hsts_max_age_seconds");
+    char *ok[] = {"--tls-cert", "/x.pem", "--tls-key", "/x.key", "--tls-redirect-port", "80",
+                  "--hsts-max-age-seconds", "0", NULL};
+    ASSERT_EQ(load(&cfg, ok, NULL, err), 0);
+    ASSERT_STREQ(cfg.tls_cert, "/x.pem");
+    ASSERT_STREQ(cfg.tls_key, "/x.key");
+    ASSERT_EQ(cfg.tls_redirect_port, 80);
+    ASSERT_EQ(cfg.hsts_max_age_seconds, 0);
+}
