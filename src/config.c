@@ -691,7 +691,7 @@ void config_print_help(FILE *out)
         case SET_PATH:
         case SET_TEXT:
         case SET_TEXT_OPT:
-            snprintf(def, sizeof(def), "%s", field);
+            snprintf(def, sizeof(def), "%s", field[0] ? field : "none");
             break;
         case SET_BOOL:
             snprintf(def, sizeof(def), "%s", bool_names[*(const unsigned *)field != 0]);
