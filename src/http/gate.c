@@ -956,6 +956,7 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
         "Application reported internal error",
         "Received malformed",
         "Connection socket is closed", /* also the connection guard's cuts */
+        "Error: received handshake message out of context", /* any failed TLS handshake */
     };
     for (size_t i = 0; i < sizeof(client_caused) / sizeof(client_caused[0]); i++) {
         if (strncmp(line, client_caused[i], strlen(client_caused[i])) == 0) {

@@ -353,6 +353,8 @@ def test_plain_http_to_the_tls_port_and_tls_to_the_plain_port(start_server, pair
         out = raw_http(srv.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
         assert b"200 OK" not in out and b'"status":"ok"' not in out
     assert health_ok(srv)
+    # What a client does wrong is not logged above debug (no log flooding).
+    assert "WARN libmicrohttpd" not in srv.log(), srv.log()
     # A ClientHello sent to a plain port is not HTTP: a JSON 400 and the close
     # (or only the close: the 400 is lost when the reset for the unread rest
     # of the hello arrives first).
@@ -409,6 +411,7 @@ def test_truncated_and_stalled_handshakes_leave_workers_free(start_server, pair,
         for s in stalled + silent:
             s.close()
     assert health_ok(srv)
+    assert "WARN libmicrohttpd" not in srv.log(), srv.log()
     # Every hostile connection's descriptor is given back.
     u.session.close()
     wait_until(lambda: open_fds(srv.pid()) <= fds_idle, timeout=WAIT_TIMEOUT,
