@@ -161,6 +161,20 @@ static void format_time(time_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+#define TLS_EXPIRY_WARN_DAYS 14
+
+/* A warning when the pair in use runs out within two weeks. */
+static void warn_if_expiring(const tls_pair_t *p)
+{
+    time_t now = time(NULL);
+    if (p->not_after == (time_t)-1 || p->not_after - now > TLS_EXPIRY_WARN_DAYS * 86400)
+        return;
+    char when[32];
+    format_time(p->not_after, when);
+    log_warning("TLS: certificate serial %s expires at %s (in %lld hours): renew it and send "
+                "SIGHUP", p->serial, when, (long long)((p->not_after - now) / 3600));
+}
+
 /* The chain of `cert` checked (count, validity now) and imported into p. */
 static int load_chain(tls_pair_t *p, const char *path, const gnutls_datum_t *pem, char *err,
                       size_t errlen)
@@ -322,6 +336,7 @@ http_tls_t *http_tls_open(const char *cert_path, const char *key_path, char *err
     the_tls = t;
     atomic_store(&tls_on, true);
     log_info("TLS: certificate serial %s from %s", p->serial, cert_path);
+    warn_if_expiring(p);
     return t;
 }
 
@@ -359,6 +374,7 @@ int http_tls_reload(http_tls_t *tls, char serial[HTTP_TLS_SERIAL_LEN], char *err
     pthread_mutex_unlock(&tls->mu);
     log_info("TLS reload: new handshakes get certificate serial %s (was %s)", p->serial,
              p->older->serial);
+    warn_if_expiring(p);
     return 0;
 }
 

@@ -81,6 +81,8 @@ def health_ok(srv):
 def test_https_serves_the_api_with_hsts_and_alpn_http11(start_server, pair, trusting):
     srv = start_server(tls=pair)
     assert srv.base.startswith("https://")
+    # The test certificates expire in 3 days: within the 14 days warned of.
+    assert "TLS: certificate serial 03e9 expires at" in srv.log()
     u = register(srv, "tlsAnn")
     ch = u.ok("POST", "/channels", {"name": "tls-room"}, 201)
     m = u.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "over TLS"}, 201)
@@ -429,8 +431,9 @@ def gnutls_cli(port, ca, priority):
 
 def test_weak_protocols_and_ciphers_are_refused(start_server, ca, tmp_path):
     # An RSA certificate, so that RSA key exchange could be chosen if allowed.
-    rsa = ca.issue(7007, key_type="rsa")
+    rsa = ca.issue(7007, key_type="rsa", days=400)
     srv = start_server(tls=rsa)
+    assert "expires at" not in srv.log()  # more than 14 days left: no warning
     ok, out = gnutls_cli(srv.port, ca.cert, "NORMAL")
     assert ok, out
     ok, out = gnutls_cli(srv.port, ca.cert, "NORMAL:-VERS-ALL:+VERS-TLS1.2")

@@ -38,16 +38,17 @@ class CertAuthority:
             f.write(text)
         return path
 
-    def issue(self, serial, name=None, dates=None, key_type="ecdsa"):
-        """A server pair with this serial; `dates` (activation, expiration as
-        "YYYY-MM-DD") for an expired or not yet valid one."""
+    def issue(self, serial, name=None, dates=None, key_type="ecdsa", days=3):
+        """A server pair with this serial, valid for `days`; `dates`
+        (activation, expiration as "YYYY-MM-DD") for an expired or not yet
+        valid one."""
         name = name or "srv%d" % serial
         key = os.path.join(self.dir, name + ".key")
         cert = os.path.join(self.dir, name + ".pem")
         certtool("--generate-privkey", "--key-type", key_type, "--outfile", key)
         os.chmod(key, 0o600)
         when = ('activation_date = "%s 00:00:00"\nexpiration_date = "%s 00:00:00"\n' % dates
-                if dates else "expiration_days = 3\n")
+                if dates else "expiration_days = %d\n" % days)
         tmpl = self._template(name, 'cn = "localhost"\ndns_name = "localhost"\n'
                                     'ip_address = "127.0.0.1"\nserial = %d\ntls_www_server\n'
                                     "signing_key\nencryption_key\n%s" % (serial, when))
