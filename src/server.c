@@ -14,7 +14,8 @@
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
  * before any thread starts) and taken synchronously by the main thread with
- * sigwait(), so no code runs in a signal handler. Shutdown stops accepting
+ * sigwait(), so no code runs in a signal handler. SIGHUP, taken the same
+ * way, reloads the TLS certificate (api_tls_reload) and the wait goes on. Shutdown stops accepting
  * (stop_accepting below), marks every further answer "Connection: close",
  * waits for requests in flight to finish (bounded), then stops the daemon,
  * which closes idle keep-alive connections. WebSockets and event streams
@@ -370,16 +371,11 @@ int server_run(const parley_config_t *cfg)
          NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    size_t n_options = 0;
-    while (options[n_options].option != MHD_OPTION_END)
-        n_options++;
-    http_tls_mhd_options(tls, options + n_options, 16 - 1 - n_options);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (is_v6)
         flags |= MHD_USE_IPv6;
-    if (tls != NULL)
-        flags |= MHD_USE_TLS;
+    flags |= http_tls_mhd_options(tls, options, sizeof(options) / sizeof(options[0]));
     if (cfg->tls_redirect_port != 0 &&
         (redirect = http_tls_redirect_start(cfg->bind, cfg->tls_redirect_port, cfg->port, router,
                                             err, sizeof(err))) == NULL) {

@@ -184,10 +184,12 @@ int http_tls_check_config(const char *cert_path, const char *key_path, char *err
 http_tls_t *http_tls_open(const char *cert_path, const char *key_path, char *err,
                           size_t errlen);
 
-/* Writes the daemon's TLS options (certificate callback, priorities) into
- * items (room for `max`, at least 2) and returns how many; 0 for NULL tls.
- * The daemon also needs MHD_USE_TLS in its flags. */
-size_t http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max);
+/* Appends the daemon's TLS options (certificate callback, priorities) to
+ * items, an array of `max` entries ending at its first MHD_OPTION_END
+ * (which is moved behind them; the array needs 2 entries to spare, else it
+ * aborts), and returns the flags TLS needs (MHD_USE_TLS). NULL tls: changes
+ * nothing, returns 0. */
+unsigned http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max);
 
 #define HTTP_TLS_SERIAL_LEN 41 /* hex of at most 20 bytes + NUL */
 

@@ -340,14 +340,22 @@ http_tls_t *http_tls_open(const char *cert_path, const char *key_path, char *err
     return t;
 }
 
-size_t http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max)
+unsigned http_tls_mhd_options(http_tls_t *tls, struct MHD_OptionItem *items, size_t max)
 {
-    if (tls == NULL || max < 2)
+    if (tls == NULL)
         return 0;
-    items[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)retrieve};
-    items[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-                                       (void *)http_tls_priorities};
-    return 2;
+    size_t n = 0;
+    while (n < max && items[n].option != MHD_OPTION_END)
+        n++;
+    if (n + 3 > max) {
+        log_error("TLS: no room for the daemon's TLS options");
+        abort(); /* a programming error: server.c's array is too small */
+    }
+    items[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)retrieve};
+    items[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                         (void *)http_tls_priorities};
+    items[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return MHD_USE_TLS;
 }
 
 int http_tls_reload(http_tls_t *tls, char serial[HTTP_TLS_SERIAL_LEN], char *err,
