@@ -214,7 +214,8 @@ static const setting_t settings[] = {
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
-_Static_assert(N_SETTINGS <= 64, "parley_config_t.given has a bit per setting");
+_Static_assert(N_SETTINGS <= 64 * sizeof(((parley_config_t *)0)->given) / sizeof(uint64_t),
+               "parley_config_t.given has a bit per setting");
 
 /* The settings of the categories that `rate_limit 0` turns off with it. */
 static const char *const rate_category_keys[] = {
@@ -337,7 +338,8 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
                  const char *origin, char err[CONFIG_ERR_MAX])
 {
     char *field = (char *)cfg + s->offset;
-    cfg->given |= 1ull << (s - settings);
+    size_t bit = (size_t)(s - settings);
+    cfg->given[bit / 64] |= 1ull << (bit % 64);
 
     switch (s->type) {
     case SET_ADDRESS: {
@@ -672,7 +674,10 @@ int config_load(parley_config_t *cfg, int argc, char **argv, char **envp,
 bool config_given(const parley_config_t *cfg, const char *key)
 {
     const setting_t *s = setting_named(key);
-    return s != NULL && (cfg->given & (1ull << (s - settings))) != 0;
+    if (s == NULL)
+        return false;
+    size_t bit = (size_t)(s - settings);
+    return (cfg->given[bit / 64] & (1ull << (bit % 64))) != 0;
 }
 
 void config_print_help(FILE *out)

@@ -88,7 +88,7 @@ typedef struct parley_config {
     uint16_t tls_redirect_port;  /* plain-HTTP port answering 308 to HTTPS; 0 = none */
     unsigned hsts_max_age_seconds; /* Strict-Transport-Security under TLS; 0 = not sent */
     char config_file[4096];      /* "" when none was given */
-    uint64_t given;              /* which settings a source gave: see config_given() */
+    uint64_t given[2];           /* which settings a source gave (a bit each): config_given() */
 } parley_config_t;
 
 /* Fills *cfg with the built-in defaults. */
