@@ -21,6 +21,14 @@ enum fsync_policy {
     FSYNC_NONE,
 };
 
+/* --cookie-secure: when the session cookies carry the Secure attribute
+ * (the same values as HTTP_COOKIE_SECURE_* of include/parley/http.h). */
+enum config_cookie_secure {
+    CONFIG_COOKIE_SECURE_AUTO,   /* when the request came over TLS (or a trusted proxy's https) */
+    CONFIG_COOKIE_SECURE_ALWAYS,
+    CONFIG_COOKIE_SECURE_NEVER,
+};
+
 typedef struct parley_config {
     char bind[64];               /* IPv4 or IPv6 literal */
     uint16_t port;
@@ -82,6 +90,8 @@ typedef struct parley_config {
     char public_url[512];        /* base of invite URLs; "" = from the request's Host */
     char trusted_proxies[4096];  /* CIDRs, comma-separated; "" = none (ipnet_split_list) */
     char cors_origins[8448];     /* web origins, comma-separated; "" = none (origin.h) */
+    /* Session cookies (src/http/session_cookie.c): when they carry Secure. */
+    unsigned cookie_secure;      /* enum config_cookie_secure */
     char config_file[4096];      /* "" when none was given */
     uint64_t given;              /* which settings a source gave: see config_given() */
 } parley_config_t;
