@@ -96,7 +96,7 @@ def channel_names(client):
     return {ch["name"] for ch in client.ok("GET", "/channels", status=200)["channels"]}
 
 
-def test_login_with_session_sets_the_cookies_with_their_attributes(srv):
+def test_login_with_session_sets_the_cookies_with_their_attributes(srv, root):
     c = register(srv, "ckAttrs")
     r = login(srv, "ckAttrs")
     b = Browser(srv, r)
@@ -112,6 +112,9 @@ def test_login_with_session_sets_the_cookies_with_their_attributes(srv):
     assert b.body["token_type"] == "cookie" and b.body["csrf_token"] == b.csrf
     assert b.body["user"]["id"] == c.id
     assert b.session.startswith("ses_") and b.csrf not in b.session
+    # the audit log tells a browser's login from a token login
+    entry = root.ok("GET", "/admin/audit-log?action=auth.login&target=%s&limit=1" % c.id)
+    assert entry["entries"][0]["details"] == {"mfa": False, "session": True}
     # without "session" the answer is the token pair, as ever, and no cookie
     r = requests.post(srv.url(API + "/auth/login"),
                       json={"username": "ckAttrs", "password": PASSWORD}, timeout=30)
@@ -183,6 +186,33 @@ def test_cookie_reads_and_writes_need_the_csrf_token(srv):
     assert "ck-csrf-ok" in channel_names(c)
     assert b.call("PUT", "/users/me", {"display_name": "by cookie"}).status_code == 200
     assert c.ok("GET", "/users/me")["display_name"] == "by cookie"
+
+
+def test_uploads_and_large_bodies_by_cookie(srv):
+    c, b = browser(srv, "ckUpload")
+    data = bytes(range(256)) * 256  # 64 KiB: past the body size of a request without credentials
+    url = srv.url(API + "/files")
+
+    def upload(csrf):
+        h = {"Cookie": b.cookie()}
+        if csrf:
+            h["X-CSRF-Token"] = csrf
+        return requests.post(url, files={"file": ("ck.bin", data)}, headers=h, timeout=60)
+
+    for csrf in (None, "0" * 64):
+        assert_error(upload(csrf), 403, "CSRF_TOKEN_INVALID")
+    assert c.ok("GET", "/files")["total"] == 0
+    r = upload(b.csrf)
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(data)
+    assert c.ok("GET", "/files")["total"] == 1
+    got = requests.get(srv.url(API + "/files/%s/download" % r.json()["id"]),
+                       headers={"Cookie": b.cookie()}, timeout=60)
+    assert got.status_code == 200 and got.content == data
+    # a JSON body longer than an anonymous one may be (16 KiB) is read for a cookie
+    r = b.call("PUT", "/users/me", {"bio": "b" * 400, "display_name": "ck",
+                                    "preferences": {"pad": "p" * 20000}})
+    assert r.status_code != 401 and r.status_code != 413, r.text
 
 
 def test_a_bearer_token_beside_the_cookie_wins(srv):
@@ -352,10 +382,17 @@ def test_websocket_takes_the_cookie_from_its_own_or_a_listed_origin(srv):
         live.close()
 
 
-def test_websocket_by_cookie_ends_with_the_logout(srv):
+def test_websocket_by_cookie_posts_and_ends_with_the_logout(srv):
     c, b = browser(srv, "ckWsOut")
+    ch = b.call("POST", "/channels", {"name": "ck-ws-room"}).json()
     live = Live(srv, cookie=b.cookie(), origin=own_origin(srv))
     try:
+        # a frame that writes needs no CSRF token: the Origin was checked once
+        live.send({"type": "send_message", "ref": "r1",
+                   "data": {"channel_id": ch["id"], "content": "by cookie socket"}})
+        ack = live.wait_type("ack")
+        assert ack["data"]["status"] == 201, ack
+        live.wait_type("message.created", id=ack["data"]["message"]["id"])
         assert b.call("POST", "/auth/logout", {}).status_code == 204
         code, _ = live.closed_with()
         assert code is None or code >= 1000
