@@ -52,6 +52,13 @@ enum refusal {
     REFUSED_ACCESS,    /* credentials the policy layer refused: *rc says why */
 };
 
+/* GET, HEAD and OPTIONS change nothing: they need no CSRF token. */
+static bool safe_method(const char *method)
+{
+    return method != NULL && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                              strcmp(method, "OPTIONS") == 0);
+}
+
 /* Who the request's credentials name: true with *p filled, or false with
  * *why (and for REFUSED_ACCESS *rc, an ACCESS_E_* code). Answers nothing. */
 static bool identify(http_ctx_t *ctx, principal_t *p, bool *by_key, enum refusal *why, int *rc)
@@ -69,9 +76,12 @@ static bool identify(http_ctx_t *ctx, principal_t *p, bool *by_key, enum refusal
         *rc = principal_from_token(app, authz + 7, p);
     else if (api_key != NULL)
         *rc = principal_from_api_key(app, api_key, p);
-    else if (http_session_cookie(ctx) != NULL)
+    else if (http_session_cookie(ctx) != NULL) /* the token only matters to a write */
         *rc = principal_from_session_cookie(app, http_session_cookie(ctx),
-                                            http_header(ctx, HTTP_CSRF_HEADER), p);
+                                            safe_method(ctx->req->http_verb)
+                                                ? NULL
+                                                : http_header(ctx, HTTP_CSRF_HEADER),
+                                            p);
     else
         *why = REFUSED_NONE;
     return *why == REFUSED_ACCESS && *rc == 0;
@@ -98,13 +108,6 @@ static void refuse(http_ctx_t *ctx, enum refusal why, int rc, bool by_key, int64
                          : http_header(ctx, "Authorization") == NULL && http_session_cookie(ctx)
                              ? "the session cookie is not valid: log in again"
                              : "the access token is not valid");
-}
-
-/* GET, HEAD and OPTIONS change nothing: they need no CSRF token. */
-static bool safe_method(const char *method)
-{
-    return method != NULL && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
-                              strcmp(method, "OPTIONS") == 0);
 }
 
 bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)

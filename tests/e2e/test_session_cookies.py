@@ -10,6 +10,7 @@ session; a ban and a password change end it too, and a restart keeps it.
 WebSocket and event stream take the cookie when the Origin is the server's
 own or listed in cors_origins, refuse another with 403 before the upgrade.
 Hostile cookie headers are a JSON 401 and the server goes on."""
+import signal
 import socket
 
 import pytest
@@ -295,7 +296,7 @@ def test_forged_and_hostile_cookies_are_a_json_401(srv):
     assert b.call("GET", "/users/me", csrf=False).status_code == 200
 
 
-def test_cookie_session_survives_a_restart(start_server):
+def test_cookie_session_survives_a_restart_and_a_kill(start_server):
     s = start_server(args=("--rate-limit", "0"))
     c, b = browser(s, "ckRestart")
     b2 = Browser(s, login(s, "ckRestart"))
@@ -305,6 +306,20 @@ def test_cookie_session_survives_a_restart(start_server):
     assert b.call("GET", "/users/me", csrf=False).json()["id"] == c.id
     assert b.call("POST", "/channels", {"name": "ck-restarted"}).status_code == 201
     assert_error(b2.call("GET", "/users/me", csrf=False), 401, "TOKEN_INVALID")
+    # a login and a logout answered just before a SIGKILL hold after it
+    b3 = Browser(s, login(s, "ckRestart"))
+    assert b.call("POST", "/auth/logout", {}).status_code == 204
+    s.stop(signal.SIGKILL)
+    s.start()
+    assert b3.call("GET", "/users/me", csrf=False).json()["id"] == c.id
+    assert_error(b.call("GET", "/users/me", csrf=False), 401, "TOKEN_INVALID")
+
+
+def test_a_deactivated_account_loses_its_cookie_sessions(srv, root):
+    c, b = browser(srv, "ckGone")
+    root.ok("DELETE", "/admin/users/%s" % c.id, status=204)
+    assert_error(b.call("GET", "/users/me", csrf=False), 401, "TOKEN_INVALID")
+    assert_error(b.call("POST", "/channels", {"name": "ck-gone"}), 401, "TOKEN_INVALID")
 
 
 def test_cookie_secure_always_and_never(start_server):
