@@ -409,10 +409,26 @@ def test_websocket_by_cookie_posts_and_ends_with_the_logout(srv):
         assert ack["data"]["status"] == 201, ack
         live.wait_type("message.created", id=ack["data"]["message"]["id"])
         assert b.call("POST", "/auth/logout", {}).status_code == 204
+        err = live.wait_type("error")
+        assert err["data"]["code"] == "TOKEN_INVALID", err
         code, _ = live.closed_with()
         assert code is None or code >= 1000
     finally:
         live.close()
+
+
+def test_websocket_by_cookie_ends_with_a_ban(srv, root):
+    c, b = browser(srv, "ckWsBan")
+    live = Live(srv, cookie=b.cookie(), origin=own_origin(srv))
+    try:
+        root.ok("POST", "/admin/users/%s/ban" % c.id, {})
+        err = live.wait_type("error")
+        assert err["data"]["code"] == "ACCOUNT_BANNED", err
+        live.closed_with()
+    finally:
+        live.close()
+    # refused at the handshake while the ban holds
+    assert_error(ws_refusal(srv, b, own_origin(srv)), 403, "ACCOUNT_BANNED")
 
 
 def test_event_stream_takes_the_cookie_and_checks_the_origin(srv):
