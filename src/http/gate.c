@@ -588,8 +588,10 @@ static void resolve_client(struct MHD_Connection *conn, gate_request_t *gr)
     ipnet_set_t *trusted = forwarded_trusted();
     if (ipnet_set_count(trusted) > 0 && ipnet_set_match(trusted, &peer, 0, NULL, NULL)) {
         const char *proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+        /* The first proxy's view, the left-most of a list, is the client's. */
         if (proto != NULL)
-            gr->https = strcasecmp(proto, "https") == 0;
+            gr->https = strncasecmp(proto, "https", 5) == 0 &&
+                        (proto[5] == '\0' || proto[5] == ',' || proto[5] == ' ');
         forward_headers_t fh = {.n_fwd = 0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_forward, &fh);
         /* More header lines than kept: the right-most are not known. */

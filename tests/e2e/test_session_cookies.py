@@ -338,8 +338,13 @@ def test_cookie_secure_auto_believes_only_a_trusted_proxy(start_server):
     r = requests.post(s.url(API + "/auth/login"), json=body, timeout=30,
                       headers={"X-Forwarded-Proto": "https"})
     assert all("secure" in k for k in set_cookies(r).values()), r.headers
-    r = requests.post(s.url(API + "/auth/login"), json=body, timeout=30)
-    assert not any("secure" in k for k in set_cookies(r).values()), r.headers
+    r = requests.post(s.url(API + "/auth/login"), json=body, timeout=30,
+                      headers={"X-Forwarded-Proto": "https, http"})
+    assert all("secure" in k for k in set_cookies(r).values()), r.headers
+    for proto in (None, "http", "httpsx", "http, https"):
+        r = requests.post(s.url(API + "/auth/login"), json=body, timeout=30,
+                          headers={"X-Forwarded-Proto": proto} if proto else {})
+        assert not any("secure" in k for k in set_cookies(r).values()), (proto, r.headers)
     # the same header from an address that is no trusted proxy is not believed
     t = start_server(args=("--rate-limit", "0"))
     register(t, "ckNoProxy")
