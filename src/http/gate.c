@@ -587,7 +587,8 @@ static void resolve_client(struct MHD_Connection *conn, gate_request_t *gr)
     gr->https = tls != NULL && tls->tls_session != NULL;
     ipnet_set_t *trusted = forwarded_trusted();
     if (ipnet_set_count(trusted) > 0 && ipnet_set_match(trusted, &peer, 0, NULL, NULL)) {
-        const char *proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+        const char *proto =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
         /* The first proxy's view, the left-most of a list, is the client's. */
         if (proto != NULL)
             gr->https = strncasecmp(proto, "https", 5) == 0 &&
@@ -888,8 +889,8 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
                 gr->limit = limits.public_body_bytes;
                 if (!open_route && declared > gr->limit)
                     return reject_with(conn, gr, HTTP_ERR_AUTHENTICATION_REQUIRED,
-                                       "credentials (Authorization, X-API-Key or a session cookie) are needed "
-                                       "before a body of this size is read");
+                                       "credentials (Authorization, X-API-Key or a session "
+                                       "cookie) are needed before a body of this size is read");
             }
         }
         if (declared > gr->limit)

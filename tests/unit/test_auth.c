@@ -648,7 +648,8 @@ TEST(session_cookie_and_csrf_malformed_inputs_are_invalid)
         if (auth_session_cookie_check(&k, bad[i], "s", "salt") != AUTH_EINVALID)
             TEST_FAIL_("accepted: \"%s\"", bad[i]);
     }
-    static const char *const bad_csrf[] = {"", "x", "0000", "not hex at all, but 64 characters long, exactly: 0123456789ab"};
+    static const char *const bad_csrf[] = {
+        "", "x", "0000", "not hex at all, but 64 characters long, exactly: 0123456789ab"};
     for (size_t i = 0; i < sizeof(bad_csrf) / sizeof(bad_csrf[0]); i++)
         ASSERT_EQ(auth_csrf_check(&k, "s", "salt", bad_csrf[i]), AUTH_EINVALID);
     char upper[AUTH_CSRF_TOKEN_MAX + 1];

@@ -311,7 +311,8 @@ TEST(config_cookie_secure_takes_its_three_values)
     ASSERT_EQ(load(&cfg, file, NULL, err), -1);
     ASSERT_CONTAINS(err, "cookie_secure");
     unlink(path);
-    static const char *const bad[] = {"--cookie-secure=sometimes", "--cookie-secure=", "--cookie-secure=1"};
+    static const char *const bad[] = {"--cookie-secure=sometimes", "--cookie-secure=",
+                                      "--cookie-secure=1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *a[] = {(char *)bad[i], NULL};
         ASSERT_EQ(load(&cfg, a, NULL, err), -1);
