@@ -92,7 +92,7 @@ static void refuse(http_ctx_t *ctx, enum refusal why, int rc, bool by_key, int64
 {
     if (why == REFUSED_NONE)
         http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
-                         "this endpoint needs an access token or an API key");
+                         "this endpoint needs an access token, an API key or a session cookie");
     else if (why == REFUSED_MALFORMED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "the Authorization header must be \"Bearer <token>\"");
