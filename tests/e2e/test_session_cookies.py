@@ -216,6 +216,23 @@ def test_uploads_and_large_bodies_by_cookie(srv):
     assert r.status_code != 401 and r.status_code != 413, r.text
 
 
+def test_a_listed_origin_may_use_the_cookie_with_the_token_from_the_answer(srv):
+    c, b = browser(srv, "ckListed")
+    pre = requests.options(srv.url(API + "/channels"), timeout=30,
+                           headers={"Origin": LISTED, "Access-Control-Request-Method": "POST",
+                                    "Access-Control-Request-Headers": "content-type, x-csrf-token"})
+    assert pre.status_code == 204
+    assert "X-CSRF-Token" in pre.headers["Access-Control-Allow-Headers"]
+    assert pre.headers["Access-Control-Allow-Credentials"] == "true"
+    r = b.call("POST", "/channels", {"name": "ck-listed"}, csrf=b.body["csrf_token"],
+               headers={"Origin": LISTED})
+    assert r.status_code == 201, r.text
+    assert r.headers["Access-Control-Allow-Origin"] == LISTED
+    # a stranger's page gets no CORS header: the browser keeps the answer from it
+    r = b.call("GET", "/users/me", csrf=False, headers={"Origin": STRANGER})
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
 def test_a_bearer_token_beside_the_cookie_wins(srv):
     a, ab = browser(srv, "ckBearerA")
     other = register(srv, "ckBearerB")
