@@ -7,7 +7,9 @@
  * are derived from a fixed secret the fuzzer cannot see, so an input that
  * verifies, or a refresh token whose MAC checks, is a finding; a parsed
  * refresh token's parts read back as the token; a key that hashes is
- * exactly "plx_" + 64 lowercase hex.
+ * exactly "plx_" + 64 lowercase hex; a parsed session cookie is its
+ * session id, a dot and 64 lowercase hex, and neither it nor a CSRF token
+ * checks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,6 +68,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     auth_refresh_check(&keys, text, "session", "salt", 3);
+
+    if (auth_session_cookie_parse(text, sid) == AUTH_OK) {
+        size_t n = strlen(sid);
+        if (strncmp(text, sid, n) != 0 || text[n] != '.' || strlen(text) != n + 65 ||
+            !is_lower_hex(text + n + 1, 64))
+            abort();
+        if (auth_session_cookie_check(&keys, text, sid, "salt") == AUTH_OK)
+            abort(); /* a forged session cookie checked */
+        char real[AUTH_SESSION_COOKIE_MAX];
+        if (auth_session_cookie_issue(&keys, sid, "salt", real) == AUTH_OK &&
+            auth_session_cookie_check(&keys, real, sid, "salt") != AUTH_OK)
+            abort();
+    }
+    auth_session_cookie_check(&keys, text, "session", "salt");
+    if (auth_csrf_check(&keys, "session", "salt", text) == AUTH_OK)
+        abort(); /* a forged CSRF token checked */
 
     char hash[AUTH_SHA256_HEX];
     if (auth_api_key_hash(text, hash) == AUTH_OK &&

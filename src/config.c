@@ -39,6 +39,7 @@ enum setting_type {
     SET_REGISTRATION,
     SET_CIDR_LIST, /* comma-separated addresses or CIDR ranges; may be empty */
     SET_ORIGIN_LIST, /* comma-separated web origins (origin.h); may be empty */
+    SET_COOKIE_SECURE, /* auto | always | never (enum config_cookie_secure) */
 };
 
 typedef struct setting {
@@ -211,6 +212,11 @@ static const setting_t settings[] = {
      SET_UNSIGNED, FIELD(hsts_max_age_seconds), 0, 63072000,
      "Strict-Transport-Security max-age in seconds on answers under TLS; 0 = not sent "
      "(live setting)"},
+    /* Session cookies (src/http/session_cookie.c). */
+    {"cookie_secure", "--cookie-secure", "PARLEY_COOKIE_SECURE", SET_COOKIE_SECURE,
+     FIELD(cookie_secure), 0, 0,
+     "Secure attribute of the session cookies: auto (when the request came over TLS or a "
+     "trusted proxy says X-Forwarded-Proto: https) | always | never"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -236,6 +242,7 @@ static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const char *const fsync_names[] = {"always", "batch", "none"};
 static const char *const registration_names[] = {"open", "invite", "closed"};
 static const char *const bool_names[] = {"false", "true"};
+static const char *const cookie_secure_names[] = {"auto", "always", "never"};
 
 void config_defaults(parley_config_t *cfg)
 {
@@ -397,8 +404,11 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
         return 0;
     }
     case SET_BOOL:
-    case SET_REGISTRATION: {
-        const char *const *names = s->type == SET_BOOL ? bool_names : registration_names;
+    case SET_REGISTRATION:
+    case SET_COOKIE_SECURE: {
+        const char *const *names = s->type == SET_BOOL           ? bool_names
+                                   : s->type == SET_REGISTRATION ? registration_names
+                                                                 : cookie_secure_names;
         unsigned count = s->type == SET_BOOL ? 2 : 3;
         for (unsigned i = 0; i < count; i++) {
             bool digit = s->type == SET_BOOL && text[0] == (char)('0' + i) && text[1] == '\0';
@@ -408,7 +418,9 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
             }
         }
         fail(err, "invalid %s (from %s): '%.64s' is not one of %s", s->key, origin, text,
-             s->type == SET_BOOL ? "true, false" : "open, invite, closed");
+             s->type == SET_BOOL           ? "true, false"
+             : s->type == SET_REGISTRATION ? "open, invite, closed"
+                                           : "auto, always, never");
         return -1;
     }
     case SET_CIDR_LIST: {
@@ -703,6 +715,9 @@ void config_print_help(FILE *out)
             break;
         case SET_REGISTRATION:
             snprintf(def, sizeof(def), "%s", registration_names[*(const unsigned *)field % 3]);
+            break;
+        case SET_COOKIE_SECURE:
+            snprintf(def, sizeof(def), "%s", cookie_secure_names[*(const unsigned *)field % 3]);
             break;
         case SET_CIDR_LIST:
         case SET_ORIGIN_LIST:

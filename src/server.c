@@ -324,6 +324,11 @@ int server_run(const parley_config_t *cfg)
         .route_flags = router_route_flags,
     };
     gate_set_limits(&gate_limits);
+    _Static_assert(CONFIG_COOKIE_SECURE_AUTO == HTTP_COOKIE_SECURE_AUTO &&
+                       CONFIG_COOKIE_SECURE_ALWAYS == HTTP_COOKIE_SECURE_ALWAYS &&
+                       CONFIG_COOKIE_SECURE_NEVER == HTTP_COOKIE_SECURE_NEVER,
+                   "--cookie-secure's values are the http layer's");
+    http_session_cookies_secure((int)cfg->cookie_secure);
     store_settings_seed(app.store, &configured); /* after the gate: its hook sets the limit */
     api_retention_t *retention = NULL;
     app.realtime = realtime_start(&app, call_router, router, err, sizeof(err));

@@ -32,6 +32,8 @@ typedef struct principal {
     char session_id[STORE_ID_MAX];      /* "" when called with an API key */
     char api_key_hash[AUTH_SHA256_HEX]; /* the key's SHA-256 (hex) with an API key */
     bool via_api_key;
+    bool via_cookie;  /* a browser's session cookie (principal_from_session_cookie) */
+    bool csrf_valid;  /* with via_cookie: the request carried the session's CSRF token */
     bool can_read;
     bool can_write;
     int64_t banned_until; /* after ACCESS_E_BANNED: when the ban ends (0: when lifted) */
@@ -62,6 +64,19 @@ bool principal_user_muted(const store_user_t *u, int64_t now_ms);
  */
 int principal_from_token(struct parley_app *app, const char *token, principal_t *p);
 int principal_from_api_key(struct parley_app *app, const char *key, principal_t *p);
+
+/*
+ * Checks a browser's session cookie (`value`: the parley_session cookie,
+ * auth_session_cookie_issue) as principal_from_token checks a token: the
+ * MAC, the session (live, unexpired), the user (active, not banned). `csrf`
+ * is the request's X-CSRF-Token header (NULL when absent): p->csrf_valid
+ * says whether it is the session's CSRF token; the caller decides whether
+ * the request needs it. Returns 0 with *p filled (via_cookie set), or
+ * ACCESS_E_INVALID, ACCESS_E_BANNED with *p cleared. One HMAC, two lookups,
+ * no write.
+ */
+int principal_from_session_cookie(struct parley_app *app, const char *value, const char *csrf,
+                                  principal_t *p);
 
 /* The principal that `given` (a caller authenticated elsewhere, e.g. a
  * WebSocket) stands for, with the user as it is now: 0 with *p filled, or

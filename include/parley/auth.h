@@ -215,6 +215,39 @@ int auth_refresh_parse(const char *token, char sid[AUTH_ID_MAX], uint64_t *gener
 int auth_refresh_check(const auth_keys_t *k, const char *token, const char *session_id,
                        const char *session_salt, uint64_t current_generation);
 
+/* ---- session cookies and CSRF tokens (a browser's login) ------------------ */
+
+#define AUTH_SESSION_COOKIE_MAX 129 /* "<session_id>.<64 hex>" + NUL */
+#define AUTH_CSRF_TOKEN_MAX 65      /* 64 hex + NUL */
+
+/*
+ * A browser's login holds its session (the same record a refresh token
+ * names) in a cookie: "<session_id>.<mac>", mac = hex HMAC-SHA256(refresh
+ * key, session_id || 0 || session_salt || 0 || "cookie"). It does not
+ * rotate: it holds while the session does (revoked, expired or its salt
+ * changed, it is void), so checking it costs one HMAC and no write. The
+ * CSRF token of the same session is the MAC with "csrf" (a synchronizer
+ * token: derived from the session, never stored). Neither can stand for a
+ * refresh token or each other (distinct purposes in the MAC).
+ *
+ * issue: AUTH_OK with `out` (OUT), AUTH_EINVALID (bad id or salt, unloaded
+ * key), AUTH_ECRYPTO. parse: AUTH_OK with `sid` (OUT), or AUTH_EINVALID for
+ * anything but 1-63 printable bytes without '.', a dot and 64 lowercase hex
+ * (longer values are refused unread). check: AUTH_OK when `value` is the
+ * cookie of that session, AUTH_EINVALID otherwise (constant-time compare),
+ * AUTH_ECRYPTO. auth_csrf_check: AUTH_OK when `token` is the session's CSRF
+ * token, AUTH_EINVALID (NULL, malformed or another), AUTH_ECRYPTO.
+ */
+int auth_session_cookie_issue(const auth_keys_t *k, const char *session_id,
+                              const char *session_salt, char out[AUTH_SESSION_COOKIE_MAX]);
+int auth_session_cookie_parse(const char *value, char sid[AUTH_ID_MAX]);
+int auth_session_cookie_check(const auth_keys_t *k, const char *value, const char *session_id,
+                              const char *session_salt);
+int auth_csrf_token(const auth_keys_t *k, const char *session_id, const char *session_salt,
+                    char out[AUTH_CSRF_TOKEN_MAX]);
+int auth_csrf_check(const auth_keys_t *k, const char *session_id, const char *session_salt,
+                    const char *token);
+
 /* ---- API keys ("plx_" + 64 lowercase hex) --------------------------------- */
 
 /*

@@ -21,6 +21,14 @@ enum fsync_policy {
     FSYNC_NONE,
 };
 
+/* --cookie-secure: when the session cookies carry the Secure attribute
+ * (the same values as HTTP_COOKIE_SECURE_* of include/parley/http.h). */
+enum config_cookie_secure {
+    CONFIG_COOKIE_SECURE_AUTO,   /* when the request came over TLS (or a trusted proxy's https) */
+    CONFIG_COOKIE_SECURE_ALWAYS,
+    CONFIG_COOKIE_SECURE_NEVER,
+};
+
 typedef struct parley_config {
     char bind[64];               /* IPv4 or IPv6 literal */
     uint16_t port;
@@ -87,6 +95,8 @@ typedef struct parley_config {
     char tls_key[4096];          /* PEM private key, mode 0600 or stricter */
     uint16_t tls_redirect_port;  /* plain-HTTP port answering 308 to HTTPS; 0 = none */
     unsigned hsts_max_age_seconds; /* Strict-Transport-Security under TLS; 0 = not sent */
+    /* Session cookies (src/http/session_cookie.c): when they carry Secure. */
+    unsigned cookie_secure;      /* enum config_cookie_secure */
     char config_file[4096];      /* "" when none was given */
     uint64_t given[2];           /* which settings a source gave (a bit each): config_given() */
 } parley_config_t;

@@ -37,6 +37,7 @@ enum http_error {
     HTTP_ERR_ACCOUNT_MUTED,
     HTTP_ERR_IP_BLOCKED,
     HTTP_ERR_MFA_SETUP_REQUIRED,
+    HTTP_ERR_CSRF_TOKEN_INVALID,
     HTTP_ERR_REGISTRATION_CLOSED,
     HTTP_ERR_INVITE_INVALID,
     HTTP_ERR_NOT_FOUND,
@@ -98,6 +99,8 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  * On USER/ADMIN routes the router answers, before the handler: 401
  * AUTHENTICATION_REQUIRED (no credentials), TOKEN_EXPIRED, TOKEN_INVALID;
  * 403 ACCOUNT_BANNED (valid credentials of a banned account);
+ * 403 CSRF_TOKEN_INVALID (a session-cookie request that changes state
+ * without the session's X-CSRF-Token);
  * 429 RATE_LIMIT_EXCEEDED (below); 403 INSUFFICIENT_PERMISSIONS (an API key
  * without the permission; a non-admin on an ADMIN route); 403 ACCOUNT_MUTED
  * with details.until (a CONTENT route called by an account whose
@@ -275,6 +278,49 @@ int http_cors_origins_set(const char *const *origins, size_t n);
  * adds them to every answer; event streams through this. */
 void http_cors_headers_each(const char *origin,
                             void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
+
+/* ---- browser sessions by cookie (session_cookie.c) --------------------- */
+
+#define HTTP_SESSION_COOKIE "parley_session" /* HttpOnly: the session credential */
+#define HTTP_CSRF_COOKIE "parley_csrf"       /* readable: the session's CSRF token */
+#define HTTP_CSRF_HEADER "X-CSRF-Token"
+
+/*
+ * Whether the request being served on this thread came over HTTPS: over a
+ * TLS connection of this server, or from a trusted proxy (trusted_proxies)
+ * whose X-Forwarded-Proto says https. What --cookie-secure auto sets Secure
+ * by, and the scheme of the server's own origin. Thread-safe.
+ */
+bool http_request_https(const http_ctx_t *ctx);
+
+/* When the session cookies carry Secure (--cookie-secure; the values of
+ * enum config_cookie_secure): AUTO (the default) when http_request_https,
+ * ALWAYS, NEVER. Set at start-up by server.c. */
+#define HTTP_COOKIE_SECURE_AUTO 0
+#define HTTP_COOKIE_SECURE_ALWAYS 1
+#define HTTP_COOKIE_SECURE_NEVER 2
+void http_session_cookies_secure(int mode);
+
+/* The request's parley_session cookie, or NULL. */
+const char *http_session_cookie(const http_ctx_t *ctx);
+
+/*
+ * Adds the Set-Cookie headers of a browser login to the answer:
+ * parley_session = `credential` (HttpOnly) and parley_csrf = `csrf`, both
+ * Path=/, SameSite=Lax, Max-Age `max_age_s` (clamped to 1 s - 400 days),
+ * Secure as --cookie-secure says. clear: both emptied and expired (a logout).
+ */
+void http_session_cookies_set(http_ctx_t *ctx, const char *credential, const char *csrf,
+                              int64_t max_age_s);
+void http_session_cookies_clear(http_ctx_t *ctx);
+
+/*
+ * Whether a cookie-authenticated real-time request from `origin` (its
+ * Origin header) may go on: origin is the server's own (`https` ? "https" :
+ * "http") + "://" + `host` (the Host header; NULL matches nothing), or one
+ * of the cors_origins. False for NULL or a malformed origin. Thread-safe.
+ */
+bool http_origin_trusted(const char *origin, const char *host, bool https);
 
 /* HTTP requests started and not finished, the caller's included. */
 unsigned http_requests_in_flight(void);

@@ -12,14 +12,15 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries|search]
+    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries|search|cookies]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
 10,000 blocks); --only timeseries only P9 (the admin's 30-day hourly time
 series) on a store seeded for it, without the other figures; --only search
 only P10 (posts' p99 alone and while 16 connections run the costliest
-search, over 100,000 messages).
+search, over 100,000 messages); --only cookies only the cost of a browser's
+session cookie (issue 16) beside a Bearer token, reads and posts.
 """
 import argparse
 import json
@@ -326,7 +327,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search", "tls"],
+    ap.add_argument("--only",
+                    choices=["all", "ipblock", "timeseries", "search", "tls", "cookies"],
                     default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
@@ -337,11 +339,14 @@ def main():
             search_cost(a, work)
         elif a.only == "tls":
             tls_cost(a, work)
+        elif a.only == "cookies":
+            cookie_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
                 search_cost(a, work)
                 tls_cost(a, work)
+                cookie_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -657,6 +662,51 @@ def tls_cost(a, work):
         ratio = tls_r["rps"] / plain_r["rps"] if plain_r["rps"] else float("nan")
         row(what, fmt(tls_r), "plain HTTP, same run: " + fmt(plain_r), "%.2fx" % ratio,
             ">= %.1fx" % goal, ratio >= goal)
+# ---- session cookies (issue 16) -------------------------------------------------
+
+def cookie_row(figure, by_token, by_cookie):
+    """One figure of cookie_cost: the two loads interleaved, the best of two
+    each (the two cores are shared with wrk and whatever else runs, and one
+    run of a few seconds varies by 10-20%)."""
+    token_runs, cookie_runs = [], []
+    for _ in range(2):
+        token_runs.append(by_token())
+        cookie_runs.append(by_cookie())
+    t = max(token_runs, key=lambda x: x["rps"])
+    c = max(cookie_runs, key=lambda x: x["rps"])
+    row(figure,
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms%s" % (c["rps"], c["p50"], c["p99"],
+                                                 ", %d non-2xx" % c["non2xx"] if c["non2xx"]
+                                                 else ""),
+        "Bearer token %.0f/s, p99 %.2f ms" % (t["rps"], t["p99"]),
+        "%.2fx" % (c["rps"] / t["rps"]), ">= 0.85x",
+        c["rps"] >= 0.85 * t["rps"] and c["non2xx"] == 0)
+
+
+def cookie_cost(a, work):
+    """A request by session cookie costs what one by Bearer token does: a
+    MAC check and lookups in memory, no write. Reads (GET /users/me) and
+    durable posts, cookie and token on the same server in the same run."""
+    S = a.seconds
+    print("session cookies...", file=sys.stderr, flush=True)
+    s = parley(work, "cookies", "--log-level", "error")
+    token, ch = user_and_channel(s, "cookier")
+    r = requests.post(s.url("/api/v1/auth/login"), timeout=30,
+                      json={"username": "cookier", "password": "correct horse battery",
+                            "session": True})
+    env = {"PARLEY_COOKIE": "parley_session=" + r.cookies["parley_session"],
+           "PARLEY_CSRF": r.json()["csrf_token"]}
+    lua = os.path.join(HERE, "cookie.lua")
+    me = s.url("/api/v1/users/me")
+    path = s.url("/api/v1/channels/%s/messages" % ch)
+    body = json.dumps({"content": CONTENT_100})
+    cookie_row("C1 GET /users/me by session cookie, 64 conns",
+               lambda: wrk(me, S, 64, os.path.join(HERE, "get.lua"), {"PARLEY_TOKEN": token}),
+               lambda: wrk(me, S, 64, lua, env))
+    cookie_row("C2 durable POST by session cookie + X-CSRF-Token, 64 conns",
+               lambda: wrk(path, S, 64, POST_LUA, dict(post_env(token), PARLEY_BODY=body)),
+               lambda: wrk(path, S, 64, lua, dict(env, PARLEY_METHOD="POST", PARLEY_BODY=body)))
+    s.stop(timeout=600)
 
 
 def wrk_get(server, token, path, seconds, connections=64):

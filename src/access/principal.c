@@ -7,7 +7,10 @@
  * (auth_token_verify, no I/O), the session it names (a logout or a reused
  * refresh token revokes the session, so a revoked login stops working at
  * once, not when its token expires), and the user (a deactivated account
- * stops working too). API keys are looked up by their SHA-256.
+ * stops working too). API keys are looked up by their SHA-256. A browser's
+ * session cookie names the same session as a token would, with a MAC
+ * instead of a signature (auth_session_cookie_check), so a logout, a reused
+ * refresh token, a password change or a ban ends it the same way.
  *
  * A banned user's credentials are refused with their own code
  * (ACCESS_E_BANNED: 403 ACCOUNT_BANNED), so a client can tell "log in again"
@@ -75,6 +78,29 @@ int principal_from_token(struct parley_app *app, const char *token, principal_t 
     if (rc != 0)
         return rc;
     snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
+    p->can_write = true;
+    p->can_read = true;
+    return 0;
+}
+
+int principal_from_session_cookie(struct parley_app *app, const char *value, const char *csrf,
+                                  principal_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    char sid[AUTH_ID_MAX];
+    store_session_t ss;
+    int64_t now_ms = clock_wall_ms();
+    if (auth_session_cookie_parse(value, sid) != AUTH_OK ||
+        !store_session_get(app->store, sid, &ss) || ss.revoked || ss.expires_at <= now_ms ||
+        auth_session_cookie_check(&app->keys, value, ss.id, ss.salt) != AUTH_OK ||
+        !store_user_get(app->store, ss.user_id, &p->user))
+        return ACCESS_E_INVALID;
+    int rc = user_refusal(p, now_ms);
+    if (rc != 0)
+        return rc;
+    snprintf(p->session_id, sizeof(p->session_id), "%s", ss.id);
+    p->via_cookie = true;
+    p->csrf_valid = csrf != NULL && auth_csrf_check(&app->keys, ss.id, ss.salt, csrf) == AUTH_OK;
     p->can_write = true;
     p->can_read = true;
     return 0;

@@ -232,6 +232,37 @@ void account_reply_tokens(http_ctx_t *ctx, const store_user_t *u, const store_se
     http_reply_json(ctx, status, body);
 }
 
+bool account_session_field_valid(http_ctx_t *ctx)
+{
+    bool wanted;
+    return http_field_bool(ctx, "session", false, &wanted) == 0;
+}
+
+bool account_session_wanted(const http_ctx_t *ctx)
+{
+    return ctx->body != NULL && json_is_true(json_object_get(ctx->body, "session"));
+}
+
+/* Answers a browser login: the session's cookies, and in the body only its
+ * CSRF token (a page of a listed origin cannot read the cookie of another
+ * host), its end and the user. */
+static void reply_session_cookies(http_ctx_t *ctx, const store_user_t *u,
+                                  const store_session_t *ss, int status)
+{
+    parley_app_t *app = ctx->app;
+    char credential[AUTH_SESSION_COOKIE_MAX], csrf[AUTH_CSRF_TOKEN_MAX];
+    if (auth_session_cookie_issue(&app->keys, ss->id, ss->salt, credential) != AUTH_OK ||
+        auth_csrf_token(&app->keys, ss->id, ss->salt, csrf) != AUTH_OK) {
+        http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "could not issue the session cookie");
+        return;
+    }
+    http_session_cookies_set(ctx, credential, csrf, (ss->expires_at - clock_wall_ms()) / 1000);
+    http_reply_json(ctx, status,
+                    json_pack("{s:s, s:s, s:o, s:o}", "token_type", "cookie", "csrf_token", csrf,
+                              "expires_at", time_json(ss->expires_at), "user",
+                              user_json(u, true, true)));
+}
+
 void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status)
 {
     parley_app_t *app = ctx->app;
@@ -254,7 +285,10 @@ void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status)
         reply_store_error(ctx, rc);
         return;
     }
-    account_reply_tokens(ctx, u, &ss, status);
+    if (account_session_wanted(ctx))
+        reply_session_cookies(ctx, u, &ss, status);
+    else
+        account_reply_tokens(ctx, u, &ss, status);
 }
 
 static int note_login(void *ctx, store_user_t *u)
@@ -277,7 +311,8 @@ void account_login(http_ctx_t *ctx, const store_user_t *u)
     }
     /* Durable with the session's record, which comes after it in the log. */
     audit_write_as(ctx, u->id, lsn, "auth.login", u->id,
-                   json_pack("{s:b}", "mfa", u->mfa_enabled));
+                   json_pack("{s:b, s:b}", "mfa", u->mfa_enabled, "session",
+                             account_session_wanted(ctx)));
     account_start_session(ctx, &now, 200);
     store_user_clear(&now);
 }

@@ -39,8 +39,22 @@ bool account_join(parley_app_t *app, const char *channel_id, const char *user_id
                   bool public_only);
 
 /*
+ * Reads the body's optional "session" (a boolean: log in with session
+ * cookies instead of a token pair). Returns true, or false after answering
+ * 422 (details.field "session") for a value that is not a boolean. Login,
+ * register and the MFA step call it before they change anything.
+ */
+bool account_session_field_valid(http_ctx_t *ctx);
+
+/* Whether the body asked for session cookies ("session": true). */
+bool account_session_wanted(const http_ctx_t *ctx);
+
+/*
  * Starts a login for `u`: a new session, durable, and answers `status` with
- * the token pair {access_token, token_type, expires_in, refresh_token, user}.
+ * the token pair {access_token, token_type, expires_in, refresh_token, user};
+ * when the body said "session": true, with the session cookies instead
+ * (http_session_cookies_set) and {token_type: "cookie", csrf_token,
+ * expires_at, user}: no token a script could read.
  */
 void account_start_session(http_ctx_t *ctx, const store_user_t *u, int status);
 

@@ -30,6 +30,12 @@
  * the log's fsync. change-password hashes for ~100 ms; it then re-reads the
  * user and changes only the hash, so a profile update made meanwhile is kept.
  *
+ * A login, a registration or an MFA step with "session": true answers with
+ * session cookies instead of tokens (account.c; src/http/session_cookie.c);
+ * logout clears them. The cookie session does not refresh: it is the
+ * session itself, valid until it ends (refresh_token_ttl after the login)
+ * or is revoked.
+ *
  * API keys are created from a login, never with another API key: a
  * write-only key could otherwise mint itself a read key, and any key a
  * successor that outlives its revocation (the router refuses keys on every
@@ -55,11 +61,12 @@
 static void post_register(http_ctx_t *ctx)
 {
     store_user_t u;
-    if (!account_register(ctx, &u))
+    if (!account_session_field_valid(ctx) || !account_register(ctx, &u))
         return;
     /* Durable with the session's record, which comes after it. */
     audit_write_as(ctx, u.id, 0, "auth.register", u.id,
-                   json_pack("{s:s, s:b}", "username", u.username, "admin", u.is_admin));
+                   json_pack("{s:s, s:b, s:b}", "username", u.username, "admin", u.is_admin,
+                             "session", account_session_wanted(ctx)));
     account_start_session(ctx, &u, 201);
     store_user_clear(&u);
 }
@@ -80,7 +87,8 @@ static void post_login(http_ctx_t *ctx)
     }
     if (http_field_string(ctx, "password", true, 1, 1024, false, &password) != 0 ||
         http_field_bool(ctx, "remember_me", false, &remember) != 0 ||
-        http_field_string(ctx, "mfa_code", false, 1, 16, false, &mfa_code) != 0)
+        http_field_string(ctx, "mfa_code", false, 1, 16, false, &mfa_code) != 0 ||
+        !account_session_field_valid(ctx))
         return;
 
     int64_t now = clock_wall_ms() / 1000;
@@ -239,6 +247,11 @@ static void post_logout(http_ctx_t *ctx)
     int rc = store_session_modify(app->store, p->session_id, revoke_session, NULL, NULL, &lsn);
     if (rc == 0)
         rc = store_wait(app->store, lsn);
+    /* A browser's cookies go whatever logged out: the login they held is
+     * the one ended, or (a token beside them wins) one that is not theirs
+     * to keep in a browser that logs out. */
+    if (p->via_cookie || http_session_cookie(ctx) != NULL)
+        http_session_cookies_clear(ctx);
     if (rc == STORE_E_NOT_FOUND)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL, "the access token is not valid");
     else if (rc != 0 && rc != ALREADY_REVOKED)

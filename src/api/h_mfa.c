@@ -250,7 +250,8 @@ static void post_verify(http_ctx_t *ctx)
     parley_app_t *app = ctx->app;
     const char *temp = NULL, *code = NULL;
     if (http_field_string(ctx, "temp_token", true, 1, AUTH_MFA_TOKEN_MAX, false, &temp) != 0 ||
-        http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0)
+        http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0 ||
+        !account_session_field_valid(ctx))
         return;
     char uid[AUTH_ID_MAX];
     int64_t now = clock_wall_ms() / 1000;

@@ -44,6 +44,12 @@
  * every token of a session by changing it. MACs are compared with
  * gnutls_memcmp (constant time). Hex rather than base64url: no padding or
  * alphabet questions, and 64 characters is fine in a JSON body.
+ *
+ * DESIGN, session cookies and CSRF tokens. The same MAC over the session
+ * with a word in place of the generation: "cookie" for the credential a
+ * browser's cookie holds (it does not rotate, so a cookie check is one HMAC
+ * and a session lookup, no write), "csrf" for the token a cookie request
+ * that changes state must echo in X-CSRF-Token. Both die with the session.
  */
 #include "parley/auth.h"
 
@@ -244,9 +250,12 @@ out:
 
 /* ---- refresh tokens ------------------------------------------------------- */
 
-/* Hex MAC of (sid, salt, generation) into `hex` (AUTH_REFRESH_MAC_LEN + 1). */
-static int refresh_mac(const auth_keys_t *k, const char *sid, const char *salt, uint64_t generation,
-                       char hex[AUTH_REFRESH_MAC_LEN + 1])
+/* Hex MAC of (sid, salt, purpose) into `hex` (AUTH_REFRESH_MAC_LEN + 1): a
+ * refresh token's purpose is its generation in decimal; the session cookie's
+ * and the CSRF token's are words ("cookie", "csrf"), which no generation
+ * spells, so none of the three can stand for another. */
+static int session_mac(const auth_keys_t *k, const char *sid, const char *salt,
+                       const char *purpose, char hex[AUTH_REFRESH_MAC_LEN + 1])
 {
     char msg[AUTH_ID_MAX + 1 + SALT_MAX + 1 + 21];
     size_t sid_len = strlen(sid), salt_len = strlen(salt);
@@ -255,13 +264,21 @@ static int refresh_mac(const auth_keys_t *k, const char *sid, const char *salt, 
     memcpy(msg + sid_len + 1, salt, salt_len);
     msg[sid_len + 1 + salt_len] = '\0';
     size_t off = sid_len + 1 + salt_len + 1;
-    int n = snprintf(msg + off, sizeof(msg) - off, "%" PRIu64, generation);
+    int n = snprintf(msg + off, sizeof(msg) - off, "%s", purpose);
     unsigned char d[32];
     if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, k->_refresh, sizeof(k->_refresh), msg, off + (size_t)n,
                          d) != 0)
         return AUTH_ECRYPTO;
     hex_encode(d, sizeof(d), hex);
     return AUTH_OK;
+}
+
+static int refresh_mac(const auth_keys_t *k, const char *sid, const char *salt, uint64_t generation,
+                       char hex[AUTH_REFRESH_MAC_LEN + 1])
+{
+    char gen[21];
+    snprintf(gen, sizeof(gen), "%" PRIu64, generation);
+    return session_mac(k, sid, salt, gen, hex);
 }
 
 static bool valid_salt(const char *salt)
@@ -346,4 +363,82 @@ int auth_refresh_check(const auth_keys_t *k, const char *token, const char *sess
     if (gen == current_generation)
         return AUTH_OK;
     return gen < current_generation ? AUTH_EREUSED : AUTH_EINVALID;
+}
+
+/* ---- session cookies and CSRF tokens -------------------------------------- */
+
+/* Whether s is exactly AUTH_REFRESH_MAC_LEN lowercase hex characters. */
+static bool is_mac_hex(const char *s, size_t len)
+{
+    if (len != AUTH_REFRESH_MAC_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int auth_session_cookie_issue(const auth_keys_t *k, const char *session_id,
+                              const char *session_salt, char out[AUTH_SESSION_COOKIE_MAX])
+{
+    if (!k || !k->_loaded || !out || !valid_id_str(session_id, false) || !valid_salt(session_salt))
+        return AUTH_EINVALID;
+    char mac[AUTH_REFRESH_MAC_LEN + 1];
+    if (session_mac(k, session_id, session_salt, "cookie", mac) != AUTH_OK)
+        return AUTH_ECRYPTO;
+    snprintf(out, AUTH_SESSION_COOKIE_MAX, "%s.%s", session_id, mac); /* <= 63 + 1 + 64 */
+    return AUTH_OK;
+}
+
+int auth_session_cookie_parse(const char *value, char sid[AUTH_ID_MAX])
+{
+    if (!value || !sid)
+        return AUTH_EINVALID;
+    size_t len = strnlen(value, AUTH_SESSION_COOKIE_MAX);
+    if (len == 0 || len >= AUTH_SESSION_COOKIE_MAX)
+        return AUTH_EINVALID;
+    const char *dot = memchr(value, '.', len);
+    if (!dot || !valid_id(value, (size_t)(dot - value), false) ||
+        !is_mac_hex(dot + 1, len - (size_t)(dot + 1 - value)))
+        return AUTH_EINVALID;
+    memcpy(sid, value, (size_t)(dot - value));
+    sid[dot - value] = '\0';
+    return AUTH_OK;
+}
+
+int auth_session_cookie_check(const auth_keys_t *k, const char *value, const char *session_id,
+                              const char *session_salt)
+{
+    if (!k || !k->_loaded || !valid_id_str(session_id, false) || !valid_salt(session_salt))
+        return AUTH_EINVALID;
+    char sid[AUTH_ID_MAX];
+    if (auth_session_cookie_parse(value, sid) != AUTH_OK || strcmp(sid, session_id) != 0)
+        return AUTH_EINVALID;
+    char want[AUTH_REFRESH_MAC_LEN + 1];
+    if (session_mac(k, sid, session_salt, "cookie", want) != AUTH_OK)
+        return AUTH_ECRYPTO;
+    return gnutls_memcmp(want, value + strlen(sid) + 1, AUTH_REFRESH_MAC_LEN) == 0
+               ? AUTH_OK
+               : AUTH_EINVALID;
+}
+
+int auth_csrf_token(const auth_keys_t *k, const char *session_id, const char *session_salt,
+                    char out[AUTH_CSRF_TOKEN_MAX])
+{
+    if (!k || !k->_loaded || !out || !valid_id_str(session_id, false) || !valid_salt(session_salt))
+        return AUTH_EINVALID;
+    return session_mac(k, session_id, session_salt, "csrf", out) == AUTH_OK ? AUTH_OK
+                                                                            : AUTH_ECRYPTO;
+}
+
+int auth_csrf_check(const auth_keys_t *k, const char *session_id, const char *session_salt,
+                    const char *token)
+{
+    if (!token || !is_mac_hex(token, strnlen(token, AUTH_REFRESH_MAC_LEN + 1)))
+        return AUTH_EINVALID;
+    char want[AUTH_CSRF_TOKEN_MAX];
+    int rc = auth_csrf_token(k, session_id, session_salt, want);
+    if (rc != AUTH_OK)
+        return rc;
+    return gnutls_memcmp(want, token, AUTH_REFRESH_MAC_LEN) == 0 ? AUTH_OK : AUTH_EINVALID;
 }

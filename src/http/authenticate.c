@@ -3,8 +3,15 @@
  * authenticate_route() to establish who is calling as the route's flags say
  * (include/parley/http.h, "Route flags"), so that no handler repeats it.
  *
- * Credentials are `Authorization: Bearer <access token>` or `X-API-Key:
- * plx_...` (the policy layer checks them: src/access/principal.c). Then the
+ * Credentials are `Authorization: Bearer <access token>`, `X-API-Key:
+ * plx_...` or a browser's `parley_session` cookie, in that order: the first
+ * one present is the only one judged (a Bearer token with a cookie beside
+ * it is a token request; the cookie is not looked at). The policy layer
+ * checks them (src/access/principal.c). A cookie request that changes state
+ * (any method but GET, HEAD, OPTIONS) must carry the session's CSRF token
+ * in X-CSRF-Token, or it is 403 CSRF_TOKEN_INVALID, after the rate limit
+ * counted it: a page of another site can make the browser send the cookie,
+ * never read the token. Then the
  * route's rate limit (rate_limit.c): counted per user once the caller is
  * known, per client address when the credentials fail (so a flood of bad
  * tokens meets a 429 like any anonymous flood); the X-RateLimit-* headers go
@@ -45,6 +52,13 @@ enum refusal {
     REFUSED_ACCESS,    /* credentials the policy layer refused: *rc says why */
 };
 
+/* GET, HEAD and OPTIONS change nothing: they need no CSRF token. */
+static bool safe_method(const char *method)
+{
+    return method != NULL && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                              strcmp(method, "OPTIONS") == 0);
+}
+
 /* Who the request's credentials name: true with *p filled, or false with
  * *why (and for REFUSED_ACCESS *rc, an ACCESS_E_* code). Answers nothing. */
 static bool identify(http_ctx_t *ctx, principal_t *p, bool *by_key, enum refusal *why, int *rc)
@@ -62,6 +76,12 @@ static bool identify(http_ctx_t *ctx, principal_t *p, bool *by_key, enum refusal
         *rc = principal_from_token(app, authz + 7, p);
     else if (api_key != NULL)
         *rc = principal_from_api_key(app, api_key, p);
+    else if (http_session_cookie(ctx) != NULL) /* the token only matters to a write */
+        *rc = principal_from_session_cookie(app, http_session_cookie(ctx),
+                                            safe_method(ctx->req->http_verb)
+                                                ? NULL
+                                                : http_header(ctx, HTTP_CSRF_HEADER),
+                                            p);
     else
         *why = REFUSED_NONE;
     return *why == REFUSED_ACCESS && *rc == 0;
@@ -72,7 +92,7 @@ static void refuse(http_ctx_t *ctx, enum refusal why, int rc, bool by_key, int64
 {
     if (why == REFUSED_NONE)
         http_reply_error(ctx, HTTP_ERR_AUTHENTICATION_REQUIRED, NULL,
-                         "this endpoint needs an access token or an API key");
+                         "this endpoint needs an access token, an API key or a session cookie");
     else if (why == REFUSED_MALFORMED)
         http_reply_error(ctx, HTTP_ERR_TOKEN_INVALID, NULL,
                          "the Authorization header must be \"Bearer <token>\"");
@@ -85,7 +105,9 @@ static void refuse(http_ctx_t *ctx, enum refusal why, int rc, bool by_key, int64
                          rc == ACCESS_E_EXPIRED  ? "the access token has expired"
                          : rc == ACCESS_E_BANNED ? "this account is banned"
                          : by_key              ? "the API key is not valid, revoked or expired"
-                                              : "the access token is not valid");
+                         : http_header(ctx, "Authorization") == NULL && http_session_cookie(ctx)
+                             ? "the session cookie is not valid: log in again"
+                             : "the access token is not valid");
 }
 
 bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
@@ -104,6 +126,13 @@ bool authenticate_route(http_ctx_t *ctx, unsigned flags, principal_t *p)
     activity_note(p->user.id, clock_wall_ms()); /* the dashboard's active users */
     if (!rate_limit_admit(ctx, category, p->user.id)) {
         principal_clear(p);
+        return false;
+    }
+    if (p->via_cookie && !p->csrf_valid && !safe_method(ctx->req->http_verb)) {
+        principal_clear(p);
+        http_reply_error(ctx, HTTP_ERR_CSRF_TOKEN_INVALID, NULL,
+                         "a request authenticated by the session cookie that changes state "
+                         "needs the session's CSRF token in " HTTP_CSRF_HEADER);
         return false;
     }
     bool write = (flags & HTTP_ROUTE_WRITE) != 0;
@@ -164,6 +193,14 @@ bool http_credentials_valid(struct parley_app *app, const struct _u_request *req
         rc = principal_from_token(app, authz + 7, &p);
     } else if (key != NULL) {
         rc = principal_from_api_key(app, key, &p);
+    } else if (req->map_cookie && u_map_get(req->map_cookie, HTTP_SESSION_COOKIE) != NULL) {
+        rc = principal_from_session_cookie(app, u_map_get(req->map_cookie, HTTP_SESSION_COOKIE),
+                                           u_map_get_case(req->map_header, HTTP_CSRF_HEADER),
+                                           &p);
+        if (rc == 0 && !p.csrf_valid && !safe_method(req->http_verb)) {
+            principal_clear(&p);
+            return false;
+        }
     } else {
         return false;
     }

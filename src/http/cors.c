@@ -64,6 +64,21 @@ static bool listed(const char *origin, bool *any)
     return found;
 }
 
+bool http_origin_trusted(const char *origin, const char *host, bool https)
+{
+    if (origin == NULL || !origin_valid(origin))
+        return false;
+    bool any;
+    if (listed(origin, &any))
+        return true;
+    char own[ORIGIN_LEN_MAX + 16];
+    if (host == NULL || host[0] == '\0' ||
+        (size_t)snprintf(own, sizeof(own), "%s://%s", https ? "https" : "http", host) >=
+            sizeof(own))
+        return false;
+    return origin_equal(own, origin);
+}
+
 bool cors_is_preflight(const http_ctx_t *ctx)
 {
     return ctx->req->http_verb && strcmp(ctx->req->http_verb, "OPTIONS") == 0 &&

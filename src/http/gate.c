@@ -112,6 +112,7 @@ typedef struct gate_request {
     char request_id[HTTP_REQUEST_ID_MAX];
     char client_ip[64];           /* "" until the headers are in */
     char peer_ip[64];             /* the connecting peer, when not the client */
+    bool https;                   /* over TLS, or a trusted proxy's X-Forwarded-Proto: https */
     ipnet_t client;               /* client_ip, parsed */
     uint64_t limit;               /* the largest body this request may send */
     bool multipart_upload;        /* a multipart body to an upload route */
@@ -582,8 +583,17 @@ static void resolve_client(struct MHD_Connection *conn, gate_request_t *gr)
         return;
     }
     gr->client = peer;
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gr->https = tls != NULL && tls->tls_session != NULL;
     ipnet_set_t *trusted = forwarded_trusted();
     if (ipnet_set_count(trusted) > 0 && ipnet_set_match(trusted, &peer, 0, NULL, NULL)) {
+        const char *proto =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+        /* The first proxy's view, the left-most of a list, is the client's. */
+        if (proto != NULL)
+            gr->https = strncasecmp(proto, "https", 5) == 0 &&
+                        (proto[5] == '\0' || proto[5] == ',' || proto[5] == ' ');
         forward_headers_t fh = {.n_fwd = 0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_forward, &fh);
         /* More header lines than kept: the right-most are not known. */
@@ -598,6 +608,11 @@ static bool client_blocked(const gate_request_t *gr)
 {
     return blocklist != NULL && gr->client.family != 0 && ipnet_set_count(blocklist) > 0 &&
            ipnet_set_match(blocklist, &gr->client, clock_wall_ms(), NULL, NULL);
+}
+
+bool gate_request_https(void)
+{
+    return current != NULL && current->https;
 }
 
 const char *gate_client_ip(void)
@@ -799,7 +814,9 @@ static bool has_credentials(struct MHD_Connection *conn)
 {
     const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
-    return (authz != NULL && authz[0] != '\0') || (key != NULL && key[0] != '\0');
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE);
+    return (authz != NULL && authz[0] != '\0') || (key != NULL && key[0] != '\0') ||
+           (cookie != NULL && cookie[0] != '\0');
 }
 
 /* Takes n bytes of the global body budget for gr; false when it is spent. */
@@ -874,8 +891,8 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
                 gr->limit = limits.public_body_bytes;
                 if (!open_route && declared > gr->limit)
                     return reject_with(conn, gr, HTTP_ERR_AUTHENTICATION_REQUIRED,
-                                       "credentials (Authorization or X-API-Key) are needed "
-                                       "before a body of this size is read");
+                                       "credentials (Authorization, X-API-Key or a session "
+                                       "cookie) are needed before a body of this size is read");
             }
         }
         if (declared > gr->limit)

@@ -39,6 +39,10 @@ bool gate_multipart_closed(void);
 const char *gate_request_id(void);
 void gate_note_status(int status);
 
+/* Whether the current request came over HTTPS (http_request_https); false
+ * outside a request. */
+bool gate_request_https(void);
+
 /* The client's IP address as text ("127.0.0.1", "::1"), or "" outside a
  * request. */
 const char *gate_client_ip(void);

@@ -86,12 +86,17 @@ int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char 
         principal_clear(&p);
         return HTTP_ERR_INSUFFICIENT_PERMISSIONS;
     }
+    realtime__client_adopt(c, &p, expires_ms);
+    return -1;
+}
+
+void realtime__client_adopt(rt_client_t *c, principal_t *p, int64_t expires_ms)
+{
     if (c->authenticated)
         principal_clear(&c->who);
-    c->who = p;
+    c->who = *p;
     c->authenticated = true;
     c->expires_ms = expires_ms;
-    return -1;
 }
 
 bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *ev)

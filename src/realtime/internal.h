@@ -129,6 +129,10 @@ typedef struct rt_client {
  */
 int realtime__client_authenticate(parley_app_t *app, rt_client_t *c, const char *credentials);
 
+/* Makes p (taken over) the client's caller, with the credentials' expiry
+ * (0: none). */
+void realtime__client_adopt(rt_client_t *c, principal_t *p, int64_t expires_ms);
+
 /* Whether the event reaches this client now (see realtime_publish): the
  * client's access now, and for a channel only members read (private, direct)
  * only events published since the client's membership began. */
@@ -257,6 +261,24 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
  * X-API-Key, else ?token= (browsers cannot set headers on a WebSocket or an
  * EventSource). NULL when none. */
 const char *realtime__request_credentials(struct MHD_Connection *conn);
+
+/*
+ * A real-time request that carries no other credentials, authenticated by
+ * the browser's session cookie (handshake.c). The Origin is checked first:
+ * it must be the server's own or one of cors_origins
+ * (http_origin_trusted). Without an Origin, `origin_required` (WebSocket:
+ * browsers always send one) refuses; otherwise (an event stream: a browser
+ * sends none on a same-origin GET) it passes unless Sec-Fetch-Site says the
+ * request is cross-site or same-site. Returns:
+ *  RT_NO_COOKIE (-2) no session cookie: nothing done;
+ *  -1   authenticated: c is the session's user (c->expires_ms 0: the
+ *       session's end, a logout or a ban is seen by principal_still_valid);
+ *  >=0  the http_error to answer (INSUFFICIENT_PERMISSIONS for the Origin,
+ *       TOKEN_INVALID, ACCOUNT_BANNED), with *message.
+ */
+#define RT_NO_COOKIE (-2)
+int realtime__cookie_authenticate(parley_app_t *app, struct MHD_Connection *conn,
+                                  bool origin_required, rt_client_t *c, const char **message);
 
 /* Answers a JSON error (docs/api.md) from the gate, before any handler. */
 enum MHD_Result realtime__reply_error(struct MHD_Connection *conn, const char *request_id,

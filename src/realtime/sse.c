@@ -348,17 +348,24 @@ enum MHD_Result realtime__sse_accept(realtime_t *rt, const rt_request_t *rq, int
     struct MHD_Connection *conn = rq->conn;
     struct sse_hub *hub = rt->sse;
     const char *credentials = realtime__request_credentials(conn);
-    if (credentials == NULL)
-        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_AUTHENTICATION_REQUIRED,
-                              "this endpoint needs an access token or an API key", status);
     sse_stream_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return MHD_NO;
-    int err = realtime__client_authenticate(rt->app, &st->client, credentials);
+    const char *refusal = NULL;
+    int err = credentials != NULL
+                  ? realtime__client_authenticate(rt->app, &st->client, credentials)
+                  : realtime__cookie_authenticate(rt->app, conn, false, &st->client, &refusal);
+    if (err == RT_NO_COOKIE) {
+        free(st);
+        return realtime__reply_error(conn, rq->request_id, HTTP_ERR_AUTHENTICATION_REQUIRED,
+                              "this endpoint needs an access token, an API key or a session "
+                              "cookie", status);
+    }
     if (err >= 0) {
         free(st);
         return realtime__reply_error(conn, rq->request_id, (enum http_error)err,
-                              err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
+                              refusal != NULL ? refusal
+                              : err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
                                                             : "the credentials are not valid",
                               status);
     }

@@ -1277,13 +1277,20 @@ enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int 
     /* Credentials in the handshake are checked now: a bad one is refused
      * with a JSON 401 before any upgrade. */
     const char *credentials = realtime__request_credentials(conn);
-    if (credentials != NULL) {
-        int err = realtime__client_authenticate(rt->app, &c->client, credentials);
+    const char *refusal = NULL;
+    int by_cookie = credentials != NULL
+                        ? RT_NO_COOKIE
+                        : realtime__cookie_authenticate(rt->app, conn, true, &c->client, &refusal);
+    if (credentials != NULL || by_cookie != RT_NO_COOKIE) {
+        int err = credentials != NULL
+                      ? realtime__client_authenticate(rt->app, &c->client, credentials)
+                      : by_cookie;
         if (err >= 0) {
             free(pending);
             free_conn(c);
             return realtime__reply_error(conn, rq->request_id, (enum http_error)err,
-                                  err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
+                                  refusal != NULL ? refusal
+                                  : err == HTTP_ERR_TOKEN_EXPIRED ? "the access token has expired"
                                                                 : "the credentials are not valid",
                                   status);
         }

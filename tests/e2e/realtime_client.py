@@ -30,16 +30,24 @@ def ws_url(server, token=None, since=None):
 class Live:
     """One WebSocket. Frames that arrive while waiting for another are kept."""
 
-    def __init__(self, server, token=None, since=None, auth_frame=None, timeout=WAIT):
+    def __init__(self, server, token=None, since=None, auth_frame=None, timeout=WAIT,
+                 cookie=None, origin=None):
+        """`cookie` (a Cookie header's value) authenticates the handshake as a
+        browser's session does; `origin` is its Origin header."""
+        kw = {}
+        if cookie is not None:
+            kw["cookie"] = cookie
+        if origin is not None:
+            kw["origin"] = origin
         ca = getattr(server, "verify", True)
-        sslopt = {"ca_certs": ca} if isinstance(ca, str) else None
-        self.ws = websocket.create_connection(ws_url(server, token, since), timeout=timeout,
-                                              sslopt=sslopt)
+        if isinstance(ca, str):
+            kw["sslopt"] = {"ca_certs": ca}
+        self.ws = websocket.create_connection(ws_url(server, token, since), timeout=timeout, **kw)
         self.kept = []
         self.ready = None
         if auth_frame is not None:
             self.send({"type": "auth", "token": auth_frame})
-        if token is not None or auth_frame is not None:
+        if token is not None or auth_frame is not None or cookie is not None:
             self.ready = self.wait(lambda f: f["type"] == "ready")
 
     def send(self, frame):
@@ -125,8 +133,12 @@ def events(frames, type_=None):
 class Stream:
     """An event stream (GET /api/v1/events): yields (event, id, data) tuples."""
 
-    def __init__(self, server, token, last_event_id=None, timeout=WAIT):
-        headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+    def __init__(self, server, token, last_event_id=None, timeout=WAIT, headers=None):
+        """`token` None: no Authorization (`headers` carry the credentials,
+        e.g. a session Cookie)."""
+        headers = dict(headers or {}, Accept="text/event-stream")
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         self.r = requests.get(server.url(API + "/events"), headers=headers, stream=True,

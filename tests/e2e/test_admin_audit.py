@@ -55,7 +55,7 @@ def test_logins_and_failures_are_recorded_with_address_and_actor(srv, root):
     assert e and e["actor"] == {"id": user.id, "username": "aud_login"}
     assert e["ip"] == "127.0.0.1"
     assert e["timestamp"].endswith("Z") and e["id"].startswith("aud_")
-    assert e["details"] == {"mfa": False}
+    assert e["details"] == {"mfa": False, "session": False}
 
     assert_error(login(srv, "aud_login", "wrong password"), 401, "INVALID_CREDENTIALS")
     e = newest(root, "auth.login_failed", target=user.id)

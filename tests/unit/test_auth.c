@@ -570,6 +570,102 @@ TEST(refresh_malformed_inputs_are_invalid)
     ASSERT_EQ(auth_refresh_check(&k, good, "s", "salt", 1), AUTH_OK);
 }
 
+/* ---- session cookies and CSRF tokens ---------------------------------------- */
+
+TEST(session_cookie_names_its_session_and_nothing_else)
+{
+    auth_keys_t k, other;
+    test_keys(&k, 'k');
+    test_keys(&other, 'o');
+    char c[AUTH_SESSION_COOKIE_MAX], sid[AUTH_ID_MAX];
+    ASSERT_EQ(auth_session_cookie_issue(&k, "ses_1", "salt-a", c), AUTH_OK);
+    ASSERT_EQ(strncmp(c, "ses_1.", 6), 0);
+    ASSERT_TRUE(all_hex(c + 6, 64));
+    ASSERT_EQ(strlen(c), 6 + 64);
+    ASSERT_EQ(auth_session_cookie_parse(c, sid), AUTH_OK);
+    ASSERT_STREQ(sid, "ses_1");
+    ASSERT_EQ(auth_session_cookie_check(&k, c, "ses_1", "salt-a"), AUTH_OK);
+    ASSERT_EQ(auth_session_cookie_check(&k, c, "ses_1", "salt-b"), AUTH_EINVALID);
+    ASSERT_EQ(auth_session_cookie_check(&k, c, "ses_2", "salt-a"), AUTH_EINVALID);
+    ASSERT_EQ(auth_session_cookie_check(&other, c, "ses_1", "salt-a"), AUTH_EINVALID);
+    /* the cookie, the CSRF token and a refresh token are three different MACs */
+    char csrf[AUTH_CSRF_TOKEN_MAX], r[AUTH_REFRESH_MAX], as_cookie[AUTH_SESSION_COOKIE_MAX];
+    ASSERT_EQ(auth_csrf_token(&k, "ses_1", "salt-a", csrf), AUTH_OK);
+    ASSERT_TRUE(all_hex(csrf, 64));
+    ASSERT_EQ(strlen(csrf), 64);
+    ASSERT_STRNE(csrf, c + 6);
+    snprintf(as_cookie, sizeof(as_cookie), "ses_1.%.64s", csrf);
+    ASSERT_EQ(auth_session_cookie_check(&k, as_cookie, "ses_1", "salt-a"), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_check(&k, "ses_1", "salt-a", c + 6), AUTH_EINVALID);
+    ASSERT_EQ(auth_refresh_issue(&k, "ses_1", "salt-a", 1, r), AUTH_OK);
+    snprintf(as_cookie, sizeof(as_cookie), "ses_1.%.64s", r + 8);
+    ASSERT_EQ(auth_session_cookie_check(&k, as_cookie, "ses_1", "salt-a"), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_check(&k, "ses_1", "salt-a", r + 8), AUTH_EINVALID);
+    /* the CSRF token is the session's own */
+    ASSERT_EQ(auth_csrf_check(&k, "ses_1", "salt-a", csrf), AUTH_OK);
+    ASSERT_EQ(auth_csrf_check(&k, "ses_2", "salt-a", csrf), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_check(&k, "ses_1", "salt-b", csrf), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_check(&other, "ses_1", "salt-a", csrf), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_check(&k, "ses_1", "salt-a", NULL), AUTH_EINVALID);
+    /* ids the format cannot carry, an unloaded key */
+    ASSERT_EQ(auth_session_cookie_issue(&k, "a.b", "x", c), AUTH_EINVALID);
+    ASSERT_EQ(auth_session_cookie_issue(&k, "s", "", c), AUTH_EINVALID);
+    auth_keys_t none;
+    memset(&none, 0, sizeof(none));
+    ASSERT_EQ(auth_session_cookie_issue(&none, "s", "x", c), AUTH_EINVALID);
+    ASSERT_EQ(auth_csrf_token(&none, "s", "x", csrf), AUTH_EINVALID);
+}
+
+TEST(session_cookie_and_csrf_malformed_inputs_are_invalid)
+{
+    auth_keys_t k;
+    test_keys(&k, 'k');
+    char good[AUTH_SESSION_COOKIE_MAX], csrf[AUTH_CSRF_TOKEN_MAX];
+    ASSERT_EQ(auth_session_cookie_issue(&k, "s", "salt", good), AUTH_OK);
+    ASSERT_EQ(auth_csrf_token(&k, "s", "salt", csrf), AUTH_OK);
+    const char *mac = good + 2; /* "s." */
+    char bad[12][512];
+    int n = 0;
+    snprintf(bad[n++], 512, "%s", "");
+    snprintf(bad[n++], 512, "%s", "s");
+    snprintf(bad[n++], 512, "%s", "s.");
+    snprintf(bad[n++], 512, ".%s", mac);         /* empty session id */
+    snprintf(bad[n++], 512, "s.%.63s", mac);     /* short mac */
+    snprintf(bad[n++], 512, "s.%sa", mac);       /* long mac */
+    snprintf(bad[n++], 512, "s.%s.x", mac);      /* extra part */
+    snprintf(bad[n++], 512, "s x.%s", mac);      /* a space in the id */
+    snprintf(bad[n++], 512, "s.%s", mac);
+    for (char *p = bad[n - 1] + 2; *p; p++) /* uppercase hex */
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    memset(bad[n], 'a', 300); /* over-long */
+    bad[n++][300] = '\0';
+    snprintf(bad[n++], 512, "%0100d.%s", 1, mac); /* an id of 100 bytes */
+    for (int i = 0; i < n; i++) {
+        char sid[AUTH_ID_MAX];
+        if (auth_session_cookie_parse(bad[i], sid) != AUTH_EINVALID)
+            TEST_FAIL_("parsed: \"%s\"", bad[i]);
+        if (auth_session_cookie_check(&k, bad[i], "s", "salt") != AUTH_EINVALID)
+            TEST_FAIL_("accepted: \"%s\"", bad[i]);
+    }
+    static const char *const bad_csrf[] = {
+        "", "x", "0000", "not hex at all, but 64 characters long, exactly: 0123456789ab"};
+    for (size_t i = 0; i < sizeof(bad_csrf) / sizeof(bad_csrf[0]); i++)
+        ASSERT_EQ(auth_csrf_check(&k, "s", "salt", bad_csrf[i]), AUTH_EINVALID);
+    char upper[AUTH_CSRF_TOKEN_MAX + 1];
+    snprintf(upper, sizeof(upper), "%s", csrf);
+    for (char *p = upper; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    ASSERT_EQ(auth_csrf_check(&k, "s", "salt", upper), AUTH_EINVALID);
+    char longer[AUTH_CSRF_TOKEN_MAX + 2];
+    snprintf(longer, sizeof(longer), "%s0", csrf);
+    ASSERT_EQ(auth_csrf_check(&k, "s", "salt", longer), AUTH_EINVALID);
+    ASSERT_EQ(auth_session_cookie_parse(NULL, (char[AUTH_ID_MAX]){0}), AUTH_EINVALID);
+    ASSERT_EQ(auth_session_cookie_check(&k, good, "s", "salt"), AUTH_OK);
+    ASSERT_EQ(auth_csrf_check(&k, "s", "salt", csrf), AUTH_OK);
+}
+
 /* ---- API keys ------------------------------------------------------------- */
 
 TEST(api_key_format_and_hash)

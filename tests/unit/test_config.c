@@ -322,3 +322,35 @@ TEST(config_tls_needs_both_files_and_the_redirect_needs_tls)
     ASSERT_EQ(cfg.tls_redirect_port, 80);
     ASSERT_EQ(cfg.hsts_max_age_seconds, 0);
 }
+
+TEST(config_cookie_secure_takes_its_three_values)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, NULL, err), 0);
+    ASSERT_EQ(cfg.cookie_secure, CONFIG_COOKIE_SECURE_AUTO);
+    char *always[] = {"--cookie-secure", "always", NULL};
+    ASSERT_EQ(load(&cfg, always, NULL, err), 0);
+    ASSERT_EQ(cfg.cookie_secure, CONFIG_COOKIE_SECURE_ALWAYS);
+    char *env[] = {"PARLEY_COOKIE_SECURE=never", NULL};
+    ASSERT_EQ(load(&cfg, NULL, env, err), 0);
+    ASSERT_EQ(cfg.cookie_secure, CONFIG_COOKIE_SECURE_NEVER);
+    const char *path = write_file("{\"cookie_secure\": \"ALWAYS\"}");
+    char cfgarg[128];
+    snprintf(cfgarg, sizeof(cfgarg), "--config=%s", path);
+    char *file[] = {cfgarg, NULL};
+    ASSERT_EQ(load(&cfg, file, NULL, err), 0);
+    ASSERT_EQ(cfg.cookie_secure, CONFIG_COOKIE_SECURE_ALWAYS);
+    write_file("{\"cookie_secure\": true}");
+    ASSERT_EQ(load(&cfg, file, NULL, err), -1);
+    ASSERT_CONTAINS(err, "cookie_secure");
+    unlink(path);
+    static const char *const bad[] = {"--cookie-secure=sometimes", "--cookie-secure=",
+                                      "--cookie-secure=1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *a[] = {(char *)bad[i], NULL};
+        ASSERT_EQ(load(&cfg, a, NULL, err), -1);
+        ASSERT_CONTAINS(err, "cookie_secure");
+        ASSERT_CONTAINS(err, "auto, always, never");
+    }
+}
