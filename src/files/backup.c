@@ -50,7 +50,7 @@
 #include "wal.h"
 
 #define CHUNK (128u * 1024)
-#define ZSTD_LEVEL 3
+#define ZSTD_LEVEL 1
 
 static atomic_bool busy;
 
