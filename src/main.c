@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "  parley files check DIR    verify DIR's uploaded files (server stopped)\n"
             "  parley backup --data-dir DIR --out FILE [--no-files]\n"
             "                            archive DIR (server stopped; else GET /api/v1/admin/backup)\n"
+            "  parley backup --url URL [--api-key KEY] --out FILE [--no-files]\n"
+            "                            archive a running server through its API (an admin key)\n"
             "  parley backup verify FILE check an archive against its manifest\n"
             "  parley restore FILE --data-dir NEW   verify, then restore into a new directory\n"
             "  parley user promote --data-dir DIR NAME\n"

@@ -8,7 +8,8 @@ its answer began; the uploaded file downloads byte-identical. Stored
 archives (POST, list, download, delete) and their audit entries; one backup
 at a time (409); hostile names and parameters; non-admins 403; truncated,
 bit-flipped and hostile archives refused naming the member; a non-empty
-target refused; the offline backup of a stopped directory."""
+target refused; the offline backup of a stopped directory and the online
+one through the API (`parley backup --url`)."""
 import hashlib
 import http.client
 import io
@@ -49,9 +50,9 @@ def slow_get(who, path):
     return resp
 
 
-def cli(*args):
+def cli(*args, env=None):
     return subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=dict(os.environ, **(env or {})))
 
 
 def post(who, cid, text):
@@ -435,3 +436,28 @@ def test_a_file_deleted_during_a_backup_is_in_it(start_server, tmp_path):
     new = start_server(data_dir=target)
     d = root.on(new).download(f)
     assert d.status_code == 200 and d.content == small
+
+
+def test_online_backup_through_the_api(stored, start_server, tmp_path):
+    srv, root, cid, f, blob = stored
+    key = root.ok("POST", "/auth/api-keys", {"name": "backups", "permissions": ["read"]},
+                  201)["key"]
+    out = tmp_path / "online.tar.zst"
+    b = cli("backup", "--url", srv.base, "--out", out, env={"PARLEY_API_KEY": key})
+    assert b.returncode == 0, b.stderr
+    assert cli("backup", "verify", out).returncode == 0
+    assert read_manifest(out.read_bytes())["counts"]["blobs"] == 1
+    wrong = tmp_path / "wrong.tar.zst"
+    w = cli("backup", "--url", srv.base, "--out", wrong, "--api-key", "plx_" + "0" * 64)
+    assert w.returncode == 1 and "refused" in w.stderr, w.stderr
+    assert not wrong.exists() and not (tmp_path / "wrong.tar.zst.part").exists()
+    user = register(srv, "notadmin")
+    ukey = user.ok("POST", "/auth/api-keys", {"name": "k", "permissions": ["read"]}, 201)["key"]
+    n = cli("backup", "--url", srv.base, "--out", wrong, "--api-key", ukey)
+    assert n.returncode == 1 and "INSUFFICIENT_PERMISSIONS" in n.stderr, n.stderr
+    assert cli("backup", "--url", srv.base, "--out", wrong).returncode == 2  # no key
+    target = tmp_path / "online-restored"
+    assert cli("restore", out, "--data-dir", target).returncode == 0
+    new = start_server(data_dir=target)
+    assert contents(root.on(new), cid) == ["s%d" % i for i in range(20)]
+    assert root.on(new).download(f).content == blob
