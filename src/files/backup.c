@@ -51,6 +51,7 @@
 
 #define CHUNK (128u * 1024)
 #define ZSTD_LEVEL 1
+#define TAR_SIZE_MAX 077777777777ull /* 11 octal digits: 8 GiB - 1 */
 
 static atomic_bool busy;
 
@@ -209,6 +210,8 @@ static void tar_header(uint8_t block[512], const char *name, uint64_t size, int6
 /* One member from `fd` (exactly `size` bytes) or from `mem` (fd < 0). */
 static int member(backup_t *bk, const char *name, int fd, const void *mem, uint64_t size)
 {
+    if (size > TAR_SIZE_MAX)
+        return fail(bk, -EFBIG, name, "over 8 GiB, more than a ustar size holds");
     uint8_t block[512];
     tar_header(block, name, size, bk->created_ms / 1000);
     int rc = emit(bk, block, sizeof(block), false);

@@ -340,9 +340,9 @@ def hostile_archive(name, data=b"x", kind=tarfile.REGTYPE, linkname="", size=Non
     info.linkname = linkname
     info.size = len(data) if kind == tarfile.REGTYPE else 0
     header = info.tobuf(tarfile.USTAR_FORMAT)
-    if size is not None:
+    if size is not None:  # GNU's base-256 size field, for sizes octal cannot hold
         header = bytearray(header)
-        header[124:136] = (b"%011o\0" % size)
+        header[124:136] = b"\x80" + size.to_bytes(11, "big")
         header[148:156] = b" " * 8
         header[148:156] = b"%06o\0 " % sum(header)
         header = bytes(header)
@@ -361,14 +361,19 @@ def test_hostile_members_are_refused(tmp_path):
         "symlink": hostile_archive("secret.key", kind=tarfile.SYMTYPE, linkname="/etc/passwd"),
         "hardlink": hostile_archive("secret.key", kind=tarfile.LNKTYPE, linkname="/etc/passwd"),
         "directory": hostile_archive("wal", kind=tarfile.DIRTYPE),
-        "huge": hostile_archive("secret.key", size=0o77777777777),
+        "huge": hostile_archive("secret.key", size=1 << 50),
         "unknown": hostile_archive("files/zz/yy/notahash"),
     }
+    why = {"dotdot": "a name a backup never holds", "absolute": "a name a backup never holds",
+           "nested-dotdot": "a name a backup never holds", "symlink": "not a regular file",
+           "hardlink": "not a regular file", "directory": "not a regular file",
+           "huge": "a malformed size", "unknown": "a name a backup never holds"}
     for label, data in cases.items():
         path = tmp_path / (label + ".tar.zst")
         path.write_bytes(data)
         v = cli("backup", "verify", path)
         assert v.returncode == 1 and "refused" in v.stderr, (label, v.stderr)
+        assert why[label] in v.stderr, (label, v.stderr)
         target = tmp_path / ("t-" + label)
         assert cli("restore", path, "--data-dir", target).returncode == 1
         assert not target.exists()
