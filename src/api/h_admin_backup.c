@@ -189,6 +189,24 @@ static void get_backup(http_ctx_t *ctx)
 
 /* ---- POST /admin/backup: stored ---- */
 
+/* Removes the temporary files of stored backups cut short by a crash
+ * (.parley-....tar.zst.tmp). REQUIRES: this process's backup running (one
+ * at a time, and the data-directory lock keeps other processes out), so
+ * none of them is being written. */
+static void remove_leftovers(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 20 && strncmp(e->d_name, ".parley-", 8) == 0 &&
+            strcmp(e->d_name + n - 12, ".tar.zst.tmp") == 0 && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            log_info("backup: removed %s/%s, left by a backup cut short", dir, e->d_name);
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
 static void post_backup(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -208,6 +226,7 @@ static void post_backup(http_ctx_t *ctx)
         reply_begin_error(ctx, rc);
         return;
     }
+    remove_leftovers(dir);
     backup_file_name(bk, name, sizeof(name));
     char path[4400];
     snprintf(path, sizeof(path), "%s/%s", dir, name);

@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import tarfile
@@ -329,6 +330,11 @@ def test_damaged_archives_are_refused_naming_the_member(stored, tmp_path):
     empty.mkdir()
     assert cli("restore", good, "--data-dir", empty).returncode == 0
     assert (empty / "secret.key").exists()
+    # On a terminal (script(1) gives it one) the restore shows its progress.
+    tty = subprocess.run(["script", "-qec", "%s restore %s --data-dir %s" % (
+        BIN, good, tmp_path / "on-a-tty"), "/dev/null"], capture_output=True, timeout=300)
+    assert tty.returncode == 0 and b"\rrestoring: 5/5 members" in tty.stdout, tty.stdout
+    assert (tmp_path / "on-a-tty" / "secret.key").exists()
 
 
 def hostile_archive(name, data=b"x", kind=tarfile.REGTYPE, linkname="", size=None):
@@ -466,3 +472,37 @@ def test_online_backup_through_the_api(stored, start_server, tmp_path):
     new = start_server(data_dir=target)
     assert contents(root.on(new), cid) == ["s%d" % i for i in range(20)]
     assert root.on(new).download(f).content == blob
+
+
+def test_sigkill_during_a_backup_loses_nothing(start_server, tmp_path):
+    srv = start_server()
+    root = register(srv, "killroot")
+    cid = root.ok("POST", "/channels", {"name": "kill"}, 201)["id"]
+    root.uploaded("big.bin", os.urandom(12 << 20))
+    for i in range(10):
+        post(root, cid, "k%d" % i)
+    r = slow_get(root, "/admin/backup")
+    assert r.status == 200
+    r.read(64 * 1024)
+    for i in range(10, 20):
+        post(root, cid, "k%d" % i)
+    root.ok("POST", "/admin/snapshot")
+    srv.stop(signal.SIGKILL)
+    r.conn.close()
+    srv = start_server(data_dir=srv.data_dir)
+    root = root.on(srv)
+    assert contents(root, cid) == ["k%d" % i for i in range(20)]
+    assert root.ok("GET", "/admin/backups")["backups"] == []
+    # The temporary file of a stored backup that a kill cut short goes with
+    # the next one.
+    backups = os.path.join(srv.data_dir, "backups")
+    os.makedirs(backups, exist_ok=True)
+    leftover = os.path.join(backups, ".parley-20260101T000000Z-1.tar.zst.tmp")
+    with open(leftover, "wb") as f:
+        f.write(b"half an archive")
+    made = root.ok("POST", "/admin/backup", {}, 201)
+    assert not os.path.exists(leftover)
+    assert sorted(os.listdir(backups)) == [made["name"]]
+    path = tmp_path / made["name"]
+    path.write_bytes(root.get("/admin/backups/" + made["name"]).content)
+    assert cli("backup", "verify", path).returncode == 0
