@@ -605,7 +605,8 @@ int backup_restore(const char *path, const char *target, bool progress, backup_s
         pass_clear(&ps);
         return rc;
     }
-    extract_t x = {.verified = ps.seen, .fd = -1, .progress = progress, .total = s.members,
+    extract_t x = {.verified = ps.seen, .fd = -1, .progress = progress,
+                   .total = s.members ? s.members - 1 : 0, /* the manifest is not written */
                    .err = err, .err_size = err_size};
     size_t tlen = strlen(target);
     while (tlen > 1 && target[tlen - 1] == '/')

@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -333,7 +334,8 @@ def test_damaged_archives_are_refused_naming_the_member(stored, tmp_path):
     # On a terminal (script(1) gives it one) the restore shows its progress.
     tty = subprocess.run(["script", "-qec", "%s restore %s --data-dir %s" % (
         BIN, good, tmp_path / "on-a-tty"), "/dev/null"], capture_output=True, timeout=300)
-    assert tty.returncode == 0 and b"\rrestoring: 5/5 members" in tty.stdout, tty.stdout
+    assert tty.returncode == 0 and re.search(rb"\rrestoring: (\d+)/\1 members", tty.stdout), \
+        tty.stdout
     assert (tmp_path / "on-a-tty" / "secret.key").exists()
 
 
