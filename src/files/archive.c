@@ -76,8 +76,11 @@ static int bad(reader_t *r, const char *fmt, ...)
     return BACKUP_E_FORMAT;
 }
 
-/* Decompresses more into r->out. Returns 1 with bytes, 0 at the clean end
- * of the input (between frames), or an error. */
+/* Decompresses more into r->out. Returns 1 with bytes, 2 when a zstd frame
+ * ended without more bytes, 0 at the clean end of the input (between
+ * frames), or an error. Never crosses from one frame into the next in one
+ * call (zstd stops at a frame's end), so end_frame can tell where a
+ * member's frame ends. */
 static int refill(reader_t *r)
 {
     for (;;) {
@@ -92,11 +95,10 @@ static int refill(reader_t *r)
             r->in = (ZSTD_inBuffer){r->zin, (size_t)n, 0};
             r->read_bytes += (uint64_t)n;
         }
-        if (r->in.pos == r->in.size && r->in_eof) {
-            if (r->frame_open)
-                return bad(r, "%s", "the archive is truncated here");
+        bool exhausted = r->in.pos == r->in.size && r->in_eof;
+        if (exhausted && !r->frame_open)
             return 0;
-        }
+        /* Even with the input exhausted, zstd may hold output to flush. */
         ZSTD_outBuffer o = {r->out, CHUNK, 0};
         size_t ret = ZSTD_decompressStream(r->d, &o, &r->in);
         if (ZSTD_isError(ret))
@@ -107,15 +109,17 @@ static int refill(reader_t *r)
             r->out_pos = 0;
             return 1;
         }
-        if (!r->frame_open && r->in.pos == r->in.size && r->in_eof)
-            return 0;
+        if (!r->frame_open)
+            return 2;
+        if (exhausted)
+            return bad(r, "%s", "the archive is truncated here");
     }
 }
 
 /* Up to `want` decompressed bytes; *got 0 only at the clean end. */
 static int pull(reader_t *r, size_t want, const uint8_t **p, size_t *got)
 {
-    if (r->out_pos == r->out_len) {
+    while (r->out_pos == r->out_len) {
         int rc = refill(r);
         if (rc <= 0) {
             *got = 0;
@@ -152,16 +156,17 @@ static int read_exact(reader_t *r, uint8_t *dst, size_t len)
  * so its checksum is checked before the next member is read. */
 static int end_frame(reader_t *r)
 {
-    while (r->frame_open || r->out_pos < r->out_len) {
+    for (;;) {
         if (r->out_pos < r->out_len)
             return bad(r, "%s", "data after the member's end");
+        if (!r->frame_open)
+            return 0;
         int rc = refill(r);
         if (rc < 0)
             return rc;
-        if (rc == 0)
-            break;
+        if (rc != 1)
+            return 0;
     }
-    return 0;
 }
 
 static bool digits(const char *s, size_t n)
@@ -363,8 +368,12 @@ static int read_archive(const char *path, const member_ops_t *ops, pass_t *ps,
             rc = bad(&r, "%s", "a manifest over the limit");
             break;
         }
-        if (is_manifest)
-            manifest = xmalloc((size_t)size + 1);
+        /* A size the file chooses (up to BACKUP_MANIFEST_MAX): a
+         * try-allocation. */
+        if (is_manifest && (manifest = malloc((size_t)size + 1)) == NULL) {
+            rc = bad(&r, "%s", "no memory for the manifest");
+            break;
+        }
         if (ops && ops->begin && !is_manifest && (rc = ops->begin(ops->ctx, name, size)) != 0)
             break;
         if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
@@ -523,7 +532,6 @@ static int x_data(void *ctx, const uint8_t *p, size_t len)
         p += n;
         len -= (size_t)n;
     }
-    x->bytes += len;
     return 0;
 }
 
