@@ -29,6 +29,12 @@ static void usage(FILE *out)
             "  parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
             "                            create an account (password on standard input)\n"
             "  parley files check DIR    verify DIR's uploaded files (server stopped)\n"
+            "  parley backup --data-dir DIR --out FILE [--no-files]\n"
+            "                            archive DIR (server stopped; else GET /api/v1/admin/backup)\n"
+            "  parley backup --url URL [--api-key KEY] --out FILE [--no-files]\n"
+            "                            archive a running server through its API (an admin key)\n"
+            "  parley backup verify FILE check an archive against its manifest\n"
+            "  parley restore FILE --data-dir NEW   verify, then restore into a new directory\n"
             "  parley user promote --data-dir DIR NAME\n"
             "                            make an account an admin (server stopped)\n"
             "  parley version            print the version\n"
@@ -81,6 +87,10 @@ int main(int argc, char **argv)
         return user_command(argc - 2, argv + 2);
     if (strcmp(cmd, "files") == 0)
         return files_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "backup") == 0)
+        return backup_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "restore") == 0)
+        return restore_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

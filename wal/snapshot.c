@@ -204,8 +204,10 @@ uint64_t wal_snapshot_lsn(wal_t *w)
 void wal__trim(wal_t *w)
 {
     pthread_mutex_lock(&w->mu);
-    uint64_t keep_from = w->prev_snap_lsn; /* records above it must stay */
-    uint64_t prev = w->prev_snap_lsn;
+    /* records above it must stay; a backup's hold keeps its snapshot and
+     * the log after it (backup.c) */
+    uint64_t keep_from = wal__hold_floor(w, w->prev_snap_lsn);
+    uint64_t prev = keep_from;
     /* Segments are removable while the next one starts at or before
      * keep_from + 1; the active (last) segment always stays. */
     size_t removable = 0;

@@ -134,6 +134,8 @@ uint64_t wal__stats_bucket_floor(unsigned bucket);
 #include <limits.h>
 #include <pthread.h>
 
+#define WALF_HOLDS_MAX 16 /* backups holding the log at once */
+
 typedef struct walf_segment {
     uint64_t first_lsn;
     uint64_t bytes;
@@ -197,6 +199,8 @@ struct wal {
     int64_t snap_time_ms;     /* its modification time */
     bool snapshot_running;
     walf_stats_t stats;       /* the writer's syncs */
+    uint64_t hold_snap[WALF_HOLDS_MAX]; /* snapshot LSNs held by backups (backup.c) */
+    unsigned n_holds;
 
     /* writer thread only */
     walf_buf_t inflight;
@@ -206,6 +210,10 @@ struct wal {
     int64_t last_sync_ns;
     bool roll_failed;        /* the last attempt to start a segment had no space */
 };
+
+/* The lowest of keep_from and the snapshot LSNs held by backups: records
+ * above it must stay (backup.c). REQUIRES: mu held. */
+uint64_t wal__hold_floor(wal_t *w, uint64_t keep_from);
 
 /* Removes the files that the previous snapshot makes unnecessary (snapshot.c). */
 void wal__trim(wal_t *w);

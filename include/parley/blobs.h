@@ -147,6 +147,16 @@ void blob_writer_abort(blob_writer_t *w);
  * hash at a time per thread: hashes have no order among themselves).
  * Returns fn's result, BLOB_E_BAD_HASH (fn not called), BLOB_E_ARG.
  */
+/*
+ * Pins the blob store for a backup: while pinned, blobs_remove keeps the
+ * blob and notes its hash. blobs_unpin drops one pin; when the last goes it
+ * hands back the noted hashes (*hashes malloc'd, 65 bytes each, the
+ * caller frees; their removal must be decided again, file_life_recheck)
+ * and returns their count. Thread-safe.
+ */
+void blobs_pin(blobs_t *b);
+size_t blobs_unpin(blobs_t *b, char (**hashes)[BLOB_SHA256_HEX_LEN + 1]);
+
 int blobs_with_hash(blobs_t *b, const char *sha256, int (*fn)(void *ctx), void *ctx);
 
 /*

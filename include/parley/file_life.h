@@ -68,4 +68,8 @@ bool file_life_url_id(const char *url, char id[STORE_ID_MAX]);
  * image of the user's, an https URL, or none: then nothing happens). Failures are logged. */
 void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url);
 
+/* Removes the blob `sha256` if no live file names it, under its hold: for
+ * the removals a backup's pin deferred (blobs_unpin). */
+void file_life_recheck(store_t *s, blobs_t *b, const char *sha256);
+
 #endif

@@ -139,6 +139,11 @@ int store_close(store_t *s);
 /* Blocks until record `lsn` is durable. 0 or STORE_E_UNAVAILABLE. */
 int store_wait(store_t *s, uint64_t lsn);
 
+/* Holds the log for a backup (wal_hold_begin: the newest snapshot and the
+ * segments up to a durable LSN stay on disk until wal_hold_end). 0 or
+ * STORE_E_UNAVAILABLE. Thread-safe. */
+int store_backup_hold(store_t *s, wal_hold_t *out);
+
 /* Writes a snapshot now and trims the log. */
 int store_snapshot(store_t *s);
 

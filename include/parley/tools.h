@@ -12,4 +12,9 @@ int user_command(int argc, char **argv);
 /* `parley files check <data-dir>`; argv starts after "files". */
 int files_command(int argc, char **argv);
 
+/* `parley backup ...` and `parley restore ...` (src/tools/backup_cmd.c);
+ * argv starts after the command's name. Returns the exit status. */
+int backup_command(int argc, char **argv);
+int restore_command(int argc, char **argv);
+
 #endif

@@ -267,6 +267,42 @@ void wal_snapshot_abort(wal_snapshot_t *s);
 /* The LSN of the newest committed snapshot (0: none). */
 uint64_t wal_snapshot_lsn(wal_t *w);
 
+/* ---- backups ------------------------------------------------------------ */
+
+/*
+ * A consistent cut of the log for a backup: the newest snapshot and the
+ * segments after it up to `lsn`, which is durable and ends a frame. While
+ * the hold lasts, wal__trim keeps that snapshot and those segments on disk
+ * (new snapshots and appends go on). Owned by the caller of wal_hold_begin.
+ */
+typedef struct wal_hold {
+    wal_t *w;
+    uint64_t snapshot_lsn; /* 0: no snapshot, the log from LSN 1 */
+    uint64_t lsn;          /* the last record of the cut */
+    uint64_t *segments;    /* first LSNs (file names) of the segments needed, ascending */
+    size_t n_segments;
+} wal_hold_t;
+
+/*
+ * Syncs the log (wal_sync), then fills *out and registers the hold. Returns
+ * 0, an error of wal_sync (WAL_E_NOSPACE, WAL_E_FAILED), or WAL_E_ARG (more
+ * than 16 holds at once). Thread-safe.
+ */
+int wal_hold_begin(wal_t *w, wal_hold_t *out);
+
+/* Releases a hold and frees its list; a zeroed hold is a no-op. */
+void wal_hold_end(wal_hold_t *h);
+
+/*
+ * Where the frames of the segment file `path` holding records up to `lsn`
+ * end (*end: a byte offset; the file header alone when none is <= lsn).
+ * Frame headers and checksums are checked, payloads not decoded, so a
+ * sealed log is cut as well as a plain one. Works on a segment that is
+ * being appended to. Returns 0, -errno, WAL_E_CORRUPT (a bad frame before
+ * lsn), WAL_E_VERSION, or WAL_E_ARG (a frame holds both lsn and lsn + 1).
+ */
+int wal_segment_cut(const char *path, uint64_t lsn, uint64_t *end);
+
 /* ---- offline tools (the directory must not be open for writing) --------- */
 
 /* One record as seen by wal_inspect. */

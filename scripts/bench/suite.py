@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15) and P11 (issue 16, TLS) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11, P12, C1, C2 (issue 16) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -12,7 +12,8 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries|search|cookies]
+    scripts/bench/suite.py [--seconds S] [--messages N]
+        [--only ipblock|timeseries|search|tls|cookies|backup]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -21,6 +22,8 @@ series) on a store seeded for it, without the other figures; --only search
 only P10 (posts' p99 alone and while 16 connections run the costliest
 search, over 100,000 messages); --only cookies only the cost of a browser's
 session cookie (issue 16) beside a Bearer token, reads and posts.
+--only tls only P11 (P1/P2 over HTTPS beside plain); --only backup only
+P12 (P1's posts alone and while streamed backups run).
 """
 import argparse
 import json
@@ -31,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -328,7 +332,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
-                    choices=["all", "ipblock", "timeseries", "search", "tls", "cookies"],
+                    choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
+                             "backup"],
                     default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
@@ -341,12 +346,15 @@ def main():
             tls_cost(a, work)
         elif a.only == "cookies":
             cookie_cost(a, work)
+        elif a.only == "backup":
+            backup_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
                 search_cost(a, work)
                 tls_cost(a, work)
                 cookie_cost(a, work)
+                backup_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -707,6 +715,66 @@ def cookie_cost(a, work):
                lambda: wrk(path, S, 64, POST_LUA, dict(post_env(token), PARLEY_BODY=body)),
                lambda: wrk(path, S, 64, lua, dict(env, PARLEY_METHOD="POST", PARLEY_BODY=body)))
     s.stop(timeout=600)
+BACKUP_MESSAGES = 100000
+BACKUP_BLOB_MIB = 64
+
+
+def backup_cost(a, work):
+    """P12: durable posts (P1's load: 64 conns, fsync always) alone, and
+    while streamed backups (GET /admin/backup?include_files=true, read as
+    fast as this machine takes them, one after the other) run over 100,000
+    messages and 64 MiB of uploads; the ratio of the rates and p99s."""
+    S = min(a.seconds, 10)
+    print("P12 (seeding %d messages, %d MiB of files)..." % (BACKUP_MESSAGES, BACKUP_BLOB_MIB),
+          file=sys.stderr, flush=True)
+    s = parley(work, "p12", "--fsync", "none")
+    token, ch = user_and_channel(s)
+    seed(s, token, ch, BACKUP_MESSAGES)
+    auth = {"Authorization": "Bearer " + token}
+    for i in range(BACKUP_BLOB_MIB // 8):
+        r = requests.post(s.url("/api/v1/files"), headers=auth, timeout=120,
+                          files={"file": ("b%d.bin" % i, os.urandom(8 << 20),
+                                          "application/octet-stream")})
+        assert r.status_code == 201, r.text
+    s.stop(timeout=600)
+    s.args[s.args.index("--fsync") + 1] = "always"
+    restart(s)
+    settled(s)
+    post_url = s.url("/api/v1/channels/%s/messages" % ch)
+    stop = []
+    done = {"backups": 0, "bytes": 0, "seconds": 0.0}
+
+    def backups():
+        while not stop:
+            t = time.monotonic()
+            with requests.get(s.url("/api/v1/admin/backup"), headers=auth, stream=True,
+                              timeout=600) as r:
+                assert r.status_code == 200, r.text
+                for c in r.iter_content(1 << 20):
+                    done["bytes"] += len(c)
+            done["backups"] += 1
+            done["seconds"] += time.monotonic() - t
+
+    alone = wrk(post_url, S, 64, POST_LUA, post_env(token))
+    bg = threading.Thread(target=backups, daemon=True)
+    bg.start()
+    during = wrk(post_url, S, 64, POST_LUA, post_env(token))
+    stop.append(True)
+    bg.join(600)
+    s.stop(timeout=600)
+    each = done["bytes"] / max(done["backups"], 1) / 2 ** 20
+    r = during["rps"] / alone["rps"]
+    row("P12 durable POST (64 conns) while backups stream (%d messages, %d MiB of files)"
+        % (BACKUP_MESSAGES, BACKUP_BLOB_MIB),
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms%s; %d backups of %.1f MiB, %.1f s each" % (
+            during["rps"], during["p50"], during["p99"],
+            ", %d non-2xx" % during["non2xx"] if during["non2xx"] else "", done["backups"],
+            each, done["seconds"] / max(done["backups"], 1)),
+        "posts alone on the same server: %.0f/s, p50 %.2f ms, p99 %.2f ms" % (
+            alone["rps"], alone["p50"], alone["p99"]),
+        "%.2fx" % r, "writers never wait for a backup: every post answered 2xx (the rate "
+        "shares two cores with the backup's compression and its reader)",
+        during["non2xx"] == 0 and not during["errors"] and during["total"] > 0)
 
 
 def wrk_get(server, token, path, seconds, connections=64):

@@ -24,5 +24,6 @@ const http_route_t *const api_route_tables[] = {
     admin_ip_blocks_routes,
     admin_stats_routes,
     metrics_routes,
+    admin_backup_routes,
     NULL,
 };

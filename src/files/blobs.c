@@ -99,6 +99,10 @@ struct blobs {
     /* The hashes held by blobs_with_hash (see "Holding a hash"). */
     pthread_mutex_t hold_mu;
     struct hash_hold *holds; /* guarded by hold_mu */
+    /* Backups' pins: removals wait while pinned (blobs_pin). guarded by hold_mu */
+    unsigned pins;
+    char (*deferred)[BLOB_SHA256_HEX_LEN + 1];
+    size_t n_deferred, cap_deferred;
 };
 
 /* One hash in use by blobs_with_hash: held by one caller, waited for by
@@ -361,6 +365,7 @@ void blobs_close(blobs_t *b)
         close(b->tmp_fd);
     assert(b->holds == NULL); /* every blobs_with_hash has returned */
     pthread_mutex_destroy(&b->hold_mu);
+    free(b->deferred);
     free(b->files_path);
     free(b->tmp_path);
     free(b);
@@ -724,12 +729,53 @@ int blobs_open_read(blobs_t *b, const char *sha256, int *fd_out, uint64_t *size)
     return 0;
 }
 
+void blobs_pin(blobs_t *b)
+{
+    pthread_mutex_lock(&b->hold_mu);
+    b->pins++;
+    pthread_mutex_unlock(&b->hold_mu);
+}
+
+size_t blobs_unpin(blobs_t *b, char (**hashes)[BLOB_SHA256_HEX_LEN + 1])
+{
+    pthread_mutex_lock(&b->hold_mu);
+    size_t n = 0;
+    *hashes = NULL;
+    if (b->pins > 0 && --b->pins == 0) {
+        *hashes = b->deferred;
+        n = b->n_deferred;
+        b->deferred = NULL;
+        b->n_deferred = b->cap_deferred = 0;
+    }
+    pthread_mutex_unlock(&b->hold_mu);
+    return n;
+}
+
+/* Notes a removal asked for while a backup pins the blobs; true when
+ * pinned (the blob stays). */
+static bool defer_removal(blobs_t *b, const char *sha256)
+{
+    pthread_mutex_lock(&b->hold_mu);
+    bool pinned = b->pins > 0;
+    if (pinned) {
+        if (b->n_deferred == b->cap_deferred) {
+            b->cap_deferred = b->cap_deferred ? b->cap_deferred * 2 : 16;
+            b->deferred = xrealloc(b->deferred, b->cap_deferred * sizeof(*b->deferred));
+        }
+        snprintf(b->deferred[b->n_deferred++], BLOB_SHA256_HEX_LEN + 1, "%s", sha256);
+    }
+    pthread_mutex_unlock(&b->hold_mu);
+    return pinned;
+}
+
 int blobs_remove(blobs_t *b, const char *sha256)
 {
     if (b == NULL)
         return BLOB_E_ARG;
     if (!valid_sha(sha256))
         return BLOB_E_BAD_HASH;
+    if (defer_removal(b, sha256))
+        return 0;
     char leaf[8];
     snprintf(leaf, sizeof(leaf), "%.2s/%.2s", sha256, sha256 + 2);
     int leaf_fd = openat(b->files_fd, leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

@@ -201,3 +201,9 @@ void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const ch
         log_warning("the replaced avatar %s stays until it is deleted", id);
     store_file_clear(&f);
 }
+
+void file_life_recheck(store_t *s, blobs_t *b, const char *sha256)
+{
+    remove_op_t op = {.s = s, .b = b, .sha = sha256};
+    blobs_with_hash(b, sha256, remove_held, &op);
+}

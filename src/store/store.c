@@ -773,6 +773,11 @@ static int (*const table_snapshots[])(store_t *s, wal_snapshot_t *snap) = {
     settings__snapshot, invites__snapshot, ip_blocks__snapshot,
 };
 
+int store_backup_hold(store_t *s, wal_hold_t *out)
+{
+    return wal_hold_begin(s->wal, out) == 0 ? 0 : STORE_E_UNAVAILABLE;
+}
+
 int store_snapshot(store_t *s)
 {
     return store_snapshot_now(s, NULL);

@@ -449,3 +449,19 @@ def test_weak_protocols_and_ciphers_are_refused(start_server, ca, tmp_path):
         ok, out = gnutls_cli(srv.port, ca.cert, priority)
         assert not ok, (priority, out)
     assert health_ok(srv)
+
+
+def test_session_cookies_are_secure_under_tls_by_default(start_server, pair, trusting):
+    """--cookie-secure auto: a login over HTTPS sets both cookies Secure; the
+    same login over plain HTTP (another server) does not."""
+    from test_session_cookies import login, set_cookies
+    srv = start_server(tls=pair)
+    register(srv, "tlsCookie")
+    cookies = set_cookies(login(srv, "tlsCookie"))
+    assert set(cookies) == {"parley_session", "parley_csrf"}
+    assert all(c.get("secure") is True for c in cookies.values()), cookies
+    plain = start_server()
+    register(plain, "plainCookie")
+    cookies = set_cookies(login(plain, "plainCookie"))
+    assert set(cookies) == {"parley_session", "parley_csrf"}
+    assert not any("secure" in c for c in cookies.values()), cookies
