@@ -44,4 +44,13 @@ void api_retention_stats(api_retention_stats_t *out);
  */
 size_t api_retention_sweep(struct parley_app *app, int64_t now_ms);
 
+/* ---- metrics (src/api/h_metrics.c) ---- */
+
+/*
+ * The server's figures in the Prometheus text format (what GET /metrics
+ * answers): malloc'd text (the caller frees) and its length in *len, or
+ * NULL when out of memory. Thread-safe; costs what a system status costs.
+ */
+char *api_metrics_text(struct parley_app *app, size_t *len);
+
 #endif
