@@ -117,6 +117,8 @@ void wal__stats_read(const walf_stats_t *st, int64_t now_s, wal_stats_t *out)
     out->fsync_sum_us = st->fsync_sum_us;
     memcpy(out->batch_hist, st->batch_hist, sizeof(out->batch_hist));
     out->batch_sum = st->batch_sum;
+    out->appends_total = st->appends;
+    out->append_bytes_total = st->append_bytes;
     out->syncs = syncs;
     out->batch_max = batch_max;
     out->batch_mean = syncs ? (double)batch_sum / (double)syncs : 0.0;

@@ -120,6 +120,7 @@ typedef struct walf_stats {
     uint64_t fsync_sum_us;
     uint64_t batch_hist[WAL_BATCH_BUCKETS + 1];
     uint64_t batch_sum;
+    uint64_t appends, append_bytes; /* records appended since open, their payload bytes */
 } walf_stats_t;
 
 void wal__stats_init(walf_stats_t *st);

@@ -35,7 +35,8 @@ void log_set_format(enum log_format format);
 /* Writes one line at info level whose message is `msg` and whose fields are
  * the members of `fields` (a JSON object; the reference is stolen): in json
  * format they are members of the line's object beside time, level and msg;
- * in text format the line is `text`, already written out by the caller.
+ * in text format the line is `text` (the caller's rendering of the same
+ * line; NULL: msg alone).
  * Thread-safe (one write(2) per line). */
 void log_fields(const char *msg, json_t *fields, const char *text);
 

@@ -243,6 +243,8 @@ typedef struct wal_stats {
     uint64_t fsync_sum_us;                      /* since open */
     uint64_t batch_hist[WAL_BATCH_BUCKETS + 1]; /* since open, per bucket */
     uint64_t batch_sum;                         /* records synced since open */
+    uint64_t appends_total;                     /* records appended since open */
+    uint64_t append_bytes_total;                /* their payload bytes (before compression) */
     uint64_t snapshot_lsn;          /* newest committed snapshot (0: none) */
     uint64_t snapshot_bytes;        /* its file's size (0 if it could not be read) */
     int64_t snapshot_time_ms;       /* its file's modification time (ms since the epoch) */

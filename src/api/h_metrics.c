@@ -239,6 +239,11 @@ static void wal_metrics(text_buf_t *b, store_t *store)
              ws.durable_lsn);
     metric_u(b, "parley_wal_syncs_total", "counter", "fdatasyncs of the log since start.",
              ws.syncs_total);
+    metric_u(b, "parley_wal_appends_total", "counter", "Records appended to the log since start.",
+             ws.appends_total);
+    metric_u(b, "parley_wal_append_bytes_total", "counter",
+             "Payload bytes of the records appended to the log since start (before compression).",
+             ws.append_bytes_total);
     metric_u(b, "parley_wal_space_stalls_total", "counter",
              "Writes refused because the disk was full, since start.", ws.space_stalls);
     /* Gauges, not a summary: the log keeps a histogram of the last minute,

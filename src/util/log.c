@@ -135,7 +135,7 @@ void log_fields(const char *msg, json_t *fields, const char *text)
     }
     if (log_current_format != LOG_FORMAT_JSON) {
         json_decref(fields);
-        y_log_message(Y_LOG_LEVEL_INFO, "%s", text);
+        y_log_message(Y_LOG_LEVEL_INFO, "%s", text != NULL ? text : msg);
         return;
     }
     json_t *obj = json_object();

@@ -269,6 +269,8 @@ def test_wal_histograms_and_realtime_counters(srv, root):
     # cumulative since start, like the sync counter beside them
     assert m[f + "_count"][""] == m["parley_wal_syncs_total"][""] == m[b + "_count"][""]
     assert m[f + "_count"][""] > before[f + "_count"][""]
+    assert m["parley_wal_appends_total"][""] >= before["parley_wal_appends_total"][""] + 1
+    assert m["parley_wal_append_bytes_total"][""] > before["parley_wal_append_bytes_total"][""]
     assert m[f + '_bucket']['{le="+Inf"}'] == m[f + "_count"][""]
     assert m[f + "_sum"][""] > 0
     assert m[b + "_sum"][""] >= m[b + "_count"][""]  # at least one record per sync
