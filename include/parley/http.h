@@ -318,7 +318,7 @@ typedef struct http_route_metrics {
         int code;               /* -1: other; 0: none */
         uint64_t n;
     } codes[HTTP_ROUTE_CODES];
-    size_t n_codes;             /* codes with n > 0, ascending */
+    size_t n_codes;             /* codes with n > 0, ascending, "other" last */
     uint64_t le[HTTP_LATENCY_BUCKETS + 1]; /* cumulative; le[HTTP_LATENCY_BUCKETS] is +Inf */
     uint64_t count;             /* = le[HTTP_LATENCY_BUCKETS] */
     double sum_seconds;

@@ -7,7 +7,9 @@
 #   BENCH_MESSAGES  messages in the big store of P4/P7/P9 (default 1000000)
 #   BENCH_ONLY      ipblock: only P8 (the blocked-address check); timeseries:
 #                   only P9 (the admin's time series); search: only P10 (posts
-#                   while 16 connections run the costliest search); default all
+#                   while 16 connections run the costliest search); metrics: only
+#                   P11 (the access log's cost per --log-format, a scrape's);
+#                   default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 exec /usr/bin/python3 scripts/bench/suite.py --seconds "${BENCH_SECONDS:-10}" \
