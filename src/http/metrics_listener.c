@@ -142,7 +142,9 @@ http_metrics_listener_t *http_metrics_listener_start(const char *host, uint16_t 
     http_metrics_listener_t *l = xcalloc(1, sizeof(*l));
     l->render = render;
     l->ctx = ctx;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll, not select: the process may hold thousands of descriptors, and
+     * select cannot watch one above FD_SETSIZE (1,024). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (is_v6)
         flags |= MHD_USE_IPv6;
     l->daemon = start_va(flags, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

@@ -15,6 +15,7 @@ that route and never take a raw path as a label; the log's cumulative
 histograms agree with its sync counter; bad --metrics-bind / --log-format
 values exit 2 with one line."""
 import math
+import os
 import re
 import shutil
 import signal
@@ -338,6 +339,27 @@ def test_ipv6_metrics_listener(start_server):
     assert r.status_code == 200
     parse(r.text)
     assert s.url("/")  # the main port is unaffected
+
+
+# Opens 1,100 inheritable descriptors, then becomes the server: every socket
+# the server opens after is numbered above select()'s FD_SETSIZE (1,024).
+HOLD_FDS = ["/usr/bin/python3", "-c",
+            "import os, sys\n"
+            "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(1100)]\n"
+            "[os.set_inheritable(f, True) for f in fds]\n"
+            "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
+def test_plain_listener_past_fd_setsize(start_server):
+    """A busy server holds thousands of descriptors: the listener must serve
+    connections numbered above FD_SETSIZE (it polls with epoll)."""
+    port = free_port()
+    s = start_server(args=["--metrics-bind", "127.0.0.1:%d" % port], wrapper=HOLD_FDS)
+    assert len(os.listdir("/proc/%d/fd" % s.pid())) > 1100
+    for _ in range(3):
+        r = requests.get("http://127.0.0.1:%d/metrics" % port, timeout=30)
+        assert r.status_code == 200
+        assert parse(r.text)["process_open_fds"][""] > 1100
 
 
 def test_promtool_check_metrics(srv, root):
