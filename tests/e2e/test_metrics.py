@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from client import API, register, session_from, wait_until
-from conftest import BIN, assert_error, free_port, module_server
+from conftest import BIN, assert_error, free_port, module_server, raw_http
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -200,6 +200,20 @@ def test_plain_listener_serves_only_metrics_without_credentials(srv, root):
         r = plain("/metrics", method=method, data=b"x" * 100)
         assert_error(r, 405, "METHOD_NOT_ALLOWED")
         assert r.headers["Allow"] == "GET, HEAD"
+    # hostile bytes: not HTTP, a huge declared body, headers cut short; the
+    # listener answers or closes, and serves the next scrape
+    raw = raw_http(METRICS_PORT, b"\x16\x03\x01\x00\xa5 not http\r\n\r\n")
+    assert raw == b"" or raw.startswith(b"HTTP/1.1 400"), raw[:200]
+    raw = raw_http(METRICS_PORT, b"POST /metrics HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Length: 1000000000\r\n\r\nabc")
+    assert raw.startswith(b"HTTP/1.1 405"), raw[:200]
+    raw = raw_http(METRICS_PORT, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: " +
+                   b"a" * 100000 + b"\r\n\r\n")
+    assert raw == b"" or raw.split(b" ")[1] in (b"400", b"413", b"431"), raw[:200]
+    with socket.create_connection(("127.0.0.1", METRICS_PORT), timeout=30) as half:
+        half.sendall(b"GET /metr")
+        assert plain("/metrics").status_code == 200  # served beside a stalled one
+    assert plain("/metrics").status_code == 200
     # the main port still asks for an admin
     assert_error(scrape(srv, {}), 401, "AUTHENTICATION_REQUIRED")
     # and a scrape there and here show the same families
