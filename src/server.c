@@ -380,19 +380,19 @@ int server_run(const parley_config_t *cfg)
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (is_v6)
         flags |= MHD_USE_IPv6;
+    /* Before the main port: once it answers, the metrics listener does too. */
+    http_metrics_listener_t *metrics_listener = NULL;
+    if (cfg->metrics_bind[0] && (metrics_listener = start_metrics_listener(cfg, &app)) == NULL) {
+        log_error("cannot listen on metrics_bind %s (is the port in use?)", cfg->metrics_bind);
+        goto out_instance;
+    }
     if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
         log_error("cannot listen on %s port %u (is the port in use?)", cfg->bind, cfg->port);
+        http_metrics_listener_stop(metrics_listener);
         goto out_instance;
     }
     log_info("parley %s listening on %s port %u with %u worker threads, data in %s",
              PARLEY_VERSION, cfg->bind, cfg->port, cfg->threads, cfg->data_dir);
-    http_metrics_listener_t *metrics_listener = NULL;
-    if (cfg->metrics_bind[0] && (metrics_listener = start_metrics_listener(cfg, &app)) == NULL) {
-        log_error("cannot listen on metrics_bind %s (is the port in use?)", cfg->metrics_bind);
-        ulfius_stop_framework(&instance);
-        gate_stop();
-        goto out_instance;
-    }
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0)
