@@ -53,7 +53,11 @@
  * calls the endpoint of an aborted upload). It also wraps ulfius's URI-log
  * and completion callbacks to keep its own per-request state beside ulfius's, and writes the access log line when a
  * request completes, so every request is logged exactly once with its final
- * status and duration, whoever answered it.
+ * status and duration, whoever answered it (a text line, or with
+ * --log-format json an object with the user id, route pattern and bytes
+ * too), and counts it then in its route's figures (route_metrics.c: the
+ * router notes the route it matched; a request the real-time code took is
+ * looked up by its path; none is "unmatched").
  *
  * The handler running on a thread finds its request through a thread-local
  * pointer: ulfius calls endpoints synchronously inside gate_access().
