@@ -40,6 +40,9 @@ enum setting_type {
     SET_CIDR_LIST, /* comma-separated addresses or CIDR ranges; may be empty */
     SET_ORIGIN_LIST, /* comma-separated web origins (origin.h); may be empty */
     SET_COOKIE_SECURE, /* auto | always | never (enum config_cookie_secure) */
+    /* metrics and logs (issue 16): */
+    SET_HOST_PORT_OPT, /* ADDR:PORT or [IPv6]:PORT (config_parse_host_port), or empty */
+    SET_LOG_FORMAT,  /* text | json */
 };
 
 typedef struct setting {
@@ -217,6 +220,13 @@ static const setting_t settings[] = {
      FIELD(cookie_secure), 0, 0,
      "Secure attribute of the session cookies: auto (when the request came over TLS or a "
      "trusted proxy says X-Forwarded-Proto: https) | always | never"},
+    /* metrics and logs (docs/operations.md, "Metrics" and "Logs") */
+    {"metrics_bind", "--metrics-bind", "PARLEY_METRICS_BIND", SET_HOST_PORT_OPT,
+     FIELD(metrics_bind), 0, 0,
+     "ADDR:PORT ([ADDR]:PORT for IPv6) of a separate plain listener serving only GET /metrics "
+     "without credentials (empty: none)"},
+    {"log_format", "--log-format", "PARLEY_LOG_FORMAT", SET_LOG_FORMAT, FIELD(log_format), 0, 0,
+     "text | json (one JSON object per line)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -238,11 +248,52 @@ static const setting_t *setting_named(const char *key)
     return NULL;
 }
 
+static int parse_unsigned(const char *text, unsigned long long *out);
+
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const char *const fsync_names[] = {"always", "batch", "none"};
 static const char *const registration_names[] = {"open", "invite", "closed"};
 static const char *const bool_names[] = {"false", "true"};
 static const char *const cookie_secure_names[] = {"auto", "always", "never"};
+
+static const char *const log_format_names[] = {"text", "json"};
+
+int config_parse_host_port(const char *text, char addr[64], uint16_t *port, bool *is_v6)
+{
+    const char *colon;
+    char host[64];
+    size_t n;
+    bool v6 = text[0] == '[';
+    if (v6) {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        n = (size_t)(close - text - 1);
+        if (n == 0 || n >= sizeof(host))
+            return -1;
+        memcpy(host, text + 1, n);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || strchr(text, ':') != colon)
+            return -1;
+        n = (size_t)(colon - text);
+        if (n == 0 || n >= sizeof(host))
+            return -1;
+        memcpy(host, text, n);
+    }
+    host[n] = '\0';
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, buf) != 1)
+        return -1;
+    unsigned long long p;
+    if (parse_unsigned(colon + 1, &p) != 0 || p < 1 || p > 65535)
+        return -1;
+    strcpy(addr, host);
+    *port = (uint16_t)p;
+    *is_v6 = v6;
+    return 0;
+}
 
 void config_defaults(parley_config_t *cfg)
 {
@@ -473,6 +524,28 @@ static int apply(parley_config_t *cfg, const setting_t *s, const char *text,
         strcpy(field, text);
         return 0;
     }
+    case SET_HOST_PORT_OPT: {
+        char addr[64];
+        uint16_t port;
+        bool v6;
+        if (text[0] != '\0' &&
+            (strlen(text) >= s->size || config_parse_host_port(text, addr, &port, &v6) != 0)) {
+            fail(err, "invalid %s (from %s): '%.64s' is not ADDR:PORT (an IPv4 address, or an "
+                      "IPv6 one in brackets, and a port from 1 to 65535)", s->key, origin, text);
+            return -1;
+        }
+        strcpy(field, text);
+        return 0;
+    }
+    case SET_LOG_FORMAT:
+        for (unsigned i = 0; i < 2; i++) {
+            if (strcasecmp(text, log_format_names[i]) == 0) {
+                *(enum log_format *)field = (enum log_format)i;
+                return 0;
+            }
+        }
+        fail(err, "invalid %s (from %s): '%.64s' is not one of text, json", s->key, origin, text);
+        return -1;
     case SET_FSYNC:
         for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]); i++) {
             if (strcasecmp(text, fsync_names[i]) == 0) {
@@ -736,6 +809,12 @@ void config_print_help(FILE *out)
             break;
         case SET_FSYNC:
             snprintf(def, sizeof(def), "%s", fsync_names[*(const enum fsync_policy *)field]);
+            break;
+        case SET_HOST_PORT_OPT:
+            snprintf(def, sizeof(def), "%s", field[0] ? field : "none");
+            break;
+        case SET_LOG_FORMAT:
+            snprintf(def, sizeof(def), "%s", log_format_names[*(const enum log_format *)field]);
             break;
         }
         fprintf(out, "  %-20s %-24s %s (default %s; file key \"%s\")\n", s->flag, s->env,

@@ -58,6 +58,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "parley: %s\n", err);
         return 2;
     }
+    log_set_format(cfg.log_format);
     log_init(cfg.log_level);
     int rc = server_run(&cfg);
     log_close();

@@ -92,6 +92,23 @@ static void make_listen_addr(const parley_config_t *cfg, listen_addr_t *addr, bo
     }
 }
 
+/* The plain /metrics listener of --metrics-bind (src/http/metrics_listener.c). */
+static char *render_metrics(void *app, size_t *len)
+{
+    return api_metrics_text(app, len);
+}
+
+static http_metrics_listener_t *start_metrics_listener(const parley_config_t *cfg,
+                                                       parley_app_t *app)
+{
+    char host[64];
+    uint16_t port;
+    bool is_v6;
+    if (config_parse_host_port(cfg->metrics_bind, host, &port, &is_v6) != 0)
+        return NULL; /* config_load checked it */
+    return http_metrics_listener_start(host, port, is_v6, render_metrics, app);
+}
+
 /* The live settings' starting values: the configuration's (flags,
  * environment, file; docs/admin.md, "Settings"). The rate limits start from
  * the PlexiChat table when limits are on (--rate-limit > 0, which is also
@@ -387,8 +404,15 @@ int server_run(const parley_config_t *cfg)
         log_error("%s", err);
         goto out_instance;
     }
+    /* Before the main port: once it answers, the metrics listener does too. */
+    http_metrics_listener_t *metrics_listener = NULL;
+    if (cfg->metrics_bind[0] && (metrics_listener = start_metrics_listener(cfg, &app)) == NULL) {
+        log_error("cannot listen on metrics_bind %s (is the port in use?)", cfg->metrics_bind);
+        goto out_instance;
+    }
     if (ulfius_start_framework_with_mhd_options(&instance, flags, options) != U_OK) {
         log_error("cannot listen on %s port %u (is the port in use?)", cfg->bind, cfg->port);
+        http_metrics_listener_stop(metrics_listener);
         goto out_instance;
     }
     log_info("parley %s listening on %s port %u (%s) with %u worker threads, data in %s",
@@ -402,6 +426,7 @@ int server_run(const parley_config_t *cfg)
         sig = 0;
     }
     log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_metrics_listener_stop(metrics_listener);
     drain(instance.mhd_daemon, app.realtime, cfg->drain_timeout);
     http_tls_redirect_stop(redirect);
     redirect = NULL;

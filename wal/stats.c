@@ -12,10 +12,28 @@
  * is reused when its second comes round again, so old seconds fall out of
  * the window by themselves. The caller holds the log's mutex for both
  * noting and reading.
+ *
+ * Beside the window, two cumulative histograms since open (fixed Prometheus-
+ * style buckets: latencies from 100 us to 1 s, batches from 1 to 1,024
+ * records) and their sums: a few more counters under the same mutex.
  */
 #include <string.h>
 
 #include "wal_internal.h"
+
+const uint64_t wal_fsync_bounds_us[WAL_FSYNC_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+const uint64_t wal_batch_bounds[WAL_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+/* The first bucket whose bound is >= v (n: over every bound). */
+static unsigned fixed_bucket(const uint64_t *bounds, unsigned n, uint64_t v)
+{
+    unsigned b = 0;
+    while (b < n && v > bounds[b])
+        b++;
+    return b;
+}
 
 void wal__stats_init(walf_stats_t *st)
 {
@@ -56,6 +74,10 @@ void wal__stats_note(walf_stats_t *st, int64_t now_s, uint64_t latency_us, uint6
     if (batch > sl->batch_max)
         sl->batch_max = batch;
     st->total++;
+    st->fsync_hist[fixed_bucket(wal_fsync_bounds_us, WAL_FSYNC_BUCKETS, latency_us)]++;
+    st->fsync_sum_us += latency_us;
+    st->batch_hist[fixed_bucket(wal_batch_bounds, WAL_BATCH_BUCKETS, batch)]++;
+    st->batch_sum += batch;
 }
 
 /* The lower edge of the bucket holding the rank-th (1-based) latency. */
@@ -91,6 +113,12 @@ void wal__stats_read(const walf_stats_t *st, int64_t now_s, wal_stats_t *out)
             hist[b] += sl->hist[b];
     }
     out->syncs_total = st->total;
+    memcpy(out->fsync_hist, st->fsync_hist, sizeof(out->fsync_hist));
+    out->fsync_sum_us = st->fsync_sum_us;
+    memcpy(out->batch_hist, st->batch_hist, sizeof(out->batch_hist));
+    out->batch_sum = st->batch_sum;
+    out->appends_total = st->appends;
+    out->append_bytes_total = st->append_bytes;
     out->syncs = syncs;
     out->batch_max = batch_max;
     out->batch_mean = syncs ? (double)batch_sum / (double)syncs : 0.0;

@@ -653,6 +653,8 @@ int wal_append(wal_t *w, uint8_t type, const void *data, size_t len, uint64_t *l
         if (w->pending_count == 0)
             w->pending_first = *lsn;
         w->pending_count++;
+        w->stats.appends++;
+        w->stats.append_bytes += len;
         wal__buf_add_record(&w->pending, type, data, len);
         if (w->writer_idle)
             pthread_cond_signal(&w->work_cv);

@@ -116,6 +116,11 @@ typedef struct walf_stat_slot {
 typedef struct walf_stats {
     walf_stat_slot_t slot[WAL_STATS_WINDOW];
     uint64_t total;
+    uint64_t fsync_hist[WAL_FSYNC_BUCKETS + 1]; /* since init (wal.h) */
+    uint64_t fsync_sum_us;
+    uint64_t batch_hist[WAL_BATCH_BUCKETS + 1];
+    uint64_t batch_sum;
+    uint64_t appends, append_bytes; /* records appended since open, their payload bytes */
 } walf_stats_t;
 
 void wal__stats_init(walf_stats_t *st);

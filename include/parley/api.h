@@ -54,4 +54,13 @@ size_t api_retention_sweep(struct parley_app *app, int64_t now_ms);
  */
 void api_tls_reload(struct parley_app *app, void *tls);
 
+/* ---- metrics (src/api/h_metrics.c) ---- */
+
+/*
+ * The server's figures in the Prometheus text format (what GET /metrics
+ * answers): malloc'd text (the caller frees) and its length in *len, or
+ * NULL when out of memory. Thread-safe; costs what a system status costs.
+ */
+char *api_metrics_text(struct parley_app *app, size_t *len);
+
 #endif

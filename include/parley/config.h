@@ -97,6 +97,9 @@ typedef struct parley_config {
     unsigned hsts_max_age_seconds; /* Strict-Transport-Security under TLS; 0 = not sent */
     /* Session cookies (src/http/session_cookie.c): when they carry Secure. */
     unsigned cookie_secure;      /* enum config_cookie_secure */
+    /* metrics and logs */
+    char metrics_bind[80];       /* "ADDR:PORT" of the plain /metrics listener; "" = none */
+    enum log_format log_format;  /* text (default) | json */
     char config_file[4096];      /* "" when none was given */
     uint64_t given[2];           /* which settings a source gave (a bit each): config_given() */
 } parley_config_t;
@@ -128,5 +131,10 @@ void config_print_help(FILE *out);
 int config_parse_log_level(const char *text, enum log_level *out);
 
 const char *config_log_level_name(enum log_level level);
+
+/* Parses "ADDR:PORT" (an IPv4 literal) or "[ADDR]:PORT" (IPv6) into the
+ * address's text (addr, 64 bytes), the port (1-65535) and whether it is
+ * IPv6. Returns 0, or -1 (outputs untouched). */
+int config_parse_host_port(const char *text, char addr[64], uint16_t *port, bool *is_v6);
 
 #endif

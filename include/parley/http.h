@@ -338,6 +338,49 @@ typedef struct http_answer_counts {
 } http_answer_counts_t;
 void http_requests_answered(http_answer_counts_t *out);
 
+/*
+ * Requests by route (src/http/route_metrics.c), counted as each request
+ * completes, whoever answered it: the route is the route table's pattern
+ * ("/api/v1/channels/{id}/messages") and method, never the raw path, so the
+ * set of names is bounded; requests no route took (404, 405, the gate's
+ * refusals before routing) count under route "unmatched", method "any".
+ * Status codes outside HTTP_ROUTE_CODES' list count as code -1 ("other");
+ * 0 is a request that ended without a status. Latencies (from the request
+ * line to the end of the answer) fall into fixed buckets whose upper bounds
+ * are http_latency_bounds (seconds); bytes are those of the request bodies
+ * read and of the answer bodies given to libmicrohttpd (headers not
+ * counted; an event stream's or WebSocket's later traffic neither).
+ * Counting is a handful of relaxed atomic adds per request, no lock.
+ */
+#define HTTP_LATENCY_BUCKETS 13
+/* The Prometheus text format's content type (what GET /metrics answers). */
+#define HTTP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+extern const double http_latency_bounds[HTTP_LATENCY_BUCKETS];
+#define HTTP_ROUTE_CODES 40
+
+typedef struct http_route_metrics {
+    const char *method, *route; /* valid while the server runs */
+    struct {
+        int code;               /* -1: other; 0: none */
+        uint64_t n;
+    } codes[HTTP_ROUTE_CODES];
+    size_t n_codes;             /* codes with n > 0, ascending, "other" last */
+    uint64_t le[HTTP_LATENCY_BUCKETS + 1]; /* cumulative; le[HTTP_LATENCY_BUCKETS] is +Inf */
+    uint64_t count;             /* = le[HTTP_LATENCY_BUCKETS] */
+    double sum_seconds;
+    uint64_t bytes_in, bytes_out;
+} http_route_metrics_t;
+
+/* Calls fn(ctx, m) for each route that has counted a request (the
+ * unmatched one last), in the route table's order. Thread-safe (reads
+ * atomics; a request completing meanwhile may show in one figure and not
+ * yet in another, but a histogram's buckets and count always agree). */
+void http_route_metrics_each(void (*fn)(void *ctx, const http_route_metrics_t *m), void *ctx);
+
+/* Requests answered 403 IP_BLOCKED by the gate (a blocked address) since
+ * start; lock-free. */
+uint64_t http_blocked_hits(void);
+
 /* ---- uploads ----------------------------------------------------------- */
 
 /* What an HTTP_ROUTE_UPLOAD route's multipart body delivered (src/http/upload.c). */

@@ -147,6 +147,24 @@ unsigned gate_in_flight_waited(void);
 void gate_begin_drain(void);
 bool gate_draining(void);
 
+/* ---- the plain /metrics listener (metrics_listener.c) ------------------ */
+
+/* Makes the metrics text: malloc'd (the caller frees), its length in *len;
+ * NULL when out of memory. Called on the listener's thread. */
+typedef char *(*http_metrics_render_fn)(void *ctx, size_t *len);
+typedef struct http_metrics_listener http_metrics_listener_t;
+
+/*
+ * Listens on host (an IPv4 literal, or IPv6 with is_v6) and port, and answers
+ * GET /metrics with render(ctx)'s text, without credentials; anything else
+ * is answered 404 or 405 (JSON errors). NULL when the address cannot be
+ * bound (in use, not local). Its requests do not go through the gate.
+ */
+http_metrics_listener_t *http_metrics_listener_start(const char *host, uint16_t port, bool is_v6,
+                                                     http_metrics_render_fn render, void *ctx);
+/* Stops it (waits for its thread); NULL: no-op. */
+void http_metrics_listener_stop(http_metrics_listener_t *l);
+
 /* ---- uploads (upload.c) --------------------------------------------------- */
 
 /* The context of upload_chunk: the server's app and router. */

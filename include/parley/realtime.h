@@ -84,11 +84,18 @@ enum MHD_Result realtime_accept(void *rt, struct MHD_Connection *conn, const cha
 /* Open WebSocket connections, and users online (for admin statistics). */
 unsigned realtime_websockets_open(realtime_t *rt);
 
-/* What the service holds now (for the admin dashboard); zeros for NULL. */
+/* What the service holds now (for the admin dashboard); zeros for NULL,
+ * but for the counters since start. */
 typedef struct realtime_stats {
     unsigned websockets, event_streams;
     size_t ring_events, ring_capacity; /* the event ring's fill */
     size_t ring_bytes, ring_max_bytes; /* its bytes, and their bound (0: none) */
+    /* Since start (counted even for NULL, which is the process's service): */
+    uint64_t events_published;      /* events appended to the ring */
+    uint64_t events_ring_dropped;   /* dropped before their turn, for ring_max_bytes */
+    uint64_t resyncs;               /* consumers told RESYNC_REQUIRED (events lost to them) */
+    uint64_t slow_consumers_closed; /* WebSockets closed for an unread queue over ws_queue_bytes */
+    uint64_t frames_dropped;        /* client WebSocket frames dropped over ws_frame_rate */
 } realtime_stats_t;
 void realtime_get_stats(realtime_t *rt, realtime_stats_t *out);
 

@@ -216,6 +216,19 @@ void wal_disk_usage(wal_t *w, uint64_t *bytes, uint64_t *segments);
  */
 #define WAL_STATS_WINDOW 60
 
+/*
+ * Beside the window, cumulative histograms since open, for Prometheus-style
+ * histograms (a rate over any range, quantiles across servers): fdatasync
+ * latencies in WAL_FSYNC_BUCKETS fixed buckets whose upper bounds are
+ * wal_fsync_bounds_us, and group-commit batch sizes (records per sync) in
+ * WAL_BATCH_BUCKETS buckets bounded by wal_batch_bounds; the last slot of
+ * each counts what is over the last bound. Per bucket, not cumulative.
+ */
+#define WAL_FSYNC_BUCKETS 12
+#define WAL_BATCH_BUCKETS 11
+extern const uint64_t wal_fsync_bounds_us[WAL_FSYNC_BUCKETS];
+extern const uint64_t wal_batch_bounds[WAL_BATCH_BUCKETS];
+
 typedef struct wal_stats {
     uint64_t last_lsn, durable_lsn;
     uint64_t segments, bytes;       /* every segment on disk */
@@ -226,6 +239,12 @@ typedef struct wal_stats {
     uint64_t fsync_p50_us, fsync_p99_us, fsync_max_us; /* 0 when no sync */
     double batch_mean;              /* records per sync in the window */
     uint64_t batch_max;
+    uint64_t fsync_hist[WAL_FSYNC_BUCKETS + 1]; /* since open, per bucket */
+    uint64_t fsync_sum_us;                      /* since open */
+    uint64_t batch_hist[WAL_BATCH_BUCKETS + 1]; /* since open, per bucket */
+    uint64_t batch_sum;                         /* records synced since open */
+    uint64_t appends_total;                     /* records appended since open */
+    uint64_t append_bytes_total;                /* their payload bytes (before compression) */
     uint64_t snapshot_lsn;          /* newest committed snapshot (0: none) */
     uint64_t snapshot_bytes;        /* its file's size (0 if it could not be read) */
     int64_t snapshot_time_ms;       /* its file's modification time (ms since the epoch) */

@@ -10,7 +10,9 @@
 #                   while 16 connections run the costliest search); tls: only
 #                   P11 (P1/P2 over HTTPS beside plain HTTP); cookies: only
 #                   C1/C2 (session cookies beside Bearer tokens); backup:
-#                   only P12 (P1's posts while streamed backups run); default all
+#                   only P12 (P1's posts while streamed backups run); metrics:
+#                   only P13 (the access log's cost per --log-format, a scrape's);
+#                   default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 exec /usr/bin/python3 scripts/bench/suite.py --seconds "${BENCH_SECONDS:-10}" \

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11, P12, C1, C2 (issue 16) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 (issue 16) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -13,7 +13,7 @@ Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
-        [--only ipblock|timeseries|search|tls|cookies|backup]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -24,6 +24,8 @@ search, over 100,000 messages); --only cookies only the cost of a browser's
 session cookie (issue 16) beside a Bearer token, reads and posts.
 --only tls only P11 (P1/P2 over HTTPS beside plain); --only backup only
 P12 (P1's posts alone and while streamed backups run).
+--only metrics only P13 (durable posts with the access log in text and in
+json, and a scrape of GET /metrics).
 """
 import argparse
 import json
@@ -333,7 +335,7 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup"],
+                             "backup", "metrics"],
                     default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
@@ -348,6 +350,8 @@ def main():
             cookie_cost(a, work)
         elif a.only == "backup":
             backup_cost(a, work)
+        elif a.only == "metrics":
+            metrics_and_logs(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
@@ -355,6 +359,7 @@ def main():
                 tls_cost(a, work)
                 cookie_cost(a, work)
                 backup_cost(a, work)
+                metrics_and_logs(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -573,6 +578,39 @@ def costliest_search(server, token):
         if best is None or min(times) > best[1]:
             best = (c, min(times), r.json())
     return best
+
+
+def metrics_and_logs(a, work):
+    """P13 (issue 16): the cost of the access log in each --log-format (the
+    P1 posts at log level info, text then json, same run), and of a scrape
+    of GET /metrics once those posts filled the figures by route (median
+    time of 20 scrapes, and the text's size)."""
+    S = min(a.seconds, 10)
+    print("P13...", file=sys.stderr, flush=True)
+    runs = {}
+    for fmt in ("text", "json"):
+        s = parley(work, "p13-" + fmt, "--log-format", fmt)
+        token, ch = user_and_channel(s)
+        runs[fmt] = wrk(s.url("/api/v1/channels/%s/messages" % ch), S, 64, POST_LUA,
+                        post_env(token))
+        if fmt == "json":
+            times, size = [], 0
+            for _ in range(20):
+                t = time.time()
+                r = requests.get(s.url("/metrics"), timeout=30,
+                                 headers={"Authorization": "Bearer " + token})
+                times.append((time.time() - t) * 1000)
+                size = len(r.content)
+            times.sort()
+        s.stop(timeout=600)
+    t, j = runs["text"], runs["json"]
+    row("P13 durable posts with the access log (log level info), --log-format json vs text",
+        "json %.0f/s, p99 %.2f ms" % (j["rps"], j["p99"]),
+        "text %.0f/s, p99 %.2f ms" % (t["rps"], t["p99"]),
+        "%.2fx" % (j["rps"] / t["rps"]), ">= 0.9x", j["rps"] >= 0.9 * t["rps"])
+    row("P13 GET /metrics after the posts (admin token)",
+        "median %.2f ms, %d bytes" % (times[len(times) // 2], size), "-", "-", "informational",
+        True)
 
 
 def search_cost(a, work):

@@ -7,10 +7,20 @@
  * realtime_get_stats, view_cache_get_stats, the gate's counters, the
  * process figures of h_admin_stats.c), so the two never disagree and a
  * scrape costs what a system status costs: O(channels) for the channel
- * kinds, no scan of messages. The text is written into one growing buffer;
- * every family gets its HELP and TYPE line before its samples, label
- * values are escaped per the format.
+ * kinds, no scan of messages; the figures by route are O(routes). The text
+ * is written into one growing buffer; every family gets its HELP and TYPE
+ * line before its samples, label values are escaped per the format.
+ * Histograms (requests by route, the log's syncs) are cumulative since
+ * start with fixed buckets, so Prometheus can rate() and
+ * histogram_quantile() them; families whose samples all have labels show
+ * only the label sets that have counted something (a route never called
+ * has no series).
+ *
+ * api_metrics_text is also what the separate plain listener of
+ * --metrics-bind answers (src/http/metrics_listener.c, through server.c).
  */
+#include "parley/api.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,8 +38,6 @@
 #include "parley/version.h"
 #include "parley/view_cache.h"
 #include "resource.h"
-
-#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* Appends printf-formatted text (one line is short: a name, labels, a
  * number). */
@@ -120,6 +128,106 @@ static void http_metrics(text_buf_t *b)
              http_requests_per_second());
 }
 
+/* A le="..." label value: the shortest text that reads back as v. */
+static void le_text(char *out, size_t size, double v)
+{
+    snprintf(out, size, "%.15g", v);
+}
+
+typedef struct route_pass {
+    text_buf_t *b;
+    int part; /* 0: requests, 1: durations, 2: bytes in, 3: bytes out */
+} route_pass_t;
+
+static void route_labels(text_buf_t *b, const http_route_metrics_t *m)
+{
+    text_buf_puts(b, "method=\"");
+    label_value(b, m->method);
+    text_buf_puts(b, "\",route=\"");
+    label_value(b, m->route);
+    text_buf_puts(b, "\"");
+}
+
+static void route_sample(void *cls, const http_route_metrics_t *m)
+{
+    route_pass_t *p = cls;
+    text_buf_t *b = p->b;
+    if (p->part == 0) {
+        for (size_t i = 0; i < m->n_codes; i++) {
+            text_buf_puts(b, "parley_http_route_requests_total{");
+            route_labels(b, m);
+            int code = m->codes[i].code;
+            if (code < 0)
+                out_printf(b, ",code=\"other\"} %" PRIu64 "\n", m->codes[i].n);
+            else if (code == 0)
+                out_printf(b, ",code=\"none\"} %" PRIu64 "\n", m->codes[i].n);
+            else
+                out_printf(b, ",code=\"%d\"} %" PRIu64 "\n", code, m->codes[i].n);
+        }
+    } else if (p->part == 1) {
+        for (unsigned i = 0; i <= HTTP_LATENCY_BUCKETS; i++) {
+            char le[32] = "+Inf";
+            if (i < HTTP_LATENCY_BUCKETS)
+                le_text(le, sizeof(le), http_latency_bounds[i]);
+            text_buf_puts(b, "parley_http_request_duration_seconds_bucket{");
+            route_labels(b, m);
+            out_printf(b, ",le=\"%s\"} %" PRIu64 "\n", le, m->le[i]);
+        }
+        text_buf_puts(b, "parley_http_request_duration_seconds_sum{");
+        route_labels(b, m);
+        out_printf(b, "} %.9f\n", m->sum_seconds);
+        text_buf_puts(b, "parley_http_request_duration_seconds_count{");
+        route_labels(b, m);
+        out_printf(b, "} %" PRIu64 "\n", m->count);
+    } else {
+        text_buf_puts(b, p->part == 2 ? "parley_http_request_body_bytes_total{"
+                                      : "parley_http_response_body_bytes_total{");
+        route_labels(b, m);
+        out_printf(b, "} %" PRIu64 "\n", p->part == 2 ? m->bytes_in : m->bytes_out);
+    }
+}
+
+static void route_metrics(text_buf_t *b)
+{
+    static const char *const names[4][3] = {
+        {"parley_http_route_requests_total", "counter",
+         "HTTP requests answered since start, by route pattern, method and status code."},
+        {"parley_http_request_duration_seconds", "histogram",
+         "Time from the request line to the end of the answer, by route pattern and method."},
+        {"parley_http_request_body_bytes_total", "counter",
+         "Bytes of request bodies read, by route pattern and method."},
+        {"parley_http_response_body_bytes_total", "counter",
+         "Bytes of answer bodies sent, by route pattern and method (headers not counted)."},
+    };
+    for (int part = 0; part < 4; part++) {
+        family(b, names[part][0], names[part][1], names[part][2]);
+        route_pass_t p = {.b = b, .part = part};
+        http_route_metrics_each(route_sample, &p);
+    }
+    metric_u(b, "parley_http_blocked_total", "counter",
+             "Requests answered 403 IP_BLOCKED (a blocked address) since start.",
+             http_blocked_hits());
+}
+
+/* A histogram family of fixed bounds from per-bucket counts (n bounds,
+ * hist[n] over the last); scale divides the bounds and the sum. */
+static void fixed_histogram(text_buf_t *b, const char *name, const char *help,
+                            const uint64_t *bounds, const uint64_t *hist, unsigned n,
+                            uint64_t sum, double scale)
+{
+    family(b, name, "histogram", help);
+    uint64_t total = 0;
+    for (unsigned i = 0; i <= n; i++) {
+        total += hist[i];
+        char le[32] = "+Inf";
+        if (i < n)
+            le_text(le, sizeof(le), (double)bounds[i] / scale);
+        out_printf(b, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, total);
+    }
+    out_printf(b, "%s_sum %.17g\n", name, (double)sum / scale);
+    out_printf(b, "%s_count %" PRIu64 "\n", name, total);
+}
+
 static void wal_metrics(text_buf_t *b, store_t *store)
 {
     wal_stats_t ws;
@@ -131,6 +239,11 @@ static void wal_metrics(text_buf_t *b, store_t *store)
              ws.durable_lsn);
     metric_u(b, "parley_wal_syncs_total", "counter", "fdatasyncs of the log since start.",
              ws.syncs_total);
+    metric_u(b, "parley_wal_appends_total", "counter", "Records appended to the log since start.",
+             ws.appends_total);
+    metric_u(b, "parley_wal_append_bytes_total", "counter",
+             "Payload bytes of the records appended to the log since start (before compression).",
+             ws.append_bytes_total);
     metric_u(b, "parley_wal_space_stalls_total", "counter",
              "Writes refused because the disk was full, since start.", ws.space_stalls);
     /* Gauges, not a summary: the log keeps a histogram of the last minute,
@@ -150,6 +263,13 @@ static void wal_metrics(text_buf_t *b, store_t *store)
              "Records made durable per sync, mean over the last minute.", ws.batch_mean);
     metric_u(b, "parley_wal_group_commit_batch_max", "gauge",
              "Records made durable per sync, largest over the last minute.", ws.batch_max);
+    fixed_histogram(b, "parley_wal_fsync_duration_seconds",
+                    "fdatasync latency of the log since start.", wal_fsync_bounds_us,
+                    ws.fsync_hist, WAL_FSYNC_BUCKETS, ws.fsync_sum_us, 1e6);
+    fixed_histogram(b, "parley_wal_group_commit_batch_records",
+                    "Records made durable per fdatasync of the log (the group-commit batch) "
+                    "since start.",
+                    wal_batch_bounds, ws.batch_hist, WAL_BATCH_BUCKETS, ws.batch_sum, 1.0);
 }
 
 static void snapshot_metrics(text_buf_t *b, store_t *store)
@@ -219,6 +339,20 @@ static void realtime_metrics(text_buf_t *b, parley_app_t *app)
              rs.ring_bytes);
     metric_u(b, "parley_event_ring_max_bytes", "gauge",
              "The event ring's bound in bytes (0: none).", rs.ring_max_bytes);
+    metric_u(b, "parley_events_published_total", "counter",
+             "Events published to WebSocket and SSE clients since start.", rs.events_published);
+    metric_u(b, "parley_events_dropped_total", "counter",
+             "Events dropped from the ring before their turn, for its byte bound, since start.",
+             rs.events_ring_dropped);
+    metric_u(b, "parley_realtime_resyncs_total", "counter",
+             "WebSocket and SSE clients told RESYNC_REQUIRED (events lost to them) since start.",
+             rs.resyncs);
+    metric_u(b, "parley_websocket_slow_consumers_closed_total", "counter",
+             "WebSockets closed because their unread queue passed ws_queue_bytes, since start.",
+             rs.slow_consumers_closed);
+    metric_u(b, "parley_websocket_frames_dropped_total", "counter",
+             "Client WebSocket frames dropped over ws_frame_rate since start.",
+             rs.frames_dropped);
     view_cache_stats_t vc = {0};
     view_cache_get_stats(app->views, &vc);
     metric_u(b, "parley_view_cache_hits_total", "counter",
@@ -230,21 +364,33 @@ static void realtime_metrics(text_buf_t *b, parley_app_t *app)
     metric_u(b, "parley_view_cache_bytes", "gauge", "Bytes held in the view cache.", vc.bytes);
 }
 
-static void get_metrics(http_ctx_t *ctx)
+char *api_metrics_text(struct parley_app *app, size_t *len)
 {
-    parley_app_t *app = ctx->app;
     text_buf_t b = {0};
     process_metrics(&b, app);
     http_metrics(&b);
+    route_metrics(&b);
     wal_metrics(&b, app->store);
     snapshot_metrics(&b, app->store);
     store_metrics(&b, app);
     realtime_metrics(&b, app);
-    if (b.failed || b.data == NULL)
+    if (b.failed || b.data == NULL) {
+        free(b.data);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data;
+}
+
+static void get_metrics(http_ctx_t *ctx)
+{
+    size_t len = 0;
+    char *text = api_metrics_text(ctx->app, &len);
+    if (text == NULL)
         http_reply_error(ctx, HTTP_ERR_UNAVAILABLE, NULL, "out of memory for the metrics");
     else
-        http_reply_bytes(ctx, 200, METRICS_CONTENT_TYPE, b.data, b.len);
-    free(b.data);
+        http_reply_bytes(ctx, 200, HTTP_METRICS_CONTENT_TYPE, text, len);
+    free(text);
 }
 
 const http_route_t metrics_routes[] = {

@@ -53,7 +53,11 @@
  * calls the endpoint of an aborted upload). It also wraps ulfius's URI-log
  * and completion callbacks to keep its own per-request state beside ulfius's, and writes the access log line when a
  * request completes, so every request is logged exactly once with its final
- * status and duration, whoever answered it.
+ * status and duration, whoever answered it (a text line, or with
+ * --log-format json an object with the user id, route pattern and bytes
+ * too), and counts it then in its route's figures (route_metrics.c: the
+ * router notes the route it matched; a request the real-time code took is
+ * looked up by its path; none is "unmatched").
  *
  * The handler running on a thread finds its request through a thread-local
  * pointer: ulfius calls endpoints synchronously inside gate_access().
@@ -91,6 +95,7 @@
 #include "parley/http_server.h"
 #include "parley/ipnet.h"
 #include "parley/log.h"
+#include "route_metrics.h"
 
 #define OVERFLOW_DROP_BYTES (64u << 20)
 /* RFC 2046 caps a boundary at 70 characters; the tail holds the closing
@@ -103,6 +108,9 @@ typedef struct gate_request {
     int64_t start_ns;
     uint64_t body_bytes;
     int status;                   /* answered status; 0 = none yet */
+    void *metric;                 /* the route's figures (route_slot_t); NULL: none matched */
+    uint64_t bytes_out;           /* the answer body's bytes */
+    char user_id[40];             /* the authenticated caller; "" = none */
     bool started;                 /* gate_access has seen the headers */
     bool rejected;                /* the gate answered; the body is ignored */
     bool overflowed;              /* a body without Content-Length passed the limit */
@@ -477,6 +485,31 @@ void gate_note_status(int status)
         current->status = status;
 }
 
+void gate_note_route(void *route_metric)
+{
+    if (current)
+        current->metric = route_metric;
+}
+
+void gate_note_bytes_out(uint64_t bytes)
+{
+    if (current)
+        current->bytes_out = bytes;
+}
+
+void gate_note_user(const char *user_id)
+{
+    if (current)
+        snprintf(current->user_id, sizeof(current->user_id), "%s", user_id);
+}
+
+static _Atomic uint64_t blocked_hits;
+
+uint64_t http_blocked_hits(void)
+{
+    return atomic_load_explicit(&blocked_hits, memory_order_relaxed);
+}
+
 void *gate_uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     gate_request_t *gr = calloc(1, sizeof(*gr));
@@ -626,8 +659,12 @@ const char *http_client_ip(const http_ctx_t *ctx)
     return gate_client_ip();
 }
 
+/* The access log line of a completed request: text, or in json format an
+ * object with the request id, user id, route pattern, method, status,
+ * duration, bytes and addresses (docs/operations.md, "Logs"). */
 static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
-                       enum MHD_RequestTerminationCode toe)
+                       enum MHD_RequestTerminationCode toe, const route_slot_t *route,
+                       int64_t duration_ns)
 {
     if (log_current_level < LOG_LEVEL_INFO)
         return;
@@ -636,13 +673,39 @@ static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
         snprintf(addr, sizeof(addr), "%s", gr->client_ip);
     else
         client_address(conn, addr, sizeof(addr));
-    double ms = (double)(clock_mono_ns() - gr->start_ns) / 1e6;
+    double ms = (double)duration_ns / 1e6;
     const char *end = !gr->started ? " (refused by the HTTP parser)"
                       : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                                                                     : " (connection ended early)";
-    log_info("http %s %s %d %.3fms id=%s ip=%s%s%s%s", gr->method[0] ? gr->method : "-",
-             gr->path, gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr,
-             gr->peer_ip[0] ? " via=" : "", gr->peer_ip, end);
+    const char *method = gr->method[0] ? gr->method : "-";
+    if (log_current_format != LOG_FORMAT_JSON) {
+        log_info("http %s %s %d %.3fms id=%s ip=%s%s%s%s", method, gr->path, gr->status, ms,
+                 gr->request_id[0] ? gr->request_id : "-", addr, gr->peer_ip[0] ? " via=" : "",
+                 gr->peer_ip, end);
+        return;
+    }
+    json_t *f = json_object();
+    if (f == NULL)
+        return;
+    json_object_set_new(f, "type", json_string("access"));
+    json_object_set_new(f, "request_id", log_json_string(gr->request_id));
+    json_object_set_new(f, "user_id", gr->user_id[0] ? json_string(gr->user_id) : json_null());
+    json_object_set_new(f, "method", log_json_string(method));
+    json_object_set_new(f, "route", json_string(route_metrics__route(route)));
+    json_object_set_new(f, "path", log_json_string(gr->path));
+    json_object_set_new(f, "status", json_integer(gr->status));
+    json_object_set_new(f, "duration_ms", json_real((double)(duration_ns / 1000) / 1000.0));
+    json_object_set_new(f, "bytes_in", json_integer((json_int_t)gr->body_bytes));
+    json_object_set_new(f, "bytes_out", json_integer((json_int_t)gr->bytes_out));
+    json_object_set_new(f, "ip", log_json_string(addr));
+    if (gr->peer_ip[0])
+        json_object_set_new(f, "via", log_json_string(gr->peer_ip));
+    if (end[0])
+        json_object_set_new(f, "ended", json_string(!gr->started ? "refused by the HTTP parser"
+                                                                 : "connection ended early"));
+    char msg[320];
+    snprintf(msg, sizeof(msg), "http %s %s %d", method, gr->path, gr->status);
+    log_fields(msg, f, NULL);
 }
 
 void gate_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -656,8 +719,13 @@ void gate_request_completed(void *cls, struct MHD_Connection *connection, void *
         conn_guard_request_done(gr->guard);
     if (gr->attached && gr->attached_free)
         gr->attached_free(gr->attached);
-    access_log(gr, connection, toe);
+    route_slot_t *metric = gr->metric;
+    if (metric == NULL && gr->taken_over)
+        metric = router__route_metric(takes_upload_ctx, gr->method, gr->path);
+    int64_t took = clock_mono_ns() - gr->start_ns;
+    access_log(gr, connection, toe, metric, took);
     count_answer(gr->status);
+    route_metrics__count(metric, gr->status, took, gr->body_bytes, gr->bytes_out);
     if (gr->reserved)
         atomic_fetch_sub(&body_in_memory, gr->reserved);
     if (gr->started) {
@@ -716,6 +784,7 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *conn, gate_reques
                                  gr->request_id);
     gr->rejected = true;
     gr->status = 413;
+    gr->bytes_out = body ? strlen(body) : 0;
     struct MHD_Response *resp = json_error_response(body, gr->request_id);
     if (resp == NULL)
         return MHD_NO;
@@ -733,6 +802,7 @@ static enum MHD_Result reject_retry(struct MHD_Connection *conn, gate_request_t 
     char *body = http_error_body(err, message, NULL, gr->request_id);
     gr->rejected = true;
     gr->status = http_error_status(err);
+    gr->bytes_out = body ? strlen(body) : 0;
     struct MHD_Response *resp = json_error_response(body, gr->request_id);
     if (resp == NULL)
         return MHD_NO;
@@ -862,9 +932,11 @@ static enum MHD_Result gate_access(void *cls, struct MHD_Connection *conn, const
         snprintf(gr->method, sizeof(gr->method), "%s", method);
         assign_request_id(gr, conn);
         resolve_client(conn, gr);
-        if (client_blocked(gr))
+        if (client_blocked(gr)) {
+            atomic_fetch_add_explicit(&blocked_hits, 1, memory_order_relaxed);
             return reject_with(conn, gr, HTTP_ERR_IP_BLOCKED,
                                "requests from your address are blocked");
+        }
         const char *framing = framing_error(conn);
         if (framing != NULL)
             return reject_malformed(conn, gr, framing);

@@ -38,6 +38,12 @@ bool gate_multipart_closed(void);
  * one): its id, and the status it was answered with, for the access log. */
 const char *gate_request_id(void);
 void gate_note_status(int status);
+/* The route the router matched (a route_slot_t of route_metrics.h) and the
+ * bytes of the answer's body, for the route's figures. */
+void gate_note_route(void *route_metric);
+void gate_note_bytes_out(uint64_t bytes);
+/* The authenticated caller's user id, for the access log (copied). */
+void gate_note_user(const char *user_id);
 
 /* Whether the current request came over HTTPS (http_request_https); false
  * outside a request. */

@@ -39,6 +39,7 @@
 #include "parley/utf8.h"
 #include "parley/xalloc.h"
 #include "rate_limit.h"
+#include "route_metrics.h"
 
 #define MAX_SEGMENTS 12
 
@@ -48,12 +49,14 @@ typedef struct compiled_route {
     const char *segment[MAX_SEGMENTS]; /* point into def->pattern copies */
     size_t segment_len[MAX_SEGMENTS];
     bool is_param[MAX_SEGMENTS];
+    route_slot_t *metric;              /* its requests' figures (route_metrics.c) */
 } compiled_route_t;
 
 struct router {
     compiled_route_t *routes;
     size_t n_routes;
     void *app;
+    route_metrics_t *metrics;
 };
 
 typedef struct path_view {
@@ -129,11 +132,14 @@ router_t *router_new(const http_route_t *const *tables, void *app)
         for (const http_route_t *d = tables[t]; d->method; d++)
             r->n_routes++;
     r->routes = xcalloc(r->n_routes ? r->n_routes : 1, sizeof(*r->routes));
+    r->metrics = route_metrics__new(r->n_routes);
     size_t i = 0;
     for (size_t t = 0; tables[t]; t++) {
         for (const http_route_t *d = tables[t]; d->method; d++, i++) {
             compiled_route_t *c = &r->routes[i];
             c->def = d;
+            route_metrics__name(r->metrics, i, d->method, d->pattern);
+            c->metric = route_metrics__slot(r->metrics, i);
             path_view_t view;
             if (d->pattern[0] != '/' || !split_path(d->pattern, &view)) {
                 log_error("router: malformed route pattern '%s'", d->pattern);
@@ -161,6 +167,7 @@ void router_free(router_t *router)
 {
     if (router == NULL)
         return;
+    route_metrics__free(router->metrics);
     free(router->routes);
     free(router);
 }
@@ -270,6 +277,17 @@ unsigned router_route_flags(void *router, const char *method, const char *path)
     return c != NULL ? c->def->flags : 0;
 }
 
+void *router__route_metric(void *router, const char *method, const char *path)
+{
+    const router_t *r = router;
+    path_view_t view;
+    char allow[96];
+    if (r == NULL || !split_path(path, &view))
+        return NULL;
+    const compiled_route_t *c = match(r, method, &view, allow, sizeof(allow));
+    return c != NULL ? c->metric : NULL;
+}
+
 bool router_takes_upload(void *router, const char *method, const char *path)
 {
     return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
@@ -326,6 +344,7 @@ static void run(const router_t *r, http_ctx_t *ctx)
         }
         return;
     }
+    gate_note_route(route->metric);
     if (!capture_params(ctx, route, &view)) {
         http_reply_error(ctx, HTTP_ERR_BAD_REQUEST, NULL, "a path parameter is malformed");
         return;
@@ -337,6 +356,7 @@ static void run(const router_t *r, http_ctx_t *ctx)
         if (!authenticate_route(ctx, route->def->flags, &caller))
             return;
         ctx->principal = &caller;
+        gate_note_user(caller.user.id);
     } else if (!rate_limit_admit(ctx, http_route_rate_category(route->def->flags), NULL)) {
         return;
     }
@@ -375,6 +395,8 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
     http_tls_hsts_each(put_header, resp->map_header);
     run(r, &ctx);
     gate_note_status(ctx.status);
+    gate_note_bytes_out(resp->stream_callback != NULL ? resp->stream_size
+                                                      : resp->binary_body_length);
     json_decref(ctx.body);
     return U_CALLBACK_COMPLETE;
 }

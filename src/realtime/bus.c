@@ -137,6 +137,7 @@ static rt_event_t **trim_bytes(rt_bus_t *bus, size_t *n)
         bus->first++;
         if (ev == NULL)
             continue;
+        RT_COUNT(ring_dropped);
         bus->bytes -= ev->bytes;
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -174,6 +175,7 @@ static uint64_t append(rt_bus_t *bus, rt_event_t *ev, char *data)
     ev->bytes += ev->frame_len + 1;
     bus->last = seq;
     ev->seq = seq;
+    RT_COUNT(published);
     rt_event_t **slot = &bus->ring[seq % bus->capacity];
     rt_event_t *evicted = *slot;
     *slot = ev;

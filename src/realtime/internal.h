@@ -51,6 +51,18 @@ typedef struct rt_event {
 
 typedef struct rt_bus rt_bus_t;
 
+/* What the service has done since start, for GET /metrics (realtime_get_stats):
+ * relaxed atomic counters, bumped where it happens (realtime.c defines them). */
+typedef struct rt_counters {
+    _Atomic uint64_t published;      /* events appended to the ring (bus.c) */
+    _Atomic uint64_t ring_dropped;   /* events dropped early for the ring's byte bound */
+    _Atomic uint64_t resyncs;        /* consumers told RESYNC_REQUIRED: events lost to them */
+    _Atomic uint64_t slow_closed;    /* WebSockets closed as slow consumers (ws_queue_bytes) */
+    _Atomic uint64_t frames_dropped; /* client frames dropped over ws_frame_rate */
+} rt_counters_t;
+extern rt_counters_t realtime__counters;
+#define RT_COUNT(field) atomic_fetch_add_explicit(&realtime__counters.field, 1, memory_order_relaxed)
+
 /* A ring keeping the last `capacity` events, and of those only as many of
  * the newest as fit in `max_bytes` (0: no byte bound; the newest event is
  * always kept): the oldest go first. Sequence numbers of this run start above

@@ -201,9 +201,19 @@ enum MHD_Result realtime_accept(void *ctx, struct MHD_Connection *conn, const ch
     return websocket ? realtime__ws_accept(rt, &rq, status) : realtime__sse_accept(rt, &rq, status);
 }
 
+rt_counters_t realtime__counters;
+
 void realtime_get_stats(realtime_t *rt, realtime_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
+    out->events_published = atomic_load_explicit(&realtime__counters.published, memory_order_relaxed);
+    out->events_ring_dropped =
+        atomic_load_explicit(&realtime__counters.ring_dropped, memory_order_relaxed);
+    out->resyncs = atomic_load_explicit(&realtime__counters.resyncs, memory_order_relaxed);
+    out->slow_consumers_closed =
+        atomic_load_explicit(&realtime__counters.slow_closed, memory_order_relaxed);
+    out->frames_dropped =
+        atomic_load_explicit(&realtime__counters.frames_dropped, memory_order_relaxed);
     if (rt == NULL)
         return;
     out->websockets = realtime__ws_loop_open_count(rt->ws);

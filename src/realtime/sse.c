@@ -254,6 +254,7 @@ static void fill(sse_stream_t *st)
         size_t n = realtime__bus_fetch(rt->bus, st->client.cursor, batch, FETCH_BATCH, &lost);
         if (lost) {
             st->client.cursor = last;
+            RT_COUNT(resyncs);
             append_json_event(st, "error",
                               json_pack("{s:s, s:s}", "code", "RESYNC_REQUIRED", "message",
                                         "events since Last-Event-ID are no longer kept; "

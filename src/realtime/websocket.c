@@ -318,6 +318,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     if (c->flooded)
         return;
     if (wslay_event_get_queued_msg_length(ctx) > c->loop->queue_bytes) {
+        RT_COUNT(slow_closed);
         flood_stop(c); /* sending while its answers pile up unread */
         return;
     }
@@ -344,6 +345,7 @@ static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_
     bool data = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME;
     if (data && c->drop_msg) {
         c->drop_msg = false;
+        RT_COUNT(frames_dropped);
         if (!c->rate_told)
             send_error(c, "RATE_LIMIT_EXCEEDED",
                        "too many frames; this one was dropped (slow down)", NULL, NULL);
@@ -370,6 +372,7 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
         size_t n = realtime__bus_fetch(loop->rt->bus, c->client.cursor, batch, FETCH_BATCH, &lost);
         if (lost) {
             c->client.cursor = realtime__bus_last_seq(loop->rt->bus);
+            RT_COUNT(resyncs);
             send_error(c, "RESYNC_REQUIRED",
                        "events since this connection's resume point are no longer kept; "
                        "reload over HTTP",
@@ -392,9 +395,12 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
                     if (owned)
                         free(frame);
                 }
-                if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes)
+                if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes &&
+                    !c->closing) {
+                    RT_COUNT(slow_closed);
                     start_close(c, WSLAY_CODE_POLICY_VIOLATION,
                                 "slow consumer: the client does not read its events");
+                }
             }
             realtime__event_release(ev);
         }

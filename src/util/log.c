@@ -5,17 +5,26 @@
  * fake line), and writes it to stderr with one write(2) so concurrent
  * threads never interleave inside a line. Containers and systemd both
  * collect stderr, so there is no log file to rotate.
+ *
+ * With --log-format json every line is one JSON object instead (time, level,
+ * msg, and for a structured line such as the access log its own fields),
+ * made by jansson, never by hand: jansson escapes control characters, so the
+ * same guarantee holds (a client's bytes cannot end a line), and bytes that
+ * are not UTF-8 become '?' first, as jansson refuses them.
  */
 #include "parley/log.h"
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "parley/clock.h"
+#include "parley/utf8.h"
 
 enum log_level log_current_level = LOG_LEVEL_INFO;
+enum log_format log_current_format = LOG_FORMAT_TEXT;
 
 static const char *level_tag(unsigned long level)
 {
@@ -37,6 +46,113 @@ static bool client_caused(const char *message)
     return strncmp(message, "Ulfius - Error allocating post_processor", 40) == 0;
 }
 
+static void write_all(const char *line, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(STDERR_FILENO, line + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* A copy of s (at most max bytes) that is valid UTF-8: other bytes become
+ * '?'. malloc'd; NULL when out of memory. */
+static char *utf8_clean(const char *s, size_t max)
+{
+    size_t len = strnlen(s, max);
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+        if (n == 0) {
+            out[i++] = '?';
+            continue;
+        }
+        memcpy(out + i, s + i, n);
+        i += n;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+json_t *log_json_string(const char *s)
+{
+    char *clean = utf8_clean(s, 8192);
+    json_t *v = clean ? json_string(clean) : NULL;
+    free(clean);
+    return v ? v : json_string("?");
+}
+
+static const char *level_name(unsigned long level)
+{
+    switch (level) {
+    case Y_LOG_LEVEL_ERROR:
+        return "error";
+    case Y_LOG_LEVEL_WARNING:
+        return "warning";
+    case Y_LOG_LEVEL_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+/* Writes obj (stolen) as one JSON line, with time, level and msg set. */
+static void json_line(json_t *obj, unsigned long level, const char *message)
+{
+    if (obj == NULL)
+        return;
+    char when[40];
+    clock_format_rfc3339(clock_wall_ms(), when);
+    char *msg = utf8_clean(message, 8192);
+    json_object_set_new(obj, "time", json_string(when));
+    json_object_set_new(obj, "level", json_string(level_name(level)));
+    json_object_set_new(obj, "msg", msg ? json_string(msg) : json_string("?"));
+    free(msg);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(obj);
+    if (text == NULL)
+        return;
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps's NUL becomes the line's end */
+    write_all(text, n + 1);
+    free(text);
+}
+
+void log_set_format(enum log_format format)
+{
+    log_current_format = format;
+}
+
+void log_fields(const char *msg, json_t *fields, const char *text)
+{
+    if (log_current_level < LOG_LEVEL_INFO) {
+        json_decref(fields);
+        return;
+    }
+    if (log_current_format != LOG_FORMAT_JSON) {
+        json_decref(fields);
+        y_log_message(Y_LOG_LEVEL_INFO, "%s", text != NULL ? text : msg);
+        return;
+    }
+    json_t *obj = json_object();
+    if (obj == NULL) {
+        json_decref(fields);
+        return;
+    }
+    /* time, level and msg first, then the line's own fields */
+    json_object_set_new(obj, "time", json_null());
+    json_object_set_new(obj, "level", json_null());
+    json_object_set_new(obj, "msg", json_null());
+    if (fields != NULL)
+        json_object_update(obj, fields);
+    json_decref(fields);
+    json_line(obj, Y_LOG_LEVEL_INFO, msg);
+}
+
 static void log_line(void *cls, const char *app, const time_t date, unsigned long level,
                      const char *message)
 {
@@ -48,6 +164,10 @@ static void log_line(void *cls, const char *app, const time_t date, unsigned lon
             return;
         level = Y_LOG_LEVEL_DEBUG;
     }
+    if (log_current_format == LOG_FORMAT_JSON) {
+        json_line(json_object(), level, message);
+        return;
+    }
     char line[2048];
     clock_format_rfc3339(clock_wall_ms(), line);
     size_t n = strlen(line);
@@ -55,13 +175,7 @@ static void log_line(void *cls, const char *app, const time_t date, unsigned lon
     for (const unsigned char *p = (const unsigned char *)message; *p && n < sizeof(line) - 2; p++)
         line[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
     line[n++] = '\n';
-    ssize_t off = 0;
-    while (off < (ssize_t)n) {
-        ssize_t w = write(STDERR_FILENO, line + off, n - (size_t)off);
-        if (w <= 0)
-            break;
-        off += w;
-    }
+    write_all(line, n);
 }
 
 static unsigned long yder_level(enum log_level level)

@@ -10,8 +10,10 @@ replay (issue 15, items 2 and 7; docs/realtime.md, docs/api.md "Reactions").
   later gets nothing from before they joined. An admin outside a private
   channel gets none of its events."""
 import json
+import re
 
 import pytest
+import requests
 
 from conftest import SANITIZED, module_server
 from client import accounts
@@ -215,6 +217,14 @@ def test_the_event_ring_is_bounded_in_bytes(start_server):
     ring = users.brRoot.ok("GET", "/admin/system/status")["event_ring"]
     assert ring["max_bytes"] == 65536 and 0 < ring["bytes"] <= 65536, ring
     assert 5 <= ring["events"] < 40, ring
+    # /metrics counts what happened: the events published, those dropped
+    # early for the byte bound, the resume told to reload
+    r = requests.get(server.url("/metrics"), timeout=30,
+                     headers={"Authorization": "Bearer " + users.brRoot.token})
+    m = {k: float(v) for k, v in re.findall(r"^(parley_\w+_total) (\S+)$", r.text, re.M)}
+    assert m["parley_events_published_total"] >= 40
+    assert m["parley_events_dropped_total"] >= 40 - ring["events"]
+    assert m["parley_realtime_resyncs_total"] >= 1
     # The newest events are still there to resume from.
     live = Live(server, users.brPoster.token, since=seqs[-4])
     try:

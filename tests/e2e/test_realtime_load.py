@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+import requests
+
 from conftest import SANITIZED
 from realtime_client import parse_server_frames, raw_handshake
 from client import WAIT_TIMEOUT, accounts
@@ -104,6 +106,10 @@ def test_slow_reader_gets_whole_frames_then_a_clean_close(start_server):
     assert close and close[0][:2] == (1008).to_bytes(2, "big"), close
     assert frames[-1][0] == 8
     assert b"slow consumer" in close[0]
+    # /metrics counts it (the poster, the first account, is the admin)
+    text = requests.get(server.url("/metrics"), timeout=30,
+                        headers={"Authorization": "Bearer " + users.ldPoster.token}).text
+    assert "\nparley_websocket_slow_consumers_closed_total 1\n" in text, text[-2000:]
 
 
 def test_consumers_that_never_read_are_dropped_and_memory_stays_bounded(start_server):

@@ -354,3 +354,52 @@ TEST(config_cookie_secure_takes_its_three_values)
         ASSERT_CONTAINS(err, "auto, always, never");
     }
 }
+
+TEST(config_metrics_bind_and_log_format)
+{
+    parley_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    ASSERT_EQ(load(&cfg, NULL, NULL, err), 0);
+    ASSERT_STREQ(cfg.metrics_bind, "");
+    ASSERT_EQ(cfg.log_format, LOG_FORMAT_TEXT);
+    char *argv[] = {"--metrics-bind", "[::1]:9100", "--log-format", "JSON", NULL};
+    ASSERT_EQ(load(&cfg, argv, NULL, err), 0);
+    ASSERT_STREQ(cfg.metrics_bind, "[::1]:9100");
+    ASSERT_EQ(cfg.log_format, LOG_FORMAT_JSON);
+    char *env[] = {"PARLEY_METRICS_BIND=10.0.0.1:9100", "PARLEY_LOG_FORMAT=text", NULL};
+    ASSERT_EQ(load(&cfg, NULL, env, err), 0);
+    ASSERT_STREQ(cfg.metrics_bind, "10.0.0.1:9100");
+    ASSERT_EQ(cfg.log_format, LOG_FORMAT_TEXT);
+
+    char addr[64] = "untouched";
+    uint16_t port = 7;
+    bool v6 = true;
+    ASSERT_EQ(config_parse_host_port("127.0.0.1:9100", addr, &port, &v6), 0);
+    ASSERT_STREQ(addr, "127.0.0.1");
+    ASSERT_EQ(port, 9100);
+    ASSERT_TRUE(!v6);
+    ASSERT_EQ(config_parse_host_port("[fe80::1]:1", addr, &port, &v6), 0);
+    ASSERT_STREQ(addr, "fe80::1");
+    ASSERT_EQ(port, 1);
+    ASSERT_TRUE(v6);
+    static const char *const bad[] = {
+        "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:-1",
+        "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "[]:80", "[127.0.0.1]:80",
+        "localhost:80", ":80", "1.2.3.4:80:80", "[::1]:99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(addr, "untouched");
+        port = 7;
+        if (config_parse_host_port(bad[i], addr, &port, &v6) == 0)
+            TEST_FAIL_("'%s' was accepted", bad[i]);
+        ASSERT_STREQ(addr, "untouched");
+        ASSERT_EQ(port, 7);
+    }
+    char *bad_argv[] = {"--metrics-bind=localhost:9100", NULL};
+    ASSERT_NE(load(&cfg, bad_argv, NULL, err), 0);
+    ASSERT_CONTAINS(err, "metrics_bind");
+    char *bad_fmt[] = {"--log-format=xml", NULL};
+    ASSERT_NE(load(&cfg, bad_fmt, NULL, err), 0);
+    ASSERT_CONTAINS(err, "log_format");
+    ASSERT_NULL(strchr(err, '\n'));
+}

@@ -71,6 +71,38 @@ TEST(wal_stats_percentiles_batches_and_the_window)
     ASSERT_LE(out.fsync_p99_us, out.fsync_max_us);
 }
 
+TEST(wal_stats_cumulative_histograms_keep_every_sync)
+{
+    walf_stats_t st;
+    wal__stats_init(&st);
+    /* on a bound counts in that bucket; over the last bound in the overflow */
+    wal__stats_note(&st, 10, 100, 1);     /* le 100 us, le 1 */
+    wal__stats_note(&st, 10, 101, 3);     /* le 250 us, le 4 */
+    wal__stats_note(&st, 10, 2000000, 5000); /* over 1 s, over 1024 */
+    /* long after the window, still counted */
+    wal__stats_note(&st, 500, 1000, 2);   /* le 1 ms, le 2 */
+    wal_stats_t out = {0};
+    wal__stats_read(&st, 500, &out);
+    ASSERT_EQ(out.syncs, 1);
+    ASSERT_EQ(out.syncs_total, 4);
+    ASSERT_EQ(out.fsync_hist[0], 1);
+    ASSERT_EQ(out.fsync_hist[1], 1);
+    ASSERT_EQ(out.fsync_hist[3], 1);
+    ASSERT_EQ(out.fsync_hist[WAL_FSYNC_BUCKETS], 1);
+    ASSERT_EQ(out.fsync_sum_us, 100 + 101 + 2000000 + 1000);
+    ASSERT_EQ(out.batch_hist[0], 1);
+    ASSERT_EQ(out.batch_hist[1], 1);
+    ASSERT_EQ(out.batch_hist[2], 1);
+    ASSERT_EQ(out.batch_hist[WAL_BATCH_BUCKETS], 1);
+    ASSERT_EQ(out.batch_sum, 1 + 3 + 5000 + 2);
+    uint64_t n = 0;
+    for (unsigned b = 0; b <= WAL_FSYNC_BUCKETS; b++)
+        n += out.fsync_hist[b];
+    ASSERT_EQ(n, out.syncs_total);
+    for (unsigned b = 1; b < WAL_FSYNC_BUCKETS; b++)
+        ASSERT_LT(wal_fsync_bounds_us[b - 1], wal_fsync_bounds_us[b]);
+}
+
 static int slow_fdatasync(int fd)
 {
     usleep(3000); /* at least 3 ms: the latency noted cannot be less */
@@ -108,6 +140,11 @@ TEST(wal_stats_of_a_live_log)
     ASSERT_LE(st.fsync_p99_us, st.fsync_max_us);
     ASSERT_GT(st.bytes, 0);
     ASSERT_EQ(st.bytes, st.segment_bytes);
+    ASSERT_EQ(st.appends_total, 20);
+    ASSERT_EQ(st.append_bytes_total, 60);
+    for (unsigned b = 0; b < 5; b++) /* each sync took 3 ms or more: none up to 2.5 ms */
+        ASSERT_EQ(st.fsync_hist[b], 0);
+    ASSERT_GE(st.fsync_sum_us, 3000 * st.syncs_total);
 
     wal_snapshot_t *snap;
     ASSERT_EQ(wal_snapshot_begin(w, lsn, &snap), 0);
