@@ -29,6 +29,13 @@ static void usage(FILE *out)
             "  parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
             "                            create an account (password on standard input)\n"
             "  parley files check DIR    verify DIR's uploaded files (server stopped)\n"
+            "  (wal and files take --encryption-key-file FILE for an encrypted DIR)\n"
+            "  parley keygen [--out FILE]\n"
+            "                            a new data key (64 hex digits; FILE mode 0600)\n"
+            "  parley rekey --data-dir DIR --old-key FILE --new-key FILE\n"
+            "                            re-encrypt DIR under a new key (server stopped)\n"
+            "  parley encrypt --data-dir DIR --key FILE\n"
+            "                            encrypt a plain DIR (server stopped)\n"
             "  parley user promote --data-dir DIR NAME\n"
             "                            make an account an admin (server stopped)\n"
             "  parley version            print the version\n"
@@ -81,6 +88,12 @@ int main(int argc, char **argv)
         return user_command(argc - 2, argv + 2);
     if (strcmp(cmd, "files") == 0)
         return files_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "keygen") == 0)
+        return keygen_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "rekey") == 0)
+        return rekey_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "encrypt") == 0)
+        return encrypt_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

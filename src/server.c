@@ -48,6 +48,7 @@
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/settings.h"
+#include "parley/tools.h"
 #include "parley/version.h"
 #include "parley/view_cache.h"
 
@@ -241,9 +242,18 @@ int server_run(const parley_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     char err[512];
-    int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
-    if (lock_fd < 0) {
+    /* Encryption at rest (src/tools/keys.c): checked before the lock writes anything. */
+    static uint8_t data_key[CRYPT_KEY_BYTES];
+    const uint8_t *key = cfg->encryption_key_file[0] ? data_key : NULL;
+    if ((key && crypt_key_load(cfg->encryption_key_file, data_key, err, sizeof(err)) != 0) ||
+        crypt_dir_check(cfg->data_dir, key, cfg->encryption_key_file, err, sizeof(err)) != 0) {
         log_error("%s", err);
+        return 2;
+    }
+    int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
+    if (lock_fd < 0 || crypt_dir_init(cfg->data_dir, key, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        datadir_unlock(lock_fd);
         return 1;
     }
     raise_fd_limit(cfg->max_connections);
@@ -259,6 +269,7 @@ int server_run(const parley_config_t *cfg)
         .snapshot_every_seconds = cfg->snapshot_every_seconds,
         .audit_max_entries = cfg->audit_max_entries,
         .audit_max_days = cfg->audit_max_days,
+        .encryption_key = key,
     };
     if (auth_keys_load(cfg->data_dir, getenv("PARLEY_JWT_SECRET"), &app.keys, err,
                        sizeof(err)) != AUTH_OK) {

@@ -52,12 +52,6 @@ void wal_key_id(const uint8_t key[WAL_KEY_BYTES], uint8_t out[WAL_KEY_ID_BYTES])
         memset(out, 0, WAL_KEY_ID_BYTES);
 }
 
-int wal_derive_key(const uint8_t key[WAL_KEY_BYTES], const void *salt, size_t salt_len,
-                   const char *purpose, uint8_t out[WAL_KEY_BYTES])
-{
-    return hkdf(key, salt, salt_len, purpose, out, WAL_KEY_BYTES);
-}
-
 void wal__seal_block(uint8_t *header, const uint8_t key[WAL_KEY_BYTES])
 {
     uint8_t *b = header + WALF_FILE_HEADER;

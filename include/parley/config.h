@@ -82,6 +82,7 @@ typedef struct parley_config {
     char public_url[512];        /* base of invite URLs; "" = from the request's Host */
     char trusted_proxies[4096];  /* CIDRs, comma-separated; "" = none (ipnet_split_list) */
     char cors_origins[8448];     /* web origins, comma-separated; "" = none (origin.h) */
+    char encryption_key_file[4096]; /* the data key's file; "" = plain data directory */
     char config_file[4096];      /* "" when none was given */
     uint64_t given;              /* which settings a source gave: see config_given() */
 } parley_config_t;

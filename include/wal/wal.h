@@ -64,11 +64,6 @@
  * check file can carry all 16. */
 void wal_key_id(const uint8_t key[WAL_KEY_BYTES], uint8_t out[WAL_KEY_ID_BYTES]);
 
-/* HKDF-SHA256(key, salt, purpose) -> 32 bytes, for callers that seal their
- * own files with keys derived from the master key (blobs). 0 or WAL_E_KEY. */
-int wal_derive_key(const uint8_t key[WAL_KEY_BYTES], const void *salt, size_t salt_len,
-                   const char *purpose, uint8_t out[WAL_KEY_BYTES]);
-
 /* A short English description of an error code (never NULL). */
 const char *wal_strerror(int err);
 
