@@ -290,6 +290,7 @@ int server_run(const parley_config_t *cfg)
         datadir_unlock(lock_fd);
         return 1;
     }
+    crypt_blobs_key(app.blobs, key);
     app.login_limiter = auth_login_limiter_new(0);
     int limits[AUTH_RATE_CATEGORIES] = {
         [AUTH_RATE_DEFAULT] = (int)cfg->rate_limit,

@@ -52,6 +52,10 @@ bool crypt_dir_has_data(const char *dir);
 int crypt_key_option(int *argc, char **argv, uint8_t key[CRYPT_KEY_BYTES], bool *have,
                      const char *flag);
 
+/* blobs_set_key with the key's id (NULL: plain). */
+struct blobs;
+void crypt_blobs_key(struct blobs *b, const uint8_t *key);
+
 /* `parley rekey --data-dir D --old-key F --new-key G` and
  * `parley encrypt --data-dir D --key F` (rekey.c). */
 int rekey_command(int argc, char **argv);

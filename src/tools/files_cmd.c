@@ -77,6 +77,7 @@ int files_command(int argc, char **argv)
         fprintf(stderr, "parley: %s\n", err);
         goto out;
     }
+    crypt_blobs_key(blobs, have_key ? key : NULL);
     check_ctx_t cc = {.blobs = blobs};
     uint64_t n_blobs = 0;
     blobs_check(blobs, blob_problem, &cc, &n_blobs);

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parley/blobs.h"
 #include "parley/hex.h"
 #include "parley/tools.h"
 #include "wal.h"
@@ -297,4 +298,12 @@ int crypt_key_option(int *argc, char **argv, uint8_t key[CRYPT_KEY_BYTES], bool 
     }
     *argc = out;
     return rc;
+}
+
+void crypt_blobs_key(blobs_t *b, const uint8_t *key)
+{
+    uint8_t id[WAL_KEY_ID_BYTES];
+    if (key)
+        wal_key_id(key, id);
+    blobs_set_key(b, key, key ? id : NULL);
 }
