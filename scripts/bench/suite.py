@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14) and P10 (issue 15) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15) and the cost of
+encryption at rest on P1, P4 replay and P6 (issue 16) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -12,14 +13,16 @@ Parley); the raw write(200 B) + fdatasync rate of the disk.
 Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
-    scripts/bench/suite.py [--seconds S] [--messages N] [--only ipblock|timeseries|search]
+    scripts/bench/suite.py [--seconds S] [--messages N]
+                           [--only ipblock|timeseries|search|encryption]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
 10,000 blocks); --only timeseries only P9 (the admin's 30-day hourly time
 series) on a store seeded for it, without the other figures; --only search
 only P10 (posts' p99 alone and while 16 connections run the costliest
-search, over 100,000 messages).
+search, over 100,000 messages); --only encryption only P1, P4 replay and P6
+with --encryption-key-file beside the same three without it.
 """
 import argparse
 import json
@@ -325,7 +328,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search"], default="all")
+    ap.add_argument("--only", choices=["all", "ipblock", "timeseries", "search", "encryption"],
+                    default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
@@ -333,10 +337,13 @@ def main():
             run_timeseries(a, work)
         elif a.only == "search":
             search_cost(a, work)
+        elif a.only == "encryption":
+            encryption_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
                 search_cost(a, work)
+                encryption_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -527,6 +534,53 @@ def ip_blocks(a, work):
         "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (after["rps"], after["p50"], after["p99"]),
         "the same server with no blocks %.0f/s, p50 %.2f ms" % (before["rps"], before["p50"]),
         "%.2fx" % r, ">= 0.9x", r >= 0.9)
+
+
+# ---- encryption at rest: P1, P4 replay and P6 with a key beside without ----------
+
+def encryption_mode(a, work, name, key_args):
+    """P1 (durable posts, 64 conns), P6 (log bytes / raw JSON) and P4 replay
+    (records/s, no snapshot) of one server, with or without a data key."""
+    S = a.seconds
+    s = parley(work, name + "-p1", "--log-level", "error", *key_args)
+    token, ch = user_and_channel(s)
+    p1 = wrk(s.url("/api/v1/channels/%s/messages" % ch), S, 64, POST_LUA, post_env(token))
+    s.stop(timeout=600)
+    s = parley(work, name + "-replay", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0", *key_args)
+    token, ch = user_and_channel(s)
+    seed(s, token, ch, min(a.messages, 200000))
+    s.stop(signal.SIGKILL, timeout=600)
+    restart(s)
+    ms, _, replayed = recovery(s)
+    s.stop(timeout=600)
+    out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect"] + list(key_args)
+                         + [s.data_dir], capture_output=True, text=True, timeout=600).stdout
+    raw = sum(int(x) for x in re.findall(r" json=(\d+) ", out))
+    wal_dir = os.path.join(s.data_dir, "wal")
+    disk = sum(os.path.getsize(os.path.join(wal_dir, f)) for f in os.listdir(wal_dir))
+    return p1, replayed / (ms / 1000), replayed, disk / raw
+
+
+def encryption_cost(a, work):
+    """The cost of --encryption-key-file, measured beside the same figures
+    without it in the same run (plain first, then sealed)."""
+    print("encryption (P1, P4 replay, P6 with and without a key)...", file=sys.stderr,
+          flush=True)
+    key = os.path.join(work, "bench.key")
+    subprocess.run([os.path.join(ROOT, "bin/parley"), "keygen", "--out", key], check=True)
+    plain = encryption_mode(a, work, "plain", [])
+    sealed = encryption_mode(a, work, "sealed", ["--encryption-key-file", key])
+    (p1, rate, n, p6), (e1, erate, en, e6) = plain, sealed
+    row("P1 durable POST, 64 conns, encrypted at rest",
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (e1["rps"], e1["p50"], e1["p99"]),
+        "plain %.0f/s, p50 %.2f ms, p99 %.2f ms" % (p1["rps"], p1["p50"], p1["p99"]),
+        "%.2fx" % (e1["rps"] / p1["rps"]), ">= 0.9x", e1["rps"] >= 0.9 * p1["rps"])
+    row("P4 log replay, encrypted at rest", "%.0f records/s (%d records)" % (erate, en),
+        "plain %.0f records/s (%d records)" % (rate, n), "%.2fx" % (erate / rate), ">= 0.8x",
+        erate >= 0.8 * rate)
+    row("P6 log bytes on disk / raw JSON, encrypted at rest", "%.3f" % e6, "plain %.3f" % p6,
+        "%.2fx" % (e6 / p6), "<= 0.35", e6 <= 0.35)
 
 
 # ---- P10: posts while the costliest searches run ---------------------------------
