@@ -181,10 +181,11 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         res->bad_offset = 0;
         res->why = len < WALF_FILE_HEADER ? "file shorter than its header" : "bad file header";
         /* A header torn by a crash right after creation leaves nothing else. */
-        res->status = len <= WALF_FILE_HEADER || (!valid_frame_after(img, len, 1, snapshot, false) &&
-                                                  !valid_frame_after(img, len, 1, snapshot, true))
-                          ? WALF_SCAN_TORN
-                          : WALF_SCAN_CORRUPT;
+        res->status =
+            len <= WALF_FILE_HEADER || (!valid_frame_after(img, len, 1, snapshot, false) &&
+                                        !valid_frame_after(img, len, 1, snapshot, true))
+                ? WALF_SCAN_TORN
+                : WALF_SCAN_CORRUPT;
         return 0;
     }
     res->version = wal__get32(img + 8);

@@ -176,7 +176,8 @@ int wal_snapshot_commit(wal_snapshot_t *s)
     struct stat sb;
     bool have_stat = rc == 0 && fstat(s->fd, &sb) == 0;
     uint64_t bytes = have_stat ? (uint64_t)sb.st_size : 0;
-    int64_t mtime = have_stat ? (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000 : 0;
+    int64_t mtime =
+        have_stat ? (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000 : 0;
     if (rc == 0 && rename(s->tmp_path, s->final_path) != 0)
         rc = -errno;
     if (rc == 0)

@@ -121,7 +121,8 @@ int wal_file_seal(const char *path, uint8_t id_out[8])
         return rc;
     rc = WAL_E_CORRUPT;
     if (m.len >= WALF_FILE_HEADER &&
-        (memcmp(m.data, WALF_MAGIC_SEGMENT, 8) == 0 || memcmp(m.data, WALF_MAGIC_SNAPSHOT, 8) == 0) &&
+        (memcmp(m.data, WALF_MAGIC_SEGMENT, 8) == 0 ||
+         memcmp(m.data, WALF_MAGIC_SNAPSHOT, 8) == 0) &&
         wal__mask(wal__crc32c(0, m.data, 28)) == wal__get32(m.data + 28)) {
         rc = 0;
         if (wal__get32(m.data + 12) & WALF_FILE_SEALED) {

@@ -52,39 +52,39 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
-uint64_t blobc_chunks(uint64_t plain)
+uint64_t blobs__crypt_chunks(uint64_t plain)
 {
-    return plain == 0 ? 1 : (plain + BLOBC_CHUNK - 1) / BLOBC_CHUNK;
+    return plain == 0 ? 1 : (plain + BLOB_CRYPT_CHUNK - 1) / BLOB_CRYPT_CHUNK;
 }
 
-uint64_t blobc_stored_size(uint64_t plain)
+uint64_t blobs__crypt_stored_size(uint64_t plain)
 {
-    return BLOBC_HEADER + plain + blobc_chunks(plain) * BLOBC_TAG;
+    return BLOB_CRYPT_HEADER + plain + blobs__crypt_chunks(plain) * BLOB_CRYPT_TAG;
 }
 
-uint64_t blobc_chunk_offset(uint64_t i)
+uint64_t blobs__crypt_chunk_offset(uint64_t i)
 {
-    return BLOBC_HEADER + i * (BLOBC_CHUNK + BLOBC_TAG);
+    return BLOB_CRYPT_HEADER + i * (BLOB_CRYPT_CHUNK + BLOB_CRYPT_TAG);
 }
 
-static int cipher(const uint8_t key[BLOBC_KEY], gnutls_aead_cipher_hd_t *h)
+static int cipher(const uint8_t key[BLOB_CRYPT_KEY], gnutls_aead_cipher_hd_t *h)
 {
-    gnutls_datum_t k = {(unsigned char *)key, BLOBC_KEY};
+    gnutls_datum_t k = {(unsigned char *)key, BLOB_CRYPT_KEY};
     return gnutls_aead_cipher_init(h, GNUTLS_CIPHER_AES_256_GCM, &k) == 0 ? 0 : -1;
 }
 
-int blobc_new_data_key(uint8_t data_key[BLOBC_KEY], gnutls_aead_cipher_hd_t *h)
+int blobs__crypt_new_data_key(uint8_t data_key[BLOB_CRYPT_KEY], gnutls_aead_cipher_hd_t *h)
 {
-    if (gnutls_rnd(GNUTLS_RND_KEY, data_key, BLOBC_KEY) != 0)
+    if (gnutls_rnd(GNUTLS_RND_KEY, data_key, BLOB_CRYPT_KEY) != 0)
         return -1;
     return cipher(data_key, h);
 }
 
-static int blob_key(const uint8_t master[BLOBC_KEY], const uint8_t sha[32],
+static int blob_key(const uint8_t master[BLOB_CRYPT_KEY], const uint8_t sha[32],
                     gnutls_aead_cipher_hd_t *h)
 {
-    uint8_t prk[32], k[BLOBC_KEY];
-    gnutls_datum_t ikm = {(unsigned char *)master, BLOBC_KEY};
+    uint8_t prk[32], k[BLOB_CRYPT_KEY];
+    gnutls_datum_t ikm = {(unsigned char *)master, BLOB_CRYPT_KEY};
     gnutls_datum_t salt = {(unsigned char *)sha, 32};
     static const char info[] = "parley blob v1";
     gnutls_datum_t inf = {(unsigned char *)info, sizeof(info) - 1};
@@ -99,43 +99,45 @@ static int blob_key(const uint8_t master[BLOBC_KEY], const uint8_t sha[32],
     return rc == 0 ? 0 : -1;
 }
 
-int blobc_header(const uint8_t master[BLOBC_KEY], const uint8_t key_id[BLOBC_KEY_ID],
-                 const uint8_t sha[32], uint64_t plain, const uint8_t data_key[BLOBC_KEY],
-                 uint8_t out[BLOBC_HEADER])
+int blobs__crypt_header(const uint8_t master[BLOB_CRYPT_KEY],
+                        const uint8_t key_id[BLOB_CRYPT_KEY_ID], const uint8_t sha[32],
+                        uint64_t plain, const uint8_t data_key[BLOB_CRYPT_KEY],
+                        uint8_t out[BLOB_CRYPT_HEADER])
 {
-    memset(out, 0, BLOBC_HEADER);
+    memset(out, 0, BLOB_CRYPT_HEADER);
     memcpy(out, MAGIC, 8);
     put32(out + 8, 1);
-    put32(out + 12, BLOBC_CHUNK);
+    put32(out + 12, BLOB_CRYPT_CHUNK);
     put64(out + 16, plain);
-    memcpy(out + 24, key_id, BLOBC_KEY_ID);
+    memcpy(out + 24, key_id, BLOB_CRYPT_KEY_ID);
     if (gnutls_rnd(GNUTLS_RND_NONCE, out + 32, 12) != 0)
         return -1;
     gnutls_aead_cipher_hd_t h;
     if (blob_key(master, sha, &h) != 0)
         return -1;
-    size_t n = BLOBC_KEY + BLOBC_TAG;
-    int rc = gnutls_aead_cipher_encrypt(h, out + 32, 12, out, 44, BLOBC_TAG, data_key, BLOBC_KEY,
-                                        out + 44, &n);
+    size_t n = BLOB_CRYPT_KEY + BLOB_CRYPT_TAG;
+    int rc = gnutls_aead_cipher_encrypt(h, out + 32, 12, out, 44, BLOB_CRYPT_TAG, data_key,
+                                        BLOB_CRYPT_KEY, out + 44, &n);
     gnutls_aead_cipher_deinit(h);
     return rc == 0 ? 0 : -1;
 }
 
-int blobc_open_header(const uint8_t master[BLOBC_KEY], const uint8_t key_id[BLOBC_KEY_ID],
-                      const uint8_t sha[32], const uint8_t hdr[BLOBC_HEADER], uint64_t *plain,
-                      gnutls_aead_cipher_hd_t *h, uint8_t data_key_out[BLOBC_KEY])
+int blobs__crypt_open_header(const uint8_t master[BLOB_CRYPT_KEY],
+                             const uint8_t key_id[BLOB_CRYPT_KEY_ID], const uint8_t sha[32],
+                             const uint8_t hdr[BLOB_CRYPT_HEADER], uint64_t *plain,
+                             gnutls_aead_cipher_hd_t *h, uint8_t data_key_out[BLOB_CRYPT_KEY])
 {
-    if (memcmp(hdr, MAGIC, 8) != 0 || get64(hdr + 8) != ((uint64_t)BLOBC_CHUNK << 32 | 1))
+    if (memcmp(hdr, MAGIC, 8) != 0 || get64(hdr + 8) != ((uint64_t)BLOB_CRYPT_CHUNK << 32 | 1))
         return -1;
-    if (memcmp(hdr + 24, key_id, BLOBC_KEY_ID) != 0)
+    if (memcmp(hdr + 24, key_id, BLOB_CRYPT_KEY_ID) != 0)
         return 1;
     gnutls_aead_cipher_hd_t bk;
     if (blob_key(master, sha, &bk) != 0)
         return -1;
-    uint8_t dk[BLOBC_KEY];
+    uint8_t dk[BLOB_CRYPT_KEY];
     size_t n = sizeof(dk);
-    int rc = gnutls_aead_cipher_decrypt(bk, hdr + 32, 12, hdr, 44, BLOBC_TAG, hdr + 44,
-                                        BLOBC_KEY + BLOBC_TAG, dk, &n);
+    int rc = gnutls_aead_cipher_decrypt(bk, hdr + 32, 12, hdr, 44, BLOB_CRYPT_TAG, hdr + 44,
+                                        BLOB_CRYPT_KEY + BLOB_CRYPT_TAG, dk, &n);
     gnutls_aead_cipher_deinit(bk);
     if (rc == 0 && h)
         rc = cipher(dk, h);
@@ -154,27 +156,27 @@ static void nonce(uint8_t out[12], uint64_t i, bool last)
     put32(out + 8, last ? 1 : 0);
 }
 
-int blobc_seal_chunk(gnutls_aead_cipher_hd_t h, uint64_t i, bool last, const uint8_t *plain,
-                     size_t len, uint8_t *out)
+int blobs__crypt_seal_chunk(gnutls_aead_cipher_hd_t h, uint64_t i, bool last, const uint8_t *plain,
+                            size_t len, uint8_t *out)
 {
     uint8_t n[12];
     nonce(n, i, last);
-    size_t out_len = len + BLOBC_TAG;
-    return gnutls_aead_cipher_encrypt(h, n, sizeof(n), NULL, 0, BLOBC_TAG, plain, len, out,
+    size_t out_len = len + BLOB_CRYPT_TAG;
+    return gnutls_aead_cipher_encrypt(h, n, sizeof(n), NULL, 0, BLOB_CRYPT_TAG, plain, len, out,
                                       &out_len) == 0
                ? 0
                : -1;
 }
 
-int blobc_open_chunk(gnutls_aead_cipher_hd_t h, uint64_t i, bool last, const uint8_t *in,
-                     size_t len, uint8_t *out)
+int blobs__crypt_open_chunk(gnutls_aead_cipher_hd_t h, uint64_t i, bool last, const uint8_t *in,
+                            size_t len, uint8_t *out)
 {
-    if (len < BLOBC_TAG)
+    if (len < BLOB_CRYPT_TAG)
         return -1;
     uint8_t n[12], dummy;
     nonce(n, i, last);
-    size_t out_len = len - BLOBC_TAG;
-    return gnutls_aead_cipher_decrypt(h, n, sizeof(n), NULL, 0, BLOBC_TAG, in, len,
+    size_t out_len = len - BLOB_CRYPT_TAG;
+    return gnutls_aead_cipher_decrypt(h, n, sizeof(n), NULL, 0, BLOB_CRYPT_TAG, in, len,
                                       out_len ? out : &dummy, &out_len) == 0
                ? 0
                : -1;

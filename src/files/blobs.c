@@ -102,8 +102,8 @@ struct blobs {
     struct hash_hold *holds; /* guarded by hold_mu */
     /* Encryption at rest (blob_crypt.c): set once by blobs_set_key, before use. */
     bool keyed;
-    uint8_t key[BLOBC_KEY];
-    uint8_t key_id[BLOBC_KEY_ID];
+    uint8_t key[BLOB_CRYPT_KEY];
+    uint8_t key_id[BLOB_CRYPT_KEY_ID];
 };
 
 /* One hash in use by blobs_with_hash: held by one caller, waited for by
@@ -132,8 +132,8 @@ struct blob_writer {
     unsigned char head[BLOB_HEAD_BYTES];
     /* Keyed stores: the content goes out in sealed chunks (blob_crypt.c). */
     gnutls_aead_cipher_hd_t cipher; /* NULL: plain */
-    uint8_t data_key[BLOBC_KEY];
-    uint8_t *chunk;     /* BLOBC_CHUNK plain bytes, then BLOBC_CHUNK + tag sealed */
+    uint8_t data_key[BLOB_CRYPT_KEY];
+    uint8_t *chunk;     /* BLOB_CRYPT_CHUNK plain bytes, then BLOB_CRYPT_CHUNK + tag sealed */
     size_t chunk_len;
     uint64_t chunk_idx;
 };
@@ -430,10 +430,10 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
         return -ENOMEM;
     }
     if (b->keyed) {
-        static const uint8_t zero[BLOBC_HEADER];
-        w->chunk = malloc(2 * BLOBC_CHUNK + BLOBC_TAG);
+        static const uint8_t zero[BLOB_CRYPT_HEADER];
+        w->chunk = malloc(2 * BLOB_CRYPT_CHUNK + BLOB_CRYPT_TAG);
         int rc = w->chunk == NULL ? -ENOMEM : 0;
-        if (rc == 0 && blobc_new_data_key(w->data_key, &w->cipher) != 0) {
+        if (rc == 0 && blobs__crypt_new_data_key(w->data_key, &w->cipher) != 0) {
             w->cipher = NULL;
             rc = BLOB_E_FAILED;
         }
@@ -452,18 +452,18 @@ void blobs_set_key(blobs_t *b, const uint8_t key[32], const uint8_t key_id[8])
 {
     b->keyed = key != NULL;
     if (key) {
-        memcpy(b->key, key, BLOBC_KEY);
-        memcpy(b->key_id, key_id, BLOBC_KEY_ID);
+        memcpy(b->key, key, BLOB_CRYPT_KEY);
+        memcpy(b->key_id, key_id, BLOB_CRYPT_KEY_ID);
     }
 }
 
 /* Seals and writes the gathered chunk. */
 static int write_chunk(blob_writer_t *w, bool last)
 {
-    uint8_t *sealed = w->chunk + BLOBC_CHUNK;
-    if (blobc_seal_chunk(w->cipher, w->chunk_idx, last, w->chunk, w->chunk_len, sealed) != 0)
+    uint8_t *sealed = w->chunk + BLOB_CRYPT_CHUNK;
+    if (blobs__crypt_seal_chunk(w->cipher, w->chunk_idx, last, w->chunk, w->chunk_len, sealed) != 0)
         return BLOB_E_FAILED;
-    int rc = write_all(w->fd, sealed, w->chunk_len + BLOBC_TAG);
+    int rc = write_all(w->fd, sealed, w->chunk_len + BLOB_CRYPT_TAG);
     if (rc == 0) {
         w->chunk_idx++;
         w->chunk_len = 0;
@@ -476,12 +476,12 @@ static int write_chunk(blob_writer_t *w, bool last)
 static int write_sealed(blob_writer_t *w, const unsigned char *p, size_t len)
 {
     while (len > 0) {
-        if (w->chunk_len == BLOBC_CHUNK) {
+        if (w->chunk_len == BLOB_CRYPT_CHUNK) {
             int rc = write_chunk(w, false);
             if (rc != 0)
                 return rc;
         }
-        size_t take = BLOBC_CHUNK - w->chunk_len;
+        size_t take = BLOB_CRYPT_CHUNK - w->chunk_len;
         if (take > len)
             take = len;
         memcpy(w->chunk + w->chunk_len, p, take);
@@ -556,7 +556,7 @@ static void writer_free(blob_writer_t *w, bool unlink_tmp)
         gnutls_aead_cipher_deinit(w->cipher);
     gnutls_memset(w->data_key, 0, sizeof(w->data_key));
     if (w->chunk != NULL) {
-        gnutls_memset(w->chunk, 0, BLOBC_CHUNK);
+        gnutls_memset(w->chunk, 0, BLOB_CRYPT_CHUNK);
         free(w->chunk);
     }
     if (unlink_tmp && unlinkat(w->b->tmp_fd, w->tmp_name, 0) != 0 && errno != ENOENT)
@@ -596,7 +596,7 @@ static int place(blob_writer_t *w, int leaf_fd, const char *sha, bool *dedup, bo
     }
     /* EEXIST, or no hard links: look at what is there. */
     if (fstatat(leaf_fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        uint64_t stored = w->cipher ? blobc_stored_size(w->size) : w->size;
+        uint64_t stored = w->cipher ? blobs__crypt_stored_size(w->size) : w->size;
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == stored) {
             *dedup = true;
             return 0;
@@ -631,9 +631,9 @@ static int seal(blob_writer_t *w)
     hex_encode(digest, SHA256_LEN, w->sha);
     int rc = 0;
     if (w->cipher) { /* the last chunk, then the header that wraps the data key */
-        uint8_t header[BLOBC_HEADER];
+        uint8_t header[BLOB_CRYPT_HEADER];
         rc = write_chunk(w, true);
-        if (rc == 0 && blobc_header(w->b->key, w->b->key_id, digest, w->size, w->data_key,
+        if (rc == 0 && blobs__crypt_header(w->b->key, w->b->key_id, digest, w->size, w->data_key,
                                     header) != 0)
             rc = BLOB_E_FAILED;
         if (rc == 0 && pwrite(w->fd, header, sizeof(header), 0) != (ssize_t)sizeof(header))
@@ -844,7 +844,7 @@ void blob_reader_close(blob_reader_t *r)
     if (r->h)
         gnutls_aead_cipher_deinit(r->h);
     if (r->buf) {
-        gnutls_memset(r->buf, 0, BLOBC_CHUNK);
+        gnutls_memset(r->buf, 0, BLOB_CRYPT_CHUNK);
         free(r->buf);
     }
     free(r);
@@ -859,7 +859,7 @@ static int reader_open(blobs_t *b, const char *sha256, const uint8_t *key, const
     int rc = blobs_open_read(b, sha256, &fd, &stored);
     if (rc != 0)
         return rc;
-    blob_reader_t *r = calloc(1, sizeof(*r));
+    blob_reader_t *r = calloc(1, sizeof(*r)); /* per download: try-allocation */
     if (r == NULL) {
         close(fd);
         return -ENOMEM;
@@ -867,16 +867,17 @@ static int reader_open(blobs_t *b, const char *sha256, const uint8_t *key, const
     r->fd = fd;
     r->size = stored;
     if (key) {
-        uint8_t header[BLOBC_HEADER], sha[SHA256_LEN];
+        uint8_t header[BLOB_CRYPT_HEADER], sha[SHA256_LEN];
         hex_decode(sha256, SHA256_LEN, sha);
         rc = pread(fd, header, sizeof(header), 0) == (ssize_t)sizeof(header) ? 0 : BLOB_E_DAMAGED;
-        if (rc == 0 && blobc_open_header(key, key_id, sha, header, &r->size, &r->h, NULL) != 0) {
+        if (rc == 0 &&
+            blobs__crypt_open_header(key, key_id, sha, header, &r->size, &r->h, NULL) != 0) {
             r->h = NULL;
             rc = BLOB_E_DAMAGED;
         }
-        if (rc == 0 && blobc_stored_size(r->size) != stored)
+        if (rc == 0 && blobs__crypt_stored_size(r->size) != stored)
             rc = BLOB_E_DAMAGED;
-        if (rc == 0 && (r->buf = malloc(2 * BLOBC_CHUNK + BLOBC_TAG)) == NULL)
+        if (rc == 0 && (r->buf = malloc(2 * BLOB_CRYPT_CHUNK + BLOB_CRYPT_TAG)) == NULL)
             rc = -ENOMEM;
         if (rc != 0) {
             blob_reader_close(r);
@@ -905,17 +906,19 @@ ssize_t blob_reader_read(blob_reader_t *r, uint64_t off, void *buf, size_t len)
         ssize_t n = pread(r->fd, buf, len, (off_t)off);
         return n < 0 ? -errno : n;
     }
-    uint64_t i = off / BLOBC_CHUNK;
-    size_t at = (size_t)(off % BLOBC_CHUNK);
-    uint64_t n_chunks = blobc_chunks(r->size);
-    size_t chunk_len = (size_t)(i + 1 < n_chunks ? BLOBC_CHUNK : r->size - i * BLOBC_CHUNK);
+    uint64_t i = off / BLOB_CRYPT_CHUNK;
+    size_t at = (size_t)(off % BLOB_CRYPT_CHUNK);
+    uint64_t n_chunks = blobs__crypt_chunks(r->size);
+    size_t chunk_len =
+        (size_t)(i + 1 < n_chunks ? BLOB_CRYPT_CHUNK : r->size - i * BLOB_CRYPT_CHUNK);
     if (!r->have || r->cached != i) {
-        uint8_t *sealed = r->buf + BLOBC_CHUNK;
-        ssize_t n = pread(r->fd, sealed, chunk_len + BLOBC_TAG, (off_t)blobc_chunk_offset(i));
+        uint8_t *sealed = r->buf + BLOB_CRYPT_CHUNK;
+        ssize_t n =
+            pread(r->fd, sealed, chunk_len + BLOB_CRYPT_TAG, (off_t)blobs__crypt_chunk_offset(i));
         r->have = false;
-        if (n != (ssize_t)(chunk_len + BLOBC_TAG) ||
-            blobc_open_chunk(r->h, i, i + 1 == n_chunks, sealed, chunk_len + BLOBC_TAG,
-                             r->buf) != 0)
+        if (n != (ssize_t)(chunk_len + BLOB_CRYPT_TAG) ||
+            blobs__crypt_open_chunk(r->h, i, i + 1 == n_chunks, sealed, chunk_len + BLOB_CRYPT_TAG,
+                                    r->buf) != 0)
             return BLOB_E_DAMAGED;
         r->cached = i;
         r->have = true;
