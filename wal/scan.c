@@ -346,11 +346,16 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
 
 int wal_scan_image(const void *data, size_t len, bool is_snapshot)
 {
+    return wal_scan_image_key(data, len, is_snapshot, NULL);
+}
+
+int wal_scan_image_key(const void *data, size_t len, bool is_snapshot, const uint8_t *key)
+{
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (dctx == NULL)
         abort();
     ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 27);
-    walf_sink_t sink = {.decode = true};
+    walf_sink_t sink = {.decode = true, .key = key};
     walf_scan_result_t res;
     wal__scan(data, len, is_snapshot, &sink, dctx, &res);
     ZSTD_freeDCtx(dctx);

@@ -333,8 +333,11 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
 
 /*
  * Scans one file image (a segment or snapshot) from memory, as recovery
- * does; used by the fuzz harness. Returns 0, WAL_E_CORRUPT or WAL_E_VERSION.
+ * does; used by the fuzz harness. Returns 0, WAL_E_CORRUPT, WAL_E_VERSION or
+ * WAL_E_KEY (the image is sealed).
  */
 int wal_scan_image(const void *data, size_t len, bool is_snapshot);
+/* The same with a key (NULL: as wal_scan_image); also WAL_E_KEY. */
+int wal_scan_image_key(const void *data, size_t len, bool is_snapshot, const uint8_t *key);
 
 #endif

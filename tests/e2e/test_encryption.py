@@ -17,6 +17,8 @@ import signal
 import stat
 import subprocess
 
+import requests
+
 import walformat
 from conftest import BIN
 from client import register
@@ -238,8 +240,12 @@ def test_tools_take_the_key(start_server, tmp_path):
     who = fx.alice.on(s)
     first = who.download(fx.file, Range="bytes=0-99")
     assert first.status_code == 206 and first.content == fx.blob[:100]
-    r = who.download(fx.file)
-    assert r.status_code != 200 or r.content != fx.blob
+    try:  # the answer is cut where the altered chunk begins, never sent as it is
+        r = who.download(fx.file)
+        assert r.status_code != 200 or r.content != fx.blob
+        assert len(r.content) <= 65536
+    except requests.exceptions.RequestException:
+        pass
     assert s.stop() == 0
     assert text
 
