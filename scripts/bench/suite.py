@@ -538,14 +538,19 @@ def ip_blocks(a, work):
 
 # ---- encryption at rest: P1, P4 replay and P6 with a key beside without ----------
 
-def encryption_mode(a, work, name, key_args):
-    """P1 (durable posts, 64 conns), P6 (log bytes / raw JSON) and P4 replay
-    (records/s, no snapshot) of one server, with or without a data key."""
-    S = a.seconds
-    s = parley(work, name + "-p1", "--log-level", "error", *key_args)
+def encryption_p1(a, work, name, key_args):
+    """P1 (durable posts, 64 conns) of a fresh server, with or without a key."""
+    s = parley(work, name, "--log-level", "error", *key_args)
     token, ch = user_and_channel(s)
-    p1 = wrk(s.url("/api/v1/channels/%s/messages" % ch), S, 64, POST_LUA, post_env(token))
+    p1 = wrk(s.url("/api/v1/channels/%s/messages" % ch), a.seconds, 64, POST_LUA,
+             post_env(token))
     s.stop(timeout=600)
+    return p1
+
+
+def encryption_mode(a, work, name, key_args):
+    """P6 (log bytes / raw JSON) and P4 replay (records/s, no snapshot) of
+    one server, with or without a data key."""
     s = parley(work, name + "-replay", "--fsync", "none", "--snapshot-every-records", "0",
                "--snapshot-every-seconds", "0", *key_args)
     token, ch = user_and_channel(s)
@@ -559,7 +564,7 @@ def encryption_mode(a, work, name, key_args):
     raw = sum(int(x) for x in re.findall(r" json=(\d+) ", out))
     wal_dir = os.path.join(s.data_dir, "wal")
     disk = sum(os.path.getsize(os.path.join(wal_dir, f)) for f in os.listdir(wal_dir))
-    return p1, replayed / (ms / 1000), replayed, disk / raw
+    return replayed / (ms / 1000), replayed, disk / raw
 
 
 def encryption_cost(a, work):
@@ -569,9 +574,17 @@ def encryption_cost(a, work):
           flush=True)
     key = os.path.join(work, "bench.key")
     subprocess.run([os.path.join(ROOT, "bin/parley"), "keygen", "--out", key], check=True)
-    plain = encryption_mode(a, work, "plain", [])
-    sealed = encryption_mode(a, work, "sealed", ["--encryption-key-file", key])
-    (p1, rate, n, p6), (e1, erate, en, e6) = plain, sealed
+    sealed_args = ["--encryption-key-file", key]
+    # P1 alternates plain and sealed twice and keeps each one's better run,
+    # so that a neighbour's load does not land on one side only.
+    runs = {"plain": [], "sealed": []}
+    for i in range(2):
+        for name, args in (("plain", []), ("sealed", sealed_args)):
+            runs[name].append(encryption_p1(a, work, "%s-p1-%d" % (name, i), args))
+    p1 = max(runs["plain"], key=lambda r: r["rps"])
+    e1 = max(runs["sealed"], key=lambda r: r["rps"])
+    rate, n, p6 = encryption_mode(a, work, "plain", [])
+    erate, en, e6 = encryption_mode(a, work, "sealed", sealed_args)
     row("P1 durable POST, 64 conns, encrypted at rest",
         "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (e1["rps"], e1["p50"], e1["p99"]),
         "plain %.0f/s, p50 %.2f ms, p99 %.2f ms" % (p1["rps"], p1["p50"], p1["p99"]),
