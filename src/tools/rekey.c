@@ -26,7 +26,9 @@
  * are (under the old key); remove them by hand if they are not needed.
  *
  * PARLEY_TEST_REKEY_STOP_AFTER=N (tests only) makes the command SIGKILL
- * itself after re-writing N files, to prove the above.
+ * itself after re-writing N files (0: right after ENCRYPTION.next), to
+ * prove the above. Copies half written when a run is killed (*.rekey in
+ * wal/ and snapshots/, files/tmp/ for blobs) are removed by the next run.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +206,8 @@ static int run(job_t *j)
             fprintf(stderr, "parley: cannot write ENCRYPTION.next: %s\n", strerror(-rc));
             return 1;
         }
+        if (j->stop_after == 0)
+            raise(SIGKILL);
     }
     if (log_files(j, "wal", ".wal", false) != 0 ||
         log_files(j, "snapshots", ".snap", true) != 0)

@@ -270,7 +270,7 @@ def killed_then_finished(start_server, tmp_path, base, cmd, old_args, new_args, 
     """Runs `cmd` on copies of `base` killed after 1, 2, 3... files until a
     run finishes by itself; each killed copy refuses to start, then the same
     command finishes it and the new key opens it with everything in it."""
-    n = 1
+    n = 0
     while True:
         d = tmp_path / ("copy-%d" % n)
         shutil.copytree(str(base), str(d))
@@ -279,6 +279,10 @@ def killed_then_finished(start_server, tmp_path, base, cmd, old_args, new_args, 
             break
         assert r.returncode == -signal.SIGKILL, (r.returncode, r.stdout, r.stderr)
         assert os.path.exists(str(d / "ENCRYPTION.next"))
+        # What a kill in the middle of a file leaves: a half-written copy.
+        seg = sorted(os.listdir(str(d / "wal")))[0]
+        (d / "wal" / (seg + ".rekey")).write_bytes(b"PRLYWAL\0 half a copy")
+        (d / "files" / "tmp" / "up-killed").write_bytes(b"half a sealed blob")
         before = tree(d)
         refused(start_server, d, old_args, "half way through")
         refused(start_server, d, new_args, "half way through")
@@ -286,6 +290,7 @@ def killed_then_finished(start_server, tmp_path, base, cmd, old_args, new_args, 
         r = parley(*cmd(d))
         assert r.returncode == 0, r.stdout + r.stderr
         assert not os.path.exists(str(d / "ENCRYPTION.next"))
+        assert not [f for f in os.listdir(str(d / "wal")) if f.endswith(".rekey")]
         s = start_server(new_args, data_dir=d)
         fx.verify(s)
         assert s.stop() == 0
