@@ -17,7 +17,13 @@ import signal
 import stat
 import subprocess
 
+import struct
+
 import requests
+import zstandard
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import walformat
 from conftest import BIN
@@ -72,6 +78,73 @@ def holds(data_dir, needle):
 def content(tag):
     """A message text no other file can hold by chance."""
     return "%s-%s" % (tag, secrets.token_hex(24))
+
+
+# ---- an independent reader of sealed files, from docs/wal-format.md ("Sealed
+# files") and the format comment of src/files/blob_crypt.c alone ----
+
+def hkdf(key, salt, info):
+    return HKDF(algorithm=hashes.SHA256(), length=32 if info != b"parley key id v1" else 16,
+                salt=salt, info=info).derive(key)
+
+
+def key_bytes(path):
+    return bytes.fromhex(path.read_text().strip())
+
+
+def read_sealed(data, key):
+    """(magic, records) of a sealed segment or snapshot; raises on any damage."""
+    magic, version, flags, base = struct.unpack("<8sIIQ", data[:24])
+    assert flags & 2, "not sealed"
+    assert walformat.masked_crc(data[:28]) == struct.unpack("<I", data[28:32])[0]
+    block = data[32:64]
+    assert walformat.masked_crc(block[:28]) == struct.unpack("<I", block[28:32])[0]
+    salt, kid = block[:16], block[16:24]
+    assert kid == hkdf(key, None, b"parley key id v1")[:8]
+    snapshot = magic == walformat.SNAPSHOT_MAGIC
+    fkey = hkdf(key, salt, b"parley wal snapshot v1" if snapshot else b"parley wal segment v1")
+    aead = AESGCM(fkey)
+    stream = zstandard.ZstdDecompressor().decompressobj()
+    records, off = [], 64
+    while off < len(data):
+        crc, stored, first, count, raw_len, kind, fflags = struct.unpack(
+            "<IIQIIBB", data[off:off + 26])
+        sealed = data[off + 32:off + 32 + stored]
+        assert crc == walformat.masked_crc(data[off + 4:off + 32] + sealed)
+        assert fflags & 2
+        payload = aead.decrypt(struct.pack("<QI", off, 0), sealed,
+                               data[:64] + data[off + 4:off + 32])
+        if kind == walformat.KIND_RECORDS:
+            raw = stream.decompress(payload) if fflags & 1 else payload
+            assert len(raw) == raw_len
+            pos = 0
+            for _ in range(count):
+                rlen, rtype = struct.unpack("<IB", raw[pos:pos + 5])
+                records.append((rtype, raw[pos + 8:pos + 8 + rlen]))
+                pos += 8 + rlen
+        else:
+            assert struct.unpack("<QQ", payload)[1] == base
+        off += 32 + stored
+    return magic, records
+
+
+def read_sealed_blob(data, key, sha_hex):
+    """The content of an encrypted blob."""
+    magic, version, chunk, size, kid = struct.unpack("<8sIIQ8s", data[:32])
+    assert magic == b"PRLYBLB\0" and version == 1 and chunk == 65536
+    assert kid == hkdf(key, None, b"parley key id v1")[:8]
+    wrap = AESGCM(hkdf(key, bytes.fromhex(sha_hex), b"parley blob v1"))
+    data_key = wrap.decrypt(data[32:44], data[44:92], data[:44])
+    aead, out, i, off = AESGCM(data_key), b"", 0, 96
+    n_chunks = max(1, (size + chunk - 1) // chunk)
+    while i < n_chunks:
+        length = min(chunk, size - i * chunk) + 16
+        out += aead.decrypt(struct.pack("<QI", i, 1 if i == n_chunks - 1 else 0),
+                            data[off:off + length], None)
+        off += length
+        i += 1
+    assert off == len(data) and len(out) == size
+    return out
 
 
 class Fixture:
@@ -332,3 +405,34 @@ def test_encrypt_converts_a_plain_directory_crash_safely(start_server, tmp_path)
     assert holds(d, b"FILE-MARKER-") == []
     r = parley("encrypt", "--data-dir", d, "--key", key)
     assert r.returncode == 0 and "already under the new key" in r.stdout
+
+
+def test_the_documented_format_reads_what_the_server_sealed(start_server, tmp_path):
+    """docs/wal-format.md and blob_crypt.c's comment are exact: a reader
+    written from them alone (above) opens every sealed segment, snapshot and
+    blob and finds the posted texts and the uploaded bytes; the ENCRYPTION
+    file's key id is the documented HKDF value."""
+    key_file = keygen(tmp_path, "key")
+    key = key_bytes(key_file)
+    d = tmp_path / "enc"
+    args = [KEY_FLAG, key_file, "--snapshot-every-records", "3", "--snapshot-every-seconds", "0"]
+    s = start_server(args, data_dir=d)
+    fx = Fixture(s)
+    for i in range(5):
+        fx.post(fx.alice, "spec-%d" % i)
+    assert s.stop() == 0
+    mark = (d / "ENCRYPTION").read_text()
+    assert mark == "parley-encryption 1\nkey-id %s\n" % hkdf(key, None, b"parley key id v1").hex()
+    found = b""
+    files = [d / "wal" / f for f in os.listdir(str(d / "wal"))] + \
+        [d / "snapshots" / f for f in os.listdir(str(d / "snapshots"))]
+    assert any(str(f).endswith(".snap") for f in files)
+    for f in files:
+        _, records = read_sealed(f.read_bytes(), key)
+        found += b"".join(r[1] for r in records)
+    for t in fx.texts:
+        assert t.encode() in found
+    sha = fx.file["sha256"]
+    blob = (d / "files" / sha[:2] / sha[2:4] / sha).read_bytes()
+    assert read_sealed_blob(blob, key, sha) == fx.blob
+    assert len(blob) == 96 + len(fx.blob) + 16 * ((len(fx.blob) + 65535) // 65536)
