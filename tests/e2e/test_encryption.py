@@ -436,3 +436,24 @@ def test_the_documented_format_reads_what_the_server_sealed(start_server, tmp_pa
     blob = (d / "files" / sha[:2] / sha[2:4] / sha).read_bytes()
     assert read_sealed_blob(blob, key, sha) == fx.blob
     assert len(blob) == 96 + len(fx.blob) + 16 * ((len(fx.blob) + 65535) // 65536)
+
+
+def test_user_commands_take_the_key(start_server, tmp_path):
+    key = keygen(tmp_path, "key")
+    d = tmp_path / "enc"
+    r = subprocess.run([BIN, "user", "create", "--data-dir", str(d), "--username", "root",
+                        "--email", "root@example.com", "--admin", KEY_FLAG, str(key)],
+                       input="correct horse battery\n", capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "created user root" in r.stdout, r.stdout + r.stderr
+    before = tree(d)
+    r = subprocess.run([BIN, "user", "promote", "--data-dir", str(d), "root"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "is encrypted" in r.stderr
+    assert tree(d) == before
+    s = start_server([KEY_FLAG, key], data_dir=d)
+    r = requests.post(s.url("/api/v1/auth/login"), timeout=30,
+                      json={"username_or_email": "root", "password": "correct horse battery"})
+    assert r.status_code == 200 and "admin" in r.json()["user"]["roles"], r.text
+    assert s.stop() == 0
+    assert holds(d, b"root@example.com") == []
