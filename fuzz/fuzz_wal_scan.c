@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    static const uint8_t key[WAL_KEY_BYTES] = "parley fuzz key, 32 bytes long!";
+    static const uint8_t key[WAL_KEY_BYTES] = "parley fuzz key";
     bool snapshot = data[0] & 1;
     int rc = wal_scan_image_key(data + 1, size - 1, snapshot, data[0] & 2 ? key : NULL);
     if (rc != 0 && rc != WAL_E_CORRUPT && rc != WAL_E_VERSION && rc != WAL_E_KEY)
