@@ -14,6 +14,11 @@
  * bad one means acknowledged data would be lost, and that is never silent.
  * A frame whose CRC matches but whose LSN, payload or records are wrong is
  * corruption outright (no crash produces it).
+ *
+ * Sealed files (seal.c): the file must be sealed exactly when a key is given,
+ * and with that key (else WALF_SCAN_KEY, before any frame is read); a
+ * frame's tag is checked after its CRC, and one whose CRC holds but whose
+ * tag does not is corruption too.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -8,9 +8,7 @@
 #include "wal.h"
 #include "wal_format.h"
 
-/* ---- scan.c: reading one file image ---- */
-
-/* A growable byte buffer; allocation failure aborts. */
+/* A growable byte buffer (util.c); allocation failure aborts. */
 typedef struct walf_buf {
     uint8_t *data;
     size_t len;
@@ -39,6 +37,8 @@ int wal__seal_encrypt(const walf_seal_t *s, uint64_t offset, const uint8_t *fram
 /* out gets len - WALF_TAG_BYTES bytes; false when the tag does not hold. */
 bool wal__seal_decrypt(const walf_seal_t *s, uint64_t offset, const uint8_t *frame_header,
                        const uint8_t *sealed, size_t len, uint8_t *out);
+
+/* ---- scan.c: reading one file image ---- */
 
 typedef enum {
     WALF_SCAN_CLEAN,   /* every frame good up to the end (or a zero tail) */
@@ -79,8 +79,9 @@ typedef struct walf_sink {
     /* The master key (NULL: plain files only); sealed frames are opened with
      * it (records frames only when decoding; end frames always). */
     const uint8_t *key;
-    /* Called with each good frame's opened payload (compressed bytes, not
-     * sealed) when set: wal_reseal_file. */
+    /* When set, called with the opened payload (as compressed, no longer
+     * sealed) of each frame whose CRC and tag hold, before its records are
+     * parsed: wal_reseal_file. Non-zero stops the scan with that value. */
     int (*opened)(void *ctx, uint64_t offset, const walf_frame_t *f, const uint8_t *payload,
                   uint32_t len);
 } walf_sink_t;
