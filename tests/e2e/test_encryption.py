@@ -457,3 +457,33 @@ def test_user_commands_take_the_key(start_server, tmp_path):
     assert r.status_code == 200 and "admin" in r.json()["user"]["roles"], r.text
     assert s.stop() == 0
     assert holds(d, b"root@example.com") == []
+
+
+def test_encrypted_files_at_chunk_boundaries(start_server, tmp_path):
+    """One byte, one short of a 64 KiB chunk, exactly one, one byte more, and a few
+    chunks: each downloads whole and by ranges across chunk edges, before
+    and after a restart, deduplicated as before."""
+    key = keygen(tmp_path, "key")
+    d = tmp_path / "enc"
+    s = start_server([KEY_FLAG, key], data_dir=d)
+    alice = register(s, "alice")
+    sizes = (1, 65535, 65536, 65537, 3 * 65536 + 5)  # empty uploads are refused (422)
+    blobs = {n: secrets.token_bytes(n) for n in sizes}
+    files = {n: alice.uploaded("f%d.bin" % n, blobs[n]) for n in sizes}
+    again = alice.uploaded("again.bin", blobs[65536])
+    assert again["deduplicated"] is True
+    for restart in (False, True):
+        if restart:
+            assert s.stop() == 0
+            s = start_server([KEY_FLAG, key], data_dir=d)
+            alice = alice.on(s)
+        for n in sizes:
+            r = alice.download(files[n])
+            assert r.status_code == 200 and r.content == blobs[n], n
+            if n > 2:
+                for a, b in ((0, 0), (n - 1, n - 1), (n // 2, n - 1), (1, min(n - 1, 65536))):
+                    r = alice.download(files[n], Range="bytes=%d-%d" % (a, b))
+                    assert r.status_code == 206 and r.content == blobs[n][a:b + 1], (n, a, b)
+    assert s.stop() == 0
+    r = parley("files", "check", KEY_FLAG, key, d)
+    assert r.returncode == 0 and "%d blobs" % len(sizes) in r.stdout, r.stdout
