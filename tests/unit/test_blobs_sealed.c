@@ -31,17 +31,12 @@ static blobs_t *open_keyed(const uint8_t *key, const uint8_t *id)
     return b;
 }
 
+/* Random-looking bytes (tu_fill), malloc'd. */
 static unsigned char *bytes(size_t n, uint64_t seed)
 {
     unsigned char *p = malloc(n > 0 ? n : 1);
     ASSERT_NOT_NULL(p);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = (unsigned char)(x >> 24);
-    }
+    tu_fill(p, n, seed, false);
     return p;
 }
 
