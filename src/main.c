@@ -29,7 +29,7 @@ static void usage(FILE *out)
             "  parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
             "                            create an account (password on standard input)\n"
             "  parley files check DIR    verify DIR's uploaded files (server stopped)\n"
-            "  (wal and files take --encryption-key-file FILE for an encrypted DIR)\n"
+            "  (wal, files and user take --encryption-key-file FILE for an encrypted DIR)\n"
             "  parley keygen [--out FILE]\n"
             "                            a new data key (64 hex digits; FILE mode 0600)\n"
             "  parley rekey --data-dir DIR --old-key FILE --new-key FILE\n"
