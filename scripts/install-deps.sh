@@ -16,6 +16,7 @@ test_pkgs=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-requests python3-websocket
   python3-crc32c python3-zstandard
+  python3-cryptography  # tests/e2e/test_encryption.py reads sealed files from the documented format
   strace
   mount
   prometheus  # promtool: tests/e2e/test_metrics.py runs `promtool check metrics`
@@ -25,6 +26,7 @@ test_pkgs=(
 
 bench_pkgs=(
   wrk curl redis-server redis-tools python3 python3-pytest python3-requests
+  gnutls-bin  # certtool: P11 makes its certificate
 )
 
 want=("${build_pkgs[@]}")

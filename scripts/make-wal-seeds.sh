@@ -3,8 +3,8 @@
 # library itself produces, so the seeds carry real headers, checksums and zstd
 # streams (hand-made bytes would stop at the first checksum):
 #   fuzz/corpus/fuzz_wal_recover/<name>   a segment image
-#   fuzz/corpus/fuzz_wal_scan/<name>      selector byte (0 segment, 1 snapshot),
-#                                         then the file image
+#   fuzz/corpus/fuzz_wal_scan/<name>      selector byte (bit 0 snapshot, bit 1
+#                                         sealed), then the file image
 # It builds a small C program against build/release/libwal.a, writes a few
 # small logs (compressed and not, one batch and many, records of 0 bytes to
 # 1 KiB, a snapshot, a header-only segment) and copies them in. Re-run it
@@ -16,7 +16,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 cat >"$tmp/gen.c" <<'C'
-/* Writes small logs with the library: gen <dir> <compression> <batches> <snapshot>. */
+/* Writes small logs with the library:
+ * gen <dir> <compression> <batches> <snapshot> [sealed]; sealed: with the
+ * fuzz harness's fixed key (fuzz/fuzz_wal_scan.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +26,10 @@ cat >"$tmp/gen.c" <<'C'
 
 int main(int argc, char **argv)
 {
-    if (argc != 5)
+    if (argc != 5 && argc != 6)
         return 2;
-    wal_options_t o = {.compression_level = atoi(argv[2])};
+    static const uint8_t key[WAL_KEY_BYTES] = "parley fuzz key";
+    wal_options_t o = {.compression_level = atoi(argv[2]), .key = argc == 6 ? key : NULL};
     wal_t *w;
     if (wal_open(argv[1], &o, NULL, &w, NULL) != 0)
         return 1;
@@ -66,7 +69,7 @@ int main(int argc, char **argv)
     return wal_close(w) != 0;
 }
 C
-cc -std=c11 -D_GNU_SOURCE -Iinclude -O1 "$tmp/gen.c" build/release/libwal.a -lzstd -pthread \
+cc -std=c11 -D_GNU_SOURCE -Iinclude -Iinclude/wal -O1 "$tmp/gen.c" build/release/libwal.a -lzstd -lgnutls -pthread \
   -o "$tmp/gen"
 
 scan=fuzz/corpus/fuzz_wal_scan
@@ -76,9 +79,9 @@ add() { # add <name> <file>: a segment seed for both harnesses
   cp "$2" "$recover/$1"
   { printf '\0'; cat "$2"; } >"$scan/segment-$1"
 }
-gen() { # gen <name> <compression> <batches> <snapshot>
+gen() { # gen <name> <compression> <batches> <snapshot> [sealed]
   mkdir -p "$tmp/$1"
-  "$tmp/gen" "$tmp/$1" "$2" "$3" "$4"
+  "$tmp/gen" "$tmp/$1" "${@:2}"
 }
 gen zstd 0 6 1
 gen raw -1 5 1
@@ -92,4 +95,8 @@ snap=$(ls "$tmp/zstd/snapshots/"*.snap)
 rsnap=$(ls "$tmp/raw/snapshots/"*.snap)
 { printf '\1'; cat "$rsnap"; } >"$scan/snapshot-raw"
 { printf '\1'; cat "$snap"; } >"$scan/snapshot-zstd"
+# Sealed (selector bit 1: read with the harness's key).
+gen sealed 0 6 1 sealed
+{ printf '\2'; cat "$tmp/sealed/wal/00000000000000000001.wal"; } >"$scan/sealed-segment-zstd"
+{ printf '\3'; cat "$tmp/sealed/snapshots/"*.snap; } >"$scan/sealed-snapshot-zstd"
 wc -c "$scan"/* "$recover"/*

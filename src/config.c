@@ -227,6 +227,11 @@ static const setting_t settings[] = {
      "without credentials (empty: none)"},
     {"log_format", "--log-format", "PARLEY_LOG_FORMAT", SET_LOG_FORMAT, FIELD(log_format), 0, 0,
      "text | json (one JSON object per line)"},
+    /* ---- encryption at rest (src/tools/keys.c checks the file at start-up) ---- */
+    {"encryption_key_file", "--encryption-key-file", "PARLEY_ENCRYPTION_KEY_FILE", SET_TEXT_OPT,
+     FIELD(encryption_key_file), 0, 0,
+     "file with the 32-byte data key (`parley keygen`; mode 0600): the log, snapshots and "
+     "files are encrypted (AES-256-GCM); \"\" = plain"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

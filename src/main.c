@@ -35,6 +35,13 @@ static void usage(FILE *out)
             "                            archive a running server through its API (an admin key)\n"
             "  parley backup verify FILE check an archive against its manifest\n"
             "  parley restore FILE --data-dir NEW   verify, then restore into a new directory\n"
+            "  (wal, files and user take --encryption-key-file FILE for an encrypted DIR)\n"
+            "  parley keygen [--out FILE]\n"
+            "                            a new data key (64 hex digits; FILE mode 0600)\n"
+            "  parley rekey --data-dir DIR --old-key FILE --new-key FILE\n"
+            "                            re-encrypt DIR under a new key (server stopped)\n"
+            "  parley encrypt --data-dir DIR --key FILE\n"
+            "                            encrypt a plain DIR (server stopped)\n"
             "  parley user promote --data-dir DIR NAME\n"
             "                            make an account an admin (server stopped)\n"
             "  parley version            print the version\n"
@@ -92,6 +99,12 @@ int main(int argc, char **argv)
         return backup_command(argc - 2, argv + 2);
     if (strcmp(cmd, "restore") == 0)
         return restore_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "keygen") == 0)
+        return keygen_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "rekey") == 0)
+        return rekey_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "encrypt") == 0)
+        return encrypt_command(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("parley %s\n", PARLEY_VERSION);
         return 0;

@@ -49,6 +49,7 @@
 #include "parley/log.h"
 #include "parley/realtime.h"
 #include "parley/settings.h"
+#include "parley/tools.h"
 #include "parley/version.h"
 #include "parley/view_cache.h"
 
@@ -262,6 +263,14 @@ int server_run(const parley_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     char err[512];
+    /* Encryption at rest (src/tools/keys.c): checked before the lock writes anything. */
+    static uint8_t data_key[CRYPT_KEY_BYTES];
+    const uint8_t *key = cfg->encryption_key_file[0] ? data_key : NULL;
+    if ((key && crypt_key_load(cfg->encryption_key_file, data_key, err, sizeof(err)) != 0) ||
+        crypt_dir_check(cfg->data_dir, key, cfg->encryption_key_file, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 2;
+    }
     /* TLS files are checked before anything is written to the data dir. */
     http_tls_t *tls = NULL;
     if (cfg->tls_cert[0] != '\0' &&
@@ -271,8 +280,9 @@ int server_run(const parley_config_t *cfg)
     }
     http_tls_redirect_t *redirect = NULL;
     int lock_fd = datadir_lock(cfg->data_dir, err, sizeof(err));
-    if (lock_fd < 0) {
+    if (lock_fd < 0 || crypt_dir_init(cfg->data_dir, key, err, sizeof(err)) != 0) {
         log_error("%s", err);
+        datadir_unlock(lock_fd);
         return 1;
     }
     raise_fd_limit(cfg->max_connections);
@@ -288,6 +298,7 @@ int server_run(const parley_config_t *cfg)
         .snapshot_every_seconds = cfg->snapshot_every_seconds,
         .audit_max_entries = cfg->audit_max_entries,
         .audit_max_days = cfg->audit_max_days,
+        .encryption_key = key,
     };
     if (auth_keys_load(cfg->data_dir, getenv("PARLEY_JWT_SECRET"), &app.keys, err,
                        sizeof(err)) != AUTH_OK) {
@@ -308,6 +319,7 @@ int server_run(const parley_config_t *cfg)
         datadir_unlock(lock_fd);
         return 1;
     }
+    crypt_blobs_key(app.blobs, key);
     app.login_limiter = auth_login_limiter_new(0);
     int limits[AUTH_RATE_CATEGORIES] = {
         [AUTH_RATE_DEFAULT] = (int)cfg->rate_limit,

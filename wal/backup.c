@@ -11,7 +11,8 @@
  * snapshot's LSN as held; wal__trim (snapshot.c) keeps every snapshot and
  * segment a hold needs. New appends go on meanwhile and are simply not in
  * the cut. wal_segment_cut finds, by the frame headers alone (checksums
- * checked, payloads not decoded), where a segment's frames up to the LSN end.
+ * checked, payloads not decoded), where a segment's frames up to the LSN end;
+ * a sealed segment needs no key for it (its frame headers are not encrypted).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,7 @@ int wal_segment_cut(const char *path, uint64_t lsn, uint64_t *end)
     if (rc != 0)
         return rc;
     cut_ctx_t c = {.lsn = lsn, .end = WALF_FILE_HEADER};
-    walf_sink_t sink = {.decode = false, .frame = cut_frame, .ctx = &c};
+    walf_sink_t sink = {.decode = false, .frame = cut_frame, .ctx = &c, .frames_only = true};
     walf_scan_result_t res;
     rc = wal__scan(m.data, m.len, false, &sink, NULL, &res);
     if (rc == 0 && !res.header_ok)
@@ -115,6 +116,8 @@ int wal_segment_cut(const char *path, uint64_t lsn, uint64_t *end)
     if (rc == 0 && !c.found && res.next_lsn <= lsn && res.status != WALF_SCAN_CLEAN)
         rc = WAL_E_CORRUPT; /* records up to lsn should be here and are not */
     wal__unmap(&m);
+    if (rc == 0 && c.end < res.header_len)
+        c.end = res.header_len; /* no frame up to lsn: the header (and seal block) alone */
     if (rc == 0)
         *end = c.end;
     return rc;

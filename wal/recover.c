@@ -123,7 +123,7 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
             break;
         }
         walf_scan_result_t res;
-        walf_sink_t check = {.decode = false};
+        walf_sink_t check = {.decode = false, .key = o->key};
         wal__scan(m.data, m.len, true, &check, dctx, &res);
         if (res.status == WALF_SCAN_VERSION) {
             wal__log(o, 0, "%s has format version %u; this build reads up to %u", path,
@@ -131,6 +131,14 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 8);
             wal__unmap(&m);
             rc = WAL_E_VERSION;
+            break;
+        }
+        if (res.status == WALF_SCAN_KEY) {
+            wal__log(o, 0, "%s: %s", path, res.why);
+            note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path,
+                       res.bad_offset);
+            wal__unmap(&m);
+            rc = WAL_E_KEY;
             break;
         }
         bool good = res.status == WALF_SCAN_CLEAN && res.base_lsn == lsns[i];
@@ -143,7 +151,8 @@ static int load_snapshot(const char *dir, const wal_options_t *o, const wal_repl
                 rc = WAL_E_CALLBACK;
                 break;
             }
-            walf_sink_t load = {.decode = true, .record = deliver_snapshot_record, .ctx = &ctx};
+            walf_sink_t load = {
+                .decode = true, .record = deliver_snapshot_record, .ctx = &ctx, .key = o->key};
             rc = wal__scan(m.data, m.len, true, &load, dctx, &res);
             if (rc != 0) {
                 wal__unmap(&m);
@@ -268,7 +277,7 @@ int wal__recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
             goto out;
         }
         walf_scan_result_t res;
-        walf_sink_t sink = {.decode = true, .record = deliver_record, .ctx = &ctx};
+        walf_sink_t sink = {.decode = true, .record = deliver_record, .ctx = &ctx, .key = o->key};
         rc = wal__scan(m.data, m.len, false, &sink, dctx, &res);
         size_t file_len = m.len;
         wal__unmap(&m);
@@ -280,6 +289,13 @@ int wal__recover(const char *dir, const wal_options_t *o, const wal_replay_t *re
                      res.version, WAL_FORMAT_VERSION);
             note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path, 8);
             rc = WAL_E_VERSION;
+            goto out;
+        }
+        if (res.status == WALF_SCAN_KEY) {
+            wal__log(o, 0, "%s: %s", path, res.why);
+            note_place(rep->error_file, sizeof(rep->error_file), &rep->error_offset, path,
+                       res.bad_offset);
+            rc = WAL_E_KEY;
             goto out;
         }
         if (res.header_ok && res.base_lsn != firsts[i]) {
@@ -381,6 +397,7 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
     if (opts) {
         o.log = opts->log;
         o.log_ctx = opts->log_ctx;
+        o.key = opts->key;
     }
     walf_state_t st;
     int rc = wal__recover(dir, &o, NULL, false, report, &st);
@@ -406,7 +423,7 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
         if (rc != 0)
             break;
         walf_scan_result_t res;
-        walf_sink_t sink = {.decode = true};
+        walf_sink_t sink = {.decode = true, .key = o.key};
         wal__scan(m.data, m.len, true, &sink, dctx, &res);
         wal__unmap(&m);
         if (res.status != WALF_SCAN_CLEAN || res.base_lsn != lsns[i]) {
@@ -415,7 +432,9 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
             wal__log(&o, 0, "snapshot %s is damaged at offset %llu (%s)", path,
                      (unsigned long long)res.bad_offset,
                      res.why ? res.why : "its header names another LSN");
-            rc = res.status == WALF_SCAN_VERSION ? WAL_E_VERSION : WAL_E_CORRUPT;
+            rc = res.status == WALF_SCAN_VERSION ? WAL_E_VERSION
+                 : res.status == WALF_SCAN_KEY   ? WAL_E_KEY
+                                                 : WAL_E_CORRUPT;
         }
     }
     ZSTD_freeDCtx(dctx);

@@ -14,6 +14,11 @@
  * bad one means acknowledged data would be lost, and that is never silent.
  * A frame whose CRC matches but whose LSN, payload or records are wrong is
  * corruption outright (no crash produces it).
+ *
+ * Sealed files (seal.c): the file must be sealed exactly when a key is given,
+ * and with that key (else WALF_SCAN_KEY, before any frame is read); a
+ * frame's tag is checked after its CRC, and one whose CRC holds but whose
+ * tag does not is corruption too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +43,16 @@ static void parse_frame_header(const uint8_t *h, walf_frame_t *f)
     f->flags = h[25];
 }
 
-/* Structure of a frame header alone (before the CRC). */
-static bool header_plausible(const uint8_t *h, size_t room, bool snapshot, walf_frame_t *f)
+/* Structure of a frame header alone (before the CRC). In a sealed file
+ * every frame is sealed and its stored payload carries a 16-byte tag. */
+static bool header_plausible(const uint8_t *h, size_t room, bool snapshot, bool sealed,
+                             walf_frame_t *f)
 {
     parse_frame_header(h, f);
-    if (!all_zero(h + 26, 6) || (f->flags & ~WALF_FLAG_ZSTD) != 0)
+    uint8_t seal_flag = sealed ? WALF_FLAG_SEALED : 0;
+    uint32_t tag = sealed ? WALF_TAG_BYTES : 0;
+    if (!all_zero(h + 26, 6) || (f->flags & ~(WALF_FLAG_ZSTD | WALF_FLAG_SEALED)) != 0 ||
+        (f->flags & WALF_FLAG_SEALED) != seal_flag || f->stored_len < tag)
         return false;
     if (f->stored_len > room || f->stored_len > WALF_FRAME_STORED_MAX ||
         f->raw_len > WALF_FRAME_RAW_MAX)
@@ -54,12 +64,13 @@ static bool header_plausible(const uint8_t *h, size_t room, bool snapshot, walf_
             return false;
     } else if (f->kind == WALF_KIND_SNAPSHOT_END) {
         if (!snapshot || f->count != 0 || f->raw_len != WALF_END_PAYLOAD ||
-            f->stored_len != WALF_END_PAYLOAD || f->flags != 0 || f->first_lsn != 0)
+            f->stored_len != WALF_END_PAYLOAD + tag || f->flags != seal_flag ||
+            f->first_lsn != 0)
             return false;
     } else {
         return false;
     }
-    if (!(f->flags & WALF_FLAG_ZSTD) && f->stored_len != f->raw_len)
+    if (!(f->flags & WALF_FLAG_ZSTD) && f->stored_len != f->raw_len + tag)
         return false;
     return true;
 }
@@ -71,11 +82,12 @@ static bool crc_ok(const uint8_t *h, const walf_frame_t *f)
 }
 
 /* True when some offset after `from` holds a frame whose checksum holds. */
-static bool valid_frame_after(const uint8_t *img, size_t len, size_t from, bool snapshot)
+static bool valid_frame_after(const uint8_t *img, size_t len, size_t from, bool snapshot,
+                              bool sealed)
 {
     for (size_t off = from; off + WALF_FRAME_HEADER <= len; off++) {
         walf_frame_t f;
-        if (header_plausible(img + off, len - off - WALF_FRAME_HEADER, snapshot, &f) &&
+        if (header_plausible(img + off, len - off - WALF_FRAME_HEADER, snapshot, sealed, &f) &&
             crc_ok(img + off, &f))
             return true;
     }
@@ -159,7 +171,8 @@ static void bad(walf_scan_result_t *res, const uint8_t *img, size_t len, size_t 
 {
     res->bad_offset = off;
     res->why = why;
-    bool later_valid = !res->unsynced && valid_frame_after(img, len, off + 1, snapshot);
+    bool later_valid =
+        !res->unsynced && valid_frame_after(img, len, off + 1, snapshot, res->sealed);
     res->status = certain || later_valid ? WALF_SCAN_CORRUPT : WALF_SCAN_TORN;
 }
 
@@ -173,9 +186,11 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         res->bad_offset = 0;
         res->why = len < WALF_FILE_HEADER ? "file shorter than its header" : "bad file header";
         /* A header torn by a crash right after creation leaves nothing else. */
-        res->status = len <= WALF_FILE_HEADER || !valid_frame_after(img, len, 1, snapshot)
-                          ? WALF_SCAN_TORN
-                          : WALF_SCAN_CORRUPT;
+        res->status =
+            len <= WALF_FILE_HEADER || (!valid_frame_after(img, len, 1, snapshot, false) &&
+                                        !valid_frame_after(img, len, 1, snapshot, true))
+                ? WALF_SCAN_TORN
+                : WALF_SCAN_CORRUPT;
         return 0;
     }
     res->version = wal__get32(img + 8);
@@ -191,26 +206,53 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         return 0;
     }
     uint32_t flags = wal__get32(img + 12);
-    if ((flags & ~WALF_FILE_UNSYNCED) != 0 || (snapshot && flags != 0)) {
+    if ((flags & ~(WALF_FILE_UNSYNCED | WALF_FILE_SEALED)) != 0 ||
+        (snapshot && (flags & WALF_FILE_UNSYNCED))) {
         res->bad_offset = 12;
         res->why = "unknown file flags";
         res->status = WALF_SCAN_CORRUPT;
         return 0;
     }
     res->unsynced = flags & WALF_FILE_UNSYNCED;
+    res->sealed = flags & WALF_FILE_SEALED;
+    res->header_len = res->sealed ? WALF_SEALED_HEADER : WALF_FILE_HEADER;
+    if (res->sealed && (len < WALF_SEALED_HEADER || !wal__seal_block_ok(img))) {
+        res->bad_offset = WALF_FILE_HEADER;
+        res->why = "bad seal block";
+        res->status = len <= WALF_SEALED_HEADER ? WALF_SCAN_TORN : WALF_SCAN_CORRUPT;
+        return 0;
+    }
+    const uint8_t *key = sink ? sink->key : NULL;
+    bool keyless_walk = sink && sink->frames_only && !sink->decode && key == NULL &&
+                        sink->opened == NULL && !snapshot;
+    if (!keyless_walk &&
+        (res->sealed != (key != NULL) || (key && !wal__seal_key_matches(img, key)))) {
+        res->status = WALF_SCAN_KEY;
+        res->bad_offset = res->sealed ? WALF_FILE_HEADER : 12;
+        res->why = !res->sealed ? "the file is not sealed, but a key was given"
+                   : key == NULL ? "the file is sealed and no key was given"
+                                 : "the file is sealed with another key";
+        return 0;
+    }
+    walf_seal_t seal = {0};
+    if (key && wal__seal_open(&seal, key, img, snapshot) != 0) {
+        res->status = WALF_SCAN_KEY;
+        res->why = "cannot set up the cipher";
+        return 0;
+    }
     res->header_ok = true;
     res->base_lsn = wal__get64(img + 16);
     res->next_lsn = res->base_lsn;
-    res->good_end = WALF_FILE_HEADER;
+    res->good_end = res->header_len;
     res->status = WALF_SCAN_CLEAN;
     bool decode = sink && sink->decode;
     if (decode)
         ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
 
-    uint8_t *raw = NULL;
-    size_t raw_cap = 0;
+    uint8_t *raw = NULL, *opened = NULL;
+    size_t raw_cap = 0, opened_cap = 0;
     int rc = 0;
-    size_t off = WALF_FILE_HEADER;
+    size_t off = res->header_len;
     while (off < len) {
         size_t room = len - off;
         if (room < WALF_FRAME_HEADER || all_zero(img + off, WALF_FRAME_HEADER)) {
@@ -226,7 +268,7 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
             break;
         }
         walf_frame_t f;
-        if (!header_plausible(img + off, room - WALF_FRAME_HEADER, snapshot, &f)) {
+        if (!header_plausible(img + off, room - WALF_FRAME_HEADER, snapshot, res->sealed, &f)) {
             bad(res, img, len, off, snapshot, "malformed frame header", false);
             if (sink && sink->frame)
                 sink->frame(sink->ctx, off, &f, false);
@@ -243,6 +285,26 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
             break;
         }
         const uint8_t *payload = img + off + WALF_FRAME_HEADER;
+        walf_frame_t pf = f; /* the frame as the payload is once opened */
+        if (seal.h && (decode || f.kind == WALF_KIND_SNAPSHOT_END || sink->opened)) {
+            pf.stored_len -= WALF_TAG_BYTES;
+            if (opened_cap < f.stored_len) {
+                free(opened);
+                opened_cap = f.stored_len;
+                opened = malloc(opened_cap);
+                if (opened == NULL)
+                    abort();
+            }
+            if (!wal__seal_decrypt(&seal, off, img + off, payload, f.stored_len, opened)) {
+                bad(res, img, len, off, snapshot,
+                    "sealed frame does not authenticate (altered, or another key)", true);
+                break;
+            }
+            payload = opened;
+        }
+        if (sink && sink->opened && (rc = sink->opened(sink->ctx, off, &pf, payload,
+                                                      pf.stored_len)) != 0)
+            break;
         if (f.kind == WALF_KIND_SNAPSHOT_END) {
             if (wal__get64(payload) != res->records || wal__get64(payload + 8) != res->base_lsn) {
                 bad(res, img, len, off, snapshot, "snapshot end does not match its records", true);
@@ -257,7 +319,7 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
                 if (raw == NULL)
                     abort();
             }
-            if (!decode_payload(payload, &f, dctx, raw)) {
+            if (!decode_payload(payload, &pf, dctx, raw)) {
                 bad(res, img, len, off, snapshot, "payload does not decompress to raw_len", true);
                 break;
             }
@@ -280,6 +342,8 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
         res->good_end = off;
     }
     free(raw);
+    free(opened);
+    wal__seal_close(&seal);
     if (rc == 0 && snapshot && res->status == WALF_SCAN_CLEAN && !res->has_end) {
         res->status = WALF_SCAN_TORN;
         res->bad_offset = res->good_end;
@@ -290,11 +354,16 @@ int wal__scan(const uint8_t *img, size_t len, bool snapshot, const walf_sink_t *
 
 int wal_scan_image(const void *data, size_t len, bool is_snapshot)
 {
+    return wal_scan_image_key(data, len, is_snapshot, NULL);
+}
+
+int wal_scan_image_key(const void *data, size_t len, bool is_snapshot, const uint8_t *key)
+{
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (dctx == NULL)
         abort();
     ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 27);
-    walf_sink_t sink = {.decode = true};
+    walf_sink_t sink = {.decode = true, .key = key};
     walf_scan_result_t res;
     wal__scan(data, len, is_snapshot, &sink, dctx, &res);
     ZSTD_freeDCtx(dctx);
@@ -303,6 +372,8 @@ int wal_scan_image(const void *data, size_t len, bool is_snapshot)
         return 0;
     case WALF_SCAN_VERSION:
         return WAL_E_VERSION;
+    case WALF_SCAN_KEY:
+        return WAL_E_KEY;
     default:
         return WAL_E_CORRUPT;
     }

@@ -36,6 +36,8 @@ struct wal_snapshot {
     char tmp_path[PATH_MAX + 32];
     char final_path[PATH_MAX + 32];
     ZSTD_CCtx *cctx;
+    walf_seal_t seal;  /* h NULL: plain */
+    uint64_t offset;   /* bytes of the file written */
     walf_buf_t raw;   /* records of the frame being gathered */
     walf_buf_t out;   /* frames ready to write */
     uint32_t raw_count;
@@ -84,9 +86,13 @@ int wal_snapshot_begin(wal_t *w, uint64_t lsn, wal_snapshot_t **out)
         ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
                                w->opts.compression_level ? w->opts.compression_level : 1);
     }
-    uint8_t header[WALF_FILE_HEADER];
-    wal__file_header(header, true, lsn);
-    s->err = wal__write_all(&wal__posix_io, s->fd, header, sizeof(header));
+    uint8_t header[WALF_SEALED_HEADER];
+    size_t header_len = wal__new_header(header, true, lsn, 0, w->opts.key);
+    if (w->opts.key)
+        s->err = wal__seal_open(&s->seal, w->opts.key, header, true);
+    if (s->err == 0)
+        s->err = wal__write_all(&wal__posix_io, s->fd, header, header_len);
+    s->offset = header_len;
     *out = s;
     return 0;
 }
@@ -97,10 +103,11 @@ static int flush_frame(wal_snapshot_t *s)
     if (s->raw_count == 0 || s->err != 0)
         return s->err;
     s->out.len = 0;
-    s->err = wal__emit_frame(&s->out, s->cctx, s->raw.data, s->raw.len, 0, s->raw_count,
-                             WALF_KIND_RECORDS);
+    s->err = wal__emit_sealed(&s->out, s->cctx, &s->seal, s->offset, s->raw.data, s->raw.len, 0,
+                              s->raw_count, WALF_KIND_RECORDS);
     if (s->err == 0)
         s->err = wal__write_all(&wal__posix_io, s->fd, s->out.data, s->out.len);
+    s->offset += s->out.len;
     s->raw.len = 0;
     s->raw_count = 0;
     return s->err;
@@ -128,6 +135,8 @@ static void release(wal_snapshot_t *s)
     if (s->fd >= 0)
         close(s->fd);
     ZSTD_freeCCtx(s->cctx);
+    wal__seal_close(&s->seal);
+    wal__buf_free(&s->seal.scratch);
     wal__buf_free(&s->raw);
     wal__buf_free(&s->out);
     pthread_mutex_lock(&s->w->mu);
@@ -153,21 +162,22 @@ int wal_snapshot_commit(wal_snapshot_t *s)
     if (rc == 0)
         rc = wal_sync(w);
     if (rc == 0) {
-        uint8_t end[WALF_FRAME_HEADER + WALF_END_PAYLOAD];
-        wal__put64(end + WALF_FRAME_HEADER, s->count);
-        wal__put64(end + WALF_FRAME_HEADER + 8, s->lsn);
-        walf_frame_t f = {.stored_len = WALF_END_PAYLOAD,
-                          .raw_len = WALF_END_PAYLOAD,
-                          .kind = WALF_KIND_SNAPSHOT_END};
-        wal__frame_header(end, &f);
-        rc = wal__write_all(&wal__posix_io, s->fd, end, sizeof(end));
+        uint8_t end[WALF_END_PAYLOAD];
+        wal__put64(end, s->count);
+        wal__put64(end + 8, s->lsn);
+        s->out.len = 0;
+        rc = wal__emit_sealed(&s->out, NULL, &s->seal, s->offset, end, sizeof(end), 0, 0,
+                              WALF_KIND_SNAPSHOT_END);
+        if (rc == 0)
+            rc = wal__write_all(&wal__posix_io, s->fd, s->out.data, s->out.len);
     }
     if (rc == 0 && fdatasync(s->fd) != 0)
         rc = -errno;
     struct stat sb;
     bool have_stat = rc == 0 && fstat(s->fd, &sb) == 0;
     uint64_t bytes = have_stat ? (uint64_t)sb.st_size : 0;
-    int64_t mtime = have_stat ? (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000 : 0;
+    int64_t mtime =
+        have_stat ? (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000 : 0;
     if (rc == 0 && rename(s->tmp_path, s->final_path) != 0)
         rc = -errno;
     if (rc == 0)

@@ -38,6 +38,9 @@ const char *wal_strerror(int err)
         return "a replay callback failed";
     case WAL_E_NOSPACE:
         return "no space left for the log (writes resume when space returns)";
+    case WAL_E_KEY:
+        return "the log is sealed with another key, or sealed and no key was given, or plain "
+               "and a key was given";
     default:
         return err < 0 && err > -1000 ? strerror(-err) : "unknown error";
     }
@@ -58,7 +61,7 @@ void wal__file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint
     wal__put32(out + 28, wal__mask(wal__crc32c(0, out, 28)));
 }
 
-void wal__frame_header(uint8_t *out, const walf_frame_t *f)
+void wal__frame_fields(uint8_t *out, const walf_frame_t *f)
 {
     memset(out, 0, WALF_FRAME_HEADER);
     wal__put32(out + 4, f->stored_len);
@@ -67,7 +70,28 @@ void wal__frame_header(uint8_t *out, const walf_frame_t *f)
     wal__put32(out + 20, f->raw_len);
     out[24] = f->kind;
     out[25] = f->flags;
-    wal__put32(out, wal__mask(wal__crc32c(0, out + 4, WALF_FRAME_HEADER - 4 + f->stored_len)));
+}
+
+void wal__frame_crc(uint8_t *out)
+{
+    uint32_t stored = wal__get32(out + 4);
+    wal__put32(out, wal__mask(wal__crc32c(0, out + 4, WALF_FRAME_HEADER - 4 + stored)));
+}
+
+void wal__frame_header(uint8_t *out, const walf_frame_t *f)
+{
+    wal__frame_fields(out, f);
+    wal__frame_crc(out);
+}
+
+size_t wal__new_header(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags,
+                       const uint8_t *key)
+{
+    wal__file_header_flags(out, snapshot, base_lsn, key ? flags | WALF_FILE_SEALED : flags);
+    if (key == NULL)
+        return WALF_FILE_HEADER;
+    wal__seal_block(out, key);
+    return WALF_SEALED_HEADER;
 }
 
 void wal__buf_reserve(walf_buf_t *b, size_t extra)
@@ -134,6 +158,39 @@ int wal__emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t
     };
     wal__frame_header(out->data + head, &f);
     out->len = head + WALF_FRAME_HEADER + stored;
+    return 0;
+}
+
+int wal__emit_sealed(walf_buf_t *out, ZSTD_CCtx *cctx, walf_seal_t *seal, uint64_t offset,
+                     const uint8_t *raw, size_t raw_len, uint64_t first_lsn, uint32_t count,
+                     uint8_t kind)
+{
+    if (seal == NULL || seal->h == NULL)
+        return wal__emit_frame(out, cctx, raw, raw_len, first_lsn, count, kind);
+    /* Compressed into the scratch buffer's frame, then sealed into out. */
+    walf_buf_t *tmp = &seal->scratch;
+    tmp->len = 0;
+    int rc = wal__emit_frame(tmp, cctx, raw, raw_len, first_lsn, count, kind);
+    if (rc != 0)
+        return rc;
+    uint32_t plain = wal__get32(tmp->data + 4);
+    wal__buf_reserve(out, WALF_FRAME_HEADER + plain + WALF_TAG_BYTES);
+    uint8_t *h = out->data + out->len;
+    walf_frame_t f = {
+        .stored_len = plain + WALF_TAG_BYTES,
+        .first_lsn = first_lsn,
+        .count = count,
+        .raw_len = (uint32_t)raw_len,
+        .kind = kind,
+        .flags = (uint8_t)(tmp->data[25] | WALF_FLAG_SEALED),
+    };
+    wal__frame_fields(h, &f);
+    rc = wal__seal_encrypt(seal, offset, h, tmp->data + WALF_FRAME_HEADER, plain,
+                           h + WALF_FRAME_HEADER);
+    if (rc != 0)
+        return rc;
+    wal__frame_crc(h);
+    out->len += WALF_FRAME_HEADER + f.stored_len;
     return 0;
 }
 

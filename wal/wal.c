@@ -54,6 +54,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,10 +185,14 @@ static int open_segment(wal_t *w, uint64_t first_lsn)
         wal__log(&w->opts, 0, "cannot create %s: %s", path, strerror(errno));
         return e;
     }
-    uint8_t header[WALF_FILE_HEADER];
-    wal__file_header_flags(header, false, first_lsn,
-                           w->opts.fsync == WAL_FSYNC_ALWAYS ? 0 : WALF_FILE_UNSYNCED);
-    int rc = wal__write_all(w->io, fd, header, sizeof(header));
+    uint8_t header[WALF_SEALED_HEADER];
+    size_t header_len =
+        wal__new_header(header, false, first_lsn,
+                        w->opts.fsync == WAL_FSYNC_ALWAYS ? 0 : WALF_FILE_UNSYNCED, w->opts.key);
+    walf_seal_t seal = {0};
+    int rc = w->opts.key ? wal__seal_open(&seal, w->opts.key, header, false) : 0;
+    if (rc == 0)
+        rc = wal__write_all(w->io, fd, header, header_len);
     if (rc == 0 && w->io->fdatasync(fd) != 0)
         rc = -errno;
     if (rc == 0)
@@ -198,15 +203,20 @@ static int open_segment(wal_t *w, uint64_t first_lsn)
                      strerror(-rc));
         close(fd);
         unlink(path);
+        wal__seal_close(&seal);
         return rc;
     }
     if (w->seg_fd >= 0)
         close(w->seg_fd);
     if (w->cctx)
         ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+    wal__seal_close(&w->seal);
+    w->seal.h = seal.h;
+    memcpy(w->seal.aad, seal.aad, sizeof(seal.aad));
     w->seg_fd = fd;
+    w->seg_end = header_len;
     pthread_mutex_lock(&w->mu);
-    segments_push(w, first_lsn, WALF_FILE_HEADER);
+    segments_push(w, first_lsn, header_len);
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
@@ -229,7 +239,8 @@ static uint32_t build_frame(wal_t *w, size_t *pos, uint64_t first_lsn, uint32_t 
         frame_len += rec;
         n++;
     }
-    *rc = wal__emit_frame(&w->out, w->cctx, p, frame_len, first_lsn, n, WALF_KIND_RECORDS);
+    *rc = wal__emit_sealed(&w->out, w->cctx, &w->seal, w->seg_end, p, frame_len, first_lsn, n,
+                           WALF_KIND_RECORDS);
     *pos += frame_len;
     return n;
 }
@@ -448,6 +459,7 @@ static void *writer_main(void *arg)
                 w->durable_lsn = last;
             }
             w->segments[w->n_segments - 1].bytes += w->out.len;
+            w->seg_end += w->out.len;
             bool roll = w->segments[w->n_segments - 1].bytes >= w->opts.segment_bytes;
             wake_waiters(w, false);
             pthread_mutex_unlock(&w->mu);
@@ -526,6 +538,10 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
         abort();
     if (opts)
         w->opts = *opts;
+    if (w->opts.key) {
+        memcpy(w->key, w->opts.key, WAL_KEY_BYTES);
+        w->opts.key = w->key;
+    }
     if (w->opts.batch_ms == 0)
         w->opts.batch_ms = 10;
     if (w->opts.segment_bytes == 0)
@@ -600,6 +616,8 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
 fail:
     if (w->seg_fd >= 0)
         close(w->seg_fd);
+    wal__seal_close(&w->seal);
+    wal__buf_free(&w->seal.scratch);
     ZSTD_freeCCtx(w->cctx);
     free(w->segments);
     free(w);
@@ -619,6 +637,8 @@ int wal_close(wal_t *w)
     int rc = w->err ? WAL_E_FAILED : 0;
     if (w->seg_fd >= 0)
         close(w->seg_fd);
+    wal__seal_close(&w->seal);
+    wal__buf_free(&w->seal.scratch);
     ZSTD_freeCCtx(w->cctx);
     wal__buf_free(&w->pending);
     wal__buf_free(&w->inflight);
@@ -627,6 +647,7 @@ int wal_close(wal_t *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);
     pthread_cond_destroy(&w->space_cv);
+    gnutls_memset(w->key, 0, sizeof(w->key));
     free(w);
     return rc;
 }

@@ -29,6 +29,22 @@
 #define WALF_MAGIC_SEGMENT "PRLYWAL"
 #define WALF_MAGIC_SNAPSHOT "PRLYSNP"
 #define WALF_FILE_UNSYNCED 0x1u
+#define WALF_FILE_SEALED 0x2u /* a seal block follows; every frame is AES-256-GCM sealed */
+
+/* ---- seal block (32 bytes), at offset 32 of a sealed file ----
+ *   0 16  salt: random, made when the file is created; the file's key is
+ *           HKDF-SHA256(master key, salt, "parley wal segment v1" or
+ *           "parley wal snapshot v1")
+ *  16  8  key id: the first 8 bytes of the master key's id (wal_key_id)
+ *  24  4  zero
+ *  28  4  masked CRC32C of bytes 0-27 of the block
+ * Frames of a sealed file start at offset 64.
+ */
+#define WALF_SEAL_BLOCK 32
+#define WALF_SALT_BYTES 16
+#define WALF_FILE_KEY_ID 8
+#define WALF_SEALED_HEADER (WALF_FILE_HEADER + WALF_SEAL_BLOCK)
+#define WALF_TAG_BYTES 16
 
 /* ---- frame header (32 bytes) ----
  *   0  4  masked CRC32C of bytes 4-31 of this header and the stored payload
@@ -37,7 +53,8 @@
  *  16  4  count: records in the frame (0 for an end frame)
  *  20  4  raw_len: payload bytes after decompression
  *  24  1  kind: WALF_KIND_RECORDS or WALF_KIND_SNAPSHOT_END
- *  25  1  flags: bit 0 WALF_FLAG_ZSTD
+ *  25  1  flags: bit 0 WALF_FLAG_ZSTD, bit 1 WALF_FLAG_SEALED (every frame of
+ *           a sealed file; the stored payload is then ciphertext + tag)
  *  26  6  zero
  * An all-zero frame header marks the end of the data (a preallocated tail).
  */
@@ -45,6 +62,7 @@
 #define WALF_KIND_RECORDS 1
 #define WALF_KIND_SNAPSHOT_END 2 /* payload: u64 record count, u64 snapshot LSN */
 #define WALF_FLAG_ZSTD 0x01      /* the payload is the next piece of the file's zstd stream */
+#define WALF_FLAG_SEALED 0x02    /* the payload is AES-256-GCM ciphertext + 16-byte tag */
 #define WALF_END_PAYLOAD 16
 
 /* ---- record header (8 bytes), inside a decompressed payload ----
@@ -59,7 +77,8 @@
 #define WALF_FRAME_TARGET (1u << 20)
 #define WALF_FRAME_RAW_MAX ((16u << 20) + WALF_RECORD_HEADER)
 /* Stored bytes can exceed raw bytes a little (zstd block headers). */
-#define WALF_FRAME_STORED_MAX (WALF_FRAME_RAW_MAX + (WALF_FRAME_RAW_MAX >> 7) + 4096)
+#define WALF_FRAME_STORED_MAX \
+    (WALF_FRAME_RAW_MAX + (WALF_FRAME_RAW_MAX >> 7) + 4096 + WALF_TAG_BYTES)
 
 static inline void wal__put32(uint8_t *p, uint32_t v)
 {
@@ -111,5 +130,9 @@ void wal__file_header_flags(uint8_t *out, bool snapshot, uint64_t base_lsn, uint
 /* Encodes a frame header into out[32]; the payload must follow it in memory
  * (out + 32), as the CRC covers it. */
 void wal__frame_header(uint8_t *out, const walf_frame_t *f);
+/* The same in two steps: the fields (bytes 4-31), then the CRC once the
+ * payload is in place (a sealed payload depends on the fields). */
+void wal__frame_fields(uint8_t *out, const walf_frame_t *f);
+void wal__frame_crc(uint8_t *out);
 
 #endif

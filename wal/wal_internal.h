@@ -8,6 +8,36 @@
 #include "wal.h"
 #include "wal_format.h"
 
+/* A growable byte buffer (util.c); allocation failure aborts. */
+typedef struct walf_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} walf_buf_t;
+
+/* ---- seal.c: AES-256-GCM over frames ---- */
+
+typedef struct walf_seal {
+    void *h; /* gnutls_aead_cipher_hd_t; NULL: the file is plain */
+    uint8_t aad[WALF_SEALED_HEADER];
+    walf_buf_t scratch; /* the writer's compressed payload before sealing */
+} walf_seal_t;
+
+/* Fills the seal block (header + 32) of a new file: fresh salt, key id. */
+void wal__seal_block(uint8_t *header, const uint8_t key[WAL_KEY_BYTES]);
+bool wal__seal_block_ok(const uint8_t *header);
+bool wal__seal_key_matches(const uint8_t *header, const uint8_t key[WAL_KEY_BYTES]);
+/* The file's cipher from its 64 header bytes. 0 or WAL_E_KEY. */
+int wal__seal_open(walf_seal_t *s, const uint8_t key[WAL_KEY_BYTES], const uint8_t *header,
+                   bool snapshot);
+void wal__seal_close(walf_seal_t *s);
+/* out gets len + WALF_TAG_BYTES bytes. */
+int wal__seal_encrypt(const walf_seal_t *s, uint64_t offset, const uint8_t *frame_header,
+                      const uint8_t *plain, size_t len, uint8_t *out);
+/* out gets len - WALF_TAG_BYTES bytes; false when the tag does not hold. */
+bool wal__seal_decrypt(const walf_seal_t *s, uint64_t offset, const uint8_t *frame_header,
+                       const uint8_t *sealed, size_t len, uint8_t *out);
+
 /* ---- scan.c: reading one file image ---- */
 
 typedef enum {
@@ -15,6 +45,7 @@ typedef enum {
     WALF_SCAN_TORN,    /* a bad frame with nothing valid after it */
     WALF_SCAN_CORRUPT, /* a bad frame followed by a valid one, or a structural error */
     WALF_SCAN_VERSION, /* a newer format version */
+    WALF_SCAN_KEY,     /* sealed without the key / with another key, or plain under a key */
 } walf_scan_status_t;
 
 typedef struct walf_scan_result {
@@ -30,6 +61,8 @@ typedef struct walf_scan_result {
     bool has_end;         /* snapshots: the end frame was seen */
     uint32_t version;
     bool unsynced;        /* the file header has WALF_FILE_UNSYNCED */
+    bool sealed;          /* the file header has WALF_FILE_SEALED */
+    uint32_t header_len;  /* 32, or 64 for a sealed file */
     const char *why;      /* a static description of the problem */
 } walf_scan_result_t;
 
@@ -43,6 +76,18 @@ typedef struct walf_sink {
     /* One frame, good or bad (for inspection); may be NULL. */
     void (*frame)(void *ctx, uint64_t offset, const walf_frame_t *f, bool ok);
     void *ctx;
+    /* The master key (NULL: plain files only); sealed frames are opened with
+     * it (records frames only when decoding; end frames always). */
+    const uint8_t *key;
+    /* When set, called with the opened payload (as compressed, no longer
+     * sealed) of each frame whose CRC and tag hold, before its records are
+     * parsed: wal_reseal_file. Non-zero stops the scan with that value. */
+    int (*opened)(void *ctx, uint64_t offset, const walf_frame_t *f, const uint8_t *payload,
+                  uint32_t len);
+    /* A sealed segment may be walked without its key: frame headers (which
+     * are not encrypted) and checksums only; needs decode false, key and
+     * opened NULL (wal_segment_cut: a backup copies sealed bytes as they are). */
+    bool frames_only;
 } walf_sink_t;
 
 /*
@@ -73,13 +118,6 @@ int wal__list(const char *dir, const char *suffix, uint64_t **out);
 void wal__log(const wal_options_t *o, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A growable byte buffer; allocation failure aborts. */
-typedef struct walf_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} walf_buf_t;
-
 void wal__buf_reserve(walf_buf_t *b, size_t extra);
 void wal__buf_free(walf_buf_t *b);
 
@@ -93,6 +131,15 @@ void wal__buf_add_record(walf_buf_t *b, uint8_t type, const void *data, size_t l
  */
 int wal__emit_frame(walf_buf_t *out, ZSTD_CCtx *cctx, const uint8_t *raw, size_t raw_len,
                     uint64_t first_lsn, uint32_t count, uint8_t kind);
+/* The same, sealed with `seal` (NULL or plain: wal__emit_frame) for a frame
+ * that will sit at byte `offset` of its file. */
+int wal__emit_sealed(walf_buf_t *out, ZSTD_CCtx *cctx, walf_seal_t *seal, uint64_t offset,
+                     const uint8_t *raw, size_t raw_len, uint64_t first_lsn, uint32_t count,
+                     uint8_t kind);
+/* Encodes a new file's header (and, with a key, its seal block) into
+ * out[WALF_SEALED_HEADER]; returns the header's length. */
+size_t wal__new_header(uint8_t *out, bool snapshot, uint64_t base_lsn, uint32_t flags,
+                       const uint8_t *key);
 
 /* Writes all of buf with `io` (retrying short writes). */
 int wal__write_all(const wal_io_t *io, int fd, const void *buf, size_t len);
@@ -172,6 +219,7 @@ struct wal {
     char wal_dir[PATH_MAX];
     char snap_dir[PATH_MAX];
     wal_options_t opts;
+    uint8_t key[WAL_KEY_BYTES]; /* opts.key points here when set */
     const wal_io_t *io;
 
     pthread_mutex_t mu;
@@ -211,6 +259,8 @@ struct wal {
     walf_buf_t inflight;
     walf_buf_t out;
     ZSTD_CCtx *cctx;         /* NULL when compression is off */
+    walf_seal_t seal;        /* the active segment's cipher (h NULL: plain) */
+    uint64_t seg_end;        /* bytes of the active segment written */
     int seg_fd;
     int64_t last_sync_ns;
     bool roll_failed;        /* the last attempt to start a segment had no space */

@@ -37,12 +37,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define BLOB_E_TOO_LARGE (-3001) /* the upload passed its max_bytes */
 #define BLOB_E_BAD_HASH (-3002)  /* not 64 lowercase hex digits */
 #define BLOB_E_MAGIC (-3003)     /* libmagic could not be loaded or failed */
 #define BLOB_E_FAILED (-3004)    /* the writer failed earlier (sticky): abort it */
 #define BLOB_E_ARG (-3005)       /* a NULL pointer or another bad argument */
+#define BLOB_E_DAMAGED (-3006)   /* an encrypted blob does not open (altered, cut, other key) */
 
 #define BLOB_SHA256_HEX_LEN 64
 #define BLOB_MIME_MAX 128      /* including the NUL */
@@ -172,6 +174,43 @@ int blobs_path(blobs_t *b, const char *sha256, char *out, size_t out_size);
  * Returns 0, BLOB_E_BAD_HASH, -ENOENT (no such blob), other -errno.
  */
 int blobs_open_read(blobs_t *b, const char *sha256, int *fd, uint64_t *size);
+
+/*
+ * Encryption at rest: from now on blobs are written sealed with `key`
+ * (32 bytes; key_id: the first 8 bytes of its wal_key_id), and read and
+ * checked through it (src/files/blob_crypt.c has the format). Call once,
+ * right after blobs_open, before any other use. NULL: plain (the default).
+ */
+void blobs_set_key(blobs_t *b, const uint8_t key[32], const uint8_t key_id[8]);
+
+/*
+ * Reading a blob's content whether the store is plain or keyed (downloads,
+ * Range requests, checks). OUT: *r (blob_reader_close), *size (content
+ * bytes). Returns 0, BLOB_E_BAD_HASH, -ENOENT, BLOB_E_DAMAGED (keyed: the
+ * header does not open or the size does not match), other -errno.
+ * blob_reader_read gives up to len bytes at `off` (fewer at a chunk's end;
+ * 0 at the end), or BLOB_E_DAMAGED when a chunk does not authenticate, or
+ * -errno. Plain: one pread, no copy. A reader belongs to one thread.
+ */
+typedef struct blob_reader blob_reader_t;
+int blobs_reader_open(blobs_t *b, const char *sha256, blob_reader_t **r, uint64_t *size);
+ssize_t blob_reader_read(blob_reader_t *r, uint64_t off, void *buf, size_t len);
+void blob_reader_close(blob_reader_t *r);
+
+/*
+ * `parley rekey` / `parley encrypt`: re-writes blob `sha256`, read through
+ * src_key/src_id (NULL: stored plain), sealed under the store's key (set
+ * with blobs_set_key) with a fresh data key: a temp file, fsynced, renamed
+ * over the blob, its directory fsynced, so a crash leaves either version.
+ * The content must hash to the name. Returns 1 when the blob already opens
+ * with the store's key (nothing done), 0 when re-written, BLOB_E_DAMAGED,
+ * BLOB_E_ARG (store not keyed), -errno.
+ */
+int blobs_reseal(blobs_t *b, const char *sha256, const uint8_t *src_key, const uint8_t *src_id);
+
+/* Calls fn(ctx, sha256) for every well-named blob; stops at a non-zero
+ * return, which it returns. */
+int blobs_each(blobs_t *b, int (*fn)(void *ctx, const char *sha256), void *ctx);
 
 /*
  * Unlinks a blob and fsyncs its directory. Empty ab/cd directories are kept

@@ -100,6 +100,7 @@ typedef struct parley_config {
     /* metrics and logs */
     char metrics_bind[80];       /* "ADDR:PORT" of the plain /metrics listener; "" = none */
     enum log_format log_format;  /* text (default) | json */
+    char encryption_key_file[4096]; /* the data key's file; "" = plain data directory */
     char config_file[4096];      /* "" when none was given */
     uint64_t given[2];           /* which settings a source gave (a bit each): config_given() */
 } parley_config_t;

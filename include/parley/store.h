@@ -122,6 +122,7 @@ typedef struct store_options {
     unsigned snapshot_every_seconds; /* 0: never by time */
     size_t audit_max_entries;        /* audit entries kept; 0: the default (audit.h) */
     unsigned audit_max_days;         /* 0: no age bound */
+    const uint8_t *encryption_key;   /* WAL_KEY_BYTES: the log is sealed; NULL: plain */
 } store_options_t;
 
 /*

@@ -53,6 +53,16 @@
 #define WAL_E_ARG (-1007)       /* a bad argument (type 0, NULL pointer...) */
 #define WAL_E_CALLBACK (-1008)  /* a replay callback returned non-zero */
 #define WAL_E_NOSPACE (-1009)   /* the disk is full: refused for now, retried by the log */
+#define WAL_E_KEY (-1010)       /* sealed with another key, sealed without a key given, or
+                                   plain while a key is given */
+
+#define WAL_KEY_BYTES 32    /* an AES-256 master key */
+#define WAL_KEY_ID_BYTES 16 /* what names a key without revealing it */
+
+/* The id of a master key: HKDF-SHA256(key, no salt, "parley key id v1"),
+ * 16 bytes. Sealed files carry its first 8 bytes; a data directory's key
+ * check file can carry all 16. */
+void wal_key_id(const uint8_t key[WAL_KEY_BYTES], uint8_t out[WAL_KEY_ID_BYTES]);
 
 /* A short English description of an error code (never NULL). */
 const char *wal_strerror(int err);
@@ -85,6 +95,10 @@ typedef struct wal_options {
     void *log_ctx;
     const wal_io_t *io;        /* NULL: the POSIX calls */
     unsigned space_retry_ms;   /* how often a write refused for space is retried; 0 means 1000 */
+    /* WAL_KEY_BYTES of master key: every file written is sealed (AES-256-GCM,
+     * docs/wal-format.md) and every file read must be sealed with it. NULL:
+     * plain files, and a sealed file is refused (WAL_E_KEY). Copied at open. */
+    const uint8_t *key;
 } wal_options_t;
 
 /* What recovery found, filled by wal_open and wal_check. */
@@ -344,6 +358,24 @@ typedef struct wal_inspect_record {
  */
 int wal_inspect(const char *dir, void (*fn)(void *ctx, const wal_inspect_record_t *rec),
                 void *ctx);
+/* The same, reading sealed files with `key` (NULL: plain files only). */
+int wal_inspect_key(const char *dir, const uint8_t *key,
+                    void (*fn)(void *ctx, const wal_inspect_record_t *rec), void *ctx);
+
+/* What seals one file: 0 plain, 1 sealed, with the 8-byte key id in
+ * id_out (may be NULL); a negative error when it cannot be read or is not
+ * a log file. */
+int wal_file_seal(const char *path, uint8_t id_out[8]);
+
+/*
+ * Writes `dst` (created, 0600, fsynced; it must not exist) with the frames
+ * of segment or snapshot `src` opened with `old_key` (NULL: plain) sealed
+ * with `new_key` (NULL: plain) under a fresh salt. The records, LSNs and
+ * zstd stream are unchanged. `src` must scan clean (a torn tail is left
+ * out). Returns 0, WAL_E_KEY, WAL_E_CORRUPT or -errno.
+ */
+int wal_reseal_file(const char *src, const char *dst, bool is_snapshot, const uint8_t *old_key,
+                    const uint8_t *new_key);
 
 /*
  * Verifies every snapshot and the whole log without changing anything, as
@@ -356,8 +388,11 @@ int wal_check(const char *dir, const wal_options_t *opts, wal_recovery_t *report
 
 /*
  * Scans one file image (a segment or snapshot) from memory, as recovery
- * does; used by the fuzz harness. Returns 0, WAL_E_CORRUPT or WAL_E_VERSION.
+ * does; used by the fuzz harness. Returns 0, WAL_E_CORRUPT, WAL_E_VERSION or
+ * WAL_E_KEY (the image is sealed).
  */
 int wal_scan_image(const void *data, size_t len, bool is_snapshot);
+/* The same with a key (NULL: as wal_scan_image); also WAL_E_KEY. */
+int wal_scan_image_key(const void *data, size_t len, bool is_snapshot, const uint8_t *key);
 
 #endif

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 (issue 16) against baselines measured in
+"""`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 and the cost of encryption
+at rest on P1, P4 replay and P6 (issue 16) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -13,7 +14,7 @@ Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -26,6 +27,8 @@ session cookie (issue 16) beside a Bearer token, reads and posts.
 P12 (P1's posts alone and while streamed backups run).
 --only metrics only P13 (durable posts with the access log in text and in
 json, and a scrape of GET /metrics).
+--only encryption only P1, P4 replay and P6 with --encryption-key-file
+beside the same three without it.
 """
 import argparse
 import json
@@ -335,7 +338,7 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics"],
+                             "backup", "metrics", "encryption"],
                     default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
@@ -352,6 +355,8 @@ def main():
             backup_cost(a, work)
         elif a.only == "metrics":
             metrics_and_logs(a, work)
+        elif a.only == "encryption":
+            encryption_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
@@ -360,6 +365,7 @@ def main():
                 cookie_cost(a, work)
                 backup_cost(a, work)
                 metrics_and_logs(a, work)
+                encryption_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -550,6 +556,66 @@ def ip_blocks(a, work):
         "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (after["rps"], after["p50"], after["p99"]),
         "the same server with no blocks %.0f/s, p50 %.2f ms" % (before["rps"], before["p50"]),
         "%.2fx" % r, ">= 0.9x", r >= 0.9)
+
+
+# ---- encryption at rest: P1, P4 replay and P6 with a key beside without ----------
+
+def encryption_p1(a, work, name, key_args):
+    """P1 (durable posts, 64 conns) of a fresh server, with or without a key."""
+    s = parley(work, name, "--log-level", "error", *key_args)
+    token, ch = user_and_channel(s)
+    p1 = wrk(s.url("/api/v1/channels/%s/messages" % ch), a.seconds, 64, POST_LUA,
+             post_env(token))
+    s.stop(timeout=600)
+    return p1
+
+
+def encryption_mode(a, work, name, key_args):
+    """P6 (log bytes / raw JSON) and P4 replay (records/s, no snapshot) of
+    one server, with or without a data key."""
+    s = parley(work, name + "-replay", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0", *key_args)
+    token, ch = user_and_channel(s)
+    seed(s, token, ch, min(a.messages, 200000))
+    s.stop(signal.SIGKILL, timeout=600)
+    restart(s)
+    ms, _, replayed = recovery(s)
+    s.stop(timeout=600)
+    out = subprocess.run([os.path.join(ROOT, "bin/parley"), "wal", "inspect"] + list(key_args)
+                         + [s.data_dir], capture_output=True, text=True, timeout=600).stdout
+    raw = sum(int(x) for x in re.findall(r" json=(\d+) ", out))
+    wal_dir = os.path.join(s.data_dir, "wal")
+    disk = sum(os.path.getsize(os.path.join(wal_dir, f)) for f in os.listdir(wal_dir))
+    return replayed / (ms / 1000), replayed, disk / raw
+
+
+def encryption_cost(a, work):
+    """The cost of --encryption-key-file, measured beside the same figures
+    without it in the same run (plain first, then sealed)."""
+    print("encryption (P1, P4 replay, P6 with and without a key)...", file=sys.stderr,
+          flush=True)
+    key = os.path.join(work, "bench.key")
+    subprocess.run([os.path.join(ROOT, "bin/parley"), "keygen", "--out", key], check=True)
+    sealed_args = ["--encryption-key-file", key]
+    # P1 alternates plain and sealed twice and keeps each one's better run,
+    # so that a neighbour's load does not land on one side only.
+    runs = {"plain": [], "sealed": []}
+    for i in range(2):
+        for name, args in (("plain", []), ("sealed", sealed_args)):
+            runs[name].append(encryption_p1(a, work, "%s-p1-%d" % (name, i), args))
+    p1 = max(runs["plain"], key=lambda r: r["rps"])
+    e1 = max(runs["sealed"], key=lambda r: r["rps"])
+    rate, n, p6 = encryption_mode(a, work, "plain", [])
+    erate, en, e6 = encryption_mode(a, work, "sealed", sealed_args)
+    row("P1 durable POST, 64 conns, encrypted at rest",
+        "%.0f/s, p50 %.2f ms, p99 %.2f ms" % (e1["rps"], e1["p50"], e1["p99"]),
+        "plain %.0f/s, p50 %.2f ms, p99 %.2f ms" % (p1["rps"], p1["p50"], p1["p99"]),
+        "%.2fx" % (e1["rps"] / p1["rps"]), ">= 0.9x", e1["rps"] >= 0.9 * p1["rps"])
+    row("P4 log replay, encrypted at rest", "%.0f records/s (%d records)" % (erate, en),
+        "plain %.0f records/s (%d records)" % (rate, n), "%.2fx" % (erate / rate), ">= 0.8x",
+        erate >= 0.8 * rate)
+    row("P6 log bytes on disk / raw JSON, encrypted at rest", "%.3f" % e6, "plain %.3f" % p6,
+        "%.2fx" % (e6 / p6), "<= 0.35", e6 <= 0.35)
 
 
 # ---- P10: posts while the costliest searches run ---------------------------------

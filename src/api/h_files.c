@@ -355,7 +355,7 @@ static void get_files(http_ctx_t *ctx)
 /* ---- downloads ------------------------------------------------------------- */
 
 typedef struct stream {
-    int fd;
+    blob_reader_t *r; /* plain or sealed (blobs.h) */
     uint64_t pos, end; /* bytes [pos, end) remain */
 } stream_t;
 
@@ -366,7 +366,7 @@ static ssize_t read_stream(void *cls, uint64_t off, char *buf, size_t max)
     if (s->pos >= s->end)
         return U_STREAM_END;
     size_t want = max < s->end - s->pos ? max : (size_t)(s->end - s->pos);
-    ssize_t n = pread(s->fd, buf, want, (off_t)s->pos);
+    ssize_t n = blob_reader_read(s->r, s->pos, buf, want);
     if (n <= 0)
         return U_STREAM_ERROR;
     s->pos += (uint64_t)n;
@@ -376,7 +376,7 @@ static ssize_t read_stream(void *cls, uint64_t off, char *buf, size_t max)
 static void free_stream(void *cls)
 {
     stream_t *s = cls;
-    close(s->fd);
+    blob_reader_close(s->r);
     free(s);
 }
 
@@ -491,9 +491,9 @@ static void get_download(http_ctx_t *ctx)
         http_reply_empty(ctx, 304);
         goto out;
     }
-    int fd;
+    blob_reader_t *reader;
     uint64_t size;
-    if (blobs_open_read(app->blobs, f.sha256, &fd, &size) != 0) {
+    if (blobs_reader_open(app->blobs, f.sha256, &reader, &size) != 0) {
         http_reply_error(ctx, HTTP_ERR_INTERNAL, NULL, "the file's bytes are missing");
         goto out;
     }
@@ -506,7 +506,7 @@ static void get_download(http_ctx_t *ctx)
      * filename* of up to three characters per byte. */
     char v[FILE_NAME_MAX * 4 + 64];
     if (range < 0) {
-        close(fd);
+        blob_reader_close(reader);
         snprintf(v, sizeof(v), "bytes */%llu", (unsigned long long)size);
         http_set_header(ctx, "Content-Range", v);
         http_reply_error(ctx, HTTP_ERR_RANGE_NOT_SATISFIABLE,
@@ -515,7 +515,7 @@ static void get_download(http_ctx_t *ctx)
         goto out;
     }
     stream_t *st = xmalloc(sizeof(*st));
-    st->fd = fd;
+    st->r = reader;
     st->pos = from;
     st->end = size ? to + 1 : 0;
     http_set_header(ctx, "Content-Type", f.content_type);

@@ -455,7 +455,12 @@ int backup_run(backup_t *bk, backup_sink_fn sink, void *ctx, backup_summary_t *s
         rc = blob_members(bk);
     if (rc == 0)
         rc = log_members(bk);
-    if (rc == 0) {
+    /* The readable copy of the settings only for a plain directory: in an
+     * encrypted one (its ENCRYPTION mark) they stay in the sealed log and
+     * snapshot like every other record. */
+    char mark[4200];
+    snprintf(mark, sizeof(mark), "%s/ENCRYPTION", bk->dir);
+    if (rc == 0 && access(mark, F_OK) != 0) {
         store_settings_t st;
         store_settings_get(bk->s, &st);
         json_t *sj = store_settings_json(&st);

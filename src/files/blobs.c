@@ -78,6 +78,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blob_crypt.h"
 #include "parley/hex.h"
 #include "parley/log.h"
 #include "parley/xalloc.h"
@@ -103,6 +104,10 @@ struct blobs {
     unsigned pins;
     char (*deferred)[BLOB_SHA256_HEX_LEN + 1];
     size_t n_deferred, cap_deferred;
+    /* Encryption at rest (blob_crypt.c): set once by blobs_set_key, before use. */
+    bool keyed;
+    uint8_t key[BLOB_CRYPT_KEY];
+    uint8_t key_id[BLOB_CRYPT_KEY_ID];
 };
 
 /* One hash in use by blobs_with_hash: held by one caller, waited for by
@@ -129,6 +134,12 @@ struct blob_writer {
     char mime[BLOB_MIME_MAX];
     size_t head_len;
     unsigned char head[BLOB_HEAD_BYTES];
+    /* Keyed stores: the content goes out in sealed chunks (blob_crypt.c). */
+    gnutls_aead_cipher_hd_t cipher; /* NULL: plain */
+    uint8_t data_key[BLOB_CRYPT_KEY];
+    uint8_t *chunk;     /* BLOB_CRYPT_CHUNK plain bytes, then BLOB_CRYPT_CHUNK + tag sealed */
+    size_t chunk_len;
+    uint64_t chunk_idx;
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -378,6 +389,10 @@ void blobs__test_disable_links(blobs_t *b, bool disable)
 
 /* ---- writing ------------------------------------------------------------- */
 
+static int write_all(int fd, const unsigned char *p, size_t len);
+static int seal(blob_writer_t *w);
+static bool hex_pair_name(const char *n);
+
 int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
 {
     if (b == NULL || out == NULL)
@@ -392,6 +407,10 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
     w->sealed = false;
     w->head_len = 0;
     w->hash = NULL;
+    w->cipher = NULL;
+    w->chunk = NULL;
+    w->chunk_len = 0;
+    w->chunk_idx = 0;
 
     size_t n = strlen(b->tmp_path) + sizeof("/up-XXXXXX");
     char *templ = malloc(n);
@@ -415,7 +434,66 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
         blob_writer_abort(w);
         return -ENOMEM;
     }
+    if (b->keyed) {
+        static const uint8_t zero[BLOB_CRYPT_HEADER];
+        w->chunk = malloc(2 * BLOB_CRYPT_CHUNK + BLOB_CRYPT_TAG);
+        int rc = w->chunk == NULL ? -ENOMEM : 0;
+        if (rc == 0 && blobs__crypt_new_data_key(w->data_key, &w->cipher) != 0) {
+            w->cipher = NULL;
+            rc = BLOB_E_FAILED;
+        }
+        if (rc == 0 && write(w->fd, zero, sizeof(zero)) != (ssize_t)sizeof(zero))
+            rc = -errno;
+        if (rc != 0) {
+            blob_writer_abort(w);
+            return rc;
+        }
+    }
     *out = w;
+    return 0;
+}
+
+void blobs_set_key(blobs_t *b, const uint8_t key[32], const uint8_t key_id[8])
+{
+    b->keyed = key != NULL;
+    if (key) {
+        memcpy(b->key, key, BLOB_CRYPT_KEY);
+        memcpy(b->key_id, key_id, BLOB_CRYPT_KEY_ID);
+    }
+}
+
+/* Seals and writes the gathered chunk. */
+static int write_chunk(blob_writer_t *w, bool last)
+{
+    uint8_t *sealed = w->chunk + BLOB_CRYPT_CHUNK;
+    if (blobs__crypt_seal_chunk(w->cipher, w->chunk_idx, last, w->chunk, w->chunk_len, sealed) != 0)
+        return BLOB_E_FAILED;
+    int rc = write_all(w->fd, sealed, w->chunk_len + BLOB_CRYPT_TAG);
+    if (rc == 0) {
+        w->chunk_idx++;
+        w->chunk_len = 0;
+    }
+    return rc;
+}
+
+/* A keyed writer's bytes: into the chunk; a full chunk goes out once more
+ * bytes follow it (only then is it known not to be the last). */
+static int write_sealed(blob_writer_t *w, const unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        if (w->chunk_len == BLOB_CRYPT_CHUNK) {
+            int rc = write_chunk(w, false);
+            if (rc != 0)
+                return rc;
+        }
+        size_t take = BLOB_CRYPT_CHUNK - w->chunk_len;
+        if (take > len)
+            take = len;
+        memcpy(w->chunk + w->chunk_len, p, take);
+        w->chunk_len += take;
+        p += take;
+        len -= take;
+    }
     return 0;
 }
 
@@ -461,7 +539,7 @@ int blob_writer_write(blob_writer_t *w, const void *data, size_t len)
         w->err = BLOB_E_FAILED;
         return w->err;
     }
-    int rc = write_all(w->fd, p, len);
+    int rc = w->cipher ? write_sealed(w, p, len) : write_all(w->fd, p, len);
     if (rc < 0) {
         if (rc != -ENOSPC) /* a full disk is the client's size, not news */
             log_error("blobs: write to %s/%s: %s", w->b->tmp_path, w->tmp_name, strerror(-rc));
@@ -479,6 +557,13 @@ static void writer_free(blob_writer_t *w, bool unlink_tmp)
         close(w->fd);
     if (w->hash != NULL)
         gnutls_hash_deinit(w->hash, NULL);
+    if (w->cipher != NULL)
+        gnutls_aead_cipher_deinit(w->cipher);
+    gnutls_memset(w->data_key, 0, sizeof(w->data_key));
+    if (w->chunk != NULL) {
+        gnutls_memset(w->chunk, 0, BLOB_CRYPT_CHUNK);
+        free(w->chunk);
+    }
     if (unlink_tmp && unlinkat(w->b->tmp_fd, w->tmp_name, 0) != 0 && errno != ENOENT)
         log_warning("blobs: cannot remove %s/%s: %s", w->b->tmp_path, w->tmp_name,
                     strerror(errno));
@@ -516,7 +601,8 @@ static int place(blob_writer_t *w, int leaf_fd, const char *sha, bool *dedup, bo
     }
     /* EEXIST, or no hard links: look at what is there. */
     if (fstatat(leaf_fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->size) {
+        uint64_t stored = w->cipher ? blobs__crypt_stored_size(w->size) : w->size;
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == stored) {
             *dedup = true;
             return 0;
         }
@@ -548,7 +634,21 @@ static int seal(blob_writer_t *w)
     gnutls_hash_deinit(w->hash, digest);
     w->hash = NULL;
     hex_encode(digest, SHA256_LEN, w->sha);
-    int rc = fsync_fd(w->fd);
+    int rc = 0;
+    if (w->cipher) { /* the last chunk, then the header that wraps the data key */
+        uint8_t header[BLOB_CRYPT_HEADER];
+        rc = write_chunk(w, true);
+        if (rc == 0 && blobs__crypt_header(w->b->key, w->b->key_id, digest, w->size, w->data_key,
+                                    header) != 0)
+            rc = BLOB_E_FAILED;
+        if (rc == 0 && pwrite(w->fd, header, sizeof(header), 0) != (ssize_t)sizeof(header))
+            rc = -errno;
+        if (rc != 0) {
+            w->err = rc;
+            return rc;
+        }
+    }
+    rc = fsync_fd(w->fd);
     if (rc < 0) {
         log_error("blobs: fsync %s/%s: %s", w->b->tmp_path, w->tmp_name, strerror(-rc));
         w->err = rc;
@@ -768,6 +868,195 @@ static bool defer_removal(blobs_t *b, const char *sha256)
     return pinned;
 }
 
+/* ---- reading (plain or sealed) ------------------------------------------ */
+
+struct blob_reader {
+    int fd;
+    uint64_t size;                /* plaintext bytes */
+    gnutls_aead_cipher_hd_t h;    /* NULL: plain, pread straight through */
+    uint8_t *buf;                 /* sealed: one opened chunk, then the sealed one */
+    uint64_t cached;              /* which chunk buf holds */
+    bool have;
+};
+
+void blob_reader_close(blob_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->h)
+        gnutls_aead_cipher_deinit(r->h);
+    if (r->buf) {
+        gnutls_memset(r->buf, 0, BLOB_CRYPT_CHUNK);
+        free(r->buf);
+    }
+    free(r);
+}
+
+/* A reader through `key` (NULL: the file is plain). */
+static int reader_open(blobs_t *b, const char *sha256, const uint8_t *key, const uint8_t *key_id,
+                       blob_reader_t **out, uint64_t *size)
+{
+    int fd;
+    uint64_t stored;
+    int rc = blobs_open_read(b, sha256, &fd, &stored);
+    if (rc != 0)
+        return rc;
+    blob_reader_t *r = calloc(1, sizeof(*r)); /* per download: try-allocation */
+    if (r == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    r->fd = fd;
+    r->size = stored;
+    if (key) {
+        uint8_t header[BLOB_CRYPT_HEADER], sha[SHA256_LEN];
+        hex_decode(sha256, SHA256_LEN, sha);
+        rc = pread(fd, header, sizeof(header), 0) == (ssize_t)sizeof(header) ? 0 : BLOB_E_DAMAGED;
+        if (rc == 0 &&
+            blobs__crypt_open_header(key, key_id, sha, header, &r->size, &r->h, NULL) != 0) {
+            r->h = NULL;
+            rc = BLOB_E_DAMAGED;
+        }
+        if (rc == 0 && blobs__crypt_stored_size(r->size) != stored)
+            rc = BLOB_E_DAMAGED;
+        if (rc == 0 && (r->buf = malloc(2 * BLOB_CRYPT_CHUNK + BLOB_CRYPT_TAG)) == NULL)
+            rc = -ENOMEM;
+        if (rc != 0) {
+            blob_reader_close(r);
+            return rc;
+        }
+    }
+    *out = r;
+    *size = r->size;
+    return 0;
+}
+
+int blobs_reader_open(blobs_t *b, const char *sha256, blob_reader_t **out, uint64_t *size)
+{
+    if (b == NULL || out == NULL || size == NULL)
+        return BLOB_E_ARG;
+    return reader_open(b, sha256, b->keyed ? b->key : NULL, b->key_id, out, size);
+}
+
+ssize_t blob_reader_read(blob_reader_t *r, uint64_t off, void *buf, size_t len)
+{
+    if (off >= r->size || len == 0)
+        return 0;
+    if (len > r->size - off)
+        len = (size_t)(r->size - off);
+    if (r->h == NULL) {
+        ssize_t n = pread(r->fd, buf, len, (off_t)off);
+        return n < 0 ? -errno : n;
+    }
+    uint64_t i = off / BLOB_CRYPT_CHUNK;
+    size_t at = (size_t)(off % BLOB_CRYPT_CHUNK);
+    uint64_t n_chunks = blobs__crypt_chunks(r->size);
+    size_t chunk_len =
+        (size_t)(i + 1 < n_chunks ? BLOB_CRYPT_CHUNK : r->size - i * BLOB_CRYPT_CHUNK);
+    if (!r->have || r->cached != i) {
+        uint8_t *sealed = r->buf + BLOB_CRYPT_CHUNK;
+        ssize_t n =
+            pread(r->fd, sealed, chunk_len + BLOB_CRYPT_TAG, (off_t)blobs__crypt_chunk_offset(i));
+        r->have = false;
+        if (n != (ssize_t)(chunk_len + BLOB_CRYPT_TAG) ||
+            blobs__crypt_open_chunk(r->h, i, i + 1 == n_chunks, sealed, chunk_len + BLOB_CRYPT_TAG,
+                                    r->buf) != 0)
+            return BLOB_E_DAMAGED;
+        r->cached = i;
+        r->have = true;
+    }
+    if (len > chunk_len - at)
+        len = chunk_len - at;
+    memcpy(buf, r->buf + at, len);
+    return (ssize_t)len;
+}
+
+int blobs_reseal(blobs_t *b, const char *sha256, const uint8_t *src_key, const uint8_t *src_id)
+{
+    if (b == NULL || !b->keyed)
+        return BLOB_E_ARG;
+    if (!valid_sha(sha256))
+        return BLOB_E_BAD_HASH;
+    blob_reader_t *r;
+    uint64_t size;
+    if (reader_open(b, sha256, b->key, b->key_id, &r, &size) == 0) {
+        blob_reader_close(r);
+        return 1; /* already under the store's key */
+    }
+    int rc = reader_open(b, sha256, src_key, src_id, &r, &size);
+    if (rc != 0)
+        return rc;
+    blob_writer_t *w;
+    rc = blob_writer_new(b, BLOB_NO_LIMIT, &w);
+    if (rc != 0) {
+        blob_reader_close(r);
+        return rc;
+    }
+    unsigned char *buf = xmalloc(CHECK_BUF);
+    uint64_t off = 0;
+    while (rc == 0 && off < size) {
+        ssize_t n = blob_reader_read(r, off, buf, CHECK_BUF);
+        if (n <= 0)
+            rc = n < 0 ? (int)n : BLOB_E_DAMAGED;
+        else if ((rc = blob_writer_write(w, buf, (size_t)n)) == 0)
+            off += (uint64_t)n;
+    }
+    free(buf);
+    blob_reader_close(r);
+    if (rc == 0)
+        rc = seal(w);
+    if (rc == 0 && strcmp(w->sha, sha256) != 0)
+        rc = BLOB_E_DAMAGED; /* the content does not hash to its name */
+    int leaf_fd = -1;
+    bool renamed = false;
+    if (rc == 0)
+        rc = open_leaf(b, sha256, &leaf_fd);
+    if (rc == 0) {
+        rc = renameat(b->tmp_fd, w->tmp_name, leaf_fd, sha256) == 0 ? 0 : -errno;
+        renamed = rc == 0;
+    }
+    if (rc == 0)
+        rc = fsync_fd(leaf_fd);
+    if (leaf_fd >= 0)
+        close(leaf_fd);
+    writer_free(w, !renamed);
+    return rc;
+}
+
+int blobs_each(blobs_t *b, int (*fn)(void *ctx, const char *sha256), void *ctx)
+{
+    if (b == NULL)
+        return BLOB_E_ARG;
+    int rc = 0;
+    for (unsigned ab = 0; ab < 256 && rc == 0; ab++) {
+        char name[8];
+        snprintf(name, sizeof(name), "%02x", ab);
+        DIR *d1 = open_dir_at(b->files_fd, name);
+        if (d1 == NULL)
+            continue;
+        struct dirent *e1;
+        while (rc == 0 && (e1 = readdir(d1)) != NULL) {
+            if (!hex_pair_name(e1->d_name))
+                continue;
+            char leaf[300];
+            snprintf(leaf, sizeof(leaf), "%s/%s", name, e1->d_name);
+            DIR *d2 = open_dir_at(b->files_fd, leaf);
+            if (d2 == NULL)
+                continue;
+            struct dirent *e2;
+            while (rc == 0 && (e2 = readdir(d2)) != NULL)
+                if (valid_sha(e2->d_name) && strncmp(e2->d_name, leaf, 2) == 0 &&
+                    strncmp(e2->d_name + 2, e1->d_name, 2) == 0)
+                    rc = fn(ctx, e2->d_name);
+            closedir(d2);
+        }
+        closedir(d1);
+    }
+    return rc;
+}
+
 int blobs_remove(blobs_t *b, const char *sha256)
 {
     if (b == NULL)
@@ -830,9 +1119,54 @@ static void report(check_t *c, const char *rel, const char *fmt, ...)
     c->fn(c->ctx, path, problem);
 }
 
+/* A keyed store's blob: every chunk opened, the plaintext re-hashed. */
+static void check_sealed_blob(check_t *c, const char *rel, const char *sha)
+{
+    blob_reader_t *r;
+    uint64_t size;
+    int rc = blobs_reader_open(c->b, sha, &r, &size);
+    if (rc == -ENOENT)
+        return;
+    c->n_blobs++;
+    if (rc != 0) {
+        report(c, rel, "%s", rc == BLOB_E_DAMAGED
+                                 ? "does not decrypt: not encrypted, altered, or another key"
+                                 : strerror(-rc));
+        return;
+    }
+    gnutls_hash_hd_t h;
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+        blob_reader_close(r);
+        report(c, rel, "cannot hash: GnuTLS failed");
+        return;
+    }
+    uint64_t off = 0;
+    ssize_t n = 0;
+    while (off < size && (n = blob_reader_read(r, off, c->buf, CHECK_BUF)) > 0) {
+        gnutls_hash(h, c->buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    blob_reader_close(r);
+    unsigned char digest[SHA256_LEN];
+    gnutls_hash_deinit(h, digest);
+    if (off < size) {
+        report(c, rel, "chunk at byte %llu does not decrypt: altered or cut",
+               (unsigned long long)off);
+        return;
+    }
+    char hex[BLOB_SHA256_HEX_LEN + 1];
+    hex_encode(digest, SHA256_LEN, hex);
+    if (strcmp(hex, sha) != 0)
+        report(c, rel, "hash mismatch: content hashes to %s", hex);
+}
+
 /* Re-hashes one well-named regular file (rel: "ab/cd/<sha>"). */
 static void check_blob(check_t *c, const char *rel, const char *sha)
 {
+    if (c->b->keyed) {
+        check_sealed_blob(c, rel, sha);
+        return;
+    }
     int fd = openat(c->b->files_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno != ENOENT) /* removed during the walk: not a problem */

@@ -1019,7 +1019,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->invites, free);
     s->ip_blocks = ip_blocks__new();
 
-    wal_options_t wo = {.fsync = opts->fsync, .log = wal_message};
+    wal_options_t wo = {.fsync = opts->fsync, .log = wal_message, .key = opts->encryption_key};
     recovery_t recovery = {s, store__replayer_start(s)};
     wal_replay_t replay = {on_snapshot_begin, on_snapshot_record, on_record, &recovery};
     wal_recovery_t rep;

@@ -37,7 +37,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: parley backup --data-dir DIR --out FILE [--no-files]\n"
+    fprintf(stderr, "usage: parley backup --data-dir DIR [--encryption-key-file FILE] --out FILE "
+                    "[--no-files]\n"
                     "       parley backup --url URL [--api-key KEY] --out FILE [--no-files]\n"
                     "       parley backup verify FILE\n"
                     "       parley restore FILE --data-dir NEW\n");
@@ -53,7 +54,8 @@ static void print_summary(const char *what, const char *path, const backup_summa
            (unsigned long long)s->blobs, (unsigned long long)s->bytes);
 }
 
-static int offline_backup(const char *dir, const char *out, bool include_files)
+static int offline_backup(const char *dir, const uint8_t *data_key, const char *out,
+                          bool include_files)
 {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -61,6 +63,12 @@ static int offline_backup(const char *dir, const char *out, bool include_files)
         return 1;
     }
     char err[512];
+    /* An encrypted directory's log is opened with its key (the archive
+     * still holds the sealed files as they are). */
+    if (crypt_dir_check(dir, data_key, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "parley: %s\n", err);
+        return 2;
+    }
     int lock = datadir_lock(dir, err, sizeof(err));
     if (lock < 0) {
         fprintf(stderr, "parley: %s (a running server backs up through GET "
@@ -68,7 +76,7 @@ static int offline_backup(const char *dir, const char *out, bool include_files)
         return 1;
     }
     store_t *store = NULL;
-    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS};
+    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS, .encryption_key = data_key};
     blobs_t *blobs = NULL;
     backup_t *bk = NULL;
     int rc = 1;
@@ -77,6 +85,7 @@ static int offline_backup(const char *dir, const char *out, bool include_files)
         fprintf(stderr, "parley: %s\n", err);
         goto out;
     }
+    crypt_blobs_key(blobs, data_key);
     if (backup_begin(store, blobs, dir, include_files, &bk) != 0) {
         fprintf(stderr, "parley: %s: the log cannot be synced\n", dir);
         goto out;
@@ -185,6 +194,10 @@ int backup_command(int argc, char **argv)
         print_summary("verified", argv[1], &sum);
         return 0;
     }
+    static uint8_t data_key[CRYPT_KEY_BYTES];
+    bool have_data_key;
+    if (crypt_key_option(&argc, argv, data_key, &have_data_key, "--encryption-key-file") != 0)
+        return 2;
     const char *dir = NULL, *out = NULL, *url = NULL, *key = getenv("PARLEY_API_KEY");
     bool include_files = true;
     for (int i = 0; i < argc; i++) {
@@ -203,9 +216,11 @@ int backup_command(int argc, char **argv)
     }
     if (out == NULL || (dir == NULL) == (url == NULL))
         return usage();
+    if (url != NULL && have_data_key)
+        return usage(); /* the server reads its own directory */
     if (url != NULL)
         return online_backup(url, key, out, include_files);
-    return offline_backup(dir, out, include_files);
+    return offline_backup(dir, have_data_key ? data_key : NULL, out, include_files);
 }
 
 int restore_command(int argc, char **argv)

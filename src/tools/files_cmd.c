@@ -5,6 +5,8 @@
  * find its blob. It takes the data-directory lock (so never while a server
  * runs) and recovers the store exactly as a start would, then changes
  * nothing. Exit 0 when everything holds, 1 with one line per problem.
+ * An encrypted directory needs --encryption-key-file: each blob is then
+ * decrypted (every chunk's tag checked) before it is hashed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,8 +44,12 @@ static void check_reference(void *ctx, const char *sha256, uint64_t refs)
 
 int files_command(int argc, char **argv)
 {
+    static uint8_t key[CRYPT_KEY_BYTES];
+    bool have_key;
+    if (crypt_key_option(&argc, argv, key, &have_key, "--encryption-key-file") != 0)
+        return 2;
     if (argc != 2 || strcmp(argv[0], "check") != 0) {
-        fprintf(stderr, "usage: parley files check <data-dir>\n");
+        fprintf(stderr, "usage: parley files check [--encryption-key-file FILE] <data-dir>\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -53,13 +59,17 @@ int files_command(int argc, char **argv)
         return 1;
     }
     char err[512];
+    if (crypt_dir_check(dir, have_key ? key : NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "parley: %s\n", err);
+        return 2;
+    }
     int lock = datadir_lock(dir, err, sizeof(err));
     if (lock < 0) {
         fprintf(stderr, "parley: %s\n", err);
         return 1;
     }
     store_t *store = NULL;
-    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS};
+    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS, .encryption_key = have_key ? key : NULL};
     blobs_t *blobs = NULL;
     int rc = 1;
     if (store_open(&store, dir, &so, err, sizeof(err)) != 0 ||
@@ -67,6 +77,7 @@ int files_command(int argc, char **argv)
         fprintf(stderr, "parley: %s\n", err);
         goto out;
     }
+    crypt_blobs_key(blobs, have_key ? key : NULL);
     check_ctx_t cc = {.blobs = blobs};
     uint64_t n_blobs = 0;
     blobs_check(blobs, blob_problem, &cc, &n_blobs);

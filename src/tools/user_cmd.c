@@ -6,6 +6,8 @@
  * change through the same mutation path (a durable log record), and close
  * the store, which writes a snapshot. The password is read from the first
  * line of standard input, never from the command line (where `ps` shows it).
+ * An encrypted directory needs --encryption-key-file, checked as `serve`
+ * checks it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,19 +26,29 @@ static void usage(void)
     fprintf(stderr,
             "usage: parley user create --data-dir DIR --username NAME --email EMAIL [--admin]\n"
             "                          [--display-name NAME]   (password on standard input)\n"
-            "       parley user promote --data-dir DIR USERNAME\n");
+            "       parley user promote --data-dir DIR USERNAME\n"
+            "       (both take --encryption-key-file FILE for an encrypted DIR)\n");
 }
 
-/* Locks the directory and opens the store; 0 or 1 (reason printed). */
+/* The data key from --encryption-key-file (NULL: none given). */
+static const uint8_t *tool_key;
+
+/* Locks the directory and opens the store; 0, 1 or 2 (a key problem; reason
+ * printed). */
 static int open_dir(const char *dir, int *lock, store_t **store)
 {
     char err[512];
-    *lock = datadir_lock(dir, err, sizeof(err));
-    if (*lock < 0) {
+    if (crypt_dir_check(dir, tool_key, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "parley: %s\n", err);
+        return 2;
+    }
+    *lock = datadir_lock(dir, err, sizeof(err));
+    if (*lock < 0 || crypt_dir_init(dir, tool_key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "parley: %s\n", err);
+        datadir_unlock(*lock);
         return 1;
     }
-    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS};
+    store_options_t so = {.fsync = WAL_FSYNC_ALWAYS, .encryption_key = tool_key};
     if (store_open(store, dir, &so, err, sizeof(err)) != 0) {
         fprintf(stderr, "parley: %s\n", err);
         datadir_unlock(*lock);
@@ -98,9 +110,10 @@ static int cmd_create(const char *dir, const char *username, const char *email, 
 
     int lock;
     store_t *store;
-    if (open_dir(dir, &lock, &store) != 0) {
+    int opened = open_dir(dir, &lock, &store);
+    if (opened != 0) {
         store_user_clear(&u);
-        return 1;
+        return opened;
     }
     uint64_t lsn;
     int rc = store_user_create(store, &u, true, &lsn);
@@ -129,8 +142,9 @@ static int cmd_promote(const char *dir, const char *username)
 {
     int lock;
     store_t *store;
-    if (open_dir(dir, &lock, &store) != 0)
-        return 1;
+    int opened = open_dir(dir, &lock, &store);
+    if (opened != 0)
+        return opened;
     store_user_t u;
     int rc = 0;
     if (!store_user_find(store, username, &u) || strcasecmp(u.username, username) != 0) {
@@ -155,6 +169,11 @@ static int cmd_promote(const char *dir, const char *username)
 
 int user_command(int argc, char **argv)
 {
+    static uint8_t key[CRYPT_KEY_BYTES];
+    bool have_key;
+    if (crypt_key_option(&argc, argv, key, &have_key, "--encryption-key-file") != 0)
+        return 2;
+    tool_key = have_key ? key : NULL;
     if (argc < 1) {
         usage();
         return 2;

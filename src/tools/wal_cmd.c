@@ -13,6 +13,9 @@
  *            server runs), recovers with repair on, which cuts the log at the
  *            last good record and removes later segments, and says how much
  *            was dropped.
+ *
+ * Each takes --encryption-key-file FILE for an encrypted data directory
+ * (checked against its ENCRYPTION file first, as `serve` does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,13 +56,17 @@ static void print_record(void *ctx, const wal_inspect_record_t *r)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: parley wal inspect|check|repair <data-dir>\n");
+    fprintf(stderr, "usage: parley wal inspect|check|repair [--encryption-key-file FILE] "
+                    "<data-dir>\n");
 }
+
+/* The data key from --encryption-key-file (NULL: none given). */
+static const uint8_t *tool_key;
 
 static int cmd_inspect(const char *dir)
 {
     unsigned long long count = 0;
-    int rc = wal_inspect(dir, print_record, &count);
+    int rc = wal_inspect_key(dir, tool_key, print_record, &count);
     if (rc != 0) {
         fprintf(stderr, "parley: cannot inspect %s: %s\n", dir, wal_strerror(rc));
         return 1;
@@ -82,7 +89,7 @@ static void print_summary(const wal_recovery_t *r)
 
 static int cmd_check(const char *dir)
 {
-    wal_options_t opts = {.log = print_message};
+    wal_options_t opts = {.log = print_message, .key = tool_key};
     wal_recovery_t rep;
     int rc = wal_check(dir, &opts, &rep);
     if (rc != 0) {
@@ -111,7 +118,7 @@ static int cmd_repair(const char *dir)
         fprintf(stderr, "parley: %s\n", err);
         return 1;
     }
-    wal_options_t opts = {.repair = true, .log = print_message};
+    wal_options_t opts = {.repair = true, .log = print_message, .key = tool_key};
     wal_recovery_t rep;
     wal_t *w = NULL;
     int rc = wal_open(dir, &opts, NULL, &w, &rep);
@@ -134,6 +141,11 @@ static int cmd_repair(const char *dir)
 
 int wal_command(int argc, char **argv)
 {
+    static uint8_t key[CRYPT_KEY_BYTES];
+    bool have_key;
+    if (crypt_key_option(&argc, argv, key, &have_key, "--encryption-key-file") != 0)
+        return 2;
+    tool_key = have_key ? key : NULL;
     if (argc != 2) {
         usage();
         return 2;
@@ -142,6 +154,11 @@ int wal_command(int argc, char **argv)
     if (stat(argv[1], &st) != 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "parley: %s is not a data directory\n", argv[1]);
         return 1;
+    }
+    char err[512];
+    if (crypt_dir_check(argv[1], tool_key, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "parley: %s\n", err);
+        return 2;
     }
     if (strcmp(argv[0], "inspect") == 0)
         return cmd_inspect(argv[1]);

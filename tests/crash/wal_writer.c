@@ -253,10 +253,14 @@ static void log_to_stderr(void *ctx, int level, const char *message)
  * to `out` (never stdout for `write`: that is the acknowledgement file). */
 static int open_log(const char *dir, recovery_t *r, wal_t **w, wal_recovery_t *rep, FILE *out)
 {
+    /* WAL_CRASH_KEY=1: the same crash test on a sealed log (a fixed key). */
+    static const uint8_t key[WAL_KEY_BYTES] = "crash test key, sealed log";
+    const char *sealed = getenv("WAL_CRASH_KEY");
     wal_options_t opts = {
         .fsync = WAL_FSYNC_ALWAYS,
         .segment_bytes = SEGMENT_BYTES,
         .log = log_to_stderr,
+        .key = sealed && strcmp(sealed, "1") == 0 ? key : NULL,
     };
     wal_replay_t replay = {
         .on_snapshot_begin = on_snapshot_begin,

@@ -431,7 +431,7 @@ TEST(wal_unknown_file_flags_are_corrupt)
     uint8_t *orig = malloc(fs->len);
     ASSERT_NOT_NULL(orig);
     memcpy(orig, fs->data, fs->len);
-    static const uint32_t bad_flags[] = {2, 3, 0x80000000u};
+    static const uint32_t bad_flags[] = {4, 5, 0x80000000u}; /* bit 1 is WALF_FILE_SEALED */
     for (size_t i = 0; i < 3; i++) {
         memcpy(fs->data, orig, fs->len);
         wal__file_header_flags(fs->data, false, 1, bad_flags[i]);
