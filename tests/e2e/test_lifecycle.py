@@ -195,6 +195,27 @@ def test_command_line():
         assert name in r.stdout
     r = run(["frobnicate"])
     assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_the_readme_names_only_settings_and_commands_the_binary_has():
+    """README.md's configuration table and command list cannot rot: every
+    flag, environment variable and command it names is in `parley --help`."""
+    import re
+    from conftest import ROOT
+    help_text = run(["--help"]).stdout
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    table = readme[readme.index("## Configuration"):readme.index("## Commands")]
+    flags = set(re.findall(r"`(--[a-z0-9-]+)`", table))
+    envs = set(re.findall(r"`(PARLEY_[A-Z0-9_]+)`", table)) - {"PARLEY_JWT_SECRET"}
+    assert len(flags) > 40 and len(envs) > 40
+    missing = sorted(x for x in flags | envs if x not in help_text)
+    assert not missing, "README.md names what parley --help does not: %s" % missing
+    commands = readme[readme.index("## Commands"):readme.index("## Make targets")]
+    names = set(re.findall(r"^parley ([a-z]+(?: [a-z]+)?)", commands, flags=re.M))
+    assert {"serve", "wal inspect", "backup verify", "restore", "keygen", "rekey"} <= names
+    missing = sorted(n for n in names if "parley " + n not in help_text)
+    assert not missing, "README.md lists commands parley --help does not: %s" % missing
     r = run([])
     assert r.returncode == 2
 
