@@ -256,6 +256,26 @@ int chat_reaction_room(const chat_message_t *m, const char *emoji, const char *u
 int chat_history(store_t *s, const char *channel_id, const char *before, const char *after,
                  size_t limit, chat_message_t *out, size_t *n_out, bool *has_more);
 
+/*
+ * (Added, issue 17) Offset paging of a channel's history, counted from the
+ * newest: skipping the `skip` newest messages, the `limit` ones just older,
+ * oldest first in out (caller clears each). Deleted messages count (they
+ * keep their place in the history, as in the cursor pages). skip at or past
+ * the end gives none. *has_more: older messages lie beyond the page; *total:
+ * the channel's messages, deleted ones included. O(log n + limit): the
+ * channel's list is an array in creation order, so a rank is an index.
+ * A channel without messages (or unknown) gives 0, none and total 0.
+ */
+void chat_history_skip(store_t *s, const char *channel_id, uint64_t skip, size_t limit,
+                       chat_message_t *out, size_t *n_out, bool *has_more, size_t *total);
+
+/* (Added) The messages of a channel's history, deleted ones included: O(1). */
+size_t chat_history_count(store_t *s, const char *channel_id);
+
+/* (Added) The id of the direct channel (not deleted) whose direct_key is
+ * `key` (chat_direct_key); false when there is none. */
+bool chat_direct_find(store_t *s, const char *key, char id_out[STORE_ID_MAX]);
+
 /* The replies of a thread (messages whose thread_id is `root`), oldest
  * first, at most `limit`; returns the total. */
 size_t chat_thread(store_t *s, const char *root, size_t limit, chat_message_t *out,

@@ -1,7 +1,14 @@
 /*
  * Messages (docs/api.md, "Messages"): posting (with replies, mentions and
- * idempotency keys), history with cursors, one message, edit, delete,
- * threads and reactions.
+ * idempotency keys), history with cursors or offsets, one message, edit,
+ * delete, threads and reactions.
+ *
+ * History takes the other seed documents' names too (chat_id, before_id,
+ * after_id: aliases, refused when they disagree with the name they stand
+ * for, never ignored), offset pages (skip, counted from the newest, O(limit)
+ * as the channel's list is an array in creation order) and a direct
+ * conversation by its other user (recipient_id); every page carries
+ * PlexiChat's pagination object beside the flat has_more/next_cursor.
  *
  * A post is answered 201 once its record is durable; the same
  * idempotency_key from the same user in the same channel answers 200 with the
@@ -26,6 +33,9 @@
 #include "parley/xalloc.h"
 
 #define EMOJI_MAX_CHARS 32
+/* ?skip= of history: at most 15 digits (any such offset costs the same:
+ * past the end is an empty page). */
+#define HISTORY_SKIP_DIGITS 15
 
 static bool durable(http_ctx_t *ctx, int rc, uint64_t lsn)
 {
@@ -211,6 +221,27 @@ static bool share_attachments(http_ctx_t *ctx, const chat_message_t *m)
     return true;
 }
 
+/* The body's channel_id, or chat_id (Fechatter's and Chat API's name for
+ * it): false after answering 422 (neither given, malformed, or both given
+ * and different: naming chat_id). */
+static bool body_channel(http_ctx_t *ctx, const char **channel_id)
+{
+    const char *id = NULL, *alias = NULL;
+    if (http_field_string(ctx, "channel_id", false, 1, STORE_ID_MAX - 1, false, &id) != 0 ||
+        http_field_string(ctx, "chat_id", false, 1, STORE_ID_MAX - 1, false, &alias) != 0)
+        return false;
+    if (id && alias && strcmp(id, alias) != 0) {
+        http_reply_invalid(ctx, "chat_id", "chat_id and channel_id name the same thing; give one");
+        return false;
+    }
+    if (id == NULL && alias == NULL) {
+        http_reply_invalid(ctx, "channel_id", "channel_id is required");
+        return false;
+    }
+    *channel_id = id ? id : alias;
+    return true;
+}
+
 static void post_in(http_ctx_t *ctx, const char *channel_id)
 {
     parley_app_t *app = ctx->app;
@@ -219,8 +250,7 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
     memset(&a, 0, sizeof(a));
     chat_message_t m;
     memset(&m, 0, sizeof(m));
-    if (channel_id == NULL &&
-        http_field_string(ctx, "channel_id", true, 1, STORE_ID_MAX - 1, false, &channel_id) != 0)
+    if (channel_id == NULL && !body_channel(ctx, &channel_id))
         goto out;
     if (!channel_access_load(ctx, p, channel_id, &a))
         goto out;
@@ -315,19 +345,111 @@ static void post_message(http_ctx_t *ctx)
     post_in(ctx, NULL);
 }
 
-/* History of channel_id, or of ?channel_id= when NULL (read after
- * authentication). */
-static void history(http_ctx_t *ctx, const char *channel_id)
+/*
+ * A query parameter under its own name or an alias (the name another seed
+ * document gives it: Fechatter's before_id, chat_id...): *out the value,
+ * NULL when neither is given. Both given and different: answers 422 naming
+ * the alias and returns false.
+ */
+static bool query_alias(http_ctx_t *ctx, const char *name, const char *alias, const char **out)
+{
+    const char *v = http_query(ctx, name), *w = http_query(ctx, alias);
+    if (v && w && strcmp(v, w) != 0) {
+        http_reply_invalid(ctx, alias, "%s and %s name the same thing; give one", alias, name);
+        return false;
+    }
+    *out = v ? v : w;
+    return true;
+}
+
+/* The name the caller used of a parameter and its alias (for 422s). */
+static const char *used_name(http_ctx_t *ctx, const char *name, const char *alias)
+{
+    return http_query(ctx, name) || !http_query(ctx, alias) ? name : alias;
+}
+
+/* ?skip= (offset paging): *skip and *given; false after answering 422. */
+static bool read_skip(http_ctx_t *ctx, uint64_t *skip, bool *given)
+{
+    const char *v = http_query(ctx, "skip");
+    *given = v != NULL;
+    *skip = 0;
+    if (v == NULL)
+        return true;
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= HISTORY_SKIP_DIGITS;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = v[i] >= '0' && v[i] <= '9';
+    if (!ok) {
+        http_reply_invalid(ctx, "skip", "skip must be a whole number from 0 (at most %d digits)",
+                           HISTORY_SKIP_DIGITS);
+        return false;
+    }
+    *skip = strtoull(v, NULL, 10);
+    return true;
+}
+
+/*
+ * The channel a history request reads: the path's, ?channel_id= (alias
+ * chat_id), or the caller's direct conversation with ?recipient_id= (Chat
+ * API). Fills a (a.channel.id[0] == '\0': a conversation not opened yet,
+ * read as empty). Returns false after answering: 422 channel_id (none
+ * given), recipient_id (with a channel, or the caller itself), 404 (no such
+ * user; a channel the caller may not see).
+ */
+static bool history_channel(http_ctx_t *ctx, const char *channel_id, channel_access_t *a)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
+    const char *recipient = NULL;
+    if (channel_id == NULL) {
+        if (!query_alias(ctx, "channel_id", "chat_id", &channel_id))
+            return false;
+        recipient = http_query(ctx, "recipient_id");
+        if (recipient && channel_id) {
+            http_reply_invalid(ctx, "recipient_id", "give channel_id or recipient_id, not both");
+            return false;
+        }
+        if (!recipient && !channel_id) {
+            http_reply_invalid(ctx, "channel_id", "channel_id (or recipient_id) is required");
+            return false;
+        }
+    }
+    if (recipient == NULL)
+        return channel_access_load(ctx, p, channel_id, a);
+    store_user_t u;
+    if (strlen(recipient) >= STORE_ID_MAX || !store_user_get(app->store, recipient, &u)) {
+        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such user");
+        return false;
+    }
+    store_user_clear(&u);
+    if (strcmp(recipient, p->user.id) == 0) {
+        http_reply_invalid(ctx, "recipient_id", "recipient_id must be another user");
+        return false;
+    }
+    const char *pair[2] = {p->user.id, recipient};
+    char *key = chat_direct_key(pair, 2);
+    char id[STORE_ID_MAX];
+    bool found = key && chat_direct_find(app->store, key, id);
+    free(key);
+    if (found)
+        channel_access_get(app->store, &p->user, id, a);
+    if (!found || !a->can_read) { /* none, or one the caller left: nothing to read */
+        channel_access_clear(a);
+        memset(a, 0, sizeof(*a));
+    }
+    return true;
+}
+
+/* History of channel_id, or of the query's channel (history_channel; read
+ * after authentication). Pages by cursor (before/after, aliases
+ * before_id/after_id) or by offset from the newest (skip). */
+static void history(http_ctx_t *ctx, const char *channel_id)
+{
+    parley_app_t *app = ctx->app;
     channel_access_t a;
     memset(&a, 0, sizeof(a));
-    if (channel_id == NULL && (channel_id = http_query(ctx, "channel_id")) == NULL) {
-        http_reply_invalid(ctx, "channel_id", "channel_id is required");
-        goto out;
-    }
-    if (!channel_access_load(ctx, p, channel_id, &a))
+    if (!history_channel(ctx, channel_id, &a))
         goto out;
     long limit = 50;
     const char *lim = http_query(ctx, "limit");
@@ -339,26 +461,52 @@ static void history(http_ctx_t *ctx, const char *channel_id)
             goto out;
         }
     }
-    const char *before = http_query(ctx, "before"), *after = http_query(ctx, "after");
+    const char *before, *after;
+    if (!query_alias(ctx, "before", "before_id", &before) ||
+        !query_alias(ctx, "after", "after_id", &after))
+        goto out;
+    const char *before_name = used_name(ctx, "before", "before_id");
+    const char *after_name = used_name(ctx, "after", "after_id");
     if (before && after) {
-        http_reply_invalid(ctx, "before", "give before or after, not both");
+        http_reply_invalid(ctx, before_name, "give before or after, not both");
         goto out;
     }
+    uint64_t skip;
+    bool by_offset;
+    if (!read_skip(ctx, &skip, &by_offset))
+        goto out;
+    if (by_offset && (before || after)) {
+        http_reply_invalid(ctx, "skip", "skip pages by offset: not with before or after");
+        goto out;
+    }
+    const char *id = a.channel.id;
     chat_message_t list[100];
-    size_t n = 0;
+    size_t n = 0, total = 0;
     bool more = false;
-    int rc = chat_history(app->store, a.channel.id, before, after, (size_t)limit, list, &n, &more);
-    if (rc == STORE_E_NOT_FOUND) {
-        http_reply_invalid(ctx, before ? "before" : "after",
-                           "the cursor is not a message of this channel");
-        goto out;
+    if (by_offset) {
+        chat_history_skip(app->store, id, skip, (size_t)limit, list, &n, &more, &total);
+    } else {
+        int rc = id[0] ? chat_history(app->store, id, before, after, (size_t)limit, list, &n,
+                                      &more)
+                       : (before || after ? STORE_E_NOT_FOUND : 0);
+        if (rc == STORE_E_NOT_FOUND) {
+            http_reply_invalid(ctx, before ? before_name : after_name,
+                               "the cursor is not a message of this channel");
+            goto out;
+        }
+        total = id[0] ? chat_history_count(app->store, id) : 0;
     }
-    /* Paging goes back in time by default (before), forward with after. */
+    /* Paging goes back in time by default (before, and skip), forward with
+     * after. */
     json_t *cursor = json_null();
     if (more && n > 0)
         cursor = json_string(after ? list[n - 1].id : list[0].id);
-    http_reply_message_page(ctx, list, n,
-                            json_pack("{s:b, s:o}", "has_more", more, "next_cursor", cursor));
+    json_t *rest = json_pack("{s:b, s:O, s:{s:b, s:o, s:I}}", "has_more", more, "next_cursor",
+                             cursor, "pagination", "has_more", more, "next_cursor", cursor,
+                             "total_count", (json_int_t)total);
+    if (channel_id == NULL && http_query(ctx, "recipient_id"))
+        json_object_set_new(rest, "channel_id", id[0] ? json_string(id) : json_null());
+    http_reply_message_page(ctx, list, n, rest);
     for (size_t i = 0; i < n; i++)
         chat_message_clear(&list[i]);
 out:

@@ -47,7 +47,9 @@
  * modify O(1) (+ O(members) memmove in the sets when a role or ban
  * changes); members / banned O(m log m); post O(log n + words) (append at
  * the end of the channel's array, amortised); message get O(1); history
- * O(log n + limit) (binary search on the seq of the cursor); thread O(k);
+ * O(log n + limit) (binary search on the seq of the cursor), or O(limit) by
+ * offset (chat_history_skip: the list is an array, a rank is an index; its
+ * length is the O(1) total_count); thread O(k);
  * unread O(log n + counted); last message O(1); snapshot O(N log C): the
  * messages in seq order across the C channels, 1024 per read lock so posts
  * go on meanwhile (and so replay appends to the word index, see
@@ -1468,6 +1470,38 @@ int chat_history(store_t *s, const char *channel_id, const char *before, const c
 out:
     pthread_rwlock_unlock(&t->msg_lock);
     return rc;
+}
+
+void chat_history_skip(store_t *s, const char *channel_id, uint64_t skip, size_t limit,
+                       chat_message_t *out, size_t *n_out, bool *has_more, size_t *total)
+{
+    struct chat_tables *t = s->chat;
+    *n_out = 0;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    const msg_list_t *l = chat__smap_get(&t->lists, channel_id);
+    size_t n = l ? l->msgs.n : 0;
+    size_t end = skip < n ? n - (size_t)skip : 0;
+    size_t start = end > limit ? end - limit : 0;
+    for (size_t i = start; i < end; i++)
+        chat__msg_export(l->msgs.v[i], &out[(*n_out)++]);
+    *has_more = start > 0;
+    *total = n;
+    pthread_rwlock_unlock(&t->msg_lock);
+}
+
+size_t chat_history_count(store_t *s, const char *channel_id)
+{
+    struct chat_tables *t = s->chat;
+    pthread_rwlock_rdlock(&t->msg_lock);
+    const msg_list_t *l = chat__smap_get(&t->lists, channel_id);
+    size_t n = l ? l->msgs.n : 0;
+    pthread_rwlock_unlock(&t->msg_lock);
+    return n;
+}
+
+bool chat_direct_find(store_t *s, const char *key, char id_out[STORE_ID_MAX])
+{
+    return map_index_get(&s->chat->channel_by_direct, key, id_out, STORE_ID_MAX);
 }
 
 size_t chat_thread(store_t *s, const char *root, size_t limit, chat_message_t *out,
