@@ -162,10 +162,14 @@ def test_history_pages_both_ways_without_gap_or_duplicate(u):
     assert [m["id"] for m in mid["messages"]] == sent[55:60] and mid["has_more"] is True
     mid = history(u.carol, c, after=sent[60], limit=5)
     assert [m["id"] for m in mid["messages"]] == sent[61:66] and mid["has_more"] is True
+    # The flat fields and PlexiChat's pagination object (total_count: the
+    # channel's whole history).
+    empty = {"messages": [], "has_more": False, "next_cursor": None,
+             "pagination": {"has_more": False, "next_cursor": None, "total_count": 120}}
     edge = history(u.carol, c, before=sent[0])
-    assert edge == {"messages": [], "has_more": False, "next_cursor": None}
+    assert edge == empty
     edge = history(u.carol, c, after=sent[-1])
-    assert edge == {"messages": [], "has_more": False, "next_cursor": None}
+    assert edge == empty
     tail = history(u.carol, c, after=sent[-4])
     assert [m["id"] for m in tail["messages"]] == sent[-3:] and tail["has_more"] is False
     # The other path form agrees.
@@ -177,7 +181,9 @@ def test_history_pages_both_ways_without_gap_or_duplicate(u):
 
 def test_empty_channel_history(u):
     c = new_channel(u.alice)
-    assert history(u.alice, c) == {"messages": [], "has_more": False, "next_cursor": None}
+    assert history(u.alice, c) == {
+        "messages": [], "has_more": False, "next_cursor": None,
+        "pagination": {"has_more": False, "next_cursor": None, "total_count": 0}}
 
 
 def test_history_bad_limits_and_cursors(u):

@@ -497,6 +497,85 @@ TEST(chat_channel_names_are_unique_case_insensitively_and_freed_by_delete)
     ut_leak_check();
 }
 
+/* Offset pages from the newest (chat_history_skip) agree with the cursor
+ * pages, count deleted messages, and reopen the same; the total is the
+ * list's length. */
+static void expect_skip(store_t *s, const char *ch, uint64_t skip, size_t limit,
+                        char (*ids)[STORE_ID_MAX], size_t first, size_t count, bool more,
+                        size_t total)
+{
+    chat_message_t *out = calloc(limit ? limit : 1, sizeof(*out));
+    size_t n = 99, t = 99;
+    bool has_more = !more;
+    chat_history_skip(s, ch, skip, limit, out, &n, &has_more, &t);
+    ASSERT_EQ(n, count);
+    ASSERT_EQ(has_more, more);
+    ASSERT_EQ(t, total);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STREQ(out[i].id, ids[first + i]);
+        chat_message_clear(&out[i]);
+    }
+    free(out);
+}
+
+static int mark_deleted(void *ctx, chat_message_t *m)
+{
+    (void)ctx;
+    free(m->content);
+    m->content = NULL;
+    m->is_deleted = true;
+    return 0;
+}
+
+TEST(chat_history_skip_pages_from_the_newest)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-skip");
+    store_t *s = ut_store_open(dir);
+    char ch[STORE_ID_MAX], other[STORE_ID_MAX], stray[STORE_ID_MAX];
+    channel(s, "main", "usr_a", false, ch);
+    channel(s, "other", "usr_a", false, other);
+    expect_skip(s, ch, 0, 10, NULL, 0, 0, false, 0);
+    expect_skip(s, "ch_missing", 0, 10, NULL, 0, 0, false, 0);
+    ASSERT_EQ(chat_history_count(s, ch), 0);
+    enum { N = 300 };
+    char (*ids)[STORE_ID_MAX] = calloc(N, STORE_ID_MAX);
+    for (int i = 0; i < N; i++) {
+        post(s, ch, "usr_a", "m", ids[i]);
+        if (i % 100 == 0)
+            post(s, other, "usr_a", "elsewhere", stray);
+    }
+    for (int round = 0; round < 2; round++) {
+        ASSERT_EQ(chat_history_count(s, ch), N);
+        ASSERT_EQ(chat_history_count(s, other), 3);
+        expect_skip(s, ch, 0, 50, ids, N - 50, 50, true, N);
+        expect_skip(s, ch, 25, 25, ids, N - 50, 25, true, N);
+        expect_skip(s, ch, N - 10, 25, ids, 0, 10, false, N);
+        expect_skip(s, ch, N - 1, 1, ids, 0, 1, false, N);
+        expect_skip(s, ch, N - 2, 1, ids, 1, 1, true, N);
+        expect_skip(s, ch, N, 10, ids, 0, 0, false, N);
+        expect_skip(s, ch, UINT64_MAX, 10, ids, 0, 0, false, N);
+        expect_skip(s, ch, 0, N + 5, ids, 0, N, false, N);
+        /* A deleted message keeps its place and its count. */
+        if (round == 0) {
+            uint64_t lsn;
+            ASSERT_EQ(chat_message_modify(s, ids[N - 1], mark_deleted, NULL, NULL, &lsn), 0);
+            s = ut_store_reopen(s, dir);
+        }
+    }
+    chat_message_t one;
+    size_t n, total;
+    bool more;
+    chat_history_skip(s, ch, 0, 1, &one, &n, &more, &total);
+    ASSERT_EQ(n, 1);
+    ASSERT_TRUE(one.is_deleted);
+    chat_message_clear(&one);
+    free(ids);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
 TEST(chat_direct_channels_are_one_per_set_of_users)
 {
     char dir[64];
@@ -518,6 +597,10 @@ TEST(chat_direct_channels_are_one_per_set_of_users)
     ASSERT_EQ(chat_channel_create(s, &c, abc, 3, &created, &lsn), 0);
     ASSERT_TRUE(created);
     ASSERT_TRUE(c.is_private);
+    char found[STORE_ID_MAX];
+    ASSERT_TRUE(chat_direct_find(s, "usr_a,usr_b,usr_c", found));
+    ASSERT_STREQ(found, c.id);
+    ASSERT_TRUE(!chat_direct_find(s, "usr_a,usr_b", found));
     ASSERT_EQ(c.name[0], '\0');
     ASSERT_EQ(store_wait(s, lsn), 0);
     char id[STORE_ID_MAX];
