@@ -467,6 +467,9 @@ def run_all(a, work):
     settled(s)
     big_post = wrk(s.url("/api/v1/channels/%s/messages" % ch), 3, 16, POST_LUA, post_env(token))
     big_get = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50" % ch, 3, 16)
+    # P7 (issue 17): an offset page near the oldest costs what the newest does.
+    deep_skip = wrk_get(s, token, "/api/v1/channels/%s/messages?limit=50&skip=%d"
+                        % (ch, max(0, n - 100)), 3, 16)
     # P9: the admin's 30-day hourly series over the same store, rebuilt by
     # the restart's replay (the bencher is the first account: an admin).
     ts_points, ts_counted = timeseries_sum(s, token)
@@ -478,6 +481,10 @@ def run_all(a, work):
         row("P7 %s p50 latency, %d vs ~P1's messages in the channel (16 conns)" % (what, n),
             "%.2f ms vs %.2f ms" % (big["p50"], small["p50"]), "-", "%.2fx" % r, "<= 1.2x",
             r <= 1.2)
+    r = deep_skip["p50"] / big_get["p50"]
+    row("P7 history p50 latency, skip=%d vs the newest page (16 conns)" % max(0, n - 100),
+        "%.2f ms vs %.2f ms" % (deep_skip["p50"], big_get["p50"]), "-", "%.2fx" % r, "<= 1.2x",
+        r <= 1.2)
     # Replay rate: a log with no snapshot at all.
     s = parley(work, "replay", "--fsync", "none", "--snapshot-every-records", "0",
                "--snapshot-every-seconds", "0")
