@@ -8,7 +8,7 @@ docs/api.md, "Messages"):
 - Chat API's offset paging: `skip=N&limit=M` is the page of the M messages
   just older than the N newest, compared here with cursor pages over a
   250-message channel, with deletions (deleted messages keep their place and
-  count) and across a SIGKILL restart.
+  count) and across a SIGKILL restart and a clean one.
 - Chat API's `recipient_id`: the caller's direct conversation with a user.
 - PlexiChat's `pagination: {has_more, next_cursor, total_count}` on every
   history answer, beside the flat has_more/next_cursor.
@@ -200,6 +200,12 @@ def test_skip_pages_match_cursor_pages_across_deletes_and_a_kill(start_server, t
     alice = alice.on(s2)
     assert [ids(skip_page(alice, ch, k, 40)) for k in range(0, N + 40, 40)] == before
     check_skip_pages(alice, ch, made)
+    assert skip_page(alice, ch, 0, 1)["pagination"]["total_count"] == N
+    # And after a clean stop, from the snapshot it writes.
+    assert s2.stop() == 0
+    s3 = start_server(data_dir=data)
+    alice = alice.on(s3)
+    assert [ids(skip_page(alice, ch, k, 40)) for k in range(0, N + 40, 40)] == before
     assert skip_page(alice, ch, 0, 1)["pagination"]["total_count"] == N
 
 
