@@ -404,6 +404,10 @@ def test_mfa_login_and_verify(world):
     code = dict(EXAMPLES["mfa_verify"]["body"], mfa_code=totp(secret, used + 1))
     pair = shaped("mfa_verify", run(world.server, "mfa_verify", ids, body=code))
     assert pair["user"]["id"] == world.admin.id
+    # The login with the right code in it (the document's first MFA example).
+    body = dict(EXAMPLES["login_mfa"]["body"], mfa_code=totp(secret, used + 2))
+    pair = shaped("login", run(world.server, "login_mfa", {}, body=body, status=200))
+    assert pair["user"]["id"] == world.admin.id
 
 
 def test_login_remember_logout_refresh(world):
