@@ -214,11 +214,43 @@ static void remove_leftovers(const char *dir)
         closedir(d);
 }
 
+/* PlexiChat's backup options (docs/api.md, "Differences from the seed
+ * documents"), taken when they ask for what a backup is and refused (422
+ * naming the field) when they ask for another: the state is always in it
+ * (include_database), it is a zstd tar (compression), and it is encrypted
+ * exactly when the data directory is (encryption; the bytes are copied as
+ * they are). True to go on, false once answered. */
+static bool seed_options_valid(http_ctx_t *ctx)
+{
+    const parley_app_t *app = ctx->app;
+    bool database = true, encrypted = app->config->encryption_key_file[0] != '\0';
+    bool encryption = encrypted;
+    const char *compression = NULL;
+    if (http_field_bool(ctx, "include_database", false, &database) != 0 ||
+        http_field_string(ctx, "compression", false, 1, 16, false, &compression) != 0 ||
+        http_field_bool(ctx, "encryption", false, &encryption) != 0)
+        return false;
+    if (!database)
+        http_reply_invalid(ctx, "include_database", "a backup always holds the whole state");
+    else if (compression != NULL && strcmp(compression, "zstd") != 0)
+        http_reply_invalid(ctx, "compression", "backups are zstd-compressed tar archives: "
+                                               "compression must be \"zstd\"");
+    else if (encryption != encrypted)
+        http_reply_invalid(ctx, "encryption",
+                           encrypted ? "the data directory is encrypted, so is every backup"
+                                     : "the data directory is not encrypted, nor are its "
+                                       "backups: see docs/operations.md, \"Encryption at rest\"");
+    else
+        return true;
+    return false;
+}
+
 static void post_backup(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     bool include_files = true;
-    if (ctx->body && http_field_bool(ctx, "include_files", false, &include_files) != 0)
+    if (ctx->body && (http_field_bool(ctx, "include_files", false, &include_files) != 0 ||
+                      !seed_options_valid(ctx)))
         return;
     char dir[4200], name[128], err[512];
     backups_dir(app, dir, sizeof(dir));

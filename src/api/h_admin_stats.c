@@ -344,10 +344,12 @@ static void get_system_status(http_ctx_t *ctx)
     uint64_t lookups = vc.hits + vc.misses;
 
     json_t *o = json_object();
-    json_object_set_new(o, "status", json_string("ok"));
+    json_object_set_new(o, "status", json_string("healthy"));
     json_object_set_new(o, "version", json_string(PARLEY_VERSION));
-    json_object_set_new(o, "uptime_seconds",
-                        json_integer((json_int_t)process_uptime_seconds(app)));
+    json_int_t uptime = (json_int_t)process_uptime_seconds(app);
+    json_object_set_new(o, "uptime_seconds", json_integer(uptime));
+    /* PlexiChat's name for the same number (docs/api.md, "Differences"). */
+    json_object_set_new(o, "uptime", json_integer(uptime));
     json_object_set_new(o, "process",
                         json_pack("{s:I, s:f, s:f, s:I}", "rss_bytes",
                                   (json_int_t)process_rss_bytes(),

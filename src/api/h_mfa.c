@@ -248,11 +248,17 @@ static void post_disable(http_ctx_t *ctx)
 static void post_verify(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    const char *temp = NULL, *code = NULL;
+    const char *temp = NULL, *code = NULL, *method = NULL;
     if (http_field_string(ctx, "temp_token", true, 1, AUTH_MFA_TOKEN_MAX, false, &temp) != 0 ||
         http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0 ||
+        http_field_string(ctx, "method", false, 1, 16, false, &method) != 0 ||
         !account_session_field_valid(ctx))
         return;
+    /* PlexiChat's client names the method; TOTP is the only one there is. */
+    if (method != NULL && strcmp(method, "totp") != 0) {
+        http_reply_invalid(ctx, "method", "method must be \"totp\"");
+        return;
+    }
     char uid[AUTH_ID_MAX];
     int64_t now = clock_wall_ms() / 1000;
     int rc = auth_mfa_token_verify(&app->keys, temp, now, uid);

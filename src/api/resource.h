@@ -45,6 +45,7 @@ extern const http_route_t admin_ip_blocks_routes[];
 extern const http_route_t admin_stats_routes[];
 extern const http_route_t metrics_routes[];
 extern const http_route_t admin_backup_routes[];
+extern const http_route_t not_offered_routes[];
 
 /* ---- the process's figures (h_admin_stats.c), for the system status and
  * GET /metrics ---- */

@@ -143,9 +143,11 @@ static bool same_path(const char *path, const char *want)
     }
 }
 
+/* /ws too: PlexiChat's document connects there (docs/api.md, "Differences
+ * from the seed documents"); the same endpoint. */
 static bool is_websocket_path(const char *path)
 {
-    return same_path(path, "/api/v1/ws");
+    return same_path(path, "/api/v1/ws") || same_path(path, "/ws");
 }
 
 bool realtime_claims(void *rt, const char *method, const char *path)

@@ -197,7 +197,7 @@ def test_system_status_is_complete_and_sane(srv, root):
         live.close()
         stream.close()
     nonneg(st)
-    assert st["status"] == "ok" and st["version"]
+    assert st["status"] == "healthy" and st["uptime"] == st["uptime_seconds"] and st["version"]
     p = st["process"]
     assert p["rss_bytes"] > 0 and p["open_fds"] > 0
     assert p["cpu_user_seconds"] + p["cpu_system_seconds"] > 0
