@@ -172,9 +172,9 @@ int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn);
 /*
  * Read-modify-write of one user, atomic with every other change: `fn` gets
  * a copy of the user as it is now and changes it in place; when it returns 0
- * the new state is checked (email uniqueness), logged and applied. `fn` runs
+ * the new state is checked (username and email uniqueness), logged and applied. `fn` runs
  * under the store's write lock: it must be quick and do no I/O. Returns 0,
- * STORE_E_NOT_FOUND, STORE_E_CONFLICT_EMAIL, STORE_E_UNAVAILABLE, or fn's own
+ * STORE_E_NOT_FOUND, STORE_E_CONFLICT_USERNAME/_EMAIL, STORE_E_UNAVAILABLE, or fn's own
  * non-zero result (nothing changed). On success *out (may be NULL; caller
  * clears) gets the new state.
  */

@@ -11,6 +11,7 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/file_life.h"
+#include "parley/realtime.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
 #include "resource.h"
@@ -63,8 +64,9 @@ static bool avatar_url_ok(store_t *s, const char *user_id, const char *url)
 /* The change PUT /users/me asks for, applied to the user as it is when the
  * store runs apply_me (under its write lock: no lost updates). */
 typedef struct me_change {
-    const char *display_name, *bio, *email, *avatar;
+    const char *display_name, *bio, *email, *avatar, *username;
     json_t *prefs;     /* borrowed from the body, or NULL */
+    char old_username[STORE_USERNAME_MAX]; /* the name before, when username is set */
     char *old_avatar;  /* the avatar_url replaced (malloc'd), or NULL */
 } me_change_t;
 
@@ -101,6 +103,10 @@ static int apply_me(void *ctx, store_user_t *u)
     }
     if (c->email)
         snprintf(u->email, sizeof(u->email), "%s", c->email);
+    if (c->username) { /* store_user_modify refuses a name taken, case-insensitively */
+        snprintf(c->old_username, sizeof(c->old_username), "%s", u->username);
+        snprintf(u->username, sizeof(u->username), "%s", c->username);
+    }
     u->updated_at = clock_wall_ms();
     return 0;
 }
@@ -113,8 +119,14 @@ static void put_me(http_ctx_t *ctx)
     if (http_field_string(ctx, "display_name", false, 1, 64, false, &c.display_name) != 0 ||
         http_field_string(ctx, "bio", false, 0, 500, true, &c.bio) != 0 ||
         http_field_string(ctx, "email", false, 1, 254, false, &c.email) != 0 ||
-        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &c.avatar) != 0)
+        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &c.avatar) != 0 ||
+        http_field_string(ctx, "username", false, 1, 1000, false, &c.username) != 0)
         goto out;
+    if (c.username && !rules_username_ok(c.username)) { /* registration's rule (account.c) */
+        http_reply_invalid(ctx, "username",
+                           "username must be 3-32 characters of letters, digits, _ . -");
+        goto out;
+    }
     if (c.email && !rules_email_ok(c.email)) {
         http_reply_invalid(ctx, "email", "email is not a valid address");
         goto out;
@@ -140,11 +152,22 @@ static void put_me(http_ctx_t *ctx)
         goto out;
     }
     if (rc == 0) {
+        /* A rename (a new version of the user record) is audited and
+         * announced; the same name in another case is a rename too. */
+        bool renamed = c.username && strcmp(c.old_username, now.username) != 0;
+        if (renamed)
+            lsn = audit_write(ctx, lsn, "user.rename", now.id,
+                              json_pack("{s:s, s:s}", "from", c.old_username, "to", now.username));
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
             if (c.old_avatar && strcmp(c.old_avatar, now.avatar_url ? now.avatar_url : "") != 0)
                 file_life_drop_avatar(app->store, app->blobs, p->user.id, c.old_avatar);
             http_reply_json(ctx, 200, user_json(&now, true, true));
+            if (renamed)
+                realtime_publish_to_peers(
+                    app->realtime, "user.updated", now.id,
+                    json_pack("{s:o, s:s}", "user", user_json(&now, false, false), "previous_username",
+                              c.old_username));
         }
         store_user_clear(&now);
     }

@@ -329,6 +329,13 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
     }
     rc = fn(ctx, &u);
     if (rc == 0 && u.deleted_at == 0) {
+        char name[STORE_USERNAME_MAX];
+        store__lower(u.username, name, sizeof(name));
+        if (map_index_get(&s->user_by_name, name, other, STORE_ID_MAX) &&
+            strcmp(other, u.id) != 0)
+            rc = STORE_E_CONFLICT_USERNAME;
+    }
+    if (rc == 0 && u.deleted_at == 0) {
         store__lower(u.email, email, sizeof(email));
         if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX) &&
             strcmp(other, u.id) != 0)
