@@ -166,6 +166,18 @@ bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out);
  */
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
                          size_t limit, chat_channel_t *out, size_t *n_out);
+/* The orders of chat_channel_list_sorted (ties by id, so pages are stable). */
+typedef enum chat_channel_sort {
+    CHAT_CHANNEL_BY_NAME,     /* the listing order above */
+    CHAT_CHANNEL_BY_CREATED,
+    CHAT_CHANNEL_BY_ACTIVITY, /* its last message's time, else its creation */
+} chat_channel_sort_t;
+/* chat_channel_list (all: chat_channel_list_all, user_id ignored) in the
+ * order `sort`, descending when `desc` (reversed: direct channels first by
+ * name). O(channels) but for the default order without a query. */
+size_t chat_channel_list_sorted(store_t *s, const char *user_id, bool all, const char *query,
+                                chat_channel_sort_t sort, bool desc, size_t offset, size_t limit,
+                                chat_channel_t *out, size_t *n_out);
 /* The same over every channel, private and direct ones included (the
  * admins' listing: GET /api/v1/channels?all=true). */
 size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,

@@ -198,6 +198,17 @@ size_t store_user_count(store_t *s);
 size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
                          store_user_t *out, size_t *n_out);
 
+/* The orders of store_user_search_sorted (ties by id, so pages are stable). */
+typedef enum store_user_sort {
+    STORE_USER_BY_USERNAME, /* case-insensitively */
+    STORE_USER_BY_CREATED,
+    STORE_USER_BY_LAST_SEEN, /* never seen counts as the oldest */
+} store_user_sort_t;
+
+/* store_user_search in the order `sort`, descending when `desc`. O(users). */
+size_t store_user_search_sorted(store_t *s, const char *query, store_user_sort_t sort, bool desc,
+                                size_t offset, size_t limit, store_user_t *out, size_t *n_out);
+
 /*
  * Every user for which keep(ctx, u) is true (NULL: all), copied into a
  * malloc'd array *out (caller clears each and frees it; NULL when none),

@@ -19,7 +19,7 @@
 static void get_me(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    http_reply_json(ctx, 200, user_json(&p->user, true, true));
+    reply_fields(ctx, 200, FIELDS_USER, user_json(&p->user, true, true));
 }
 
 /* Replaces *slot with a copy of value ("" clears it to NULL). */
@@ -184,7 +184,7 @@ static void reply_profile(http_ctx_t *ctx, const principal_t *p, bool found, sto
         return;
     }
     bool self = strcmp(u->id, p->user.id) == 0;
-    http_reply_json(ctx, 200, user_json(u, self || p->user.is_admin, self));
+    reply_fields(ctx, 200, FIELDS_USER, user_json(u, self || p->user.is_admin, self));
     store_user_clear(u);
 }
 
@@ -207,6 +207,11 @@ static void get_user_by_name(http_ctx_t *ctx)
     reply_profile(ctx, p, found, &u);
 }
 
+/* ?sort= of GET /users, in store_user_sort_t's order. */
+static const char *const user_sort_names[] = {"username", "created_at", "last_seen", NULL};
+static const bool user_sort_desc[] = {false, true, true};
+static const sort_keys_t user_sort = {user_sort_names, user_sort_desc};
+
 static void get_users(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -219,12 +224,16 @@ static void get_users(http_ctx_t *ctx)
         http_reply_invalid(ctx, "search", "search is limited to 100 characters");
         return;
     }
-    if (!http_paging(ctx, &page, &limit))
+    int sort;
+    bool desc;
+    if (!http_paging(ctx, &page, &limit) || !sort_read(ctx, &user_sort, &sort, &desc) ||
+        !fields_prune(ctx, FIELDS_USER, NULL))
         return;
     store_user_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n;
-    size_t total =
-        store_user_search(app->store, q, (size_t)(page - 1) * (size_t)limit, (size_t)limit, hits, &n);
+    size_t total = store_user_search_sorted(app->store, q, (store_user_sort_t)sort, desc,
+                                            (size_t)(page - 1) * (size_t)limit, (size_t)limit,
+                                            hits, &n);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         bool self = strcmp(hits[i].id, p->user.id) == 0;
@@ -232,6 +241,7 @@ static void get_users(http_ctx_t *ctx)
         store_user_clear(&hits[i]);
     }
     free(hits);
+    fields_prune(ctx, FIELDS_USER, list);
     reply_page(ctx, "users", list, total, page, limit);
 }
 

@@ -236,3 +236,126 @@ def test_rename_survives_restart_and_sigkill(start_server, tmp_path):
     assert login(server, "renamed1").status_code == 401
     b = register(server, "other-user")
     assert_error(b.put("/users/me", {"username": "RENAMED2"}), 409, "CONFLICT")
+
+
+# ---- sort and order ------------------------------------------------------------
+
+def test_users_sort_and_order(srv, w):
+    out = w.bob.ok("GET", "/users?sort=created_at&order=asc&limit=100")["users"]
+    created = [u["created_at"] for u in out]
+    assert created == sorted(created) and out[0]["id"] == w.admin.id
+    out = w.bob.ok("GET", "/users?sort=created_at&limit=100")["users"]  # times: newest first
+    assert [u["created_at"] for u in out] == sorted(created, reverse=True)
+    names = [u["username"] for u in w.bob.ok("GET", "/users?sort=username&order=desc&limit=100")
+             ["users"]]
+    assert names == sorted(names, key=str.lower, reverse=True)
+    # Paging follows the order: pages of 2 put together are the whole list.
+    whole = [u["id"] for u in w.bob.ok("GET", "/users?sort=created_at&order=asc&limit=100")
+             ["users"]]
+    paged = []
+    for page in range(1, (len(whole) + 1) // 2 + 1):
+        paged += [u["id"] for u in w.bob.ok(
+            "GET", "/users?sort=created_at&order=asc&limit=2&page=%d" % page)["users"]]
+    assert paged == whole
+    seen = w.bob.ok("GET", "/users?sort=last_seen&limit=100")["users"]
+    assert len(seen) == len(whole)
+
+
+def test_channels_sort_by_name_created_and_activity(srv, w):
+    owner = register(srv, "sowner")
+    a = owner.ok("POST", "/channels", {"name": "zz-sort-a"}, 201)
+    b = owner.ok("POST", "/channels", {"name": "aa-sort-b"}, 201)
+    mine = {a["id"], b["id"]}
+
+    def order(query):
+        return [c["id"] for c in owner.ok("GET", "/channels?" + query)["channels"]
+                if c["id"] in mine]
+    assert order("sort=name") == [b["id"], a["id"]]
+    assert order("sort=name&order=desc") == [a["id"], b["id"]]
+    assert order("sort=created_at") == [b["id"], a["id"]]  # newest first
+    assert order("sort=created_at&order=asc") == [a["id"], b["id"]]
+    post(owner, a, "activity in the older one")
+    assert order("sort=last_activity") == [a["id"], b["id"]]
+    post(owner, b, "and now in the newer one")
+    assert order("sort=last_activity") == [b["id"], a["id"]]
+    assert order("sort=last_activity&order=asc") == [a["id"], b["id"]]
+
+
+def test_files_sort_by_size_and_uploaded_at(srv, w):
+    u = register(srv, "sfiler")
+    small = u.uploaded("small.txt", b"x" * 10, "text/plain")
+    big = u.uploaded("big.txt", b"y" * 3000, "text/plain")
+    mid = u.uploaded("mid.txt", b"z" * 500, "text/plain")
+
+    def order(query):
+        return [f["id"] for f in u.ok("GET", "/files?" + query)["files"]]
+    assert order("sort=size") == [big["id"], mid["id"], small["id"]]
+    assert order("sort=size&order=asc") == [small["id"], mid["id"], big["id"]]
+    assert order("sort=uploaded_at&order=asc") == [small["id"], big["id"], mid["id"]]
+    assert order("") == [mid["id"], big["id"], small["id"]]
+    assert order("sort=size&limit=1&page=2") == [mid["id"]]
+
+
+@pytest.mark.parametrize("path, allowed", [
+    ("/users", ["username", "created_at", "last_seen"]),
+    ("/channels", ["name", "created_at", "last_activity"]),
+    ("/files", ["uploaded_at", "size"]),
+])
+def test_unknown_sort_or_order_is_refused(w, path, allowed):
+    err = assert_error(w.bob.get(path, sort="popularity"), 422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "sort" and err["details"]["allowed"] == allowed
+    for name in allowed:
+        assert name in err["message"]
+    err = assert_error(w.bob.get(path, order="up"), 422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "order"
+    err = assert_error(w.bob.get(path, sort=""), 422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "sort"
+
+
+# ---- sparse fieldsets ----------------------------------------------------------
+
+def test_fields_on_users_single_and_lists(w):
+    assert w.bob.ok("GET", "/users/me?fields=username") == {"id": w.bob.id, "username": "sbob"}
+    assert w.bob.ok("GET", "/users/%s?fields=username,created_at" % w.alice.id).keys() == \
+        {"id", "username", "created_at"}
+    assert w.bob.ok("GET", "/users/by-username/salice?fields=id") == {"id": w.alice.id}
+    out = w.bob.ok("GET", "/users?fields=id,username&sort=created_at&order=asc")
+    assert {"users", "total", "page", "pages"} <= out.keys()
+    assert out["users"][0] == {"id": w.admin.id, "username": "sadmin"}
+    assert all(u.keys() == {"id", "username"} for u in out["users"])
+    # A field the view does not show to this caller stays away (email of another).
+    assert w.bob.ok("GET", "/users/%s?fields=email" % w.alice.id) == {"id": w.alice.id}
+
+
+def test_fields_on_channels_messages_and_files(w):
+    c = w.bob.ok("GET", "/channels/%s?fields=name,member_count" % w.one["id"])
+    assert c == {"id": w.one["id"], "name": "seed-one", "member_count": c["member_count"]}
+    lst = w.bob.ok("GET", "/channels?fields=name")["channels"]
+    assert lst and all(x.keys() == {"id", "name"} for x in lst)
+    m = post(w.alice, w.one, "sparse fieldsets here")
+    assert w.bob.ok("GET", "/messages/%s?fields=content" % m["id"]) == \
+        {"id": m["id"], "content": "sparse fieldsets here"}
+    page = w.bob.ok("GET", "/channels/%s/messages?fields=content,sender&limit=2" % w.one["id"])
+    assert "has_more" in page and "next_cursor" in page
+    assert all(x.keys() == {"id", "content", "sender"} for x in page["messages"])
+    page = w.bob.ok("GET", "/messages?channel_id=%s&fields=user_id&limit=1" % w.one["id"])
+    assert page["messages"] == [{"id": m["id"], "user_id": w.alice.id}]
+    f = w.bob.uploaded("f.txt", b"hello", "text/plain")
+    assert w.bob.ok("GET", "/files/%s?fields=size" % f["id"]) == {"id": f["id"], "size": 5}
+    files = w.bob.ok("GET", "/files?fields=filename")["files"]
+    assert files == [{"id": f["id"], "filename": "f.txt"}]
+
+
+@pytest.mark.parametrize("path", ["/users/me", "/users", "/channels", "/files",
+                                  "/messages/{m}", "/channels/{c}/messages", "/channels/{c}",
+                                  "/files/{f}"])
+@pytest.mark.parametrize("fields, bad", [("id,passwd", "passwd"), ("", ""),
+                                         ("id,,name", ""), ("password_hash", "password_hash")])
+def test_unknown_field_names_are_refused(w, path, fields, bad):
+    if not hasattr(w, "sparse_ids"):
+        w.sparse_ids = {"m": post(w.alice, w.one, "for the refusals")["id"], "c": w.one["id"],
+                        "f": w.bob.uploaded("g.txt", b"x", "text/plain")["id"]}
+    r = w.bob.get(path.format(**w.sparse_ids), fields=fields)
+    err = assert_error(r, 422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "fields" and err["details"]["unknown"] == bad
+    assert "id" in err["details"]["allowed"]
