@@ -186,6 +186,8 @@ def test_rename_conflicts_and_validation(srv, w):
 def test_rename_is_announced_audited_and_login_follows(srv, w):
     erin = register(srv, "serin")
     erin.ok("POST", "/channels/%s/join" % w.one["id"])
+    before = post(erin, w.one, "posted under the old name")
+    assert w.bob.ok("GET", "/messages/%s" % before["id"])["sender"]["username"] == "serin"
     outsider = register(srv, "soutsider")
     live_peer = Live(srv, w.carol.token)
     live_out = Live(srv, outsider.token)
@@ -208,6 +210,10 @@ def test_rename_is_announced_audited_and_login_follows(srv, w):
         live_out.close()
     assert login(srv, "serin2").status_code == 200
     assert_error(login(srv, "serin"), 401, "INVALID_CREDENTIALS")
+    # Views of its messages (cached ones too) show the new name.
+    assert w.bob.ok("GET", "/messages/%s" % before["id"])["sender"]["username"] == "serin2"
+    page = w.bob.ok("GET", "/channels/%s/messages?limit=100" % w.one["id"])["messages"]
+    assert [m["sender"]["username"] for m in page if m["id"] == before["id"]] == ["serin2"]
     assert w.bob.ok("GET", "/users/by-username/serin2")["id"] == erin.id
     assert_error(w.bob.get("/users/by-username/serin"), 404, "RESOURCE_NOT_FOUND")
     # The old name is free again.
