@@ -11,6 +11,13 @@
  * and matching agree (a last word shorter than CHAT_SEARCH_PREFIX_MIN is a
  * whole word).
  *
+ * Filters: Fechatter's nested `filters {chat_ids, sender_ids, date_from,
+ * date_to}` and the flat names (channel_id, chat_ids=a,b, sender_id...),
+ * OR within a kind and AND across kinds, go to the store as id lists (at
+ * most FILTER_IDS_MAX each, so a match's check stays cheap); `page` is an
+ * offset into the newest-first matches the store counts anyway, so the
+ * bounds below hold for every page.
+ *
  * A query's cost is bounded in the store (chat.h: work, total and prefix
  * bounds, newest first, the read lock held a chunk at a time); here a time
  * budget stops it between chunks as a backstop, and "truncated" tells the

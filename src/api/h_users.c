@@ -3,6 +3,12 @@
  * search with pagination, and account creation by an admin (docs/api.md,
  * "Users"). Email addresses are shown only to their owner and to admins;
  * preferences only to their owner.
+ *
+ * A rename (PUT /users/me {username}) is one more field of the same
+ * read-modify-write as the rest of the profile: store_user_modify checks
+ * the name is free case-insensitively under the write lock (no race between
+ * two renames), the user record is written whole, and the name index moves
+ * with it on apply and replay; audited and announced once durable.
  */
 #include <stdlib.h>
 #include <string.h>
