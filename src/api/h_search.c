@@ -606,7 +606,7 @@ static void get_search_users(http_ctx_t *ctx)
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
-    } else if (read_limit(ctx, &limit)) {
+    } else if (read_limit(ctx, &limit) && fields_prune(ctx, FIELDS_USER, NULL)) {
         store_user_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = store_user_search(app->store, q, 0, (size_t)limit, list, &n);
@@ -617,6 +617,7 @@ static void get_search_users(http_ctx_t *ctx)
             store_user_clear(&list[i]);
         }
         free(list);
+        fields_prune(ctx, FIELDS_USER, arr);
         http_reply_json(ctx, 200, json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
     }
 }
@@ -629,7 +630,7 @@ static void get_search_channels(http_ctx_t *ctx)
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
-    } else if (read_limit(ctx, &limit)) {
+    } else if (read_limit(ctx, &limit) && fields_prune(ctx, FIELDS_CHANNEL, NULL)) {
         chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = chat_channel_list(app->store, p->user.id, q, 0, (size_t)limit, list, &n);
@@ -639,6 +640,7 @@ static void get_search_channels(http_ctx_t *ctx)
             chat_channel_clear(&list[i]);
         }
         free(list);
+        fields_prune(ctx, FIELDS_CHANNEL, arr);
         http_reply_json(ctx, 200,
                         json_pack("{s:o, s:I}", "channels", arr, "total", (json_int_t)total));
     }

@@ -329,6 +329,11 @@ def test_fields_on_users_single_and_lists(w):
     assert {"users", "total", "page", "pages"} <= out.keys()
     assert out["users"][0] == {"id": w.admin.id, "username": "sadmin"}
     assert all(u.keys() == {"id", "username"} for u in out["users"])
+    out = w.bob.ok("GET", "/search/users?q=salice&fields=username")
+    assert out["users"] == [{"id": w.alice.id, "username": "salice"}] and out["total"] == 1
+    out = w.bob.ok("GET", "/search/channels?q=seed-one&fields=name")
+    assert out["channels"] == [{"id": w.one["id"], "name": "seed-one"}]
+    assert_error(w.bob.get("/search/users", q="x", fields="nope"), 422, "VALIDATION_ERROR")
     # A field the view does not show to this caller stays away (email of another).
     assert w.bob.ok("GET", "/users/%s?fields=email" % w.alice.id) == {"id": w.alice.id}
 
