@@ -166,6 +166,18 @@ bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out);
  */
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
                          size_t limit, chat_channel_t *out, size_t *n_out);
+/* The orders of chat_channel_list_sorted (ties by id, so pages are stable). */
+typedef enum chat_channel_sort {
+    CHAT_CHANNEL_BY_NAME,     /* the listing order above */
+    CHAT_CHANNEL_BY_CREATED,
+    CHAT_CHANNEL_BY_ACTIVITY, /* its last message's time, else its creation */
+} chat_channel_sort_t;
+/* chat_channel_list (all: chat_channel_list_all, user_id ignored) in the
+ * order `sort`, descending when `desc` (reversed: direct channels first by
+ * name). O(channels) but for the default order without a query. */
+size_t chat_channel_list_sorted(store_t *s, const char *user_id, bool all, const char *query,
+                                chat_channel_sort_t sort, bool desc, size_t offset, size_t limit,
+                                chat_channel_t *out, size_t *n_out);
 /* The same over every channel, private and direct ones included (the
  * admins' listing: GET /api/v1/channels?all=true). */
 size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
@@ -300,6 +312,10 @@ bool chat_last_message(store_t *s, const char *channel_id, chat_message_t *out);
 size_t chat_messages_older(store_t *s, uint64_t *cursor, int64_t cutoff_ms, size_t max,
                            char (*ids)[STORE_ID_MAX], bool *more);
 
+/* Whether s has the shape of an id (1-39 of [A-Za-z0-9_-]): what the
+ * decoders accept; for refusing a malformed id with 422 before a look-up. */
+bool chat_id_ok(const char *s);
+
 /* ---- search ---- */
 
 /* The bounds of one query (added; docs/api.md "Search"). A last word of
@@ -339,6 +355,17 @@ typedef struct chat_search_query {
      * (truncated): a time budget. */
     bool (*progress)(void *ctx, const chat_search_info_t *so_far);
     chat_search_info_t *info; /* NULL, or filled */
+    /* (Added:) filters of several ids (n_* 0: none; borrowed): a message
+     * passes when its channel is one of channel_ids and its sender one of
+     * sender_ids (OR within a kind, AND across kinds and with channel_id,
+     * sender_id and the dates). */
+    const char *const *channel_ids;
+    size_t n_channel_ids;
+    const char *const *sender_ids;
+    size_t n_sender_ids;
+    /* (Added:) matches skipped, newest first, before out is filled (a
+     * page); they count in the total. */
+    size_t offset;
 } chat_search_query_t;
 
 typedef struct chat_search_hit {

@@ -48,6 +48,15 @@ uint32_t store_file_rev(store_t *s, const char *id);
 size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_by,
                        size_t offset, size_t limit, store_file_t *out, size_t *n_out);
 
+/* The orders of store_file_list_sorted (ties by id, so pages are stable). */
+typedef enum store_file_sort { STORE_FILE_BY_UPLOADED, STORE_FILE_BY_SIZE } store_file_sort_t;
+
+/* store_file_list in the order `sort`, descending when `desc` (the order of
+ * store_file_list: STORE_FILE_BY_UPLOADED, desc). O(files). */
+size_t store_file_list_sorted(store_t *s, const char *channel_id, const char *uploaded_by,
+                              store_file_sort_t sort, bool desc, size_t offset, size_t limit,
+                              store_file_t *out, size_t *n_out);
+
 /* The bytes of the live files user_id uploaded (avatars included), each
  * file at its size even when its bytes are shared with another file's
  * (deduplicated): what the storage quota counts. Derived at apply, replay

@@ -67,6 +67,10 @@ void realtime_publish_message(realtime_t *rt, const char *type, const char *chan
                               const char *message_id, int64_t updated_at, const char *data);
 void realtime_publish_to(realtime_t *rt, const char *type, const char *const *audience,
                          size_t n_audience, json_t *data);
+/* realtime_publish_to every user who shares a channel with user_id, and
+ * user_id itself (its other devices): presence, user.updated. Steals data. */
+void realtime_publish_to_peers(realtime_t *rt, const char *type, const char *user_id,
+                               json_t *data);
 
 /* Whether GET `path` is one of the real-time endpoints, which the
  * connection gate hands to realtime_accept before any body is read. */

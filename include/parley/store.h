@@ -172,9 +172,9 @@ int store_user_update(store_t *s, const store_user_t *u, uint64_t *lsn);
 /*
  * Read-modify-write of one user, atomic with every other change: `fn` gets
  * a copy of the user as it is now and changes it in place; when it returns 0
- * the new state is checked (email uniqueness), logged and applied. `fn` runs
+ * the new state is checked (username and email uniqueness), logged and applied. `fn` runs
  * under the store's write lock: it must be quick and do no I/O. Returns 0,
- * STORE_E_NOT_FOUND, STORE_E_CONFLICT_EMAIL, STORE_E_UNAVAILABLE, or fn's own
+ * STORE_E_NOT_FOUND, STORE_E_CONFLICT_USERNAME/_EMAIL, STORE_E_UNAVAILABLE, or fn's own
  * non-zero result (nothing changed). On success *out (may be NULL; caller
  * clears) gets the new state.
  */
@@ -197,6 +197,17 @@ size_t store_user_count(store_t *s);
  */
 size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
                          store_user_t *out, size_t *n_out);
+
+/* The orders of store_user_search_sorted (ties by id, so pages are stable). */
+typedef enum store_user_sort {
+    STORE_USER_BY_USERNAME, /* case-insensitively */
+    STORE_USER_BY_CREATED,
+    STORE_USER_BY_LAST_SEEN, /* never seen counts as the oldest */
+} store_user_sort_t;
+
+/* store_user_search in the order `sort`, descending when `desc`. O(users). */
+size_t store_user_search_sorted(store_t *s, const char *query, store_user_sort_t sort, bool desc,
+                                size_t offset, size_t limit, store_user_t *out, size_t *n_out);
 
 /*
  * Every user for which keep(ctx, u) is true (NULL: all), copied into a

@@ -97,12 +97,20 @@ static json_t *channel_with_state(store_t *s, const chat_channel_t *c, const cha
     return o;
 }
 
+/* ?sort= of GET /channels, in chat_channel_sort_t's order. */
+static const char *const channel_sort_names[] = {"name", "created_at", "last_activity", NULL};
+static const bool channel_sort_desc[] = {false, true, true};
+static const sort_keys_t channel_sort = {channel_sort_names, channel_sort_desc};
+
 static void get_channels(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
     const principal_t *p = ctx->principal;
     long page, limit;
-    if (!http_paging(ctx, &page, &limit))
+    int sort;
+    bool desc;
+    if (!http_paging(ctx, &page, &limit) || !sort_read(ctx, &channel_sort, &sort, &desc) ||
+        !fields_prune(ctx, FIELDS_CHANNEL, NULL))
         return;
     const char *q = http_query(ctx, "search");
     const char *all_text = http_query(ctx, "all");
@@ -118,9 +126,9 @@ static void get_channels(http_ctx_t *ctx)
     }
     chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n, offset = (size_t)(page - 1) * (size_t)limit;
-    size_t total = all ? chat_channel_list_all(app->store, q, offset, (size_t)limit, list, &n)
-                       : chat_channel_list(app->store, p->user.id, q, offset, (size_t)limit,
-                                           list, &n);
+    size_t total = chat_channel_list_sorted(app->store, p->user.id, all, q,
+                                            (chat_channel_sort_t)sort, desc, offset,
+                                            (size_t)limit, list, &n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         /* The admins' listing: private channels the admin is not in are
@@ -131,6 +139,7 @@ static void get_channels(http_ctx_t *ctx)
         chat_channel_clear(&list[i]);
     }
     free(list);
+    fields_prune(ctx, FIELDS_CHANNEL, arr);
     reply_page(ctx, "channels", arr, total, page, limit);
 }
 
@@ -141,9 +150,9 @@ static void get_channel(http_ctx_t *ctx)
     channel_access_t a;
     /* An admin outside a private channel gets its object, not its last message. */
     if (channel_access_load_known(ctx, p, ctx->params[0], &a))
-        http_reply_json(ctx, 200, a.can_read
-                                      ? channel_with_state(app->store, &a.channel, p->user.id)
-                                      : channel_json(app->store, &a.channel));
+        reply_fields(ctx, 200, FIELDS_CHANNEL,
+                     a.can_read ? channel_with_state(app->store, &a.channel, p->user.id)
+                                : channel_json(app->store, &a.channel));
     channel_access_clear(&a);
 }
 

@@ -322,10 +322,15 @@ static void get_file(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     store_file_t f;
     if (load_file(ctx, p, &f, false)) {
-        http_reply_json(ctx, 200, file_view_json(&f));
+        reply_fields(ctx, 200, FIELDS_FILE, file_view_json(&f));
         store_file_clear(&f);
     }
 }
+
+/* ?sort= of GET /files, in store_file_sort_t's order. */
+static const char *const file_sort_names[] = {"uploaded_at", "size", NULL};
+static const bool file_sort_desc[] = {true, true};
+static const sort_keys_t file_sort = {file_sort_names, file_sort_desc};
 
 static void get_files(http_ctx_t *ctx)
 {
@@ -333,7 +338,10 @@ static void get_files(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     long page, limit;
     const char *channel_id = http_query(ctx, "channel_id");
-    if (!http_paging(ctx, &page, &limit))
+    int sort;
+    bool desc;
+    if (!http_paging(ctx, &page, &limit) || !sort_read(ctx, &file_sort, &sort, &desc) ||
+        !fields_prune(ctx, FIELDS_FILE, NULL))
         return;
     if (channel_id && !channel_readable(app->store, &p->user, channel_id)) {
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
@@ -341,14 +349,17 @@ static void get_files(http_ctx_t *ctx)
     }
     store_file_t *list = xcalloc((size_t)limit, sizeof(*list));
     size_t n;
-    size_t total = store_file_list(app->store, channel_id, channel_id ? NULL : p->user.id,
-                                   (size_t)(page - 1) * (size_t)limit, (size_t)limit, list, &n);
+    size_t total = store_file_list_sorted(app->store, channel_id, channel_id ? NULL : p->user.id,
+                                          (store_file_sort_t)sort, desc,
+                                          (size_t)(page - 1) * (size_t)limit, (size_t)limit,
+                                          list, &n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, file_view_json(&list[i]));
         store_file_clear(&list[i]);
     }
     free(list);
+    fields_prune(ctx, FIELDS_FILE, arr);
     reply_page(ctx, "files", arr, total, page, limit);
 }
 

@@ -530,7 +530,7 @@ static void get_message(http_ctx_t *ctx)
     chat_message_t m;
     channel_access_t a;
     if (message_access_load(ctx, p, ctx->params[0], &m, &a)) {
-        http_reply_json(ctx, 200, message_json(app->store, &m));
+        reply_fields(ctx, 200, FIELDS_MESSAGE, message_json(app->store, &m));
         chat_message_clear(&m);
     }
     channel_access_clear(&a);

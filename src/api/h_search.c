@@ -11,6 +11,13 @@
  * and matching agree (a last word shorter than CHAT_SEARCH_PREFIX_MIN is a
  * whole word).
  *
+ * Filters: Fechatter's nested `filters {chat_ids, sender_ids, date_from,
+ * date_to}` and the flat names (channel_id, chat_ids=a,b, sender_id...),
+ * OR within a kind and AND across kinds, go to the store as id lists (at
+ * most FILTER_IDS_MAX each, so a match's check stays cheap); `page` is an
+ * offset into the newest-first matches the store counts anyway, so the
+ * bounds below hold for every page.
+ *
  * A query's cost is bounded in the store (chat.h: work, total and prefix
  * bounds, newest first, the read lock held a chunk at a time); here a time
  * budget stops it between chunks as a backstop, and "truncated" tells the
@@ -28,6 +35,7 @@
 
 #include "resource.h"
 #include "parley/app.h"
+#include "parley/chat.h"
 #include "parley/clock.h"
 #include "parley/log.h"
 #include "parley/xalloc.h"
@@ -308,29 +316,83 @@ static bool parse_date(const char *s, bool end_of_day, int64_t *ms)
     return true;
 }
 
+/* A message search's filters, read from the query string or the body
+ * (docs/api.md, "Search"): the single ids and Fechatter's lists, OR within
+ * a kind, AND across kinds. The strings are borrowed from the request (or
+ * from `buf`, the GET form's split lists). */
+#define FILTER_IDS_MAX 20 /* ids per kind (fixed; docs/security.md "Search") */
+#define SEARCH_PAGE_MAX 1000
+
+typedef struct search_args {
+    const char *text;
+    const char *chans[FILTER_IDS_MAX + 1], *senders[FILTER_IDS_MAX + 1];
+    size_t nchans, nsenders;
+    const char *from, *to;
+    const char *from_field, *to_field; /* the names errors give */
+    long limit, page;
+    char *buf[2]; /* malloc'd copies the GET lists point into */
+} search_args_t;
+
+/* Adds one id to a kind's list; false after answering 422 naming field. */
+static bool add_id(http_ctx_t *ctx, const char *field, const char *id, const char **list,
+                   size_t *n)
+{
+    if (id == NULL || !chat_id_ok(id)) {
+        http_reply_invalid(ctx, field, "%s must hold ids (letters, digits, _ and -)", field);
+        return false;
+    }
+    if (*n == FILTER_IDS_MAX) {
+        http_reply_invalid(ctx, field, "%s holds at most %d ids", field, FILTER_IDS_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(list[i], id) == 0)
+            return true;
+    list[(*n)++] = id;
+    return true;
+}
+
+/* Splits "a,b,c" (a malloc'd copy kept in *keep) into the kind's list;
+ * false after answering 422 naming field. */
+static bool add_id_list(http_ctx_t *ctx, const char *field, const char *text, char **keep,
+                        const char **list, size_t *n)
+{
+    if (text == NULL)
+        return true;
+    *keep = xstrdup(text);
+    /* Every element counts: "a,,b", "a," and "" are refused (add_id). */
+    for (char *rest = *keep, *tok; (tok = strsep(&rest, ",")) != NULL;)
+        if (!add_id(ctx, field, tok, list, n))
+            return false;
+    return true;
+}
+
 /* The search itself, from values read out of the query string or body. */
-static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *text,
-                            const char *channel_id, const char *sender_id, const char *from,
-                            const char *to, long limit)
+static void search_messages(http_ctx_t *ctx, const principal_t *p, search_args_t *a)
 {
     parley_app_t *app = ctx->app;
     int64_t started = clock_mono_ns();
+    const char *text = a->text;
+    long limit = a->limit;
     if (text == NULL || text[0] == '\0' || http_utf8_length(text, strlen(text)) > QUERY_MAX_CHARS) {
         http_reply_invalid(ctx, "q", "q must be 1-%d characters", QUERY_MAX_CHARS);
         return;
     }
     int64_t from_ms = 0, to_ms = 0;
-    if (from && !parse_date(from, false, &from_ms)) {
-        http_reply_invalid(ctx, "date_from", "date_from must be an RFC 3339 time or a date");
+    if (a->from && !parse_date(a->from, false, &from_ms)) {
+        http_reply_invalid(ctx, a->from_field, "%s must be an RFC 3339 time or a date",
+                           a->from_field);
         return;
     }
-    if (to && !parse_date(to, true, &to_ms)) {
-        http_reply_invalid(ctx, "date_to", "date_to must be an RFC 3339 time or a date");
+    if (a->to && !parse_date(a->to, true, &to_ms)) {
+        http_reply_invalid(ctx, a->to_field, "%s must be an RFC 3339 time or a date", a->to_field);
         return;
     }
-    if (channel_id && !channel_readable(app->store, &p->user, channel_id)) {
-        http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
-        return;
+    for (size_t i = 0; i < a->nchans; i++) {
+        if (!channel_readable(app->store, &p->user, a->chans[i])) {
+            http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such channel");
+            return;
+        }
     }
     query_words_t words = {0};
     chat_words(text, collect_word, &words);
@@ -339,12 +401,17 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     search_job_t job = {.store = app->store,
                         .rc = {app->store, &p->user, 0},
                         .hits = xcalloc((size_t)limit, sizeof(*job.hits))};
+    /* One channel: the store walks only its list (and asks can_read once). */
     job.q = (chat_search_query_t){.text = text,
-                                  .channel_id = channel_id,
-                                  .sender_id = sender_id,
+                                  .channel_id = a->nchans == 1 ? a->chans[0] : NULL,
+                                  .channel_ids = a->nchans > 1 ? a->chans : NULL,
+                                  .n_channel_ids = a->nchans > 1 ? a->nchans : 0,
+                                  .sender_ids = a->senders,
+                                  .n_sender_ids = a->nsenders,
                                   .from_ms = from_ms,
                                   .to_ms = to_ms,
                                   .limit = (size_t)limit,
+                                  .offset = (size_t)(a->page - 1) * (size_t)limit,
                                   .can_read = can_read,
                                   .ctx = &job.rc,
                                   .progress = in_time,
@@ -380,50 +447,155 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, const char *t
     free_words(&words);
     double ms = (double)(clock_mono_ns() - started) / 1e6;
     http_reply_json(ctx, 200,
-                    json_pack("{s:o, s:I, s:b, s:f}", "results", results, "total",
+                    json_pack("{s:o, s:I, s:b, s:f, s:I, s:I, s:I}", "results", results, "total",
                               (json_int_t)total, "truncated", info.truncated,
-                              "processing_time_ms", ms));
+                              "processing_time_ms", ms, "page", (json_int_t)a->page, "pages",
+                              (json_int_t)((total + (size_t)limit - 1) / (size_t)limit),
+                              "limit", (json_int_t)limit));
 }
 
-static bool read_limit(http_ctx_t *ctx, const char *text, long *limit)
+/* A whole number from 1 to max in the query string (absent: *out kept). */
+static bool read_number(http_ctx_t *ctx, const char *name, long max, long *out)
 {
-    *limit = 50;
+    const char *text = http_query(ctx, name);
     if (text == NULL)
         return true;
     char *end;
-    *limit = strtol(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || *limit < 1 || *limit > 100) {
-        http_reply_invalid(ctx, "limit", "limit must be a whole number from 1 to 100");
+    long v = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || v < 1 || v > max) {
+        http_reply_invalid(ctx, name, "%s must be a whole number from 1 to %ld", name, max);
         return false;
     }
+    *out = v;
     return true;
+}
+
+static bool read_limit(http_ctx_t *ctx, long *limit)
+{
+    *limit = 50;
+    return read_number(ctx, "limit", 100, limit);
 }
 
 static void get_search_messages(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    long limit;
-    const char *q = http_query(ctx, "q");
-    if (q == NULL)
-        q = http_query(ctx, "query");
-    if (read_limit(ctx, http_query(ctx, "limit"), &limit))
-        search_messages(ctx, p, q, http_query(ctx, "channel_id"), http_query(ctx, "sender_id"),
-                        http_query(ctx, "date_from"), http_query(ctx, "date_to"), limit);
+    search_args_t a = {.from_field = "date_from", .to_field = "date_to", .page = 1};
+    a.text = http_query(ctx, "q");
+    if (a.text == NULL)
+        a.text = http_query(ctx, "query");
+    a.from = http_query(ctx, "date_from");
+    a.to = http_query(ctx, "date_to");
+    const char *chan = http_query(ctx, "channel_id"), *sender = http_query(ctx, "sender_id");
+    if (read_limit(ctx, &a.limit) && read_number(ctx, "page", SEARCH_PAGE_MAX, &a.page) &&
+        (chan == NULL || add_id(ctx, "channel_id", chan, a.chans, &a.nchans)) &&
+        add_id_list(ctx, "chat_ids", http_query(ctx, "chat_ids"), &a.buf[0], a.chans, &a.nchans) &&
+        (sender == NULL || add_id(ctx, "sender_id", sender, a.senders, &a.nsenders)) &&
+        add_id_list(ctx, "sender_ids", http_query(ctx, "sender_ids"), &a.buf[1], a.senders,
+                    &a.nsenders))
+        search_messages(ctx, p, &a);
+    free(a.buf[0]);
+    free(a.buf[1]);
+}
+
+/* Reads a JSON array of ids (absent or null: none) into a kind's list. */
+static bool body_ids(http_ctx_t *ctx, json_t *parent, const char *key, const char *field,
+                     const char **list, size_t *n)
+{
+    json_t *v = json_object_get(parent, key);
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_array(v)) {
+        http_reply_invalid(ctx, field, "%s must be a list of ids", field);
+        return false;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!add_id(ctx, field, json_string_value(e), list, n))
+            return false;
+    }
+    return true;
+}
+
+/* A date of the filters object: a string, or absent/null. */
+static bool body_date(http_ctx_t *ctx, json_t *filters, const char *key, const char *field,
+                      const char **out)
+{
+    json_t *v = json_object_get(filters, key);
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v) || json_string_length(v) > 40) {
+        http_reply_invalid(ctx, field, "%s must be an RFC 3339 time or a date", field);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+/* Fechatter's nested form: filters {chat_ids, sender_ids, date_from,
+ * date_to}; any other key there is refused, naming it. */
+static bool body_filters(http_ctx_t *ctx, search_args_t *a)
+{
+    json_t *f = json_object_get(ctx->body, "filters");
+    if (f == NULL || json_is_null(f))
+        return true;
+    if (!json_is_object(f)) {
+        http_reply_invalid(ctx, "filters", "filters must be an object");
+        return false;
+    }
+    static const char *const known[] = {"chat_ids", "sender_ids", "date_from", "date_to"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(f, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) {
+            char field[80];
+            snprintf(field, sizeof(field), "filters.%.64s", key);
+            http_reply_invalid(ctx, field,
+                               "unknown filter; filters takes chat_ids, sender_ids, date_from, "
+                               "date_to");
+            return false;
+        }
+    }
+    if ((a->from && json_object_get(f, "date_from")) || (a->to && json_object_get(f, "date_to"))) {
+        http_reply_invalid(ctx, a->from && json_object_get(f, "date_from") ? "filters.date_from"
+                                                                            : "filters.date_to",
+                           "give a date either at the top level or in filters");
+        return false;
+    }
+    if (json_object_get(f, "date_from"))
+        a->from_field = "filters.date_from";
+    if (json_object_get(f, "date_to"))
+        a->to_field = "filters.date_to";
+    return body_ids(ctx, f, "chat_ids", "filters.chat_ids", a->chans, &a->nchans) &&
+           body_ids(ctx, f, "sender_ids", "filters.sender_ids", a->senders, &a->nsenders) &&
+           body_date(ctx, f, "date_from", "filters.date_from", &a->from) &&
+           body_date(ctx, f, "date_to", "filters.date_to", &a->to);
 }
 
 static void post_search_messages(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    const char *q = NULL, *channel = NULL, *sender = NULL, *from = NULL, *to = NULL;
-    long long limit = 50;
-    if (http_field_string(ctx, "q", false, 0, 1000, false, &q) == 0 &&
-        (q != NULL || http_field_string(ctx, "query", false, 0, 1000, false, &q) == 0) &&
+    search_args_t a = {.from_field = "date_from", .to_field = "date_to", .page = 1};
+    const char *channel = NULL, *sender = NULL;
+    long long limit = 50, page = 1;
+    if (http_field_string(ctx, "q", false, 0, 1000, false, &a.text) == 0 &&
+        (a.text != NULL || http_field_string(ctx, "query", false, 0, 1000, false, &a.text) == 0) &&
         http_field_string(ctx, "channel_id", false, 1, STORE_ID_MAX - 1, false, &channel) == 0 &&
         http_field_string(ctx, "sender_id", false, 1, STORE_ID_MAX - 1, false, &sender) == 0 &&
-        http_field_string(ctx, "date_from", false, 1, 40, false, &from) == 0 &&
-        http_field_string(ctx, "date_to", false, 1, 40, false, &to) == 0 &&
-        http_field_int(ctx, "limit", false, 1, 100, &limit) == 0)
-        search_messages(ctx, p, q, channel, sender, from, to, (long)limit);
+        http_field_string(ctx, "date_from", false, 1, 40, false, &a.from) == 0 &&
+        http_field_string(ctx, "date_to", false, 1, 40, false, &a.to) == 0 &&
+        http_field_int(ctx, "limit", false, 1, 100, &limit) == 0 &&
+        http_field_int(ctx, "page", false, 1, SEARCH_PAGE_MAX, &page) == 0 &&
+        (channel == NULL || add_id(ctx, "channel_id", channel, a.chans, &a.nchans)) &&
+        (sender == NULL || add_id(ctx, "sender_id", sender, a.senders, &a.nsenders)) &&
+        body_filters(ctx, &a)) {
+        a.limit = (long)limit;
+        a.page = (long)page;
+        search_messages(ctx, p, &a);
+    }
 }
 
 static void get_search_users(http_ctx_t *ctx)
@@ -434,7 +606,7 @@ static void get_search_users(http_ctx_t *ctx)
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
-    } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
+    } else if (read_limit(ctx, &limit) && fields_prune(ctx, FIELDS_USER, NULL)) {
         store_user_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = store_user_search(app->store, q, 0, (size_t)limit, list, &n);
@@ -445,6 +617,7 @@ static void get_search_users(http_ctx_t *ctx)
             store_user_clear(&list[i]);
         }
         free(list);
+        fields_prune(ctx, FIELDS_USER, arr);
         http_reply_json(ctx, 200, json_pack("{s:o, s:I}", "users", arr, "total", (json_int_t)total));
     }
 }
@@ -457,7 +630,7 @@ static void get_search_channels(http_ctx_t *ctx)
     const char *q = http_query(ctx, "q");
     if (q && http_utf8_length(q, strlen(q)) > 100) {
         http_reply_invalid(ctx, "q", "q is limited to 100 characters");
-    } else if (read_limit(ctx, http_query(ctx, "limit"), &limit)) {
+    } else if (read_limit(ctx, &limit) && fields_prune(ctx, FIELDS_CHANNEL, NULL)) {
         chat_channel_t *list = xcalloc((size_t)limit, sizeof(*list));
         size_t n;
         size_t total = chat_channel_list(app->store, p->user.id, q, 0, (size_t)limit, list, &n);
@@ -467,6 +640,7 @@ static void get_search_channels(http_ctx_t *ctx)
             chat_channel_clear(&list[i]);
         }
         free(list);
+        fields_prune(ctx, FIELDS_CHANNEL, arr);
         http_reply_json(ctx, 200,
                         json_pack("{s:o, s:I}", "channels", arr, "total", (json_int_t)total));
     }

@@ -3,6 +3,12 @@
  * search with pagination, and account creation by an admin (docs/api.md,
  * "Users"). Email addresses are shown only to their owner and to admins;
  * preferences only to their owner.
+ *
+ * A rename (PUT /users/me {username}) is one more field of the same
+ * read-modify-write as the rest of the profile: store_user_modify checks
+ * the name is free case-insensitively under the write lock (no race between
+ * two renames), the user record is written whole, and the name index moves
+ * with it on apply and replay; audited and announced once durable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +17,7 @@
 #include "parley/app.h"
 #include "parley/clock.h"
 #include "parley/file_life.h"
+#include "parley/realtime.h"
 #include "parley/rules.h"
 #include "parley/xalloc.h"
 #include "resource.h"
@@ -18,7 +25,7 @@
 static void get_me(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
-    http_reply_json(ctx, 200, user_json(&p->user, true, true));
+    reply_fields(ctx, 200, FIELDS_USER, user_json(&p->user, true, true));
 }
 
 /* Replaces *slot with a copy of value ("" clears it to NULL). */
@@ -63,8 +70,9 @@ static bool avatar_url_ok(store_t *s, const char *user_id, const char *url)
 /* The change PUT /users/me asks for, applied to the user as it is when the
  * store runs apply_me (under its write lock: no lost updates). */
 typedef struct me_change {
-    const char *display_name, *bio, *email, *avatar;
+    const char *display_name, *bio, *email, *avatar, *username;
     json_t *prefs;     /* borrowed from the body, or NULL */
+    char old_username[STORE_USERNAME_MAX]; /* the name before, when username is set */
     char *old_avatar;  /* the avatar_url replaced (malloc'd), or NULL */
 } me_change_t;
 
@@ -101,6 +109,10 @@ static int apply_me(void *ctx, store_user_t *u)
     }
     if (c->email)
         snprintf(u->email, sizeof(u->email), "%s", c->email);
+    if (c->username) { /* store_user_modify refuses a name taken, case-insensitively */
+        snprintf(c->old_username, sizeof(c->old_username), "%s", u->username);
+        snprintf(u->username, sizeof(u->username), "%s", c->username);
+    }
     u->updated_at = clock_wall_ms();
     return 0;
 }
@@ -113,8 +125,14 @@ static void put_me(http_ctx_t *ctx)
     if (http_field_string(ctx, "display_name", false, 1, 64, false, &c.display_name) != 0 ||
         http_field_string(ctx, "bio", false, 0, 500, true, &c.bio) != 0 ||
         http_field_string(ctx, "email", false, 1, 254, false, &c.email) != 0 ||
-        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &c.avatar) != 0)
+        http_field_string(ctx, "avatar_url", false, 0, 2048, false, &c.avatar) != 0 ||
+        http_field_string(ctx, "username", false, 1, 1000, false, &c.username) != 0)
         goto out;
+    if (c.username && !rules_username_ok(c.username)) { /* registration's rule (account.c) */
+        http_reply_invalid(ctx, "username",
+                           "username must be 3-32 characters of letters, digits, _ . -");
+        goto out;
+    }
     if (c.email && !rules_email_ok(c.email)) {
         http_reply_invalid(ctx, "email", "email is not a valid address");
         goto out;
@@ -140,11 +158,22 @@ static void put_me(http_ctx_t *ctx)
         goto out;
     }
     if (rc == 0) {
+        /* A rename (a new version of the user record) is audited and
+         * announced; the same name in another case is a rename too. */
+        bool renamed = c.username && strcmp(c.old_username, now.username) != 0;
+        if (renamed)
+            lsn = audit_write(ctx, lsn, "user.rename", now.id,
+                              json_pack("{s:s, s:s}", "from", c.old_username, "to", now.username));
         rc = store_wait(app->store, lsn);
         if (rc == 0) {
             if (c.old_avatar && strcmp(c.old_avatar, now.avatar_url ? now.avatar_url : "") != 0)
                 file_life_drop_avatar(app->store, app->blobs, p->user.id, c.old_avatar);
             http_reply_json(ctx, 200, user_json(&now, true, true));
+            if (renamed)
+                realtime_publish_to_peers(
+                    app->realtime, "user.updated", now.id,
+                    json_pack("{s:o, s:s}", "user", user_json(&now, false, false), "previous_username",
+                              c.old_username));
         }
         store_user_clear(&now);
     }
@@ -161,7 +190,7 @@ static void reply_profile(http_ctx_t *ctx, const principal_t *p, bool found, sto
         return;
     }
     bool self = strcmp(u->id, p->user.id) == 0;
-    http_reply_json(ctx, 200, user_json(u, self || p->user.is_admin, self));
+    reply_fields(ctx, 200, FIELDS_USER, user_json(u, self || p->user.is_admin, self));
     store_user_clear(u);
 }
 
@@ -184,6 +213,11 @@ static void get_user_by_name(http_ctx_t *ctx)
     reply_profile(ctx, p, found, &u);
 }
 
+/* ?sort= of GET /users, in store_user_sort_t's order. */
+static const char *const user_sort_names[] = {"username", "created_at", "last_seen", NULL};
+static const bool user_sort_desc[] = {false, true, true};
+static const sort_keys_t user_sort = {user_sort_names, user_sort_desc};
+
 static void get_users(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -196,12 +230,16 @@ static void get_users(http_ctx_t *ctx)
         http_reply_invalid(ctx, "search", "search is limited to 100 characters");
         return;
     }
-    if (!http_paging(ctx, &page, &limit))
+    int sort;
+    bool desc;
+    if (!http_paging(ctx, &page, &limit) || !sort_read(ctx, &user_sort, &sort, &desc) ||
+        !fields_prune(ctx, FIELDS_USER, NULL))
         return;
     store_user_t *hits = xcalloc((size_t)limit, sizeof(*hits));
     size_t n;
-    size_t total =
-        store_user_search(app->store, q, (size_t)(page - 1) * (size_t)limit, (size_t)limit, hits, &n);
+    size_t total = store_user_search_sorted(app->store, q, (store_user_sort_t)sort, desc,
+                                            (size_t)(page - 1) * (size_t)limit, (size_t)limit,
+                                            hits, &n);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         bool self = strcmp(hits[i].id, p->user.id) == 0;
@@ -209,6 +247,7 @@ static void get_users(http_ctx_t *ctx)
         store_user_clear(&hits[i]);
     }
     free(hits);
+    fields_prune(ctx, FIELDS_USER, list);
     reply_page(ctx, "users", list, total, page, limit);
 }
 

@@ -88,7 +88,8 @@ bool message_access_load(http_ctx_t *ctx, const principal_t *p, const char *id,
                          chat_message_t *m, channel_access_t *a);
 
 /* Answers 200 with {"messages": [views of list[0..n)], ...rest's members}
- * (rest consumed), from cached views where current (message_page_text). */
+ * (rest consumed), from cached views where current (message_page_text);
+ * with ?fields=, each message pruned (fields_prune, which may answer 422). */
 void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t n,
                              json_t *rest);
 
@@ -96,6 +97,41 @@ void http_reply_message_page(http_ctx_t *ctx, const chat_message_t *list, size_t
  * shape of every paged list. */
 void reply_page(http_ctx_t *ctx, const char *key, json_t *items, size_t total, long page,
                 long limit);
+
+/* ---- sparse fieldsets: ?fields=a,b (Fechatter's "Advanced Features") ---- */
+
+/* The objects ?fields= applies to; each has its list of known keys
+ * (resource.c: every key any view of that object may carry). */
+typedef enum fields_kind { FIELDS_USER, FIELDS_CHANNEL, FIELDS_MESSAGE, FIELDS_FILE } fields_kind_t;
+
+/*
+ * Reads ?fields= (comma-separated keys of a `kind` object) and prunes v to
+ * them: v an object, or an array whose object elements are each pruned; v
+ * NULL only validates. "id" is always kept; absent ?fields= keeps all.
+ * Returns true, or false after answering 422 VALIDATION_ERROR (details:
+ * field "fields", `unknown`: the name, `allowed`: the known keys) for an
+ * empty or unknown name, leaving v untouched (the caller still owns it).
+ */
+bool fields_prune(http_ctx_t *ctx, fields_kind_t kind, json_t *v);
+
+/* http_reply_json(ctx, status, v) after fields_prune (v stolen). */
+void reply_fields(http_ctx_t *ctx, int status, fields_kind_t kind, json_t *v);
+
+/* ---- list order: ?sort=&order= ---- */
+
+/* A list's sort keys: names[i] (NULL-terminated; names[0] is the default)
+ * and whether each sorts descending when ?order= is absent. */
+typedef struct sort_keys {
+    const char *const *names;
+    const bool *desc_default;
+} sort_keys_t;
+
+/*
+ * Reads ?sort= (one of keys->names) into *sort (its index) and ?order=
+ * ("asc" or "desc") into *desc. Returns true, or false after answering 422
+ * VALIDATION_ERROR naming the parameter (details.allowed: the values).
+ */
+bool sort_read(http_ctx_t *ctx, const sort_keys_t *keys, int *sort, bool *desc);
 
 /* ---- moderation (h_admin_users.c), for the admin resources ---- */
 

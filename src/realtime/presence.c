@@ -106,14 +106,20 @@ char (*realtime__channel_peers(store_t *s, const char *user_id, size_t *n))[STOR
     return peers;
 }
 
-static void publish_presence(realtime_t *rt, const char *user_id, bool online, int64_t last_seen)
+void realtime_publish_to_peers(realtime_t *rt, const char *type, const char *user_id,
+                               json_t *data)
 {
+    if (rt == NULL) {
+        json_decref(data);
+        return;
+    }
     size_t n = 0;
     char(*peers)[STORE_ID_MAX] = realtime__channel_peers(rt->app->store, user_id, &n);
     /* The user itself hears of it too (its other devices). */
     const char **audience = calloc(n + 1, sizeof(*audience));
     if (audience == NULL) {
         free(peers);
+        json_decref(data);
         return;
     }
     size_t k = 0;
@@ -124,12 +130,17 @@ static void publish_presence(realtime_t *rt, const char *user_id, bool online, i
     }
     if (!self_in)
         audience[k++] = user_id;
+    realtime__bus_publish(rt->bus, type, NULL, NULL, audience, k, data);
+    free(audience);
+    free(peers);
+}
+
+static void publish_presence(realtime_t *rt, const char *user_id, bool online, int64_t last_seen)
+{
     json_t *data = json_pack("{s:s, s:s, s:o}", "user_id", user_id, "status",
                              online ? "online" : "offline", "last_seen",
                              last_seen ? time_json(last_seen) : json_null());
-    realtime__bus_publish(rt->bus, "presence", NULL, NULL, audience, k, data);
-    free(audience);
-    free(peers);
+    realtime_publish_to_peers(rt, "presence", user_id, data);
 }
 
 static int set_last_seen(void *ctx, store_user_t *u)

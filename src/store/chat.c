@@ -868,6 +868,7 @@ typedef struct list_entry {
     char key[NAME_KEY_MAX];
     char id[STORE_ID_MAX];
     int64_t created_at;
+    int64_t activity; /* its last message's created_at, else created_at (when sorted so) */
     bool is_direct;
 } list_entry_t;
 
@@ -1041,8 +1042,41 @@ static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offse
     return total;
 }
 
+typedef struct channel_order {
+    chat_channel_sort_t sort;
+    bool desc;
+} channel_order_t;
+
+static int by_channel_order(const void *a, const void *b, void *ctx)
+{
+    const channel_order_t *o = ctx;
+    const list_entry_t *x = *(const list_entry_t *const *)a, *y = *(const list_entry_t *const *)b;
+    int r = 0;
+    if (o->sort == CHAT_CHANNEL_BY_CREATED)
+        r = (x->created_at > y->created_at) - (x->created_at < y->created_at);
+    else if (o->sort == CHAT_CHANNEL_BY_ACTIVITY)
+        r = (x->activity > y->activity) - (x->activity < y->activity);
+    if (r == 0 && o->sort != CHAT_CHANNEL_BY_NAME)
+        r = strcmp(x->id, y->id);
+    if (r == 0)
+        r = by_listing_order(a, b);
+    return o->desc ? -r : r;
+}
+
+/* Each entry's last activity, under the message lock (no other lock held). */
+static void fill_activity(struct chat_tables *t, list_entry_t *v, size_t n)
+{
+    pthread_rwlock_rdlock(&t->msg_lock);
+    for (size_t i = 0; i < n; i++) {
+        const msg_list_t *l = chat__smap_get(&t->lists, v[i].id);
+        v[i].activity = l && l->msgs.n ? l->msgs.v[l->msgs.n - 1]->created_at : v[i].created_at;
+    }
+    pthread_rwlock_unlock(&t->msg_lock);
+}
+
 static size_t list_channels(store_t *s, const char *user_id, bool all, const char *query,
-                            size_t offset, size_t limit, chat_channel_t *out, size_t *n_out)
+                            chat_channel_sort_t sort, bool desc, size_t offset, size_t limit,
+                            chat_channel_t *out, size_t *n_out)
 {
     struct chat_tables *t = s->chat;
     idset_t mine = {0};
@@ -1057,7 +1091,8 @@ static size_t list_channels(store_t *s, const char *user_id, bool all, const cha
         }
         pthread_rwlock_unlock(&t->idx_lock);
     }
-    if (!all && (query == NULL || query[0] == '\0')) {
+    bool listing_order = sort == CHAT_CHANNEL_BY_NAME && !desc;
+    if (!all && listing_order && (query == NULL || query[0] == '\0')) {
         size_t total = channel_list_ordered(s, &mine, offset, limit, out, n_out);
         chat__idset_free(&mine);
         return total;
@@ -1073,8 +1108,13 @@ static size_t list_channels(store_t *s, const char *user_id, bool all, const cha
     const list_entry_t **order = xmalloc((lc.n ? lc.n : 1) * sizeof(*order));
     for (size_t i = 0; i < lc.n; i++)
         order[i] = &lc.v[i];
-    if (lc.n > 1)
+    channel_order_t how = {sort, desc};
+    if (sort == CHAT_CHANNEL_BY_ACTIVITY)
+        fill_activity(t, lc.v, lc.n);
+    if (lc.n > 1 && listing_order)
         qsort(order, lc.n, sizeof(*order), by_listing_order);
+    else if (lc.n > 1)
+        qsort_r(order, lc.n, sizeof(*order), by_channel_order, &how);
     /* Only the page is copied (a channel deleted since the scan is left out). */
     *n_out = 0;
     for (size_t i = offset; i < lc.n && *n_out < limit; i++) {
@@ -1093,13 +1133,23 @@ static size_t list_channels(store_t *s, const char *user_id, bool all, const cha
 size_t chat_channel_list(store_t *s, const char *user_id, const char *query, size_t offset,
                          size_t limit, chat_channel_t *out, size_t *n_out)
 {
-    return list_channels(s, user_id, false, query, offset, limit, out, n_out);
+    return list_channels(s, user_id, false, query, CHAT_CHANNEL_BY_NAME, false, offset, limit,
+                         out, n_out);
+}
+
+size_t chat_channel_list_sorted(store_t *s, const char *user_id, bool all, const char *query,
+                                chat_channel_sort_t sort, bool desc, size_t offset, size_t limit,
+                                chat_channel_t *out, size_t *n_out)
+{
+    return list_channels(s, all ? NULL : user_id, all, query, sort, desc, offset, limit, out,
+                         n_out);
 }
 
 size_t chat_channel_list_all(store_t *s, const char *query, size_t offset, size_t limit,
                              chat_channel_t *out, size_t *n_out)
 {
-    return list_channels(s, NULL, true, query, offset, limit, out, n_out);
+    return list_channels(s, NULL, true, query, CHAT_CHANNEL_BY_NAME, false, offset, limit, out,
+                         n_out);
 }
 
 char (*chat_user_channels(store_t *s, const char *user_id, size_t *n))[STORE_ID_MAX]

@@ -70,6 +70,11 @@ bool chat__valid_id(const char *s)
     return n > 0;
 }
 
+bool chat_id_ok(const char *s)
+{
+    return chat__valid_id(s);
+}
+
 uint64_t chat__msg_seq(const char *id)
 {
     if (strncmp(id, "msg_", 4) != 0)

@@ -323,22 +323,41 @@ static void clear_item(void *item)
     store_file_clear(item);
 }
 
-static int newest_first(const void *a, const void *b)
+typedef struct file_order {
+    store_file_sort_t sort;
+    bool desc;
+} file_order_t;
+
+static int by_file_order(const void *a, const void *b, void *ctx)
 {
+    const file_order_t *o = ctx;
     const store_file_t *x = a, *y = b;
-    if (x->uploaded_at != y->uploaded_at)
-        return x->uploaded_at < y->uploaded_at ? 1 : -1;
-    return strcmp(y->id, x->id);
+    int r = o->sort == STORE_FILE_BY_SIZE ? (x->size > y->size) - (x->size < y->size) : 0;
+    if (r == 0)
+        r = (x->uploaded_at > y->uploaded_at) - (x->uploaded_at < y->uploaded_at);
+    if (r == 0)
+        r = strcmp(x->id, y->id);
+    return o->desc ? -r : r;
+}
+
+size_t store_file_list_sorted(store_t *s, const char *channel_id, const char *uploaded_by,
+                              store_file_sort_t sort, bool desc, size_t offset, size_t limit,
+                              store_file_t *out, size_t *n_out)
+{
+    list_ctx_t lc = {.channel_id = channel_id, .uploaded_by = uploaded_by ? uploaded_by : ""};
+    file_order_t order = {sort, desc};
+    map_each(&s->files->files, collect, &lc);
+    if (lc.n > 1)
+        qsort_r(lc.hits, lc.n, sizeof(*lc.hits), by_file_order, &order);
+    store__page(lc.hits, lc.n, sizeof(*lc.hits), NULL, clear_item, offset, limit, out, n_out);
+    return lc.n;
 }
 
 size_t store_file_list(store_t *s, const char *channel_id, const char *uploaded_by,
                        size_t offset, size_t limit, store_file_t *out, size_t *n_out)
 {
-    list_ctx_t lc = {.channel_id = channel_id, .uploaded_by = uploaded_by ? uploaded_by : ""};
-    map_each(&s->files->files, collect, &lc);
-    store__page(lc.hits, lc.n, sizeof(*lc.hits), newest_first, clear_item, offset, limit, out,
-                n_out);
-    return lc.n;
+    return store_file_list_sorted(s, channel_id, uploaded_by, STORE_FILE_BY_UPLOADED, true,
+                                  offset, limit, out, n_out);
 }
 
 typedef struct each_ctx {

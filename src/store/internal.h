@@ -81,7 +81,7 @@ int store__snapshot_map(map_t *m, uint8_t type, char *(*encode)(const void *valu
 /* One page of a list collected from a table: sorts hits[0..n) (malloc'd
  * structs of `size` bytes) by cmp, moves those from index offset on, at
  * most limit, into out (*n_out of them), clears the others with clear, and
- * frees hits. */
+ * frees hits. cmp NULL: hits are in order already. */
 void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, const void *),
                  void (*clear)(void *item), size_t offset, size_t limit, void *out,
                  size_t *n_out);

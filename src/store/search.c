@@ -945,6 +945,15 @@ typedef struct walk {
     size_t nch, chcap;
 } walk_t;
 
+/* Whether id is one of ids[0, n). */
+static bool id_in(const char *id, const char *const *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(id, ids[i]) == 0)
+            return true;
+    return false;
+}
+
 /* One chunk under the read lock: matches into w->pend until CHUNK_WORK
  * more postings are decoded, `want` matches are pending or the lists end. */
 static void walk_chunk(walk_t *w, size_t work_max, size_t want)
@@ -984,7 +993,9 @@ static void walk_chunk(walk_t *w, size_t work_max, size_t want)
         const msg_t *g = chat__stab_get(&t->msgs, seq);
         if (g == NULL || g->is_deleted || (w->only && g->list != w->only) ||
             (q->sender_id && strcmp(g->user, q->sender_id) != 0) ||
-            (q->from_ms && g->created_at < q->from_ms) || (q->to_ms && g->created_at > q->to_ms))
+            (q->from_ms && g->created_at < q->from_ms) || (q->to_ms && g->created_at > q->to_ms) ||
+            (q->n_sender_ids && !id_in(g->user, q->sender_ids, q->n_sender_ids)) ||
+            (q->n_channel_ids && !id_in(g->list->id, q->channel_ids, q->n_channel_ids)))
             continue;
         double age_days = (double)(w->now > g->created_at ? w->now - g->created_at : 0) / 86400000.0;
         if (w->npend == w->pendcap) {
@@ -1092,7 +1103,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
         for (size_t i = 0; i < w.npend && total < total_max; i++) {
             if (!walk_can_read(&w, w.pend[i].channel))
                 continue;
-            if (nhits < q->limit)
+            if (total >= q->offset && nhits < q->limit)
                 hits[nhits++] = w.pend[i];
             total++;
         }

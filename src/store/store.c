@@ -329,6 +329,13 @@ int store_user_modify(store_t *s, const char *id, int (*fn)(void *ctx, store_use
     }
     rc = fn(ctx, &u);
     if (rc == 0 && u.deleted_at == 0) {
+        char name[STORE_USERNAME_MAX];
+        store__lower(u.username, name, sizeof(name));
+        if (map_index_get(&s->user_by_name, name, other, STORE_ID_MAX) &&
+            strcmp(other, u.id) != 0)
+            rc = STORE_E_CONFLICT_USERNAME;
+    }
+    if (rc == 0 && u.deleted_at == 0) {
         store__lower(u.email, email, sizeof(email));
         if (map_index_get(&s->user_by_email, email, other, STORE_ID_MAX) &&
             strcmp(other, u.id) != 0)
@@ -419,14 +426,43 @@ static int by_username(const void *a, const void *b)
     return strcasecmp(((const store_user_t *)a)->username, ((const store_user_t *)b)->username);
 }
 
+typedef struct user_order {
+    store_user_sort_t sort;
+    bool desc;
+} user_order_t;
+
+static int by_user_order(const void *a, const void *b, void *ctx)
+{
+    const user_order_t *o = ctx;
+    const store_user_t *x = a, *y = b;
+    int r = 0;
+    if (o->sort == STORE_USER_BY_CREATED)
+        r = (x->created_at > y->created_at) - (x->created_at < y->created_at);
+    else if (o->sort == STORE_USER_BY_LAST_SEEN)
+        r = (x->last_seen > y->last_seen) - (x->last_seen < y->last_seen);
+    if (r == 0 && o->sort != STORE_USER_BY_USERNAME)
+        r = strcmp(x->id, y->id);
+    if (r == 0)
+        r = by_username(a, b);
+    return o->desc ? -r : r;
+}
+
 size_t store_user_search(store_t *s, const char *query, size_t offset, size_t limit,
                          store_user_t *out, size_t *n_out)
 {
+    return store_user_search_sorted(s, query, STORE_USER_BY_USERNAME, false, offset, limit, out,
+                                    n_out);
+}
+
+size_t store_user_search_sorted(store_t *s, const char *query, store_user_sort_t sort, bool desc,
+                                size_t offset, size_t limit, store_user_t *out, size_t *n_out)
+{
     search_ctx_t sc = {0};
+    user_order_t order = {sort, desc};
     snprintf(sc.query, sizeof(sc.query), "%s", query ? query : "");
     map_each(&s->users, collect_user, &sc);
     if (sc.n > 1)
-        qsort(sc.hits, sc.n, sizeof(*sc.hits), by_username);
+        qsort_r(sc.hits, sc.n, sizeof(*sc.hits), by_user_order, &order);
     *n_out = 0;
     for (size_t i = 0; i < sc.n; i++) {
         if (i >= offset && *n_out < limit)
@@ -728,7 +764,7 @@ void store__page(void *hits, size_t n, size_t size, int (*cmp)(const void *, con
                  void (*clear)(void *item), size_t offset, size_t limit, void *out,
                  size_t *n_out)
 {
-    if (n > 1)
+    if (n > 1 && cmp) /* NULL: already in order */
         qsort(hits, n, size, cmp);
     *n_out = 0;
     for (size_t i = 0; i < n; i++) {

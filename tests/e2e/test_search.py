@@ -34,7 +34,8 @@ class Searcher(Client):
         r = self.get("/search/messages", **params)
         assert r.status_code == 200, r.text
         out = r.json()
-        assert set(out) == {"results", "total", "truncated", "processing_time_ms"}
+        assert set(out) == {"results", "total", "truncated", "processing_time_ms", "page", "pages",
+                            "limit"}
         assert isinstance(out["truncated"], bool)
         assert isinstance(out["processing_time_ms"], (int, float))
         assert out["processing_time_ms"] >= 0
@@ -237,7 +238,8 @@ def test_private_messages_are_found_only_by_those_who_may_read(w):
     assert w.bob.hits("kumquat") == [m["id"]]
     assert w.admin.hits("kumquat") == []  # an admin outside the channel does not read it
     assert w.carol.search(q="kumquat") | {"processing_time_ms": 0} == \
-        {"results": [], "total": 0, "truncated": False, "processing_time_ms": 0}
+        {"results": [], "total": 0, "truncated": False, "processing_time_ms": 0, "page": 1,
+         "pages": 0, "limit": 50}
     assert_error(w.carol.get("/search/messages", q="kumquat", channel_id=w.priv["id"]), 404,
                  "RESOURCE_NOT_FOUND")
     assert_error(w.carol.post("/search/messages", {"q": "kumquat",

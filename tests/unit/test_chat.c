@@ -1950,6 +1950,54 @@ TEST(chat_search_filters_and_can_read)
     ut_leak_check();
 }
 
+/* Several ids per kind (OR within, AND across) and an offset (a page). */
+TEST(chat_search_id_lists_and_offset)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-idlists");
+    store_t *s = ut_store_open(dir);
+    char c1[STORE_ID_MAX], c2[STORE_ID_MAX], c3[STORE_ID_MAX], ids[5][STORE_ID_MAX];
+    channel(s, "one", "usr_a", false, c1);
+    channel(s, "two", "usr_a", false, c2);
+    channel(s, "three", "usr_a", false, c3);
+    post(s, c1, "usr_a", "deploy one", ids[0]);
+    post(s, c2, "usr_b", "deploy two", ids[1]);
+    post(s, c3, "usr_c", "deploy three", ids[2]);
+    post(s, c1, "usr_b", "deploy four", ids[3]);
+    post(s, c3, "usr_a", "deploy five", ids[4]);
+
+    char got[8][STORE_ID_MAX];
+    const char *chans[] = {c1, c3}, *senders[] = {"usr_a", "usr_b"};
+    chat_search_query_t q = {.text = "deploy", .channel_ids = chans, .n_channel_ids = 2};
+    ASSERT_EQ(search_ids(s, &q, got, 8), 4);
+    q.sender_ids = senders;
+    q.n_sender_ids = 2;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 3); /* c1 or c3, and usr_a or usr_b */
+    ASSERT_STREQ(got[0], ids[4]);
+    ASSERT_STREQ(got[1], ids[3]);
+    ASSERT_STREQ(got[2], ids[0]);
+    q.n_channel_ids = 0;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 4);
+    q.n_sender_ids = 1; /* usr_a */
+    q.channel_id = c2;
+    ASSERT_EQ(search_ids(s, &q, got, 8), 0);
+
+    /* An offset skips the newest matches; they still count in the total. */
+    q = (chat_search_query_t){.text = "deploy", .offset = 3};
+    memset(got, 0, sizeof(got));
+    ASSERT_EQ(search_ids(s, &q, got, 8), 5);
+    ASSERT_STREQ(got[0], ids[1]);
+    ASSERT_STREQ(got[1], ids[0]);
+    ASSERT_STREQ(got[2], "");
+    q.offset = 5;
+    memset(got, 0, sizeof(got));
+    ASSERT_EQ(search_ids(s, &q, got, 8), 5);
+    ASSERT_STREQ(got[0], "");
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
 TEST(chat_search_index_follows_edits_and_deletes)
 {
     char dir[64];
