@@ -296,7 +296,8 @@ out:
     store_file_clear(&f);
 }
 
-/* Loads a file the caller may read: its own, an avatar, or one of a channel
+/* Loads a file the caller may read: its own, an avatar (an avatar upload or
+ * the file its uploader's avatar_url names), or one of a channel
  * it can read; for deleting (`to_delete`), an admin's any file (admins do
  * not read private channels they are not in, but may remove what is in
  * them). Answers 404 otherwise. */
@@ -309,7 +310,8 @@ static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f, bo
     }
     bool ok = (to_delete && p->user.is_admin) || f->is_avatar ||
               strcmp(f->uploaded_by, p->user.id) == 0 ||
-              (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id));
+              (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id)) ||
+              file_life_is_avatar(app->store, f->uploaded_by, f->id);
     if (!ok) {
         store_file_clear(f);
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
