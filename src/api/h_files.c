@@ -575,7 +575,7 @@ const http_route_t files_routes[] = {
     {"POST", "/api/v1/files/upload", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
     {"GET", "/api/v1/files", get_files, HTTP_USER_READ},
     {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ},
-    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ},
+    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ | HTTP_ROUTE_STREAM},
     {"DELETE", "/api/v1/files/:id", delete_file, HTTP_USER_WRITE},
     {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
     {NULL, NULL, NULL, 0},

@@ -25,5 +25,6 @@ const http_route_t *const api_route_tables[] = {
     admin_stats_routes,
     metrics_routes,
     admin_backup_routes,
+    batch_routes,
     NULL,
 };
