@@ -95,6 +95,8 @@ static int add_held(void *ctx)
     snprintf(f->sha256, sizeof(f->sha256), "%s", op->info.sha256);
     f->size = op->info.size;
     snprintf(f->content_type, sizeof(f->content_type), "%s", op->info.mime);
+    f->width = op->info.width;
+    f->height = op->info.height;
     uint64_t refs;
     int rc = store_file_put(op->s, f, &op->lsn, &refs);
     if (rc != 0 && rc != STORE_E_UNAVAILABLE) /* refused, not lost: see the design */
