@@ -570,17 +570,13 @@ static void patch_file(http_ctx_t *ctx)
     store_file_t f;
     if (!load_file(ctx, p, &f, false))
         return;
-    json_t *pub = ctx->body ? json_object_get(ctx->body, "is_public") : NULL;
     if (strcmp(f.uploaded_by, p->user.id) != 0) {
         http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
                          "only the uploader may change a file");
         goto out;
     }
-    if (!json_is_boolean(pub)) {
-        http_reply_invalid(ctx, "is_public", "is_public must be true or false");
+    if (http_field_bool(ctx, "is_public", true, &f.is_public) != 0)
         goto out;
-    }
-    f.is_public = json_is_true(pub);
     uint64_t lsn;
     int rc = store_file_put(app->store, &f, &lsn, NULL);
     if (rc == 0)
