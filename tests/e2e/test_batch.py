@@ -75,9 +75,14 @@ def test_each_operation_runs_as_the_caller_and_failures_do_not_stop_it(trio):
     assert r["succeeded"] == 1 and r["failed"] == 5
     assert all(m["content"] != "sneak" for m in messages(bob, private))
     assert bob.ok("GET", "/channels/" + private["id"])["id"] == private["id"]
-    # The admin may batch admin routes.
-    r = admin.ok("POST", BATCH, {"operations": [{"method": "GET", "path": "/api/v1/admin/users"}]})
-    assert r["results"][0]["status"] == 200
+    # The admin may batch admin routes, and what it does is audited as on its own.
+    r = admin.ok("POST", BATCH, {"operations": [
+        {"method": "GET", "path": "/api/v1/admin/users"},
+        {"method": "DELETE", "path": "/api/v1/channels/" + private["id"]}]})
+    assert [x["status"] for x in r["results"]] == [200, 204]
+    audit = admin.ok("GET", "/admin/audit-log?action=channel.delete&target=%s" % private["id"])
+    assert [e["actor"]["id"] for e in audit["entries"]] == [admin.id]
+    assert_error(bob.get("/channels/" + private["id"]), 404, "RESOURCE_NOT_FOUND")
     # Without credentials there is no batch at all.
     assert requests.post(server.url(API + BATCH), json={"operations": []}).status_code == 401
 
