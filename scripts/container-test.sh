@@ -146,7 +146,7 @@ log "GET /api/health -> $body"
 python3 - "$body" <<'PY' || fail "unexpected /api/health answer: $body"
 import json, sys
 d = json.loads(sys.argv[1])
-assert d["status"] == "ok", d
+assert d["status"] == "healthy", d
 assert isinstance(d["version"], str) and d["version"], d
 assert isinstance(d["uptime_seconds"], int) and d["uptime_seconds"] >= 0, d
 PY

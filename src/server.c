@@ -342,6 +342,7 @@ int server_run(const parley_config_t *cfg)
     store_settings_add_hook(app.store, apply_audit_limits, app.store);
 
     router_t *router = router_new(api_route_tables, &app);
+    app.router = router;
     gate_configure(cfg->max_body_bytes, cfg->max_upload_bytes, router_takes_upload, router);
     gate_limits_t gate_limits = {
         .max_connections_per_ip = cfg->max_connections_per_ip,

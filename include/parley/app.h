@@ -27,6 +27,8 @@ typedef struct parley_app {
     auth_rate_limiter_t *register_limiter; /* registrations per hour per address; NULL: none */
     struct realtime *realtime; /* the event bus and its connections; NULL in tools */
     struct view_cache *views;  /* rendered message views (src/http/view_cache.c); may be NULL */
+    void *router;              /* the router (router_t) for requests made inside the server
+                                * (POST /api/v1/batch: router_call); NULL in tools */
 } parley_app_t;
 
 #endif

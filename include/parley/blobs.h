@@ -59,6 +59,7 @@ typedef struct blob_info {
     uint64_t size;                        /* bytes */
     char mime[BLOB_MIME_MAX];             /* libmagic's MIME type of the head */
     bool deduplicated;                    /* the blob was already stored */
+    uint32_t width, height;               /* image_size of the head; 0 when unknown */
 } blob_info_t;
 
 /*
@@ -248,6 +249,12 @@ int blobs_check(blobs_t *b, void (*fn)(void *ctx, const char *path, const char *
  * for a NULL head with len > 0.
  */
 int blobs_detect_mime(const void *head, size_t len, char *out, size_t out_size);
+
+/* The width and height of the image whose first len bytes are `head`, read
+ * from its header (PNG IHDR, GIF, JPEG SOF, WebP VP8/VP8L/VP8X; image_size.c):
+ * true with both above 0, else false with both 0 (not one of these, cut short
+ * or corrupt). Reads only [head, head + len). */
+bool image_size(const void *head, size_t len, uint32_t *width, uint32_t *height);
 
 /*
  * Frees the calling thread's libmagic handle, if any. Threads that exit free

@@ -54,8 +54,32 @@ int file_life_add(store_t *s, blobs_t *b, blob_writer_t *w, store_file_t *f,
  */
 int file_life_remove(store_t *s, blobs_t *b, store_file_t *f);
 
-/* Deletes every live file of a channel (the channel is being deleted).
- * Returns 0 or the first STORE_E_* code met (the files after it stay). */
+/* What held a file and no longer does (file_life_release). */
+typedef enum file_ref {
+    FILE_REF_MESSAGE, /* the message it is attached to is deleted */
+    FILE_REF_CHANNEL, /* the channel it lives in is deleted */
+    FILE_REF_AVATAR,  /* it stopped being its uploader's avatar */
+} file_ref_t;
+
+/*
+ * A file's life follows every reference to it: its uploader's avatar_url,
+ * the message it is attached to, the channel it lives in. Drops the
+ * reference `what` of the live file f: f is deleted (file_life_remove)
+ * unless another reference still holds it, and then its record is rewritten
+ * durably without the dropped one: an avatar whose message or channel goes
+ * stays the avatar, out of the channel (attachable again); an avatar upload that
+ * is replaced but still attached to a message stays that attachment (no
+ * longer readable by everyone). A plain upload that stops being the avatar
+ * stays its uploader's. Returns 0 or a STORE_E_* code.
+ */
+int file_life_release(store_t *s, blobs_t *b, store_file_t *f, file_ref_t what);
+
+/* Whether user_id's avatar_url names the file file_id now. */
+bool file_life_is_avatar(store_t *s, const char *user_id, const char *file_id);
+
+/* Releases every live file of a channel (the channel is being deleted:
+ * FILE_REF_CHANNEL). Returns 0 or the first STORE_E_* code met (the files
+ * after it stay). */
 int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id);
 
 /* Whether url is exactly FILE_URL_PREFIX <id> FILE_URL_SUFFIX with an id
@@ -63,9 +87,9 @@ int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id);
  * with the id in `id`. Says nothing of whether the file exists. */
 bool file_life_url_id(const char *url, char id[STORE_ID_MAX]);
 
-/* Deletes the avatar file a replaced avatar_url named, when it is that
- * user's avatar upload (an avatar_url set by PUT /users/me may name another
- * image of the user's, an https URL, or none: then nothing happens). Failures are logged. */
+/* Releases (FILE_REF_AVATAR) the file a replaced avatar_url named, when it
+ * is one of that user's uploads (an avatar_url set by PUT /users/me may also
+ * be an https URL, or none: then nothing happens). Failures are logged. */
 void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const char *url);
 
 /* Removes the blob `sha256` if no live file names it, under its hold: for

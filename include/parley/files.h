@@ -13,6 +13,9 @@
 #define STORE_REC_FILE 20 /* the wal's type byte of file records */
 #define FILE_NAME_MAX 256 /* bytes of a stored filename (255 + NUL) */
 #define FILE_TYPE_MAX 128
+/* The file record's own version: 2 added width, height (image dimensions,
+ * 0 unknown) and is_public; a version-1 record loads with 0, 0, false. */
+#define STORE_FILE_SCHEMA_VERSION 2
 
 typedef struct store_file {
     char id[STORE_ID_MAX];          /* "file_..." */
@@ -26,6 +29,8 @@ typedef struct store_file {
     char message_id[STORE_ID_MAX];  /* the message it is attached to; "" = none */
     int64_t uploaded_at;            /* ms */
     bool is_avatar;                 /* a user's avatar: readable by every user */
+    bool is_public;                 /* its uploader made it readable by every user */
+    uint32_t width, height;         /* an image's, from its header; 0: unknown */
     bool is_deleted;
     uint32_t rev; /* in memory only: changes with each apply (see store_user_t) */
 } store_file_t;

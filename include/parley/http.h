@@ -131,6 +131,7 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  */
 #define HTTP_ROUTE_UPLOAD 0x01u /* takes multipart/form-data bodies */
 #define HTTP_ROUTE_CONTENT 0x02u /* refused to a muted account */
+#define HTTP_ROUTE_STREAM 0x04u /* answers a byte stream, not JSON: not batched (h_batch.c) */
 #define HTTP_ROUTE_LOGIN_ONLY 0x80u /* refused to an API key */
 #define HTTP_ROUTE_PUBLIC 0x10u
 #define HTTP_ROUTE_USER 0x20u

@@ -43,7 +43,9 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
 /*
  * Runs a request made inside the server (a WebSocket send_message) through
  * the same route and handler as one from the network: `body` (a JSON object,
- * not stolen, may be NULL) stands for the parsed body, `preauth` (a
+ * not stolen, may be NULL) stands for the parsed body, a query string after
+ * `path`'s "?" for the query parameters (decoded as from the network; a
+ * part that cannot be decoded: 400 and no answer), `preauth` (a
  * principal_t, see http_ctx_t) for the credentials. Returns the status and
  * sets *answer to the JSON answered (caller decrefs; NULL for none). Blocks
  * as long as the handler does (a post waits for its record to be durable).

@@ -130,12 +130,18 @@ json_t *file_view_json(const struct store_file *f)
 {
     char url[96];
     snprintf(url, sizeof(url), "/api/v1/files/%s/download", f->id);
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:s, s:o, s:o}", "id", f->id,
+    /* original_filename (PlexiChat 001): the name as sent, sanitised at
+     * upload (h_files.c); the stored filename is that very name. */
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:s, s:b, s:o, s:o}",
+                     "id", f->id,
                      "filename", f->filename, "size", (json_int_t)f->size, "content_type",
                      f->content_type, "sha256", f->sha256, "url", url, "channel_id",
                      f->channel_id[0] ? json_string(f->channel_id) : json_null(), "uploaded_by",
                      f->uploaded_by, "uploaded_at", time_json(f->uploaded_at), "description",
-                     f->description ? json_string(f->description) : json_null());
+                     f->description ? json_string(f->description) : json_null(),
+                     "original_filename", f->filename, "is_public", f->is_public, "width",
+                     f->width ? json_integer(f->width) : json_null(), "height",
+                     f->height ? json_integer(f->height) : json_null());
 }
 
 /*

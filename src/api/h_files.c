@@ -203,6 +203,18 @@ static bool keep_upload(http_ctx_t *ctx, upload_t *up, store_file_t *f, bool *de
     return true;
 }
 
+/* A multipart form's boolean: "true"/"false" (also "1"/"0"). */
+static bool form_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
 static void post_file(http_ctx_t *ctx)
 {
     const principal_t *p = ctx->principal;
@@ -211,10 +223,15 @@ static void post_file(http_ctx_t *ctx)
     upload_t *up = http_upload_current();
     const char *channel_id = u_map_get(ctx->req->map_post_body, "channel_id");
     const char *description = u_map_get(ctx->req->map_post_body, "description");
+    const char *is_public = u_map_get(ctx->req->map_post_body, "is_public");
     store_file_t f;
     memset(&f, 0, sizeof(f));
     if (!upload_complete(ctx, up, f.filename))
         goto out;
+    if (is_public && !form_bool(is_public, &f.is_public)) {
+        http_reply_invalid(ctx, "is_public", "is_public must be true or false");
+        goto out;
+    }
     if (description && http_utf8_length(description, strlen(description)) > 500) {
         http_reply_invalid(ctx, "description", "description is limited to 500 characters");
         goto out;
@@ -296,7 +313,8 @@ out:
     store_file_clear(&f);
 }
 
-/* Loads a file the caller may read: its own, an avatar, or one of a channel
+/* Loads a file the caller may read: its own, a public one, an avatar (an avatar upload or
+ * the file its uploader's avatar_url names), or one of a channel
  * it can read; for deleting (`to_delete`), an admin's any file (admins do
  * not read private channels they are not in, but may remove what is in
  * them). Answers 404 otherwise. */
@@ -307,9 +325,10 @@ static bool load_file(http_ctx_t *ctx, const principal_t *p, store_file_t *f, bo
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
         return false;
     }
-    bool ok = (to_delete && p->user.is_admin) || f->is_avatar ||
+    bool ok = (to_delete && p->user.is_admin) || f->is_avatar || f->is_public ||
               strcmp(f->uploaded_by, p->user.id) == 0 ||
-              (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id));
+              (f->channel_id[0] && channel_readable(app->store, &p->user, f->channel_id)) ||
+              file_life_is_avatar(app->store, f->uploaded_by, f->id);
     if (!ok) {
         store_file_clear(f);
         http_reply_error(ctx, HTTP_ERR_NOT_FOUND, NULL, "no such file");
@@ -553,6 +572,34 @@ out:
     store_file_clear(&f);
 }
 
+/* PATCH /files/{id} {is_public}: the uploader makes its file readable by
+ * every signed-in user, or no longer (PlexiChat 001). Durable before 200. */
+static void patch_file(http_ctx_t *ctx)
+{
+    parley_app_t *app = ctx->app;
+    const principal_t *p = ctx->principal;
+    store_file_t f;
+    if (!load_file(ctx, p, &f, false))
+        return;
+    if (strcmp(f.uploaded_by, p->user.id) != 0) {
+        http_reply_error(ctx, HTTP_ERR_INSUFFICIENT_PERMISSIONS, NULL,
+                         "only the uploader may change a file");
+        goto out;
+    }
+    if (http_field_bool(ctx, "is_public", true, &f.is_public) != 0)
+        goto out;
+    uint64_t lsn;
+    int rc = store_file_put(app->store, &f, &lsn, NULL);
+    if (rc == 0)
+        rc = store_wait(app->store, lsn);
+    if (rc != 0)
+        reply_store_error(ctx, rc);
+    else
+        http_reply_json(ctx, 200, file_view_json(&f));
+out:
+    store_file_clear(&f);
+}
+
 static void delete_file(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -584,8 +631,9 @@ const http_route_t files_routes[] = {
     {"POST", "/api/v1/files/upload", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
     {"GET", "/api/v1/files", get_files, HTTP_USER_READ},
     {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ},
-    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ},
+    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ | HTTP_ROUTE_STREAM},
     {"DELETE", "/api/v1/files/:id", delete_file, HTTP_USER_WRITE},
+    {"PATCH", "/api/v1/files/:id", patch_file, HTTP_USER_WRITE},
     {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
     {NULL, NULL, NULL, 0},
 };

@@ -6,6 +6,8 @@
  * writes are taken: when the disk is full or a sync failed, reads still work
  * and the answer stays 200 with status "degraded" (a load balancer that
  * drops the server would cut the readers off too); the reason is in `log`.
+ * Otherwise status is "healthy", the word the seed documents' clients
+ * (Fechatter, PlexiChat) read; the admin system status keeps "ok".
  */
 #include <string.h>
 
@@ -32,7 +34,7 @@ static void get_health(http_ctx_t *ctx)
     store_log_state(app->store, &ls);
     bool ok = strcmp(ls.state, "ok") == 0;
     http_reply_json(ctx, 200,
-                    json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", ok ? "ok" : "degraded",
+                    json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", ok ? "healthy" : "degraded",
                               "version", PARLEY_VERSION, "uptime_seconds", (json_int_t)uptime,
                               "requests_in_flight", (json_int_t)http_requests_in_flight(), "log",
                               log_state_json(&ls)));

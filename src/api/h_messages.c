@@ -139,8 +139,8 @@ static bool retry_of_holder(store_t *s, const store_file_t *f, const char *user_
 
 /*
  * Checks the attachments of a new message and lists them in m, without
- * changing anything. Each must be a live file that is not an avatar, and
- * either the poster's own upload (outside channels, or in this channel) not
+ * changing anything. Each must be a live file (an avatar too: its life
+ * follows both references, file_life_release), and either the poster's own upload (outside channels, or in this channel) not
  * attached to another message, or, when the poster moderates the channel, a
  * file of this channel (a moderator shares it; it stays its uploader's).
  * So nobody can take another member's file into a message of their own and
@@ -162,7 +162,7 @@ static bool attach_files(http_ctx_t *ctx, const principal_t *p, const channel_ac
         }
         bool mine = strcmp(f.uploaded_by, p->user.id) == 0;
         bool here = strcmp(f.channel_id, channel_id) == 0;
-        bool ok = !f.is_deleted && !f.is_avatar &&
+        bool ok = !f.is_deleted &&
                   ((mine && (here || f.channel_id[0] == '\0')) || (here && a->can_moderate));
         bool held = ok && mine && f.message_id[0] &&
                     !retry_of_holder(app->store, &f, p->user.id, key);

@@ -246,19 +246,6 @@ void reply_store_error(http_ctx_t *ctx, int rc)
     }
 }
 
-/* Whether file_id is what the user's avatar_url names now. */
-static bool is_avatar_of(store_t *s, const char *user_id, const char *file_id)
-{
-    store_user_t u;
-    if (!store_user_get(s, user_id, &u))
-        return false;
-    char url[sizeof(FILE_URL_PREFIX FILE_URL_SUFFIX) + STORE_ID_MAX];
-    snprintf(url, sizeof(url), "%s%s%s", FILE_URL_PREFIX, file_id, FILE_URL_SUFFIX);
-    bool named = u.avatar_url && strcmp(u.avatar_url, url) == 0;
-    store_user_clear(&u);
-    return named;
-}
-
 int delete_message_files(parley_app_t *app, const chat_message_t *m)
 {
     for (size_t i = 0; i < m->n_attachments; i++) {
@@ -267,11 +254,11 @@ int delete_message_files(parley_app_t *app, const chat_message_t *m)
             continue;
         int rc = 0;
         /* Only the files the message owns: its author's uploads tied to it
-         * (share_attachments), never a file a moderator shared, an avatar
-         * or the file the author's avatar_url names. */
-        if (!f.is_deleted && !f.is_avatar && strcmp(f.message_id, m->id) == 0 &&
-            strcmp(f.uploaded_by, m->user_id) == 0 && !is_avatar_of(app->store, f.uploaded_by, f.id))
-            rc = file_life_remove(app->store, app->blobs, &f);
+         * (share_attachments), never a file a moderator shared; one that is
+         * also the author's avatar stays the avatar (file_life_release). */
+        if (!f.is_deleted && strcmp(f.message_id, m->id) == 0 &&
+            strcmp(f.uploaded_by, m->user_id) == 0)
+            rc = file_life_release(app->store, app->blobs, &f, FILE_REF_MESSAGE);
         store_file_clear(&f);
         if (rc != 0)
             return rc;

@@ -26,5 +26,6 @@ const http_route_t *const api_route_tables[] = {
     metrics_routes,
     admin_backup_routes,
     not_offered_routes,
+    batch_routes,
     NULL,
 };

@@ -133,6 +133,7 @@ struct blob_writer {
     char sha[BLOB_SHA256_HEX_LEN + 1];
     char mime[BLOB_MIME_MAX];
     size_t head_len;
+    uint32_t width, height; /* image_size of the head, for images */
     unsigned char head[BLOB_HEAD_BYTES];
     /* Keyed stores: the content goes out in sealed chunks (blob_crypt.c). */
     gnutls_aead_cipher_hd_t cipher; /* NULL: plain */
@@ -406,6 +407,7 @@ int blob_writer_new(blobs_t *b, uint64_t max_bytes, blob_writer_t **out)
     w->err = 0;
     w->sealed = false;
     w->head_len = 0;
+    w->width = w->height = 0;
     w->hash = NULL;
     w->cipher = NULL;
     w->chunk = NULL;
@@ -658,6 +660,8 @@ static int seal(blob_writer_t *w)
     w->fd = -1;
     /* Only the head is examined; a failing libmagic yields octet-stream. */
     (void)blobs_detect_mime(w->head, w->head_len, w->mime, sizeof(w->mime));
+    if (strncmp(w->mime, "image/", 6) == 0)
+        (void)image_size(w->head, w->head_len, &w->width, &w->height);
     w->sealed = true;
     return 0;
 }
@@ -668,6 +672,8 @@ static void sealed_info(const blob_writer_t *w, bool dedup, blob_info_t *out)
     out->size = w->size;
     memcpy(out->mime, w->mime, sizeof(out->mime));
     out->deduplicated = dedup;
+    out->width = w->width;
+    out->height = w->height;
 }
 
 int blob_writer_seal(blob_writer_t *w, blob_info_t *out)

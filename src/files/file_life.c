@@ -95,6 +95,8 @@ static int add_held(void *ctx)
     snprintf(f->sha256, sizeof(f->sha256), "%s", op->info.sha256);
     f->size = op->info.size;
     snprintf(f->content_type, sizeof(f->content_type), "%s", op->info.mime);
+    f->width = op->info.width;
+    f->height = op->info.height;
     uint64_t refs;
     int rc = store_file_put(op->s, f, &op->lsn, &refs);
     if (rc != 0 && rc != STORE_E_UNAVAILABLE) /* refused, not lost: see the design */
@@ -152,17 +154,56 @@ int file_life_remove(store_t *s, blobs_t *b, store_file_t *f)
     return rc;
 }
 
+bool file_life_is_avatar(store_t *s, const char *user_id, const char *file_id)
+{
+    store_user_t u;
+    if (!store_user_get(s, user_id, &u))
+        return false;
+    char url[sizeof(FILE_URL_PREFIX FILE_URL_SUFFIX) + STORE_ID_MAX];
+    snprintf(url, sizeof(url), "%s%s%s", FILE_URL_PREFIX, file_id, FILE_URL_SUFFIX);
+    bool named = u.avatar_url && strcmp(u.avatar_url, url) == 0;
+    store_user_clear(&u);
+    return named;
+}
+
+int file_life_release(store_t *s, blobs_t *b, store_file_t *f, file_ref_t what)
+{
+    if (f->is_deleted)
+        return 0;
+    bool avatar = file_life_is_avatar(s, f->uploaded_by, f->id);
+    switch (what) {
+    case FILE_REF_MESSAGE: /* the attachment had moved it into the channel */
+    case FILE_REF_CHANNEL:
+        if (!avatar)
+            return file_life_remove(s, b, f);
+        f->channel_id[0] = f->message_id[0] = '\0';
+        break;
+    case FILE_REF_AVATAR:
+        if (avatar || !f->is_avatar)
+            return 0; /* named again, or a plain upload: it stays its uploader's */
+        if (f->message_id[0] == '\0')
+            return file_life_remove(s, b, f);
+        f->is_avatar = false; /* an attachment now, read as its message is */
+        break;
+    }
+    uint64_t lsn;
+    int rc = store_file_put(s, f, &lsn, NULL);
+    return rc == 0 ? store_wait(s, lsn) : rc;
+}
+
 int file_life_remove_channel(store_t *s, blobs_t *b, const char *channel_id)
 {
     enum { BATCH = 64 };
     store_file_t batch[BATCH];
     for (;;) {
         size_t n;
+        /* Each file released leaves the channel (deleted or moved out), so
+         * the first page is always the next. */
         store_file_list(s, channel_id, NULL, 0, BATCH, batch, &n);
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
             if (rc == 0)
-                rc = file_life_remove(s, b, &batch[i]);
+                rc = file_life_release(s, b, &batch[i], FILE_REF_CHANNEL);
             store_file_clear(&batch[i]);
         }
         if (rc != 0 || n < BATCH)
@@ -196,8 +237,8 @@ void file_life_drop_avatar(store_t *s, blobs_t *b, const char *user_id, const ch
     store_file_t f;
     if (!store_file_get(s, id, &f))
         return;
-    if (f.is_avatar && !f.is_deleted && strcmp(f.uploaded_by, user_id) == 0 &&
-        file_life_remove(s, b, &f) != 0)
+    if (!f.is_deleted && strcmp(f.uploaded_by, user_id) == 0 &&
+        file_life_release(s, b, &f, FILE_REF_AVATAR) != 0)
         log_warning("the replaced avatar %s stays until it is deleted", id);
     store_file_clear(&f);
 }

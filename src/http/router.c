@@ -401,6 +401,30 @@ int router_dispatch(const struct _u_request *req, struct _u_response *resp, void
     return U_CALLBACK_COMPLETE;
 }
 
+/* Fills map_url from a query string "a=1&b=x%20y" (percent- and
+ * plus-decoded, as ulfius does for a request from the network). False when
+ * a part cannot be decoded. */
+static bool parse_query(struct _u_map *map, const char *query)
+{
+    char *copy = o_strdup(query), *save = NULL;
+    bool ok = copy != NULL;
+    for (char *part = ok ? strtok_r(copy, "&", &save) : NULL; part && ok;
+         part = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(part, '=');
+        if (eq)
+            *eq = '\0';
+        for (char *c = eq ? eq + 1 : part; eq && *c; c++)
+            if (*c == '+')
+                *c = ' ';
+        char *name = ulfius_url_decode(part), *value = ulfius_url_decode(eq ? eq + 1 : "");
+        ok = name && value && name[0] && u_map_put(map, name, value) == U_OK;
+        o_free(name);
+        o_free(value);
+    }
+    o_free(copy);
+    return ok;
+}
+
 int router_call(router_t *r, const char *method, const char *path, json_t *body,
                 const principal_t *preauth, const char *request_id, json_t **answer)
 {
@@ -415,8 +439,14 @@ int router_call(router_t *r, const char *method, const char *path, json_t *body,
     }
     o_free(req.http_verb);
     req.http_verb = o_strdup(method);
-    req.url_path = o_strdup(path);
+    const char *query = strchr(path, '?');
+    req.url_path = query ? o_strndup(path, (size_t)(query - path)) : o_strdup(path);
     req.http_url = o_strdup(path);
+    if (query && !parse_query(req.map_url, query + 1)) {
+        ulfius_clean_response(&resp);
+        ulfius_clean_request(&req);
+        return 400;
+    }
     http_ctx_t ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.req = &req;
@@ -427,6 +457,12 @@ int router_call(router_t *r, const char *method, const char *path, json_t *body,
     ctx.body = json_incref(body);
     run(r, &ctx);
     json_decref(ctx.body);
+    if (resp.stream_callback_free != NULL && resp.stream_user_data != NULL) {
+        /* A stream (HTTP_ROUTE_STREAM) has nobody to read it here. */
+        resp.stream_callback_free(resp.stream_user_data);
+        resp.stream_user_data = NULL;
+        resp.stream_callback = NULL;
+    }
     if (resp.binary_body_length > 0)
         *answer = json_loadb(resp.binary_body, resp.binary_body_length, 0, NULL);
     int status = ctx.status ? ctx.status : 500;

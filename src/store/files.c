@@ -87,15 +87,17 @@ void files__bytes(store_t *s, uint64_t *live_files, uint64_t *file_bytes, uint64
 
 static char *encode(const store_file_t *f)
 {
-    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:b}", "v",
-                          STORE_SCHEMA_VERSION, "id", f->id, "sha256", f->sha256, "size",
+    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:b, s:b, "
+                          "s:I, s:I}", "v",
+                          STORE_FILE_SCHEMA_VERSION, "id", f->id, "sha256", f->sha256, "size",
                           (json_int_t)f->size, "content_type", f->content_type, "filename",
                           f->filename, "description",
                           f->description ? json_string(f->description) : json_null(),
                           "uploaded_by", f->uploaded_by, "channel_id", f->channel_id,
                           "message_id", f->message_id,
                           "uploaded_at", (json_int_t)f->uploaded_at, "is_avatar", f->is_avatar,
-                          "is_deleted", f->is_deleted);
+                          "is_deleted", f->is_deleted, "is_public", f->is_public, "width",
+                          (json_int_t)f->width, "height", (json_int_t)f->height);
     return codec_close(o);
 }
 
@@ -112,9 +114,16 @@ static bool sha_ok(const char *s)
 static int decode(const void *data, size_t len, store_file_t *f)
 {
     memset(f, 0, sizeof(*f));
-    json_t *o = codec_open_record(data, len, STORE_SCHEMA_VERSION);
+    json_t *o = codec_open_record(data, len, STORE_FILE_SCHEMA_VERSION);
     if (o == NULL)
         return STORE_E_CORRUPT;
+    /* Version 1 has no is_public, width or height: false, 0, 0. */
+    json_t *pub = json_object_get(o, "is_public"), *width = json_object_get(o, "width"),
+           *height = json_object_get(o, "height");
+    bool dims_ok = (width == NULL || (json_is_integer(width) && json_integer_value(width) >= 0 &&
+                                      json_integer_value(width) <= UINT32_MAX)) &&
+                   (height == NULL || (json_is_integer(height) && json_integer_value(height) >= 0 &&
+                                       json_integer_value(height) <= UINT32_MAX));
     json_t *size = json_object_get(o, "size"), *at = json_object_get(o, "uploaded_at");
     json_t *deleted = json_object_get(o, "is_deleted"), *desc = json_object_get(o, "description");
     json_t *avatar = json_object_get(o, "is_avatar");
@@ -129,12 +138,16 @@ static int decode(const void *data, size_t len, store_file_t *f)
                codec_get_fixed(o, "message_id", f->message_id, sizeof(f->message_id))) &&
               json_is_integer(at) && json_is_boolean(deleted) &&
               (avatar == NULL || json_is_boolean(avatar)) &&
+              (pub == NULL || json_is_boolean(pub)) && dims_ok &&
               (desc == NULL || json_is_null(desc) || json_is_string(desc));
     if (ok) {
         f->size = (uint64_t)json_integer_value(size);
         f->uploaded_at = json_integer_value(at);
         f->is_deleted = json_is_true(deleted);
         f->is_avatar = json_is_true(avatar);
+        f->is_public = json_is_true(pub);
+        f->width = width ? (uint32_t)json_integer_value(width) : 0;
+        f->height = height ? (uint32_t)json_integer_value(height) : 0;
         if (json_is_string(desc)) {
             f->description = xstrdup(json_string_value(desc));
         }

@@ -408,7 +408,7 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(start_server
     assert err["details"]["client_ip"] == "198.51.100.20"
     # the access log names the client and the proxy
     wait_until(lambda: "ip=127.0.0.2 via=127.0.0.1" in proxied.log(), what="access log line")
-    assert json.loads(health(proxied).text)["status"] == "ok"
+    assert json.loads(health(proxied).text)["status"] == "healthy"
 
 
 def test_trusted_proxies_change_live_through_the_settings_and_blocks_are_audited(start_server,

@@ -154,7 +154,7 @@ def test_disk_full_refuses_writes_keeps_reads_and_resumes_by_itself(small_disk, 
     wait_until(lambda: health(srv)["log"]["state"] == "ok", timeout=60,
                what="the log to take writes again")
     h = health(srv)
-    assert h["status"] == "ok" and h["log"]["error"] is None and h["log"]["since"] is None, h
+    assert h["status"] == "healthy" and h["log"]["error"] is None and h["log"]["since"] is None, h
     m = ann.ok("POST", "/channels/%s/messages" % ch["id"], {"content": "after"}, 201)
     acked.add("after")
     live.wait_type("message.created", id=m["id"])

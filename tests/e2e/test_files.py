@@ -36,6 +36,7 @@ from client import (API, BOUNDARY, accounts, multipart, read_until_closed, regis
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FILE_FIELDS = {"id", "filename", "size", "content_type", "sha256", "url", "channel_id",
+               "original_filename", "is_public", "width", "height",
                "uploaded_by", "uploaded_at", "description", "deduplicated"}
 
 

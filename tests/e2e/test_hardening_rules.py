@@ -373,16 +373,20 @@ def test_an_avatar_does_not_die_with_a_message(srv):
     owner, alice = user(srv, "avmsgowner"), user(srv, "avmsg")
     c = new_channel(owner)
     alice.ok("POST", "/channels/%s/join" % c["id"])
-    # An uploaded avatar cannot be attached at all.
+    # An uploaded avatar may be attached by its owner only (its life then
+    # follows both references: test_file_life_refs.py).
     avatar = alice.call("PUT", "/users/me/avatar", files={"file": ("a.png", png(), "image/png")})
     assert avatar.status_code == 200, avatar.text
     avatar_url = avatar.json()["avatar_url"]
     avatar_id = avatar_url[len("/api/v1/files/"):-len("/download")]
-    for who in (alice, owner):
-        err = assert_error(who.post("/channels/%s/messages" % c["id"],
-                                    {"content": "x", "attachments": [avatar_id]}),
-                           422, "VALIDATION_ERROR")
-        assert err["details"]["field"] == "attachments"
+    err = assert_error(owner.post("/channels/%s/messages" % c["id"],
+                                  {"content": "x", "attachments": [avatar_id]}),
+                       422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "attachments"
+    mine = alice.ok("POST", "/channels/%s/messages" % c["id"],
+                    {"content": "me", "attachments": [avatar_id]}, 201)
+    owner.ok("DELETE", "/messages/" + mine["id"], status=204)
+    assert owner.call("GET", avatar_url[len(API):]).status_code == 200
     # An image of hers that her avatar_url names, attached and then deleted
     # with the message: the avatar keeps its file.
     pic = alice.uploaded("pic.png", png())

@@ -12,7 +12,7 @@ def test_health_answers_status_version_uptime(server):
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     body = r.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "healthy"
     version = subprocess.run([BIN, "version"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "parley " + body["version"]
     assert isinstance(body["uptime_seconds"], int) and body["uptime_seconds"] >= 0

@@ -333,7 +333,7 @@ def test_redirect_port_answers_308_and_serves_health(start_server, pair, trustin
     # Followed, the redirect reaches the API over TLS.
     r = requests.get(base + "/api/health", timeout=10)
     assert r.status_code == 200 and r.url.startswith("http://")  # health is served right there
-    assert r.json()["status"] == "ok"
+    assert r.json()["status"] == "healthy"
     r = requests.get(base + API + "/users/nobody", timeout=10)
     assert r.url.startswith("https://") and r.status_code == 401
     # A Host that is not a name or an address is refused in JSON.
@@ -353,7 +353,7 @@ def test_plain_http_to_the_tls_port_and_tls_to_the_plain_port(start_server, pair
     srv = start_server(tls=pair)
     for _ in range(5):
         out = raw_http(srv.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
-        assert b"200 OK" not in out and b'"status":"ok"' not in out
+        assert b"200 OK" not in out and b'"status":"healthy"' not in out
     assert health_ok(srv)
     # What a client does wrong is not logged above debug (no log flooding).
     assert "WARN libmicrohttpd" not in srv.log(), srv.log()
