@@ -382,7 +382,11 @@ static void get_message(http_ctx_t *ctx)
     chat_message_t m;
     channel_access_t a;
     if (message_access_load(ctx, p, ctx->params[0], &m, &a)) {
-        http_reply_json(ctx, 200, message_json(app->store, &m));
+        json_t *view = message_json(app->store, &m);
+        /* Its author sees who read it (receipts.c); nobody else does. */
+        if (view && strcmp(m.user_id, p->user.id) == 0)
+            receipts_add_read_state(app->store, &m, view);
+        http_reply_json(ctx, 200, view);
         chat_message_clear(&m);
     }
     channel_access_clear(&a);
