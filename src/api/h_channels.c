@@ -756,7 +756,9 @@ static void post_read(http_ctx_t *ctx)
                                     NULL, &lsn);
     receipts_read_end(&mv);
     if (rc == ROLE_UNCHANGED || durable(ctx, rc, lsn)) {
-        if (rc != ROLE_UNCHANGED)
+        /* A reader who is not a member (a public channel looked at) has no
+         * place in read_by, so it announces nothing either. */
+        if (rc != ROLE_UNCHANGED && a.member.role > CHAT_ROLE_NONE && !a.banned)
             receipts_read_publish(app, a.channel.id, p->user.id, &mv, message_id);
         chat_membership_t mm;
         const char *last = chat_membership_get(app->store, a.channel.id, p->user.id, &mm)

@@ -275,3 +275,87 @@ def test_read_receipt_in_a_direct_conversation_over_an_event_stream(srv):
         assert ev["user_id"] == u.rcOz.id
     finally:
         ne.close()
+
+
+def test_concurrent_first_readers_announce_each_message_once(srv):
+    """Readers moving their markers over the same messages at once: each
+    message is announced read exactly once (the channel's stripe lock)."""
+    import threading
+    names = ["rcP%d" % i for i in range(16)]
+    u = accounts(srv, "rcPa", *names)
+    ch = new_channel(u.rcPa)
+    readers = [getattr(u, n) for n in names]
+    for r in readers:
+        r.ok("POST", "/channels/%s/join" % ch["id"])
+    pa = Live(srv, u.rcPa.token)
+    try:
+        for rnd in range(5):
+            msgs = [post(u.rcPa, ch["id"], "round %d #%d" % (rnd, i)) for i in range(5)]
+            barrier = threading.Barrier(len(readers))
+            errors = []
+
+            def go(who):
+                try:
+                    barrier.wait(timeout=30)
+                    read(who, ch["id"], msgs[-1]["id"])
+                except Exception as e:  # reported below
+                    errors.append(e)
+            threads = [threading.Thread(target=go, args=(r,)) for r in readers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not errors, errors
+            for m in msgs:
+                pa.wait_type("message_status", message_id=m["id"], status="read")
+            # A later message read by one reader: its receipt comes after any
+            # second receipt of this round's messages.
+            last = post(u.rcPa, ch["id"], "round %d end" % rnd)
+            read(readers[0], ch["id"], last["id"])
+            pa.wait_type("message_status", message_id=last["id"], status="read")
+            dup = [x["data"]["message_id"] for x in statuses(pa, "read")]
+            assert dup == [], dup
+    finally:
+        pa.close()
+
+
+def test_a_reader_who_is_not_a_member_announces_nothing(srv):
+    u = accounts(srv, "rcQu", "rcRe", "rcSa")
+    ch = new_channel(u.rcQu)
+    u.rcSa.ok("POST", "/channels/%s/join" % ch["id"])
+    qu = Live(srv, u.rcQu.token)
+    try:
+        m = post(u.rcQu, ch["id"], "public words")
+        # Re reads the public channel without joining: no receipt, no read_by.
+        read(u.rcRe, ch["id"], m["id"])
+        assert u.rcQu.ok("GET", "/messages/%s" % m["id"])["read_count"] == 0
+        read(u.rcSa, ch["id"], m["id"])
+        f = qu.wait_type("message_status", message_id=m["id"], status="read")
+        assert f["data"]["user_id"] == u.rcSa.id
+        v = u.rcQu.ok("GET", "/messages/%s" % m["id"])
+        assert v["read_count"] == 1 and v["read_by"] == [{"user_id": u.rcSa.id}]
+    finally:
+        qu.close()
+
+
+def test_read_state_survives_a_kill(start_server):
+    import signal
+    s = start_server(args=("--rate-limit", "0"))
+    u = accounts(s, "rcTe", "rcUl")
+    d = u.rcTe.ok("POST", "/channels/direct", {"user_ids": [u.rcUl.id]}, 201)
+    m = post(u.rcTe, d["id"], "before the kill")
+    read(u.rcUl, d["id"], m["id"])          # answered once durable
+    s.stop(sig=signal.SIGKILL)
+    s.start()
+    te = u.rcTe.on(s)
+    v = te.ok("GET", "/messages/%s" % m["id"])
+    assert v["read_count"] == 1 and v["read_by"] == [{"user_id": u.rcUl.id}]
+    # The marker moves on from where it was: a new message's receipt comes.
+    live = Live(s, te.token)
+    try:
+        m2 = post(te, d["id"], "after the kill")
+        read(u.rcUl.on(s), d["id"], m2["id"])
+        live.wait_type("message_status", message_id=m2["id"], status="read")
+        assert not statuses(live, "read")
+    finally:
+        live.close()
