@@ -27,7 +27,7 @@
 static pthread_mutex_t stripes[READ_STRIPES] = {[0 ... READ_STRIPES - 1] =
                                                     PTHREAD_MUTEX_INITIALIZER};
 
-enum { MEMBER_PAGE = 256 };
+enum { MEMBER_SLACK = 16 }; /* members who join between the count and the listing */
 
 static pthread_mutex_t *stripe_of(const char *channel_id)
 {
@@ -37,23 +37,21 @@ static pthread_mutex_t *stripe_of(const char *channel_id)
     return &stripes[h % READ_STRIPES];
 }
 
-/* Calls fn for each member of the channel, page by page. */
+/* Calls fn for each member of the channel. One listing of them all: the
+ * store copies and sorts the whole member set for any page, so paging would
+ * cost O(members^2 / page). */
 static void each_member(store_t *s, const char *channel_id,
                         void (*fn)(void *ctx, const chat_membership_t *m), void *ctx)
 {
-    chat_membership_t *page = calloc(MEMBER_PAGE, sizeof(*page));
-    if (page == NULL)
+    size_t cap = chat_member_count(s, channel_id) + MEMBER_SLACK;
+    chat_membership_t *all = calloc(cap, sizeof(*all));
+    if (all == NULL)
         return;
-    size_t total = 1;
-    for (size_t off = 0; off < total; off += MEMBER_PAGE) {
-        size_t n = 0;
-        total = chat_members(s, channel_id, off, MEMBER_PAGE, page, &n);
-        for (size_t i = 0; i < n; i++)
-            fn(ctx, &page[i]);
-        if (n == 0)
-            break;
-    }
-    free(page);
+    size_t n = 0;
+    chat_members(s, channel_id, 0, cap, all, &n);
+    for (size_t i = 0; i < n; i++)
+        fn(ctx, &all[i]);
+    free(all);
 }
 
 typedef struct top_ctx {

@@ -359,3 +359,32 @@ def test_read_state_survives_a_kill(start_server):
         assert not statuses(live, "read")
     finally:
         live.close()
+
+
+def test_bounds_one_move_announces_the_newest_100_and_read_by_lists_100(srv):
+    names = ["rcW%03d" % i for i in range(102)]
+    u = accounts(srv, "rcVo", *names)
+    ch = new_channel(u.rcVo)
+    readers = [getattr(u, n) for n in names]
+    for r in readers:
+        r.ok("POST", "/channels/%s/join" % ch["id"])
+    vo = Live(srv, u.rcVo.token)
+    try:
+        msgs = [post(u.rcVo, ch["id"], "n%d" % i) for i in range(105)]
+        read(readers[0], ch["id"], msgs[-1]["id"])
+        for m in msgs[5:]:
+            vo.wait_type("message_status", message_id=m["id"], status="read")
+        # The five oldest it passed get no event: a later receipt proves it.
+        tail = post(u.rcVo, ch["id"], "tail")
+        read(readers[1], ch["id"], tail["id"])
+        vo.wait_type("message_status", message_id=tail["id"], status="read")
+        assert not statuses(vo, "read")
+        # Their state is in GET /messages/{id}.
+        assert u.rcVo.ok("GET", "/messages/%s" % msgs[0]["id"])["read_count"] == 2
+        for r in readers[:1] + readers[2:]:
+            read(r, ch["id"], tail["id"])
+        v = u.rcVo.ok("GET", "/messages/%s" % tail["id"])
+        assert v["read_count"] == 102 and len(v["read_by"]) == 100
+        assert len({x["user_id"] for x in v["read_by"]}) == 100
+    finally:
+        vo.close()
