@@ -277,16 +277,22 @@ def test_read_receipt_in_a_direct_conversation_over_an_event_stream(srv):
         ne.close()
 
 
+def crowd(srv, owner, pattern, n):
+    """The owner's channel, and n readers (named by pattern) who joined it."""
+    names = [pattern % i for i in range(n)]
+    u = accounts(srv, owner, *names)
+    ch = new_channel(getattr(u, owner))
+    readers = [getattr(u, name) for name in names]
+    for r in readers:
+        r.ok("POST", "/channels/%s/join" % ch["id"])
+    return u, ch, readers
+
+
 def test_concurrent_first_readers_announce_each_message_once(srv):
     """Readers moving their markers over the same messages at once: each
     message is announced read exactly once (the channel's stripe lock)."""
     import threading
-    names = ["rcP%d" % i for i in range(16)]
-    u = accounts(srv, "rcPa", *names)
-    ch = new_channel(u.rcPa)
-    readers = [getattr(u, n) for n in names]
-    for r in readers:
-        r.ok("POST", "/channels/%s/join" % ch["id"])
+    u, ch, readers = crowd(srv, "rcPa", "rcP%d", 16)
     pa = Live(srv, u.rcPa.token)
     try:
         for rnd in range(5):
@@ -362,12 +368,7 @@ def test_read_state_survives_a_kill(start_server):
 
 
 def test_bounds_one_move_announces_the_newest_100_and_read_by_lists_100(srv):
-    names = ["rcW%03d" % i for i in range(102)]
-    u = accounts(srv, "rcVo", *names)
-    ch = new_channel(u.rcVo)
-    readers = [getattr(u, n) for n in names]
-    for r in readers:
-        r.ok("POST", "/channels/%s/join" % ch["id"])
+    u, ch, readers = crowd(srv, "rcVo", "rcW%03d", 102)
     vo = Live(srv, u.rcVo.token)
     try:
         msgs = [post(u.rcVo, ch["id"], "n%d" % i) for i in range(105)]
