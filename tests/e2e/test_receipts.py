@@ -234,15 +234,23 @@ def test_read_receipts_first_reader_and_read_by(start_server):
         # The marker does not go back: nothing changes.
         read(u.rcKa, ch["id"], m1["id"])
         # read_by: the author only; others get no such field.
-        view = u.rcJo.ok("GET", "/messages/%s" % m3["id"])
+        view = u.rcJo.ok("GET", "/messages/%s?read_state=true" % m3["id"])
         assert view["read_count"] == 3
         assert sorted(r["user_id"] for r in view["read_by"]) == sorted(
             [u.rcKa.id, u.rcLi.id, u.rcMo.id])
-        v1 = u.rcJo.ok("GET", "/messages/%s" % m4["id"])
+        v1 = u.rcJo.ok("GET", "/messages/%s?read_state=true" % m4["id"])
         assert v1["read_count"] == 1 and [r["user_id"] for r in v1["read_by"]] == [u.rcKa.id]
-        other = u.rcKa.ok("GET", "/messages/%s" % m3["id"])
+        other = u.rcKa.ok("GET", "/messages/%s?read_state=true" % m3["id"])
         assert "read_by" not in other and "read_count" not in other
-        kv = u.rcKa.ok("GET", "/messages/%s" % k1["id"])
+        # Only when asked: the message object is otherwise the same for all.
+        plain = u.rcJo.ok("GET", "/messages/%s" % m3["id"])
+        assert "read_by" not in plain and "read_count" not in plain
+        assert plain == other
+        for bad in ("yes", "1", "", "TRUE"):
+            r = u.rcJo.call("GET", "/messages/%s" % m3["id"], params={"read_state": bad})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["details"]["field"] == "read_state"
+        kv = u.rcKa.ok("GET", "/messages/%s?read_state=true" % k1["id"])
         # Ka's own message: Jo's marker passed it too (Jo is not its author).
         assert kv["read_count"] == 3 and u.rcJo.id in [r["user_id"] for r in kv["read_by"]]
         # Hostile: a message of another channel, none at all, not a string.
@@ -258,9 +266,9 @@ def test_read_receipts_first_reader_and_read_by(start_server):
     # Durable: the read state is computed from the markers, which survive a restart.
     s.stop()
     s.start()
-    view = u.rcJo.on(s).ok("GET", "/messages/%s" % m3["id"])
+    view = u.rcJo.on(s).ok("GET", "/messages/%s?read_state=true" % m3["id"])
     assert view["read_count"] == 3
-    assert u.rcJo.ok("GET", "/messages/%s" % m4["id"])["read_count"] == 1
+    assert u.rcJo.ok("GET", "/messages/%s?read_state=true" % m4["id"])["read_count"] == 1
 
 
 def test_read_receipt_in_a_direct_conversation_over_an_event_stream(srv):
@@ -334,11 +342,11 @@ def test_a_reader_who_is_not_a_member_announces_nothing(srv):
         m = post(u.rcQu, ch["id"], "public words")
         # Re reads the public channel without joining: no receipt, no read_by.
         read(u.rcRe, ch["id"], m["id"])
-        assert u.rcQu.ok("GET", "/messages/%s" % m["id"])["read_count"] == 0
+        assert u.rcQu.ok("GET", "/messages/%s?read_state=true" % m["id"])["read_count"] == 0
         read(u.rcSa, ch["id"], m["id"])
         f = qu.wait_type("message_status", message_id=m["id"], status="read")
         assert f["data"]["user_id"] == u.rcSa.id
-        v = u.rcQu.ok("GET", "/messages/%s" % m["id"])
+        v = u.rcQu.ok("GET", "/messages/%s?read_state=true" % m["id"])
         assert v["read_count"] == 1 and v["read_by"] == [{"user_id": u.rcSa.id}]
     finally:
         qu.close()
@@ -354,7 +362,7 @@ def test_read_state_survives_a_kill(start_server):
     s.stop(sig=signal.SIGKILL)
     s.start()
     te = u.rcTe.on(s)
-    v = te.ok("GET", "/messages/%s" % m["id"])
+    v = te.ok("GET", "/messages/%s?read_state=true" % m["id"])
     assert v["read_count"] == 1 and v["read_by"] == [{"user_id": u.rcUl.id}]
     # The marker moves on from where it was: a new message's receipt comes.
     live = Live(s, te.token)
@@ -381,10 +389,10 @@ def test_bounds_one_move_announces_the_newest_100_and_read_by_lists_100(srv):
         vo.wait_type("message_status", message_id=tail["id"], status="read")
         assert not statuses(vo, "read")
         # Their state is in GET /messages/{id}.
-        assert u.rcVo.ok("GET", "/messages/%s" % msgs[0]["id"])["read_count"] == 2
+        assert u.rcVo.ok("GET", "/messages/%s?read_state=true" % msgs[0]["id"])["read_count"] == 2
         for r in readers[:1] + readers[2:]:
             read(r, ch["id"], tail["id"])
-        v = u.rcVo.ok("GET", "/messages/%s" % tail["id"])
+        v = u.rcVo.ok("GET", "/messages/%s?read_state=true" % tail["id"])
         assert v["read_count"] == 102 and len(v["read_by"]) == 100
         assert len({x["user_id"] for x in v["read_by"]}) == 100
     finally:
