@@ -186,30 +186,18 @@ void realtime__note_delivered(realtime_t *rt, const rt_client_t *c, rt_event_t *
 
 bool realtime__channel_resolve(store_t *s, const rt_client_t *c, const char *ref, char *out)
 {
-    if (channel_readable(s, &c->who.user, ref)) {
+    if (strlen(ref) < STORE_ID_MAX && channel_readable(s, &c->who.user, ref)) {
         snprintf(out, STORE_ID_MAX, "%s", ref);
         return true;
     }
-    /* Names are unique case-insensitively (chat_channel_create): at most one
-     * channel this user may see carries it. Listed by "contains", paged. */
-    enum { PAGE = 50 };
-    chat_channel_t page[PAGE];
-    bool found = false;
-    for (size_t off = 0, total = 1; !found && off < total; off += PAGE) {
-        size_t n = 0;
-        total = chat_channel_list(s, c->who.user.id, ref, off, PAGE, page, &n);
-        for (size_t i = 0; i < n; i++) {
-            if (!found && page[i].name[0] && strcasecmp(page[i].name, ref) == 0 &&
-                channel_readable(s, &c->who.user, page[i].id)) {
-                snprintf(out, STORE_ID_MAX, "%s", page[i].id);
-                found = true;
-            }
-            chat_channel_clear(&page[i]);
-        }
-        if (n == 0)
-            break;
-    }
-    return found;
+    /* Names are unique case-insensitively: the store's name index says which
+     * channel carries it, then the same rule as for an id (a private channel
+     * the user is not in is not found). */
+    char id[STORE_ID_MAX];
+    if (!chat_channel_by_name(s, ref, id) || !channel_readable(s, &c->who.user, id))
+        return false;
+    memcpy(out, id, STORE_ID_MAX);
+    return true;
 }
 
 int realtime__client_subscribe(store_t *s, rt_client_t *c, const char *channel_id)

@@ -62,6 +62,18 @@ def test_subscribe_by_name_public_private_and_unknown(srv):
         bo.send({"type": "subscribe", "channel": other["name"], "ref": "s5"})
         f = bo.wait(lambda f: f["type"] == "subscribed" and f["data"].get("ref") == "s5")
         assert f["data"]["channels"] == [other["id"]]
+        # A renamed channel answers to its new name only; a deleted one to none.
+        old_name = other["name"]
+        other = u.rcAda.ok("PATCH", "/channels/%s" % other["id"], {"name": old_name + "-new"})
+        bo.send({"type": "subscribe", "channel": old_name, "ref": "r1"})
+        assert error_of(bo, "r1")["code"] == "RESOURCE_NOT_FOUND"
+        bo.send({"type": "subscribe", "channel": old_name + "-NEW", "ref": "r2"})
+        f = bo.wait(lambda f: f["type"] == "subscribed" and f["data"].get("ref") == "r2")
+        assert f["data"]["channels"] == [other["id"]]
+        r = u.rcAda.call("DELETE", "/channels/%s" % other["id"])
+        assert r.status_code in (200, 204), r.text
+        bo.send({"type": "subscribe", "channel": other["name"], "ref": "r3"})
+        assert error_of(bo, "r3")["code"] == "RESOURCE_NOT_FOUND"
         # Unsubscribe by name mutes it.
         bo.send({"type": "unsubscribe", "channels": [pub["name"]], "ref": "u1"})
         f = bo.wait(lambda f: f["type"] == "unsubscribed" and f["data"].get("ref") == "u1")
