@@ -155,6 +155,11 @@ int chat_channel_modify(store_t *s, const char *id, int (*fn)(void *ctx, chat_ch
 
 bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out);
 
+/* (Added) The id of the named channel (not deleted, not direct) whose name is
+ * `name` case-insensitively (names are unique so): O(1), from the index the
+ * uniqueness check uses. false when none. Says nothing of who may read it. */
+bool chat_channel_by_name(store_t *s, const char *name, char id_out[STORE_ID_MAX]);
+
 /*
  * The channels `user_id` may see (public ones and those it is a member of,
  * not deleted), ordered by name (direct channels last, newest first),

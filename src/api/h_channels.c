@@ -754,8 +754,21 @@ static void post_read(http_ctx_t *ctx)
         http_reply_invalid(ctx, "message_id", "no such message in this channel");
         goto out;
     }
+    /* The move and its receipts (receipts.c): the others' markers are looked
+     * at and the move applied under the channel's stripe lock; the authors
+     * hear of it once it is durable. */
     member_change_t c = {.what = READ, .message_id = message_id};
-    if (member_change(ctx, a.channel.id, p->user.id, &c)) {
+    receipts_move_t mv;
+    uint64_t lsn;
+    receipts_read_begin(app->store, a.channel.id, p->user.id, &mv);
+    int rc = chat_membership_modify(app->store, a.channel.id, p->user.id, change_member, &c,
+                                    NULL, &lsn);
+    receipts_read_end(&mv);
+    if (rc == ROLE_UNCHANGED || durable(ctx, rc, lsn)) {
+        /* A reader who is not a member (a public channel looked at) has no
+         * place in read_by, so it announces nothing either. */
+        if (rc != ROLE_UNCHANGED && a.member.role > CHAT_ROLE_NONE && !a.banned)
+            receipts_read_publish(app, a.channel.id, p->user.id, &mv, message_id);
         chat_membership_t mm;
         const char *last = chat_membership_get(app->store, a.channel.id, p->user.id, &mm)
                                ? mm.last_read

@@ -529,8 +529,18 @@ static void get_message(http_ctx_t *ctx)
     const principal_t *p = ctx->principal;
     chat_message_t m;
     channel_access_t a;
+    /* ?read_state=true: its author sees who read it (receipts.c); nobody
+     * else does. Asked for, so the message object stays the same. */
+    const char *rs = http_query(ctx, "read_state");
+    if (rs && strcmp(rs, "true") != 0 && strcmp(rs, "false") != 0) {
+        http_reply_invalid(ctx, "read_state", "read_state must be true or false");
+        return;
+    }
     if (message_access_load(ctx, p, ctx->params[0], &m, &a)) {
-        reply_fields(ctx, 200, FIELDS_MESSAGE, message_json(app->store, &m));
+        json_t *view = message_json(app->store, &m);
+        if (view && rs && strcmp(rs, "true") == 0 && strcmp(m.user_id, p->user.id) == 0)
+            receipts_add_read_state(app->store, &m, view);
+        reply_fields(ctx, 200, FIELDS_MESSAGE, view);
         chat_message_clear(&m);
     }
     channel_access_clear(&a);

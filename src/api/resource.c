@@ -96,7 +96,7 @@ static const char *const channel_keys[] = {
 static const char *const message_keys[] = {
     "id", "channel_id", "user_id", "sender", "content", "content_type", "created_at",
     "updated_at", "is_edited", "is_deleted", "reply_to", "thread_id", "mentions",
-    "attachments", "reactions", NULL};
+    "attachments", "reactions", "read_count", "read_by", NULL};
 static const char *const file_keys[] = {
     "id", "filename", "original_filename", "content_type", "size", "sha256", "url",
     "channel_id", "description", "uploaded_by", "uploaded_at", "deduplicated", "is_public",

@@ -6,10 +6,12 @@
 #ifndef PARLEY_API_RESOURCE_H
 #define PARLEY_API_RESOURCE_H
 
+#include <pthread.h>
 #include <sys/time.h>
 
 #include "parley/access.h"
 #include "parley/app.h"
+#include "parley/chat.h"
 #include "parley/http.h"
 
 extern const http_route_t health_routes[];
@@ -173,5 +175,39 @@ int delete_message_files(parley_app_t *app, const chat_message_t *m);
 
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);
+
+/* ---- read receipts (receipts.c; docs/realtime.md, "Receipts") ---- */
+
+#define RECEIPTS_READ_MAX 100    /* messages one read-marker move announces */
+#define RECEIPTS_READ_BY_MAX 100 /* readers listed in a message's read_by */
+
+typedef struct receipts_mark {
+    char message_id[STORE_ID_MAX];
+    char user_id[STORE_ID_MAX];
+} receipts_mark_t;
+
+/* What a read-marker move needs to know of the channel before it. */
+typedef struct receipts_move {
+    pthread_mutex_t *lock;          /* the channel's stripe, held begin..end */
+    char old_read[STORE_ID_MAX];    /* the reader's marker before the move */
+    receipts_mark_t top[2];         /* the two furthest markers of the others */
+} receipts_move_t;
+
+/* Around a read-marker move of `reader` in a channel: begin takes the
+ * channel's stripe lock and notes the markers, then the caller applies the
+ * move (chat_membership_modify, no wait) and calls end; once it is durable,
+ * publish sends each message's author the message_status "read" of the
+ * messages this move is the first to pass (at most RECEIPTS_READ_MAX, the
+ * newest). */
+void receipts_read_begin(store_t *s, const char *channel_id, const char *reader,
+                         receipts_move_t *mv);
+void receipts_read_end(receipts_move_t *mv);
+void receipts_read_publish(parley_app_t *app, const char *channel_id, const char *reader,
+                           const receipts_move_t *mv, const char *new_read);
+
+/* Adds read_count (members other than the author whose read marker is at or
+ * past m) and read_by ([{user_id}], at most RECEIPTS_READ_BY_MAX) to view:
+ * the author's view of its message. O(members of the channel). */
+void receipts_add_read_state(store_t *s, const chat_message_t *m, json_t *view);
 
 #endif

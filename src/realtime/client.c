@@ -19,6 +19,11 @@
  * message is checked against the message now (realtime__event_current):
  * unchanged, it goes as it is; edited since, it is rendered again; deleted
  * since, it is not sent. A resume never replays text that is gone.
+ *
+ * Delivery receipts ride on the same point: the first time a message.created
+ * is queued to a connection of someone other than its author, the author gets
+ * message_status "delivered". The "already sent" flag lives in the ring's
+ * event, so the receipts cost no memory beyond the ring (docs/realtime.md).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +161,42 @@ bool realtime__event_current(store_t *s, const rt_event_t *ev, char **frame, siz
     *frame_len = ev->frame_len;
     *data = ev->data;
     *data_len = ev->data_len;
+    return true;
+}
+
+void realtime__note_delivered(realtime_t *rt, const rt_client_t *c, rt_event_t *ev)
+{
+    if (ev->message_id[0] == '\0' || strcmp(ev->type, "message.created") != 0 ||
+        atomic_load_explicit(&ev->delivered, memory_order_relaxed))
+        return;
+    /* The author is looked up only until the receipt is sent: the first
+     * connection of another user ends it (the author's own ones do not). */
+    chat_message_t m;
+    if (!chat_message_get(rt->app->store, ev->message_id, &m))
+        return;
+    if (strcmp(m.user_id, c->who.user.id) != 0 && !atomic_exchange(&ev->delivered, true)) {
+        const char *to = m.user_id;
+        realtime_publish_to(rt, "message_status", &to, 1,
+                            json_pack("{s:s, s:s, s:s, s:o}", "message_id", ev->message_id,
+                                      "channel_id", ev->channel_id, "status", "delivered",
+                                      "timestamp", time_json(clock_wall_ms())));
+    }
+    chat_message_clear(&m);
+}
+
+bool realtime__channel_resolve(store_t *s, const rt_client_t *c, const char *ref, char *out)
+{
+    if (strlen(ref) < STORE_ID_MAX && channel_readable(s, &c->who.user, ref)) {
+        snprintf(out, STORE_ID_MAX, "%s", ref);
+        return true;
+    }
+    /* Names are unique case-insensitively: the store's name index says which
+     * channel carries it, then the same rule as for an id (a private channel
+     * the user is not in is not found). */
+    char id[STORE_ID_MAX];
+    if (!chat_channel_by_name(s, ref, id) || !channel_readable(s, &c->who.user, id))
+        return false;
+    memcpy(out, id, STORE_ID_MAX);
     return true;
 }
 

@@ -31,6 +31,8 @@
 
 typedef struct rt_event {
     atomic_int refs;
+    atomic_bool delivered;              /* message.created: its "delivered" receipt sent
+                                         * (client.c; in the padding after refs) */
     uint64_t seq;
     char type[RT_TYPE_MAX];
     char channel_id[STORE_ID_MAX];      /* "" for none */
@@ -160,6 +162,21 @@ bool realtime__client_sees(store_t *s, const rt_client_t *c, const rt_event_t *e
  */
 bool realtime__event_current(store_t *s, const rt_event_t *ev, char **frame, size_t *frame_len,
                              const char **data, size_t *data_len, bool *owned);
+
+/*
+ * An event was queued to this client's live connection (WebSocket send queue,
+ * event-stream buffer): when it is a message.created of another user, the
+ * first such queueing publishes the author's message_status "delivered"
+ * (docs/realtime.md, "Receipts"). The only state is the event's flag, which
+ * leaves with the event when the ring drops it.
+ */
+void realtime__note_delivered(realtime_t *rt, const rt_client_t *c, rt_event_t *ev);
+
+/* The id of the channel `ref` names for this client: an id it may read, or
+ * the name (case-insensitively) of a channel it may see (public, or one it is
+ * a member of). Copies it into out (STORE_ID_MAX); false when none (unknown
+ * and unreadable answer alike). */
+bool realtime__channel_resolve(store_t *s, const rt_client_t *c, const char *ref, char *out);
 
 /* Subscribes to a channel the client may read: 0, or -1 when the channel does
  * not exist or may not be read (the same answer: unknown to this user), -2

@@ -276,6 +276,7 @@ static void fill(sse_stream_t *st)
                 append_event(st, ev->seq, ev->type, data, data_len);
                 if (owned)
                     free(frame);
+                realtime__note_delivered(rt, &st->client, ev);
             }
             realtime__event_release(ev);
         }

@@ -394,6 +394,7 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
                     queue_text(c, frame, frame_len);
                     if (owned)
                         free(frame);
+                    realtime__note_delivered(loop->rt, &c->client, ev);
                 }
                 if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes &&
                     !c->closing) {
@@ -485,13 +486,17 @@ static void do_auth(ws_conn_t *c, json_t *msg, json_t *ref)
         send_frame(c, "authenticated", ref ? json_pack("{s:O}", "ref", ref) : NULL);
 }
 
-/* The channel ids of a subscribe/unsubscribe frame: "channels" (1-100
- * strings) or "channel_id". NULL after answering. */
+/* The channels of a subscribe/unsubscribe frame: "channels" (1-100
+ * strings, each an id or a name) or "channel_id"/"channel" (one). NULL
+ * after answering. */
 static json_t *channel_list(ws_conn_t *c, json_t *msg, json_t *ref)
 {
     json_t *list = json_object_get(msg, "channels");
     json_t *one = json_object_get(msg, "channel_id");
-    if (list == NULL && json_is_string(one))
+    if (one == NULL)
+        one = json_object_get(msg, "channel");
+    if (list == NULL && json_is_string(one) && json_string_length(one) > 0 &&
+        json_string_length(one) < CHAT_NAME_MAX)
         return json_pack("[O]", one);
     bool ok = json_is_array(list) && json_array_size(list) >= 1 && json_array_size(list) <= 100;
     size_t i;
@@ -499,11 +504,11 @@ static json_t *channel_list(ws_conn_t *c, json_t *msg, json_t *ref)
     if (ok) {
         json_array_foreach(list, i, v) {
             size_t len = json_string_length(v);
-            ok &= json_is_string(v) && len > 0 && len < STORE_ID_MAX;
+            ok &= json_is_string(v) && len > 0 && len < CHAT_NAME_MAX;
         }
     }
     if (!ok) {
-        send_error(c, "VALIDATION_ERROR", "channels must be a list of 1-100 channel ids",
+        send_error(c, "VALIDATION_ERROR", "channels must be a list of 1-100 channel ids or names",
                    json_pack("{s:s}", "field", "channels"), ref);
         return NULL;
     }
@@ -518,18 +523,27 @@ static void do_subscribe(ws_conn_t *c, json_t *msg, json_t *ref, bool subscribe)
     store_t *s = c->loop->rt->app->store;
     size_t i;
     json_t *v;
-    if (subscribe) {
-        json_array_foreach(list, i, v) {
-            if (!channel_readable(s, &c->client.who.user, json_string_value(v))) {
-                send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",
-                           json_pack("{s:O}", "channel_id", v), ref);
-                json_decref(list);
-                return;
-            }
+    /* Names become ids, all or nothing: an unknown name and one of a channel
+     * the user may not read answer alike (no existence leak). Unsubscribing
+     * mutes an id as given when it names nothing readable. */
+    json_t *ids = json_array();
+    json_array_foreach(list, i, v) {
+        char id[STORE_ID_MAX];
+        if (realtime__channel_resolve(s, &c->client, json_string_value(v), id)) {
+            json_array_append_new(ids, json_string(id));
+        } else if (subscribe || json_string_length(v) >= STORE_ID_MAX) {
+            send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",
+                       json_pack("{s:O}", "channel_id", v), ref);
+            json_decref(ids);
+            json_decref(list);
+            return;
+        } else {
+            json_array_append(ids, v);
         }
     }
+    json_decref(list);
     int rc = 0;
-    json_array_foreach(list, i, v) {
+    json_array_foreach(ids, i, v) {
         const char *id = json_string_value(v);
         int r = subscribe ? realtime__client_subscribe(s, &c->client, id)
                           : realtime__client_unsubscribe(&c->client, id);
@@ -539,7 +553,7 @@ static void do_subscribe(ws_conn_t *c, json_t *msg, json_t *ref, bool subscribe)
     if (rc == -2)
         send_error(c, "VALIDATION_ERROR", "a connection holds at most 1000 subscriptions", NULL,
                    ref);
-    json_t *data = json_pack("{s:o}", "channels", list);
+    json_t *data = json_pack("{s:o}", "channels", ids);
     if (ref)
         json_object_set(data, "ref", ref);
     send_frame(c, subscribe ? "subscribed" : "unsubscribed", data);
@@ -663,8 +677,47 @@ static void do_send_message(ws_conn_t *c, json_t *msg, json_t *ref)
                    ref);
         return;
     }
+    /* The channel by name (data.channel, or a channel_id that is a name):
+     * POST /messages gets the id, and never the extra field. */
+    json_t *named = json_object_get(data, "channel");
+    json_t *given = json_object_get(data, "channel_id");
+    json_t *body = json_deep_copy(data);
+    if (body == NULL) {
+        send_error(c, "INTERNAL_SERVER_ERROR", "out of memory", NULL, ref);
+        return;
+    }
+    if (named != NULL || json_is_string(given)) {
+        const char *field = named != NULL ? "channel" : "channel_id";
+        json_t *v = named != NULL ? named : given;
+        char id[STORE_ID_MAX];
+        size_t len = json_string_length(v);
+        if (named != NULL && given != NULL) {
+            send_error(c, "VALIDATION_ERROR", "give channel or channel_id, not both",
+                       json_pack("{s:s}", "field", "channel"), ref);
+            json_decref(body);
+            return;
+        }
+        if (!json_is_string(v) || len == 0 || len >= CHAT_NAME_MAX) {
+            send_error(c, "VALIDATION_ERROR", "channel must be a channel name",
+                       json_pack("{s:s}", "field", field), ref);
+            json_decref(body);
+            return;
+        }
+        if (realtime__channel_resolve(loop->rt->app->store, &c->client, json_string_value(v),
+                                      id)) {
+            json_object_del(body, "channel");
+            json_object_set_new(body, "channel_id", json_string(id));
+        } else if (named != NULL) {
+            send_error(c, "RESOURCE_NOT_FOUND", "there is no such channel",
+                       json_pack("{s:O}", "channel", v), ref);
+            json_decref(body);
+            return;
+        }
+        /* an unresolved channel_id goes on: POST /messages answers it */
+    }
     ws_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
+        json_decref(body);
         send_error(c, "INTERNAL_SERVER_ERROR", "out of memory", NULL, ref);
         return;
     }
@@ -676,7 +729,7 @@ static void do_send_message(ws_conn_t *c, json_t *msg, json_t *ref)
     job->who.can_read = c->client.who.can_read;
     job->who.can_write = c->client.who.can_write;
     job->ref = ref ? json_incref(ref) : NULL;
-    job->body = json_incref(data);
+    job->body = body;
     c->jobs++;
     pthread_mutex_lock(&loop->job_lock);
     if (loop->job_tail)

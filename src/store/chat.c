@@ -668,6 +668,13 @@ void chat__msg_export(const msg_t *g, chat_message_t *out)
 
 /* ---- channels ------------------------------------------------------------------------- */
 
+bool chat_channel_by_name(store_t *s, const char *name, char id_out[STORE_ID_MAX])
+{
+    char key[NAME_KEY_MAX];
+    chat__fold(name, key, sizeof(key));
+    return key[0] && map_index_get(&s->chat->channel_by_name, key, id_out, STORE_ID_MAX);
+}
+
 bool chat_channel_get(store_t *s, const char *id, chat_channel_t *out)
 {
     struct chat_tables *t = s->chat;
