@@ -21,11 +21,11 @@ static void echo(http_ctx_t *ctx)
 }
 
 static const http_route_t fuzz_routes[] = {
-    {"GET", "/api/v1/channels/:id", echo, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/channels/:id/messages", echo, HTTP_ROUTE_PUBLIC},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/files", echo, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/channels/:id", echo, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"POST", "/api/v1/channels/:id/messages", echo, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"POST", "/api/v1/files", echo, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD, NULL, NULL},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };
 static const http_route_t *const fuzz_tables[] = {fuzz_routes, NULL};
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};

@@ -439,10 +439,10 @@ static void delete_stored(http_ctx_t *ctx)
 }
 
 const http_route_t admin_backup_routes[] = {
-    {"GET", "/api/v1/admin/backup", get_backup, HTTP_ADMIN_READ},
-    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE},
-    {"GET", "/api/v1/admin/backups", list_backups, HTTP_ADMIN_READ},
-    {"GET", "/api/v1/admin/backups/:name", get_stored, HTTP_ADMIN_READ},
-    {"DELETE", "/api/v1/admin/backups/:name", delete_stored, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/backup", get_backup, HTTP_ADMIN_READ, "include_files", ""},
+    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE, "", "include_files"},
+    {"GET", "/api/v1/admin/backups", list_backups, HTTP_ADMIN_READ, "", ""},
+    {"GET", "/api/v1/admin/backups/:name", get_stored, HTTP_ADMIN_READ, "", ""},
+    {"DELETE", "/api/v1/admin/backups/:name", delete_stored, HTTP_ADMIN_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

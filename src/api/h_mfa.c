@@ -277,11 +277,12 @@ static void post_verify(http_ctx_t *ctx)
 
 const http_route_t mfa_routes[] = {
     {"POST", "/api/v1/auth/mfa/setup", post_setup,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", ""},
     {"POST", "/api/v1/auth/mfa/enable", post_enable,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", "code"},
     {"POST", "/api/v1/auth/mfa/disable", post_disable,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
-    {NULL, NULL, NULL, 0},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", "code"},
+    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH,
+     "", "temp_token,mfa_code,session"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -19,7 +19,10 @@
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
  * path parameters (400) → the rate limit of the route's category and the
  * caller, as the route's flags ask (rate_limit.c, authenticate.c: 429, 401,
- * 403) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
+ * 403) → the names of the query parameters and body fields against the
+ * route's declared lists (422; after the caller is known, so a stranger
+ * learns nothing of a route's inputs and every refusal counts against its
+ * limit) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
  * request's form, not of what it asks for.
  */
 #include "parley/http_server.h"
@@ -293,6 +296,90 @@ bool router_takes_upload(void *router, const char *method, const char *path)
     return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
 }
 
+bool http_route_lists(const char *list, const char *name)
+{
+    if (list == NULL)
+        return false;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && memcmp(p, name, n) == 0)
+            return true;
+        p += k;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* Answers 422 for `name`, an input of `in` ("query" or "body") the route
+ * does not take; details.allowed lists what it does. */
+static void reply_unknown(http_ctx_t *ctx, const char *in, const char *name, const char *list)
+{
+    json_t *allowed = json_array();
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        json_array_append_new(allowed, json_stringn(p, k));
+        p += k;
+        if (*p == ',')
+            p++;
+    }
+    http_reply_error(ctx, HTTP_ERR_VALIDATION,
+                     json_pack("{s:s, s:s, s:o}", "field", name, "in", in, "allowed", allowed),
+                     "this endpoint takes no %s '%.64s'",
+                     strcmp(in, "query") == 0 ? "query parameter" : "body field", name);
+}
+
+/* The first key of `map` (may be NULL) not in `list`. */
+static const char *first_unlisted(const struct _u_map *map, const char *list)
+{
+    const char *const *keys = map != NULL ? u_map_enum_keys(map) : NULL; /* the map's own */
+    for (size_t i = 0; keys != NULL && keys[i] != NULL; i++)
+        if (!http_route_lists(list, keys[i]))
+            return keys[i];
+    return NULL;
+}
+
+/* Checks the request's query parameters and body fields against the
+ * route's declared lists (http_route_t). True to go on; false after
+ * answering 422 naming the first unknown one. A row without lists (NULL)
+ * is not checked; a JSON body that is not an object is left to the
+ * handler's readers. */
+static bool inputs_declared(http_ctx_t *ctx, const http_route_t *def)
+{
+    const char *bad;
+    if (def->query != NULL &&
+        (bad = first_unlisted(ctx->req->map_url, def->query)) != NULL) {
+        reply_unknown(ctx, "query", bad, def->query);
+        return false;
+    }
+    if (def->body == NULL || strcmp(def->body, HTTP_FIELDS_OWN) == 0)
+        return true;
+    if (json_is_object(ctx->body)) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(ctx->body, key, value) {
+            if (!http_route_lists(def->body, key)) {
+                reply_unknown(ctx, "body", key, def->body);
+                return false;
+            }
+        }
+    }
+    /* An upload's form fields, and a file in a part of another name than
+     * "file" (upload.c notes it and does not read it). */
+    if (!(def->flags & HTTP_ROUTE_UPLOAD))
+        return true;
+    const upload_t *up = http_upload_current();
+    if ((bad = first_unlisted(ctx->req->map_post_body, def->body)) == NULL && up != NULL &&
+        up->other_file)
+        bad = up->other_name;
+    if (bad != NULL) {
+        reply_unknown(ctx, "body", bad, def->body);
+        return false;
+    }
+    return true;
+}
+
 static bool method_has_body(const char *method)
 {
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -360,7 +447,8 @@ static void run(const router_t *r, http_ctx_t *ctx)
     } else if (!rate_limit_admit(ctx, http_route_rate_category(route->def->flags), NULL)) {
         return;
     }
-    route->def->handler(ctx);
+    if (inputs_declared(ctx, route->def))
+        route->def->handler(ctx);
     if (authenticated) {
         ctx->principal = NULL;
         principal_clear(&caller);
