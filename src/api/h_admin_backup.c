@@ -217,9 +217,14 @@ static void remove_leftovers(const char *dir)
 static void post_backup(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    bool include_files = true;
-    if (ctx->body && http_field_bool(ctx, "include_files", false, &include_files) != 0)
+    bool include_files = true, include_database = true;
+    if (ctx->body && (http_field_bool(ctx, "include_files", false, &include_files) != 0 ||
+                      http_field_bool(ctx, "include_database", false, &include_database) != 0))
         return;
+    if (!include_database) { /* PlexiChat's field: the state is what a backup is */
+        http_reply_invalid(ctx, "include_database", "a backup always holds the database");
+        return;
+    }
     char dir[4200], name[128], err[512];
     backups_dir(app, dir, sizeof(dir));
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -440,7 +445,8 @@ static void delete_stored(http_ctx_t *ctx)
 
 const http_route_t admin_backup_routes[] = {
     {"GET", "/api/v1/admin/backup", get_backup, HTTP_ADMIN_READ, "include_files", ""},
-    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE, "", "include_files"},
+    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE, "",
+     "include_files,include_database"},
     {"GET", "/api/v1/admin/backups", list_backups, HTTP_ADMIN_READ, "", ""},
     {"GET", "/api/v1/admin/backups/:name", get_stored, HTTP_ADMIN_READ, "", ""},
     {"DELETE", "/api/v1/admin/backups/:name", delete_stored, HTTP_ADMIN_WRITE, "", ""},

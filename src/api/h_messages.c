@@ -239,7 +239,8 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         goto out;
     }
     const char *reply_to = NULL, *key = NULL;
-    if ((m.content = read_content(ctx, att && json_array_size(att) > 0)) == NULL ||
+    if (!field_only_value(ctx, "content_type", "text") ||
+        (m.content = read_content(ctx, att && json_array_size(att) > 0)) == NULL ||
         http_field_string(ctx, "reply_to", false, 1, STORE_ID_MAX - 1, false, &reply_to) != 0 ||
         http_field_string(ctx, "idempotency_key", false, 1, CHAT_IDEMPOTENCY_MAX - 1, false,
                           &key) != 0)
@@ -672,11 +673,11 @@ static void delete_reaction(http_ctx_t *ctx)
 
 const http_route_t messages_routes[] = {
     {"POST", "/api/v1/channels/:id/messages", post_channel_message, MESSAGES_CONTENT,
-     "", "content,attachments,reply_to,idempotency_key,mentions"},
+     "", "content,content_type,attachments,reply_to,idempotency_key,mentions"},
     {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ,
      "limit,before,after,before_id,after_id,skip", ""},
     {"POST", "/api/v1/messages", post_message, MESSAGES_CONTENT,
-     "", "channel_id,chat_id,content,attachments,reply_to,idempotency_key,mentions"},
+     "", "channel_id,chat_id,content,content_type,attachments,reply_to,idempotency_key,mentions"},
     {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ,
      "channel_id,chat_id,recipient_id,limit,before,after,before_id,after_id,skip", ""},
     {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ, "fields", ""},

@@ -251,7 +251,7 @@ static void post_verify(http_ctx_t *ctx)
     const char *temp = NULL, *code = NULL;
     if (http_field_string(ctx, "temp_token", true, 1, AUTH_MFA_TOKEN_MAX, false, &temp) != 0 ||
         http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0 ||
-        !account_session_field_valid(ctx))
+        !field_only_value(ctx, "method", "totp") || !account_session_field_valid(ctx))
         return;
     char uid[AUTH_ID_MAX];
     int64_t now = clock_wall_ms() / 1000;
@@ -283,6 +283,6 @@ const http_route_t mfa_routes[] = {
     {"POST", "/api/v1/auth/mfa/disable", post_disable,
      HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", "code"},
     {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH,
-     "", "temp_token,mfa_code,session"},
+     "", "temp_token,mfa_code,method,session"},
     {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -258,3 +258,32 @@ def test_the_refusals_left_nothing_after_a_restart(start_server):
     # a mute that names only its fields works, and stays
     admin.ok("POST", "/admin/users/%s/mute" % carol.id, {"reason": "r"})
     assert_error(carol.post("/channels", {"name": "strict-muted"}), 403, "ACCOUNT_MUTED")
+
+
+# ---- the seed's fields whose one value is what Parley does ----------------
+
+def test_seed_fields_with_one_supported_value(srv, root, alice, room):
+    # PlexiChat's POST /messages sends content_type "text"
+    before = len(history(alice, room["id"]))
+    m = alice.ok("POST", "/messages", {"channel_id": room["id"], "content": "typed",
+                                       "content_type": "text"}, 201)
+    assert m["content"] == "typed"
+    err = assert_error(alice.post("/channels/%s/messages" % room["id"],
+                                  {"content": "x", "content_type": "html"}),
+                       422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "content_type"
+    assert len(history(alice, room["id"])) == before + 1
+    # its MFA step names the method: totp only
+    r = requests.post(srv.url(API + "/auth/mfa/verify"),
+                      json={"temp_token": "t", "mfa_code": "123456", "method": "sms"}, timeout=30)
+    assert assert_error(r, 422, "VALIDATION_ERROR")["details"]["field"] == "method"
+    r = requests.post(srv.url(API + "/auth/mfa/verify"),
+                      json={"temp_token": "t", "mfa_code": "123456", "method": "totp"}, timeout=30)
+    assert r.status_code == 401, r.text  # judged as the step it is: the token is no token
+    # its backup: the database is always in it; compression is not a choice here
+    listed = root.ok("GET", "/admin/backups")
+    r = root.post("/admin/backup", {"include_files": False, "include_database": False})
+    assert assert_error(r, 422, "VALIDATION_ERROR")["details"]["field"] == "include_database"
+    refused(root.post("/admin/backup", {"include_files": False, "compression": "gzip"}),
+            "compression", "body")
+    assert root.ok("GET", "/admin/backups") == listed
