@@ -174,9 +174,6 @@ typedef struct http_route {
     const char *body;     /* top-level body fields read: "content,reply_to" */
 } http_route_t;
 
-/* Whether `name` is one of the comma-separated `list` (see http_route_t).
- * False for a NULL list. */
-bool http_route_lists(const char *list, const char *name);
 
 /* ---- answers ----------------------------------------------------------- */
 

@@ -296,7 +296,9 @@ bool router_takes_upload(void *router, const char *method, const char *path)
     return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
 }
 
-bool http_route_lists(const char *list, const char *name)
+/* Whether `name` is one of the comma-separated `list` (http_route_t's
+ * query or body); false for a NULL list. */
+static bool listed(const char *list, const char *name)
 {
     if (list == NULL)
         return false;
@@ -313,9 +315,25 @@ bool http_route_lists(const char *list, const char *name)
 }
 
 /* Answers 422 for `name`, an input of `in` ("query" or "body") the route
- * does not take; details.allowed lists what it does. */
+ * does not take; details.allowed lists what it does. The name is echoed as
+ * sent up to its first 64 bytes (cut between characters), or as "" when it
+ * is not UTF-8 without control characters (a query's name is any bytes). */
 static void reply_unknown(http_ctx_t *ctx, const char *in, const char *name, const char *list)
 {
+    char echo[65];
+    size_t len = 0, total = strlen(name);
+    while (len < total) {
+        size_t n = utf8_sequence((const unsigned char *)name + len, total - len);
+        if (n == 0 || (unsigned char)name[len] < 0x20 || name[len] == 0x7f) {
+            len = 0;
+            break;
+        }
+        if (len + n > sizeof(echo) - 1)
+            break;
+        len += n;
+    }
+    memcpy(echo, name, len);
+    echo[len] = '\0';
     json_t *allowed = json_array();
     for (const char *p = list; *p;) {
         size_t k = strcspn(p, ",");
@@ -325,9 +343,9 @@ static void reply_unknown(http_ctx_t *ctx, const char *in, const char *name, con
             p++;
     }
     http_reply_error(ctx, HTTP_ERR_VALIDATION,
-                     json_pack("{s:s, s:s, s:o}", "field", name, "in", in, "allowed", allowed),
-                     "this endpoint takes no %s '%.64s'",
-                     strcmp(in, "query") == 0 ? "query parameter" : "body field", name);
+                     json_pack("{s:s, s:s, s:o}", "field", echo, "in", in, "allowed", allowed),
+                     "this endpoint takes no %s '%s'",
+                     strcmp(in, "query") == 0 ? "query parameter" : "body field", echo);
 }
 
 /* The first key of `map` (may be NULL) not in `list`. */
@@ -335,8 +353,45 @@ static const char *first_unlisted(const struct _u_map *map, const char *list)
 {
     const char *const *keys = map != NULL ? u_map_enum_keys(map) : NULL; /* the map's own */
     for (size_t i = 0; keys != NULL && keys[i] != NULL; i++)
-        if (!http_route_lists(list, keys[i]))
+        if (!listed(list, keys[i]))
             return keys[i];
+    return NULL;
+}
+
+/* The first parameter name of the request's raw query string (http_url
+ * after '?', up to '#') not in `list`, percent-decoded ('+' is a space)
+ * into out, cut at size - 1 bytes; NULL when every name is listed. Read
+ * from the raw text because ulfius leaves out of map_url the names that are
+ * not UTF-8, which would then pass unseen. */
+static const char *first_unlisted_query(const char *url, const char *list, char *out,
+                                        size_t size)
+{
+    const char *q = url != NULL ? strchr(url, '?') : NULL;
+    if (q == NULL)
+        return NULL;
+    for (q++; *q && *q != '#';) {
+        size_t seg = strcspn(q, "&#");
+        size_t name_len = strcspn(q, "=&#");
+        size_t n = 0;
+        for (size_t k = 0; k < name_len; k++) {
+            int c = (unsigned char)q[k];
+            if (c == '%' && k + 2 < name_len && hex_digit(q[k + 1]) >= 0 &&
+                hex_digit(q[k + 2]) >= 0) {
+                c = hex_digit(q[k + 1]) * 16 + hex_digit(q[k + 2]);
+                k += 2;
+            } else if (c == '+') {
+                c = ' ';
+            }
+            if (n + 1 < size)
+                out[n++] = (char)c;
+        }
+        out[n] = '\0';
+        if (seg > 0 && (memchr(out, '\0', n) != NULL || !listed(list, out)))
+            return out;
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
     return NULL;
 }
 
@@ -348,8 +403,9 @@ static const char *first_unlisted(const struct _u_map *map, const char *list)
 static bool inputs_declared(http_ctx_t *ctx, const http_route_t *def)
 {
     const char *bad;
-    if (def->query != NULL &&
-        (bad = first_unlisted(ctx->req->map_url, def->query)) != NULL) {
+    char name[256];
+    if (def->query != NULL && (bad = first_unlisted_query(ctx->req->http_url, def->query, name,
+                                                          sizeof(name))) != NULL) {
         reply_unknown(ctx, "query", bad, def->query);
         return false;
     }
@@ -359,7 +415,7 @@ static bool inputs_declared(http_ctx_t *ctx, const http_route_t *def)
         const char *key;
         json_t *value;
         json_object_foreach(ctx->body, key, value) {
-            if (!http_route_lists(def->body, key)) {
+            if (!listed(def->body, key)) {
                 reply_unknown(ctx, "body", key, def->body);
                 return false;
             }

@@ -287,3 +287,20 @@ def test_seed_fields_with_one_supported_value(srv, root, alice, room):
     refused(root.post("/admin/backup", {"include_files": False, "compression": "gzip"}),
             "compression", "body")
     assert root.ok("GET", "/admin/backups") == listed
+
+
+def test_hostile_names_are_echoed_safely(alice):
+    long_name = "x" * 500
+    err = assert_error(alice.get("/users/me", **{long_name: "1"}), 422, "VALIDATION_ERROR")
+    assert err["details"]["field"] == "x" * 64
+    # not UTF-8, or a control character: refused, named as ""
+    for raw in ("%FF%FE=1", "a%01b=1", "%C3=1"):
+        r = alice.session.get(alice.server.url(API + "/users/me?" + raw), timeout=30)
+        err = assert_error(r, 422, "VALIDATION_ERROR")
+        assert err["details"]["field"] == "" and err["details"]["in"] == "query", err
+    # multi-byte names are cut between characters
+    name = "é" * 40  # 80 bytes
+    err = assert_error(alice.post("/channels", {"name": "strict-utf8", name: 1}), 422,
+                       "VALIDATION_ERROR")
+    assert err["details"]["field"] == "é" * 32
+    assert "strict-utf8" not in channel_names(alice)
