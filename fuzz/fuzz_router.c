@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness: the router on arbitrary methods, paths and bodies,
  * through real ulfius request and response objects. Input: a method byte, then
- * the path up to the first NUL, then the body. Every answer must be a status
+ * the path (its query's names judged against the rows' lists) up to the first
+ * NUL, then the body. Every answer must be a status
  * the router can give with a JSON body.
  */
 #include <stdint.h>
@@ -21,11 +22,11 @@ static void echo(http_ctx_t *ctx)
 }
 
 static const http_route_t fuzz_routes[] = {
-    {"GET", "/api/v1/channels/:id", echo, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/channels/:id/messages", echo, HTTP_ROUTE_PUBLIC},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/files", echo, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/channels/:id", echo, HTTP_ROUTE_PUBLIC, "fields,page", ""},
+    {"POST", "/api/v1/channels/:id/messages", echo, HTTP_ROUTE_PUBLIC, "", "content,reply_to"},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", echo, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"POST", "/api/v1/files", echo, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD, "", "file,channel_id"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };
 static const http_route_t *const fuzz_tables[] = {fuzz_routes, NULL};
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
@@ -52,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ulfius_init_response(&resp);
     req.http_verb = o_strdup(method);
     req.url_path = o_strndup((const char *)path_start, path_len);
+    req.http_url = o_strndup((const char *)path_start, path_len); /* the query's names are judged */
     u_map_put(req.map_header, "Content-Type",
               (data[0] & 0x80) ? "multipart/form-data; boundary=b" : "application/json");
     if (body_len) {

@@ -153,12 +153,28 @@ typedef void (*http_handler_fn)(http_ctx_t *ctx);
  * name two categories. */
 int http_route_rate_category(unsigned flags);
 
+/*
+ * A route. `query` and `body` declare its inputs, comma-separated names
+ * ("page,limit"; "" for none): the query parameters it reads, and the
+ * top-level fields of its JSON object body (of an HTTP_ROUTE_UPLOAD route:
+ * its multipart form fields, the file part's "file" among them), or
+ * HTTP_FIELDS_OWN when the handler refuses unknown fields itself (a body
+ * that is a table's own patch). The router answers 422 VALIDATION_ERROR
+ * {field, in: "query"|"body", allowed} for any other name, after the caller
+ * is authenticated and before the handler runs (docs/api.md, "Unknown
+ * parameters and fields"). NULL is a row that forgot to declare: nothing is
+ * refused for it, and tests/unit/test_route_inputs.c fails.
+ */
+#define HTTP_FIELDS_OWN "*"
 typedef struct http_route {
     const char *method;   /* "GET", "POST", ... (a GET route also answers HEAD) */
     const char *pattern;  /* "/api/v1/channels/:id/messages" */
     http_handler_fn handler;
     unsigned flags;
+    const char *query;    /* query parameters read: "before,after,limit" */
+    const char *body;     /* top-level body fields read: "content,reply_to" */
 } http_route_t;
+
 
 /* ---- answers ----------------------------------------------------------- */
 
@@ -394,6 +410,8 @@ typedef struct upload {
     bool in_extra;           /* the current part is an extra one (ignored) */
     bool too_large;          /* over max_upload_bytes: the body was refused */
     bool failed;             /* the disk refused it */
+    bool other_file;         /* a file came in a part not named "file" (not read) */
+    char other_name[64];     /* the first such part's name, as sent (cut to fit) */
 } upload_t;
 
 /* The current request's upload, or NULL when no file part came. Owned by

@@ -153,6 +153,7 @@ static void get_audit_log(http_ctx_t *ctx)
 }
 
 const http_route_t admin_audit_routes[] = {
-    {"GET", "/api/v1/admin/audit-log", get_audit_log, HTTP_ADMIN_READ},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/audit-log", get_audit_log, HTTP_ADMIN_READ,
+     "actor,action,target,from,to,page,limit", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

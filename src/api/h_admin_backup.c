@@ -471,10 +471,13 @@ static void delete_stored(http_ctx_t *ctx)
 }
 
 const http_route_t admin_backup_routes[] = {
-    {"GET", "/api/v1/admin/backup", get_backup, HTTP_ADMIN_READ | HTTP_ROUTE_STREAM},
-    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE},
-    {"GET", "/api/v1/admin/backups", list_backups, HTTP_ADMIN_READ},
-    {"GET", "/api/v1/admin/backups/:name", get_stored, HTTP_ADMIN_READ | HTTP_ROUTE_STREAM},
-    {"DELETE", "/api/v1/admin/backups/:name", delete_stored, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/backup", get_backup, HTTP_ADMIN_READ | HTTP_ROUTE_STREAM,
+     "include_files", ""},
+    {"POST", "/api/v1/admin/backup", post_backup, HTTP_ADMIN_WRITE, "",
+     "include_files,include_database,compression,encryption"},
+    {"GET", "/api/v1/admin/backups", list_backups, HTTP_ADMIN_READ, "", ""},
+    {"GET", "/api/v1/admin/backups/:name", get_stored, HTTP_ADMIN_READ | HTTP_ROUTE_STREAM, "",
+     ""},
+    {"DELETE", "/api/v1/admin/backups/:name", delete_stored, HTTP_ADMIN_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

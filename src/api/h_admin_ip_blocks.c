@@ -223,9 +223,11 @@ static void delete_block_cidr(http_ctx_t *ctx)
 }
 
 const http_route_t admin_ip_blocks_routes[] = {
-    {"GET", "/api/v1/admin/blocked-ips", get_blocks, HTTP_ADMIN_READ},
-    {"POST", "/api/v1/admin/blocked-ips", post_block, HTTP_ADMIN_WRITE},
-    {"DELETE", "/api/v1/admin/blocked-ips/:ip", delete_block, HTTP_ADMIN_WRITE},
-    {"DELETE", "/api/v1/admin/blocked-ips/:ip/:prefix", delete_block_cidr, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/blocked-ips", get_blocks, HTTP_ADMIN_READ, "status,page,limit", ""},
+    {"POST", "/api/v1/admin/blocked-ips", post_block, HTTP_ADMIN_WRITE,
+     "", "ip,reason,expires_at"},
+    {"DELETE", "/api/v1/admin/blocked-ips/:ip", delete_block, HTTP_ADMIN_WRITE, "", ""},
+    {"DELETE", "/api/v1/admin/blocked-ips/:ip/:prefix", delete_block_cidr, HTTP_ADMIN_WRITE,
+     "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -115,7 +115,7 @@ static void patch_settings(http_ctx_t *ctx)
 }
 
 const http_route_t admin_settings_routes[] = {
-    {"GET", "/api/v1/admin/settings", get_settings, HTTP_ADMIN_READ},
-    {"PATCH", "/api/v1/admin/settings", patch_settings, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/settings", get_settings, HTTP_ADMIN_READ, "", ""},
+    {"PATCH", "/api/v1/admin/settings", patch_settings, HTTP_ADMIN_WRITE, "", HTTP_FIELDS_OWN},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

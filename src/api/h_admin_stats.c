@@ -436,9 +436,10 @@ static void post_snapshot(http_ctx_t *ctx)
 }
 
 const http_route_t admin_stats_routes[] = {
-    {"GET", "/api/v1/admin/stats", get_stats, HTTP_ADMIN_READ},
-    {"GET", "/api/v1/admin/stats/timeseries", get_timeseries, HTTP_ADMIN_READ},
-    {"GET", "/api/v1/admin/system/status", get_system_status, HTTP_ADMIN_READ},
-    {"POST", "/api/v1/admin/snapshot", post_snapshot, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/stats", get_stats, HTTP_ADMIN_READ, "", ""},
+    {"GET", "/api/v1/admin/stats/timeseries", get_timeseries, HTTP_ADMIN_READ,
+     "metric,bucket,from,to", ""},
+    {"GET", "/api/v1/admin/system/status", get_system_status, HTTP_ADMIN_READ, "", ""},
+    {"POST", "/api/v1/admin/snapshot", post_snapshot, HTTP_ADMIN_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -510,13 +510,14 @@ static void delete_user(http_ctx_t *ctx)
 }
 
 const http_route_t admin_users_routes[] = {
-    {"GET", "/api/v1/admin/users", get_users, HTTP_ADMIN_READ},
-    {"GET", "/api/v1/admin/users/:id", get_user, HTTP_ADMIN_READ},
-    {"POST", "/api/v1/admin/users/:id/ban", post_ban, HTTP_ADMIN_WRITE},
-    {"POST", "/api/v1/admin/users/:id/unban", post_unban, HTTP_ADMIN_WRITE},
-    {"POST", "/api/v1/admin/users/:id/mute", post_mute, HTTP_ADMIN_WRITE},
-    {"POST", "/api/v1/admin/users/:id/unmute", post_unmute, HTTP_ADMIN_WRITE},
-    {"PUT", "/api/v1/admin/users/:id/roles", put_roles, HTTP_ADMIN_WRITE},
-    {"DELETE", "/api/v1/admin/users/:id", delete_user, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/admin/users", get_users, HTTP_ADMIN_READ,
+     "search,status,role,include_inactive,sort,order,page,limit", ""},
+    {"GET", "/api/v1/admin/users/:id", get_user, HTTP_ADMIN_READ, "", ""},
+    {"POST", "/api/v1/admin/users/:id/ban", post_ban, HTTP_ADMIN_WRITE, "", "reason,until"},
+    {"POST", "/api/v1/admin/users/:id/unban", post_unban, HTTP_ADMIN_WRITE, "", ""},
+    {"POST", "/api/v1/admin/users/:id/mute", post_mute, HTTP_ADMIN_WRITE, "", "reason,until"},
+    {"POST", "/api/v1/admin/users/:id/unmute", post_unmute, HTTP_ADMIN_WRITE, "", ""},
+    {"PUT", "/api/v1/admin/users/:id/roles", put_roles, HTTP_ADMIN_WRITE, "", "roles"},
+    {"DELETE", "/api/v1/admin/users/:id", delete_user, HTTP_ADMIN_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -185,6 +185,6 @@ static void post_batch(http_ctx_t *ctx)
 }
 
 const http_route_t batch_routes[] = {
-    {"POST", "/api/v1/batch", post_batch, HTTP_USER_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/batch", post_batch, HTTP_USER_WRITE, "", "operations"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -627,13 +627,18 @@ out:
 }
 
 const http_route_t files_routes[] = {
-    {"POST", "/api/v1/files", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
-    {"POST", "/api/v1/files/upload", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD},
-    {"GET", "/api/v1/files", get_files, HTTP_USER_READ},
-    {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ},
-    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ | HTTP_ROUTE_STREAM},
-    {"DELETE", "/api/v1/files/:id", delete_file, HTTP_USER_WRITE},
-    {"PATCH", "/api/v1/files/:id", patch_file, HTTP_USER_WRITE},
-    {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/files", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD,
+     "", "file,channel_id,description,is_public"},
+    {"POST", "/api/v1/files/upload", post_file, HTTP_USER_CONTENT | HTTP_ROUTE_UPLOAD,
+     "", "file,channel_id,description,is_public"},
+    {"GET", "/api/v1/files", get_files, HTTP_USER_READ,
+     "channel_id,page,limit,sort,order,fields", ""},
+    {"GET", "/api/v1/files/:id", get_file, HTTP_USER_READ, "fields", ""},
+    {"GET", "/api/v1/files/:id/download", get_download, HTTP_USER_READ | HTTP_ROUTE_STREAM, "",
+     ""},
+    {"DELETE", "/api/v1/files/:id", delete_file, HTTP_USER_WRITE, "", ""},
+    {"PATCH", "/api/v1/files/:id", patch_file, HTTP_USER_WRITE, "", "is_public"},
+    {"PUT", "/api/v1/users/me/avatar", put_avatar, HTTP_USER_WRITE | HTTP_ROUTE_UPLOAD,
+     "", "file"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

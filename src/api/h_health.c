@@ -41,6 +41,6 @@ static void get_health(http_ctx_t *ctx)
 }
 
 const http_route_t health_routes[] = {
-    {"GET", "/api/health", get_health, HTTP_ROUTE_PUBLIC | HTTP_RATE_NONE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/health", get_health, HTTP_ROUTE_PUBLIC | HTTP_RATE_NONE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -261,10 +261,12 @@ static void post_accept(http_ctx_t *ctx)
 }
 
 const http_route_t invites_routes[] = {
-    {"POST", "/api/v1/admin/invites", post_admin_invite, HTTP_ADMIN_WRITE},
-    {"GET", "/api/v1/admin/invites", get_admin_invites, HTTP_ADMIN_READ},
-    {"DELETE", "/api/v1/admin/invites/:code", delete_admin_invite, HTTP_ADMIN_WRITE},
-    {"POST", "/api/v1/channels/:id/invites", post_channel_invite, HTTP_USER_WRITE},
-    {"POST", "/api/v1/invites/:code/accept", post_accept, HTTP_USER_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/admin/invites", post_admin_invite, HTTP_ADMIN_WRITE,
+     "", "channel_ids,max_uses,expires_at"},
+    {"GET", "/api/v1/admin/invites", get_admin_invites, HTTP_ADMIN_READ, "page,limit", ""},
+    {"DELETE", "/api/v1/admin/invites/:code", delete_admin_invite, HTTP_ADMIN_WRITE, "", ""},
+    {"POST", "/api/v1/channels/:id/invites", post_channel_invite, HTTP_USER_WRITE,
+     "", "max_uses,expires_at"},
+    {"POST", "/api/v1/invites/:code/accept", post_accept, HTTP_USER_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -269,7 +269,8 @@ static void post_in(http_ctx_t *ctx, const char *channel_id)
         goto out;
     }
     const char *reply_to = NULL, *key = NULL;
-    if ((m.content = read_content(ctx, att && json_array_size(att) > 0)) == NULL ||
+    if (!field_only_value(ctx, "content_type", "text") ||
+        (m.content = read_content(ctx, att && json_array_size(att) > 0)) == NULL ||
         http_field_string(ctx, "reply_to", false, 1, STORE_ID_MAX - 1, false, &reply_to) != 0 ||
         http_field_string(ctx, "idempotency_key", false, 1, CHAT_IDEMPOTENCY_MAX - 1, false,
                           &key) != 0)
@@ -829,15 +830,19 @@ static void delete_reaction(http_ctx_t *ctx)
 #define MESSAGES_CONTENT (HTTP_USER_CONTENT | HTTP_RATE_MESSAGES)
 
 const http_route_t messages_routes[] = {
-    {"POST", "/api/v1/channels/:id/messages", post_channel_message, MESSAGES_CONTENT},
-    {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ},
-    {"POST", "/api/v1/messages", post_message, MESSAGES_CONTENT},
-    {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ},
-    {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ},
-    {"PUT", "/api/v1/messages/:id", put_message, MESSAGES_CONTENT},
-    {"DELETE", "/api/v1/messages/:id", delete_message, MESSAGES_WRITE},
-    {"GET", "/api/v1/messages/:id/thread", get_thread, HTTP_USER_READ},
-    {"POST", "/api/v1/messages/:id/reactions", post_reaction, MESSAGES_CONTENT},
-    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, MESSAGES_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/channels/:id/messages", post_channel_message, MESSAGES_CONTENT,
+     "", "content,content_type,attachments,reply_to,idempotency_key,mentions"},
+    {"GET", "/api/v1/channels/:id/messages", get_channel_messages, HTTP_USER_READ,
+     "limit,before,after,before_id,after_id,skip,fields", ""},
+    {"POST", "/api/v1/messages", post_message, MESSAGES_CONTENT,
+     "", "channel_id,chat_id,content,content_type,attachments,reply_to,idempotency_key,mentions"},
+    {"GET", "/api/v1/messages", get_messages, HTTP_USER_READ,
+     "channel_id,chat_id,recipient_id,limit,before,after,before_id,after_id,skip,fields", ""},
+    {"GET", "/api/v1/messages/:id", get_message, HTTP_USER_READ, "fields,read_state", ""},
+    {"PUT", "/api/v1/messages/:id", put_message, MESSAGES_CONTENT, "", "content"},
+    {"DELETE", "/api/v1/messages/:id", delete_message, MESSAGES_WRITE, "", ""},
+    {"GET", "/api/v1/messages/:id/thread", get_thread, HTTP_USER_READ, "fields", ""},
+    {"POST", "/api/v1/messages/:id/reactions", post_reaction, MESSAGES_CONTENT, "", "emoji"},
+    {"DELETE", "/api/v1/messages/:id/reactions/:emoji", delete_reaction, MESSAGES_WRITE, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

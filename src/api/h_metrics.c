@@ -394,6 +394,6 @@ static void get_metrics(http_ctx_t *ctx)
 }
 
 const http_route_t metrics_routes[] = {
-    {"GET", "/metrics", get_metrics, HTTP_ADMIN_READ},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/metrics", get_metrics, HTTP_ADMIN_READ, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -248,17 +248,12 @@ static void post_disable(http_ctx_t *ctx)
 static void post_verify(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
-    const char *temp = NULL, *code = NULL, *method = NULL;
+    const char *temp = NULL, *code = NULL;
     if (http_field_string(ctx, "temp_token", true, 1, AUTH_MFA_TOKEN_MAX, false, &temp) != 0 ||
         http_field_string(ctx, "mfa_code", true, 1, 16, false, &code) != 0 ||
-        http_field_string(ctx, "method", false, 1, 16, false, &method) != 0 ||
-        !account_session_field_valid(ctx))
+        !field_only_value(ctx, "method", "totp") || !account_session_field_valid(ctx))
         return;
-    /* PlexiChat's client names the method; TOTP is the only one there is. */
-    if (method != NULL && strcmp(method, "totp") != 0) {
-        http_reply_invalid(ctx, "method", "method must be \"totp\"");
-        return;
-    }
+    /* PlexiChat's client may name the method (above): TOTP is the only one. */
     char uid[AUTH_ID_MAX];
     int64_t now = clock_wall_ms() / 1000;
     int rc = auth_mfa_token_verify(&app->keys, temp, now, uid);
@@ -283,11 +278,12 @@ static void post_verify(http_ctx_t *ctx)
 
 const http_route_t mfa_routes[] = {
     {"POST", "/api/v1/auth/mfa/setup", post_setup,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", ""},
     {"POST", "/api/v1/auth/mfa/enable", post_enable,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", "code"},
     {"POST", "/api/v1/auth/mfa/disable", post_disable,
-     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH},
-    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH},
-    {NULL, NULL, NULL, 0},
+     HTTP_USER_WRITE | HTTP_ROUTE_LOGIN_ONLY | HTTP_RATE_AUTH, "", "code"},
+    {"POST", "/api/v1/auth/mfa/verify", post_verify, HTTP_ROUTE_PUBLIC | HTTP_RATE_AUTH,
+     "", "temp_token,mfa_code,method,session"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -27,7 +27,9 @@ static void post_ai_search(http_ctx_t *ctx)
 }
 
 const http_route_t not_offered_routes[] = {
-    {"POST", "/api/v1/ai/chat", post_ai_chat, HTTP_USER_WRITE},
-    {"POST", "/api/v1/ai/search", post_ai_search, HTTP_USER_WRITE},
-    {NULL, NULL, NULL, 0},
+    /* PlexiChat's documented fields (not read: the answer is the same 404). */
+    {"POST", "/api/v1/ai/chat", post_ai_chat, HTTP_USER_WRITE, "", "message,context,provider,model"},
+    {"POST", "/api/v1/ai/search", post_ai_search, HTTP_USER_WRITE, "",
+     "query,content_types,channels,similarity_threshold,limit"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

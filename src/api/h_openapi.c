@@ -17,6 +17,6 @@ static void get_openapi(http_ctx_t *ctx)
 }
 
 const http_route_t openapi_routes[] = {
-    {"GET", "/api/v1/openapi.json", get_openapi, HTTP_ROUTE_PUBLIC},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/openapi.json", get_openapi, HTTP_ROUTE_PUBLIC, "", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

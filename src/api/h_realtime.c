@@ -20,7 +20,7 @@ static void head_events(http_ctx_t *ctx)
 }
 
 const http_route_t realtime_routes[] = {
-    {"GET", "/api/v1/ws", head_ws, HTTP_ROUTE_PUBLIC},
-    {"GET", "/api/v1/events", head_events, HTTP_ROUTE_PUBLIC},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/ws", head_ws, HTTP_ROUTE_PUBLIC, "token,since", ""},
+    {"GET", "/api/v1/events", head_events, HTTP_ROUTE_PUBLIC, "token,since", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

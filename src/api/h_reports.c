@@ -233,8 +233,10 @@ out:
 }
 
 const http_route_t reports_routes[] = {
-    {"POST", "/api/v1/messages/:id/report", post_report, HTTP_USER_WRITE | HTTP_RATE_MESSAGES},
-    {"GET", "/api/v1/admin/reports", get_reports, HTTP_ADMIN_READ},
-    {"POST", "/api/v1/admin/reports/:id/resolve", post_resolve, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/messages/:id/report", post_report, HTTP_USER_WRITE | HTTP_RATE_MESSAGES,
+     "", "reason"},
+    {"GET", "/api/v1/admin/reports", get_reports, HTTP_ADMIN_READ, "status,page,limit", ""},
+    {"POST", "/api/v1/admin/reports/:id/resolve", post_resolve, HTTP_ADMIN_WRITE,
+     "", "action,reason,until"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

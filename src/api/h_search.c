@@ -647,9 +647,13 @@ static void get_search_channels(http_ctx_t *ctx)
 }
 
 const http_route_t search_routes[] = {
-    {"GET", "/api/v1/search/messages", get_search_messages, HTTP_USER_READ | HTTP_RATE_SEARCH},
-    {"POST", "/api/v1/search/messages", post_search_messages, HTTP_USER_WRITE | HTTP_RATE_SEARCH},
-    {"GET", "/api/v1/search/users", get_search_users, HTTP_USER_READ | HTTP_RATE_SEARCH},
-    {"GET", "/api/v1/search/channels", get_search_channels, HTTP_USER_READ | HTTP_RATE_SEARCH},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/search/messages", get_search_messages, HTTP_USER_READ | HTTP_RATE_SEARCH,
+     "q,query,channel_id,chat_ids,sender_id,sender_ids,date_from,date_to,page,limit", ""},
+    {"POST", "/api/v1/search/messages", post_search_messages, HTTP_USER_WRITE | HTTP_RATE_SEARCH,
+     "", "q,query,channel_id,chat_ids,sender_id,sender_ids,date_from,date_to,filters,page,limit"},
+    {"GET", "/api/v1/search/users", get_search_users, HTTP_USER_READ | HTTP_RATE_SEARCH,
+     "q,limit,fields", ""},
+    {"GET", "/api/v1/search/channels", get_search_channels, HTTP_USER_READ | HTTP_RATE_SEARCH,
+     "q,limit,fields", ""},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -288,11 +288,14 @@ static void post_user(http_ctx_t *ctx)
 }
 
 const http_route_t users_routes[] = {
-    {"GET", "/api/v1/users/me", get_me, HTTP_USER_READ},
-    {"PUT", "/api/v1/users/me", put_me, HTTP_USER_WRITE},
-    {"GET", "/api/v1/users/by-username/:username", get_user_by_name, HTTP_USER_READ},
-    {"GET", "/api/v1/users/:id", get_user, HTTP_USER_READ},
-    {"GET", "/api/v1/users", get_users, HTTP_USER_READ},
-    {"POST", "/api/v1/users", post_user, HTTP_ADMIN_WRITE},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/users/me", get_me, HTTP_USER_READ, "fields", ""},
+    {"PUT", "/api/v1/users/me", put_me, HTTP_USER_WRITE,
+     "", "display_name,bio,email,avatar_url,preferences,username"},
+    {"GET", "/api/v1/users/by-username/:username", get_user_by_name, HTTP_USER_READ, "fields", ""},
+    {"GET", "/api/v1/users/:id", get_user, HTTP_USER_READ, "fields", ""},
+    {"GET", "/api/v1/users", get_users, HTTP_USER_READ,
+     "search,q,page,limit,sort,order,fields", ""},
+    {"POST", "/api/v1/users", post_user, HTTP_ADMIN_WRITE,
+     "", "username,email,password,display_name,roles"},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -5,7 +5,8 @@
  * as a message that never existed), a page of messages comes from the
  * policy layer's cached views, ?fields= prunes the objects answered
  * (validated against each object's known keys, so a typo is a 422 rather
- * than an empty object), and a store failure maps to one error per cause.
+ * than an empty object), a seed's field whose one value Parley supports is
+ * checked, and a store failure maps to one error per cause.
  */
 #include "resource.h"
 
@@ -264,4 +265,16 @@ int delete_message_files(parley_app_t *app, const chat_message_t *m)
             return rc;
     }
     return 0;
+}
+
+bool field_only_value(http_ctx_t *ctx, const char *name, const char *value)
+{
+    const char *got = NULL;
+    if (http_field_string(ctx, name, false, 0, 64, false, &got) != 0)
+        return false;
+    if (got != NULL && strcmp(got, value) != 0) {
+        http_reply_invalid(ctx, name, "%s must be \"%s\" (the only one supported)", name, value);
+        return false;
+    }
+    return true;
 }

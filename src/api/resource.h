@@ -173,6 +173,12 @@ bool message_delete(http_ctx_t *ctx, const chat_message_t *m, const char *by, bo
  * 0 or the first STORE_E_* met. No lock held. */
 int delete_message_files(parley_app_t *app, const chat_message_t *m);
 
+/* A field a seed document sends whose one value is what Parley always does
+ * (mfa "method": "totp", a message's "content_type": "text"): true when it
+ * is absent, null or `value`; otherwise false after answering 422 naming
+ * it, so another value is never taken and ignored. */
+bool field_only_value(http_ctx_t *ctx, const char *name, const char *value);
+
 /* Answers the error for a store failure (conflicts, unavailable...). */
 void reply_store_error(http_ctx_t *ctx, int rc);
 

@@ -19,7 +19,10 @@
  * type and JSON syntax (400) → route (404) → method (405, with Allow) →
  * path parameters (400) → the rate limit of the route's category and the
  * caller, as the route's flags ask (rate_limit.c, authenticate.c: 429, 401,
- * 403) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
+ * 403) → the names of the query parameters and body fields against the
+ * route's declared lists (422; after the caller is known, so a stranger
+ * learns nothing of a route's inputs and every refusal counts against its
+ * limit) → handler (permissions on the resource, values). A body is judged before the route because it is part of the
  * request's form, not of what it asks for.
  */
 #include "parley/http_server.h"
@@ -293,6 +296,146 @@ bool router_takes_upload(void *router, const char *method, const char *path)
     return (router_route_flags(router, method, path) & HTTP_ROUTE_UPLOAD) != 0;
 }
 
+/* Whether `name` is one of the comma-separated `list` (http_route_t's
+ * query or body); false for a NULL list. */
+static bool listed(const char *list, const char *name)
+{
+    if (list == NULL)
+        return false;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && memcmp(p, name, n) == 0)
+            return true;
+        p += k;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* Answers 422 for `name`, an input of `in` ("query" or "body") the route
+ * does not take; details.allowed lists what it does. The name is echoed as
+ * sent up to its first 64 bytes (cut between characters), or as "" when it
+ * is not UTF-8 without control characters (a query's name is any bytes). */
+static void reply_unknown(http_ctx_t *ctx, const char *in, const char *name, const char *list)
+{
+    char echo[65];
+    size_t len = 0, total = strlen(name);
+    while (len < total) {
+        size_t n = utf8_sequence((const unsigned char *)name + len, total - len);
+        if (n == 0 || (unsigned char)name[len] < 0x20 || name[len] == 0x7f) {
+            len = 0;
+            break;
+        }
+        if (len + n > sizeof(echo) - 1)
+            break;
+        len += n;
+    }
+    memcpy(echo, name, len);
+    echo[len] = '\0';
+    json_t *allowed = json_array();
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        json_array_append_new(allowed, json_stringn(p, k));
+        p += k;
+        if (*p == ',')
+            p++;
+    }
+    http_reply_error(ctx, HTTP_ERR_VALIDATION,
+                     json_pack("{s:s, s:s, s:o}", "field", echo, "in", in, "allowed", allowed),
+                     "this endpoint takes no %s '%s'",
+                     strcmp(in, "query") == 0 ? "query parameter" : "body field", echo);
+}
+
+/* The first key of `map` (may be NULL) not in `list`. */
+static const char *first_unlisted(const struct _u_map *map, const char *list)
+{
+    const char *const *keys = map != NULL ? u_map_enum_keys(map) : NULL; /* the map's own */
+    for (size_t i = 0; keys != NULL && keys[i] != NULL; i++)
+        if (!listed(list, keys[i]))
+            return keys[i];
+    return NULL;
+}
+
+/* The first parameter name of the request's raw query string (http_url
+ * after '?', up to '#') not in `list`, percent-decoded ('+' is a space)
+ * into out, cut at size - 1 bytes; NULL when every name is listed. Read
+ * from the raw text because ulfius leaves out of map_url the names that are
+ * not UTF-8, which would then pass unseen. */
+static const char *first_unlisted_query(const char *url, const char *list, char *out,
+                                        size_t size)
+{
+    const char *q = url != NULL ? strchr(url, '?') : NULL;
+    if (q == NULL)
+        return NULL;
+    for (q++; *q && *q != '#';) {
+        size_t seg = strcspn(q, "&#");
+        size_t name_len = strcspn(q, "=&#");
+        size_t n = 0;
+        for (size_t k = 0; k < name_len; k++) {
+            int c = (unsigned char)q[k];
+            if (c == '%' && k + 2 < name_len && hex_digit(q[k + 1]) >= 0 &&
+                hex_digit(q[k + 2]) >= 0) {
+                c = hex_digit(q[k + 1]) * 16 + hex_digit(q[k + 2]);
+                k += 2;
+            } else if (c == '+') {
+                c = ' ';
+            }
+            if (n + 1 < size)
+                out[n++] = (char)c;
+        }
+        out[n] = '\0';
+        if (seg > 0 && (memchr(out, '\0', n) != NULL || !listed(list, out)))
+            return out;
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
+    return NULL;
+}
+
+/* Checks the request's query parameters and body fields against the
+ * route's declared lists (http_route_t). True to go on; false after
+ * answering 422 naming the first unknown one. A row without lists (NULL)
+ * is not checked; a JSON body that is not an object is left to the
+ * handler's readers. */
+static bool inputs_declared(http_ctx_t *ctx, const http_route_t *def)
+{
+    const char *bad;
+    char name[256];
+    if (def->query != NULL && (bad = first_unlisted_query(ctx->req->http_url, def->query, name,
+                                                          sizeof(name))) != NULL) {
+        reply_unknown(ctx, "query", bad, def->query);
+        return false;
+    }
+    if (def->body == NULL || strcmp(def->body, HTTP_FIELDS_OWN) == 0)
+        return true;
+    if (json_is_object(ctx->body)) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(ctx->body, key, value) {
+            if (!listed(def->body, key)) {
+                reply_unknown(ctx, "body", key, def->body);
+                return false;
+            }
+        }
+    }
+    /* An upload's form fields, and a file in a part of another name than
+     * "file" (upload.c notes it and does not read it). */
+    if (!(def->flags & HTTP_ROUTE_UPLOAD))
+        return true;
+    const upload_t *up = http_upload_current();
+    if ((bad = first_unlisted(ctx->req->map_post_body, def->body)) == NULL && up != NULL &&
+        up->other_file)
+        bad = up->other_name;
+    if (bad != NULL) {
+        reply_unknown(ctx, "body", bad, def->body);
+        return false;
+    }
+    return true;
+}
+
 static bool method_has_body(const char *method)
 {
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -360,7 +503,8 @@ static void run(const router_t *r, http_ctx_t *ctx)
     } else if (!rate_limit_admit(ctx, http_route_rate_category(route->def->flags), NULL)) {
         return;
     }
-    route->def->handler(ctx);
+    if (inputs_declared(ctx, route->def))
+        route->def->handler(ctx);
     if (authenticated) {
         ctx->principal = NULL;
         principal_clear(&caller);

@@ -9,8 +9,10 @@
  *
  * Only routes flagged HTTP_ROUTE_UPLOAD accept a file, only from a caller
  * with valid credentials (checked at the first byte, so strangers cannot
- * fill the disk), and only in the part named "file"; a file over max_upload_bytes stops the body (the gate
- * discards the rest and answers 413).
+ * fill the disk), and only in the part named "file" (one in a part of
+ * another name is not read, and the router refuses the request naming it);
+ * a file over max_upload_bytes stops the body (the gate discards the rest
+ * and answers 413).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +72,14 @@ int upload_chunk(const struct _u_request *req, const char *key, const char *file
         http_request_attach(us, upload_free);
     }
     upload_t *u = &us->pub;
-    if (key == NULL || strcmp(key, "file") != 0)
-        return U_OK; /* a file in another field: ignored */
+    if (key == NULL || strcmp(key, "file") != 0) {
+        /* A file in another field is not read; the router refuses the
+         * request naming it (the route's declared fields). */
+        if (!u->other_file)
+            snprintf(u->other_name, sizeof(u->other_name), "%s", key ? key : "");
+        u->other_file = true;
+        return U_OK;
+    }
     if (filename == NULL)
         filename = "";
     /* libmicrohttpd may hand a part over at offset 0 twice: first with no

@@ -96,6 +96,8 @@ def test_bad_avatar_requests(srv, u):
                  422, "VALIDATION_ERROR")
     err = assert_error(u.alice.call("PUT", AVATAR, json={"avatar_url": "x"}), 422,
                        "VALIDATION_ERROR")
+    assert err["details"]["field"] == "avatar_url"  # the route's only field is file
+    err = assert_error(u.alice.call("PUT", AVATAR, json={}), 422, "VALIDATION_ERROR")
     assert err["details"]["field"] == "file"
     assert_error(put_avatar(u.alice, b""), 422, "VALIDATION_ERROR")
     r = requests.put(srv.url("/api/v1" + AVATAR), files={"file": ("a.png", png())}, timeout=30)

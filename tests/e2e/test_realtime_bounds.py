@@ -9,14 +9,16 @@ replay (issue 15, items 2 and 7; docs/realtime.md, docs/api.md "Reactions").
   text, nothing of a deleted one), and a member who joined a private channel
   later gets nothing from before they joined. An admin outside a private
   channel gets none of its events."""
+import datetime
 import json
 import re
+import time
 
 import pytest
 import requests
 
 from conftest import SANITIZED, module_server
-from client import accounts
+from client import accounts, wait_until
 from realtime_client import Live, Stream
 from test_files import new_channel
 from test_realtime_load import rss_kib
@@ -156,7 +158,13 @@ def test_a_later_member_gets_nothing_from_before_it_joined(srv, root):
     start = live.ready["seq"]
     live.close()
     path = "/channels/%s/messages" % ch["id"]
-    users.ljOwner.ok("POST", path, {"content": "before you came"}, 201)
+    before = users.ljOwner.ok("POST", path, {"content": "before you came"}, 201)
+    # Times are milliseconds and an event of the join's own millisecond counts
+    # as after it (docs/realtime.md): the join must fall in a later one. The
+    # server's clock is this machine's, so wait for it to pass the post's.
+    posted = datetime.datetime.strptime(before["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    wait_until(lambda: time.time() > posted + 0.002, what="the clock to pass the post")
     users.ljOwner.ok("POST", "/channels/%s/members" % ch["id"], {"user_id": users.ljLate.id}, 201)
     after = users.ljOwner.ok("POST", path, {"content": "after you came"}, 201)
     live = Live(srv, users.ljLate.token, since=start)

@@ -6,6 +6,7 @@
 #include "parley/api.h"
 #include "parley/http_server.h"
 #include "parley/http.h"
+#include "testutil.h"
 
 /* ---- error table and body ---------------------------------------------- */
 
@@ -176,14 +177,14 @@ static void h_twice(http_ctx_t *ctx)
 }
 
 static const http_route_t test_routes[] = {
-    {"GET", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC},
-    {"DELETE", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC},
-    {"GET", "/api/v1/things/:id/parts/:part", h_echo_params, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/fields", h_fields, HTTP_ROUTE_PUBLIC},
-    {"POST", "/api/v1/upload", h_echo_params, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD},
-    {"GET", "/api/v1/silent", h_silent, HTTP_ROUTE_PUBLIC},
-    {"GET", "/api/v1/twice", h_twice, HTTP_ROUTE_PUBLIC},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"DELETE", "/api/v1/things/:id", h_echo_params, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"GET", "/api/v1/things/:id/parts/:part", h_echo_params, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"POST", "/api/v1/fields", h_fields, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"POST", "/api/v1/upload", h_echo_params, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_UPLOAD, NULL, NULL},
+    {"GET", "/api/v1/silent", h_silent, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {"GET", "/api/v1/twice", h_twice, HTTP_ROUTE_PUBLIC, NULL, NULL},
+    {NULL, NULL, NULL, 0, NULL, NULL},
 };
 static const http_route_t *const test_tables[] = {test_routes, NULL};
 
@@ -359,43 +360,15 @@ TEST(router_answers_500_for_a_silent_handler_and_keeps_the_first_answer)
 
 /* ---- the OpenAPI document describes every route ----------------------- */
 
-extern const char parley_openapi_json[];
-extern const char parley_openapi_json_end[];
-
 TEST(openapi_describes_every_route)
 {
-    json_error_t jerr;
-    json_t *doc = json_loadb(parley_openapi_json,
-                             (size_t)(parley_openapi_json_end - parley_openapi_json), 0, &jerr);
-    if (doc == NULL)
-        TEST_FAIL_("docs/openapi.json: %s", jerr.text);
-    json_t *paths = json_object_get(doc, "paths");
-    ASSERT_TRUE(json_is_object(paths));
+    json_t *doc = ut_openapi_doc();
+    ASSERT_TRUE(json_is_object(json_object_get(doc, "paths")));
     int n = 0;
     for (size_t t = 0; api_route_tables[t]; t++) {
         for (const http_route_t *r = api_route_tables[t]; r->method; r++, n++) {
-            /* ":id" in the router is "{id}" in OpenAPI. */
-            char path[256] = "";
-            for (const char *p = r->pattern; *p;) {
-                if (*p == ':') {
-                    size_t k = strcspn(p + 1, "/");
-                    strcat(path, "{");
-                    strncat(path, p + 1, k);
-                    strcat(path, "}");
-                    p += 1 + k;
-                } else {
-                    strncat(path, p, 1);
-                    p++;
-                }
-            }
-            char method[16];
-            size_t i = 0;
-            for (; r->method[i] && i < sizeof(method) - 1; i++)
-                method[i] = (char)(r->method[i] | 0x20);
-            method[i] = '\0';
-            json_t *op = json_object_get(json_object_get(paths, path), method);
-            if (!json_is_object(op))
-                TEST_FAIL_("docs/openapi.json lacks %s %s", r->method, path);
+            if (ut_openapi_operation(doc, r, NULL) == NULL)
+                TEST_FAIL_("docs/openapi.json lacks %s %s", r->method, r->pattern);
         }
     }
     ASSERT_GE(n, 2);

@@ -525,19 +525,22 @@ TEST(every_account_security_route_refuses_any_api_key_and_takes_a_login)
 TEST(router_refuses_a_route_that_does_not_say_who_may_call_it)
 {
     /* router_new aborts on a programming error; run it in a child. */
-    static const http_route_t unmarked[] = {{"GET", "/api/v1/x", NULL, 0}, {NULL, NULL, NULL, 0}};
-    static const http_route_t no_permission[] = {{"POST", "/api/v1/x", NULL, HTTP_ROUTE_USER},
-                                                 {NULL, NULL, NULL, 0}};
+    static const http_route_t unmarked[] = {{"GET", "/api/v1/x", NULL, 0, NULL, NULL},
+                                            {NULL, NULL, NULL, 0, NULL, NULL}};
+    static const http_route_t no_permission[] = {
+        {"POST", "/api/v1/x", NULL, HTTP_ROUTE_USER, NULL, NULL}, {NULL, NULL, NULL, 0, NULL, NULL}};
     static const http_route_t both[] = {
-        {"GET", "/api/v1/x", NULL, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_READ},
-        {NULL, NULL, NULL, 0}};
+        {"GET", "/api/v1/x", NULL, HTTP_ROUTE_PUBLIC | HTTP_ROUTE_USER | HTTP_ROUTE_READ, NULL, NULL},
+        {NULL, NULL, NULL, 0, NULL, NULL}};
     static const http_route_t content_read[] = {
-        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_ROUTE_CONTENT}, {NULL, NULL, NULL, 0}};
+        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_ROUTE_CONTENT, NULL, NULL},
+        {NULL, NULL, NULL, 0, NULL, NULL}};
     static const http_route_t two_categories[] = {
-        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_RATE_SEARCH | HTTP_RATE_MESSAGES},
-        {NULL, NULL, NULL, 0}};
+        {"GET", "/api/v1/x", NULL, HTTP_USER_READ | HTTP_RATE_SEARCH | HTTP_RATE_MESSAGES, NULL, NULL},
+        {NULL, NULL, NULL, 0, NULL, NULL}};
     static const http_route_t admin_and_search[] = {
-        {"GET", "/api/v1/x", NULL, HTTP_ADMIN_READ | HTTP_RATE_SEARCH}, {NULL, NULL, NULL, 0}};
+        {"GET", "/api/v1/x", NULL, HTTP_ADMIN_READ | HTTP_RATE_SEARCH, NULL, NULL},
+        {NULL, NULL, NULL, 0, NULL, NULL}};
     const http_route_t *const *cases[] = {
         (const http_route_t *const[]){content_read, NULL},
         (const http_route_t *const[]){unmarked, NULL},

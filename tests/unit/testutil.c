@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -131,4 +132,44 @@ void ut_leak_check(void)
     if (__lsan_do_recoverable_leak_check() != 0)
         TEST_FAIL_("memory leaked (the report is above)");
 #endif
+}
+
+extern const char parley_openapi_json[];
+extern const char parley_openapi_json_end[];
+
+json_t *ut_openapi_doc(void)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(parley_openapi_json,
+                             (size_t)(parley_openapi_json_end - parley_openapi_json), 0, &jerr);
+    if (doc == NULL)
+        TEST_FAIL_("docs/openapi.json: %s", jerr.text);
+    return doc;
+}
+
+json_t *ut_openapi_operation(json_t *doc, const http_route_t *r, json_t **path_item)
+{
+    char path[256] = "";
+    for (const char *p = r->pattern; *p;) {
+        if (*p == ':') {
+            size_t k = strcspn(p + 1, "/");
+            strcat(path, "{");
+            strncat(path, p + 1, k);
+            strcat(path, "}");
+            p += 1 + k;
+        } else {
+            strncat(path, p, 1);
+            p++;
+        }
+    }
+    char method[16];
+    size_t i = 0;
+    for (; r->method[i] && i < sizeof(method) - 1; i++)
+        method[i] = (char)(r->method[i] | 0x20);
+    method[i] = '\0';
+    json_t *item = json_object_get(json_object_get(doc, "paths"), path);
+    if (path_item != NULL)
+        *path_item = item;
+    json_t *op = json_object_get(item, method);
+    return json_is_object(op) ? op : NULL;
 }

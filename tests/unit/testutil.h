@@ -14,7 +14,10 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "../wal/wal_testutil.h"
+#include "parley/http.h"
 #include "parley/store.h"
 
 /* Which sanitizer this build runs under (clang's and gcc's spellings). */
@@ -53,6 +56,16 @@ store_t *ut_store_reopen(store_t *s, const char *dir);
 /* Removes every snapshot of `dir`, or only the newest one. */
 void ut_rm_snapshots(const char *dir);
 void ut_rm_newest_snapshot(const char *dir);
+
+/* ---- the OpenAPI document (docs/openapi.json, built into the server) ---- */
+
+/* The document, parsed (caller json_decref's it); fails the test when it
+ * is not JSON. */
+json_t *ut_openapi_doc(void);
+/* The operation object that describes `r` (":id" of the pattern is "{id}",
+ * the method in lower case), borrowed from doc; NULL when there is none.
+ * *path_item (may be NULL) is set to its path's object. */
+json_t *ut_openapi_operation(json_t *doc, const http_route_t *r, json_t **path_item);
 
 /* ---- memory ---- */
 
