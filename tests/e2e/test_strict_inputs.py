@@ -280,13 +280,18 @@ def test_seed_fields_with_one_supported_value(srv, root, alice, room):
     r = requests.post(srv.url(API + "/auth/mfa/verify"),
                       json={"temp_token": "t", "mfa_code": "123456", "method": "totp"}, timeout=30)
     assert r.status_code == 401, r.text  # judged as the step it is: the token is no token
-    # its backup: the database is always in it; compression is not a choice here
+    # its backup: the database is always in it, the compression is zstd, the
+    # encryption is the data directory's (a plain one here)
     listed = root.ok("GET", "/admin/backups")
-    r = root.post("/admin/backup", {"include_files": False, "include_database": False})
-    assert assert_error(r, 422, "VALIDATION_ERROR")["details"]["field"] == "include_database"
-    refused(root.post("/admin/backup", {"include_files": False, "compression": "gzip"}),
-            "compression", "body")
+    for body, field in (({"include_database": False}, "include_database"),
+                        ({"compression": "gzip"}, "compression"),
+                        ({"encryption": True}, "encryption")):
+        r = root.post("/admin/backup", dict(body, include_files=False))
+        assert assert_error(r, 422, "VALIDATION_ERROR")["details"]["field"] == field
     assert root.ok("GET", "/admin/backups") == listed
+    made = root.ok("POST", "/admin/backup", {"include_files": False, "include_database": True,
+                                             "compression": "zstd", "encryption": False}, 201)
+    assert made["name"] in [b["name"] for b in root.ok("GET", "/admin/backups")["backups"]]
 
 
 def test_hostile_names_are_echoed_safely(alice):
