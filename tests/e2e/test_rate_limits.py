@@ -18,6 +18,8 @@ import requests
 from conftest import assert_error
 from client import API, WAIT_TIMEOUT, register, registration, session_from, wait_until
 
+SEARCH_LIMIT = 12  # searches a minute in the refill test
+
 HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
            "X-RateLimit-Window")
 
@@ -62,7 +64,10 @@ def search(who, headers=None, session=None):
 
 
 def test_a_category_empties_refuses_and_refills_per_user(start_server):
-    server = start_server(["--rate-limit", "1000", "--rate-limit-search", "3",
+    # 12 searches a minute: a token comes back every 5 s, so the wait for a
+    # refill at the end is short, and 12 quick requests still empty it.
+    n = SEARCH_LIMIT
+    server = start_server(["--rate-limit", "1000", "--rate-limit-search", str(n),
                            "--rate-limit-messages", "5", "--rate-limit-auth", "50"],
                           rate_limits=True)
     alice, bob = register(server, "alice"), register(server, "bob")
@@ -70,30 +75,32 @@ def test_a_category_empties_refuses_and_refills_per_user(start_server):
                    status=201)["key"]
     channel = alice.ok("POST", "/channels", {"name": "general"}, status=201)
 
-    # A full bucket of 3: Remaining 2, 1, 0; the bucket is full again 20 s
-    # after the first request for each request made (one token per 20 s).
+    # A full bucket of n: Remaining n-1 ... 0; the bucket is full again 60/n s
+    # after the first request for each request made (one token per 60/n s).
     start = time.time()
     seen, resets = [], []
-    for _ in range(3):
+    per_token = 60 // n
+    for _ in range(n):
         r = search(alice)
         assert r.status_code == 200, r.text
-        seen.append(limited(r, 3))
+        seen.append(limited(r, n))
         resets.append(int(r.headers["X-RateLimit-Reset"]))
-    if quick(start, 3):
-        assert seen == [2, 1, 0]
+    if quick(start, n):
+        assert seen == list(range(n - 1, -1, -1))
     end = time.time()
     for k, reset in enumerate(resets, 1):
-        assert math.floor(start) + 20 * k <= reset <= math.ceil(end) + 20 * k, (start, resets)
+        low, high = math.floor(start) + per_token * k, math.ceil(end) + per_token * k
+        assert low <= reset <= high, (start, resets)
 
     sent = time.time()
     r = search(alice)
-    fast = quick(start, 3)
+    fast = quick(start, n)
     if fast:
         retry = refused(r, "search")
-        assert retry <= 20
+        assert retry <= per_token
 
     # The same user by an API key: the same bucket.
-    if fast and quick(start, 3):
+    if fast and quick(start, n):
         refused(search(alice, headers={"X-API-Key": key}, session=requests.Session()), "search")
     # Other categories of the same user are untouched...
     assert limited(alice.get("/users/me"), 1000) >= 990
@@ -101,7 +108,7 @@ def test_a_category_empties_refuses_and_refills_per_user(start_server):
     assert r.status_code == 201 and limited(r, 5) == 4
     # ...and another user has a bucket of their own.
     r = search(bob)
-    assert r.status_code == 200 and limited(r, 3) == 2
+    assert r.status_code == 200 and limited(r, n) == n - 1
 
     # Waiting out Retry-After lets the next search through, and not much
     # before: a refused request took nothing, so polling does not delay it.
@@ -110,7 +117,7 @@ def test_a_category_empties_refuses_and_refills_per_user(start_server):
                        timeout=retry + WAIT_TIMEOUT, interval=0.25,
                        what="a search after Retry-After")
         assert time.time() > sent + retry - 1
-        limited(r, 3)
+        limited(r, n)
 
 
 def test_errors_after_authentication_carry_the_headers_too(start_server):
