@@ -283,6 +283,13 @@ def test_bodies_in_memory_share_a_global_budget(start_server):
                       b"Content-Type: application/json\r\nContent-Length: 400000\r\n"
                       + auth + b"\r\n" + b" " * 1000)
             held.append(s)
+        # The two take their share when the server has read their headers,
+        # which a slow (sanitized, busy) server may not have done yet: wait
+        # until both are in flight (health counts itself too). A third sent
+        # before that could take the share of the second instead.
+        wait_until(lambda: requests.get(server.url("/api/health"), timeout=WAIT_TIMEOUT)
+                   .json()["requests_in_flight"] >= 3,
+                   what="the two held requests in flight")
         # The third sends its whole body: libmicrohttpd 0.9.75 now and then
         # holds an answer queued before the body until the body comes (or
         # the connection ends), which is not what this test is about.
