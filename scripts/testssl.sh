@@ -31,10 +31,20 @@ port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 "$BIN" serve --bind 127.0.0.1 --port "$port" --data-dir "$work/data" --rate-limit 0 \
   --tls-cert "$work/server.pem" --tls-key "$work/server.key" >"$work/server.log" 2>&1 &
 pid=$!
+# Poll (every 0.1 s, for at most 20 s) until the server answers over TLS.
+up=0
 for _ in $(seq 200); do
-  curl -sf --cacert "$work/ca.pem" "https://127.0.0.1:$port/api/health" >/dev/null && break
+  if curl -sf --cacert "$work/ca.pem" "https://127.0.0.1:$port/api/health" >/dev/null; then
+    up=1
+    break
+  fi
   sleep 0.1
 done
+if [ "$up" != 1 ]; then
+  echo "testssl: the server did not answer over TLS within 20 s" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
 mkdir -p build
 rm -f build/testssl.json
 # shellcheck disable=SC2086
