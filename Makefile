@@ -48,7 +48,10 @@ inc_for = $(if $(filter wal/%,$1),-Iinclude/wal -Iwal,$(if $(filter src/%,$1),$(
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_ASM := src/api/openapi_blob.S
-LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(LIB_ASM:%.S=$(OUT)/%.o)
+# The web client's files (src/web/, built by esbuild into build/web/) are
+# linked in as bytes, like the OpenAPI document: see "the web client" below.
+WEB_OBJ := $(OUT)/web/assets_blob.o $(OUT)/web/assets_table.o
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(LIB_ASM:%.S=$(OUT)/%.o) $(WEB_OBJ)
 MAIN_OBJ := $(OUT)/src/main.o
 WAL_SRC := $(sort $(wildcard wal/*.c))
 WAL_OBJ := $(WAL_SRC:%.c=$(OUT)/%.o)
@@ -60,7 +63,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench testssl flake-hunt container-test deps test-deps clean
+.PHONY: all build web test-web run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench testssl flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -75,6 +78,41 @@ $(OUT)/%.o: %.c
 $(OUT)/%.o: %.S docs/openapi.json
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -c $< -o $@
+
+# ---- the web client (src/web/) --------------------------------------------------
+# npm installs the packages pinned by src/web/package-lock.json into
+# src/web/node_modules (never committed); src/web/build.mjs bundles the client
+# and the documentation pages with esbuild into build/web/dist/ and writes
+# build/web/assets.S (the bytes) and assets.c (the table h_web.c serves).
+WEB_NPM := src/web/node_modules/.package-lock.json
+WEB_SRC := $(shell find src/web -path src/web/node_modules -prune -o -type f -print)
+
+$(WEB_NPM): src/web/package.json src/web/package-lock.json
+	cd src/web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build/web/stamp: $(WEB_SRC) $(WEB_NPM)
+	@mkdir -p build/web
+	node src/web/build.mjs build/web
+	@touch $@
+
+$(OUT)/web/assets_blob.o: build/web/stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -c build/web/assets.S -o $@
+
+$(OUT)/web/assets_table.o: build/web/stamp src/api/web_assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc/api -c build/web/assets.c -o $@
+
+web: build/web/stamp
+
+# The browser tests (tests/web/*.test.mjs): node's test runner, playwright-core
+# driving Debian's chromium against the real binary. `make test` runs the smoke
+# set (tests/web/smoke.test.mjs).
+WEB_TESTS ?= $(sort $(wildcard tests/web/*.test.mjs))
+
+test-web: bin/parley
+	node --test --test-concurrency=1 $(WEB_TESTS)
 
 $(OUT)/libparley.a: $(LIB_OBJ)
 	@rm -f $@

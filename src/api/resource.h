@@ -24,6 +24,7 @@ extern const http_route_t messages_routes[];
 extern const http_route_t search_routes[];
 extern const http_route_t files_routes[];
 extern const http_route_t batch_routes[];
+extern const http_route_t web_routes[];
 extern const http_route_t realtime_routes[];
 extern const http_route_t admin_users_routes[];
 extern const http_route_t admin_audit_routes[];

@@ -27,5 +27,6 @@ const http_route_t *const api_route_tables[] = {
     admin_backup_routes,
     not_offered_routes,
     batch_routes,
+    web_routes,
     NULL,
 };

@@ -14,7 +14,7 @@ ENDPOINT = re.compile(r"\b((?:%s)(?:\|(?:%s))*) (/[^\s`,)|]*|\?[^\s`,)|]*)" % (M
 
 # Named by the contract, built by a later issue.
 NOT_BUILT = {
-    "web client and documentation pages (issue 18)": ["GET /", "GET /docs", "GET /redoc"],
+    "web client and documentation pages (issue 18)": ["GET /docs", "GET /redoc"],
 }
 
 

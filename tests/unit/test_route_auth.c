@@ -26,6 +26,8 @@ static const char *const public_routes[] = {
     "GET /api/health",           "GET /api/v1/openapi.json",       "POST /api/v1/auth/register",
     "POST /api/v1/auth/login",   "POST /api/v1/auth/refresh",      "POST /api/v1/auth/mfa/verify",
     "GET /api/v1/ws",            "GET /api/v1/events",
+    /* the web client and the documentation pages (h_web.c) */
+    "GET /", "GET /assets/:name",
 };
 
 /* The routes that put content before others (HTTP_ROUTE_CONTENT): refused

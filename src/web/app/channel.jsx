@@ -1,0 +1,4 @@
+// ChannelView: to be built (issue 18).
+export function ChannelView() {
+  return <div class="todo">ChannelView</div>;
+}

@@ -1,0 +1,141 @@
+// The browser tests' harness: starts the real binary on a free loopback port
+// with a temporary data directory, drives Debian's chromium with
+// playwright-core (from src/web/node_modules), and waits on conditions with
+// generous deadlines, never on guessed sleeps.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(join(ROOT, 'src/web/package.json'));
+const { chromium } = require('playwright-core');
+
+export const DEADLINE_MS = 30000;
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+export async function waitFor(what, fn, timeoutMs = DEADLINE_MS) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ': ' + last.message : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// One parley process. `args`: extra flags of `parley serve` (rate limits are
+// off unless the test passes its own).
+export async function startServer({ args = [], env = {} } = {}) {
+  const bin = process.env.PARLEY_BIN ? resolve(ROOT, process.env.PARLEY_BIN) : join(ROOT, 'bin/parley');
+  const dir = mkdtempSync(join(tmpdir(), 'parley-web-'));
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const log = [];
+  const proc = spawn(bin, ['serve', '--bind', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
+    '--rate-limit', '0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.on('data', (d) => log.push(d.toString()));
+  proc.stderr.on('data', (d) => log.push(d.toString()));
+  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
+  const url = `http://127.0.0.1:${port}`;
+  const server = {
+    url,
+    port,
+    dataDir,
+    log: () => log.join(''),
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const { code, sig } = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      if (code !== 0) throw new Error(`parley exited with ${code ?? sig}\n${log.join('')}`);
+    },
+  };
+  await waitFor('the server to answer /api/health', async () => {
+    if (proc.exitCode !== null) throw new Error('parley exited:\n' + log.join(''));
+    const res = await fetch(url + '/api/health');
+    return res.ok;
+  });
+  return server;
+}
+
+// A user made over the API (fast); returns {username, password, id}.
+let userCounter = 0;
+export async function registerUser(server, name) {
+  const username = name || `user${process.pid}x${++userCounter}`;
+  const password = 'correct horse battery ' + username;
+  const res = await fetch(server.url + '/api/v1/auth/register', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password, email: `${username}@example.test` }),
+  });
+  const body = await res.json();
+  if (res.status !== 201) throw new Error(`register ${username}: ${res.status} ${JSON.stringify(body)}`);
+  const user = body.user || body.data || body;
+  return { username, password, id: user.id, token: body.access_token || body.token };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+}
+
+// A page in its own context (its own cookies), recording page errors and
+// console errors so a test can assert none happened.
+export async function newPage(browser, server, { viewport = { width: 1280, height: 800 }, colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({ baseURL: server.url, viewport, colorScheme });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (err) => page.errors.push('pageerror: ' + err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') page.errors.push('console: ' + msg.text());
+  });
+  return page;
+}
+
+// Logs in through the login form.
+export async function loginViaUi(page, user) {
+  await page.goto('/');
+  await page.getByLabel('Username').fill(user.username);
+  await page.getByLabel('Password', { exact: true }).fill(user.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForSelector('.shell', { timeout: DEADLINE_MS });
+}
+
+// axe-core's serious and critical violations on the page as it is now.
+export async function axeViolations(page) {
+  const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(source);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+export async function screenshot(page, name) {
+  const dir = join(ROOT, 'build/screens');
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: join(dir, name + '.png') });
+}
