@@ -7,6 +7,7 @@ import { ChannelView } from './channel.jsx';
 import { SearchView } from './search.jsx';
 import { SettingsView } from './settings.jsx';
 import { AdminView } from './admin/admin.jsx';
+import { ThreadPanel } from './thread.jsx';
 
 function CurrentView() {
   const route = useStore((s) => s.route);
@@ -24,6 +25,13 @@ function CurrentView() {
   }
 }
 
+function SidePanel() {
+  const panel = useStore((s) => s.panel);
+  if (!panel) return null;
+  if (panel.kind === 'thread') return <ThreadPanel messageId={panel.messageId} />;
+  return null;
+}
+
 export function Shell() {
   const live = useStore((s) => s.live.state);
   return (
@@ -33,6 +41,7 @@ export function Shell() {
         <div class="live-state" role="status" data-state={live}>{live}</div>
         <CurrentView />
       </main>
+      <SidePanel />
       <footer class="footer"><a href="/docs">API documentation</a> · <a href="/redoc">Reference</a></footer>
     </div>
   );
