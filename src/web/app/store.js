@@ -17,6 +17,7 @@ export const state = {
   panel: null,         // the side panel: {kind: 'thread', messageId} | {kind: 'search'} | null
   theme: 'system',     // settings: light | dark | system
   toast: null,         // {text, kind} shown briefly
+  threads: {},         // thread.jsx: root message id -> {root, replies: [oldest first], total}
 };
 
 const listeners = new Set();
