@@ -32,6 +32,9 @@ export function EmojiPicker({ onPick, onClose, label = 'Emoji picker' }) {
   useEffect(() => {
     const prev = document.activeElement;
     input.current.focus();
+    // Opens upwards when there is no room below (a message low on the screen).
+    const box = ref.current.getBoundingClientRect();
+    if (box.bottom > window.innerHeight && box.height + 40 < box.top) ref.current.classList.add('emoji-picker-up');
     const outside = (e) => {
       if (ref.current && !ref.current.contains(e.target)) onClose();
     };
