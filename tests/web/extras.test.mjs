@@ -89,6 +89,39 @@ test('a reply in the thread panel shows in the other user\'s open panel, live', 
   await finish(a, b);
 });
 
+test('a reply whose answer is lost is sent again with the same idempotency key: one reply on the server', async () => {
+  const root = await postRoot('Lost answers');
+  const b = await openThreadPage(bob, root.id);
+  // The first post reaches the server, but its answer never reaches the page.
+  let cut = 0;
+  const keys = [];
+  await b.page.route(`**/api/v1/channels/${channel.id}/messages`, async (route) => {
+    keys.push(JSON.parse(route.request().postData()).idempotency_key);
+    if (cut++ === 0) {
+      await route.fetch();
+      await route.abort('failed');
+    } else await route.continue();
+  });
+  const box = b.panel.getByRole('textbox', { name: 'Reply in thread' });
+  await box.click();
+  await box.pressSequentially('only once');
+  await box.press('Enter');
+  await waitFor('the first attempt to fail', () => cut === 1 && b.page.getByRole('button', { name: 'Send' }).isEnabled());
+  assert.equal(await box.inputValue(), 'only once'); // kept for another try
+  await box.press('Enter');
+  // (The reply may already show from its live event: the emptied box is the retry's success.)
+  await waitFor('the retry to succeed', async () => (await box.inputValue()) === '');
+  await b.panel.locator('.thread-replies .message').filter({ hasText: 'only once' }).waitFor();
+  assert.equal(keys.length, 2);
+  assert.ok(keys[0] && keys[0] === keys[1], 'the retry carries the same key');
+  const thread = await call(bob, 'GET', `/messages/${root.id}/thread`);
+  assert.deepEqual(thread.messages.map((m) => m.content), ['only once']);
+  assert.equal(await b.panel.locator('.thread-replies .message').count(), 1);
+  // The aborted request is the one error the page may log.
+  b.page.errors = b.page.errors.filter((e) => !/ERR_FAILED/.test(e));
+  await finish(b);
+});
+
 test('a reaction added with the keyboard through the picker shows on the other side; a click removes it', async () => {
   const root = await postRoot('Pizza on Friday?');
   const a = await openThreadPage(alice, root.id);
