@@ -370,6 +370,7 @@ test('settings: a number and a boolean saved; an out-of-bounds value refused at 
   await fieldError.waitFor();
   assert.match(await fieldError.textContent(), /36500/);
   assert.equal(await page.getByLabel('Audit log: days kept').getAttribute('aria-invalid'), 'true');
+  await waitFor('the focus at the refused field', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'admin-setting-audit_max_days'));
   assert.equal((await call(dana, 'GET', '/admin/settings')).audit_max_days, 0);
   await screenshot(page, 'admin-settings-light-desktop');
 

@@ -174,6 +174,9 @@ export function AdminSettingsTab() {
       await settings.reload();
     } catch (err) {
       setError(err);
+      const field = err.details && err.details.field;
+      const el = field && document.getElementById(fieldId(field));
+      if (el) el.focus();
     } finally {
       setBusy(false);
     }
