@@ -208,6 +208,24 @@ test('users: the API\'s refusal is shown (the admin cannot ban itself)', async (
   await done(page, 403);
 });
 
+test('users: delete asks for the username, then the account is gone', async () => {
+  const erin = await registerUser(server, 'erin');
+  const page = await adminPage('users');
+  await page.getByRole('button', { name: 'Manage erin' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Manage erin' });
+  await dialog.getByRole('button', { name: 'Delete account…' }).click();
+  const confirm = dialog.getByRole('button', { name: 'Delete for good' });
+  assert.equal(await confirm.isDisabled(), true);
+  await dialog.getByLabel('Username to confirm').fill('eri');
+  assert.equal(await confirm.isDisabled(), true);
+  await dialog.getByLabel('Username to confirm').fill('erin');
+  await confirm.click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.locator(`tr[data-row="${erin.id}"]`).waitFor({ state: 'detached' });
+  assert.equal((await call(admin, 'GET', `/admin/users/${erin.id}`)).is_deleted, true);
+  await done(page);
+});
+
 test('audit log: the ban made through the UI is there, with its reason', async () => {
   const page = await adminPage('audit');
   await page.getByLabel('Action').fill('user.ban');
