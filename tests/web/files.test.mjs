@@ -293,7 +293,11 @@ test('settings: profile, avatar, markup shown as text', async () => {
   await page.reload();
   await page.getByLabel('Display name').waitFor();
   assert.equal(await page.getByLabel('Display name').inputValue(), '<b>Bold</b> Ana');
-  assert.equal(await page.locator('b').count(), 0);
+  // Shown as text where others would see it, not as markup.
+  const preview = page.getByRole('group', { name: 'How others see you' });
+  await waitFor('the preview', async () => (await preview.locator('.profile-preview-name').textContent()) === '<b>Bold</b> Ana');
+  assert.equal(await preview.locator('.profile-preview-bio').textContent(), '<script>window.__xss=4</script> likes tea');
+  assert.equal(await page.locator('.settings-view b, .settings-view script').count(), 0);
 
   // Avatar: a PNG through the file input; the API's user then has avatar_url.
   await page.getByLabel('Upload an image').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png(64, 64, [20, 160, 90]) });

@@ -33,15 +33,29 @@ export function previewSize(file, max = PREVIEW_MAX) {
   return { width: Math.max(1, Math.round(w * scale)), height: Math.max(1, Math.round(h * scale)) };
 }
 
-function fileIcon(type) {
-  const t = type || '';
-  if (t.startsWith('image/')) return '🖼';
-  if (t.startsWith('video/')) return '🎞';
-  if (t.startsWith('audio/')) return '🎵';
-  if (t === 'application/pdf') return '📕';
-  if (/zip|tar|gzip|x-7z|x-rar|x-xz|zstd|bzip/.test(t)) return '🗜';
-  if (t.startsWith('text/') || /json|xml/.test(t)) return '📝';
-  return '📄';
+// The card's icon: a page with a short label of the kind (no emoji font needed).
+function kindLabel(file) {
+  const t = (file && file.content_type) || '';
+  const ext = (fileName(file).match(/\.([A-Za-z0-9]{1,4})$/) || [])[1];
+  if (t === 'application/pdf') return 'PDF';
+  if (/zip|tar|gzip|x-7z|x-rar|x-xz|zstd|bzip/.test(t)) return ext ? ext.toUpperCase() : 'ZIP';
+  if (ext) return ext.toUpperCase();
+  if (t.startsWith('video/')) return 'VID';
+  if (t.startsWith('audio/')) return 'AUD';
+  if (t.startsWith('image/')) return 'IMG';
+  if (t.startsWith('text/')) return 'TXT';
+  return 'FILE';
+}
+
+function FileIcon({ file }) {
+  const label = kindLabel(file);
+  return (
+    <svg class="file-card-icon" viewBox="0 0 32 40" width="32" height="40" aria-hidden="true" focusable="false">
+      <path class="file-icon-page" d="M2 1h19l9 9v29H2z" />
+      <path class="file-icon-fold" d="M21 1v9h9" />
+      <text x="16" y="31" text-anchor="middle" font-size={label.length > 3 ? 7 : 8.5} font-weight="700">{label}</text>
+    </svg>
+  );
 }
 
 // A file that is not an image: a card with a download link.
@@ -49,7 +63,7 @@ export function FileCard({ file }) {
   const name = fileName(file);
   return (
     <div class="file-card">
-      <span class="file-card-icon" aria-hidden="true">{fileIcon(file.content_type)}</span>
+      <FileIcon file={file} />
       <span class="file-card-text">
         <a class="file-card-name" href={fileUrl(file)} download={name} title={name}>{name}</a>
         <span class="file-card-meta">

@@ -75,6 +75,7 @@ export function ApiKeySettings() {
       const key = await api('POST', '/auth/api-keys', { body });
       setCreated(key);
       form.reset();
+      form.elements.expiry.value = '90';
       await load();
     } catch (err) {
       notice.fail(err);

@@ -141,6 +141,13 @@ function ProfileSettings() {
       <form class="settings-card" onSubmit={save} aria-labelledby="profile-title" key={me.id}>
         <h2 id="profile-title">Profile</h2>
         <p class="hint">Signed in as <strong>{me.username}</strong></p>
+        <div class="profile-preview" aria-label="How others see you" role="group">
+          <Avatar user={me} size={40} />
+          <div>
+            <div class="profile-preview-name">{me.display_name || me.username}</div>
+            {me.bio && <p class="profile-preview-bio">{me.bio}</p>}
+          </div>
+        </div>
         <label>Display name
           <input name="display_name" defaultValue={me.display_name || ''} maxLength={64} autocomplete="nickname" />
         </label>
