@@ -448,3 +448,34 @@ test('settings: API keys are created (shown once, working) and revoked', async (
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('uploads: a file over the server\'s limit is refused with the limit, the next one without sending', async () => {
+  const small = await startServer({ args: ['--max-upload-bytes', '4096'] });
+  try {
+    await registerUser(small);
+    const user = await registerUser(small);
+    const page = await newPage(browser, small, { viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+    await loginViaUi(page, user);
+    await page.goto('/#/settings/profile');
+    const big = png(200, 200); // about 1 KB compressed: make it large with noise
+    const noisy = Buffer.concat([big, Buffer.alloc(8192, 7)]);
+    const uploads = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/api/v1/users/me/avatar')) uploads.push(r.url());
+    });
+    await page.getByLabel('Upload an image').setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: noisy });
+    await page.getByRole('alert').filter({ hasText: 'big.png is too large (the limit is 4.0 KB).' }).waitFor();
+    assert.equal(uploads.length, 1);
+    await page.getByLabel('Upload an image').setInputFiles({ name: 'big2.png', mimeType: 'image/png', buffer: noisy });
+    await page.getByRole('alert').filter({ hasText: 'big2.png is too large (the limit is 4.0 KB).' }).waitFor();
+    assert.equal(uploads.length, 1, 'the second file was not sent');
+    const res = await fetch(small.url + '/api/v1/users/me', { headers: { Authorization: 'Bearer ' + user.token } });
+    assert.equal(res.status, 200);
+    assert.ok(!(await res.json()).avatar_url, 'no avatar was stored');
+    await screenshot(page, 'files-settings-profile-dark-phone');
+    assert.deepEqual(unexpectedErrors(page, 413), []);
+    await page.context().close();
+  } finally {
+    await small.stop();
+  }
+});
