@@ -1,6 +1,6 @@
 // The lightbox: one image of a message at full size in a modal (ui.jsx
 // Modal: Esc closes, focus returns to the preview that opened it), its
-// name, a download link, and arrows (buttons and the arrow keys) to the
+// name as the dialog's title, a download link, and arrows (buttons and the arrow keys) to the
 // message's other images.
 import { useEffect } from 'preact/hooks';
 import { Modal } from './ui.jsx';
@@ -31,7 +31,6 @@ export function Lightbox({ images, index, onIndex, onClose }) {
           {n > 1 && <button type="button" class="lightbox-nav" aria-label="Next image" onClick={() => go(1)}>›</button>}
         </div>
         <figcaption class="lightbox-caption">
-          <span class="lightbox-name">{name}</span>
           {n > 1 && <span class="lightbox-count">{`${index + 1} of ${n}`}</span>}
           <a href={fileUrl(file)} download={name}>Download</a>
         </figcaption>
