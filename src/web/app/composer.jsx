@@ -105,7 +105,7 @@ export function Composer({ channelId, label, addFilesRef, beforeSend }) {
       )}
       <div class="composer-row">
         <label class="icon-button composer-attach" title="Attach files">
-          <span aria-hidden="true">📎</span>
+          <span aria-hidden="true" class="composer-attach-icon">+</span>
           <span class="visually-hidden">Attach files</span>
           <input ref={fileInput} type="file" multiple class="visually-hidden"
             onChange={(e) => { addFiles(e.currentTarget.files); e.currentTarget.value = ''; }} />

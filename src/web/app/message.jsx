@@ -168,9 +168,9 @@ export function MessageItem({ message, grouped = false, inThread = false }) {
       </div>
       {!local && !message.is_deleted && !editing && (
         <div class="message-actions" role="toolbar" aria-label={'Actions on the message from ' + name}>
-          {!inThread && <button type="button" onClick={() => openThread(message.id)} aria-label="Reply in thread" title="Reply in thread">↩</button>}
-          {mine && <button type="button" onClick={() => update({ editing: message.id })} aria-label="Edit message" title="Edit">✎</button>}
-          {(mine || admin) && <button type="button" onClick={() => setConfirming(true)} aria-label="Delete message" title="Delete">🗑</button>}
+          {!inThread && <button type="button" onClick={() => openThread(message.id)} aria-label="Reply in thread">Reply</button>}
+          {mine && <button type="button" onClick={() => update({ editing: message.id })} aria-label="Edit message">Edit</button>}
+          {(mine || admin) && <button type="button" onClick={() => setConfirming(true)} aria-label="Delete message">Delete</button>}
         </div>
       )}
       {confirming && <ConfirmDelete message={message} onClose={() => setConfirming(false)} />}
