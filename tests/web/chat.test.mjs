@@ -92,11 +92,15 @@ after(async () => {
 });
 
 test('two users chat live both ways; Shift+Enter, edit and delete reach the other side', async () => {
+  await call(alice, 'POST', `/channels/${general.id}/messages`, { content: 'written before bob came' });
   const a = await newPage(browser, server);
   const b = await newPage(browser, server);
   await open(a, alice, general.id);
   await open(b, bob, general.id);
   assert.equal(await a.locator('.channel-header h1').textContent(), '#general');
+  // Bob had not read it: the marker is above it; reading it clears his unread count.
+  await b.locator('.new-marker + .history-row').filter({ hasText: 'written before bob came' }).waitFor();
+  await waitFor('bob\'s read marker', async () => (await call(bob, 'GET', `/channels/${general.id}`)).unread_count === 0);
   assert.match(await a.locator('.channel-header').textContent(), /Talk about anything/);
 
   await composer(a).fill('hello from alice');

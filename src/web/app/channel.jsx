@@ -120,7 +120,16 @@ function ChannelScreen({ channelId, messageId }) {
     let gone = false;
     const opened = reloadInfo();
     const loaded = messageId ? loadAround(channelId, messageId) : loadLatest(channelId);
-    if (messageId) jump.current = messageId;
+    // The jump waits for the page around the message (the list it replaces
+    // may hold the message too, at another place).
+    if (messageId) {
+      loaded.then((found) => {
+        if (gone || !found) return;
+        jump.current = messageId;
+        win.current = null;
+        rerender();
+      });
+    }
     Promise.all([opened, loaded]).then(([channel]) => {
       if (gone || marker !== undefined) return;
       const list = (state.messages[channelId] || { list: [] }).list.filter((m) => !m.pending && !m.failed);
