@@ -244,9 +244,22 @@ test('files by drag-and-drop and by the button show their preview on both sides'
   await imageShown(b, 'chosen.png');
   await imageShown(a, 'chosen.png');
 
+  // Pasted into the composer.
+  const green = await pngBase64(a, '#2d2');
+  await a.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+    document.querySelector('textarea.composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, green);
+  await a.locator('.upload-chip').filter({ hasText: 'pasted.png' }).waitFor();
+  await a.waitForFunction(() => { const p = document.querySelector('.upload-chip progress'); return p && p.value === 1; });
+  await composer(a).press('Enter');
+  await imageShown(b, 'pasted.png');
+
   const stored = await serverMessages(alice, general.id);
   const withFiles = stored.filter((m) => (m.attachments || []).length);
-  assert.deepEqual(withFiles.map((m) => m.attachments[0].original_filename || m.attachments[0].filename), ['dropped.png', 'chosen.png']);
+  assert.deepEqual(withFiles.map((m) => m.attachments[0].original_filename || m.attachments[0].filename), ['dropped.png', 'chosen.png', 'pasted.png']);
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
   await a.context().close();
@@ -296,6 +309,22 @@ test('a history of 300 messages scrolls back to the first one; a link jumps to a
   // And forwards from there to the newest.
   await a.getByRole('button', { name: /Jump to the present/ }).click();
   await messageByText(a, 'hist-299').waitFor();
+
+  // Reading older messages, a new one does not pull the view down: a button does.
+  await a.evaluate(() => { document.querySelector('.history').scrollTop = 0; });
+  await call(bob, 'POST', `/channels/${ch.id}/join`);
+  await call(bob, 'POST', `/channels/${ch.id}/messages`, { content: 'news from bob' });
+  const button = a.getByRole('button', { name: 'New messages ↓' });
+  await button.waitFor();
+  await button.click();
+  await button.waitFor({ state: 'detached' });
+  const visible = await a.evaluate(() => {
+    const box = document.querySelector('.history').getBoundingClientRect();
+    const rows = [...document.querySelectorAll('[data-message-id]')];
+    const r = rows[rows.length - 1].getBoundingClientRect();
+    return rows[rows.length - 1].textContent.includes('news from bob') && r.bottom <= box.bottom + 1 && r.top >= box.top;
+  });
+  assert.equal(visible, true);
   assert.deepEqual(a.errors, []);
   await a.context().close();
 });
