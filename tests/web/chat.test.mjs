@@ -429,3 +429,23 @@ test('the channel view: no serious accessibility violation; screenshots', async 
     await a.context().close();
   }
 });
+
+test('a public channel is readable before joining; Join gives the composer', async () => {
+  const ch = await newChannel(bob, 'open-house', { description: 'come in' });
+  await call(bob, 'POST', `/channels/${ch.id}/messages`, { content: 'anyone there?' });
+  const a = await newPage(browser, server);
+  await open(a, alice, ch.id);
+  await messageByText(a, 'anyone there?').waitFor();
+  assert.equal(await composer(a).count(), 0);
+  assert.match(await a.locator('.channel-members').textContent(), /^1 member$/);
+  await a.locator('.channel-header').getByRole('button', { name: 'Join' }).click();
+  await composer(a).waitFor();
+  await a.locator('.channel-members').filter({ hasText: '2 members' }).waitFor();
+  const members = await call(bob, 'GET', `/channels/${ch.id}/members`);
+  assert.ok(members.members.some((m) => m.user_id === alice.id));
+  await composer(a).fill('I am');
+  await composer(a).press('Enter');
+  await waitFor('the reply stored', async () => (await serverMessages(bob, ch.id)).some((m) => m.content === 'I am'));
+  assert.deepEqual(a.errors, []);
+  await a.context().close();
+});
