@@ -438,6 +438,12 @@ test('a public channel is readable before joining; Join gives the composer', asy
   await messageByText(a, 'anyone there?').waitFor();
   assert.equal(await composer(a).count(), 0);
   assert.match(await a.locator('.channel-members').textContent(), /^1 member$/);
+  // Live while not a member (the view subscribes to the channel).
+  await a.waitForFunction(() => document.querySelector('.live-state')?.dataset.state === 'online');
+  await waitFor('a live message in a channel alice is not in', async () => {
+    await call(bob, 'POST', `/channels/${ch.id}/messages`, { content: 'still there?' });
+    return messageByText(a, 'still there?').first().waitFor({ timeout: 2000 }).then(() => true);
+  });
   await a.locator('.channel-header').getByRole('button', { name: 'Join' }).click();
   await composer(a).waitFor();
   await a.locator('.channel-members').filter({ hasText: '2 members' }).waitFor();

@@ -157,8 +157,15 @@ function ChannelScreen({ channelId, messageId }) {
       live.subscribeChannel(channelId);
       return () => typeof live.unsubscribeChannel === 'function' && live.unsubscribeChannel(channelId);
     }
-    // TODO(integrator): live.js subscribeChannel/unsubscribeChannel (part "core") for non-members.
-    return undefined;
+    // Until live.js has them (part "core"): the frames themselves, again
+    // after each reconnection (a new connection starts unsubscribed).
+    const subscribe = () => live.sendFrame({ type: 'subscribe', channels: [channelId] });
+    subscribe();
+    const off = live.onEvent('ready', subscribe);
+    return () => {
+      off();
+      live.sendFrame({ type: 'unsubscribe', channels: [channelId] });
+    };
   }, [info.member, info.channel && info.channel.id]);
 
   const list = (sl && sl.list) || [];
