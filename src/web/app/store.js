@@ -10,7 +10,8 @@ export const state = {
   route: { view: 'home' }, // router.js: {view, channelId, messageId, ...}
   channels: {},        // id -> channel (GET /channels), with unread_count, mention_count
   users: {},           // id -> user, as seen in answers and events
-  messages: {},        // channel id -> {list: [message], hasOlder, loading}
+  messages: {},        // channel id -> {list: [message, oldest first; local pending/failed ones last], hasOlder, hasNewer, loading} (history.js)
+  editing: null,       // id of the message being edited inline (message.jsx)
   presence: {},        // user id -> 'online' | 'offline'
   typing: {},          // channel id -> {user id -> expiry ms}
   live: { state: 'offline', seq: 0 }, // live.js: connecting | online | offline, last seq
