@@ -106,7 +106,7 @@ test('a reply whose answer is lost is sent again with the same idempotency key: 
   await box.click();
   await box.pressSequentially('only once');
   await box.press('Enter');
-  await waitFor('the first attempt to fail', () => cut === 1 && b.page.getByRole('button', { name: 'Send' }).isEnabled());
+  await waitFor('the first attempt to fail', () => cut === 1 && b.panel.getByRole('button', { name: 'Send' }).isEnabled());
   assert.equal(await box.inputValue(), 'only once'); // kept for another try
   await box.press('Enter');
   // (The reply may already show from its live event: the emptied box is the retry's success.)
