@@ -17,6 +17,8 @@ export const state = {
   panel: null,         // the side panel: {kind: 'thread', messageId} | {kind: 'search'} | null
   theme: 'system',     // settings: light | dark | system
   toast: null,         // {text, kind} shown briefly
+  authNotice: '',      // session.js: why the login ended (a ban, a blocked address), shown on the login page
+  sidebarOpen: false,  // shell.jsx: the sidebar shown over the view at phone width
 };
 
 const listeners = new Set();
