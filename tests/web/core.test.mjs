@@ -265,28 +265,17 @@ test('typing from another client shows "… is typing…" and goes away', async 
 
 test('a dropped connection shows the banner and resumes: a message sent meanwhile counts once', async () => {
   const { alice, bob, c } = await twoInAChannel('blip');
-  const pb = await newPage(browser, server);
-  let refuse = false;
-  const sockets = [];
-  await pb.routeWebSocket(/\/api\/v1\/ws/, (ws) => {
-    if (refuse) {
-      ws.close({ code: 1011, reason: 'refused by the test' });
-      return;
-    }
-    sockets.push(ws);
-    ws.connectToServer();
-  });
+  const { page: pb, sockets } = await pageWithRoutedSockets();
   await loginViaUi(pb, bob);
   await pb.locator('.live-state[data-state="online"]').waitFor();
   await sidebarItem(pb, c.name).waitFor();
   await pb.evaluate(() => { location.hash = '#/settings'; });
 
-  refuse = true;
-  for (const ws of sockets) ws.close({ code: 1011, reason: 'dropped by the test' });
+  sockets.cut();
   await pb.locator('.reconnect-banner', { hasText: 'Reconnecting' }).waitFor();
   await call(alice, 'POST', `/channels/${c.id}/messages`, { content: 'said while you were away' });
-  refuse = false;
-  await pb.locator('.live-state[data-state="online"]').waitFor({ timeout: DEADLINE_MS });
+  sockets.refuse = false;
+  await pb.locator('.live-state[data-state="online"][data-transport="websocket"]').waitFor({ timeout: DEADLINE_MS });
   await sidebarItem(pb, c.name).locator('.badge', { hasText: /^1$/ }).waitFor();
   assert.equal(await pb.locator('.reconnect-banner').count(), 0);
   // One more, live: two in all, as the server counts them (none seen twice).
@@ -295,6 +284,69 @@ test('a dropped connection shows the banner and resumes: a message sent meanwhil
   const listed = (await call(bob, 'GET', '/channels?limit=100')).channels.find((x) => x.id === c.id);
   assert.equal(listed.unread_count, 2);
   await closePage(pb);
+});
+
+// A page whose WebSockets the test can refuse (closed before `ready`) or cut.
+async function pageWithRoutedSockets(options) {
+  const page = await newPage(browser, server, options);
+  const sockets = { refuse: false, open: [] };
+  await page.routeWebSocket(/\/api\/v1\/ws/, (ws) => {
+    if (sockets.refuse) {
+      ws.close({ code: 1011, reason: 'refused by the test' });
+      return;
+    }
+    sockets.open.push(ws);
+    ws.connectToServer();
+  });
+  sockets.cut = () => {
+    sockets.refuse = true;
+    for (const ws of sockets.open.splice(0)) ws.close({ code: 1011, reason: 'dropped by the test' });
+  };
+  return { page, sockets };
+}
+
+test('a drop longer than the server keeps events: resync reloads the counts over HTTP', async () => {
+  // A server of its own that keeps only 16 events (the least it takes) for resumes (the helpers
+  // above use the module's `server`: swapped for the test's length).
+  const main = server;
+  server = await startServer({ args: ['--event-ring', '16'] });
+  try {
+    const { alice, bob, c } = await twoInAChannel('ring');
+    const { page, sockets } = await pageWithRoutedSockets();
+    await loginViaUi(page, bob);
+    await page.locator('.live-state[data-state="online"]').waitFor();
+    await sidebarItem(page, c.name).waitFor();
+    await page.evaluate(() => { location.hash = '#/settings'; });
+    sockets.cut();
+    await page.locator('.reconnect-banner').waitFor();
+    for (let i = 0; i < 20; i++) await call(alice, 'POST', `/channels/${c.id}/messages`, { content: 'lost event ' + i });
+    sockets.refuse = false;
+    await page.locator('.live-state[data-state="online"]').waitFor({ timeout: DEADLINE_MS });
+    await sidebarItem(page, c.name).locator('.badge', { hasText: /^20$/ }).waitFor();
+    await call(alice, 'POST', `/channels/${c.id}/messages`, { content: 'live again' });
+    await sidebarItem(page, c.name).locator('.badge', { hasText: /^21$/ }).waitFor();
+    await closePage(page);
+  } finally {
+    const own = server;
+    server = main;
+    await own.stop();
+  }
+});
+
+test('no WebSocket: the event stream takes over, and events still count', async () => {
+  const { alice, bob, c } = await twoInAChannel('stream');
+  const { page, sockets } = await pageWithRoutedSockets();
+  sockets.refuse = true;
+  await loginViaUi(page, bob);
+  await page.locator('.live-state[data-state="online"][data-transport="sse"]').waitFor({ timeout: DEADLINE_MS });
+  await sidebarItem(page, c.name).waitFor();
+  await page.evaluate(() => { location.hash = '#/settings'; });
+  await call(alice, 'POST', `/channels/${c.id}/messages`, { content: 'over the stream' });
+  await sidebarItem(page, c.name).locator('.badge', { hasText: /^1$/ }).waitFor();
+  await call(alice, 'POST', `/channels/${c.id}/messages`, { content: `@${bob.username} and a mention` });
+  await sidebarItem(page, c.name).locator('.badge-mention', { hasText: '@1' }).waitFor();
+  await sidebarItem(page, c.name).locator('.badge:not(.badge-mention)', { hasText: /^2$/ }).waitFor();
+  await closePage(page);
 });
 
 test('the admin bans the user: the page goes back to the login page with the message', async () => {

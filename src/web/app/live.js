@@ -112,12 +112,11 @@ function endSession(message) {
 function connectWs() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const since = state.live.seq ? '?since=' + state.live.seq : '';
-  let opened = false;
+  // A socket that closes before its `ready` (refused, or cut by a proxy
+  // that takes the upgrade and drops it) counts as one that did not open.
+  let ready = false;
   const ws = new WebSocket(`${proto}//${location.host}/api/v1/ws${since}`);
   socket = ws;
-  ws.onopen = () => {
-    opened = true;
-  };
   ws.onmessage = (e) => {
     let frame;
     try {
@@ -125,6 +124,7 @@ function connectWs() {
     } catch {
       return;
     }
+    if (frame.type === 'ready') ready = true;
     if (socket === ws) handleFrame(frame);
   };
   ws.onclose = (e) => {
@@ -135,7 +135,7 @@ function connectWs() {
       endSession(endNotice || e.reason);
       return;
     }
-    if (!opened) {
+    if (!ready) {
       wsFailures += 1;
       checkSession();
       if (wsFailures >= 3 && typeof EventSource !== 'undefined') useSse = true;

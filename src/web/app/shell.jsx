@@ -78,6 +78,7 @@ function isMac() {
 export function Shell() {
   const live = useStore((s) => s.live.state);
   const hadSeq = useStore((s) => s.live.seq > 0);
+  const transport = useStore((s) => s.live.transport || '');
   const route = useStore((s) => s.route);
   const sidebarOpen = useStore((s) => s.sidebarOpen);
   const title = useStore((s) => {
@@ -130,7 +131,8 @@ export function Shell() {
             aria-keyshortcuts={isMac() ? 'Meta+K' : 'Control+K'}>
             Jump to… <kbd>{isMac() ? '⌘K' : 'Ctrl+K'}</kbd>
           </button>
-          <span class="live-state" role="status" data-state={live} title={LIVE_TEXT[live]}>
+          <span class="live-state" role="status" data-state={live} data-transport={transport}
+            title={LIVE_TEXT[live] + (live === 'online' && transport === 'sse' ? ' (event stream)' : '')}>
             <span class="live-dot" aria-hidden="true" /> <span class="live-text">{LIVE_TEXT[live] || live}</span>
           </span>
         </header>
