@@ -428,3 +428,37 @@ test('phone width: the sidebar opens and closes with its button', async () => {
     await closePage(page);
   }
 });
+
+test('registration by invitation: the invite code field shows when the server asks for one', async () => {
+  await call(admin, 'PATCH', '/admin/settings', { registration: 'invite' });
+  try {
+    const page = await newPage(browser, server);
+    await page.goto('/');
+    await page.getByRole('button', { name: 'Create one' }).click();
+    const form = page.getByRole('form', { name: 'Create an account' });
+    assert.equal(await form.getByLabel('Invite code').count(), 0);
+    const username = unique('invited');
+    await form.getByLabel('Username').fill(username);
+    await form.getByLabel('Email').fill(username + '@example.test');
+    await form.getByLabel('Password').fill('a fine password ' + username);
+    await form.getByRole('button', { name: 'Create account' }).click();
+    await form.getByRole('alert').waitFor();
+    const code = form.getByLabel('Invite code');
+    await code.waitFor();
+    const invite = await call(admin, 'POST', '/admin/invites', { max_uses: 1 });
+    await code.fill(invite.code);
+    await form.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('.sidebar-me-name', { hasText: username }).waitFor({ timeout: DEADLINE_MS });
+    page.errors = page.errors.filter((e) => !/status of 422/.test(e)); // the refusal without a code
+    await closePage(page);
+    // An address with the code (in the hash: the page's query string is the
+    // server's, which takes none) opens the form with the code filled in.
+    const other = await call(admin, 'POST', '/admin/invites', { max_uses: 1 });
+    const second = await newPage(browser, server);
+    await second.goto('/#/register?invite=' + other.code);
+    assert.equal(await second.getByRole('form', { name: 'Create an account' }).getByLabel('Invite code').inputValue(), other.code);
+    await closePage(second);
+  } finally {
+    await call(admin, 'PATCH', '/admin/settings', { registration: null });
+  }
+});

@@ -3,7 +3,8 @@
 // with two-factor on answers 401 MFA_REQUIRED with a temp_token; the code
 // step sends it with the code to /auth/mfa/verify. Registration by
 // invitation: the invite code field shows when the page's address carries
-// one (?invite=) or the server says one is needed.
+// one (#/register?invite=<code>, or ?invite= where the server serves the
+// page with a query string) or the server says one is needed.
 import { useState } from 'preact/hooks';
 import { useSubmit } from './core-form.js';
 import { api } from './api.js';
