@@ -429,6 +429,19 @@ test('phone width: the sidebar opens and closes with its button', async () => {
   }
 });
 
+test('the sidebar links to search and settings, and to the admin view for the admin only', async () => {
+  const user = await registerUser(server);
+  for (const [who, isAdmin] of [[admin, true], [user, false]]) {
+    const page = await newPage(browser, server);
+    await loginViaUi(page, who);
+    const nav = page.getByRole('navigation', { name: 'Channels and conversations' });
+    await nav.getByRole('link', { name: 'Settings' }).waitFor();
+    assert.equal(await nav.getByRole('link', { name: 'Search' }).getAttribute('href'), '#/search');
+    assert.equal(await nav.getByRole('link', { name: 'Admin' }).count(), isAdmin ? 1 : 0);
+    await closePage(page);
+  }
+});
+
 test('registration by invitation: the invite code field shows when the server asks for one', async () => {
   await call(admin, 'PATCH', '/admin/settings', { registration: 'invite' });
   try {
