@@ -221,22 +221,29 @@ function onOnline() {
   if (!stopped && state.live.state !== 'online') reconnectNow();
 }
 
+// The tab is shown again: after a sleep (or a long throttled stretch in the
+// background) the socket may be dead without knowing it. One that has been
+// quiet longer than the pings allow is replaced at once; else a ping checks it.
 function onVisible() {
   if (stopped || document.visibilityState !== 'visible') return;
-  const slept = Date.now() - lastTick > 30000;
-  const quiet = Date.now() - lastFrameAt > 60000;
-  if (state.live.state !== 'online' || slept || quiet) reconnectNow();
+  if (state.live.state !== 'online' || Date.now() - lastFrameAt > 45000) reconnectNow();
+  else sendFrame({ type: 'ping' });
 }
 
+// Every 10 s: a ping when the connection has been quiet (its pong is a
+// frame), a new connection when it stayed quiet too long, or when the gap
+// since the last tick says the machine slept. Hidden tabs have their timers
+// throttled, so there a gap is no sleep (onVisible looks when shown).
 function tick() {
   const now = Date.now();
-  // A long gap between ticks is a sleep: the socket may be dead without knowing it.
-  if (now - lastTick > 30000 && !stopped) reconnectNow();
+  const slept = now - lastTick > 30000 && !document.hidden;
+  lastTick = now;
+  if (stopped) return;
+  if (slept) reconnectNow();
   else if (socket && socket.readyState === WebSocket.OPEN) {
     if (now - lastFrameAt > 70000) reconnectNow();
     else if (now - lastFrameAt > 30000) sendFrame({ type: 'ping' });
   }
-  lastTick = now;
 }
 
 export function startLive() {
