@@ -84,7 +84,12 @@ static json_t *channel_with_state(store_t *s, const chat_channel_t *c, const cha
 {
     json_t *o = channel_json(s, c);
     chat_membership_t m;
-    const char *last_read = chat_membership_get(s, c->id, user_id, &m) ? m.last_read : "";
+    bool known = chat_membership_get(s, c->id, user_id, &m);
+    const char *last_read = known ? m.last_read : "";
+    /* Whether the caller is a member now (a record stays after a leave): a
+     * public channel is listed to all, and a client tells the channels it
+     * is in from those it may join. */
+    json_object_set_new(o, "is_member", json_boolean(known && m.role > CHAT_ROLE_NONE));
     json_object_set_new(o, "unread_count",
                         json_integer((json_int_t)chat_unread(s, c->id, user_id, last_read, 1000)));
     chat_message_t last;

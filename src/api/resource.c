@@ -93,7 +93,7 @@ static const char *const user_keys[] = {
     "preferences", NULL};
 static const char *const channel_keys[] = {
     "id", "name", "description", "type", "is_private", "owner_id", "member_count",
-    "created_at", "updated_at", "last_message", "unread_count", NULL};
+    "created_at", "updated_at", "last_message", "unread_count", "is_member", NULL};
 static const char *const message_keys[] = {
     "id", "channel_id", "user_id", "sender", "content", "content_type", "created_at",
     "updated_at", "is_edited", "is_deleted", "reply_to", "thread_id", "mentions",

@@ -655,3 +655,25 @@ def test_names_are_unique_case_insensitively_in_any_script(u):
         assert [c["name"] for c in found] == [first]
     # Different letters are different names.
     new_channel(u.alice, "Ecole-" + base)
+
+
+def test_is_member_tells_joined_channels_from_those_one_may_join(u):
+    """The list and the channel object say whether the caller is a member
+    (a public channel is listed to everyone): the web client's sidebar shows
+    the joined ones and offers the others to join."""
+    pub = new_channel(u.alice)
+    priv = new_channel(u.alice, is_private=True)
+    assert listed(u.alice, pub["id"])["is_member"] is True
+    assert listed(u.alice, priv["id"])["is_member"] is True
+    assert listed(u.bob, pub["id"])["is_member"] is False
+    assert u.bob.ok("GET", "/channels/" + pub["id"])["is_member"] is False
+    u.bob.ok("POST", "/channels/%s/join" % pub["id"])
+    assert listed(u.bob, pub["id"])["is_member"] is True
+    assert u.bob.ok("GET", "/channels/" + pub["id"])["is_member"] is True
+    u.bob.ok("POST", "/channels/%s/leave" % pub["id"], None, 204)
+    assert listed(u.bob, pub["id"])["is_member"] is False
+    direct = u.alice.ok("POST", "/channels/direct", {"user_ids": [u.bob.id]})
+    assert direct["id"] in visible_ids(u.bob)
+    assert listed(u.bob, direct["id"])["is_member"] is True
+    only = u.bob.ok("GET", "/channels?limit=100&fields=is_member")
+    assert all(set(c) == {"id", "is_member"} for c in only["channels"])

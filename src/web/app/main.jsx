@@ -16,8 +16,8 @@ function App() {
   const me = useStore((s) => s.me);
   const ready = useStore((s) => s.ready);
   useEffect(() => {
-    onSessionEnd(() => {
-      if (state.me) loggedOut();
+    onSessionEnd((err) => {
+      if (state.me) loggedOut(err && err.code !== 'AUTHENTICATION_REQUIRED' ? err.message : 'Your session has ended. Please log in again.');
     });
     // No CSRF cookie: no session cookie either (they are set and cleared
     // together), so there is nothing to ask the server.
@@ -27,7 +27,10 @@ function App() {
     }
     api('GET', '/users/me', { noSessionEnd: true })
       .then((user) => loggedIn(user))
-      .catch(() => {})
+      .catch((err) => {
+        // A ban or a blocked address: say so on the login page.
+        if (err.code === 'ACCOUNT_BANNED' || err.code === 'IP_BLOCKED') update({ authNotice: err.message });
+      })
       .finally(() => update({ ready: true }));
   }, []);
   if (!ready) return <div class="splash" role="status">Loading…</div>;

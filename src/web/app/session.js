@@ -1,16 +1,38 @@
 // Starting and ending the logged-in state: who is logged in, the live
 // connection, and everything that belongs to that login.
+import { api } from './api.js';
 import { update } from './store.js';
-import { startLive, stopLive } from './live.js';
+import { setSessionEndHandler, startLive, stopLive } from './live.js';
 
 export function loggedIn(me) {
-  update({ me });
+  update({ me, authNotice: '' });
   startLive();
 }
 
-export function loggedOut() {
+// Back to the login page; `notice` (the server's message: a ban, a blocked
+// address, an ended login) is shown there.
+export function loggedOut(notice = '') {
   stopLive();
-  update({ me: null, channels: {}, messages: {}, presence: {}, typing: {}, panel: null });
+  update({
+    me: null, channels: {}, messages: {}, presence: {}, typing: {}, panel: null, users: {},
+    sidebarOpen: false, authNotice: notice,
+  });
+}
+
+setSessionEndHandler((message) => loggedOut(message));
+
+// Logs out on the server (the cookies are cleared), then here whatever it answered.
+export async function logout() {
+  try {
+    await api('POST', '/auth/logout', { noSessionEnd: true });
+  } catch {
+    // The login may be over already: nothing more to end.
+  }
+  loggedOut();
+}
+
+export function isAdmin(me) {
+  return !!(me && Array.isArray(me.roles) && me.roles.includes('admin'));
 }
 
 export function applyTheme(theme) {

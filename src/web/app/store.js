@@ -19,6 +19,8 @@ export const state = {
   theme: 'system',     // settings: light | dark | system
   toast: null,         // {text, kind} shown briefly
   threads: {},         // thread.jsx: root message id -> {root, replies: [oldest first], total}
+  authNotice: '',      // session.js: why the login ended (a ban, a blocked address), shown on the login page
+  sidebarOpen: false,  // shell.jsx: the sidebar shown over the view at phone width
 };
 
 const listeners = new Set();
