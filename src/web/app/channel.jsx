@@ -12,7 +12,6 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, items } from './api.js';
 import { state, update, useStore } from './store.js';
-import * as live from './live.js';
 import { markRead } from './unread.js';
 import { formatDay } from './ui.jsx';
 import { MessageItem } from './message.jsx';
@@ -150,23 +149,8 @@ function ChannelScreen({ channelId, messageId }) {
     }
   }, [sl, marker]);
 
-  // Live events of a public channel I am not in need a subscription.
-  useEffect(() => {
-    if (info.member || !info.channel) return undefined;
-    if (typeof live.subscribeChannel === 'function') {
-      live.subscribeChannel(channelId);
-      return () => typeof live.unsubscribeChannel === 'function' && live.unsubscribeChannel(channelId);
-    }
-    // Until live.js has them (part "core"): the frames themselves, again
-    // after each reconnection (a new connection starts unsubscribed).
-    const subscribe = () => live.sendFrame({ type: 'subscribe', channels: [channelId] });
-    subscribe();
-    const off = live.onEvent('ready', subscribe);
-    return () => {
-      off();
-      live.sendFrame({ type: 'unsubscribe', channels: [channelId] });
-    };
-  }, [info.member, info.channel && info.channel.id]);
+  // (A public channel looked at without membership is subscribed by the
+  // shell: shell.jsx useChannelSubscription.)
 
   const list = (sl && sl.list) || [];
 

@@ -31,8 +31,10 @@ export async function logout() {
   loggedOut();
 }
 
+// An admin: the admin role, or the permission the admin routes check.
 export function isAdmin(me) {
-  return !!(me && Array.isArray(me.roles) && me.roles.includes('admin'));
+  return !!me && ((Array.isArray(me.roles) && me.roles.includes('admin')) ||
+    (Array.isArray(me.permissions) && me.permissions.includes('users.manage')));
 }
 
 export function applyTheme(theme) {

@@ -13,7 +13,6 @@ import { SettingsView } from './settings.jsx';
 import { AdminView } from './admin/admin.jsx';
 import { ThreadPanel } from './thread.jsx';
 import { subscribeChannel, unsubscribeChannel } from './live.js';
-import { TypingIndicator } from './presence.jsx';
 import { channelHash, navigate } from './router.js';
 import { channelLabel } from './core-channels.js';
 import './unread.js';
@@ -142,7 +141,6 @@ export function Shell() {
           </div>
         )}
         <CurrentView />
-        {route.view === 'channel' && <TypingIndicator channelId={route.channelId} />}
       </main>
       <SidePanel />
       <footer class="footer"><a href="/docs">API documentation</a> · <a href="/redoc">Reference</a></footer>

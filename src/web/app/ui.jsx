@@ -1,25 +1,54 @@
 // Small shared pieces of the interface: a modal dialog that keeps focus and
 // closes on Esc, an avatar, times. Text is always rendered as text: nothing
 // here (or anywhere in the client) sets innerHTML.
-import { useEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
+
+// Open modals, the newest last: Esc closes the newest only, wherever the
+// focus is (a button that disables itself drops the focus to the body),
+// unless something inside handled that Esc (a picker, a list: they call
+// preventDefault).
+const openModals = [];
+
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape' || !openModals.length || e.defaultPrevented) return;
+  e.preventDefault();
+  openModals[openModals.length - 1].close();
+});
 
 export function Modal({ title, onClose, children, wide }) {
   const ref = useRef(null);
-  useEffect(() => {
+  const entry = useRef({ close: onClose });
+  entry.current.close = onClose;
+  // Before paint: the focus is inside the dialog as soon as it shows.
+  useLayoutEffect(() => {
     const prev = document.activeElement;
     const el = ref.current;
     const first = el && el.querySelector('input, select, textarea, button, [tabindex]');
     if (first) first.focus();
+    const me = entry.current;
+    openModals.push(me);
+    // Tab stays inside the dialog.
     const onKey = (e) => {
-      if (e.key === 'Escape') {
-        e.stopPropagation();
-        onClose();
+      if (e.key !== 'Tab') return;
+      const focusable = [...el.querySelectorAll('a[href], input, select, textarea, button, [tabindex]:not([tabindex="-1"])')]
+        .filter((n) => !n.disabled && n.offsetParent !== null);
+      if (!focusable.length) return;
+      const firstEl = focusable[0];
+      const lastEl = focusable[focusable.length - 1];
+      if (e.shiftKey && document.activeElement === firstEl) {
+        e.preventDefault();
+        lastEl.focus();
+      } else if (!e.shiftKey && document.activeElement === lastEl) {
+        e.preventDefault();
+        firstEl.focus();
       }
     };
     el.addEventListener('keydown', onKey);
     return () => {
       el.removeEventListener('keydown', onKey);
-      if (prev && prev.focus) prev.focus();
+      const i = openModals.indexOf(me);
+      if (i >= 0) openModals.splice(i, 1);
+      if (prev && prev.focus && document.contains(prev)) prev.focus();
     };
   }, []);
   return (

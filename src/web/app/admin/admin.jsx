@@ -2,6 +2,7 @@
 // this folder that talks to /api/v1/admin (docs/admin.md). An account
 // without the admin role sees a refusal and no admin request is made.
 import { useStore } from '../store.js';
+import { isAdmin } from '../session.js';
 import { Dashboard } from './dashboard.jsx';
 import { UsersTab } from './users.jsx';
 import { ReportsTab } from './reports.jsx';
@@ -24,10 +25,7 @@ export const ADMIN_TABS = [
 ];
 
 // Whether a user (GET /users/me) holds the admin role.
-export function isAdmin(me) {
-  return !!me && ((Array.isArray(me.roles) && me.roles.includes('admin')) ||
-    (Array.isArray(me.permissions) && me.permissions.includes('users.manage')));
-}
+export { isAdmin };
 
 export function AdminView({ tab }) {
   const me = useStore((s) => s.me);
