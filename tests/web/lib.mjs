@@ -147,15 +147,17 @@ export async function loginViaUi(page, user) {
   await page.waitForSelector('.shell', { timeout: DEADLINE_MS });
 }
 
-// axe-core's serious and critical violations on the page as it is now.
-export async function axeViolations(page) {
+// axe-core's serious and critical violations on the page as it is now (or
+// in the part that `selector` names, e.g. a page's own header beside a
+// third-party widget).
+export async function axeViolations(page, selector = null) {
   const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   await page.evaluate(source);
-  const result = await page.evaluate(async () => {
+  const result = await page.evaluate(async (sel) => {
     // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
+    const r = await axe.run(sel ? { include: [sel] } : document, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
-  });
+  }, selector);
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
 
