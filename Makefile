@@ -87,8 +87,14 @@ $(OUT)/%.o: %.S docs/openapi.json
 WEB_NPM := src/web/node_modules/.package-lock.json
 WEB_SRC := $(shell find src/web -path src/web/node_modules -prune -o -type f -print)
 
+# npm ci runs once, then again only when package.json or the lockfile changes.
 $(WEB_NPM): src/web/package.json src/web/package-lock.json
-	cd src/web && npm ci --no-audit --no-fund --loglevel=error
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm is missing (the web client's build needs node and npm): run scripts/install-deps.sh" >&2; exit 1; }
+	@echo "npm ci (src/web): the packages pinned by src/web/package-lock.json"
+	@cd src/web && npm ci --no-audit --no-fund --loglevel=error || { \
+	  echo "make: npm ci failed in src/web: the web client's packages (src/web/package-lock.json) come from the npm registry once;" >&2; \
+	  echo "      check the network or the proxy (npm config get registry: $$(npm config get registry)) and run make again." >&2; \
+	  exit 1; }
 	@touch $@
 
 build/web/stamp: $(WEB_SRC) $(WEB_NPM)

@@ -12,6 +12,11 @@ build_pkgs=(
   libjansson-dev libjwt-dev libgnutls28-dev libzstd-dev libmagic-dev
   libargon2-dev libwslay-dev
 )
+# The web client is bundled at build time by esbuild, which needs node (18 or
+# later: Debian 12 has 18) and npm; they are taken from Debian only when the
+# commands are missing (a node from elsewhere, e.g. NodeSource, ships its own
+# npm and conflicts with Debian's npm package).
+web_build_pkgs=(nodejs npm)
 test_pkgs=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-requests python3-websocket
@@ -22,11 +27,14 @@ test_pkgs=(
   prometheus  # promtool: tests/e2e/test_metrics.py runs `promtool check metrics`
   gnutls-bin  # certtool, gnutls-cli: tests/e2e/test_tls.py makes its CA and checks ciphers
   testssl.sh  # make testssl
+  chromium  # the browser tests (tests/web/) drive Debian's chromium with playwright-core
+  fonts-dejavu-core  # a font for the pages that chromium renders and screenshots
 )
 
 bench_pkgs=(
   wrk curl redis-server redis-tools python3 python3-pytest python3-requests
   gnutls-bin  # certtool: P11 makes its certificate
+  chromium fonts-dejavu-core  # W2: the first paint of the web client
 )
 
 want=("${build_pkgs[@]}")
@@ -37,6 +45,19 @@ case "${1:-}" in
   *) echo "usage: $0 [--test|--bench]" >&2; exit 2 ;;
 esac
 
+check_node() {
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 18 ]; then
+    echo "install-deps: node $(node --version 2>/dev/null) is too old: the web client's build needs node 18 or later" >&2
+    exit 1
+  fi
+}
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  want+=("${web_build_pkgs[@]}")
+fi
+
 missing=()
 for pkg in "${want[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -45,6 +66,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#want[@]} packages are installed"
+  check_node
   exit 0
 fi
 
@@ -63,3 +85,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: done"
+check_node

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 and the cost of encryption
-at rest on P1, P4 replay and P6 (issue 16) against baselines measured in
+at rest on P1, P4 replay and P6 (issue 16), W1 and W2 (the web client, issue 18) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -14,7 +14,7 @@ Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -29,6 +29,9 @@ P12 (P1's posts alone and while streamed backups run).
 json, and a scrape of GET /metrics).
 --only encryption only P1, P4 replay and P6 with --encryption-key-file
 beside the same three without it.
+--only web only W1 (the web client's compressed JS+CSS against its 150 KB
+budget) and W2 (first contentful paint of / in chromium against 1 s, beside
+a tiny static page; BENCH_FCP_LOADS loads, default 20).
 """
 import argparse
 import json
@@ -338,7 +341,7 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics", "encryption"],
+                             "backup", "metrics", "encryption", "web"],
                     default="all")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
@@ -357,6 +360,8 @@ def main():
             metrics_and_logs(a, work)
         elif a.only == "encryption":
             encryption_cost(a, work)
+        elif a.only == "web":
+            web_figures(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
@@ -366,6 +371,7 @@ def main():
                 backup_cost(a, work)
                 metrics_and_logs(a, work)
                 encryption_cost(a, work)
+                web_figures(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -374,6 +380,51 @@ def main():
     print("|---|---|---|---|---|---|")
     for r in rows:
         print("| %s | %s | %s | %s | %s | %s |" % r)
+
+
+WEB_BUDGET = 150 * 1024   # bytes of compressed JS+CSS for the whole client
+FCP_BUDGET_MS = 1000.0
+FCP_LOADS = int(os.environ.get("BENCH_FCP_LOADS", "20"))
+
+
+def web_figures(a, work):
+    """W1: the client's compressed JS+CSS (build/web/manifest.json: the
+    bundles the page / links, not those of /docs and /redoc) against the
+    150 KB budget. W2: first contentful paint of / in chromium, a new context
+    (empty cache) per load, against 1 s, beside a tiny static page of a bare
+    node server measured in the same run (scripts/bench/first_paint.mjs)."""
+    print("W1/W2...", file=sys.stderr, flush=True)
+    with open(os.path.join(ROOT, "build", "web", "manifest.json"), encoding="utf-8") as f:
+        manifest = {r["url"]: r for r in json.load(f)}
+    with open(os.path.join(ROOT, "build", "web", "dist", "index.html"), encoding="utf-8") as f:
+        linked = re.findall(r'"(/assets/[^"]+\.(?:js|css))"', f.read())
+    files = [manifest[u] for u in linked]
+    br = sum(r["brotli"] for r in files)
+    gz = sum(r["gzip"] for r in files)
+    raw = sum(r["size"] for r in files)
+    row("W1 the web client's JS+CSS, compressed (%d files linked by /)" % len(files),
+        "brotli %.1f KB, gzip %.1f KB (%.1f KB uncompressed)" % (br / 1024, gz / 1024, raw / 1024),
+        "budget 150 KB", "%.2fx of the budget (gzip)" % (gz / WEB_BUDGET), "<= 150 KB (gzip)",
+        gz <= WEB_BUDGET)
+    print("  W1 budget %s" % ("met" if gz <= WEB_BUDGET else "not met"), file=sys.stderr,
+          flush=True)
+    s = parley(work, "w2", "--log-level", "error")
+    try:
+        out = subprocess.run(["node", os.path.join(HERE, "first_paint.mjs"), s.url("/"),
+                              str(FCP_LOADS)], capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError("first_paint.mjs failed: " + out.stderr)
+        fp = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        s.stop(timeout=60)
+    page, base = fp["page"], fp["baseline"]
+    ok = page["p95"] <= FCP_BUDGET_MS
+    row("W2 first contentful paint of / in chromium, empty cache, %d loads" % page["n"],
+        "median %.0f ms, p95 %.0f ms" % (page["median"], page["p95"]),
+        "tiny static page of a bare node server: median %.0f ms, p95 %.0f ms"
+        % (base["median"], base["p95"]),
+        "%.2fx (median)" % (page["median"] / max(base["median"], 1.0)), "p95 <= 1 s", ok)
+    print("  W2 budget %s" % ("met" if ok else "not met"), file=sys.stderr, flush=True)
 
 
 def run_all(a, work):

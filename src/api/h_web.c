@@ -1,5 +1,5 @@
 /*
- * GET /, /docs, /redoc and /assets/{name}: the built-in web client and the
+ * GET /, /docs, /redoc, /favicon.svg and /assets/{name}: the built-in web client and the
  * documentation pages, served from the files embedded at build time
  * (web_assets.h). Bundles are named by their content hash and cached for a
  * year; pages are revalidated every time (`no-cache` with an ETag, so a
@@ -24,6 +24,24 @@
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " \
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "          \
     "form-action 'self'; frame-ancestors 'none'"
+
+/* Redoc's policy: the same, but Redoc's styled-components put its styles in
+ * <style> elements made at run time, which needs style-src 'unsafe-inline'
+ * (a nonce cannot be given to a page embedded once for all answers); scripts
+ * stay 'self' only (no inline script, no eval). /docs (Swagger UI) needs no
+ * exception and has the client's policy. */
+#define WEB_REDOC_CSP                                                                    \
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "            \
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "    \
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+/* The policy of a page (an asset that is not immutable). */
+static const char *web_page_csp(const web_asset_t *asset)
+{
+    if (strcmp(asset->url, "/redoc") == 0)
+        return WEB_REDOC_CSP;
+    return WEB_PAGE_CSP;
+}
 
 static int compare_url(const void *key, const void *member)
 {
@@ -94,7 +112,7 @@ static void web_serve(http_ctx_t *ctx, const web_asset_t *asset)
     http_set_header(ctx, "Cache-Control",
                     asset->immutable ? "public, max-age=31536000, immutable" : "no-cache");
     if (!asset->immutable)
-        http_set_header(ctx, "Content-Security-Policy", WEB_PAGE_CSP);
+        http_set_header(ctx, "Content-Security-Policy", web_page_csp(asset));
     if (web_not_modified(http_header(ctx, "If-None-Match"), asset->etag)) {
         http_reply_empty(ctx, 304);
         return;
@@ -117,6 +135,21 @@ static void get_client(http_ctx_t *ctx)
     web_serve(ctx, web_find("/"));
 }
 
+static void get_docs(http_ctx_t *ctx)
+{
+    web_serve(ctx, web_find("/docs"));
+}
+
+static void get_redoc(http_ctx_t *ctx)
+{
+    web_serve(ctx, web_find("/redoc"));
+}
+
+static void get_favicon(http_ctx_t *ctx)
+{
+    web_serve(ctx, web_find("/favicon.svg"));
+}
+
 static void get_asset(http_ctx_t *ctx)
 {
     const char *name = ctx->n_params ? ctx->params[0] : NULL;
@@ -131,6 +164,9 @@ static void get_asset(http_ctx_t *ctx)
 
 const http_route_t web_routes[] = {
     {"GET", "/", get_client, HTTP_ROUTE_PUBLIC, "", ""},
+    {"GET", "/docs", get_docs, HTTP_ROUTE_PUBLIC, "", ""},
+    {"GET", "/redoc", get_redoc, HTTP_ROUTE_PUBLIC, "", ""},
+    {"GET", "/favicon.svg", get_favicon, HTTP_ROUTE_PUBLIC, "", ""},
     {"GET", "/assets/:name", get_asset, HTTP_ROUTE_PUBLIC, "", ""},
     {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -25,9 +25,18 @@ const dist = join(out, 'dist');
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(join(dist, 'assets'), { recursive: true });
 
-// Each page: its HTML template and the entry points whose bundles it loads.
+// Each page: its URL, its HTML template (written to dist/<out>) and the entry
+// points whose bundles it loads. The documentation pages are bundles of their
+// own: Swagger UI and Redoc weigh far more than the client and are loaded
+// only by /docs and /redoc.
 const pages = [
-  { url: '/', html: 'index.html', entries: { app: 'app/main.jsx' } },
+  { url: '/', html: 'index.html', out: 'index.html', entries: { app: 'app/main.jsx' } },
+  { url: '/docs', html: 'docs/docs.html', out: 'docs.html', entries: { docs: 'docs/swagger.js' } },
+  { url: '/redoc', html: 'docs/redoc.html', out: 'redoc.html', entries: { redoc: 'docs/redoc.js' } },
+];
+// Files served as they are under a fixed name, revalidated like the pages.
+const statics = [
+  { url: '/favicon.svg', file: 'favicon.svg', out: 'favicon.svg' },
 ];
 
 const entryPoints = {};
@@ -35,7 +44,24 @@ for (const page of pages) {
   for (const [name, file] of Object.entries(page.entries)) entryPoints[name] = join(here, file);
 }
 
+// Offline means offline: Redoc's sidebar shows its logo from a CDN. The
+// plugin empties that address in Redoc's bundle (the image's error handler
+// then hides it); the build fails if the string is no longer found, so an
+// upgrade of Redoc is looked at again.
+const offline = {
+  name: 'offline',
+  setup(build) {
+    build.onLoad({ filter: /redoc[\\/]bundles[\\/]redoc\.browser\.lib\.js$/ }, (args) => {
+      const cdn = '"https://cdn.redoc.ly/redoc/logo-mini.svg"';
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes(cdn)) throw new Error(`${args.path}: ${cdn} not found (see the offline plugin)`);
+      return { contents: text.replaceAll(cdn, '""'), loader: 'js' };
+    });
+  },
+};
+
 const result = await esbuild.build({
+  plugins: [offline],
   entryPoints,
   outdir: join(dist, 'assets'),
   entryNames: '[name]-[hash]',
@@ -51,6 +77,8 @@ const result = await esbuild.build({
   jsx: 'automatic',
   jsxImportSource: 'preact',
   loader: { '.svg': 'file', '.woff2': 'file', '.png': 'file' },
+  // React (under Redoc) picks its production build by this.
+  define: { 'process.env.NODE_ENV': '"production"' },
   metafile: true,
   logLevel: 'warning',
 });
@@ -74,8 +102,9 @@ for (const page of pages) {
     if (!url) throw new Error(`${page.html}: no ${kind} bundle for ${name}`);
     return url;
   });
-  writeFileSync(join(dist, page.html), html);
+  writeFileSync(join(dist, page.out), html);
 }
+for (const file of statics) writeFileSync(join(dist, file.out), readFileSync(join(here, file.file)));
 
 const types = {
   '.html': 'text/html; charset=utf-8',
@@ -101,7 +130,7 @@ for (const file of walk(dist).sort()) {
   const type = types[ext];
   if (!type) throw new Error(`${file}: no content type for ${ext}`);
   const rel = relative(dist, file);
-  const page = pages.find((p) => p.html === rel);
+  const page = pages.find((p) => p.out === rel) || statics.find((p) => p.out === rel);
   const url = page ? page.url : '/' + rel;
   const bytes = readFileSync(file);
   const row = {

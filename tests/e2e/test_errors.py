@@ -12,7 +12,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 def test_unknown_route_is_404(server):
-    for path in ("/nope", "/api/v1/nope", "/api/v1/", "/", "/api/health/extra"):
+    for path in ("/nope", "/api/v1/nope", "/api/v1/", "/api/health/extra", "/docs/extra"):
         assert_error(requests.get(server.url(path)), 404, "RESOURCE_NOT_FOUND")
     assert_error(requests.post(server.url("/api/v1/nope")), 404, "RESOURCE_NOT_FOUND")
     assert_error(requests.post(server.url("/api/v1/nope"), json={"a": 1}), 404,

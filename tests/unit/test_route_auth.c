@@ -27,7 +27,7 @@ static const char *const public_routes[] = {
     "POST /api/v1/auth/login",   "POST /api/v1/auth/refresh",      "POST /api/v1/auth/mfa/verify",
     "GET /api/v1/ws",            "GET /api/v1/events",
     /* the web client and the documentation pages (h_web.c) */
-    "GET /", "GET /assets/:name",
+    "GET /", "GET /assets/:name", "GET /docs", "GET /redoc", "GET /favicon.svg",
 };
 
 /* The routes that put content before others (HTTP_ROUTE_CONTENT): refused

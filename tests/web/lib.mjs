@@ -2,9 +2,9 @@
 // with a temporary data directory, drives Debian's chromium with
 // playwright-core (from src/web/node_modules), and waits on conditions with
 // generous deadlines, never on guessed sleeps.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -42,23 +42,48 @@ export async function waitFor(what, fn, timeoutMs = DEADLINE_MS) {
   }
 }
 
+// A self-signed certificate for 127.0.0.1 and localhost made by certtool
+// (gnutls-bin, as tests/e2e/tls_certs.py does): {cert, key} paths in `dir`.
+export function makeCertificate(dir) {
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.pem');
+  const tmpl = join(dir, 'tls.tmpl');
+  writeFileSync(tmpl, 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n' +
+    'tls_www_server\nsigning_key\nencryption_key\nexpiration_days = 3\n');
+  execFileSync('certtool', ['--generate-privkey', '--key-type', 'ecdsa', '--outfile', key], { stdio: 'ignore' });
+  chmodSync(key, 0o600);
+  execFileSync('certtool', ['--generate-self-signed', '--load-privkey', key, '--template', tmpl, '--outfile', cert],
+    { stdio: 'ignore' });
+  return { cert, key };
+}
+
 // One parley process. `args`: extra flags of `parley serve` (rate limits are
-// off unless the test passes its own).
-export async function startServer({ args = [], env = {} } = {}) {
+// off unless the test passes its own). `tls: true`: HTTPS with a
+// self-signed certificate (server.url is https://; newPage's contexts ignore
+// the certificate's errors, and so does this process's fetch: it talks to
+// loopback only).
+export async function startServer({ args = [], env = {}, tls = false } = {}) {
   const bin = process.env.PARLEY_BIN ? resolve(ROOT, process.env.PARLEY_BIN) : join(ROOT, 'bin/parley');
   const dir = mkdtempSync(join(tmpdir(), 'parley-web-'));
   const dataDir = join(dir, 'data');
   const port = await freePort();
   const log = [];
+  const tlsArgs = [];
+  if (tls) {
+    const pair = makeCertificate(dir);
+    tlsArgs.push('--tls-cert', pair.cert, '--tls-key', pair.key);
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  }
   const proc = spawn(bin, ['serve', '--bind', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
-    '--rate-limit', '0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--rate-limit', '0', ...tlsArgs, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => log.push(d.toString()));
   proc.stderr.on('data', (d) => log.push(d.toString()));
   const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const server = {
     url,
     port,
+    tls,
     dataDir,
     log: () => log.join(''),
     async stop() {
@@ -103,7 +128,7 @@ export async function launchBrowser() {
 // A page in its own context (its own cookies), recording page errors and
 // console errors so a test can assert none happened.
 export async function newPage(browser, server, { viewport = { width: 1280, height: 800 }, colorScheme = 'light' } = {}) {
-  const context = await browser.newContext({ baseURL: server.url, viewport, colorScheme });
+  const context = await browser.newContext({ baseURL: server.url, viewport, colorScheme, ignoreHTTPSErrors: !!server.tls });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push('pageerror: ' + err.message));
@@ -122,15 +147,17 @@ export async function loginViaUi(page, user) {
   await page.waitForSelector('.shell', { timeout: DEADLINE_MS });
 }
 
-// axe-core's serious and critical violations on the page as it is now.
-export async function axeViolations(page) {
+// axe-core's serious and critical violations on the page as it is now (or
+// in the part that `selector` names, e.g. a page's own header beside a
+// third-party widget).
+export async function axeViolations(page, selector = null) {
   const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   await page.evaluate(source);
-  const result = await page.evaluate(async () => {
+  const result = await page.evaluate(async (sel) => {
     // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
+    const r = await axe.run(sel ? { include: [sel] } : document, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
-  });
+  }, selector);
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
 
