@@ -10,6 +10,7 @@
  * page may load its own scripts and styles and talk to its own origin, and
  * nothing else (no inline script, no eval, no other origin, no framing).
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -150,6 +151,31 @@ static void get_favicon(http_ctx_t *ctx)
     web_serve(ctx, web_find("/favicon.svg"));
 }
 
+/* GET /register?invite=<code>: the link an invite carries (h_invites.c)
+ * leads to the client's registration page with the code filled in. The
+ * client routes by the URL's fragment, so this is a redirect to
+ * /#/register?invite=<code>; a code is letters, digits, '-' and '_' (what
+ * the server makes, and all that may go into the Location header). */
+static void get_register(http_ctx_t *ctx)
+{
+    const char *code = http_query(ctx, "invite");
+    char location[128] = "/#/register";
+    if (code != NULL) {
+        size_t n = strlen(code);
+        bool ok = n > 0 && n <= 64;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)code[i]) || code[i] == '-' || code[i] == '_';
+        if (!ok) {
+            http_reply_invalid(ctx, "invite", "an invite code is 1-64 letters, digits, - or _");
+            return;
+        }
+        snprintf(location, sizeof(location), "/#/register?invite=%s", code);
+    }
+    http_set_header(ctx, "Location", location);
+    http_set_header(ctx, "Cache-Control", "no-store");
+    http_reply_empty(ctx, 302);
+}
+
 static void get_asset(http_ctx_t *ctx)
 {
     const char *name = ctx->n_params ? ctx->params[0] : NULL;
@@ -167,6 +193,7 @@ const http_route_t web_routes[] = {
     {"GET", "/docs", get_docs, HTTP_ROUTE_PUBLIC, "", ""},
     {"GET", "/redoc", get_redoc, HTTP_ROUTE_PUBLIC, "", ""},
     {"GET", "/favicon.svg", get_favicon, HTTP_ROUTE_PUBLIC, "", ""},
+    {"GET", "/register", get_register, HTTP_ROUTE_PUBLIC, "invite", ""},
     {"GET", "/assets/:name", get_asset, HTTP_ROUTE_PUBLIC, "", ""},
     {NULL, NULL, NULL, 0, NULL, NULL},
 };

@@ -169,3 +169,17 @@ def test_other_methods_are_405_with_allow(srv):
             err = assert_error(r, 405, "METHOD_NOT_ALLOWED")
             assert r.headers["Allow"] == "GET, HEAD", (method, path)
             assert err["details"]["allow"] == "GET, HEAD"
+
+
+def test_an_invite_link_leads_to_the_registration_page(srv):
+    r = requests.get(srv.url("/register?invite=Ab-3_x"), allow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/#/register?invite=Ab-3_x"
+    r = requests.get(srv.url("/register"), allow_redirects=False)
+    assert (r.status_code, r.headers["Location"]) == (302, "/#/register")
+    # Nothing but a code's characters reaches the Location header.
+    for bad in ("a%0d%0aSet-Cookie:%20x=1", "<script>", "a/../b", "x" * 65, "", "a b"):
+        r = requests.get(srv.url("/register?invite=" + bad), allow_redirects=False)
+        err = assert_error(r, 422, "VALIDATION_ERROR")
+        assert err["details"]["field"] == "invite"
+        assert "Location" not in r.headers

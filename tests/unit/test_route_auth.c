@@ -28,6 +28,7 @@ static const char *const public_routes[] = {
     "GET /api/v1/ws",            "GET /api/v1/events",
     /* the web client and the documentation pages (h_web.c) */
     "GET /", "GET /assets/:name", "GET /docs", "GET /redoc", "GET /favicon.svg",
+    "GET /register",
 };
 
 /* The routes that put content before others (HTTP_ROUTE_CONTENT): refused
