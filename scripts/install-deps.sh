@@ -29,6 +29,7 @@ test_pkgs=(
   testssl.sh  # make testssl
   chromium  # the browser tests (tests/web/) drive Debian's chromium with playwright-core
   fonts-dejavu-core  # a font for the pages that chromium renders and screenshots
+  fonts-noto-color-emoji  # the emoji of reactions and the picker, in screenshots
 )
 
 bench_pkgs=(
