@@ -63,7 +63,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build web test-web run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench testssl flake-hunt container-test deps test-deps clean
+.PHONY: all build web test-web test-web-tls run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench testssl flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -119,6 +119,11 @@ WEB_TESTS ?= $(sort $(wildcard tests/web/*.test.mjs))
 
 test-web: bin/parley
 	node --test --test-concurrency=1 $(WEB_TESTS)
+
+# The same browser tests, every server started with TLS (a self-signed
+# certificate; cookies Secure, wss:).
+test-web-tls: bin/parley
+	PARLEY_WEB_TLS=1 node --test --test-concurrency=1 $(WEB_TESTS)
 
 $(OUT)/libparley.a: $(LIB_OBJ)
 	@rm -f $@

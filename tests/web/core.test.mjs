@@ -245,7 +245,7 @@ test('typing from another client shows "… is typing…" and goes away', async 
   await pa.locator('.live-state[data-state="online"]').waitFor();
   // B's own socket, authorised by B's cookie, sends typing_start.
   await pb.evaluate((channelId) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${location.host}/api/v1/ws`);
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/v1/ws`);
     window.typingSocket = ws;
     ws.onmessage = (e) => {
       if (JSON.parse(e.data).type === 'ready') {

@@ -62,7 +62,7 @@ export function makeCertificate(dir) {
 // self-signed certificate (server.url is https://; newPage's contexts ignore
 // the certificate's errors, and so does this process's fetch: it talks to
 // loopback only).
-export async function startServer({ args = [], env = {}, tls = false } = {}) {
+export async function startServer({ args = [], env = {}, tls = process.env.PARLEY_WEB_TLS === '1' } = {}) {
   const bin = process.env.PARLEY_BIN ? resolve(ROOT, process.env.PARLEY_BIN) : join(ROOT, 'bin/parley');
   const dir = mkdtempSync(join(tmpdir(), 'parley-web-'));
   const dataDir = join(dir, 'data');
@@ -165,4 +165,17 @@ export async function screenshot(page, name) {
   const dir = join(ROOT, 'build/screens');
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, name + '.png') });
+}
+
+// A call of the API as `user` (its bearer token from registerUser): the
+// parsed answer, or an Error naming the status and the body.
+export async function apiCall(server, user, method, path, body) {
+  const res = await fetch(server.url + '/api/v1' + path, {
+    method,
+    headers: { Authorization: 'Bearer ' + user.token, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
 }
