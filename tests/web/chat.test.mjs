@@ -286,6 +286,11 @@ test('a history of 300 messages scrolls back to the first one; a link jumps to a
   const stored = await serverMessages(alice, ch.id);
   assert.equal(stored.length, 300);
   const a = await newPage(browser, server);
+  // History requests in flight: the view settles only once they are answered.
+  let loading = 0;
+  const isHistory = (r) => /\/messages(\?|$)/.test(r.url());
+  a.on('request', (r) => { if (isHistory(r)) loading++; });
+  for (const ev of ['requestfinished', 'requestfailed']) a.on(ev, (r) => { if (isHistory(r)) loading--; });
   await open(a, alice, ch.id);
   await messageByText(a, 'hist-299').waitFor();
   await scrollToBeginning(a, 60000);
@@ -310,8 +315,20 @@ test('a history of 300 messages scrolls back to the first one; a link jumps to a
   await a.getByRole('button', { name: /Jump to the present/ }).click();
   await messageByText(a, 'hist-299').waitFor();
 
-  // Reading older messages, a new one does not pull the view down: a button does.
-  await a.evaluate(() => { document.querySelector('.history').scrollTop = 0; });
+  // Reading older messages, a new one does not pull the view down: a button
+  // does. (Scrolled up once the jump's pages are all in: a page answered
+  // after the scroll would find the view at the bottom and keep it there.)
+  await waitFor('the history to settle, then the view scrolled up', async () => {
+    if (loading > 0) return false;
+    // Still at the top two frames later, once the view has seen the scroll
+    // (its scroll event comes a frame after, and a resize before it would
+    // take the view back to the bottom).
+    return a.evaluate(() => new Promise((resolve) => {
+      const el = document.querySelector('.history');
+      el.scrollTop = 0;
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(el.scrollTop === 0)));
+    }));
+  });
   await call(bob, 'POST', `/channels/${ch.id}/join`);
   await call(bob, 'POST', `/channels/${ch.id}/messages`, { content: 'news from bob' });
   const button = a.getByRole('button', { name: 'New messages ↓' });

@@ -13,7 +13,7 @@ import { SettingsView } from './settings.jsx';
 import { AdminView } from './admin/admin.jsx';
 import { ThreadPanel } from './thread.jsx';
 import { subscribeChannel, unsubscribeChannel } from './live.js';
-import { channelHash, navigate } from './router.js';
+import { channelHash, navigate, parse } from './router.js';
 import { channelLabel } from './core-channels.js';
 import './unread.js';
 import './shell.css';
@@ -48,7 +48,9 @@ function useHomeRedirect() {
   const route = useStore((s) => s.route);
   const channels = useStore((s) => s.channels);
   useEffect(() => {
-    if (route.view !== 'home') return;
+    // The address as it is now, not as rendered: a navigation made since
+    // (a link followed while the list loaded) is not overridden.
+    if (route.view !== 'home' || parse(location.hash).view !== 'home') return;
     const { named, direct } = sidebarChannels(channels);
     const first = named[0] || direct[0];
     if (first) navigate(channelHash(first.id));
