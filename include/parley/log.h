@@ -44,6 +44,10 @@ void log_fields(const char *msg, json_t *fields, const char *text);
  * as '?', for a field of log_fields taken from a client. New reference. */
 json_t *log_json_string(const char *s);
 
+/* An info line already formatted (text format): straight to the writer,
+ * without yder's formatting (it formats every message twice). */
+void log_info_text(const char *message);
+
 /* The format chosen; read-only after start-up. */
 extern enum log_format log_current_format;
 void log_close(void);

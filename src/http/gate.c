@@ -679,9 +679,11 @@ static void access_log(const gate_request_t *gr, struct MHD_Connection *conn,
                                                                     : " (connection ended early)";
     const char *method = gr->method[0] ? gr->method : "-";
     if (log_current_format != LOG_FORMAT_JSON) {
-        log_info("http %s %s %d %.3fms id=%s ip=%s%s%s%s", method, gr->path, gr->status, ms,
-                 gr->request_id[0] ? gr->request_id : "-", addr, gr->peer_ip[0] ? " via=" : "",
-                 gr->peer_ip, end);
+        char line[1024];
+        snprintf(line, sizeof(line), "http %s %s %d %.3fms id=%s ip=%s%s%s%s", method, gr->path,
+                 gr->status, ms, gr->request_id[0] ? gr->request_id : "-", addr,
+                 gr->peer_ip[0] ? " via=" : "", gr->peer_ip, end);
+        log_info_text(line);
         return;
     }
     json_t *f = json_object();

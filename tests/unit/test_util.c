@@ -21,6 +21,26 @@ TEST(clock_formats_rfc3339_with_millis)
     ASSERT_STREQ(buf, "2026-01-09T12:00:00.123Z");
     clock_format_rfc3339(-1, buf);
     ASSERT_STREQ(buf, "1969-12-31T23:59:59.999Z");
+    clock_format_rfc3339(951782400000LL, buf); /* a leap day of a century year */
+    ASSERT_STREQ(buf, "2000-02-29T00:00:00.000Z");
+}
+
+/* The hand-made formatter agrees with gmtime_r + strftime over 1900-2400,
+ * every 7 hours 13 minutes 17.5 seconds (all months, leap years, the
+ * centuries that are and are not leap years). */
+TEST(clock_rfc3339_agrees_with_gmtime)
+{
+    char buf[CLOCK_RFC3339_LEN], want[64];
+    const int64_t step = ((7 * 60 + 13) * 60 + 17) * 1000LL + 500;
+    for (int64_t ms = -2208988800000LL; ms < 13569465600000LL; ms += step) {
+        time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        size_t n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want + n, sizeof(want) - n, ".%03dZ", (int)(((ms % 1000) + 1000) % 1000));
+        clock_format_rfc3339(ms, buf);
+        ASSERT_STREQ(buf, want);
+    }
 }
 
 TEST(clock_monotonic_moves_forward)
