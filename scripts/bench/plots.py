@@ -64,7 +64,7 @@ CDFS = (
      (("fanout_parley_1000.txt", "Parley", 0, 1, True),
       ("fanout_ws_1000.txt", "plain node ws broadcast server", 1, 1, True))),
     ("search_cdf.svg",
-     "P14: 200 searches over 1,000,000 messages, latency",
+     "P14: search latency, Parley beside SQLite FTS5 over the same corpus and queries",
      "latency of a query (ms, log scale)",
      (("search_parley_e2e.txt", "Parley GET /search/messages, end to end", 0, 1, True),
       ("search_fts5_e2e.txt", "SQLite FTS5 MATCH, bm25() order, LIMIT 20, end to end",
