@@ -63,7 +63,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(OUT)/%.o)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(OUT)/%)
 
-.PHONY: all build web test-web test-web-tls run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench testssl flake-hunt container-test deps test-deps clean
+.PHONY: all build web test-web test-web-tls run test layers unit wal-test crash crash-smoke crash-server crash-server-smoke soak soak-smoke bench-wal e2e stress asan asan-test asan-unit asan-wal asan-e2e tsan-wal tsan-unit fuzz fuzz-smoke bench bench-plots testssl flake-hunt container-test deps test-deps clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -306,6 +306,12 @@ bench:
 	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client \
 	  build/release/bench_ipblock
 	scripts/bench/run.sh
+
+# Redraws docs/bench/*.svg (gnuplot) from the data of the last `make bench`
+# in build/bench/, without measuring anything.
+bench-plots:
+	@scripts/install-deps.sh --bench
+	/usr/bin/python3 scripts/bench/plots.py
 
 # Debian's testssl.sh against the TLS port of a server started for it
 # (scripts/testssl.sh; minutes, so not in `make test`): fails on any weak

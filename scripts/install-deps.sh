@@ -36,6 +36,7 @@ bench_pkgs=(
   wrk curl redis-server redis-tools python3 python3-pytest python3-requests
   gnutls-bin  # certtool: P11 makes its certificate
   chromium fonts-dejavu-core  # W2: the first paint of the web client
+  gnuplot-nox  # scripts/bench/plots.py: the SVG plots of docs/bench/
 )
 
 want=("${build_pkgs[@]}")

@@ -14,7 +14,8 @@ Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web]
+        [--sweep-seconds S]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -29,11 +30,16 @@ P12 (P1's posts alone and while streamed backups run).
 json, and a scrape of GET /metrics).
 --only encryption only P1, P4 replay and P6 with --encryption-key-file
 beside the same three without it.
+--only sweep only the connection sweeps of P1 and P2 (1-256 connections,
+--sweep-seconds a point, default 3) into build/bench/sweep_p1.dat and
+sweep_p2.dat, which scripts/bench/plots.py draws.
 --only web only W1 (the web client's compressed JS+CSS against its 150 KB
 budget) and W2 (first contentful paint of / in chromium against 1 s, beside
 a tiny static page; BENCH_FCP_LOADS loads, default 20).
 """
 import argparse
+import contextlib
+import csv
 import json
 import os
 import re
@@ -68,7 +74,8 @@ def row(figure, measured, baseline, ratio, goal, ok):
 
 def wrk_start(url, seconds, connections=64, script=None, env=None):
     """A wrk run in the background (its result: wrk_result)."""
-    cmd = ["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency", url]
+    # Two threads, or one for a single connection (wrk wants a connection a thread).
+    cmd = ["wrk", "-t%d" % min(2, connections), "-c%d" % connections, "-d%ds" % seconds, "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -158,9 +165,12 @@ def fsync_rate(directory, seconds=2.0):
     return n / (time.time() - start)
 
 
-def redis_xadd(work, seconds):
+@contextlib.contextmanager
+def redis_aof(work, name="redis"):
+    """A redis-server on loopback with appendonly yes, appendfsync always:
+    yields (port, process), stopped on leaving."""
     port = free_port()
-    d = os.path.join(work, "redis")
+    d = os.path.join(work, name)
     os.makedirs(d)
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", d, "--appendonly", "yes", "--appendfsync", "always",
@@ -172,29 +182,51 @@ def redis_xadd(work, seconds):
                               text=True).stdout.strip() == "PONG":
                 break
             time.sleep(0.05)
-        # About `seconds` of work: a probe run sizes the real one.
-        def run(n):
-            out = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "64", "-n", str(n),
-                                  "--csv", "XADD", "chat", "*", "user", "usr_019448a1b2c3d4e5f6a7",
-                                  "content", CONTENT_100], capture_output=True, text=True,
-                                 timeout=600).stdout
-            line = [x for x in out.splitlines() if x.startswith('"XADD')][-1]
-            return float(line.split('","')[1].strip('"'))
-        probe = run(2000)
-        return run(max(2000, int(probe * seconds)))
+        yield port, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def xadd(port, clients, seconds):
+    """About `seconds` of redis-benchmark XADD of a chat-sized entry with
+    `clients` connections (a probe run sizes the real one): rps, p50, p99
+    (ms) and total, as wrk_result gives them."""
+    def run(n):
+        out = subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(clients),
+                              "-n", str(n), "--csv", "XADD", "chat", "*", "user",
+                              "usr_019448a1b2c3d4e5f6a7", "content", CONTENT_100],
+                             capture_output=True, text=True, timeout=600).stdout
+        table = list(csv.reader(x for x in out.splitlines() if x.startswith('"')))
+        fields = dict(zip(table[0], table[-1]))
+        return {"rps": float(fields["rps"]), "p50": float(fields["p50_latency_ms"]),
+                "p99": float(fields["p99_latency_ms"]), "total": n}
+    probe = run(2000)
+    r = run(max(2000, int(probe["rps"] * seconds)))
+    r["total"] += 2000  # what the call asked of the server (its CPU per request: with_cpu_of)
+    return r
+
+
+def redis_xadd(work, seconds):
+    with redis_aof(work) as (port, _):
+        return xadd(port, 64, seconds)["rps"]
 
 
 def hello_rps(seconds, page_file=None, post=False):
     """The bare ulfius baseline: GET /hello; with page_file GET /page
     answering that file's bytes (the floor of an answer that size); with post
     POST /echo of post.lua's bodies (the floor of a POST with a JSON body)."""
+    with bare_ulfius(page_file) as (port, _):
+        return bare_ulfius_load(port, seconds, 64, page_file, post)
+
+
+@contextlib.contextmanager
+def bare_ulfius(page_file=None):
+    """build/release/bench_hello on loopback (answering GET /page with
+    page_file's bytes when given): yields (port, process), stopped on leaving."""
     port = free_port()
     proc = subprocess.Popen([os.path.join(ROOT, "build/release/bench_hello"), str(port),
                              str(THREADS)] + ([page_file] if page_file else []))
-    path = "/page" if page_file else "/echo" if post else "/hello"
     try:
         for _ in range(100):
             try:
@@ -202,13 +234,20 @@ def hello_rps(seconds, page_file=None, post=False):
                 break
             except requests.RequestException:
                 time.sleep(0.05)
-        if post:
-            return wrk("http://127.0.0.1:%d%s" % (port, path), seconds, 64, POST_LUA,
-                       post_env("unused"))
-        return wrk("http://127.0.0.1:%d%s" % (port, path), seconds)
+        yield port, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def bare_ulfius_load(port, seconds, connections, page_file=None, post=False):
+    """wrk against a bare_ulfius server: GET /page, POST /echo of post.lua's
+    bodies, or GET /hello."""
+    url = "http://127.0.0.1:%d%s" % (port, "/page" if page_file else "/echo" if post
+                                     else "/hello")
+    if post:
+        return wrk(url, seconds, connections, POST_LUA, post_env("unused"))
+    return wrk(url, seconds, connections)
 
 
 # ---- Parley -----------------------------------------------------------------
@@ -295,9 +334,15 @@ def timeseries_sum(server, token):
 def with_cpu(server, run):
     """run() (a wrk result) with the server's CPU time per request added:
     a figure other work on the shared cores disturbs far less than a rate."""
-    before = cpu_seconds(server.pid())
+    return with_cpu_of(server.pid(), run)
+
+
+def with_cpu_of(pid, run):
+    """run() (a result with a "total" of requests) with the CPU time per
+    request of process pid added as "cpu_us"."""
+    before = cpu_seconds(pid)
     r = run()
-    r["cpu_us"] = (cpu_seconds(server.pid()) - before) / max(r["total"], 1) * 1e6
+    r["cpu_us"] = (cpu_seconds(pid) - before) / max(r["total"], 1) * 1e6
     return r
 
 
@@ -355,8 +400,9 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics", "encryption", "web"],
+                             "backup", "metrics", "encryption", "web", "sweep"],
                     default="all")
+    ap.add_argument("--sweep-seconds", type=int, default=3)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
@@ -376,9 +422,12 @@ def main():
             encryption_cost(a, work)
         elif a.only == "web":
             web_figures(a, work)
+        elif a.only == "sweep":
+            sweeps(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
+                sweeps(a, work)
                 search_cost(a, work)
                 tls_cost(a, work)
                 cookie_cost(a, work)
@@ -958,6 +1007,124 @@ def backup_cost(a, work):
         "%.2fx" % r, "writers never wait for a backup: every post answered 2xx (the rate "
         "shares two cores with the backup's compression and its reader)",
         during["non2xx"] == 0 and not during["errors"] and during["total"] > 0)
+
+
+# ---- connection sweeps of P1 and P2, for the plots (issue 19) ---------------------
+
+SWEEP_CONNECTIONS = (1, 4, 16, 64, 256)
+SWEEP_DIR = os.path.join(ROOT, "build", "bench")
+SWEEP_MEASURES = (("rps", "rps"), ("p50", "p50_ms"), ("p99", "p99_ms"), ("cpu_us", "cpu_us"))
+
+
+def sweep_points(loads):
+    """{name: {connections: result}}: at each connection count every load of
+    loads (name -> (pid of the process measured, run(connections))) one after
+    the other, so that a neighbour's burst on the shared cores falls on one
+    point of all of them rather than on all points of one."""
+    out = {name: {} for name in loads}
+    for c in SWEEP_CONNECTIONS:
+        for name, (pid, run) in loads.items():
+            r = out[name][c] = with_cpu_of(pid, lambda: run(c))
+            print("  sweep %s %d conns: %.0f/s, p99 %.2f ms, %.0f us CPU%s" % (
+                name, c, r["rps"], r["p99"], r["cpu_us"],
+                ", %d non-2xx" % r["non2xx"] if r.get("non2xx") else ""),
+                file=sys.stderr, flush=True)
+    return out
+
+
+def write_sweep(path, header, points):
+    """A gnuplot data file: header's comment lines, a "# columns:" line
+    naming each column (scripts/bench/plots.py finds them by name), then one
+    line per connection count."""
+    names = list(points)
+    columns = ["connections"] + ["%s_%s" % (n, unit) for n in names
+                                 for _, unit in SWEEP_MEASURES]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        for line in header:
+            f.write("# %s\n" % line)
+        f.write("# rates in requests/s, latencies in ms (wrk --latency; redis-benchmark's own "
+                "percentiles), CPU in microseconds of the measured process per request\n")
+        f.write("# columns: %s\n" % " ".join(columns))
+        for c in SWEEP_CONNECTIONS:
+            f.write("%d %s\n" % (c, " ".join("%.3f" % points[n][c][key] for n in names
+                                             for key, _ in SWEEP_MEASURES)))
+    print("  wrote %s" % os.path.relpath(path, ROOT), file=sys.stderr, flush=True)
+
+
+def sweep_row(figure, points, baselines, seconds):
+    """An informational row of the table: Parley's rate and p99 at each
+    connection count, each baseline's, and Parley's ratio to each baseline
+    at each count."""
+    def per(name, fmt, key):
+        return "/".join(fmt % points[name][c][key] for c in SWEEP_CONNECTIONS)
+
+    def ratios(b):
+        return "/".join("%.2fx" % (points["parley"][c]["rps"] / points[b][c]["rps"])
+                        for c in SWEEP_CONNECTIONS)
+    non2xx = sum(r.get("non2xx", 0) for r in points["parley"].values())
+    row("%s at %s conns (%d s a point)" % (figure, "/".join(str(c) for c in SWEEP_CONNECTIONS),
+                                           seconds),
+        "%s/s, p99 %s ms%s" % (per("parley", "%.0f", "rps"), per("parley", "%.1f", "p99"),
+                               ", %d non-2xx" % non2xx if non2xx else ""),
+        "; ".join("%s %s/s, p99 %s ms" % (label, per(b, "%.0f", "rps"), per(b, "%.1f", "p99"))
+                  for b, label in baselines),
+        "; ".join("%s of %s" % (ratios(b), label) for b, label in baselines),
+        "informational (docs/bench/)", non2xx == 0)
+
+
+def sweeps(a, work):
+    """P1 and P2 at 1, 4, 16, 64 and 256 connections beside their baselines
+    (P1: the bare ulfius POST /echo of the same bodies and Redis XADD with
+    appendfsync always; P2: the bare ulfius answering the same page bytes
+    from memory, and hello), --sweep-seconds a point, into
+    build/bench/sweep_p1.dat and sweep_p2.dat for scripts/bench/plots.py."""
+    S = a.sweep_seconds
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print("sweeps of P1/P2 over %s connections (%d s a point)..." % (
+        ", ".join(str(c) for c in SWEEP_CONNECTIONS), S), file=sys.stderr, flush=True)
+    s = parley(work, "sweep", "--log-level", "error")
+    try:
+        token, ch = user_and_channel(s)
+        path = "/api/v1/channels/%s/messages" % ch
+        with bare_ulfius() as (eport, echo), redis_aof(work, "sweep-redis") as (rport, redis):
+            p1 = sweep_points({
+                "parley": (s.pid(), lambda c: wrk(s.url(path), S, c, POST_LUA,
+                                                  post_env(token))),
+                "echo": (echo.pid, lambda c: bare_ulfius_load(eport, S, c, post=True)),
+                "redis": (redis.pid, lambda c: xadd(rport, c, S))})
+        write_sweep(os.path.join(SWEEP_DIR, "sweep_p1.dat"), [
+            "P1 durable POST /api/v1/channels/{id}/messages (fsync always, JWT) by connections",
+            "make bench sweep, %s, %d s a point" % (when, S),
+            "wrk -t2 (-t1 at 1 connection) with post.lua's random ~100-byte chat texts",
+            "parley: Parley --threads %d; echo: the bare ulfius POST /echo of the same bodies "
+            "(build/release/bench_hello); redis: redis-benchmark -c N XADD of a chat-sized "
+            "entry, appendonly yes, appendfsync always" % THREADS], p1)
+        sweep_row("P1 sweep: durable POST", p1,
+                  (("echo", "bare ulfius POST"), ("redis", "Redis XADD AOF always")), S)
+
+        page = requests.get(s.url(path + "?limit=50"), timeout=30,
+                            headers={"Authorization": "Bearer " + token}).content
+        page_file = os.path.join(work, "sweep-page.json")
+        with open(page_file, "wb") as f:
+            f.write(page)
+        with bare_ulfius(page_file) as (fport, floor), bare_ulfius() as (hport, hello):
+            p2 = sweep_points({
+                "parley": (s.pid(), lambda c: wrk_get(s, token, path + "?limit=50", S, c)),
+                "floor": (floor.pid, lambda c: bare_ulfius_load(fport, S, c, page_file)),
+                "hello": (hello.pid, lambda c: bare_ulfius_load(hport, S, c))})
+        write_sweep(os.path.join(SWEEP_DIR, "sweep_p2.dat"), [
+            "P2 GET /api/v1/channels/{id}/messages?limit=50 (%d-byte pages, JWT) by connections"
+            % len(page),
+            "make bench sweep, %s, %d s a point" % (when, S),
+            "wrk -t2 (-t1 at 1 connection) with get.lua's Bearer token",
+            "parley: Parley --threads %d, on the channel P1's sweep filled; floor: the bare "
+            "ulfius answering the same page bytes from memory (build/release/bench_hello); "
+            "hello: the bare ulfius GET /hello" % THREADS], p2)
+        sweep_row("P2 sweep: GET 50-message history", p2,
+                  (("floor", "bare ulfius page floor"), ("hello", "ulfius hello")), S)
+    finally:
+        s.stop(timeout=600)
 
 
 def wrk_get(server, token, path, seconds, connections=64):
