@@ -56,6 +56,8 @@ static bool read_channel_fields(http_ctx_t *ctx, bool require_name, const char *
     return true;
 }
 
+static void publish_joined(parley_app_t *app, const char *channel_id, const char *user_id);
+
 static void post_channel(http_ctx_t *ctx)
 {
     parley_app_t *app = ctx->app;
@@ -75,8 +77,12 @@ static void post_channel(http_ctx_t *ctx)
     bool created;
     uint64_t lsn;
     int rc = chat_channel_create(app->store, &c, members, 1, &created, &lsn);
-    if (durable(ctx, rc, lsn))
+    if (durable(ctx, rc, lsn)) {
+        /* The creator's other connections learn of the channel as of any
+         * channel they join. */
+        publish_joined(app, c.id, p->user.id);
         http_reply_json(ctx, 201, channel_json(app->store, &c));
+    }
     chat_channel_clear(&c);
 }
 
@@ -335,6 +341,12 @@ static void publish_member_change(parley_app_t *app, const char *channel_id, con
         realtime_publish(app->realtime, "member.left", channel_id, user_id,
                          json_pack("{s:s, s:s, s:s}", "channel_id", channel_id, "user_id",
                                    user_id, "reason", reason));
+}
+
+static void publish_joined(parley_app_t *app, const char *channel_id, const char *user_id)
+{
+    member_change_t join = {.what = JOIN};
+    publish_member_change(app, channel_id, user_id, &join);
 }
 
 /* Runs a membership change; true when done (or nothing was needed, then
@@ -728,12 +740,10 @@ static void post_direct(http_ctx_t *ctx)
                                                                             : CHAT_ROLE_MEMBER};
         ok = member_change(ctx, c.id, members[k], &join);
     }
-    /* The others learn of a new direct channel as of any channel they join. */
-    for (size_t k = 0; ok && created && k < n; k++) {
-        member_change_t join = {.what = JOIN};
-        if (strcmp(members[k], p->user.id) != 0)
-            publish_member_change(app, c.id, members[k], &join);
-    }
+    /* Its members (the creator's other connections too) learn of a new
+     * direct channel as of any channel they join. */
+    for (size_t k = 0; ok && created && k < n; k++)
+        publish_joined(app, c.id, members[k]);
     if (ok)
         http_reply_json(ctx, created ? 201 : 200, channel_json(app->store, &c));
     chat_channel_clear(&c);

@@ -649,6 +649,37 @@ def test_a_new_direct_channel_is_announced_to_the_other_member(srv):
         live.close()
 
 
+def test_a_new_channel_is_announced_to_its_creators_other_connections(srv):
+    users = accounts(srv, "rtCa", "rtCb")
+    other_device = Live(srv, users.rtCa.token)
+    try:
+        ch = users.rtCa.ok("POST", "/channels", {"name": "made-elsewhere"}, 201)
+        f = other_device.wait_type("member.joined", channel_id=ch["id"], user_id=users.rtCa.id)
+        assert f["data"]["user"]["id"] == users.rtCa.id
+        d = users.rtCa.ok("POST", "/channels/direct", {"user_ids": [users.rtCb.id]}, 201)
+        other_device.wait_type("member.joined", channel_id=d["id"], user_id=users.rtCa.id)
+        # A private channel is announced to its creator alone.
+        priv = users.rtCa.ok("POST", "/channels", {"name": "made-hidden", "is_private": True},
+                             201)
+        other_device.wait_type("member.joined", channel_id=priv["id"], user_id=users.rtCa.id)
+    finally:
+        other_device.close()
+    outsider = Live(srv, users.rtCb.token)
+    try:
+        post(users.rtCa, ch, "now it has a message")
+        post(users.rtCa, priv, "and the hidden one")
+        # rtCb is not a member of those two; it is of the direct channel, whose
+        # message comes after theirs: events arrive in order, so anything of
+        # the first two would be among the frames kept while waiting for it.
+        dm = post(users.rtCa, d, "and so has the direct one")
+        outsider.wait_type("message.created", id=dm["id"])
+        leaked = [g for g in outsider.kept
+                  if g.get("data", {}).get("channel_id") in (ch["id"], priv["id"])]
+        assert not leaked, leaked
+    finally:
+        outsider.close()
+
+
 def test_event_stream_takes_the_token_in_the_query(srv):
     u, ch = room(srv, "rtQa", "rtQb")
     r = requests.get(srv.url(API + "/events"), params={"token": u.rtQb.token}, stream=True,
