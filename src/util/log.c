@@ -21,6 +21,7 @@
 #include "parley/log.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,9 +159,16 @@ static void writer_start(void)
         queue.pending = malloc(LOG_BUFFER_BYTES);
         queue.writing = malloc(LOG_BUFFER_BYTES);
     }
+    /* The writer takes no signal: the server waits for its signals with
+     * sigwait() (src/server.c), which needs every thread to block them, and
+     * this thread starts before the server blocks them in its own. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     if (queue.pending != NULL && queue.writing != NULL &&
         pthread_create(&queue.thread, NULL, writer_main, NULL) == 0)
         queue.running = true;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_mutex_unlock(&queue.lock);
     static bool registered;
     if (queue.running && !registered) {
