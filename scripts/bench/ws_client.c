@@ -6,7 +6,10 @@
  *
  *     bench_ws_client <port> <token> <connections>
  *
- * It prints "ready" once every socket is open, then reads commands on
+ * The server may be Parley or the node baseline of the same run
+ * (scripts/bench/node/ws_broadcast.mjs): a socket counts as open once the
+ * 101 is read; frames before the marker's (Parley's "ready", presence) are
+ * read and ignored. It prints "ready" once every socket is open, then reads commands on
  * stdin, one a line:
  *     expect <marker>  answers "armed", then, once every socket has received
  *                      a text message holding <marker> (or after 10 s),
@@ -43,6 +46,7 @@ typedef struct client {
 
 static char marker[256];
 static size_t n_got;
+static size_t got_bytes; /* the size of the last message holding the marker */
 
 static double now_s(void)
 {
@@ -102,6 +106,7 @@ static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_
     if (memmem(arg->msg, arg->msg_length, marker, strlen(marker)) != NULL) {
         c->got_at = now_s();
         n_got++;
+        got_bytes = arg->msg_length;
     }
 }
 
@@ -142,7 +147,7 @@ static int open_socket(int port, const char *token)
 
 static void report(client_t *cs, size_t n)
 {
-    printf("got %zu", n_got);
+    printf("got %zu %zu", n_got, got_bytes);
     for (size_t i = 0; i < n; i++)
         if (cs[i].got_at != 0)
             printf(" %.6f", cs[i].got_at);
@@ -187,9 +192,9 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     double deadline = 0;
-    struct epoll_event evs[256];
+    struct epoll_event evs[1024];
     for (;;) {
-        int k = epoll_wait(ep, evs, 256, marker[0] ? 50 : 1000);
+        int k = epoll_wait(ep, evs, 1024, marker[0] ? 50 : 1000);
         for (int e = 0; e < k; e++) {
             if (evs[e].data.u64 == UINT64_MAX) {
                 char line[256];
