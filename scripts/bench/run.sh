@@ -13,6 +13,7 @@
 #                   only P12 (P1's posts while streamed backups run); metrics:
 #                   only P13 (the access log's cost per --log-format, a scrape's);
 #                   web: only W1/W2 (the web client's bundle size, first paint);
+#                   fanout: only P3 (WebSocket fan-out beside a node `ws` server);
 #                   default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."

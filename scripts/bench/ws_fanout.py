@@ -60,11 +60,15 @@ class Target:
         self.latencies = []
         self.frame_bytes = 0
         self.cpu = 0.0  # the server's CPU seconds over the fan-outs
+        self.post_ms = []  # each POST's answer time
+        self.firsts = []   # each message: POST sent -> the first socket holding it
+        self.spreads = []  # each message: the first socket -> the last (the fan-out itself)
         self.rss_before = rss_mib(pid)
         self.client = subprocess.Popen([CLIENT, str(port), token, str(n)], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)
         line = self.client.stdout.readline().strip()
         assert line == "ready", "the client of %s did not connect (%r)" % (name, line)
+        self.rss_connected = rss_mib(pid)
 
     def command(self, line):
         self.client.stdin.write(line + "\n")
@@ -79,12 +83,16 @@ class Target:
         sent = time.time()
         r = self.session.post(self.post_url, json={"content": marker + "x" * 80}, timeout=30)
         assert r.status_code == 201, r.text
+        self.post_ms.append((time.time() - sent) * 1000)
         got = self.client.stdout.readline().split()
         self.cpu += cpu_seconds(self.pid) - cpu
         assert got[0] == "got" and int(got[1]) == n, \
             "%s: %s of %d received message %d" % (self.name, got[1], n, i)
         self.frame_bytes = int(got[2])
-        self.latencies.extend((float(t) - sent) * 1000 for t in got[3:])
+        lat = [(float(t) - sent) * 1000 for t in got[3:]]
+        self.latencies.extend(lat)
+        self.firsts.append(min(lat))
+        self.spreads.append(max(lat) - min(lat))
 
     def close(self):
         if self.client.poll() is None:
@@ -105,9 +113,16 @@ class Target:
             "latency_ms_p50": round(percentile(lat, 0.50), 2),
             "latency_ms_p99": round(percentile(lat, 0.99), 2),
             "latency_ms_max": round(max(lat), 2),
+            # the POST's answer (Parley's after the fsync), the median of the posts
+            "post_ms_p50": round(percentile(self.post_ms, 0.50), 2),
+            "first_ms_p50": round(percentile(self.firsts, 0.50), 2),
+            "first_ms_max": round(max(self.firsts), 2),
+            "spread_ms_p50": round(percentile(self.spreads, 0.50), 2),
+            "spread_ms_max": round(max(self.spreads), 2),
             # the POST and the fan-out, over every delivery (1/100 s ticks)
             "server_cpu_us_per_delivery": round(self.cpu / max(len(lat), 1) * 1e6, 2),
             "rss_mib_before": round(self.rss_before, 1),
+            "rss_mib_connected": round(self.rss_connected, 1),
             "rss_mib_after": round(rss_mib(self.pid), 1),
             "latencies_file": os.path.relpath(path, ROOT),
         }
@@ -120,27 +135,36 @@ def idle_cost(pid):
     return (cpu_seconds(pid) - cpu0) / (time.time() - t0) * 100, rss_mib(pid)
 
 
+def register(server, name):
+    r = requests.post(server.url("/api/v1/auth/register"), timeout=30,
+                      json={"username": name, "password": "correct horse battery",
+                            "email": name + "@example.com"})
+    return r.json()["access_token"]
+
+
+def add_poster(server, channel_path):
+    """Another member of the channel, who posts (as in a channel, where the
+    author is one of many). Registered after the idle figures: a password
+    hash's memory stays in the heap (glibc's growing mmap threshold), which
+    the sockets would then reuse and look cheaper than they are."""
+    poster = register(server, "poster")
+    r = requests.post(server.url(channel_path + "/join"), timeout=30,
+                      headers={"Authorization": "Bearer " + poster})
+    assert r.status_code in (200, 201, 204), r.text
+    return poster
+
+
 def parley_server(tmp, n):
     server = Server(os.path.join(tmp, "data"),
                     args=["--rate-limit", "0", "--log-level", "error",
                           "--max-connections-per-ip", "0",
                           "--max-connections", str(max(4096, n + 1024)),
                           "--ws-idle-timeout", "600", "--ws-frame-rate", "0"]).start()
-    def register(name):
-        r = requests.post(server.url("/api/v1/auth/register"), timeout=30,
-                          json={"username": name, "password": "correct horse battery",
-                                "email": name + "@example.com"})
-        return r.json()["access_token"]
-
-    # The sockets are one member's; another member posts (as in a channel,
-    # where the author is one of many).
-    token, poster = register("bencher"), register("poster")
+    # The sockets are one member's (add_poster: another member posts).
+    token = register(server, "bencher")
     ch = requests.post(server.url("/api/v1/channels"), json={"name": "bench"},
                        headers={"Authorization": "Bearer " + token}, timeout=30).json()
-    r = requests.post(server.url("/api/v1/channels/%s/join" % ch["id"]), timeout=30,
-                      headers={"Authorization": "Bearer " + poster})
-    assert r.status_code in (200, 201, 204), r.text
-    return server, token, poster, "/api/v1/channels/%s/messages" % ch["id"]
+    return server, token, "/api/v1/channels/%s" % ch["id"]
 
 
 def node_server():
@@ -163,13 +187,14 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.makedirs(DATA_DIR, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="parley-bench-")
-    server, token, poster, post_path = parley_server(tmp, n)
+    server, token, channel_path = parley_server(tmp, n)
     node = None
     targets = []
     out = {"connections": n, "fanout_messages": messages}
     try:
         time.sleep(1)
-        parley = Target("parley", server.pid(), server.port, token, poster, post_path, n)
+        parley = Target("parley", server.pid(), server.port, token, "-",
+                        channel_path + "/messages", n)
         targets.append(parley)
         time.sleep(2)  # ready and presence frames
         if not a.no_idle:
@@ -181,6 +206,7 @@ def main():
                 "rss_mib_per_1000_connections":
                     round((rss_idle - parley.rss_before) * 1000 / n, 1),
             })
+        parley.session.headers["Authorization"] = "Bearer " + add_poster(server, channel_path)
         if not a.no_baseline:
             node, node_port = node_server()
             time.sleep(0.5)

@@ -4,6 +4,7 @@
  *   client.c    one subscriber's identity, subscriptions and what it may see
  *   presence.c  who is online; typing indicators
  *   websocket.c the WebSocket loop (one epoll thread, wslay framing)
+ *   outq.c      a WebSocket's outbound text frames (shared by reference, sendmsg)
  *   sse.c       event streams (libmicrohttpd suspend/resume)
  *   realtime.c  start/stop, the gate's entry point, publishing
  *   handshake.c credentials and JSON errors of the two handshakes
