@@ -84,7 +84,8 @@ static void reader_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_
     if (arg->opcode != WSLAY_TEXT_FRAME || r->n == MAX_MSGS)
         return;
     r->msgs[r->n] = malloc(arg->msg_length + 1);
-    memcpy(r->msgs[r->n], arg->msg, arg->msg_length);
+    if (arg->msg_length > 0) /* an empty message may come with no buffer */
+        memcpy(r->msgs[r->n], arg->msg, arg->msg_length);
     r->lens[r->n++] = arg->msg_length;
 }
 
