@@ -300,9 +300,19 @@ soak-smoke: bin/parley
 bench-wal: build/release/wal_bench
 	build/release/wal_bench
 
+# The node baselines of make bench (P3's plain `ws` broadcast server):
+# packages pinned by scripts/bench/node/package-lock.json, installed by npm ci
+# into scripts/bench/node/node_modules (never committed), again only when the
+# lockfile changes.
+BENCH_NPM := scripts/bench/node/node_modules/.package-lock.json
+$(BENCH_NPM): scripts/bench/node/package.json scripts/bench/node/package-lock.json
+	@echo "npm ci (scripts/bench/node): the packages pinned by its package-lock.json"
+	@cd scripts/bench/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 bench:
 	@scripts/install-deps.sh --bench
-	@$(MAKE) --no-print-directory bin/parley
+	@$(MAKE) --no-print-directory bin/parley $(BENCH_NPM)
 	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client \
 	  build/release/bench_ipblock
 	scripts/bench/run.sh

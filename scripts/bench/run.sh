@@ -17,7 +17,8 @@
 #                   only P13 (the access log's cost per --log-format, a scrape's);
 #                   web: only W1/W2 (the web client's bundle size, first paint);
 #                   sweep: only the P1/P2 sweeps over 1-256 connections and
-#                   their plots; default all
+#                   their plots; fanout: only P3 (WebSocket fan-out beside a
+#                   node `ws` server); default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 status=0

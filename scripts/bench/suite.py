@@ -15,7 +15,7 @@ rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
         [--sweep-seconds S]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep|fanout]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -33,6 +33,8 @@ beside the same three without it.
 --only sweep only the connection sweeps of P1 and P2 (1-256 connections,
 --sweep-seconds a point, default 3) into build/bench/sweep_p1.dat and
 sweep_p2.dat, which scripts/bench/plots.py draws.
+--only fanout only P3 (WebSocket fan-out to 1,000 and 10,000 subscribers
+beside a plain node `ws` broadcast server, and 1,000 idle sockets).
 --only web only W1 (the web client's compressed JS+CSS against its 150 KB
 budget) and W2 (first contentful paint of / in chromium against 1 s, beside
 a tiny static page; BENCH_FCP_LOADS loads, default 20).
@@ -400,7 +402,7 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics", "encryption", "web", "sweep"],
+                             "backup", "metrics", "encryption", "web", "sweep", "fanout"],
                     default="all")
     ap.add_argument("--sweep-seconds", type=int, default=3)
     a = ap.parse_args()
@@ -424,6 +426,8 @@ def main():
             web_figures(a, work)
         elif a.only == "sweep":
             sweeps(a, work)
+        elif a.only == "fanout":
+            fanout_rows()
         else:
             if a.only == "all":
                 run_all(a, work)
@@ -620,17 +624,59 @@ def run_all(a, work):
         "-", "-", ">= 500k/s", rate >= 500000)
 
     # P3: WebSocket fan-out and idle cost.
+    fanout_rows()
+
+
+def fanout(connections, messages, *flags):
+    """ws_fanout.py's figures: Parley and the node `ws` baseline, same client, N and M,
+    posts alternating between them."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "ws_fanout.py"), str(connections),
+                          str(messages)] + list(flags), capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError("ws_fanout.py failed: " + out.stderr[-2000:])
+    return json.loads(out.stdout)
+
+
+def fanout_parts(r):
+    """A message's latency in two parts: POST -> first socket (Parley: its fsync), first ->
+    last socket (the fan-out), medians and worst over the messages."""
+    return "POST -> first socket p50 %.1f / max %.1f ms, first -> last p50 %.1f / max %.1f ms" % (
+        r["first_ms_p50"], r["first_ms_max"], r["spread_ms_p50"], r["spread_ms_max"])
+
+
+def fanout_row(f, n, m, goal, ok_p99):
+    """One P3 fan-out row: Parley against the node `ws` broadcast server of the same run."""
+    p, w = f["parley"], f["ws"]
+    all_in = p["delivered"] == n * m and w["delivered"] == n * m
+    row("P3 one message to %s WebSocket subscribers, post -> every socket (%d messages)"
+        % (format(n, ","), m),
+        "%s/%s delivered, p50 %.1f ms, p99 %.1f ms (%s); server CPU %.1f us a delivery; RSS "
+        "%.1f MiB with the sockets (+%.1f) (%d-byte frames)"
+        % (format(p["delivered"], ","), format(n * m, ","), p["latency_ms_p50"],
+           p["latency_ms_p99"], fanout_parts(p), p["server_cpu_us_per_delivery"],
+           p["rss_mib_connected"], p["rss_mib_connected"] - p["rss_mib_before"],
+           p["frame_bytes"]),
+        "node ws broadcast (persists nothing), same client: p50 %.1f ms, p99 %.1f ms (%s); "
+        "%.1f us a delivery; RSS %.1f MiB (+%.1f)" % (
+            w["latency_ms_p50"], w["latency_ms_p99"], fanout_parts(w),
+            w["server_cpu_us_per_delivery"], w["rss_mib_connected"],
+            w["rss_mib_connected"] - w["rss_mib_before"]),
+        "%.2fx (p99)" % f["p99_ratio"], goal, all_in and (not ok_p99 or f["p99_ratio"] <= 1.0))
+
+
+def fanout_rows():
+    """P3: 1,000 subscribers (p99 against the node `ws` baseline, and the idle
+    cost), then 10,000 (all delivered; p50/p99 and RSS beside the baseline's)."""
     print("P3...", file=sys.stderr, flush=True)
-    out = subprocess.run([sys.executable, os.path.join(HERE, "ws_fanout.py"), "1000", "20"],
-                         capture_output=True, text=True, timeout=600).stdout
-    f = json.loads(out)
-    row("P3 one message to 1,000 WebSocket subscribers",
-        "%d/%d delivered, p99 %.1f ms" % (f["delivered"], 20000, f["latency_ms_p99"]), "-", "-",
-        "all, p99 <= 50 ms", f["delivered"] == 20000 and f["latency_ms_p99"] <= 50)
+    f = fanout(1000, 50)
+    fanout_row(f, 1000, 50, "all delivered, p99 <= 1.0x", True)
     row("P3 1,000 idle WebSockets", "%.1f%% of a core, %.1f MB"
         % (f["idle_cpu_percent_of_a_core"], f["rss_mib_per_1000_connections"]), "-", "-",
         "< 5% and < 30 MB",
         f["idle_cpu_percent_of_a_core"] < 5 and f["rss_mib_per_1000_connections"] < 30)
+    fanout_row(fanout(10000, 20, "--no-idle"), 10000, 20, "all delivered (p50/p99, RSS shown)",
+               False)
 
 
 def random_blocks(n):

@@ -4,6 +4,7 @@
  *   client.c    one subscriber's identity, subscriptions and what it may see
  *   presence.c  who is online; typing indicators
  *   websocket.c the WebSocket loop (one epoll thread, wslay framing)
+ *   outq.c      a WebSocket's outbound text frames (shared by reference, sendmsg)
  *   sse.c       event streams (libmicrohttpd suspend/resume)
  *   realtime.c  start/stop, the gate's entry point, publishing
  *   handshake.c credentials and JSON errors of the two handshakes
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "parley/access.h"
 #include "parley/http.h"
@@ -115,6 +117,47 @@ void realtime__event_release(rt_event_t *ev);
  * *data_off. false when out of memory. */
 bool realtime__frame_render(const char *type, uint64_t seq, const char *data, size_t data_len,
                             char **frame, size_t *frame_len, size_t *data_off);
+
+/* ---- a WebSocket's outbound text frames (outq.c) ------------------------- */
+
+typedef struct rt_out_frame {
+    rt_event_t *event;   /* a reference: the text is the event's frame, shared */
+    char *own;           /* or the connection's own text (malloc'd) */
+    const char *text;
+    size_t len;
+    uint8_t head[10];    /* the frame header (unmasked, FIN, text) */
+    uint8_t head_len;
+} rt_out_frame_t;
+
+/* A ring of frames; zeroed is empty. */
+typedef struct rt_outq {
+    rt_out_frame_t *ring;
+    size_t first, n, cap;
+    size_t sent;         /* bytes of the first frame (header + text) written */
+    size_t bytes;        /* bytes queued, headers included, less none written */
+} rt_outq_t;
+
+/* Queues the event's frame by reference (no copy). false: out of memory. */
+bool realtime__outq_push_event(rt_outq_t *q, rt_event_t *ev);
+/* Queues text (malloc'd, taken over: freed even on failure). */
+bool realtime__outq_push_owned(rt_outq_t *q, char *text, size_t len);
+/* Queues a copy of text. */
+bool realtime__outq_push_copy(rt_outq_t *q, const char *text, size_t len);
+/* Writes frames to the non-blocking socket fd, up to 32 in one sendmsg,
+ * until the queue is empty or the socket full; only_begun: only the rest
+ * of a frame begun (none: nothing). Returns the bytes written, -1 when the
+ * socket failed (errno). */
+ssize_t realtime__outq_flush(rt_outq_t *q, int fd, bool only_begun);
+/* Whether a frame is half written (it must be finished before any other). */
+static inline bool realtime__outq_begun(const rt_outq_t *q)
+{
+    return q->sent > 0;
+}
+/* Drops every frame not begun (a close was sent or received: nothing may
+ * follow it but the rest of a frame begun). */
+void realtime__outq_drop_unbegun(rt_outq_t *q);
+/* Drops everything and frees the ring. */
+void realtime__outq_clear(rt_outq_t *q);
 
 /* ---- one subscriber (client.c) ----------------------------------------- */
 

@@ -82,6 +82,10 @@ typedef struct ws_job {
 
 struct ws_conn {
     ws_conn_t *prev, *next;
+    /* (the fields a pass over every connection reads, in the first cache line) */
+    bool started;             /* authenticated and announced (ready, presence) */
+    bool closing;             /* closing: nothing more is queued but the close */
+    bool gone;                /* finished; freed when its jobs come back */
     struct ws_loop *loop;
     int fd;
     struct MHD_UpgradeResponseHandle *urh;
@@ -93,13 +97,10 @@ struct ws_conn {
     bool has_since;
     uint64_t since;
     ipnet_t addr;             /* the client's address, for blocks made later */
-    bool started;             /* authenticated and announced (ready, presence) */
-    bool closing;             /* closing: nothing more is queued but the close */
     bool close_queued;        /* the close frame is in wslay's queue */
     uint16_t close_code;
     char close_reason[64];
     bool peer_gone;           /* the socket failed or reached EOF */
-    bool gone;                /* finished; freed when its jobs come back */
     int64_t opened_ns, last_heard_ns, last_ping_ns, close_deadline_ns, next_check_ns;
     uint32_t interest;        /* the epoll events asked for */
     double tokens;            /* frame rate limit (token bucket) */
@@ -110,6 +111,14 @@ struct ws_conn {
     bool flooded;             /* over the frame or queue budget: reset at once */
     size_t read_left;         /* bytes this wake-up may still read */
     unsigned jobs;            /* send_message jobs out */
+    rt_outq_t out;            /* text frames to send (outq.c); wslay holds only control
+                               * frames (pings, pongs, the close) */
+    /* wslay's state as of the last call into it (ws_sync), so that a pass
+     * over every connection does not touch every wslay context */
+    bool ws_read;             /* wslay_event_want_read */
+    bool ws_write;            /* wslay_event_want_write: control frames to send */
+    bool ws_closed;           /* a close received or sent, or writing shut down */
+    size_t ws_queued;         /* wslay_event_get_queued_msg_length */
 };
 
 /* Handed from the upgrade handler (a libmicrohttpd thread) to the loop. */
@@ -117,6 +126,20 @@ typedef struct ws_pending {
     ws_conn_t *conn;
     atomic_bool taken;
 } ws_pending_t;
+
+/* The events of one wake-up (loop_main), fetched from the ring once for
+ * every connection whose cursor is where the round starts (every one that
+ * kept up), each checked once against the message it shows
+ * (realtime__event_current) rather than once per subscriber. */
+typedef struct ws_round {
+    uint64_t after;                 /* the events are seq after+1 .. after+n */
+    size_t n;
+    rt_event_t *ev[FETCH_BATCH];
+    bool current[FETCH_BATCH];      /* false: not to be sent (deleted since) */
+    char *frame[FETCH_BATCH];       /* the frame to send: the event's, or */
+    size_t frame_len[FETCH_BATCH];
+    bool owned[FETCH_BATCH];        /* rendered again (edited since): freed after */
+} ws_round_t;
 
 typedef struct typing_entry {
     char user_id[STORE_ID_MAX];
@@ -136,6 +159,8 @@ struct ws_loop {
     ws_conn_t *incoming;
     ws_job_t *done;
     ws_conn_t *conns;              /* the loop's own list */
+    ws_round_t round;              /* the events of the wake-up being delivered */
+    uint64_t delivered;            /* deliver_all reached every connection up to this seq */
     typing_entry_t *typing;
     size_t n_typing, cap_typing;
     /* send_message workers */
@@ -154,12 +179,45 @@ struct ws_loop {
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void queue_text(ws_conn_t *c, const char *text, size_t len)
+/* Reads wslay's state after a call into it (recv, send, a queued control
+ * frame, a shutdown). */
+static void ws_sync(ws_conn_t *c)
 {
-    if (c->closing || c->gone)
-        return;
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
-    wslay_event_queue_msg(c->ws, &msg);
+    wslay_event_context_ptr ws = c->ws;
+    c->ws_read = wslay_event_want_read(ws);
+    c->ws_write = wslay_event_want_write(ws);
+    c->ws_closed = wslay_event_get_close_received(ws) || wslay_event_get_close_sent(ws) ||
+                   !wslay_event_get_write_enabled(ws);
+    c->ws_queued = wslay_event_get_queued_msg_length(ws);
+}
+
+/* Whether a text frame may be queued: not once the connection is closing,
+ * nor once a close was received or sent (nothing may follow a close). */
+static bool may_queue(ws_conn_t *c)
+{
+    return !c->closing && !c->gone && !c->flooded && !c->ws_closed;
+}
+
+/* Queues text the connection owns (malloc'd, taken over). */
+static void queue_owned(ws_conn_t *c, char *text, size_t len)
+{
+    if (may_queue(c))
+        realtime__outq_push_owned(&c->out, text, len);
+    else
+        free(text);
+}
+
+/* Queues an event's own frame, shared by reference. */
+static void queue_event(ws_conn_t *c, rt_event_t *ev)
+{
+    if (may_queue(c))
+        realtime__outq_push_event(&c->out, ev);
+}
+
+/* What the connection has queued to send, its frames and wslay's. */
+static size_t queued_bytes(ws_conn_t *c)
+{
+    return c->out.bytes + c->ws_queued;
 }
 
 /* Sends {"type", "seq": cursor, "data"} (data stolen). */
@@ -170,8 +228,7 @@ static void send_frame(ws_conn_t *c, const char *type, json_t *data)
     char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     json_decref(frame);
     if (text)
-        queue_text(c, text, strlen(text));
-    free(text);
+        queue_owned(c, text, strlen(text));
 }
 
 /* Sends an error frame: data {code, message, details, ref}. `ref` not stolen. */
@@ -273,6 +330,7 @@ static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
 }
 
 static void handle_text(ws_conn_t *c, const uint8_t *text, size_t len);
+static bool service(ws_conn_t *c);
 
 /* Token bucket: rate frames a second, bursts of twice that. False when the
  * frame is over the limit. */
@@ -306,6 +364,7 @@ static void flood_stop(ws_conn_t *c)
     c->flooded = true;
     wslay_event_shutdown_read(c->ws);
     wslay_event_shutdown_write(c->ws);
+    ws_sync(c);
 }
 
 /* Every frame the client sends (data, continuation, ping, pong, close)
@@ -317,7 +376,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     ws_conn_t *c = user;
     if (c->flooded)
         return;
-    if (wslay_event_get_queued_msg_length(ctx) > c->loop->queue_bytes) {
+    if (c->out.bytes + wslay_event_get_queued_msg_length(ctx) > c->loop->queue_bytes) {
         RT_COUNT(slow_closed);
         flood_stop(c); /* sending while its answers pile up unread */
         return;
@@ -361,12 +420,73 @@ static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_
 
 /* ---- the events --------------------------------------------------------- */
 
-/* Queues every event past the cursor that the user may see. */
+/* One event for a connection, its cursor moving past it: queued when the
+ * user may see it (frame: what to send now, NULL for nothing; the event's
+ * own frame goes by reference, another one as a copy). */
+static void deliver_one(ws_conn_t *c, rt_event_t *ev, const char *frame, size_t frame_len)
+{
+    struct ws_loop *loop = c->loop;
+    c->client.cursor = ev->seq;
+    if (frame != NULL && realtime__client_sees(loop->rt->app->store, &c->client, ev)) {
+        if (frame == ev->frame)
+            queue_event(c, ev);
+        else if (may_queue(c))
+            realtime__outq_push_copy(&c->out, frame, frame_len);
+        realtime__note_delivered(loop->rt, &c->client, ev);
+    }
+    if (queued_bytes(c) > loop->queue_bytes && !c->closing) {
+        RT_COUNT(slow_closed);
+        start_close(c, WSLAY_CODE_POLICY_VIOLATION,
+                    "slow consumer: the client does not read its events");
+    }
+}
+
+/* Fetches the events after `after` (at most FETCH_BATCH) into the round
+ * and checks each once against its message. Nothing when the ring has
+ * moved past `after`: each connection then finds that out by itself. */
+static void round_fill(struct ws_loop *loop, uint64_t after)
+{
+    ws_round_t *r = &loop->round;
+    store_t *s = loop->rt->app->store;
+    bool lost;
+    r->after = after;
+    r->n = realtime__bus_fetch(loop->rt->bus, after, r->ev, FETCH_BATCH, &lost);
+    for (size_t i = 0; i < r->n; i++) {
+        const char *data;
+        size_t data_len;
+        r->current[i] = realtime__event_current(s, r->ev[i], &r->frame[i], &r->frame_len[i],
+                                                &data, &data_len, &r->owned[i]);
+    }
+}
+
+static void round_clear(struct ws_loop *loop)
+{
+    ws_round_t *r = &loop->round;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->current[i] && r->owned[i])
+            free(r->frame[i]);
+        realtime__event_release(r->ev[i]);
+    }
+    r->n = 0;
+}
+
+/* Queues every event past the cursor that the user may see: from the
+ * round's events when the cursor is among them, else fetched for this
+ * connection alone (one that resumed from further back). */
 static void deliver(ws_conn_t *c, uint64_t last_seq)
 {
     struct ws_loop *loop = c->loop;
     store_t *s = loop->rt->app->store;
+    ws_round_t *round = &loop->round;
     while (c->started && !c->closing && c->client.cursor < last_seq) {
+        if (round->n > 0 && c->client.cursor >= round->after &&
+            c->client.cursor < round->after + round->n) {
+            for (size_t i = (size_t)(c->client.cursor - round->after);
+                 i < round->n && !c->closing; i++)
+                deliver_one(c, round->ev[i], round->current[i] ? round->frame[i] : NULL,
+                            round->frame_len[i]);
+            continue;
+        }
         rt_event_t *batch[FETCH_BATCH];
         bool lost;
         size_t n = realtime__bus_fetch(loop->rt->bus, c->client.cursor, batch, FETCH_BATCH, &lost);
@@ -383,29 +503,58 @@ static void deliver(ws_conn_t *c, uint64_t last_seq)
             return;
         for (size_t i = 0; i < n; i++) {
             rt_event_t *ev = batch[i];
+            char *frame;
+            size_t frame_len, data_len;
+            const char *data;
+            bool owned;
             if (!c->closing) {
-                c->client.cursor = ev->seq;
-                char *frame;
-                size_t frame_len, data_len;
-                const char *data;
-                bool owned;
-                if (realtime__client_sees(s, &c->client, ev) &&
-                    realtime__event_current(s, ev, &frame, &frame_len, &data, &data_len, &owned)) {
-                    queue_text(c, frame, frame_len);
-                    if (owned)
-                        free(frame);
-                    realtime__note_delivered(loop->rt, &c->client, ev);
-                }
-                if (wslay_event_get_queued_msg_length(c->ws) > loop->queue_bytes &&
-                    !c->closing) {
-                    RT_COUNT(slow_closed);
-                    start_close(c, WSLAY_CODE_POLICY_VIOLATION,
-                                "slow consumer: the client does not read its events");
-                }
+                bool current = realtime__event_current(s, ev, &frame, &frame_len, &data,
+                                                       &data_len, &owned);
+                deliver_one(c, ev, current ? frame : NULL, frame_len);
+                if (current && owned)
+                    free(frame);
             }
             realtime__event_release(ev);
         }
     }
+}
+
+/* A connection still behind last_seq (the first in the list: they are
+ * usually all at the same point), or NULL when none is. */
+static ws_conn_t *first_behind(struct ws_loop *loop, uint64_t last_seq)
+{
+    for (ws_conn_t *c = loop->conns; c; c = c->next)
+        if (c->started && !c->closing && c->client.cursor < last_seq)
+            return c;
+    return NULL;
+}
+
+/* Delivers the events up to last_seq to every connection: rounds of at most
+ * FETCH_BATCH events after the cursor of a connection still behind, each
+ * connection's frames written as soon as they are queued. One pass over the
+ * connections a round: each walk of the list costs a cache miss or more per
+ * connection, so nothing walks it when every one is known to be caught up
+ * (loop->delivered: each started connection's cursor is at least that, as
+ * a new one starts at the newest event and delivers to it itself). */
+static void deliver_all(struct ws_loop *loop, uint64_t last_seq)
+{
+    if (last_seq <= loop->delivered)
+        return;
+    ws_conn_t *behind = first_behind(loop, last_seq);
+    while (behind != NULL) {
+        round_fill(loop, behind->client.cursor);
+        uint64_t upto = loop->round.n > 0 ? loop->round.after + loop->round.n : last_seq;
+        behind = NULL;
+        for (ws_conn_t *c = loop->conns, *next; c; c = next) {
+            next = c->next;
+            deliver(c, upto);
+            if (service(c) && behind == NULL && c->started && !c->closing &&
+                c->client.cursor < last_seq)
+                behind = c;
+        }
+        round_clear(loop);
+    }
+    loop->delivered = last_seq;
 }
 
 /* The connection is authenticated: announce it and start its stream. */
@@ -816,19 +965,23 @@ static void *worker_main(void *arg)
 static void free_conn(ws_conn_t *c)
 {
     realtime__client_clear(&c->client);
+    realtime__outq_clear(&c->out);
     if (c->ws)
         wslay_event_context_free(c->ws);
     free(c->preread);
     free(c);
 }
 
-static void answer_job(ws_job_t *job)
+/* Queues a send_message's answer; returns its connection, or NULL when that
+ * has finished (and may have been freed). */
+static ws_conn_t *answer_job(ws_job_t *job)
 {
     ws_conn_t *c = job->conn;
     c->jobs--;
     if (c->gone) {
         if (c->jobs == 0)
             free_conn(c);
+        c = NULL;
     } else if (job->status == 200 || job->status == 201) {
         json_t *data = json_pack("{s:i, s:O}", "status", job->status, "message",
                                  job->answer ? job->answer : json_null());
@@ -847,6 +1000,7 @@ static void answer_job(ws_job_t *job)
     json_decref(job->body);
     json_decref(job->answer);
     free(job);
+    return c;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -865,12 +1019,56 @@ unsigned realtime__ws_loop_open_count(struct ws_loop *loop)
     return loop ? atomic_load(&loop->n_open) : 0;
 }
 
+/* Whether something waits to be written: wslay's control frames, or frames
+ * of the connection's queue that may still go (the rest of one begun, or
+ * any while no close was sent or received). */
+static bool want_write(ws_conn_t *c)
+{
+    if (c->ws_write)
+        return true;
+    if (c->out.n == 0 || c->flooded)
+        return false;
+    return realtime__outq_begun(&c->out) || !c->ws_closed;
+}
+
+/* Writes what may go now: the rest of a frame begun first; then wslay's
+ * control frames, which go only between whole frames; then the queue,
+ * unless a close was sent or received (what is not begun is dropped). */
+static void send_pending(ws_conn_t *c)
+{
+    if (realtime__outq_begun(&c->out) && realtime__outq_flush(&c->out, c->fd, true) < 0) {
+        c->peer_gone = true;
+        return;
+    }
+    if (realtime__outq_begun(&c->out))
+        return; /* the socket is full */
+    if (c->ws_write) {
+        int r = wslay_event_send(c->ws);
+        ws_sync(c);
+        if (r != 0) {
+            c->peer_gone = true;
+            return;
+        }
+    }
+    if (c->ws_write)
+        return; /* a control frame is half written (or the socket is full) */
+    if (c->ws_closed) {
+        realtime__outq_drop_unbegun(&c->out);
+        return;
+    }
+    ssize_t r = realtime__outq_flush(&c->out, c->fd, false);
+    if (r < 0)
+        c->peer_gone = true;
+    else if (r > 0 && c->closing) /* a closing client that still reads gets its whole close */
+        c->close_deadline_ns = clock_mono_ns() + c->loop->close_grace_ns;
+}
+
 static void set_interest(ws_conn_t *c)
 {
     uint32_t want = 0;
-    if (wslay_event_want_read(c->ws))
+    if (c->ws_read)
         want |= EPOLLIN;
-    if (wslay_event_want_write(c->ws))
+    if (want_write(c))
         want |= EPOLLOUT;
     if (want == c->interest)
         return;
@@ -905,17 +1103,17 @@ static void finish(ws_conn_t *c)
  * false when it was finished (and may be freed). */
 static bool service(ws_conn_t *c)
 {
-    if (!c->peer_gone && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0)
-        c->peer_gone = true;
-    if (c->closing && !c->close_queued && !c->peer_gone &&
-        wslay_event_get_queued_msg_count(c->ws) == 0) {
+    if (!c->peer_gone && !c->flooded)
+        send_pending(c);
+    if (c->closing && !c->close_queued && !c->peer_gone && c->out.n == 0 && !c->ws_write) {
         c->close_queued = true;
         wslay_event_queue_close(c->ws, c->close_code, (const uint8_t *)c->close_reason,
                                 strlen(c->close_reason));
         if (wslay_event_send(c->ws) != 0)
             c->peer_gone = true;
+        ws_sync(c);
     }
-    bool over = c->peer_gone || (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws));
+    bool over = c->peer_gone || (!c->ws_read && !want_write(c));
     if (over) {
         finish(c);
         return false;
@@ -930,8 +1128,9 @@ static bool service(ws_conn_t *c)
 static void recv_some(ws_conn_t *c)
 {
     c->read_left = READ_PER_WAKE;
-    if (wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0)
+    if (c->ws_read && wslay_event_recv(c->ws) != 0)
         c->peer_gone = true;
+    ws_sync(c);
     if (c->flooded && !c->peer_gone) {
         struct linger reset = {1, 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
@@ -1026,6 +1225,7 @@ static void tick(struct ws_loop *loop, int64_t now)
                 c->last_ping_ns = now;
                 struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
                 wslay_event_queue_msg(c->ws, &ping);
+                ws_sync(c);
             }
         }
         service(c);
@@ -1056,7 +1256,7 @@ static void *loop_main(void *arg)
             if (c->gone)
                 continue;
             if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-                bool reading = wslay_event_want_read(c->ws);
+                bool reading = c->ws_read;
                 if (reading)
                     recv_some(c);
                 /* A hang-up ends it once all that came before is read. */
@@ -1091,17 +1291,13 @@ static void *loop_main(void *arg)
             }
             /* Events first: a post's message.created (published before its
              * handler returned) reaches the sender before its ack. */
-            uint64_t last = realtime__bus_last_seq(loop->rt->bus);
-            for (ws_conn_t *c = loop->conns; c; c = c->next)
-                deliver(c, last);
+            deliver_all(loop, realtime__bus_last_seq(loop->rt->bus));
             while (ordered) {
                 ws_job_t *j = ordered;
                 ordered = j->next;
-                answer_job(j);
-            }
-            for (ws_conn_t *c = loop->conns, *next; c; c = next) {
-                next = c->next;
-                service(c);
+                ws_conn_t *c = answer_job(j);
+                if (c != NULL)
+                    service(c);
             }
         }
         int64_t now = clock_mono_ns();
@@ -1375,6 +1571,7 @@ enum MHD_Result realtime__ws_accept(realtime_t *rt, const rt_request_t *rq, int 
         return MHD_NO;
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, loop->max_frame);
+    ws_sync(c);
 
     char buf[128];
     snprintf(buf, sizeof(buf), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
