@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 and the cost of encryption
-at rest on P1, P4 replay and P6 (issue 16), W1 and W2 (the web client, issue 18), P15 (width, issue 19) against baselines measured in
+at rest on P1, P4 replay and P6 (issue 16), W1 and W2 (the web client, issue 18), P15 (width,
+issue 19) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
