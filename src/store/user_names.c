@@ -268,7 +268,7 @@ size_t store__names_find(user_names_t *x, const char *query, char (**ids)[STORE_
     for (size_t i = 0; i < n_cand; i++) {
         const name_slot_t *sl = &x->slots[every_slot ? i : cand[i]];
         if (slot_matches(sl, q))
-            memcpy(out[n++], sl->id, STORE_ID_MAX);
+            snprintf(out[n++], STORE_ID_MAX, "%s", sl->id);
     }
     pthread_rwlock_unlock(&x->lock);
     free(q);
