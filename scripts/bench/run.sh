@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: Parley's figures P1-P13, C1, C2, W1, W2 against baselines measured in the same
+# `make bench`: Parley's figures P1-P13, P15, C1, C2, W1, W2 against baselines measured in the same
 # run (scripts/bench/suite.py), printed as one table; docs/benchmarks.md
 # records the latest figures. The finer benchmarks run on their own:
 # `make bench-wal` (the log) and scripts/bench/pool-size.sh (the HTTP pool).
@@ -13,6 +13,8 @@
 #                   only P12 (P1's posts while streamed backups run); metrics:
 #                   only P13 (the access log's cost per --log-format, a scrape's);
 #                   web: only W1/W2 (the web client's bundle size, first paint);
+#                   width: only P15 (GET /channels, login, user search and
+#                   subscribe with 100,000 users / 10,000 channels beside 100 / 10);
 #                   default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
