@@ -158,6 +158,9 @@ $(OUT)/bench_ws_client: $(OUT)/scripts/bench/ws_client.o
 $(OUT)/bench_ipblock: $(OUT)/scripts/bench/ipblock_bench.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
+$(OUT)/bench_seed_width: $(OUT)/scripts/bench/seed_width.o $(OUT)/libparley.a $(OUT)/libwal.a
+	$(CC) $(SAN) $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
+
 $(OUT)/fuzz_%: $(OUT)/fuzz/fuzz_%.o $(OUT)/libparley.a $(OUT)/libwal.a
 	$(CC) $(SAN) -fsanitize=fuzzer $^ -o $@ $(LDFLAGS) $(LDLIBS_ALL)
 
@@ -314,7 +317,7 @@ bench:
 	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory bin/parley $(BENCH_NPM)
 	@$(MAKE) --no-print-directory build/release/bench_hello build/release/bench_ws_client \
-	  build/release/bench_ipblock
+	  build/release/bench_ipblock build/release/bench_seed_width
 	scripts/bench/run.sh
 
 # Redraws docs/bench/*.svg (gnuplot) from the data of the last `make bench`

@@ -205,7 +205,11 @@ typedef enum store_user_sort {
     STORE_USER_BY_LAST_SEEN, /* never seen counts as the oldest */
 } store_user_sort_t;
 
-/* store_user_search in the order `sort`, descending when `desc`. O(users). */
+/* store_user_search in the order `sort`, descending when `desc`. With a
+ * query: O(candidates + matches log matches), the candidates from the name
+ * index (src/store/user_names.c: the shortest posting list of the query's
+ * two- or three-byte runs; a one-byte query reads every user's names);
+ * without one (all users): O(users). */
 size_t store_user_search_sorted(store_t *s, const char *query, store_user_sort_t sort, bool desc,
                                 size_t offset, size_t limit, store_user_t *out, size_t *n_out);
 

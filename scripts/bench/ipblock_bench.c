@@ -18,15 +18,13 @@
 #include <time.h>
 
 #include "parley/ipnet.h"
+#include "xorshift.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return bench_xorshift(&rng);
 }
 
 static double now_ns(void)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: Parley's figures P1-P13, C1, C2, W1, W2 against baselines measured in the same
+# `make bench`: Parley's figures P1-P15, C1, C2, W1, W2 against baselines measured in the same
 # run (scripts/bench/suite.py), printed as one table, then the plots of
 # docs/bench/*.svg drawn with gnuplot from what the run left in build/bench/
 # (scripts/bench/plots.py; `make bench-plots` redraws them alone).
@@ -18,7 +18,9 @@
 #                   web: only W1/W2 (the web client's bundle size, first paint);
 #                   sweep: only the P1/P2 sweeps over 1-256 connections and
 #                   their plots; fanout: only P3 (WebSocket fan-out beside a
-#                   node `ws` server); default all
+#                   node `ws` server); width: only
+#                   P15 (GET /channels, login, user search and subscribe with
+#                   100,000 users / 10,000 channels beside 100 / 10); default all
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 status=0

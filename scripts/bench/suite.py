@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`make bench`: Parley's figures P1-P7 (issue 8), P8, P9 (issue 14), P10 (issue 15), P11-P13, C1, C2 and the cost of encryption
-at rest on P1, P4 replay and P6 (issue 16), W1 and W2 (the web client, issue 18) against baselines measured in
+at rest on P1, P4 replay and P6 (issue 16), W1 and W2 (the web client, issue 18), P15 (width,
+issue 19) against baselines measured in
 the same run, printed as one table. Everything runs on this machine's cores:
 the load generators (wrk -t2, redis-benchmark, the WebSocket client) share
 them with the server being measured, for the baselines and Parley alike.
@@ -15,7 +16,7 @@ rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
         [--sweep-seconds S]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep|fanout]
+        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep|fanout|width]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -38,6 +39,10 @@ beside a plain node `ws` broadcast server, and 1,000 idle sockets).
 --only web only W1 (the web client's compressed JS+CSS against its 150 KB
 budget) and W2 (first contentful paint of / in chromium against 1 s, beside
 a tiny static page; BENCH_FCP_LOADS loads, default 20).
+--only width only P15 (issue 19: GET /channels, login, user search and
+WebSocket subscribe on a store of 100,000 users, 10,000 channels and 1,000
+memberships of the user beside one of 100 / 10 / 10, seeded by
+build/release/bench_seed_width).
 """
 import argparse
 import contextlib
@@ -115,12 +120,16 @@ def rss_mib(pid):
     return float("nan")
 
 
-def parley(work, name, *args):
+def parley(work, name, *args, start_timeout=None):
+    """A server on work/name; start_timeout (s) for a store that takes long
+    to recover (None: the tests' default)."""
     # Every load generator runs from 127.0.0.1: no connection limit per address.
     s = Server(os.path.join(work, name), args=["--rate-limit", "0", "--log-level", "info",
                                                 "--max-connections-per-ip", "0",
                                                 "--threads", str(THREADS)] + list(args))
-    return s.start()
+    s.start(wait=False)
+    s.wait_healthy(start_timeout)
+    return s
 
 
 def user_and_channel(server, name="bencher"):
@@ -402,7 +411,8 @@ def main():
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
                     choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics", "encryption", "web", "sweep", "fanout"],
+                             "backup", "metrics", "encryption", "web", "sweep", "fanout",
+                             "width"],
                     default="all")
     ap.add_argument("--sweep-seconds", type=int, default=3)
     a = ap.parse_args()
@@ -428,6 +438,8 @@ def main():
             sweeps(a, work)
         elif a.only == "fanout":
             fanout_rows()
+        elif a.only == "width":
+            width_cost(a, work)
         else:
             if a.only == "all":
                 run_all(a, work)
@@ -439,6 +451,7 @@ def main():
                 metrics_and_logs(a, work)
                 encryption_cost(a, work)
                 web_figures(a, work)
+                width_cost(a, work)
             ip_blocks(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1172,6 +1185,161 @@ def sweeps(a, work):
     finally:
         s.stop(timeout=600)
 
+
+# ---- P15: cost flat in width (users, channels, memberships) ----------------------
+
+WIDTH_SEED = os.path.join(ROOT, "build/release/bench_seed_width")
+# seed_width.c's 20 targets (mira.00-mira.19, "Mira Example NN") are the
+# only users these match, in both stores: a prefix of the username, a
+# longer one, an infix of the username and one of the display name.
+WIDTH_QUERIES = ["mi", "mira", "mira.1", "ra.0", "example 1"]
+
+
+def width_store(work, name, shape):
+    """A server on a store seeded by bench_seed_width (small or wide), with
+    bencher's token and what the tool printed."""
+    data = os.path.join(work, name)
+    out = subprocess.run([WIDTH_SEED, data, shape], capture_output=True, text=True, check=True,
+                         timeout=1800).stdout
+    info = json.loads(out.strip().splitlines()[-1])
+    s = parley(work, name, "--ws-frame-rate", "0", "--log-level", "error", start_timeout=600)
+    r = requests.post(s.url("/api/v1/auth/login"), timeout=30,
+                      json={"username": info["username"], "password": info["password"]})
+    assert r.status_code == 200, r.text
+    return s, info, r.json()["access_token"]
+
+
+def ws_subscribe_rounds(server, token, channels, seconds):
+    """One WebSocket subscribing to all of `channels` (frames of 100, the
+    most a frame takes) and then unsubscribing, round after round, for
+    `seconds`: the server's CPU per channel per round, and the p50 of a
+    round's subscribe (first frame sent to the last `subscribed`)."""
+    import websocket
+    ws = websocket.create_connection(server.url("/api/v1/ws?token=" + token).replace(
+        "http", "ws", 1), timeout=60)
+    try:
+        assert json.loads(ws.recv())["type"] == "ready"
+        chunks = [channels[i:i + 100] for i in range(0, len(channels), 100)]
+
+        def round_trip(kind):
+            t = time.monotonic()
+            for c in chunks:
+                ws.send(json.dumps({"type": kind, "channels": c}))
+            got = 0
+            while got < len(chunks):
+                f = json.loads(ws.recv())
+                assert f["type"] in (kind + "d", "presence"), f
+                got += f["type"] == kind + "d"
+            return time.monotonic() - t
+
+        round_trip("subscribe")  # warm
+        round_trip("unsubscribe")
+        times, rounds = [], 0
+        before = cpu_seconds(server.pid())
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            times.append(round_trip("subscribe"))
+            round_trip("unsubscribe")
+            rounds += 1
+        cpu = cpu_seconds(server.pid()) - before
+    finally:
+        ws.close()
+    times.sort()
+    return {"cpu_us": cpu / (rounds * len(channels)) * 1e6, "rounds": rounds,
+            "p50": times[len(times) // 2] * 1000}
+
+
+def width_runs(seconds):
+    """P15's requests: (name, run(server, info, token) -> a result with the
+    server's CPU per request in cpu_us, per channel for the subscriptions)."""
+    from urllib.parse import quote
+
+    def get(path, conns=16, secs=seconds):
+        return lambda s, info, token: with_cpu(s, lambda: wrk_get(s, token, path, secs, conns))
+
+    def login(s, info, token):
+        body = json.dumps({"username": info["username"], "password": info["password"]})
+        # argon2 dominates a login: 2 connections, so its memory stays small.
+        return with_cpu(s, lambda: wrk(s.url("/api/v1/auth/login"), seconds, 2, POST_LUA,
+                                       dict(post_env(token), PARLEY_BODY=body)))
+
+    runs = [("channels", get("/api/v1/channels?limit=10")),
+            ("channels100", get("/api/v1/channels?limit=100")),
+            ("health", lambda s, info, token: with_cpu(
+                s, lambda: wrk(s.url("/api/health"), seconds, 16))),
+            ("login", login)]
+    paths = "|".join("/api/v1/users?limit=20&search=" + quote(q) for q in WIDTH_QUERIES)
+    runs.append(("users", lambda s, info, token: with_cpu(s, lambda: wrk(
+        s.url("/"), seconds, 16, os.path.join(HERE, "paths.lua"),
+        {"PARLEY_TOKEN": token, "PARLEY_PATHS": paths}))))
+    runs.append(("subscribe", lambda s, info, token: ws_subscribe_rounds(s, token, info["mine"],
+                                                                        seconds)))
+    return runs
+
+
+def width_cost(a, work):
+    """P15: the same requests on a small store (100 users, 10 channels,
+    bencher in all 10) and a wide one (100,000 users, 10,000 channels,
+    bencher in 1,000), both seeded by bench_seed_width and both running;
+    each request is measured on the two servers in turn, three times, and the run
+    that cost the server least CPU per request kept (the shared cores'
+    noise lands on both). Ratio wide/small, goal <= 1.2x each."""
+    from urllib.parse import quote
+    S = min(a.seconds, 4)
+    print("P15 (seeding 100,000 users, 10,000 channels)...", file=sys.stderr, flush=True)
+    stores = {}
+    try:
+        for shape in ("small", "wide"):
+            stores[shape] = width_store(work, "p15-" + shape, shape)
+        res = {"small": {}, "wide": {}}
+        for name, run in width_runs(S):
+            for _ in range(3):
+                for shape, (s, info, token) in stores.items():
+                    r = run(s, info, token)
+                    assert r.get("non2xx", 0) == 0, (shape, name, r)
+                    best = res[shape].get(name)
+                    if best is None or r["cpu_us"] < best["cpu_us"]:
+                        res[shape][name] = r
+        for shape, (s, info, token) in stores.items():
+            res[shape]["matched"] = [requests.get(
+                s.url("/api/v1/users?limit=20&search=" + quote(q)), timeout=30,
+                headers={"Authorization": "Bearer " + token}).json()["total"]
+                for q in WIDTH_QUERIES]
+            res[shape]["rss"] = rss_mib(s.pid())
+    finally:
+        for s, _, _ in stores.values():
+            s.stop(timeout=600)
+    sm, wd = res["small"], res["wide"]
+    health = "GET /api/health on the same servers: %.0f us and %.0f us CPU" % (
+        wd["health"]["cpu_us"], sm["health"]["cpu_us"])
+
+    def fig(r):
+        return "%.0f us CPU a request (p50 %.2f ms)" % (r["cpu_us"], r["p50"])
+
+    def width_row(what, key, extra=""):
+        w, m = wd[key], sm[key]
+        r = w["cpu_us"] / m["cpu_us"]
+        row("P15 %s, 100,000 users / 10,000 channels / 1,000 memberships vs 100 / 10 / 10" % what,
+            "wide: %s%s" % (fig(w), extra), "small: %s; %s" % (fig(m), health), "%.2fx" % r,
+            "<= 1.2x", r <= 1.2)
+    width_row("GET /channels?limit=10 (unread counts, last messages), 16 conns", "channels",
+              "; limit=100 (the web client's page): %.1f us CPU per channel listed (small: "
+              "%.1f us, its 10 channels)" % (wd["channels100"]["cpu_us"] / 100,
+                                             sm["channels100"]["cpu_us"] / 10))
+    width_row("POST /auth/login (argon2id), 2 conns", "login")
+    width_row("GET /users?search=<q>&limit=20, q in turn %s (matches: %s in both stores), "
+              "16 conns" % (", ".join("`%s`" % q for q in WIDTH_QUERIES),
+                            "/".join(str(n) for n in wd["matched"])), "users",
+              "" if wd["matched"] == sm["matched"] else " (small store's matches: %s)"
+              % "/".join(str(n) for n in sm["matched"]))
+    w, m = wd["subscribe"], sm["subscribe"]
+    r = w["cpu_us"] / m["cpu_us"]
+    row("P15 WebSocket subscribe to all of the user's channels (1,000 vs 10), then unsubscribe",
+        "wide: %.1f us CPU per channel a round, subscribe p50 %.2f ms (%d rounds); RSS %.0f MiB"
+        % (w["cpu_us"], w["p50"], w["rounds"], wd["rss"]),
+        "small: %.1f us per channel, p50 %.2f ms (%d rounds); RSS %.0f MiB"
+        % (m["cpu_us"], m["p50"], m["rounds"], sm["rss"]),
+        "%.2fx (per channel)" % r, "<= 1.2x", r <= 1.2)
 
 def wrk_get(server, token, path, seconds, connections=64):
     return wrk(server.url(path), seconds, connections, os.path.join(HERE, "get.lua"),

@@ -19,7 +19,11 @@
  * - memberships: map "<channel>/<user>" -> chat_membership_t; people:
  *   channel -> {members (role > NONE), banned (banned_at > 0)}; joined:
  *   user -> channels it is a member of. apply_membership keeps both sets in
- *   step with every role and ban change.
+ *   step with every role and ban change. listings: user -> the count of its
+ *   private named channels and its direct channels in order (listing_t),
+ *   kept by apply_membership and, when a channel changes kind (private,
+ *   direct, deleted), by apply_channel over its members, so that the
+ *   default listing never reads each of the user's channels.
  * - messages: msg_t (~80 bytes + content; mentions, attachments, reactions
  *   and the idempotency key in a msg_extra only when present; the user id
  *   interned) in a seq -> msg table (stab: pages of 1,024 slots); per channel an
@@ -37,13 +41,17 @@
  * of readers cannot starve posts; hence never taken recursively) guards
  * every message structure and the word index: applies take it for writing
  * for O(words + log n) work, readers for reading.
- * Order: write_mu -> idx_lock -> membership shard locks (chat_members);
+ * Order: write_mu -> idx_lock -> membership shard locks (chat_members), a
+ * channel shard (apply_membership reads the channel's kind); idx_lock ->
+ * order_mu -> channel shards (the default listing, channel_list_ordered);
  * write_mu -> msg_lock; a map shard lock is never held while another lock
  * is taken, except that one. No lock but write_mu is held while a caller's
  * callback runs: the modify fns run under write_mu (like store_user_modify)
  * and may read the store; chat_search's can_read runs with no lock at all.
  *
- * Complexity: channel get O(1); channel list O(C log C); membership get /
+ * Complexity: channel get O(1); channel list O(C log C), or by name without
+ * a query O(offset + limit + others' private channels passed over), however
+ * many channels the user is in; membership get /
  * modify O(1) (+ O(members) memmove in the sets when a role or ban
  * changes); members / banned O(m log m); post O(log n + words) (append at
  * the end of the channel's array, amortised); message get O(1); history
@@ -235,6 +243,92 @@ static void free_idset(void *v)
     free(v);
 }
 
+/* ---- what the default listing counts of a user's channels -------------------------- */
+
+typedef struct direct_ref {
+    char id[STORE_ID_MAX];
+    int64_t created_at;
+} direct_ref_t;
+
+/* One user's channels as channel_list_ordered counts them (idx_lock). */
+typedef struct listing {
+    size_t n_private;     /* named private channels, not deleted */
+    direct_ref_t *direct; /* direct channels not deleted, in by_direct_order */
+    size_t n_direct, cap_direct;
+} listing_t;
+
+enum listed_as { LISTED_ELSE, LISTED_PRIVATE, LISTED_DIRECT };
+
+/* How a member's listing counts channel c (NULL: not known yet). */
+static enum listed_as listed_as(const chat_channel_t *c)
+{
+    if (c == NULL || c->is_deleted)
+        return LISTED_ELSE;
+    if (c->is_direct)
+        return LISTED_DIRECT;
+    return c->is_private && c->name[0] ? LISTED_PRIVATE : LISTED_ELSE;
+}
+
+static void free_listing(void *v)
+{
+    listing_t *l = v;
+    free(l->direct);
+    free(l);
+}
+
+/* Direct channels newest first (ties by id, descending). */
+static int by_direct_order(const void *a, const void *b)
+{
+    const direct_ref_t *x = a, *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at > y->created_at ? -1 : 1;
+    return -strcmp(x->id, y->id);
+}
+
+/* Adds (or removes) channel `id`, counted `as`, to user_id's listing.
+ * REQUIRES: idx_lock held for writing. */
+static void listing_change(struct chat_tables *t, const char *user_id, const char *id,
+                           enum listed_as as, int64_t created_at, bool add)
+{
+    if (as == LISTED_ELSE)
+        return;
+    listing_t *l = chat__smap_get(&t->listings, user_id);
+    if (l == NULL) {
+        if (!add)
+            return;
+        l = xcalloc(1, sizeof(*l));
+        chat__smap_put(&t->listings, user_id, l);
+    }
+    if (as == LISTED_PRIVATE) {
+        if (add)
+            l->n_private++;
+        else if (l->n_private)
+            l->n_private--;
+        return;
+    }
+    size_t at = 0;
+    while (at < l->n_direct && strcmp(l->direct[at].id, id) != 0)
+        at++;
+    if (at < l->n_direct) { /* present: removed (and put back in place when adding) */
+        memmove(&l->direct[at], &l->direct[at + 1], (l->n_direct - at - 1) * sizeof(*l->direct));
+        l->n_direct--;
+    }
+    if (!add)
+        return;
+    if (l->n_direct == l->cap_direct) {
+        l->cap_direct = l->cap_direct ? l->cap_direct * 2 : 4;
+        l->direct = xrealloc(l->direct, l->cap_direct * sizeof(*l->direct));
+    }
+    direct_ref_t ref = {.created_at = created_at};
+    snprintf(ref.id, sizeof(ref.id), "%s", id);
+    at = 0;
+    while (at < l->n_direct && by_direct_order(&l->direct[at], &ref) < 0)
+        at++;
+    memmove(&l->direct[at + 1], &l->direct[at], (l->n_direct - at) * sizeof(*l->direct));
+    l->direct[at] = ref;
+    l->n_direct++;
+}
+
 struct chat_tables *chat__new(void)
 {
     struct chat_tables *t = xcalloc(1, sizeof(*t));
@@ -267,6 +361,7 @@ void chat__clear(struct chat_tables *t)
     pthread_rwlock_wrlock(&t->idx_lock);
     chat__smap_free(&t->people, free_people);
     chat__smap_free(&t->joined, free_idset);
+    chat__smap_free(&t->listings, free_listing);
     pthread_rwlock_unlock(&t->idx_lock);
     pthread_rwlock_wrlock(&t->msg_lock);
     chat__index_free(t);
@@ -397,6 +492,8 @@ static void apply_channel(store_t *s, chat_channel_t *c)
     map_shard_t *sh = map_shard_of(&t->channels, h);
     pthread_rwlock_wrlock(&sh->lock);
     chat_channel_t *old = map_put_locked(sh, h, id, nc);
+    enum listed_as was = listed_as(old), now = listed_as(nc);
+    int64_t was_created = old ? old->created_at : 0, created = nc->created_at;
     if (old) {
         name_key(old, old_name);
         if (!old->is_deleted && old->is_direct)
@@ -405,6 +502,16 @@ static void apply_channel(store_t *s, chat_channel_t *c)
     }
     pthread_rwlock_unlock(&sh->lock);
     atomic_fetch_add(&t->channels_gen, 1); /* the listing order is stale */
+    if (was != now || (now == LISTED_DIRECT && was_created != created)) {
+        /* Its members' listings count it anew. */
+        pthread_rwlock_wrlock(&t->idx_lock);
+        const people_t *p = chat__smap_get(&t->people, id);
+        for (size_t i = 0; p && i < p->members.n; i++) {
+            listing_change(t, p->members.v[i], id, was, was_created, false);
+            listing_change(t, p->members.v[i], id, now, created, true);
+        }
+        pthread_rwlock_unlock(&t->idx_lock);
+    }
 
     if (old_name[0] && strcmp(old_name, new_name) != 0)
         map_index_unset(&t->channel_by_name, old_name, id);
@@ -441,7 +548,20 @@ static void apply_membership(store_t *s, const chat_membership_t *m)
         j = xcalloc(1, sizeof(*j));
         chat__smap_put(&t->joined, m->user_id, j);
     }
-    if (m->role > CHAT_ROLE_NONE) {
+    bool now = m->role > CHAT_ROLE_NONE;
+    if (now != chat__idset_has(j, m->channel_id)) {
+        /* The channel as it is now (idx_lock -> a channel shard: the order);
+         * apply_channel recounts its members when it changes. */
+        uint64_t ch = map_hash(m->channel_id);
+        map_shard_t *csh = map_shard_of(&t->channels, ch);
+        pthread_rwlock_rdlock(&csh->lock);
+        const chat_channel_t *c = map_find_locked(csh, ch, m->channel_id);
+        enum listed_as as = listed_as(c);
+        int64_t created = c ? c->created_at : 0;
+        pthread_rwlock_unlock(&csh->lock);
+        listing_change(t, m->user_id, m->channel_id, as, created, now);
+    }
+    if (now) {
         chat__idset_add(&p->members, m->user_id);
         chat__idset_add(j, m->channel_id);
     } else {
@@ -977,48 +1097,27 @@ static void order_refresh(struct chat_tables *t)
     t->order_gen = gen; /* a change during the scan bumped it: rebuilt next time */
 }
 
-typedef struct direct_ref {
-    char id[STORE_ID_MAX];
-    int64_t created_at;
-} direct_ref_t;
-
-static int by_direct_order(const void *a, const void *b)
-{
-    const direct_ref_t *x = a, *y = b;
-    if (x->created_at != y->created_at)
-        return x->created_at > y->created_at ? -1 : 1;
-    return -strcmp(x->id, y->id);
-}
-
 /*
- * The listing without a query, paged from the cached order: O(|mine| +
- * offset + limit + the private channels of others passed over), and only
- * the page is copied. Named channels first (public or mine), then my direct
- * ones, newest first.
+ * The listing without a query, paged from the cached order: O(offset +
+ * limit + the private channels of others passed over), whatever the number
+ * of channels the user is in (its listing_t counts them), and only the page
+ * is copied. Named channels first (public or mine), then my direct ones,
+ * newest first. user_id NULL: public channels only.
  */
-static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offset, size_t limit,
+static size_t channel_list_ordered(store_t *s, const char *user_id, size_t offset, size_t limit,
                                    chat_channel_t *out, size_t *n_out)
 {
     struct chat_tables *t = s->chat;
-    size_t n_private = 0, n_direct = 0;
-    direct_ref_t *direct = xmalloc((mine->n ? mine->n : 1) * sizeof(*direct));
-    for (size_t i = 0; i < mine->n; i++) {
-        chat_channel_t c;
-        if (!chat_channel_get(s, mine->v[i], &c))
-            continue;
-        if (!c.is_deleted && c.is_direct) {
-            memcpy(direct[n_direct].id, c.id, STORE_ID_MAX);
-            direct[n_direct++].created_at = c.created_at;
-        } else if (!c.is_deleted && c.is_private && c.name[0]) {
-            n_private++;
-        }
-        chat_channel_clear(&c);
-    }
-    if (n_direct > 1)
-        qsort(direct, n_direct, sizeof(*direct), by_direct_order);
-
+    static const idset_t none = {0};
     char(*page)[STORE_ID_MAX] = xmalloc((limit ? limit : 1) * sizeof(*page));
     size_t n_page = 0, seen = 0, total;
+    /* idx_lock (read) -> order_mu -> the channel map's shards (a refresh). */
+    pthread_rwlock_rdlock(&t->idx_lock);
+    const idset_t *mine = user_id ? chat__smap_get(&t->joined, user_id) : NULL;
+    const listing_t *l = user_id ? chat__smap_get(&t->listings, user_id) : NULL;
+    size_t n_private = l ? l->n_private : 0, n_direct = l ? l->n_direct : 0;
+    if (mine == NULL)
+        mine = &none;
     pthread_mutex_lock(&t->order_mu);
     order_refresh(t);
     total = t->n_order_public + n_private + n_direct;
@@ -1033,7 +1132,8 @@ static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offse
     pthread_mutex_unlock(&t->order_mu);
     for (size_t i = 0; i < n_direct && n_page < limit; i++)
         if (named_seen + i >= offset)
-            memcpy(page[n_page++], direct[i].id, STORE_ID_MAX);
+            memcpy(page[n_page++], l->direct[i].id, STORE_ID_MAX);
+    pthread_rwlock_unlock(&t->idx_lock);
 
     *n_out = 0;
     for (size_t i = 0; i < n_page; i++) {
@@ -1045,7 +1145,6 @@ static size_t channel_list_ordered(store_t *s, const idset_t *mine, size_t offse
             (*n_out)++;
     }
     free(page);
-    free(direct);
     return total;
 }
 
@@ -1086,6 +1185,9 @@ static size_t list_channels(store_t *s, const char *user_id, bool all, const cha
                             chat_channel_t *out, size_t *n_out)
 {
     struct chat_tables *t = s->chat;
+    bool listing_order = sort == CHAT_CHANNEL_BY_NAME && !desc;
+    if (!all && listing_order && (query == NULL || query[0] == '\0'))
+        return channel_list_ordered(s, user_id, offset, limit, out, n_out);
     idset_t mine = {0};
     if (user_id) {
         pthread_rwlock_rdlock(&t->idx_lock);
@@ -1097,12 +1199,6 @@ static size_t list_channels(store_t *s, const char *user_id, bool all, const cha
                 mine.v[i] = xstrdup(j->v[i]);
         }
         pthread_rwlock_unlock(&t->idx_lock);
-    }
-    bool listing_order = sort == CHAT_CHANNEL_BY_NAME && !desc;
-    if (!all && listing_order && (query == NULL || query[0] == '\0')) {
-        size_t total = channel_list_ordered(s, &mine, offset, limit, out, n_out);
-        chat__idset_free(&mine);
-        return total;
     }
     char folded[NAME_KEY_MAX];
     list_ctx_t lc = {.mine = &mine, .all = all};

@@ -158,9 +158,14 @@ struct chat_tables {
     size_t n_order;
     size_t n_order_public;
 
-    pthread_rwlock_t idx_lock; /* guards people and joined */
+    pthread_rwlock_t idx_lock; /* guards people, joined and listings */
     smap_t people;             /* channel id -> people_t* */
     smap_t joined;             /* user id -> idset_t* of channel ids (role > NONE) */
+    /* user id -> what the default listing counts of its channels (its
+     * private named ones, its direct ones in order: chat.c, listing_t),
+     * kept by apply_membership and apply_channel, so that a listing never
+     * reads each of the user's channels. */
+    smap_t listings;
 
     pthread_rwlock_t msg_lock; /* guards everything below (writer-preferring) */
     stab_t msgs;               /* seq -> msg_t* */

@@ -23,6 +23,7 @@ struct store {
     map_t sessions;           /* id -> store_session_t* */
     map_t api_keys;           /* id -> store_api_key_t* */
     map_t api_key_by_hash;    /* hash -> id (char*) */
+    struct user_names *user_names; /* user search by name (user_names.c) */
 
     pthread_mutex_t snap_mu;  /* one snapshot at a time */
     pthread_mutex_t thread_mu;

@@ -53,6 +53,7 @@
 #include "parley/reports.h"
 #include "parley/settings.h"
 #include "parley/xalloc.h"
+#include "user_names.h"
 
 
 /* ---- entities ------------------------------------------------------------ */
@@ -157,6 +158,7 @@ static void apply_user(store_t *s, store_user_t *u)
         map_index_set(&s->user_by_name, name, nu->id);
         map_index_set(&s->user_by_email, email, nu->id);
     }
+    store__names_set(s->user_names, nu->id, deleted ? NULL : nu->username, nu->display_name);
     memset(u, 0, sizeof(*u));
 }
 
@@ -454,13 +456,37 @@ size_t store_user_search(store_t *s, const char *query, size_t offset, size_t li
                                     n_out);
 }
 
+/* The users the name index says match sc->query, checked again on their
+ * copies (a rename may be between its apply and the index's). */
+static void collect_indexed(store_t *s, search_ctx_t *sc)
+{
+    char(*ids)[STORE_ID_MAX];
+    size_t n = store__names_find(s->user_names, sc->query, &ids);
+    sc->hits = xmalloc((n ? n : 1) * sizeof(*sc->hits));
+    sc->cap = n ? n : 1;
+    for (size_t i = 0; i < n; i++) {
+        store_user_t *u = &sc->hits[sc->n];
+        if (!store_user_get(s, ids[i], u))
+            continue;
+        if (u->deleted_at == 0 &&
+            (contains_ci(u->username, sc->query) || contains_ci(u->display_name, sc->query)))
+            sc->n++;
+        else
+            store_user_clear(u);
+    }
+    free(ids);
+}
+
 size_t store_user_search_sorted(store_t *s, const char *query, store_user_sort_t sort, bool desc,
                                 size_t offset, size_t limit, store_user_t *out, size_t *n_out)
 {
     search_ctx_t sc = {0};
     user_order_t order = {sort, desc};
     snprintf(sc.query, sizeof(sc.query), "%s", query ? query : "");
-    map_each(&s->users, collect_user, &sc);
+    if (sc.query[0])
+        collect_indexed(s, &sc);
+    else
+        map_each(&s->users, collect_user, &sc);
     if (sc.n > 1)
         qsort_r(sc.hits, sc.n, sizeof(*sc.hits), by_user_order, &order);
     *n_out = 0;
@@ -963,6 +989,7 @@ static void clear_tables(store_t *s)
     map_clear(&s->sessions);
     map_clear(&s->api_keys);
     map_clear(&s->api_key_by_hash);
+    store__names_clear(s->user_names);
     chat__clear(s->chat);
     files__clear(s->files);
     audit__clear(s->audit);
@@ -1043,6 +1070,7 @@ int store_open(store_t **out, const char *data_dir, const store_options_t *opts,
     map_init(&s->sessions, free);
     map_init(&s->api_keys, free);
     map_init(&s->api_key_by_hash, free);
+    s->user_names = store__names_new();
     s->chat = chat__new();
     s->files = files__new();
     s->audit = audit__new();
@@ -1117,6 +1145,7 @@ int store_close(store_t *s)
     map_deinit(&s->sessions);
     map_deinit(&s->api_keys);
     map_deinit(&s->api_key_by_hash);
+    store__names_free(s->user_names);
     chat__free(s->chat);
     files__free(s->files);
     audit__free(s->audit);

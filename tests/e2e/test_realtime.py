@@ -107,6 +107,38 @@ def test_subscribe_to_a_public_channel_without_joining_and_unsubscribe(srv):
         live.close()
 
 
+def test_many_subscriptions_and_scattered_unsubscribes_keep_exactly_the_rest(srv):
+    """The connection's channel sets (hash sets since P15) through growth and
+    removals in scattered order: after subscribing to 60 public channels in
+    frames of 25 and unsubscribing from every third, messages arrive from
+    exactly the channels still subscribed; subscribing again to one muted
+    brings it back, and a repeated id counts once."""
+    owner = accounts(srv, "rtMany").rtMany
+    reader = accounts(srv, "rtManyR").rtManyR
+    chans = [new_channel(owner)["id"] for _ in range(60)]
+    live = Live(srv, reader.token)
+    try:
+        for i in range(0, 60, 25):
+            live.send({"type": "subscribe", "channels": chans[i:i + 25] + chans[i:i + 1]})
+            got = live.wait_type("subscribed")["data"]["channels"]
+            assert got == chans[i:i + 25] + chans[i:i + 1]
+        dropped = chans[::3][::-1] + chans[1::7]
+        for i in range(0, len(dropped), 10):
+            live.send({"type": "unsubscribe", "channels": dropped[i:i + 10]})
+            live.wait_type("unsubscribed")
+        live.send({"type": "subscribe", "channels": [chans[3]]})
+        live.wait_type("subscribed")
+        kept = [c for c in chans if c not in dropped] + [chans[3]]
+        for c in chans:
+            owner.ok("POST", "/channels/%s/messages" % c, {"content": "to " + c}, 201)
+        for c in kept:
+            live.wait_type("message.created", channel_id=c)
+        late = [f for f in live.drain(1.0) if f["type"] == "message.created"]
+        assert not [f for f in late if f["data"]["channel_id"] not in kept], late
+    finally:
+        live.close()
+
+
 def test_edits_deletes_and_reactions_arrive(srv):
     u, ch = room(srv, "rtEd", "rtEve")
     live = Live(srv, u.rtEve.token)

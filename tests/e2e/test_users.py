@@ -241,6 +241,37 @@ def test_search_with_pages(server):
     assert get(server, "/users", viewer, limit=100).json()["total"] == 7
 
 
+def test_search_follows_renames_display_names_and_deletions(server):
+    """GET /users?search= reads the store's name index (P15): it finds parts
+    anywhere in a username or a display name, case-insensitively, never
+    across the two, follows a rename, a new display name and a deletion at
+    once, and answers bytes outside ASCII and strings nobody has."""
+    admin = register(server, "admin").pair
+    zoe = register(server, "zoe_k", display_name="Zoë Kowalska")
+    other = register(server, "otto", display_name="Otto Example")
+    viewer = register(server, "viewer").pair
+
+    def names(q):
+        body = get(server, "/users", viewer, search=q, limit=100).json()
+        assert body["total"] == len(body["users"])
+        return sorted(u["username"] for u in body["users"])
+
+    assert names("WALS") == ["zoe_k"]
+    assert names("zoë") == ["zoe_k"]
+    assert names("ë k") == ["zoe_k"]
+    assert names("e_kzo") == [] and names("kotto") == []  # never across the two names
+    assert names("t") == ["otto"]  # one byte: every name is read
+    assert names("o") == ["otto", "zoe_k"]
+    assert names("☃") == [] and names("%") == [] and names("x" * 100) == []
+    r = put_me(server, zoe.pair, {"username": "zofia", "display_name": "Zofia K"})
+    assert r.status_code == 200, r.text
+    assert names("zoe") == [] and names("walska") == []
+    assert names("zof") == ["zofia"] and names("IA K") == ["zofia"]
+    r = requests.delete(server.url(API + "/admin/users/" + other.id), headers=bearer(admin))
+    assert r.status_code == 204, r.text
+    assert names("otto") == [] and names("example") == []
+
+
 def test_search_validation(server):
     pair = register(server, "admin").pair
     for params, field in (({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"),

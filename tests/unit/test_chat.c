@@ -2786,3 +2786,99 @@ TEST(chat_message_state_tells_updated_at_and_deletion_without_a_copy)
     ut_rmrf(dir);
     ut_leak_check();
 }
+
+/* ---- the default listing's per-user counts (listing_t) ------------------------------ */
+
+static int toggle_channel(void *ctx, chat_channel_t *c)
+{
+    int what = *(const int *)ctx;
+    if (what == 0 && !c->is_direct)
+        c->is_private = !c->is_private;
+    else if (what == 1)
+        c->is_deleted = true;
+    return 0;
+}
+
+/* The default listing (paged from the cached order and the users' counts)
+ * is the generic listing's name order reversed, for every user. */
+static void expect_listing_matches_scan(store_t *s, const char *const *users, size_t n_users)
+{
+    enum { MAX = 256 };
+    chat_channel_t *fast = calloc(MAX, sizeof(*fast)), *scan = calloc(MAX, sizeof(*scan));
+    for (size_t u = 0; u < n_users; u++) {
+        size_t n_fast, n_scan, n_page;
+        size_t total = chat_channel_list(s, users[u], NULL, 0, MAX, fast, &n_fast);
+        ASSERT_EQ(chat_channel_list_sorted(s, users[u], false, NULL, CHAT_CHANNEL_BY_NAME, true,
+                                           0, MAX, scan, &n_scan),
+                  total);
+        ASSERT_EQ(n_fast, total);
+        ASSERT_EQ(n_scan, total);
+        for (size_t i = 0; i < total; i++)
+            ASSERT_STREQ(fast[i].id, scan[total - 1 - i].id);
+        /* A page in the middle, across the named and the direct ones. */
+        if (total > 4) {
+            chat_channel_t page[3];
+            ASSERT_EQ(chat_channel_list(s, users[u], NULL, total - 4, 3, page, &n_page), total);
+            ASSERT_EQ(n_page, 3);
+            for (size_t i = 0; i < n_page; i++) {
+                ASSERT_STREQ(page[i].id, fast[total - 4 + i].id);
+                chat_channel_clear(&page[i]);
+            }
+        }
+        for (size_t i = 0; i < total; i++) {
+            chat_channel_clear(&fast[i]);
+            chat_channel_clear(&scan[i]);
+        }
+    }
+    free(fast);
+    free(scan);
+}
+
+TEST(chat_listing_counts_follow_memberships_kinds_and_deletes)
+{
+    char dir[64];
+    ut_tmpdir(dir, sizeof(dir), "chat-listing");
+    store_t *s = ut_store_open(dir);
+    static const char *const users[] = {"usr_a", "usr_b", "usr_c", "usr_d"};
+    char ids[120][STORE_ID_MAX];
+    size_t n = 0;
+    uint64_t r = 0x2545f4914f6cdd1dull;
+    for (int step = 0; step < 400; step++) {
+        ut_xorshift(&r);
+        const char *who = users[r % 4], *other = users[(r >> 8) % 4];
+        int op = (int)((r >> 16) % 6);
+        if (n < 8 || (op == 0 && n < 120)) { /* a named channel */
+            char name[32];
+            snprintf(name, sizeof(name), "%c-room-%d", "qMaZ"[(r >> 24) % 4], step);
+            channel(s, name, who, (r >> 32) % 2, ids[n++]);
+        } else if (op == 1 && n < 120) { /* a direct channel */
+            chat_channel_t c;
+            memset(&c, 0, sizeof(c));
+            c.is_direct = true;
+            c.created_at = 1767960000000 + (int64_t)((r >> 40) % 5); /* ties too */
+            snprintf(c.owner_id, sizeof(c.owner_id), "%s", who);
+            const char *members[2] = {who, other};
+            bool created;
+            uint64_t lsn;
+            ASSERT_EQ(chat_channel_create(s, &c, members, 2, &created, &lsn), 0);
+            ASSERT_EQ(store_wait(s, lsn), 0);
+            if (created)
+                snprintf(ids[n++], STORE_ID_MAX, "%s", c.id);
+            chat_channel_clear(&c);
+        } else if (op == 2 || op == 3) { /* join, or leave */
+            ASSERT_EQ(set_member(s, ids[(r >> 24) % n], who, op == 2 ? CHAT_ROLE_MEMBER : 0, 1, -1),
+                      0);
+        } else { /* private <-> public, or a delete (one in ten) */
+            int what = (r >> 32) % 10 == 0 ? 1 : 0;
+            uint64_t lsn;
+            ASSERT_EQ(chat_channel_modify(s, ids[(r >> 24) % n], toggle_channel, &what, NULL, &lsn),
+                      0);
+            ASSERT_EQ(store_wait(s, lsn), 0);
+        }
+        if (step % 40 == 39)
+            expect_listing_matches_scan(s, users, 4);
+    }
+    s = ut_store_reopen(s, dir); /* replay from a snapshot rebuilds the counts */
+    expect_listing_matches_scan(s, users, 4);
+    store_close(s);
+}

@@ -173,3 +173,11 @@ json_t *ut_openapi_operation(json_t *doc, const http_route_t *r, json_t **path_i
     json_t *op = json_object_get(item, method);
     return json_is_object(op) ? op : NULL;
 }
+
+uint64_t ut_xorshift(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}

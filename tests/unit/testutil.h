@@ -13,6 +13,7 @@
 #define PARLEY_UNIT_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -72,5 +73,9 @@ json_t *ut_openapi_operation(json_t *doc, const http_route_t *r, json_t **path_i
 /* Under ASan, fails the test if memory leaked so far (the harness ends a
  * child with _exit, which skips LeakSanitizer's own check); else nothing. */
 void ut_leak_check(void);
+
+/* The next number of a xorshift64 sequence (*state: its non-zero state),
+ * for tests that want many repeatable pseudo-random choices. */
+uint64_t ut_xorshift(uint64_t *state);
 
 #endif
