@@ -169,6 +169,11 @@ struct chat_tables {
     smap_t idem;               /* "<user_id>/<key>" -> msg_t* */
     smap_t users;              /* interned user ids -> (uintptr_t) live messages */
     smap_t words;              /* word -> posting (search.c) */
+    /* The same postings by word, for prefixes (search.c, "Prefixes"):
+     * vocab sorted, vocab_new those added since, unsorted. */
+    struct posting **vocab, **vocab_new;
+    size_t n_vocab, vocab_cap, n_vocab_new, vocab_new_cap;
+    uint64_t vocab_merges;     /* +1 at every merge of vocab_new into vocab */
     /* +1 at every change of the index but an append at a list's end (a
      * list rewritten or removed): a search resuming after it released the
      * lock re-finds its place in the lists (search.c, "Locking"). */

@@ -26,8 +26,16 @@
  * Query. Every word of the text must match (AND); the last one as a prefix
  * when it has 2 characters or more (a shorter one is a whole word), the
  * prefix standing for the prefix_words_max words beginning so with the most
- * postings (the vocabulary is scanned for them, SCAN_SLOTS slots per lock
- * hold). Each list is cut in blocks of 64 pairs with a directory (first
+ * postings. Prefixes. Every query's last word is one, so finding its words
+ * must not cost the whole vocabulary (a scan of the hash table's slots was
+ * three quarters of a query's CPU with 30,000 words: docs/benchmarks.md,
+ * P14): chat_tables.vocab holds the postings sorted by word, and the words
+ * of a prefix are a range of it found by binary search (SCAN_SLOTS words
+ * per lock hold); words new since its last merge wait in vocab_new,
+ * unsorted, at most VOCAB_NEW_MAX once the index is built (while it is
+ * built no query runs, and vocab_new may grow as large as vocab, so that
+ * building merges O(log words) times), then sorted and merged in, O(words);
+ * a word whose list empties leaves both. Each list is cut in blocks of 64 pairs with a directory (first
  * seq, offset), so it is walked from its newest end, and a seek below skips
  * whole blocks by binary search. The walk is a leapfrog from the newest
  * message down: every word's lists seek to the highest seq <= x; when all
@@ -381,6 +389,7 @@ typedef struct pblock {
 } pblock_t;
 
 typedef struct posting {
+    const char *word;   /* the key of chat_tables.words that holds it */
     uint8_t *buf;
     uint32_t len, cap;
     uint32_t count;     /* pairs */
@@ -491,6 +500,88 @@ static void free_posting(void *v)
     }
 }
 
+/* ---- the vocabulary in order (prefixes) ---- */
+
+/* Words added since the last merge, at most, once the index is built. */
+#define VOCAB_NEW_MAX 1024
+
+static int cmp_posting_word(const void *a, const void *b)
+{
+    return strcmp((*(posting_t *const *)a)->word, (*(posting_t *const *)b)->word);
+}
+
+/* The first position of the sorted vocabulary whose word is >= w. */
+static size_t vocab_lower(const struct chat_tables *t, const char *w)
+{
+    size_t lo = 0, hi = t->n_vocab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->vocab[mid]->word, w) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Sorts the new words into the vocabulary: O(n_vocab + new log new).
+ * REQUIRES: msg_lock held for writing. */
+static void vocab_merge(struct chat_tables *t)
+{
+    if (t->n_vocab_new == 0)
+        return;
+    qsort(t->vocab_new, t->n_vocab_new, sizeof(*t->vocab_new), cmp_posting_word);
+    size_t n = t->n_vocab + t->n_vocab_new;
+    if (n > t->vocab_cap) {
+        t->vocab_cap = n + n / 2;
+        t->vocab = xrealloc(t->vocab, t->vocab_cap * sizeof(*t->vocab));
+    }
+    /* From the back, the larger of the two each time: in place. */
+    size_t i = t->n_vocab, j = t->n_vocab_new, k = n;
+    while (j > 0) {
+        if (i > 0 && strcmp(t->vocab[i - 1]->word, t->vocab_new[j - 1]->word) > 0)
+            t->vocab[--k] = t->vocab[--i];
+        else
+            t->vocab[--k] = t->vocab_new[--j];
+    }
+    t->n_vocab = n;
+    t->n_vocab_new = 0;
+    t->vocab_merges++;
+}
+
+/* A new word. While the index is being built (no query runs: they wait for
+ * it) the new words grow with the vocabulary, so that building merges
+ * O(log words) times; then VOCAB_NEW_MAX, so that a prefix looks at few
+ * unsorted words. REQUIRES: msg_lock held for writing. */
+static void vocab_add(struct chat_tables *t, posting_t *p)
+{
+    if (t->n_vocab_new == t->vocab_new_cap) {
+        t->vocab_new_cap = t->vocab_new_cap ? t->vocab_new_cap * 2 : 64;
+        t->vocab_new = xrealloc(t->vocab_new, t->vocab_new_cap * sizeof(*t->vocab_new));
+    }
+    t->vocab_new[t->n_vocab_new++] = p;
+    bool building = t->indexed_upto != UINT64_MAX;
+    if (t->n_vocab_new > VOCAB_NEW_MAX && (!building || t->n_vocab_new > t->n_vocab))
+        vocab_merge(t);
+}
+
+/* A word gone from the index. REQUIRES: msg_lock held for writing. */
+static void vocab_remove(struct chat_tables *t, const posting_t *p)
+{
+    size_t at = vocab_lower(t, p->word);
+    if (at < t->n_vocab && t->vocab[at] == p) {
+        memmove(&t->vocab[at], &t->vocab[at + 1], (t->n_vocab - at - 1) * sizeof(*t->vocab));
+        t->n_vocab--;
+        return;
+    }
+    for (size_t i = 0; i < t->n_vocab_new; i++) {
+        if (t->vocab_new[i] == p) {
+            t->vocab_new[i] = t->vocab_new[--t->n_vocab_new];
+            return;
+        }
+    }
+}
+
 /* Sets the count of `word` in message seq (0: removes it). */
 static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, uint32_t tf)
 {
@@ -499,7 +590,9 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
         if (tf == 0)
             return;
         p = xcalloc(1, sizeof(*p));
+        p->word = chat__smap_intern(&t->words, word);
         chat__smap_put(&t->words, word, p);
+        vocab_add(t, p);
     }
     if (tf && seq > p->last) {
         posting_append(p, seq, tf);
@@ -534,8 +627,10 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
     for (size_t i = 0; i < n; i++)
         posting_append(p, v[i].seq, v[i].tf);
     free(v);
-    if (p->count == 0)
+    if (p->count == 0) {
+        vocab_remove(t, p);
         free_posting(chat__smap_del(&t->words, word));
+    }
 }
 
 void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
@@ -566,6 +661,10 @@ void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_tex
 void chat__index_free(struct chat_tables *t)
 {
     t->index_gen++;
+    free(t->vocab);
+    free(t->vocab_new);
+    t->vocab = t->vocab_new = NULL;
+    t->n_vocab = t->vocab_cap = t->n_vocab_new = t->vocab_new_cap = 0;
     chat__smap_free(&t->words, free_posting);
 }
 
@@ -635,8 +734,10 @@ static void *build_main(void *arg)
             if (i == n) {
                 /* Done when nothing was posted meanwhile (larger seqs). */
                 done = t->next_seq - 1 <= t->indexed_upto || t->msgs.n == 0;
-                if (done)
+                if (done) {
                     t->indexed_upto = UINT64_MAX;
+                    vocab_merge(t);
+                }
             }
             pthread_rwlock_unlock(&t->msg_lock);
             if (i == n || stopping(t))
@@ -650,9 +751,14 @@ static void *build_main(void *arg)
         t->index_ready = true;
         pthread_cond_broadcast(&t->index_cv);
         pthread_mutex_unlock(&t->index_mu);
-        if (total)
-            log_info("search index built in %.1f ms (%zu messages)",
-                     (double)(clock_mono_ns() - started) / 1e6, total);
+        if (total) {
+            double ms = (double)(clock_mono_ns() - started) / 1e6;
+            pthread_rwlock_rdlock(&t->msg_lock);
+            size_t bytes = chat__index_bytes(t);
+            pthread_rwlock_unlock(&t->msg_lock);
+            log_info("search index built in %.1f ms (%zu messages, %zu bytes)", ms, total,
+                     bytes);
+        }
     }
     return NULL;
 }
@@ -688,7 +794,8 @@ void chat__index_wait(struct chat_tables *t)
 
 size_t chat__index_bytes(struct chat_tables *t)
 {
-    size_t bytes = t->words.cap * sizeof(smap_slot_t);
+    size_t bytes = t->words.cap * sizeof(smap_slot_t) +
+                   (t->vocab_cap + t->vocab_new_cap) * sizeof(*t->vocab);
     for (size_t i = 0; i < t->words.cap; i++) {
         const smap_slot_t *sl = &t->words.slots[i];
         if (sl->key) {
@@ -857,54 +964,72 @@ static bool pword_better(const char *w, uint32_t count, const pword_t *than)
     return count != than->count ? count > than->count : strcmp(w, than->w) < 0;
 }
 
+/* Offers one word of the prefix to out (at most max, a word seen again
+ * updates its count); *more when one was left out. */
+static void pword_offer(pword_t *out, size_t *n, size_t max, const posting_t *p, bool *more)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(out[i].w, p->word) == 0) {
+            out[i].count = p->count;
+            return;
+        }
+    }
+    if (*n < max) {
+        snprintf(out[*n].w, sizeof(out[*n].w), "%s", p->word);
+        out[(*n)++].count = p->count;
+        return;
+    }
+    *more = true;
+    size_t worst = 0;
+    for (size_t i = 1; i < *n; i++)
+        if (pword_better(out[worst].w, out[worst].count, &out[i]))
+            worst = i;
+    if (*n && pword_better(p->word, p->count, &out[worst])) {
+        snprintf(out[worst].w, sizeof(out[worst].w), "%s", p->word);
+        out[worst].count = p->count;
+    }
+}
+
 /* Collects into out (at most max) the words starting with prefix with the
- * most postings, scanning the vocabulary SCAN_SLOTS slots per read-lock
- * hold (a table grown meanwhile is scanned again; a word seen twice counts
- * once), asking q->progress between two (false: the scan stops there).
- * Returns how many there are; *more: others were, or may have been, left
- * out. */
+ * most postings: the range of the sorted vocabulary that starts so (found
+ * by binary search), SCAN_SLOTS words per read-lock hold, each hold
+ * resuming after the last word it saw (the vocabulary may be merged or
+ * shrink meanwhile), asking q->progress between two (false: the scan stops
+ * there); then the words added since the last merge. Returns how many
+ * there are; *more: others were, or may have been, left out. */
 static size_t prefix_words(struct chat_tables *t, const chat_search_query_t *q,
                            const char *prefix, pword_t *out, size_t max, bool *more,
                            chat_search_info_t *info)
 {
-    size_t n = 0, plen = strlen(prefix), at = 0, cap = 0;
+    size_t n = 0, plen = strlen(prefix);
+    char after[WORD_MAX + 1] = ""; /* the last word looked at; "": none yet */
+    uint64_t merges = 0;
     *more = false;
     for (;;) {
         pthread_rwlock_rdlock(&t->msg_lock);
-        if (t->words.cap != cap) { /* grown (or first): from the start */
-            cap = t->words.cap;
-            at = 0;
-        }
-        size_t end = at + SCAN_SLOTS < cap ? at + SCAN_SLOTS : cap;
-        for (; at < end; at++) {
-            const smap_slot_t *sl = &t->words.slots[at];
-            if (sl->key == NULL || strncmp(sl->key, prefix, plen) != 0)
-                continue;
-            uint32_t count = ((const posting_t *)sl->val)->count;
-            size_t dup = 0;
-            while (dup < n && strcmp(out[dup].w, sl->key) != 0)
-                dup++;
-            if (dup < n) {
-                out[dup].count = count;
-                continue;
-            }
-            if (n < max) {
-                snprintf(out[n].w, sizeof(out[n].w), "%s", sl->key);
-                out[n++].count = count;
-                continue;
-            }
+        /* A merge between two holds may have put a word behind `after`. */
+        if (after[0] && merges != t->vocab_merges)
             *more = true;
-            size_t worst = 0;
-            for (size_t i = 1; i < n; i++)
-                if (pword_better(out[worst].w, out[worst].count, &out[i]))
-                    worst = i;
-            if (n && pword_better(sl->key, count, &out[worst])) {
-                snprintf(out[worst].w, sizeof(out[worst].w), "%s", sl->key);
-                out[worst].count = count;
+        merges = t->vocab_merges;
+        size_t at = vocab_lower(t, after[0] ? after : prefix), seen = 0;
+        if (after[0] && at < t->n_vocab && strcmp(t->vocab[at]->word, after) == 0)
+            at++;
+        bool done = true;
+        for (; at < t->n_vocab && strncmp(t->vocab[at]->word, prefix, plen) == 0; at++) {
+            if (seen == SCAN_SLOTS) {
+                done = false;
+                break;
             }
+            pword_offer(out, &n, max, t->vocab[at], more);
+            snprintf(after, sizeof(after), "%s", t->vocab[at]->word);
+            seen++;
         }
-        info->words_scanned += SCAN_SLOTS < cap ? SCAN_SLOTS : cap;
-        bool done = at >= cap;
+        if (done) {
+            for (size_t i = 0; i < t->n_vocab_new; i++, seen++)
+                if (strncmp(t->vocab_new[i]->word, prefix, plen) == 0)
+                    pword_offer(out, &n, max, t->vocab_new[i], more);
+        }
+        info->words_scanned += seen;
         pthread_rwlock_unlock(&t->msg_lock);
         if (done)
             return n;

@@ -2613,6 +2613,73 @@ TEST(chat_search_worst_case_queries_visit_a_bounded_number_of_postings)
     ut_leak_check();
 }
 
+/* The words of a prefix, with at most `max` of them: (prefix words, total). */
+static size_t prefix_count(store_t *s, const char *text, size_t max, size_t *words)
+{
+    chat_search_info_t info;
+    static char got[1][STORE_ID_MAX];
+    size_t n, total = search_info(s, (chat_search_query_t){.text = text, .prefix_words_max = max,
+                                                           .total_max = SIZE_MAX,
+                                                           .work_max = SIZE_MAX},
+                                  &info, got, 1, &n);
+    *words = info.prefix_words;
+    return total;
+}
+
+/* A prefix finds its words by binary search in the sorted vocabulary and in
+ * the words added since its last merge: words posted after the build (more
+ * than the unsorted part holds, so merges happen), removed by an edit or a
+ * delete, added again, and the same after a reopen (built by the builder). */
+TEST(chat_search_prefix_words_follow_posts_edits_and_deletes)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-prefix", ch);
+    enum { N = 17000 }; /* "zq" spans two read-lock holds of the vocabulary */
+    static char ids[N][STORE_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "word zq%05d %s", i, i % 2 ? "odd" : "even");
+        post(s, ch, "usr_a", text, ids[i]);
+    }
+    size_t words;
+    /* Every word looked at, the first 4,096 (the most a prefix takes; ties by word) kept. */
+    ASSERT_EQ(prefix_count(s, "zq", 10000, &words), 4096);
+    ASSERT_EQ(words, 4096);
+    ASSERT_EQ(prefix_count(s, "zq01", 10000, &words), 1000);
+    ASSERT_EQ(words, 1000);
+    ASSERT_EQ(prefix_count(s, "zq029", 10000, &words), 100);
+    ASSERT_EQ(words, 100);
+    ASSERT_EQ(prefix_count(s, "odd zq000", 10000, &words), 50);
+    ASSERT_EQ(prefix_count(s, "zqa", 10000, &words), 0);
+    ASSERT_EQ(words, 0);
+    ASSERT_EQ(prefix_count(s, "zq", 7, &words), 7); /* the bound */
+    ASSERT_EQ(words, 7);
+    /* Gone: zq00005 (deleted), zq00006 (edited away); zq00007x new. */
+    ASSERT_EQ(modify(s, ids[5], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_EQ(modify(s, ids[6], (msg_change_t){EDIT, "other", NULL, NULL}), 0);
+    ASSERT_EQ(modify(s, ids[7], (msg_change_t){EDIT, "zq00007 zq00007x", NULL, NULL}), 0);
+    for (int round = 0; round < 2; round++) {
+        ASSERT_EQ(prefix_count(s, "zq0000", 10000, &words), 8);
+        ASSERT_EQ(words, 9); /* zq00000-zq00009 but 5 and 6, and zq00007x */
+        ASSERT_EQ(prefix_count(s, "zq00006", 10000, &words), 0);
+        ASSERT_EQ(prefix_count(s, "zq00", 10000, &words), 998);
+        ASSERT_EQ(words, 999);
+        if (round == 0) {
+            ASSERT_EQ(store_close(s), 0);
+            ut_rm_snapshots(dir);
+            s = ut_store_open_mode(dir, WAL_FSYNC_NONE); /* the log replayed, then built */
+        }
+    }
+    post(s, ch, "usr_a", "zq00005 back", NULL);
+    ASSERT_EQ(prefix_count(s, "zq00005", 10000, &words), 1);
+    ASSERT_EQ(words, 1);
+    ASSERT_EQ(prefix_count(s, "zq00", 10000, &words), 999);
+    ASSERT_EQ(words, 1000);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
 /* A writer during a long query: the progress callback runs between two
  * chunks with no lock held; there, a thread posts, edits and deletes, and
  * the query waits for it to finish. Had the query kept the read lock, the
