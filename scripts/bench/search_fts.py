@@ -49,6 +49,8 @@ def fts5_load(directory, corpus):
     for path, ddl, extra in ((fts, "CREATE VIRTUAL TABLE t USING fts5(content)",
                               "INSERT INTO t(t) VALUES ('optimize')"),
                              (plain, "CREATE TABLE t(content TEXT)", None)):
+        if os.path.exists(path):
+            os.unlink(path)
         db = sqlite3.connect(path)
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")

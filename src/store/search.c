@@ -40,8 +40,9 @@
  * whole blocks by binary search. The walk is a leapfrog from the newest
  * message down: every word's lists seek to the highest seq <= x; when all
  * agree, x matches (the filters, then can_read); else x falls to the lowest
- * of them. Results come out newest first, so the walk stops at total_max
- * matches, or when work (pairs decoded plus a unit per list per step) passes
+ * of them (a prefix's lists in a max-heap by their position, so only those
+ * above x move). Results come out newest first, so the walk stops at total_max
+ * matches, or when work (pairs decoded plus a unit per list sought) passes
  * work_max: a query costs O(work_max) however large the index, and the
  * answer says truncated. The score (sum over query words of 1 + ln(1 +
  * occurrences), plus 1 / (1 + age in days)) is reported, not sorted on.
@@ -902,7 +903,14 @@ static bool it_seek(piter_t *it, uint64_t x, size_t *work)
             return false;
         }
     }
-    uint32_t lo = 0, hi = it->i + 1; /* the last of buf[0..i] <= x */
+    /* Already there (the seeks of a step mostly find a list at or below x). */
+    if (it->buf[it->i].seq <= x)
+        return true;
+    /* A few pairs down, else by binary search: the last of buf[0..i] <= x. */
+    for (uint32_t k = 0; k < 4 && it->i > 0; k++)
+        if (it->buf[--it->i].seq <= x)
+            return true;
+    uint32_t lo = 0, hi = it->i + 1;
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (it->buf[mid].seq <= x)
@@ -915,41 +923,85 @@ static bool it_seek(piter_t *it, uint64_t x, size_t *work)
 }
 
 /* A query word: one list, or the union of the lists of the words a
- * prefix expands to. */
+ * prefix expands to, kept in a max-heap by their current seq (a list not
+ * sought yet counts as above everything), so that a seek moves only the
+ * lists above its bound: a prefix of 32 words costs what its matches do,
+ * not 32 lists a step. */
 typedef struct term {
     piter_t *it;
     char (*words)[WORD_MAX + 1];
     size_t n;
+    uint32_t *heap;  /* indices into it[]: the lists not exhausted */
+    size_t nheap;
     uint64_t cur;  /* after term_seek: the largest seq <= x in any list */
     uint32_t tf;   /* its occurrences, summed over the lists */
 } term_t;
 
+static uint64_t it_key(const piter_t *it)
+{
+    return it->n ? it->buf[it->i].seq : UINT64_MAX;
+}
+
+static void heap_down(term_t *t, size_t at)
+{
+    for (;;) {
+        size_t big = at, l = 2 * at + 1, r = l + 1;
+        if (l < t->nheap && it_key(&t->it[t->heap[l]]) > it_key(&t->it[t->heap[big]]))
+            big = l;
+        if (r < t->nheap && it_key(&t->it[t->heap[r]]) > it_key(&t->it[t->heap[big]]))
+            big = r;
+        if (big == at)
+            return;
+        uint32_t tmp = t->heap[at];
+        t->heap[at] = t->heap[big];
+        t->heap[big] = tmp;
+        at = big;
+    }
+}
+
+/* The occurrences of seq in the lists at heap[at] and below that hold it. */
+static uint32_t heap_tf(const term_t *t, size_t at, uint64_t seq)
+{
+    if (at >= t->nheap)
+        return 0;
+    const piter_t *it = &t->it[t->heap[at]];
+    if (it_key(it) != seq)
+        return 0; /* below: so is everything under it */
+    return it->buf[it->i].tf + heap_tf(t, 2 * at + 1, seq) + heap_tf(t, 2 * at + 2, seq);
+}
+
+/* Every list of the term sought again from scratch (after terms_attach). */
+static void term_reset(term_t *t)
+{
+    t->nheap = t->n;
+    for (size_t i = 0; i < t->n; i++)
+        t->heap[i] = (uint32_t)i;
+}
+
+/* Seeks the lists above x, a unit of work each (and their decoding). */
 static bool term_seek(term_t *t, uint64_t x, size_t *work)
 {
-    bool any = false;
-    t->cur = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        piter_t *it = &t->it[i];
-        if (it_seek(it, x, work) && (!any || it->buf[it->i].seq > t->cur)) {
-            t->cur = it->buf[it->i].seq;
-            any = true;
-        }
+    while (t->nheap && it_key(&t->it[t->heap[0]]) > x) {
+        (*work)++;
+        if (!it_seek(&t->it[t->heap[0]], x, work))
+            t->heap[0] = t->heap[--t->nheap];
+        heap_down(t, 0);
     }
-    t->tf = 0;
-    for (size_t i = 0; any && i < t->n; i++) {
-        const piter_t *it = &t->it[i];
-        if (it->p && it->buf[it->i].seq == t->cur)
-            t->tf += it->buf[it->i].tf;
-    }
-    return any;
+    if (t->nheap == 0)
+        return false;
+    t->cur = it_key(&t->it[t->heap[0]]);
+    t->tf = heap_tf(t, 0, t->cur);
+    return true;
 }
 
 /* (Re)finds every list by its word. REQUIRES: msg_lock. */
 static void terms_attach(struct chat_tables *t, term_t *terms, size_t nt)
 {
-    for (size_t k = 0; k < nt; k++)
+    for (size_t k = 0; k < nt; k++) {
         for (size_t i = 0; i < terms[k].n; i++)
             terms[k].it[i] = (piter_t){.p = chat__smap_get(&t->words, terms[k].words[i])};
+        term_reset(&terms[k]);
+    }
 }
 
 /* ---- the prefix: the words with the most postings ---- */
@@ -1057,7 +1109,7 @@ typedef struct walk {
     struct chat_tables *t;
     const chat_search_query_t *q;
     term_t *terms;
-    size_t nt, lists;  /* terms, and lists in them */
+    size_t nt;         /* terms */
     uint64_t x;        /* the next seq to look at, and below */
     bool done;         /* the lists are exhausted */
     uint64_t gen;
@@ -1094,7 +1146,6 @@ static void walk_chunk(walk_t *w, size_t work_max, size_t want)
         end = work_max;
     while (!w->done && w->work < end && w->npend < want) {
         uint64_t lo = w->x;
-        w->work += w->lists; /* a step seeks every list */
         for (size_t k = 0; k < w->nt && !w->done; k++) {
             if (!term_seek(&w->terms[k], w->x, &w->work))
                 w->done = true;
@@ -1208,7 +1259,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
         for (size_t k = 0; k < tm->n; k++)
             memcpy(tm->words[k], as_prefix ? pw[k].w : qw->w[i], sizeof(tm->words[k]));
         tm->it = xmalloc(tm->n * sizeof(*tm->it));
-        w.lists += tm->n;
+        tm->heap = xmalloc(tm->n * sizeof(*tm->heap));
     }
 
     /* The walk, newest first, a chunk per read-lock hold. */
@@ -1260,6 +1311,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
 out:
     for (size_t i = 0; i < w.nt; i++) {
         free(w.terms[i].it);
+        free(w.terms[i].heap);
         free(w.terms[i].words);
     }
     free(w.terms);

@@ -2599,6 +2599,12 @@ TEST(chat_search_worst_case_queries_visit_a_bounded_number_of_postings)
         }
     }
     ASSERT_EQ(expect, n);
+    /* With the default 32 words, a step seeks only the lists above its
+     * bound (a heap): the cost of the matches, not of 32 lists a step. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "pr"}, &info, got, 50, &n),
+              CHAT_SEARCH_TOTAL_MAX);
+    ASSERT_EQ(info.prefix_words, CHAT_SEARCH_PREFIX_WORDS);
+    ASSERT_LE(info.work, 2 * CHAT_SEARCH_TOTAL_MAX + WORK_SLACK(CHAT_SEARCH_PREFIX_WORDS));
     /* Under the default bound, every word: the total of the prefix. */
     search_info(s, (chat_search_query_t){.text = "pre", .total_max = SIZE_MAX, .work_max = SIZE_MAX,
                                          .prefix_words_max = 1000},
