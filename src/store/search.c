@@ -58,12 +58,30 @@
  * it (an edit of a message already indexed), and the builder indexes the
  * rest as they are when it reaches them. New posts have larger seqs, so it
  * loops until none is left, then sets indexed_upto to UINT64_MAX under the
- * write lock: from then on apply indexes everything, as before. A search
- * waits for that (chat__index_wait); measured for 1,000,000 messages in
+ * write lock: from then on everything is indexed, below. A search waits
+ * for that (chat__index_wait); measured for 1,000,000 messages in
  * docs/benchmarks.md.
  *
- * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
- * changed by apply (write lock, through chat__index_update) and read by
+ * Indexing. Once built, the index is kept off the post's path by the
+ * builder's thread, now the indexer: apply (write lock) hands each change
+ * of a message's words to chat__index_change, which queues the text the
+ * index holds (the old content, which apply would have freed) and a copy of
+ * the new one, in apply order, under index_mu; the indexer takes the whole
+ * queue, tokenizes LIVE_BATCH changes with no lock held (the costly part:
+ * decoding, folding, sorting the words) and applies them under one write
+ * lock hold: the posting lists change in the same order as before, only
+ * later. Each change is a ticket (jobs_queued); a search takes the ticket
+ * count when it starts and waits until the indexer has done that many
+ * (jobs_done), so it sees every change applied before it began and never
+ * waits for posts that came after. Without the thread (pthread_create
+ * failed), or once it is stopped at close, apply indexes itself, as during
+ * the build; what is still queued at close is freed with the index (the
+ * next open builds it from the records).
+ *
+ * Locking. Everything here is guarded by chat_tables.msg_lock but the
+ * indexer's queue and tickets (index_mu, a leaf: apply takes it under
+ * msg_lock): the index is changed by the indexer, the builder or apply
+ * (write lock, through bags_apply) and read by
  * chat_search (read lock), which holds it for one chunk at a time:
  * CHUNK_WORK units of work, then the lock is let go, can_read asked for the
  * channels of the chunk's matches (no lock held: the caller may call back
@@ -634,33 +652,143 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
     }
 }
 
+/* Replaces the words of a (the message's as indexed) by those of b.
+ * REQUIRES: msg_lock held for writing. */
+static void bags_apply(struct chat_tables *t, uint64_t seq, const bag_t *a, const bag_t *b)
+{
+    size_t i = 0, j = 0;
+    while (i < a->nw || j < b->nw) {
+        int c = i == a->nw ? 1 : j == b->nw ? -1 : strcmp(a->w[i], b->w[j]);
+        if (c < 0) {
+            posting_set(t, a->w[i++], seq, 0);
+        } else if (c > 0) {
+            posting_set(t, b->w[j], seq, b->tf[j]);
+            j++;
+        } else {
+            if (a->tf[i] != b->tf[j])
+                posting_set(t, b->w[j], seq, b->tf[j]);
+            i++;
+            j++;
+        }
+    }
+}
+
 void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
                         const char *new_text)
 {
     bag_t a, b;
     bag_fill(&a, old_text);
     bag_fill(&b, new_text);
-    size_t i = 0, j = 0;
-    while (i < a.nw || j < b.nw) {
-        int c = i == a.nw ? 1 : j == b.nw ? -1 : strcmp(a.w[i], b.w[j]);
-        if (c < 0) {
-            posting_set(t, a.w[i++], seq, 0);
-        } else if (c > 0) {
-            posting_set(t, b.w[j], seq, b.tf[j]);
-            j++;
-        } else {
-            if (a.tf[i] != b.tf[j])
-                posting_set(t, b.w[j], seq, b.tf[j]);
-            i++;
-            j++;
-        }
-    }
+    bags_apply(t, seq, &a, &b);
     bag_free(&a);
     bag_free(&b);
 }
 
+/* ---- the live indexer ------------------------------------------------------------ */
+
+/* One change of a message's words, as apply saw it. */
+typedef struct index_job {
+    struct index_job *next;
+    uint64_t seq;
+    char *old_text, *new_text; /* owned; NULL: none */
+} index_job_t;
+
+static void jobs_free(index_job_t *j)
+{
+    while (j) {
+        index_job_t *next = j->next;
+        free(j->old_text);
+        free(j->new_text);
+        free(j);
+        j = next;
+    }
+}
+
+char *chat__index_change(struct chat_tables *t, uint64_t seq, char *old_text,
+                         const char *new_text)
+{
+    if (!t->index_async) {
+        chat__index_update(t, seq, old_text, new_text);
+        return old_text;
+    }
+    index_job_t *j = xmalloc(sizeof(*j));
+    *j = (index_job_t){NULL, seq, old_text, new_text ? xstrdup(new_text) : NULL};
+    pthread_mutex_lock(&t->index_mu);
+    if (t->jobs_tail)
+        t->jobs_tail->next = j;
+    else
+        t->jobs_head = j;
+    t->jobs_tail = j;
+    t->jobs_queued++;
+    if (t->indexer_idle)
+        pthread_cond_broadcast(&t->index_cv);
+    pthread_mutex_unlock(&t->index_mu);
+    return NULL;
+}
+
+/* Applies a list of jobs in order: LIVE_BATCH of them tokenized with no
+ * lock held, then applied under one write-lock hold. */
+#define LIVE_BATCH 64
+
+static void jobs_run(struct chat_tables *t, index_job_t *jobs)
+{
+    bag_t (*bags)[2] = xmalloc(LIVE_BATCH * sizeof(*bags));
+    while (jobs) {
+        index_job_t *first = jobs;
+        size_t n = 0;
+        for (; jobs && n < LIVE_BATCH; jobs = jobs->next, n++) {
+            bag_fill(&bags[n][0], jobs->old_text);
+            bag_fill(&bags[n][1], jobs->new_text);
+        }
+        pthread_rwlock_wrlock(&t->msg_lock);
+        size_t k = 0;
+        for (index_job_t *j = first; k < n; j = j->next, k++)
+            bags_apply(t, j->seq, &bags[k][0], &bags[k][1]);
+        pthread_rwlock_unlock(&t->msg_lock);
+        for (k = 0; k < n; k++) {
+            bag_free(&bags[k][0]);
+            bag_free(&bags[k][1]);
+        }
+    }
+    free(bags);
+}
+
+/* The builder's thread once the index is built: takes what apply queued,
+ * all of it at a time, runs it, and tells the searches waiting for it;
+ * when stopped, runs what is left and leaves (apply then indexes itself). */
+static void index_live(struct chat_tables *t)
+{
+    pthread_mutex_lock(&t->index_mu);
+    for (;;) {
+        while (t->jobs_head == NULL && !t->index_stop) {
+            t->indexer_idle = true;
+            pthread_cond_wait(&t->index_cv, &t->index_mu);
+            t->indexer_idle = false;
+        }
+        index_job_t *jobs = t->jobs_head;
+        uint64_t upto = t->jobs_queued;
+        bool stop = t->index_stop;
+        t->jobs_head = t->jobs_tail = NULL;
+        pthread_mutex_unlock(&t->index_mu);
+        jobs_run(t, jobs);
+        jobs_free(jobs);
+        pthread_mutex_lock(&t->index_mu);
+        t->jobs_done = upto;
+        pthread_cond_broadcast(&t->index_cv);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&t->index_mu);
+}
+
 void chat__index_free(struct chat_tables *t)
 {
+    pthread_mutex_lock(&t->index_mu); /* what is queued is of the tables cleared */
+    jobs_free(t->jobs_head);
+    t->jobs_head = t->jobs_tail = NULL;
+    t->jobs_done = t->jobs_queued;
+    pthread_cond_broadcast(&t->index_cv);
+    pthread_mutex_unlock(&t->index_mu);
     t->index_gen++;
     free(t->vocab);
     free(t->vocab_new);
@@ -711,10 +839,11 @@ static bool stopping(struct chat_tables *t)
     return stop;
 }
 
-static void *build_main(void *arg)
+/* Builds the index; with `live` (on the builder's own thread), the apply
+ * queues its changes from the moment it is built. Returns whether it was
+ * built (false: stopped first). */
+static bool build(struct chat_tables *t, bool live)
 {
-    struct chat_tables *t = arg;
-    pthread_setname_np(pthread_self(), "parley-index");
     int64_t started = clock_mono_ns();
     size_t total = 0;
     bool done = false;
@@ -737,6 +866,7 @@ static void *build_main(void *arg)
                 done = t->next_seq - 1 <= t->indexed_upto || t->msgs.n == 0;
                 if (done) {
                     t->indexed_upto = UINT64_MAX;
+                    t->index_async = live;
                     vocab_merge(t);
                 }
             }
@@ -761,16 +891,25 @@ static void *build_main(void *arg)
                      bytes);
         }
     }
+    return done;
+}
+
+static void *index_main(void *arg)
+{
+    struct chat_tables *t = arg;
+    pthread_setname_np(pthread_self(), "parley-index");
+    if (build(t, true))
+        index_live(t);
     return NULL;
 }
 
 void chat__index_build_start(struct chat_tables *t)
 {
-    if (pthread_create(&t->index_thread, NULL, build_main, t) == 0) {
+    if (pthread_create(&t->index_thread, NULL, index_main, t) == 0) {
         t->index_thread_started = true;
         return;
     }
-    build_main(t); /* no thread: build here, before the store opens */
+    build(t, false); /* no thread: build here, before the store opens; apply indexes */
 }
 
 void chat__index_build_stop(struct chat_tables *t)
@@ -783,12 +922,20 @@ void chat__index_build_stop(struct chat_tables *t)
     pthread_mutex_unlock(&t->index_mu);
     pthread_join(t->index_thread, NULL);
     t->index_thread_started = false;
+    pthread_rwlock_wrlock(&t->msg_lock); /* no indexer: apply indexes itself again */
+    t->index_async = false;
+    pthread_rwlock_unlock(&t->msg_lock);
 }
 
 void chat__index_wait(struct chat_tables *t)
 {
     pthread_mutex_lock(&t->index_mu);
     while (!t->index_ready && !t->index_stop)
+        pthread_cond_wait(&t->index_cv, &t->index_mu);
+    /* The changes applied before this search started, and no later ones:
+     * a stream of posts does not keep it waiting. */
+    uint64_t ticket = t->jobs_queued;
+    while (t->jobs_done < ticket && !t->index_stop)
         pthread_cond_wait(&t->index_cv, &t->index_mu);
     pthread_mutex_unlock(&t->index_mu);
 }

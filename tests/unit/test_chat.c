@@ -2412,6 +2412,52 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
     ut_leak_check();
 }
 
+/* Once built, the index is kept by its thread: apply queues each change
+ * and a search waits for those queued before it started. Whatever the
+ * timing, a search after a post, an edit or a delete sees it; a burst is
+ * all there; a close with changes still queued leaks nothing, and the next
+ * open indexes them from the log. */
+TEST(chat_search_sees_every_change_applied_before_it_started)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-live", ch);
+    post(s, ch, "usr_a", "first", NULL);
+    ASSERT_EQ(search_total(s, "first"), 1); /* built: from here apply queues */
+    for (int i = 0; i < 200; i++) {
+        char text[64], word[32], id[STORE_ID_MAX];
+        snprintf(text, sizeof(text), "alpha%d beta", i);
+        post(s, ch, "usr_a", text, id);
+        snprintf(word, sizeof(word), "alpha%d", i);
+        ASSERT_EQ(search_total(s, word), 1);
+        snprintf(text, sizeof(text), "gamma%d", i);
+        ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, text, NULL, NULL}), 0);
+        ASSERT_EQ(search_total(s, word), 0);
+        ASSERT_EQ(search_total(s, text), 1);
+        if (i % 2)
+            ASSERT_EQ(modify(s, id, (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+        ASSERT_EQ(search_total(s, text), i % 2 ? 0 : 1);
+    }
+    ASSERT_EQ(search_total(s, "beta"), 0);
+    for (int i = 0; i < 5000; i++)
+        post(s, ch, "usr_b", "burst of posts", NULL);
+    ASSERT_EQ(search_total(s, "burst"), 5000);
+    pthread_mutex_lock(&s->chat->index_mu);
+    ASSERT_GE(s->chat->jobs_queued, 5000 + 200 * 2); /* the indexer's, not apply's */
+    pthread_mutex_unlock(&s->chat->index_mu);
+    for (int i = 0; i < 3000; i++)
+        post(s, ch, "usr_b", "burst at close", NULL);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rm_snapshots(dir);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
+    ASSERT_EQ(search_total(s, "burst"), 8000);
+    ASSERT_EQ(search_total(s, "close"), 3000);
+    ASSERT_EQ(search_total(s, "gamma199"), 0); /* deleted */
+    ASSERT_EQ(search_total(s, "gamma198"), 1);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
 /* Recovery applies records on a second thread; a record that does not apply
  * must still fail the open, wherever it lies: early (while batches of good
  * ones follow), or in the last batch. */
