@@ -70,7 +70,8 @@
  * queue, tokenizes LIVE_BATCH changes with no lock held (the costly part:
  * decoding, folding, sorting the words) and applies them under one write
  * lock hold: the posting lists change in the same order as before, only
- * later. Each change is a ticket (jobs_queued); a search takes the ticket
+ * later. Idle, it is woken by INDEXER_WAKE changes or by a search, not by
+ * every post. Each change is a ticket (jobs_queued); a search takes the ticket
  * count when it starts and waits until the indexer has done that many
  * (jobs_done), so it sees every change applied before it began and never
  * waits for posts that came after. Without the thread (pthread_create
@@ -704,6 +705,11 @@ static void jobs_free(index_job_t *j)
     }
 }
 
+/* The changes queued before apply wakes the idle indexer: one wake-up (a
+ * futex call and two context switches on the post's path) per post cost
+ * more than the indexing it moved; a search wakes it at once. */
+#define INDEXER_WAKE 256
+
 char *chat__index_change(struct chat_tables *t, uint64_t seq, char *old_text,
                          const char *new_text)
 {
@@ -720,7 +726,7 @@ char *chat__index_change(struct chat_tables *t, uint64_t seq, char *old_text,
         t->jobs_head = j;
     t->jobs_tail = j;
     t->jobs_queued++;
-    if (t->indexer_idle)
+    if (t->indexer_idle && t->jobs_queued - t->jobs_done >= INDEXER_WAKE)
         pthread_cond_broadcast(&t->index_cv);
     pthread_mutex_unlock(&t->index_mu);
     return NULL;
@@ -755,11 +761,13 @@ static void jobs_run(struct chat_tables *t, index_job_t *jobs)
 
 /* The builder's thread once the index is built: takes what apply queued,
  * all of it at a time, runs it, and tells the searches waiting for it;
+ * idle, it sleeps until INDEXER_WAKE changes wait or a search does;
  * when stopped, runs what is left and leaves (apply then indexes itself). */
 static void index_live(struct chat_tables *t)
 {
     pthread_mutex_lock(&t->index_mu);
     for (;;) {
+        /* Woken by a search, by INDEXER_WAKE changes, or to stop. */
         while (t->jobs_head == NULL && !t->index_stop) {
             t->indexer_idle = true;
             pthread_cond_wait(&t->index_cv, &t->index_mu);
@@ -935,6 +943,8 @@ void chat__index_wait(struct chat_tables *t)
     /* The changes applied before this search started, and no later ones:
      * a stream of posts does not keep it waiting. */
     uint64_t ticket = t->jobs_queued;
+    if (t->jobs_done < ticket && t->indexer_idle)
+        pthread_cond_broadcast(&t->index_cv); /* the indexer waits for more: this search */
     while (t->jobs_done < ticket && !t->index_stop)
         pthread_cond_wait(&t->index_cv, &t->index_mu);
     pthread_mutex_unlock(&t->index_mu);
