@@ -10,7 +10,8 @@
 #   BENCH_MESSAGES  messages in the big store of P4/P7/P9 (default 1000000)
 #   BENCH_ONLY      ipblock: only P8 (the blocked-address check); timeseries:
 #                   only P9 (the admin's time series); search: only P10 (posts
-#                   while 16 connections run the costliest search); tls: only
+#                   while 16 connections run the costliest search); search-fts:
+#                   only P14 (search against SQLite FTS5, 1,000,000 messages); tls: only
 #                   P11 (P1/P2 over HTTPS beside plain HTTP); cookies: only
 #                   C1/C2 (session cookies beside Bearer tokens); backup:
 #                   only P12 (P1's posts while streamed backups run); metrics:

@@ -15,8 +15,9 @@ Rate limits are off in every Parley run (--rate-limit 0, which turns off every
 rate-limit category not given its own value, and --ws-frame-rate 0).
 
     scripts/bench/suite.py [--seconds S] [--messages N]
-        [--sweep-seconds S]
-        [--only ipblock|timeseries|search|tls|cookies|backup|metrics|encryption|web|sweep|fanout|width]
+        [--sweep-seconds S] [--search-messages N] [--search-reps R]
+        [--only ipblock|timeseries|search|search-fts|tls|cookies|backup|metrics|encryption|web|
+                sweep|fanout|width]
 
 --messages sets the size of the big store for P4, P7 and P9 (default
 1,000,000). --only ipblock runs only P8 (the blocked-address check with
@@ -25,6 +26,8 @@ series) on a store seeded for it, without the other figures; --only search
 only P10 (posts' p99 alone and while 16 connections run the costliest
 search, over 100,000 messages); --only cookies only the cost of a browser's
 session cookie (issue 16) beside a Bearer token, reads and posts.
+--only search-fts only P14 (GET /search/messages against SQLite FTS5 over
+--search-messages chat-like messages, default 1,000,000, 200 queries).
 --only tls only P11 (P1/P2 over HTTPS beside plain); --only backup only
 P12 (P1's posts alone and while streamed backups run).
 --only metrics only P13 (durable posts with the access log in text and in
@@ -410,11 +413,15 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=1000000)
     ap.add_argument("--only",
-                    choices=["all", "ipblock", "timeseries", "search", "tls", "cookies",
-                             "backup", "metrics", "encryption", "web", "sweep", "fanout",
-                             "width"],
+                    choices=["all", "ipblock", "timeseries", "search", "search-fts", "tls",
+                             "cookies", "backup", "metrics", "encryption", "web", "sweep",
+                             "fanout", "width"],
                     default="all")
     ap.add_argument("--sweep-seconds", type=int, default=3)
+    ap.add_argument("--search-messages", type=int, default=1000000,
+                    help="P14's corpus (default 1,000,000 messages)")
+    ap.add_argument("--search-reps", type=int, default=5,
+                    help="P14: timed repetitions of each query")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="parley-bench-", dir=ROOT)
     try:
@@ -422,6 +429,8 @@ def main():
             run_timeseries(a, work)
         elif a.only == "search":
             search_cost(a, work)
+        elif a.only == "search-fts":
+            search_fts5(a, work)
         elif a.only == "tls":
             tls_cost(a, work)
         elif a.only == "cookies":
@@ -445,6 +454,7 @@ def main():
                 run_all(a, work)
                 sweeps(a, work)
                 search_cost(a, work)
+                search_fts5(a, work)
                 tls_cost(a, work)
                 cookie_cost(a, work)
                 backup_cost(a, work)
@@ -918,6 +928,89 @@ def search_cost(a, work):
             a_p99, min(x["p50"] for x in alone), max(x["rps"] for x in alone),
             "/".join("%.2f" % x["p99"] for x in alone)),
         "%.2fx" % r, "<= 2x", r <= 2)
+
+
+# ---- P14: message search against SQLite FTS5 --------------------------------------
+
+def search_fts5(a, work):
+    """P14: GET /search/messages against SQLite FTS5 (MATCH, bm25() order,
+    LIMIT 20) over the same --search-messages chat-like messages and the
+    same 200 queries of 1-3 words (scripts/bench/search_corpus.py; how each
+    side is loaded and timed: scripts/bench/search_fts.py), as process time
+    per query and end to end; p50 and p99 over the queries, Parley/FTS5.
+    Also the index's bytes per message beside FTS5's. Writes the per-query
+    figures (ms, one a line, in query order) to build/bench/search_*.txt."""
+    import search_corpus
+    import search_fts
+    n = a.search_messages
+    print("P14 (%d messages)..." % n, file=sys.stderr, flush=True)
+    vocab = search_corpus.vocabulary()
+    corpus = list(search_corpus.messages(n, vocab=vocab))
+    queries = search_corpus.queries(vocab=vocab)
+    t = time.time()
+    fts_path, fts_bytes, plain_bytes = search_fts.fts5_load(work, corpus)
+    print("  FTS5 loaded in %.1f s" % (time.time() - t), file=sys.stderr, flush=True)
+    f_cpu, f_wall, f_counts = search_fts.fts5_measure(fts_path, queries, a.search_reps)
+    s = parley(work, "p14", "--fsync", "none", "--snapshot-every-records", "0",
+               "--snapshot-every-seconds", "0", "--access-token-ttl", "86400")
+    try:
+        t = time.time()
+        token = search_fts.parley_load(s, corpus)
+        print("  Parley loaded in %.1f s" % (time.time() - t), file=sys.stderr, flush=True)
+        s.stop(timeout=600)
+        restart(s)
+        settled(s)
+        indexed, idx_bytes = search_fts.index_bytes(s)
+        rss = rss_mib(s.pid())
+        p_cpu, p_wall, answers = search_fts.parley_measure(s, token, queries, a.search_reps)
+    finally:
+        s.stop(timeout=600)
+    out = os.path.join(ROOT, "build", "bench")
+    for name, values in (("parley_e2e", p_wall), ("fts5_e2e", f_wall), ("parley_cpu", p_cpu),
+                         ("fts5_cpu", f_cpu)):
+        search_fts.write_lines(os.path.join(out, "search_%s.txt" % name), values)
+    pct = search_fts.percentile
+    for cls in sorted({c for c, _ in queries}):
+        at = [i for i, (c, _) in enumerate(queries) if c == cls]
+        print("  %-8s %3d queries: CPU p50 Parley %.3f ms, FTS5 %.3f ms; wall p50 Parley %.3f "
+              "ms, FTS5 %.3f ms; max Parley %.3f / FTS5 %.3f ms" % (
+                  cls, len(at), pct([p_cpu[i] for i in at], 50), pct([f_cpu[i] for i in at], 50),
+                  pct([p_wall[i] for i in at], 50), pct([f_wall[i] for i in at], 50),
+                  max(p_wall[i] for i in at), max(f_wall[i] for i in at)),
+              file=sys.stderr, flush=True)
+    # The two must mean the same: where Parley counted every match (not
+    # truncated), its total is FTS5's count.
+    complete = [i for i, (_, trunc) in enumerate(answers) if not trunc]
+    agree = sum(answers[i][0] == f_counts[i] for i in complete)
+    disagree = [(queries[i][1], answers[i][0], f_counts[i]) for i in complete
+                if answers[i][0] != f_counts[i]]
+    if disagree:
+        print("  counts differ: %s" % disagree[:5], file=sys.stderr, flush=True)
+    for what, p, f in (("process time per query (Parley: server CPU)", p_cpu, f_cpu),
+                       ("end to end per query (Parley: HTTP from one connection)", p_wall,
+                        f_wall)):
+        r50, r99 = pct(p, 50) / pct(f, 50), pct(p, 99) / pct(f, 99)
+        row("P14 search, %s, %d messages, %d queries x %d" % (what, n, len(queries),
+                                                               a.search_reps),
+            "p50 %.3f ms, p99 %.3f ms (%d answers truncated by a bound; the %d complete "
+            "counts: %d equal to FTS5's)" % (pct(p, 50), pct(p, 99), len(answers) - len(complete),
+                                             len(complete), agree),
+            "SQLite %s FTS5 MATCH, bm25() order, LIMIT 20: p50 %.3f ms, p99 %.3f ms" % (
+                sqlite_version(), pct(f, 50), pct(f, 99)),
+            "%.2fx (p50), %.2fx (p99)" % (r50, r99), "<= 1.0x p50 and p99",
+            r50 <= 1.0 and r99 <= 1.0)
+    row("P14 index memory per message (%d messages)" % indexed,
+        "%.1f B (the index's own accounting; server RSS %.0f MiB)" % (idx_bytes / max(indexed, 1),
+                                                                       rss),
+        "FTS5 database %.1f B a message, a plain table of the texts %.1f B: index %.1f B" % (
+            fts_bytes / n, plain_bytes / n, (fts_bytes - plain_bytes) / n),
+        "%.2fx" % (idx_bytes / max(indexed, 1) / max((fts_bytes - plain_bytes) / n, 1)),
+        "informational", True)
+
+
+def sqlite_version():
+    import sqlite3
+    return sqlite3.sqlite_version
 
 
 # ---- P11: the cost of TLS ---------------------------------------------------------

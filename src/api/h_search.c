@@ -367,6 +367,58 @@ static bool add_id_list(http_ctx_t *ctx, const char *field, const char *text, ch
     return true;
 }
 
+/* The channel names and sender objects of one answer's hits, each looked
+ * up once: a page's hits share a few channels and senders, and the
+ * look-ups (a channel copied out, a sender's view built) were a tenth of a
+ * rare word's search (docs/benchmarks.md, P14). */
+typedef struct hit_views {
+    struct {
+        char id[STORE_ID_MAX];
+        char name[CHAT_NAME_MAX];
+    } *channel;
+    struct {
+        char id[STORE_ID_MAX];
+        json_t *json;
+    } *sender;
+    size_t nchannels, nsenders;
+} hit_views_t;
+
+/* The channel's name ("" when it is gone). */
+static const char *hit_channel_name(hit_views_t *v, store_t *store, const char *id)
+{
+    for (size_t i = 0; i < v->nchannels; i++)
+        if (strcmp(v->channel[i].id, id) == 0)
+            return v->channel[i].name;
+    chat_channel_t c;
+    bool found = chat_channel_get(store, id, &c);
+    size_t at = v->nchannels++;
+    snprintf(v->channel[at].id, sizeof(v->channel[at].id), "%s", id);
+    snprintf(v->channel[at].name, sizeof(v->channel[at].name), "%s", found ? c.name : "");
+    if (found)
+        chat_channel_clear(&c);
+    return v->channel[at].name;
+}
+
+/* The sender's object, borrowed (hit_views_clear releases it). */
+static json_t *hit_sender(hit_views_t *v, store_t *store, const char *user_id)
+{
+    for (size_t i = 0; i < v->nsenders; i++)
+        if (strcmp(v->sender[i].id, user_id) == 0)
+            return v->sender[i].json;
+    size_t at = v->nsenders++;
+    snprintf(v->sender[at].id, sizeof(v->sender[at].id), "%s", user_id);
+    v->sender[at].json = sender_json(store, user_id);
+    return v->sender[at].json;
+}
+
+static void hit_views_clear(hit_views_t *v)
+{
+    for (size_t i = 0; i < v->nsenders; i++)
+        json_decref(v->sender[i].json);
+    free(v->channel);
+    free(v->sender);
+}
+
 /* The search itself, from values read out of the query string or body. */
 static void search_messages(http_ctx_t *ctx, const principal_t *p, search_args_t *a)
 {
@@ -427,22 +479,22 @@ static void search_messages(http_ctx_t *ctx, const principal_t *p, search_args_t
     chat_search_hit_t *hits = job.hits;
     size_t n = job.n, total = job.total;
     json_t *results = json_array();
+    hit_views_t views = {.channel = xcalloc(n ? n : 1, sizeof(*views.channel)),
+                         .sender = xcalloc(n ? n : 1, sizeof(*views.sender))};
     for (size_t i = 0; i < n; i++) {
         chat_message_t *m = &hits[i].message;
-        chat_channel_t c;
-        bool has_channel = chat_channel_get(app->store, m->channel_id, &c);
         char *content = highlighted(&words, m->content ? m->content : "");
         json_array_append_new(
             results,
-            json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:f}", "message_id", m->id, "channel_id",
-                      m->channel_id, "channel_name", has_channel ? c.name : "", "content",
-                      content, "sender", sender_json(app->store, m->user_id), "created_at",
+            json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:f}", "message_id", m->id, "channel_id",
+                      m->channel_id, "channel_name",
+                      hit_channel_name(&views, app->store, m->channel_id), "content", content,
+                      "sender", hit_sender(&views, app->store, m->user_id), "created_at",
                       time_json(m->created_at), "score", hits[i].score));
         free(content);
-        if (has_channel)
-            chat_channel_clear(&c);
         chat_message_clear(m);
     }
+    hit_views_clear(&views);
     free(hits);
     free_words(&words);
     double ms = (double)(clock_mono_ns() - started) / 1e6;

@@ -699,7 +699,7 @@ static void apply_message(store_t *s, chat_message_t *m)
         chat__smap_put(&t->idem, key, g);
     }
     if (seq <= t->indexed_upto)
-        chat__index_update(t, seq, old_content, content);
+        old_content = chat__index_change(t, seq, old_content, content);
     g->reply_seq = chat__msg_seq(m->reply_to);
     g->thread_seq = thread;
     g->created_at = m->created_at;

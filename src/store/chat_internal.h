@@ -174,6 +174,11 @@ struct chat_tables {
     smap_t idem;               /* "<user_id>/<key>" -> msg_t* */
     smap_t users;              /* interned user ids -> (uintptr_t) live messages */
     smap_t words;              /* word -> posting (search.c) */
+    /* The same postings by word, for prefixes (search.c, "Prefixes"):
+     * vocab sorted, vocab_new those added since, unsorted. */
+    struct posting **vocab, **vocab_new;
+    size_t n_vocab, vocab_cap, n_vocab_new, vocab_new_cap;
+    uint64_t vocab_merges;     /* +1 at every merge of vocab_new into vocab */
     /* +1 at every change of the index but an append at a list's end (a
      * list rewritten or removed): a search resuming after it released the
      * lock re-finds its place in the lists (search.c, "Locking"). */
@@ -194,6 +199,15 @@ struct chat_tables {
     pthread_cond_t index_cv;
     bool index_ready, index_stop, index_thread_started;
     pthread_t index_thread;
+    /* The live indexer (search.c, "Indexing"): once the index is built,
+     * apply queues each change of a message's words and the builder's
+     * thread applies them in order. Guarded by index_mu. */
+    struct index_job *jobs_head, *jobs_tail;
+    uint64_t jobs_queued, jobs_done; /* tickets: done <= queued */
+    bool indexer_idle;
+    /* The indexer runs, so apply queues: changed under msg_lock (write) and
+     * read under it. */
+    bool index_async;
 };
 
 /* Position of the first message with seq >= `seq` in v. */
@@ -244,11 +258,17 @@ int chat__message_decode(const void *data, size_t len, chat_message_t *m);
  * those of new_text (NULL: none). REQUIRES: msg_lock held for writing. */
 void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
                         const char *new_text);
+/* The same change from apply: done here (returns old_text, the caller's
+ * still), or, once the indexer runs, queued for it in apply order (takes
+ * old_text, copies new_text; returns NULL). A search waits for the changes
+ * queued before it started. REQUIRES: msg_lock held for writing. */
+char *chat__index_change(struct chat_tables *t, uint64_t seq, char *old_text,
+                         const char *new_text);
 /* Frees the whole index. REQUIRES: msg_lock held for writing. */
 void chat__index_free(struct chat_tables *t);
 /* Stops the index builder (before the tables are freed). */
 void chat__index_build_stop(struct chat_tables *t);
-/* Blocks until the index covers every message. */
+/* Blocks until the index is built and holds every change queued so far. */
 void chat__index_wait(struct chat_tables *t);
 /* Bytes held by the index (for tests and benchmarks). REQUIRES: msg_lock. */
 size_t chat__index_bytes(struct chat_tables *t);

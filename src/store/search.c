@@ -26,14 +26,23 @@
  * Query. Every word of the text must match (AND); the last one as a prefix
  * when it has 2 characters or more (a shorter one is a whole word), the
  * prefix standing for the prefix_words_max words beginning so with the most
- * postings (the vocabulary is scanned for them, SCAN_SLOTS slots per lock
- * hold). Each list is cut in blocks of 64 pairs with a directory (first
+ * postings. Prefixes. Every query's last word is one, so finding its words
+ * must not cost the whole vocabulary (a scan of the hash table's slots was
+ * three quarters of a query's CPU with 30,000 words: docs/benchmarks.md,
+ * P14): chat_tables.vocab holds the postings sorted by word, and the words
+ * of a prefix are a range of it found by binary search (SCAN_SLOTS words
+ * per lock hold); words new since its last merge wait in vocab_new,
+ * unsorted, at most VOCAB_NEW_MAX once the index is built (while it is
+ * built no query runs, and vocab_new may grow as large as vocab, so that
+ * building merges O(log words) times), then sorted and merged in, O(words);
+ * a word whose list empties leaves both. Each list is cut in blocks of 64 pairs with a directory (first
  * seq, offset), so it is walked from its newest end, and a seek below skips
  * whole blocks by binary search. The walk is a leapfrog from the newest
  * message down: every word's lists seek to the highest seq <= x; when all
  * agree, x matches (the filters, then can_read); else x falls to the lowest
- * of them. Results come out newest first, so the walk stops at total_max
- * matches, or when work (pairs decoded plus a unit per list per step) passes
+ * of them (a prefix's lists in a max-heap by their position, so only those
+ * above x move). Results come out newest first, so the walk stops at total_max
+ * matches, or when work (pairs decoded plus a unit per list sought) passes
  * work_max: a query costs O(work_max) however large the index, and the
  * answer says truncated. The score (sum over query words of 1 + ln(1 +
  * occurrences), plus 1 / (1 + age in days)) is reported, not sorted on.
@@ -49,12 +58,31 @@
  * it (an edit of a message already indexed), and the builder indexes the
  * rest as they are when it reaches them. New posts have larger seqs, so it
  * loops until none is left, then sets indexed_upto to UINT64_MAX under the
- * write lock: from then on apply indexes everything, as before. A search
- * waits for that (chat__index_wait); measured for 1,000,000 messages in
+ * write lock: from then on everything is indexed, below. A search waits
+ * for that (chat__index_wait); measured for 1,000,000 messages in
  * docs/benchmarks.md.
  *
- * Locking. Everything here is guarded by chat_tables.msg_lock: the index is
- * changed by apply (write lock, through chat__index_update) and read by
+ * Indexing. Once built, the index is kept off the post's path by the
+ * builder's thread, now the indexer: apply (write lock) hands each change
+ * of a message's words to chat__index_change, which queues the text the
+ * index holds (the old content, which apply would have freed) and a copy of
+ * the new one, in apply order, under index_mu; the indexer takes the whole
+ * queue, tokenizes LIVE_BATCH changes with no lock held (the costly part:
+ * decoding, folding, sorting the words) and applies them under one write
+ * lock hold: the posting lists change in the same order as before, only
+ * later. Idle, it is woken by INDEXER_WAKE changes or by a search, not by
+ * every post. Each change is a ticket (jobs_queued); a search takes the ticket
+ * count when it starts and waits until the indexer has done that many
+ * (jobs_done), so it sees every change applied before it began and never
+ * waits for posts that came after. Without the thread (pthread_create
+ * failed), or once it is stopped at close, apply indexes itself, as during
+ * the build; what is still queued at close is freed with the index (the
+ * next open builds it from the records).
+ *
+ * Locking. Everything here is guarded by chat_tables.msg_lock but the
+ * indexer's queue and tickets (index_mu, a leaf: apply takes it under
+ * msg_lock): the index is changed by the indexer, the builder or apply
+ * (write lock, through bags_apply) and read by
  * chat_search (read lock), which holds it for one chunk at a time:
  * CHUNK_WORK units of work, then the lock is let go, can_read asked for the
  * channels of the chunk's matches (no lock held: the caller may call back
@@ -381,6 +409,7 @@ typedef struct pblock {
 } pblock_t;
 
 typedef struct posting {
+    const char *word;   /* the key of chat_tables.words that holds it */
     uint8_t *buf;
     uint32_t len, cap;
     uint32_t count;     /* pairs */
@@ -491,6 +520,88 @@ static void free_posting(void *v)
     }
 }
 
+/* ---- the vocabulary in order (prefixes) ---- */
+
+/* Words added since the last merge, at most, once the index is built. */
+#define VOCAB_NEW_MAX 1024
+
+static int cmp_posting_word(const void *a, const void *b)
+{
+    return strcmp((*(posting_t *const *)a)->word, (*(posting_t *const *)b)->word);
+}
+
+/* The first position of the sorted vocabulary whose word is >= w. */
+static size_t vocab_lower(const struct chat_tables *t, const char *w)
+{
+    size_t lo = 0, hi = t->n_vocab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->vocab[mid]->word, w) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Sorts the new words into the vocabulary: O(n_vocab + new log new).
+ * REQUIRES: msg_lock held for writing. */
+static void vocab_merge(struct chat_tables *t)
+{
+    if (t->n_vocab_new == 0)
+        return;
+    qsort(t->vocab_new, t->n_vocab_new, sizeof(*t->vocab_new), cmp_posting_word);
+    size_t n = t->n_vocab + t->n_vocab_new;
+    if (n > t->vocab_cap) {
+        t->vocab_cap = n + n / 2;
+        t->vocab = xrealloc(t->vocab, t->vocab_cap * sizeof(*t->vocab));
+    }
+    /* From the back, the larger of the two each time: in place. */
+    size_t i = t->n_vocab, j = t->n_vocab_new, k = n;
+    while (j > 0) {
+        if (i > 0 && strcmp(t->vocab[i - 1]->word, t->vocab_new[j - 1]->word) > 0)
+            t->vocab[--k] = t->vocab[--i];
+        else
+            t->vocab[--k] = t->vocab_new[--j];
+    }
+    t->n_vocab = n;
+    t->n_vocab_new = 0;
+    t->vocab_merges++;
+}
+
+/* A new word. While the index is being built (no query runs: they wait for
+ * it) the new words grow with the vocabulary, so that building merges
+ * O(log words) times; then VOCAB_NEW_MAX, so that a prefix looks at few
+ * unsorted words. REQUIRES: msg_lock held for writing. */
+static void vocab_add(struct chat_tables *t, posting_t *p)
+{
+    if (t->n_vocab_new == t->vocab_new_cap) {
+        t->vocab_new_cap = t->vocab_new_cap ? t->vocab_new_cap * 2 : 64;
+        t->vocab_new = xrealloc(t->vocab_new, t->vocab_new_cap * sizeof(*t->vocab_new));
+    }
+    t->vocab_new[t->n_vocab_new++] = p;
+    bool building = t->indexed_upto != UINT64_MAX;
+    if (t->n_vocab_new > VOCAB_NEW_MAX && (!building || t->n_vocab_new > t->n_vocab))
+        vocab_merge(t);
+}
+
+/* A word gone from the index. REQUIRES: msg_lock held for writing. */
+static void vocab_remove(struct chat_tables *t, const posting_t *p)
+{
+    size_t at = vocab_lower(t, p->word);
+    if (at < t->n_vocab && t->vocab[at] == p) {
+        memmove(&t->vocab[at], &t->vocab[at + 1], (t->n_vocab - at - 1) * sizeof(*t->vocab));
+        t->n_vocab--;
+        return;
+    }
+    for (size_t i = 0; i < t->n_vocab_new; i++) {
+        if (t->vocab_new[i] == p) {
+            t->vocab_new[i] = t->vocab_new[--t->n_vocab_new];
+            return;
+        }
+    }
+}
+
 /* Sets the count of `word` in message seq (0: removes it). */
 static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, uint32_t tf)
 {
@@ -499,7 +610,9 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
         if (tf == 0)
             return;
         p = xcalloc(1, sizeof(*p));
+        p->word = chat__smap_intern(&t->words, word);
         chat__smap_put(&t->words, word, p);
+        vocab_add(t, p);
     }
     if (tf && seq > p->last) {
         posting_append(p, seq, tf);
@@ -534,8 +647,31 @@ static void posting_set(struct chat_tables *t, const char *word, uint64_t seq, u
     for (size_t i = 0; i < n; i++)
         posting_append(p, v[i].seq, v[i].tf);
     free(v);
-    if (p->count == 0)
+    if (p->count == 0) {
+        vocab_remove(t, p);
         free_posting(chat__smap_del(&t->words, word));
+    }
+}
+
+/* Replaces the words of a (the message's as indexed) by those of b.
+ * REQUIRES: msg_lock held for writing. */
+static void bags_apply(struct chat_tables *t, uint64_t seq, const bag_t *a, const bag_t *b)
+{
+    size_t i = 0, j = 0;
+    while (i < a->nw || j < b->nw) {
+        int c = i == a->nw ? 1 : j == b->nw ? -1 : strcmp(a->w[i], b->w[j]);
+        if (c < 0) {
+            posting_set(t, a->w[i++], seq, 0);
+        } else if (c > 0) {
+            posting_set(t, b->w[j], seq, b->tf[j]);
+            j++;
+        } else {
+            if (a->tf[i] != b->tf[j])
+                posting_set(t, b->w[j], seq, b->tf[j]);
+            i++;
+            j++;
+        }
+    }
 }
 
 void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_text,
@@ -544,28 +680,128 @@ void chat__index_update(struct chat_tables *t, uint64_t seq, const char *old_tex
     bag_t a, b;
     bag_fill(&a, old_text);
     bag_fill(&b, new_text);
-    size_t i = 0, j = 0;
-    while (i < a.nw || j < b.nw) {
-        int c = i == a.nw ? 1 : j == b.nw ? -1 : strcmp(a.w[i], b.w[j]);
-        if (c < 0) {
-            posting_set(t, a.w[i++], seq, 0);
-        } else if (c > 0) {
-            posting_set(t, b.w[j], seq, b.tf[j]);
-            j++;
-        } else {
-            if (a.tf[i] != b.tf[j])
-                posting_set(t, b.w[j], seq, b.tf[j]);
-            i++;
-            j++;
-        }
-    }
+    bags_apply(t, seq, &a, &b);
     bag_free(&a);
     bag_free(&b);
 }
 
+/* ---- the live indexer ------------------------------------------------------------ */
+
+/* One change of a message's words, as apply saw it. */
+typedef struct index_job {
+    struct index_job *next;
+    uint64_t seq;
+    char *old_text, *new_text; /* owned; NULL: none */
+} index_job_t;
+
+static void jobs_free(index_job_t *j)
+{
+    while (j) {
+        index_job_t *next = j->next;
+        free(j->old_text);
+        free(j->new_text);
+        free(j);
+        j = next;
+    }
+}
+
+/* The changes queued before apply wakes the idle indexer: one wake-up (a
+ * futex call and two context switches on the post's path) per post cost
+ * more than the indexing it moved; a search wakes it at once. */
+#define INDEXER_WAKE 256
+
+char *chat__index_change(struct chat_tables *t, uint64_t seq, char *old_text,
+                         const char *new_text)
+{
+    if (!t->index_async) {
+        chat__index_update(t, seq, old_text, new_text);
+        return old_text;
+    }
+    index_job_t *j = xmalloc(sizeof(*j));
+    *j = (index_job_t){NULL, seq, old_text, new_text ? xstrdup(new_text) : NULL};
+    pthread_mutex_lock(&t->index_mu);
+    if (t->jobs_tail)
+        t->jobs_tail->next = j;
+    else
+        t->jobs_head = j;
+    t->jobs_tail = j;
+    t->jobs_queued++;
+    if (t->indexer_idle && t->jobs_queued - t->jobs_done >= INDEXER_WAKE)
+        pthread_cond_broadcast(&t->index_cv);
+    pthread_mutex_unlock(&t->index_mu);
+    return NULL;
+}
+
+/* Applies a list of jobs in order: LIVE_BATCH of them tokenized with no
+ * lock held, then applied under one write-lock hold. */
+#define LIVE_BATCH 64
+
+static void jobs_run(struct chat_tables *t, index_job_t *jobs)
+{
+    bag_t (*bags)[2] = xmalloc(LIVE_BATCH * sizeof(*bags));
+    while (jobs) {
+        index_job_t *first = jobs;
+        size_t n = 0;
+        for (; jobs && n < LIVE_BATCH; jobs = jobs->next, n++) {
+            bag_fill(&bags[n][0], jobs->old_text);
+            bag_fill(&bags[n][1], jobs->new_text);
+        }
+        pthread_rwlock_wrlock(&t->msg_lock);
+        size_t k = 0;
+        for (index_job_t *j = first; k < n; j = j->next, k++)
+            bags_apply(t, j->seq, &bags[k][0], &bags[k][1]);
+        pthread_rwlock_unlock(&t->msg_lock);
+        for (k = 0; k < n; k++) {
+            bag_free(&bags[k][0]);
+            bag_free(&bags[k][1]);
+        }
+    }
+    free(bags);
+}
+
+/* The builder's thread once the index is built: takes what apply queued,
+ * all of it at a time, runs it, and tells the searches waiting for it;
+ * idle, it sleeps until INDEXER_WAKE changes wait or a search does;
+ * when stopped, runs what is left and leaves (apply then indexes itself). */
+static void index_live(struct chat_tables *t)
+{
+    pthread_mutex_lock(&t->index_mu);
+    for (;;) {
+        /* Woken by a search, by INDEXER_WAKE changes, or to stop. */
+        while (t->jobs_head == NULL && !t->index_stop) {
+            t->indexer_idle = true;
+            pthread_cond_wait(&t->index_cv, &t->index_mu);
+            t->indexer_idle = false;
+        }
+        index_job_t *jobs = t->jobs_head;
+        uint64_t upto = t->jobs_queued;
+        bool stop = t->index_stop;
+        t->jobs_head = t->jobs_tail = NULL;
+        pthread_mutex_unlock(&t->index_mu);
+        jobs_run(t, jobs);
+        jobs_free(jobs);
+        pthread_mutex_lock(&t->index_mu);
+        t->jobs_done = upto;
+        pthread_cond_broadcast(&t->index_cv);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&t->index_mu);
+}
+
 void chat__index_free(struct chat_tables *t)
 {
+    pthread_mutex_lock(&t->index_mu); /* what is queued is of the tables cleared */
+    jobs_free(t->jobs_head);
+    t->jobs_head = t->jobs_tail = NULL;
+    t->jobs_done = t->jobs_queued;
+    pthread_cond_broadcast(&t->index_cv);
+    pthread_mutex_unlock(&t->index_mu);
     t->index_gen++;
+    free(t->vocab);
+    free(t->vocab_new);
+    t->vocab = t->vocab_new = NULL;
+    t->n_vocab = t->vocab_cap = t->n_vocab_new = t->vocab_new_cap = 0;
     chat__smap_free(&t->words, free_posting);
 }
 
@@ -611,10 +847,11 @@ static bool stopping(struct chat_tables *t)
     return stop;
 }
 
-static void *build_main(void *arg)
+/* Builds the index; with `live` (on the builder's own thread), the apply
+ * queues its changes from the moment it is built. Returns whether it was
+ * built (false: stopped first). */
+static bool build(struct chat_tables *t, bool live)
 {
-    struct chat_tables *t = arg;
-    pthread_setname_np(pthread_self(), "parley-index");
     int64_t started = clock_mono_ns();
     size_t total = 0;
     bool done = false;
@@ -635,8 +872,11 @@ static void *build_main(void *arg)
             if (i == n) {
                 /* Done when nothing was posted meanwhile (larger seqs). */
                 done = t->next_seq - 1 <= t->indexed_upto || t->msgs.n == 0;
-                if (done)
+                if (done) {
                     t->indexed_upto = UINT64_MAX;
+                    t->index_async = live;
+                    vocab_merge(t);
+                }
             }
             pthread_rwlock_unlock(&t->msg_lock);
             if (i == n || stopping(t))
@@ -650,20 +890,34 @@ static void *build_main(void *arg)
         t->index_ready = true;
         pthread_cond_broadcast(&t->index_cv);
         pthread_mutex_unlock(&t->index_mu);
-        if (total)
-            log_info("search index built in %.1f ms (%zu messages)",
-                     (double)(clock_mono_ns() - started) / 1e6, total);
+        if (total) {
+            double ms = (double)(clock_mono_ns() - started) / 1e6;
+            pthread_rwlock_rdlock(&t->msg_lock);
+            size_t bytes = chat__index_bytes(t);
+            pthread_rwlock_unlock(&t->msg_lock);
+            log_info("search index built in %.1f ms (%zu messages, %zu bytes)", ms, total,
+                     bytes);
+        }
     }
+    return done;
+}
+
+static void *index_main(void *arg)
+{
+    struct chat_tables *t = arg;
+    pthread_setname_np(pthread_self(), "parley-index");
+    if (build(t, true))
+        index_live(t);
     return NULL;
 }
 
 void chat__index_build_start(struct chat_tables *t)
 {
-    if (pthread_create(&t->index_thread, NULL, build_main, t) == 0) {
+    if (pthread_create(&t->index_thread, NULL, index_main, t) == 0) {
         t->index_thread_started = true;
         return;
     }
-    build_main(t); /* no thread: build here, before the store opens */
+    build(t, false); /* no thread: build here, before the store opens; apply indexes */
 }
 
 void chat__index_build_stop(struct chat_tables *t)
@@ -676,6 +930,9 @@ void chat__index_build_stop(struct chat_tables *t)
     pthread_mutex_unlock(&t->index_mu);
     pthread_join(t->index_thread, NULL);
     t->index_thread_started = false;
+    pthread_rwlock_wrlock(&t->msg_lock); /* no indexer: apply indexes itself again */
+    t->index_async = false;
+    pthread_rwlock_unlock(&t->msg_lock);
 }
 
 void chat__index_wait(struct chat_tables *t)
@@ -683,12 +940,20 @@ void chat__index_wait(struct chat_tables *t)
     pthread_mutex_lock(&t->index_mu);
     while (!t->index_ready && !t->index_stop)
         pthread_cond_wait(&t->index_cv, &t->index_mu);
+    /* The changes applied before this search started, and no later ones:
+     * a stream of posts does not keep it waiting. */
+    uint64_t ticket = t->jobs_queued;
+    if (t->jobs_done < ticket && t->indexer_idle)
+        pthread_cond_broadcast(&t->index_cv); /* the indexer waits for more: this search */
+    while (t->jobs_done < ticket && !t->index_stop)
+        pthread_cond_wait(&t->index_cv, &t->index_mu);
     pthread_mutex_unlock(&t->index_mu);
 }
 
 size_t chat__index_bytes(struct chat_tables *t)
 {
-    size_t bytes = t->words.cap * sizeof(smap_slot_t);
+    size_t bytes = t->words.cap * sizeof(smap_slot_t) +
+                   (t->vocab_cap + t->vocab_new_cap) * sizeof(*t->vocab);
     for (size_t i = 0; i < t->words.cap; i++) {
         const smap_slot_t *sl = &t->words.slots[i];
         if (sl->key) {
@@ -795,7 +1060,14 @@ static bool it_seek(piter_t *it, uint64_t x, size_t *work)
             return false;
         }
     }
-    uint32_t lo = 0, hi = it->i + 1; /* the last of buf[0..i] <= x */
+    /* Already there (the seeks of a step mostly find a list at or below x). */
+    if (it->buf[it->i].seq <= x)
+        return true;
+    /* A few pairs down, else by binary search: the last of buf[0..i] <= x. */
+    for (uint32_t k = 0; k < 4 && it->i > 0; k++)
+        if (it->buf[--it->i].seq <= x)
+            return true;
+    uint32_t lo = 0, hi = it->i + 1;
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (it->buf[mid].seq <= x)
@@ -808,41 +1080,85 @@ static bool it_seek(piter_t *it, uint64_t x, size_t *work)
 }
 
 /* A query word: one list, or the union of the lists of the words a
- * prefix expands to. */
+ * prefix expands to, kept in a max-heap by their current seq (a list not
+ * sought yet counts as above everything), so that a seek moves only the
+ * lists above its bound: a prefix of 32 words costs what its matches do,
+ * not 32 lists a step. */
 typedef struct term {
     piter_t *it;
     char (*words)[WORD_MAX + 1];
     size_t n;
+    uint32_t *heap;  /* indices into it[]: the lists not exhausted */
+    size_t nheap;
     uint64_t cur;  /* after term_seek: the largest seq <= x in any list */
     uint32_t tf;   /* its occurrences, summed over the lists */
 } term_t;
 
+static uint64_t it_key(const piter_t *it)
+{
+    return it->n ? it->buf[it->i].seq : UINT64_MAX;
+}
+
+static void heap_down(term_t *t, size_t at)
+{
+    for (;;) {
+        size_t big = at, l = 2 * at + 1, r = l + 1;
+        if (l < t->nheap && it_key(&t->it[t->heap[l]]) > it_key(&t->it[t->heap[big]]))
+            big = l;
+        if (r < t->nheap && it_key(&t->it[t->heap[r]]) > it_key(&t->it[t->heap[big]]))
+            big = r;
+        if (big == at)
+            return;
+        uint32_t tmp = t->heap[at];
+        t->heap[at] = t->heap[big];
+        t->heap[big] = tmp;
+        at = big;
+    }
+}
+
+/* The occurrences of seq in the lists at heap[at] and below that hold it. */
+static uint32_t heap_tf(const term_t *t, size_t at, uint64_t seq)
+{
+    if (at >= t->nheap)
+        return 0;
+    const piter_t *it = &t->it[t->heap[at]];
+    if (it_key(it) != seq)
+        return 0; /* below: so is everything under it */
+    return it->buf[it->i].tf + heap_tf(t, 2 * at + 1, seq) + heap_tf(t, 2 * at + 2, seq);
+}
+
+/* Every list of the term sought again from scratch (after terms_attach). */
+static void term_reset(term_t *t)
+{
+    t->nheap = t->n;
+    for (size_t i = 0; i < t->n; i++)
+        t->heap[i] = (uint32_t)i;
+}
+
+/* Seeks the lists above x, a unit of work each (and their decoding). */
 static bool term_seek(term_t *t, uint64_t x, size_t *work)
 {
-    bool any = false;
-    t->cur = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        piter_t *it = &t->it[i];
-        if (it_seek(it, x, work) && (!any || it->buf[it->i].seq > t->cur)) {
-            t->cur = it->buf[it->i].seq;
-            any = true;
-        }
+    while (t->nheap && it_key(&t->it[t->heap[0]]) > x) {
+        (*work)++;
+        if (!it_seek(&t->it[t->heap[0]], x, work))
+            t->heap[0] = t->heap[--t->nheap];
+        heap_down(t, 0);
     }
-    t->tf = 0;
-    for (size_t i = 0; any && i < t->n; i++) {
-        const piter_t *it = &t->it[i];
-        if (it->p && it->buf[it->i].seq == t->cur)
-            t->tf += it->buf[it->i].tf;
-    }
-    return any;
+    if (t->nheap == 0)
+        return false;
+    t->cur = it_key(&t->it[t->heap[0]]);
+    t->tf = heap_tf(t, 0, t->cur);
+    return true;
 }
 
 /* (Re)finds every list by its word. REQUIRES: msg_lock. */
 static void terms_attach(struct chat_tables *t, term_t *terms, size_t nt)
 {
-    for (size_t k = 0; k < nt; k++)
+    for (size_t k = 0; k < nt; k++) {
         for (size_t i = 0; i < terms[k].n; i++)
             terms[k].it[i] = (piter_t){.p = chat__smap_get(&t->words, terms[k].words[i])};
+        term_reset(&terms[k]);
+    }
 }
 
 /* ---- the prefix: the words with the most postings ---- */
@@ -857,54 +1173,72 @@ static bool pword_better(const char *w, uint32_t count, const pword_t *than)
     return count != than->count ? count > than->count : strcmp(w, than->w) < 0;
 }
 
+/* Offers one word of the prefix to out (at most max, a word seen again
+ * updates its count); *more when one was left out. */
+static void pword_offer(pword_t *out, size_t *n, size_t max, const posting_t *p, bool *more)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(out[i].w, p->word) == 0) {
+            out[i].count = p->count;
+            return;
+        }
+    }
+    if (*n < max) {
+        snprintf(out[*n].w, sizeof(out[*n].w), "%s", p->word);
+        out[(*n)++].count = p->count;
+        return;
+    }
+    *more = true;
+    size_t worst = 0;
+    for (size_t i = 1; i < *n; i++)
+        if (pword_better(out[worst].w, out[worst].count, &out[i]))
+            worst = i;
+    if (*n && pword_better(p->word, p->count, &out[worst])) {
+        snprintf(out[worst].w, sizeof(out[worst].w), "%s", p->word);
+        out[worst].count = p->count;
+    }
+}
+
 /* Collects into out (at most max) the words starting with prefix with the
- * most postings, scanning the vocabulary SCAN_SLOTS slots per read-lock
- * hold (a table grown meanwhile is scanned again; a word seen twice counts
- * once), asking q->progress between two (false: the scan stops there).
- * Returns how many there are; *more: others were, or may have been, left
- * out. */
+ * most postings: the range of the sorted vocabulary that starts so (found
+ * by binary search), SCAN_SLOTS words per read-lock hold, each hold
+ * resuming after the last word it saw (the vocabulary may be merged or
+ * shrink meanwhile), asking q->progress between two (false: the scan stops
+ * there); then the words added since the last merge. Returns how many
+ * there are; *more: others were, or may have been, left out. */
 static size_t prefix_words(struct chat_tables *t, const chat_search_query_t *q,
                            const char *prefix, pword_t *out, size_t max, bool *more,
                            chat_search_info_t *info)
 {
-    size_t n = 0, plen = strlen(prefix), at = 0, cap = 0;
+    size_t n = 0, plen = strlen(prefix);
+    char after[WORD_MAX + 1] = ""; /* the last word looked at; "": none yet */
+    uint64_t merges = 0;
     *more = false;
     for (;;) {
         pthread_rwlock_rdlock(&t->msg_lock);
-        if (t->words.cap != cap) { /* grown (or first): from the start */
-            cap = t->words.cap;
-            at = 0;
-        }
-        size_t end = at + SCAN_SLOTS < cap ? at + SCAN_SLOTS : cap;
-        for (; at < end; at++) {
-            const smap_slot_t *sl = &t->words.slots[at];
-            if (sl->key == NULL || strncmp(sl->key, prefix, plen) != 0)
-                continue;
-            uint32_t count = ((const posting_t *)sl->val)->count;
-            size_t dup = 0;
-            while (dup < n && strcmp(out[dup].w, sl->key) != 0)
-                dup++;
-            if (dup < n) {
-                out[dup].count = count;
-                continue;
-            }
-            if (n < max) {
-                snprintf(out[n].w, sizeof(out[n].w), "%s", sl->key);
-                out[n++].count = count;
-                continue;
-            }
+        /* A merge between two holds may have put a word behind `after`. */
+        if (after[0] && merges != t->vocab_merges)
             *more = true;
-            size_t worst = 0;
-            for (size_t i = 1; i < n; i++)
-                if (pword_better(out[worst].w, out[worst].count, &out[i]))
-                    worst = i;
-            if (n && pword_better(sl->key, count, &out[worst])) {
-                snprintf(out[worst].w, sizeof(out[worst].w), "%s", sl->key);
-                out[worst].count = count;
+        merges = t->vocab_merges;
+        size_t at = vocab_lower(t, after[0] ? after : prefix), seen = 0;
+        if (after[0] && at < t->n_vocab && strcmp(t->vocab[at]->word, after) == 0)
+            at++;
+        bool done = true;
+        for (; at < t->n_vocab && strncmp(t->vocab[at]->word, prefix, plen) == 0; at++) {
+            if (seen == SCAN_SLOTS) {
+                done = false;
+                break;
             }
+            pword_offer(out, &n, max, t->vocab[at], more);
+            snprintf(after, sizeof(after), "%s", t->vocab[at]->word);
+            seen++;
         }
-        info->words_scanned += SCAN_SLOTS < cap ? SCAN_SLOTS : cap;
-        bool done = at >= cap;
+        if (done) {
+            for (size_t i = 0; i < t->n_vocab_new; i++, seen++)
+                if (strncmp(t->vocab_new[i]->word, prefix, plen) == 0)
+                    pword_offer(out, &n, max, t->vocab_new[i], more);
+        }
+        info->words_scanned += seen;
         pthread_rwlock_unlock(&t->msg_lock);
         if (done)
             return n;
@@ -932,7 +1266,7 @@ typedef struct walk {
     struct chat_tables *t;
     const chat_search_query_t *q;
     term_t *terms;
-    size_t nt, lists;  /* terms, and lists in them */
+    size_t nt;         /* terms */
     uint64_t x;        /* the next seq to look at, and below */
     bool done;         /* the lists are exhausted */
     uint64_t gen;
@@ -969,7 +1303,6 @@ static void walk_chunk(walk_t *w, size_t work_max, size_t want)
         end = work_max;
     while (!w->done && w->work < end && w->npend < want) {
         uint64_t lo = w->x;
-        w->work += w->lists; /* a step seeks every list */
         for (size_t k = 0; k < w->nt && !w->done; k++) {
             if (!term_seek(&w->terms[k], w->x, &w->work))
                 w->done = true;
@@ -1083,7 +1416,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
         for (size_t k = 0; k < tm->n; k++)
             memcpy(tm->words[k], as_prefix ? pw[k].w : qw->w[i], sizeof(tm->words[k]));
         tm->it = xmalloc(tm->n * sizeof(*tm->it));
-        w.lists += tm->n;
+        tm->heap = xmalloc(tm->n * sizeof(*tm->heap));
     }
 
     /* The walk, newest first, a chunk per read-lock hold. */
@@ -1135,6 +1468,7 @@ size_t chat_search(store_t *s, const chat_search_query_t *q, chat_search_hit_t *
 out:
     for (size_t i = 0; i < w.nt; i++) {
         free(w.terms[i].it);
+        free(w.terms[i].heap);
         free(w.terms[i].words);
     }
     free(w.terms);

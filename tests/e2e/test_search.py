@@ -93,6 +93,22 @@ def w(srv):
 
 # ---- results, ranking, highlighting ------------------------------------------------
 
+def test_each_hit_names_its_own_channel_and_sender(w):
+    # The answer looks each channel and sender up once: hits interleaved
+    # over two channels and two senders must still carry their own.
+    posted = {}
+    for i, (who, ch) in enumerate([(w.alice, w.pub), (w.bob, w.pub2), (w.bob, w.pub),
+                                   (w.alice, w.pub2), (w.alice, w.pub), (w.bob, w.pub2)]):
+        m = post(who, ch, "tamarillo number %d" % i)
+        posted[m["id"]] = (ch["name"], who.id)
+    out = w.carol.search(q="tamarillo")
+    assert out["total"] == 6
+    got = {h["message_id"]: (h["channel_name"], h["sender"]["id"]) for h in out["results"]}
+    assert got == posted
+    assert {h["sender"]["username"] for h in out["results"]
+            if h["sender"]["id"] == w.bob.id} == {"bob"}
+
+
 def test_result_shape_newest_first_and_scores(w):
     once = post(w.alice, w.pub, "a single zebrafish swims")
     thrice = post(w.bob, w.pub, "zebrafish zebrafish zebrafish everywhere")

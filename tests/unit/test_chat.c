@@ -2412,6 +2412,52 @@ TEST(chat_search_index_built_after_reopen_sees_changes_made_meanwhile)
     ut_leak_check();
 }
 
+/* Once built, the index is kept by its thread: apply queues each change
+ * and a search waits for those queued before it started. Whatever the
+ * timing, a search after a post, an edit or a delete sees it; a burst is
+ * all there; a close with changes still queued leaks nothing, and the next
+ * open indexes them from the log. */
+TEST(chat_search_sees_every_change_applied_before_it_started)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-live", ch);
+    post(s, ch, "usr_a", "first", NULL);
+    ASSERT_EQ(search_total(s, "first"), 1); /* built: from here apply queues */
+    for (int i = 0; i < 200; i++) {
+        char text[64], word[32], id[STORE_ID_MAX];
+        snprintf(text, sizeof(text), "alpha%d beta", i);
+        post(s, ch, "usr_a", text, id);
+        snprintf(word, sizeof(word), "alpha%d", i);
+        ASSERT_EQ(search_total(s, word), 1);
+        snprintf(text, sizeof(text), "gamma%d", i);
+        ASSERT_EQ(modify(s, id, (msg_change_t){EDIT, text, NULL, NULL}), 0);
+        ASSERT_EQ(search_total(s, word), 0);
+        ASSERT_EQ(search_total(s, text), 1);
+        if (i % 2)
+            ASSERT_EQ(modify(s, id, (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+        ASSERT_EQ(search_total(s, text), i % 2 ? 0 : 1);
+    }
+    ASSERT_EQ(search_total(s, "beta"), 0);
+    for (int i = 0; i < 5000; i++)
+        post(s, ch, "usr_b", "burst of posts", NULL);
+    ASSERT_EQ(search_total(s, "burst"), 5000);
+    pthread_mutex_lock(&s->chat->index_mu);
+    ASSERT_GE(s->chat->jobs_queued, 5000 + 200 * 2); /* the indexer's, not apply's */
+    pthread_mutex_unlock(&s->chat->index_mu);
+    for (int i = 0; i < 3000; i++)
+        post(s, ch, "usr_b", "burst at close", NULL);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rm_snapshots(dir);
+    s = ut_store_open_mode(dir, WAL_FSYNC_NONE);
+    ASSERT_EQ(search_total(s, "burst"), 8000);
+    ASSERT_EQ(search_total(s, "close"), 3000);
+    ASSERT_EQ(search_total(s, "gamma199"), 0); /* deleted */
+    ASSERT_EQ(search_total(s, "gamma198"), 1);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
 /* Recovery applies records on a second thread; a record that does not apply
  * must still fail the open, wherever it lies: early (while batches of good
  * ones follow), or in the last batch. */
@@ -2599,6 +2645,12 @@ TEST(chat_search_worst_case_queries_visit_a_bounded_number_of_postings)
         }
     }
     ASSERT_EQ(expect, n);
+    /* With the default 32 words, a step seeks only the lists above its
+     * bound (a heap): the cost of the matches, not of 32 lists a step. */
+    ASSERT_EQ(search_info(s, (chat_search_query_t){.text = "pr"}, &info, got, 50, &n),
+              CHAT_SEARCH_TOTAL_MAX);
+    ASSERT_EQ(info.prefix_words, CHAT_SEARCH_PREFIX_WORDS);
+    ASSERT_LE(info.work, 2 * CHAT_SEARCH_TOTAL_MAX + WORK_SLACK(CHAT_SEARCH_PREFIX_WORDS));
     /* Under the default bound, every word: the total of the prefix. */
     search_info(s, (chat_search_query_t){.text = "pre", .total_max = SIZE_MAX, .work_max = SIZE_MAX,
                                          .prefix_words_max = 1000},
@@ -2608,6 +2660,73 @@ TEST(chat_search_worst_case_queries_visit_a_bounded_number_of_postings)
     for (int j = 0; j < 97; j++)
         distinct += cnt[j] > 0;
     ASSERT_EQ(info.prefix_words, distinct);
+    ASSERT_EQ(store_close(s), 0);
+    ut_rmrf(dir);
+    ut_leak_check();
+}
+
+/* The words of a prefix, with at most `max` of them: (prefix words, total). */
+static size_t prefix_count(store_t *s, const char *text, size_t max, size_t *words)
+{
+    chat_search_info_t info;
+    static char got[1][STORE_ID_MAX];
+    size_t n, total = search_info(s, (chat_search_query_t){.text = text, .prefix_words_max = max,
+                                                           .total_max = SIZE_MAX,
+                                                           .work_max = SIZE_MAX},
+                                  &info, got, 1, &n);
+    *words = info.prefix_words;
+    return total;
+}
+
+/* A prefix finds its words by binary search in the sorted vocabulary and in
+ * the words added since its last merge: words posted after the build (more
+ * than the unsorted part holds, so merges happen), removed by an edit or a
+ * delete, added again, and the same after a reopen (built by the builder). */
+TEST(chat_search_prefix_words_follow_posts_edits_and_deletes)
+{
+    char dir[64], ch[STORE_ID_MAX];
+    store_t *s = fast_store(dir, sizeof(dir), "chat-prefix", ch);
+    enum { N = 17000 }; /* "zq" spans two read-lock holds of the vocabulary */
+    static char ids[N][STORE_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "word zq%05d %s", i, i % 2 ? "odd" : "even");
+        post(s, ch, "usr_a", text, ids[i]);
+    }
+    size_t words;
+    /* Every word looked at, the first 4,096 (the most a prefix takes; ties by word) kept. */
+    ASSERT_EQ(prefix_count(s, "zq", 10000, &words), 4096);
+    ASSERT_EQ(words, 4096);
+    ASSERT_EQ(prefix_count(s, "zq01", 10000, &words), 1000);
+    ASSERT_EQ(words, 1000);
+    ASSERT_EQ(prefix_count(s, "zq029", 10000, &words), 100);
+    ASSERT_EQ(words, 100);
+    ASSERT_EQ(prefix_count(s, "odd zq000", 10000, &words), 50);
+    ASSERT_EQ(prefix_count(s, "zqa", 10000, &words), 0);
+    ASSERT_EQ(words, 0);
+    ASSERT_EQ(prefix_count(s, "zq", 7, &words), 7); /* the bound */
+    ASSERT_EQ(words, 7);
+    /* Gone: zq00005 (deleted), zq00006 (edited away); zq00007x new. */
+    ASSERT_EQ(modify(s, ids[5], (msg_change_t){DELETE, NULL, NULL, NULL}), 0);
+    ASSERT_EQ(modify(s, ids[6], (msg_change_t){EDIT, "other", NULL, NULL}), 0);
+    ASSERT_EQ(modify(s, ids[7], (msg_change_t){EDIT, "zq00007 zq00007x", NULL, NULL}), 0);
+    for (int round = 0; round < 2; round++) {
+        ASSERT_EQ(prefix_count(s, "zq0000", 10000, &words), 8);
+        ASSERT_EQ(words, 9); /* zq00000-zq00009 but 5 and 6, and zq00007x */
+        ASSERT_EQ(prefix_count(s, "zq00006", 10000, &words), 0);
+        ASSERT_EQ(prefix_count(s, "zq00", 10000, &words), 998);
+        ASSERT_EQ(words, 999);
+        if (round == 0) {
+            ASSERT_EQ(store_close(s), 0);
+            ut_rm_snapshots(dir);
+            s = ut_store_open_mode(dir, WAL_FSYNC_NONE); /* the log replayed, then built */
+        }
+    }
+    post(s, ch, "usr_a", "zq00005 back", NULL);
+    ASSERT_EQ(prefix_count(s, "zq00005", 10000, &words), 1);
+    ASSERT_EQ(words, 1);
+    ASSERT_EQ(prefix_count(s, "zq00", 10000, &words), 999);
+    ASSERT_EQ(words, 1000);
     ASSERT_EQ(store_close(s), 0);
     ut_rmrf(dir);
     ut_leak_check();
