@@ -109,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* signed in without a token */
     wslay_event_context_free(c->ws);
     realtime__client_clear(&c->client);
+    realtime__outq_clear(&c->out); /* the frames answered, never sent here */
     free(c->preread);
     free(c);
     close(sv[0]);
