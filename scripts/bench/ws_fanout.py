@@ -135,6 +135,17 @@ def idle_cost(pid):
     return (cpu_seconds(pid) - cpu0) / (time.time() - t0) * 100, rss_mib(pid)
 
 
+def settle(pid, timeout=60):
+    """Waits until the server has gone quiet (under 2% of a core over 0.2 s:
+    the sockets' ready and presence frames sent), or the deadline."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        cpu0, t0 = cpu_seconds(pid), time.time()
+        time.sleep(0.2)  # the measuring window, not a guess at readiness
+        if (cpu_seconds(pid) - cpu0) / (time.time() - t0) < 0.02:
+            return
+
+
 def register(server, name):
     r = requests.post(server.url("/api/v1/auth/register"), timeout=30,
                       json={"username": name, "password": "correct horse battery",
@@ -192,11 +203,11 @@ def main():
     targets = []
     out = {"connections": n, "fanout_messages": messages}
     try:
-        time.sleep(1)
+        settle(server.pid())
         parley = Target("parley", server.pid(), server.port, token, "-",
                         channel_path + "/messages", n)
         targets.append(parley)
-        time.sleep(2)  # ready and presence frames
+        settle(server.pid())  # ready and presence frames
         if not a.no_idle:
             idle_cpu, rss_idle = idle_cost(server.pid())
             out.update({
@@ -208,8 +219,7 @@ def main():
             })
         parley.session.headers["Authorization"] = "Bearer " + add_poster(server, channel_path)
         if not a.no_baseline:
-            node, node_port = node_server()
-            time.sleep(0.5)
+            node, node_port = node_server()  # answers once it printed "listening"
             targets.append(Target("ws", node.pid, node_port, "node-bench-token", "-",
                                   "/api/v1/channels/ch_0000000000000000c0c0/messages", n))
         for i in range(messages):
